@@ -1,0 +1,332 @@
+//! Access tokens for Graph: the client-credentials grant, cached and renewed before expiry.
+//!
+//! Tokens and secrets live in [`AccessToken`] and [`Secret`], whose `Debug` and `Display` print
+//! `[redacted]`, so neither can reach a log line or an error message by accident.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+use serde::Deserialize;
+use tokio::sync::Mutex;
+use url::Url;
+
+use crate::http::read_capped;
+
+/// A secret string (client secret). Never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(Arc<str>);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(Arc::from(value.into()))
+    }
+    /// The secret itself, for the one place that must send it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+/// A bearer token. Never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AccessToken(Arc<str>);
+
+impl AccessToken {
+    /// Wraps a token.
+    pub fn new(value: impl Into<String>) -> AccessToken {
+        AccessToken(Arc::from(value.into()))
+    }
+    /// The token itself, for the `Authorization` header.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AccessToken([redacted])")
+    }
+}
+
+/// Getting a token failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthError {
+    /// The token endpoint refused the request: wrong tenant, client id, secret or scope. Fatal.
+    #[error(
+        "token endpoint {endpoint} refused the credentials: {code} ({description}); check [graph].tenant_id, [graph].client_id and the client secret"
+    )]
+    Rejected {
+        /// The token endpoint, without query.
+        endpoint: String,
+        /// The HTTP status.
+        status: u16,
+        /// The OAuth error code (`invalid_client`, `unauthorized_client`, ...).
+        code: String,
+        /// The first line of the server's description.
+        description: String,
+    },
+    /// The token endpoint could not be reached.
+    #[error("cannot reach token endpoint {endpoint}; check [graph].authority_url and the network")]
+    Unreachable {
+        /// The token endpoint.
+        endpoint: String,
+        /// The underlying error.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The token endpoint answered something that is not a token response.
+    #[error("token endpoint {endpoint} sent an unexpected response: {reason}")]
+    Malformed {
+        /// The token endpoint.
+        endpoint: String,
+        /// What was wrong.
+        reason: String,
+    },
+}
+
+/// Something that hands out bearer tokens for Graph.
+pub trait TokenProvider: Send + Sync + std::fmt::Debug {
+    /// A token valid for at least a little while longer.
+    fn token(&self) -> BoxFuture<'_, Result<AccessToken, AuthError>>;
+    /// Graph refused `rejected` (401): forget it so the next [`token`](Self::token) fetches a
+    /// new one.
+    fn invalidate(&self, rejected: &AccessToken);
+}
+
+/// A fixed token, for tests and for tokens minted elsewhere.
+#[derive(Debug, Clone)]
+pub struct StaticToken(AccessToken);
+
+impl StaticToken {
+    /// A provider that always returns `token`.
+    pub fn new(token: impl Into<String>) -> StaticToken {
+        StaticToken(AccessToken::new(token))
+    }
+}
+
+impl TokenProvider for StaticToken {
+    fn token(&self) -> BoxFuture<'_, Result<AccessToken, AuthError>> {
+        Box::pin(std::future::ready(Ok(self.0.clone())))
+    }
+    fn invalidate(&self, _rejected: &AccessToken) {}
+}
+
+/// Settings of the client-credentials grant.
+#[derive(Debug, Clone)]
+pub struct ClientCredentialsConfig {
+    /// e.g. `https://login.microsoftonline.com` (national clouds differ).
+    pub authority_url: Url,
+    /// The directory (tenant) id.
+    pub tenant_id: String,
+    /// The application (client) id.
+    pub client_id: String,
+    /// The client secret.
+    pub client_secret: Secret,
+    /// e.g. `https://graph.microsoft.com/.default`: see [`scope_for`].
+    pub scope: String,
+    /// Renew this long before `expires_in` runs out.
+    pub refresh_margin: Duration,
+}
+
+/// The `.default` scope of the Graph origin that `base_url` belongs to.
+pub fn scope_for(base_url: &Url) -> String {
+    format!("{}/.default", base_url.origin().ascii_serialization())
+}
+
+/// The OAuth 2.0 client-credentials grant against `{authority}/{tenant}/oauth2/v2.0/token`.
+///
+/// One token is cached and shared by every request; concurrent callers wait for a single
+/// refresh instead of each asking the endpoint.
+#[derive(Debug)]
+pub struct ClientCredentials {
+    /// The client used for the token endpoint only.
+    http: reqwest::Client,
+    /// The grant's settings.
+    config: ClientCredentialsConfig,
+    /// The token endpoint URL, derived once from the authority and tenant.
+    endpoint: Url,
+    /// The cached token and when to stop using it; the lock also serialises refreshes.
+    cache: Mutex<Option<(AccessToken, Instant)>>,
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: String,
+    #[serde(default)]
+    expires_in: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize, Default)]
+struct OAuthError {
+    #[serde(default)]
+    error: String,
+    #[serde(default)]
+    error_description: String,
+}
+
+/// The largest token response read.
+const TOKEN_BODY_CAP: usize = 256 * 1024;
+
+impl ClientCredentials {
+    /// A provider for `config`, using `http` to reach the token endpoint.
+    pub fn new(http: reqwest::Client, config: ClientCredentialsConfig) -> Result<Self, AuthError> {
+        let endpoint = token_endpoint(&config.authority_url, &config.tenant_id)?;
+        Ok(ClientCredentials {
+            http,
+            config,
+            endpoint,
+            cache: Mutex::new(None),
+        })
+    }
+
+    /// The token endpoint this provider posts to.
+    pub fn endpoint(&self) -> &Url {
+        &self.endpoint
+    }
+
+    async fn fetch(&self) -> Result<(AccessToken, Instant), AuthError> {
+        let endpoint = self.endpoint.to_string();
+        let form = [
+            ("grant_type", "client_credentials"),
+            ("client_id", self.config.client_id.as_str()),
+            ("client_secret", self.config.client_secret.expose()),
+            ("scope", self.config.scope.as_str()),
+        ];
+        let started = Instant::now();
+        let response = self
+            .http
+            .post(self.endpoint.clone())
+            .form(&form)
+            .send()
+            .await
+            .map_err(|source| AuthError::Unreachable {
+                endpoint: endpoint.clone(),
+                source: source.without_url(),
+            })?;
+        let status = response.status();
+        let body = read_capped(response, TOKEN_BODY_CAP)
+            .await
+            .map_err(|reason| AuthError::Malformed {
+                endpoint: endpoint.clone(),
+                reason,
+            })?;
+        if !status.is_success() {
+            let err: OAuthError = serde_json::from_slice(&body).unwrap_or_default();
+            let code = if err.error.is_empty() {
+                format!("http {}", status.as_u16())
+            } else {
+                err.error
+            };
+            let description = err
+                .error_description
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_owned();
+            return Err(AuthError::Rejected {
+                endpoint,
+                status: status.as_u16(),
+                code,
+                description,
+            });
+        }
+        let parsed: TokenResponse = serde_json::from_slice(&body).map_err(|e| AuthError::Malformed {
+            endpoint: endpoint.clone(),
+            reason: format!("not a token response ({e})"),
+        })?;
+        // `expires_in` is a number in v2 responses, a string in some older ones.
+        let expires_in = parsed
+            .expires_in
+            .and_then(|v| v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok())))
+            .unwrap_or(3599);
+        let lifetime = Duration::from_secs(expires_in);
+        // Renew `refresh_margin` early, but never use less than half the lifetime.
+        let usable = lifetime.saturating_sub(self.config.refresh_margin).max(lifetime / 2);
+        tracing::debug!(endpoint = %endpoint, expires_in, "fetched access token");
+        Ok((AccessToken::new(parsed.access_token), started + usable))
+    }
+}
+
+impl TokenProvider for ClientCredentials {
+    fn token(&self) -> BoxFuture<'_, Result<AccessToken, AuthError>> {
+        Box::pin(async move {
+            let mut cache = self.cache.lock().await;
+            if let Some((token, renew_at)) = cache.as_ref() {
+                if Instant::now() < *renew_at {
+                    return Ok(token.clone());
+                }
+            }
+            let (token, renew_at) = self.fetch().await?;
+            *cache = Some((token.clone(), renew_at));
+            Ok(token)
+        })
+    }
+
+    fn invalidate(&self, rejected: &AccessToken) {
+        // A refresh may be under way holding the lock; then the cache is being replaced anyway.
+        if let Ok(mut cache) = self.cache.try_lock() {
+            if cache.as_ref().is_some_and(|(t, _)| t == rejected) {
+                *cache = None;
+            }
+        }
+    }
+}
+
+/// `{authority}/{tenant}/oauth2/v2.0/token`, with the tenant checked to be one path segment.
+fn token_endpoint(authority: &Url, tenant: &str) -> Result<Url, AuthError> {
+    let bad = |reason: &str| AuthError::Malformed {
+        endpoint: authority.to_string(),
+        reason: reason.to_owned(),
+    };
+    if tenant.is_empty()
+        || !tenant
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
+    {
+        return Err(bad("tenant id must be a GUID or a domain name"));
+    }
+    let mut url = authority.clone();
+    url.path_segments_mut()
+        .map_err(|()| bad("authority url cannot be a base"))?
+        .pop_if_empty()
+        .extend([tenant, "oauth2", "v2.0", "token"]);
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_redacted() {
+        assert_eq!(format!("{:?}", Secret::new("hunter2")), "Secret([redacted])");
+        assert!(!format!("{:?}", AccessToken::new("eyJ0")).contains("eyJ0"));
+    }
+
+    #[test]
+    fn token_endpoint_joins_authority_and_tenant() {
+        let authority = Url::parse("https://login.microsoftonline.us/").expect("static url");
+        let url = token_endpoint(&authority, "contoso.onmicrosoft.com").expect("valid tenant");
+        assert_eq!(
+            url.as_str(),
+            "https://login.microsoftonline.us/contoso.onmicrosoft.com/oauth2/v2.0/token"
+        );
+        assert!(token_endpoint(&authority, "a/b").is_err());
+        assert!(token_endpoint(&authority, "").is_err());
+    }
+
+    #[test]
+    fn scope_is_the_graph_origin() {
+        let base = Url::parse("https://graph.microsoft.com/beta").expect("static url");
+        assert_eq!(scope_for(&base), "https://graph.microsoft.com/.default");
+    }
+}

@@ -1,0 +1,100 @@
+//! Walking a delta round page by page.
+
+use futures::Stream;
+use reqwest::header::HeaderMap;
+use serde::de::DeserializeOwned;
+use url::Url;
+
+use crate::error::DeltaError;
+use crate::http::{Auth, GraphHttp, host_of, read_capped};
+use crate::page::{Continuation, Page, parse_page};
+use crate::resources::DeltaRequest;
+
+/// The largest delta page read. Real pages are well under 1 MiB; the cap keeps a broken or
+/// hostile server from exhausting memory.
+pub const MAX_PAGE_BYTES: usize = 16 * 1024 * 1024;
+
+/// Where to fetch a page from.
+#[derive(Debug, Clone)]
+pub enum PageRequest {
+    /// The first request of a full round.
+    First(DeltaRequest),
+    /// A nextLink or deltaLink saved from an earlier page, followed verbatim.
+    Link(String),
+}
+
+/// A delta-query client, generic over the resource: the item type is chosen per call.
+#[derive(Debug, Clone)]
+pub struct DeltaClient {
+    /// Authenticated, retried HTTP to the Graph origin.
+    http: GraphHttp,
+}
+
+impl DeltaClient {
+    /// A client sending its requests through `http`.
+    pub fn new(http: GraphHttp) -> Self {
+        DeltaClient { http }
+    }
+
+    /// The HTTP layer, shared with content downloads.
+    pub fn http(&self) -> &GraphHttp {
+        &self.http
+    }
+
+    /// Fetches one page. Links are parsed as URLs but otherwise sent exactly as Graph wrote
+    /// them; a link off the Graph origin is refused ([`DeltaError::OffOrigin`]).
+    pub async fn page<T: DeserializeOwned>(&self, request: &PageRequest) -> Result<Page<T>, DeltaError> {
+        let (url, headers) = match request {
+            PageRequest::First(first) => (first.url.clone(), first.headers.clone()),
+            PageRequest::Link(link) => (parse_link(link)?, HeaderMap::new()),
+        };
+        let response = self.http.get(&url, &headers, Auth::Bearer).await?;
+        let response = GraphHttp::check_status(response).await?;
+        let host = host_of(&url);
+        if !response.status().is_success() {
+            return Err(DeltaError::Protocol {
+                host,
+                reason: format!("unexpected status {}", response.status()),
+            });
+        }
+        let body = read_capped(response, MAX_PAGE_BYTES)
+            .await
+            .map_err(|reason| DeltaError::Protocol {
+                host: host.clone(),
+                reason,
+            })?;
+        parse_page(&body).map_err(|reason| DeltaError::Protocol { host, reason })
+    }
+
+    /// The pages of one round from `start`, ending after the page that carries the deltaLink
+    /// (or at the first error). Each page's [`Continuation`] is the checkpoint to save once its
+    /// items are safe; resuming from it continues the round.
+    pub fn pages<T: DeserializeOwned>(
+        &self,
+        start: PageRequest,
+    ) -> impl Stream<Item = Result<Page<T>, DeltaError>> + '_ {
+        futures::stream::unfold(Some(start), move |next| async move {
+            let request = next?;
+            match self.page::<T>(&request).await {
+                Ok(page) => {
+                    let next = match &page.continuation {
+                        Continuation::Next(link) => Some(PageRequest::Link(link.0.clone())),
+                        Continuation::Delta(_) => None,
+                    };
+                    Some((Ok(page), next))
+                }
+                Err(e) => Some((Err(e), None)),
+            }
+        })
+    }
+}
+
+fn parse_link(link: &str) -> Result<Url, DeltaError> {
+    let url = Url::parse(link).map_err(|e| DeltaError::InvalidLink { reason: e.to_string() })?;
+    if !matches!(url.scheme(), "https" | "http") {
+        return Err(DeltaError::InvalidLink {
+            reason: format!("scheme {} is not http(s)", url.scheme()),
+        });
+    }
+    Ok(url)
+}

@@ -1,0 +1,119 @@
+//! Bounded retries: how many attempts, how long between them, and how long in total.
+
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+
+/// How persistently to retry a request that failed in a way that may pass (throttling,
+/// unavailability, dropped connections).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included (at least 1).
+    pub max_attempts: u32,
+    /// The first backoff when the server gave no `Retry-After`; doubles each attempt.
+    pub base_delay: Duration,
+    /// The longest single wait, whether from backoff or from `Retry-After`.
+    pub max_delay: Duration,
+    /// Give up once this much time has passed since the first attempt.
+    pub max_total: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 6,
+            base_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(120),
+            max_total: Duration::from_secs(600),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait before attempt `attempt + 1` (attempt counts from 1), honouring the server's
+    /// `Retry-After` when given, else exponential backoff with jitter (50-100 % of the step) so
+    /// that many clients throttled at once do not come back in lockstep.
+    pub fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
+        let wait = match retry_after {
+            Some(wait) => wait,
+            None => {
+                let step = self
+                    .base_delay
+                    .saturating_mul(1u32.checked_shl(attempt.saturating_sub(1)).unwrap_or(u32::MAX));
+                let step = step.min(self.max_delay);
+                step.mul_f64(0.5 + fastrand::f64() / 2.0)
+            }
+        };
+        wait.min(self.max_delay)
+    }
+
+    /// Whether another attempt fits: attempts left, and the wait ends within the total budget.
+    pub fn allows(&self, attempts_made: u32, elapsed: Duration, next_wait: Duration) -> bool {
+        attempts_made < self.max_attempts.max(1) && elapsed + next_wait <= self.max_total
+    }
+}
+
+/// The `Retry-After` header as a duration: delay-seconds (what Graph sends) or an HTTP date.
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    let secs = (when.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_milliseconds();
+    Some(Duration::from_millis(u64::try_from(secs).unwrap_or(0)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    #[test]
+    fn retry_after_seconds_and_dates() {
+        let mut h = HeaderMap::new();
+        assert_eq!(retry_after(&h), None);
+        h.insert(RETRY_AFTER, HeaderValue::from_static("7"));
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
+        h.insert(RETRY_AFTER, HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"));
+        assert_eq!(retry_after(&h), Some(Duration::ZERO));
+        h.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
+        assert_eq!(retry_after(&h), None);
+    }
+
+    #[test]
+    fn backoff_grows_is_jittered_and_capped() {
+        let p = RetryPolicy {
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(1),
+            ..RetryPolicy::default()
+        };
+        for _ in 0..100 {
+            let d1 = p.delay(1, None);
+            assert!(
+                d1 >= Duration::from_millis(50) && d1 <= Duration::from_millis(100),
+                "{d1:?}"
+            );
+            let d3 = p.delay(3, None);
+            assert!(
+                d3 >= Duration::from_millis(200) && d3 <= Duration::from_millis(400),
+                "{d3:?}"
+            );
+            assert!(p.delay(40, None) <= Duration::from_secs(1));
+        }
+        assert_eq!(p.delay(1, Some(Duration::from_secs(30))), Duration::from_secs(1));
+        assert_eq!(p.delay(1, Some(Duration::from_millis(300))), Duration::from_millis(300));
+    }
+
+    #[test]
+    fn attempts_and_total_time_are_bounded() {
+        let p = RetryPolicy {
+            max_attempts: 3,
+            max_total: Duration::from_secs(10),
+            ..RetryPolicy::default()
+        };
+        assert!(p.allows(1, Duration::ZERO, Duration::from_secs(1)));
+        assert!(!p.allows(3, Duration::ZERO, Duration::from_secs(1)));
+        assert!(!p.allows(1, Duration::from_secs(9), Duration::from_secs(2)));
+    }
+}

@@ -1,0 +1,466 @@
+//! Streaming downloads of Graph content: a global concurrency bound, the token kept on the
+//! Graph origin, SHA-256 computed while the bytes stream, and bodies checked against their
+//! `Content-Length`.
+//!
+//! [`Fetcher::open`] returns a [`Download`]: a `Stream` of `Bytes` chunks that hashes and
+//! counts every chunk as it passes, fails if the body ends short of (or runs past) the length
+//! the server announced, and — once drained — yields the digest from [`Download::finish`]. The
+//! consumer (the store) never needs the whole body in memory.
+//!
+//! Security rules, enforced here and tested:
+//!
+//! - a content URL off the Graph origin is refused before any request ([`FetchError::OffOrigin`]);
+//! - redirects are followed by hand: to the Graph origin with the token, to any other origin
+//!   (pre-authenticated download URLs) *without* an `Authorization` header.
+//!
+//! # Example
+//!
+//! ```no_run
+//! # async fn demo(http: recarch_delta::GraphHttp) -> Result<(), recarch_fetch::FetchError> {
+//! use futures::TryStreamExt;
+//! let fetcher = recarch_fetch::Fetcher::new(http, reqwest::Client::new(), 8);
+//! let mut download = fetcher.open("https://graph.microsoft.com/beta/users/u/onlineMeetings/m/recordings/r/content").await?;
+//! while let Some(chunk) = download.try_next().await? {
+//!     // write `chunk` somewhere
+//! #   let _ = chunk;
+//! }
+//! let fetched = download.finish()?;
+//! println!("{} bytes, sha256 {}", fetched.size, hex::encode(fetched.sha256));
+//! # Ok(()) }
+//! ```
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use futures::Stream;
+use futures::stream::BoxStream;
+use recarch_delta::{Auth, DeltaError, GraphHttp};
+use reqwest::StatusCode;
+use reqwest::header::{CONTENT_TYPE, HeaderMap, LOCATION};
+use sha2::{Digest, Sha256};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use url::Url;
+
+/// How many redirects one download may follow.
+const MAX_REDIRECTS: usize = 5;
+
+/// What can go wrong fetching content. Messages name the host, never a query string (download
+/// URLs carry signatures) or a token.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FetchError {
+    /// The content URL is not on the Graph origin: fetching it would hand the token to a
+    /// stranger. Refused without any request; not retryable.
+    #[error("refusing content url on {origin}: only the graph origin {graph_origin} may receive the token")]
+    OffOrigin {
+        /// The refused origin.
+        origin: String,
+        /// The Graph origin.
+        graph_origin: String,
+    },
+    /// The content URL is not a valid http(s) URL.
+    #[error("invalid content url ({reason})")]
+    InvalidUrl {
+        /// Why.
+        reason: String,
+    },
+    /// Graph or the download host answered an error (after the HTTP layer's retries).
+    #[error(transparent)]
+    Graph(#[from] DeltaError),
+    /// Too many redirects, or a redirect without a usable `Location`.
+    #[error("bad redirect from {host}: {reason}")]
+    Redirect {
+        /// The host that redirected.
+        host: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// The body ended before `Content-Length` bytes arrived. Retryable; never stored.
+    #[error("body from {host} ended after {received} of {expected} bytes")]
+    Truncated {
+        /// The host.
+        host: String,
+        /// Announced length.
+        expected: u64,
+        /// Bytes received.
+        received: u64,
+    },
+    /// The body ran past `Content-Length`. Never stored.
+    #[error("body from {host} is longer than its content-length {expected}")]
+    TooLong {
+        /// The host.
+        host: String,
+        /// Announced length.
+        expected: u64,
+    },
+    /// The connection failed mid-body. Retryable; never stored.
+    #[error("body from {host} failed after {received} bytes")]
+    Body {
+        /// The host.
+        host: String,
+        /// Bytes received before the failure.
+        received: u64,
+        /// The underlying error.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// [`Download::finish`] was called before the stream was drained.
+    #[error("download from {host} was not read to the end")]
+    Unfinished {
+        /// The host.
+        host: String,
+    },
+}
+
+impl FetchError {
+    /// Whether trying the same download again may succeed.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            FetchError::Truncated { .. } | FetchError::Body { .. } | FetchError::TooLong { .. } => true,
+            FetchError::Graph(e) => {
+                matches!(
+                    e,
+                    DeltaError::Transport { .. } | DeltaError::Throttled { .. } | DeltaError::Protocol { .. }
+                ) || matches!(e, DeltaError::Status { status, .. } if status.is_server_error())
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Downloads content with at most `concurrency` bodies open at once, across every caller.
+#[derive(Debug, Clone)]
+pub struct Fetcher {
+    /// Authenticated HTTP for the Graph origin (redirects disabled).
+    graph: GraphHttp,
+    /// A plain client for pre-authenticated URLs on other origins; it never holds credentials.
+    /// Redirects must be disabled on it too.
+    plain: reqwest::Client,
+    /// The global bound. A permit is taken before a request is sent and travels inside the
+    /// [`Download`]; dropping the download (finished or not) returns it.
+    permits: Arc<Semaphore>,
+}
+
+/// The digest and size of a fully received body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fetched {
+    /// SHA-256 of the bytes.
+    pub sha256: [u8; 32],
+    /// Number of bytes.
+    pub size: u64,
+}
+
+impl Fetcher {
+    /// A fetcher that sends Graph requests through `graph`, other-origin requests through
+    /// `plain`, and keeps at most `concurrency` downloads open (at least one).
+    pub fn new(graph: GraphHttp, plain: reqwest::Client, concurrency: usize) -> Self {
+        Fetcher {
+            graph,
+            plain,
+            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+        }
+    }
+
+    /// Download slots free right now (for tests and progress displays).
+    pub fn available_permits(&self) -> usize {
+        self.permits.available_permits()
+    }
+
+    /// Checks a content URL without fetching it: a valid http(s) URL on the Graph origin.
+    pub fn check_url(&self, content_url: &str) -> Result<Url, FetchError> {
+        let url = Url::parse(content_url).map_err(|e| FetchError::InvalidUrl { reason: e.to_string() })?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(FetchError::InvalidUrl {
+                reason: format!("scheme {} is not http(s)", url.scheme()),
+            });
+        }
+        if !self.graph.is_graph_origin(&url) {
+            return Err(FetchError::OffOrigin {
+                origin: url.origin().ascii_serialization(),
+                graph_origin: self.graph.origin(),
+            });
+        }
+        Ok(url)
+    }
+
+    /// Opens a download of `content_url`, waiting for a concurrency permit first. The
+    /// response's status and headers have arrived; the body streams from the returned
+    /// [`Download`].
+    pub async fn open(&self, content_url: &str) -> Result<Download, FetchError> {
+        let mut url = self.check_url(content_url)?;
+        // Closing the semaphore is never done, so acquiring cannot fail; map it anyway.
+        let permit = Arc::clone(&self.permits)
+            .acquire_owned()
+            .await
+            .map_err(|_| FetchError::Unfinished { host: host_of(&url) })?;
+        let mut auth = Auth::Bearer;
+        for _ in 0..=MAX_REDIRECTS {
+            let response = match auth {
+                Auth::Bearer => self.graph.get(&url, &HeaderMap::new(), Auth::Bearer).await?,
+                Auth::None => {
+                    self.graph
+                        .get_unauthenticated(&self.plain, &url, &HeaderMap::new())
+                        .await?
+                }
+            };
+            let response = GraphHttp::check_status(response).await?;
+            if response.status().is_redirection() {
+                let host = host_of(&url);
+                let location = response
+                    .headers()
+                    .get(LOCATION)
+                    .and_then(|v| v.to_str().ok())
+                    .ok_or_else(|| FetchError::Redirect {
+                        host: host.clone(),
+                        reason: format!("{} without a location", response.status()),
+                    })?;
+                let next = url.join(location).map_err(|e| FetchError::Redirect {
+                    host: host.clone(),
+                    reason: format!("invalid location ({e})"),
+                })?;
+                if !matches!(next.scheme(), "http" | "https") {
+                    return Err(FetchError::Redirect {
+                        host,
+                        reason: format!("location scheme {} is not http(s)", next.scheme()),
+                    });
+                }
+                // The token goes with a redirect only when it stays on the Graph origin.
+                auth = if self.graph.is_graph_origin(&next) {
+                    Auth::Bearer
+                } else {
+                    Auth::None
+                };
+                tracing::debug!(from = %host, to = %host_of(&next), with_token = auth == Auth::Bearer, "following redirect");
+                url = next;
+                continue;
+            }
+            if response.status() != StatusCode::OK {
+                return Err(FetchError::Redirect {
+                    host: host_of(&url),
+                    reason: format!("unexpected status {}", response.status()),
+                });
+            }
+            let content_length = response.content_length();
+            let media_type = response
+                .headers()
+                .get(CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| v.split(';').next().unwrap_or(v).trim().to_owned())
+                .filter(|v| !v.is_empty());
+            let host = host_of(&url);
+            return Ok(Download {
+                content_length,
+                media_type,
+                host,
+                body: Box::pin(response.bytes_stream()),
+                hasher: Sha256::new(),
+                received: 0,
+                state: State::Streaming,
+                _permit: permit,
+            });
+        }
+        Err(FetchError::Redirect {
+            host: host_of(&url),
+            reason: format!("more than {MAX_REDIRECTS} redirects"),
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Streaming,
+    Complete,
+    Failed,
+}
+
+/// One body being received: a `Stream` of chunks, hashed and counted on the way through.
+pub struct Download {
+    /// `Content-Length` of the final response, when sent.
+    content_length: Option<u64>,
+    /// `Content-Type` of the final response without parameters, when sent.
+    media_type: Option<String>,
+    /// The host serving the bytes, for messages.
+    host: String,
+    /// The body.
+    body: BoxStream<'static, Result<Bytes, reqwest::Error>>,
+    /// SHA-256 of everything yielded so far.
+    hasher: Sha256,
+    /// Bytes yielded so far.
+    received: u64,
+    /// Whether the body ended cleanly (length checked) or failed.
+    state: State,
+    /// This download's share of the fetcher's concurrency bound, held until dropped.
+    _permit: OwnedSemaphorePermit,
+}
+
+impl std::fmt::Debug for Download {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Download")
+            .field("host", &self.host)
+            .field("content_length", &self.content_length)
+            .field("received", &self.received)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Download {
+    /// The announced length, if any.
+    pub fn content_length(&self) -> Option<u64> {
+        self.content_length
+    }
+
+    /// The media type (e.g. `video/mp4`), if announced.
+    pub fn media_type(&self) -> Option<&str> {
+        self.media_type.as_deref()
+    }
+
+    /// The digest and size, once the stream has ended cleanly.
+    pub fn finish(self) -> Result<Fetched, FetchError> {
+        if self.state != State::Complete {
+            return Err(FetchError::Unfinished { host: self.host });
+        }
+        Ok(Fetched {
+            sha256: self.hasher.finalize().into(),
+            size: self.received,
+        })
+    }
+}
+
+impl Stream for Download {
+    type Item = Result<Bytes, FetchError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if this.state != State::Streaming {
+            return Poll::Ready(None);
+        }
+        let fail = |this: &mut Download, error: FetchError| {
+            this.state = State::Failed;
+            Poll::Ready(Some(Err(error)))
+        };
+        match this.body.as_mut().poll_next(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Some(Ok(chunk))) => {
+                let received = this.received + chunk.len() as u64;
+                if let Some(expected) = this.content_length {
+                    if received > expected {
+                        let host = this.host.clone();
+                        return fail(this, FetchError::TooLong { host, expected });
+                    }
+                }
+                this.hasher.update(&chunk);
+                this.received = received;
+                Poll::Ready(Some(Ok(chunk)))
+            }
+            Poll::Ready(Some(Err(source))) => {
+                let (host, received) = (this.host.clone(), this.received);
+                fail(
+                    this,
+                    FetchError::Body {
+                        host,
+                        received,
+                        source: source.without_url(),
+                    },
+                )
+            }
+            Poll::Ready(None) => match this.content_length {
+                Some(expected) if expected != this.received => {
+                    let (host, received) = (this.host.clone(), this.received);
+                    fail(
+                        this,
+                        FetchError::Truncated {
+                            host,
+                            expected,
+                            received,
+                        },
+                    )
+                }
+                _ => {
+                    this.state = State::Complete;
+                    Poll::Ready(None)
+                }
+            },
+        }
+    }
+}
+
+fn host_of(url: &Url) -> String {
+    match (url.host_str(), url.port()) {
+        (Some(host), Some(port)) => format!("{host}:{port}"),
+        (Some(host), None) => host.to_owned(),
+        _ => url.scheme().to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::StreamExt;
+    use proptest::prelude::*;
+
+    fn download(chunks: Vec<Result<Bytes, reqwest::Error>>, content_length: Option<u64>) -> Download {
+        Download {
+            content_length,
+            media_type: None,
+            host: "h".into(),
+            body: Box::pin(futures::stream::iter(chunks)),
+            hasher: Sha256::new(),
+            received: 0,
+            state: State::Streaming,
+            _permit: Arc::new(Semaphore::new(1))
+                .try_acquire_owned()
+                .expect("fresh semaphore"),
+        }
+    }
+
+    async fn drain(mut d: Download) -> Result<Fetched, FetchError> {
+        while let Some(chunk) = d.next().await {
+            chunk?;
+        }
+        d.finish()
+    }
+
+    #[tokio::test]
+    async fn short_and_long_bodies_fail() {
+        let chunks = || vec![Ok(Bytes::from_static(b"abc")), Ok(Bytes::from_static(b"de"))];
+        assert!(matches!(
+            drain(download(chunks(), Some(6))).await,
+            Err(FetchError::Truncated {
+                expected: 6,
+                received: 5,
+                ..
+            })
+        ));
+        assert!(matches!(
+            drain(download(chunks(), Some(4))).await,
+            Err(FetchError::TooLong { expected: 4, .. })
+        ));
+        let ok = drain(download(chunks(), Some(5))).await.expect("exact length");
+        assert_eq!(ok.size, 5);
+        assert_eq!(hex::encode(ok.sha256), hex::encode(Sha256::digest(b"abcde")));
+        assert!(drain(download(chunks(), None)).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn finish_before_the_end_fails() {
+        let d = download(vec![Ok(Bytes::from_static(b"abc"))], Some(3));
+        assert!(matches!(d.finish(), Err(FetchError::Unfinished { .. })));
+    }
+
+    proptest! {
+        #[test]
+        fn streamed_hash_equals_one_shot(data in proptest::collection::vec(any::<u8>(), 0..4096), cuts in proptest::collection::vec(0usize..4096, 0..8)) {
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(data.len())).collect();
+            cuts.push(0);
+            cuts.push(data.len());
+            cuts.sort_unstable();
+            let chunks = cuts.windows(2).map(|w| Ok(Bytes::copy_from_slice(&data[w[0]..w[1]]))).collect();
+            let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+            let fetched = rt.block_on(drain(download(chunks, Some(data.len() as u64)))).expect("complete body");
+            prop_assert_eq!(fetched.sha256, <[u8; 32]>::from(Sha256::digest(&data)));
+            prop_assert_eq!(fetched.size, data.len() as u64);
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! The fetcher against the Graph simulator over real loopback HTTP.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::TryStreamExt;
+use recarch_delta::auth::{ClientCredentials, ClientCredentialsConfig, Secret, scope_for};
+use recarch_delta::retry::RetryPolicy;
+use recarch_delta::{DeltaError, GraphHttp};
+use recarch_fetch::{FetchError, Fetcher};
+use recarch_graph_sim::{ContentMode, GraphSim, SimConfig};
+use sha2::{Digest, Sha256};
+use url::Url;
+
+async fn setup(mode: ContentMode, concurrency: usize) -> (GraphSim, Fetcher) {
+    let sim = GraphSim::start(SimConfig {
+        content_mode: mode,
+        ..SimConfig::default()
+    })
+    .await
+    .expect("simulator starts");
+    let base = Url::parse(&sim.base_url()).expect("base");
+    let tokens = ClientCredentials::new(
+        reqwest::Client::new(),
+        ClientCredentialsConfig {
+            authority_url: Url::parse(&sim.authority_url()).expect("authority"),
+            tenant_id: sim.config().tenant_id.clone(),
+            client_id: sim.config().client_id.clone(),
+            client_secret: Secret::new(sim.config().client_secret.clone()),
+            scope: scope_for(&base),
+            refresh_margin: Duration::from_secs(60),
+        },
+    )
+    .expect("endpoint");
+    let no_redirects = || {
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client")
+    };
+    let policy = RetryPolicy {
+        base_delay: Duration::from_millis(10),
+        ..RetryPolicy::default()
+    };
+    let http = GraphHttp::new(no_redirects(), Arc::new(tokens), &base, policy);
+    (sim, Fetcher::new(http, no_redirects(), concurrency))
+}
+
+async fn fetch_all(fetcher: &Fetcher, url: &str) -> Result<(Vec<u8>, recarch_fetch::Fetched), FetchError> {
+    let mut download = fetcher.open(url).await?;
+    let mut body = Vec::new();
+    while let Some(chunk) = download.try_next().await? {
+        body.extend_from_slice(&chunk);
+    }
+    Ok((body, download.finish()?))
+}
+
+#[tokio::test]
+async fn direct_and_redirected_content_hash_right_and_the_token_stays_home() {
+    for mode in [ContentMode::Direct, ContentMode::Redirect] {
+        let (sim, fetcher) = setup(mode, 4).await;
+        let org = sim.add_organizer();
+        let rec = sim.add_recording(&org, 1_000_003);
+        let (body, fetched) = fetch_all(&fetcher, &rec.content_url).await.expect("download");
+        assert_eq!(body, sim.content_bytes(&rec.id).expect("known"));
+        assert_eq!(hex::encode(fetched.sha256), hex::encode(Sha256::digest(&body)));
+        assert_eq!(fetched.size, rec.size);
+        let stats = sim.stats();
+        assert_eq!(
+            stats.auth_header_on_download_origin, 0,
+            "{mode:?}: token sent to the download origin"
+        );
+        assert_eq!(stats.download_requests > 0, mode == ContentMode::Redirect);
+    }
+}
+
+#[tokio::test]
+async fn media_type_is_reported() {
+    let (sim, fetcher) = setup(ContentMode::Direct, 1).await;
+    let rec = sim.add_recording(&sim.add_organizer(), 10);
+    let download = fetcher.open(&rec.content_url).await.expect("open");
+    assert_eq!(download.media_type(), Some("video/mp4"));
+    assert_eq!(download.content_length(), Some(10));
+}
+
+#[tokio::test]
+async fn off_origin_urls_are_never_fetched() {
+    let (sim, fetcher) = setup(ContentMode::Direct, 1).await;
+    let url = format!("{}/download/anything", sim.download_origin());
+    let err = fetcher.open(&url).await.expect_err("refused");
+    assert!(matches!(err, FetchError::OffOrigin { .. }), "{err:?}");
+    assert!(!err.is_retryable());
+    assert_eq!(sim.stats().download_requests, 0);
+    assert!(matches!(
+        fetcher.open("file:///etc/passwd").await,
+        Err(FetchError::InvalidUrl { .. })
+    ));
+}
+
+#[tokio::test]
+async fn a_body_cut_short_is_an_error_never_a_digest() {
+    for mode in [ContentMode::Direct, ContentMode::Redirect] {
+        let (sim, fetcher) = setup(mode, 1).await;
+        let rec = sim.add_recording(&sim.add_organizer(), 2_000_000);
+        sim.faults().drop_mid_body(1);
+        let err = fetch_all(&fetcher, &rec.content_url).await.expect_err("short body");
+        assert!(err.is_retryable(), "{err:?}");
+        assert!(
+            matches!(err, FetchError::Body { .. } | FetchError::Truncated { .. }),
+            "{err:?}"
+        );
+        // The next attempt gets the whole body.
+        let (body, _) = fetch_all(&fetcher, &rec.content_url).await.expect("retry succeeds");
+        assert_eq!(body.len() as u64, rec.size);
+    }
+}
+
+#[tokio::test]
+async fn concurrency_is_bounded_by_permits_held_in_downloads() {
+    let (sim, fetcher) = setup(ContentMode::Direct, 2).await;
+    let org = sim.add_organizer();
+    let recs: Vec<_> = (0..3).map(|_| sim.add_recording(&org, 100)).collect();
+    let d1 = fetcher.open(&recs[0].content_url).await.expect("first");
+    let d2 = fetcher.open(&recs[1].content_url).await.expect("second");
+    assert_eq!(fetcher.available_permits(), 0);
+    let third = fetcher.open(&recs[2].content_url);
+    tokio::pin!(third);
+    assert!(
+        futures::poll!(third.as_mut()).is_pending(),
+        "a third download must wait"
+    );
+    drop(d1);
+    let d3 = third.await.expect("third after a permit came back");
+    assert_eq!(fetcher.available_permits(), 0);
+    drop((d2, d3));
+    assert_eq!(fetcher.available_permits(), 2);
+}
+
+#[tokio::test]
+async fn payment_required_on_content_is_fatal() {
+    let (sim, fetcher) = setup(ContentMode::Direct, 1).await;
+    let rec = sim.add_recording(&sim.add_organizer(), 10);
+    sim.faults().payment_required(true);
+    let err = fetcher.open(&rec.content_url).await.expect_err("402");
+    assert!(
+        matches!(err, FetchError::Graph(DeltaError::PaymentRequired { .. })),
+        "{err:?}"
+    );
+}

@@ -1,0 +1,609 @@
+//! Delta queries: `getAllRecordings(...)/delta` and `contactFolders/{id}/contacts/delta`.
+//!
+//! A round snapshots its items when it starts; its pages are addressed by opaque
+//! skip tokens and its end by a delta token that continues from the snapshot's
+//! high-water mark. Tokens are looked up by their *raw* query text.
+
+use std::sync::Arc;
+
+use axum::http::header::{HeaderName, LOCATION};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::Response;
+use serde_json::Value;
+
+use crate::Target;
+use crate::model::{
+    ApiVersion, CONTACT_PROPERTIES, ContactQuery, Data, FaultFlags, RecQuery, Round, Shared, SyncState, lock,
+};
+use crate::server::{authenticate, check_throttle, method_not_allowed, payment_required};
+use crate::util::{
+    ODATA_JSON, RequestIds, decode_query_value, encode_segment, format_datetime, graph_error, json_response,
+    parse_datetime, query_option, raw_query_pairs, set_header,
+};
+
+static PREFERENCE_APPLIED: HeaderName = HeaderName::from_static("preference-applied");
+
+/// Which kind of state token a request carried.
+enum TokenParam<'a> {
+    None,
+    Skip(&'a str),
+    Delta(&'a str),
+}
+
+/// Extracts the skip / delta token (raw) from the query, or answers 400.
+fn token_param<'a>(ids: &RequestIds, pairs: &[(String, &'a str)]) -> Result<TokenParam<'a>, Response> {
+    match (query_option(pairs, "skiptoken"), query_option(pairs, "deltatoken")) {
+        (Some(_), Some(_)) => Err(bad_request(
+            ids,
+            "Only one of $skiptoken and $deltatoken may be specified.",
+        )),
+        (Some(t), None) => Ok(TokenParam::Skip(t)),
+        (None, Some(t)) => Ok(TokenParam::Delta(t)),
+        (None, None) => Ok(TokenParam::None),
+    }
+}
+
+fn bad_request(ids: &RequestIds, message: &str) -> Response {
+    graph_error(ids, StatusCode::BAD_REQUEST, "BadRequest", message)
+}
+
+/// Looks a raw token up. `Ok(state)` if valid; otherwise the 400 / 410 answer.
+/// `location` builds the fresh initial-request URL for an expired token.
+fn lookup_token(
+    shared: &Shared,
+    ids: &RequestIds,
+    data: &Data,
+    token: &str,
+    want_skip: bool,
+    location: impl FnOnce(&SyncState) -> Option<String>,
+) -> Result<SyncState, Response> {
+    let found = data.sync_tokens.get(token).filter(|t| t.state.is_skip() == want_skip);
+    let Some(tok) = found else {
+        let what = if want_skip { "skip" } else { "delta" };
+        return Err(bad_request(ids, &format!("invalid {what} token")));
+    };
+    if let Some((code, with_location)) = &tok.expired {
+        shared.stat(|s| s.gone += 1);
+        let message = if code.eq_ignore_ascii_case("resyncRequired") {
+            "Resync is required as the delta token is no longer valid. Restart the sync from the initial request."
+        } else {
+            "The sync state generation is not found or has expired. Resync required: restart from the initial request."
+        };
+        let mut resp = graph_error(ids, StatusCode::GONE, code, message);
+        if *with_location {
+            if let Some(url) = location(&tok.state) {
+                set_header(resp.headers_mut(), LOCATION, &url);
+            }
+        }
+        return Err(resp);
+    }
+    Ok(tok.state.clone())
+}
+
+/// One page of a round: its items and where the next page starts
+/// (`Some((offset, empty_page))`), or `None` when the round ends.
+struct Page {
+    value: Vec<Value>,
+    next: Option<(usize, bool)>,
+}
+
+fn paginate<I>(
+    items: &[I],
+    offset: usize,
+    empty_page: bool,
+    page_size: usize,
+    flags: FaultFlags,
+    render: impl Fn(&I) -> Value,
+) -> Page {
+    let len = items.len();
+    if empty_page {
+        return Page {
+            value: Vec::new(),
+            next: Some((offset.min(len), false)),
+        };
+    }
+    let start = offset.min(len);
+    let end = start.saturating_add(page_size.max(1)).min(len);
+    let mut value = Vec::with_capacity(end - start + 1);
+    if flags.duplicate_items && start > 0 {
+        if let Some(prev) = items.get(start - 1) {
+            value.push(render(prev));
+        }
+    }
+    value.extend(items.get(start..end).unwrap_or(&[]).iter().map(&render));
+    let next = (end < len).then_some((end, flags.empty_pages && end > start));
+    Page { value, next }
+}
+
+/// Builds the page JSON: context, nextLink before / deltaLink after `value`.
+fn page_json(context: String, value: Vec<Value>, link: (&str, String)) -> Value {
+    let mut m = serde_json::Map::new();
+    m.insert("@odata.context".into(), context.into());
+    let next = link.0 == "@odata.nextLink";
+    if next {
+        m.insert(link.0.into(), link.1.clone().into());
+    }
+    m.insert("value".into(), Value::Array(value));
+    if !next {
+        m.insert(link.0.into(), link.1.into());
+    }
+    Value::Object(m)
+}
+
+// ---------------------------------------------------------------------------
+// Recordings
+
+/// `GET /users/{org}/onlineMeetings/getAllRecordings(...)/delta`.
+pub(crate) fn recordings(
+    shared: &Arc<Shared>,
+    ids: &RequestIds,
+    version: ApiVersion,
+    params: &[(String, String)],
+    parts: &Parts,
+) -> Response {
+    shared.stat(|s| s.delta_requests += 1);
+    if parts.method != Method::GET {
+        return method_not_allowed(ids, "GET");
+    }
+    if let Err(resp) = authenticate(shared, ids, &parts.headers) {
+        return resp;
+    }
+    if let Some(resp) = check_throttle(shared, ids, Target::Delta) {
+        return resp;
+    }
+    let flags = shared.fault_flags();
+    if flags.payment_required {
+        return payment_required(ids);
+    }
+    let pairs = raw_query_pairs(parts.uri.query());
+    let param = match token_param(ids, &pairs) {
+        Ok(p) => p,
+        Err(resp) => return resp,
+    };
+    match param {
+        TokenParam::Skip(t) | TokenParam::Delta(t) => {
+            let want_skip = matches!(param, TokenParam::Skip(_));
+            let mut data = lock(&shared.data);
+            let state = match lookup_token(shared, ids, &data, t, want_skip, |s| match s {
+                SyncState::RecSkip { round, .. } => Some(rec_initial_url(shared, &round.query)),
+                SyncState::RecDelta { query, .. } => Some(rec_initial_url(shared, query)),
+                _ => None,
+            }) {
+                Ok(s) => s,
+                Err(resp) => return resp,
+            };
+            match state {
+                SyncState::RecSkip {
+                    round,
+                    offset,
+                    empty_page,
+                } => rec_page(shared, &mut data, &round, offset, empty_page, flags),
+                SyncState::RecDelta { query, high_water } => {
+                    // Never hold the data and fault locks at once.
+                    drop(data);
+                    let replay = shared.take_replay_older();
+                    let mut data = lock(&shared.data);
+                    let round = Arc::new(rec_round(&data, query, Some((high_water, replay))));
+                    rec_page(shared, &mut data, &round, 0, false, flags)
+                }
+                _ => bad_request(
+                    ids,
+                    if want_skip {
+                        "invalid skip token"
+                    } else {
+                        "invalid delta token"
+                    },
+                ),
+            }
+        }
+        TokenParam::None => {
+            let query = match rec_query(ids, version, params, &pairs) {
+                Ok(q) => q,
+                Err(resp) => return resp,
+            };
+            let mut data = lock(&shared.data);
+            if !data.organizers.contains_key(&query.organizer) {
+                return graph_error(
+                    ids,
+                    StatusCode::NOT_FOUND,
+                    "NotFound",
+                    &format!(
+                        "The meeting organizer '{}' was not found in tenant '{}'.",
+                        query.organizer, shared.config.tenant_id
+                    ),
+                );
+            }
+            let round = Arc::new(rec_round(&data, Arc::new(query), None));
+            rec_page(shared, &mut data, &round, 0, false, flags)
+        }
+    }
+}
+
+/// Parses the initial request's function parameters and query options.
+fn rec_query(
+    ids: &RequestIds,
+    version: ApiVersion,
+    params: &[(String, String)],
+    pairs: &[(String, &str)],
+) -> Result<RecQuery, Response> {
+    let get = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    };
+    let organizer = get("meetingOrganizerUserId")
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| {
+            bad_request(
+                ids,
+                "The function parameter 'meetingOrganizerUserId' is required and must be a user id.",
+            )
+        })?
+        .to_ascii_lowercase();
+    let time = |name: &str| match get(name).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(v) => parse_datetime(v).map(Some).ok_or_else(|| {
+            bad_request(
+                ids,
+                &format!("Invalid value for function parameter '{name}': '{v}' is not a valid ISO 8601 date-time."),
+            )
+        }),
+    };
+    let start = time("startDateTime")?;
+    let end = time("endDateTime")?;
+    let top = match query_option(pairs, "top") {
+        None => None,
+        Some(raw) => {
+            let v = decode_query_value(raw);
+            match v.trim().parse::<usize>() {
+                Ok(n) if n > 0 => Some(n),
+                _ => {
+                    return Err(bad_request(
+                        ids,
+                        &format!("Invalid value '{v}' for query option $top: a positive integer is required."),
+                    ));
+                }
+            }
+        }
+    };
+    Ok(RecQuery {
+        version,
+        organizer,
+        start,
+        end,
+        top,
+    })
+}
+
+/// Snapshots a round. `since = Some((high_water, replay))` for a delta round.
+fn rec_round(data: &Data, query: Arc<RecQuery>, since: Option<(u64, usize)>) -> Round<RecQuery, usize> {
+    let high_water = data.recordings.len() as u64;
+    let serials: &[usize] = data.organizers.get(&query.organizer).map_or(&[], Vec::as_slice);
+    let matching = |s: &&usize| data.recordings.get(**s).is_some_and(|r| query.matches(r));
+    let items = match since {
+        None => serials.iter().filter(matching).copied().collect(),
+        Some((k, replay)) => {
+            let mut items: Vec<usize> = serials
+                .iter()
+                .filter(|s| (**s as u64) < k)
+                .filter(matching)
+                .take(replay)
+                .copied()
+                .collect();
+            items.extend(serials.iter().filter(|s| (**s as u64) >= k).filter(matching).copied());
+            items
+        }
+    };
+    Round {
+        query,
+        items,
+        high_water,
+    }
+}
+
+fn rec_page(
+    shared: &Shared,
+    data: &mut Data,
+    round: &Arc<Round<RecQuery, usize>>,
+    offset: usize,
+    empty_page: bool,
+    flags: FaultFlags,
+) -> Response {
+    let q = &round.query;
+    let page_size = q.top.unwrap_or(shared.config.page_size).max(1);
+    let tenant = shared.config.tenant_id.as_str();
+    let recordings = &data.recordings;
+    let mut page = paginate(&round.items, offset, empty_page, page_size, flags, |s| {
+        recordings.get(*s).map_or(Value::Null, |r| r.to_json(tenant))
+    });
+    if flags.top_drops_next_link && q.top.is_some() && offset == 0 && !empty_page {
+        page.next = None;
+    }
+    let seed = shared.config.seed;
+    let link = match page.next {
+        Some((offset, empty_page)) => {
+            let token = data.issue_sync_token(
+                seed,
+                SyncState::RecSkip {
+                    round: Arc::clone(round),
+                    offset,
+                    empty_page,
+                },
+            );
+            ("@odata.nextLink", rec_link(shared, data, q, true, &token))
+        }
+        None => {
+            let token = data.issue_sync_token(
+                seed,
+                SyncState::RecDelta {
+                    query: Arc::clone(q),
+                    high_water: round.high_water,
+                },
+            );
+            ("@odata.deltaLink", rec_link(shared, data, q, false, &token))
+        }
+    };
+    let context = format!("{}/$metadata#Collection(callRecording)", shared.base(q.version));
+    json_response(StatusCode::OK, ODATA_JSON, &page_json(context, page.value, link))
+}
+
+/// The `getAllRecordings(...)` function segment in its long form.
+fn rec_function(q: &RecQuery) -> String {
+    let org = encode_segment(&q.organizer);
+    let mut f = format!("getAllRecordings(meetingOrganizerUserId='{org}'");
+    if let Some(s) = &q.start {
+        f.push_str(",startDateTime=");
+        f.push_str(&format_datetime(s));
+    }
+    if let Some(e) = &q.end {
+        f.push_str(",endDateTime=");
+        f.push_str(&format_datetime(e));
+    }
+    f.push(')');
+    f
+}
+
+/// A next / delta link; the shape alternates like real Graph's do.
+fn rec_link(shared: &Shared, data: &mut Data, q: &RecQuery, skip: bool, token: &str) -> String {
+    let counter = if skip {
+        &mut data.next_shape
+    } else {
+        &mut data.delta_shape
+    };
+    let shape = *counter % 2;
+    *counter = counter.wrapping_add(1);
+    let base = shared.base(q.version);
+    let org = encode_segment(&q.organizer);
+    if shape == 0 {
+        let name = if skip { "$skiptoken" } else { "$deltatoken" };
+        format!(
+            "{base}/users/{org}/onlineMeetings/{}/delta?{name}={token}",
+            rec_function(q)
+        )
+    } else {
+        let name = if skip { "skipToken" } else { "deltaToken" };
+        format!(
+            "{base}/users('{org}')/onlineMeetings/getAllRecordings(meetingOrganizerUserId='{org}')/delta?{name}={token}"
+        )
+    }
+}
+
+/// A fresh initial-request URL for the query (used in `Location` of a 410).
+pub(crate) fn rec_initial_url(shared: &Shared, q: &RecQuery) -> String {
+    let mut url = format!(
+        "{}/users/{}/onlineMeetings/{}/delta",
+        shared.base(q.version),
+        encode_segment(&q.organizer),
+        rec_function(q)
+    );
+    if let Some(top) = q.top {
+        url.push_str(&format!("?$top={top}"));
+    }
+    url
+}
+
+// ---------------------------------------------------------------------------
+// Contacts
+
+/// `odata.maxpagesize=N` from the `Prefer` header(s).
+fn prefer_max_page_size(headers: &HeaderMap) -> Option<usize> {
+    headers
+        .get_all("prefer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|p| p.trim().split_once('='))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("odata.maxpagesize"))
+        .and_then(|(_, v)| v.trim().trim_matches('"').parse::<usize>().ok())
+        .filter(|n| *n > 0)
+}
+
+/// `GET /users/{user}/contactFolders/{folder}/contacts/delta`.
+pub(crate) fn contacts(
+    shared: &Arc<Shared>,
+    ids: &RequestIds,
+    version: ApiVersion,
+    user: &str,
+    folder: &str,
+    parts: &Parts,
+) -> Response {
+    shared.stat(|s| s.delta_requests += 1);
+    if parts.method != Method::GET {
+        return method_not_allowed(ids, "GET");
+    }
+    if let Err(resp) = authenticate(shared, ids, &parts.headers) {
+        return resp;
+    }
+    if let Some(resp) = check_throttle(shared, ids, Target::Delta) {
+        return resp;
+    }
+    let flags = shared.fault_flags();
+    let prefer = prefer_max_page_size(&parts.headers);
+    let pairs = raw_query_pairs(parts.uri.query());
+    let param = match token_param(ids, &pairs) {
+        Ok(p) => p,
+        Err(resp) => return resp,
+    };
+    let mut data = lock(&shared.data);
+    let (round, offset, empty_page) = match param {
+        TokenParam::Skip(t) | TokenParam::Delta(t) => {
+            let want_skip = matches!(param, TokenParam::Skip(_));
+            let state = match lookup_token(shared, ids, &data, t, want_skip, |s| match s {
+                SyncState::ContactSkip { round, .. } => Some(contact_initial_url(shared, &round.query)),
+                SyncState::ContactDelta { query, .. } => Some(contact_initial_url(shared, query)),
+                _ => None,
+            }) {
+                Ok(s) => s,
+                Err(resp) => return resp,
+            };
+            match state {
+                SyncState::ContactSkip {
+                    round,
+                    offset,
+                    empty_page,
+                } => (round, offset, empty_page),
+                SyncState::ContactDelta { query, high_water } => {
+                    (Arc::new(contact_round(&data, query, Some(high_water))), 0, false)
+                }
+                _ => {
+                    return bad_request(
+                        ids,
+                        if want_skip {
+                            "invalid skip token"
+                        } else {
+                            "invalid delta token"
+                        },
+                    );
+                }
+            }
+        }
+        TokenParam::None => {
+            let select = match query_option(&pairs, "select") {
+                None => None,
+                Some(raw) => {
+                    let fields: Vec<String> = decode_query_value(raw)
+                        .split(',')
+                        .map(|f| f.trim().to_owned())
+                        .filter(|f| !f.is_empty())
+                        .collect();
+                    if let Some(bad) = fields
+                        .iter()
+                        .find(|f| !CONTACT_PROPERTIES.iter().any(|p| p.eq_ignore_ascii_case(f)))
+                    {
+                        return graph_error(
+                            ids,
+                            StatusCode::BAD_REQUEST,
+                            "RequestBroker--ParseUri",
+                            &format!("Could not find a property named '{bad}' on type 'microsoft.graph.contact'."),
+                        );
+                    }
+                    Some(fields)
+                }
+            };
+            let key = (user.to_ascii_lowercase(), folder.to_owned());
+            if !data.contact_folders.contains_key(&key) {
+                return graph_error(
+                    ids,
+                    StatusCode::NOT_FOUND,
+                    "ErrorItemNotFound",
+                    "The specified object was not found in the store.",
+                );
+            }
+            let query = Arc::new(ContactQuery {
+                version,
+                user: user.to_owned(),
+                folder: folder.to_owned(),
+                select,
+                page_size: prefer,
+            });
+            (Arc::new(contact_round(&data, query, None)), 0, false)
+        }
+    };
+    let q = Arc::clone(&round.query);
+    let page_size = prefer.or(q.page_size).unwrap_or(shared.config.page_size).max(1);
+    let page = paginate(&round.items, offset, empty_page, page_size, flags, Value::clone);
+    let seed = shared.config.seed;
+    let base_link = contact_initial_base(shared, &q);
+    let link = match page.next {
+        Some((offset, empty_page)) => {
+            let token = data.issue_sync_token(
+                seed,
+                SyncState::ContactSkip {
+                    round: Arc::clone(&round),
+                    offset,
+                    empty_page,
+                },
+            );
+            ("@odata.nextLink", format!("{base_link}?$skiptoken={token}"))
+        }
+        None => {
+            let token = data.issue_sync_token(
+                seed,
+                SyncState::ContactDelta {
+                    query: Arc::clone(&q),
+                    high_water: round.high_water,
+                },
+            );
+            ("@odata.deltaLink", format!("{base_link}?$deltatoken={token}"))
+        }
+    };
+    drop(data);
+    let context = format!("{}/$metadata#Collection(contact)", shared.base(q.version));
+    let mut resp = json_response(StatusCode::OK, ODATA_JSON, &page_json(context, page.value, link));
+    if let Some(n) = prefer {
+        set_header(
+            resp.headers_mut(),
+            PREFERENCE_APPLIED.clone(),
+            &format!("odata.maxpagesize={n}"),
+        );
+    }
+    resp
+}
+
+/// Snapshots a contacts round (`since = Some(high_water)` for a delta round).
+fn contact_round(data: &Data, query: Arc<ContactQuery>, since: Option<u64>) -> Round<ContactQuery, Value> {
+    let key = (query.user.to_ascii_lowercase(), query.folder.clone());
+    let select = query.select.as_deref();
+    let items = match data.contact_folders.get(&key) {
+        None => Vec::new(),
+        Some(f) => match since {
+            None => f
+                .contacts
+                .iter()
+                .filter(|c| c.removed.is_none())
+                .map(|c| c.to_json(&f.folder, select))
+                .collect(),
+            Some(k) => {
+                let mut changed: Vec<_> = f.contacts.iter().filter(|c| c.change_seq > k).collect();
+                changed.sort_by_key(|c| c.change_seq);
+                changed.into_iter().map(|c| c.to_json(&f.folder, select)).collect()
+            }
+        },
+    };
+    Round {
+        query,
+        items,
+        high_water: data.contact_seq,
+    }
+}
+
+fn contact_initial_base(shared: &Shared, q: &ContactQuery) -> String {
+    format!(
+        "{}/users/{}/contactFolders/{}/contacts/delta",
+        shared.base(q.version),
+        encode_segment(&q.user),
+        encode_segment(&q.folder)
+    )
+}
+
+/// A fresh initial-request URL for the query (used in `Location` of a 410).
+fn contact_initial_url(shared: &Shared, q: &ContactQuery) -> String {
+    let mut url = contact_initial_base(shared, q);
+    if let Some(sel) = &q.select {
+        url.push_str("?$select=");
+        url.push_str(&sel.join(","));
+    }
+    url
+}

@@ -1,0 +1,658 @@
+//! A Microsoft Graph simulator on loopback HTTP, with fault injection.
+//!
+//! [`GraphSim::start`] binds two real HTTP servers on `127.0.0.1:0`:
+//!
+//! * the **graph origin**, serving
+//!   * the Microsoft identity platform token endpoint
+//!     (`POST /{tenant}/oauth2/v2.0/token`, client-credentials grant, AAD-shaped errors),
+//!   * `GET /{beta|v1.0}/users/{org}/onlineMeetings/getAllRecordings(meetingOrganizerUserId='{org}',startDateTime=..)/delta`
+//!     (callRecording delta rounds with opaque, percent-escaped skip / delta tokens),
+//!   * `GET /{beta|v1.0}/users/{org}/onlineMeetings/{meetingId}/recordings/{id}/content`
+//!     (streamed `video/mp4`, or a `302` to the download origin),
+//!   * `GET /{beta|v1.0}/users/{user}/contactFolders/{folder}/contacts/delta`
+//!     (`$select`, `Prefer: odata.maxpagesize`, `@removed` entries);
+//! * the **download origin**, serving pre-authenticated content URLs (and
+//!   rejecting any request that carries an `Authorization` header).
+//!
+//! Everything (ids, timestamps, tokens, content bytes) is deterministic from
+//! [`SimConfig::seed`]. Content is generated on the fly in 256 KiB chunks by a
+//! counter-based SplitMix64 generator, so multi-GB recordings stream at memory
+//! speed without ever being held in memory. Faults (throttling, expired sync
+//! state, dropped connections, 402, paging quirks, ...) are switched at run time
+//! through [`Faults`]; every request is recorded in [`SimStats`].
+//!
+//! The servers shut down when the last [`GraphSim`] clone is dropped or
+//! [`GraphSim::shutdown`] is called.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use recarch_graph_sim::{GraphSim, SimConfig};
+//!
+//! # async fn demo() -> std::io::Result<()> {
+//! let sim = GraphSim::start(SimConfig::default()).await?;
+//! let org = sim.add_organizer();
+//! let rec = sim.add_recording(&org, 1024 * 1024);
+//! assert!(rec.content_url.starts_with(&sim.base_url()));
+//!
+//! // Point the client under test at the simulator:
+//! let token_url = sim.token_url(); // POST client_credentials here
+//! let scope = sim.scope();         // "{graph_origin}/.default"
+//! let delta = sim.recordings_delta_url(&org);
+//! # let _ = (token_url, scope, delta);
+//!
+//! // Inject a fault: the next two delta requests answer 429 with Retry-After: 1.
+//! sim.faults().throttle(recarch_graph_sim::Target::Delta, 429, Some(1), 2);
+//!
+//! let sha = sim.content_sha256(&rec.id).expect("known recording");
+//! assert_eq!(sha.len(), 64);
+//! sim.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+
+// Handlers return `Result<_, Response>` where the error *is* the HTTP answer;
+// boxing it would only add allocations on the error path.
+#![allow(clippy::result_large_err)]
+
+mod delta;
+mod model;
+mod rng;
+mod server;
+mod util;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::serve::ListenerExt as _;
+use sha2::{Digest as _, Sha256};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::model::{Contact, ContactFolder, Removal, Shared, Throttle, lock};
+use crate::rng::{CHUNK, fill_content};
+use crate::util::encode_segment;
+
+/// Configuration of a [`GraphSim`].
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// The tenant id accepted by the token endpoint
+    /// (default `9188040d-6c67-4c5b-b112-36a304b66dad`).
+    pub tenant_id: String,
+    /// The application (client) id accepted by the token endpoint
+    /// (default `00000000-0000-0000-0000-0000000000c1`).
+    pub client_id: String,
+    /// The client secret accepted by the token endpoint (default `sim-secret`).
+    pub client_secret: String,
+    /// Lifetime (`expires_in`) of issued access tokens, enforced on use
+    /// (default 3600 s).
+    pub token_lifetime: Duration,
+    /// Default page size of delta pages (default 10; 0 is treated as 1).
+    pub page_size: usize,
+    /// How recording content is served (default [`ContentMode::Redirect`]).
+    pub content_mode: ContentMode,
+    /// Seed of every generated id, timestamp, token and content byte (default 42).
+    pub seed: u64,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            tenant_id: "9188040d-6c67-4c5b-b112-36a304b66dad".to_owned(),
+            client_id: "00000000-0000-0000-0000-0000000000c1".to_owned(),
+            client_secret: "sim-secret".to_owned(),
+            token_lifetime: Duration::from_secs(3600),
+            page_size: 10,
+            content_mode: ContentMode::Redirect,
+            seed: 42,
+        }
+    }
+}
+
+/// How the graph content endpoint serves recording bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ContentMode {
+    /// `200 OK` with the bytes, straight from the graph origin.
+    Direct,
+    /// `302 Found` to a pre-authenticated URL on the download origin.
+    #[default]
+    Redirect,
+    /// Recordings with an even serial number (0, 2, ... in order of creation
+    /// across all organizers) direct, odd ones redirect.
+    Alternate,
+}
+
+/// Which endpoint a throttle fault applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Target {
+    /// The token endpoint.
+    Token,
+    /// Delta requests (recordings and contacts).
+    Delta,
+    /// The content endpoint on the graph origin.
+    Content,
+    /// The download origin.
+    Download,
+}
+
+impl Target {
+    pub(crate) fn index(self) -> usize {
+        match self {
+            Target::Token => 0,
+            Target::Delta => 1,
+            Target::Content => 2,
+            Target::Download => 3,
+        }
+    }
+}
+
+/// Which of the two servers received a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Origin {
+    /// The graph origin (Graph API and token endpoint).
+    Graph,
+    /// The download origin (pre-authenticated content URLs).
+    Download,
+}
+
+/// One request as received by the simulator.
+#[derive(Debug, Clone)]
+pub struct RequestRecord {
+    /// When the request arrived.
+    pub at: Instant,
+    /// Which server received it.
+    pub origin: Origin,
+    /// The HTTP method.
+    pub method: String,
+    /// The raw request target (path and query) exactly as received.
+    pub path_and_query: String,
+    /// The response status.
+    pub status: u16,
+}
+
+/// A recording as created in the simulator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordingInfo {
+    /// The callRecording id (standard base64 with `+`, `/` and `=` padding).
+    pub id: String,
+    /// The meeting id.
+    pub meeting_id: String,
+    /// The organizer's user id (lowercase).
+    pub organizer: String,
+    /// `createdDateTime` exactly as sent (e.g. `2024-01-01T08:03:17.1234567Z`).
+    pub created: String,
+    /// Content size in bytes.
+    pub size: u64,
+    /// `recordingContentUrl` exactly as sent.
+    pub content_url: String,
+    /// The content media type (`video/mp4`).
+    pub media_type: String,
+}
+
+/// A snapshot of the simulator's counters (see [`GraphSim::stats`]).
+#[derive(Clone, Debug, Default)]
+pub struct SimStats {
+    /// Requests to the token endpoint (any outcome).
+    pub token_requests: u64,
+    /// Delta requests, recordings and contacts (any outcome).
+    pub delta_requests: u64,
+    /// Requests to the content endpoint on the graph origin (any outcome).
+    pub content_requests: u64,
+    /// Requests to the download origin (any outcome).
+    pub download_requests: u64,
+    /// Content bytes handed to the network, both origins.
+    pub content_bytes_sent: u64,
+    /// Requests to the download origin that carried an `Authorization` header
+    /// (a correct client keeps this at 0).
+    pub auth_header_on_download_origin: u64,
+    /// Per recording id: logical downloads started, counted once at the graph
+    /// content endpoint when it answered `200`/`206` (direct) or `302`
+    /// (redirect), whether or not the body completed.
+    pub content_requests_by_id: BTreeMap<String, u64>,
+    /// Every request, in order of completion of its response head.
+    pub requests: Vec<RequestRecord>,
+    /// Graph requests answered 401 (missing, unknown, expired or revoked bearer).
+    pub unauthorized: u64,
+    /// Requests answered by an injected throttle (429 / 503).
+    pub throttled: u64,
+    /// Delta requests answered 410 Gone.
+    pub gone: u64,
+}
+
+/// Run-time fault switches, shared with the servers (cheap to clone).
+#[derive(Clone)]
+pub struct Faults {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for Faults {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Faults")
+            .field("state", &*lock(&self.shared.faults))
+            .finish()
+    }
+}
+
+impl Faults {
+    /// The next `count` requests to `target` answer `status` (429 or 503; any
+    /// other 4xx/5xx is sent as is, anything else becomes 429) with a Graph
+    /// error body (`TooManyRequests` / `ServiceUnavailable`) and, when
+    /// `retry_after_secs` is `Some`, a `Retry-After` header. Replaces any
+    /// pending throttle for `target`; `count == 0` cancels it.
+    pub fn throttle(&self, target: Target, status: u16, retry_after_secs: Option<u64>, count: u32) {
+        lock(&self.shared.faults).throttle[target.index()] = (count > 0).then_some(Throttle {
+            status,
+            retry_after: retry_after_secs,
+            remaining: count,
+        });
+    }
+
+    /// Invalidates every skip / delta token issued so far (recordings and
+    /// contacts): using one answers `410 Gone` with error `code` (e.g.
+    /// `SyncStateNotFound`, `syncStateNotFound`, `resyncRequired`) and, when
+    /// `with_location`, a `Location` header with a fresh initial-request URL.
+    /// Tokens issued later are valid.
+    pub fn expire_sync_state(&self, code: &str, with_location: bool) {
+        let mut data = lock(&self.shared.data);
+        for t in data.sync_tokens.values_mut() {
+            t.expired = Some((code.to_owned(), with_location));
+        }
+    }
+
+    /// The next `count` content bodies (whichever origin serves the bytes)
+    /// announce the full `Content-Length`, send about half of the bytes and
+    /// then abort the connection.
+    pub fn drop_mid_body(&self, count: u32) {
+        lock(&self.shared.faults).drop_mid_body = count;
+    }
+
+    /// Revokes every access token issued so far: using one answers
+    /// `401 InvalidAuthenticationToken`.
+    pub fn expire_access_tokens(&self) {
+        for t in lock(&self.shared.data).access_tokens.values_mut() {
+            t.revoked = true;
+        }
+    }
+
+    /// While on, the recording API (delta and content) answers
+    /// `402 PaymentRequired` (metered API without a billing model).
+    pub fn payment_required(&self, on: bool) {
+        lock(&self.shared.faults).payment_required = on;
+    }
+
+    /// While on, every non-empty delta page that is followed by more items
+    /// links to an extra empty page, which itself carries a `nextLink`.
+    pub fn empty_pages(&self, on: bool) {
+        lock(&self.shared.faults).empty_pages = on;
+    }
+
+    /// While on, each delta page after the first repeats the last item of the
+    /// previous page.
+    pub fn duplicate_items(&self, on: bool) {
+        lock(&self.shared.faults).duplicate_items = on;
+    }
+
+    /// The next recordings delta round started from a deltaLink also
+    /// re-includes the `n` oldest (matching) recordings of that organizer,
+    /// like the documented known issue "delta queries might return older
+    /// artifacts".
+    pub fn replay_older(&self, n: usize) {
+        lock(&self.shared.faults).replay_older = n;
+    }
+
+    /// While on (documented known issue), when `$top` was given, the first page
+    /// of a recordings round carries a `deltaLink` instead of its `nextLink`:
+    /// the rest of that round is skipped (the deltaLink continues after the
+    /// round's snapshot).
+    pub fn top_drops_next_link(&self, on: bool) {
+        lock(&self.shared.faults).top_drops_next_link = on;
+    }
+
+    /// Clears every pending fault and switch. Tokens already expired or
+    /// revoked stay invalid.
+    pub fn clear(&self) {
+        *lock(&self.shared.faults) = model::FaultState::default();
+    }
+}
+
+/// A running Graph simulator. Clones share the same servers and state.
+#[derive(Clone)]
+pub struct GraphSim {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    shared: Arc<Shared>,
+    shutdown: watch::Sender<bool>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.shared.shutting_down.store(true, Ordering::Relaxed);
+        self.shutdown.send_replace(true);
+    }
+}
+
+impl fmt::Debug for GraphSim {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GraphSim")
+            .field("graph_origin", &self.inner.shared.graph_origin)
+            .field("download_origin", &self.inner.shared.download_origin)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How long [`GraphSim::shutdown`] waits for connections to close.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+impl GraphSim {
+    /// Binds the graph and download origins on `127.0.0.1:0` and spawns their
+    /// servers on the current Tokio runtime.
+    pub async fn start(config: SimConfig) -> std::io::Result<GraphSim> {
+        let graph = TcpListener::bind(("127.0.0.1", 0)).await?;
+        let download = TcpListener::bind(("127.0.0.1", 0)).await?;
+        let graph_origin = format!("http://{}", graph.local_addr()?);
+        let download_origin = format!("http://{}", download.local_addr()?);
+        let shared = Arc::new(Shared::new(config, graph_origin, download_origin));
+        let (tx, rx) = watch::channel(false);
+        let graph_app = Router::new()
+            .fallback(server::graph_entry)
+            .with_state(Arc::clone(&shared));
+        let download_app = Router::new()
+            .fallback(server::download_entry)
+            .with_state(Arc::clone(&shared));
+        let tasks = vec![
+            tokio::spawn(serve(graph, graph_app, rx.clone(), "graph")),
+            tokio::spawn(serve(download, download_app, rx, "download")),
+        ];
+        tracing::debug!(
+            graph = %shared.graph_origin,
+            download = %shared.download_origin,
+            "graph simulator started"
+        );
+        Ok(GraphSim {
+            inner: Arc::new(Inner {
+                shared,
+                shutdown: tx,
+                tasks: Mutex::new(tasks),
+            }),
+        })
+    }
+
+    /// Stops both servers: no new connections, streaming bodies abort, and
+    /// waits (up to 5 s) for the servers to finish. Idempotent. The simulated
+    /// data and stats stay readable.
+    pub async fn shutdown(&self) {
+        self.inner.shared.shutting_down.store(true, Ordering::Relaxed);
+        self.inner.shutdown.send_replace(true);
+        let tasks = std::mem::take(&mut *lock(&self.inner.tasks));
+        for task in tasks {
+            let abort = task.abort_handle();
+            if tokio::time::timeout(SHUTDOWN_GRACE, task).await.is_err() {
+                abort.abort();
+            }
+        }
+    }
+
+    fn shared(&self) -> &Shared {
+        &self.inner.shared
+    }
+
+    /// The configuration the simulator runs with.
+    pub fn config(&self) -> &SimConfig {
+        &self.shared().config
+    }
+
+    /// The Graph API base, `http://127.0.0.1:PORT/beta` (`/v1.0` is served too).
+    pub fn base_url(&self) -> String {
+        format!("{}/beta", self.shared().graph_origin)
+    }
+
+    /// The identity-platform authority, `http://127.0.0.1:PORT` (the graph origin).
+    pub fn authority_url(&self) -> String {
+        self.shared().graph_origin.clone()
+    }
+
+    /// The graph origin, `http://127.0.0.1:PORT`.
+    pub fn graph_origin(&self) -> String {
+        self.shared().graph_origin.clone()
+    }
+
+    /// The download origin, `http://127.0.0.1:OTHERPORT`.
+    pub fn download_origin(&self) -> String {
+        self.shared().download_origin.clone()
+    }
+
+    /// The token endpoint, `{authority}/{tenant}/oauth2/v2.0/token`.
+    pub fn token_url(&self) -> String {
+        format!(
+            "{}/{}/oauth2/v2.0/token",
+            self.shared().graph_origin,
+            self.shared().config.tenant_id
+        )
+    }
+
+    /// The scope the token endpoint accepts, `{graph_origin}/.default`.
+    pub fn scope(&self) -> String {
+        format!("{}/.default", self.shared().graph_origin)
+    }
+
+    /// The initial recordings delta URL for `organizer` (no `startDateTime`).
+    pub fn recordings_delta_url(&self, organizer: &str) -> String {
+        let org = encode_segment(&organizer.to_ascii_lowercase());
+        format!(
+            "{}/users/{org}/onlineMeetings/getAllRecordings(meetingOrganizerUserId='{org}')/delta",
+            self.base_url()
+        )
+    }
+
+    /// The initial contacts delta URL for `user`'s `folder`.
+    pub fn contacts_delta_url(&self, user: &str, folder: &str) -> String {
+        format!(
+            "{}/users/{}/contactFolders/{}/contacts/delta",
+            self.base_url(),
+            encode_segment(user),
+            encode_segment(folder)
+        )
+    }
+
+    /// Issues a valid access token directly (no HTTP round trip, not counted
+    /// in `token_requests`).
+    pub fn issue_access_token(&self) -> String {
+        server::issue_access_token(self.shared())
+    }
+
+    /// Registers a new organizer with a deterministic lowercase GUID and returns it.
+    pub fn add_organizer(&self) -> String {
+        lock(&self.shared().data).new_organizer(self.shared().config.seed)
+    }
+
+    /// The known organizers (lowercase), sorted.
+    pub fn organizers(&self) -> Vec<String> {
+        lock(&self.shared().data).organizers.keys().cloned().collect()
+    }
+
+    /// Appends a recording of `size` bytes to `organizer` (registered if unknown;
+    /// ids are matched case-insensitively and stored lowercase).
+    pub fn add_recording(&self, organizer: &str, size: u64) -> RecordingInfo {
+        self.shared().add_recording(organizer, size, None)
+    }
+
+    /// Like [`GraphSim::add_recording`] but advertises `url` as its
+    /// `recordingContentUrl` (e.g. an off-origin URL a client must refuse).
+    /// The regular content path keeps working.
+    pub fn add_recording_with_content_url(&self, organizer: &str, size: u64, url: &str) -> RecordingInfo {
+        self.shared().add_recording(organizer, size, Some(url))
+    }
+
+    /// The recordings of `organizer`, oldest first.
+    pub fn recordings(&self, organizer: &str) -> Vec<RecordingInfo> {
+        let data = lock(&self.shared().data);
+        data.organizers
+            .get(&organizer.to_ascii_lowercase())
+            .map(|serials| {
+                serials
+                    .iter()
+                    .filter_map(|&s| data.recordings.get(s))
+                    .map(model::Recording::info)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn content_key(&self, recording_id: &str) -> Option<(u64, u64)> {
+        let data = lock(&self.shared().data);
+        let r = data.recordings.get(*data.by_id.get(recording_id)?)?;
+        Some((r.content_key, r.size))
+    }
+
+    /// Lowercase hex SHA-256 of a recording's content, computed by generating
+    /// the whole stream (CPU-bound: about a second per few GB in release builds).
+    pub fn content_sha256(&self, recording_id: &str) -> Option<String> {
+        let (key, size) = self.content_key(recording_id)?;
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; CHUNK * 4];
+        let mut pos = 0u64;
+        while pos < size {
+            let n = usize::try_from(size - pos).map_or(buf.len(), |r| r.min(buf.len()));
+            let chunk = &mut buf[..n];
+            fill_content(key, pos, chunk);
+            hasher.update(&*chunk);
+            pos += n as u64;
+        }
+        Some(rng::hex(&hasher.finalize()))
+    }
+
+    /// The whole content of a recording (for tests with small sizes).
+    pub fn content_bytes(&self, recording_id: &str) -> Option<Vec<u8>> {
+        let (key, size) = self.content_key(recording_id)?;
+        let mut v = vec![0u8; usize::try_from(size).ok()?];
+        fill_content(key, 0, &mut v);
+        Some(v)
+    }
+
+    /// A handle to switch faults at run time.
+    pub fn faults(&self) -> Faults {
+        Faults {
+            shared: Arc::clone(&self.inner.shared),
+        }
+    }
+
+    /// A snapshot of the counters and the request log.
+    pub fn stats(&self) -> SimStats {
+        let bytes = self.shared().bytes_sent.load(Ordering::Relaxed);
+        lock(&self.shared().stats).snapshot(bytes)
+    }
+
+    /// Zeroes every counter and clears the request log.
+    pub fn reset_stats(&self) {
+        let mut s = lock(&self.shared().stats);
+        *s = model::StatsData::default();
+        self.shared().bytes_sent.store(0, Ordering::Relaxed);
+    }
+
+    /// Adds a contact named `display_name` to `user`'s `folder` (both created
+    /// if unknown) and returns its id.
+    pub fn add_contact(&self, user: &str, folder: &str, display_name: &str) -> String {
+        let seed = self.shared().config.seed;
+        let mut data = lock(&self.shared().data);
+        let id = data.new_contact_id(seed);
+        data.contact_seq += 1;
+        let seq = data.contact_seq;
+        let stamp = contact_stamp(seq);
+        let f = data
+            .contact_folders
+            .entry((user.to_ascii_lowercase(), folder.to_owned()))
+            .or_insert_with(|| ContactFolder {
+                folder: folder.to_owned(),
+                ..ContactFolder::default()
+            });
+        f.by_id.insert(id.clone(), f.contacts.len());
+        f.contacts.push(Contact {
+            id: id.clone(),
+            display_name: display_name.to_owned(),
+            created: stamp.clone(),
+            modified: stamp,
+            change_seq: seq,
+            removed: None,
+        });
+        id
+    }
+
+    /// Renames a live contact (no-op for unknown or removed contacts); the next
+    /// delta round reports it.
+    pub fn update_contact(&self, user: &str, folder: &str, id: &str, display_name: &str) {
+        self.change_contact(user, folder, id, |c| {
+            if c.removed.is_some() {
+                return false;
+            }
+            c.display_name = display_name.to_owned();
+            true
+        });
+    }
+
+    /// Removes a contact: `hard` → the next delta round reports
+    /// `@removed: {"reason": "deleted"}`, soft → `"changed"`. No-op for unknown
+    /// contacts; a soft-removed contact can still be hard-removed.
+    pub fn remove_contact(&self, user: &str, folder: &str, id: &str, hard: bool) {
+        let reason = if hard { Removal::Deleted } else { Removal::Changed };
+        self.change_contact(user, folder, id, |c| {
+            if c.removed == Some(reason) || c.removed == Some(Removal::Deleted) {
+                return false;
+            }
+            c.removed = Some(reason);
+            true
+        });
+    }
+
+    fn change_contact(&self, user: &str, folder: &str, id: &str, f: impl FnOnce(&mut Contact) -> bool) {
+        let mut data = lock(&self.shared().data);
+        let next_seq = data.contact_seq + 1;
+        let Some(folder) = data
+            .contact_folders
+            .get_mut(&(user.to_ascii_lowercase(), folder.to_owned()))
+        else {
+            return;
+        };
+        let Some(contact) = folder.by_id.get(id).copied().and_then(|i| folder.contacts.get_mut(i)) else {
+            return;
+        };
+        if f(contact) {
+            contact.change_seq = next_seq;
+            contact.modified = contact_stamp(next_seq);
+            data.contact_seq = next_seq;
+        }
+    }
+}
+
+/// A deterministic timestamp for contact change `seq`.
+fn contact_stamp(seq: u64) -> String {
+    let secs = 1_704_096_000i64.saturating_add(i64::try_from(seq).unwrap_or(0).saturating_mul(60));
+    chrono::DateTime::from_timestamp(secs, 0)
+        .unwrap_or_default()
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+/// Runs one axum server until shutdown is signalled (or the sender is dropped).
+async fn serve(listener: TcpListener, app: Router, mut rx: watch::Receiver<bool>, name: &str) {
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::trace!(error = %e, "set_nodelay failed");
+        }
+    });
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        })
+        .await;
+    if let Err(e) = result {
+        tracing::warn!(server = name, error = %e, "graph simulator server failed");
+    }
+}

@@ -1,0 +1,652 @@
+//! The simulator's shared state: tenant data, issued tokens, faults and stats.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+use chrono::{DateTime, TimeZone as _, Utc};
+
+use crate::rng::{Rng, domain, hex, mix64};
+use crate::util::{encode_segment, encode_token};
+use crate::{Origin, RecordingInfo, RequestRecord, SimConfig, SimStats, Target};
+
+/// Locks `m`, ignoring poisoning (no code path panics while holding a lock, and
+/// the state stays consistent even if one did).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Everything the servers and the [`crate::GraphSim`] handle share.
+pub(crate) struct Shared {
+    pub(crate) config: SimConfig,
+    pub(crate) graph_origin: String,
+    pub(crate) download_origin: String,
+    pub(crate) data: Mutex<Data>,
+    pub(crate) faults: Mutex<FaultState>,
+    pub(crate) stats: Mutex<StatsData>,
+    /// Content bytes handed to the HTTP layer (both origins).
+    pub(crate) bytes_sent: AtomicU64,
+    /// Set once shutdown starts: streaming bodies abort promptly.
+    pub(crate) shutting_down: AtomicBool,
+    request_counter: AtomicU64,
+}
+
+impl Shared {
+    pub(crate) fn new(config: SimConfig, graph_origin: String, download_origin: String) -> Shared {
+        Shared {
+            config,
+            graph_origin,
+            download_origin,
+            data: Mutex::new(Data::default()),
+            faults: Mutex::new(FaultState::default()),
+            stats: Mutex::new(StatsData::default()),
+            bytes_sent: AtomicU64::new(0),
+            shutting_down: AtomicBool::new(false),
+            request_counter: AtomicU64::new(0),
+        }
+    }
+
+    /// The API base for `version` (`beta` or `v1.0`).
+    pub(crate) fn base(&self, version: ApiVersion) -> String {
+        format!("{}/{}", self.graph_origin, version.as_str())
+    }
+
+    /// A fresh GUID for request / trace ids.
+    pub(crate) fn request_guid(&self) -> String {
+        let n = self.request_counter.fetch_add(1, Ordering::Relaxed);
+        Rng::derive(self.config.seed, domain::REQUEST_ID, n).guid()
+    }
+
+    /// Records a finished request in the stats.
+    pub(crate) fn record_request(
+        &self,
+        at: Instant,
+        origin: Origin,
+        method: String,
+        path_and_query: String,
+        status: u16,
+    ) {
+        lock(&self.stats).requests.push(RequestRecord {
+            at,
+            origin,
+            method,
+            path_and_query,
+            status,
+        });
+    }
+
+    /// Runs `f` on the stats.
+    pub(crate) fn stat(&self, f: impl FnOnce(&mut StatsData)) {
+        f(&mut lock(&self.stats));
+    }
+
+    /// Consumes one pending throttle for `target`, if any: `(status, retry_after)`.
+    pub(crate) fn take_throttle(&self, target: Target) -> Option<(u16, Option<u64>)> {
+        let mut f = lock(&self.faults);
+        let slot = &mut f.throttle[target.index()];
+        let t = slot.as_mut()?;
+        if t.remaining == 0 {
+            *slot = None;
+            return None;
+        }
+        t.remaining -= 1;
+        let out = (t.status, t.retry_after);
+        if t.remaining == 0 {
+            *slot = None;
+        }
+        Some(out)
+    }
+
+    /// Consumes one pending `drop_mid_body` fault, if any.
+    pub(crate) fn take_drop_mid_body(&self) -> bool {
+        let mut f = lock(&self.faults);
+        if f.drop_mid_body > 0 {
+            f.drop_mid_body -= 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// A snapshot of the boolean fault switches.
+    pub(crate) fn fault_flags(&self) -> FaultFlags {
+        let f = lock(&self.faults);
+        FaultFlags {
+            payment_required: f.payment_required,
+            empty_pages: f.empty_pages,
+            duplicate_items: f.duplicate_items,
+            top_drops_next_link: f.top_drops_next_link,
+        }
+    }
+
+    /// Consumes the pending `replay_older` count.
+    pub(crate) fn take_replay_older(&self) -> usize {
+        std::mem::take(&mut lock(&self.faults).replay_older)
+    }
+
+    /// The signed download path for the recording with `serial`.
+    pub(crate) fn download_signature(&self, serial: u64) -> String {
+        let mut r = Rng::derive(self.config.seed, domain::SIGNATURE, serial);
+        hex(&r.bytes(16))
+    }
+
+    /// Adds a recording to `organizer` (created if unknown) and returns its info.
+    pub(crate) fn add_recording(&self, organizer: &str, size: u64, url_override: Option<&str>) -> RecordingInfo {
+        let base = self.base(ApiVersion::Beta);
+        let mut data = lock(&self.data);
+        let org_key = organizer.to_ascii_lowercase();
+        let serial = data.recordings.len() as u64;
+        let rec = Recording::generate(self.config.seed, serial, &org_key, size, &base, url_override);
+        let info = rec.info();
+        let index = data.recordings.len();
+        data.by_id.insert(rec.id.clone(), index);
+        data.recordings.push(rec);
+        data.organizers.entry(org_key).or_default().push(serial as usize);
+        info
+    }
+}
+
+/// API version segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ApiVersion {
+    Beta,
+    V1,
+}
+
+impl ApiVersion {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            ApiVersion::Beta => "beta",
+            ApiVersion::V1 => "v1.0",
+        }
+    }
+}
+
+/// A simulated recording.
+#[derive(Debug, Clone)]
+pub(crate) struct Recording {
+    pub(crate) serial: u64,
+    pub(crate) id: String,
+    pub(crate) meeting_id: String,
+    pub(crate) call_id: String,
+    pub(crate) content_correlation_id: String,
+    pub(crate) organizer: String,
+    pub(crate) created: DateTime<Utc>,
+    pub(crate) created_str: String,
+    pub(crate) end_str: String,
+    pub(crate) size: u64,
+    pub(crate) content_url: String,
+    pub(crate) content_key: u64,
+}
+
+/// `2024-01-01T08:00:00Z`, the creation time of the first recording.
+const EPOCH_SECS: i64 = 1_704_096_000;
+
+impl Recording {
+    fn generate(
+        seed: u64,
+        serial: u64,
+        organizer: &str,
+        size: u64,
+        base: &str,
+        url_override: Option<&str>,
+    ) -> Recording {
+        let mut r = Rng::derive(seed, domain::RECORDING, serial);
+        // ~100 bytes of standard base64: 100 = 3*33 + 1, so the id ends in "==";
+        // bytes 48..51 encode to "+/+/".
+        let mut raw = r.bytes(100);
+        raw[..4].copy_from_slice(b"V2##");
+        raw[48..51].copy_from_slice(&[0xFB, 0xFF, 0xBF]);
+        raw[88..96].copy_from_slice(&serial.to_be_bytes());
+        let id = STANDARD.encode(&raw);
+
+        let thread = STANDARD_NO_PAD.encode(r.bytes(27));
+        let meeting_id = STANDARD.encode(format!("1*{organizer}*0**19:meeting_{thread}@thread.v2"));
+        let call_id = r.guid();
+        let content_correlation_id = r.guid();
+
+        // Strictly increasing: 10 minutes apart, jitter < 9 minutes.
+        let secs = EPOCH_SECS
+            .saturating_add(i64::try_from(serial).unwrap_or(i64::MAX / 1200).saturating_mul(600))
+            .saturating_add(i64::try_from(r.below(540)).unwrap_or(0));
+        let ticks = r.below(10_000_000); // 100 ns ticks, 7 fractional digits
+        let nanos = u32::try_from(ticks * 100).unwrap_or(0);
+        let created = Utc.timestamp_opt(secs, nanos).single().unwrap_or_else(Utc::now);
+        let duration = chrono::Duration::seconds(1800 + i64::try_from(r.below(3600)).unwrap_or(0));
+        let end = created.checked_add_signed(duration).unwrap_or(created);
+        // chrono has no 7-digit fraction specifier: Graph's 100 ns ticks by hand.
+        let fmt = |t: DateTime<Utc>| {
+            format!(
+                "{}.{:07}Z",
+                t.format("%Y-%m-%dT%H:%M:%S"),
+                t.timestamp_subsec_nanos() / 100
+            )
+        };
+        let content_url = match url_override {
+            Some(u) => u.to_owned(),
+            None => format!(
+                "{base}/users/{}/onlineMeetings/{}/recordings/{}/content",
+                encode_segment(organizer),
+                encode_segment(&meeting_id),
+                encode_segment(&id)
+            ),
+        };
+        Recording {
+            serial,
+            id,
+            meeting_id,
+            call_id,
+            content_correlation_id,
+            organizer: organizer.to_owned(),
+            created,
+            created_str: fmt(created),
+            end_str: fmt(end),
+            size,
+            content_url,
+            content_key: mix64(seed ^ mix64(domain::CONTENT ^ mix64(serial))),
+        }
+    }
+
+    pub(crate) fn info(&self) -> RecordingInfo {
+        RecordingInfo {
+            id: self.id.clone(),
+            meeting_id: self.meeting_id.clone(),
+            organizer: self.organizer.clone(),
+            created: self.created_str.clone(),
+            size: self.size,
+            content_url: self.content_url.clone(),
+            media_type: "video/mp4".to_owned(),
+        }
+    }
+
+    /// The callRecording JSON object.
+    pub(crate) fn to_json(&self, tenant: &str) -> serde_json::Value {
+        serde_json::json!({
+            "@odata.type": "#microsoft.graph.callRecording",
+            "id": self.id,
+            "meetingId": self.meeting_id,
+            "callId": self.call_id,
+            "contentCorrelationId": self.content_correlation_id,
+            "createdDateTime": self.created_str,
+            "endDateTime": self.end_str,
+            "recordingContentUrl": self.content_url,
+            "meetingOrganizer": {
+                "application": null,
+                "device": null,
+                "user": {
+                    "@odata.type": "#microsoft.graph.teamworkUserIdentity",
+                    "id": self.organizer,
+                    "displayName": null,
+                    "userIdentityType": "aadUser",
+                    "tenantId": tenant,
+                }
+            }
+        })
+    }
+}
+
+/// Why a contact left the folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Removal {
+    /// Permanently deleted (`@removed.reason == "deleted"`).
+    Deleted,
+    /// Soft-deleted (`@removed.reason == "changed"`).
+    Changed,
+}
+
+impl Removal {
+    pub(crate) fn reason(self) -> &'static str {
+        match self {
+            Removal::Deleted => "deleted",
+            Removal::Changed => "changed",
+        }
+    }
+}
+
+/// A simulated Outlook contact.
+#[derive(Debug, Clone)]
+pub(crate) struct Contact {
+    pub(crate) id: String,
+    pub(crate) display_name: String,
+    pub(crate) created: String,
+    pub(crate) modified: String,
+    /// Global contact change sequence number of the last change.
+    pub(crate) change_seq: u64,
+    pub(crate) removed: Option<Removal>,
+}
+
+/// Contact properties `$select` may name.
+pub(crate) const CONTACT_PROPERTIES: &[&str] = &[
+    "id",
+    "displayName",
+    "givenName",
+    "surname",
+    "emailAddresses",
+    "parentFolderId",
+    "createdDateTime",
+    "lastModifiedDateTime",
+    "changeKey",
+    "categories",
+];
+
+impl Contact {
+    fn change_key(&self) -> String {
+        let mut b = b"EQAAABYAAAD".to_vec();
+        b.extend_from_slice(&self.change_seq.to_be_bytes());
+        STANDARD.encode(b)
+    }
+
+    fn given_and_surname(&self) -> (String, String) {
+        let mut parts = self.display_name.split_whitespace();
+        let given = parts.next().unwrap_or_default().to_owned();
+        let surname = parts.collect::<Vec<_>>().join(" ");
+        (given, surname)
+    }
+
+    fn email(&self) -> String {
+        let local: Vec<String> = self
+            .display_name
+            .split_whitespace()
+            .map(|w| {
+                w.chars()
+                    .filter(char::is_ascii_alphanumeric)
+                    .collect::<String>()
+                    .to_ascii_lowercase()
+            })
+            .filter(|w| !w.is_empty())
+            .collect();
+        if local.is_empty() {
+            format!("contact{}@contoso.com", self.change_seq)
+        } else {
+            format!("{}@contoso.com", local.join("."))
+        }
+    }
+
+    /// The contact JSON object, restricted to `select` when given.
+    pub(crate) fn to_json(&self, folder: &str, select: Option<&[String]>) -> serde_json::Value {
+        if let Some(reason) = self.removed {
+            return serde_json::json!({
+                "@odata.type": "#microsoft.graph.contact",
+                "id": self.id,
+                "@removed": { "reason": reason.reason() },
+            });
+        }
+        let ck = self.change_key();
+        let mut m = serde_json::Map::new();
+        m.insert("@odata.type".into(), "#microsoft.graph.contact".into());
+        m.insert("@odata.etag".into(), format!("W/\"{ck}\"").into());
+        m.insert("id".into(), self.id.clone().into());
+        let (given, surname) = self.given_and_surname();
+        let fields: [(&str, serde_json::Value); 9] = [
+            ("createdDateTime", self.created.clone().into()),
+            ("lastModifiedDateTime", self.modified.clone().into()),
+            ("changeKey", ck.into()),
+            ("categories", serde_json::Value::Array(Vec::new())),
+            ("parentFolderId", folder.to_owned().into()),
+            ("displayName", self.display_name.clone().into()),
+            ("givenName", given.into()),
+            ("surname", surname.into()),
+            (
+                "emailAddresses",
+                serde_json::json!([{ "name": self.display_name, "address": self.email() }]),
+            ),
+        ];
+        for (name, value) in fields {
+            let wanted = select.is_none_or(|s| s.iter().any(|f| f.eq_ignore_ascii_case(name)));
+            if wanted {
+                m.insert(name.to_owned(), value);
+            }
+        }
+        serde_json::Value::Object(m)
+    }
+}
+
+/// One user's contact folder.
+#[derive(Debug, Default)]
+pub(crate) struct ContactFolder {
+    pub(crate) folder: String,
+    pub(crate) contacts: Vec<Contact>,
+    pub(crate) by_id: HashMap<String, usize>,
+}
+
+/// The parameters of a recordings delta round, carried inside its tokens.
+#[derive(Debug)]
+pub(crate) struct RecQuery {
+    pub(crate) version: ApiVersion,
+    pub(crate) organizer: String,
+    pub(crate) start: Option<DateTime<Utc>>,
+    pub(crate) end: Option<DateTime<Utc>>,
+    pub(crate) top: Option<usize>,
+}
+
+impl RecQuery {
+    pub(crate) fn matches(&self, r: &Recording) -> bool {
+        self.start.is_none_or(|s| r.created >= s) && self.end.is_none_or(|e| r.created <= e)
+    }
+}
+
+/// The parameters of a contacts delta round, carried inside its tokens.
+#[derive(Debug)]
+pub(crate) struct ContactQuery {
+    pub(crate) version: ApiVersion,
+    pub(crate) user: String,
+    pub(crate) folder: String,
+    pub(crate) select: Option<Vec<String>>,
+    pub(crate) page_size: Option<usize>,
+}
+
+/// A snapshot of the items of one round.
+#[derive(Debug)]
+pub(crate) struct Round<Q, I> {
+    pub(crate) query: Arc<Q>,
+    pub(crate) items: Vec<I>,
+    /// The high-water mark the round's deltaLink continues from.
+    pub(crate) high_water: u64,
+}
+
+/// What an issued skip / delta token stands for.
+#[derive(Debug, Clone)]
+pub(crate) enum SyncState {
+    RecSkip {
+        round: Arc<Round<RecQuery, usize>>,
+        offset: usize,
+        empty_page: bool,
+    },
+    RecDelta {
+        query: Arc<RecQuery>,
+        high_water: u64,
+    },
+    ContactSkip {
+        round: Arc<Round<ContactQuery, serde_json::Value>>,
+        offset: usize,
+        empty_page: bool,
+    },
+    ContactDelta {
+        query: Arc<ContactQuery>,
+        high_water: u64,
+    },
+}
+
+impl SyncState {
+    pub(crate) fn is_skip(&self) -> bool {
+        matches!(self, SyncState::RecSkip { .. } | SyncState::ContactSkip { .. })
+    }
+}
+
+/// An issued skip / delta token.
+#[derive(Debug)]
+pub(crate) struct SyncToken {
+    pub(crate) state: SyncState,
+    /// Set by `expire_sync_state`: `(code, with_location)`.
+    pub(crate) expired: Option<(String, bool)>,
+}
+
+/// An issued access token.
+#[derive(Debug)]
+pub(crate) struct AccessToken {
+    /// `None`: never expires (lifetime beyond what `Instant` can represent).
+    pub(crate) expires_at: Option<Instant>,
+    pub(crate) revoked: bool,
+}
+
+impl AccessToken {
+    /// Not revoked and not expired at `now`.
+    pub(crate) fn is_valid(&self, now: Instant) -> bool {
+        !self.revoked && self.expires_at.is_none_or(|e| now < e)
+    }
+}
+
+/// The tenant data and every issued token.
+#[derive(Debug, Default)]
+pub(crate) struct Data {
+    pub(crate) recordings: Vec<Recording>,
+    pub(crate) by_id: HashMap<String, usize>,
+    pub(crate) organizers: BTreeMap<String, Vec<usize>>,
+    organizer_counter: u64,
+    pub(crate) access_tokens: HashMap<String, AccessToken>,
+    access_counter: u64,
+    pub(crate) sync_tokens: HashMap<String, SyncToken>,
+    sync_counter: u64,
+    /// Link-shape alternation counters (nextLinks, deltaLinks).
+    pub(crate) next_shape: u64,
+    pub(crate) delta_shape: u64,
+    /// (lowercased user, folder) → folder.
+    pub(crate) contact_folders: HashMap<(String, String), ContactFolder>,
+    pub(crate) contact_seq: u64,
+    contact_counter: u64,
+}
+
+impl Data {
+    /// A new organizer GUID (registered, with no recordings yet).
+    pub(crate) fn new_organizer(&mut self, seed: u64) -> String {
+        loop {
+            let n = self.organizer_counter;
+            self.organizer_counter += 1;
+            let g = Rng::derive(seed, domain::ORGANIZER, n).guid();
+            if !self.organizers.contains_key(&g) {
+                self.organizers.insert(g.clone(), Vec::new());
+                return g;
+            }
+        }
+    }
+
+    /// Issues a new opaque sync token (raw, percent-escaped as it appears in URLs).
+    pub(crate) fn issue_sync_token(&mut self, seed: u64, state: SyncState) -> String {
+        loop {
+            let n = self.sync_counter;
+            self.sync_counter += 1;
+            let mut r = Rng::derive(seed, domain::SYNC_TOKEN, n);
+            let mut raw = r.bytes(35); // 35 = 3*11 + 2 → one '=' of padding
+            raw[..3].copy_from_slice(b"DSp");
+            raw[6..9].copy_from_slice(&[0xFB, 0xFF, 0xBF]); // "+/+/"
+            raw[12..20].copy_from_slice(&n.to_be_bytes());
+            let token = encode_token(&STANDARD.encode(&raw));
+            if !self.sync_tokens.contains_key(&token) {
+                self.sync_tokens
+                    .insert(token.clone(), SyncToken { state, expired: None });
+                return token;
+            }
+        }
+    }
+
+    /// Issues a new access token valid until `expires_at`.
+    pub(crate) fn issue_access_token(&mut self, seed: u64, expires_at: Option<Instant>) -> String {
+        if self.access_tokens.len() > 4096 {
+            let now = Instant::now();
+            self.access_tokens.retain(|_, t| t.is_valid(now));
+        }
+        loop {
+            let n = self.access_counter;
+            self.access_counter += 1;
+            let mut r = Rng::derive(seed, domain::ACCESS_TOKEN, n);
+            let token = format!("sim.{}", URL_SAFE_NO_PAD.encode(r.bytes(48)));
+            if !self.access_tokens.contains_key(&token) {
+                self.access_tokens.insert(
+                    token.clone(),
+                    AccessToken {
+                        expires_at,
+                        revoked: false,
+                    },
+                );
+                return token;
+            }
+        }
+    }
+
+    /// A new contact id, shaped like real ones (standard base64 with `+`, `/`, `=`).
+    pub(crate) fn new_contact_id(&mut self, seed: u64) -> String {
+        let n = self.contact_counter;
+        self.contact_counter += 1;
+        let mut r = Rng::derive(seed, domain::CONTACT, n);
+        let mut raw = r.bytes(70); // 70 = 3*23 + 1 → "=="
+        raw[..4].copy_from_slice(&[0x00, 0x03, 0x24, 0x00]); // "AAMkA"
+        raw[30..33].copy_from_slice(&[0xFB, 0xFF, 0xBF]);
+        raw[60..68].copy_from_slice(&n.to_be_bytes());
+        STANDARD.encode(raw)
+    }
+}
+
+/// A pending throttle fault.
+#[derive(Debug, Clone)]
+pub(crate) struct Throttle {
+    pub(crate) status: u16,
+    pub(crate) retry_after: Option<u64>,
+    pub(crate) remaining: u32,
+}
+
+/// Pending and switched-on faults.
+#[derive(Debug, Default)]
+pub(crate) struct FaultState {
+    pub(crate) throttle: [Option<Throttle>; 4],
+    pub(crate) drop_mid_body: u32,
+    pub(crate) payment_required: bool,
+    pub(crate) empty_pages: bool,
+    pub(crate) duplicate_items: bool,
+    pub(crate) replay_older: usize,
+    pub(crate) top_drops_next_link: bool,
+}
+
+/// The boolean fault switches at one instant.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FaultFlags {
+    pub(crate) payment_required: bool,
+    pub(crate) empty_pages: bool,
+    pub(crate) duplicate_items: bool,
+    pub(crate) top_drops_next_link: bool,
+}
+
+/// Mutable statistics (the byte counter lives in an atomic in [`Shared`]).
+#[derive(Debug, Default)]
+pub(crate) struct StatsData {
+    pub(crate) token_requests: u64,
+    pub(crate) delta_requests: u64,
+    pub(crate) content_requests: u64,
+    pub(crate) download_requests: u64,
+    pub(crate) auth_header_on_download_origin: u64,
+    pub(crate) content_requests_by_id: BTreeMap<String, u64>,
+    pub(crate) requests: Vec<RequestRecord>,
+    pub(crate) unauthorized: u64,
+    pub(crate) throttled: u64,
+    pub(crate) gone: u64,
+}
+
+impl StatsData {
+    pub(crate) fn snapshot(&self, bytes: u64) -> SimStats {
+        SimStats {
+            token_requests: self.token_requests,
+            delta_requests: self.delta_requests,
+            content_requests: self.content_requests,
+            download_requests: self.download_requests,
+            content_bytes_sent: bytes,
+            auth_header_on_download_origin: self.auth_header_on_download_origin,
+            content_requests_by_id: self.content_requests_by_id.clone(),
+            requests: self.requests.clone(),
+            unauthorized: self.unauthorized,
+            throttled: self.throttled,
+            gone: self.gone,
+        }
+    }
+}

@@ -1,0 +1,242 @@
+//! Deterministic pseudo-random generation: ids, tokens and recording content.
+//!
+//! Everything is derived from the simulator seed with SplitMix64, a tiny, fast
+//! and well-distributed generator. Content is *counter based* (word `i` of a
+//! recording is `mix64(key + i * GOLDEN)`), so any byte range can be generated
+//! independently, which makes `Range` requests and streaming trivial.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use futures::Stream;
+
+use crate::model::Shared;
+
+/// The SplitMix64 increment (2^64 / golden ratio).
+pub(crate) const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
+
+/// Size of the `Bytes` chunks content bodies are streamed in.
+pub(crate) const CHUNK: usize = 256 * 1024;
+
+/// Domain separators so that independent id families never collide.
+pub(crate) mod domain {
+    pub(crate) const ORGANIZER: u64 = 1;
+    pub(crate) const RECORDING: u64 = 2;
+    pub(crate) const CONTENT: u64 = 3;
+    pub(crate) const SYNC_TOKEN: u64 = 4;
+    pub(crate) const ACCESS_TOKEN: u64 = 5;
+    pub(crate) const REQUEST_ID: u64 = 6;
+    pub(crate) const CONTACT: u64 = 7;
+    pub(crate) const SIGNATURE: u64 = 8;
+}
+
+/// The SplitMix64 finaliser.
+#[inline(always)]
+pub(crate) fn mix64(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// A SplitMix64 generator.
+#[derive(Debug, Clone)]
+pub(crate) struct Rng(u64);
+
+impl Rng {
+    /// A generator for item `index` of id family `domain`, derived from `seed`.
+    pub(crate) fn derive(seed: u64, domain: u64, index: u64) -> Rng {
+        Rng(mix64(
+            seed ^ mix64(domain.wrapping_mul(GOLDEN) ^ mix64(index.wrapping_add(GOLDEN))),
+        ))
+    }
+
+    /// Next 64 random bits.
+    pub(crate) fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(GOLDEN);
+        mix64(self.0)
+    }
+
+    /// A value in `0..bound` (`bound > 0`; returns 0 for `bound == 0`).
+    pub(crate) fn below(&mut self, bound: u64) -> u64 {
+        if bound == 0 { 0 } else { self.next_u64() % bound }
+    }
+
+    /// Fills `buf` with random bytes.
+    pub(crate) fn fill(&mut self, buf: &mut [u8]) {
+        let mut chunks = buf.chunks_exact_mut(8);
+        for c in &mut chunks {
+            c.copy_from_slice(&self.next_u64().to_le_bytes());
+        }
+        let rest = chunks.into_remainder();
+        if !rest.is_empty() {
+            let w = self.next_u64().to_le_bytes();
+            rest.copy_from_slice(&w[..rest.len()]);
+        }
+    }
+
+    /// `n` random bytes.
+    pub(crate) fn bytes(&mut self, n: usize) -> Vec<u8> {
+        let mut v = vec![0u8; n];
+        self.fill(&mut v);
+        v
+    }
+
+    /// A lowercase RFC 4122 version-4-shaped GUID (`8-4-4-4-12` hex digits).
+    pub(crate) fn guid(&mut self) -> String {
+        let mut b = [0u8; 16];
+        self.fill(&mut b);
+        b[6] = (b[6] & 0x0f) | 0x40;
+        b[8] = (b[8] & 0x3f) | 0x80;
+        let h = hex(&b);
+        format!(
+            "{}-{}-{}-{}-{}",
+            &h[0..8],
+            &h[8..12],
+            &h[12..16],
+            &h[16..20],
+            &h[20..32]
+        )
+    }
+}
+
+/// Lowercase hex of `bytes`.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    s
+}
+
+/// Fills `buf` with the content bytes of the recording with content key `key`,
+/// starting at absolute byte `offset`.
+pub(crate) fn fill_content(key: u64, offset: u64, buf: &mut [u8]) {
+    let mut word = offset / 8;
+    let skip = (offset % 8) as usize; // < 8
+    let mut rest: &mut [u8] = buf;
+    if skip != 0 {
+        let w = content_word(key, word).to_le_bytes();
+        let n = (8 - skip).min(rest.len());
+        let (head, tail) = rest.split_at_mut(n);
+        head.copy_from_slice(&w[skip..skip + n]);
+        rest = tail;
+        word = word.wrapping_add(1);
+    }
+    let mut z = key.wrapping_add(word.wrapping_mul(GOLDEN));
+    let mut chunks = rest.chunks_exact_mut(8);
+    for c in &mut chunks {
+        c.copy_from_slice(&mix64(z).to_le_bytes());
+        z = z.wrapping_add(GOLDEN);
+    }
+    let tail = chunks.into_remainder();
+    if !tail.is_empty() {
+        let w = mix64(z).to_le_bytes();
+        tail.copy_from_slice(&w[..tail.len()]);
+    }
+}
+
+/// Word `index` of the content stream with key `key`.
+#[inline(always)]
+fn content_word(key: u64, index: u64) -> u64 {
+    mix64(key.wrapping_add(index.wrapping_mul(GOLDEN)))
+}
+
+/// A streamed content body: `[pos, end)` of a recording, generated on the fly in
+/// [`CHUNK`]-sized `Bytes`, optionally aborting (with an I/O error, which makes
+/// hyper drop the connection) once `abort_at` is reached.
+pub(crate) struct ContentStream {
+    key: u64,
+    pos: u64,
+    end: u64,
+    abort_at: Option<u64>,
+    done: bool,
+    shared: Arc<Shared>,
+}
+
+impl ContentStream {
+    /// A stream of bytes `[start, end)` of the content with key `key`.
+    pub(crate) fn new(shared: Arc<Shared>, key: u64, start: u64, end: u64, abort_at: Option<u64>) -> ContentStream {
+        ContentStream {
+            key,
+            pos: start,
+            end,
+            abort_at,
+            done: false,
+            shared,
+        }
+    }
+}
+
+impl Stream for ContentStream {
+    type Item = Result<Bytes, io::Error>;
+
+    fn poll_next(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if this.done {
+            return Poll::Ready(None);
+        }
+        if this.shared.shutting_down.load(Ordering::Relaxed) {
+            this.done = true;
+            return Poll::Ready(Some(Err(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "graph simulator shutting down",
+            ))));
+        }
+        let stop = this.abort_at.map_or(this.end, |a| a.min(this.end));
+        if this.pos >= stop {
+            this.done = true;
+            if this.abort_at.is_some_and(|a| a < this.end) {
+                return Poll::Ready(Some(Err(io::Error::new(
+                    io::ErrorKind::ConnectionReset,
+                    "injected fault: connection dropped mid-body",
+                ))));
+            }
+            return Poll::Ready(None);
+        }
+        let n = usize::try_from(stop - this.pos).map_or(CHUNK, |r| r.min(CHUNK));
+        let mut buf = vec![0u8; n];
+        fill_content(this.key, this.pos, &mut buf);
+        this.pos += n as u64;
+        this.shared.bytes_sent.fetch_add(n as u64, Ordering::Relaxed);
+        Poll::Ready(Some(Ok(Bytes::from(buf))))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = self.end.saturating_sub(self.pos);
+        let chunks = usize::try_from(left.div_ceil(CHUNK as u64)).unwrap_or(usize::MAX);
+        (0, Some(chunks.saturating_add(1)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_is_offset_independent() {
+        let key = 0xDEAD_BEEF;
+        let mut whole = vec![0u8; 1000];
+        fill_content(key, 0, &mut whole);
+        for start in [0usize, 1, 7, 8, 9, 13, 500, 999] {
+            for len in [0usize, 1, 3, 8, 17] {
+                let end = (start + len).min(1000);
+                let mut part = vec![0u8; end - start];
+                fill_content(key, start as u64, &mut part);
+                assert_eq!(part, whole[start..end], "start {start} len {len}");
+            }
+        }
+    }
+
+    #[test]
+    fn guid_shape() {
+        let g = Rng::derive(1, 2, 3).guid();
+        assert_eq!(g.len(), 36);
+        assert_eq!(g.as_bytes()[14], b'4');
+    }
+}

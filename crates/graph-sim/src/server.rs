@@ -1,0 +1,737 @@
+//! The HTTP front: request routing for the graph origin (Graph API + token
+//! endpoint) and the download origin. Paths are matched by hand on the raw
+//! request target, because Graph paths such as `users('x')` or
+//! `getAllRecordings(meetingOrganizerUserId='x')` are not router-friendly.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::header::{
+    ACCEPT_RANGES, AUTHORIZATION, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, HeaderName, HeaderValue,
+    LOCATION, PRAGMA, RANGE, WWW_AUTHENTICATE,
+};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+
+use crate::delta;
+use crate::model::{ApiVersion, Shared, lock};
+use crate::rng::ContentStream;
+use crate::util::{RequestIds, decode, graph_error, json_response, set_header, throttled_error};
+use crate::{ContentMode, Origin, Target};
+
+/// Largest accepted token-request body.
+const MAX_FORM_BODY: usize = 64 * 1024;
+
+static REQUEST_ID: HeaderName = HeaderName::from_static("request-id");
+static CLIENT_REQUEST_ID: HeaderName = HeaderName::from_static("client-request-id");
+
+/// Entry point of the graph origin.
+pub(crate) async fn graph_entry(State(shared): State<Arc<Shared>>, req: Request) -> Response {
+    let at = Instant::now();
+    let method = req.method().to_string();
+    let path_and_query = raw_target(&req);
+    let request_id = shared.request_guid();
+    let client_request_id = req
+        .headers()
+        .get(&CLIENT_REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128)
+        .map_or_else(|| request_id.clone(), str::to_owned);
+    let ids = RequestIds {
+        request_id,
+        client_request_id,
+    };
+    let mut resp = route_graph(&shared, &ids, req).await;
+    set_header(resp.headers_mut(), REQUEST_ID.clone(), &ids.request_id);
+    set_header(resp.headers_mut(), CLIENT_REQUEST_ID.clone(), &ids.client_request_id);
+    shared.record_request(at, Origin::Graph, method, path_and_query, resp.status().as_u16());
+    resp
+}
+
+/// Entry point of the download origin.
+pub(crate) async fn download_entry(State(shared): State<Arc<Shared>>, req: Request) -> Response {
+    let at = Instant::now();
+    let method = req.method().to_string();
+    let path_and_query = raw_target(&req);
+    let resp = download(&shared, &req);
+    shared.record_request(at, Origin::Download, method, path_and_query, resp.status().as_u16());
+    resp
+}
+
+fn raw_target(req: &Request) -> String {
+    req.uri()
+        .path_and_query()
+        .map_or_else(|| req.uri().path().to_owned(), |p| p.as_str().to_owned())
+}
+
+/// `s` without the ASCII-case-insensitive `prefix`.
+pub(crate) fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = s.get(..prefix.len())?;
+    if head.eq_ignore_ascii_case(prefix) {
+        s.get(prefix.len()..)
+    } else {
+        None
+    }
+}
+
+/// `s` without surrounding single quotes, if it has them.
+pub(crate) fn unquote(s: &str) -> &str {
+    s.strip_prefix('\'').and_then(|x| x.strip_suffix('\'')).unwrap_or(s)
+}
+
+async fn route_graph(shared: &Arc<Shared>, ids: &RequestIds, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path().to_owned();
+    let segs: Vec<&str> = path.split('/').skip(1).collect();
+    match segs.as_slice() {
+        [tenant, oauth, ver, token] if *oauth == "oauth2" && *ver == "v2.0" && token.eq_ignore_ascii_case("token") => {
+            let tenant = decode(tenant).into_owned();
+            token_endpoint(shared, ids, &tenant, &parts, body).await
+        }
+        [version, rest @ ..] => {
+            let version = match *version {
+                "beta" => ApiVersion::Beta,
+                "v1.0" => ApiVersion::V1,
+                _ => return not_found(ids, &path),
+            };
+            graph_api(shared, ids, version, rest, &parts).unwrap_or_else(|| not_found(ids, &path))
+        }
+        [] => not_found(ids, &path),
+    }
+}
+
+fn not_found(ids: &RequestIds, path: &str) -> Response {
+    graph_error(
+        ids,
+        StatusCode::NOT_FOUND,
+        "NotFound",
+        &format!("Resource not found for the segment path '{}'.", path.escape_default()),
+    )
+}
+
+/// Routes a Graph API path (after the version segment); `None` if unknown.
+fn graph_api(
+    shared: &Arc<Shared>,
+    ids: &RequestIds,
+    version: ApiVersion,
+    rest: &[&str],
+    parts: &Parts,
+) -> Option<Response> {
+    let (user, rest) = parse_user(rest)?;
+    let seg = |i: usize| rest.get(i).map(|s| decode(s));
+    let is = |i: usize, name: &str| seg(i).is_some_and(|s| s.eq_ignore_ascii_case(name));
+    match rest.len() {
+        3 if is(0, "onlineMeetings") && is_delta(&seg(2)?) => {
+            let func = seg(1)?;
+            let params = parse_function(&func, "getAllRecordings")?;
+            Some(delta::recordings(shared, ids, version, &params, parts))
+        }
+        5 if is(0, "onlineMeetings") && is(2, "recordings") && is(4, "content") => {
+            let meeting = seg(1)?;
+            let recording = seg(3)?;
+            Some(content(shared, ids, &user, &meeting, &recording, parts))
+        }
+        4 if is(0, "contactFolders") && is(2, "contacts") && is_delta(&seg(3)?) => {
+            let folder = seg(1)?;
+            Some(delta::contacts(shared, ids, version, &user, &folder, parts))
+        }
+        _ => None,
+    }
+}
+
+fn is_delta(s: &str) -> bool {
+    ["delta", "delta()", "microsoft.graph.delta", "microsoft.graph.delta()"]
+        .iter()
+        .any(|d| s.eq_ignore_ascii_case(d))
+}
+
+/// Splits `users/{id}/...` or `users('{id}')/...` into the user and the rest.
+fn parse_user<'a, 'b>(rest: &'a [&'b str]) -> Option<(String, &'a [&'b str])> {
+    let first = decode(rest.first()?);
+    if first.eq_ignore_ascii_case("users") {
+        let user = decode(rest.get(1)?).into_owned();
+        if user.is_empty() {
+            return None;
+        }
+        return Some((user, rest.get(2..).unwrap_or(&[])));
+    }
+    let inner = strip_prefix_ci(&first, "users(")?.strip_suffix(')')?;
+    let user = unquote(inner.trim()).to_owned();
+    if user.is_empty() {
+        return None;
+    }
+    Some((user, rest.get(1..).unwrap_or(&[])))
+}
+
+/// Parses `name(k1=v1,k2='v2')` (name compared case-insensitively, optionally
+/// namespace-qualified) into its `(key, value)` parameters, values unquoted.
+fn parse_function(s: &str, name: &str) -> Option<Vec<(String, String)>> {
+    let open = s.find('(')?;
+    let fname = s.get(..open)?;
+    let fname = strip_prefix_ci(fname, "microsoft.graph.").unwrap_or(fname);
+    if !fname.eq_ignore_ascii_case(name) {
+        return None;
+    }
+    let inner = s.get(open + 1..)?.strip_suffix(')')?;
+    Some(
+        inner
+            .split(',')
+            .filter(|p| !p.trim().is_empty())
+            .map(|p| {
+                let (k, v) = p.split_once('=').unwrap_or((p, ""));
+                (k.trim().to_owned(), unquote(v.trim()).to_owned())
+            })
+            .collect(),
+    )
+}
+
+/// Answers 405 for anything but `allowed`.
+pub(crate) fn method_not_allowed(ids: &RequestIds, allowed: &'static str) -> Response {
+    let mut resp = graph_error(
+        ids,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "MethodNotAllowed",
+        "The HTTP method is not supported for this resource.",
+    );
+    resp.headers_mut()
+        .insert(axum::http::header::ALLOW, HeaderValue::from_static(allowed));
+    resp
+}
+
+/// Checks `Authorization: Bearer <valid token>`.
+pub(crate) fn authenticate(shared: &Shared, ids: &RequestIds, headers: &HeaderMap) -> Result<(), Response> {
+    let token = headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim())
+        .filter(|t| !t.is_empty());
+    let message = match token {
+        None => "Access token is empty.",
+        Some(t) => {
+            let data = lock(&shared.data);
+            match data.access_tokens.get(t) {
+                Some(at) if at.is_valid(Instant::now()) => return Ok(()),
+                _ => "Access token has expired or is not yet valid.",
+            }
+        }
+    };
+    shared.stat(|s| s.unauthorized += 1);
+    let mut resp = graph_error(ids, StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken", message);
+    set_header(
+        resp.headers_mut(),
+        WWW_AUTHENTICATE,
+        &format!(
+            "Bearer realm=\"\", authorization_uri=\"{}/common/oauth2/authorize\", client_id=\"00000003-0000-0000-c000-000000000000\"",
+            shared.graph_origin
+        ),
+    );
+    Err(resp)
+}
+
+/// Answers an injected throttle for `target`, if one is pending.
+pub(crate) fn check_throttle(shared: &Shared, ids: &RequestIds, target: Target) -> Option<Response> {
+    let (status, retry_after) = shared.take_throttle(target)?;
+    shared.stat(|s| s.throttled += 1);
+    Some(throttled_error(ids, status, retry_after))
+}
+
+/// The 402 answered while `payment_required` is on.
+pub(crate) fn payment_required(ids: &RequestIds) -> Response {
+    graph_error(
+        ids,
+        StatusCode::PAYMENT_REQUIRED,
+        "PaymentRequired",
+        "Evaluation mode capacity has been exceeded. This API is a metered API: use a valid billing model (model=A or model=B) and an Azure subscription linked to the application. See https://learn.microsoft.com/graph/teams-licenses for details.",
+    )
+}
+
+// ---------------------------------------------------------------------------
+// Token endpoint (Microsoft identity platform, client credentials grant)
+
+/// An AAD-shaped error.
+fn aad_error(
+    shared: &Shared,
+    ids: &RequestIds,
+    status: StatusCode,
+    error: &str,
+    code: u32,
+    description: &str,
+) -> Response {
+    let trace_id = shared.request_guid();
+    let correlation_id = ids.client_request_id.clone();
+    let timestamp = Utc::now().format("%Y-%m-%d %H:%M:%SZ").to_string();
+    let body = serde_json::json!({
+        "error": error,
+        "error_description": format!(
+            "AADSTS{code}: {description} Trace ID: {trace_id} Correlation ID: {correlation_id} Timestamp: {timestamp}"
+        ),
+        "error_codes": [code],
+        "timestamp": timestamp,
+        "trace_id": trace_id,
+        "correlation_id": correlation_id,
+        "error_uri": format!("{}/error?code={code}", shared.graph_origin),
+    });
+    let mut resp = json_response(status, "application/json; charset=utf-8", &body);
+    no_store(resp.headers_mut());
+    resp
+}
+
+fn no_store(h: &mut HeaderMap) {
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store, no-cache"));
+    h.insert(PRAGMA, HeaderValue::from_static("no-cache"));
+}
+
+async fn token_endpoint(shared: &Arc<Shared>, ids: &RequestIds, tenant: &str, parts: &Parts, body: Body) -> Response {
+    shared.stat(|s| s.token_requests += 1);
+    let cfg = &shared.config;
+    if parts.method != Method::POST {
+        return aad_error(
+            shared,
+            ids,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "invalid_request",
+            900_561,
+            &format!(
+                "The endpoint only accepts POST requests. Received a {} request.",
+                parts.method
+            ),
+        );
+    }
+    if let Some(resp) = check_throttle(shared, ids, Target::Token) {
+        return resp;
+    }
+    if !tenant.eq_ignore_ascii_case(&cfg.tenant_id) {
+        return aad_error(
+            shared,
+            ids,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            90_002,
+            &format!(
+                "Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud. Check with your subscription administrator, this may happen if there are no active subscriptions for the tenant."
+            ),
+        );
+    }
+    let is_form = parts
+        .headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| strip_prefix_ci(v.trim(), "application/x-www-form-urlencoded").is_some());
+    let bytes = match axum::body::to_bytes(body, MAX_FORM_BODY).await {
+        Ok(b) => b,
+        Err(_) => {
+            return aad_error(
+                shared,
+                ids,
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                900_144,
+                "The request body could not be read or is too large.",
+            );
+        }
+    };
+    let mut params: Vec<(String, String)> = Vec::new();
+    if is_form {
+        for (k, v) in url::form_urlencoded::parse(&bytes) {
+            if !params.iter().any(|(pk, _)| *pk == k) {
+                params.push((k.into_owned(), v.into_owned()));
+            }
+        }
+    }
+    let param = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty())
+    };
+    let missing = |name: &str| {
+        aad_error(
+            shared,
+            ids,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            900_144,
+            &format!("The request body must contain the following parameter: '{name}'."),
+        )
+    };
+    let Some(grant_type) = param("grant_type") else {
+        return missing("grant_type");
+    };
+    if grant_type != "client_credentials" {
+        return aad_error(
+            shared,
+            ids,
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            70_003,
+            &format!("The app requested an unsupported grant type '{grant_type}'."),
+        );
+    }
+    let Some(client_id) = param("client_id") else {
+        return missing("client_id");
+    };
+    if !client_id.eq_ignore_ascii_case(&cfg.client_id) {
+        return aad_error(
+            shared,
+            ids,
+            StatusCode::BAD_REQUEST,
+            "unauthorized_client",
+            700_016,
+            &format!(
+                "Application with identifier '{client_id}' was not found in the directory '{}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.",
+                cfg.tenant_id
+            ),
+        );
+    }
+    let Some(secret) = param("client_secret") else {
+        return aad_error(
+            shared,
+            ids,
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            7_000_218,
+            "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
+        );
+    };
+    if secret != cfg.client_secret {
+        return aad_error(
+            shared,
+            ids,
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            7_000_215,
+            &format!(
+                "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{}'.",
+                cfg.client_id
+            ),
+        );
+    }
+    let Some(scope) = param("scope") else {
+        return missing("scope");
+    };
+    let expected = format!("{}/.default", shared.graph_origin);
+    if scope.trim() != expected {
+        let (code, description) = if scope.trim_end().ends_with("/.default") {
+            (
+                70_011,
+                format!(
+                    "The provided request must include a 'scope' input parameter. The provided value for the input parameter 'scope' is not valid. The scope {scope} is not valid."
+                ),
+            )
+        } else {
+            (
+                1_002_012,
+                format!(
+                    "The provided value for scope {scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI)."
+                ),
+            )
+        };
+        return aad_error(
+            shared,
+            ids,
+            StatusCode::BAD_REQUEST,
+            "invalid_scope",
+            code,
+            &description,
+        );
+    }
+    let lifetime = cfg.token_lifetime;
+    let access_token = issue_access_token(shared);
+    let secs = lifetime.as_secs();
+    let body = serde_json::json!({
+        "token_type": "Bearer",
+        "expires_in": secs,
+        "ext_expires_in": secs,
+        "access_token": access_token,
+    });
+    let mut resp = json_response(StatusCode::OK, "application/json; charset=utf-8", &body);
+    no_store(resp.headers_mut());
+    resp
+}
+
+/// Issues an access token valid for the configured lifetime.
+pub(crate) fn issue_access_token(shared: &Shared) -> String {
+    let expires_at = Instant::now().checked_add(shared.config.token_lifetime);
+    lock(&shared.data).issue_access_token(shared.config.seed, expires_at)
+}
+
+// ---------------------------------------------------------------------------
+// Content
+
+fn content(
+    shared: &Arc<Shared>,
+    ids: &RequestIds,
+    user: &str,
+    meeting_id: &str,
+    recording_id: &str,
+    parts: &Parts,
+) -> Response {
+    shared.stat(|s| s.content_requests += 1);
+    if parts.method != Method::GET {
+        return method_not_allowed(ids, "GET");
+    }
+    if let Err(resp) = authenticate(shared, ids, &parts.headers) {
+        return resp;
+    }
+    if let Some(resp) = check_throttle(shared, ids, Target::Content) {
+        return resp;
+    }
+    if shared.fault_flags().payment_required {
+        return payment_required(ids);
+    }
+    let found = {
+        let data = lock(&shared.data);
+        data.by_id
+            .get(recording_id)
+            .and_then(|&i| data.recordings.get(i))
+            .filter(|r| r.organizer.eq_ignore_ascii_case(user) && r.meeting_id == meeting_id)
+            .map(|r| (r.serial, r.size, r.content_key, r.id.clone()))
+    };
+    let Some((serial, size, key, id)) = found else {
+        return graph_error(
+            ids,
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            "The requested recording was not found.",
+        );
+    };
+    let direct = match shared.config.content_mode {
+        ContentMode::Direct => true,
+        ContentMode::Redirect => false,
+        ContentMode::Alternate => serial % 2 == 0,
+    };
+    if direct {
+        let resp = serve_bytes(shared, key, size, &parts.headers);
+        if resp.status().is_success() {
+            count_content(shared, id);
+        }
+        resp
+    } else {
+        count_content(shared, id);
+        let location = format!(
+            "{}/download/{serial:016x}{}",
+            shared.download_origin,
+            shared.download_signature(serial)
+        );
+        let mut resp = StatusCode::FOUND.into_response();
+        set_header(resp.headers_mut(), LOCATION, &location);
+        resp
+    }
+}
+
+fn count_content(shared: &Shared, id: String) {
+    shared.stat(|s| *s.content_requests_by_id.entry(id).or_insert(0) += 1);
+}
+
+/// The download origin: pre-authenticated, signed URLs; no `Authorization`.
+fn download(shared: &Arc<Shared>, req: &Request) -> Response {
+    shared.stat(|s| s.download_requests += 1);
+    let ids = RequestIds {
+        request_id: shared.request_guid(),
+        client_request_id: String::new(),
+    };
+    if req.headers().contains_key(AUTHORIZATION) {
+        shared.stat(|s| s.auth_header_on_download_origin += 1);
+        return download_error(
+            StatusCode::BAD_REQUEST,
+            "invalidRequest",
+            "Pre-authenticated download URLs must not be sent an Authorization header.",
+        );
+    }
+    if let Some((status, retry_after)) = shared.take_throttle(Target::Download) {
+        shared.stat(|s| s.throttled += 1);
+        return throttled_error(&ids, status, retry_after);
+    }
+    let Some(token) = req.uri().path().strip_prefix("/download/") else {
+        return download_error(StatusCode::NOT_FOUND, "itemNotFound", "Not found.");
+    };
+    let parsed = (token.len() == 48 && token.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| {
+            let serial = u64::from_str_radix(token.get(..16)?, 16).ok()?;
+            Some((serial, token.get(16..)?))
+        })
+        .flatten();
+    let Some((serial, signature)) = parsed else {
+        return download_error(StatusCode::NOT_FOUND, "itemNotFound", "Not found.");
+    };
+    if signature != shared.download_signature(serial) {
+        return download_error(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "The pre-authenticated URL signature is invalid.",
+        );
+    }
+    if req.method() != Method::GET {
+        return download_error(StatusCode::METHOD_NOT_ALLOWED, "notSupported", "Only GET is supported.");
+    }
+    let found = {
+        let data = lock(&shared.data);
+        usize::try_from(serial)
+            .ok()
+            .and_then(|i| data.recordings.get(i))
+            .map(|r| (r.size, r.content_key))
+    };
+    let Some((size, key)) = found else {
+        return download_error(StatusCode::NOT_FOUND, "itemNotFound", "Not found.");
+    };
+    serve_bytes(shared, key, size, req.headers())
+}
+
+fn download_error(status: StatusCode, code: &str, message: &str) -> Response {
+    json_response(
+        status,
+        "application/json",
+        &serde_json::json!({ "error": { "code": code, "message": message } }),
+    )
+}
+
+/// A parsed `Range` header.
+#[derive(Debug, PartialEq, Eq)]
+enum ByteRange {
+    /// No (usable) range: send everything.
+    Full,
+    /// Inclusive `[first, last]`.
+    Partial(u64, u64),
+    /// Not satisfiable for this size.
+    Unsatisfiable,
+}
+
+fn parse_range(headers: &HeaderMap, size: u64) -> ByteRange {
+    let Some(spec) = headers
+        .get(RANGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().strip_prefix("bytes="))
+    else {
+        return ByteRange::Full;
+    };
+    if spec.contains(',') {
+        return ByteRange::Full;
+    }
+    let Some((a, b)) = spec.split_once('-') else {
+        return ByteRange::Full;
+    };
+    let (a, b) = (a.trim(), b.trim());
+    if a.is_empty() {
+        let Ok(n) = b.parse::<u64>() else {
+            return ByteRange::Full;
+        };
+        if n == 0 || size == 0 {
+            return ByteRange::Unsatisfiable;
+        }
+        return ByteRange::Partial(size.saturating_sub(n), size - 1);
+    }
+    let Ok(first) = a.parse::<u64>() else {
+        return ByteRange::Full;
+    };
+    let last = if b.is_empty() {
+        u64::MAX
+    } else {
+        match b.parse::<u64>() {
+            Ok(l) if l >= first => l,
+            _ => return ByteRange::Full,
+        }
+    };
+    if first >= size {
+        return ByteRange::Unsatisfiable;
+    }
+    ByteRange::Partial(first, last.min(size - 1))
+}
+
+/// Streams the content (or the requested range of it) with `video/mp4`.
+fn serve_bytes(shared: &Arc<Shared>, key: u64, size: u64, headers: &HeaderMap) -> Response {
+    let (status, start, end) = match parse_range(headers, size) {
+        ByteRange::Full => (StatusCode::OK, 0, size),
+        ByteRange::Partial(first, last) => (StatusCode::PARTIAL_CONTENT, first, last + 1),
+        ByteRange::Unsatisfiable => {
+            let mut resp = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
+            set_header(resp.headers_mut(), CONTENT_RANGE, &format!("bytes */{size}"));
+            return resp;
+        }
+    };
+    let len = end - start;
+    let body = if len == 0 {
+        Body::empty()
+    } else {
+        let abort_at = shared.take_drop_mid_body().then(|| start + len / 2);
+        Body::from_stream(ContentStream::new(Arc::clone(shared), key, start, end, abort_at))
+    };
+    let mut resp = Response::new(body);
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("video/mp4"));
+    h.insert(CONTENT_LENGTH, HeaderValue::from(len));
+    h.insert(ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if status == StatusCode::PARTIAL_CONTENT {
+        set_header(h, CONTENT_RANGE, &format!("bytes {start}-{}/{size}", end - 1));
+    }
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn range(v: &str, size: u64) -> ByteRange {
+        let mut h = HeaderMap::new();
+        h.insert(RANGE, HeaderValue::from_str(v).expect("valid header"));
+        parse_range(&h, size)
+    }
+
+    #[test]
+    fn ranges() {
+        assert_eq!(range("bytes=0-9", 100), ByteRange::Partial(0, 9));
+        assert_eq!(range("bytes=90-", 100), ByteRange::Partial(90, 99));
+        assert_eq!(range("bytes=90-1000", 100), ByteRange::Partial(90, 99));
+        assert_eq!(range("bytes=-10", 100), ByteRange::Partial(90, 99));
+        assert_eq!(range("bytes=-1000", 100), ByteRange::Partial(0, 99));
+        assert_eq!(range("bytes=100-", 100), ByteRange::Unsatisfiable);
+        assert_eq!(range("bytes=-0", 100), ByteRange::Unsatisfiable);
+        assert_eq!(range("bytes=0-", 0), ByteRange::Unsatisfiable);
+        assert_eq!(range("bytes=5-1", 100), ByteRange::Full);
+        assert_eq!(range("bytes=0-1,5-6", 100), ByteRange::Full);
+        assert_eq!(range("items=0-1", 100), ByteRange::Full);
+        assert_eq!(range("bytes=x-1", 100), ByteRange::Full);
+    }
+
+    #[test]
+    fn functions() {
+        let p = parse_function(
+            "getAllRecordings(meetingOrganizerUserId='abc',startDateTime=2024-01-01T00:00:00Z)",
+            "getAllRecordings",
+        )
+        .expect("parses");
+        assert_eq!(
+            p,
+            vec![
+                ("meetingOrganizerUserId".to_owned(), "abc".to_owned()),
+                ("startDateTime".to_owned(), "2024-01-01T00:00:00Z".to_owned())
+            ]
+        );
+        assert_eq!(parse_function("getAllRecordings()", "getAllRecordings"), Some(vec![]));
+        assert_eq!(parse_function("getAllRecordings(", "getAllRecordings"), None);
+        assert_eq!(parse_function("other()", "getAllRecordings"), None);
+        assert_eq!(parse_function("é(", "getAllRecordings"), None);
+    }
+
+    #[test]
+    fn users() {
+        let segs = ["users('x%40y')", "a"];
+        let (u, rest) = parse_user(&segs).expect("parses");
+        assert_eq!(u, "x@y");
+        assert_eq!(rest, ["a"]);
+        let segs = ["users", "abc"];
+        let (u, rest) = parse_user(&segs).expect("parses");
+        assert_eq!(u, "abc");
+        assert!(rest.is_empty());
+        assert!(parse_user(&["users"]).is_none());
+        assert!(parse_user(&["users()"]).is_none());
+        assert!(parse_user(&["groups", "x"]).is_none());
+    }
+}

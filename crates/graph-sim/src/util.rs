@@ -1,0 +1,178 @@
+//! Small helpers: percent-encoding, raw query parsing, response builders.
+
+use std::borrow::Cow;
+
+use axum::body::Body;
+use axum::http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
+
+/// Everything but RFC 3986 unreserved characters: a safe path segment.
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
+/// Percent-encodes one path segment (`+` → `%2B`, `/` → `%2F`, `=` → `%3D`, ...).
+pub(crate) fn encode_segment(s: &str) -> String {
+    utf8_percent_encode(s, SEGMENT).to_string()
+}
+
+/// Percent-encodes a base64 token for use as a raw query value.
+pub(crate) fn encode_token(s: &str) -> String {
+    encode_segment(s)
+}
+
+/// Percent-decodes (lossily: invalid UTF-8 becomes U+FFFD, malformed escapes
+/// are kept literally).
+pub(crate) fn decode(s: &str) -> Cow<'_, str> {
+    percent_decode_str(s).decode_utf8_lossy()
+}
+
+/// The `(decoded key, raw value)` pairs of a raw query string.
+pub(crate) fn raw_query_pairs(query: Option<&str>) -> Vec<(String, &str)> {
+    let Some(q) = query else {
+        return Vec::new();
+    };
+    q.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (decode(k).into_owned(), v)
+        })
+        .collect()
+}
+
+/// The raw value of the first query option named `name` (compared
+/// case-insensitively, with or without the `$` prefix).
+pub(crate) fn query_option<'a>(pairs: &[(String, &'a str)], name: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(k, _)| k.strip_prefix('$').unwrap_or(k).eq_ignore_ascii_case(name))
+        .map(|(_, v)| *v)
+}
+
+/// Decodes a query value (`+` means space, then percent-decoding).
+pub(crate) fn decode_query_value(v: &str) -> String {
+    decode(&v.replace('+', " ")).into_owned()
+}
+
+/// Parses an ISO 8601 date-time as Graph accepts it in function parameters.
+pub(crate) fn parse_datetime(v: &str) -> Option<DateTime<Utc>> {
+    let v = v.trim();
+    let v = v.strip_prefix('\'').and_then(|x| x.strip_suffix('\'')).unwrap_or(v);
+    if let Ok(t) = DateTime::parse_from_rfc3339(v) {
+        return Some(t.with_timezone(&Utc));
+    }
+    for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(v, fmt) {
+            return Some(t.and_utc());
+        }
+    }
+    NaiveDate::parse_from_str(v, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc())
+}
+
+/// Formats a date-time the way the simulator writes it back into links.
+pub(crate) fn format_datetime(t: &DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// The `Content-Type` of successful Graph JSON pages.
+pub(crate) const ODATA_JSON: &str =
+    "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8";
+
+/// A JSON response.
+pub(crate) fn json_response(status: StatusCode, content_type: &'static str, body: &serde_json::Value) -> Response {
+    let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
+    (
+        status,
+        [(CONTENT_TYPE, HeaderValue::from_static(content_type))],
+        Body::from(bytes),
+    )
+        .into_response()
+}
+
+/// Inserts a header whose value is computed at run time (skipped if invalid).
+pub(crate) fn set_header(headers: &mut HeaderMap, name: HeaderName, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        headers.insert(name, v);
+    }
+}
+
+/// Per-request ids echoed by Graph.
+#[derive(Debug, Clone)]
+pub(crate) struct RequestIds {
+    pub(crate) request_id: String,
+    pub(crate) client_request_id: String,
+}
+
+/// A Graph error: `{"error":{"code","message","innerError":{...}}}`.
+pub(crate) fn graph_error(ids: &RequestIds, status: StatusCode, code: &str, message: &str) -> Response {
+    let body = serde_json::json!({
+        "error": {
+            "code": code,
+            "message": message,
+            "innerError": {
+                "date": Utc::now().format("%Y-%m-%dT%H:%M:%S").to_string(),
+                "request-id": ids.request_id,
+                "client-request-id": ids.client_request_id,
+            }
+        }
+    });
+    json_response(status, "application/json", &body)
+}
+
+/// A Graph throttling / unavailability answer for `status`.
+pub(crate) fn throttled_error(ids: &RequestIds, status: u16, retry_after: Option<u64>) -> Response {
+    let status = StatusCode::from_u16(status)
+        .ok()
+        .filter(|s| s.is_client_error() || s.is_server_error())
+        .unwrap_or(StatusCode::TOO_MANY_REQUESTS);
+    let (code, message) = if status == StatusCode::SERVICE_UNAVAILABLE {
+        (
+            "ServiceUnavailable",
+            "The service is temporarily unavailable. Please retry later.",
+        )
+    } else {
+        (
+            "TooManyRequests",
+            "Too many requests. The application or user has been throttled; retry after the interval given in the Retry-After header.",
+        )
+    };
+    let mut resp = graph_error(ids, status, code, message);
+    if let Some(secs) = retry_after {
+        set_header(resp.headers_mut(), axum::http::header::RETRY_AFTER, &secs.to_string());
+    }
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_pairs_keep_raw_values() {
+        let p = raw_query_pairs(Some("%24skiptoken=a%2Bb&$top=3&x"));
+        assert_eq!(query_option(&p, "skiptoken"), Some("a%2Bb"));
+        assert_eq!(query_option(&p, "top"), Some("3"));
+        assert_eq!(query_option(&p, "x"), Some(""));
+        assert_eq!(query_option(&p, "deltatoken"), None);
+    }
+
+    #[test]
+    fn datetimes() {
+        assert!(parse_datetime("2024-01-01T00:00:00Z").is_some());
+        assert!(parse_datetime("2024-01-01T00:00:00.123+01:00").is_some());
+        assert!(parse_datetime("'2024-01-01T00:00:00Z'").is_some());
+        assert!(parse_datetime("2024-01-01").is_some());
+        assert!(parse_datetime("yesterday").is_none());
+        assert!(parse_datetime("").is_none());
+    }
+
+    #[test]
+    fn segments_escape_base64() {
+        assert_eq!(encode_segment("a+b/c="), "a%2Bb%2Fc%3D");
+    }
+}

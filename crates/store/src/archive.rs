@@ -1,0 +1,1025 @@
+//! [`Archive`]: opening a store and the blob, manifest, state and run-report operations.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use futures::stream::BoxStream;
+use futures::{Stream, StreamExt, TryStreamExt};
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
+use object_store::local::LocalFileSystem;
+use object_store::memory::InMemory;
+use object_store::path::Path;
+use object_store::prefix::PrefixStore;
+use object_store::{
+    GetResultPayload, ObjectMeta, ObjectStore, ObjectStoreExt, ObjectStoreScheme, PutMode, PutPayload, WriteMultipart,
+};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use url::Url;
+
+use crate::layout::{self, path};
+use crate::model::MANIFEST_RESERVED;
+use crate::{
+    MANIFEST_SCHEMA, Manifest, OrganizerId, OrganizerState, STATE_SCHEMA, Sha256Digest, ShardId, StageError, StoreError,
+};
+
+/// Default size of the parts of a staging upload (S3 requires at least 5 MiB).
+pub const DEFAULT_PART_SIZE: usize = 8 * 1024 * 1024;
+/// Default number of parts of one staging upload in flight at once.
+pub const DEFAULT_PART_CONCURRENCY: usize = 4;
+/// How many objects are fetched at once when listing manifests or states.
+const LIST_FETCH_CONCURRENCY: usize = 8;
+/// How many names are tried for a run report before giving up.
+const RUN_REPORT_ATTEMPTS: u32 = 16;
+
+/// An archive: an object store (already narrowed to the archive's prefix) plus the
+/// conventions of the layout.
+///
+/// Cheap to clone; clones share the store.
+#[derive(Clone)]
+pub struct Archive {
+    store: Arc<dyn ObjectStore>,
+    display_url: String,
+    /// Root directory when opened from a `file://` URL; used only to sweep the temporary
+    /// files `LocalFileSystem` leaves behind when a process is killed mid-upload.
+    local_root: Option<PathBuf>,
+    part_size: usize,
+    part_concurrency: usize,
+}
+
+impl fmt::Debug for Archive {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Archive")
+            .field("url", &self.display_url)
+            .field("store", &format_args!("{}", self.store))
+            .finish_non_exhaustive()
+    }
+}
+
+/// A staged upload: bytes stored under `staging/<shard>/…`, not yet a blob.
+///
+/// Pass it to [`Archive::commit_blob`] or [`Archive::discard`]. If it is dropped instead
+/// (or the process dies), the object stays behind until [`Archive::clean_staging`] runs
+/// for the shard.
+#[must_use = "commit or discard a staged upload, or it stays behind until clean_staging"]
+#[derive(Debug)]
+pub struct Staged {
+    key: String,
+    size: u64,
+    digest: Sha256Digest,
+}
+
+impl Staged {
+    /// Number of bytes staged.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// SHA-256 of the bytes staged, computed while they streamed through.
+    pub fn digest(&self) -> Sha256Digest {
+        self.digest
+    }
+
+    /// The staging key (`staging/<shard>/…`).
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+}
+
+/// Outcome of [`Archive::commit_blob`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobCommit {
+    /// The blob key, `blobs/sha256/<hex>`.
+    pub key: String,
+    /// `true` if this call created the blob; `false` if it was already there.
+    pub created: bool,
+}
+
+/// Outcome of [`Archive::put_manifest`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ManifestWrite {
+    /// The manifest was written.
+    Created,
+    /// A manifest for this recording already existed; it was left untouched.
+    AlreadyExists,
+}
+
+impl Archive {
+    /// Opens the archive at `url`.
+    ///
+    /// Accepted URLs:
+    /// - `file:///absolute/path`: a directory on local disk, created if missing;
+    /// - `s3://bucket/prefix` (and `s3a://`, and `https://` S3 endpoint URLs): AWS S3 or a
+    ///   compatible store, configured from the `AWS_*` environment variables, then
+    ///   `options`;
+    /// - `az://container/prefix` (and `azure://`, `abfs[s]://`, `adl://`, and
+    ///   `https://<account>.blob.core.windows.net/container/prefix`): Azure Blob Storage,
+    ///   configured from the `AZURE_*` environment variables, then `options`;
+    /// - `memory://` (optionally with a prefix): a fresh in-memory store, for tests.
+    ///
+    /// `options` are `object_store` configuration keys and values, e.g.
+    /// `("aws_endpoint", "http://localhost:9000")`, `("aws_allow_http", "true")`,
+    /// `("azure_storage_account_name", "acct")`; keys are case-insensitive. `file://`
+    /// and `memory://` take no options.
+    ///
+    /// Nothing is contacted here; call [`Archive::probe`] to check the store works.
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidUrl`] for an unsupported or malformed URL or a backend that
+    /// cannot be configured from it; [`StoreError::InvalidOption`] for an option key the
+    /// backend does not know.
+    pub fn open(url: &str, options: &[(String, String)]) -> Result<Archive, StoreError> {
+        let parsed = Url::parse(url).map_err(|e| StoreError::InvalidUrl {
+            url: redact_unparsed(url),
+            reason: e.to_string(),
+        })?;
+        let display = display_url(&parsed);
+        let invalid = |reason: String| StoreError::InvalidUrl {
+            url: display.clone(),
+            reason,
+        };
+
+        match parsed.scheme() {
+            "file" => open_local(&parsed, display.clone(), options),
+            "memory" => {
+                reject_options("memory://", options)?;
+                let prefix = Path::from_url_path(parsed.path()).map_err(|e| invalid(format!("bad prefix: {e}")))?;
+                Ok(Self::build(
+                    prefixed(Arc::new(InMemory::new()), prefix),
+                    display.clone(),
+                    None,
+                ))
+            }
+            "s3" | "s3a" => open_s3(&parsed, display.clone(), options),
+            "az" | "azure" | "abfs" | "abfss" | "adl" => open_azure(&parsed, display.clone(), options),
+            "https" | "http" => match ObjectStoreScheme::parse(&parsed) {
+                Ok((ObjectStoreScheme::AmazonS3, _)) => open_s3(&parsed, display.clone(), options),
+                Ok((ObjectStoreScheme::MicrosoftAzure, _)) => open_azure(&parsed, display.clone(), options),
+                _ => Err(invalid(
+                    "not a recognised S3 or Azure endpoint; use s3://bucket/prefix or az://container/prefix".into(),
+                )),
+            },
+            other => Err(invalid(format!(
+                "unsupported scheme {other:?}; use file:///path, s3://bucket/prefix or az://container/prefix"
+            ))),
+        }
+    }
+
+    /// Wraps a store that is already narrowed to the archive's root (e.g. with
+    /// [`PrefixStore`]). `display_url` is what messages show; credentials and query in it
+    /// are stripped.
+    ///
+    /// An archive built this way does not know the local directory behind a
+    /// `LocalFileSystem`, so [`Archive::clean_staging`] cannot sweep the temporary files
+    /// that backend leaves behind when killed; use [`Archive::open`] with a `file://` URL
+    /// for that.
+    pub fn from_store(store: Arc<dyn ObjectStore>, display_url: &str) -> Archive {
+        let display = match Url::parse(display_url) {
+            Ok(url) => self::display_url(&url),
+            Err(_) => redact_unparsed(display_url),
+        };
+        Self::build(store, display, None)
+    }
+
+    fn build(store: Arc<dyn ObjectStore>, display_url: String, local: Option<PathBuf>) -> Self {
+        Self {
+            store,
+            display_url,
+            local_root: local,
+            part_size: DEFAULT_PART_SIZE,
+            part_concurrency: DEFAULT_PART_CONCURRENCY,
+        }
+    }
+
+    /// Sets the part size and the number of parts in flight for [`Archive::stage`]
+    /// (defaults: [`DEFAULT_PART_SIZE`], [`DEFAULT_PART_CONCURRENCY`]). Both are at least 1.
+    /// S3 rejects parts under 5 MiB (except the last); memory use per upload is about
+    /// `part_size * (part_concurrency + 1)`.
+    pub fn with_upload_parts(mut self, part_size: usize, part_concurrency: usize) -> Self {
+        self.part_size = part_size.max(1);
+        self.part_concurrency = part_concurrency.max(1);
+        self
+    }
+
+    /// The archive URL with credentials and query stripped, for messages.
+    pub fn display_url(&self) -> &str {
+        &self.display_url
+    }
+
+    /// The underlying store, rooted at the archive's prefix.
+    pub fn object_store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    /// Writes, reads back and deletes a small object under `staging/`.
+    ///
+    /// # Errors
+    /// [`StoreError::Unreachable`] naming the URL, the step and the backend's message.
+    pub async fn probe(&self) -> Result<(), StoreError> {
+        let key = layout::probe_key();
+        let location = path(&key);
+        let body = Bytes::from(format!("recarch probe {}\n", Utc::now().to_rfc3339()));
+        let unreachable = |step: &str, e: &dyn fmt::Display| StoreError::Unreachable {
+            url: self.display_url.clone(),
+            reason: format!("{step} probe object {key} failed: {e}"),
+        };
+        self.store
+            .put(&location, PutPayload::from_bytes(body.clone()))
+            .await
+            .map_err(|e| unreachable("writing", &e))?;
+        let read = match self.store.get(&location).await {
+            Ok(got) => got.bytes().await,
+            Err(e) => Err(e),
+        };
+        let deleted = self.store.delete(&location).await;
+        match read {
+            Ok(got) if got == body => {}
+            Ok(_) => {
+                return Err(unreachable(
+                    "reading back",
+                    &"the content read back differs from what was written",
+                ));
+            }
+            Err(e) => return Err(unreachable("reading back", &e)),
+        }
+        deleted.map_err(|e| unreachable("deleting", &e))
+    }
+
+    // ---------------------------------------------------------------- blobs
+
+    /// Streams `body` into a fresh object under `staging/<shard>/`, hashing it on the way.
+    ///
+    /// Uses a multipart upload: the stream's [`Bytes`] are handed to the upload without
+    /// copying, cut into parts of the configured size, with a bounded number of parts in
+    /// flight (see [`Archive::with_upload_parts`]), so memory stays bounded whatever the
+    /// recording size.
+    ///
+    /// # Errors
+    /// [`StageError::Body`] if `body` yields an error, [`StageError::Store`] if the store
+    /// fails. Either way the upload is aborted and nothing is left behind (except when the
+    /// backend itself cannot clean up, e.g. an S3 abort that fails: `clean_staging` and a
+    /// bucket lifecycle rule for incomplete multipart uploads cover that).
+    pub async fn stage<S, E>(&self, shard: &ShardId, mut body: S) -> Result<Staged, StageError<E>>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin + Send,
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        let key = layout::staging_key(shard);
+        let location = path(&key);
+        let upload = self
+            .store
+            .put_multipart(&location)
+            .await
+            .map_err(|e| StoreError::from_backend(&key, e))?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, self.part_size);
+        let mut hasher = Sha256::new();
+        let mut size: u64 = 0;
+
+        while let Some(next) = body.next().await {
+            let mut chunk = match next {
+                Ok(chunk) => chunk,
+                Err(e) => {
+                    abort_upload(writer, &key).await;
+                    return Err(StageError::Body(e));
+                }
+            };
+            hasher.update(&chunk);
+            size += chunk.len() as u64;
+            while !chunk.is_empty() {
+                // At most one part is started per `put` of at most `part_size` bytes, so
+                // waiting for a free slot first bounds the parts in flight.
+                if let Err(e) = writer.wait_for_capacity(self.part_concurrency).await {
+                    abort_upload(writer, &key).await;
+                    return Err(StoreError::from_backend(&key, e).into());
+                }
+                let piece = chunk.split_to(chunk.len().min(self.part_size));
+                writer.put(piece);
+            }
+        }
+
+        if let Err(e) = writer.finish().await {
+            // `finish` aborts the upload itself on failure; make sure no object remains.
+            if let Err(del) = self.delete_quietly(&key).await {
+                tracing::warn!(key = %key, error = %del, "could not remove a failed staging upload; clean_staging will");
+            }
+            return Err(StoreError::from_backend(&key, e).into());
+        }
+        let digest = Sha256Digest::from_bytes(hasher.finalize().into());
+        tracing::debug!(key = %key, size, %digest, "staged");
+        Ok(Staged { key, size, digest })
+    }
+
+    /// Moves a staged upload to `blobs/sha256/<digest>` unless that blob exists.
+    ///
+    /// `digest` must be the SHA-256 of the staged bytes (it is checked against
+    /// [`Staged::digest`]). If the blob already exists the staged copy is deleted and
+    /// `created` is `false`. Two runs committing the same digest at once both succeed and
+    /// one blob remains.
+    ///
+    /// # Errors
+    /// [`StoreError::DigestMismatch`] if `digest` is not the staged bytes' digest (the
+    /// staged copy is discarded); [`StoreError::Corrupt`] if a blob of that name exists
+    /// with a different size; other variants for store failures (the staged copy may
+    /// then remain until [`Archive::clean_staging`]).
+    pub async fn commit_blob(&self, staged: Staged, digest: &Sha256Digest) -> Result<BlobCommit, StoreError> {
+        let key = layout::blob_key(digest);
+        if staged.digest != *digest {
+            let actual = staged.digest;
+            self.discard(staged).await?;
+            return Err(StoreError::DigestMismatch {
+                key,
+                expected: digest.to_hex(),
+                actual: actual.to_hex(),
+            });
+        }
+        let from = path(&staged.key);
+        let to = path(&key);
+        match self.store.rename_if_not_exists(&from, &to).await {
+            Ok(()) => {
+                tracing::debug!(key = %key, size = staged.size, "blob created");
+                Ok(BlobCommit { key, created: true })
+            }
+            Err(object_store::Error::AlreadyExists { .. }) => self.blob_was_there(staged, key).await,
+            Err(object_store::Error::NotSupported { .. } | object_store::Error::NotImplemented { .. }) => {
+                // S3 without `aws_copy_if_not_exists`: no atomic create-only copy. The name
+                // is the content's digest, so overwriting an identical blob is harmless;
+                // only `created` may then be `true` for two racing runs.
+                match self.store.head(&to).await {
+                    Ok(_) => self.blob_was_there(staged, key).await,
+                    Err(object_store::Error::NotFound { .. }) => {
+                        self.store
+                            .rename(&from, &to)
+                            .await
+                            .map_err(|e| StoreError::from_backend(&key, e))?;
+                        Ok(BlobCommit { key, created: true })
+                    }
+                    Err(e) => Err(StoreError::from_backend(&key, e)),
+                }
+            }
+            Err(e) => Err(StoreError::from_backend(&key, e)),
+        }
+    }
+
+    async fn blob_was_there(&self, staged: Staged, key: String) -> Result<BlobCommit, StoreError> {
+        let existing = self
+            .store
+            .head(&path(&key))
+            .await
+            .map_err(|e| StoreError::from_backend(&key, e))?;
+        let staged_size = staged.size;
+        self.discard(staged).await?;
+        if existing.size != staged_size {
+            return Err(StoreError::corrupt(
+                key,
+                format!(
+                    "blob is {} bytes but its content is {staged_size} bytes; verify it with hash_blob and delete it so a later run stores it again",
+                    existing.size
+                ),
+            ));
+        }
+        tracing::debug!(key = %key, "blob already present");
+        Ok(BlobCommit { key, created: false })
+    }
+
+    /// Deletes a staged upload.
+    ///
+    /// # Errors
+    /// Store failures; a staged object that is already gone is not an error.
+    pub async fn discard(&self, staged: Staged) -> Result<(), StoreError> {
+        self.delete_quietly(&staged.key).await
+    }
+
+    /// Removes everything under `staging/<shard>/`: uploads of killed or failed runs.
+    /// Returns how many objects (or temporary files) were removed.
+    ///
+    /// Only call it while holding the shard's lease: it would destroy the staging
+    /// uploads of a run working on the same shard.
+    ///
+    /// For an archive opened from a `file://` URL this also removes the `<name>#<n>`
+    /// temporary files `LocalFileSystem` writes multipart uploads to: a killed process
+    /// leaves them behind and `object_store` listings do not show them.
+    ///
+    /// # Errors
+    /// Store (or, for `file://`, file system) failures.
+    pub async fn clean_staging(&self, shard: &ShardId) -> Result<usize, StoreError> {
+        let prefix = layout::staging_prefix(shard);
+        // Collect first: deleting while a LocalFileSystem listing walks the directory
+        // could remove the directory under the walk.
+        let locations: Vec<Path> = self
+            .store
+            .list(Some(&path(&prefix)))
+            .map_ok(|meta| meta.location)
+            .try_collect()
+            .await
+            .map_err(|e| StoreError::from_backend(&prefix, e))?;
+        let mut removed = 0;
+        let mut deleted = self
+            .store
+            .delete_stream(futures::stream::iter(locations.into_iter().map(Ok)).boxed());
+        while let Some(result) = deleted.next().await {
+            match result {
+                Ok(location) => {
+                    tracing::info!(key = %location, "removed staging debris");
+                    removed += 1;
+                }
+                Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(StoreError::from_backend(&prefix, e)),
+            }
+        }
+        if let Some(root) = &self.local_root {
+            removed += crate::local::sweep_staging(root.clone(), shard).await?;
+        }
+        Ok(removed)
+    }
+
+    /// Size of the blob named `digest`, or `None` if there is none.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn blob_size(&self, digest: &Sha256Digest) -> Result<Option<u64>, StoreError> {
+        let key = layout::blob_key(digest);
+        Ok(self.head(&key).await?.map(|meta| meta.size))
+    }
+
+    /// Reads the blob named `digest` back, hashing it as it streams; returns the actual
+    /// digest and size (compare them with what is expected to verify the blob).
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] if there is no such blob; store failures.
+    pub async fn hash_blob(&self, digest: &Sha256Digest) -> Result<(Sha256Digest, u64), StoreError> {
+        let key = layout::blob_key(digest);
+        let got = self
+            .store
+            .get(&path(&key))
+            .await
+            .map_err(|e| StoreError::from_backend(&key, e))?;
+        match got.payload {
+            // LocalFileSystem hands out the open file; hash it on a blocking thread with
+            // large reads instead of polling 8 KiB chunks through the runtime.
+            GetResultPayload::File(file, _) => tokio::task::spawn_blocking(move || hash_file(file))
+                .await
+                .map_err(|e| StoreError::from_backend(&key, e.into()))?
+                .map_err(|e| {
+                    StoreError::from_backend(
+                        &key,
+                        object_store::Error::Generic {
+                            store: "LocalFileSystem",
+                            source: Box::new(e),
+                        },
+                    )
+                }),
+            GetResultPayload::Stream(mut stream) => {
+                let mut hasher = Sha256::new();
+                let mut size = 0u64;
+                while let Some(chunk) = stream.next().await {
+                    let chunk = chunk.map_err(|e| StoreError::from_backend(&key, e))?;
+                    hasher.update(&chunk);
+                    size += chunk.len() as u64;
+                }
+                Ok((Sha256Digest::from_bytes(hasher.finalize().into()), size))
+            }
+        }
+    }
+
+    /// Every blob with its size, in no particular order. An object under `blobs/sha256/`
+    /// whose name is not a valid digest is yielded as [`StoreError::Corrupt`] and the
+    /// listing goes on.
+    pub fn list_blobs(&self) -> BoxStream<'_, Result<(Sha256Digest, u64), StoreError>> {
+        self.store
+            .list(Some(&path(layout::BLOBS)))
+            .map(|item| {
+                let meta = item.map_err(|e| StoreError::from_backend(layout::BLOBS, e))?;
+                let key = meta.location.to_string();
+                match layout::digest_of_blob_key(&key) {
+                    Some(digest) => Ok((digest, meta.size)),
+                    None => Err(StoreError::corrupt(
+                        key,
+                        "not named blobs/sha256/<64 lowercase hex digits>",
+                    )),
+                }
+            })
+            .boxed()
+    }
+
+    // ------------------------------------------------------------ manifests
+
+    /// The manifest key of a recording:
+    /// `manifests/recordings/<organizer>/<lowercase hex SHA-256 of recording_id>.json`.
+    ///
+    /// The recording id is hashed, so whatever it contains (`/`, `..`, …) the key stays
+    /// inside the organizer's directory.
+    pub fn manifest_key(organizer: &OrganizerId, recording_id: &str) -> String {
+        layout::manifest_key(organizer, recording_id)
+    }
+
+    /// Whether the recording's manifest exists.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn manifest_exists(&self, organizer: &OrganizerId, recording_id: &str) -> Result<bool, StoreError> {
+        let key = layout::manifest_key(organizer, recording_id);
+        Ok(self.head(&key).await?.is_some())
+    }
+
+    /// Writes the manifest, create-only: an existing manifest for the recording is left
+    /// untouched and `Ok(ManifestWrite::AlreadyExists)` is returned.
+    ///
+    /// Checked first: the schema is [`MANIFEST_SCHEMA`], `content.blob` names
+    /// `content.sha256`, [`Manifest::extra`] reuses no field name, and the blob exists
+    /// with `content.size` bytes (a manifest never points at a missing blob).
+    ///
+    /// # Errors
+    /// [`StoreError::Rejected`] if a check fails; store failures.
+    pub async fn put_manifest(&self, manifest: &Manifest) -> Result<ManifestWrite, StoreError> {
+        let key = layout::manifest_key(&manifest.organizer_id, &manifest.id);
+        let rejected = |reason: String| StoreError::Rejected {
+            key: key.clone(),
+            reason,
+        };
+        if manifest.schema != MANIFEST_SCHEMA {
+            return Err(rejected(format!(
+                "schema is {:?}, expected {MANIFEST_SCHEMA:?}",
+                manifest.schema
+            )));
+        }
+        let blob = layout::blob_key(&manifest.content.sha256);
+        if manifest.content.blob != blob {
+            return Err(rejected(format!(
+                "content.blob is {:?}, expected {blob:?}",
+                manifest.content.blob
+            )));
+        }
+        if let Some(name) = MANIFEST_RESERVED
+            .iter()
+            .find(|name| manifest.extra.contains_key(**name))
+        {
+            return Err(rejected(format!(
+                "extra member {name:?} collides with a manifest field"
+            )));
+        }
+        match self.blob_size(&manifest.content.sha256).await? {
+            Some(size) if size == manifest.content.size => {}
+            Some(size) => {
+                return Err(rejected(format!(
+                    "blob {blob} is {size} bytes, manifest says {}",
+                    manifest.content.size
+                )));
+            }
+            None => return Err(rejected(format!("blob {blob} does not exist"))),
+        }
+        let body = to_json(&key, manifest)?;
+        match self.store.put_opts(&path(&key), body, PutMode::Create.into()).await {
+            Ok(_) => Ok(ManifestWrite::Created),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(ManifestWrite::AlreadyExists),
+            Err(e) => Err(StoreError::from_backend(&key, e)),
+        }
+    }
+
+    /// Reads the recording's manifest, or `None` if there is none.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] if it is not a valid manifest of that recording; store
+    /// failures.
+    pub async fn get_manifest(
+        &self,
+        organizer: &OrganizerId,
+        recording_id: &str,
+    ) -> Result<Option<Manifest>, StoreError> {
+        let key = layout::manifest_key(organizer, recording_id);
+        match self.get_bytes(&key).await? {
+            Some(bytes) => parse_manifest(&key, &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Every manifest, in no particular order, as `(key, manifest)`. The outer error is
+    /// a listing or read failure; the inner one ([`StoreError::Corrupt`]) an object
+    /// under `manifests/recordings/` that is not a valid manifest stored under its
+    /// proper key.
+    #[allow(clippy::type_complexity)] // the signature is the documented contract
+    pub fn list_manifests(&self) -> BoxStream<'_, Result<(String, Result<Manifest, StoreError>), StoreError>> {
+        self.store
+            .list(Some(&path(layout::MANIFESTS)))
+            .map(move |item| async move {
+                let meta = item.map_err(|e| StoreError::from_backend(layout::MANIFESTS, e))?;
+                let key = meta.location.to_string();
+                let bytes = self
+                    .store
+                    .get(&meta.location)
+                    .await
+                    .map_err(|e| StoreError::from_backend(&key, e))?
+                    .bytes()
+                    .await
+                    .map_err(|e| StoreError::from_backend(&key, e))?;
+                let manifest = parse_manifest(&key, &bytes);
+                Ok((key, manifest))
+            })
+            .buffered(LIST_FETCH_CONCURRENCY)
+            .boxed()
+    }
+
+    // ---------------------------------------------------------------- state
+
+    /// Reads the organizer's state, or `None` if there is none yet.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] if it is not a valid state document of that organizer;
+    /// store failures.
+    pub async fn load_state(&self, organizer: &OrganizerId) -> Result<Option<OrganizerState>, StoreError> {
+        let key = layout::state_key(organizer);
+        match self.get_bytes(&key).await? {
+            Some(bytes) => parse_state(&key, &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Writes the organizer's state, replacing the previous one atomically (readers see
+    /// the old or the new document, never a mix).
+    ///
+    /// # Errors
+    /// [`StoreError::Rejected`] if the schema is not [`STATE_SCHEMA`]; store failures.
+    pub async fn save_state(&self, state: &OrganizerState) -> Result<(), StoreError> {
+        let key = layout::state_key(&state.organizer_id);
+        if state.schema != STATE_SCHEMA {
+            return Err(StoreError::Rejected {
+                reason: format!("schema is {:?}, expected {STATE_SCHEMA:?}", state.schema),
+                key,
+            });
+        }
+        let body = to_json(&key, state)?;
+        self.store
+            .put_opts(&path(&key), body, PutMode::Overwrite.into())
+            .await
+            .map_err(|e| StoreError::from_backend(&key, e))?;
+        Ok(())
+    }
+
+    /// Every organizer's state, sorted by organizer id.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] for the first object under `state/recordings/` that is not
+    /// a valid state document under its proper key; store failures.
+    pub async fn list_states(&self) -> Result<Vec<OrganizerState>, StoreError> {
+        let mut states: Vec<OrganizerState> = self
+            .store
+            .list(Some(&path(layout::STATES)))
+            .map(|item| async move {
+                let meta = item.map_err(|e| StoreError::from_backend(layout::STATES, e))?;
+                let key = meta.location.to_string();
+                match self.get_bytes(&key).await? {
+                    Some(bytes) => parse_state(&key, &bytes).map(Some),
+                    // Listed, then gone: nothing to report.
+                    None => Ok(None),
+                }
+            })
+            .buffered(LIST_FETCH_CONCURRENCY)
+            .try_filter_map(|state| async move { Ok(state) })
+            .try_collect()
+            .await?;
+        states.sort_by(|a, b| a.organizer_id.cmp(&b.organizer_id));
+        Ok(states)
+    }
+
+    // ---------------------------------------------------------- run reports
+
+    /// Writes a run report (create-only) as `runs/<YYYYMMDDTHHMMSSZ>-<shard>.json`, using
+    /// `started` in UTC. If that name is taken (two runs of a shard in one second),
+    /// milliseconds and then a counter are added. Returns the key written.
+    ///
+    /// # Errors
+    /// [`StoreError::AlreadyExists`] if every candidate name is taken; store failures.
+    pub async fn put_run_report(
+        &self,
+        shard: &ShardId,
+        started: DateTime<Utc>,
+        report: &serde_json::Value,
+    ) -> Result<String, StoreError> {
+        let mut key = layout::run_report_key(started, shard, 0);
+        let body = to_json(&key, report)?;
+        for attempt in 0..RUN_REPORT_ATTEMPTS {
+            key = layout::run_report_key(started, shard, attempt);
+            match self
+                .store
+                .put_opts(&path(&key), body.clone(), PutMode::Create.into())
+                .await
+            {
+                Ok(_) => return Ok(key),
+                Err(object_store::Error::AlreadyExists { .. }) => continue,
+                Err(e) => return Err(StoreError::from_backend(&key, e)),
+            }
+        }
+        Err(StoreError::AlreadyExists { key })
+    }
+
+    // -------------------------------------------------------------- helpers
+
+    /// Metadata of `key`, `None` if absent.
+    pub(crate) async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, StoreError> {
+        match self.store.head(&path(key)).await {
+            Ok(meta) => Ok(Some(meta)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(StoreError::from_backend(key, e)),
+        }
+    }
+
+    /// Content of `key`, `None` if absent.
+    pub(crate) async fn get_bytes(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
+        Ok(self.get_with_meta(key).await?.map(|(bytes, _)| bytes))
+    }
+
+    /// Content and metadata of `key`, `None` if absent.
+    pub(crate) async fn get_with_meta(&self, key: &str) -> Result<Option<(Bytes, ObjectMeta)>, StoreError> {
+        let got = match self.store.get(&path(key)).await {
+            Ok(got) => got,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(StoreError::from_backend(key, e)),
+        };
+        let meta = got.meta.clone();
+        match got.bytes().await {
+            Ok(bytes) => Ok(Some((bytes, meta))),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(StoreError::from_backend(key, e)),
+        }
+    }
+
+    /// Deletes `key`; absent is fine.
+    pub(crate) async fn delete_quietly(&self, key: &str) -> Result<(), StoreError> {
+        match self.store.delete(&path(key)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(StoreError::from_backend(key, e)),
+        }
+    }
+}
+
+/// Aborts a failed staging upload; failures are only logged (the caller reports the
+/// original error, and `clean_staging` removes what remains).
+async fn abort_upload(writer: WriteMultipart, key: &str) {
+    if let Err(e) = writer.abort().await {
+        tracing::warn!(key = %key, error = %e, "could not abort a staging upload; clean_staging will remove it");
+    }
+}
+
+fn hash_file(mut file: std::fs::File) -> std::io::Result<(Sha256Digest, u64)> {
+    use std::io::Read;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1024 * 1024];
+    let mut size = 0u64;
+    loop {
+        let n = match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hasher.update(&buf[..n]);
+        size += n as u64;
+    }
+    Ok((Sha256Digest::from_bytes(hasher.finalize().into()), size))
+}
+
+/// Pretty JSON with a trailing newline.
+pub(crate) fn to_json<T: Serialize + ?Sized>(key: &str, value: &T) -> Result<PutPayload, StoreError> {
+    let mut body = serde_json::to_vec_pretty(value).map_err(|e| StoreError::Rejected {
+        key: key.to_owned(),
+        reason: format!("cannot serialize: {e}"),
+    })?;
+    body.push(b'\n');
+    Ok(PutPayload::from(body))
+}
+
+fn parse_manifest(key: &str, bytes: &[u8]) -> Result<Manifest, StoreError> {
+    let manifest: Manifest =
+        serde_json::from_slice(bytes).map_err(|e| StoreError::corrupt(key, format!("not a manifest: {e}")))?;
+    if manifest.schema != MANIFEST_SCHEMA {
+        return Err(StoreError::corrupt(
+            key,
+            format!(
+                "unsupported schema {:?} (this version reads {MANIFEST_SCHEMA:?})",
+                manifest.schema
+            ),
+        ));
+    }
+    let expected = layout::manifest_key(&manifest.organizer_id, &manifest.id);
+    if expected != key {
+        return Err(StoreError::corrupt(
+            key,
+            format!("its id and organizerId belong at {expected}"),
+        ));
+    }
+    let blob = layout::blob_key(&manifest.content.sha256);
+    if manifest.content.blob != blob {
+        return Err(StoreError::corrupt(
+            key,
+            format!("content.blob is {:?}, expected {blob:?}", manifest.content.blob),
+        ));
+    }
+    Ok(manifest)
+}
+
+fn parse_state(key: &str, bytes: &[u8]) -> Result<OrganizerState, StoreError> {
+    let state: OrganizerState =
+        serde_json::from_slice(bytes).map_err(|e| StoreError::corrupt(key, format!("not a state document: {e}")))?;
+    if state.schema != STATE_SCHEMA {
+        return Err(StoreError::corrupt(
+            key,
+            format!(
+                "unsupported schema {:?} (this version reads {STATE_SCHEMA:?})",
+                state.schema
+            ),
+        ));
+    }
+    let expected = layout::state_key(&state.organizer_id);
+    if expected != key {
+        return Err(StoreError::corrupt(
+            key,
+            format!("its organizerId belongs at {expected}"),
+        ));
+    }
+    Ok(state)
+}
+
+fn prefixed(store: Arc<dyn ObjectStore>, prefix: Path) -> Arc<dyn ObjectStore> {
+    if prefix.is_root() {
+        store
+    } else {
+        Arc::new(PrefixStore::new(store, prefix))
+    }
+}
+
+fn reject_options(what: &str, options: &[(String, String)]) -> Result<(), StoreError> {
+    match options.first() {
+        Some((key, _)) => Err(StoreError::InvalidOption {
+            key: key.clone(),
+            reason: format!("{what} archives take no options"),
+        }),
+        None => Ok(()),
+    }
+}
+
+fn open_local(url: &Url, display: String, options: &[(String, String)]) -> Result<Archive, StoreError> {
+    reject_options("file://", options)?;
+    let invalid = |reason: String| StoreError::InvalidUrl {
+        url: display.clone(),
+        reason,
+    };
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(invalid("a file:// URL takes no query or fragment".into()));
+    }
+    let dir = url
+        .to_file_path()
+        .map_err(|()| invalid("not an absolute local path (use file:///absolute/path)".into()))?;
+    std::fs::create_dir_all(&dir).map_err(|e| invalid(format!("cannot create the directory: {e}")))?;
+    let root = std::fs::canonicalize(&dir).map_err(|e| invalid(format!("cannot resolve the directory: {e}")))?;
+    let store = LocalFileSystem::new_with_prefix(&root)
+        .map_err(|e| invalid(e.to_string()))?
+        // Remove directories emptied by deletes (staging areas, probe), so a finished
+        // archive holds only the layout.
+        .with_automatic_cleanup(true)
+        // Archives are the system of record: make every completed write durable.
+        .with_fsync(true);
+    Ok(Archive::build(Arc::new(store), display, Some(root)))
+}
+
+fn open_s3(url: &Url, display: String, options: &[(String, String)]) -> Result<Archive, StoreError> {
+    let mut builder = AmazonS3Builder::from_env().with_url(url.as_str());
+    for (key, value) in options {
+        let parsed: AmazonS3ConfigKey = key
+            .to_ascii_lowercase()
+            .parse()
+            .map_err(|_| StoreError::InvalidOption {
+                key: key.clone(),
+                reason: "not an S3 option (see object_store's AmazonS3ConfigKey)".into(),
+            })?;
+        builder = builder.with_config(parsed, value.clone());
+    }
+    let store = builder.build().map_err(|e| StoreError::InvalidUrl {
+        url: display.clone(),
+        reason: e.to_string(),
+    })?;
+    let prefix = url_prefix(url, &display)?;
+    Ok(Archive::build(prefixed(Arc::new(store), prefix), display, None))
+}
+
+fn open_azure(url: &Url, display: String, options: &[(String, String)]) -> Result<Archive, StoreError> {
+    let mut builder = MicrosoftAzureBuilder::from_env().with_url(url.as_str());
+    for (key, value) in options {
+        let parsed: AzureConfigKey = key
+            .to_ascii_lowercase()
+            .parse()
+            .map_err(|_| StoreError::InvalidOption {
+                key: key.clone(),
+                reason: "not an Azure option (see object_store's AzureConfigKey)".into(),
+            })?;
+        builder = builder.with_config(parsed, value.clone());
+    }
+    let store = builder.build().map_err(|e| StoreError::InvalidUrl {
+        url: display.clone(),
+        reason: e.to_string(),
+    })?;
+    let prefix = url_prefix(url, &display)?;
+    Ok(Archive::build(prefixed(Arc::new(store), prefix), display, None))
+}
+
+/// The path inside the bucket/container that the archive lives under.
+fn url_prefix(url: &Url, display: &str) -> Result<Path, StoreError> {
+    ObjectStoreScheme::parse(url)
+        .map(|(_, prefix)| prefix)
+        .map_err(|e| StoreError::InvalidUrl {
+            url: display.to_owned(),
+            reason: e.to_string(),
+        })
+}
+
+/// `url` without password (and without user name when a password came with it), query
+/// or fragment.
+fn display_url(url: &Url) -> String {
+    let mut shown = url.clone();
+    if shown.password().is_some() {
+        // Failures only happen for URLs that cannot carry credentials anyway.
+        let _ = shown.set_password(None);
+        let _ = shown.set_username("");
+    }
+    shown.set_query(None);
+    shown.set_fragment(None);
+    shown.to_string()
+}
+
+/// Best effort for strings that do not parse as URLs: drop everything from `?`/`#` and
+/// any `user:password@`.
+fn redact_unparsed(raw: &str) -> String {
+    let cut = raw.find(['?', '#']).map_or(raw, |i| &raw[..i]);
+    match (cut.find("://"), cut.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            format!("{}://{}", &cut[..scheme_end], &cut[at + 1..])
+        }
+        _ => cut.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_url_strips_credentials_and_query() {
+        let url = Url::parse("s3://user:secret@bucket/prefix?sig=abc#frag").expect("valid");
+        assert_eq!(display_url(&url), "s3://bucket/prefix");
+        assert_eq!(
+            redact_unparsed("s3://user:secret@bu cket/prefix?sig=abc"),
+            "s3://bu cket/prefix"
+        );
+    }
+
+    #[test]
+    fn open_rejects_bad_urls_and_options() {
+        assert!(matches!(
+            Archive::open("ftp://host/x", &[]),
+            Err(StoreError::InvalidUrl { .. })
+        ));
+        assert!(matches!(
+            Archive::open("not a url", &[]),
+            Err(StoreError::InvalidUrl { .. })
+        ));
+        assert!(matches!(
+            Archive::open("memory://", &[("aws_region".into(), "x".into())]),
+            Err(StoreError::InvalidOption { .. })
+        ));
+        assert!(matches!(
+            Archive::open(
+                "s3://bucket/prefix",
+                &[("no_such_option".into(), "secret-value".into())]
+            ),
+            Err(StoreError::InvalidOption { key, .. }) if key == "no_such_option"
+        ));
+        let err = Archive::open("file://remotehost/x", &[]).expect_err("remote host");
+        assert!(matches!(err, StoreError::InvalidUrl { .. }), "{err}");
+    }
+
+    #[test]
+    fn open_s3_and_azure_without_network() {
+        let s3 = Archive::open(
+            "s3://bucket/some/prefix?x=1",
+            &[
+                ("AWS_REGION".into(), "eu-west-1".into()),
+                ("aws_access_key_id".into(), "AKIDEXAMPLE".into()),
+                ("aws_secret_access_key".into(), "secret".into()),
+            ],
+        )
+        .expect("s3 archive");
+        assert_eq!(s3.display_url(), "s3://bucket/some/prefix");
+        let az = Archive::open(
+            "az://container/prefix",
+            &[
+                ("azure_storage_account_name".into(), "acct".into()),
+                ("azure_storage_account_key".into(), "a2V5".into()),
+            ],
+        )
+        .expect("azure archive");
+        assert_eq!(az.display_url(), "az://container/prefix");
+        assert!(!format!("{az:?}").contains("a2V5"));
+    }
+}

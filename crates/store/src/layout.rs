@@ -1,0 +1,117 @@
+//! Object keys of the archive layout. Every key is built here, only from validated or
+//! hashed values, so nothing a remote party controls can steer a key.
+
+use chrono::{DateTime, Utc};
+use object_store::path::Path;
+use sha2::{Digest, Sha256};
+
+use crate::{OrganizerId, Sha256Digest, ShardId};
+
+/// Prefix of blobs.
+pub(crate) const BLOBS: &str = "blobs/sha256";
+/// Prefix of manifests.
+pub(crate) const MANIFESTS: &str = "manifests/recordings";
+/// Prefix of organizer states.
+pub(crate) const STATES: &str = "state/recordings";
+/// Prefix of run reports.
+pub(crate) const RUNS: &str = "runs";
+/// Prefix of leases.
+pub(crate) const LOCKS: &str = "locks";
+/// Prefix of staging areas; never part of a finished archive.
+pub(crate) const STAGING: &str = "staging";
+/// Staging area of [`crate::Archive::probe`]; not a valid shard name, so never collides.
+pub(crate) const PROBE: &str = "staging/_probe";
+
+pub(crate) fn blob_key(digest: &Sha256Digest) -> String {
+    format!("{BLOBS}/{}", digest.to_hex())
+}
+
+pub(crate) fn manifest_key(organizer: &OrganizerId, recording_id: &str) -> String {
+    let hashed = hex::encode(Sha256::digest(recording_id.as_bytes()));
+    format!("{MANIFESTS}/{organizer}/{hashed}.json")
+}
+
+pub(crate) fn state_key(organizer: &OrganizerId) -> String {
+    format!("{STATES}/{organizer}.json")
+}
+
+pub(crate) fn lease_key(shard: &ShardId) -> String {
+    format!("{LOCKS}/{shard}.json")
+}
+
+pub(crate) fn staging_prefix(shard: &ShardId) -> String {
+    format!("{STAGING}/{shard}")
+}
+
+/// A fresh, unique staging key: `staging/<shard>/<UTC timestamp>-<128 random bits>`.
+pub(crate) fn staging_key(shard: &ShardId) -> String {
+    format!(
+        "{STAGING}/{shard}/{}-{:032x}",
+        Utc::now().format("%Y%m%dT%H%M%S%.3fZ"),
+        fastrand::u128(..)
+    )
+}
+
+pub(crate) fn probe_key() -> String {
+    format!("{PROBE}/{:032x}", fastrand::u128(..))
+}
+
+/// `runs/<YYYYMMDDTHHMMSSZ>-<shard>.json`; `attempt` > 0 adds milliseconds and then a
+/// counter so that runs started in the same second do not collide.
+pub(crate) fn run_report_key(started: DateTime<Utc>, shard: &ShardId, attempt: u32) -> String {
+    match attempt {
+        0 => format!("{RUNS}/{}-{shard}.json", started.format("%Y%m%dT%H%M%SZ")),
+        1 => format!("{RUNS}/{}-{shard}.json", started.format("%Y%m%dT%H%M%S%.3fZ")),
+        n => format!("{RUNS}/{}-{shard}-{n}.json", started.format("%Y%m%dT%H%M%S%.3fZ")),
+    }
+}
+
+/// The `object_store` path of a key built above. Keys contain only `[a-z0-9._/-]` and
+/// a `T`/`Z`, so this never percent-encodes anything.
+pub(crate) fn path(key: &str) -> Path {
+    Path::from(key)
+}
+
+/// Parses `<64 hex>` as found after `blobs/sha256/`.
+pub(crate) fn digest_of_blob_key(key: &str) -> Option<Sha256Digest> {
+    let name = key.strip_prefix(BLOBS)?.strip_prefix('/')?;
+    Sha256Digest::from_hex(name).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys() {
+        let org = OrganizerId::parse("11111111-2222-3333-4444-555555555555").expect("valid");
+        let shard = ShardId::new(2, 8);
+        let d = Sha256Digest::of(b"");
+        assert_eq!(
+            blob_key(&d),
+            "blobs/sha256/e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+        assert_eq!(
+            manifest_key(&org, ""),
+            "manifests/recordings/11111111-2222-3333-4444-555555555555/e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855.json"
+        );
+        assert_eq!(
+            state_key(&org),
+            "state/recordings/11111111-2222-3333-4444-555555555555.json"
+        );
+        assert_eq!(lease_key(&shard), "locks/2-of-8.json");
+        assert!(staging_key(&shard).starts_with("staging/2-of-8/"));
+        assert_ne!(staging_key(&shard), staging_key(&shard));
+        let t = DateTime::parse_from_rfc3339("2024-05-06T07:08:09.123Z")
+            .expect("valid")
+            .with_timezone(&Utc);
+        assert_eq!(run_report_key(t, &shard, 0), "runs/20240506T070809Z-2-of-8.json");
+        assert_eq!(run_report_key(t, &shard, 1), "runs/20240506T070809.123Z-2-of-8.json");
+        assert_eq!(run_report_key(t, &shard, 3), "runs/20240506T070809.123Z-2-of-8-3.json");
+        for key in [blob_key(&d), manifest_key(&org, "a/../b"), staging_key(&shard)] {
+            assert_eq!(path(&key).as_ref(), key);
+        }
+        assert_eq!(digest_of_blob_key(&blob_key(&d)), Some(d));
+        assert_eq!(digest_of_blob_key("blobs/sha256/x"), None);
+    }
+}

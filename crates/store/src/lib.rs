@@ -1,0 +1,125 @@
+//! The recording archive on object storage: content-addressed blobs, one JSON manifest
+//! per recording, per-organizer checkpoints, run reports and shard leases, on local disk,
+//! S3 or Azure Blob Storage through [`object_store`].
+//!
+//! This crate knows nothing about Microsoft Graph or HTTP APIs: it stores bytes under
+//! their SHA-256 and JSON documents whose source-specific members are opaque to it.
+//!
+//! # Layout
+//!
+//! Under the archive URL's prefix, and nothing else once a run has finished:
+//!
+//! ```text
+//! blobs/sha256/<64 lowercase hex>                  recording bytes, named by their SHA-256; immutable
+//! manifests/recordings/<organizerId>/<key>.json    one per recording; <key> = hex SHA-256 of the recording id
+//! state/recordings/<organizerId>.json              checkpoint (next/delta link) and retry queue
+//! runs/<UTC timestamp>-<shard>.json                one report per run
+//! locks/<shard>.json                               lease held by a running job
+//! ```
+//!
+//! Uploads go to `staging/<shard>/…` first and are moved into `blobs/` once their digest
+//! is known; [`Archive::clean_staging`] removes what killed runs left there. Every key is
+//! built from validated values ([`OrganizerId`], [`ShardId`], [`Sha256Digest`]) or hashes,
+//! never from raw input.
+//!
+//! # Example
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! use bytes::Bytes;
+//! use recarch_store::{
+//!     Archive, ContentRef, KIND_CALL_RECORDING, Manifest, ManifestWrite, OrganizerId, ShardId,
+//! };
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let archive = Archive::open("memory://", &[])?; // e.g. "file:///srv/recarch", "s3://bucket/recarch"
+//! archive.probe().await?;
+//!
+//! let shard = ShardId::new(0, 1);
+//! let lease = archive
+//!     .acquire_lease(&shard, "example-run", Duration::from_secs(600))
+//!     .await?;
+//! archive.clean_staging(&shard).await?;
+//!
+//! // Stream the recording in, then name it by its digest.
+//! let body = futures::stream::iter([Ok::<_, std::io::Error>(Bytes::from_static(b"mp4 bytes"))]);
+//! let staged = archive.stage(&shard, body).await?;
+//! let (digest, size) = (staged.digest(), staged.size());
+//! let blob = archive.commit_blob(staged, &digest).await?;
+//! assert!(blob.created);
+//!
+//! let organizer = OrganizerId::parse("0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d")?;
+//! let mut manifest = Manifest::new(
+//!     KIND_CALL_RECORDING,
+//!     "recording-id-from-the-source",
+//!     organizer.clone(),
+//!     ContentRef::new(digest, size, "video/mp4"),
+//! );
+//! manifest.extra.insert("meetingId".into(), "meeting-1".into());
+//! assert_eq!(archive.put_manifest(&manifest).await?, ManifestWrite::Created);
+//! assert_eq!(archive.put_manifest(&manifest).await?, ManifestWrite::AlreadyExists);
+//! assert!(archive.manifest_exists(&organizer, "recording-id-from-the-source").await?);
+//!
+//! archive.release_lease(lease).await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Errors
+//!
+//! Every fallible operation returns [`StoreError`] ([`StageError`] for [`Archive::stage`],
+//! which also carries the body stream's own error). The enum is `#[non_exhaustive]`;
+//! each variant names the key, URL or option involved and its message says what to do.
+//! Conditions that are normal outcomes are not errors: a missing manifest or state is
+//! `Ok(None)`, an existing manifest is [`ManifestWrite::AlreadyExists`], an existing blob
+//! is `BlobCommit { created: false, .. }`. Wrapped backend errors are reachable through
+//! [`std::error::Error::source`]; print the chain to see them. Errors never contain
+//! credentials: URLs are shown without user info and query, option values are never
+//! echoed. Nothing in this crate panics on bad data in the archive: unreadable objects
+//! surface as [`StoreError::Corrupt`].
+//!
+//! # Consistency
+//!
+//! - Blobs are written once. Committing a digest that exists deletes the staged copy and
+//!   reports `created: false`; concurrent commits of one digest are safe.
+//! - Manifests are create-only ([`object_store::PutMode::Create`]) and only written when
+//!   their blob exists with the stated size.
+//! - State documents are replaced atomically (readers see the old or the new one).
+//! - Backends differ: `LocalFileSystem` supports create-only puts and copies but not
+//!   conditional updates ([`object_store::PutMode::Update`]); S3 needs
+//!   `aws_copy_if_not_exists` for atomic blob commits (without it, commits fall back to
+//!   check-then-copy, which is still safe for content-addressed data).
+//!
+//! # Leases
+//!
+//! [`Archive::acquire_lease`] creates `locks/<shard>.json` create-only. An unexpired lease
+//! held by anyone else yields [`StoreError::LeaseHeld`]; an expired one is taken over with
+//! a conditional update on the version read (S3, Azure, in-memory). `LocalFileSystem`
+//! cannot update conditionally, so there takeover is re-check, delete, create-only and
+//! renewal is re-check, overwrite: two runs taking over the same expired lease at the same
+//! instant may both succeed; the loser learns it at its next [`Archive::renew_lease`]
+//! ([`StoreError::LeaseLost`]). Renew well within the TTL; leases compare wall clocks, so
+//! hosts sharing an archive need synchronised clocks.
+
+mod archive;
+mod error;
+mod ids;
+mod layout;
+mod lease;
+mod local;
+mod model;
+
+pub use archive::{Archive, BlobCommit, DEFAULT_PART_CONCURRENCY, DEFAULT_PART_SIZE, ManifestWrite, Staged};
+pub use error::{StageError, StoreError};
+pub use ids::{OrganizerId, Sha256Digest, ShardId};
+pub use lease::{LEASE_SCHEMA, Lease};
+pub use model::{
+    Checkpoint, ContentRef, KIND_CALL_RECORDING, LinkKind, MANIFEST_SCHEMA, Manifest, OrganizerState, QueuedItem,
+    STATE_SCHEMA,
+};
+
+/// Re-export of the `object_store` crate this one is built on, for
+/// [`Archive::from_store`] and [`Archive::object_store`].
+pub use object_store;

@@ -1,0 +1,203 @@
+//! The JSON documents kept in the archive: manifests and per-organizer state.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::{OrganizerId, Sha256Digest};
+
+/// Schema tag of [`Manifest`] documents.
+pub const MANIFEST_SCHEMA: &str = "recarch.manifest.v1";
+
+/// Schema tag of [`OrganizerState`] documents.
+pub const STATE_SCHEMA: &str = "recarch.state.v1";
+
+/// The `kind` of a manifest describing a call recording.
+pub const KIND_CALL_RECORDING: &str = "callRecording";
+
+/// One archived recording: `manifests/recordings/<organizerId>/<key>.json`.
+///
+/// The fields below are what the store understands and checks; anything else the caller
+/// wants to keep (meeting id, creation time, the source item verbatim, …) goes into
+/// [`Manifest::extra`] and is stored as top-level members of the JSON object.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Manifest {
+    /// Always [`MANIFEST_SCHEMA`].
+    pub schema: String,
+    /// What was archived, e.g. [`KIND_CALL_RECORDING`].
+    pub kind: String,
+    /// The source id of the recording, verbatim; its SHA-256 names the manifest.
+    pub id: String,
+    /// The organizer whose recording this is (`organizerId`).
+    pub organizer_id: OrganizerId,
+    /// The recording bytes.
+    pub content: ContentRef,
+    /// When the recording was archived (RFC 3339, UTC).
+    pub archived_at: DateTime<Utc>,
+    /// Caller-owned members, stored verbatim next to the ones above. Must not reuse the
+    /// names of the fields above.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, Value>,
+}
+
+/// Names of the members [`Manifest`] owns; [`Manifest::extra`] must not use them.
+pub(crate) const MANIFEST_RESERVED: [&str; 6] = ["schema", "kind", "id", "organizerId", "content", "archivedAt"];
+
+impl Manifest {
+    /// A manifest for `content` of recording `id`, archived now, with no extra members.
+    pub fn new(kind: impl Into<String>, id: impl Into<String>, organizer_id: OrganizerId, content: ContentRef) -> Self {
+        Self {
+            schema: MANIFEST_SCHEMA.to_owned(),
+            kind: kind.into(),
+            id: id.into(),
+            organizer_id,
+            content,
+            archived_at: Utc::now(),
+            extra: serde_json::Map::new(),
+        }
+    }
+}
+
+/// Reference from a manifest to its blob.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ContentRef {
+    /// SHA-256 of the bytes.
+    pub sha256: Sha256Digest,
+    /// Length of the bytes.
+    pub size: u64,
+    /// Media type, e.g. `video/mp4`.
+    pub media_type: String,
+    /// Blob key, always `blobs/sha256/<hex of sha256>`.
+    pub blob: String,
+}
+
+impl ContentRef {
+    /// A reference to the blob named `sha256`, filling in [`ContentRef::blob`].
+    pub fn new(sha256: Sha256Digest, size: u64, media_type: impl Into<String>) -> Self {
+        Self {
+            sha256,
+            size,
+            media_type: media_type.into(),
+            blob: crate::layout::blob_key(&sha256),
+        }
+    }
+}
+
+/// Per-organizer progress: `state/recordings/<organizerId>.json`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct OrganizerState {
+    /// Always [`STATE_SCHEMA`].
+    pub schema: String,
+    /// The organizer.
+    pub organizer_id: OrganizerId,
+    /// Where to resume; `None` starts a full round from the first request.
+    pub checkpoint: Option<Checkpoint>,
+    /// Items to retry first on the next run.
+    pub queue: Vec<QueuedItem>,
+    /// How many full rounds (reaching a delta link) have completed.
+    pub rounds_completed: u64,
+    /// When this document was last written.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl OrganizerState {
+    /// Fresh state: no checkpoint, empty queue, no rounds.
+    pub fn new(organizer: OrganizerId) -> Self {
+        Self {
+            schema: STATE_SCHEMA.to_owned(),
+            organizer_id: organizer,
+            checkpoint: None,
+            queue: Vec::new(),
+            rounds_completed: 0,
+            updated_at: Utc::now(),
+        }
+    }
+}
+
+/// Where a delta enumeration stopped.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Checkpoint {
+    /// Whether `link` continues a round or starts the next one.
+    pub kind: LinkKind,
+    /// The opaque link, verbatim.
+    pub link: String,
+}
+
+/// The two kinds of resumption links.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum LinkKind {
+    /// A next-page link: the current round is not finished (`"next"`).
+    Next,
+    /// A delta link: the round is finished; following it yields changes (`"delta"`).
+    Delta,
+}
+
+/// An item whose archiving failed and is to be retried.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct QueuedItem {
+    /// Source id of the item.
+    pub id: String,
+    /// The source item, verbatim.
+    pub item: Value,
+    /// How many attempts failed so far.
+    pub attempts: u32,
+    /// The last failure, for operators (must not contain secrets).
+    pub last_error: String,
+    /// When it first failed.
+    pub first_failed_at: DateTime<Utc>,
+    /// When it last failed.
+    pub last_failed_at: DateTime<Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn org() -> OrganizerId {
+        OrganizerId::parse("11111111-2222-3333-4444-555555555555").expect("valid")
+    }
+
+    #[test]
+    fn manifest_json_shape() {
+        let digest = Sha256Digest::of(b"x");
+        let mut m = Manifest::new(
+            KIND_CALL_RECORDING,
+            "rec/1+2=",
+            org(),
+            ContentRef::new(digest, 1, "video/mp4"),
+        );
+        m.extra.insert("meetingId".into(), Value::from("m1"));
+        m.extra
+            .insert("graph".into(), serde_json::json!({"id": "rec/1+2=", "x": [1]}));
+        let v = serde_json::to_value(&m).expect("serialize");
+        assert_eq!(v["schema"], MANIFEST_SCHEMA);
+        assert_eq!(v["organizerId"], org().as_str());
+        assert_eq!(v["content"]["sha256"], digest.to_hex());
+        assert_eq!(v["content"]["mediaType"], "video/mp4");
+        assert_eq!(v["content"]["blob"], format!("blobs/sha256/{}", digest.to_hex()));
+        assert_eq!(v["meetingId"], "m1");
+        assert_eq!(v["graph"]["x"][0], 1);
+        let back: Manifest = serde_json::from_value(v).expect("deserialize");
+        assert_eq!(back, m);
+    }
+
+    #[test]
+    fn state_json_shape() {
+        let mut s = OrganizerState::new(org());
+        s.checkpoint = Some(Checkpoint {
+            kind: LinkKind::Delta,
+            link: "https://example.invalid/delta?token=x".into(),
+        });
+        let v = serde_json::to_value(&s).expect("serialize");
+        assert_eq!(v["checkpoint"]["kind"], "delta");
+        assert_eq!(v["roundsCompleted"], 0);
+        let back: OrganizerState = serde_json::from_value(v).expect("deserialize");
+        assert_eq!(back, s);
+    }
+}

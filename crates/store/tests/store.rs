@@ -1,0 +1,947 @@
+//! Conformance suite for `recarch-store`.
+//!
+//! Every case is an `async fn(Fixture)` run against each backend listed in the
+//! `conformance!` invocation at the bottom. To cover another backend (S3, Azure), write a
+//! constructor returning a `Fixture` for a fresh, empty prefix and add a module line to
+//! the macro.
+
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::collections::BTreeSet;
+use std::path::{Path as FsPath, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use proptest::prelude::*;
+use recarch_store::{
+    Archive, Checkpoint, ContentRef, KIND_CALL_RECORDING, LinkKind, Manifest, ManifestWrite, OrganizerId,
+    OrganizerState, QueuedItem, Sha256Digest, ShardId, StageError, StoreError,
+};
+use tempfile::TempDir;
+
+/// Small parts so that test payloads span several multipart parts.
+const TEST_PART_SIZE: usize = 64 * 1024;
+
+/// An archive under test, plus what keeps it alive.
+struct Fixture {
+    archive: Archive,
+    /// Root directory for backends that live on local disk.
+    root: Option<PathBuf>,
+    _dir: Option<TempDir>,
+}
+
+fn memory() -> Fixture {
+    let archive = Archive::open("memory://", &[])
+        .unwrap()
+        .with_upload_parts(TEST_PART_SIZE, 3);
+    Fixture {
+        archive,
+        root: None,
+        _dir: None,
+    }
+}
+
+fn local() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    // A directory that does not exist yet: `open` must create it.
+    let root = dir.path().join("archive");
+    let url = url::Url::from_directory_path(&root).unwrap();
+    let archive = Archive::open(url.as_str(), &[])
+        .unwrap()
+        .with_upload_parts(TEST_PART_SIZE, 3);
+    Fixture {
+        archive,
+        root: Some(root.canonicalize().unwrap()),
+        _dir: Some(dir),
+    }
+}
+
+// ------------------------------------------------------------------ helpers
+
+fn org() -> OrganizerId {
+    OrganizerId::parse("0A1B2C3D-4E5F-6A7B-8C9D-0E1F2A3B4C5D").unwrap()
+}
+
+fn shard() -> ShardId {
+    ShardId::new(0, 1)
+}
+
+fn data(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+type Body = futures::stream::BoxStream<'static, Result<Bytes, std::io::Error>>;
+
+fn chunked(bytes: &[u8], chunk: usize) -> Body {
+    let chunks: Vec<Result<Bytes, std::io::Error>> = bytes
+        .chunks(chunk.max(1))
+        .map(|c| Ok(Bytes::copy_from_slice(c)))
+        .collect();
+    futures::stream::iter(chunks).boxed()
+}
+
+async fn store_blob(archive: &Archive, bytes: &[u8]) -> (Sha256Digest, u64) {
+    let staged = archive.stage(&shard(), chunked(bytes, 10_000)).await.unwrap();
+    let digest = staged.digest();
+    let size = staged.size();
+    archive.commit_blob(staged, &digest).await.unwrap();
+    (digest, size)
+}
+
+/// Every key visible through the object store.
+async fn all_keys(archive: &Archive) -> BTreeSet<String> {
+    archive
+        .object_store()
+        .list(None)
+        .map_ok(|meta| meta.location.to_string())
+        .try_collect()
+        .await
+        .unwrap()
+}
+
+/// Every regular file below `root`, as `/`-separated relative paths.
+fn all_files(root: &FsPath) -> BTreeSet<String> {
+    fn walk(root: &FsPath, dir: &FsPath, out: &mut BTreeSet<String>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries {
+            let entry = entry.unwrap();
+            let path = entry.path();
+            if entry.file_type().unwrap().is_dir() {
+                walk(root, &path, out);
+            } else {
+                let rel = path.strip_prefix(root).unwrap();
+                let rel: Vec<_> = rel.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+                out.insert(rel.join("/"));
+            }
+        }
+    }
+    let mut out = BTreeSet::new();
+    walk(root, root, &mut out);
+    out
+}
+
+/// Everything stored, including local files hidden from listings.
+async fn everything(f: &Fixture) -> BTreeSet<String> {
+    let mut keys = all_keys(&f.archive).await;
+    if let Some(root) = &f.root {
+        keys.extend(all_files(root));
+    }
+    keys
+}
+
+async fn staging_leftovers(f: &Fixture) -> Vec<String> {
+    everything(f)
+        .await
+        .into_iter()
+        .filter(|k| k.starts_with("staging/"))
+        .collect()
+}
+
+fn manifest_for(id: &str, digest: Sha256Digest, size: u64) -> Manifest {
+    let mut m = Manifest::new(
+        KIND_CALL_RECORDING,
+        id,
+        org(),
+        ContentRef::new(digest, size, "video/mp4"),
+    );
+    m.extra.insert("meetingId".into(), serde_json::Value::from("meeting-1"));
+    m.extra.insert(
+        "graph".into(),
+        serde_json::json!({"id": id, "createdDateTime": "2024-05-06T07:08:09Z"}),
+    );
+    m
+}
+
+fn is_layout_key(key: &str) -> bool {
+    let segs: Vec<&str> = key.split('/').collect();
+    let hex64 = |s: &str| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
+    let json_named = |s: &str, f: &dyn Fn(&str) -> bool| s.strip_suffix(".json").is_some_and(f);
+    let guid = |s: &str| OrganizerId::parse(s).is_ok_and(|o| o.as_str() == s);
+    match segs.as_slice() {
+        ["blobs", "sha256", name] => hex64(name),
+        ["manifests", "recordings", o, name] => guid(o) && json_named(name, &hex64),
+        ["state", "recordings", name] => json_named(name, &guid),
+        ["runs", name] => name.ends_with(".json"),
+        ["locks", name] => json_named(name, &|s| ShardId::parse(s).is_ok()),
+        _ => false,
+    }
+}
+
+// -------------------------------------------------------------------- cases
+
+async fn probe_succeeds(f: Fixture) {
+    f.archive.probe().await.unwrap();
+    assert!(everything(&f).await.is_empty(), "probe left {:?}", everything(&f).await);
+}
+
+async fn stage_commit_and_hash(f: Fixture) {
+    let a = &f.archive;
+    let bytes = data(300_000, 1);
+    let staged = a.stage(&shard(), chunked(&bytes, 7_777)).await.unwrap();
+    assert_eq!(staged.size(), bytes.len() as u64);
+    assert_eq!(staged.digest(), Sha256Digest::of(&bytes));
+    assert!(staged.key().starts_with("staging/0-of-1/"));
+    let digest = staged.digest();
+
+    let commit = a.commit_blob(staged, &digest).await.unwrap();
+    assert!(commit.created);
+    assert_eq!(commit.key, format!("blobs/sha256/{}", digest.to_hex()));
+    assert_eq!(a.blob_size(&digest).await.unwrap(), Some(bytes.len() as u64));
+    assert_eq!(
+        a.hash_blob(&digest).await.unwrap(),
+        (Sha256Digest::of(&bytes), bytes.len() as u64)
+    );
+    let stored = a
+        .object_store()
+        .get(&Path::from(commit.key.as_str()))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(stored.as_ref(), bytes.as_slice());
+    assert!(staging_leftovers(&f).await.is_empty());
+
+    let missing = Sha256Digest::of(b"missing");
+    assert_eq!(a.blob_size(&missing).await.unwrap(), None);
+    assert!(matches!(
+        a.hash_blob(&missing).await,
+        Err(StoreError::NotFound { key }) if key.ends_with(&missing.to_hex())
+    ));
+}
+
+async fn empty_blob(f: Fixture) {
+    let a = &f.archive;
+    let staged = a.stage(&shard(), chunked(&[], 1)).await.unwrap();
+    assert_eq!(staged.size(), 0);
+    let digest = staged.digest();
+    assert_eq!(digest, Sha256Digest::of(b""));
+    assert!(a.commit_blob(staged, &digest).await.unwrap().created);
+    assert_eq!(a.hash_blob(&digest).await.unwrap(), (digest, 0));
+}
+
+async fn commit_same_digest_twice(f: Fixture) {
+    let a = &f.archive;
+    let bytes = data(150_000, 2);
+    let first = a.stage(&shard(), chunked(&bytes, 4096)).await.unwrap();
+    let second = a.stage(&shard(), chunked(&bytes, 65_536)).await.unwrap();
+    let digest = first.digest();
+    assert_eq!(second.digest(), digest);
+    assert!(a.commit_blob(first, &digest).await.unwrap().created);
+    let again = a.commit_blob(second, &digest).await.unwrap();
+    assert!(!again.created);
+    assert!(staging_leftovers(&f).await.is_empty());
+    let blobs: Vec<_> = a.list_blobs().try_collect().await.unwrap();
+    assert_eq!(blobs, vec![(digest, bytes.len() as u64)]);
+}
+
+async fn concurrent_commits_of_one_digest(f: Fixture) {
+    let a = &f.archive;
+    let bytes = data(200_000, 3);
+    for _ in 0..5 {
+        let one = a.stage(&shard(), chunked(&bytes, 50_000)).await.unwrap();
+        let two = a.stage(&shard(), chunked(&bytes, 30_000)).await.unwrap();
+        let digest = one.digest();
+        let (x, y) = tokio::join!(
+            tokio::spawn({
+                let a = a.clone();
+                async move { a.commit_blob(one, &digest).await }
+            }),
+            tokio::spawn({
+                let a = a.clone();
+                async move { a.commit_blob(two, &digest).await }
+            }),
+        );
+        let (x, y) = (x.unwrap().unwrap(), y.unwrap().unwrap());
+        assert_eq!(x.key, y.key);
+        assert!(!(x.created && y.created), "both commits claim to have created it");
+        assert_eq!(a.hash_blob(&digest).await.unwrap(), (digest, bytes.len() as u64));
+        assert!(staging_leftovers(&f).await.is_empty());
+        let blobs: Vec<_> = a.list_blobs().try_collect().await.unwrap();
+        assert_eq!(blobs, vec![(digest, bytes.len() as u64)]);
+    }
+}
+
+async fn stage_body_error_leaves_nothing(f: Fixture) {
+    let a = &f.archive;
+    // Enough data for several parts to be uploaded before the failure.
+    let mut items: Vec<Result<Bytes, std::io::Error>> = (0..10).map(|i| Ok(Bytes::from(data(50_000, i)))).collect();
+    items.push(Err(std::io::Error::other("connection reset")));
+    items.push(Ok(Bytes::from_static(b"never read")));
+    let result = a.stage(&shard(), futures::stream::iter(items)).await;
+    match result {
+        Err(StageError::Body(e)) => assert_eq!(e.to_string(), "connection reset"),
+        other => panic!("expected a body error, got {other:?}"),
+    }
+    // LocalFileSystem removes its temporary file from a blocking task: give it a moment.
+    for _ in 0..50 {
+        if everything(&f).await.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(everything(&f).await.is_empty(), "left {:?}", everything(&f).await);
+}
+
+async fn commit_with_wrong_digest_is_refused(f: Fixture) {
+    let a = &f.archive;
+    let staged = a.stage(&shard(), chunked(b"real bytes", 3)).await.unwrap();
+    let wrong = Sha256Digest::of(b"other bytes");
+    match a.commit_blob(staged, &wrong).await {
+        Err(StoreError::DigestMismatch { key, expected, actual }) => {
+            assert_eq!(key, format!("blobs/sha256/{}", wrong.to_hex()));
+            assert_eq!(expected, wrong.to_hex());
+            assert_eq!(actual, Sha256Digest::of(b"real bytes").to_hex());
+        }
+        other => panic!("expected DigestMismatch, got {other:?}"),
+    }
+    assert!(everything(&f).await.is_empty());
+}
+
+async fn discard_removes_the_staged_object(f: Fixture) {
+    let a = &f.archive;
+    let staged = a.stage(&shard(), chunked(&data(100_000, 4), 999)).await.unwrap();
+    a.discard(staged).await.unwrap();
+    assert!(everything(&f).await.is_empty());
+}
+
+async fn manifest_is_create_only(f: Fixture) {
+    let a = &f.archive;
+    let (digest, size) = store_blob(a, b"recording").await;
+    let id = "recording-1";
+    assert!(!a.manifest_exists(&org(), id).await.unwrap());
+    assert_eq!(a.get_manifest(&org(), id).await.unwrap(), None);
+
+    let original = manifest_for(id, digest, size);
+    assert_eq!(a.put_manifest(&original).await.unwrap(), ManifestWrite::Created);
+    assert!(a.manifest_exists(&org(), id).await.unwrap());
+
+    let (other_digest, other_size) = store_blob(a, b"another recording").await;
+    let mut changed = manifest_for(id, other_digest, other_size);
+    changed.extra.insert("meetingId".into(), "meeting-2".into());
+    assert_eq!(a.put_manifest(&changed).await.unwrap(), ManifestWrite::AlreadyExists);
+    assert_eq!(a.get_manifest(&org(), id).await.unwrap(), Some(original.clone()));
+
+    // The stored JSON has the documented shape.
+    let key = Archive::manifest_key(&org(), id);
+    let raw = a
+        .object_store()
+        .get(&Path::from(key.as_str()))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+    assert_eq!(json["schema"], "recarch.manifest.v1");
+    assert_eq!(json["kind"], "callRecording");
+    assert_eq!(json["id"], id);
+    assert_eq!(json["organizerId"], "0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d");
+    assert_eq!(json["content"]["sha256"], digest.to_hex());
+    assert_eq!(json["content"]["size"], size);
+    assert_eq!(json["content"]["mediaType"], "video/mp4");
+    assert_eq!(json["content"]["blob"], format!("blobs/sha256/{}", digest.to_hex()));
+    assert_eq!(json["meetingId"], "meeting-1");
+    assert_eq!(json["graph"]["id"], id);
+    assert!(
+        DateTime::parse_from_rfc3339(json["archivedAt"].as_str().unwrap()).is_ok(),
+        "archivedAt is RFC 3339"
+    );
+}
+
+async fn manifest_checks_before_writing(f: Fixture) {
+    let a = &f.archive;
+    let digest = Sha256Digest::of(b"never stored");
+    // Blob missing.
+    let m = manifest_for("r", digest, 12);
+    assert!(matches!(a.put_manifest(&m).await, Err(StoreError::Rejected { .. })));
+    let (digest, size) = store_blob(a, b"stored").await;
+    // Wrong size.
+    let m = manifest_for("r", digest, size + 1);
+    assert!(matches!(a.put_manifest(&m).await, Err(StoreError::Rejected { .. })));
+    // Blob key inconsistent with the digest.
+    let mut m = manifest_for("r", digest, size);
+    m.content.blob = "blobs/sha256/elsewhere".into();
+    assert!(matches!(a.put_manifest(&m).await, Err(StoreError::Rejected { .. })));
+    // Extra member shadowing a field.
+    let mut m = manifest_for("r", digest, size);
+    m.extra.insert("organizerId".into(), "x".into());
+    assert!(matches!(a.put_manifest(&m).await, Err(StoreError::Rejected { .. })));
+    // Wrong schema.
+    let mut m = manifest_for("r", digest, size);
+    m.schema = "recarch.manifest.v0".into();
+    assert!(matches!(a.put_manifest(&m).await, Err(StoreError::Rejected { .. })));
+    assert!(!a.manifest_exists(&org(), "r").await.unwrap());
+}
+
+async fn manifest_keys_stay_inside_the_organizer(f: Fixture) {
+    let a = &f.archive;
+    let (digest, size) = store_blob(a, b"bytes").await;
+    let prefix = format!("manifests/recordings/{}/", org().as_str());
+    let ids = [
+        "a/b",
+        "../../../etc/passwd",
+        "..",
+        ".",
+        "x+y=",
+        "AAMkAGI2TG93AAA=",
+        "/leading/slash",
+        "trailing/",
+        "with space and ü",
+        "",
+        "a#1",
+    ];
+    let mut keys = BTreeSet::new();
+    for id in ids {
+        let key = Archive::manifest_key(&org(), id);
+        let name = key.strip_prefix(&prefix).unwrap();
+        let hex = name.strip_suffix(".json").unwrap();
+        assert_eq!(hex, Sha256Digest::of(id.as_bytes()).to_hex(), "{id:?}");
+        assert!(is_layout_key(&key), "{key}");
+        keys.insert(key.clone());
+        assert_eq!(
+            a.put_manifest(&manifest_for(id, digest, size)).await.unwrap(),
+            ManifestWrite::Created
+        );
+        assert_eq!(
+            a.get_manifest(&org(), id).await.unwrap().map(|m| m.id),
+            Some(id.to_owned())
+        );
+    }
+    let listed: BTreeSet<String> = a
+        .list_manifests()
+        .map_ok(|(key, manifest)| {
+            assert_eq!(Archive::manifest_key(&org(), &manifest.unwrap().id), key);
+            key
+        })
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(listed, keys);
+}
+
+async fn state_roundtrip(f: Fixture) {
+    let a = &f.archive;
+    assert_eq!(a.load_state(&org()).await.unwrap(), None);
+    assert!(a.list_states().await.unwrap().is_empty());
+
+    let now = Utc::now();
+    let mut state = OrganizerState::new(org());
+    state.checkpoint = Some(Checkpoint {
+        kind: LinkKind::Next,
+        link: "https://example.invalid/next?$skiptoken=abc%2F&x=1".into(),
+    });
+    state.queue.push(QueuedItem {
+        id: "rec/1".into(),
+        item: serde_json::json!({"id": "rec/1", "nested": {"n": 1.5}}),
+        attempts: 2,
+        last_error: "download failed: 503".into(),
+        first_failed_at: now,
+        last_failed_at: now,
+    });
+    state.rounds_completed = 3;
+    a.save_state(&state).await.unwrap();
+    assert_eq!(a.load_state(&org()).await.unwrap(), Some(state.clone()));
+
+    state.checkpoint = Some(Checkpoint {
+        kind: LinkKind::Delta,
+        link: "https://example.invalid/delta".into(),
+    });
+    state.queue.clear();
+    a.save_state(&state).await.unwrap();
+    assert_eq!(a.load_state(&org()).await.unwrap(), Some(state.clone()));
+
+    let other = OrganizerState::new(OrganizerId::parse("00000000-0000-0000-0000-000000000001").unwrap());
+    a.save_state(&other).await.unwrap();
+    assert_eq!(a.list_states().await.unwrap(), vec![other, state]);
+
+    let mut bad = OrganizerState::new(org());
+    bad.schema = "something else".into();
+    assert!(matches!(a.save_state(&bad).await, Err(StoreError::Rejected { .. })));
+    assert!(
+        all_keys(a)
+            .await
+            .contains("state/recordings/0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d.json")
+    );
+}
+
+async fn leases(f: Fixture) {
+    let a = &f.archive;
+    let s = shard();
+    let long = Duration::from_secs(3600);
+
+    let lease = a.acquire_lease(&s, "run-a", long).await.unwrap();
+    assert_eq!(lease.shard, s);
+    assert_eq!(lease.owner, "run-a");
+    assert!(lease.expires_at > Utc::now() + chrono::TimeDelta::minutes(59));
+    assert!(all_keys(a).await.contains("locks/0-of-1.json"));
+
+    match a.acquire_lease(&s, "run-b", long).await {
+        Err(StoreError::LeaseHeld {
+            shard,
+            owner,
+            expires_at,
+        }) => {
+            assert_eq!(shard, "0-of-1");
+            assert_eq!(owner, "run-a");
+            assert_eq!(expires_at, lease.expires_at);
+        }
+        other => panic!("expected LeaseHeld, got {other:?}"),
+    }
+
+    // Another shard is independent.
+    let other = a.acquire_lease(&ShardId::new(1, 2), "run-b", long).await.unwrap();
+    a.release_lease(other).await.unwrap();
+
+    let mut lease = lease;
+    let before = lease.expires_at;
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    a.renew_lease(&mut lease).await.unwrap();
+    assert!(lease.expires_at > before);
+
+    a.release_lease(lease).await.unwrap();
+    assert!(!all_keys(a).await.contains("locks/0-of-1.json"));
+
+    // An expired lease is taken over; the old holder then loses it.
+    let mut stale = a.acquire_lease(&s, "run-a", Duration::ZERO).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let mut fresh = a.acquire_lease(&s, "run-b", long).await.unwrap();
+    assert_eq!(fresh.owner, "run-b");
+    assert!(matches!(
+        a.renew_lease(&mut stale).await,
+        Err(StoreError::LeaseLost { shard }) if shard == "0-of-1"
+    ));
+    // Releasing the lost lease leaves the new holder's alone.
+    a.release_lease(stale).await.unwrap();
+    assert!(matches!(
+        a.acquire_lease(&s, "run-c", long).await,
+        Err(StoreError::LeaseHeld { owner, .. }) if owner == "run-b"
+    ));
+    a.renew_lease(&mut fresh).await.unwrap();
+    a.release_lease(fresh).await.unwrap();
+    assert!(everything(&f).await.is_empty(), "left {:?}", everything(&f).await);
+
+    // The same owner name does not make a second acquisition succeed.
+    let first = a.acquire_lease(&s, "same", long).await.unwrap();
+    assert!(matches!(
+        a.acquire_lease(&s, "same", long).await,
+        Err(StoreError::LeaseHeld { .. })
+    ));
+    a.release_lease(first).await.unwrap();
+}
+
+async fn unreadable_lease(f: Fixture) {
+    let a = &f.archive;
+    a.object_store()
+        .put(&Path::from("locks/0-of-1.json"), PutPayload::from_static(b"{not json"))
+        .await
+        .unwrap();
+    // Fresh garbage counts as held for the TTL…
+    assert!(matches!(
+        a.acquire_lease(&shard(), "run-a", Duration::from_secs(3600)).await,
+        Err(StoreError::LeaseHeld { .. })
+    ));
+    // …and is taken over once older than the TTL.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let lease = a
+        .acquire_lease(&shard(), "run-a", Duration::from_millis(1))
+        .await
+        .unwrap();
+    a.release_lease(lease).await.unwrap();
+    assert!(everything(&f).await.is_empty());
+}
+
+async fn clean_staging_removes_debris(f: Fixture) {
+    let a = &f.archive;
+    // A "killed run": staged but never committed nor discarded.
+    for i in 0..3 {
+        let staged = a.stage(&shard(), chunked(&data(70_000, i), 5000)).await.unwrap();
+        drop(staged);
+    }
+    // Another shard's staging area is not touched.
+    let other_shard = ShardId::new(1, 2);
+    let other = a.stage(&other_shard, chunked(b"other", 2)).await.unwrap();
+
+    assert_eq!(staging_leftovers(&f).await.len(), 4);
+    assert_eq!(a.clean_staging(&shard()).await.unwrap(), 3);
+    assert_eq!(a.clean_staging(&shard()).await.unwrap(), 0);
+    let left = staging_leftovers(&f).await;
+    assert_eq!(left, vec![other.key().to_owned()]);
+    a.discard(other).await.unwrap();
+    assert!(everything(&f).await.is_empty());
+}
+
+async fn run_report_keys(f: Fixture) {
+    let a = &f.archive;
+    let started: DateTime<Utc> = DateTime::parse_from_rfc3339("2024-05-06T07:08:09.123Z")
+        .unwrap()
+        .with_timezone(&Utc);
+    let report = serde_json::json!({"archived": 3, "failed": 0});
+    let first = a.put_run_report(&shard(), started, &report).await.unwrap();
+    assert_eq!(first, "runs/20240506T070809Z-0-of-1.json");
+    let second = a.put_run_report(&shard(), started, &report).await.unwrap();
+    assert_eq!(second, "runs/20240506T070809.123Z-0-of-1.json");
+    let third = a.put_run_report(&shard(), started, &report).await.unwrap();
+    assert_eq!(third, "runs/20240506T070809.123Z-0-of-1-2.json");
+    let raw = a
+        .object_store()
+        .get(&Path::from(first.as_str()))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(serde_json::from_slice::<serde_json::Value>(&raw).unwrap(), report);
+}
+
+async fn listings_report_corrupt_objects(f: Fixture) {
+    let a = &f.archive;
+    let (digest, size) = store_blob(a, b"good").await;
+    let raw = a.object_store();
+    raw.put(&Path::from("blobs/sha256/not-a-digest"), PutPayload::from_static(b"x"))
+        .await
+        .unwrap();
+    let blobs: Vec<_> = a.list_blobs().collect().await;
+    assert_eq!(blobs.len(), 2);
+    assert!(
+        blobs
+            .iter()
+            .any(|b| matches!(b, Ok((d, s)) if *d == digest && *s == size))
+    );
+    assert!(
+        blobs
+            .iter()
+            .any(|b| matches!(b, Err(StoreError::Corrupt { key, .. }) if key == "blobs/sha256/not-a-digest"))
+    );
+
+    a.put_manifest(&manifest_for("good", digest, size)).await.unwrap();
+    let garbage = format!("manifests/recordings/{}/garbage.json", org().as_str());
+    raw.put(&Path::from(garbage.as_str()), PutPayload::from_static(b"[1,2"))
+        .await
+        .unwrap();
+    // A valid manifest stored under the wrong key.
+    let misfiled = format!("manifests/recordings/{}/{}.json", org().as_str(), "0".repeat(64));
+    let body = serde_json::to_vec(&manifest_for("good", digest, size)).unwrap();
+    raw.put(&Path::from(misfiled.as_str()), PutPayload::from(body))
+        .await
+        .unwrap();
+    let manifests: Vec<(String, Result<Manifest, StoreError>)> = a.list_manifests().try_collect().await.unwrap();
+    assert_eq!(manifests.len(), 3);
+    for (key, manifest) in &manifests {
+        if *key == Archive::manifest_key(&org(), "good") {
+            assert_eq!(manifest.as_ref().unwrap().id, "good");
+        } else {
+            assert!(
+                matches!(manifest, Err(StoreError::Corrupt { key: k, .. }) if k == key),
+                "{key}: {manifest:?}"
+            );
+        }
+    }
+
+    // A state document under the wrong organizer's key.
+    let wrong = "state/recordings/00000000-0000-0000-0000-000000000009.json";
+    let body = serde_json::to_vec(&OrganizerState::new(org())).unwrap();
+    raw.put(&Path::from(wrong), PutPayload::from(body)).await.unwrap();
+    assert!(matches!(
+        a.list_states().await,
+        Err(StoreError::Corrupt { key, .. }) if key == wrong
+    ));
+}
+
+async fn full_flow_leaves_only_the_layout(f: Fixture) {
+    let a = &f.archive;
+    let s = shard();
+    a.probe().await.unwrap();
+    let lease = a.acquire_lease(&s, "run", Duration::from_secs(600)).await.unwrap();
+    a.clean_staging(&s).await.unwrap();
+
+    let started = Utc::now();
+    let mut state = a
+        .load_state(&org())
+        .await
+        .unwrap()
+        .unwrap_or_else(|| OrganizerState::new(org()));
+    for (i, id) in ["rec/1", "rec+2=", "rec/1"].iter().enumerate() {
+        if a.manifest_exists(&org(), id).await.unwrap() {
+            continue;
+        }
+        let bytes = data(120_000 + i * 1000, i as u8);
+        let staged = a.stage(&s, chunked(&bytes, 8192)).await.unwrap();
+        let (digest, size) = (staged.digest(), staged.size());
+        a.commit_blob(staged, &digest).await.unwrap();
+        a.put_manifest(&manifest_for(id, digest, size)).await.unwrap();
+    }
+    // A failed download and a dropped staging upload, cleaned at the end.
+    let failed = a
+        .stage(
+            &s,
+            futures::stream::iter(vec![
+                Ok(Bytes::from(data(100_000, 9))),
+                Err(std::io::Error::other("boom")),
+            ]),
+        )
+        .await;
+    assert!(matches!(failed, Err(StageError::Body(_))));
+    drop(a.stage(&s, chunked(b"abandoned", 3)).await.unwrap());
+
+    state.checkpoint = Some(Checkpoint {
+        kind: LinkKind::Delta,
+        link: "https://example.invalid/delta".into(),
+    });
+    state.rounds_completed += 1;
+    a.save_state(&state).await.unwrap();
+    a.put_run_report(&s, started, &serde_json::json!({"archived": 2}))
+        .await
+        .unwrap();
+    a.clean_staging(&s).await.unwrap();
+    a.release_lease(lease).await.unwrap();
+
+    let keys = everything(&f).await;
+    assert_eq!(keys.len(), 2 + 2 + 1 + 1, "{keys:#?}");
+    for key in &keys {
+        assert!(is_layout_key(key), "unexpected object {key}");
+    }
+    if let Some(root) = &f.root {
+        // No empty staging directories either.
+        assert!(!root.join("staging").exists());
+    }
+}
+
+// ------------------------------------------------------ backend-specific cases
+
+/// A process killed mid-upload leaves `LocalFileSystem`'s `<name>#<n>` temporary file,
+/// which listings do not show; `clean_staging` must still remove it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_clean_staging_removes_interrupted_upload_files() {
+    let f = local();
+    let root = f.root.clone().unwrap();
+    let store = f.archive.object_store();
+    let mut upload = store.put_multipart(&Path::from("staging/0-of-1/killed")).await.unwrap();
+    upload.put_part(PutPayload::from(data(1000, 1))).await.unwrap();
+    // Simulate the kill: the upload is never completed, aborted or dropped.
+    std::mem::forget(upload);
+    // And a temporary from an older, deeper layout, just in case.
+    std::fs::create_dir_all(root.join("staging/0-of-1/nested")).unwrap();
+    std::fs::write(root.join("staging/0-of-1/nested/x#3"), b"x").unwrap();
+
+    assert!(all_keys(&f.archive).await.is_empty(), "listing hides temporaries");
+    assert_eq!(
+        all_files(&root),
+        BTreeSet::from([
+            "staging/0-of-1/killed#1".to_owned(),
+            "staging/0-of-1/nested/x#3".to_owned()
+        ])
+    );
+    assert_eq!(f.archive.clean_staging(&shard()).await.unwrap(), 2);
+    assert!(all_files(&root).is_empty());
+    assert!(!root.join("staging").exists());
+}
+
+#[tokio::test]
+async fn local_open_creates_directory_and_rejects_relative_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("a/b/c");
+    let url = url::Url::from_directory_path(&root).unwrap();
+    let archive = Archive::open(url.as_str(), &[]).unwrap();
+    assert!(root.is_dir());
+    assert_eq!(archive.display_url(), url.as_str());
+    archive.probe().await.unwrap();
+    assert!(all_files(&root).is_empty());
+    assert!(matches!(
+        Archive::open(url.as_str(), &[("aws_region".into(), "x".into())]),
+        Err(StoreError::InvalidOption { .. })
+    ));
+}
+
+#[tokio::test]
+async fn probe_reports_url_and_backend_message() {
+    // A read-only store fails the write step.
+    let archive = Archive::from_store(
+        Arc::new(ReadOnly(object_store::memory::InMemory::new())),
+        "s3://user:secret@bucket/prefix?token=abc",
+    );
+    assert_eq!(archive.display_url(), "s3://bucket/prefix");
+    let err = archive.probe().await.unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, StoreError::Unreachable { .. }), "{msg}");
+    assert!(msg.contains("s3://bucket/prefix"), "{msg}");
+    assert!(msg.contains("read-only test store"), "{msg}");
+    assert!(!msg.contains("secret") && !msg.contains("token"), "{msg}");
+}
+
+/// An in-memory store that refuses every write.
+#[derive(Debug)]
+struct ReadOnly(object_store::memory::InMemory);
+
+impl std::fmt::Display for ReadOnly {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReadOnly")
+    }
+}
+
+fn refused(path: &Path) -> object_store::Error {
+    object_store::Error::PermissionDenied {
+        path: path.to_string(),
+        source: "read-only test store".into(),
+    }
+}
+
+#[async_trait::async_trait]
+impl ObjectStore for ReadOnly {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        _: PutPayload,
+        _: object_store::PutOptions,
+    ) -> object_store::Result<object_store::PutResult> {
+        Err(refused(location))
+    }
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        _: object_store::PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn object_store::MultipartUpload>> {
+        Err(refused(location))
+    }
+    async fn get_opts(
+        &self,
+        location: &Path,
+        options: object_store::GetOptions,
+    ) -> object_store::Result<object_store::GetResult> {
+        self.0.get_opts(location, options).await
+    }
+    fn delete_stream(
+        &self,
+        locations: futures::stream::BoxStream<'static, object_store::Result<Path>>,
+    ) -> futures::stream::BoxStream<'static, object_store::Result<Path>> {
+        locations.map(|l| l.and_then(|l| Err(refused(&l)))).boxed()
+    }
+    fn list(
+        &self,
+        prefix: Option<&Path>,
+    ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>> {
+        self.0.list(prefix)
+    }
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<object_store::ListResult> {
+        self.0.list_with_delimiter(prefix).await
+    }
+    async fn copy_opts(&self, _: &Path, to: &Path, _: object_store::CopyOptions) -> object_store::Result<()> {
+        Err(refused(to))
+    }
+}
+
+// ------------------------------------------------------------------ proptest
+
+fn split_at_cuts(bytes: &[u8], cuts: &[usize]) -> Vec<Bytes> {
+    let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
+    cuts.sort_unstable();
+    let mut out = Vec::new();
+    let mut start = 0;
+    for cut in cuts.into_iter().chain([bytes.len()]) {
+        // Empty chunks included: streams may yield them.
+        out.push(Bytes::copy_from_slice(&bytes[start..cut]));
+        start = cut;
+    }
+    out
+}
+
+fn stage_and_hash(make: fn() -> Fixture, part_size: usize, bytes: &[u8], cuts: &[usize]) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let f = make();
+        let archive = f.archive.clone().with_upload_parts(part_size, 2);
+        let chunks = split_at_cuts(bytes, cuts);
+        let body = futures::stream::iter(chunks.into_iter().map(Ok::<_, std::io::Error>));
+        let staged = archive.stage(&shard(), body).await.unwrap();
+        let expected = Sha256Digest::of(bytes);
+        assert_eq!(staged.digest(), expected);
+        assert_eq!(staged.size(), bytes.len() as u64);
+        archive.commit_blob(staged, &expected).await.unwrap();
+        assert_eq!(
+            archive.hash_blob(&expected).await.unwrap(),
+            (expected, bytes.len() as u64)
+        );
+    });
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn hash_blob_matches_one_shot_sha256_in_memory(
+        bytes in proptest::collection::vec(any::<u8>(), 0..5000),
+        cuts in proptest::collection::vec(any::<usize>(), 0..20),
+        part_size in 1usize..700,
+    ) {
+        stage_and_hash(memory, part_size, &bytes, &cuts);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(12))]
+
+    #[test]
+    fn hash_blob_matches_one_shot_sha256_on_local_disk(
+        bytes in proptest::collection::vec(any::<u8>(), 0..5000),
+        cuts in proptest::collection::vec(any::<usize>(), 0..20),
+        part_size in 1usize..700,
+    ) {
+        stage_and_hash(local, part_size, &bytes, &cuts);
+    }
+}
+
+// ---------------------------------------------------------------- the matrix
+
+macro_rules! conformance {
+    // Cases travel as one bracketed token tree so that they can be repeated per backend.
+    ($($backend:ident => $make:path),+ $(,)?; $cases:tt) => {
+        $( conformance!(@backend $backend => $make; $cases); )+
+    };
+    (@backend $backend:ident => $make:path; [$($case:ident),+ $(,)?]) => {
+        mod $backend {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case($make()).await
+                }
+            )+
+        }
+    };
+}
+
+conformance!(
+    in_memory => super::memory,
+    local_fs => super::local;
+    [
+        probe_succeeds,
+        stage_commit_and_hash,
+        empty_blob,
+        commit_same_digest_twice,
+        concurrent_commits_of_one_digest,
+        stage_body_error_leaves_nothing,
+        commit_with_wrong_digest_is_refused,
+        discard_removes_the_staged_object,
+        manifest_is_create_only,
+        manifest_checks_before_writing,
+        manifest_keys_stay_inside_the_organizer,
+        state_roundtrip,
+        leases,
+        unreadable_lease,
+        clean_staging_removes_debris,
+        run_report_keys,
+        listings_report_corrupt_objects,
+        full_flow_leaves_only_the_layout,
+    ]
+);

@@ -1,0 +1,563 @@
+//! The configuration file (TOML), its environment overrides and its validation.
+//!
+//! Only the binary reads files and the environment; the crates get plain values. Every error
+//! names the key (or environment variable) that is wrong, and maps to exit code 2.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use recarch_delta::auth::Secret;
+use recarch_store::OrganizerId;
+use serde::Deserialize;
+use url::Url;
+
+/// Prefix of environment overrides: `RECARCH_<SECTION>__<KEY>`.
+const ENV_PREFIX: &str = "RECARCH_";
+
+/// A configuration problem; the message names the key or value at fault.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+fn err(msg: impl Into<String>) -> ConfigError {
+    ConfigError(msg.into())
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `[graph]`.
+    pub graph: GraphConfig,
+    /// `[source]`, with the organizer list resolved and validated.
+    pub source: SourceConfig,
+    /// `[store]`.
+    pub store: StoreConfig,
+    /// `[fetch]`.
+    pub fetch: FetchConfig,
+}
+
+/// `[graph]`: where Graph and the identity platform are, and who we are.
+#[derive(Debug, Clone)]
+pub struct GraphConfig {
+    /// Graph base URL, e.g. `https://graph.microsoft.com/beta`.
+    pub base_url: Url,
+    /// Identity platform, e.g. `https://login.microsoftonline.com`.
+    pub authority_url: Url,
+    /// Directory (tenant) id.
+    pub tenant_id: String,
+    /// Application (client) id.
+    pub client_id: String,
+    /// Where the client secret comes from.
+    pub secret_source: SecretSource,
+}
+
+/// Where to read the client secret from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    /// An environment variable (`client_secret_env`).
+    Env(String),
+    /// A file (`client_secret_file`), e.g. a Kubernetes Secret volume.
+    File(PathBuf),
+}
+
+/// `[source]`.
+#[derive(Debug, Clone)]
+pub struct SourceConfig {
+    /// Organizers to archive, validated GUIDs, deduplicated, in configured order.
+    pub organizers: Vec<OrganizerId>,
+    /// Optional `startDateTime` for the first round, verbatim.
+    pub start_date_time: Option<String>,
+}
+
+/// `[store]`.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// `file:///…`, `s3://bucket/prefix` or `az://container/prefix`.
+    pub url: String,
+    /// Options passed to object_store (may hold credentials: never printed).
+    pub options: Vec<(String, String)>,
+}
+
+/// `[fetch]`.
+#[derive(Debug, Clone)]
+pub struct FetchConfig {
+    /// Downloads in flight, across all organizers.
+    pub concurrency: usize,
+    /// Attempts per recording and per request.
+    pub max_attempts: u32,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    graph: RawGraph,
+    source: RawSource,
+    store: RawStore,
+    #[serde(default)]
+    fetch: RawFetch,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGraph {
+    #[serde(default = "default_base_url")]
+    base_url: String,
+    #[serde(default = "default_authority_url")]
+    authority_url: String,
+    tenant_id: String,
+    client_id: String,
+    client_secret_env: Option<String>,
+    client_secret_file: Option<PathBuf>,
+}
+
+fn default_base_url() -> String {
+    "https://graph.microsoft.com/beta".into()
+}
+fn default_authority_url() -> String {
+    "https://login.microsoftonline.com".into()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSource {
+    organizers: Option<Vec<String>>,
+    organizers_file: Option<PathBuf>,
+    start_date_time: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStore {
+    url: String,
+    #[serde(default)]
+    options: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFetch {
+    #[serde(default = "default_concurrency")]
+    concurrency: usize,
+    #[serde(default = "default_max_attempts")]
+    max_attempts: u32,
+}
+
+impl Default for RawFetch {
+    fn default() -> Self {
+        RawFetch {
+            concurrency: default_concurrency(),
+            max_attempts: default_max_attempts(),
+        }
+    }
+}
+
+fn default_concurrency() -> usize {
+    8
+}
+fn default_max_attempts() -> u32 {
+    6
+}
+
+/// Keys whose environment overrides are numbers.
+const INTEGER_KEYS: &[&str] = &["fetch.concurrency", "fetch.max_attempts"];
+/// Keys whose environment overrides are lists (comma-separated, or a TOML array).
+const LIST_KEYS: &[&str] = &["source.organizers"];
+
+impl Config {
+    /// Reads `path`, applies `RECARCH_<SECTION>__<KEY>` overrides from `env`, and validates.
+    pub fn load(path: &Path, env: &[(String, String)]) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| err(format!("cannot read config file {}: {e}", path.display())))?;
+        let base_dir = path.parent().unwrap_or(Path::new("."));
+        Config::parse(&text, env, base_dir).map_err(|e| err(format!("{}: {}", path.display(), e.0)))
+    }
+
+    /// Parses TOML text, applies overrides, validates. Relative paths resolve against `base_dir`.
+    pub fn parse(text: &str, env: &[(String, String)], base_dir: &Path) -> Result<Config, ConfigError> {
+        let mut table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| err(format!("invalid TOML: {}", e.message())))?;
+        apply_env_overrides(&mut table, env)?;
+        let raw: RawConfig = serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if path == "." || path.is_empty() {
+                err(inner.message().to_string())
+            } else {
+                err(format!("{}: {}", key_name(&path), inner.message()))
+            }
+        })?;
+        validate(raw, base_dir)
+    }
+}
+
+/// `graph.tenant_id` → `[graph].tenant_id`, the way messages name keys.
+fn key_name(path: &str) -> String {
+    match path.split_once('.') {
+        Some((section, key)) => format!("[{section}].{key}"),
+        None => format!("[{path}]"),
+    }
+}
+
+/// Reads the client secret from its source. Errors name the variable or file, never the value.
+pub fn read_secret(source: &SecretSource) -> Result<Secret, ConfigError> {
+    let value = match source {
+        SecretSource::Env(name) => match std::env::var(name) {
+            Ok(v) => v,
+            Err(std::env::VarError::NotPresent) => {
+                return Err(err(format!(
+                    "[graph].client_secret_env: environment variable {name} is not set; export the client secret in it or set [graph].client_secret_file"
+                )));
+            }
+            Err(std::env::VarError::NotUnicode(_)) => {
+                return Err(err(format!(
+                    "[graph].client_secret_env: environment variable {name} is not valid UTF-8"
+                )));
+            }
+        },
+        SecretSource::File(path) => std::fs::read_to_string(path).map_err(|e| {
+            err(format!(
+                "[graph].client_secret_file: cannot read {}: {}",
+                path.display(),
+                e.kind()
+            ))
+        })?,
+    };
+    let value = value.trim();
+    if value.is_empty() {
+        let from = match source {
+            SecretSource::Env(name) => format!("[graph].client_secret_env: environment variable {name}"),
+            SecretSource::File(path) => format!("[graph].client_secret_file: {}", path.display()),
+        };
+        return Err(err(format!("{from} is empty")));
+    }
+    Ok(Secret::new(value))
+}
+
+fn apply_env_overrides(table: &mut toml::Table, env: &[(String, String)]) -> Result<(), ConfigError> {
+    for (name, value) in env {
+        let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
+        let parts: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
+        if parts.len() < 2 {
+            // e.g. RECARCH_CLIENT_SECRET, RECARCH_LOG: not config overrides.
+            continue;
+        }
+        if parts.iter().any(String::is_empty) {
+            return Err(err(format!("environment variable {name}: empty key segment")));
+        }
+        let key = parts.join(".");
+        let parsed = if INTEGER_KEYS.contains(&key.as_str()) {
+            let n: i64 = value.trim().parse().map_err(|_| {
+                err(format!(
+                    "environment variable {name}: {value:?} is not a whole number (for [{key}])"
+                ))
+            })?;
+            toml::Value::Integer(n)
+        } else if LIST_KEYS.contains(&key.as_str()) {
+            let items = value.split(',').map(str::trim).filter(|s| !s.is_empty());
+            toml::Value::Array(items.map(|s| toml::Value::String(s.to_owned())).collect())
+        } else {
+            toml::Value::String(value.clone())
+        };
+        let (leaf, sections) = parts.split_last().unwrap_or((&parts[0], &[]));
+        let mut cursor = &mut *table;
+        for section in sections {
+            let entry = cursor
+                .entry(section.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            cursor = match entry {
+                toml::Value::Table(t) => t,
+                _ => return Err(err(format!("environment variable {name}: [{section}] is not a table"))),
+            };
+        }
+        cursor.insert(leaf.clone(), parsed);
+    }
+    Ok(())
+}
+
+fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> {
+    let base_url = parse_service_url("[graph].base_url", &raw.graph.base_url)?;
+    let authority_url = parse_service_url("[graph].authority_url", &raw.graph.authority_url)?;
+    let tenant_id = raw.graph.tenant_id.trim().to_owned();
+    if tenant_id.is_empty()
+        || !tenant_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
+    {
+        return Err(err(format!(
+            "[graph].tenant_id: {:?} is not a tenant id (a GUID or a domain name)",
+            raw.graph.tenant_id
+        )));
+    }
+    let client_id = raw.graph.client_id.trim().to_owned();
+    if OrganizerId::parse(&client_id).is_err() {
+        return Err(err(format!(
+            "[graph].client_id: {:?} is not a GUID",
+            raw.graph.client_id
+        )));
+    }
+    let secret_source = match (raw.graph.client_secret_env, raw.graph.client_secret_file) {
+        (Some(_), Some(_)) => {
+            return Err(err(
+                "[graph]: set either client_secret_env or client_secret_file, not both",
+            ));
+        }
+        (Some(name), None) => {
+            if name.trim().is_empty() {
+                return Err(err("[graph].client_secret_env: empty variable name"));
+            }
+            SecretSource::Env(name)
+        }
+        (None, Some(file)) => SecretSource::File(base_dir.join(file)),
+        (None, None) => SecretSource::Env("RECARCH_CLIENT_SECRET".into()),
+    };
+
+    let mut organizer_texts: Vec<(String, String)> = Vec::new();
+    if let Some(list) = raw.source.organizers {
+        for (i, o) in list.into_iter().enumerate() {
+            organizer_texts.push((format!("[source].organizers[{i}]"), o));
+        }
+    }
+    if let Some(file) = raw.source.organizers_file {
+        let path = base_dir.join(&file);
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            err(format!(
+                "[source].organizers_file: cannot read {}: {}",
+                path.display(),
+                e.kind()
+            ))
+        })?;
+        for (n, line) in text.lines().enumerate() {
+            let line = line.split('#').next().unwrap_or_default().trim();
+            if !line.is_empty() {
+                organizer_texts.push((
+                    format!("[source].organizers_file {} line {}", path.display(), n + 1),
+                    line.to_owned(),
+                ));
+            }
+        }
+    }
+    let mut organizers: Vec<OrganizerId> = Vec::new();
+    for (where_, text) in organizer_texts {
+        let id = OrganizerId::parse(text.trim()).map_err(|_| {
+            err(format!(
+                "{where_}: {text:?} is not an organizer id (a GUID like 8b081ef6-4792-4def-b2c9-c363a1bf41d5)"
+            ))
+        })?;
+        if !organizers.contains(&id) {
+            organizers.push(id);
+        }
+    }
+    if organizers.is_empty() {
+        return Err(err(
+            "[source]: no organizers; set [source].organizers or [source].organizers_file",
+        ));
+    }
+    if let Some(start) = &raw.source.start_date_time {
+        chrono::DateTime::parse_from_rfc3339(start).map_err(|e| {
+            err(format!(
+                "[source].start_date_time: {start:?} is not an RFC 3339 date-time ({e})"
+            ))
+        })?;
+    }
+
+    let url = raw.store.url.trim().to_owned();
+    let scheme = url.split_once("://").map(|(s, _)| s).unwrap_or_default();
+    if !matches!(scheme, "file" | "s3" | "az" | "azure" | "abfs" | "abfss" | "memory") {
+        return Err(err(format!(
+            "[store].url: {:?} has no supported scheme (file://, s3://, az://)",
+            redact_url(&url)
+        )));
+    }
+
+    if raw.fetch.concurrency == 0 || raw.fetch.concurrency > 256 {
+        return Err(err(format!(
+            "[fetch].concurrency: {} is out of range (1 to 256)",
+            raw.fetch.concurrency
+        )));
+    }
+    if raw.fetch.max_attempts == 0 || raw.fetch.max_attempts > 100 {
+        return Err(err(format!(
+            "[fetch].max_attempts: {} is out of range (1 to 100)",
+            raw.fetch.max_attempts
+        )));
+    }
+
+    Ok(Config {
+        graph: GraphConfig {
+            base_url,
+            authority_url,
+            tenant_id,
+            client_id,
+            secret_source,
+        },
+        source: SourceConfig {
+            organizers,
+            start_date_time: raw.source.start_date_time,
+        },
+        store: StoreConfig {
+            url,
+            options: raw.store.options.into_iter().collect(),
+        },
+        fetch: FetchConfig {
+            concurrency: raw.fetch.concurrency,
+            max_attempts: raw.fetch.max_attempts,
+        },
+    })
+}
+
+/// Parses a service URL: absolute, https (plain http only for loopback hosts, i.e. simulators
+/// and test servers), no credentials or query.
+fn parse_service_url(key: &str, text: &str) -> Result<Url, ConfigError> {
+    let url = Url::parse(text.trim()).map_err(|e| err(format!("{key}: {:?} is not a URL ({e})", redact_url(text))))?;
+    let loopback = match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d == "localhost",
+        None => false,
+    };
+    match url.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        "http" => {
+            return Err(err(format!(
+                "{key}: {text:?} must use https (plain http is allowed for loopback test servers only)"
+            )));
+        }
+        other => return Err(err(format!("{key}: scheme {other:?} is not https"))),
+    }
+    if !url.username().is_empty() || url.password().is_some() || url.query().is_some() || url.fragment().is_some() {
+        return Err(err(format!("{key}: must not carry credentials, a query or a fragment")));
+    }
+    Ok(url)
+}
+
+/// A URL without userinfo or query, for messages.
+pub fn redact_url(text: &str) -> String {
+    let no_query = text.split(['?', '#']).next().unwrap_or_default();
+    let Some((scheme, rest)) = no_query.split_once("://") else {
+        return no_query.to_owned();
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((_, host)) => format!("{scheme}://[redacted]@{host}{path}"),
+        None => no_query.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[graph]
+tenant_id = "contoso.onmicrosoft.com"
+client_id = "00000000-0000-0000-0000-0000000000c1"
+[source]
+organizers = ["8B081EF6-4792-4def-b2c9-c363a1bf41d5"]
+[store]
+url = "file:///tmp/x"
+"#;
+
+    fn parse(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::parse(text, &env, Path::new("/nonexistent"))
+    }
+
+    #[test]
+    fn defaults_apply() {
+        let c = parse(GOOD, &[]).expect("valid config");
+        assert_eq!(c.graph.base_url.as_str(), "https://graph.microsoft.com/beta");
+        assert_eq!(c.graph.authority_url.as_str(), "https://login.microsoftonline.com/");
+        assert_eq!(c.graph.secret_source, SecretSource::Env("RECARCH_CLIENT_SECRET".into()));
+        assert_eq!(c.source.organizers[0].as_str(), "8b081ef6-4792-4def-b2c9-c363a1bf41d5");
+        assert_eq!((c.fetch.concurrency, c.fetch.max_attempts), (8, 6));
+    }
+
+    #[test]
+    fn env_overrides_win() {
+        let c = parse(
+            GOOD,
+            &[
+                ("RECARCH_STORE__URL", "s3://bucket/p"),
+                ("RECARCH_FETCH__CONCURRENCY", "3"),
+                ("RECARCH_STORE__OPTIONS__AWS_REGION", "eu-west-1"),
+                ("RECARCH_CLIENT_SECRET", "not-an-override"),
+            ],
+        )
+        .expect("valid overrides");
+        assert_eq!(c.store.url, "s3://bucket/p");
+        assert_eq!(c.fetch.concurrency, 3);
+        assert_eq!(c.store.options, vec![("aws_region".to_owned(), "eu-west-1".to_owned())]);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+        let cases: &[Case] = &[
+            (
+                GOOD,
+                &[("RECARCH_FETCH__CONCURRENCY", "lots")],
+                "RECARCH_FETCH__CONCURRENCY",
+            ),
+            (GOOD, &[("RECARCH_FETCH__CONCURRENCY", "0")], "[fetch].concurrency"),
+            (
+                GOOD,
+                &[("RECARCH_SOURCE__ORGANIZERS", "nope")],
+                "[source].organizers[0]",
+            ),
+            (GOOD, &[("RECARCH_STORE__URL", "ftp://x")], "[store].url"),
+            (
+                GOOD,
+                &[("RECARCH_GRAPH__BASE_URL", "http://graph.example.com")],
+                "[graph].base_url",
+            ),
+            (GOOD, &[("RECARCH_GRAPH__SURPRISE", "1")], "surprise"),
+            (&GOOD.replace("tenant_id", "tenant"), &[], "tenant"),
+            (
+                &GOOD.replace("[fetch]", ""),
+                &[
+                    ("RECARCH_GRAPH__CLIENT_SECRET_FILE", "a"),
+                    ("RECARCH_GRAPH__CLIENT_SECRET_ENV", "B"),
+                ],
+                "not both",
+            ),
+            ("[graph]\ntenant_id = 3", &[], "[graph].tenant_id"),
+            ("not toml =", &[], "invalid TOML"),
+        ];
+        for (text, env, needle) in cases {
+            let e = parse(text, env).expect_err("must be rejected");
+            assert!(e.0.contains(needle), "{needle:?} not in {:?}", e.0);
+        }
+    }
+
+    #[test]
+    fn secrets_are_read_and_never_echoed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("secret");
+        std::fs::write(&file, "s3cr3t\n").expect("write secret");
+        assert_eq!(
+            read_secret(&SecretSource::File(file.clone()))
+                .expect("readable")
+                .expose(),
+            "s3cr3t"
+        );
+        std::fs::write(&file, "  \n").expect("write secret");
+        let e = read_secret(&SecretSource::File(file)).expect_err("empty");
+        assert!(e.0.contains("is empty"), "{}", e.0);
+        let e = read_secret(&SecretSource::File(dir.path().join("missing"))).expect_err("missing");
+        assert!(e.0.contains("client_secret_file"), "{}", e.0);
+        let e = read_secret(&SecretSource::Env("RECARCH_TEST_UNSET_SECRET_VAR".into())).expect_err("unset");
+        assert!(e.0.contains("RECARCH_TEST_UNSET_SECRET_VAR is not set"), "{}", e.0);
+    }
+
+    #[test]
+    fn redaction() {
+        assert_eq!(redact_url("s3://b/p?secret=1"), "s3://b/p");
+        assert_eq!(redact_url("https://user:pw@host/x"), "https://[redacted]@host/x");
+        assert_eq!(redact_url("https://host/x@y"), "https://host/x@y");
+        assert_eq!(redact_url("no scheme"), "no scheme");
+    }
+}

@@ -1,0 +1,192 @@
+//! `recarch demo`: the whole job, offline, against the built-in Graph simulator.
+//!
+//! Starts `recarch-graph-sim` on loopback with a small tenant, writes a real configuration
+//! file, and drives the same code paths as `recarch run` and `recarch verify`: a first full
+//! round, an incremental round after new recordings appear (with a throttled request and a
+//! dropped connection on the way), a round with nothing new, and a verification.
+
+use std::path::{Path, PathBuf};
+
+use recarch_graph_sim::{ContentMode, GraphSim, SimConfig, Target};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::exit::{Exit, ExitError};
+use crate::run::{self, Shard};
+use crate::verify;
+
+/// Organizers in the demo tenant.
+const ORGANIZERS: usize = 3;
+/// Recordings per organizer in the first round.
+const FIRST_ROUND: usize = 8;
+/// Recordings per organizer added before the incremental round.
+const ADDED: usize = 2;
+
+/// Runs the demo into `out` (or a new temporary directory).
+pub async fn demo(out: Option<PathBuf>) -> Result<Exit, ExitError> {
+    let config_err = |e: anyhow::Error| ExitError::new(Exit::Config, e);
+    let fatal = |e: anyhow::Error| ExitError::new(Exit::Fatal, e);
+    let out = match out {
+        Some(dir) => {
+            if dir.exists() && std::fs::read_dir(&dir).map(|mut d| d.next().is_some()).unwrap_or(true) {
+                return Err(config_err(anyhow::anyhow!(
+                    "--out {}: the demo needs an empty or absent directory",
+                    dir.display()
+                )));
+            }
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| config_err(anyhow::anyhow!("--out {}: cannot create it: {e}", dir.display())))?;
+            dir
+        }
+        None => tempfile::Builder::new()
+            .prefix("recarch-demo-")
+            .tempdir()
+            .map_err(|e| fatal(anyhow::anyhow!("cannot create a temporary directory: {e}")))?
+            .keep(),
+    };
+    let out = std::path::absolute(&out).unwrap_or(out);
+
+    let sim = GraphSim::start(SimConfig {
+        content_mode: ContentMode::Alternate,
+        page_size: 5,
+        ..SimConfig::default()
+    })
+    .await
+    .map_err(|e| fatal(anyhow::anyhow!("cannot start the graph simulator: {e}")))?;
+    let organizers: Vec<String> = (0..ORGANIZERS).map(|_| sim.add_organizer()).collect();
+    let mut n = 0u64;
+    let mut add = |sim: &GraphSim, count: usize| {
+        for org in &organizers {
+            for _ in 0..count {
+                n += 1;
+                // 1 to 4 MiB, varied so sizes differ.
+                let size = (1 << 20) + (n * 389_231 % (3 << 20));
+                sim.add_recording(org, size);
+            }
+        }
+    };
+    add(&sim, FIRST_ROUND);
+
+    let config_path = write_config(&out, &sim, &organizers).map_err(fatal)?;
+    let env: Vec<(String, String)> = Vec::new();
+    let config = Config::load(&config_path, &env).map_err(|e| config_err(e.into()))?;
+    let shard = Shard { index: 0, count: 1 };
+
+    println!(
+        "recarch demo: graph simulator at {} (downloads redirected to {})",
+        sim.base_url(),
+        sim.download_origin()
+    );
+    println!("recarch demo: archive in {}", out.join("archive").display());
+    println!();
+    println!(
+        "1. first run: a full delta round over {ORGANIZERS} organizers, {} recordings",
+        ORGANIZERS * FIRST_ROUND
+    );
+    let first = run::run(&config, shard, CancellationToken::new()).await?;
+    run::print_summary(&first);
+
+    add(&sim, ADDED);
+    sim.faults().throttle(Target::Content, 429, Some(1), 1);
+    sim.faults().drop_mid_body(1);
+    println!();
+    println!(
+        "2. {} new recordings appear; graph throttles one request (429, Retry-After: 1) and drops one connection mid-body",
+        ORGANIZERS * ADDED
+    );
+    let second = run::run(&config, shard, CancellationToken::new()).await?;
+    run::print_summary(&second);
+
+    println!();
+    println!("3. nothing new: the saved deltaLinks return no recordings, nothing is downloaded");
+    let third = run::run(&config, shard, CancellationToken::new()).await?;
+    run::print_summary(&third);
+
+    println!();
+    println!("4. verify: every manifest checked, every blob re-hashed");
+    let archive = run::open_archive(&config)?;
+    let report = verify::verify(&archive, None).await?;
+    for p in &report.problems {
+        println!("problem: {p}");
+    }
+    println!(
+        "verify: {} manifests, {} blobs re-hashed ({:.1} MiB), {} problems",
+        report.manifests,
+        report.rehashed,
+        report.rehashed_bytes as f64 / 1048576.0,
+        report.problems.len()
+    );
+    let stats = sim.stats();
+    println!();
+    println!(
+        "graph saw {} token requests, {} delta pages, {} content downloads; the download host saw {} requests carrying a token",
+        stats.token_requests, stats.delta_requests, stats.content_requests, stats.auth_header_on_download_origin
+    );
+    println!();
+    println!("Look around:");
+    println!(
+        "  {}/archive/blobs/sha256/        recording bytes, named by their SHA-256",
+        out.display()
+    );
+    println!(
+        "  {}/archive/manifests/recordings/ one JSON manifest per recording",
+        out.display()
+    );
+    println!(
+        "  {}/archive/state/recordings/     delta checkpoints and retry queues",
+        out.display()
+    );
+    println!("  {}/archive/runs/                 one report per run", out.display());
+    println!("  recarch status --config {}", config_path.display());
+    println!("  recarch verify --config {}", config_path.display());
+
+    let all_good = first.exit_code == 0
+        && second.exit_code == 0
+        && third.exit_code == 0
+        && third.counts.archived == 0
+        && report.problems.is_empty()
+        && stats.auth_header_on_download_origin == 0;
+    Ok(if all_good { Exit::Ok } else { Exit::Partial })
+}
+
+/// Writes the demo's configuration file (and the simulator's client secret beside it).
+fn write_config(out: &Path, sim: &GraphSim, organizers: &[String]) -> anyhow::Result<PathBuf> {
+    let secret_path = out.join("client-secret");
+    std::fs::write(&secret_path, &sim.config().client_secret)?;
+    let archive = out.join("archive");
+    std::fs::create_dir_all(&archive)?;
+    let url = url::Url::from_directory_path(&archive)
+        .map_err(|()| anyhow::anyhow!("{} is not an absolute path", archive.display()))?;
+    let organizers = organizers
+        .iter()
+        .map(|o| format!("\"{o}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let text = format!(
+        r#"# Written by `recarch demo`: the built-in Graph simulator, a local-disk archive.
+[graph]
+base_url = "{base}"
+authority_url = "{authority}"
+tenant_id = "{tenant}"
+client_id = "{client}"
+client_secret_file = "client-secret"
+
+[source]
+organizers = [{organizers}]
+
+[store]
+url = "{url}"
+
+[fetch]
+concurrency = 8
+max_attempts = 6
+"#,
+        base = sim.base_url(),
+        authority = sim.authority_url(),
+        tenant = sim.config().tenant_id,
+        client = sim.config().client_id,
+    );
+    let path = out.join("recarch.toml");
+    std::fs::write(&path, text)?;
+    Ok(path)
+}

@@ -1,0 +1,14 @@
+//! The `recarch` job: configuration, the archive pass, verification, status and the demo.
+//!
+//! The binary (`src/main.rs`) is a thin command-line edge over this library; benchmarks and
+//! integration tests drive the same code in-process. The reusable parts live in the
+//! workspace crates: `recarch-delta` (Graph delta queries), `recarch-fetch` (downloads),
+//! `recarch-store` (the archive on object storage) and `recarch-graph-sim` (the simulator).
+
+pub mod archive;
+pub mod config;
+pub mod demo;
+pub mod exit;
+pub mod run;
+pub mod status;
+pub mod verify;

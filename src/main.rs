@@ -1,0 +1,230 @@
+//! `recarch`: archives Microsoft Teams meeting recordings from Microsoft Graph into
+//! content-addressed blobs and JSON manifests on local disk, S3 or Azure Blob.
+//!
+//! This binary is the edge: it reads the command line, the environment and the configuration
+//! file, sets up logging and signals, and maps outcomes to the documented exit codes. The work
+//! itself lives in the `recarch` library (`run`, `verify`, `status`, `demo`), on top of the
+//! `recarch-delta`, `recarch-fetch` and `recarch-store` crates.
+
+use std::io::IsTerminal as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use tokio_util::sync::CancellationToken;
+
+use recarch::config::Config;
+use recarch::exit::{Exit, ExitError};
+use recarch::{demo, run, status, verify};
+
+/// Archives Microsoft Teams meeting recordings from Microsoft Graph for compliance.
+#[derive(Debug, Parser)]
+#[command(name = "recarch", version, about, long_about = None)]
+struct Cli {
+    /// Log format on stderr: `text` for terminals, `json` (one object per line) for machines.
+    #[arg(long, global = true, value_enum, env = "RECARCH_LOG_FORMAT", default_value = "text")]
+    log_format: LogFormat,
+    /// Log filter, e.g. `info`, `debug`, `recarch=debug,warn` [default: `info`; `warn` for
+    /// `demo`, which tells its own story on stdout].
+    #[arg(long, global = true, env = "RECARCH_LOG")]
+    log: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// One archive pass: discover new recordings, download, store, checkpoint.
+    Run {
+        /// The configuration file (TOML).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// This run's shard, from 0 (with --shard-count).
+        #[arg(long, value_name = "I", requires = "shard_count")]
+        shard_index: Option<u32>,
+        /// How many shards split the organizers (with --shard-index).
+        #[arg(long, value_name = "N", requires = "shard_index")]
+        shard_count: Option<u32>,
+    },
+    /// Re-hash blobs and check every manifest against them.
+    Verify {
+        /// The configuration file (TOML).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// Re-hash only N randomly chosen blobs (manifests are all checked).
+        #[arg(long, value_name = "N")]
+        sample: Option<usize>,
+    },
+    /// Per-organizer state: checkpoint, queued items and why they failed.
+    Status {
+        /// The configuration file (TOML).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Offline end-to-end run on the built-in Graph simulator, into a local directory.
+    Demo {
+        /// Where to put the demo archive (must be empty or absent); default: a new directory
+        /// under the system's temporary directory.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                Exit::Config.into()
+            } else {
+                Exit::Ok.into()
+            };
+        }
+    };
+    // A bug prints one line, not a stack trace, and exits 4 like any fatal error.
+    std::panic::set_hook(Box::new(|info| {
+        let location = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        eprintln!("error: internal error{location}: {message}; please report it");
+        std::process::exit(Exit::Fatal as i32);
+    }));
+    init_logging(&cli);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return Exit::Fatal.into();
+        }
+    };
+    let result = runtime.block_on(dispatch(cli.command));
+    // Do not wait for lingering connections or timers.
+    runtime.shutdown_background();
+    match result {
+        Ok(exit) => exit.into(),
+        Err(e) => {
+            eprintln!("error: {:#}", e.error);
+            e.exit.into()
+        }
+    }
+}
+
+fn init_logging(cli: &Cli) {
+    let default = if matches!(cli.command, Command::Demo { .. }) {
+        "warn"
+    } else {
+        "info"
+    };
+    let directives = cli.log.as_deref().unwrap_or(default);
+    let filter = tracing_subscriber::EnvFilter::try_new(directives)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    let _ = match cli.log_format {
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).try_init(),
+        LogFormat::Text => builder.with_target(false).try_init(),
+    };
+}
+
+async fn dispatch(command: Command) -> Result<Exit, ExitError> {
+    match command {
+        Command::Run {
+            config,
+            shard_index,
+            shard_count,
+        } => {
+            let shard = match (shard_index, shard_count) {
+                (Some(index), Some(count)) => {
+                    if count == 0 || index >= count {
+                        return Err(ExitError::new(
+                            Exit::Config,
+                            anyhow::anyhow!(
+                                "--shard-index {index} must be below --shard-count {count} (and the count at least 1)"
+                            ),
+                        ));
+                    }
+                    run::Shard { index, count }
+                }
+                _ => run::Shard { index: 0, count: 1 },
+            };
+            let config = load_config(&config)?;
+            let shutdown = shutdown_on_signals();
+            let report = run::run(&config, shard, shutdown).await?;
+            run::print_summary(&report);
+            Ok(if report.exit_code == 0 { Exit::Ok } else { Exit::Partial })
+        }
+        Command::Verify { config, sample } => {
+            let config = load_config(&config)?;
+            let archive = run::open_archive(&config)?;
+            verify::verify_cli(&archive, sample).await
+        }
+        Command::Status { config, json } => {
+            let config = load_config(&config)?;
+            let archive = run::open_archive(&config)?;
+            status::status_cli(&config, &archive, json).await
+        }
+        Command::Demo { out } => demo::demo(out).await,
+    }
+}
+
+fn load_config(path: &std::path::Path) -> Result<Config, ExitError> {
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    Config::load(path, &env).map_err(|e| ExitError::new(Exit::Config, e))
+}
+
+/// The first SIGTERM or SIGINT stops new work; a second one exits at once.
+fn shutdown_on_signals() -> CancellationToken {
+    let token = CancellationToken::new();
+    let trigger = token.clone();
+    tokio::spawn(async move {
+        for n in 0.. {
+            if wait_for_signal().await.is_err() {
+                return;
+            }
+            if n == 0 {
+                tracing::warn!(
+                    "signal received: finishing in-flight downloads, then stopping (send again to stop at once)"
+                );
+                trigger.cancel();
+            } else {
+                eprintln!("error: stopped by a second signal; unfinished items run again next time");
+                std::process::exit(Exit::Partial as i32);
+            }
+        }
+    });
+    token
+}
+
+async fn wait_for_signal() -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r,
+            _ = term.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await
+    }
+}

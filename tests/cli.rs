@@ -1,0 +1,348 @@
+//! End-to-end tests of the built `recarch` binary against the Graph simulator, into a
+//! temporary local-disk archive.
+
+mod util;
+
+use recarch_graph_sim::{ContentMode, SimConfig, Target};
+use util::{Env, all_recordings, assert_archive, last_report, recarch};
+
+fn sim_config(mode: ContentMode) -> SimConfig {
+    SimConfig {
+        content_mode: mode,
+        page_size: 3,
+        ..SimConfig::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_rerun_incremental_verify_status() {
+    let env = Env::new(sim_config(ContentMode::Alternate), 2).await;
+    for (i, org) in env.organizers.iter().enumerate() {
+        for j in 0..5 {
+            env.sim.add_recording(org, 50_000 + (i * 7 + j) as u64 * 30_011);
+        }
+    }
+    // Real Graph's quirks, all at once: empty pages that still carry a nextLink, and items
+    // repeated across pages.
+    env.sim.faults().empty_pages(true);
+    env.sim.faults().duplicate_items(true);
+
+    let first = env.run().await;
+    first.assert_code(0);
+    assert!(first.stdout.contains("10 archived"), "{}", first.stdout);
+    assert_archive(&env, &all_recordings(&env));
+    let stats = env.sim.stats();
+    assert_eq!(
+        stats.auth_header_on_download_origin, 0,
+        "token leaked to the download origin"
+    );
+    assert!(stats.download_requests > 0, "some content came through redirects");
+    for (_, rec) in all_recordings(&env) {
+        assert_eq!(
+            stats.content_requests_by_id.get(&rec.id),
+            Some(&1),
+            "{} downloaded once",
+            rec.id
+        );
+    }
+    let report = last_report(&env);
+    assert_eq!(report["archived"], 10);
+    assert_eq!(report["exitCode"], 0);
+    assert_eq!(report["failures"].as_array().map(Vec::len), Some(0));
+
+    // A rerun downloads nothing.
+    env.sim.reset_stats();
+    env.run().await.assert_code(0);
+    assert_eq!(env.sim.stats().content_requests, 0, "rerun downloaded again");
+    assert_archive(&env, &all_recordings(&env));
+
+    // An incremental round downloads only the new recordings.
+    let new_a = env.sim.add_recording(&env.organizers[0], 77_777);
+    let new_b = env.sim.add_recording(&env.organizers[1], 1);
+    env.sim.reset_stats();
+    let third = env.run().await;
+    third.assert_code(0);
+    let stats = env.sim.stats();
+    assert_eq!(
+        stats.content_requests, 2,
+        "only the new recordings: {:?}",
+        stats.content_requests_by_id
+    );
+    assert!(
+        stats.content_requests_by_id.contains_key(&new_a.id) && stats.content_requests_by_id.contains_key(&new_b.id)
+    );
+    assert_archive(&env, &all_recordings(&env));
+
+    let verify = env.recarch(&["verify"], &[]).await;
+    verify.assert_code(0);
+    assert!(
+        verify.stdout.contains("12 manifests") && verify.stdout.contains("0 problems"),
+        "{}",
+        verify.stdout
+    );
+
+    let status = env.recarch(&["status"], &[]).await;
+    status.assert_code(0);
+    for org in &env.organizers {
+        assert!(
+            status.stdout.contains(&format!("organizer {org}: up to date")),
+            "{}",
+            status.stdout
+        );
+    }
+    let json = env.recarch(&["status", "--json"], &[]).await;
+    let json: serde_json::Value = serde_json::from_str(&json.stdout).expect("status --json is JSON");
+    assert_eq!(json["organizers"][0]["round"], "up to date");
+    assert!(!json.to_string().contains(&env.sim.config().client_secret));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_reset_410_starts_over_without_downloading_again() {
+    for (code, with_location) in [("SyncStateNotFound", false), ("resyncRequired", true)] {
+        let env = Env::new(sim_config(ContentMode::Direct), 1).await;
+        let org = env.organizers[0].clone();
+        for _ in 0..7 {
+            env.sim.add_recording(&org, 10_000);
+        }
+        env.run().await.assert_code(0);
+        let added = env.sim.add_recording(&org, 12_345);
+        env.sim.faults().expire_sync_state(code, with_location);
+        env.sim.reset_stats();
+        env.run().await.assert_code(0);
+        let stats = env.sim.stats();
+        assert!(stats.gone >= 1, "the saved deltaLink was refused");
+        assert_eq!(
+            stats.content_requests, 1,
+            "{code}: only the new recording: {:?}",
+            stats.content_requests_by_id
+        );
+        assert!(stats.content_requests_by_id.contains_key(&added.id));
+        assert_eq!(last_report(&env)["resyncs"], 1);
+        assert_archive(&env, &all_recordings(&env));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_waits_for_retry_after() {
+    let env = Env::new(sim_config(ContentMode::Direct), 1).await;
+    let org = env.organizers[0].clone();
+    env.sim.add_recording(&org, 1000);
+    env.sim.faults().throttle(Target::Delta, 429, Some(1), 1);
+    env.sim.faults().throttle(Target::Content, 503, Some(1), 1);
+    env.run().await.assert_code(0);
+    let stats = env.sim.stats();
+    assert_eq!(stats.throttled, 2);
+    // Each throttled request is retried no sooner than Retry-After said.
+    let reqs = &stats.requests;
+    for (i, r) in reqs
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.status == 429 || r.status == 503)
+    {
+        let retry = reqs[i + 1..]
+            .iter()
+            .find(|n| n.path_and_query == r.path_and_query)
+            .expect("the throttled request is retried");
+        let waited = retry.at.duration_since(r.at);
+        assert!(
+            waited >= std::time::Duration::from_millis(950),
+            "retried after {waited:?}"
+        );
+    }
+    assert_archive(&env, &all_recordings(&env));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_connections_are_retried_and_never_stored_short() {
+    let env = Env::new(sim_config(ContentMode::Redirect), 1).await;
+    let org = env.organizers[0].clone();
+    for _ in 0..3 {
+        env.sim.add_recording(&org, 400_000);
+    }
+    env.sim.faults().drop_mid_body(2);
+    env.run().await.assert_code(0);
+    assert_archive(&env, &all_recordings(&env));
+    assert_eq!(env.sim.stats().auth_header_on_download_origin, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn off_origin_content_url_is_refused_and_queued() {
+    let env = Env::new(sim_config(ContentMode::Direct), 1).await;
+    let org = env.organizers[0].clone();
+    let good = env.sim.add_recording(&org, 5_000);
+    // A recordingContentUrl on another origin: fetching it would hand over the token.
+    let evil_url = format!("{}/download/stolen", env.sim.download_origin());
+    let evil = env.sim.add_recording_with_content_url(&org, 5_000, &evil_url);
+    let run = env.run().await;
+    run.assert_code(1);
+    assert!(
+        run.stdout.contains(&evil.id) && run.stdout.contains("refusing content url"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(env.sim.stats().download_requests, 0, "the off-origin url was fetched");
+    assert!(util::manifest_path(&env.archive(), &org, &good.id).exists());
+    assert!(!util::manifest_path(&env.archive(), &org, &evil.id).exists());
+
+    let status = env.recarch(&["status"], &[]).await;
+    assert!(
+        status.stdout.contains(&format!("queued {} (attempts 1)", evil.id)),
+        "{}",
+        status.stdout
+    );
+    // The queued item is retried first next run, fails again, and the good one stays archived once.
+    env.sim.reset_stats();
+    env.run().await.assert_code(1);
+    assert_eq!(env.sim.stats().content_requests, 0);
+    let status = env.recarch(&["status"], &[]).await;
+    assert!(
+        status.stdout.contains(&format!("queued {} (attempts 2)", evil.id)),
+        "{}",
+        status.stdout
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_credentials_exit_4_without_leaking_the_secret() {
+    let env = Env::new(sim_config(ContentMode::Direct), 1).await;
+    std::fs::write(env.dir.path().join("secret"), "wrong-secret-value").expect("write secret");
+    let run = env.run().await;
+    run.assert_code(4);
+    assert!(run.stderr.contains("invalid_client"), "{}", run.stderr);
+    assert!(!run.stderr.contains("wrong-secret-value") && !run.stdout.contains("wrong-secret-value"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payment_required_is_fatal_and_plain() {
+    let env = Env::new(sim_config(ContentMode::Direct), 1).await;
+    env.sim.add_recording(&env.organizers[0], 100);
+    env.sim.faults().payment_required(true);
+    let run = env.run().await;
+    run.assert_code(4);
+    assert!(
+        run.stderr.contains("402 payment required") && run.stderr.contains("metered"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configuration_errors_exit_2_naming_the_key() {
+    let env = Env::new(sim_config(ContentMode::Direct), 1).await;
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (
+            &[("RECARCH_SOURCE__ORGANIZERS", "not-a-guid")],
+            "[source].organizers[0]",
+        ),
+        (&[("RECARCH_FETCH__CONCURRENCY", "many")], "RECARCH_FETCH__CONCURRENCY"),
+        (&[("RECARCH_STORE__URL", "ftp://x/y")], "[store].url"),
+        (&[("RECARCH_GRAPH__TENANT", "x")], "unknown field `tenant`"),
+        (
+            &[("RECARCH_GRAPH__CLIENT_SECRET_FILE", "/nonexistent/secret")],
+            "[graph].client_secret_file",
+        ),
+    ];
+    for (envs, needle) in cases {
+        let run = env.recarch(&["run"], envs).await;
+        run.assert_code(2);
+        assert!(run.stderr.contains(needle), "{needle:?} not in {}", run.stderr);
+        assert!(!run.stderr.contains("panicked") && !run.stderr.contains("RUST_BACKTRACE"));
+    }
+    let missing = recarch(&["run".into(), "--config".into(), "/nonexistent.toml".into()], &[]).await;
+    missing.assert_code(2);
+    let usage = recarch(&["run".into()], &[]).await;
+    usage.assert_code(2);
+    let shard = env
+        .recarch(&["run", "--shard-index", "2", "--shard-count", "2"], &[])
+        .await;
+    shard.assert_code(2);
+    assert!(
+        !env.archive().join("manifests").exists(),
+        "nothing written on configuration errors"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_lease_exits_3() {
+    let env = Env::new(sim_config(ContentMode::Direct), 1).await;
+    env.sim.add_recording(&env.organizers[0], 100);
+    let archive = recarch_store::Archive::open(
+        url::Url::from_directory_path(env.archive()).expect("absolute").as_str(),
+        &[],
+    )
+    .expect("open archive");
+    let shard = recarch_store::ShardId::new(0, 1);
+    let lease = archive
+        .acquire_lease(&shard, "someone-else", std::time::Duration::from_secs(600))
+        .await
+        .expect("lease");
+    let run = env.run().await;
+    run.assert_code(3);
+    assert!(run.stderr.contains("someone-else"), "{}", run.stderr);
+    assert_eq!(env.sim.stats().content_requests, 0);
+    archive.release_lease(lease).await.expect("release");
+    env.run().await.assert_code(0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shards_split_organizers() {
+    let env = Env::new(sim_config(ContentMode::Direct), 4).await;
+    for org in &env.organizers {
+        env.sim.add_recording(org, 1000);
+    }
+    env.recarch(&["run", "--shard-index", "0", "--shard-count", "2"], &[])
+        .await
+        .assert_code(0);
+    let after_first = env.sim.stats().content_requests;
+    env.recarch(&["run", "--shard-index", "1", "--shard-count", "2"], &[])
+        .await
+        .assert_code(0);
+    assert_eq!(
+        env.sim.stats().content_requests,
+        4,
+        "every organizer in exactly one shard"
+    );
+    assert!(after_first <= 4);
+    assert_archive(&env, &all_recordings(&env));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_finds_corruption_and_orphans() {
+    let env = Env::new(sim_config(ContentMode::Direct), 1).await;
+    let rec = env.sim.add_recording(&env.organizers[0], 2048);
+    env.run().await.assert_code(0);
+    let sha = env.sim.content_sha256(&rec.id).expect("known");
+    let blob = env.archive().join(format!("blobs/sha256/{sha}"));
+    let mut bytes = std::fs::read(&blob).expect("blob");
+    bytes[100] ^= 1;
+    std::fs::write(&blob, &bytes).expect("corrupt blob");
+    let orphan = util::sha256_hex(b"orphan");
+    std::fs::write(env.archive().join(format!("blobs/sha256/{orphan}")), b"orphan").expect("orphan");
+    let verify = env.recarch(&["verify"], &[]).await;
+    verify.assert_code(1);
+    assert!(
+        verify.stdout.contains(&format!("blob blobs/sha256/{sha} is corrupt")),
+        "{}",
+        verify.stdout
+    );
+    assert!(
+        verify.stdout.contains(&format!("orphan blob blobs/sha256/{orphan}")),
+        "{}",
+        verify.stdout
+    );
+    let sampled = env.recarch(&["verify", "--sample", "0"], &[]).await;
+    assert!(sampled.stdout.contains("0 re-hashed"), "{}", sampled.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_runs_offline_end_to_end() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("demo");
+    let run = recarch(&["demo".into(), "--out".into(), out.display().to_string()], &[]).await;
+    run.assert_code(0);
+    assert!(run.stdout.contains("0 problems"), "{}", run.stdout);
+    assert!(out.join("archive/blobs/sha256").is_dir());
+    // Running it into a non-empty directory is refused, and changes nothing.
+    let again = recarch(&["demo".into(), "--out".into(), out.display().to_string()], &[]).await;
+    again.assert_code(2);
+}

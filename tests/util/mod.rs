@@ -1,0 +1,211 @@
+//! Helpers for driving the built `recarch` binary against the Graph simulator.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use recarch_graph_sim::{GraphSim, SimConfig};
+use sha2::{Digest, Sha256};
+
+/// A test tenant: a running simulator, a temp dir with a config file and a local archive.
+pub struct Env {
+    pub sim: GraphSim,
+    pub dir: tempfile::TempDir,
+    pub organizers: Vec<String>,
+}
+
+impl Env {
+    pub async fn new(config: SimConfig, organizers: usize) -> Env {
+        let sim = GraphSim::start(config).await.expect("simulator starts");
+        let organizers = (0..organizers).map(|_| sim.add_organizer()).collect();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let env = Env { sim, dir, organizers };
+        env.write_config("");
+        std::fs::write(env.dir.path().join("secret"), &env.sim.config().client_secret).expect("write secret");
+        env
+    }
+
+    pub fn archive(&self) -> PathBuf {
+        self.dir.path().join("archive")
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("recarch.toml")
+    }
+
+    /// Writes recarch.toml; `extra` is appended (e.g. a [fetch] section).
+    pub fn write_config(&self, extra: &str) {
+        let organizers = self
+            .organizers
+            .iter()
+            .map(|o| format!("\"{o}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let text = format!(
+            "[graph]\nbase_url = \"{}\"\nauthority_url = \"{}\"\ntenant_id = \"{}\"\nclient_id = \"{}\"\nclient_secret_file = \"secret\"\n\n[source]\norganizers = [{organizers}]\n\n[store]\nurl = \"{}\"\n{extra}",
+            self.sim.base_url(),
+            self.sim.authority_url(),
+            self.sim.config().tenant_id,
+            self.sim.config().client_id,
+            url::Url::from_directory_path(self.archive()).expect("absolute path"),
+        );
+        std::fs::write(self.config_path(), text).expect("write config");
+    }
+
+    /// Runs `recarch <args> --config <cfg>` with extra environment variables.
+    pub async fn recarch(&self, args: &[&str], envs: &[(&str, &str)]) -> Run {
+        let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        all.push("--config".into());
+        all.push(self.config_path().display().to_string());
+        recarch(&all, envs).await
+    }
+
+    pub async fn run(&self) -> Run {
+        self.recarch(&["run"], &[]).await
+    }
+}
+
+/// The outcome of one invocation of the binary.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn assert_code(&self, code: i32) -> &Run {
+        assert_eq!(
+            self.code, code,
+            "exit code; stdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+pub async fn recarch(args: &[String], envs: &[(&str, &str)]) -> Run {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_recarch"));
+    cmd.args(args)
+        .env("RECARCH_LOG", "info")
+        .env_remove("RECARCH_CLIENT_SECRET");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let out: Output = cmd.output().await.expect("binary runs");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Every file under `root`, as paths relative to it with `/` separators.
+pub fn files(root: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(
+                    p.strip_prefix(root)
+                        .expect("under root")
+                        .to_string_lossy()
+                        .replace('\\', "/"),
+                );
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Manifest path of a recording id under the archive.
+pub fn manifest_path(archive: &Path, organizer: &str, id: &str) -> PathBuf {
+    archive
+        .join("manifests/recordings")
+        .join(organizer)
+        .join(format!("{}.json", sha256_hex(id.as_bytes())))
+}
+
+/// Checks the archive holds exactly `expected` (organizer, recording) pairs, each manifest
+/// right and each blob re-hashing to its name, and nothing outside the layout.
+pub fn assert_archive(env: &Env, expected: &[(String, recarch_graph_sim::RecordingInfo)]) {
+    let archive = env.archive();
+    for (org, rec) in expected {
+        let path = manifest_path(&archive, org, &rec.id);
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("manifest of {} at {}: {e}", rec.id, path.display()));
+        let m: serde_json::Value = serde_json::from_str(&text).expect("manifest is JSON");
+        let sha = env.sim.content_sha256(&rec.id).expect("sim knows the recording");
+        assert_eq!(m["schema"], "recarch.manifest.v1");
+        assert_eq!(m["kind"], "callRecording");
+        assert_eq!(m["id"], rec.id.as_str());
+        assert_eq!(m["meetingId"], rec.meeting_id.as_str());
+        assert_eq!(m["organizerId"], org.as_str());
+        assert_eq!(m["createdDateTime"], rec.created.as_str());
+        assert_eq!(m["content"]["sha256"], sha.as_str());
+        assert_eq!(m["content"]["size"], rec.size);
+        assert_eq!(m["content"]["mediaType"], "video/mp4");
+        assert_eq!(m["content"]["blob"], format!("blobs/sha256/{sha}"));
+        assert_eq!(m["graph"]["id"], rec.id.as_str());
+        assert_eq!(m["graph"]["recordingContentUrl"], rec.content_url.as_str());
+        assert!(
+            m["graph"]["contentCorrelationId"].is_string(),
+            "unknown fields kept: {}",
+            m["graph"]
+        );
+        let archived_at = m["archivedAt"].as_str().expect("archivedAt");
+        assert!(
+            chrono::DateTime::parse_from_rfc3339(archived_at).is_ok() && archived_at.ends_with('Z'),
+            "{archived_at}"
+        );
+        let blob = std::fs::read(archive.join(format!("blobs/sha256/{sha}"))).expect("blob exists");
+        assert_eq!(sha256_hex(&blob), sha, "blob re-hashes to its name");
+        assert_eq!(blob.len() as u64, rec.size);
+    }
+    let all = files(&archive);
+    let manifests = all.iter().filter(|f| f.starts_with("manifests/")).count();
+    assert_eq!(manifests, expected.len(), "one manifest per recording: {all:#?}");
+    for f in &all {
+        let ok = f.starts_with("blobs/sha256/") && f.len() == "blobs/sha256/".len() + 64
+            || f.starts_with("manifests/recordings/") && f.ends_with(".json")
+            || f.starts_with("state/recordings/") && f.ends_with(".json")
+            || f.starts_with("runs/") && f.ends_with(".json");
+        assert!(ok, "unexpected object {f} in the archive: {all:#?}");
+    }
+    for f in all.iter().filter(|f| f.starts_with("blobs/")) {
+        let bytes = std::fs::read(archive.join(f)).expect("read blob");
+        assert_eq!(format!("blobs/sha256/{}", sha256_hex(&bytes)), *f);
+    }
+}
+
+/// All (organizer, recording) pairs the simulator holds.
+pub fn all_recordings(env: &Env) -> Vec<(String, recarch_graph_sim::RecordingInfo)> {
+    env.organizers
+        .iter()
+        .flat_map(|o| env.sim.recordings(o).into_iter().map(move |r| (o.clone(), r)))
+        .collect()
+}
+
+/// The newest run report (by `finishedAt`: names of runs within one second may not sort).
+pub fn last_report(env: &Env) -> serde_json::Value {
+    let dir = env.archive().join("runs");
+    files(&dir)
+        .iter()
+        .map(|f| {
+            serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(dir.join(f)).expect("read report"))
+                .expect("report is JSON")
+        })
+        .max_by_key(|r| r["finishedAt"].as_str().unwrap_or_default().to_owned())
+        .expect("a run report")
+}

@@ -140,12 +140,17 @@ async fn download_once(
                     retryable: true,
                 });
             }
-            Ok((
-                Sha256Digest::from_bytes(fetched.sha256),
-                fetched.size,
-                media_type,
-                staged,
-            ))
+            // Two independent hashes of the same bytes: what came off the wire and what went
+            // into the store. They can only differ through a bug, and then nothing is kept.
+            let digest = Sha256Digest::from_bytes(fetched.sha256);
+            if staged.digest() != digest {
+                let stored = staged.digest();
+                let _ = ctx.archive.discard(staged).await;
+                return Err(Attempt::Fatal(anyhow::anyhow!(
+                    "internal error: downloaded bytes hash to {digest} but staged bytes to {stored}"
+                )));
+            }
+            Ok((digest, fetched.size, media_type, staged))
         }
         Err(e) => {
             let _ = ctx.archive.discard(staged).await;

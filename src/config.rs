@@ -69,13 +69,23 @@ pub struct SourceConfig {
     pub start_date_time: Option<String>,
 }
 
-/// `[store]`.
-#[derive(Debug, Clone)]
+/// `[store]`. Its `Debug` omits option values, which may be credentials.
+#[derive(Clone)]
 pub struct StoreConfig {
     /// `file:///…`, `s3://bucket/prefix` or `az://container/prefix`.
     pub url: String,
     /// Options passed to object_store (may hold credentials: never printed).
     pub options: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let keys: Vec<&str> = self.options.iter().map(|(k, _)| k.as_str()).collect();
+        f.debug_struct("StoreConfig")
+            .field("url", &redact_url(&self.url))
+            .field("options", &keys)
+            .finish()
+    }
 }
 
 /// `[fetch]`.
@@ -551,6 +561,21 @@ url = "file:///tmp/x"
         assert!(e.0.contains("client_secret_file"), "{}", e.0);
         let e = read_secret(&SecretSource::Env("RECARCH_TEST_UNSET_SECRET_VAR".into())).expect_err("unset");
         assert!(e.0.contains("RECARCH_TEST_UNSET_SECRET_VAR is not set"), "{}", e.0);
+    }
+
+    #[test]
+    fn debug_output_hides_store_credentials() {
+        let c = parse(
+            GOOD,
+            &[
+                ("RECARCH_STORE__OPTIONS__AWS_SECRET_ACCESS_KEY", "hunter2"),
+                ("RECARCH_STORE__URL", "s3://b/p?sig=x"),
+            ],
+        )
+        .expect("valid");
+        let text = format!("{c:?}");
+        assert!(!text.contains("hunter2") && !text.contains("sig=x"), "{text}");
+        assert!(text.contains("aws_secret_access_key"), "{text}");
     }
 
     #[test]

@@ -163,6 +163,13 @@ pub async fn run(config: &Config, shard: Shard, shutdown: CancellationToken) -> 
         .collect();
 
     let archive = open_archive(config)?;
+    // Unreachable store, wrong keys, missing bucket: fail before taking any work.
+    archive.probe().await.map_err(|e| {
+        ExitError::new(
+            Exit::Fatal,
+            anyhow::Error::new(e).context("the store is not usable; check [store].url and its credentials"),
+        )
+    })?;
     let owner = format!("{}:{}:{:08x}", hostname(), std::process::id(), fastrand::u32(..));
     let mut lease = match archive.acquire_lease(&shard_id, &owner, LEASE_TTL).await {
         Ok(lease) => lease,
@@ -178,11 +185,11 @@ pub async fn run(config: &Config, shard: Shard, shutdown: CancellationToken) -> 
 
     let work = async {
         let reclaimed = archive
-            .clean_staging(&shard_id)
+            .reclaim(&shard_id, &organizers)
             .await
             .map_err(|e| ExitError::new(Exit::Fatal, anyhow::Error::new(e).context("cannot clean staging")))?;
         if reclaimed > 0 {
-            tracing::info!(reclaimed, "removed staging debris of an earlier run");
+            tracing::info!(reclaimed, "removed debris of an interrupted earlier run");
         }
         let graph = graph_clients(config, secret)?;
         // Fail fast, before any work, when the credentials are refused.
@@ -463,13 +470,23 @@ async fn archive_organizer(
         Some(cp) => PageRequest::Link(cp.link.clone()),
         None => first_request(config, &org),
     };
+    // A round resumed from a nextLink saved by an earlier run is that run's snapshot: what was
+    // added since only shows in the round after it. Follow its deltaLink once more, so that a
+    // run archives everything that existed when it started, interrupted predecessors or not.
+    let mut catch_up = matches!(&state.checkpoint, Some(cp) if cp.kind == LinkKind::Next);
     let mut resyncs = 0;
     loop {
         if shutdown.is_cancelled() {
             break;
         }
         match walk_round(ctx, delta, config, &org, &mut state, start, shutdown, &mut result).await {
-            RoundEnd::Done => break,
+            RoundEnd::Done => match (&state.checkpoint, catch_up) {
+                (Some(cp), true) if cp.kind == LinkKind::Delta => {
+                    catch_up = false;
+                    start = PageRequest::Link(cp.link.clone());
+                }
+                _ => break,
+            },
             RoundEnd::Reset { location } => {
                 resyncs += 1;
                 result.counts.resyncs += 1;
@@ -489,6 +506,8 @@ async fn archive_organizer(
                     result.fatal.get_or_insert(e);
                     break;
                 }
+                // A full round snapshots now: nothing to catch up after it.
+                catch_up = false;
                 start = match location {
                     Some(link) => PageRequest::Link(link),
                     None => first_request(config, &org),

@@ -346,3 +346,153 @@ async fn demo_runs_offline_end_to_end() {
     let again = recarch(&["demo".into(), "--out".into(), out.display().to_string()], &[]).await;
     again.assert_code(2);
 }
+
+/// Starts `recarch run` and returns the child (killed if the test ends early).
+fn spawn_run(env: &Env) -> tokio::process::Child {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_recarch"))
+        .args(["run", "--config"])
+        .arg(env.config_path())
+        .env("RECARCH_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("binary starts")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_at_any_instant_then_rerun_archives_everything_exactly_once() {
+    let env = Env::new(sim_config(ContentMode::Alternate), 2).await;
+    // One download at a time, so that kills land while paging, mid-download, between blob and
+    // manifest, and while checkpoints are written.
+    env.write_config("\n[fetch]\nconcurrency = 1\n");
+    // A slow network (8 MiB/s), so that a run lasts long enough to be killed inside.
+    env.sim.faults().content_rate(Some(8 << 20));
+    let mut rng = fastrand::Rng::with_seed(0x5eed);
+    for org in &env.organizers {
+        for _ in 0..6 {
+            env.sim.add_recording(org, rng.u64(100_000..900_000));
+        }
+    }
+    let mut killed = 0;
+    for round in 0..14 {
+        // New work every round, so that every run has downloads to be killed in.
+        for org in &env.organizers {
+            env.sim.add_recording(org, rng.u64(300_000..1_500_000));
+        }
+        let mut child = spawn_run(&env);
+        tokio::time::sleep(std::time::Duration::from_millis(rng.u64(5..250))).await;
+        // Killing a process that already exited fails harmlessly.
+        let _ = child.start_kill();
+        let out = child.wait_with_output().await.expect("child ends");
+        let status = out.status;
+        // Killed, or finished first (0); never anything else.
+        assert!(
+            status.code().is_none() || status.code() == Some(0),
+            "round {round}: {status:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        killed += usize::from(status.code().is_none());
+    }
+    eprintln!("{killed} of 14 runs killed mid-way");
+    assert!(
+        killed >= 7,
+        "too few runs were killed mid-way ({killed}) for the test to mean anything"
+    );
+    // The lease of the killed process is recognised as dead: no waiting for its TTL.
+    let last = env.run().await;
+    last.assert_code(0);
+    if std::env::var("RECARCH_TEST_KEEP").is_ok() {
+        let kept = env.dir.path().to_owned();
+        std::mem::forget(env.dir.path().to_owned());
+        eprintln!(
+            "archive kept at {}\nstdout: {}\nstderr: {}",
+            kept.display(),
+            last.stdout,
+            last.stderr
+        );
+        let missing: Vec<_> = all_recordings(&env)
+            .into_iter()
+            .filter(|(o, r)| !util::manifest_path(&env.archive(), o, &r.id).exists())
+            .map(|(o, r)| (o, r.id, r.created))
+            .collect();
+        eprintln!("missing: {missing:#?}");
+        let _ = std::process::Command::new("cp")
+            .args(["-r", &kept.display().to_string(), "/tmp/killcase"])
+            .status();
+    }
+    assert_archive(&env, &all_recordings(&env));
+    env.recarch(&["verify"], &[]).await.assert_code(0);
+    // Every recording is archived once: one more run downloads nothing.
+    env.sim.reset_stats();
+    env.run().await.assert_code(0);
+    assert_eq!(env.sim.stats().content_requests, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_cleanly_and_the_next_run_finishes() {
+    let env = Env::new(sim_config(ContentMode::Direct), 1).await;
+    env.write_config("\n[fetch]\nconcurrency = 1\n");
+    let org = env.organizers[0].clone();
+    for _ in 0..30 {
+        env.sim.add_recording(&org, 600_000);
+    }
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_recarch"))
+        .args(["run", "--config"])
+        .arg(env.config_path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("binary starts");
+    // Wait until something is archived, then ask it to stop.
+    let archive = env.archive();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while util::files(&archive)
+        .iter()
+        .filter(|f| f.starts_with("manifests/"))
+        .count()
+        < 2
+    {
+        assert!(std::time::Instant::now() < deadline, "run made no progress");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let pid = child.id().expect("running").to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    let out = child.wait_with_output().await.expect("child ends");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let archived_now = util::files(&archive)
+        .iter()
+        .filter(|f| f.starts_with("manifests/"))
+        .count();
+    eprintln!("{archived_now} of 30 archived when SIGTERM arrived");
+    assert!(
+        archived_now < 30,
+        "the run finished before SIGTERM; the test proves nothing"
+    );
+    {
+        assert_eq!(out.status.code(), Some(1), "interrupted runs exit 1: {stdout}");
+        assert!(stdout.contains("(interrupted)"), "{stdout}");
+        let report = last_report(&env);
+        assert_eq!(report["interrupted"], true);
+        // The checkpoint never runs ahead of finished work: whatever is not archived is still
+        // ahead of the saved link.
+        let state: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(archive.join(format!("state/recordings/{org}.json"))).expect("state written"),
+        )
+        .expect("state is JSON");
+        assert_ne!(state["checkpoint"]["kind"], "delta", "round not complete: {state}");
+    }
+    // Nothing half-written is left, and the next run picks up the rest.
+    assert!(
+        !util::files(&archive)
+            .iter()
+            .any(|f| f.starts_with("staging/") || f.starts_with("locks/"))
+    );
+    env.run().await.assert_code(0);
+    assert_archive(&env, &all_recordings(&env));
+}

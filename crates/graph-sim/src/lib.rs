@@ -313,6 +313,12 @@ impl Faults {
         lock(&self.shared.faults).top_drops_next_link = on;
     }
 
+    /// Limits every content response (either origin) to `bytes_per_sec`, like a slow
+    /// network; `None` serves at full speed again.
+    pub fn content_rate(&self, bytes_per_sec: Option<u64>) {
+        lock(&self.shared.faults).content_rate = bytes_per_sec;
+    }
+
     /// Clears every pending fault and switch. Tokens already expired or
     /// revoked stay invalid.
     pub fn clear(&self) {

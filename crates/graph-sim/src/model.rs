@@ -101,6 +101,10 @@ impl Shared {
     }
 
     /// Consumes one pending `drop_mid_body` fault, if any.
+    pub(crate) fn content_rate(&self) -> Option<u64> {
+        lock(&self.faults).content_rate
+    }
+
     pub(crate) fn take_drop_mid_body(&self) -> bool {
         let mut f = lock(&self.faults);
         if f.drop_mid_body > 0 {
@@ -607,6 +611,8 @@ pub(crate) struct FaultState {
     pub(crate) duplicate_items: bool,
     pub(crate) replay_older: usize,
     pub(crate) top_drops_next_link: bool,
+    /// Content bytes per second per response, when limited.
+    pub(crate) content_rate: Option<u64>,
 }
 
 /// The boolean fault switches at one instant.

@@ -660,7 +660,16 @@ fn serve_bytes(shared: &Arc<Shared>, key: u64, size: u64, headers: &HeaderMap) -
         Body::empty()
     } else {
         let abort_at = shared.take_drop_mid_body().then(|| start + len / 2);
-        Body::from_stream(ContentStream::new(Arc::clone(shared), key, start, end, abort_at))
+        let stream = ContentStream::new(Arc::clone(shared), key, start, end, abort_at);
+        match shared.content_rate() {
+            None => Body::from_stream(stream),
+            // A slow network: each chunk is held back as long as the rate says it takes.
+            Some(rate) => Body::from_stream(futures::StreamExt::then(stream, move |chunk| async move {
+                let len = chunk.as_ref().map_or(0, |c| c.len() as u64);
+                tokio::time::sleep(std::time::Duration::from_secs_f64(len as f64 / rate.max(1) as f64)).await;
+                chunk
+            })),
+        }
     };
     let mut resp = Response::new(body);
     *resp.status_mut() = status;

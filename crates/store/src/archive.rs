@@ -436,6 +436,21 @@ impl Archive {
         Ok(removed)
     }
 
+    /// Reclaims everything a killed run of `shard` may have left: staging objects (see
+    /// [`Archive::clean_staging`]) and, on local disk, the temporaries of interrupted writes
+    /// of this shard's state, manifests (of `organizers`), run reports and lease. Call it
+    /// while holding the shard's lease. Returns how many objects or files were removed.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn reclaim(&self, shard: &ShardId, organizers: &[OrganizerId]) -> Result<usize, StoreError> {
+        let mut removed = self.clean_staging(shard).await?;
+        if let Some(root) = &self.local_root {
+            removed += crate::local::sweep_interrupted_writes(root.clone(), shard, organizers).await?;
+        }
+        Ok(removed)
+    }
+
     /// Size of the blob named `digest`, or `None` if there is none.
     ///
     /// # Errors
@@ -886,15 +901,10 @@ fn open_local(url: &Url, display: String, options: &[(String, String)]) -> Resul
 
 fn open_s3(url: &Url, display: String, options: &[(String, String)]) -> Result<Archive, StoreError> {
     let mut builder = AmazonS3Builder::from_env().with_url(url.as_str());
-    for (key, value) in options {
-        let parsed: AmazonS3ConfigKey = key
-            .to_ascii_lowercase()
-            .parse()
-            .map_err(|_| StoreError::InvalidOption {
-                key: key.clone(),
-                reason: "not an S3 option (see object_store's AmazonS3ConfigKey)".into(),
-            })?;
-        builder = builder.with_config(parsed, value.clone());
+    for (key, value) in
+        parse_options::<AmazonS3ConfigKey>(options, "an S3 option (see object_store's AmazonS3ConfigKey)")?
+    {
+        builder = builder.with_config(key, value);
     }
     let store = builder.build().map_err(|e| StoreError::InvalidUrl {
         url: display.clone(),
@@ -906,15 +916,9 @@ fn open_s3(url: &Url, display: String, options: &[(String, String)]) -> Result<A
 
 fn open_azure(url: &Url, display: String, options: &[(String, String)]) -> Result<Archive, StoreError> {
     let mut builder = MicrosoftAzureBuilder::from_env().with_url(url.as_str());
-    for (key, value) in options {
-        let parsed: AzureConfigKey = key
-            .to_ascii_lowercase()
-            .parse()
-            .map_err(|_| StoreError::InvalidOption {
-                key: key.clone(),
-                reason: "not an Azure option (see object_store's AzureConfigKey)".into(),
-            })?;
-        builder = builder.with_config(parsed, value.clone());
+    for (key, value) in parse_options::<AzureConfigKey>(options, "an Azure option (see object_store's AzureConfigKey)")?
+    {
+        builder = builder.with_config(key, value);
     }
     let store = builder.build().map_err(|e| StoreError::InvalidUrl {
         url: display.clone(),
@@ -922,6 +926,27 @@ fn open_azure(url: &Url, display: String, options: &[(String, String)]) -> Resul
     })?;
     let prefix = url_prefix(url, &display)?;
     Ok(Archive::build(prefixed(Arc::new(store), prefix), display, None))
+}
+
+/// Parses `[store.options]` keys (case-insensitive) into a backend's config keys; values are
+/// never echoed in errors, as they may be credentials.
+fn parse_options<K: std::str::FromStr>(
+    options: &[(String, String)],
+    what: &str,
+) -> Result<Vec<(K, String)>, StoreError> {
+    options
+        .iter()
+        .map(|(key, value)| {
+            let parsed = key
+                .to_ascii_lowercase()
+                .parse()
+                .map_err(|_| StoreError::InvalidOption {
+                    key: key.clone(),
+                    reason: format!("not {what}"),
+                })?;
+            Ok((parsed, value.clone()))
+        })
+        .collect()
 }
 
 /// The path inside the bucket/container that the archive lives under.

@@ -113,6 +113,19 @@ fn version_of(e_tag: Option<String>, version: Option<String>) -> UpdateVersion {
     UpdateVersion { e_tag, version }
 }
 
+/// Whether the lease was written by a process of this host that no longer runs (a run killed
+/// with SIGKILL, say): then it need not wait out its TTL. Only decidable where `/proc` exists;
+/// elsewhere, and for other hosts, the holder is presumed alive. A reused PID also reads as
+/// alive, which errs on the safe side. Caveat: containers that share a hostname but not a PID
+/// namespace must not run the same shard at once, or one would see the other as dead.
+fn holder_is_dead(record: &LeaseRecord) -> bool {
+    if record.host != hostname() || record.pid == std::process::id() {
+        return false;
+    }
+    let proc_root = std::path::Path::new("/proc/self");
+    proc_root.exists() && !std::path::Path::new(&format!("/proc/{}", record.pid)).exists()
+}
+
 fn is_unsupported(e: &object_store::Error) -> bool {
     matches!(
         e,
@@ -125,7 +138,8 @@ impl Archive {
     ///
     /// Creates `locks/<shard>.json` create-only. If a lease exists and has not expired,
     /// fails with [`StoreError::LeaseHeld`]; if it has expired (or is unreadable and older
-    /// than `ttl`), takes it over: a conditional update on the version read where the
+    /// than `ttl`, or was written by a process of this host that no longer exists), takes
+    /// it over: a conditional update on the version read where the
     /// backend supports it, otherwise delete then create-only (see the [module
     /// notes](crate#leases) on the race that leaves).
     ///
@@ -154,15 +168,21 @@ impl Archive {
             let Some((bytes, meta)) = self.get_with_meta(&key).await? else {
                 continue; // released meanwhile: try to create it again
             };
-            let (holder, expires_at) = match serde_json::from_slice::<LeaseRecord>(&bytes) {
-                Ok(current) => (current.owner, current.expires_at),
+            let (holder, expires_at, holder_dead) = match serde_json::from_slice::<LeaseRecord>(&bytes) {
+                Ok(current) => {
+                    let dead = holder_is_dead(&current);
+                    (current.owner, current.expires_at, dead)
+                }
                 Err(e) => {
                     tracing::warn!(key = %key, error = %e, "unreadable lease; treating it as expiring ttl after its last write");
-                    ("<unreadable lease>".to_owned(), expiry(meta.last_modified, ttl))
+                    ("<unreadable lease>".to_owned(), expiry(meta.last_modified, ttl), false)
                 }
             };
             let now = Utc::now();
-            if expires_at > now {
+            if holder_dead {
+                tracing::warn!(shard = %shard, previous_owner = %holder, "the lease holder was a process on this host that no longer exists (killed?)");
+            }
+            if expires_at > now && !holder_dead {
                 return Err(StoreError::LeaseHeld {
                     shard: shard.to_string(),
                     owner: holder,

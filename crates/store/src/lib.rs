@@ -102,6 +102,10 @@
 //! instant may both succeed; the loser learns it at its next [`Archive::renew_lease`]
 //! ([`StoreError::LeaseLost`]). Renew well within the TTL; leases compare wall clocks, so
 //! hosts sharing an archive need synchronised clocks.
+//!
+//! A lease recorded by a process of this host that no longer exists (checked through
+//! `/proc`, so Linux only) is taken over without waiting for its TTL: a killed run does not
+//! block the next one. Leases of other hosts are trusted until they expire.
 
 mod archive;
 mod error;

@@ -69,6 +69,74 @@ fn sweep_dir(dir: &Path) -> io::Result<usize> {
     Ok(removed)
 }
 
+/// Removes `LocalFileSystem` temporaries of writes that belong to `shard` and its
+/// `organizers` outside staging: interrupted state, manifest, run report and lease writes.
+/// Temporaries of other shards are left alone, as their runs may be writing them right now.
+pub(crate) async fn sweep_interrupted_writes(
+    root: PathBuf,
+    shard: &ShardId,
+    organizers: &[crate::OrganizerId],
+) -> Result<usize, StoreError> {
+    use crate::layout::{LOCKS, MANIFESTS, RUNS, STATES};
+    let shard_report_suffix = format!("-{}.json", shard.as_str());
+    let lease_name = format!("{}.json", shard.as_str());
+    let state_names: Vec<String> = organizers.iter().map(|o| format!("{}.json", o.as_str())).collect();
+    let manifest_dirs: Vec<PathBuf> = organizers
+        .iter()
+        .map(|o| root.join(MANIFESTS).join(o.as_str()))
+        .collect();
+    let (states, runs, locks) = (root.join(STATES), root.join(RUNS), root.join(LOCKS));
+    let swept = tokio::task::spawn_blocking(move || {
+        let mut removed = sweep_flat(&states, |base| state_names.iter().any(|n| n == base))?;
+        removed += sweep_flat(&runs, |base| base.ends_with(&shard_report_suffix))?;
+        removed += sweep_flat(&locks, |base| base == lease_name)?;
+        for dir in &manifest_dirs {
+            removed += sweep_flat(dir, |_| true)?;
+        }
+        Ok::<_, io::Error>(removed)
+    })
+    .await
+    .map_err(|e| StoreError::from_backend(STATES, e.into()))?;
+    swept.map_err(|e| {
+        StoreError::from_backend(
+            STATES,
+            object_store::Error::Generic {
+                store: "LocalFileSystem",
+                source: Box::new(e),
+            },
+        )
+    })
+}
+
+/// Removes the upload temporaries directly in `dir` whose destination name satisfies `ours`.
+fn sweep_flat(dir: &Path, ours: impl Fn(&str) -> bool) -> io::Result<usize> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(base) = name.to_str().and_then(|n| n.rsplit_once('#')).map(|(base, _)| base) else {
+            continue;
+        };
+        if !entry.file_type()?.is_file() || !is_upload_temporary(&name) || !ours(base) {
+            continue;
+        }
+        match std::fs::remove_file(entry.path()) {
+            Ok(()) => {
+                tracing::info!(file = %entry.path().display(), "removed an interrupted local write");
+                removed += 1;
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(removed)
+}
+
 /// `LocalFileSystem`'s temporary names: `<name>#<digits>`.
 pub(crate) fn is_upload_temporary(name: &OsStr) -> bool {
     name.to_str()

@@ -716,7 +716,109 @@ async fn full_flow_leaves_only_the_layout(f: Fixture) {
     }
 }
 
+async fn reclaim_cleans_staging(f: Fixture) {
+    let a = &f.archive;
+    drop(a.stage(&shard(), chunked(b"abandoned", 4)).await.unwrap());
+    assert_eq!(a.reclaim(&shard(), &[org()]).await.unwrap(), 1);
+    assert!(everything(&f).await.is_empty());
+}
+
+/// A lease written by a process of this host that no longer exists need not wait out its
+/// TTL (only decidable where `/proc` exists).
+async fn lease_of_a_dead_local_process_is_taken_over(f: Fixture) {
+    if !FsPath::new("/proc/self").exists() {
+        return;
+    }
+    let a = &f.archive;
+    let mut original = a
+        .acquire_lease(&shard(), "run-a", Duration::from_secs(3600))
+        .await
+        .unwrap();
+    let key = Path::from("locks/0-of-1.json");
+    let raw = a.object_store().get(&key).await.unwrap().bytes().await.unwrap();
+    let mut record: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+    // Same host, but a PID above any pid_max: that process cannot be running.
+    record["pid"] = serde_json::Value::from(999_999_999u32);
+    record["leaseId"] = serde_json::Value::from("killed-run");
+    a.object_store()
+        .put(&key, PutPayload::from(serde_json::to_vec(&record).unwrap()))
+        .await
+        .unwrap();
+    let taken = a
+        .acquire_lease(&shard(), "run-b", Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert_eq!(taken.owner, "run-b");
+    assert!(matches!(
+        a.renew_lease(&mut original).await,
+        Err(StoreError::LeaseLost { .. })
+    ));
+
+    // A lease of another host is presumed alive whatever its PID.
+    a.release_lease(taken).await.unwrap();
+    let _ = a
+        .acquire_lease(&shard(), "run-c", Duration::from_secs(3600))
+        .await
+        .unwrap();
+    let raw = a.object_store().get(&key).await.unwrap().bytes().await.unwrap();
+    let mut record: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+    record["pid"] = serde_json::Value::from(999_999_999u32);
+    record["host"] = serde_json::Value::from("some-other-host.invalid");
+    a.object_store()
+        .put(&key, PutPayload::from(serde_json::to_vec(&record).unwrap()))
+        .await
+        .unwrap();
+    assert!(matches!(
+        a.acquire_lease(&shard(), "run-d", Duration::from_secs(3600)).await,
+        Err(StoreError::LeaseHeld { owner, .. }) if owner == "run-c"
+    ));
+}
+
 // ------------------------------------------------------ backend-specific cases
+
+/// `reclaim` also removes the temporaries of interrupted non-staging writes of this shard
+/// and its organizers on local disk, and leaves other shards' alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_reclaim_removes_interrupted_writes_of_the_shard() {
+    let f = local();
+    let root = f.root.clone().unwrap();
+    let other_org = "00000000-0000-0000-0000-000000000001";
+    let ours = [
+        format!("state/recordings/{}.json#1", org().as_str()),
+        format!("manifests/recordings/{}/{}.json#2", org().as_str(), "a".repeat(64)),
+        "runs/20240506T070809Z-0-of-1.json#1".to_owned(),
+        "locks/0-of-1.json#1".to_owned(),
+        "staging/0-of-1/x#1".to_owned(),
+    ];
+    let theirs = [
+        format!("state/recordings/{other_org}.json#1"),
+        format!("manifests/recordings/{other_org}/{}.json#1", "b".repeat(64)),
+        "runs/20240506T070809Z-1-of-2.json#1".to_owned(),
+        "locks/1-of-2.json#1".to_owned(),
+        "staging/1-of-2/y#1".to_owned(),
+    ];
+    for rel in ours.iter().chain(&theirs) {
+        let file = root.join(rel);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, b"partial").unwrap();
+    }
+    // A real object next to the temporaries is untouched.
+    let (digest, size) = store_blob(&f.archive, b"bytes").await;
+    f.archive
+        .put_manifest(&manifest_for("kept", digest, size))
+        .await
+        .unwrap();
+
+    assert_eq!(f.archive.reclaim(&shard(), &[org()]).await.unwrap(), ours.len());
+    let left = all_files(&root);
+    for rel in &ours {
+        assert!(!left.contains(rel), "{rel} survived");
+    }
+    for rel in &theirs {
+        assert!(left.contains(rel), "{rel} was removed");
+    }
+    assert!(f.archive.manifest_exists(&org(), "kept").await.unwrap());
+}
 
 /// A process killed mid-upload leaves `LocalFileSystem`'s `<name>#<n>` temporary file,
 /// which listings do not show; `clean_staging` must still remove it.
@@ -904,12 +1006,8 @@ proptest! {
 
 // ---------------------------------------------------------------- the matrix
 
-macro_rules! conformance {
-    // Cases travel as one bracketed token tree so that they can be repeated per backend.
-    ($($backend:ident => $make:path),+ $(,)?; $cases:tt) => {
-        $( conformance!(@backend $backend => $make; $cases); )+
-    };
-    (@backend $backend:ident => $make:path; [$($case:ident),+ $(,)?]) => {
+macro_rules! backend_suite {
+    ($backend:ident => $make:path; $($case:ident),+) => {
         mod $backend {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -921,27 +1019,34 @@ macro_rules! conformance {
     };
 }
 
+/// Runs every case against every backend. Add S3/Azure here with a constructor that
+/// returns a `Fixture` on a fresh prefix.
+macro_rules! conformance {
+    ($($case:ident),+ $(,)?) => {
+        backend_suite!(in_memory => super::memory; $($case),+);
+        backend_suite!(local_fs => super::local; $($case),+);
+    };
+}
+
 conformance!(
-    in_memory => super::memory,
-    local_fs => super::local;
-    [
-        probe_succeeds,
-        stage_commit_and_hash,
-        empty_blob,
-        commit_same_digest_twice,
-        concurrent_commits_of_one_digest,
-        stage_body_error_leaves_nothing,
-        commit_with_wrong_digest_is_refused,
-        discard_removes_the_staged_object,
-        manifest_is_create_only,
-        manifest_checks_before_writing,
-        manifest_keys_stay_inside_the_organizer,
-        state_roundtrip,
-        leases,
-        unreadable_lease,
-        clean_staging_removes_debris,
-        run_report_keys,
-        listings_report_corrupt_objects,
-        full_flow_leaves_only_the_layout,
-    ]
+    probe_succeeds,
+    stage_commit_and_hash,
+    empty_blob,
+    commit_same_digest_twice,
+    concurrent_commits_of_one_digest,
+    stage_body_error_leaves_nothing,
+    commit_with_wrong_digest_is_refused,
+    discard_removes_the_staged_object,
+    manifest_is_create_only,
+    manifest_checks_before_writing,
+    manifest_keys_stay_inside_the_organizer,
+    state_roundtrip,
+    leases,
+    unreadable_lease,
+    clean_staging_removes_debris,
+    run_report_keys,
+    listings_report_corrupt_objects,
+    full_flow_leaves_only_the_layout,
+    reclaim_cleans_staging,
+    lease_of_a_dead_local_process_is_taken_over,
 );

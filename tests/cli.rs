@@ -190,6 +190,18 @@ async fn off_origin_content_url_is_refused_and_queued() {
         "{}",
         status.stdout
     );
+    assert!(
+        status.stdout.contains("refusing content url"),
+        "the reason is listed: {}",
+        status.stdout
+    );
+    // The failure is queued, and the round still completes: the deltaLink advances.
+    let state: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(env.archive().join(format!("state/recordings/{org}.json"))).expect("state"),
+    )
+    .expect("state is JSON");
+    assert_eq!(state["checkpoint"]["kind"], "delta");
+    assert_eq!(state["queue"][0]["id"], evil.id.as_str());
     // The queued item is retried first next run, fails again, and the good one stays archived once.
     env.sim.reset_stats();
     env.run().await.assert_code(1);
@@ -241,6 +253,7 @@ async fn configuration_errors_exit_2_naming_the_key() {
             &[("RECARCH_GRAPH__CLIENT_SECRET_FILE", "/nonexistent/secret")],
             "[graph].client_secret_file",
         ),
+        (&[("RECARCH_GRAPH__BASE_URL", "https://[::1")], "[graph].base_url"),
     ];
     for (envs, needle) in cases {
         let run = env.recarch(&["run"], envs).await;
@@ -248,6 +261,19 @@ async fn configuration_errors_exit_2_naming_the_key() {
         assert!(run.stderr.contains(needle), "{needle:?} not in {}", run.stderr);
         assert!(!run.stderr.contains("panicked") && !run.stderr.contains("RUST_BACKTRACE"));
     }
+    // The secret from an environment variable: unset, or empty.
+    let text = std::fs::read_to_string(env.config_path()).expect("config");
+    let text = text.replace(
+        "client_secret_file = \"secret\"",
+        "client_secret_env = \"RECARCH_TEST_SECRET\"",
+    );
+    std::fs::write(env.config_path(), text).expect("config");
+    let run = env.recarch(&["run"], &[]).await;
+    run.assert_code(2);
+    assert!(run.stderr.contains("RECARCH_TEST_SECRET is not set"), "{}", run.stderr);
+    let run = env.recarch(&["run"], &[("RECARCH_TEST_SECRET", " ")]).await;
+    run.assert_code(2);
+    assert!(run.stderr.contains("RECARCH_TEST_SECRET is empty"), "{}", run.stderr);
     let missing = recarch(&["run".into(), "--config".into(), "/nonexistent.toml".into()], &[]).await;
     missing.assert_code(2);
     let usage = recarch(&["run".into()], &[]).await;
@@ -495,4 +521,60 @@ async fn sigterm_stops_cleanly_and_the_next_run_finishes() {
     );
     env.run().await.assert_code(0);
     assert_archive(&env, &all_recordings(&env));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_reports_missing_blobs_size_mismatches_and_unreadable_manifests() {
+    let env = Env::new(sim_config(ContentMode::Direct), 1).await;
+    let org = env.organizers[0].clone();
+    let a = env.sim.add_recording(&org, 3000);
+    let b = env.sim.add_recording(&org, 4000);
+    let c = env.sim.add_recording(&org, 5000);
+    env.run().await.assert_code(0);
+    let archive = env.archive();
+    let blob = |r: &recarch_graph_sim::RecordingInfo| {
+        archive.join(format!(
+            "blobs/sha256/{}",
+            env.sim.content_sha256(&r.id).expect("known")
+        ))
+    };
+    std::fs::remove_file(blob(&a)).expect("remove blob");
+    std::fs::write(blob(&b), b"short").expect("truncate blob");
+    std::fs::write(util::manifest_path(&archive, &org, &c.id), b"{ not json").expect("break manifest");
+    let verify = env.recarch(&["verify"], &[]).await;
+    verify.assert_code(1);
+    let out = &verify.stdout;
+    assert!(out.contains("missing blob"), "{out}");
+    assert!(out.contains("has 5 bytes, manifest"), "{out}");
+    assert!(out.contains("unreadable manifest"), "{out}");
+    // c's blob is now named by no readable manifest.
+    assert!(out.contains("orphan blob"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_and_tokens_never_reach_logs_reports_or_status() {
+    let env = Env::new(sim_config(ContentMode::Redirect), 1).await;
+    env.sim.add_recording(&env.organizers[0], 1000);
+    let secret = env.sim.config().client_secret.clone();
+    for format in ["text", "json"] {
+        env.sim.add_recording(&env.organizers[0], 1000);
+        let run = env
+            .recarch(&["run", "--log-format", format], &[("RECARCH_LOG", "trace")])
+            .await;
+        run.assert_code(0);
+        for text in [&run.stdout, &run.stderr] {
+            assert!(!text.contains(&secret), "client secret leaked: {text}");
+            assert!(!text.to_ascii_lowercase().contains("bearer "), "token leaked: {text}");
+            // Pre-authenticated download URLs carry signatures: only their host may be logged.
+            assert!(!text.contains("/download/"), "download url leaked: {text}");
+        }
+    }
+    let status = env.recarch(&["status", "--json"], &[]).await;
+    assert!(!status.stdout.contains(&secret));
+    for f in util::files(&env.archive()) {
+        if f.ends_with(".json") {
+            let text = std::fs::read_to_string(env.archive().join(&f)).expect("read");
+            assert!(!text.contains(&secret), "{f} holds the secret");
+        }
+    }
 }

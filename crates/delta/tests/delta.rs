@@ -399,3 +399,127 @@ async fn tokens_are_renewed_before_they_expire() {
     assert_eq!(stats.token_requests, 2, "renewed");
     assert_eq!(stats.unauthorized, 0, "no request went out with an expired token");
 }
+
+#[tokio::test]
+async fn gateway_timeouts_are_retried_too() {
+    let sim = sim(10).await;
+    let org = sim.add_organizer();
+    sim.add_recording(&org, 10);
+    let (client, base) = client(&sim, Arc::new(credentials(&sim, "sim-secret")));
+    sim.faults().throttle(Target::Delta, 504, None, 2);
+    let page = client
+        .page::<CallRecording>(&PageRequest::First(resources::recordings_request(&base, &org, None)))
+        .await
+        .expect("succeeds after two 504s");
+    assert_eq!(page.items.len(), 1);
+    assert_eq!(sim.stats().throttled, 2);
+}
+
+#[tokio::test]
+async fn a_retry_after_pauses_every_request_not_just_the_throttled_one() {
+    let sim = sim(10).await;
+    let orgs: Vec<String> = (0..3).map(|_| sim.add_organizer()).collect();
+    let (client, base) = client(&sim, Arc::new(credentials(&sim, "sim-secret")));
+    // Warm the token so the token endpoint does not interleave.
+    client
+        .page::<CallRecording>(&PageRequest::First(resources::recordings_request(
+            &base, &orgs[0], None,
+        )))
+        .await
+        .expect("page");
+    sim.reset_stats();
+    sim.faults().throttle(Target::Delta, 429, Some(1), 1);
+    let requests: Vec<PageRequest> = orgs
+        .iter()
+        .map(|o| PageRequest::First(resources::recordings_request(&base, o, None)))
+        .collect();
+    let first = client.page::<CallRecording>(&requests[0]);
+    let others = async {
+        // Sent once the 429 has been seen: they must wait for the same Retry-After.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        futures::future::join(
+            client.page::<CallRecording>(&requests[1]),
+            client.page::<CallRecording>(&requests[2]),
+        )
+        .await
+    };
+    let (a, (b, c)) = futures::future::join(first, others).await;
+    a.and(b).and(c).expect("all succeed");
+    let requests = sim.stats().requests;
+    let throttled_at = requests.iter().find(|r| r.status == 429).expect("a 429").at;
+    for r in requests.iter().filter(|r| r.status == 200) {
+        let after = r.at.duration_since(throttled_at);
+        assert!(
+            after >= Duration::from_millis(950),
+            "a request went out {after:?} after the 429"
+        );
+    }
+}
+
+#[tokio::test]
+async fn oversized_pages_are_refused_not_buffered() {
+    // A hostile server announcing a 1 GiB JSON page.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let mut buf = [0u8; 4096];
+            let _ = sock.read(&mut buf).await;
+            let _ = sock
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1073741824\r\n\r\n{\"value\":[")
+                .await;
+        }
+    });
+    let base = Url::parse(&format!("http://{addr}/beta")).expect("url");
+    let http = GraphHttp::new(
+        reqwest::Client::new(),
+        Arc::new(StaticToken::new("t")),
+        &base,
+        fast_policy(),
+    );
+    let client = DeltaClient::new(http);
+    let err = client
+        .page::<CallRecording>(&PageRequest::First(resources::recordings_request(&base, "o", None)))
+        .await
+        .expect_err("refused");
+    assert!(
+        matches!(&err, DeltaError::Protocol { reason, .. } if reason.contains("larger than")),
+        "{err:?}"
+    );
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(12))]
+
+    /// Whatever the page size, number of recordings and quirks, a round yields every
+    /// recording, and resuming from any page's checkpoint loses nothing.
+    #[test]
+    fn paging_yields_every_item_from_any_checkpoint(
+        page_size in 1usize..7,
+        count in 0usize..20,
+        empty in proptest::bool::ANY,
+        resume_after in 0usize..8,
+    ) {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
+        rt.block_on(async {
+            let sim = sim(page_size).await;
+            let org = sim.add_organizer();
+            let all: Vec<String> = (0..count).map(|_| sim.add_recording(&org, 1).id).collect();
+            sim.faults().empty_pages(empty);
+            let (client, base) = client(&sim, Arc::new(credentials(&sim, "sim-secret")));
+            let start = PageRequest::First(resources::recordings_request(&base, &org, None));
+            let pages = round(&client, start).await;
+            assert_eq!(ids(&pages, |r| r.id.clone()), all);
+            // Resume from the checkpoint after page `resume_after` (if it is mid-round).
+            if let Some(cut) = pages.get(resume_after) {
+                if let Continuation::Next(link) = &cut.continuation {
+                    let rest = round(&client, PageRequest::Link(link.0.clone())).await;
+                    let mut seen = ids(&pages[..=resume_after], |r| r.id.clone());
+                    seen.extend(ids(&rest, |r| r.id.clone()));
+                    assert_eq!(seen, all);
+                }
+            }
+        });
+    }
+}

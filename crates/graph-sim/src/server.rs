@@ -549,6 +549,9 @@ fn download(shared: &Arc<Shared>, req: &Request) -> Response {
         shared.stat(|s| s.throttled += 1);
         return throttled_error(&ids, status, retry_after);
     }
+    if let Some(name) = req.uri().path().strip_prefix("/files/") {
+        return file_index(shared, name, req);
+    }
     let Some(token) = req.uri().path().strip_prefix("/download/") else {
         return download_error(StatusCode::NOT_FOUND, "itemNotFound", "Not found.");
     };
@@ -581,6 +584,48 @@ fn download(shared: &Arc<Shared>, req: &Request) -> Response {
     let Some((size, key)) = found else {
         return download_error(StatusCode::NOT_FOUND, "itemNotFound", "Not found.");
     };
+    serve_bytes(shared, key, size, req.headers())
+}
+
+/// A plain web-server view of every recording on the download origin (`/files/` lists
+/// `rec-<serial>.mp4` links; each serves the same bytes as the recording), so that generic
+/// tools such as `rclone copy --http-url` can copy the very same content for comparison.
+fn file_index(shared: &Arc<Shared>, name: &str, req: &Request) -> Response {
+    if name.is_empty() {
+        let data = lock(&shared.data);
+        let mut html = String::from("<!DOCTYPE html>\n<html><body><pre>\n");
+        for (serial, r) in data.recordings.iter().enumerate() {
+            html.push_str(&format!(
+                "<a href=\"rec-{serial:06}.mp4\">rec-{serial:06}.mp4</a> {}\n",
+                r.size
+            ));
+        }
+        html.push_str("</pre></body></html>\n");
+        let mut resp = Response::new(Body::from(html));
+        resp.headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+        return resp;
+    }
+    let found = name
+        .strip_prefix("rec-")
+        .and_then(|n| n.strip_suffix(".mp4"))
+        .and_then(|n| n.parse::<usize>().ok())
+        .and_then(|serial| {
+            lock(&shared.data)
+                .recordings
+                .get(serial)
+                .map(|r| (r.size, r.content_key))
+        });
+    let Some((size, key)) = found else {
+        return download_error(StatusCode::NOT_FOUND, "itemNotFound", "Not found.");
+    };
+    if req.method() == Method::HEAD {
+        let mut resp = Response::new(Body::empty());
+        resp.headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("video/mp4"));
+        resp.headers_mut().insert(CONTENT_LENGTH, HeaderValue::from(size));
+        return resp;
+    }
     serve_bytes(shared, key, size, req.headers())
 }
 

@@ -897,3 +897,41 @@ async fn shutdown_and_drop_stop_the_servers() {
     }
     assert!(refused, "server must stop after the last handle is dropped");
 }
+
+#[tokio::test]
+async fn file_index_serves_the_same_bytes_for_generic_tools() {
+    let sim = GraphSim::start(SimConfig::default()).await.expect("sim starts");
+    let org = sim.add_organizer();
+    let a = sim.add_recording(&org, 1234);
+    let b = sim.add_recording(&org, 99);
+    let http = reqwest::Client::new();
+    let index = http
+        .get(format!("{}/files/", sim.download_origin()))
+        .send()
+        .await
+        .expect("index")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        index.contains("href=\"rec-000000.mp4\"") && index.contains("href=\"rec-000001.mp4\""),
+        "{index}"
+    );
+    for (name, rec) in [("rec-000000.mp4", &a), ("rec-000001.mp4", &b)] {
+        let body = http
+            .get(format!("{}/files/{name}", sim.download_origin()))
+            .send()
+            .await
+            .expect("file")
+            .bytes()
+            .await
+            .expect("bytes");
+        assert_eq!(body.to_vec(), sim.content_bytes(&rec.id).expect("known"));
+    }
+    let missing = http
+        .get(format!("{}/files/rec-000009.mp4", sim.download_origin()))
+        .send()
+        .await
+        .expect("404");
+    assert_eq!(missing.status(), 404);
+}

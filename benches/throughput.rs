@@ -99,19 +99,11 @@ async fn bench(args: Args) {
     std::fs::write(&config_path, toml).expect("config");
     let config = Config::load(&config_path, &[]).expect("valid config");
 
-    // Baseline in the same process: SHA-256 over the same number of bytes, 1 MiB at a time.
+    // Baselines in the same process: SHA-256 over the same number of bytes, 1 MiB at a time,
+    // on one core and split over two threads (the machine's hashing limit).
     let total = args.count as u64 * args.size;
-    let buf = vec![0x5au8; 1 << 20];
-    let started = Instant::now();
-    let mut hasher = Sha256::new();
-    let mut left = total;
-    while left > 0 {
-        let n = left.min(buf.len() as u64) as usize;
-        hasher.update(&buf[..n]);
-        left -= n as u64;
-    }
-    std::hint::black_box(hasher.finalize());
-    let hash_secs = started.elapsed().as_secs_f64();
+    let hash_secs = hash_seconds(total, 1);
+    let hash2_secs = hash_seconds(total, 2);
 
     let cpu_before = cpu_seconds();
     let started = Instant::now();
@@ -123,24 +115,101 @@ async fn bench(args: Args) {
     assert_eq!(report.exit_code, 0, "benchmark run failed: {:?}", report.failures);
     assert_eq!(report.counts.archived as usize, args.count);
 
+    let peak = peak_rss_kib();
     let gib = total as f64 / f64::from(1u32 << 30);
     println!(
         "recarch throughput: {} recordings x {} bytes, concurrency {}",
         args.count, args.size, args.concurrency
     );
     println!(
-        "  archive:   {:.3} GiB/s, {:.1} recordings/s, {secs:.2} s wall, {cpu:.2} s CPU",
+        "  recarch:   {:.3} GiB/s, {:.1} recordings/s, {secs:.2} s wall, {cpu:.2} s CPU, peak RSS {:.1} MiB (simulator included)",
         gib / secs,
-        args.count as f64 / secs
+        args.count as f64 / secs,
+        peak as f64 / 1024.0
     );
-    println!("  sha256:    {:.3} GiB/s (hashing limit, one core)", gib / hash_secs);
-    println!("  ratio:     archive / sha256 = {:.2}", hash_secs / secs);
-    println!("  peak RSS:  {:.1} MiB", peak_rss_kib() as f64 / 1024.0);
+    println!(
+        "  sha256:    {:.3} GiB/s on one core, {:.3} GiB/s on two",
+        gib / hash_secs,
+        gib / hash2_secs
+    );
+    println!(
+        "  ratio:     recarch / sha256 one core = {:.2}, / two cores = {:.2}",
+        hash_secs / secs,
+        hash2_secs / secs
+    );
+    match rclone(&sim, total) {
+        Some((rclone_secs, rclone_rss)) => {
+            println!(
+                "  rclone:    {:.3} GiB/s (copy --transfers 4, no hashing), {rclone_secs:.2} s wall, peak RSS {:.1} MiB",
+                gib / rclone_secs,
+                rclone_rss as f64 / 1024.0
+            );
+            println!("  ratio:     recarch / rclone = {:.2}", rclone_secs / secs);
+        }
+        None => println!("  rclone:    not measured (install the Debian package `rclone`)"),
+    }
 }
 
-/// Peak resident set size of this process (VmHWM), in KiB; 0 where /proc is missing.
-fn peak_rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
+/// Seconds to SHA-256 `total` bytes split over `threads` threads, 1 MiB at a time.
+fn hash_seconds(total: u64, threads: u64) -> f64 {
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                let buf = vec![0x5au8; 1 << 20];
+                let mut hasher = Sha256::new();
+                let mut left = total / threads;
+                while left > 0 {
+                    let n = left.min(buf.len() as u64) as usize;
+                    hasher.update(&buf[..n]);
+                    left -= n as u64;
+                }
+                std::hint::black_box(hasher.finalize());
+            });
+        }
+    });
+    started.elapsed().as_secs_f64()
+}
+
+/// `rclone copy --transfers 4` of the same recordings from the simulator's download origin to
+/// local disk: wall seconds and rclone's peak RSS in KiB, or `None` without rclone.
+fn rclone(sim: &GraphSim, total: u64) -> Option<(f64, u64)> {
+    let dest = tempfile::tempdir().ok()?;
+    let started = Instant::now();
+    let mut child = std::process::Command::new("rclone")
+        .args(["copy", "--transfers", "4", "--http-no-head", "--http-url"])
+        .arg(format!("{}/files/", sim.download_origin()))
+        .arg(":http:")
+        .arg(dest.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .ok()?;
+    let status_path = format!("/proc/{}/status", child.id());
+    let mut peak = 0;
+    let status = loop {
+        if let Some(status) = child.try_wait().ok()? {
+            break status;
+        }
+        peak = peak.max(vm_hwm(&status_path));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let secs = started.elapsed().as_secs_f64();
+    let copied: u64 = std::fs::read_dir(dest.path())
+        .ok()?
+        .filter_map(|e| e.ok()?.metadata().ok())
+        .map(|m| m.len())
+        .sum();
+    if !status.success() || copied != total {
+        eprintln!("rclone failed ({status}), copied {copied} of {total} bytes");
+        return None;
+    }
+    Some((secs, peak))
+}
+
+/// VmHWM (peak resident set size) from a `/proc/<pid>/status` file, in KiB; 0 if unreadable.
+fn vm_hwm(status_path: &str) -> u64 {
+    std::fs::read_to_string(status_path)
         .ok()
         .and_then(|s| {
             s.lines()
@@ -148,6 +217,11 @@ fn peak_rss_kib() -> u64 {
                 .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
         })
         .unwrap_or(0)
+}
+
+/// Peak resident set size of this process (VmHWM), in KiB; 0 where /proc is missing.
+fn peak_rss_kib() -> u64 {
+    vm_hwm("/proc/self/status")
 }
 
 /// User + system CPU seconds of this process so far (from /proc/self/stat); 0 where missing.

@@ -19,6 +19,8 @@ struct Args {
     count: usize,
     size: u64,
     concurrency: usize,
+    /// Recordings listed by the delta-enumeration measurement.
+    delta_items: usize,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -26,15 +28,17 @@ fn parse_args() -> Result<Args, String> {
     let benching = raw.iter().any(|a| a == "--bench");
     let mut args = if benching {
         Args {
-            count: 16,
-            size: 16 << 20,
+            count: 32,
+            size: 32 << 20,
             concurrency: 8,
+            delta_items: 100_000,
         }
     } else {
         Args {
             count: 4,
             size: 256 << 10,
             concurrency: 2,
+            delta_items: 500,
         }
     };
     let mut it = raw.iter();
@@ -49,6 +53,7 @@ fn parse_args() -> Result<Args, String> {
             "--count" => args.count = value("--count")? as usize,
             "--size" => args.size = value("--size")?,
             "--concurrency" => args.concurrency = value("--concurrency")? as usize,
+            "--delta-items" => args.delta_items = value("--delta-items")? as usize,
             _ => {}
         }
     }
@@ -67,10 +72,71 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    rt.block_on(bench(args));
+    rt.block_on(async {
+        bench(&args).await;
+        delta_enumeration(args.delta_items).await;
+    });
 }
 
-async fn bench(args: Args) {
+/// Walks one delta round of `items` recordings (pages of 1000, what the simulator sends for
+/// `$top=1000`-sized pages) with the real delta client: items per second, and the RSS growth
+/// while walking (the client holds one page at a time, so it stays flat in `items`).
+async fn delta_enumeration(items: usize) {
+    use futures::TryStreamExt;
+    use recarch_delta::auth::StaticToken;
+    use recarch_delta::{CallRecording, DeltaClient, GraphHttp, PageRequest, resources};
+
+    let sim = GraphSim::start(SimConfig {
+        page_size: 1000,
+        ..SimConfig::default()
+    })
+    .await
+    .expect("simulator starts");
+    let org = sim.add_organizer();
+    for _ in 0..items {
+        sim.add_recording(&org, 1);
+    }
+    let base = url::Url::parse(&sim.base_url()).expect("base url");
+    let http = GraphHttp::new(
+        reqwest::Client::new(),
+        std::sync::Arc::new(StaticToken::new(sim.issue_access_token())),
+        &base,
+        recarch_delta::retry::RetryPolicy::default(),
+    );
+    let client = DeltaClient::new(http);
+    let rss_before = current_rss_kib();
+    let started = Instant::now();
+    let mut seen = 0usize;
+    let mut rss_max = rss_before;
+    let mut pages = std::pin::pin!(
+        client.pages::<CallRecording>(PageRequest::First(resources::recordings_request(&base, &org, None)))
+    );
+    while let Some(page) = pages.try_next().await.expect("page") {
+        seen += page.items.len();
+        rss_max = rss_max.max(current_rss_kib());
+    }
+    let secs = started.elapsed().as_secs_f64();
+    assert_eq!(seen, items);
+    println!(
+        "  delta:     {items} items in {secs:.2} s = {:.0} items/s; RSS grew {:.1} MiB while walking",
+        items as f64 / secs,
+        rss_max.saturating_sub(rss_before) as f64 / 1024.0
+    );
+}
+
+/// Current resident set size (VmRSS), in KiB; 0 where /proc is missing.
+fn current_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+async fn bench(args: &Args) {
     let sim = GraphSim::start(SimConfig {
         content_mode: ContentMode::Redirect,
         page_size: 100,

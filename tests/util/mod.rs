@@ -13,17 +13,111 @@ pub struct Env {
     pub sim: GraphSim,
     pub dir: tempfile::TempDir,
     pub organizers: Vec<String>,
+    /// Where the archive is: local disk (`dir/archive`) unless built with [`Env::on`].
+    pub store: Store,
+}
+
+/// An archive location: URL and `[store.options]`.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pub url: String,
+    pub options: Vec<(String, String)>,
+}
+
+/// The backends the end-to-end tests run on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Local,
+    S3,
+    Azure,
+}
+
+fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+impl Backend {
+    /// The store for a fresh, unique prefix on this backend, or `None` when its emulator is
+    /// not running (the `RECARCH_TEST_*` variables written by `scripts/emulators.sh`). With
+    /// `RECARCH_REQUIRE_EMULATORS=1` (set by `scripts/test`) a missing emulator is a failure.
+    pub fn store(self, local_root: &Path) -> Option<Store> {
+        let unique = format!("e2e-{:016x}", fastrand::u64(..));
+        let store = match self {
+            Backend::Local => Some(Store {
+                url: url::Url::from_directory_path(local_root)
+                    .expect("absolute path")
+                    .to_string(),
+                options: Vec::new(),
+            }),
+            Backend::S3 => (|| {
+                Some(Store {
+                    url: format!("s3://{}/{unique}", var("RECARCH_TEST_S3_BUCKET")?),
+                    options: vec![
+                        ("aws_endpoint".into(), var("RECARCH_TEST_S3_ENDPOINT")?),
+                        ("aws_region".into(), var("RECARCH_TEST_S3_REGION")?),
+                        ("aws_access_key_id".into(), var("RECARCH_TEST_S3_ACCESS_KEY_ID")?),
+                        (
+                            "aws_secret_access_key".into(),
+                            var("RECARCH_TEST_S3_SECRET_ACCESS_KEY")?,
+                        ),
+                        ("aws_allow_http".into(), "true".into()),
+                        ("aws_virtual_hosted_style_request".into(), "false".into()),
+                    ],
+                })
+            })(),
+            Backend::Azure => (|| {
+                Some(Store {
+                    url: format!("az://{}/{unique}", var("RECARCH_TEST_AZURE_CONTAINER")?),
+                    options: vec![
+                        ("azure_storage_account_name".into(), var("RECARCH_TEST_AZURE_ACCOUNT")?),
+                        (
+                            "azure_storage_account_key".into(),
+                            var("RECARCH_TEST_AZURE_ACCESS_KEY")?,
+                        ),
+                        ("azure_storage_endpoint".into(), var("RECARCH_TEST_AZURE_ENDPOINT")?),
+                        ("azure_allow_http".into(), "true".into()),
+                    ],
+                })
+            })(),
+        };
+        if store.is_none() {
+            assert!(
+                var("RECARCH_REQUIRE_EMULATORS").is_none(),
+                "{self:?} emulator variables missing but RECARCH_REQUIRE_EMULATORS is set"
+            );
+            eprintln!("SKIPPED on {self:?}: no emulator (run ./scripts/test, which starts them)");
+        }
+        store
+    }
 }
 
 impl Env {
     pub async fn new(config: SimConfig, organizers: usize) -> Env {
+        Env::on(Backend::Local, config, organizers)
+            .await
+            .expect("local disk is always there")
+    }
+
+    /// A tenant archiving to `backend`; `None` when that backend's emulator is not running.
+    pub async fn on(backend: Backend, config: SimConfig, organizers: usize) -> Option<Env> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = backend.store(&dir.path().join("archive"))?;
         let sim = GraphSim::start(config).await.expect("simulator starts");
         let organizers = (0..organizers).map(|_| sim.add_organizer()).collect();
-        let dir = tempfile::tempdir().expect("tempdir");
-        let env = Env { sim, dir, organizers };
+        let env = Env {
+            sim,
+            dir,
+            organizers,
+            store,
+        };
         env.write_config("");
         std::fs::write(env.dir.path().join("secret"), &env.sim.config().client_secret).expect("write secret");
-        env
+        Some(env)
+    }
+
+    /// The archive, opened the way the binary opens it.
+    pub fn open_archive(&self) -> recarch_store::Archive {
+        recarch_store::Archive::open(&self.store.url, &self.store.options).expect("open archive")
     }
 
     pub fn archive(&self) -> PathBuf {
@@ -43,12 +137,17 @@ impl Env {
             .collect::<Vec<_>>()
             .join(", ");
         let text = format!(
-            "[graph]\nbase_url = \"{}\"\nauthority_url = \"{}\"\ntenant_id = \"{}\"\nclient_id = \"{}\"\nclient_secret_file = \"secret\"\n\n[source]\norganizers = [{organizers}]\n\n[store]\nurl = \"{}\"\n{extra}",
+            "[graph]\nbase_url = \"{}\"\nauthority_url = \"{}\"\ntenant_id = \"{}\"\nclient_id = \"{}\"\nclient_secret_file = \"secret\"\n\n[source]\norganizers = [{organizers}]\n\n{extra}\n[store]\nurl = \"{}\"\n[store.options]\n{}",
             self.sim.base_url(),
             self.sim.authority_url(),
             self.sim.config().tenant_id,
             self.sim.config().client_id,
-            url::Url::from_directory_path(self.archive()).expect("absolute path"),
+            self.store.url,
+            self.store
+                .options
+                .iter()
+                .map(|(k, v)| format!("{k} = \"{v}\"\n"))
+                .collect::<String>(),
         );
         std::fs::write(self.config_path(), text).expect("write config");
     }
@@ -208,4 +307,50 @@ pub fn last_report(env: &Env) -> serde_json::Value {
         })
         .max_by_key(|r| r["finishedAt"].as_str().unwrap_or_default().to_owned())
         .expect("a run report")
+}
+
+/// Like [`assert_archive`], through the object store, for any backend: every expected
+/// recording has a right manifest and a blob that re-hashes to its name, and nothing outside
+/// the layout is left.
+pub async fn assert_store_archive(env: &Env, expected: &[(String, recarch_graph_sim::RecordingInfo)]) {
+    use futures::TryStreamExt;
+    use object_store::ObjectStoreExt as _;
+    let archive = env.open_archive();
+    let store = archive.object_store();
+    let keys: Vec<String> = store
+        .list(None)
+        .map_ok(|m| m.location.to_string())
+        .try_collect()
+        .await
+        .expect("list the archive");
+    let get = |key: String| async move {
+        store
+            .get(&object_store::path::Path::from(key.as_str()))
+            .await
+            .unwrap_or_else(|e| panic!("get {key}: {e}"))
+            .bytes()
+            .await
+            .expect("read object")
+    };
+    for (org, rec) in expected {
+        let key = format!("manifests/recordings/{org}/{}.json", sha256_hex(rec.id.as_bytes()));
+        assert!(keys.contains(&key), "manifest {key} missing: {keys:#?}");
+        let m: serde_json::Value = serde_json::from_slice(&get(key).await).expect("manifest is JSON");
+        let sha = env.sim.content_sha256(&rec.id).expect("known");
+        assert_eq!(m["id"], rec.id.as_str());
+        assert_eq!(m["content"]["sha256"], sha.as_str());
+        assert_eq!(m["content"]["size"], rec.size);
+        assert_eq!(m["graph"]["id"], rec.id.as_str());
+        let blob = get(format!("blobs/sha256/{sha}")).await;
+        assert_eq!(sha256_hex(&blob), sha);
+    }
+    let manifests = keys.iter().filter(|k| k.starts_with("manifests/")).count();
+    assert_eq!(manifests, expected.len(), "one manifest per recording");
+    for k in &keys {
+        let ok = k.starts_with("blobs/sha256/") && k.len() == "blobs/sha256/".len() + 64
+            || k.starts_with("manifests/recordings/") && k.ends_with(".json")
+            || k.starts_with("state/recordings/") && k.ends_with(".json")
+            || k.starts_with("runs/") && k.ends_with(".json");
+        assert!(ok, "unexpected object {k}: {keys:#?}");
+    }
 }

@@ -163,24 +163,43 @@ pub async fn run(config: &Config, shard: Shard, shutdown: CancellationToken) -> 
         .collect();
 
     let archive = open_archive(config)?;
-    // Unreachable store, wrong keys, missing bucket: fail before taking any work.
-    archive.probe().await.map_err(|e| {
+    let unusable = |e: StoreError| {
         ExitError::new(
             Exit::Fatal,
-            anyhow::Error::new(e).context("the store is not usable; check [store].url and its credentials"),
+            anyhow::Error::new(e)
+                .context("the store is not usable; check [store].url, [store.options] and credentials"),
         )
-    })?;
+    };
     let owner = format!("{}:{}:{:08x}", hostname(), std::process::id(), fastrand::u32(..));
     let mut lease = match archive.acquire_lease(&shard_id, &owner, LEASE_TTL).await {
         Ok(lease) => lease,
         Err(e @ StoreError::LeaseHeld { .. }) => return Err(ExitError::new(Exit::LeaseHeld, e)),
         Err(e) => {
+            // Unreachable endpoint, wrong key, missing bucket: the probe names the URL, the
+            // step and the server's own error more plainly than the lease write did.
+            if let Err(probe) = archive.probe().await {
+                return Err(unusable(probe));
+            }
             return Err(ExitError::new(
                 Exit::Fatal,
                 anyhow::Error::new(e).context("cannot take the shard lease"),
             ));
         }
     };
+    // Reachable and writable, and which guarantees the backend keeps; probe objects live in
+    // this shard's staging area, so a run killed mid-probe leaves debris only where the next
+    // run of the shard cleans up.
+    match archive.probe_in(&shard_id).await {
+        Ok(report) => {
+            if report.leases_are_advisory() {
+                tracing::warn!(store = archive.display_url(), %report, "the store ignores create-only writes: leases are advisory, so do not run the same shard twice at once");
+            }
+        }
+        Err(e) => {
+            let _ = archive.release_lease(lease).await;
+            return Err(unusable(e));
+        }
+    }
     tracing::info!(shard = %shard_id, organizers = organizers.len(), store = archive.display_url(), "lease taken, starting run");
 
     let work = async {

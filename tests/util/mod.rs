@@ -62,6 +62,8 @@ impl Backend {
                         ),
                         ("aws_allow_http".into(), "true".into()),
                         ("aws_virtual_hosted_style_request".into(), "false".into()),
+                        ("aws_copy_if_not_exists".into(), "multipart".into()),
+                        ("aws_conditional_put".into(), "etag".into()),
                     ],
                 })
             })(),

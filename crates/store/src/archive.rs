@@ -3,6 +3,7 @@
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -15,7 +16,8 @@ use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::prefix::PrefixStore;
 use object_store::{
-    GetResultPayload, ObjectMeta, ObjectStore, ObjectStoreExt, ObjectStoreScheme, PutMode, PutPayload, WriteMultipart,
+    BackoffConfig, GetResultPayload, ObjectMeta, ObjectStore, ObjectStoreExt, ObjectStoreScheme, PutMode, PutPayload,
+    RetryConfig, WriteMultipart,
 };
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -29,12 +31,32 @@ use crate::{
 
 /// Default size of the parts of a staging upload (S3 requires at least 5 MiB).
 pub const DEFAULT_PART_SIZE: usize = 8 * 1024 * 1024;
+/// Smallest part S3 accepts in a multipart upload (except the last part); smaller part
+/// sizes asked of an S3 archive are raised to this.
+pub const S3_MIN_PART_SIZE: usize = 5 * 1024 * 1024;
 /// Default number of parts of one staging upload in flight at once.
 pub const DEFAULT_PART_CONCURRENCY: usize = 4;
 /// How many objects are fetched at once when listing manifests or states.
 const LIST_FETCH_CONCURRENCY: usize = 8;
 /// How many names are tried for a run report before giving up.
 const RUN_REPORT_ATTEMPTS: u32 = 16;
+/// How often a create-only commit that lost to a blob not yet visible is retried.
+const COMMIT_ATTEMPTS: u32 = 4;
+
+/// Retries of [`Archive::probe`] on S3 and Azure: a few quick ones, so that a wrong
+/// endpoint fails in seconds rather than after `object_store`'s default of ten retries
+/// over up to three minutes.
+fn probe_retry() -> RetryConfig {
+    RetryConfig {
+        backoff: BackoffConfig {
+            init_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(1),
+            base: 2.,
+        },
+        max_retries: 3,
+        retry_timeout: Duration::from_secs(15),
+    }
+}
 
 /// An archive: an object store (already narrowed to the archive's prefix) plus the
 /// conventions of the layout.
@@ -43,12 +65,16 @@ const RUN_REPORT_ATTEMPTS: u32 = 16;
 #[derive(Clone)]
 pub struct Archive {
     store: Arc<dyn ObjectStore>,
+    /// The same store with brief retries, for [`Archive::probe`] (S3 and Azure only).
+    probe_store: Option<Arc<dyn ObjectStore>>,
     display_url: String,
     /// Root directory when opened from a `file://` URL; used only to sweep the temporary
     /// files `LocalFileSystem` leaves behind when a process is killed mid-upload.
     local_root: Option<PathBuf>,
     part_size: usize,
     part_concurrency: usize,
+    /// Smallest part size the backend accepts ([`S3_MIN_PART_SIZE`] on S3, else 1).
+    min_part_size: usize,
 }
 
 impl fmt::Debug for Archive {
@@ -176,7 +202,9 @@ impl Archive {
     /// An archive built this way does not know the local directory behind a
     /// `LocalFileSystem`, so [`Archive::clean_staging`] cannot sweep the temporary files
     /// that backend leaves behind when killed; use [`Archive::open`] with a `file://` URL
-    /// for that.
+    /// for that. Nor does it know the backend: [`Archive::probe`] uses the store's own
+    /// retry settings, and for S3 keep the part size at least [`S3_MIN_PART_SIZE`] (the
+    /// default [`DEFAULT_PART_SIZE`] is) when calling [`Archive::with_upload_parts`].
     pub fn from_store(store: Arc<dyn ObjectStore>, display_url: &str) -> Archive {
         let display = match Url::parse(display_url) {
             Ok(url) => self::display_url(&url),
@@ -188,21 +216,46 @@ impl Archive {
     fn build(store: Arc<dyn ObjectStore>, display_url: String, local: Option<PathBuf>) -> Self {
         Self {
             store,
+            probe_store: None,
             display_url,
             local_root: local,
             part_size: DEFAULT_PART_SIZE,
             part_concurrency: DEFAULT_PART_CONCURRENCY,
+            min_part_size: 1,
         }
+    }
+
+    fn with_min_part_size(mut self, min: usize) -> Self {
+        self.min_part_size = min;
+        self.part_size = self.part_size.max(min);
+        self
+    }
+
+    fn with_probe_store(mut self, probe_store: Arc<dyn ObjectStore>) -> Self {
+        self.probe_store = Some(probe_store);
+        self
+    }
+
+    /// The store [`Archive::probe`] talks to.
+    pub(crate) fn probe_store(&self) -> &Arc<dyn ObjectStore> {
+        self.probe_store.as_ref().unwrap_or(&self.store)
     }
 
     /// Sets the part size and the number of parts in flight for [`Archive::stage`]
     /// (defaults: [`DEFAULT_PART_SIZE`], [`DEFAULT_PART_CONCURRENCY`]). Both are at least 1.
-    /// S3 rejects parts under 5 MiB (except the last); memory use per upload is about
+    /// S3 rejects parts under 5 MiB (except the last), so on an archive opened from an S3
+    /// URL the part size is at least [`S3_MIN_PART_SIZE`] whatever is asked. Memory use per
+    /// upload is about
     /// `part_size * (part_concurrency + 1)`.
     pub fn with_upload_parts(mut self, part_size: usize, part_concurrency: usize) -> Self {
-        self.part_size = part_size.max(1);
+        self.part_size = part_size.max(self.min_part_size).max(1);
         self.part_concurrency = part_concurrency.max(1);
         self
+    }
+
+    /// The part size [`Archive::stage`] uses (see [`Archive::with_upload_parts`]).
+    pub fn part_size(&self) -> usize {
+        self.part_size
     }
 
     /// The archive URL with credentials and query stripped, for messages.
@@ -213,40 +266,6 @@ impl Archive {
     /// The underlying store, rooted at the archive's prefix.
     pub fn object_store(&self) -> &Arc<dyn ObjectStore> {
         &self.store
-    }
-
-    /// Writes, reads back and deletes a small object under `staging/`.
-    ///
-    /// # Errors
-    /// [`StoreError::Unreachable`] naming the URL, the step and the backend's message.
-    pub async fn probe(&self) -> Result<(), StoreError> {
-        let key = layout::probe_key();
-        let location = path(&key);
-        let body = Bytes::from(format!("recarch probe {}\n", Utc::now().to_rfc3339()));
-        let unreachable = |step: &str, e: &dyn fmt::Display| StoreError::Unreachable {
-            url: self.display_url.clone(),
-            reason: format!("{step} probe object {key} failed: {e}"),
-        };
-        self.store
-            .put(&location, PutPayload::from_bytes(body.clone()))
-            .await
-            .map_err(|e| unreachable("writing", &e))?;
-        let read = match self.store.get(&location).await {
-            Ok(got) => got.bytes().await,
-            Err(e) => Err(e),
-        };
-        let deleted = self.store.delete(&location).await;
-        match read {
-            Ok(got) if got == body => {}
-            Ok(_) => {
-                return Err(unreachable(
-                    "reading back",
-                    &"the content read back differs from what was written",
-                ));
-            }
-            Err(e) => return Err(unreachable("reading back", &e)),
-        }
-        deleted.map_err(|e| unreachable("deleting", &e))
     }
 
     // ---------------------------------------------------------------- blobs
@@ -338,29 +357,46 @@ impl Archive {
         }
         let from = path(&staged.key);
         let to = path(&key);
-        match self.store.rename_if_not_exists(&from, &to).await {
-            Ok(()) => {
-                tracing::debug!(key = %key, size = staged.size, "blob created");
-                Ok(BlobCommit { key, created: true })
-            }
-            Err(object_store::Error::AlreadyExists { .. }) => self.blob_was_there(staged, key).await,
-            Err(object_store::Error::NotSupported { .. } | object_store::Error::NotImplemented { .. }) => {
-                // S3 without `aws_copy_if_not_exists`: no atomic create-only copy. The name
-                // is the content's digest, so overwriting an identical blob is harmless;
-                // only `created` may then be `true` for two racing runs.
-                match self.store.head(&to).await {
-                    Ok(_) => self.blob_was_there(staged, key).await,
-                    Err(object_store::Error::NotFound { .. }) => {
-                        self.store
-                            .rename(&from, &to)
-                            .await
-                            .map_err(|e| StoreError::from_backend(&key, e))?;
-                        Ok(BlobCommit { key, created: true })
-                    }
-                    Err(e) => Err(StoreError::from_backend(&key, e)),
+        let mut attempt = 0;
+        loop {
+            match self.store.rename_if_not_exists(&from, &to).await {
+                Ok(()) => {
+                    tracing::debug!(key = %key, size = staged.size, "blob created");
+                    return Ok(BlobCommit { key, created: true });
                 }
+                // The destination exists: AlreadyExists (409, or S3's 412 mapped), or a bare
+                // Precondition (Azure documents 412 for a failed If-None-Match, and
+                // object_store does not remap it on copies). S3 may also answer 409 while a
+                // concurrent create of the same name completes; then the blob is not visible
+                // yet, so look and retry briefly.
+                Err(e @ (object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. })) => {
+                    if self.head(&key).await?.is_some() {
+                        return self.blob_was_there(staged, key).await;
+                    }
+                    attempt += 1;
+                    if attempt >= COMMIT_ATTEMPTS {
+                        return Err(StoreError::from_backend(&key, e));
+                    }
+                    tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
+                }
+                Err(object_store::Error::NotSupported { .. } | object_store::Error::NotImplemented { .. }) => {
+                    // S3 without `aws_copy_if_not_exists`: no atomic create-only copy. The
+                    // name is the content's digest, so overwriting an identical blob is
+                    // harmless; only `created` may then be `true` for two racing runs.
+                    return match self.store.head(&to).await {
+                        Ok(_) => self.blob_was_there(staged, key).await,
+                        Err(object_store::Error::NotFound { .. }) => {
+                            self.store
+                                .rename(&from, &to)
+                                .await
+                                .map_err(|e| StoreError::from_backend(&key, e))?;
+                            Ok(BlobCommit { key, created: true })
+                        }
+                        Err(e) => Err(StoreError::from_backend(&key, e)),
+                    };
+                }
+                Err(e) => return Err(StoreError::from_backend(&key, e)),
             }
-            Err(e) => Err(StoreError::from_backend(&key, e)),
         }
     }
 
@@ -906,12 +942,18 @@ fn open_s3(url: &Url, display: String, options: &[(String, String)]) -> Result<A
     {
         builder = builder.with_config(key, value);
     }
-    let store = builder.build().map_err(|e| StoreError::InvalidUrl {
+    let invalid = |e: object_store::Error| StoreError::InvalidUrl {
         url: display.clone(),
         reason: e.to_string(),
-    })?;
+    };
+    let probe = builder.clone().with_retry(probe_retry()).build().map_err(invalid)?;
+    let store = builder.build().map_err(invalid)?;
     let prefix = url_prefix(url, &display)?;
-    Ok(Archive::build(prefixed(Arc::new(store), prefix), display, None))
+    Ok(
+        Archive::build(prefixed(Arc::new(store), prefix.clone()), display.clone(), None)
+            .with_probe_store(prefixed(Arc::new(probe), prefix))
+            .with_min_part_size(S3_MIN_PART_SIZE),
+    )
 }
 
 fn open_azure(url: &Url, display: String, options: &[(String, String)]) -> Result<Archive, StoreError> {
@@ -920,12 +962,17 @@ fn open_azure(url: &Url, display: String, options: &[(String, String)]) -> Resul
     {
         builder = builder.with_config(key, value);
     }
-    let store = builder.build().map_err(|e| StoreError::InvalidUrl {
+    let invalid = |e: object_store::Error| StoreError::InvalidUrl {
         url: display.clone(),
         reason: e.to_string(),
-    })?;
+    };
+    let probe = builder.clone().with_retry(probe_retry()).build().map_err(invalid)?;
+    let store = builder.build().map_err(invalid)?;
     let prefix = url_prefix(url, &display)?;
-    Ok(Archive::build(prefixed(Arc::new(store), prefix), display, None))
+    Ok(
+        Archive::build(prefixed(Arc::new(store), prefix.clone()), display.clone(), None)
+            .with_probe_store(prefixed(Arc::new(probe), prefix)),
+    )
 }
 
 /// Parses `[store.options]` keys (case-insensitive) into a backend's config keys; values are
@@ -1046,5 +1093,12 @@ mod tests {
         .expect("azure archive");
         assert_eq!(az.display_url(), "az://container/prefix");
         assert!(!format!("{az:?}").contains("a2V5"));
+
+        // S3 parts are never below 5 MiB; other backends take what is asked.
+        assert_eq!(s3.part_size(), DEFAULT_PART_SIZE);
+        assert_eq!(s3.with_upload_parts(64 * 1024, 2).part_size(), S3_MIN_PART_SIZE);
+        assert_eq!(az.with_upload_parts(64 * 1024, 2).part_size(), 64 * 1024);
+        let memory = Archive::open("memory://", &[]).expect("memory archive");
+        assert_eq!(memory.with_upload_parts(0, 0).part_size(), 1);
     }
 }

@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::archive::to_json;
 use crate::layout::{self, path};
+use crate::probe::is_unsupported;
 use crate::{Archive, ShardId, StoreError};
 
 /// Schema tag of lease documents.
@@ -124,13 +125,6 @@ fn holder_is_dead(record: &LeaseRecord) -> bool {
     }
     let proc_root = std::path::Path::new("/proc/self");
     proc_root.exists() && !std::path::Path::new(&format!("/proc/{}", record.pid)).exists()
-}
-
-fn is_unsupported(e: &object_store::Error) -> bool {
-    matches!(
-        e,
-        object_store::Error::NotImplemented { .. } | object_store::Error::NotSupported { .. }
-    )
 }
 
 impl Archive {

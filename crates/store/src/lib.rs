@@ -35,7 +35,8 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let archive = Archive::open("memory://", &[])?; // e.g. "file:///srv/recarch", "s3://bucket/recarch"
-//! archive.probe().await?;
+//! let report = archive.probe().await?; // fails if the store cannot be written, read, deleted
+//! assert!(!report.leases_are_advisory()); // else warn: create-only writes are not honoured
 //!
 //! let shard = ShardId::new(0, 1);
 //! let lease = archive
@@ -90,7 +91,13 @@
 //! - Backends differ: `LocalFileSystem` supports create-only puts and copies but not
 //!   conditional updates ([`object_store::PutMode::Update`]); S3 needs
 //!   `aws_copy_if_not_exists` for atomic blob commits (without it, commits fall back to
-//!   check-then-copy, which is still safe for content-addressed data).
+//!   check-then-copy, which is still safe for content-addressed data); a create-only copy
+//!   onto an existing Azure blob may be refused with 409 or 412 (the latter surfaces as
+//!   [`object_store::Error::Precondition`]); both count as "already there".
+//!   [`Archive::probe`] reports what the store honours ([`ProbeReport`]).
+//! - `object_store` has no create-only multipart upload, hence staging: uploads go to a
+//!   fresh `staging/` key and are then copied create-only to their blob name and deleted.
+//!   S3 parts are at least [`S3_MIN_PART_SIZE`] (except the last).
 //!
 //! # Leases
 //!
@@ -114,8 +121,11 @@ mod layout;
 mod lease;
 mod local;
 mod model;
+mod probe;
 
-pub use archive::{Archive, BlobCommit, DEFAULT_PART_CONCURRENCY, DEFAULT_PART_SIZE, ManifestWrite, Staged};
+pub use archive::{
+    Archive, BlobCommit, DEFAULT_PART_CONCURRENCY, DEFAULT_PART_SIZE, ManifestWrite, S3_MIN_PART_SIZE, Staged,
+};
 pub use error::{StageError, StoreError};
 pub use ids::{OrganizerId, Sha256Digest, ShardId};
 pub use lease::{LEASE_SCHEMA, Lease};
@@ -123,6 +133,7 @@ pub use model::{
     Checkpoint, ContentRef, KIND_CALL_RECORDING, LinkKind, MANIFEST_SCHEMA, Manifest, OrganizerState, QueuedItem,
     STATE_SCHEMA,
 };
+pub use probe::ProbeReport;
 
 /// Re-export of the `object_store` crate this one is built on, for
 /// [`Archive::from_store`] and [`Archive::object_store`].

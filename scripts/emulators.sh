@@ -1,0 +1,244 @@
+#!/usr/bin/env bash
+# Loopback S3 and Azure Blob emulators for the test suite, without Docker: moto's server mode
+# (PyPI `moto[server]`) for S3 and Azurite (npm `azurite`, blob service only).
+#   - moto runs through scripts/moto_server.py, which handles one request at a time so that
+#     conditional writes are atomic, as on S3.
+#   - A second moto checks request signatures, for the wrong-credentials tests only (moto 5.2
+#     miscomputes the signature of listings with '/' in the prefix, so the main one accepts any key).
+#
+#   scripts/emulators.sh install              install both if missing (idempotent; CI runs it first)
+#   scripts/emulators.sh start DIR [PID]      start both on free 127.0.0.1 ports, wait until they answer,
+#                                             create the test bucket and container, write DIR/env
+#                                             (KEY=VALUE lines, the RECARCH_TEST_* variables below);
+#                                             with PID, a watchdog stops them when PID exits
+#   scripts/emulators.sh stop DIR             stop what `start DIR` started (by the process ids it saved)
+#   scripts/emulators.sh run [--] CMD...      start in a temporary DIR, run CMD with the variables
+#                                             exported, stop on exit; e.g.
+#                                             scripts/emulators.sh run cargo test -p recarch-store
+#
+# Variables written to DIR/env (and exported by `run`), read by the tests:
+#   RECARCH_TEST_S3_ENDPOINT             http://127.0.0.1:<port>            (moto; any key is accepted)
+#   RECARCH_TEST_S3_BUCKET               recarch-test
+#   RECARCH_TEST_S3_REGION               us-east-1
+#   RECARCH_TEST_S3_ACCESS_KEY_ID        test
+#   RECARCH_TEST_S3_SECRET_ACCESS_KEY    test
+#   RECARCH_TEST_S3_AUTH_ENDPOINT        http://127.0.0.1:<port>   (moto checking SigV4; same bucket name)
+#   RECARCH_TEST_S3_AUTH_ACCESS_KEY_ID   an IAM key created in that moto
+#   RECARCH_TEST_S3_AUTH_SECRET_ACCESS_KEY
+#   RECARCH_TEST_AZURE_ENDPOINT          http://127.0.0.1:<port>/devstoreaccount1   (Azurite)
+#   RECARCH_TEST_AZURE_ACCOUNT           devstoreaccount1
+#   RECARCH_TEST_AZURE_ACCESS_KEY        Azurite's well-known development key
+#   RECARCH_TEST_AZURE_CONTAINER         recarch-test
+#
+# Nothing here contacts anything but 127.0.0.1 (and, for `install`, the npm and PyPI registries).
+set -euo pipefail
+
+here="$(cd "$(dirname "$0")" && pwd)"
+AZURITE_VERSION="${AZURITE_VERSION:-3.35.0}"
+MOTO_VERSION="${MOTO_VERSION:-5.2.1}"
+MOTO_VENV="${RECARCH_MOTO_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/recarch/moto-venv}"
+NPM_FALLBACK_PREFIX="${XDG_CACHE_HOME:-$HOME/.cache}/recarch/npm"
+BUCKET=recarch-test
+CONTAINER=recarch-test
+AZURE_ACCOUNT=devstoreaccount1
+# Azurite's published development key (not a secret: https://learn.microsoft.com/azure/storage/common/storage-use-azurite).
+AZURE_KEY='Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=='
+READY_TIMEOUT_SECS=60
+
+say() { printf 'emulators: %s\n' "$*" >&2; }
+die() { say "error: $*"; exit 1; }
+
+# ------------------------------------------------------------------ locating the tools
+
+azurite_bin() {
+  if command -v azurite-blob >/dev/null 2>&1; then
+    command -v azurite-blob
+  elif [[ -x "$NPM_FALLBACK_PREFIX/bin/azurite-blob" ]]; then
+    echo "$NPM_FALLBACK_PREFIX/bin/azurite-blob"
+  else
+    return 1
+  fi
+}
+
+# The Python that has moto (and boto3); prints its path.
+moto_python() {
+  if python3 -c 'import moto.server, flask, flask_cors, boto3' >/dev/null 2>&1; then
+    python3 -c 'import sys; print(sys.executable)'
+  elif [[ -x "$MOTO_VENV/bin/python" ]] && "$MOTO_VENV/bin/python" -c 'import moto.server, flask, flask_cors, boto3' >/dev/null 2>&1; then
+    echo "$MOTO_VENV/bin/python"
+  else
+    return 1
+  fi
+}
+
+# ------------------------------------------------------------------------------ install
+
+install() {
+  local t0=$SECONDS
+  if bin="$(azurite_bin)"; then
+    say "azurite present: $bin ($("$bin" --version 2>/dev/null || echo '?'))"
+  else
+    command -v npm >/dev/null 2>&1 || die "npm is needed to install Azurite (apt-get install nodejs npm)"
+    say "installing azurite@$AZURITE_VERSION with npm"
+    if ! npm install -g --no-fund --no-audit "azurite@$AZURITE_VERSION" >&2; then
+      say "global npm install failed; installing under $NPM_FALLBACK_PREFIX"
+      npm install -g --no-fund --no-audit --prefix "$NPM_FALLBACK_PREFIX" "azurite@$AZURITE_VERSION" >&2
+    fi
+    azurite_bin >/dev/null || die "azurite-blob not found after installing"
+  fi
+  if py="$(moto_python)"; then
+    say "moto present: $py ($("$py" -c 'import moto; print(moto.__version__)'))"
+  else
+    command -v python3 >/dev/null 2>&1 || die "python3 is needed to run moto (apt-get install python3 python3-venv)"
+    say "installing moto[server]==$MOTO_VERSION with pip"
+    if ! python3 -m pip install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION" >&2; then
+      # E.g. an "externally managed" system Python: use a private virtual environment.
+      say "pip install failed; installing into the virtual environment $MOTO_VENV"
+      python3 -m venv "$MOTO_VENV" >&2
+      "$MOTO_VENV/bin/python" -m pip install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION" >&2
+    fi
+    moto_python >/dev/null || die "moto not importable after installing"
+  fi
+  say "install done in $((SECONDS - t0)) s"
+}
+
+# -------------------------------------------------------------------------- start/stop
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+# wait_http NAME URL PIDFILE LOG: until URL answers with any HTTP status.
+wait_http() {
+  local name="$1" url="$2" pid="$3" log="$4" deadline=$((SECONDS + READY_TIMEOUT_SECS))
+  while :; do
+    if [[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$url" || true)" != 000 ]]; then
+      return 0
+    fi
+    if ! kill -0 "$pid" 2>/dev/null; then
+      say "$name exited during startup; last lines of $log:"
+      tail -n 20 "$log" >&2 || true
+      return 1
+    fi
+    if ((SECONDS >= deadline)); then
+      say "$name did not answer on $url within ${READY_TIMEOUT_SECS}s; last lines of $log:"
+      tail -n 20 "$log" >&2 || true
+      return 1
+    fi
+    sleep 0.2
+  done
+}
+
+# spawn NAME DIR CMD...: runs CMD in its own session (so that stop can end its whole process
+# group) with output to DIR/NAME.log; records the process id in DIR/NAME.pid.
+spawn() {
+  local name="$1" dir="$2"
+  shift 2
+  setsid "$@" </dev/null >"$dir/$name.log" 2>&1 &
+  echo $! >"$dir/$name.pid"
+}
+
+start() {
+  local dir="${1:?usage: emulators.sh start DIR [OWNER_PID]}" owner="${2:-}"
+  local t0=$SECONDS azurite py
+  mkdir -p "$dir"
+  dir="$(cd "$dir" && pwd)"
+  azurite="$(azurite_bin)" || die "azurite is not installed; run: scripts/emulators.sh install"
+  py="$(moto_python)" || die "moto is not installed; run: scripts/emulators.sh install"
+  # Stop whatever was started here if anything below fails.
+  trap 'stop "$dir" >/dev/null 2>&1 || true' ERR
+
+  local s3_port auth_port az_port
+  s3_port="$(free_port)"
+  auth_port="$(free_port)"
+  az_port="$(free_port)"
+  while [[ "$auth_port" == "$s3_port" ]]; do auth_port="$(free_port)"; done
+  while [[ "$az_port" == "$s3_port" || "$az_port" == "$auth_port" ]]; do az_port="$(free_port)"; done
+
+  mkdir -p "$dir/azurite"
+  # moto_server.py: moto's server, one request at a time, so that conditional writes are
+  # atomic as on S3 (see that file).
+  spawn moto "$dir" "$py" "$here/moto_server.py" 127.0.0.1 "$s3_port"
+  spawn moto-auth "$dir" "$py" "$here/moto_server.py" 127.0.0.1 "$auth_port"
+  # In memory: nothing on disk to clean up; started inside DIR/azurite in case it writes anything.
+  (cd "$dir/azurite" && spawn azurite "$dir" "$azurite" --silent --loose --skipApiVersionCheck \
+    --disableTelemetry --inMemoryPersistence --blobHost 127.0.0.1 --blobPort "$az_port")
+  if [[ -n "$owner" ]]; then
+    # Stops the emulators if the owner dies without calling stop (kill -9, say).
+    # shellcheck disable=SC2016 # expanded by the inner shell, from its arguments
+    spawn watchdog "$dir" bash -c 'while kill -0 "$1" 2>/dev/null; do sleep 2; done; exec "$2" stop "$3"' \
+      watchdog "$owner" "$here/emulators.sh" "$dir"
+  fi
+
+  local s3_endpoint="http://127.0.0.1:$s3_port" auth_endpoint="http://127.0.0.1:$auth_port"
+  local az_endpoint="http://127.0.0.1:$az_port/$AZURE_ACCOUNT"
+  wait_http moto "$s3_endpoint/moto-api/" "$(cat "$dir/moto.pid")" "$dir/moto.log" || false
+  wait_http moto-auth "$auth_endpoint/moto-api/" "$(cat "$dir/moto-auth.pid")" "$dir/moto-auth.log" || false
+  wait_http azurite "http://127.0.0.1:$az_port/" "$(cat "$dir/azurite.pid")" "$dir/azurite.log" || false
+
+  local auth_creds
+  "$py" "$here/emulators_setup.py" s3 "$s3_endpoint" "$BUCKET" || false
+  auth_creds="$("$py" "$here/emulators_setup.py" s3-auth "$auth_endpoint" "$BUCKET")" || false
+  "$py" "$here/emulators_setup.py" azure "$az_endpoint" "$AZURE_ACCOUNT" "$AZURE_KEY" "$CONTAINER" || false
+
+  {
+    echo "RECARCH_TEST_S3_ENDPOINT=$s3_endpoint"
+    echo "RECARCH_TEST_S3_BUCKET=$BUCKET"
+    echo "RECARCH_TEST_S3_REGION=us-east-1"
+    echo "RECARCH_TEST_S3_ACCESS_KEY_ID=test"
+    echo "RECARCH_TEST_S3_SECRET_ACCESS_KEY=test"
+    echo "RECARCH_TEST_S3_AUTH_ENDPOINT=$auth_endpoint"
+    echo "$auth_creds"
+    echo "RECARCH_TEST_AZURE_ENDPOINT=$az_endpoint"
+    echo "RECARCH_TEST_AZURE_ACCOUNT=$AZURE_ACCOUNT"
+    echo "RECARCH_TEST_AZURE_ACCESS_KEY=$AZURE_KEY"
+    echo "RECARCH_TEST_AZURE_CONTAINER=$CONTAINER"
+  } >"$dir/env.tmp"
+  mv "$dir/env.tmp" "$dir/env"
+  trap - ERR
+  say "S3 (moto) at $s3_endpoint (signature-checking: $auth_endpoint), Azure (Azurite) at $az_endpoint;" \
+    "up in $((SECONDS - t0)) s; variables in $dir/env"
+}
+
+# Ends the process group of each process started by `start DIR` (by the ids it saved).
+stop() {
+  local dir="${1:?usage: emulators.sh stop DIR}" name pid
+  for name in moto moto-auth azurite watchdog; do
+    [[ -f "$dir/$name.pid" ]] || continue
+    pid="$(cat "$dir/$name.pid")"
+    rm -f "$dir/$name.pid"
+    [[ "$pid" =~ ^[0-9]+$ ]] || continue
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || continue
+    for _ in $(seq 50); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -KILL -- "-$pid" 2>/dev/null || true
+  done
+}
+
+run() {
+  [[ "${1:-}" == "--" ]] && shift
+  (($#)) || die "usage: emulators.sh run [--] CMD..."
+  local dir status=0
+  dir="$(mktemp -d "${TMPDIR:-/tmp}/recarch-emulators.XXXXXX")"
+  # shellcheck disable=SC2064 # expand now: the directory is fixed
+  trap "stop '$dir'; rm -rf '$dir'" EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  start "$dir" $$
+  set -a
+  # shellcheck disable=SC1091
+  . "$dir/env"
+  set +a
+  "$@" || status=$?
+  exit "$status"
+}
+
+case "${1:-}" in
+  install) install ;;
+  start) shift; start "$@" ;;
+  stop) shift; stop "$@" ;;
+  run) shift; run "$@" ;;
+  *) sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+esac

@@ -597,3 +597,126 @@ async fn secrets_and_tokens_never_reach_logs_reports_or_status() {
         }
     }
 }
+
+/// Peak RSS (VmHWM) of a running process in KiB, polled until it exits.
+async fn run_measuring_peak_rss(env: &Env) -> (std::process::Output, u64) {
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_recarch"))
+        .args(["run", "--config"])
+        .arg(env.config_path())
+        .env("RECARCH_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("binary starts");
+    let status_path = format!("/proc/{}/status", child.id().expect("running"));
+    let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let watcher = {
+        let peak = std::sync::Arc::clone(&peak);
+        tokio::spawn(async move {
+            while let Ok(status) = tokio::fs::read_to_string(&status_path).await {
+                let hwm = status
+                    .lines()
+                    .find(|l| l.starts_with("VmHWM:"))
+                    .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+                    .unwrap_or(0);
+                peak.fetch_max(hwm, std::sync::atomic::Ordering::Relaxed);
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        })
+    };
+    let out = child.wait_with_output().await.expect("child ends");
+    watcher.abort();
+    (out, peak.load(std::sync::atomic::Ordering::Relaxed))
+}
+
+async fn a_large_recording_streams_with_bounded_memory(backend: Backend) {
+    let Some(env) = Env::on(backend, sim_config(ContentMode::Redirect), 1).await else {
+        return;
+    };
+    const SIZE: u64 = 1 << 30;
+    let rec = env.sim.add_recording(&env.organizers[0], SIZE);
+    let (out, peak_kib) = run_measuring_peak_rss(&env).await;
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    // A 1 GiB body through buffers of a few MiB: the whole process stays far below its size.
+    eprintln!("{backend:?}: peak RSS {} MiB for a 1 GiB recording", peak_kib / 1024);
+    assert!(peak_kib > 0 && peak_kib < 200 * 1024, "peak RSS {peak_kib} KiB");
+    let archive = env.open_archive();
+    let org = recarch_store::OrganizerId::parse(&env.organizers[0]).expect("guid");
+    let manifest = archive
+        .get_manifest(&org, &rec.id)
+        .await
+        .expect("read")
+        .expect("manifest written");
+    assert_eq!(manifest.content.size, SIZE);
+    assert_eq!(
+        manifest.content.sha256.to_hex(),
+        env.sim.content_sha256(&rec.id).expect("known")
+    );
+    // The stored bytes re-hash to their name.
+    let (digest, size) = archive
+        .hash_blob(&manifest.content.sha256)
+        .await
+        .expect("blob readable");
+    assert_eq!((digest, size), (manifest.content.sha256, SIZE));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_recording_streams_to_s3_with_bounded_memory() {
+    a_large_recording_streams_with_bounded_memory(Backend::S3).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_recording_streams_to_azure_with_bounded_memory() {
+    a_large_recording_streams_with_bounded_memory(Backend::Azure).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unusable_store_exits_4_naming_the_store() {
+    let Some(env) = Env::on(Backend::S3, sim_config(ContentMode::Direct), 1).await else {
+        return;
+    };
+    env.sim.add_recording(&env.organizers[0], 100);
+    // Unreachable endpoint.
+    let dead = env
+        .recarch(
+            &["run"],
+            &[("RECARCH_STORE__OPTIONS__AWS_ENDPOINT", "http://127.0.0.1:9")],
+        )
+        .await;
+    dead.assert_code(4);
+    assert!(dead.stderr.contains("s3://recarch-test/"), "{}", dead.stderr);
+    // A bucket that does not exist.
+    let missing = env
+        .recarch(&["run"], &[("RECARCH_STORE__URL", "s3://no-such-bucket-recarch/x")])
+        .await;
+    missing.assert_code(4);
+    assert!(
+        missing.stderr.contains("s3://no-such-bucket-recarch/x") && missing.stderr.contains("NoSuchBucket"),
+        "{}",
+        missing.stderr
+    );
+    // Wrong credentials, against the emulator that checks signatures.
+    if let Ok(auth_endpoint) = std::env::var("RECARCH_TEST_S3_AUTH_ENDPOINT") {
+        let wrong = env
+            .recarch(
+                &["run"],
+                &[
+                    ("RECARCH_STORE__OPTIONS__AWS_ENDPOINT", auth_endpoint.as_str()),
+                    (
+                        "RECARCH_STORE__OPTIONS__AWS_SECRET_ACCESS_KEY",
+                        "wrong-secret-key-value",
+                    ),
+                ],
+            )
+            .await;
+        wrong.assert_code(4);
+        assert!(!wrong.stderr.contains("wrong-secret-key-value"), "{}", wrong.stderr);
+        assert!(wrong.stderr.contains("s3://recarch-test/"), "{}", wrong.stderr);
+    }
+    assert_eq!(
+        env.sim.stats().content_requests,
+        0,
+        "nothing fetched before the store was found usable"
+    );
+}

@@ -17,7 +17,7 @@ use object_store::path::Path;
 use object_store::prefix::PrefixStore;
 use object_store::{
     BackoffConfig, GetResultPayload, ObjectMeta, ObjectStore, ObjectStoreExt, ObjectStoreScheme, PutMode, PutPayload,
-    RetryConfig, WriteMultipart,
+    RetryConfig, UpdateVersion, WriteMultipart,
 };
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -75,6 +75,9 @@ pub struct Archive {
     part_concurrency: usize,
     /// Smallest part size the backend accepts ([`S3_MIN_PART_SIZE`] on S3, else 1).
     min_part_size: usize,
+    /// The version (ETag / object version) of each state document as this archive last read
+    /// or wrote it, so that the next write replaces exactly that version (shared by clones).
+    state_versions: Arc<std::sync::Mutex<std::collections::HashMap<String, UpdateVersion>>>,
 }
 
 impl fmt::Debug for Archive {
@@ -222,6 +225,7 @@ impl Archive {
             part_size: DEFAULT_PART_SIZE,
             part_concurrency: DEFAULT_PART_CONCURRENCY,
             min_part_size: 1,
+            state_versions: Arc::default(),
         }
     }
 
@@ -682,9 +686,32 @@ impl Archive {
     /// store failures.
     pub async fn load_state(&self, organizer: &OrganizerId) -> Result<Option<OrganizerState>, StoreError> {
         let key = layout::state_key(organizer);
-        match self.get_bytes(&key).await? {
-            Some(bytes) => parse_state(&key, &bytes).map(Some),
-            None => Ok(None),
+        match self.get_with_meta(&key).await? {
+            Some((bytes, meta)) => {
+                let state = parse_state(&key, &bytes)?;
+                self.remember_state_version(&key, meta.e_tag, meta.version);
+                Ok(Some(state))
+            }
+            None => {
+                self.forget_state_version(&key);
+                Ok(None)
+            }
+        }
+    }
+
+    fn remember_state_version(&self, key: &str, e_tag: Option<String>, version: Option<String>) {
+        if let Ok(mut versions) = self.state_versions.lock() {
+            if e_tag.is_some() || version.is_some() {
+                versions.insert(key.to_owned(), UpdateVersion { e_tag, version });
+            } else {
+                versions.remove(key);
+            }
+        }
+    }
+
+    fn forget_state_version(&self, key: &str) {
+        if let Ok(mut versions) = self.state_versions.lock() {
+            versions.remove(key);
         }
     }
 
@@ -702,10 +729,34 @@ impl Archive {
             });
         }
         let body = to_json(&key, state)?;
-        self.store
-            .put_opts(&path(&key), body, PutMode::Overwrite.into())
-            .await
-            .map_err(|e| StoreError::from_backend(&key, e))?;
+        // Replace exactly the version last read or written here (ETag match), or create the
+        // document if there was none: a state changed by anyone else in between means another
+        // run works on this organizer, and nothing is overwritten. Backends without
+        // conditional updates (local disk) overwrite; the shard lease keeps writers apart there.
+        let known = self.state_versions.lock().ok().and_then(|v| v.get(&key).cloned());
+        let mode = match known {
+            Some(version) => PutMode::Update(version),
+            None => PutMode::Create,
+        };
+        let written = match self.store.put_opts(&path(&key), body.clone(), mode.into()).await {
+            Ok(written) => written,
+            Err(object_store::Error::Precondition { .. } | object_store::Error::AlreadyExists { .. }) => {
+                return Err(StoreError::Precondition { key });
+            }
+            Err(e)
+                if matches!(
+                    e,
+                    object_store::Error::NotImplemented { .. } | object_store::Error::NotSupported { .. }
+                ) =>
+            {
+                self.store
+                    .put_opts(&path(&key), body, PutMode::Overwrite.into())
+                    .await
+                    .map_err(|e| StoreError::from_backend(&key, e))?
+            }
+            Err(e) => return Err(StoreError::from_backend(&key, e)),
+        };
+        self.remember_state_version(&key, written.e_tag, written.version);
         Ok(())
     }
 

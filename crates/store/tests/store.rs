@@ -629,6 +629,34 @@ async fn manifest_keys_stay_inside_the_organizer(f: Fixture) {
     assert_eq!(listed, keys);
 }
 
+async fn state_writes_replace_only_the_version_read(f: Fixture) {
+    let a = &f.archive;
+    // A second client of the same store, with its own idea of the state's version.
+    let b = Archive::from_store(Arc::clone(a.object_store()), "other-client");
+    let state = OrganizerState::new(org());
+    a.save_state(&state).await.unwrap();
+    let mut theirs = b.load_state(&org()).await.unwrap().unwrap();
+    // Different content (S3's ETag is the content's MD5: an identical rewrite keeps it).
+    theirs.rounds_completed += 1;
+    b.save_state(&theirs).await.unwrap();
+    // `a` still holds the version it wrote: replacing it now would overwrite b's write.
+    let stale = a.save_state(&state).await;
+    if f.root.is_some() {
+        // Local disk has no conditional updates: the write goes through (the lease keeps
+        // writers apart there).
+        stale.unwrap();
+    } else {
+        assert!(matches!(stale, Err(StoreError::Precondition { .. })), "{stale:?}");
+        // Re-reading gives the current version, and then the write succeeds.
+        a.load_state(&org()).await.unwrap();
+        a.save_state(&state).await.unwrap();
+    }
+    // A client that never read an existing state does not clobber it blindly.
+    let c = Archive::from_store(Arc::clone(a.object_store()), "third-client");
+    let blind = c.save_state(&state).await;
+    assert!(matches!(blind, Err(StoreError::Precondition { .. })), "{blind:?}");
+}
+
 async fn state_roundtrip(f: Fixture) {
     let a = &f.archive;
     assert_eq!(a.load_state(&org()).await.unwrap(), None);
@@ -1470,6 +1498,7 @@ conformance!(
     manifest_checks_before_writing,
     manifest_keys_stay_inside_the_organizer,
     state_roundtrip,
+    state_writes_replace_only_the_version_read,
     leases,
     concurrent_acquisitions_of_a_free_lease,
     concurrent_takeovers_of_an_expired_lease,

@@ -743,17 +743,11 @@ impl Archive {
             Err(object_store::Error::Precondition { .. } | object_store::Error::AlreadyExists { .. }) => {
                 return Err(StoreError::Precondition { key });
             }
-            Err(e)
-                if matches!(
-                    e,
-                    object_store::Error::NotImplemented { .. } | object_store::Error::NotSupported { .. }
-                ) =>
-            {
-                self.store
-                    .put_opts(&path(&key), body, PutMode::Overwrite.into())
-                    .await
-                    .map_err(|e| StoreError::from_backend(&key, e))?
-            }
+            Err(object_store::Error::NotImplemented { .. } | object_store::Error::NotSupported { .. }) => self
+                .store
+                .put_opts(&path(&key), body, PutMode::Overwrite.into())
+                .await
+                .map_err(|e| StoreError::from_backend(&key, e))?,
             Err(e) => return Err(StoreError::from_backend(&key, e)),
         };
         self.remember_state_version(&key, written.e_tag, written.version);

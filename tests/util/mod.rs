@@ -278,16 +278,20 @@ pub fn assert_archive(env: &Env, expected: &[(String, recarch_graph_sim::Recordi
     let manifests = all.iter().filter(|f| f.starts_with("manifests/")).count();
     assert_eq!(manifests, expected.len(), "one manifest per recording: {all:#?}");
     for f in &all {
-        let ok = f.starts_with("blobs/sha256/") && f.len() == "blobs/sha256/".len() + 64
-            || f.starts_with("manifests/recordings/") && f.ends_with(".json")
-            || f.starts_with("state/recordings/") && f.ends_with(".json")
-            || f.starts_with("runs/") && f.ends_with(".json");
-        assert!(ok, "unexpected object {f} in the archive: {all:#?}");
+        assert!(in_layout(f), "unexpected object {f} in the archive: {all:#?}");
     }
     for f in all.iter().filter(|f| f.starts_with("blobs/")) {
         let bytes = std::fs::read(archive.join(f)).expect("read blob");
         assert_eq!(format!("blobs/sha256/{}", sha256_hex(&bytes)), *f);
     }
+}
+
+/// Whether `key` belongs in an archive after a run that exited 0 (SPEC's layout, lease gone).
+pub fn in_layout(key: &str) -> bool {
+    key.starts_with("blobs/sha256/") && key.len() == "blobs/sha256/".len() + 64
+        || key.starts_with("manifests/recordings/") && key.ends_with(".json")
+        || key.starts_with("state/recordings/") && key.ends_with(".json")
+        || key.starts_with("runs/") && key.ends_with(".json")
 }
 
 /// All (organizer, recording) pairs the simulator holds.
@@ -349,10 +353,6 @@ pub async fn assert_store_archive(env: &Env, expected: &[(String, recarch_graph_
     let manifests = keys.iter().filter(|k| k.starts_with("manifests/")).count();
     assert_eq!(manifests, expected.len(), "one manifest per recording");
     for k in &keys {
-        let ok = k.starts_with("blobs/sha256/") && k.len() == "blobs/sha256/".len() + 64
-            || k.starts_with("manifests/recordings/") && k.ends_with(".json")
-            || k.starts_with("state/recordings/") && k.ends_with(".json")
-            || k.starts_with("runs/") && k.ends_with(".json");
-        assert!(ok, "unexpected object {k}: {keys:#?}");
+        assert!(in_layout(k), "unexpected object {k}: {keys:#?}");
     }
 }

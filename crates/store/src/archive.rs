@@ -70,7 +70,7 @@ pub struct Archive {
     display_url: String,
     /// Root directory when opened from a `file://` URL; used only to sweep the temporary
     /// files `LocalFileSystem` leaves behind when a process is killed mid-upload.
-    local_root: Option<PathBuf>,
+    pub(crate) local_root: Option<PathBuf>,
     part_size: usize,
     part_concurrency: usize,
     /// Smallest part size the backend accepts ([`S3_MIN_PART_SIZE`] on S3, else 1).
@@ -972,9 +972,12 @@ fn open_local(url: &Url, display: String, options: &[(String, String)]) -> Resul
     let root = std::fs::canonicalize(&dir).map_err(|e| invalid(format!("cannot resolve the directory: {e}")))?;
     let store = LocalFileSystem::new_with_prefix(&root)
         .map_err(|e| invalid(e.to_string()))?
-        // Remove directories emptied by deletes (staging areas, probe), so a finished
-        // archive holds only the layout.
-        .with_automatic_cleanup(true)
+        // No automatic removal of emptied directories: with fsync on, LocalFileSystem's
+        // delete fsyncs the file's parent directory after unlinking, and a concurrent delete
+        // that emptied and removed that directory makes the first delete fail ("unable to
+        // sync data", seen with two blob commits at once). Emptied staging directories are
+        // removed by `clean_staging`, the lease directory by `release_lease`.
+        .with_automatic_cleanup(false)
         // Archives are the system of record: make every completed write durable.
         .with_fsync(true);
     Ok(Archive::build(Arc::new(store), display, Some(root)))

@@ -279,7 +279,14 @@ impl Archive {
             return Ok(());
         };
         match serde_json::from_slice::<LeaseRecord>(&bytes) {
-            Ok(current) if current.lease_id == lease.lease_id => self.delete_quietly(&key).await,
+            Ok(current) if current.lease_id == lease.lease_id => {
+                self.delete_quietly(&key).await?;
+                if let Some(root) = &self.local_root {
+                    // Best effort, and only if empty: another shard's lease may be there.
+                    let _ = std::fs::remove_dir(root.join(layout::LOCKS));
+                }
+                Ok(())
+            }
             _ => {
                 tracing::warn!(shard = %lease.shard, "lease was taken over before release; left alone");
                 Ok(())

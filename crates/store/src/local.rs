@@ -56,14 +56,7 @@ fn sweep_dir(dir: &Path) -> io::Result<usize> {
             removed += sweep_dir(&entry.path())?;
             let _ = std::fs::remove_dir(entry.path());
         } else if is_upload_temporary(&entry.file_name()) {
-            match std::fs::remove_file(entry.path()) {
-                Ok(()) => {
-                    tracing::info!(file = %entry.path().display(), "removed an interrupted local upload");
-                    removed += 1;
-                }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
-            }
+            removed += usize::from(remove_temporary(&entry.path())?);
         }
     }
     Ok(removed)
@@ -125,16 +118,21 @@ fn sweep_flat(dir: &Path, ours: impl Fn(&str) -> bool) -> io::Result<usize> {
         if !entry.file_type()?.is_file() || !is_upload_temporary(&name) || !ours(base) {
             continue;
         }
-        match std::fs::remove_file(entry.path()) {
-            Ok(()) => {
-                tracing::info!(file = %entry.path().display(), "removed an interrupted local write");
-                removed += 1;
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
-        }
+        removed += usize::from(remove_temporary(&entry.path())?);
     }
     Ok(removed)
+}
+
+/// Removes one interrupted-write temporary; `false` if it was already gone.
+fn remove_temporary(file: &Path) -> io::Result<bool> {
+    match std::fs::remove_file(file) {
+        Ok(()) => {
+            tracing::info!(file = %file.display(), "removed an interrupted local write");
+            Ok(true)
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 /// `LocalFileSystem`'s temporary names: `<name>#<digits>`.

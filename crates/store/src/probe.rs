@@ -140,6 +140,14 @@ impl Archive {
                 }
             }
         }
+        if let Some(root) = &self.local_root {
+            // Local disk keeps emptied directories (see `open_local`): drop the probe's, if
+            // nothing else is in them.
+            let dir = root.join(&key);
+            for dir in dir.ancestors().skip(1).take(2) {
+                let _ = std::fs::remove_dir(dir);
+            }
+        }
         let report = result?;
         cleanup?;
         tracing::debug!(url = %self.display_url(), %report, "store probe");

@@ -308,25 +308,56 @@ async fn configuration_errors_exit_2_naming_the_key() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_held_lease_exits_3() {
-    let env = Env::new(sim_config(ContentMode::Direct), 1).await;
-    env.sim.add_recording(&env.organizers[0], 100);
-    let archive = recarch_store::Archive::open(
-        url::Url::from_directory_path(env.archive()).expect("absolute").as_str(),
-        &[],
-    )
-    .expect("open archive");
-    let shard = recarch_store::ShardId::new(0, 1);
-    let lease = archive
-        .acquire_lease(&shard, "someone-else", std::time::Duration::from_secs(600))
-        .await
-        .expect("lease");
-    let run = env.run().await;
-    run.assert_code(3);
-    assert!(run.stderr.contains("someone-else"), "{}", run.stderr);
-    assert_eq!(env.sim.stats().content_requests, 0);
-    archive.release_lease(lease).await.expect("release");
-    env.run().await.assert_code(0);
+async fn a_second_concurrent_run_of_a_shard_exits_3_on_local_disk() {
+    a_second_concurrent_run_of_a_shard_exits_3(Backend::Local).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_concurrent_run_of_a_shard_exits_3_on_s3() {
+    a_second_concurrent_run_of_a_shard_exits_3(Backend::S3).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_concurrent_run_of_a_shard_exits_3_on_azure() {
+    a_second_concurrent_run_of_a_shard_exits_3(Backend::Azure).await;
+}
+
+async fn a_second_concurrent_run_of_a_shard_exits_3(backend: Backend) {
+    let Some(env) = Env::on(backend, sim_config(ContentMode::Direct), 1).await else {
+        return;
+    };
+    env.sim.add_recording(&env.organizers[0], 3 << 20);
+    // A slow network keeps the first run busy (about 3 s) while the second one starts.
+    env.sim.faults().content_rate(Some(1 << 20));
+    let first = tokio::process::Command::new(env!("CARGO_BIN_EXE_recarch"))
+        .args(["run", "--config"])
+        .arg(env.config_path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("binary starts");
+    // Wait until the first run holds the lease, i.e. has started downloading.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while env.sim.stats().content_requests == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "first run never started downloading"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let second = env.run().await;
+    second.assert_code(3);
+    assert!(second.stderr.contains("lease"), "{}", second.stderr);
+    let first = first.wait_with_output().await.expect("first run ends");
+    assert_eq!(
+        first.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert_eq!(env.sim.stats().content_requests, 1, "the second run downloaded nothing");
+    assert_store_archive(&env, &all_recordings(&env)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,10 +4,9 @@
 //! committed, and the caller checkpoints a page only after every item on it has come back from
 //! [`archive_recording`].
 
-use std::time::Duration;
-
 use chrono::Utc;
 use recarch_delta::CallRecording;
+use recarch_delta::retry::RetryPolicy;
 use recarch_fetch::{FetchError, Fetcher};
 use recarch_store::{
     Archive, ContentRef, MANIFEST_SCHEMA, Manifest, ManifestWrite, OrganizerId, Sha256Digest, ShardId, StageError,
@@ -23,8 +22,9 @@ pub struct ItemContext {
     pub fetcher: Fetcher,
     /// This run's shard, for staging.
     pub shard: ShardId,
-    /// Attempts per recording (body failures; request-level retries happen inside the fetcher).
-    pub max_attempts: u32,
+    /// Attempts and backoff per recording, for body failures (the same policy the fetcher's
+    /// request-level retries use).
+    pub retry: RetryPolicy,
 }
 
 /// What became of one item.
@@ -77,12 +77,12 @@ pub async fn archive_recording(
             Ok(done) => break done,
             Err(Attempt::Fatal(e)) => return ItemOutcome::Fatal(e),
             Err(Attempt::Failed { reason, retryable }) => {
-                if !retryable || attempt >= ctx.max_attempts {
+                if !retryable || attempt >= ctx.retry.max_attempts {
                     return ItemOutcome::Failed {
                         reason: format!("{reason} (after {attempt} attempts)"),
                     };
                 }
-                let wait = backoff(attempt);
+                let wait = ctx.retry.delay(attempt, None);
                 tracing::warn!(organizer = %organizer, id = %recording.id, attempt, %reason, "download failed, retrying");
                 tokio::time::sleep(wait).await;
             }
@@ -171,7 +171,8 @@ fn classify(e: FetchError) -> Attempt {
     }
 }
 
-/// An error with its sources, `a: b: c`.
+/// An error and its sources on one line, `a: b: c`, skipping a source whose text the line
+/// already holds (backend errors often repeat their source in their own message).
 pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
@@ -184,11 +185,6 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
         source = s.source();
     }
     text
-}
-
-fn backoff(attempt: u32) -> Duration {
-    let base = Duration::from_millis(200).saturating_mul(1 << attempt.min(6));
-    base.mul_f64(0.5 + fastrand::f64() / 2.0)
 }
 
 /// The manifest of SPEC.md: typed envelope, plus `meetingId`, `createdDateTime` and the item

@@ -120,27 +120,10 @@ fn main() -> ExitCode {
     match result {
         Ok(exit) => exit.into(),
         Err(e) => {
-            eprintln!("error: {}", render(&e.error));
+            eprintln!("error: {}", recarch::archive::error_chain(e.error.as_ref()));
             e.exit.into()
         }
     }
-}
-
-/// An error and its causes on one line, `a: b: c`, skipping causes whose text the line already
-/// holds (backend errors often repeat their source in their own message).
-fn render(error: &anyhow::Error) -> String {
-    let mut line = String::new();
-    for cause in error.chain() {
-        let text = cause.to_string();
-        if line.contains(&text) {
-            continue;
-        }
-        if !line.is_empty() {
-            line.push_str(": ");
-        }
-        line.push_str(&text);
-    }
-    line
 }
 
 fn init_logging(cli: &Cli) {

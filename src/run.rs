@@ -217,7 +217,7 @@ pub async fn run(config: &Config, shard: Shard, shutdown: CancellationToken) -> 
             archive: archive.clone(),
             fetcher: graph.fetcher.clone(),
             shard: shard_id.clone(),
-            max_attempts: config.fetch.max_attempts,
+            retry: graph.delta.http().policy().clone(),
         };
         let org_parallel = organizers.len().clamp(1, config.fetch.concurrency.max(2));
         let results: Vec<OrganizerResult> = futures::stream::iter(organizers.iter().cloned())

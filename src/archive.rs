@@ -140,15 +140,17 @@ async fn download_once(
                     retryable: true,
                 });
             }
-            // Two independent hashes of the same bytes: what came off the wire and what went
-            // into the store. They can only differ through a bug, and then nothing is kept.
-            let digest = Sha256Digest::from_bytes(fetched.sha256);
-            if staged.digest() != digest {
-                let stored = staged.digest();
-                let _ = ctx.archive.discard(staged).await;
-                return Err(Attempt::Fatal(anyhow::anyhow!(
-                    "internal error: downloaded bytes hash to {digest} but staged bytes to {stored}"
-                )));
+            // The store hashed the bytes it staged while they streamed through: that digest
+            // names the blob. Where the fetcher hashed too (a second, independent hash of the
+            // same bytes), the two must agree; they can only differ through a bug.
+            let digest = staged.digest();
+            if let Some(wire) = fetched.sha256.map(Sha256Digest::from_bytes) {
+                if wire != digest {
+                    let _ = ctx.archive.discard(staged).await;
+                    return Err(Attempt::Fatal(anyhow::anyhow!(
+                        "internal error: downloaded bytes hash to {wire} but staged bytes to {digest}"
+                    )));
+                }
             }
             Ok((digest, fetched.size, media_type, staged))
         }

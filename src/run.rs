@@ -374,7 +374,8 @@ fn graph_clients(config: &Config, secret: recarch_delta::auth::Secret) -> Result
     Ok(GraphClients {
         tokens,
         delta: DeltaClient::new(http.clone()),
-        fetcher: Fetcher::new(http, plain_http, config.fetch.concurrency),
+        // Every byte is hashed once, by the store, which names the blob by what it staged.
+        fetcher: Fetcher::new(http, plain_http, config.fetch.concurrency).hashing(false),
     })
 }
 

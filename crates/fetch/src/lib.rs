@@ -25,7 +25,7 @@
 //! #   let _ = chunk;
 //! }
 //! let fetched = download.finish()?;
-//! println!("{} bytes, sha256 {}", fetched.size, hex::encode(fetched.sha256));
+//! println!("{} bytes, sha256 {:?}", fetched.size, fetched.sha256.map(hex::encode));
 //! # Ok(()) }
 //! ```
 
@@ -141,13 +141,15 @@ pub struct Fetcher {
     /// The global bound. A permit is taken before a request is sent and travels inside the
     /// [`Download`]; dropping the download (finished or not) returns it.
     permits: Arc<Semaphore>,
+    /// Whether downloads compute SHA-256 themselves (see [`Fetcher::hashing`]).
+    hashing: bool,
 }
 
 /// The digest and size of a fully received body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Fetched {
-    /// SHA-256 of the bytes.
-    pub sha256: [u8; 32],
+    /// SHA-256 of the bytes; `None` when the fetcher was built with `hashing(false)`.
+    pub sha256: Option<[u8; 32]>,
     /// Number of bytes.
     pub size: u64,
 }
@@ -160,7 +162,17 @@ impl Fetcher {
             graph,
             plain,
             permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            hashing: true,
         }
+    }
+
+    /// Whether downloads hash what they stream (default `true`). A caller whose sink hashes
+    /// the same bytes anyway (the archive's staging names blobs by the SHA-256 of what it
+    /// wrote) turns this off to hash every byte once instead of twice; lengths are checked
+    /// against `Content-Length` either way.
+    pub fn hashing(mut self, on: bool) -> Self {
+        self.hashing = on;
+        self
     }
 
     /// Download slots free right now (for tests and progress displays).
@@ -255,7 +267,7 @@ impl Fetcher {
                 media_type,
                 host,
                 body: Box::pin(response.bytes_stream()),
-                hasher: Sha256::new(),
+                hasher: self.hashing.then(Sha256::new),
                 received: 0,
                 state: State::Streaming,
                 _permit: permit,
@@ -285,8 +297,8 @@ pub struct Download {
     host: String,
     /// The body.
     body: BoxStream<'static, Result<Bytes, reqwest::Error>>,
-    /// SHA-256 of everything yielded so far.
-    hasher: Sha256,
+    /// SHA-256 of everything yielded so far, when hashing.
+    hasher: Option<Sha256>,
     /// Bytes yielded so far.
     received: u64,
     /// Whether the body ended cleanly (length checked) or failed.
@@ -322,7 +334,7 @@ impl Download {
             return Err(FetchError::Unfinished { host: self.host });
         }
         Ok(Fetched {
-            sha256: self.hasher.finalize().into(),
+            sha256: self.hasher.map(|h| h.finalize().into()),
             size: self.received,
         })
     }
@@ -350,7 +362,9 @@ impl Stream for Download {
                         return fail(this, FetchError::TooLong { host, expected });
                     }
                 }
-                this.hasher.update(&chunk);
+                if let Some(hasher) = &mut this.hasher {
+                    hasher.update(&chunk);
+                }
                 this.received = received;
                 Poll::Ready(Some(Ok(chunk)))
             }
@@ -406,7 +420,7 @@ mod tests {
             media_type: None,
             host: "h".into(),
             body: Box::pin(futures::stream::iter(chunks)),
-            hasher: Sha256::new(),
+            hasher: Some(Sha256::new()),
             received: 0,
             state: State::Streaming,
             _permit: Arc::new(Semaphore::new(1))
@@ -439,7 +453,7 @@ mod tests {
         ));
         let ok = drain(download(chunks(), Some(5))).await.expect("exact length");
         assert_eq!(ok.size, 5);
-        assert_eq!(hex::encode(ok.sha256), hex::encode(Sha256::digest(b"abcde")));
+        assert_eq!(ok.sha256.map(hex::encode), Some(hex::encode(Sha256::digest(b"abcde"))));
         assert!(drain(download(chunks(), None)).await.is_ok());
     }
 
@@ -459,7 +473,7 @@ mod tests {
             let chunks = cuts.windows(2).map(|w| Ok(Bytes::copy_from_slice(&data[w[0]..w[1]]))).collect();
             let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
             let fetched = rt.block_on(drain(download(chunks, Some(data.len() as u64)))).expect("complete body");
-            prop_assert_eq!(fetched.sha256, <[u8; 32]>::from(Sha256::digest(&data)));
+            prop_assert_eq!(fetched.sha256, Some(<[u8; 32]>::from(Sha256::digest(&data))));
             prop_assert_eq!(fetched.size, data.len() as u64);
         }
     }

@@ -63,7 +63,10 @@ async fn direct_and_redirected_content_hash_right_and_the_token_stays_home() {
         let rec = sim.add_recording(&org, 1_000_003);
         let (body, fetched) = fetch_all(&fetcher, &rec.content_url).await.expect("download");
         assert_eq!(body, sim.content_bytes(&rec.id).expect("known"));
-        assert_eq!(hex::encode(fetched.sha256), hex::encode(Sha256::digest(&body)));
+        assert_eq!(
+            fetched.sha256.map(hex::encode),
+            Some(hex::encode(Sha256::digest(&body)))
+        );
         assert_eq!(fetched.size, rec.size);
         let stats = sim.stats();
         assert_eq!(
@@ -145,5 +148,20 @@ async fn payment_required_on_content_is_fatal() {
     assert!(
         matches!(err, FetchError::Graph(DeltaError::PaymentRequired { .. })),
         "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn without_hashing_lengths_are_still_checked() {
+    let (sim, fetcher) = setup(ContentMode::Direct, 1).await;
+    let fetcher = fetcher.hashing(false);
+    let rec = sim.add_recording(&sim.add_organizer(), 2_000_000);
+    let (body, fetched) = fetch_all(&fetcher, &rec.content_url).await.expect("download");
+    assert_eq!((fetched.sha256, fetched.size), (None, rec.size));
+    assert_eq!(body.len() as u64, rec.size);
+    sim.faults().drop_mid_body(1);
+    assert!(
+        fetch_all(&fetcher, &rec.content_url).await.is_err(),
+        "a short body is still an error"
     );
 }

@@ -116,7 +116,9 @@ pub async fn verify(archive: &Archive, sample: Option<usize>) -> Result<VerifyRe
     let mut hashed = futures::stream::iter(to_hash)
         .map(|digest| async move { (digest, archive.hash_blob(&digest).await) })
         .buffer_unordered(HASH_PARALLELISM);
+    let mut seen = 0usize;
     while let Some((digest, result)) = hashed.next().await {
+        seen += 1;
         match result {
             Ok((actual, size)) => {
                 report.rehashed += 1;
@@ -131,11 +133,12 @@ pub async fn verify(archive: &Archive, sample: Option<usize>) -> Result<VerifyRe
                 .problems
                 .push(format!("cannot read blob blobs/sha256/{digest}: {e}")),
         }
-        if last_progress.elapsed() >= Duration::from_secs(5) {
+        // Progress every 5 seconds on large archives, and once at the end.
+        if last_progress.elapsed() >= Duration::from_secs(5) || seen == total {
             last_progress = Instant::now();
             let rate = report.rehashed_bytes as f64 / started.elapsed().as_secs_f64().max(0.001) / 1048576.0;
             tracing::info!(
-                done = report.rehashed,
+                done = seen,
                 total,
                 mib_per_sec = format!("{rate:.0}"),
                 "re-hashing blobs"

@@ -95,6 +95,11 @@ async fn run_rerun_incremental_verify_status(backend: Backend) {
     let verify = env.recarch(&["verify"], &[]).await;
     verify.assert_code(0);
     assert!(
+        verify.stderr.contains("re-hashing blobs") && verify.stderr.contains("done=12 total=12"),
+        "progress: {}",
+        verify.stderr
+    );
+    assert!(
         verify.stdout.contains("12 manifests") && verify.stdout.contains("0 problems"),
         "{}",
         verify.stdout

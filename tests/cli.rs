@@ -180,13 +180,24 @@ async fn throttling_waits_for_retry_after() {
 async fn dropped_connections_are_retried_and_never_stored_short() {
     let env = Env::new(sim_config(ContentMode::Redirect), 1).await;
     let org = env.organizers[0].clone();
+    // Large enough that the cut reaches recarch as a body error (for small bodies the HTTP
+    // client's own retry absorbs it before the response is handed over).
     for _ in 0..3 {
-        env.sim.add_recording(&org, 400_000);
+        env.sim.add_recording(&org, 2_000_000);
     }
     env.sim.faults().drop_mid_body(2);
-    env.run().await.assert_code(0);
+    let run = env.run().await;
+    run.assert_code(0);
+    assert_eq!(
+        run.stderr.matches("download failed, retrying").count(),
+        2,
+        "both cut bodies were retried by recarch: {}",
+        run.stderr
+    );
     assert_archive(&env, &all_recordings(&env));
-    assert_eq!(env.sim.stats().auth_header_on_download_origin, 0);
+    let stats = env.sim.stats();
+    assert_eq!(stats.auth_header_on_download_origin, 0);
+    assert_eq!(stats.content_requests, 5, "3 downloads + 2 retries");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

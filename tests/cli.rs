@@ -6,6 +6,30 @@ mod util;
 use recarch_graph_sim::{ContentMode, SimConfig, Target};
 use util::{Backend, Env, all_recordings, assert_archive, assert_store_archive, last_report, recarch};
 
+/// `name_on_local_disk`, `name_on_s3` and `name_on_azure` tests running `async fn name(Backend)`.
+macro_rules! on_every_backend {
+    ($name:ident) => {
+        mod $name {
+            use super::Backend;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn on_local_disk() {
+                super::$name(Backend::Local).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn on_s3() {
+                super::$name(Backend::S3).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn on_azure() {
+                super::$name(Backend::Azure).await;
+            }
+        }
+    };
+}
+
 fn sim_config(mode: ContentMode) -> SimConfig {
     SimConfig {
         content_mode: mode,
@@ -14,20 +38,7 @@ fn sim_config(mode: ContentMode) -> SimConfig {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn run_rerun_incremental_verify_status_on_local_disk() {
-    run_rerun_incremental_verify_status(Backend::Local).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn run_rerun_incremental_verify_status_on_s3() {
-    run_rerun_incremental_verify_status(Backend::S3).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn run_rerun_incremental_verify_status_on_azure() {
-    run_rerun_incremental_verify_status(Backend::Azure).await;
-}
+on_every_backend!(run_rerun_incremental_verify_status);
 
 async fn run_rerun_incremental_verify_status(backend: Backend) {
     let Some(env) = Env::on(backend, sim_config(ContentMode::Alternate), 2).await else {
@@ -323,20 +334,7 @@ async fn configuration_errors_exit_2_naming_the_key() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_second_concurrent_run_of_a_shard_exits_3_on_local_disk() {
-    a_second_concurrent_run_of_a_shard_exits_3(Backend::Local).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_second_concurrent_run_of_a_shard_exits_3_on_s3() {
-    a_second_concurrent_run_of_a_shard_exits_3(Backend::S3).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_second_concurrent_run_of_a_shard_exits_3_on_azure() {
-    a_second_concurrent_run_of_a_shard_exits_3(Backend::Azure).await;
-}
+on_every_backend!(a_second_concurrent_run_of_a_shard_exits_3);
 
 async fn a_second_concurrent_run_of_a_shard_exits_3(backend: Backend) {
     let Some(env) = Env::on(backend, sim_config(ContentMode::Direct), 1).await else {
@@ -345,14 +343,7 @@ async fn a_second_concurrent_run_of_a_shard_exits_3(backend: Backend) {
     env.sim.add_recording(&env.organizers[0], 3 << 20);
     // A slow network keeps the first run busy (about 3 s) while the second one starts.
     env.sim.faults().content_rate(Some(1 << 20));
-    let first = tokio::process::Command::new(env!("CARGO_BIN_EXE_recarch"))
-        .args(["run", "--config"])
-        .arg(env.config_path())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("binary starts");
+    let first = env.spawn_run();
     // Wait until the first run holds the lease, i.e. has started downloading.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while env.sim.stats().content_requests == 0 {
@@ -439,19 +430,6 @@ async fn demo_runs_offline_end_to_end() {
     again.assert_code(2);
 }
 
-/// Starts `recarch run` and returns the child (killed if the test ends early).
-fn spawn_run(env: &Env) -> tokio::process::Child {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_recarch"))
-        .args(["run", "--config"])
-        .arg(env.config_path())
-        .env("RECARCH_LOG", "warn")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("binary starts")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_at_any_instant_then_rerun_archives_everything_exactly_once() {
     let env = Env::new(sim_config(ContentMode::Alternate), 2).await;
@@ -472,7 +450,7 @@ async fn killed_at_any_instant_then_rerun_archives_everything_exactly_once() {
         for org in &env.organizers {
             env.sim.add_recording(org, rng.u64(300_000..1_500_000));
         }
-        let mut child = spawn_run(&env);
+        let mut child = env.spawn_run();
         tokio::time::sleep(std::time::Duration::from_millis(rng.u64(5..250))).await;
         // Killing a process that already exited fails harmlessly.
         let _ = child.start_kill();
@@ -529,14 +507,7 @@ async fn sigterm_stops_cleanly_and_the_next_run_finishes() {
     for _ in 0..30 {
         env.sim.add_recording(&org, 600_000);
     }
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_recarch"))
-        .args(["run", "--config"])
-        .arg(env.config_path())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("binary starts");
+    let child = env.spawn_run();
     // Wait until something is archived, then ask it to stop.
     let archive = env.archive();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
@@ -647,15 +618,7 @@ async fn secrets_and_tokens_never_reach_logs_reports_or_status() {
 
 /// Peak RSS (VmHWM) of a running process in KiB, polled until it exits.
 async fn run_measuring_peak_rss(env: &Env) -> (std::process::Output, u64) {
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_recarch"))
-        .args(["run", "--config"])
-        .arg(env.config_path())
-        .env("RECARCH_LOG", "warn")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("binary starts");
+    let child = env.spawn_run();
     let status_path = format!("/proc/{}/status", child.id().expect("running"));
     let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let watcher = {

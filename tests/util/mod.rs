@@ -165,6 +165,21 @@ impl Env {
     pub async fn run(&self) -> Run {
         self.recarch(&["run"], &[]).await
     }
+
+    /// Starts `recarch run` in the background (warnings only on stderr, both streams piped);
+    /// the child is killed if the test ends first.
+    pub fn spawn_run(&self) -> tokio::process::Child {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_recarch"))
+            .args(["run", "--config"])
+            .arg(self.config_path())
+            .env("RECARCH_LOG", "warn")
+            .env_remove("RECARCH_CLIENT_SECRET")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("binary starts")
+    }
 }
 
 /// The outcome of one invocation of the binary.

@@ -126,14 +126,7 @@ async fn delta_enumeration(items: usize) {
 
 /// Current resident set size (VmRSS), in KiB; 0 where /proc is missing.
 fn current_rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
-        })
-        .unwrap_or(0)
+    proc_status_kib("/proc/self/status", "VmRSS:")
 }
 
 async fn bench(args: &Args) {
@@ -275,11 +268,16 @@ fn rclone(sim: &GraphSim, total: u64) -> Option<(f64, u64)> {
 
 /// VmHWM (peak resident set size) from a `/proc/<pid>/status` file, in KiB; 0 if unreadable.
 fn vm_hwm(status_path: &str) -> u64 {
+    proc_status_kib(status_path, "VmHWM:")
+}
+
+/// A `kB` field (e.g. `VmHWM:`) of a `/proc/<pid>/status` file; 0 if unreadable.
+fn proc_status_kib(status_path: &str, field: &str) -> u64 {
     std::fs::read_to_string(status_path)
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
+                .find(|l| l.starts_with(field))
                 .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
         })
         .unwrap_or(0)

@@ -43,10 +43,8 @@ pub(crate) async fn sweep_staging(root: PathBuf, shard: &ShardId) -> Result<usiz
 }
 
 fn sweep_dir(dir: &Path) -> io::Result<usize> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
-        Err(e) => return Err(e),
+    let Some(entries) = read_dir_if_exists(dir)? else {
+        return Ok(0);
     };
     let mut removed = 0;
     for entry in entries {
@@ -103,10 +101,8 @@ pub(crate) async fn sweep_interrupted_writes(
 
 /// Removes the upload temporaries directly in `dir` whose destination name satisfies `ours`.
 fn sweep_flat(dir: &Path, ours: impl Fn(&str) -> bool) -> io::Result<usize> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
-        Err(e) => return Err(e),
+    let Some(entries) = read_dir_if_exists(dir)? else {
+        return Ok(0);
     };
     let mut removed = 0;
     for entry in entries {
@@ -131,6 +127,15 @@ fn remove_temporary(file: &Path) -> io::Result<bool> {
             Ok(true)
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// The entries of `dir`, or `None` if it does not exist (nothing to sweep).
+fn read_dir_if_exists(dir: &Path) -> io::Result<Option<std::fs::ReadDir>> {
+    match std::fs::read_dir(dir) {
+        Ok(entries) => Ok(Some(entries)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e),
     }
 }

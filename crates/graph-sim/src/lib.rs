@@ -75,7 +75,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::model::{Contact, ContactFolder, Removal, Shared, Throttle, lock};
-use crate::rng::{CHUNK, fill_content};
+use crate::rng::{content_piece, fill_content};
 use crate::util::encode_segment;
 
 /// Configuration of a [`GraphSim`].
@@ -518,19 +518,16 @@ impl GraphSim {
         Some((r.content_key, r.size))
     }
 
-    /// Lowercase hex SHA-256 of a recording's content, computed by generating
-    /// the whole stream (CPU-bound: about a second per few GB in release builds).
+    /// Lowercase hex SHA-256 of a recording's content, computed by hashing the whole
+    /// stream (CPU-bound: about half a second per GiB in release builds).
     pub fn content_sha256(&self, recording_id: &str) -> Option<String> {
         let (key, size) = self.content_key(recording_id)?;
         let mut hasher = Sha256::new();
-        let mut buf = vec![0u8; CHUNK * 4];
         let mut pos = 0u64;
         while pos < size {
-            let n = usize::try_from(size - pos).map_or(buf.len(), |r| r.min(buf.len()));
-            let chunk = &mut buf[..n];
-            fill_content(key, pos, chunk);
-            hasher.update(&*chunk);
-            pos += n as u64;
+            let piece = content_piece(key, pos, size);
+            hasher.update(&piece);
+            pos += piece.len() as u64;
         }
         Some(rng::hex(&hasher.finalize()))
     }

@@ -114,30 +114,56 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
     s
 }
 
+/// Length of the shared random pool content blocks are cut from (plus one [`CHUNK`], so that
+/// every window of a block fits).
+const POOL_SPAN: usize = 1 << 20;
+
+/// The shared pool of random bytes, generated once per process.
+fn pool() -> &'static [u8] {
+    static POOL: std::sync::OnceLock<Box<[u8]>> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        Rng::derive(0, domain::CONTENT, u64::MAX)
+            .bytes(POOL_SPAN + CHUNK)
+            .into_boxed_slice()
+    })
+}
+
+/// The piece of content of key `key` that starts at absolute byte `pos` and ends at the
+/// earlier of `end` and the end of `pos`'s block (`pos < end`).
+///
+/// Content is cut in [`CHUNK`]-sized blocks. Block `b` starts with the 8 bytes of
+/// `mix64(key + b * GOLDEN)` (so that different keys, and different blocks of one key, never
+/// have equal content), followed by a window of the shared random pool whose position is
+/// derived from the same word. Serving a block is therefore two `Bytes` of which the large one
+/// borrows the static pool: no generation and no copy per byte, so the simulator costs next
+/// to nothing next to the client it serves, like a real server sending from its cache.
+pub(crate) fn content_piece(key: u64, pos: u64, end: u64) -> Bytes {
+    const HEADER: usize = 8;
+    let block = pos / CHUNK as u64;
+    let at = (pos % CHUNK as u64) as usize; // < CHUNK
+    let block_end = (block + 1).saturating_mul(CHUNK as u64).min(end);
+    let len = usize::try_from(block_end - pos).unwrap_or(CHUNK); // <= CHUNK - at
+    let word = content_word(key, block);
+    if at < HEADER {
+        let header = word.to_le_bytes();
+        return Bytes::copy_from_slice(&header[at..(at + len).min(HEADER)]);
+    }
+    let window = (mix64(word ^ GOLDEN) % (POOL_SPAN / 8) as u64) as usize * 8;
+    Bytes::from_static(&pool()[window + at..window + at + len])
+}
+
 /// Fills `buf` with the content bytes of the recording with content key `key`,
-/// starting at absolute byte `offset`.
+/// starting at absolute byte `offset` (see [`content_piece`] for the layout).
 pub(crate) fn fill_content(key: u64, offset: u64, buf: &mut [u8]) {
-    let mut word = offset / 8;
-    let skip = (offset % 8) as usize; // < 8
+    let end = offset + buf.len() as u64;
+    let mut pos = offset;
     let mut rest: &mut [u8] = buf;
-    if skip != 0 {
-        let w = content_word(key, word).to_le_bytes();
-        let n = (8 - skip).min(rest.len());
-        let (head, tail) = rest.split_at_mut(n);
-        head.copy_from_slice(&w[skip..skip + n]);
+    while pos < end {
+        let piece = content_piece(key, pos, end);
+        let (head, tail) = rest.split_at_mut(piece.len());
+        head.copy_from_slice(&piece);
         rest = tail;
-        word = word.wrapping_add(1);
-    }
-    let mut z = key.wrapping_add(word.wrapping_mul(GOLDEN));
-    let mut chunks = rest.chunks_exact_mut(8);
-    for c in &mut chunks {
-        c.copy_from_slice(&mix64(z).to_le_bytes());
-        z = z.wrapping_add(GOLDEN);
-    }
-    let tail = chunks.into_remainder();
-    if !tail.is_empty() {
-        let w = mix64(z).to_le_bytes();
-        tail.copy_from_slice(&w[..tail.len()]);
+        pos += piece.len() as u64;
     }
 }
 
@@ -147,8 +173,8 @@ fn content_word(key: u64, index: u64) -> u64 {
     mix64(key.wrapping_add(index.wrapping_mul(GOLDEN)))
 }
 
-/// A streamed content body: `[pos, end)` of a recording, generated on the fly in
-/// [`CHUNK`]-sized `Bytes`, optionally aborting (with an I/O error, which makes
+/// A streamed content body: `[pos, end)` of a recording, in the pieces [`content_piece`]
+/// cuts, optionally aborting (with an I/O error, which makes
 /// hyper drop the connection) once `abort_at` is reached.
 pub(crate) struct ContentStream {
     key: u64,
@@ -199,18 +225,17 @@ impl Stream for ContentStream {
             }
             return Poll::Ready(None);
         }
-        let n = usize::try_from(stop - this.pos).map_or(CHUNK, |r| r.min(CHUNK));
-        let mut buf = vec![0u8; n];
-        fill_content(this.key, this.pos, &mut buf);
-        this.pos += n as u64;
-        this.shared.bytes_sent.fetch_add(n as u64, Ordering::Relaxed);
-        Poll::Ready(Some(Ok(Bytes::from(buf))))
+        let piece = content_piece(this.key, this.pos, stop);
+        this.pos += piece.len() as u64;
+        this.shared.bytes_sent.fetch_add(piece.len() as u64, Ordering::Relaxed);
+        Poll::Ready(Some(Ok(piece)))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
         let left = self.end.saturating_sub(self.pos);
+        // Two pieces per block, and one more for a block cut short at the start.
         let chunks = usize::try_from(left.div_ceil(CHUNK as u64)).unwrap_or(usize::MAX);
-        (0, Some(chunks.saturating_add(1)))
+        (0, Some(chunks.saturating_mul(2).saturating_add(2)))
     }
 }
 
@@ -221,16 +246,62 @@ mod tests {
     #[test]
     fn content_is_offset_independent() {
         let key = 0xDEAD_BEEF;
-        let mut whole = vec![0u8; 1000];
+        let size = 2 * CHUNK + 1000;
+        let mut whole = vec![0u8; size];
         fill_content(key, 0, &mut whole);
-        for start in [0usize, 1, 7, 8, 9, 13, 500, 999] {
-            for len in [0usize, 1, 3, 8, 17] {
-                let end = (start + len).min(1000);
+        let starts = [
+            0,
+            1,
+            7,
+            8,
+            9,
+            13,
+            500,
+            999,
+            CHUNK - 9,
+            CHUNK - 1,
+            CHUNK,
+            CHUNK + 3,
+            CHUNK + 8,
+            2 * CHUNK + 999,
+        ];
+        for start in starts {
+            for len in [0usize, 1, 3, 8, 17, CHUNK + 20] {
+                let end = (start + len).min(size);
                 let mut part = vec![0u8; end - start];
                 fill_content(key, start as u64, &mut part);
                 assert_eq!(part, whole[start..end], "start {start} len {len}");
             }
         }
+    }
+
+    #[test]
+    fn pieces_tile_the_content_and_differ_by_key_and_block() {
+        let (key, size) = (42, 3 * CHUNK as u64 + 5);
+        let mut pos = 0;
+        let mut tiled = Vec::new();
+        while pos < size {
+            let piece = content_piece(key, pos, size);
+            assert!(!piece.is_empty() && piece.len() <= CHUNK, "piece at {pos}");
+            tiled.extend_from_slice(&piece);
+            pos += piece.len() as u64;
+        }
+        let mut whole = vec![0u8; size as usize];
+        fill_content(key, 0, &mut whole);
+        assert_eq!(tiled, whole);
+        // Every block differs from the others, and from the same block of another key.
+        let blocks: Vec<&[u8]> = whole.chunks(CHUNK).collect();
+        for (i, a) in blocks.iter().enumerate() {
+            for b in &blocks[i + 1..] {
+                let n = a.len().min(b.len()).min(8);
+                assert_ne!(&a[..n], &b[..n]);
+            }
+        }
+        let mut other = vec![0u8; CHUNK];
+        fill_content(key + 1, 0, &mut other);
+        assert_ne!(&other[..], blocks[0]);
+        // The bytes after the header are not all one value (they come from the random pool).
+        assert!(blocks[0][8..].iter().any(|&b| b != blocks[0][8]));
     }
 
     #[test]

@@ -12,6 +12,8 @@ use recarch_store::{
     Archive, ContentRef, MANIFEST_SCHEMA, Manifest, ManifestWrite, OrganizerId, Sha256Digest, ShardId, StageError,
 };
 use serde_json::{Map, Value};
+use std::sync::Arc;
+use tokio::sync::Semaphore;
 
 /// Everything an item needs, shared by all items of a run.
 #[derive(Debug, Clone)]
@@ -25,6 +27,12 @@ pub struct ItemContext {
     /// Attempts and backoff per recording, for body failures (the same policy the fetcher's
     /// request-level retries use).
     pub retry: RetryPolicy,
+    /// Uploads being staged at once, across all organizers. A download's slot in the fetcher
+    /// is returned as soon as its body has arrived, so that the next download streams while
+    /// this upload is flushed (fsync, multipart completion); these slots, a small multiple of
+    /// the download concurrency, still bound how many uploads hold buffered parts at once,
+    /// and so the memory.
+    pub staging_slots: Arc<Semaphore>,
 }
 
 /// What became of one item.
@@ -119,6 +127,10 @@ async fn download_once(
     ctx: &ItemContext,
     url: &str,
 ) -> Result<(Sha256Digest, u64, String, recarch_store::Staged), Attempt> {
+    // Held until the upload is staged (flushed and complete), after the download's own slot.
+    let Ok(_staging) = ctx.staging_slots.acquire().await else {
+        return Err(Attempt::Fatal(anyhow::anyhow!("internal error: staging slots closed")));
+    };
     let mut download = ctx.fetcher.open(url).await.map_err(classify)?;
     let media_type = download.media_type().unwrap_or("application/octet-stream").to_owned();
     let staged = match ctx.archive.stage(&ctx.shard, &mut download).await {

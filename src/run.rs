@@ -38,6 +38,13 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
 const MAX_RESYNCS: u32 = 3;
 /// Pages fetched ahead of the oldest unfinished one.
 const PAGES_AHEAD: usize = 3;
+/// Items in progress at once per download slot (`[fetch].concurrency`): per organizer, and
+/// (as staging slots, which bound buffered memory) across all organizers. An item holds its
+/// download slot only while its body streams; the rest of it (flushing the staged upload
+/// with fsync, committing the blob, writing the manifest) overlaps the next item's download
+/// instead of leaving the slot idle. Measured: 2 is 15-20 % faster than 1 on local disk, 3
+/// and 4 no faster than 2.
+const ITEMS_PER_DOWNLOAD_SLOT: usize = 2;
 
 /// Which part of the organizers this run covers.
 #[derive(Debug, Clone, Copy)]
@@ -218,6 +225,9 @@ pub async fn run(config: &Config, shard: Shard, shutdown: CancellationToken) -> 
             fetcher: graph.fetcher.clone(),
             shard: shard_id.clone(),
             retry: graph.delta.http().policy().clone(),
+            staging_slots: Arc::new(tokio::sync::Semaphore::new(
+                config.fetch.concurrency * ITEMS_PER_DOWNLOAD_SLOT,
+            )),
         };
         let org_parallel = organizers.len().clamp(1, config.fetch.concurrency.max(2));
         let results: Vec<OrganizerResult> = futures::stream::iter(organizers.iter().cloned())
@@ -429,7 +439,7 @@ async fn archive_organizer(
     let queued = std::mem::take(&mut state.queue);
     if !queued.is_empty() {
         tracing::info!(organizer = %org, items = queued.len(), "retrying queued items");
-        let limit = config.fetch.concurrency;
+        let limit = config.fetch.concurrency * ITEMS_PER_DOWNLOAD_SLOT;
         let org = &org;
         let outcomes: Vec<(QueuedItem, ItemOutcome)> = futures::stream::iter(queued)
             .map(|q| async move {
@@ -569,7 +579,7 @@ async fn walk_round(
     shutdown: &CancellationToken,
     result: &mut OrganizerResult,
 ) -> RoundEnd {
-    let limit = config.fetch.concurrency;
+    let limit = config.fetch.concurrency * ITEMS_PER_DOWNLOAD_SLOT;
     let mut pages = pin!(delta.pages::<CallRecording>(start));
     let mut pages_done = false;
     let mut end = RoundEnd::Done;

@@ -139,7 +139,7 @@ pub struct Fetcher {
     /// Redirects must be disabled on it too.
     plain: reqwest::Client,
     /// The global bound. A permit is taken before a request is sent and travels inside the
-    /// [`Download`]; dropping the download (finished or not) returns it.
+    /// [`Download`]; the end of its body (clean or failed), or dropping it, returns it.
     permits: Arc<Semaphore>,
     /// Whether downloads compute SHA-256 themselves (see [`Fetcher::hashing`]).
     hashing: bool,
@@ -270,7 +270,7 @@ impl Fetcher {
                 hasher: self.hashing.then(Sha256::new),
                 received: 0,
                 state: State::Streaming,
-                _permit: permit,
+                permit: Some(permit),
             });
         }
         Err(FetchError::Redirect {
@@ -303,8 +303,10 @@ pub struct Download {
     received: u64,
     /// Whether the body ended cleanly (length checked) or failed.
     state: State,
-    /// This download's share of the fetcher's concurrency bound, held until dropped.
-    _permit: OwnedSemaphorePermit,
+    /// This download's share of the fetcher's concurrency bound, held while the body streams:
+    /// returned as soon as the body has ended (cleanly or not), so that the next download
+    /// starts while the caller is still flushing this one, or when the download is dropped.
+    permit: Option<OwnedSemaphorePermit>,
 }
 
 impl std::fmt::Debug for Download {
@@ -350,6 +352,7 @@ impl Stream for Download {
         }
         let fail = |this: &mut Download, error: FetchError| {
             this.state = State::Failed;
+            this.permit = None;
             Poll::Ready(Some(Err(error)))
         };
         match this.body.as_mut().poll_next(cx) {
@@ -393,6 +396,7 @@ impl Stream for Download {
                 }
                 _ => {
                     this.state = State::Complete;
+                    this.permit = None;
                     Poll::Ready(None)
                 }
             },
@@ -423,9 +427,11 @@ mod tests {
             hasher: Some(Sha256::new()),
             received: 0,
             state: State::Streaming,
-            _permit: Arc::new(Semaphore::new(1))
-                .try_acquire_owned()
-                .expect("fresh semaphore"),
+            permit: Some(
+                Arc::new(Semaphore::new(1))
+                    .try_acquire_owned()
+                    .expect("fresh semaphore"),
+            ),
         }
     }
 

@@ -140,6 +140,36 @@ async fn concurrency_is_bounded_by_permits_held_in_downloads() {
 }
 
 #[tokio::test]
+async fn a_body_that_ended_returns_its_permit_before_the_download_is_dropped() {
+    let (sim, fetcher) = setup(ContentMode::Direct, 1).await;
+    let org = sim.add_organizer();
+    let (a, b) = (sim.add_recording(&org, 300_000), sim.add_recording(&org, 2_000_000));
+    let mut d = fetcher.open(&a.content_url).await.expect("first");
+    assert_eq!(fetcher.available_permits(), 0);
+    let first = d.try_next().await.expect("a chunk").expect("not empty yet");
+    assert!(!first.is_empty());
+    assert_eq!(fetcher.available_permits(), 0, "held while the body streams");
+    while d.try_next().await.expect("body").is_some() {}
+    // The caller still holds the download (to flush what it wrote) while the next one starts.
+    assert_eq!(fetcher.available_permits(), 1, "returned at the end of the body");
+    assert_eq!(d.finish().expect("complete").size, a.size);
+    // A failed body returns it too.
+    sim.faults().drop_mid_body(1);
+    let mut d = fetcher.open(&b.content_url).await.expect("second");
+    let mut failed = false;
+    while let Some(chunk) = futures::StreamExt::next(&mut d).await {
+        if chunk.is_err() {
+            failed = true;
+            break;
+        }
+    }
+    assert!(failed, "the cut body fails");
+    assert_eq!(fetcher.available_permits(), 1);
+    drop(d);
+    assert_eq!(fetcher.available_permits(), 1);
+}
+
+#[tokio::test]
 async fn payment_required_on_content_is_fatal() {
     let (sim, fetcher) = setup(ContentMode::Direct, 1).await;
     let rec = sim.add_recording(&sim.add_organizer(), 10);

@@ -124,7 +124,8 @@ mod model;
 mod probe;
 
 pub use archive::{
-    Archive, BlobCommit, DEFAULT_PART_CONCURRENCY, DEFAULT_PART_SIZE, ManifestWrite, S3_MIN_PART_SIZE, Staged,
+    Archive, BlobCommit, DEFAULT_PART_CONCURRENCY, DEFAULT_PART_SIZE, LOCAL_PART_SIZE, ManifestWrite, S3_MIN_PART_SIZE,
+    Staged,
 };
 pub use error::{StageError, StoreError};
 pub use ids::{OrganizerId, Sha256Digest, ShardId};

@@ -1,12 +1,17 @@
 //! Throughput benchmark: the real archive pipeline against the Graph simulator.
 //!
-//! `cargo bench --bench throughput [-- --count N --size BYTES --concurrency C]` starts the
-//! simulator serving `N` recordings of `BYTES` each (content redirected to a second origin),
-//! archives them with `recarch run`'s code into a fresh local-disk store, and reports GiB/s,
-//! recordings/s, CPU time and peak RSS, next to the in-process SHA-256 speed on the same number
-//! of bytes (the hashing limit), as a ratio. Under `cargo test` (no `--bench` argument) it runs
-//! a tiny smoke size so that the benchmark itself stays working.
+//! `cargo bench --bench throughput [-- --count N --size BYTES --concurrency C --runs R]` starts
+//! the simulator serving `N` recordings of `BYTES` each (content redirected to a second origin),
+//! archives them with `recarch run`'s code into a fresh local-disk store (one warm-up pass, then
+//! the median of `R` passes), and reports GiB/s, recordings/s, CPU time and peak RSS. In the
+//! same process it measures, on the same number of bytes: the floor (the same data movement
+//! by plain threads: loopback TCP, SHA-256, write, fsync), the SHA-256 speed on one and two
+//! cores (the hashing limit) and, when installed, `rclone copy`; it prints the ratios, then a
+//! delta-enumeration rate. `--pipeline-only` skips everything but the archive passes (for
+//! `perf record`). Under `cargo test` (no `--bench` argument) it runs a tiny smoke size so
+//! that the benchmark itself stays working. Results: `docs/benchmarks.md`.
 
+use std::path::Path;
 use std::time::Instant;
 
 use recarch::config::Config;
@@ -21,6 +26,11 @@ struct Args {
     concurrency: usize,
     /// Recordings listed by the delta-enumeration measurement.
     delta_items: usize,
+    /// Measured passes (after one warm-up); the median is reported.
+    runs: usize,
+    /// Measure only the archive pipeline (no hashing limit, rclone or delta walk): for
+    /// profiling it with `perf record`.
+    pipeline_only: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -32,6 +42,8 @@ fn parse_args() -> Result<Args, String> {
             size: 32 << 20,
             concurrency: 8,
             delta_items: 100_000,
+            pipeline_only: false,
+            runs: 3,
         }
     } else {
         Args {
@@ -39,6 +51,8 @@ fn parse_args() -> Result<Args, String> {
             size: 256 << 10,
             concurrency: 2,
             delta_items: 500,
+            pipeline_only: false,
+            runs: 1,
         }
     };
     let mut it = raw.iter();
@@ -54,6 +68,8 @@ fn parse_args() -> Result<Args, String> {
             "--size" => args.size = value("--size")?,
             "--concurrency" => args.concurrency = value("--concurrency")? as usize,
             "--delta-items" => args.delta_items = value("--delta-items")? as usize,
+            "--pipeline-only" => args.pipeline_only = true,
+            "--runs" => args.runs = (value("--runs")? as usize).max(1),
             _ => {}
         }
     }
@@ -68,13 +84,23 @@ fn main() {
             std::process::exit(2);
         }
     };
+    // `RECARCH_LOG=debug` shows the pipeline's own events with timestamps, for profiling.
+    if let Ok(filter) = std::env::var("RECARCH_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_timer(tracing_subscriber::fmt::time::uptime())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("runtime");
     rt.block_on(async {
         bench(&args).await;
-        delta_enumeration(args.delta_items).await;
+        if !args.pipeline_only {
+            delta_enumeration(args.delta_items).await;
+        }
     });
 }
 
@@ -129,6 +155,19 @@ fn current_rss_kib() -> u64 {
     proc_status_kib("/proc/self/status", "VmRSS:")
 }
 
+/// Connections of the floor measurement: its fastest arrangement on the two-core machine
+/// (measured: 1 stream 0.74, 2 1.39, 4 1.57, 8 1.64, 16 1.49 GiB/s), so that fsync waits
+/// overlap and both cores stay busy.
+const FLOOR_STREAMS: usize = 8;
+
+/// One measured archive pass.
+#[derive(Debug, Clone, Copy)]
+struct Pass {
+    secs: f64,
+    cpu: f64,
+    machine: f64,
+}
+
 async fn bench(args: &Args) {
     let sim = GraphSim::start(SimConfig {
         content_mode: ContentMode::Redirect,
@@ -143,48 +182,75 @@ async fn bench(args: &Args) {
     }
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("secret"), &sim.config().client_secret).expect("secret");
-    let archive = dir.path().join("archive");
-    std::fs::create_dir_all(&archive).expect("archive dir");
-    let toml = format!(
-        "[graph]\nbase_url = \"{}\"\nauthority_url = \"{}\"\ntenant_id = \"{}\"\nclient_id = \"{}\"\nclient_secret_file = \"secret\"\n[source]\norganizers = [\"{org}\"]\n[store]\nurl = \"{}\"\n[fetch]\nconcurrency = {}\n",
-        sim.base_url(),
-        sim.authority_url(),
-        sim.config().tenant_id,
-        sim.config().client_id,
-        url::Url::from_directory_path(&archive).expect("absolute path"),
-        args.concurrency
-    );
-    let config_path = dir.path().join("recarch.toml");
-    std::fs::write(&config_path, toml).expect("config");
-    let config = Config::load(&config_path, &[]).expect("valid config");
-
-    // Baselines in the same process: SHA-256 over the same number of bytes, 1 MiB at a time,
-    // on one core and split over two threads (the machine's hashing limit).
     let total = args.count as u64 * args.size;
-    let hash_secs = hash_seconds(total, 1);
-    let hash2_secs = hash_seconds(total, 2);
-
-    let cpu_before = cpu_seconds();
-    let started = Instant::now();
-    let report = run::run(&config, Shard { index: 0, count: 1 }, CancellationToken::new())
-        .await
-        .unwrap_or_else(|e| panic!("run failed: {:#}", e.error));
-    let secs = started.elapsed().as_secs_f64();
-    let cpu = cpu_seconds() - cpu_before;
-    assert_eq!(report.exit_code, 0, "benchmark run failed: {:?}", report.failures);
-    assert_eq!(report.counts.archived as usize, args.count);
-
-    let peak = peak_rss_kib();
     let gib = total as f64 / f64::from(1u32 << 30);
+
+    // One warm-up pass, then `runs` measured ones, each into a fresh archive that is deleted
+    // afterwards; the median is reported. On a virtual machine the first pass pays for pages
+    // the host has not backed yet (page cache, buffers): the warm-up takes that cost, which
+    // belongs to the machine, not to the program.
+    let mut passes = Vec::new();
+    for pass in 0..=args.runs {
+        let archive = dir.path().join(format!("archive-{pass}"));
+        let config = bench_config(&sim, dir.path(), &archive, &org, args.concurrency);
+        let cpu_before = cpu_seconds();
+        let machine_before = machine_busy_seconds();
+        let started = Instant::now();
+        let report = run::run(&config, Shard { index: 0, count: 1 }, CancellationToken::new())
+            .await
+            .unwrap_or_else(|e| panic!("run failed: {:#}", e.error));
+        let measured = Pass {
+            secs: started.elapsed().as_secs_f64(),
+            cpu: cpu_seconds() - cpu_before,
+            machine: machine_busy_seconds() - machine_before,
+        };
+        assert_eq!(report.exit_code, 0, "benchmark run failed: {:?}", report.failures);
+        assert_eq!(report.counts.archived as usize, args.count);
+        std::fs::remove_dir_all(&archive).expect("remove the archive");
+        if pass > 0 {
+            passes.push(measured);
+        }
+    }
+    passes.sort_by(|a, b| a.secs.total_cmp(&b.secs));
+    let Pass { secs, cpu, machine } = passes[passes.len() / 2];
+
+    // Peak memory of the archive passes alone (the baselines below have buffers of their own).
+    let peak = peak_rss_kib();
+
+    // Baselines in the same process, after the archive passes: SHA-256 over the same number
+    // of bytes, 1 MiB at a time, on one core and split over two threads (the machine's hashing
+    // limit); and the floor, the same data movement by plain threads (warm-up, then median).
+    let baselines = (!args.pipeline_only).then(|| {
+        let hash1 = hash_seconds(total, 1);
+        let hash2 = hash_seconds(total, 2);
+        let mut floors: Vec<(f64, f64)> = (0..=args.runs)
+            .map(|_| {
+                let cpu_before = cpu_seconds();
+                let secs = floor_seconds(args.count, args.size, dir.path());
+                (secs, cpu_seconds() - cpu_before)
+            })
+            .skip(1)
+            .collect();
+        floors.sort_by(|a, b| a.0.total_cmp(&b.0));
+        (hash1, hash2, floors[floors.len() / 2])
+    });
+
     println!(
-        "recarch throughput: {} recordings x {} bytes, concurrency {}",
-        args.count, args.size, args.concurrency
+        "recarch throughput: {} recordings x {} bytes, concurrency {}, median of {} runs after a warm-up",
+        args.count, args.size, args.concurrency, args.runs
     );
     println!(
-        "  recarch:   {:.3} GiB/s, {:.1} recordings/s, {secs:.2} s wall, {cpu:.2} s CPU, peak RSS {:.1} MiB (simulator included)",
+        "  recarch:   {:.3} GiB/s, {:.1} recordings/s, {secs:.2} s wall, {cpu:.2} s CPU ({machine:.2} s on the whole machine), peak RSS {:.1} MiB (simulator included)",
         gib / secs,
         args.count as f64 / secs,
         peak as f64 / 1024.0
+    );
+    let Some((hash_secs, hash2_secs, (floor_secs, floor_cpu))) = baselines else {
+        return;
+    };
+    println!(
+        "  floor:     {:.3} GiB/s, {floor_secs:.2} s wall, {floor_cpu:.2} s CPU: the same bytes sent over loopback TCP, received, SHA-256 hashed, written and fsynced by plain threads ({FLOOR_STREAMS} streams; no HTTP, no object store)",
+        gib / floor_secs
     );
     println!(
         "  sha256:    {:.3} GiB/s on one core, {:.3} GiB/s on two",
@@ -192,21 +258,114 @@ async fn bench(args: &Args) {
         gib / hash2_secs
     );
     println!(
-        "  ratio:     recarch / sha256 one core = {:.2}, / two cores = {:.2}",
+        "  ratio:     recarch / floor = {:.2}, recarch / sha256 one core = {:.2}, / two cores = {:.2}",
+        floor_secs / secs,
         hash_secs / secs,
         hash2_secs / secs
     );
-    match rclone(&sim, total) {
-        Some((rclone_secs, rclone_rss)) => {
-            println!(
-                "  rclone:    {:.3} GiB/s (copy --transfers 4, no hashing), {rclone_secs:.2} s wall, peak RSS {:.1} MiB",
-                gib / rclone_secs,
-                rclone_rss as f64 / 1024.0
-            );
-            println!("  ratio:     recarch / rclone = {:.2}", rclone_secs / secs);
-        }
-        None => println!("  rclone:    not measured (install the Debian package `rclone`)"),
+    // With an infinitely fast disk the floor would still need `floor_cpu` seconds of CPU.
+    let cpu_bound_secs = floor_cpu / 2.0;
+    println!(
+        "  ratio:     floor / sha256 two cores = {:.2}; with an infinitely fast disk (floor CPU on two cores) {:.2}: the most any archiver of these bytes reaches here",
+        hash2_secs / floor_secs,
+        hash2_secs / cpu_bound_secs
+    );
+    let rclone_runs: Vec<(f64, u64)> = (0..args.runs).filter_map(|_| rclone(&sim, total)).collect();
+    if rclone_runs.is_empty() {
+        println!("  rclone:    not measured (install the Debian package `rclone`)");
+        return;
     }
+    let rclone_secs = median(&rclone_runs.iter().map(|r| r.0).collect::<Vec<_>>());
+    let rclone_rss = rclone_runs.iter().map(|r| r.1).max().unwrap_or(0);
+    println!(
+        "  rclone:    {:.3} GiB/s (copy --transfers 4, no hashing, no fsync; median of {}), {rclone_secs:.2} s wall, peak RSS {:.1} MiB",
+        gib / rclone_secs,
+        rclone_runs.len(),
+        rclone_rss as f64 / 1024.0
+    );
+    println!("  ratio:     recarch / rclone = {:.2}", rclone_secs / secs);
+}
+
+/// A configuration archiving `org`'s recordings from `sim` into `archive` (a local directory).
+fn bench_config(sim: &GraphSim, dir: &Path, archive: &Path, org: &str, concurrency: usize) -> Config {
+    std::fs::create_dir_all(archive).expect("archive dir");
+    let toml = format!(
+        "[graph]\nbase_url = \"{}\"\nauthority_url = \"{}\"\ntenant_id = \"{}\"\nclient_id = \"{}\"\nclient_secret_file = \"secret\"\n[source]\norganizers = [\"{org}\"]\n[store]\nurl = \"{}\"\n[fetch]\nconcurrency = {concurrency}\n",
+        sim.base_url(),
+        sim.authority_url(),
+        sim.config().tenant_id,
+        sim.config().client_id,
+        url::Url::from_directory_path(archive).expect("absolute path"),
+    );
+    let config_path = dir.join("recarch.toml");
+    std::fs::write(&config_path, toml).expect("config");
+    Config::load(&config_path, &[]).expect("valid config")
+}
+
+/// The median of `values` (the mean of the middle two for an even count); NaN when empty.
+fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// Seconds for the least work any archiver of `count` recordings of `size` bytes does on this
+/// machine: every byte sent over loopback TCP, received, SHA-256 hashed and written to a file in
+/// `dir`, each file fsynced, by plain threads with reused buffers ([`FLOOR_STREAMS`]
+/// connections, each with a sender and a receiver thread), without HTTP, an async runtime or
+/// an object store. The files are removed.
+fn floor_seconds(count: usize, size: u64, dir: &Path) -> f64 {
+    use std::io::{Read, Write};
+    let streams = count.clamp(1, FLOOR_STREAMS);
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for stream in 0..streams {
+            let files: Vec<usize> = (stream..count).step_by(streams).collect();
+            let bytes = files.len() as u64 * size;
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+            let addr = listener.local_addr().expect("local address");
+            scope.spawn(move || {
+                let (mut out, _) = listener.accept().expect("accept");
+                let buf: Vec<u8> = (0..1u32 << 20)
+                    .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+                    .collect();
+                let mut left = bytes;
+                while left > 0 {
+                    let n = left.min(buf.len() as u64) as usize;
+                    out.write_all(&buf[..n]).expect("send");
+                    left -= n as u64;
+                }
+            });
+            scope.spawn(move || {
+                let mut input = std::net::TcpStream::connect(addr).expect("connect");
+                let mut buf = vec![0u8; 1 << 20];
+                for f in files {
+                    let mut file = std::fs::File::create(dir.join(format!("floor-{f}"))).expect("create");
+                    let mut hasher = Sha256::new();
+                    let mut left = size;
+                    while left > 0 {
+                        let want = left.min(buf.len() as u64) as usize;
+                        let n = input.read(&mut buf[..want]).expect("receive");
+                        assert!(n > 0, "sender closed early");
+                        hasher.update(&buf[..n]);
+                        file.write_all(&buf[..n]).expect("write");
+                        left -= n as u64;
+                    }
+                    file.sync_all().expect("fsync");
+                    std::hint::black_box(hasher.finalize());
+                }
+            });
+        }
+    });
+    let secs = started.elapsed().as_secs_f64();
+    for f in 0..count {
+        let _ = std::fs::remove_file(dir.join(format!("floor-{f}")));
+    }
+    secs
 }
 
 /// Seconds to SHA-256 `total` bytes split over `threads` threads, 1 MiB at a time.
@@ -301,4 +460,26 @@ fn cpu_seconds() -> f64 {
     let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     // utime and stime are fields 14 and 15 of the full line: indexes 11 and 12 after the name.
     (ticks(11) + ticks(12)) / 100.0
+}
+
+/// Busy CPU seconds of the whole machine so far, all cores (from /proc/stat: every column but
+/// idle and iowait); 0 where missing. Kernel threads that write back the page cache work for
+/// the archive too, and show here rather than in the process's own time.
+fn machine_busy_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/stat") else {
+        return 0.0;
+    };
+    let Some(cpu) = stat.lines().find(|l| l.starts_with("cpu ")) else {
+        return 0.0;
+    };
+    let ticks: Vec<f64> = cpu.split_whitespace().skip(1).filter_map(|v| v.parse().ok()).collect();
+    // user nice system idle iowait irq softirq steal (guest time is already in user).
+    let busy: f64 = ticks
+        .iter()
+        .take(8)
+        .enumerate()
+        .filter(|(i, _)| *i != 3 && *i != 4)
+        .map(|(_, t)| t)
+        .sum();
+    busy / 100.0
 }

@@ -29,9 +29,10 @@ pub struct ItemContext {
     pub retry: RetryPolicy,
     /// Uploads being staged at once, across all organizers. A download's slot in the fetcher
     /// is returned as soon as its body has arrived, so that the next download streams while
-    /// this upload is flushed (fsync, multipart completion); these slots, a small multiple of
-    /// the download concurrency, still bound how many uploads hold buffered parts at once,
-    /// and so the memory.
+    /// this upload is flushed (fsync, multipart completion); these slots
+    /// (`Archive::staged_uploads_per_download` per download slot) still bound how many
+    /// uploads hold buffered parts at once, and so the memory. Closed, like the fetcher, when
+    /// the run is stopping.
     pub staging_slots: Arc<Semaphore>,
 }
 
@@ -54,6 +55,10 @@ pub enum ItemOutcome {
     },
     /// Failed in a way that stops the whole run (credentials, billing, store).
     Fatal(anyhow::Error),
+    /// Not downloaded because the run is stopping (its download and staging slots were
+    /// closed before it got one). Neither archived nor failed: its page stays unfinished, so
+    /// the checkpoint never passes it and the next run does it.
+    Interrupted,
 }
 
 /// Archives `recording` (with `raw`, the item exactly as Graph sent it) for `organizer`.
@@ -84,6 +89,7 @@ pub async fn archive_recording(
         match download_once(ctx, content_url).await {
             Ok(done) => break done,
             Err(Attempt::Fatal(e)) => return ItemOutcome::Fatal(e),
+            Err(Attempt::Interrupted) => return ItemOutcome::Interrupted,
             Err(Attempt::Failed { reason, retryable }) => {
                 if !retryable || attempt >= ctx.retry.max_attempts {
                     return ItemOutcome::Failed {
@@ -118,8 +124,13 @@ pub async fn archive_recording(
 }
 
 enum Attempt {
-    Failed { reason: String, retryable: bool },
+    Failed {
+        reason: String,
+        retryable: bool,
+    },
     Fatal(anyhow::Error),
+    /// The run is stopping: no slot is handed out any more.
+    Interrupted,
 }
 
 /// One download into staging; on success the staged object, its digest, size and media type.
@@ -128,8 +139,9 @@ async fn download_once(
     url: &str,
 ) -> Result<(Sha256Digest, u64, String, recarch_store::Staged), Attempt> {
     // Held until the upload is staged (flushed and complete), after the download's own slot.
+    // Acquiring fails only once the slots are closed: the run is stopping.
     let Ok(_staging) = ctx.staging_slots.acquire().await else {
-        return Err(Attempt::Fatal(anyhow::anyhow!("internal error: staging slots closed")));
+        return Err(Attempt::Interrupted);
     };
     let mut download = ctx.fetcher.open(url).await.map_err(classify)?;
     let media_type = download.media_type().unwrap_or("application/octet-stream").to_owned();
@@ -174,6 +186,9 @@ async fn download_once(
 }
 
 fn classify(e: FetchError) -> Attempt {
+    if matches!(e, FetchError::Closed) {
+        return Attempt::Interrupted;
+    }
     if let FetchError::Graph(inner) = &e {
         if inner.is_fatal() {
             return Attempt::Fatal(anyhow::Error::new(e));

@@ -230,7 +230,7 @@ pub async fn run(config: &Config, shard: Shard, shutdown: CancellationToken) -> 
             )),
         };
         let org_parallel = organizers.len().clamp(1, config.fetch.concurrency.max(2));
-        let results: Vec<OrganizerResult> = futures::stream::iter(organizers.iter().cloned())
+        let organizers_done = futures::stream::iter(organizers.iter().cloned())
             .map(|org| {
                 let ctx = &ctx;
                 let delta = &graph.delta;
@@ -238,8 +238,19 @@ pub async fn run(config: &Config, shard: Shard, shutdown: CancellationToken) -> 
                 async move { archive_organizer(ctx, delta, config, org, shutdown).await }
             })
             .buffer_unordered(org_parallel)
-            .collect()
-            .await;
+            .collect::<Vec<OrganizerResult>>();
+        // After SIGTERM/SIGINT no new download starts: items still waiting for a slot come
+        // back `Interrupted` (their pages stay unfinished); open downloads stream on.
+        let stop_new_downloads = async {
+            shutdown.cancelled().await;
+            ctx.fetcher.close();
+            ctx.staging_slots.close();
+        };
+        tokio::pin!(organizers_done);
+        let results = tokio::select! {
+            results = &mut organizers_done => results,
+            () = stop_new_downloads => organizers_done.await,
+        };
         Ok::<_, ExitError>(results)
     };
 
@@ -444,9 +455,7 @@ async fn archive_organizer(
         let outcomes: Vec<(QueuedItem, ItemOutcome)> = futures::stream::iter(queued)
             .map(|q| async move {
                 let outcome = if shutdown.is_cancelled() {
-                    ItemOutcome::Failed {
-                        reason: "not retried: run interrupted".into(),
-                    }
+                    ItemOutcome::Interrupted
                 } else {
                     match serde_json::from_value::<CallRecording>(q.item.clone()) {
                         Ok(rec) => archive_recording(ctx, org, &rec, &q.item).await,
@@ -461,7 +470,7 @@ async fn archive_organizer(
             .collect()
             .await;
         for (mut q, outcome) in outcomes {
-            result.counts.discovered += 1;
+            result.counts.discovered += u64::from(!matches!(outcome, ItemOutcome::Interrupted));
             match outcome {
                 ItemOutcome::Archived { bytes, new_blob } => {
                     result.counts.archived += 1;
@@ -485,6 +494,8 @@ async fn archive_organizer(
                     result.fatal.get_or_insert(e);
                     state.queue.push(q);
                 }
+                // Not tried: stays queued as it was.
+                ItemOutcome::Interrupted => state.queue.push(q),
             }
         }
         if let Err(e) = save_state(ctx, &mut state).await {
@@ -625,6 +636,10 @@ async fn walk_round(
         tokio::select! {
             Some((item, outcome)) = in_flight.next(), if !in_flight.is_empty() => {
                 in_flight_ids.remove(&item.recording.id);
+                if matches!(outcome, ItemOutcome::Interrupted) {
+                    // Not finished: its page stays open, so the checkpoint never passes it.
+                    continue;
+                }
                 let failed = record_outcome(org, &item, outcome, result);
                 if result.fatal.is_some() && !stopping {
                     stopping = true;
@@ -740,6 +755,8 @@ fn record_outcome(
             // Queued too, so that nothing is lost if the state can still be written.
             Some(queued_item(item.recording.id.clone(), item.raw.clone(), reason))
         }
+        // Nothing to record; `walk_round` also keeps the item's page unfinished.
+        ItemOutcome::Interrupted => None,
     }
 }
 

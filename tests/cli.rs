@@ -561,6 +561,46 @@ async fn sigterm_stops_cleanly_and_the_next_run_finishes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_sigterm_no_new_download_starts() {
+    let env = Env::new(sim_config(ContentMode::Direct), 1).await;
+    env.write_config("\n[fetch]\nconcurrency = 1\n");
+    let org = env.organizers[0].clone();
+    for _ in 0..5 {
+        env.sim.add_recording(&org, 1_000_000);
+    }
+    // Slow bodies (about a second each), so that the signal lands mid-download while the next
+    // item already waits for the download slot.
+    env.sim.faults().content_rate(Some(1_000_000));
+    let child = env.spawn_run();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while env.sim.stats().content_requests == 0 {
+        assert!(std::time::Instant::now() < deadline, "no download started");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let pid = child.id().expect("running").to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    let out = child.wait_with_output().await.expect("child ends");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "interrupted runs exit 1: {stdout}");
+    // The download open at the signal finished within the grace period; none started after.
+    assert_eq!(env.sim.stats().content_requests, 1, "{stdout}");
+    let report = last_report(&env);
+    assert_eq!(report["interrupted"], true);
+    assert_eq!(
+        (report["archived"].as_u64(), report["failed"].as_u64()),
+        (Some(1), Some(0)),
+        "{report}"
+    );
+    env.sim.faults().content_rate(None);
+    env.run().await.assert_code(0);
+    assert_archive(&env, &all_recordings(&env));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_reports_missing_blobs_size_mismatches_and_unreadable_manifests() {
     let env = Env::new(sim_config(ContentMode::Direct), 1).await;
     let org = env.organizers[0].clone();

@@ -112,6 +112,10 @@ pub enum FetchError {
         /// The host.
         host: String,
     },
+    /// [`Fetcher::close`] was called (the run is stopping): no new download starts. Not
+    /// retryable within this run.
+    #[error("not started: downloads are closed")]
+    Closed,
 }
 
 impl FetchError {
@@ -175,6 +179,13 @@ impl Fetcher {
         self
     }
 
+    /// Stops new downloads: [`Fetcher::open`] calls waiting for a slot, and later ones, fail
+    /// with [`FetchError::Closed`] at once; downloads already open stream on to their end.
+    /// For a run that is shutting down. Clones of this fetcher share the closing.
+    pub fn close(&self) {
+        self.permits.close();
+    }
+
     /// Download slots free right now (for tests and progress displays).
     pub fn available_permits(&self) -> usize {
         self.permits.available_permits()
@@ -200,13 +211,17 @@ impl Fetcher {
     /// Opens a download of `content_url`, waiting for a concurrency permit first. The
     /// response's status and headers have arrived; the body streams from the returned
     /// [`Download`].
+    ///
+    /// # Errors
+    /// [`FetchError::Closed`] once [`Fetcher::close`] was called; the others describe the
+    /// URL, the server's answer or the redirects.
     pub async fn open(&self, content_url: &str) -> Result<Download, FetchError> {
         let mut url = self.check_url(content_url)?;
-        // Closing the semaphore is never done, so acquiring cannot fail; map it anyway.
+        // Fails only when the semaphore was closed by `close`.
         let permit = Arc::clone(&self.permits)
             .acquire_owned()
             .await
-            .map_err(|_| FetchError::Unfinished { host: host_of(&url) })?;
+            .map_err(|_| FetchError::Closed)?;
         let mut auth = Auth::Bearer;
         for _ in 0..=MAX_REDIRECTS {
             let response = match auth {

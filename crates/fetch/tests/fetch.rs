@@ -170,6 +170,28 @@ async fn a_body_that_ended_returns_its_permit_before_the_download_is_dropped() {
 }
 
 #[tokio::test]
+async fn closing_stops_waiting_and_new_downloads_but_not_open_ones() {
+    let (sim, fetcher) = setup(ContentMode::Direct, 1).await;
+    let org = sim.add_organizer();
+    let (a, b) = (sim.add_recording(&org, 300_000), sim.add_recording(&org, 10));
+    let mut open = fetcher.open(&a.content_url).await.expect("first");
+    let waiting = fetcher.open(&b.content_url);
+    tokio::pin!(waiting);
+    assert!(futures::poll!(waiting.as_mut()).is_pending(), "no slot free");
+    fetcher.clone().close();
+    let err = waiting.await.expect_err("closed while waiting");
+    assert!(matches!(err, FetchError::Closed) && !err.is_retryable(), "{err:?}");
+    assert!(matches!(fetcher.open(&b.content_url).await, Err(FetchError::Closed)));
+    // The download that was open streams on to its end.
+    let mut size = 0;
+    while let Some(chunk) = open.try_next().await.expect("body") {
+        size += chunk.len() as u64;
+    }
+    assert_eq!(open.finish().expect("complete").size, a.size);
+    assert_eq!(size, a.size);
+}
+
+#[tokio::test]
 async fn payment_required_on_content_is_fatal() {
     let (sim, fetcher) = setup(ContentMode::Direct, 1).await;
     let rec = sim.add_recording(&sim.add_organizer(), 10);

@@ -520,13 +520,7 @@ async fn sigterm_stops_cleanly_and_the_next_run_finishes() {
         assert!(std::time::Instant::now() < deadline, "run made no progress");
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
-    let pid = child.id().expect("running").to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill runs");
-    assert!(killed.success());
-    let out = child.wait_with_output().await.expect("child ends");
+    let out = util::terminate(child).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let archived_now = util::files(&archive)
         .iter()
@@ -577,13 +571,7 @@ async fn after_sigterm_no_new_download_starts() {
         assert!(std::time::Instant::now() < deadline, "no download started");
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
-    let pid = child.id().expect("running").to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill runs");
-    assert!(killed.success());
-    let out = child.wait_with_output().await.expect("child ends");
+    let out = util::terminate(child).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "interrupted runs exit 1: {stdout}");
     // The download open at the signal finished within the grace period; none started after.

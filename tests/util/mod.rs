@@ -104,6 +104,17 @@ impl Env {
     }
 }
 
+/// Sends SIGTERM to a run started with [`Env::spawn_run`] and waits for it to end.
+pub async fn terminate(child: tokio::process::Child) -> std::process::Output {
+    let pid = child.id().expect("running").to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    child.wait_with_output().await.expect("child ends")
+}
+
 /// The outcome of one invocation of the binary.
 #[derive(Debug)]
 pub struct Run {

@@ -204,8 +204,7 @@ async fn bench(args: &Args) {
             passes.push(measured);
         }
     }
-    passes.sort_by(|a, b| a.secs.total_cmp(&b.secs));
-    let Pass { secs, cpu, machine } = passes[passes.len() / 2];
+    let Pass { secs, cpu, machine } = median_by(passes, |p| p.secs);
 
     // Peak memory of the archive passes alone (the baselines below have buffers of their own).
     let peak = peak_rss_kib();
@@ -230,7 +229,7 @@ async fn bench(args: &Args) {
     let baselines = (!args.pipeline_only).then(|| {
         let hash1 = hash_seconds(total, 1);
         let hash2 = hash_seconds(total, 2);
-        let mut floors: Vec<(f64, f64)> = (0..=args.runs)
+        let floors: Vec<(f64, f64)> = (0..=args.runs)
             .map(|_| {
                 let cpu_before = cpu_seconds();
                 let secs = floor_seconds(args.count, args.size, dir.path());
@@ -238,8 +237,7 @@ async fn bench(args: &Args) {
             })
             .skip(1)
             .collect();
-        floors.sort_by(|a, b| a.0.total_cmp(&b.0));
-        (hash1, hash2, floors[floors.len() / 2])
+        (hash1, hash2, median_by(floors, |f| f.0))
     });
 
     println!(
@@ -292,12 +290,13 @@ async fn bench(args: &Args) {
         println!("  rclone:    not measured (install the Debian package `rclone`)");
         return;
     }
-    let rclone_secs = median(&rclone_runs.iter().map(|r| r.0).collect::<Vec<_>>());
     let rclone_rss = rclone_runs.iter().map(|r| r.1).max().unwrap_or(0);
+    let runs = rclone_runs.len();
+    let (rclone_secs, _) = median_by(rclone_runs, |r| r.0);
     println!(
         "  rclone:    {:.3} GiB/s (copy --transfers 4, no hashing, no fsync; median of {}), {rclone_secs:.2} s wall, peak RSS {:.1} MiB",
         gib / rclone_secs,
-        rclone_runs.len(),
+        runs,
         rclone_rss as f64 / 1024.0
     );
     println!("  ratio:     recarch / rclone = {:.2}", rclone_secs / secs);
@@ -337,15 +336,11 @@ fn bench_config(sim: &GraphSim, dir: &Path, store: &backends::Store, org: &str, 
     Config::load(&config_path, &[]).expect("valid config")
 }
 
-/// The median of `values` (the mean of the middle two for an even count); NaN when empty.
-fn median(values: &[f64]) -> f64 {
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
+/// The median of `runs` by `key` (the upper middle one for an even count), so that a
+/// measured run is reported whole; `runs` is never empty (at least one run is measured).
+fn median_by<T: Copy>(mut runs: Vec<T>, key: impl Fn(&T) -> f64) -> T {
+    runs.sort_by(|a, b| key(a).total_cmp(&key(b)));
+    runs[runs.len() / 2]
 }
 
 /// Seconds for the least work any archiver of `count` recordings of `size` bytes does on this

@@ -373,6 +373,10 @@ fn graph_clients(config: &Config, secret: recarch_delta::auth::Secret) -> Result
     let graph_http = builder().build().map_err(fatal)?;
     let plain_http = builder().build().map_err(fatal)?;
     let token_http = builder().timeout(Duration::from_secs(60)).build().map_err(fatal)?;
+    let policy = RetryPolicy {
+        max_attempts: config.fetch.max_attempts,
+        ..RetryPolicy::default()
+    };
     let tokens: Arc<dyn TokenProvider> = Arc::new(
         ClientCredentials::new(
             token_http,
@@ -383,14 +387,11 @@ fn graph_clients(config: &Config, secret: recarch_delta::auth::Secret) -> Result
                 client_secret: secret,
                 scope: scope_for(&config.graph.base_url),
                 refresh_margin: Duration::from_secs(300),
+                retry: policy.clone(),
             },
         )
         .map_err(|e| ExitError::new(Exit::Config, e))?,
     );
-    let policy = RetryPolicy {
-        max_attempts: config.fetch.max_attempts,
-        ..RetryPolicy::default()
-    };
     let http = GraphHttp::new(graph_http, Arc::clone(&tokens), &config.graph.base_url, policy);
     Ok(GraphClients {
         tokens,

@@ -11,7 +11,10 @@ use serde::Deserialize;
 use tokio::sync::Mutex;
 use url::Url;
 
+use recarch_failure::{FailureClass, status_class};
+
 use crate::http::read_capped;
+use crate::retry::{RetryPolicy, retry_after};
 
 /// A secret string (client secret). Never printed.
 #[derive(Clone, PartialEq, Eq)]
@@ -82,6 +85,19 @@ pub enum AuthError {
         #[source]
         source: reqwest::Error,
     },
+    /// The token endpoint kept answering a transient error (429, 5xx) after every allowed
+    /// attempt; the next run tries again.
+    #[error("token endpoint {endpoint} is unavailable: it answered {status} ({code}) after {attempts} attempts; try again later")]
+    Unavailable {
+        /// The token endpoint.
+        endpoint: String,
+        /// The last HTTP status.
+        status: u16,
+        /// The OAuth error code, or `http <status>`.
+        code: String,
+        /// Attempts made.
+        attempts: u32,
+    },
     /// The token endpoint answered something that is not a token response.
     #[error("token endpoint {endpoint} sent an unexpected response: {reason}")]
     Malformed {
@@ -90,6 +106,21 @@ pub enum AuthError {
         /// What was wrong.
         reason: String,
     },
+}
+
+impl AuthError {
+    /// The failure class: only an answer that refuses the request itself (wrong tenant, client
+    /// id, secret, assertion or scope: `invalid_client`, `unauthorized_client`, AADSTS7000215,
+    /// 700016, 90002, ...) is fatal; an endpoint that cannot be reached or answers 429/5xx is
+    /// transient.
+    pub fn class(&self) -> FailureClass {
+        match self {
+            AuthError::Rejected { .. } => FailureClass::Fatal,
+            AuthError::Unreachable { .. } | AuthError::Unavailable { .. } | AuthError::Malformed { .. } => {
+                FailureClass::Transient
+            }
+        }
+    }
 }
 
 /// Something that hands out bearer tokens for Graph.
@@ -134,6 +165,9 @@ pub struct ClientCredentialsConfig {
     pub scope: String,
     /// Renew this long before `expires_in` runs out.
     pub refresh_margin: Duration,
+    /// Retries of transient answers (429, 5xx, connection failures), the same policy as Graph
+    /// requests.
+    pub retry: RetryPolicy,
 }
 
 /// The `.default` scope of the Graph origin that `base_url` belongs to.
@@ -174,6 +208,20 @@ struct OAuthError {
 
 /// The largest token response read.
 const TOKEN_BODY_CAP: usize = 256 * 1024;
+/// The longest token lifetime believed: an `expires_in` beyond it (or one that does not fit a
+/// clock) is read as this. Entra issues tokens for 60-90 minutes.
+const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
+/// One token request's failure, and whether another attempt may help.
+enum TokenAttempt {
+    /// Retry within the policy, after `retry_after` if the endpoint asked.
+    Transient {
+        error: AuthError,
+        retry_after: Option<Duration>,
+    },
+    /// The endpoint refused the request itself.
+    Fatal(AuthError),
+}
 
 impl ClientCredentials {
     /// A provider for `config`, using `http` to reach the token endpoint.
@@ -192,8 +240,35 @@ impl ClientCredentials {
         &self.endpoint
     }
 
+    /// Requests a token, retrying transient failures (connection errors, 429, 5xx) within the
+    /// retry policy and honouring `Retry-After`.
     async fn fetch(&self) -> Result<(AccessToken, Instant), AuthError> {
+        let policy = &self.config.retry;
+        let started = Instant::now();
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            match self.fetch_once(attempt).await {
+                Ok(token) => return Ok(token),
+                Err(TokenAttempt::Fatal(error)) => return Err(error),
+                Err(TokenAttempt::Transient { error, retry_after }) => {
+                    let wait = policy.delay(attempt, retry_after);
+                    if !policy.allows(attempt, started.elapsed(), wait) {
+                        return Err(error);
+                    }
+                    tracing::warn!(endpoint = %self.endpoint, attempt, wait_ms = wait.as_millis() as u64, error = %error, "token request failed, retrying");
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+    }
+
+    async fn fetch_once(&self, attempt: u32) -> Result<(AccessToken, Instant), TokenAttempt> {
         let endpoint = self.endpoint.to_string();
+        let transient = |error: AuthError| TokenAttempt::Transient {
+            error,
+            retry_after: None,
+        };
         let form = [
             ("grant_type", "client_credentials"),
             ("client_id", self.config.client_id.as_str()),
@@ -207,17 +282,20 @@ impl ClientCredentials {
             .form(&form)
             .send()
             .await
-            .map_err(|source| AuthError::Unreachable {
-                endpoint: endpoint.clone(),
-                source: source.without_url(),
+            .map_err(|source| {
+                transient(AuthError::Unreachable {
+                    endpoint: endpoint.clone(),
+                    source: source.without_url(),
+                })
             })?;
         let status = response.status();
-        let body = read_capped(response, TOKEN_BODY_CAP)
-            .await
-            .map_err(|reason| AuthError::Malformed {
+        let asked = retry_after(response.headers());
+        let body = read_capped(response, TOKEN_BODY_CAP).await.map_err(|reason| {
+            transient(AuthError::Malformed {
                 endpoint: endpoint.clone(),
                 reason,
-            })?;
+            })
+        })?;
         if !status.is_success() {
             let err: OAuthError = serde_json::from_slice(&body).unwrap_or_default();
             let code = if err.error.is_empty() {
@@ -225,6 +303,27 @@ impl ClientCredentials {
             } else {
                 err.error
             };
+            // The one status table, read for the token endpoint: 429 and 5xx pass; a 401
+            // here is the endpoint refusing the client itself (`invalid_client`), and any
+            // other refusal of the request will not pass by asking again.
+            let class = match status.as_u16() {
+                401 => FailureClass::Fatal,
+                s => match status_class(s) {
+                    FailureClass::Transient => FailureClass::Transient,
+                    _ => FailureClass::Fatal,
+                },
+            };
+            if class == FailureClass::Transient {
+                return Err(TokenAttempt::Transient {
+                    error: AuthError::Unavailable {
+                        endpoint,
+                        status: status.as_u16(),
+                        code,
+                        attempts: attempt,
+                    },
+                    retry_after: asked,
+                });
+            }
             let description = err
                 .error_description
                 .lines()
@@ -232,28 +331,38 @@ impl ClientCredentials {
                 .unwrap_or_default()
                 .trim()
                 .to_owned();
-            return Err(AuthError::Rejected {
+            return Err(TokenAttempt::Fatal(AuthError::Rejected {
                 endpoint,
                 status: status.as_u16(),
                 code,
                 description,
-            });
+            }));
         }
-        let parsed: TokenResponse = serde_json::from_slice(&body).map_err(|e| AuthError::Malformed {
-            endpoint: endpoint.clone(),
-            reason: format!("not a token response ({e})"),
+        let parsed: TokenResponse = serde_json::from_slice(&body).map_err(|e| {
+            transient(AuthError::Malformed {
+                endpoint: endpoint.clone(),
+                reason: format!("not a token response ({e})"),
+            })
         })?;
-        // `expires_in` is a number in v2 responses, a string in some older ones.
-        let expires_in = parsed
-            .expires_in
-            .and_then(|v| v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok())))
-            .unwrap_or(3599);
-        let lifetime = Duration::from_secs(expires_in);
-        // Renew `refresh_margin` early, but never use less than half the lifetime.
-        let usable = lifetime.saturating_sub(self.config.refresh_margin).max(lifetime / 2);
-        tracing::debug!(endpoint = %endpoint, expires_in, "fetched access token");
-        Ok((AccessToken::new(parsed.access_token), started + usable))
+        Ok((
+            AccessToken::new(parsed.access_token),
+            renew_at(started, parsed.expires_in.as_ref(), self.config.refresh_margin),
+        ))
     }
+}
+
+/// When to renew a token fetched at `fetched_at` with this `expires_in`: `refresh_margin`
+/// early, but never before half its lifetime. `expires_in` is a number in v2 responses and a
+/// string in some older ones; a missing or unreadable one reads as 3599 s, a huge one as
+/// [`MAX_TOKEN_LIFETIME`], so no answer can overflow the clock.
+fn renew_at(fetched_at: Instant, expires_in: Option<&serde_json::Value>, refresh_margin: Duration) -> Instant {
+    let secs = expires_in
+        .and_then(|v| v.as_u64().or_else(|| v.as_str().and_then(|s| s.trim().parse().ok())))
+        .unwrap_or(3599);
+    let lifetime = Duration::from_secs(secs).min(MAX_TOKEN_LIFETIME);
+    let usable = lifetime.saturating_sub(refresh_margin).max(lifetime / 2);
+    tracing::debug!(expires_in = secs, "fetched access token");
+    fetched_at.checked_add(usable).unwrap_or(fetched_at)
 }
 
 impl TokenProvider for ClientCredentials {
@@ -322,6 +431,39 @@ mod tests {
         );
         assert!(token_endpoint(&authority, "a/b").is_err());
         assert!(token_endpoint(&authority, "").is_err());
+    }
+
+    #[test]
+    fn absurd_lifetimes_never_overflow() {
+        let now = Instant::now();
+        let margin = Duration::from_secs(300);
+        let at = |v: serde_json::Value| renew_at(now, Some(&v), margin).duration_since(now);
+        assert_eq!(at(serde_json::json!(3600)), Duration::from_secs(3300));
+        assert_eq!(at(serde_json::json!("3600")), Duration::from_secs(3300));
+        assert_eq!(at(serde_json::json!(u64::MAX)), MAX_TOKEN_LIFETIME - margin);
+        assert_eq!(at(serde_json::json!("999999999999999999999999")), Duration::from_secs(3299));
+        assert_eq!(at(serde_json::json!(-5)), Duration::from_secs(3299));
+        assert_eq!(at(serde_json::json!(1e300)), Duration::from_secs(3299));
+        assert_eq!(at(serde_json::json!(100)), Duration::from_secs(50));
+        assert_eq!(renew_at(now, None, margin).duration_since(now), Duration::from_secs(3299));
+    }
+
+    #[test]
+    fn only_refusals_are_fatal() {
+        let rejected = AuthError::Rejected {
+            endpoint: "e".into(),
+            status: 401,
+            code: "invalid_client".into(),
+            description: String::new(),
+        };
+        assert_eq!(rejected.class(), FailureClass::Fatal);
+        let unavailable = AuthError::Unavailable {
+            endpoint: "e".into(),
+            status: 503,
+            code: "temporarily_unavailable".into(),
+            attempts: 6,
+        };
+        assert_eq!(unavailable.class(), FailureClass::Transient);
     }
 
     #[test]

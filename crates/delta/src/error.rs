@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 
+use recarch_failure::{FailureClass, status_class};
+
 use crate::auth::AuthError;
 
 /// The `error` object of a Graph error response (`{"error": {"code": .., "message": ..}}`).
@@ -64,8 +66,10 @@ pub enum DeltaError {
         /// Graph's error details.
         body: GraphErrorBody,
     },
-    /// Still throttled (429/503/504) after every allowed attempt or the total time budget.
-    #[error("graph kept throttling {host} ({status}) after {attempts} attempts; retry later")]
+    /// Still throttled or unavailable (429, 500, 502, 503, 504, ...) after every allowed attempt
+    /// or the total time budget, or Graph asked (`Retry-After`) for a longer wait than the
+    /// budget has left: the item or organizer waits for the next run.
+    #[error("graph kept answering {status} for {host} after {attempts} attempts{}; retry later", asked_wait(.retry_after))]
     Throttled {
         /// The host that throttled.
         host: String,
@@ -81,6 +85,17 @@ pub enum DeltaError {
     Unauthorized {
         /// The host that refused.
         host: String,
+        /// Graph's error details.
+        body: GraphErrorBody,
+    },
+    /// Graph answered 403 Forbidden: the application may not read this resource. For an
+    /// organizer's meetings that usually means no Teams application access policy covers the
+    /// organizer, or the application permission was not granted (admin consent). Permanent for
+    /// the item or organizer; other organizers are not affected.
+    #[error("graph answered 403 forbidden for {what} ({body})")]
+    Forbidden {
+        /// What was being fetched, without query string.
+        what: String,
         /// Graph's error details.
         body: GraphErrorBody,
     },
@@ -133,13 +148,58 @@ pub enum DeltaError {
     Auth(#[from] AuthError),
 }
 
+/// ` (it asked to wait 300 s, more than the retry budget left)`-style note for messages.
+fn asked_wait(retry_after: &Option<Duration>) -> String {
+    match retry_after {
+        Some(wait) => format!(" (it last asked to wait {} s)", wait.as_secs()),
+        None => String::new(),
+    }
+}
+
 impl DeltaError {
+    /// The failure class (see `recarch_failure`): what the caller should do with the item or
+    /// organizer that met this error. [`DeltaError::SyncReset`] is transient: the caller
+    /// starts a full round.
+    pub fn class(&self) -> FailureClass {
+        match self {
+            DeltaError::SyncReset { .. } | DeltaError::Throttled { .. } | DeltaError::Transport { .. } => {
+                FailureClass::Transient
+            }
+            // A page that is not valid JSON of the expected shape is most often a response cut
+            // short or mangled on the way; the next attempt (or run) reads it again.
+            DeltaError::Protocol { .. } => FailureClass::Transient,
+            DeltaError::PaymentRequired { .. } | DeltaError::Unauthorized { .. } => FailureClass::Fatal,
+            DeltaError::Forbidden { .. } | DeltaError::OffOrigin { .. } | DeltaError::InvalidLink { .. } => {
+                FailureClass::Permanent
+            }
+            DeltaError::Status { status, .. } => status_class(status.as_u16()),
+            DeltaError::Auth(e) => e.class(),
+        }
+    }
+
     /// Whether the whole run should stop (credentials, billing), as opposed to this organizer
-    /// or item only.
+    /// or item only: [`DeltaError::class`] is [`FailureClass::Fatal`].
     pub fn is_fatal(&self) -> bool {
-        matches!(
-            self,
-            DeltaError::PaymentRequired { .. } | DeltaError::Auth(_) | DeltaError::Unauthorized { .. }
-        )
+        self.class() == FailureClass::Fatal
+    }
+
+    /// The HTTP status Graph answered, where one is known.
+    pub fn status(&self) -> Option<StatusCode> {
+        match self {
+            DeltaError::SyncReset { .. } => Some(StatusCode::GONE),
+            DeltaError::PaymentRequired { .. } => Some(StatusCode::PAYMENT_REQUIRED),
+            DeltaError::Throttled { status, .. } | DeltaError::Status { status, .. } => Some(*status),
+            DeltaError::Unauthorized { .. } => Some(StatusCode::UNAUTHORIZED),
+            DeltaError::Forbidden { .. } => Some(StatusCode::FORBIDDEN),
+            _ => None,
+        }
+    }
+
+    /// How long Graph asked to wait (`Retry-After`), when it throttled.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            DeltaError::Throttled { retry_after, .. } => *retry_after,
+            _ => None,
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! Authenticated, retried GETs against the Graph origin, shared by delta paging and content
 //! downloads.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -9,6 +10,8 @@ use reqwest::header::HeaderMap;
 use reqwest::{Response, StatusCode};
 use tokio::time::Instant;
 use url::Url;
+
+use recarch_failure::{FailureClass, status_class};
 
 use crate::auth::TokenProvider;
 use crate::error::{DeltaError, GraphErrorBody};
@@ -49,6 +52,9 @@ struct Inner {
     /// When Graph last asked us (with `Retry-After`) to hold off, every request waits until
     /// then: throttling is per application, so backing off one request alone is not enough.
     paused_until: Mutex<Option<Instant>>,
+    /// How many throttling answers (429, 503) arrived so far, across clones: the fetcher
+    /// watches it to back its concurrency off while Graph throttles.
+    throttle_events: AtomicU64,
 }
 
 impl GraphHttp {
@@ -62,6 +68,7 @@ impl GraphHttp {
                 origin: base_url.origin(),
                 policy,
                 paused_until: Mutex::new(None),
+                throttle_events: AtomicU64::new(0),
             }),
         }
     }
@@ -69,6 +76,12 @@ impl GraphHttp {
     /// The retry policy in force.
     pub fn policy(&self) -> &RetryPolicy {
         &self.inner.policy
+    }
+
+    /// How many throttling answers (429, 503) this client and its clones have received so far.
+    /// A caller that sees it grow backs off its own concurrency (see `recarch_fetch`).
+    pub fn throttle_events(&self) -> u64 {
+        self.inner.throttle_events.load(Ordering::Relaxed)
     }
 
     /// The underlying HTTP client.
@@ -98,9 +111,10 @@ impl GraphHttp {
         }
     }
 
-    /// GETs `url`, retrying throttling (429/503/504, honouring `Retry-After`) and connection
-    /// failures within the policy, and fetching a new token once on 401. Any other status is
-    /// returned for the caller to interpret (see [`GraphHttp::check_status`]).
+    /// GETs `url`, retrying transient answers (429, 500, 502, 503, 504, ... per
+    /// `recarch_failure::status_class`, honouring `Retry-After`) and connection failures within
+    /// the policy, and fetching a new token once on 401. Any other status is returned for the
+    /// caller to interpret (see [`GraphHttp::check_status`]).
     pub async fn get(&self, url: &Url, headers: &HeaderMap, auth: Auth) -> Result<Response, DeltaError> {
         self.send(&self.inner.http, url, headers, auth).await
     }
@@ -177,14 +191,19 @@ impl GraphHttp {
                     let body = error_body(response).await;
                     return Err(DeltaError::Unauthorized { host, body });
                 }
-                StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT => {
+                status if status != StatusCode::UNAUTHORIZED && status_class(status.as_u16()) == FailureClass::Transient => {
                     let asked = retry_after(response.headers());
                     let wait = policy.delay(attempt, asked);
+                    if matches!(status, StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE) {
+                        self.inner.throttle_events.fetch_add(1, Ordering::Relaxed);
+                    }
                     if asked.is_some() {
+                        // Throttling is per application: every request holds off, not just
+                        // this one.
                         self.pause_for(wait);
                     }
                     if policy.allows(attempt, started.elapsed(), wait) {
-                        tracing::warn!(%host, %status, attempt, wait_ms = wait.as_millis() as u64, "throttled, waiting");
+                        tracing::warn!(%host, %status, attempt, wait_ms = wait.as_millis() as u64, "graph answered a transient error, waiting");
                         drop(response);
                         tokio::time::sleep(wait).await;
                         continue;
@@ -201,7 +220,8 @@ impl GraphHttp {
         }
     }
 
-    /// Maps error statuses to [`DeltaError`]s: 402 → `PaymentRequired`, 410 → `SyncReset`,
+    /// Maps error statuses to [`DeltaError`]s: 402 → `PaymentRequired`, 403 → `Forbidden`,
+    /// 410 → `SyncReset`,
     /// anything else unsuccessful → `Status`; successes and redirects pass through.
     pub async fn check_status(response: Response) -> Result<Response, DeltaError> {
         let status = response.status();
@@ -217,6 +237,10 @@ impl GraphHttp {
         let body = error_body(response).await;
         Err(match status {
             StatusCode::PAYMENT_REQUIRED => DeltaError::PaymentRequired { body },
+            StatusCode::FORBIDDEN => DeltaError::Forbidden {
+                what: format!("{}{}", host_of(&url), url.path()),
+                body,
+            },
             StatusCode::GONE => DeltaError::SyncReset {
                 host: host_of(&url),
                 code: body.code,
@@ -250,7 +274,7 @@ impl GraphHttp {
 }
 
 /// `host[:port]` of a URL, for messages (never the query, which may hold signatures).
-pub(crate) fn host_of(url: &Url) -> String {
+pub fn host_of(url: &Url) -> String {
     match (url.host_str(), url.port()) {
         (Some(host), Some(port)) => format!("{host}:{port}"),
         (Some(host), None) => host.to_owned(),

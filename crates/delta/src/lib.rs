@@ -13,10 +13,13 @@
 //!   against the Microsoft identity platform, caches the token and renews it before it expires.
 //! - **Links are opaque**: they are followed verbatim, never rebuilt or re-encoded; a link that
 //!   leaves the Graph origin is refused so the bearer token never goes elsewhere.
-//! - **Faults**: 401 fetches a new token and retries once; 429/503/504 wait for `Retry-After`
-//!   (or a jittered exponential backoff) within bounds ([`retry::RetryPolicy`]); 410 Gone becomes
-//!   [`DeltaError::SyncReset`] so the caller can start a full round again; 402 is
-//!   [`DeltaError::PaymentRequired`].
+//! - **Faults**: every error has a [`FailureClass`] ([`DeltaError::class`]) read from the one
+//!   status table of `recarch_failure`. 401 fetches a new token and retries once; transient
+//!   answers (429, 500, 502, 503, 504) wait for `Retry-After` — exactly as long as asked,
+//!   seconds or HTTP-date — or a jittered exponential backoff, within bounds
+//!   ([`retry::RetryPolicy`]); 410 Gone becomes [`DeltaError::SyncReset`] so the caller can
+//!   start a full round again; 403 is [`DeltaError::Forbidden`]; 402 is
+//!   [`DeltaError::PaymentRequired`]. The token endpoint gets the same transient retries.
 //! - **Removed items**: `{"id": .., "@removed": {"reason": ..}}` entries become
 //!   [`DeltaItem::Removed`], whatever the resource.
 //!
@@ -55,6 +58,7 @@ pub mod retry;
 
 pub use client::{DeltaClient, PageRequest};
 pub use error::{DeltaError, GraphErrorBody};
-pub use http::{Auth, GraphHttp, read_capped};
+pub use http::{Auth, GraphHttp, host_of, read_capped};
 pub use page::{Continuation, DeltaItem, DeltaLink, NextLink, Page, RemovedReason, parse_page};
+pub use recarch_failure::FailureClass;
 pub use resources::{CallRecording, Contact, DeltaRequest};

@@ -12,7 +12,7 @@ pub struct RetryPolicy {
     pub max_attempts: u32,
     /// The first backoff when the server gave no `Retry-After`; doubles each attempt.
     pub base_delay: Duration,
-    /// The longest single wait, whether from backoff or from `Retry-After`.
+    /// The longest single backoff wait (a server's `Retry-After` is honoured as given).
     pub max_delay: Duration,
     /// Give up once this much time has passed since the first attempt.
     pub max_total: Duration,
@@ -30,11 +30,13 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// The wait before attempt `attempt + 1` (attempt counts from 1), honouring the server's
-    /// `Retry-After` when given, else exponential backoff with jitter (50-100 % of the step) so
-    /// that many clients throttled at once do not come back in lockstep.
+    /// The wait before attempt `attempt + 1` (attempt counts from 1). The server's
+    /// `Retry-After` is honoured exactly: never shortened, never capped (whether waiting that
+    /// long fits is [`RetryPolicy::allows`]'s call). Without one, exponential backoff with
+    /// jitter (50-100 % of the step, at most `max_delay`) so that many clients throttled at
+    /// once do not come back in lockstep.
     pub fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
-        let wait = match retry_after {
+        match retry_after {
             Some(wait) => wait,
             None => {
                 let step = self
@@ -43,25 +45,27 @@ impl RetryPolicy {
                 let step = step.min(self.max_delay);
                 step.mul_f64(0.5 + fastrand::f64() / 2.0)
             }
-        };
-        wait.min(self.max_delay)
+        }
     }
 
     /// Whether another attempt fits: attempts left, and the wait ends within the total budget.
     pub fn allows(&self, attempts_made: u32, elapsed: Duration, next_wait: Duration) -> bool {
-        attempts_made < self.max_attempts.max(1) && elapsed + next_wait <= self.max_total
+        attempts_made < self.max_attempts.max(1) && elapsed.saturating_add(next_wait) <= self.max_total
     }
 }
 
-/// The `Retry-After` header as a duration: delay-seconds (what Graph sends) or an HTTP date.
+/// The `Retry-After` header as a duration: delay-seconds (what Graph sends) or an HTTP-date
+/// (any of the three formats of RFC 9110; a date in the past means "now").
 pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
     if let Ok(secs) = value.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
-    let when = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-    let secs = (when.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_milliseconds();
-    Some(Duration::from_millis(u64::try_from(secs).unwrap_or(0)))
+    let when = httpdate::parse_http_date(value).ok()?;
+    Some(
+        when.duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
 #[cfg(test)]
@@ -77,6 +81,12 @@ mod tests {
         assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
         h.insert(RETRY_AFTER, HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"));
         assert_eq!(retry_after(&h), Some(Duration::ZERO));
+        h.insert(RETRY_AFTER, HeaderValue::from_static("Wednesday, 21-Oct-15 07:28:00 GMT"));
+        assert_eq!(retry_after(&h), Some(Duration::ZERO));
+        let later = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(30));
+        h.insert(RETRY_AFTER, HeaderValue::from_str(&later).expect("ascii date"));
+        let wait = retry_after(&h).expect("a future date");
+        assert!(wait > Duration::from_secs(28) && wait <= Duration::from_secs(30), "{wait:?}");
         h.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
         assert_eq!(retry_after(&h), None);
     }
@@ -101,7 +111,8 @@ mod tests {
             );
             assert!(p.delay(40, None) <= Duration::from_secs(1));
         }
-        assert_eq!(p.delay(1, Some(Duration::from_secs(30))), Duration::from_secs(1));
+        // Retry-After is never shortened, not even to max_delay.
+        assert_eq!(p.delay(1, Some(Duration::from_secs(30))), Duration::from_secs(30));
         assert_eq!(p.delay(1, Some(Duration::from_millis(300))), Duration::from_millis(300));
     }
 
@@ -115,5 +126,8 @@ mod tests {
         assert!(p.allows(1, Duration::ZERO, Duration::from_secs(1)));
         assert!(!p.allows(3, Duration::ZERO, Duration::from_secs(1)));
         assert!(!p.allows(1, Duration::from_secs(9), Duration::from_secs(2)));
+        // A Retry-After longer than the whole budget never fits.
+        assert!(!p.allows(1, Duration::ZERO, p.delay(1, Some(Duration::from_secs(11)))));
+        assert!(!p.allows(1, Duration::ZERO, Duration::MAX));
     }
 }

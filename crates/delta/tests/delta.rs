@@ -46,6 +46,7 @@ fn credentials(sim: &GraphSim, secret: &str) -> ClientCredentials {
             client_secret: Secret::new(secret),
             scope: scope_for(&base),
             refresh_margin: Duration::from_secs(60),
+            retry: fast_policy(),
         },
     )
     .expect("valid endpoint")

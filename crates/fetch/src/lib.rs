@@ -10,8 +10,14 @@
 //! Security rules, enforced here and tested:
 //!
 //! - a content URL off the Graph origin is refused before any request ([`FetchError::OffOrigin`]);
-//! - redirects are followed by hand: to the Graph origin with the token, to any other origin
-//!   (pre-authenticated download URLs) *without* an `Authorization` header.
+//! - redirects are followed by hand, at most five hops, each `Location` resolved against the
+//!   hop that sent it: the token goes along only while the chain stays on the Graph origin —
+//!   once a hop has left it, no later hop gets the token, even one back on the Graph origin —
+//!   and a hop from https to plain http is refused;
+//! - while Graph throttles (429/503), the number of downloads in flight backs off (halved at
+//!   each new throttling answer, grown back by one per `limit` clean bodies).
+//!
+//! Every [`FetchError`] has a [`FailureClass`] ([`FetchError::class`]).
 //!
 //! # Example
 //!
@@ -31,12 +37,14 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use futures::Stream;
 use futures::stream::BoxStream;
-use recarch_delta::{Auth, DeltaError, GraphHttp};
+use recarch_delta::{Auth, DeltaError, GraphHttp, host_of};
+pub use recarch_failure::FailureClass;
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, LOCATION};
 use sha2::{Digest, Sha256};
@@ -119,18 +127,36 @@ pub enum FetchError {
 }
 
 impl FetchError {
-    /// Whether trying the same download again may succeed.
-    pub fn is_retryable(&self) -> bool {
+    /// The failure class: what the caller should do with the item. A body cut short or too
+    /// long is transient (the caller decides that a body failing on *every* attempt is
+    /// permanent); an off-origin URL, a bad redirect chain and 403/404/410 are permanent.
+    pub fn class(&self) -> FailureClass {
         match self {
-            FetchError::Truncated { .. } | FetchError::Body { .. } | FetchError::TooLong { .. } => true,
-            FetchError::Graph(e) => {
-                matches!(
-                    e,
-                    DeltaError::Transport { .. } | DeltaError::Throttled { .. } | DeltaError::Protocol { .. }
-                ) || matches!(e, DeltaError::Status { status, .. } if status.is_server_error())
+            FetchError::Truncated { .. }
+            | FetchError::Body { .. }
+            | FetchError::TooLong { .. }
+            | FetchError::Unfinished { .. }
+            | FetchError::Closed => FailureClass::Transient,
+            FetchError::OffOrigin { .. } | FetchError::InvalidUrl { .. } | FetchError::Redirect { .. } => {
+                FailureClass::Permanent
             }
-            _ => false,
+            FetchError::Graph(e) => e.class(),
         }
+    }
+
+    /// Whether trying the same download again may succeed ([`FetchError::class`] is
+    /// transient).
+    pub fn is_retryable(&self) -> bool {
+        self.class().is_retryable() && !matches!(self, FetchError::Closed)
+    }
+
+    /// Whether the body itself failed its checks (cut short, too long, dropped mid-way), as
+    /// opposed to the request.
+    pub fn is_body_failure(&self) -> bool {
+        matches!(
+            self,
+            FetchError::Truncated { .. } | FetchError::TooLong { .. } | FetchError::Body { .. }
+        )
     }
 }
 
@@ -142,9 +168,10 @@ pub struct Fetcher {
     /// A plain client for pre-authenticated URLs on other origins; it never holds credentials.
     /// Redirects must be disabled on it too.
     plain: reqwest::Client,
-    /// The global bound. A permit is taken before a request is sent and travels inside the
-    /// [`Download`]; the end of its body (clean or failed), or dropping it, returns it.
-    permits: Arc<Semaphore>,
+    /// The global bound, backed off while Graph throttles. A permit is taken before a request
+    /// is sent and travels inside the [`Download`]; the end of its body (clean or failed), or
+    /// dropping it, returns it.
+    limiter: Arc<Limiter>,
     /// Whether downloads compute SHA-256 themselves (see [`Fetcher::hashing`]).
     hashing: bool,
 }
@@ -165,7 +192,7 @@ impl Fetcher {
         Fetcher {
             graph,
             plain,
-            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            limiter: Arc::new(Limiter::new(concurrency)),
             hashing: true,
         }
     }
@@ -183,12 +210,18 @@ impl Fetcher {
     /// with [`FetchError::Closed`] at once; downloads already open stream on to their end.
     /// For a run that is shutting down. Clones of this fetcher share the closing.
     pub fn close(&self) {
-        self.permits.close();
+        self.limiter.permits.close();
     }
 
     /// Download slots free right now (for tests and progress displays).
     pub fn available_permits(&self) -> usize {
-        self.permits.available_permits()
+        self.limiter.permits.available_permits()
+    }
+
+    /// How many downloads may be in flight now: the configured concurrency, or less while
+    /// Graph throttles.
+    pub fn current_limit(&self) -> usize {
+        self.limiter.limit.load(Ordering::Relaxed)
     }
 
     /// Checks a content URL without fetching it: a valid http(s) URL on the Graph origin.
@@ -217,11 +250,16 @@ impl Fetcher {
     /// URL, the server's answer or the redirects.
     pub async fn open(&self, content_url: &str) -> Result<Download, FetchError> {
         let mut url = self.check_url(content_url)?;
+        self.limiter.observe_throttling(self.graph.throttle_events());
         // Fails only when the semaphore was closed by `close`.
-        let permit = Arc::clone(&self.permits)
+        let permit = Arc::clone(&self.limiter.permits)
             .acquire_owned()
             .await
             .map_err(|_| FetchError::Closed)?;
+        let permit = Permit {
+            inner: Some(permit),
+            limiter: Arc::clone(&self.limiter),
+        };
         let mut auth = Auth::Bearer;
         for _ in 0..=MAX_REDIRECTS {
             let response = match auth {
@@ -234,33 +272,13 @@ impl Fetcher {
             };
             let response = GraphHttp::check_status(response).await?;
             if response.status().is_redirection() {
-                let host = host_of(&url);
-                let location = response
-                    .headers()
-                    .get(LOCATION)
-                    .and_then(|v| v.to_str().ok())
-                    .ok_or_else(|| FetchError::Redirect {
-                        host: host.clone(),
-                        reason: format!("{} without a location", response.status()),
-                    })?;
-                let next = url.join(location).map_err(|e| FetchError::Redirect {
-                    host: host.clone(),
-                    reason: format!("invalid location ({e})"),
+                let location = response.headers().get(LOCATION).and_then(|v| v.to_str().ok());
+                let (next, next_auth) = next_hop(&url, response.status(), location, auth, |u| {
+                    self.graph.is_graph_origin(u)
                 })?;
-                if !matches!(next.scheme(), "http" | "https") {
-                    return Err(FetchError::Redirect {
-                        host,
-                        reason: format!("location scheme {} is not http(s)", next.scheme()),
-                    });
-                }
-                // The token goes with a redirect only when it stays on the Graph origin.
-                auth = if self.graph.is_graph_origin(&next) {
-                    Auth::Bearer
-                } else {
-                    Auth::None
-                };
-                tracing::debug!(from = %host, to = %host_of(&next), with_token = auth == Auth::Bearer, "following redirect");
+                tracing::debug!(from = %host_of(&url), to = %host_of(&next), with_token = next_auth == Auth::Bearer, "following redirect");
                 url = next;
+                auth = next_auth;
                 continue;
             }
             if response.status() != StatusCode::OK {
@@ -295,6 +313,159 @@ impl Fetcher {
     }
 }
 
+/// Where a redirect leads, and whether the token may go along: the `Location` resolved
+/// against the hop that sent it; http(s) only; never from https down to http; the token only
+/// while every hop so far, and the next one, is on the Graph origin (`auth` is what the
+/// current hop carried: once `None`, it stays `None`).
+fn next_hop(
+    current: &Url,
+    status: StatusCode,
+    location: Option<&str>,
+    auth: Auth,
+    is_graph_origin: impl Fn(&Url) -> bool,
+) -> Result<(Url, Auth), FetchError> {
+    let host = host_of(current);
+    let bad = |reason: String| FetchError::Redirect {
+        host: host.clone(),
+        reason,
+    };
+    let location = location.ok_or_else(|| bad(format!("{status} without a location")))?;
+    let next = current
+        .join(location)
+        .map_err(|e| bad(format!("invalid location ({e})")))?;
+    if !matches!(next.scheme(), "http" | "https") {
+        return Err(bad(format!("location scheme {} is not http(s)", next.scheme())));
+    }
+    if current.scheme() == "https" && next.scheme() == "http" {
+        return Err(bad(format!(
+            "refusing a redirect from https down to plain http ({})",
+            host_of(&next)
+        )));
+    }
+    let auth = if auth == Auth::Bearer && is_graph_origin(&next) {
+        Auth::Bearer
+    } else {
+        Auth::None
+    };
+    Ok((next, auth))
+}
+
+/// The download concurrency bound, backed off while Graph throttles: each new throttling
+/// answer (seen through [`GraphHttp::throttle_events`]) halves the limit (at least 1); every
+/// `limit` bodies that end cleanly grow it by one, up to the configured concurrency.
+/// Lowering the limit withholds permits: a permit returned while some are owed is forgotten
+/// instead of going back.
+#[derive(Debug)]
+struct Limiter {
+    /// The permits; at most `max` exist, fewer while some are withheld.
+    permits: Arc<Semaphore>,
+    /// The configured concurrency.
+    max: usize,
+    /// The limit in force.
+    limit: AtomicUsize,
+    /// Permits still to withhold (forget as they come back).
+    owed: AtomicUsize,
+    /// The throttle count last acted on.
+    seen_throttles: AtomicU64,
+    /// Clean bodies since the limit last changed.
+    clean: AtomicUsize,
+}
+
+impl Limiter {
+    fn new(concurrency: usize) -> Self {
+        let max = concurrency.max(1);
+        Limiter {
+            permits: Arc::new(Semaphore::new(max)),
+            max,
+            limit: AtomicUsize::new(max),
+            owed: AtomicUsize::new(0),
+            seen_throttles: AtomicU64::new(0),
+            clean: AtomicUsize::new(0),
+        }
+    }
+
+    /// Halves the limit if `throttle_events` grew since last seen.
+    fn observe_throttling(&self, throttle_events: u64) {
+        let seen = self.seen_throttles.swap(throttle_events, Ordering::AcqRel);
+        if throttle_events <= seen {
+            return;
+        }
+        let limit = self.limit.load(Ordering::Acquire);
+        let lower = (limit / 2).max(1);
+        if lower < limit
+            && self
+                .limit
+                .compare_exchange(limit, lower, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        {
+            self.clean.store(0, Ordering::Relaxed);
+            let mut withhold = limit - lower;
+            // Take free permits out of circulation now; owe the rest.
+            while withhold > 0 {
+                match self.permits.try_acquire() {
+                    Ok(p) => {
+                        p.forget();
+                        withhold -= 1;
+                    }
+                    Err(_) => break,
+                }
+            }
+            self.owed.fetch_add(withhold, Ordering::AcqRel);
+            tracing::info!(limit = lower, "graph is throttling: fewer downloads at once");
+        }
+    }
+
+    /// A body ended cleanly: grow the limit by one every `limit` of them.
+    fn clean_body(&self) {
+        let limit = self.limit.load(Ordering::Acquire);
+        if limit >= self.max {
+            return;
+        }
+        if self.clean.fetch_add(1, Ordering::AcqRel) + 1 >= limit
+            && self
+                .limit
+                .compare_exchange(limit, limit + 1, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        {
+            self.clean.store(0, Ordering::Relaxed);
+            // Cancel a debt if there is one, else hand out one more permit.
+            let repaid = self
+                .owed
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |o| o.checked_sub(1))
+                .is_ok();
+            if !repaid {
+                self.permits.add_permits(1);
+            }
+        }
+    }
+
+    /// A permit comes back: forgotten while permits are owed.
+    fn give_back(&self, permit: OwnedSemaphorePermit) {
+        if self
+            .owed
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |o| o.checked_sub(1))
+            .is_ok()
+        {
+            permit.forget();
+        }
+    }
+}
+
+/// A download slot: returned to the [`Limiter`] (or withheld by it) when dropped.
+#[derive(Debug)]
+struct Permit {
+    inner: Option<OwnedSemaphorePermit>,
+    limiter: Arc<Limiter>,
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        if let Some(permit) = self.inner.take() {
+            self.limiter.give_back(permit);
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     Streaming,
@@ -321,7 +492,7 @@ pub struct Download {
     /// This download's share of the fetcher's concurrency bound, held while the body streams:
     /// returned as soon as the body has ended (cleanly or not), so that the next download
     /// starts while the caller is still flushing this one, or when the download is dropped.
-    permit: Option<OwnedSemaphorePermit>,
+    permit: Option<Permit>,
 }
 
 impl std::fmt::Debug for Download {
@@ -411,19 +582,13 @@ impl Stream for Download {
                 }
                 _ => {
                     this.state = State::Complete;
-                    this.permit = None;
+                    if let Some(permit) = this.permit.take() {
+                        permit.limiter.clean_body();
+                    }
                     Poll::Ready(None)
                 }
             },
         }
-    }
-}
-
-fn host_of(url: &Url) -> String {
-    match (url.host_str(), url.port()) {
-        (Some(host), Some(port)) => format!("{host}:{port}"),
-        (Some(host), None) => host.to_owned(),
-        _ => url.scheme().to_owned(),
     }
 }
 
@@ -442,12 +607,69 @@ mod tests {
             hasher: Some(Sha256::new()),
             received: 0,
             state: State::Streaming,
-            permit: Some(
-                Arc::new(Semaphore::new(1))
-                    .try_acquire_owned()
-                    .expect("fresh semaphore"),
-            ),
+            permit: None,
         }
+    }
+
+    fn url(s: &str) -> Url {
+        Url::parse(s).expect("valid url")
+    }
+
+    #[test]
+    fn redirect_hops() {
+        let graph = |u: &Url| u.host_str() == Some("graph.example");
+        let found = StatusCode::FOUND;
+        let here = url("https://graph.example/v1.0/a/b/content");
+        // Relative locations resolve against the hop; the token stays on the graph origin.
+        let (next, auth) = next_hop(&here, found, Some("../c?x=1"), Auth::Bearer, graph).expect("relative");
+        assert_eq!(next.as_str(), "https://graph.example/v1.0/a/c?x=1");
+        assert_eq!(auth, Auth::Bearer);
+        // Off the graph origin: no token.
+        let (next, auth) = next_hop(&here, found, Some("https://dl.example/f?sig=s"), Auth::Bearer, graph)
+            .expect("absolute");
+        assert_eq!((next.host_str(), auth), (Some("dl.example"), Auth::None));
+        // Back on the graph origin after leaving it: still no token.
+        let (_, auth) = next_hop(&next, found, Some("https://graph.example/x"), Auth::None, graph).expect("back");
+        assert_eq!(auth, Auth::None);
+        // https → http is refused, wherever it points.
+        for to in ["http://dl.example/f", "http://graph.example/x"] {
+            let e = next_hop(&here, found, Some(to), Auth::Bearer, graph).expect_err("downgrade");
+            assert!(e.to_string().contains("https down to plain http"), "{e}");
+            assert_eq!(e.class(), FailureClass::Permanent);
+        }
+        // http → http is fine (loopback simulators), other schemes and no location are not.
+        let plain = url("http://127.0.0.1:1/x");
+        assert!(next_hop(&plain, found, Some("http://127.0.0.1:2/y"), Auth::None, graph).is_ok());
+        assert!(next_hop(&here, found, Some("ftp://x/y"), Auth::Bearer, graph).is_err());
+        assert!(next_hop(&here, found, None, Auth::Bearer, graph).is_err());
+    }
+
+    #[test]
+    fn concurrency_backs_off_while_throttled_and_recovers() {
+        let l = Limiter::new(8);
+        l.observe_throttling(0);
+        assert_eq!(l.limit.load(Ordering::Relaxed), 8);
+        // All 8 permits out (downloads in flight), then a throttle: limit 4, 4 owed.
+        let held: Vec<_> = (0..8)
+            .map(|_| Arc::clone(&l.permits).try_acquire_owned().expect("free"))
+            .collect();
+        l.observe_throttling(1);
+        assert_eq!(l.limit.load(Ordering::Relaxed), 4);
+        // The same count again changes nothing; a new throttle halves again.
+        l.observe_throttling(1);
+        assert_eq!(l.limit.load(Ordering::Relaxed), 4);
+        l.observe_throttling(3);
+        assert_eq!(l.limit.load(Ordering::Relaxed), 2);
+        for p in held {
+            l.give_back(p);
+        }
+        assert_eq!(l.permits.available_permits(), 2, "owed permits were withheld");
+        // Clean bodies grow it back one step per `limit` bodies, up to the maximum.
+        for _ in 0..100 {
+            l.clean_body();
+        }
+        assert_eq!(l.limit.load(Ordering::Relaxed), 8);
+        assert_eq!(l.permits.available_permits(), 8);
     }
 
     async fn drain(mut d: Download) -> Result<Fetched, FetchError> {

@@ -29,6 +29,7 @@ async fn setup(mode: ContentMode, concurrency: usize) -> (GraphSim, Fetcher) {
             client_secret: Secret::new(sim.config().client_secret.clone()),
             scope: scope_for(&base),
             refresh_margin: Duration::from_secs(60),
+            retry: recarch_delta::retry::RetryPolicy::default(),
         },
     )
     .expect("endpoint");

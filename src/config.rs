@@ -34,6 +34,16 @@ pub struct Config {
     pub store: StoreConfig,
     /// `[fetch]`.
     pub fetch: FetchConfig,
+    /// `[run]`.
+    pub run: RunConfig,
+}
+
+/// `[run]`.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// After SIGTERM/SIGINT, how long in-flight work may finish before it is abandoned
+    /// (default 20 s).
+    pub shutdown_grace: std::time::Duration,
 }
 
 /// `[graph]`: where Graph and the identity platform are, and who we are.
@@ -93,8 +103,10 @@ impl std::fmt::Debug for StoreConfig {
 pub struct FetchConfig {
     /// Downloads in flight, across all organizers.
     pub concurrency: usize,
-    /// Attempts per recording and per request.
+    /// Attempts per recording and per request, within one run.
     pub max_attempts: u32,
+    /// Failed runs after which an item moves to the dead-letter list (default 8).
+    pub max_item_attempts: u32,
 }
 
 #[derive(Deserialize)]
@@ -105,6 +117,15 @@ struct RawConfig {
     store: RawStore,
     #[serde(default)]
     fetch: RawFetch,
+    #[serde(default)]
+    run: RawRun,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawRun {
+    /// Whole seconds, or a string like `"20s"`, `"1m"`, `"1500ms"`.
+    shutdown_grace: Option<toml::Value>,
 }
 
 #[derive(Deserialize)]
@@ -150,6 +171,8 @@ struct RawFetch {
     concurrency: usize,
     #[serde(default = "default_max_attempts")]
     max_attempts: u32,
+    #[serde(default = "default_max_item_attempts")]
+    max_item_attempts: u32,
 }
 
 impl Default for RawFetch {
@@ -157,6 +180,7 @@ impl Default for RawFetch {
         RawFetch {
             concurrency: default_concurrency(),
             max_attempts: default_max_attempts(),
+            max_item_attempts: default_max_item_attempts(),
         }
     }
 }
@@ -167,9 +191,14 @@ fn default_concurrency() -> usize {
 fn default_max_attempts() -> u32 {
     6
 }
+fn default_max_item_attempts() -> u32 {
+    8
+}
 
 /// Keys whose environment overrides are numbers.
-const INTEGER_KEYS: &[&str] = &["fetch.concurrency", "fetch.max_attempts"];
+const INTEGER_KEYS: &[&str] = &["fetch.concurrency", "fetch.max_attempts", "fetch.max_item_attempts"];
+/// Keys whose environment overrides are numbers when they parse as one, else strings.
+const NUMBER_OR_STRING_KEYS: &[&str] = &["run.shutdown_grace"];
 /// Keys whose environment overrides are lists (comma-separated, or a TOML array).
 const LIST_KEYS: &[&str] = &["source.organizers"];
 
@@ -199,6 +228,29 @@ impl Config {
         })?;
         validate(raw, base_dir)
     }
+}
+
+/// The process environment as UTF-8 pairs. A variable that is not valid UTF-8 is an error
+/// when it is one of ours (`RECARCH_…`: an override that cannot be read must not be silently
+/// ignored) and skipped otherwise. Never panics, whatever the environment holds.
+pub fn environment() -> Result<Vec<(String, String)>, ConfigError> {
+    let mut env = Vec::new();
+    for (name, value) in std::env::vars_os() {
+        match (name.into_string(), value.into_string()) {
+            (Ok(name), Ok(value)) => env.push((name, value)),
+            (Ok(name), Err(_)) if name.starts_with(ENV_PREFIX) => {
+                return Err(err(format!("environment variable {name} is not valid UTF-8")));
+            }
+            (Err(name), _) if name.to_string_lossy().starts_with(ENV_PREFIX) => {
+                return Err(err(format!(
+                    "environment variable {} has a name that is not valid UTF-8",
+                    name.to_string_lossy()
+                )));
+            }
+            _ => {}
+        }
+    }
+    Ok(env)
 }
 
 /// `graph.tenant_id` → `[graph].tenant_id`, the way messages name keys.
@@ -265,6 +317,11 @@ fn apply_env_overrides(table: &mut toml::Table, env: &[(String, String)]) -> Res
                 ))
             })?;
             toml::Value::Integer(n)
+        } else if NUMBER_OR_STRING_KEYS.contains(&key.as_str()) {
+            match value.trim().parse::<i64>() {
+                Ok(n) => toml::Value::Integer(n),
+                Err(_) => toml::Value::String(value.clone()),
+            }
         } else if LIST_KEYS.contains(&key.as_str()) {
             let items = value.split(',').map(str::trim).filter(|s| !s.is_empty());
             toml::Value::Array(items.map(|s| toml::Value::String(s.to_owned())).collect())
@@ -395,7 +452,25 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> {
         )));
     }
 
+    if raw.fetch.max_item_attempts == 0 || raw.fetch.max_item_attempts > 1000 {
+        return Err(err(format!(
+            "[fetch].max_item_attempts: {} is out of range (1 to 1000)",
+            raw.fetch.max_item_attempts
+        )));
+    }
+    let shutdown_grace = match &raw.run.shutdown_grace {
+        None => std::time::Duration::from_secs(20),
+        Some(v) => parse_duration(v)
+            .filter(|d| *d <= std::time::Duration::from_secs(3600))
+            .ok_or_else(|| {
+                err(format!(
+                    "[run].shutdown_grace: {v} is not a duration of at most an hour (whole seconds, or e.g. \"20s\", \"2m\", \"500ms\")"
+                ))
+            })?,
+    };
+
     Ok(Config {
+        run: RunConfig { shutdown_grace },
         graph: GraphConfig {
             base_url,
             authority_url,
@@ -414,8 +489,31 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> {
         fetch: FetchConfig {
             concurrency: raw.fetch.concurrency,
             max_attempts: raw.fetch.max_attempts,
+            max_item_attempts: raw.fetch.max_item_attempts,
         },
     })
+}
+
+/// A duration: whole seconds as a number, or a string with a unit (`ms`, `s`, `m`, `h`).
+fn parse_duration(value: &toml::Value) -> Option<std::time::Duration> {
+    use std::time::Duration;
+    match value {
+        toml::Value::Integer(n) => u64::try_from(*n).ok().map(Duration::from_secs),
+        toml::Value::String(text) => {
+            let text = text.trim();
+            let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+            let (number, unit) = text.split_at(split);
+            let n: u64 = number.parse().ok()?;
+            match unit.trim() {
+                "ms" => Some(Duration::from_millis(n)),
+                "" | "s" => Some(Duration::from_secs(n)),
+                "m" => n.checked_mul(60).map(Duration::from_secs),
+                "h" => n.checked_mul(3600).map(Duration::from_secs),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
 }
 
 /// Parses a service URL: absolute, https (plain http only for loopback hosts, i.e. simulators
@@ -484,6 +582,8 @@ url = "file:///tmp/x"
         assert_eq!(c.graph.secret_source, SecretSource::Env("RECARCH_CLIENT_SECRET".into()));
         assert_eq!(c.source.organizers[0].as_str(), "8b081ef6-4792-4def-b2c9-c363a1bf41d5");
         assert_eq!((c.fetch.concurrency, c.fetch.max_attempts), (8, 6));
+        assert_eq!(c.fetch.max_item_attempts, 8);
+        assert_eq!(c.run.shutdown_grace, std::time::Duration::from_secs(20));
     }
 
     #[test]
@@ -536,11 +636,36 @@ url = "file:///tmp/x"
             ),
             ("[graph]\ntenant_id = 3", &[], "[graph].tenant_id"),
             ("not toml =", &[], "invalid TOML"),
+            (GOOD, &[("RECARCH_RUN__SHUTDOWN_GRACE", "soon")], "[run].shutdown_grace"),
+            (
+                GOOD,
+                &[("RECARCH_FETCH__MAX_ITEM_ATTEMPTS", "0")],
+                "[fetch].max_item_attempts",
+            ),
         ];
         for (text, env, needle) in cases {
             let e = parse(text, env).expect_err("must be rejected");
             assert!(e.0.contains(needle), "{needle:?} not in {:?}", e.0);
         }
+    }
+
+    #[test]
+    fn durations() {
+        use std::time::Duration;
+        let grace = |env: &[(&str, &str)]| parse(GOOD, env).expect("valid").run.shutdown_grace;
+        assert_eq!(grace(&[("RECARCH_RUN__SHUTDOWN_GRACE", "5")]), Duration::from_secs(5));
+        assert_eq!(
+            grace(&[("RECARCH_RUN__SHUTDOWN_GRACE", "2m")]),
+            Duration::from_secs(120)
+        );
+        assert_eq!(
+            grace(&[("RECARCH_RUN__SHUTDOWN_GRACE", "1500ms")]),
+            Duration::from_millis(1500)
+        );
+        let c = parse(&format!("{GOOD}\n[run]\nshutdown_grace = \"30s\"\n"), &[]).expect("valid");
+        assert_eq!(c.run.shutdown_grace, Duration::from_secs(30));
+        assert!(parse(&format!("{GOOD}\n[run]\nshutdown_grace = -1\n"), &[]).is_err());
+        assert!(parse(&format!("{GOOD}\n[run]\nshutdown_grace = \"2h\"\n"), &[]).is_err());
     }
 
     #[test]

@@ -84,7 +84,7 @@ pub async fn demo(out: Option<PathBuf>) -> Result<Exit, ExitError> {
         ORGANIZERS * FIRST_ROUND
     );
     let first = run::run(&config, shard, CancellationToken::new()).await?;
-    run::print_summary(&first);
+    crate::report::print_summary(&first);
 
     add(&sim, ADDED);
     sim.faults().throttle(Target::Content, 429, Some(1), 1);
@@ -95,12 +95,12 @@ pub async fn demo(out: Option<PathBuf>) -> Result<Exit, ExitError> {
         ORGANIZERS * ADDED
     );
     let second = run::run(&config, shard, CancellationToken::new()).await?;
-    run::print_summary(&second);
+    crate::report::print_summary(&second);
 
     println!();
     println!("3. nothing new: the saved deltaLinks return no recordings, nothing is downloaded");
     let third = run::run(&config, shard, CancellationToken::new()).await?;
-    run::print_summary(&third);
+    crate::report::print_summary(&third);
 
     println!();
     println!("4. verify: every manifest checked, every blob re-hashed");

@@ -5,10 +5,15 @@
 //! workspace crates: `recarch-delta` (Graph delta queries), `recarch-fetch` (downloads),
 //! `recarch-store` (the archive on object storage) and `recarch-graph-sim` (the simulator).
 
-pub mod archive;
 pub mod config;
 pub mod demo;
 pub mod exit;
+pub mod kinds;
+pub mod pipeline;
+pub mod queue;
+pub mod report;
+pub mod retry;
+pub mod round;
 pub mod run;
 pub mod status;
 pub mod verify;

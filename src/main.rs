@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use recarch::config::Config;
 use recarch::exit::{Exit, ExitError};
-use recarch::{demo, run, status, verify};
+use recarch::{demo, retry, run, status, verify};
 
 /// Archives Microsoft Teams meeting recordings from Microsoft Graph for compliance.
 #[derive(Debug, Parser)]
@@ -70,6 +70,21 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Moves dead letters back to the retry queue (the next run tries them first).
+    Retry {
+        /// The configuration file (TOML).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// Only this organizer's dead letters (default: every configured organizer).
+        #[arg(long, value_name = "ID")]
+        organizer: Option<String>,
+        /// Every dead letter of the selected organizers.
+        #[arg(long, conflicts_with = "id", required_unless_present = "id")]
+        all: bool,
+        /// The dead letter of this Graph item id.
+        #[arg(long, value_name = "ID")]
+        id: Option<String>,
+    },
     /// Offline end-to-end run on the built-in Graph simulator, into a local directory.
     Demo {
         /// Where to put the demo archive (must be empty or absent); default: a new directory
@@ -120,7 +135,7 @@ fn main() -> ExitCode {
     match result {
         Ok(exit) => exit.into(),
         Err(e) => {
-            eprintln!("error: {}", recarch::archive::error_chain(e.error.as_ref()));
+            eprintln!("error: {}", recarch::pipeline::error_chain(e.error.as_ref()));
             e.exit.into()
         }
     }
@@ -169,7 +184,7 @@ async fn dispatch(command: Command) -> Result<Exit, ExitError> {
             let config = load_config(&config)?;
             let shutdown = shutdown_on_signals();
             let report = run::run(&config, shard, shutdown).await?;
-            run::print_summary(&report);
+            recarch::report::print_summary(&report);
             Ok(if report.exit_code == 0 { Exit::Ok } else { Exit::Partial })
         }
         Command::Verify { config, sample } => {
@@ -182,12 +197,39 @@ async fn dispatch(command: Command) -> Result<Exit, ExitError> {
             let archive = run::open_archive(&config)?;
             status::status_cli(&config, &archive, json).await
         }
+        Command::Retry {
+            config,
+            organizer,
+            all,
+            id,
+        } => {
+            let config = load_config(&config)?;
+            let organizer = organizer
+                .map(|o| {
+                    recarch_store::OrganizerId::parse(o.trim()).map_err(|_| {
+                        ExitError::new(
+                            Exit::Config,
+                            anyhow::anyhow!("--organizer {o:?} is not an organizer id (a GUID)"),
+                        )
+                    })
+                })
+                .transpose()?;
+            let selection = match (all, id) {
+                (_, Some(id)) => retry::Selection::Id(id),
+                (true, None) => retry::Selection::All,
+                (false, None) => {
+                    return Err(ExitError::new(Exit::Config, anyhow::anyhow!("give --all or --id ID")));
+                }
+            };
+            let archive = run::open_archive(&config)?;
+            retry::retry_cli(&config, &archive, organizer, selection).await
+        }
         Command::Demo { out } => demo::demo(out).await,
     }
 }
 
 fn load_config(path: &std::path::Path) -> Result<Config, ExitError> {
-    let env: Vec<(String, String)> = std::env::vars().collect();
+    let env = recarch::config::environment().map_err(|e| ExitError::new(Exit::Config, e))?;
     Config::load(path, &env).map_err(|e| ExitError::new(Exit::Config, e))
 }
 

@@ -1,56 +1,95 @@
-//! `recarch status`: per-organizer checkpoint and queue, the lease, and the last run.
+//! `recarch status`: per organizer, its round, queued items and dead letters, the leases
+//! held, and the last run.
+//!
+//! One listing of `state/<kind>/` tells which organizers have queued items or dead letters;
+//! checkpoints and those lists are then read in parallel, so the answer over ten thousand
+//! organizers takes seconds, not minutes.
 
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use object_store::ObjectStoreExt as _;
 use object_store::path::Path;
-use recarch_store::{Archive, LinkKind, OrganizerState};
+use recarch_store::{Archive, Kind, LinkKind, OrganizerId, OrganizerState, StateOverview};
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::config::Config;
 use crate::exit::{Exit, ExitError};
+use crate::pipeline::error_chain;
+
+/// How many organizers' documents are read at once.
+const READ_CONCURRENCY: usize = 64;
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 struct StatusReport {
     store: String,
     organizers: Vec<OrganizerStatus>,
+    /// Totals over the organizers listed.
+    totals: Totals,
     leases: Vec<Value>,
     last_run: Option<Value>,
+}
+
+#[derive(Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Totals {
+    organizers: usize,
+    queued: usize,
+    dead_letters: usize,
 }
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 struct OrganizerStatus {
     organizer_id: String,
+    kind: Kind,
     /// `not started`, `mid-round` or `up to date`.
     round: &'static str,
     rounds_completed: u64,
+    /// When a round last reached its deltaLink.
+    last_completed_at: Option<String>,
     updated_at: Option<String>,
-    queued: Vec<QueuedStatus>,
+    queued: Vec<ItemStatus>,
+    dead_letters: Vec<ItemStatus>,
+    /// A document that could not be read (the rest of the status is still shown).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    errors: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-struct QueuedStatus {
+struct ItemStatus {
     id: String,
     attempts: u32,
+    class: String,
     last_error: String,
+    first_failed_at: String,
     last_failed_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dead_lettered_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
 }
 
-/// Prints the status; exit 0 whenever the status could be read (queued items are listed, not
-/// signalled: `run` exits 1 for them).
+/// Prints the status; exit 0 whenever the status could be read (queued items and dead letters
+/// are listed, not signalled: `run` exits 1 for the failures of its own run).
 pub async fn status_cli(config: &Config, archive: &Archive, json: bool) -> Result<Exit, ExitError> {
     let fatal = |e: anyhow::Error| ExitError::new(Exit::Fatal, e);
-    let mut organizers = Vec::new();
-    for org in &config.source.organizers {
-        let state = archive
-            .load_state(org)
-            .await
-            .map_err(|e| fatal(anyhow::Error::new(e).context(format!("cannot read the state of organizer {org}"))))?;
-        organizers.push(describe(org.as_str(), state.as_ref()));
-    }
+    let kind = Kind::Recordings;
+    let overview = archive
+        .state_overview(kind)
+        .await
+        .map_err(|e| fatal(anyhow::Error::new(e).context("cannot list the organizers' state")))?;
+    let organizers: Vec<OrganizerStatus> = futures::stream::iter(config.source.organizers.iter())
+        .map(|org| describe(archive, kind, org, overview.get(org)))
+        .buffered(READ_CONCURRENCY)
+        .collect()
+        .await;
+    let totals = Totals {
+        organizers: organizers.len(),
+        queued: organizers.iter().map(|o| o.queued.len()).sum(),
+        dead_letters: organizers.iter().map(|o| o.dead_letters.len()).sum(),
+    };
     let store = archive.object_store();
     let mut leases = Vec::new();
     let locks: Vec<_> = store
@@ -78,6 +117,7 @@ pub async fn status_cli(config: &Config, archive: &Archive, json: bool) -> Resul
     let report = StatusReport {
         store: archive.display_url().to_owned(),
         organizers,
+        totals,
         leases,
         last_run,
     };
@@ -89,30 +129,84 @@ pub async fn status_cli(config: &Config, archive: &Archive, json: bool) -> Resul
     Ok(Exit::Ok)
 }
 
-fn describe(org: &str, state: Option<&OrganizerState>) -> OrganizerStatus {
+async fn describe(
+    archive: &Archive,
+    kind: Kind,
+    org: &OrganizerId,
+    overview: Option<&StateOverview>,
+) -> OrganizerStatus {
+    let mut errors = Vec::new();
+    let overview = overview.cloned().unwrap_or_default();
+    let state = if overview.has_checkpoint {
+        match archive.load_state(kind, org).await {
+            Ok(state) => state,
+            Err(e) => {
+                errors.push(error_chain(&e));
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let mut queued = Vec::new();
+    if overview.queued > 0 {
+        match archive.list_queued(kind, org).await {
+            Ok(items) => {
+                for item in items {
+                    match item {
+                        Ok(q) => queued.push(item_status(&q, None)),
+                        Err(e) => errors.push(error_chain(&e)),
+                    }
+                }
+            }
+            Err(e) => errors.push(error_chain(&e)),
+        }
+    }
+    let mut dead_letters = Vec::new();
+    if overview.dead > 0 {
+        match archive.list_dead_letters(kind, org).await {
+            Ok(items) => {
+                for item in items {
+                    match item {
+                        Ok(d) => dead_letters.push(item_status(&d.item, Some(&d))),
+                        Err(e) => errors.push(error_chain(&e)),
+                    }
+                }
+            }
+            Err(e) => errors.push(error_chain(&e)),
+        }
+    }
+    queued.sort_by(|a, b| a.first_failed_at.cmp(&b.first_failed_at).then(a.id.cmp(&b.id)));
+    dead_letters.sort_by(|a, b| a.first_failed_at.cmp(&b.first_failed_at).then(a.id.cmp(&b.id)));
+    let state: Option<&OrganizerState> = state.as_ref();
     let round = match state.and_then(|s| s.checkpoint.as_ref()).map(|c| c.kind) {
         None => "not started",
         Some(LinkKind::Next) => "mid-round",
         Some(LinkKind::Delta) => "up to date",
     };
     OrganizerStatus {
-        organizer_id: org.to_owned(),
+        organizer_id: org.to_string(),
+        kind,
         round,
         rounds_completed: state.map_or(0, |s| s.rounds_completed),
+        last_completed_at: state.and_then(|s| s.last_completed_at).map(|t| t.to_rfc3339()),
         updated_at: state.map(|s| s.updated_at.to_rfc3339()),
-        queued: state
-            .map(|s| {
-                s.queue
-                    .iter()
-                    .map(|q| QueuedStatus {
-                        id: q.id.clone(),
-                        attempts: q.attempts,
-                        last_error: q.last_error.clone(),
-                        last_failed_at: q.last_failed_at.to_rfc3339(),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default(),
+        queued,
+        dead_letters,
+        errors,
+    }
+}
+
+fn item_status(q: &recarch_store::QueuedItem, dead: Option<&recarch_store::DeadLetter>) -> ItemStatus {
+    ItemStatus {
+        id: q.id.clone(),
+        attempts: q.attempts,
+        class: q.last_class.to_string(),
+        last_error: q.last_error.clone(),
+        first_failed_at: q.first_failed_at.to_rfc3339(),
+        last_failed_at: q.last_failed_at.to_rfc3339(),
+        dead_lettered_at: dead.map(|d| d.dead_lettered_at.to_rfc3339()),
+        reason: dead.map(|d| d.reason.clone()),
     }
 }
 
@@ -125,20 +219,45 @@ fn print_text(report: &StatusReport) {
     println!("store: {}", report.store);
     for o in &report.organizers {
         println!(
-            "organizer {}: {}, {} rounds completed, {} queued{}",
+            "organizer {}: {}, {} rounds completed, {} queued, {} dead letters{}{}",
             o.organizer_id,
             o.round,
             o.rounds_completed,
             o.queued.len(),
+            o.dead_letters.len(),
+            o.last_completed_at
+                .as_deref()
+                .map(|u| format!(", last complete round {u}"))
+                .unwrap_or_default(),
             o.updated_at
                 .as_deref()
                 .map(|u| format!(", updated {u}"))
                 .unwrap_or_default()
         );
         for q in &o.queued {
-            println!("  queued {} (attempts {}): {}", q.id, q.attempts, q.last_error);
+            println!(
+                "  queued {} (attempts {}, {}): {}",
+                q.id, q.attempts, q.class, q.last_error
+            );
+        }
+        for d in &o.dead_letters {
+            println!(
+                "  dead letter {} (attempts {}, {}, since {}): {}",
+                d.id,
+                d.attempts,
+                d.class,
+                d.dead_lettered_at.as_deref().unwrap_or("?"),
+                d.reason.as_deref().unwrap_or(&d.last_error)
+            );
+        }
+        for e in &o.errors {
+            println!("  unreadable: {e}");
         }
     }
+    println!(
+        "total: {} organizers, {} queued, {} dead letters",
+        report.totals.organizers, report.totals.queued, report.totals.dead_letters
+    );
     for lease in &report.leases {
         println!(
             "lease: shard {} held by {} until {}",
@@ -149,11 +268,13 @@ fn print_text(report: &StatusReport) {
     }
     match &report.last_run {
         Some(run) => println!(
-            "last run: shard {} at {}: {} archived, {} failed, exit {}",
+            "last run: shard {} at {}: {} archived, {} failed, {} dead-lettered, {}, exit {}",
             run["shard"].as_str().unwrap_or("?"),
             run["startedAt"].as_str().unwrap_or("?"),
             run["archived"],
             run["failed"],
+            run["deadLettered"],
+            run["outcome"].as_str().unwrap_or("?"),
             run["exitCode"]
         ),
         None => println!("last run: none"),

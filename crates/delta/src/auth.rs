@@ -87,7 +87,9 @@ pub enum AuthError {
     },
     /// The token endpoint kept answering a transient error (429, 5xx) after every allowed
     /// attempt; the next run tries again.
-    #[error("token endpoint {endpoint} is unavailable: it answered {status} ({code}) after {attempts} attempts; try again later")]
+    #[error(
+        "token endpoint {endpoint} is unavailable: it answered {status} ({code}) after {attempts} attempts; try again later"
+    )]
     Unavailable {
         /// The token endpoint.
         endpoint: String,
@@ -441,11 +443,17 @@ mod tests {
         assert_eq!(at(serde_json::json!(3600)), Duration::from_secs(3300));
         assert_eq!(at(serde_json::json!("3600")), Duration::from_secs(3300));
         assert_eq!(at(serde_json::json!(u64::MAX)), MAX_TOKEN_LIFETIME - margin);
-        assert_eq!(at(serde_json::json!("999999999999999999999999")), Duration::from_secs(3299));
+        assert_eq!(
+            at(serde_json::json!("999999999999999999999999")),
+            Duration::from_secs(3299)
+        );
         assert_eq!(at(serde_json::json!(-5)), Duration::from_secs(3299));
         assert_eq!(at(serde_json::json!(1e300)), Duration::from_secs(3299));
         assert_eq!(at(serde_json::json!(100)), Duration::from_secs(50));
-        assert_eq!(renew_at(now, None, margin).duration_since(now), Duration::from_secs(3299));
+        assert_eq!(
+            renew_at(now, None, margin).duration_since(now),
+            Duration::from_secs(3299)
+        );
     }
 
     #[test]

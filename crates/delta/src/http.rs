@@ -191,7 +191,10 @@ impl GraphHttp {
                     let body = error_body(response).await;
                     return Err(DeltaError::Unauthorized { host, body });
                 }
-                status if status != StatusCode::UNAUTHORIZED && status_class(status.as_u16()) == FailureClass::Transient => {
+                status
+                    if status != StatusCode::UNAUTHORIZED
+                        && status_class(status.as_u16()) == FailureClass::Transient =>
+                {
                     let asked = retry_after(response.headers());
                     let wait = policy.delay(attempt, asked);
                     if matches!(status, StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE) {

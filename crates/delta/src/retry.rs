@@ -81,12 +81,18 @@ mod tests {
         assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
         h.insert(RETRY_AFTER, HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"));
         assert_eq!(retry_after(&h), Some(Duration::ZERO));
-        h.insert(RETRY_AFTER, HeaderValue::from_static("Wednesday, 21-Oct-15 07:28:00 GMT"));
+        h.insert(
+            RETRY_AFTER,
+            HeaderValue::from_static("Wednesday, 21-Oct-15 07:28:00 GMT"),
+        );
         assert_eq!(retry_after(&h), Some(Duration::ZERO));
         let later = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(30));
         h.insert(RETRY_AFTER, HeaderValue::from_str(&later).expect("ascii date"));
         let wait = retry_after(&h).expect("a future date");
-        assert!(wait > Duration::from_secs(28) && wait <= Duration::from_secs(30), "{wait:?}");
+        assert!(
+            wait > Duration::from_secs(28) && wait <= Duration::from_secs(30),
+            "{wait:?}"
+        );
         h.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
         assert_eq!(retry_after(&h), None);
     }

@@ -625,8 +625,8 @@ mod tests {
         assert_eq!(next.as_str(), "https://graph.example/v1.0/a/c?x=1");
         assert_eq!(auth, Auth::Bearer);
         // Off the graph origin: no token.
-        let (next, auth) = next_hop(&here, found, Some("https://dl.example/f?sig=s"), Auth::Bearer, graph)
-            .expect("absolute");
+        let (next, auth) =
+            next_hop(&here, found, Some("https://dl.example/f?sig=s"), Auth::Bearer, graph).expect("absolute");
         assert_eq!((next.host_str(), auth), (Some("dl.example"), Auth::None));
         // Back on the graph origin after leaving it: still no token.
         let (_, auth) = next_hop(&next, found, Some("https://graph.example/x"), Auth::None, graph).expect("back");

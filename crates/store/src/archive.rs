@@ -26,7 +26,8 @@ use url::Url;
 use crate::layout::{self, path};
 use crate::model::MANIFEST_RESERVED;
 use crate::{
-    MANIFEST_SCHEMA, Manifest, OrganizerId, OrganizerState, STATE_SCHEMA, Sha256Digest, ShardId, StageError, StoreError,
+    Kind, MANIFEST_SCHEMA, Manifest, OrganizerId, OrganizerState, STATE_SCHEMA, Sha256Digest, ShardId, StageError,
+    StoreError,
 };
 
 /// Default size of the parts of a staging upload (S3 requires at least 5 MiB).
@@ -68,7 +69,7 @@ fn probe_retry() -> RetryConfig {
 /// Cheap to clone; clones share the store.
 #[derive(Clone)]
 pub struct Archive {
-    store: Arc<dyn ObjectStore>,
+    pub(crate) store: Arc<dyn ObjectStore>,
     /// The same store with brief retries, for [`Archive::probe`] (S3 and Azure only).
     probe_store: Option<Arc<dyn ObjectStore>>,
     display_url: String,
@@ -703,11 +704,11 @@ impl Archive {
     /// # Errors
     /// [`StoreError::Corrupt`] if it is not a valid state document of that organizer;
     /// store failures.
-    pub async fn load_state(&self, organizer: &OrganizerId) -> Result<Option<OrganizerState>, StoreError> {
-        let key = layout::state_key(organizer);
+    pub async fn load_state(&self, kind: Kind, organizer: &OrganizerId) -> Result<Option<OrganizerState>, StoreError> {
+        let key = layout::state_key(kind, organizer);
         match self.get_with_meta(&key).await? {
             Some((bytes, meta)) => {
-                let state = parse_state(&key, &bytes)?;
+                let state = parse_state(kind, &key, &bytes)?;
                 self.remember_state_version(&key, meta.e_tag, meta.version);
                 Ok(Some(state))
             }
@@ -740,7 +741,7 @@ impl Archive {
     /// # Errors
     /// [`StoreError::Rejected`] if the schema is not [`STATE_SCHEMA`]; store failures.
     pub async fn save_state(&self, state: &OrganizerState) -> Result<(), StoreError> {
-        let key = layout::state_key(&state.organizer_id);
+        let key = layout::state_key(state.kind, &state.organizer_id);
         if state.schema != STATE_SCHEMA {
             return Err(StoreError::Rejected {
                 reason: format!("schema is {:?}, expected {STATE_SCHEMA:?}", state.schema),
@@ -773,20 +774,25 @@ impl Archive {
         Ok(())
     }
 
-    /// Every organizer's state, sorted by organizer id.
+    /// Every organizer's state of `kind`, sorted by organizer id.
     ///
     /// # Errors
-    /// [`StoreError::Corrupt`] for the first object under `state/recordings/` that is not
+    /// [`StoreError::Corrupt`] for the first checkpoint under `state/<kind>/` that is not
     /// a valid state document under its proper key; store failures.
-    pub async fn list_states(&self) -> Result<Vec<OrganizerState>, StoreError> {
+    pub async fn list_states(&self, kind: Kind) -> Result<Vec<OrganizerState>, StoreError> {
+        let prefix = layout::state_prefix(kind);
         let mut states: Vec<OrganizerState> = self
             .store
-            .list(Some(&path(layout::STATES)))
+            .list(Some(&path(&prefix)))
+            .try_filter(|meta| {
+                let key = meta.location.to_string();
+                futures::future::ready(matches!(layout::parse_state_key(kind, &key), Some((_, None))))
+            })
             .map(|item| async move {
-                let meta = item.map_err(|e| StoreError::from_backend(layout::STATES, e))?;
+                let meta = item.map_err(|e| StoreError::from_backend(layout::state_prefix(kind), e))?;
                 let key = meta.location.to_string();
                 match self.get_bytes(&key).await? {
-                    Some(bytes) => parse_state(&key, &bytes).map(Some),
+                    Some(bytes) => parse_state(kind, &key, &bytes).map(Some),
                     // Listed, then gone: nothing to report.
                     None => Ok(None),
                 }
@@ -935,7 +941,7 @@ fn parse_manifest(key: &str, bytes: &[u8]) -> Result<Manifest, StoreError> {
     Ok(manifest)
 }
 
-fn parse_state(key: &str, bytes: &[u8]) -> Result<OrganizerState, StoreError> {
+fn parse_state(kind: Kind, key: &str, bytes: &[u8]) -> Result<OrganizerState, StoreError> {
     let state: OrganizerState =
         serde_json::from_slice(bytes).map_err(|e| StoreError::corrupt(key, format!("not a state document: {e}")))?;
     if state.schema != STATE_SCHEMA {
@@ -947,11 +953,11 @@ fn parse_state(key: &str, bytes: &[u8]) -> Result<OrganizerState, StoreError> {
             ),
         ));
     }
-    let expected = layout::state_key(&state.organizer_id);
-    if expected != key {
+    let expected = layout::state_key(state.kind, &state.organizer_id);
+    if expected != key || state.kind != kind {
         return Err(StoreError::corrupt(
             key,
-            format!("its organizerId belongs at {expected}"),
+            format!("its kind and organizerId belong at {expected}"),
         ));
     }
     Ok(state)

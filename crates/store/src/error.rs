@@ -162,6 +162,32 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// The failure class, for an operation on one item's objects (its blob, manifest, queue
+    /// entry): a backend failure (network, throttling after `object_store`'s own retries) or
+    /// a lost conditional write is transient; the store refusing this object (permission,
+    /// corrupt or mismatching data, a rejected document, a name taken by something else) is
+    /// permanent; an unusable store as a whole (bad URL or option, unreachable at the probe,
+    /// a lease in other hands) is fatal.
+    pub fn class(&self) -> recarch_failure::FailureClass {
+        use recarch_failure::FailureClass;
+        match self {
+            StoreError::Backend { .. } | StoreError::Precondition { .. } => FailureClass::Transient,
+            StoreError::InvalidUrl { .. }
+            | StoreError::InvalidOption { .. }
+            | StoreError::Unreachable { .. }
+            | StoreError::LeaseHeld { .. }
+            | StoreError::LeaseLost { .. } => FailureClass::Fatal,
+            StoreError::PermissionDenied { .. }
+            | StoreError::NotFound { .. }
+            | StoreError::AlreadyExists { .. }
+            | StoreError::Unsupported { .. }
+            | StoreError::Corrupt { .. }
+            | StoreError::DigestMismatch { .. }
+            | StoreError::Rejected { .. }
+            | StoreError::InvalidId { .. } => FailureClass::Permanent,
+        }
+    }
+
     /// Maps an `object_store` error on `key` to the matching variant.
     pub(crate) fn from_backend(key: impl Into<String>, source: object_store::Error) -> Self {
         let key = key.into();

@@ -11,8 +11,10 @@ use crate::{OrganizerId, Sha256Digest, ShardId};
 pub(crate) const BLOBS: &str = "blobs/sha256";
 /// Prefix of manifests.
 pub(crate) const MANIFESTS: &str = "manifests/recordings";
-/// Prefix of organizer states.
+/// Prefix of organizer states (of recordings; see [`Kind`] for the others).
 pub(crate) const STATES: &str = "state/recordings";
+/// Prefix of every kind's state.
+pub(crate) const STATE_ROOT: &str = "state";
 /// Prefix of run reports.
 pub(crate) const RUNS: &str = "runs";
 /// Prefix of leases.
@@ -31,8 +33,112 @@ pub(crate) fn manifest_key(organizer: &OrganizerId, recording_id: &str) -> Strin
     format!("{MANIFESTS}/{organizer}/{hashed}.json")
 }
 
-pub(crate) fn state_key(organizer: &OrganizerId) -> String {
-    format!("{STATES}/{organizer}.json")
+/// What is archived. Every layout key of per-organizer data names its kind, so a new kind is
+/// a variant here, not a new code path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Kind {
+    /// Meeting recordings (`callRecording`).
+    Recordings,
+    /// Meeting transcripts (`callTranscript`).
+    Transcripts,
+    /// Outlook contacts.
+    Contacts,
+}
+
+impl Kind {
+    /// Every kind, in layout order.
+    pub const ALL: [Kind; 3] = [Kind::Recordings, Kind::Transcripts, Kind::Contacts];
+
+    /// The directory name under `manifests/` and `state/`: `recordings`, `transcripts`,
+    /// `contacts`.
+    pub fn dirname(self) -> &'static str {
+        match self {
+            Kind::Recordings => "recordings",
+            Kind::Transcripts => "transcripts",
+            Kind::Contacts => "contacts",
+        }
+    }
+
+    /// Parses a directory name (`recordings`, ...).
+    pub fn from_dirname(name: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.dirname() == name)
+    }
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.dirname())
+    }
+}
+
+/// `state/<kind>/<organizer>.json`: the organizer's checkpoint.
+pub(crate) fn state_key(kind: Kind, organizer: &OrganizerId) -> String {
+    format!("{STATE_ROOT}/{kind}/{organizer}.json")
+}
+
+/// `state/<kind>/`: every checkpoint, queue and dead letter of a kind.
+pub(crate) fn state_prefix(kind: Kind) -> String {
+    format!("{STATE_ROOT}/{kind}")
+}
+
+/// Which per-item list of an organizer a document is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ItemList {
+    /// Items to retry (`queue/`).
+    Queue,
+    /// Items never retried automatically (`dead/`).
+    Dead,
+}
+
+impl ItemList {
+    pub(crate) fn dirname(self) -> &'static str {
+        match self {
+            ItemList::Queue => "queue",
+            ItemList::Dead => "dead",
+        }
+    }
+}
+
+/// Lowercase hex SHA-256 of a source item id: the name of its manifest, queue entry and dead
+/// letter, whatever the id contains.
+pub fn item_key(id: &str) -> String {
+    hex::encode(Sha256::digest(id.as_bytes()))
+}
+
+/// `state/<kind>/<organizer>/<queue|dead>/`.
+pub(crate) fn item_list_prefix(kind: Kind, organizer: &OrganizerId, list: ItemList) -> String {
+    format!("{STATE_ROOT}/{kind}/{organizer}/{}", list.dirname())
+}
+
+/// `state/<kind>/<organizer>/<queue|dead>/<hex SHA-256 of id>.json`.
+pub(crate) fn item_list_key(kind: Kind, organizer: &OrganizerId, list: ItemList, id: &str) -> String {
+    format!("{}/{}.json", item_list_prefix(kind, organizer, list), item_key(id))
+}
+
+/// Splits a key under `state/<kind>/` into the organizer and what it is: the checkpoint
+/// (`None`) or an entry of a list with its hex name.
+pub(crate) fn parse_state_key(kind: Kind, key: &str) -> Option<(OrganizerId, Option<(ItemList, String)>)> {
+    let rest = key.strip_prefix(&state_prefix(kind))?.strip_prefix('/')?;
+    if let Some(org) = rest.strip_suffix(".json").filter(|r| !r.contains('/')) {
+        return Some((OrganizerId::parse(org).ok()?, None));
+    }
+    let mut parts = rest.split('/');
+    let (org, list, name) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    let list = match list {
+        "queue" => ItemList::Queue,
+        "dead" => ItemList::Dead,
+        _ => return None,
+    };
+    let name = name.strip_suffix(".json")?;
+    if name.len() != 64 || !name.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    Some((OrganizerId::parse(org).ok()?, Some((list, name.to_owned()))))
 }
 
 pub(crate) fn lease_key(shard: &ShardId) -> String {
@@ -96,9 +202,28 @@ mod tests {
             "manifests/recordings/11111111-2222-3333-4444-555555555555/e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855.json"
         );
         assert_eq!(
-            state_key(&org),
+            state_key(Kind::Recordings, &org),
             "state/recordings/11111111-2222-3333-4444-555555555555.json"
         );
+        let q = item_list_key(Kind::Transcripts, &org, ItemList::Queue, "");
+        assert_eq!(
+            q,
+            "state/transcripts/11111111-2222-3333-4444-555555555555/queue/e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855.json"
+        );
+        assert_eq!(
+            parse_state_key(Kind::Transcripts, &q),
+            Some((org.clone(), Some((ItemList::Queue, item_key("")))))
+        );
+        assert_eq!(
+            parse_state_key(Kind::Recordings, &state_key(Kind::Recordings, &org)),
+            Some((org.clone(), None))
+        );
+        assert_eq!(parse_state_key(Kind::Recordings, &q), None);
+        assert_eq!(
+            parse_state_key(Kind::Transcripts, "state/transcripts/x/queue/y.json"),
+            None
+        );
+        assert_eq!(Kind::from_dirname("contacts"), Some(Kind::Contacts));
         assert_eq!(lease_key(&shard), "locks/2-of-8.json");
         assert!(staging_key(&shard).starts_with("staging/2-of-8/"));
         assert_ne!(staging_key(&shard), staging_key(&shard));

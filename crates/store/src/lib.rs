@@ -12,7 +12,9 @@
 //! ```text
 //! blobs/sha256/<64 lowercase hex>                  recording bytes, named by their SHA-256; immutable
 //! manifests/recordings/<organizerId>/<key>.json    one per recording; <key> = hex SHA-256 of the recording id
-//! state/recordings/<organizerId>.json              checkpoint (next/delta link) and retry queue
+//! state/<kind>/<organizerId>.json                  checkpoint (next/delta link)
+//! state/<kind>/<organizerId>/queue/<key>.json      one per item to retry (see the queue module)
+//! state/<kind>/<organizerId>/dead/<key>.json       one per dead letter
 //! runs/<UTC timestamp>-<shard>.json                one report per run
 //! locks/<shard>.json                               lease held by a running job
 //! ```
@@ -122,6 +124,7 @@ mod lease;
 mod local;
 mod model;
 mod probe;
+mod queue;
 
 pub use archive::{
     Archive, BlobCommit, DEFAULT_PART_CONCURRENCY, DEFAULT_PART_SIZE, LOCAL_PART_SIZE, ManifestWrite, S3_MIN_PART_SIZE,
@@ -129,12 +132,15 @@ pub use archive::{
 };
 pub use error::{StageError, StoreError};
 pub use ids::{OrganizerId, Sha256Digest, ShardId};
+pub use layout::{Kind, item_key};
 pub use lease::{LEASE_SCHEMA, Lease};
 pub use model::{
-    Checkpoint, ContentRef, KIND_CALL_RECORDING, LinkKind, MANIFEST_SCHEMA, Manifest, OrganizerState, QueuedItem,
-    STATE_SCHEMA,
+    Checkpoint, ContentRef, DEAD_LETTER_SCHEMA, DeadLetter, KIND_CALL_RECORDING, LinkKind, MANIFEST_SCHEMA, Manifest,
+    OrganizerState, QUEUED_SCHEMA, QueuedItem, STATE_SCHEMA,
 };
 pub use probe::ProbeReport;
+pub use queue::StateOverview;
+pub use recarch_failure::FailureClass;
 
 /// Re-export of the `object_store` crate this one is built on, for
 /// [`Archive::from_store`] and [`Archive::object_store`].

@@ -68,7 +68,7 @@ pub(crate) async fn sweep_interrupted_writes(
     shard: &ShardId,
     organizers: &[crate::OrganizerId],
 ) -> Result<usize, StoreError> {
-    use crate::layout::{LOCKS, MANIFESTS, RUNS, STATES};
+    use crate::layout::{LOCKS, MANIFESTS, RUNS, STATE_ROOT, STATES};
     let shard_report_suffix = format!("-{}.json", shard.as_str());
     let lease_name = format!("{}.json", shard.as_str());
     let state_names: Vec<String> = organizers.iter().map(|o| format!("{}.json", o.as_str())).collect();
@@ -76,9 +76,28 @@ pub(crate) async fn sweep_interrupted_writes(
         .iter()
         .map(|o| root.join(MANIFESTS).join(o.as_str()))
         .collect();
-    let (states, runs, locks) = (root.join(STATES), root.join(RUNS), root.join(LOCKS));
+    // Every kind's checkpoints, queue entries and dead letters of this shard's organizers.
+    let state_dirs: Vec<PathBuf> = crate::Kind::ALL
+        .iter()
+        .map(|k| root.join(STATE_ROOT).join(k.dirname()))
+        .collect();
+    let item_dirs: Vec<PathBuf> = state_dirs
+        .iter()
+        .flat_map(|d| {
+            organizers
+                .iter()
+                .flat_map(move |o| ["queue", "dead"].map(|l| d.join(o.as_str()).join(l)))
+        })
+        .collect();
+    let (runs, locks) = (root.join(RUNS), root.join(LOCKS));
     let swept = tokio::task::spawn_blocking(move || {
-        let mut removed = sweep_flat(&states, |base| state_names.iter().any(|n| n == base))?;
+        let mut removed = 0;
+        for dir in &state_dirs {
+            removed += sweep_flat(dir, |base| state_names.iter().any(|n| n == base))?;
+        }
+        for dir in &item_dirs {
+            removed += sweep_flat(dir, |_| true)?;
+        }
         removed += sweep_flat(&runs, |base| base.ends_with(&shard_report_suffix))?;
         removed += sweep_flat(&locks, |base| base == lease_name)?;
         for dir in &manifest_dirs {

@@ -4,13 +4,21 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::{OrganizerId, Sha256Digest};
+use recarch_failure::FailureClass;
+
+use crate::{Kind, OrganizerId, Sha256Digest};
 
 /// Schema tag of [`Manifest`] documents.
 pub const MANIFEST_SCHEMA: &str = "recarch.manifest.v1";
 
 /// Schema tag of [`OrganizerState`] documents.
 pub const STATE_SCHEMA: &str = "recarch.state.v1";
+
+/// Schema tag of queue entries (`state/<kind>/<organizer>/queue/<key>.json`).
+pub const QUEUED_SCHEMA: &str = "recarch.queued.v1";
+
+/// Schema tag of dead letters (`state/<kind>/<organizer>/dead/<key>.json`).
+pub const DEAD_LETTER_SCHEMA: &str = "recarch.deadletter.v1";
 
 /// The `kind` of a manifest describing a call recording.
 pub const KIND_CALL_RECORDING: &str = "callRecording";
@@ -85,33 +93,52 @@ impl ContentRef {
     }
 }
 
-/// Per-organizer progress: `state/recordings/<organizerId>.json`.
+/// Per-organizer progress of one kind: `state/<kind>/<organizerId>.json`.
+///
+/// Failed items are not in this document: each has its own queue entry or dead letter beside
+/// it (see [`QueuedItem`], [`DeadLetter`]), so saving a checkpoint costs the same whatever the
+/// queue holds.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct OrganizerState {
     /// Always [`STATE_SCHEMA`].
     pub schema: String,
+    /// What this state tracks (absent in documents of older versions: recordings).
+    #[serde(default = "recordings")]
+    pub kind: Kind,
     /// The organizer.
     pub organizer_id: OrganizerId,
     /// Where to resume; `None` starts a full round from the first request.
     pub checkpoint: Option<Checkpoint>,
-    /// Items to retry first on the next run.
+    /// Items queued by versions that kept the queue inside this document. Read for migration
+    /// only: the run moves them to queue entries and saves this empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub queue: Vec<QueuedItem>,
     /// How many full rounds (reaching a delta link) have completed.
     pub rounds_completed: u64,
+    /// When a round last reached its delta link (everything discovered until then is archived,
+    /// queued or dead-lettered).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_completed_at: Option<DateTime<Utc>>,
     /// When this document was last written.
     pub updated_at: DateTime<Utc>,
 }
 
+fn recordings() -> Kind {
+    Kind::Recordings
+}
+
 impl OrganizerState {
     /// Fresh state: no checkpoint, empty queue, no rounds.
-    pub fn new(organizer: OrganizerId) -> Self {
+    pub fn new(kind: Kind, organizer: OrganizerId) -> Self {
         Self {
             schema: STATE_SCHEMA.to_owned(),
+            kind,
             organizer_id: organizer,
             checkpoint: None,
             queue: Vec::new(),
             rounds_completed: 0,
+            last_completed_at: None,
             updated_at: Utc::now(),
         }
     }
@@ -137,7 +164,8 @@ pub enum LinkKind {
     Delta,
 }
 
-/// An item whose archiving failed and is to be retried.
+/// An item whose archiving failed and is to be retried: one queue entry,
+/// `state/<kind>/<organizer>/queue/<hex SHA-256 of id>.json`.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct QueuedItem {
@@ -145,14 +173,66 @@ pub struct QueuedItem {
     pub id: String,
     /// The source item, verbatim.
     pub item: Value,
-    /// How many attempts failed so far.
+    /// In how many runs it failed so far.
     pub attempts: u32,
+    /// In how many runs it failed permanently (a dead letter at the second).
+    #[serde(default)]
+    pub permanent_failures: u32,
+    /// The class of the last failure.
+    #[serde(default = "transient")]
+    pub last_class: FailureClass,
     /// The last failure, for operators (must not contain secrets).
     pub last_error: String,
     /// When it first failed.
     pub first_failed_at: DateTime<Utc>,
     /// When it last failed.
     pub last_failed_at: DateTime<Utc>,
+}
+
+fn transient() -> FailureClass {
+    FailureClass::Transient
+}
+
+impl QueuedItem {
+    /// A first failure of `id` (with `item`, the source item verbatim), now.
+    pub fn first_failure(id: impl Into<String>, item: Value, class: FailureClass, reason: impl Into<String>) -> Self {
+        let now = Utc::now();
+        QueuedItem {
+            id: id.into(),
+            item,
+            attempts: 1,
+            permanent_failures: u32::from(class == FailureClass::Permanent),
+            last_class: class,
+            last_error: reason.into(),
+            first_failed_at: now,
+            last_failed_at: now,
+        }
+    }
+
+    /// Records one more failed run.
+    pub fn failed_again(&mut self, class: FailureClass, reason: impl Into<String>) {
+        self.attempts = self.attempts.saturating_add(1);
+        if class == FailureClass::Permanent {
+            self.permanent_failures = self.permanent_failures.saturating_add(1);
+        }
+        self.last_class = class;
+        self.last_error = reason.into();
+        self.last_failed_at = Utc::now();
+    }
+}
+
+/// An item that is never retried automatically: `state/<kind>/<organizer>/dead/<key>.json`.
+/// `recarch retry` moves it back to the queue.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct DeadLetter {
+    /// The queue entry as it was when the item was given up on.
+    #[serde(flatten)]
+    pub item: QueuedItem,
+    /// When it was dead-lettered.
+    pub dead_lettered_at: DateTime<Utc>,
+    /// Why it was given up on (attempts exhausted, or a permanent failure seen twice).
+    pub reason: String,
 }
 
 #[cfg(test)]
@@ -188,8 +268,28 @@ mod tests {
     }
 
     #[test]
+    fn failures_count_runs_and_permanent_ones() {
+        let mut q = QueuedItem::first_failure("a", Value::Null, FailureClass::Permanent, "404");
+        assert_eq!((q.attempts, q.permanent_failures), (1, 1));
+        q.failed_again(FailureClass::Transient, "503");
+        q.failed_again(FailureClass::Permanent, "404");
+        assert_eq!((q.attempts, q.permanent_failures), (3, 2));
+        assert_eq!(q.last_error, "404");
+        let d = DeadLetter {
+            item: q,
+            dead_lettered_at: Utc::now(),
+            reason: "r".into(),
+        };
+        let v = serde_json::to_value(&d).expect("serialize");
+        assert_eq!(v["id"], "a");
+        assert_eq!(v["lastClass"], "permanent");
+        assert_eq!(v["reason"], "r");
+        assert_eq!(serde_json::from_value::<DeadLetter>(v).expect("back"), d);
+    }
+
+    #[test]
     fn state_json_shape() {
-        let mut s = OrganizerState::new(org());
+        let mut s = OrganizerState::new(Kind::Recordings, org());
         s.checkpoint = Some(Checkpoint {
             kind: LinkKind::Delta,
             link: "https://example.invalid/delta?token=x".into(),
@@ -197,7 +297,19 @@ mod tests {
         let v = serde_json::to_value(&s).expect("serialize");
         assert_eq!(v["checkpoint"]["kind"], "delta");
         assert_eq!(v["roundsCompleted"], 0);
+        assert!(v.get("queue").is_none(), "no queue inside the state: {v}");
         let back: OrganizerState = serde_json::from_value(v).expect("deserialize");
         assert_eq!(back, s);
+        // Documents of older versions: no kind, the queue inside, no class in queued items.
+        let old = serde_json::json!({
+            "schema": STATE_SCHEMA, "organizerId": org().as_str(), "checkpoint": null,
+            "queue": [{"id": "a", "item": {"id": "a"}, "attempts": 2, "lastError": "x",
+                       "firstFailedAt": "2024-01-01T00:00:00Z", "lastFailedAt": "2024-01-02T00:00:00Z"}],
+            "roundsCompleted": 3, "updatedAt": "2024-01-02T00:00:00Z"
+        });
+        let old: OrganizerState = serde_json::from_value(old).expect("older document");
+        assert_eq!(old.kind, Kind::Recordings);
+        assert_eq!(old.queue[0].last_class, FailureClass::Transient);
+        assert_eq!(old.queue[0].permanent_failures, 0);
     }
 }

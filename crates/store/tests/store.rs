@@ -24,8 +24,8 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use proptest::prelude::*;
 use recarch_store::{
-    Archive, Checkpoint, ContentRef, KIND_CALL_RECORDING, LinkKind, Manifest, ManifestWrite, OrganizerId,
-    OrganizerState, QueuedItem, Sha256Digest, ShardId, StageError, StoreError,
+    Archive, Checkpoint, ContentRef, FailureClass, KIND_CALL_RECORDING, Kind, LinkKind, Manifest, ManifestWrite,
+    OrganizerId, OrganizerState, QueuedItem, Sha256Digest, ShardId, StageError, StoreError, item_key,
 };
 use tempfile::TempDir;
 
@@ -633,9 +633,9 @@ async fn state_writes_replace_only_the_version_read(f: Fixture) {
     let a = &f.archive;
     // A second client of the same store, with its own idea of the state's version.
     let b = Archive::from_store(Arc::clone(a.object_store()), "other-client");
-    let state = OrganizerState::new(org());
+    let state = OrganizerState::new(Kind::Recordings, org());
     a.save_state(&state).await.unwrap();
-    let mut theirs = b.load_state(&org()).await.unwrap().unwrap();
+    let mut theirs = b.load_state(Kind::Recordings, &org()).await.unwrap().unwrap();
     // Different content (S3's ETag is the content's MD5: an identical rewrite keeps it).
     theirs.rounds_completed += 1;
     b.save_state(&theirs).await.unwrap();
@@ -648,7 +648,7 @@ async fn state_writes_replace_only_the_version_read(f: Fixture) {
     } else {
         assert!(matches!(stale, Err(StoreError::Precondition { .. })), "{stale:?}");
         // Re-reading gives the current version, and then the write succeeds.
-        a.load_state(&org()).await.unwrap();
+        a.load_state(Kind::Recordings, &org()).await.unwrap();
         a.save_state(&state).await.unwrap();
     }
     // A client that never read an existing state does not clobber it blindly.
@@ -659,11 +659,11 @@ async fn state_writes_replace_only_the_version_read(f: Fixture) {
 
 async fn state_roundtrip(f: Fixture) {
     let a = &f.archive;
-    assert_eq!(a.load_state(&org()).await.unwrap(), None);
-    assert!(a.list_states().await.unwrap().is_empty());
+    assert_eq!(a.load_state(Kind::Recordings, &org()).await.unwrap(), None);
+    assert!(a.list_states(Kind::Recordings).await.unwrap().is_empty());
 
     let now = Utc::now();
-    let mut state = OrganizerState::new(org());
+    let mut state = OrganizerState::new(Kind::Recordings, org());
     state.checkpoint = Some(Checkpoint {
         kind: LinkKind::Next,
         link: "https://example.invalid/next?$skiptoken=abc%2F&x=1".into(),
@@ -672,13 +672,18 @@ async fn state_roundtrip(f: Fixture) {
         id: "rec/1".into(),
         item: serde_json::json!({"id": "rec/1", "nested": {"n": 1.5}}),
         attempts: 2,
+        permanent_failures: 0,
+        last_class: FailureClass::Transient,
         last_error: "download failed: 503".into(),
         first_failed_at: now,
         last_failed_at: now,
     });
     state.rounds_completed = 3;
     a.save_state(&state).await.unwrap();
-    assert_eq!(a.load_state(&org()).await.unwrap(), Some(state.clone()));
+    assert_eq!(
+        a.load_state(Kind::Recordings, &org()).await.unwrap(),
+        Some(state.clone())
+    );
 
     state.checkpoint = Some(Checkpoint {
         kind: LinkKind::Delta,
@@ -686,19 +691,125 @@ async fn state_roundtrip(f: Fixture) {
     });
     state.queue.clear();
     a.save_state(&state).await.unwrap();
-    assert_eq!(a.load_state(&org()).await.unwrap(), Some(state.clone()));
+    assert_eq!(
+        a.load_state(Kind::Recordings, &org()).await.unwrap(),
+        Some(state.clone())
+    );
 
-    let other = OrganizerState::new(OrganizerId::parse("00000000-0000-0000-0000-000000000001").unwrap());
+    let other = OrganizerState::new(
+        Kind::Recordings,
+        OrganizerId::parse("00000000-0000-0000-0000-000000000001").unwrap(),
+    );
     a.save_state(&other).await.unwrap();
-    assert_eq!(a.list_states().await.unwrap(), vec![other, state]);
+    assert_eq!(a.list_states(Kind::Recordings).await.unwrap(), vec![other, state]);
 
-    let mut bad = OrganizerState::new(org());
+    let mut bad = OrganizerState::new(Kind::Recordings, org());
     bad.schema = "something else".into();
     assert!(matches!(a.save_state(&bad).await, Err(StoreError::Rejected { .. })));
     assert!(
         all_keys(a)
             .await
             .contains("state/recordings/0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d.json")
+    );
+}
+
+async fn queue_and_dead_letters(f: Fixture) {
+    let a = &f.archive;
+    let k = Kind::Recordings;
+    let o = org();
+    assert!(a.list_queued(k, &o).await.unwrap().is_empty());
+    // Ids of every shape; each is queued once, whatever is written twice.
+    let ids = ["rec/1+2==", "rec/1+2=", "../x", "plain"];
+    for id in ids {
+        let q = QueuedItem::first_failure(id, serde_json::json!({"id": id}), FailureClass::Transient, "503");
+        a.put_queued(k, &o, &q).await.unwrap();
+        a.put_queued(k, &o, &q).await.unwrap();
+    }
+    let mut queued: Vec<QueuedItem> = a
+        .list_queued(k, &o)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    queued.sort_by(|x, y| x.id.cmp(&y.id));
+    let mut want: Vec<&str> = ids.to_vec();
+    want.sort_unstable();
+    assert_eq!(queued.iter().map(|q| q.id.as_str()).collect::<Vec<_>>(), want);
+    // Another kind's queue and another organizer's are separate.
+    assert!(a.list_queued(Kind::Transcripts, &o).await.unwrap().is_empty());
+
+    // An update replaces the entry.
+    let mut first = queued.remove(0);
+    first.failed_again(FailureClass::Permanent, "404");
+    a.put_queued(k, &o, &first).await.unwrap();
+    let again = a.list_queued(k, &o).await.unwrap();
+    let entry = again
+        .iter()
+        .map(|r| r.as_ref().unwrap())
+        .find(|q| q.id == first.id)
+        .expect("still queued");
+    assert_eq!((entry.attempts, entry.permanent_failures), (2, 1));
+
+    // Dead-lettering moves it; the queue no longer lists it; the keys name it.
+    let letter = a.dead_letter(k, &o, first.clone(), "failed twice").await.unwrap();
+    assert_eq!(letter.reason, "failed twice");
+    assert_eq!(a.list_queued(k, &o).await.unwrap().len(), ids.len() - 1);
+    let dead = a.dead_letter_keys(k, &o).await.unwrap();
+    assert_eq!(dead, [item_key(&first.id)].into_iter().collect());
+    let letters = a.list_dead_letters(k, &o).await.unwrap();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].as_ref().unwrap().item, first);
+
+    // A move interrupted between its two writes (both lists hold the item): the dead letter
+    // wins, and the stray queue entry is removed.
+    a.put_queued(k, &o, &first).await.unwrap();
+    assert!(
+        a.list_queued(k, &o)
+            .await
+            .unwrap()
+            .iter()
+            .all(|q| q.as_ref().unwrap().id != first.id)
+    );
+    let overview = a.state_overview(k).await.unwrap();
+    assert_eq!(overview[&o].queued, ids.len() - 1);
+    assert_eq!(overview[&o].dead, 1);
+    assert!(!overview[&o].has_checkpoint);
+
+    // Revived: back on the queue with fresh counts, gone from the dead letters.
+    let letter = a.list_dead_letters(k, &o).await.unwrap().remove(0).unwrap();
+    let revived = a.revive_dead_letter(k, &o, letter).await.unwrap();
+    assert_eq!((revived.attempts, revived.permanent_failures), (0, 0));
+    assert!(a.dead_letter_keys(k, &o).await.unwrap().is_empty());
+    assert_eq!(a.list_queued(k, &o).await.unwrap().len(), ids.len());
+
+    // Removing is idempotent; the checkpoint shows in the overview.
+    for id in ids {
+        a.remove_queued(k, &o, id).await.unwrap();
+        a.remove_queued(k, &o, id).await.unwrap();
+    }
+    a.save_state(&OrganizerState::new(k, o.clone())).await.unwrap();
+    let overview = a.state_overview(k).await.unwrap();
+    assert_eq!(
+        overview[&o],
+        recarch_store::StateOverview {
+            has_checkpoint: true,
+            queued: 0,
+            dead: 0
+        }
+    );
+    // A document under the queue that is not a queue entry is reported, not fatal.
+    a.object_store()
+        .put(
+            &Path::from(format!("state/recordings/{o}/queue/{}.json", item_key("zz"))),
+            PutPayload::from_static(b"{not json"),
+        )
+        .await
+        .unwrap();
+    let listed = a.list_queued(k, &o).await.unwrap();
+    assert!(
+        matches!(listed.as_slice(), [Err(StoreError::Corrupt { .. })]),
+        "{listed:?}"
     );
 }
 
@@ -928,10 +1039,10 @@ async fn listings_report_corrupt_objects(f: Fixture) {
 
     // A state document under the wrong organizer's key.
     let wrong = "state/recordings/00000000-0000-0000-0000-000000000009.json";
-    let body = serde_json::to_vec(&OrganizerState::new(org())).unwrap();
+    let body = serde_json::to_vec(&OrganizerState::new(Kind::Recordings, org())).unwrap();
     raw.put(&Path::from(wrong), PutPayload::from(body)).await.unwrap();
     assert!(matches!(
-        a.list_states().await,
+        a.list_states(Kind::Recordings).await,
         Err(StoreError::Corrupt { key, .. }) if key == wrong
     ));
 }
@@ -945,10 +1056,10 @@ async fn full_flow_leaves_only_the_layout(f: Fixture) {
 
     let started = Utc::now();
     let mut state = a
-        .load_state(&org())
+        .load_state(Kind::Recordings, &org())
         .await
         .unwrap()
-        .unwrap_or_else(|| OrganizerState::new(org()));
+        .unwrap_or_else(|| OrganizerState::new(Kind::Recordings, org()));
     for (i, id) in ["rec/1", "rec+2=", "rec/1"].iter().enumerate() {
         if a.manifest_exists(&org(), id).await.unwrap() {
             continue;
@@ -1498,6 +1609,7 @@ conformance!(
     manifest_checks_before_writing,
     manifest_keys_stay_inside_the_organizer,
     state_roundtrip,
+    queue_and_dead_letters,
     state_writes_replace_only_the_version_read,
     leases,
     concurrent_acquisitions_of_a_free_lease,

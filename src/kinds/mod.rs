@@ -1,0 +1,53 @@
+//! What is archived: one module per kind says what to discover (the first delta request),
+//! what to fetch and what manifest to write. Everything else — the round, paging,
+//! checkpoints, the queue, dead letters, outcome accounting — is one shared pipeline
+//! (`round`, `queue`, `pipeline`) generic over [`ItemKind`].
+
+use std::future::Future;
+
+use recarch_delta::DeltaRequest;
+use recarch_store::{Kind, OrganizerId};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::config::Config;
+use crate::pipeline::{ItemContext, ItemOutcome};
+
+pub mod recording;
+
+pub use recording::Recordings;
+
+/// One kind of archived item.
+pub trait ItemKind: Sync {
+    /// The item as typed from a delta page (the raw JSON travels alongside).
+    type Item: DeserializeOwned + Send + Sync;
+
+    /// Where its manifests and state live.
+    const KIND: Kind;
+
+    /// What one item is called in messages (`recording`).
+    const NOUN: &'static str;
+
+    /// The item's Graph id.
+    fn id(item: &Self::Item) -> &str;
+
+    /// The first request of a full round for `organizer`.
+    fn first_request(&self, config: &Config, organizer: &OrganizerId) -> DeltaRequest;
+
+    /// The query options configured for this kind, as they must appear (percent-decoded) in
+    /// any link that continues or restarts a round: a `Location` after 410 Gone that lacks
+    /// one of them would silently widen or narrow what is archived, so it is not followed.
+    fn configured_options(&self, config: &Config) -> Vec<String>;
+
+    /// Archives one item (`raw` is the item exactly as Graph sent it).
+    fn archive<'a>(
+        &'a self,
+        ctx: &'a ItemContext,
+        organizer: &'a OrganizerId,
+        item: &'a Self::Item,
+        raw: &'a Value,
+    ) -> impl Future<Output = ItemOutcome> + Send + 'a;
+
+    /// What to tell an operator when Graph answers 403 to this kind's delta query.
+    fn forbidden_hint(&self) -> &'static str;
+}

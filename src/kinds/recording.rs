@@ -1,0 +1,126 @@
+//! Meeting recordings: `getAllRecordings(...)/delta` per organizer, the content at
+//! `recordingContentUrl` as one blob, a `callRecording` manifest.
+
+use std::future::Future;
+
+use chrono::Utc;
+use recarch_delta::{CallRecording, DeltaRequest, resources};
+use recarch_failure::FailureClass;
+use recarch_store::{ContentRef, KIND_CALL_RECORDING, Kind, MANIFEST_SCHEMA, Manifest, OrganizerId, Sha256Digest};
+use serde_json::{Map, Value};
+
+use super::ItemKind;
+use crate::config::Config;
+use crate::pipeline::{ItemContext, ItemOutcome, put_manifest, store_content};
+
+/// The recordings kind.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Recordings;
+
+impl ItemKind for Recordings {
+    type Item = CallRecording;
+    const KIND: Kind = Kind::Recordings;
+    const NOUN: &'static str = "recording";
+
+    fn id(item: &CallRecording) -> &str {
+        &item.id
+    }
+
+    fn first_request(&self, config: &Config, organizer: &OrganizerId) -> DeltaRequest {
+        resources::recordings_request(
+            &config.graph.base_url,
+            organizer.as_str(),
+            config.source.start_date_time.as_deref(),
+        )
+    }
+
+    fn configured_options(&self, config: &Config) -> Vec<String> {
+        config
+            .source
+            .start_date_time
+            .iter()
+            .map(|t| format!("startDateTime={t}"))
+            .collect()
+    }
+
+    fn archive<'a>(
+        &'a self,
+        ctx: &'a ItemContext,
+        organizer: &'a OrganizerId,
+        item: &'a CallRecording,
+        raw: &'a Value,
+    ) -> impl Future<Output = ItemOutcome> + Send + 'a {
+        archive_recording(ctx, organizer, item, raw)
+    }
+
+    fn forbidden_hint(&self) -> &'static str {
+        "the app may not read this organizer's recordings: a Teams administrator must grant an application access policy covering this user (New-CsApplicationAccessPolicy, Grant-CsApplicationAccessPolicy), and the app needs the OnlineMeetingRecording.Read.All application permission with admin consent"
+    }
+}
+
+async fn archive_recording(
+    ctx: &ItemContext,
+    organizer: &OrganizerId,
+    recording: &CallRecording,
+    raw: &Value,
+) -> ItemOutcome {
+    match ctx.archive.manifest_exists(organizer, &recording.id).await {
+        Ok(true) => return ItemOutcome::AlreadyArchived,
+        Ok(false) => {}
+        Err(e) => return ItemOutcome::store_failed(e, "cannot read the archive"),
+    }
+    let Some(content_url) = recording.recording_content_url.as_deref() else {
+        return ItemOutcome::failed(FailureClass::Permanent, "item has no recordingContentUrl");
+    };
+    let blob = match store_content(ctx, content_url).await {
+        Ok(blob) => blob,
+        Err(outcome) => return outcome,
+    };
+    let manifest = build_manifest(
+        organizer,
+        recording,
+        raw,
+        blob.digest,
+        blob.size,
+        blob.media_type,
+        blob.commit.key,
+    );
+    put_manifest(ctx, &manifest, blob.size, blob.commit.created).await
+}
+
+/// The manifest of SPEC.md: typed envelope, plus `meetingId`, `createdDateTime` and the item
+/// exactly as Graph returned it under `graph`.
+pub fn build_manifest(
+    organizer: &OrganizerId,
+    recording: &CallRecording,
+    raw: &Value,
+    digest: Sha256Digest,
+    size: u64,
+    media_type: String,
+    blob: String,
+) -> Manifest {
+    let mut extra = Map::new();
+    extra.insert(
+        "meetingId".into(),
+        recording.meeting_id.clone().map_or(Value::Null, Value::String),
+    );
+    extra.insert(
+        "createdDateTime".into(),
+        recording.created_date_time.clone().map_or(Value::Null, Value::String),
+    );
+    extra.insert("graph".into(), raw.clone());
+    Manifest {
+        schema: MANIFEST_SCHEMA.into(),
+        kind: KIND_CALL_RECORDING.into(),
+        id: recording.id.clone(),
+        organizer_id: organizer.clone(),
+        content: ContentRef {
+            sha256: digest,
+            size,
+            media_type,
+            blob,
+        },
+        archived_at: Utc::now(),
+        extra,
+    }
+}

@@ -1,0 +1,275 @@
+//! The item pipeline every kind shares: download a content URL while the store hashes and
+//! stages it, commit the blob under its digest, then the kind writes its manifest.
+//!
+//! The order is the "nothing lost" guarantee: a manifest is written only after its blob is
+//! committed, and the round checkpoints a page only after every item on it has come back
+//! settled (archived, queued or dead-lettered).
+//!
+//! # Error policy
+//!
+//! Every failure is classified once, where it is understood (`class()` of the delta, fetch
+//! and store errors, all reading `recarch_failure`): transient failures are retried here up
+//! to `[fetch].max_attempts` times with backoff; a permanent one is not retried; a body that
+//! failed its checks on every attempt counts as permanent. What still fails comes back as
+//! [`ItemOutcome::Failed`] with its class, for the queue to record; only failures that stop
+//! everything (refused credentials, 402) are [`ItemOutcome::Fatal`].
+
+use recarch_delta::retry::RetryPolicy;
+use recarch_failure::FailureClass;
+use recarch_fetch::{FetchError, Fetcher};
+use recarch_store::{Archive, BlobCommit, Manifest, ManifestWrite, Sha256Digest, ShardId, StageError, StoreError};
+use std::sync::Arc;
+use tokio::sync::Semaphore;
+
+/// Everything an item needs, shared by all items of a run.
+#[derive(Debug, Clone)]
+pub struct ItemContext {
+    /// The archive.
+    pub archive: Archive,
+    /// Downloads (global concurrency bound inside).
+    pub fetcher: Fetcher,
+    /// This run's shard, for staging.
+    pub shard: ShardId,
+    /// Attempts and backoff per recording, for body failures (the same policy the fetcher's
+    /// request-level retries use).
+    pub retry: RetryPolicy,
+    /// Uploads being staged at once, across all organizers. A download's slot in the fetcher
+    /// is returned as soon as its body has arrived, so that the next download streams while
+    /// this upload is flushed (fsync, multipart completion); these slots
+    /// (`Archive::staged_uploads_per_download` per download slot) still bound how many
+    /// uploads hold buffered parts at once, and so the memory. Closed, like the fetcher, when
+    /// the run is stopping.
+    pub staging_slots: Arc<Semaphore>,
+}
+
+/// What became of one item.
+#[derive(Debug)]
+pub enum ItemOutcome {
+    /// Archived now.
+    Archived {
+        /// Bytes downloaded.
+        bytes: u64,
+        /// Whether a new blob was written (false: identical bytes were already archived).
+        new_blob: bool,
+    },
+    /// A manifest for this id already existed: nothing downloaded.
+    AlreadyArchived,
+    /// Failed; the queue records it (retried next run, or dead-lettered).
+    Failed {
+        /// Transient or permanent (never fatal: that is [`ItemOutcome::Fatal`]).
+        class: FailureClass,
+        /// Why, naming the host or value (never a token).
+        reason: String,
+    },
+    /// Failed in a way that stops the whole run (credentials, billing, store).
+    Fatal(anyhow::Error),
+    /// Not downloaded because the run is stopping (its download and staging slots were
+    /// closed before it got one). Neither archived nor failed: its page stays unfinished, so
+    /// the checkpoint never passes it and the next run does it.
+    Interrupted,
+}
+
+impl ItemOutcome {
+    /// The outcome of a failure of class `class`: fatal ones stop the run, the rest is
+    /// recorded for the queue.
+    pub fn failed(class: FailureClass, reason: impl Into<String>) -> ItemOutcome {
+        match class {
+            FailureClass::Fatal => ItemOutcome::Fatal(anyhow::anyhow!(reason.into())),
+            class => ItemOutcome::Failed {
+                class,
+                reason: reason.into(),
+            },
+        }
+    }
+
+    /// The outcome of a store error on one item's objects.
+    pub fn store_failed(e: StoreError, what: &str) -> ItemOutcome {
+        match e.class() {
+            FailureClass::Fatal => ItemOutcome::Fatal(anyhow::Error::new(e).context(what.to_owned())),
+            class => ItemOutcome::Failed {
+                class,
+                reason: format!("{what}: {}", error_chain(&e)),
+            },
+        }
+    }
+}
+
+/// A blob stored for an item.
+#[derive(Debug, Clone)]
+pub struct StoredBlob {
+    /// SHA-256 of the bytes.
+    pub digest: Sha256Digest,
+    /// Number of bytes.
+    pub size: u64,
+    /// The media type the server announced (or `application/octet-stream`).
+    pub media_type: String,
+    /// The blob's key and whether this call created it.
+    pub commit: BlobCommit,
+}
+
+/// Downloads `content_url` into a blob: retried within the run while the failure is
+/// transient; a body that fails its checks on every attempt is a permanent failure.
+pub async fn store_content(ctx: &ItemContext, content_url: &str) -> Result<StoredBlob, ItemOutcome> {
+    // Refuse before any request: an off-origin URL must never be fetched at all.
+    if let Err(e) = ctx.fetcher.check_url(content_url) {
+        return Err(ItemOutcome::failed(e.class(), e.to_string()));
+    }
+    let mut attempt = 0;
+    let mut every_attempt_a_bad_body = true;
+    let (digest, size, media_type, staged) = loop {
+        attempt += 1;
+        match download_once(ctx, content_url).await {
+            Ok(done) => break done,
+            Err(Attempt::Fatal(e)) => return Err(ItemOutcome::Fatal(e)),
+            Err(Attempt::Interrupted) => return Err(ItemOutcome::Interrupted),
+            Err(Attempt::Failed {
+                reason,
+                class,
+                bad_body,
+            }) => {
+                every_attempt_a_bad_body &= bad_body;
+                if class != FailureClass::Transient {
+                    return Err(ItemOutcome::failed(class, reason));
+                }
+                if attempt >= ctx.retry.max_attempts {
+                    let (class, why) = if every_attempt_a_bad_body {
+                        (FailureClass::Permanent, "the body failed its checks on every attempt")
+                    } else {
+                        (FailureClass::Transient, "still failing")
+                    };
+                    return Err(ItemOutcome::failed(
+                        class,
+                        format!("{reason} ({why}, {attempt} attempts)"),
+                    ));
+                }
+                let wait = ctx.retry.delay(attempt, None);
+                tracing::warn!(attempt, %reason, "download failed, retrying");
+                tokio::time::sleep(wait).await;
+            }
+        }
+    };
+    let commit = ctx
+        .archive
+        .commit_blob(staged, &digest)
+        .await
+        .map_err(|e| ItemOutcome::store_failed(e, "cannot commit the blob"))?;
+    Ok(StoredBlob {
+        digest,
+        size,
+        media_type,
+        commit,
+    })
+}
+
+/// Writes `manifest` (create-only) after its blobs: `Archived` for a new manifest,
+/// `AlreadyArchived` when another run (or a duplicate) got there first.
+pub async fn put_manifest(ctx: &ItemContext, manifest: &Manifest, bytes: u64, new_blob: bool) -> ItemOutcome {
+    match ctx.archive.put_manifest(manifest).await {
+        Ok(ManifestWrite::Created) => {
+            tracing::info!(organizer = %manifest.organizer_id, id = %manifest.id, kind = %manifest.kind, sha256 = %manifest.content.sha256, size = manifest.content.size, new_blob, "archived");
+            ItemOutcome::Archived { bytes, new_blob }
+        }
+        Ok(ManifestWrite::AlreadyExists) => ItemOutcome::AlreadyArchived,
+        Err(e) => ItemOutcome::store_failed(e, "cannot write the manifest"),
+    }
+}
+
+enum Attempt {
+    Failed {
+        reason: String,
+        class: FailureClass,
+        /// The body failed its checks (cut short, too long, dropped).
+        bad_body: bool,
+    },
+    Fatal(anyhow::Error),
+    /// The run is stopping: no slot is handed out any more.
+    Interrupted,
+}
+
+/// One download into staging; on success the staged object, its digest, size and media type.
+async fn download_once(
+    ctx: &ItemContext,
+    url: &str,
+) -> Result<(Sha256Digest, u64, String, recarch_store::Staged), Attempt> {
+    // Held until the upload is staged (flushed and complete), after the download's own slot.
+    // Acquiring fails only once the slots are closed: the run is stopping.
+    let Ok(_staging) = ctx.staging_slots.acquire().await else {
+        return Err(Attempt::Interrupted);
+    };
+    let mut download = ctx.fetcher.open(url).await.map_err(classify)?;
+    let media_type = download.media_type().unwrap_or("application/octet-stream").to_owned();
+    let staged = match ctx.archive.stage(&ctx.shard, &mut download).await {
+        Ok(staged) => staged,
+        Err(StageError::Body(e)) => return Err(classify(e)),
+        Err(StageError::Store(e)) => {
+            return Err(match e.class() {
+                FailureClass::Fatal => Attempt::Fatal(anyhow::Error::new(e).context("cannot write to the archive")),
+                class => Attempt::Failed {
+                    reason: format!("cannot stage the content: {}", error_chain(&e)),
+                    class,
+                    bad_body: false,
+                },
+            });
+        }
+    };
+    match download.finish() {
+        Ok(fetched) => {
+            if fetched.size != staged.size() {
+                let staged_size = staged.size();
+                let _ = ctx.archive.discard(staged).await;
+                return Err(Attempt::Failed {
+                    reason: format!("staged {staged_size} bytes but received {}", fetched.size),
+                    class: FailureClass::Transient,
+                    bad_body: true,
+                });
+            }
+            // The store hashed the bytes it staged while they streamed through: that digest
+            // names the blob. Where the fetcher hashed too (a second, independent hash of the
+            // same bytes), the two must agree; they can only differ through a bug.
+            let digest = staged.digest();
+            if let Some(wire) = fetched.sha256.map(Sha256Digest::from_bytes) {
+                if wire != digest {
+                    let _ = ctx.archive.discard(staged).await;
+                    return Err(Attempt::Fatal(anyhow::anyhow!(
+                        "internal error: downloaded bytes hash to {wire} but staged bytes to {digest}"
+                    )));
+                }
+            }
+            Ok((digest, fetched.size, media_type, staged))
+        }
+        Err(e) => {
+            let _ = ctx.archive.discard(staged).await;
+            Err(classify(e))
+        }
+    }
+}
+
+fn classify(e: FetchError) -> Attempt {
+    if matches!(e, FetchError::Closed) {
+        return Attempt::Interrupted;
+    }
+    match e.class() {
+        FailureClass::Fatal => Attempt::Fatal(anyhow::Error::new(e)),
+        class => Attempt::Failed {
+            bad_body: e.is_body_failure(),
+            reason: error_chain(&e),
+            class,
+        },
+    }
+}
+
+/// An error and its sources on one line, `a: b: c`, skipping a source whose text the line
+/// already holds (backend errors often repeat their source in their own message).
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        if !text.contains(&s_text) {
+            text.push_str(": ");
+            text.push_str(&s_text);
+        }
+        source = s.source();
+    }
+    text
+}

@@ -1,0 +1,164 @@
+//! What a run did: counts, failures, the run report (`runs/<timestamp>-<shard>.json`) and the
+//! end-of-run summary on stdout.
+
+use chrono::{DateTime, Utc};
+use recarch_failure::FailureClass;
+use serde::Serialize;
+
+/// Counts of a run (and of each organizer).
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Counts {
+    /// Items seen in delta pages and the retry queue (after de-duplication within the run).
+    pub discovered: u64,
+    /// Archived by this run.
+    pub archived: u64,
+    /// Already archived earlier (manifest present): nothing downloaded.
+    pub already_archived: u64,
+    /// Repeated within this run's pages (or tried from the queue already) and skipped.
+    pub duplicates: u64,
+    /// `@removed` markers (archived items are kept: an archive does not forget).
+    pub removed: u64,
+    /// Failed in this run (queued or dead-lettered).
+    pub failed: u64,
+    /// Of those, moved to the dead-letter list in this run.
+    pub dead_lettered: u64,
+    /// Items on the dead-letter list that the delta round listed again (not retried).
+    pub skipped_dead_letters: u64,
+    /// Bytes downloaded and stored.
+    pub bytes: u64,
+    /// New blobs (the rest had identical bytes already).
+    pub new_blobs: u64,
+    /// Delta pages read.
+    pub pages: u64,
+    /// Full rounds restarted after 410 Gone.
+    pub resyncs: u64,
+}
+
+impl Counts {
+    /// Adds `o` into `self`.
+    pub fn add(&mut self, o: &Counts) {
+        self.discovered += o.discovered;
+        self.archived += o.archived;
+        self.already_archived += o.already_archived;
+        self.duplicates += o.duplicates;
+        self.removed += o.removed;
+        self.failed += o.failed;
+        self.dead_lettered += o.dead_lettered;
+        self.skipped_dead_letters += o.skipped_dead_letters;
+        self.bytes += o.bytes;
+        self.new_blobs += o.new_blobs;
+        self.pages += o.pages;
+        self.resyncs += o.resyncs;
+    }
+}
+
+/// One failure of this run: an item (queued or dead-lettered) or a whole organizer's round.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Failure {
+    /// The organizer.
+    pub organizer_id: String,
+    /// `recordings`, ...
+    pub kind: String,
+    /// The Graph id (empty when the failure is the organizer's round, not an item).
+    pub id: String,
+    /// Transient or permanent.
+    pub class: FailureClass,
+    /// Why.
+    pub reason: String,
+    /// In how many runs the item has failed so far (0 for a round failure).
+    pub attempts: u32,
+    /// Whether the item moved to the dead-letter list in this run.
+    pub dead_lettered: bool,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// Everything discovered is archived (exit 0).
+    Complete,
+    /// Some items or organizers failed in this run (exit 1).
+    Partial,
+    /// SIGTERM/SIGINT cut the run short (exit 1).
+    Interrupted,
+    /// Something stopped the whole run (exit 4).
+    Fatal,
+}
+
+/// The outcome of a run: what the report holds and what the summary prints.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunReport {
+    /// `recarch.run.v1`.
+    pub schema: &'static str,
+    /// The shard.
+    pub shard: String,
+    /// When the run started.
+    pub started_at: DateTime<Utc>,
+    /// When it ended.
+    pub finished_at: DateTime<Utc>,
+    /// Seconds.
+    pub duration_secs: f64,
+    /// Organizers of this shard.
+    pub organizers: usize,
+    /// Totals.
+    #[serde(flatten)]
+    pub counts: Counts,
+    /// Bytes per second over the whole run.
+    pub throughput_bytes_per_sec: f64,
+    /// Items queued for a later run, over this shard's organizers, when the run ended.
+    pub queued: u64,
+    /// Items on the dead-letter lists of this shard's organizers when the run ended (this run's
+    /// and earlier ones'): never retried automatically; see `recarch status` and
+    /// `recarch retry`.
+    pub dead_letters: u64,
+    /// Failures of this run.
+    pub failures: Vec<Failure>,
+    /// `complete`, `partial`, `interrupted` or `fatal`.
+    pub outcome: Outcome,
+    /// Whether SIGTERM/SIGINT cut the run short.
+    pub interrupted: bool,
+    /// The process exit code.
+    pub exit_code: u8,
+}
+
+/// The end-of-run summary on stdout.
+pub fn print_summary(report: &RunReport) {
+    let c = &report.counts;
+    let mib = c.bytes as f64 / (1024.0 * 1024.0);
+    let rate = report.throughput_bytes_per_sec / (1024.0 * 1024.0);
+    println!(
+        "run {shard}: {archived} archived ({mib:.1} MiB, {rate:.1} MiB/s), {already} already archived, {failed} failed ({dead} dead-lettered), {removed} removed in graph, {pages} pages, {dur:.1}s{int}",
+        shard = report.shard,
+        archived = c.archived,
+        already = c.already_archived,
+        failed = c.failed,
+        dead = c.dead_lettered,
+        removed = c.removed,
+        pages = c.pages,
+        dur = report.duration_secs,
+        int = if report.interrupted { " (interrupted)" } else { "" },
+    );
+    if report.queued > 0 || report.dead_letters > 0 {
+        println!(
+            "  {} queued for the next run, {} dead letters (never retried automatically; see recarch status, recarch retry)",
+            report.queued, report.dead_letters
+        );
+    }
+    for f in report.failures.iter().take(20) {
+        let fate = if f.dead_lettered { "dead-lettered" } else { "failed" };
+        if f.id.is_empty() {
+            println!("  {fate}: organizer {} {}: {}", f.organizer_id, f.kind, f.reason);
+        } else {
+            println!(
+                "  {fate}: organizer {} {} {} ({}, {} runs): {}",
+                f.organizer_id, f.kind, f.id, f.class, f.attempts, f.reason
+            );
+        }
+    }
+    if report.failures.len() > 20 {
+        println!("  … and {} more (see the run report)", report.failures.len() - 20);
+    }
+}

@@ -12,7 +12,6 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::Response;
 use serde_json::Value;
 
-use crate::Target;
 use crate::model::{
     ApiVersion, CONTACT_PROPERTIES, ContactQuery, Data, FaultFlags, RecQuery, Round, Shared, SyncState, lock,
 };
@@ -21,6 +20,7 @@ use crate::util::{
     ODATA_JSON, RequestIds, decode_query_value, encode_segment, format_datetime, graph_error, json_response,
     parse_datetime, query_option, raw_query_pairs, set_header,
 };
+use crate::{SyncLocation, Target};
 
 static PREFERENCE_APPLIED: HeaderName = HeaderName::from_static("preference-applied");
 
@@ -49,21 +49,22 @@ fn bad_request(ids: &RequestIds, message: &str) -> Response {
 }
 
 /// Looks a raw token up. `Ok(state)` if valid; otherwise the 400 / 410 answer.
-/// `location` builds the fresh initial-request URL for an expired token.
+/// `location` builds the `Location` of an expired token's 410 from the state
+/// and the kind of location the fault asks for (`Fresh` or `DropsOptions`).
 fn lookup_token(
     shared: &Shared,
     ids: &RequestIds,
     data: &Data,
     token: &str,
     want_skip: bool,
-    location: impl FnOnce(&SyncState) -> Option<String>,
+    location: impl FnOnce(&SyncState, SyncLocation) -> Option<String>,
 ) -> Result<SyncState, Response> {
     let found = data.sync_tokens.get(token).filter(|t| t.state.is_skip() == want_skip);
     let Some(tok) = found else {
         let what = if want_skip { "skip" } else { "delta" };
         return Err(bad_request(ids, &format!("invalid {what} token")));
     };
-    if let Some((code, with_location)) = &tok.expired {
+    if let Some((code, kind)) = &tok.expired {
         shared.stat(|s| s.gone += 1);
         let message = if code.eq_ignore_ascii_case("resyncRequired") {
             "Resync is required as the delta token is no longer valid. Restart the sync from the initial request."
@@ -71,8 +72,8 @@ fn lookup_token(
             "The sync state generation is not found or has expired. Resync required: restart from the initial request."
         };
         let mut resp = graph_error(ids, StatusCode::GONE, code, message);
-        if *with_location {
-            if let Some(url) = location(&tok.state) {
+        if *kind != SyncLocation::None {
+            if let Some(url) = location(&tok.state, *kind) {
                 set_header(resp.headers_mut(), LOCATION, &url);
             }
         }
@@ -134,11 +135,12 @@ fn page_json(context: String, value: Vec<Value>, link: (&str, String)) -> Value 
 // ---------------------------------------------------------------------------
 // Recordings
 
-/// `GET /users/{org}/onlineMeetings/getAllRecordings(...)/delta`.
+/// `GET /users/{user}/onlineMeetings/getAllRecordings(...)/delta`.
 pub(crate) fn recordings(
     shared: &Arc<Shared>,
     ids: &RequestIds,
     version: ApiVersion,
+    user: &str,
     params: &[(String, String)],
     parts: &Parts,
 ) -> Response {
@@ -151,6 +153,19 @@ pub(crate) fn recordings(
     }
     if let Some(resp) = check_throttle(shared, ids, Target::Delta) {
         return resp;
+    }
+    let param_organizer = params
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("meetingOrganizerUserId"))
+        .map_or("", |(_, v)| v.as_str());
+    if shared.organizer_forbidden(&[user, param_organizer]) {
+        shared.stat(|s| s.forbidden += 1);
+        return graph_error(
+            ids,
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            "No application access policy found for this app.",
+        );
     }
     let flags = shared.fault_flags();
     if flags.payment_required {
@@ -165,10 +180,13 @@ pub(crate) fn recordings(
         TokenParam::Skip(t) | TokenParam::Delta(t) => {
             let want_skip = matches!(param, TokenParam::Skip(_));
             let mut data = lock(&shared.data);
-            let state = match lookup_token(shared, ids, &data, t, want_skip, |s| match s {
-                SyncState::RecSkip { round, .. } => Some(rec_initial_url(shared, &round.query)),
-                SyncState::RecDelta { query, .. } => Some(rec_initial_url(shared, query)),
-                _ => None,
+            let state = match lookup_token(shared, ids, &data, t, want_skip, |s, kind| {
+                let q = match s {
+                    SyncState::RecSkip { round, .. } => &round.query,
+                    SyncState::RecDelta { query, .. } => query,
+                    _ => return None,
+                };
+                Some(rec_initial_url(shared, q, kind == SyncLocation::Fresh))
             }) {
                 Ok(s) => s,
                 Err(resp) => return resp,
@@ -268,13 +286,63 @@ fn rec_query(
             }
         }
     };
+    let select = match query_option(pairs, "select") {
+        None => None,
+        Some(raw) => Some(parse_select(ids, raw, CALL_RECORDING_PROPERTIES, "callRecording")?),
+    };
     Ok(RecQuery {
         version,
         organizer,
         start,
         end,
         top,
+        select,
     })
+}
+
+/// `callRecording` properties `$select` may name.
+const CALL_RECORDING_PROPERTIES: &[&str] = &[
+    "id",
+    "meetingId",
+    "callId",
+    "contentCorrelationId",
+    "createdDateTime",
+    "endDateTime",
+    "recordingContentUrl",
+    "meetingOrganizer",
+];
+
+/// Parses a raw `$select` value against the properties of `type_name`.
+fn parse_select(ids: &RequestIds, raw: &str, known: &[&str], type_name: &str) -> Result<Vec<String>, Response> {
+    let fields: Vec<String> = decode_query_value(raw)
+        .split(',')
+        .map(|f| f.trim().to_owned())
+        .filter(|f| !f.is_empty())
+        .collect();
+    if let Some(bad) = fields.iter().find(|f| !known.iter().any(|p| p.eq_ignore_ascii_case(f))) {
+        return Err(graph_error(
+            ids,
+            StatusCode::BAD_REQUEST,
+            "RequestBroker--ParseUri",
+            &format!("Could not find a property named '{bad}' on type 'microsoft.graph.{type_name}'."),
+        ));
+    }
+    Ok(fields)
+}
+
+/// Keeps only the `select`ed properties of `item` (and its `@odata.type` and `id`).
+fn apply_select(item: Value, select: Option<&[String]>) -> Value {
+    let (Some(select), Value::Object(m)) = (select, &item) else {
+        return item;
+    };
+    let kept = m
+        .iter()
+        .filter(|(k, _)| {
+            k.as_str() == "@odata.type" || k.as_str() == "id" || select.iter().any(|f| f.eq_ignore_ascii_case(k))
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    Value::Object(kept)
 }
 
 /// Snapshots a round. `since = Some((high_water, replay))` for a delta round.
@@ -315,8 +383,11 @@ fn rec_page(
     let page_size = q.top.unwrap_or(shared.config.page_size).max(1);
     let tenant = shared.config.tenant_id.as_str();
     let recordings = &data.recordings;
+    let select = q.select.as_deref();
     let mut page = paginate(&round.items, offset, empty_page, page_size, flags, |s| {
-        recordings.get(*s).map_or(Value::Null, |r| r.to_json(tenant))
+        recordings
+            .get(*s)
+            .map_or(Value::Null, |r| apply_select(r.to_json(tenant), select))
     });
     if flags.top_drops_next_link && q.top.is_some() && offset == 0 && !empty_page {
         page.next = None;
@@ -349,17 +420,20 @@ fn rec_page(
     json_response(StatusCode::OK, ODATA_JSON, &page_json(context, page.value, link))
 }
 
-/// The `getAllRecordings(...)` function segment in its long form.
-fn rec_function(q: &RecQuery) -> String {
+/// The `getAllRecordings(...)` function segment: its long form (with the
+/// round's `startDateTime` / `endDateTime`) when `with_options`.
+fn rec_function(q: &RecQuery, with_options: bool) -> String {
     let org = encode_segment(&q.organizer);
     let mut f = format!("getAllRecordings(meetingOrganizerUserId='{org}'");
-    if let Some(s) = &q.start {
-        f.push_str(",startDateTime=");
-        f.push_str(&format_datetime(s));
-    }
-    if let Some(e) = &q.end {
-        f.push_str(",endDateTime=");
-        f.push_str(&format_datetime(e));
+    if with_options {
+        if let Some(s) = &q.start {
+            f.push_str(",startDateTime=");
+            f.push_str(&format_datetime(s));
+        }
+        if let Some(e) = &q.end {
+            f.push_str(",endDateTime=");
+            f.push_str(&format_datetime(e));
+        }
     }
     f.push(')');
     f
@@ -380,7 +454,7 @@ fn rec_link(shared: &Shared, data: &mut Data, q: &RecQuery, skip: bool, token: &
         let name = if skip { "$skiptoken" } else { "$deltatoken" };
         format!(
             "{base}/users/{org}/onlineMeetings/{}/delta?{name}={token}",
-            rec_function(q)
+            rec_function(q, true)
         )
     } else {
         let name = if skip { "skipToken" } else { "deltaToken" };
@@ -390,16 +464,28 @@ fn rec_link(shared: &Shared, data: &mut Data, q: &RecQuery, skip: bool, token: &
     }
 }
 
-/// A fresh initial-request URL for the query (used in `Location` of a 410).
-pub(crate) fn rec_initial_url(shared: &Shared, q: &RecQuery) -> String {
+/// A fresh initial-request URL for the query (used in `Location` of a 410):
+/// with every option the round was started with when `with_options`, with
+/// none of them otherwise.
+fn rec_initial_url(shared: &Shared, q: &RecQuery, with_options: bool) -> String {
     let mut url = format!(
         "{}/users/{}/onlineMeetings/{}/delta",
         shared.base(q.version),
         encode_segment(&q.organizer),
-        rec_function(q)
+        rec_function(q, with_options)
     );
-    if let Some(top) = q.top {
-        url.push_str(&format!("?$top={top}"));
+    if with_options {
+        let mut options = Vec::new();
+        if let Some(sel) = &q.select {
+            options.push(format!("$select={}", sel.join(",")));
+        }
+        if let Some(top) = q.top {
+            options.push(format!("$top={top}"));
+        }
+        if !options.is_empty() {
+            url.push('?');
+            url.push_str(&options.join("&"));
+        }
     }
     url
 }
@@ -450,10 +536,16 @@ pub(crate) fn contacts(
     let (round, offset, empty_page) = match param {
         TokenParam::Skip(t) | TokenParam::Delta(t) => {
             let want_skip = matches!(param, TokenParam::Skip(_));
-            let state = match lookup_token(shared, ids, &data, t, want_skip, |s| match s {
-                SyncState::ContactSkip { round, .. } => Some(contact_initial_url(shared, &round.query)),
-                SyncState::ContactDelta { query, .. } => Some(contact_initial_url(shared, query)),
-                _ => None,
+            let state = match lookup_token(shared, ids, &data, t, want_skip, |s, kind| {
+                let q = match s {
+                    SyncState::ContactSkip { round, .. } => &round.query,
+                    SyncState::ContactDelta { query, .. } => query,
+                    _ => return None,
+                };
+                Some(match kind {
+                    SyncLocation::Fresh => contact_initial_url(shared, q),
+                    _ => contact_initial_base(shared, q),
+                })
             }) {
                 Ok(s) => s,
                 Err(resp) => return resp,
@@ -482,25 +574,10 @@ pub(crate) fn contacts(
         TokenParam::None => {
             let select = match query_option(&pairs, "select") {
                 None => None,
-                Some(raw) => {
-                    let fields: Vec<String> = decode_query_value(raw)
-                        .split(',')
-                        .map(|f| f.trim().to_owned())
-                        .filter(|f| !f.is_empty())
-                        .collect();
-                    if let Some(bad) = fields
-                        .iter()
-                        .find(|f| !CONTACT_PROPERTIES.iter().any(|p| p.eq_ignore_ascii_case(f)))
-                    {
-                        return graph_error(
-                            ids,
-                            StatusCode::BAD_REQUEST,
-                            "RequestBroker--ParseUri",
-                            &format!("Could not find a property named '{bad}' on type 'microsoft.graph.contact'."),
-                        );
-                    }
-                    Some(fields)
-                }
+                Some(raw) => match parse_select(ids, raw, CONTACT_PROPERTIES, "contact") {
+                    Ok(fields) => Some(fields),
+                    Err(resp) => return resp,
+                },
             };
             let key = (user.to_ascii_lowercase(), folder.to_owned());
             if !data.contact_folders.contains_key(&key) {

@@ -8,7 +8,8 @@
 //!   * `GET /{beta|v1.0}/users/{org}/onlineMeetings/getAllRecordings(meetingOrganizerUserId='{org}',startDateTime=..)/delta`
 //!     (callRecording delta rounds with opaque, percent-escaped skip / delta tokens),
 //!   * `GET /{beta|v1.0}/users/{org}/onlineMeetings/{meetingId}/recordings/{id}/content`
-//!     (streamed `video/mp4`, or a `302` to the download origin),
+//!     (streamed `video/mp4`, or a `302` to the download origin, possibly over
+//!     more hops: see [`RedirectStyle`]),
 //!   * `GET /{beta|v1.0}/users/{user}/contactFolders/{folder}/contacts/delta`
 //!     (`$select`, `Prefer: odata.maxpagesize`, `@removed` entries);
 //! * the **download origin**, serving pre-authenticated content URLs (and
@@ -17,9 +18,36 @@
 //! Everything (ids, timestamps, tokens, content bytes) is deterministic from
 //! [`SimConfig::seed`]. Content is generated on the fly in 256 KiB chunks by a
 //! counter-based SplitMix64 generator, so multi-GB recordings stream at memory
-//! speed without ever being held in memory. Faults (throttling, expired sync
-//! state, dropped connections, 402, paging quirks, ...) are switched at run time
+//! speed without ever being held in memory. Faults are switched at run time
 //! through [`Faults`]; every request is recorded in [`SimStats`].
+//!
+//! # Faults
+//!
+//! Each is deterministic: it applies to the requests it names, in order, and to
+//! nothing else. [`Faults::clear`] switches all of them off.
+//!
+//! * Any endpoint: [`Faults::throttle`] / [`Faults::throttle_with`]: the next N
+//!   requests answer 429, 500, 502, 503, 504 (any 4xx/5xx) with `Retry-After`
+//!   in seconds, as an HTTP-date ([`RetryAfter`]) or none; Graph error bodies,
+//!   AAD error bodies on the token endpoint.
+//! * Token endpoint: [`Faults::token_connection_reset`] (connection reset
+//!   without a response), [`Faults::reject_credentials`] (`invalid_client`,
+//!   `unauthorized_client`, ... even for the right secret, see
+//!   [`CredentialRejection`]); [`Faults::expire_access_tokens`] revokes issued
+//!   tokens (401 on use).
+//! * Delta: [`Faults::expire_sync_state`] / [`Faults::expire_sync_state_with`]
+//!   (410 Gone, with a `Location` that keeps or drops the round's options, see
+//!   [`SyncLocation`]), [`Faults::organizer_forbidden`] (403 for one organizer),
+//!   [`Faults::empty_pages`], [`Faults::duplicate_items`],
+//!   [`Faults::replay_older`], [`Faults::top_drops_next_link`].
+//! * Content: [`Faults::content_status`] (403 / 404 / 410 ... for one recording,
+//!   every time), [`Faults::content_always_truncated`] and
+//!   [`Faults::drop_mid_body`] (body cut halfway), [`Faults::redirect_style`]
+//!   (relative, chained and bouncing redirects), [`Faults::content_rate`].
+//! * Recording API: [`Faults::payment_required`] (402).
+//!
+//! A downgrade from `https` to `http` cannot be simulated: both origins are
+//! plain `http` on loopback.
 //!
 //! The servers shut down when the last [`GraphSim`] clone is dropped or
 //! [`GraphSim::shutdown`] is called.
@@ -55,6 +83,7 @@
 // boxing it would only add allocations on the error path.
 #![allow(clippy::result_large_err)]
 
+mod conn;
 mod delta;
 mod model;
 mod rng;
@@ -68,12 +97,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::serve::ListenerExt as _;
 use sha2::{Digest as _, Sha256};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::conn::{ConnKill, KillableListener};
 use crate::model::{Contact, ContactFolder, Removal, Shared, Throttle, lock};
 use crate::rng::{content_piece, fill_content};
 use crate::util::encode_segment;
@@ -151,6 +180,96 @@ impl Target {
     }
 }
 
+/// How a throttle sends `Retry-After` (see [`Faults::throttle_with`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RetryAfter {
+    /// No `Retry-After` header.
+    #[default]
+    None,
+    /// `Retry-After: N` (delta-seconds).
+    Seconds(u64),
+    /// `Retry-After` as an HTTP-date (IMF-fixdate, e.g.
+    /// `Wed, 21 Oct 2026 07:28:00 GMT`) at least `N` seconds after the answer
+    /// is made: the instant is rounded up to the next whole second, so a client
+    /// that waits until that date never waits less than `N` seconds.
+    Date(u64),
+}
+
+/// What an expired sync token's `410 Gone` says in `Location` (see
+/// [`Faults::expire_sync_state_with`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SyncLocation {
+    /// No `Location` header.
+    #[default]
+    None,
+    /// A fresh initial request that keeps every option the round was started
+    /// with: `startDateTime` / `endDateTime` inside the function's parentheses
+    /// (the same instants, written back in UTC), `$select` and `$top` for
+    /// recordings; `$select` for contacts. Following it restarts the same sync.
+    Fresh,
+    /// A fresh initial request without any of those options (e.g.
+    /// `getAllRecordings(meetingOrganizerUserId='…')/delta` without its
+    /// `startDateTime`): a client that follows it widens its range. Equal to
+    /// `Fresh` for a round that was started without options.
+    DropsOptions,
+}
+
+/// How the graph content endpoint redirects (see [`Faults::redirect_style`]).
+///
+/// It only applies to recordings whose content the [`ContentMode`] redirects.
+/// Every hop is signed for its recording, so a chain keeps working if the
+/// style changes while a client is on it. Hops on the graph origin need no
+/// bearer token (they are pre-authenticated by their signature), but do not
+/// mind one either, except where [`SimStats::auth_header_after_leaving_graph`]
+/// says otherwise.
+///
+/// A downgrade (`https` → `http`) cannot be simulated: both origins are plain
+/// `http` on loopback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RedirectStyle {
+    /// `302` with an absolute `Location` on the download origin, which serves
+    /// the bytes (one hop).
+    #[default]
+    Absolute,
+    /// Two hops with relative `Location`s, both on the graph origin: the
+    /// content endpoint answers `302 Location: stream?sig=…` (a path-relative
+    /// reference: resolved against the content URL it names
+    /// `…/recordings/{id}/stream?sig=…`), which answers
+    /// `302 Location: /hops/…/bytes` (an absolute-path reference), which serves
+    /// the bytes. A client that resolves either reference against anything but
+    /// the URL of the hop that sent it (the origin, the API base, the download
+    /// origin, or by appending) gets `404`.
+    Relative,
+    /// `n` hops (clamped to `1..=32`): `n - 1` absolute redirects on the graph
+    /// origin (`/hops/…/chain/{remaining}`), then one to the download origin,
+    /// which serves the bytes. `Chain(1)` is `Absolute`.
+    Chain(u32),
+    /// Graph origin → download origin (`/bounce/…`) → back to the graph origin
+    /// (`/hops/…/bounced`), which serves the bytes without needing a token and
+    /// counts an `Authorization` header in
+    /// [`SimStats::auth_header_after_leaving_graph`] (the chain had left the
+    /// graph origin, so a correct client no longer sends its token).
+    Bounce,
+}
+
+/// A token-endpoint answer that refuses the credentials themselves (see
+/// [`Faults::reject_credentials`]), with the status, `error` and AADSTS code
+/// the Microsoft identity platform sends for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialRejection {
+    /// `401 invalid_client`, AADSTS7000215: invalid client secret.
+    InvalidSecret,
+    /// `401 invalid_client`, AADSTS7000222: the client secret has expired.
+    ExpiredSecret,
+    /// `400 unauthorized_client`, AADSTS700016: application not found in the
+    /// directory.
+    UnknownClient,
+    /// `400 unauthorized_client`, AADSTS7000112: the application is disabled.
+    DisabledClient,
+    /// `400 invalid_request`, AADSTS90002: tenant not found.
+    UnknownTenant,
+}
+
 /// Which of the two servers received a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Origin {
@@ -171,8 +290,11 @@ pub struct RequestRecord {
     pub method: String,
     /// The raw request target (path and query) exactly as received.
     pub path_and_query: String,
-    /// The response status.
+    /// The response status; `0` when the connection was closed without a
+    /// response ([`Faults::token_connection_reset`]).
     pub status: u16,
+    /// Whether the request carried an `Authorization` header (valid or not).
+    pub authorization: bool,
 }
 
 /// A recording as created in the simulator.
@@ -222,6 +344,23 @@ pub struct SimStats {
     pub throttled: u64,
     /// Delta requests answered 410 Gone.
     pub gone: u64,
+    /// Per recording id: content requests answered by a
+    /// [`Faults::content_status`] fault, on any origin and any redirect hop.
+    /// These are not counted in `content_requests_by_id`.
+    pub content_refused_by_id: BTreeMap<String, u64>,
+    /// Token requests whose connection was reset without a response
+    /// ([`Faults::token_connection_reset`]); also counted in `token_requests`.
+    pub token_connections_reset: u64,
+    /// Recordings delta requests answered 403 by [`Faults::organizer_forbidden`].
+    pub forbidden: u64,
+    /// Requests to the graph origin's redirect-hop endpoints (see
+    /// [`RedirectStyle`]), any outcome. The content endpoint itself and the
+    /// download origin are not counted here.
+    pub redirect_hops: u64,
+    /// Requests that came back to the graph origin at the end of a
+    /// [`RedirectStyle::Bounce`] chain (which had already left it) carrying an
+    /// `Authorization` header. A correct client keeps this at 0.
+    pub auth_header_after_leaving_graph: u64,
 }
 
 /// Run-time fault switches, shared with the servers (cheap to clone).
@@ -240,14 +379,33 @@ impl fmt::Debug for Faults {
 
 impl Faults {
     /// The next `count` requests to `target` answer `status` (429 or 503; any
-    /// other 4xx/5xx is sent as is, anything else becomes 429) with a Graph
-    /// error body (`TooManyRequests` / `ServiceUnavailable`) and, when
-    /// `retry_after_secs` is `Some`, a `Retry-After` header. Replaces any
-    /// pending throttle for `target`; `count == 0` cancels it.
+    /// other 4xx/5xx is sent as is, anything else becomes 429) and, when
+    /// `retry_after_secs` is `Some`, a `Retry-After` header in seconds. Same as
+    /// [`Faults::throttle_with`] with [`RetryAfter::Seconds`] or
+    /// [`RetryAfter::None`].
     pub fn throttle(&self, target: Target, status: u16, retry_after_secs: Option<u64>, count: u32) {
+        let retry_after = retry_after_secs.map_or(RetryAfter::None, RetryAfter::Seconds);
+        self.throttle_with(target, status, retry_after, count);
+    }
+
+    /// The next `count` requests to `target` answer `status` (any 4xx/5xx is
+    /// sent as is, anything else becomes 429) with `Retry-After` as
+    /// `retry_after` says. Replaces any pending throttle for `target`;
+    /// `count == 0` cancels it.
+    ///
+    /// The body is a Graph error (`TooManyRequests` for 429,
+    /// `ServiceUnavailable` for 503, `generalException` for 500, `UnknownError`
+    /// for 502 and 504), except on [`Target::Token`], which answers like the
+    /// Microsoft identity platform (`error`, `error_description` with an
+    /// `AADSTS` code, `error_codes`, ...): `temporarily_unavailable` with
+    /// AADSTS90033 for 429, 503 and 504, `server_error` with AADSTS50000 for
+    /// other 5xx, `invalid_request` with AADSTS90100 for other 4xx. A throttled
+    /// request changes nothing else: sent again, it is served as if nothing had
+    /// happened (a delta link still works, a round goes on where it was).
+    pub fn throttle_with(&self, target: Target, status: u16, retry_after: RetryAfter, count: u32) {
         lock(&self.shared.faults).throttle[target.index()] = (count > 0).then_some(Throttle {
             status,
-            retry_after: retry_after_secs,
+            retry_after,
             remaining: count,
         });
     }
@@ -256,12 +414,95 @@ impl Faults {
     /// contacts): using one answers `410 Gone` with error `code` (e.g.
     /// `SyncStateNotFound`, `syncStateNotFound`, `resyncRequired`) and, when
     /// `with_location`, a `Location` header with a fresh initial-request URL.
-    /// Tokens issued later are valid.
+    /// Tokens issued later are valid. Same as [`Faults::expire_sync_state_with`]
+    /// with [`SyncLocation::Fresh`] or [`SyncLocation::None`].
     pub fn expire_sync_state(&self, code: &str, with_location: bool) {
+        let location = if with_location {
+            SyncLocation::Fresh
+        } else {
+            SyncLocation::None
+        };
+        self.expire_sync_state_with(code, location);
+    }
+
+    /// Invalidates every skip / delta token issued so far (recordings and
+    /// contacts): using one answers `410 Gone` with error `code` and the
+    /// `Location` that `location` says, built from the options the token's
+    /// round was started with. Tokens issued later are valid.
+    pub fn expire_sync_state_with(&self, code: &str, location: SyncLocation) {
         let mut data = lock(&self.shared.data);
         for t in data.sync_tokens.values_mut() {
-            t.expired = Some((code.to_owned(), with_location));
+            t.expired = Some((code.to_owned(), location));
         }
+    }
+
+    /// While `status` is `Some`, every request for the content of
+    /// `recording_id` answers that status (a status that is not 4xx/5xx is sent
+    /// as 500) with a Graph error body: `accessDenied` for 403, `itemNotFound`
+    /// for 404, `resourceGone` for 410, `invalidRequest` for other 4xx (the 5xx
+    /// codes are those of [`Faults::throttle_with`]). That holds on the graph
+    /// content endpoint (after authentication), on every redirect hop and on
+    /// the download origin, so a URL handed out before the fault was set fails
+    /// too. Counted in [`SimStats::content_refused_by_id`]. `None` clears it.
+    pub fn content_status(&self, recording_id: &str, status: Option<u16>) {
+        let mut f = lock(&self.shared.faults);
+        match status {
+            Some(s) => f.content_status.insert(recording_id.to_owned(), s),
+            None => f.content_status.remove(recording_id),
+        };
+    }
+
+    /// While on, every body of `recording_id` (any origin, any range)
+    /// announces the full `Content-Length`, sends about half of the bytes and
+    /// then aborts the connection, like [`Faults::drop_mid_body`] but on every
+    /// attempt (it does not use up a pending `drop_mid_body`).
+    pub fn content_always_truncated(&self, recording_id: &str, on: bool) {
+        let mut f = lock(&self.shared.faults);
+        if on {
+            f.truncated.insert(recording_id.to_owned());
+        } else {
+            f.truncated.remove(recording_id);
+        }
+    }
+
+    /// The next `count` token requests are read in full and then get their
+    /// connection reset (TCP RST) without any HTTP response: the client sees a
+    /// connection reset or an incomplete message. Counted in
+    /// [`SimStats::token_connections_reset`] and logged with status `0`.
+    /// Replaces any pending count; `0` cancels it.
+    pub fn token_connection_reset(&self, count: u32) {
+        lock(&self.shared.faults).token_connection_reset = count;
+    }
+
+    /// While `Some`, every `POST` to the token endpoint (past any pending
+    /// throttle) answers the given rejection with its AAD error body, even for
+    /// the right tenant, client id and secret. `None` accepts good credentials
+    /// again.
+    pub fn reject_credentials(&self, rejection: Option<CredentialRejection>) {
+        lock(&self.shared.faults).reject_credentials = rejection;
+    }
+
+    /// While on, every recordings delta request of `organizer` (the first
+    /// request or any link, whether the user is in the path or in
+    /// `meetingOrganizerUserId`; matched case-insensitively) answers `403` with
+    /// Graph's error for a missing application access policy (code
+    /// `Forbidden`, message `No application access policy found for this
+    /// app.`). Checked after authentication and throttles, before the token is
+    /// looked up. Other organizers and contacts delta are not affected.
+    pub fn organizer_forbidden(&self, organizer: &str, on: bool) {
+        let mut f = lock(&self.shared.faults);
+        let key = organizer.to_ascii_lowercase();
+        if on {
+            f.forbidden_organizers.insert(key);
+        } else {
+            f.forbidden_organizers.remove(&key);
+        }
+    }
+
+    /// How the content endpoint redirects from now on (default
+    /// [`RedirectStyle::Absolute`]); see [`RedirectStyle`].
+    pub fn redirect_style(&self, style: RedirectStyle) {
+        lock(&self.shared.faults).redirect_style = style;
     }
 
     /// The next `count` content bodies (whichever origin serves the bytes)
@@ -374,8 +615,8 @@ impl GraphSim {
             .fallback(server::download_entry)
             .with_state(Arc::clone(&shared));
         let tasks = vec![
-            tokio::spawn(serve(graph, graph_app, rx.clone(), "graph")),
-            tokio::spawn(serve(download, download_app, rx, "download")),
+            tokio::spawn(serve(KillableListener(graph), graph_app, rx.clone(), "graph")),
+            tokio::spawn(serve(KillableListener(download), download_app, rx, "download")),
         ];
         tracing::debug!(
             graph = %shared.graph_origin,
@@ -644,13 +885,8 @@ fn contact_stamp(seq: u64) -> String {
 }
 
 /// Runs one axum server until shutdown is signalled (or the sender is dropped).
-async fn serve(listener: TcpListener, app: Router, mut rx: watch::Receiver<bool>, name: &str) {
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::trace!(error = %e, "set_nodelay failed");
-        }
-    });
-    let result = axum::serve(listener, app)
+async fn serve(listener: KillableListener, app: Router, mut rx: watch::Receiver<bool>, name: &str) {
+    let result = axum::serve(listener, app.into_make_service_with_connect_info::<ConnKill>())
         .with_graceful_shutdown(async move {
             let _ = rx.wait_for(|stop| *stop).await;
         })

@@ -1,6 +1,6 @@
 //! The simulator's shared state: tenant data, issued tokens, faults and stats.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
@@ -11,7 +11,10 @@ use chrono::{DateTime, TimeZone as _, Utc};
 
 use crate::rng::{Rng, domain, hex, mix64};
 use crate::util::{encode_segment, encode_token};
-use crate::{Origin, RecordingInfo, RequestRecord, SimConfig, SimStats, Target};
+use crate::{
+    CredentialRejection, Origin, RecordingInfo, RedirectStyle, RequestRecord, RetryAfter, SimConfig, SimStats,
+    SyncLocation, Target,
+};
 
 /// Locks `m`, ignoring poisoning (no code path panics while holding a lock, and
 /// the state stays consistent even if one did).
@@ -68,6 +71,7 @@ impl Shared {
         method: String,
         path_and_query: String,
         status: u16,
+        authorization: bool,
     ) {
         lock(&self.stats).requests.push(RequestRecord {
             at,
@@ -75,6 +79,7 @@ impl Shared {
             method,
             path_and_query,
             status,
+            authorization,
         });
     }
 
@@ -84,7 +89,7 @@ impl Shared {
     }
 
     /// Consumes one pending throttle for `target`, if any: `(status, retry_after)`.
-    pub(crate) fn take_throttle(&self, target: Target) -> Option<(u16, Option<u64>)> {
+    pub(crate) fn take_throttle(&self, target: Target) -> Option<(u16, RetryAfter)> {
         let mut f = lock(&self.faults);
         let slot = &mut f.throttle[target.index()];
         let t = slot.as_mut()?;
@@ -100,11 +105,12 @@ impl Shared {
         Some(out)
     }
 
-    /// Consumes one pending `drop_mid_body` fault, if any.
+    /// The content rate limit, if any.
     pub(crate) fn content_rate(&self) -> Option<u64> {
         lock(&self.faults).content_rate
     }
 
+    /// Consumes one pending `drop_mid_body` fault, if any.
     pub(crate) fn take_drop_mid_body(&self) -> bool {
         let mut f = lock(&self.faults);
         if f.drop_mid_body > 0 {
@@ -113,6 +119,45 @@ impl Shared {
         } else {
             false
         }
+    }
+
+    /// Consumes one pending `token_connection_reset`, if any.
+    pub(crate) fn take_token_connection_reset(&self) -> bool {
+        let mut f = lock(&self.faults);
+        if f.token_connection_reset > 0 {
+            f.token_connection_reset -= 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// The `content_status` fault set for recording `id`, if any.
+    pub(crate) fn content_status(&self, id: &str) -> Option<u16> {
+        lock(&self.faults).content_status.get(id).copied()
+    }
+
+    /// Whether every body of recording `id` is cut short.
+    pub(crate) fn always_truncated(&self, id: &str) -> bool {
+        lock(&self.faults).truncated.contains(id)
+    }
+
+    /// The `reject_credentials` switch.
+    pub(crate) fn credential_rejection(&self) -> Option<CredentialRejection> {
+        lock(&self.faults).reject_credentials
+    }
+
+    /// Whether any of `organizers` is switched to `403` by `organizer_forbidden`.
+    pub(crate) fn organizer_forbidden(&self, organizers: &[&str]) -> bool {
+        let f = lock(&self.faults);
+        organizers
+            .iter()
+            .any(|o| f.forbidden_organizers.contains(&o.to_ascii_lowercase()))
+    }
+
+    /// The current redirect style.
+    pub(crate) fn redirect_style(&self) -> RedirectStyle {
+        lock(&self.faults).redirect_style
     }
 
     /// A snapshot of the boolean fault switches.
@@ -131,10 +176,32 @@ impl Shared {
         std::mem::take(&mut lock(&self.faults).replay_older)
     }
 
-    /// The signed download path for the recording with `serial`.
-    pub(crate) fn download_signature(&self, serial: u64) -> String {
+    /// The signature of pre-authenticated URLs for the recording with `serial`.
+    fn download_signature(&self, serial: u64) -> String {
         let mut r = Rng::derive(self.config.seed, domain::SIGNATURE, serial);
         hex(&r.bytes(16))
+    }
+
+    /// `{serial:016x}{signature}`: the signed part of every pre-authenticated
+    /// URL (download origin and redirect hops) of the recording with `serial`.
+    pub(crate) fn signed(&self, serial: u64) -> String {
+        format!("{serial:016x}{}", self.download_signature(serial))
+    }
+
+    /// Parses a signed part: `None` if malformed, else `(serial, signature valid)`.
+    pub(crate) fn parse_signed(&self, token: &str) -> Option<(u64, bool)> {
+        if token.len() != 48 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        let serial = u64::from_str_radix(token.get(..16)?, 16).ok()?;
+        Some((serial, token.get(16..)? == self.download_signature(serial)))
+    }
+
+    /// `(id, size, content key)` of the recording with `serial`.
+    pub(crate) fn recording_by_serial(&self, serial: u64) -> Option<(String, u64, u64)> {
+        let data = lock(&self.data);
+        let r = data.recordings.get(usize::try_from(serial).ok()?)?;
+        Some((r.id.clone(), r.size, r.content_key))
     }
 
     /// Adds a recording to `organizer` (created if unknown) and returns its info.
@@ -424,6 +491,8 @@ pub(crate) struct RecQuery {
     pub(crate) start: Option<DateTime<Utc>>,
     pub(crate) end: Option<DateTime<Utc>>,
     pub(crate) top: Option<usize>,
+    /// `$select`, as given (property names in the order given).
+    pub(crate) select: Option<Vec<String>>,
 }
 
 impl RecQuery {
@@ -484,8 +553,8 @@ impl SyncState {
 #[derive(Debug)]
 pub(crate) struct SyncToken {
     pub(crate) state: SyncState,
-    /// Set by `expire_sync_state`: `(code, with_location)`.
-    pub(crate) expired: Option<(String, bool)>,
+    /// Set by `expire_sync_state_with`: `(code, location)`.
+    pub(crate) expired: Option<(String, SyncLocation)>,
 }
 
 /// An issued access token.
@@ -597,7 +666,7 @@ impl Data {
 #[derive(Debug, Clone)]
 pub(crate) struct Throttle {
     pub(crate) status: u16,
-    pub(crate) retry_after: Option<u64>,
+    pub(crate) retry_after: RetryAfter,
     pub(crate) remaining: u32,
 }
 
@@ -613,6 +682,16 @@ pub(crate) struct FaultState {
     pub(crate) top_drops_next_link: bool,
     /// Content bytes per second per response, when limited.
     pub(crate) content_rate: Option<u64>,
+    /// Recording id → status answered for its content.
+    pub(crate) content_status: HashMap<String, u16>,
+    /// Recording ids whose every body is cut short.
+    pub(crate) truncated: HashSet<String>,
+    /// Token requests still to be reset without a response.
+    pub(crate) token_connection_reset: u32,
+    pub(crate) reject_credentials: Option<CredentialRejection>,
+    /// Lowercase organizer ids whose recordings delta answers 403.
+    pub(crate) forbidden_organizers: HashSet<String>,
+    pub(crate) redirect_style: RedirectStyle,
 }
 
 /// The boolean fault switches at one instant.
@@ -637,6 +716,11 @@ pub(crate) struct StatsData {
     pub(crate) unauthorized: u64,
     pub(crate) throttled: u64,
     pub(crate) gone: u64,
+    pub(crate) content_refused_by_id: BTreeMap<String, u64>,
+    pub(crate) token_connections_reset: u64,
+    pub(crate) forbidden: u64,
+    pub(crate) redirect_hops: u64,
+    pub(crate) auth_header_after_leaving_graph: u64,
 }
 
 impl StatsData {
@@ -653,6 +737,11 @@ impl StatsData {
             unauthorized: self.unauthorized,
             throttled: self.throttled,
             gone: self.gone,
+            content_refused_by_id: self.content_refused_by_id.clone(),
+            token_connections_reset: self.token_connections_reset,
+            forbidden: self.forbidden,
+            redirect_hops: self.redirect_hops,
+            auth_header_after_leaving_graph: self.auth_header_after_leaving_graph,
         }
     }
 }

@@ -181,6 +181,8 @@ pub(crate) struct ContentStream {
     pos: u64,
     end: u64,
     abort_at: Option<u64>,
+    /// Whether the stream already yielded once at `abort_at` (see `poll_next`).
+    yielded_before_abort: bool,
     done: bool,
     shared: Arc<Shared>,
 }
@@ -193,6 +195,7 @@ impl ContentStream {
             pos: start,
             end,
             abort_at,
+            yielded_before_abort: false,
             done: false,
             shared,
         }
@@ -202,7 +205,7 @@ impl ContentStream {
 impl Stream for ContentStream {
     type Item = Result<Bytes, io::Error>;
 
-    fn poll_next(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
         if this.done {
             return Poll::Ready(None);
@@ -216,13 +219,22 @@ impl Stream for ContentStream {
         }
         let stop = this.abort_at.map_or(this.end, |a| a.min(this.end));
         if this.pos >= stop {
-            this.done = true;
             if this.abort_at.is_some_and(|a| a < this.end) {
+                // hyper buffers the head and the first chunks and drops its
+                // buffer when the body fails: yield once so that it flushes
+                // them, or a short body would lose its head too.
+                if !this.yielded_before_abort {
+                    this.yielded_before_abort = true;
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
+                this.done = true;
                 return Poll::Ready(Some(Err(io::Error::new(
                     io::ErrorKind::ConnectionReset,
                     "injected fault: connection dropped mid-body",
                 ))));
             }
+            this.done = true;
             return Poll::Ready(None);
         }
         let piece = content_piece(this.key, this.pos, stop);

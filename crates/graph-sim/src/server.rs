@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::header::{
     ACCEPT_RANGES, AUTHORIZATION, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, HeaderName, HeaderValue,
     LOCATION, PRAGMA, RANGE, WWW_AUTHENTICATE,
@@ -17,14 +17,21 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 
+use crate::conn::ConnKill;
 use crate::delta;
 use crate::model::{ApiVersion, Shared, lock};
 use crate::rng::ContentStream;
-use crate::util::{RequestIds, decode, graph_error, json_response, set_header, throttled_error};
-use crate::{ContentMode, Origin, Target};
+use crate::util::{
+    RequestIds, decode, error_status, graph_error, graph_error_code, json_response, query_option, raw_query_pairs,
+    retry_after_value, set_header, throttled_error,
+};
+use crate::{ContentMode, CredentialRejection, Origin, RedirectStyle, RetryAfter, Target};
 
 /// Largest accepted token-request body.
 const MAX_FORM_BODY: usize = 64 * 1024;
+
+/// Longest [`RedirectStyle::Chain`].
+const MAX_CHAIN: u32 = 32;
 
 static REQUEST_ID: HeaderName = HeaderName::from_static("request-id");
 static CLIENT_REQUEST_ID: HeaderName = HeaderName::from_static("client-request-id");
@@ -34,6 +41,14 @@ pub(crate) async fn graph_entry(State(shared): State<Arc<Shared>>, req: Request)
     let at = Instant::now();
     let method = req.method().to_string();
     let path_and_query = raw_target(&req);
+    let authorization = req.headers().contains_key(AUTHORIZATION);
+    // Always there (both servers run with connect info); a default switch would
+    // only fail to kill anything.
+    let kill = req
+        .extensions()
+        .get::<ConnectInfo<ConnKill>>()
+        .map(|c| c.0.clone())
+        .unwrap_or_default();
     let request_id = shared.request_guid();
     let client_request_id = req
         .headers()
@@ -45,10 +60,11 @@ pub(crate) async fn graph_entry(State(shared): State<Arc<Shared>>, req: Request)
         request_id,
         client_request_id,
     };
-    let mut resp = route_graph(&shared, &ids, req).await;
+    let mut resp = route_graph(&shared, &ids, &kill, req).await;
     set_header(resp.headers_mut(), REQUEST_ID.clone(), &ids.request_id);
     set_header(resp.headers_mut(), CLIENT_REQUEST_ID.clone(), &ids.client_request_id);
-    shared.record_request(at, Origin::Graph, method, path_and_query, resp.status().as_u16());
+    let status = if kill.is_killed() { 0 } else { resp.status().as_u16() };
+    shared.record_request(at, Origin::Graph, method, path_and_query, status, authorization);
     resp
 }
 
@@ -57,8 +73,16 @@ pub(crate) async fn download_entry(State(shared): State<Arc<Shared>>, req: Reque
     let at = Instant::now();
     let method = req.method().to_string();
     let path_and_query = raw_target(&req);
+    let authorization = req.headers().contains_key(AUTHORIZATION);
     let resp = download(&shared, &req);
-    shared.record_request(at, Origin::Download, method, path_and_query, resp.status().as_u16());
+    shared.record_request(
+        at,
+        Origin::Download,
+        method,
+        path_and_query,
+        resp.status().as_u16(),
+        authorization,
+    );
     resp
 }
 
@@ -83,15 +107,16 @@ pub(crate) fn unquote(s: &str) -> &str {
     s.strip_prefix('\'').and_then(|x| x.strip_suffix('\'')).unwrap_or(s)
 }
 
-async fn route_graph(shared: &Arc<Shared>, ids: &RequestIds, req: Request) -> Response {
+async fn route_graph(shared: &Arc<Shared>, ids: &RequestIds, kill: &ConnKill, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_owned();
     let segs: Vec<&str> = path.split('/').skip(1).collect();
     match segs.as_slice() {
         [tenant, oauth, ver, token] if *oauth == "oauth2" && *ver == "v2.0" && token.eq_ignore_ascii_case("token") => {
             let tenant = decode(tenant).into_owned();
-            token_endpoint(shared, ids, &tenant, &parts, body).await
+            token_endpoint(shared, ids, kill, &tenant, &parts, body).await
         }
+        ["hops", rest @ ..] => hop(shared, ids, rest, &parts).unwrap_or_else(|| not_found(ids, &path)),
         [version, rest @ ..] => {
             let version = match *version {
                 "beta" => ApiVersion::Beta,
@@ -128,12 +153,17 @@ fn graph_api(
         3 if is(0, "onlineMeetings") && is_delta(&seg(2)?) => {
             let func = seg(1)?;
             let params = parse_function(&func, "getAllRecordings")?;
-            Some(delta::recordings(shared, ids, version, &params, parts))
+            Some(delta::recordings(shared, ids, version, &user, &params, parts))
         }
         5 if is(0, "onlineMeetings") && is(2, "recordings") && is(4, "content") => {
             let meeting = seg(1)?;
             let recording = seg(3)?;
             Some(content(shared, ids, &user, &meeting, &recording, parts))
+        }
+        5 if is(0, "onlineMeetings") && is(2, "recordings") && is(4, "stream") => {
+            let meeting = seg(1)?;
+            let recording = seg(3)?;
+            relative_hop(shared, ids, &user, &meeting, &recording, parts)
         }
         4 if is(0, "contactFolders") && is(2, "contacts") && is_delta(&seg(3)?) => {
             let folder = seg(1)?;
@@ -287,8 +317,99 @@ fn no_store(h: &mut HeaderMap) {
     h.insert(PRAGMA, HeaderValue::from_static("no-cache"));
 }
 
-async fn token_endpoint(shared: &Arc<Shared>, ids: &RequestIds, tenant: &str, parts: &Parts, body: Body) -> Response {
+/// The AAD answer of a throttle fault on the token endpoint.
+fn aad_throttled(shared: &Shared, ids: &RequestIds, status: u16, retry_after: RetryAfter) -> Response {
+    let status = error_status(status, StatusCode::TOO_MANY_REQUESTS);
+    let (error, code, description) = match status.as_u16() {
+        429 | 503 | 504 => (
+            "temporarily_unavailable",
+            90_033,
+            "A transient error has occurred. Please try again.",
+        ),
+        s if s >= 500 => (
+            "server_error",
+            50_000,
+            "There was an error issuing a token or an issue with our sign-in service.",
+        ),
+        _ => ("invalid_request", 90_100, "The request is invalid."),
+    };
+    let mut resp = aad_error(shared, ids, status, error, code, description);
+    if let Some(v) = retry_after_value(retry_after) {
+        set_header(resp.headers_mut(), axum::http::header::RETRY_AFTER, &v);
+    }
+    resp
+}
+
+/// The AAD answer refusing the credentials: `tenant` and `client_id` as the
+/// request named them.
+fn credential_error(
+    shared: &Shared,
+    ids: &RequestIds,
+    rejection: CredentialRejection,
+    tenant: &str,
+    client_id: &str,
+) -> Response {
+    let (status, error, code, description) = match rejection {
+        CredentialRejection::InvalidSecret => (
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            7_000_215,
+            format!(
+                "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{client_id}'."
+            ),
+        ),
+        CredentialRejection::ExpiredSecret => (
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            7_000_222,
+            format!(
+                "The provided client secret keys for app '{client_id}' are expired. Visit the Azure portal to create new keys for your app: https://aka.ms/NewClientSecret, or consider using certificate credentials for added security: https://aka.ms/certCreds."
+            ),
+        ),
+        CredentialRejection::UnknownClient => (
+            StatusCode::BAD_REQUEST,
+            "unauthorized_client",
+            700_016,
+            format!(
+                "Application with identifier '{client_id}' was not found in the directory '{tenant}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant."
+            ),
+        ),
+        CredentialRejection::DisabledClient => (
+            StatusCode::BAD_REQUEST,
+            "unauthorized_client",
+            7_000_112,
+            format!("Application '{client_id}' is disabled."),
+        ),
+        CredentialRejection::UnknownTenant => (
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            90_002,
+            format!(
+                "Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud. Check with your subscription administrator, this may happen if there are no active subscriptions for the tenant."
+            ),
+        ),
+    };
+    aad_error(shared, ids, status, error, code, &description)
+}
+
+async fn token_endpoint(
+    shared: &Arc<Shared>,
+    ids: &RequestIds,
+    kill: &ConnKill,
+    tenant: &str,
+    parts: &Parts,
+    body: Body,
+) -> Response {
     shared.stat(|s| s.token_requests += 1);
+    if shared.take_token_connection_reset() {
+        // Read the whole request first, so the client has sent it all and is
+        // waiting for an answer when the connection goes.
+        let _ = axum::body::to_bytes(body, MAX_FORM_BODY).await;
+        kill.kill();
+        shared.stat(|s| s.token_connections_reset += 1);
+        // Never written: the connection refuses every write from now on.
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    }
     let cfg = &shared.config;
     if parts.method != Method::POST {
         return aad_error(
@@ -303,20 +424,15 @@ async fn token_endpoint(shared: &Arc<Shared>, ids: &RequestIds, tenant: &str, pa
             ),
         );
     }
-    if let Some(resp) = check_throttle(shared, ids, Target::Token) {
-        return resp;
+    if let Some((status, retry_after)) = shared.take_throttle(Target::Token) {
+        shared.stat(|s| s.throttled += 1);
+        return aad_throttled(shared, ids, status, retry_after);
+    }
+    if let Some(rejection) = shared.credential_rejection() {
+        return credential_error(shared, ids, rejection, tenant, &cfg.client_id);
     }
     if !tenant.eq_ignore_ascii_case(&cfg.tenant_id) {
-        return aad_error(
-            shared,
-            ids,
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            90_002,
-            &format!(
-                "Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud. Check with your subscription administrator, this may happen if there are no active subscriptions for the tenant."
-            ),
-        );
+        return credential_error(shared, ids, CredentialRejection::UnknownTenant, tenant, &cfg.client_id);
     }
     let is_form = parts
         .headers
@@ -378,16 +494,12 @@ async fn token_endpoint(shared: &Arc<Shared>, ids: &RequestIds, tenant: &str, pa
         return missing("client_id");
     };
     if !client_id.eq_ignore_ascii_case(&cfg.client_id) {
-        return aad_error(
+        return credential_error(
             shared,
             ids,
-            StatusCode::BAD_REQUEST,
-            "unauthorized_client",
-            700_016,
-            &format!(
-                "Application with identifier '{client_id}' was not found in the directory '{}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.",
-                cfg.tenant_id
-            ),
+            CredentialRejection::UnknownClient,
+            &cfg.tenant_id,
+            client_id,
         );
     }
     let Some(secret) = param("client_secret") else {
@@ -401,16 +513,12 @@ async fn token_endpoint(shared: &Arc<Shared>, ids: &RequestIds, tenant: &str, pa
         );
     };
     if secret != cfg.client_secret {
-        return aad_error(
+        return credential_error(
             shared,
             ids,
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
-            7_000_215,
-            &format!(
-                "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{}'.",
-                cfg.client_id
-            ),
+            CredentialRejection::InvalidSecret,
+            &cfg.tenant_id,
+            &cfg.client_id,
         );
     }
     let Some(scope) = param("scope") else {
@@ -486,7 +594,7 @@ fn content(
     if shared.fault_flags().payment_required {
         return payment_required(ids);
     }
-    let found = {
+    let known = {
         let data = lock(&shared.data);
         data.by_id
             .get(recording_id)
@@ -494,7 +602,7 @@ fn content(
             .filter(|r| r.organizer.eq_ignore_ascii_case(user) && r.meeting_id == meeting_id)
             .map(|r| (r.serial, r.size, r.content_key, r.id.clone()))
     };
-    let Some((serial, size, key, id)) = found else {
+    let Some((serial, size, key, id)) = known else {
         return graph_error(
             ids,
             StatusCode::NOT_FOUND,
@@ -502,27 +610,31 @@ fn content(
             "The requested recording was not found.",
         );
     };
+    if let Some((status, code, message)) = refused(shared, &id) {
+        return graph_error(ids, status, code, message);
+    }
     let direct = match shared.config.content_mode {
         ContentMode::Direct => true,
         ContentMode::Redirect => false,
         ContentMode::Alternate => serial % 2 == 0,
     };
     if direct {
-        let resp = serve_bytes(shared, key, size, &parts.headers);
+        let resp = serve_bytes(shared, &id, key, size, &parts.headers);
         if resp.status().is_success() {
             count_content(shared, id);
         }
         resp
     } else {
         count_content(shared, id);
-        let location = format!(
-            "{}/download/{serial:016x}{}",
-            shared.download_origin,
-            shared.download_signature(serial)
-        );
-        let mut resp = StatusCode::FOUND.into_response();
-        set_header(resp.headers_mut(), LOCATION, &location);
-        resp
+        let signed = shared.signed(serial);
+        let location = match shared.redirect_style() {
+            RedirectStyle::Absolute => download_url(shared, &signed),
+            RedirectStyle::Chain(n) => chain_url(shared, &signed, n.clamp(1, MAX_CHAIN)),
+            // Relative to this very URL: `…/recordings/{id}/stream?sig=…`.
+            RedirectStyle::Relative => format!("stream?sig={signed}"),
+            RedirectStyle::Bounce => format!("{}/bounce/{signed}", shared.download_origin),
+        };
+        found(&location)
     }
 }
 
@@ -530,7 +642,111 @@ fn count_content(shared: &Shared, id: String) {
     shared.stat(|s| *s.content_requests_by_id.entry(id).or_insert(0) += 1);
 }
 
+/// A `302 Found` to `location`.
+fn found(location: &str) -> Response {
+    let mut resp = StatusCode::FOUND.into_response();
+    set_header(resp.headers_mut(), LOCATION, location);
+    resp
+}
+
+/// The pre-authenticated URL on the download origin that serves the bytes.
+fn download_url(shared: &Shared, signed: &str) -> String {
+    format!("{}/download/{signed}", shared.download_origin)
+}
+
+/// Where a [`RedirectStyle::Chain`] hop with `remaining` redirects still to
+/// come (its own included) sends the client: the next graph hop, or the
+/// download origin for the last one.
+fn chain_url(shared: &Shared, signed: &str, remaining: u32) -> String {
+    if remaining <= 1 {
+        download_url(shared, signed)
+    } else {
+        format!("{}/hops/{signed}/chain/{}", shared.graph_origin, remaining - 1)
+    }
+}
+
+/// The status, code and message a `content_status` fault answers for recording
+/// `id`, if one is set (and counts it).
+fn refused(shared: &Shared, id: &str) -> Option<(StatusCode, &'static str, &'static str)> {
+    let status = error_status(shared.content_status(id)?, StatusCode::INTERNAL_SERVER_ERROR);
+    shared.stat(|s| *s.content_refused_by_id.entry(id.to_owned()).or_insert(0) += 1);
+    let (code, message) = graph_error_code(status);
+    Some((status, code, message))
+}
+
+/// `GET …/recordings/{id}/stream?sig=…` on the graph origin: the target of the
+/// first, path-relative redirect of [`RedirectStyle::Relative`]. The path must
+/// name the signed recording exactly, so only a client that resolved the
+/// reference against the content URL gets here; it answers the second,
+/// absolute-path redirect. `None` (404) for anything that does not fit.
+fn relative_hop(
+    shared: &Arc<Shared>,
+    ids: &RequestIds,
+    user: &str,
+    meeting_id: &str,
+    recording_id: &str,
+    parts: &Parts,
+) -> Option<Response> {
+    shared.stat(|s| s.redirect_hops += 1);
+    if parts.method != Method::GET {
+        return Some(method_not_allowed(ids, "GET"));
+    }
+    let pairs = raw_query_pairs(parts.uri.query());
+    let signed = query_option(&pairs, "sig")?;
+    let (serial, true) = shared.parse_signed(signed)? else {
+        return None;
+    };
+    let matches = {
+        let data = lock(&shared.data);
+        let r = data.recordings.get(usize::try_from(serial).ok()?)?;
+        r.id == recording_id && r.organizer.eq_ignore_ascii_case(user) && r.meeting_id == meeting_id
+    };
+    if !matches {
+        return None;
+    }
+    if let Some((status, code, message)) = refused(shared, recording_id) {
+        return Some(graph_error(ids, status, code, message));
+    }
+    Some(found(&format!("/hops/{signed}/bytes")))
+}
+
+/// `GET /hops/{signed}/…` on the graph origin: the pre-authenticated redirect
+/// hops of [`RedirectStyle`] (`chain/{remaining}`, `bytes`, `bounced`). No
+/// bearer token is needed. `None` (404) for anything that does not fit.
+fn hop(shared: &Arc<Shared>, ids: &RequestIds, rest: &[&str], parts: &Parts) -> Option<Response> {
+    shared.stat(|s| s.redirect_hops += 1);
+    let (signed, kind) = rest.split_first()?;
+    let (serial, true) = shared.parse_signed(signed)? else {
+        return None;
+    };
+    let (id, size, key) = shared.recording_by_serial(serial)?;
+    if parts.method != Method::GET {
+        return Some(method_not_allowed(ids, "GET"));
+    }
+    if let Some((status, code, message)) = refused(shared, &id) {
+        return Some(graph_error(ids, status, code, message));
+    }
+    match kind {
+        ["chain", remaining] => {
+            let remaining = remaining.parse::<u32>().ok().filter(|r| (1..MAX_CHAIN).contains(r))?;
+            Some(found(&chain_url(shared, signed, remaining)))
+        }
+        ["bytes"] => Some(serve_bytes(shared, &id, key, size, &parts.headers)),
+        ["bounced"] => {
+            // This chain went through the download origin: a correct client
+            // sends no token any more, even back on the graph origin.
+            if parts.headers.contains_key(AUTHORIZATION) {
+                shared.stat(|s| s.auth_header_after_leaving_graph += 1);
+            }
+            Some(serve_bytes(shared, &id, key, size, &parts.headers))
+        }
+        _ => None,
+    }
+}
+
 /// The download origin: pre-authenticated, signed URLs; no `Authorization`.
+/// `/download/{signed}` serves the bytes; `/bounce/{signed}` sends a
+/// [`RedirectStyle::Bounce`] chain back to the graph origin.
 fn download(shared: &Arc<Shared>, req: &Request) -> Response {
     shared.stat(|s| s.download_requests += 1);
     let ids = RequestIds {
@@ -549,22 +765,21 @@ fn download(shared: &Arc<Shared>, req: &Request) -> Response {
         shared.stat(|s| s.throttled += 1);
         return throttled_error(&ids, status, retry_after);
     }
-    if let Some(name) = req.uri().path().strip_prefix("/files/") {
+    let path = req.uri().path();
+    if let Some(name) = path.strip_prefix("/files/") {
         return file_index(shared, name, req);
     }
-    let Some(token) = req.uri().path().strip_prefix("/download/") else {
+    let (bounce, signed) = if let Some(t) = path.strip_prefix("/download/") {
+        (false, t)
+    } else if let Some(t) = path.strip_prefix("/bounce/") {
+        (true, t)
+    } else {
         return download_error(StatusCode::NOT_FOUND, "itemNotFound", "Not found.");
     };
-    let parsed = (token.len() == 48 && token.bytes().all(|b| b.is_ascii_hexdigit()))
-        .then(|| {
-            let serial = u64::from_str_radix(token.get(..16)?, 16).ok()?;
-            Some((serial, token.get(16..)?))
-        })
-        .flatten();
-    let Some((serial, signature)) = parsed else {
+    let Some((serial, valid)) = shared.parse_signed(signed) else {
         return download_error(StatusCode::NOT_FOUND, "itemNotFound", "Not found.");
     };
-    if signature != shared.download_signature(serial) {
+    if !valid {
         return download_error(
             StatusCode::UNAUTHORIZED,
             "unauthenticated",
@@ -574,17 +789,16 @@ fn download(shared: &Arc<Shared>, req: &Request) -> Response {
     if req.method() != Method::GET {
         return download_error(StatusCode::METHOD_NOT_ALLOWED, "notSupported", "Only GET is supported.");
     }
-    let found = {
-        let data = lock(&shared.data);
-        usize::try_from(serial)
-            .ok()
-            .and_then(|i| data.recordings.get(i))
-            .map(|r| (r.size, r.content_key))
-    };
-    let Some((size, key)) = found else {
+    let Some((id, size, key)) = shared.recording_by_serial(serial) else {
         return download_error(StatusCode::NOT_FOUND, "itemNotFound", "Not found.");
     };
-    serve_bytes(shared, key, size, req.headers())
+    if let Some((status, code, message)) = refused(shared, &id) {
+        return download_error(status, code, message);
+    }
+    if bounce {
+        return found(&format!("{}/hops/{signed}/bounced", shared.graph_origin));
+    }
+    serve_bytes(shared, &id, key, size, req.headers())
 }
 
 /// A plain web-server view of every recording on the download origin (`/files/` lists
@@ -606,17 +820,12 @@ fn file_index(shared: &Arc<Shared>, name: &str, req: &Request) -> Response {
             .insert(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
         return resp;
     }
-    let found = name
+    let known = name
         .strip_prefix("rec-")
         .and_then(|n| n.strip_suffix(".mp4"))
-        .and_then(|n| n.parse::<usize>().ok())
-        .and_then(|serial| {
-            lock(&shared.data)
-                .recordings
-                .get(serial)
-                .map(|r| (r.size, r.content_key))
-        });
-    let Some((size, key)) = found else {
+        .and_then(|n| n.parse::<u64>().ok())
+        .and_then(|serial| shared.recording_by_serial(serial));
+    let Some((id, size, key)) = known else {
         return download_error(StatusCode::NOT_FOUND, "itemNotFound", "Not found.");
     };
     if req.method() == Method::HEAD {
@@ -626,9 +835,10 @@ fn file_index(shared: &Arc<Shared>, name: &str, req: &Request) -> Response {
         resp.headers_mut().insert(CONTENT_LENGTH, HeaderValue::from(size));
         return resp;
     }
-    serve_bytes(shared, key, size, req.headers())
+    serve_bytes(shared, &id, key, size, req.headers())
 }
 
+/// An error of the download origin: `{"error":{"code","message"}}`.
 fn download_error(status: StatusCode, code: &str, message: &str) -> Response {
     json_response(
         status,
@@ -689,8 +899,9 @@ fn parse_range(headers: &HeaderMap, size: u64) -> ByteRange {
     ByteRange::Partial(first, last.min(size - 1))
 }
 
-/// Streams the content (or the requested range of it) with `video/mp4`.
-fn serve_bytes(shared: &Arc<Shared>, key: u64, size: u64, headers: &HeaderMap) -> Response {
+/// Streams the content of recording `id` (or the requested range of it) with
+/// `video/mp4`.
+fn serve_bytes(shared: &Arc<Shared>, id: &str, key: u64, size: u64, headers: &HeaderMap) -> Response {
     let (status, start, end) = match parse_range(headers, size) {
         ByteRange::Full => (StatusCode::OK, 0, size),
         ByteRange::Partial(first, last) => (StatusCode::PARTIAL_CONTENT, first, last + 1),
@@ -704,7 +915,9 @@ fn serve_bytes(shared: &Arc<Shared>, key: u64, size: u64, headers: &HeaderMap) -
     let body = if len == 0 {
         Body::empty()
     } else {
-        let abort_at = shared.take_drop_mid_body().then(|| start + len / 2);
+        // A permanently truncated recording does not use up a pending drop.
+        let cut = shared.always_truncated(id) || shared.take_drop_mid_body();
+        let abort_at = cut.then(|| start + len / 2);
         let stream = ContentStream::new(Arc::clone(shared), key, start, end, abort_at);
         match shared.content_rate() {
             None => Body::from_stream(stream),

@@ -9,6 +9,8 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 
+use crate::RetryAfter;
+
 /// Everything but RFC 3986 unreserved characters: a safe path segment.
 const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
 
@@ -74,9 +76,11 @@ pub(crate) fn parse_datetime(v: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.and_utc())
 }
 
-/// Formats a date-time the way the simulator writes it back into links.
+/// Formats a date-time the way the simulator writes it back into links: UTC,
+/// with the fraction of a second only when there is one, so that the instant
+/// given on the first request is kept exactly.
 pub(crate) fn format_datetime(t: &DateTime<Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+    t.format("%Y-%m-%dT%H:%M:%S%.fZ").to_string()
 }
 
 /// The `Content-Type` of successful Graph JSON pages.
@@ -124,26 +128,75 @@ pub(crate) fn graph_error(ids: &RequestIds, status: StatusCode, code: &str, mess
     json_response(status, "application/json", &body)
 }
 
-/// A Graph throttling / unavailability answer for `status`.
-pub(crate) fn throttled_error(ids: &RequestIds, status: u16, retry_after: Option<u64>) -> Response {
-    let status = StatusCode::from_u16(status)
+/// `status` if it is a 4xx or 5xx, else `fallback`.
+pub(crate) fn error_status(status: u16, fallback: StatusCode) -> StatusCode {
+    StatusCode::from_u16(status)
         .ok()
         .filter(|s| s.is_client_error() || s.is_server_error())
-        .unwrap_or(StatusCode::TOO_MANY_REQUESTS);
-    let (code, message) = if status == StatusCode::SERVICE_UNAVAILABLE {
-        (
-            "ServiceUnavailable",
-            "The service is temporarily unavailable. Please retry later.",
-        )
-    } else {
-        (
+        .unwrap_or(fallback)
+}
+
+/// The Graph error `code` and `message` the simulator sends with `status`.
+pub(crate) fn graph_error_code(status: StatusCode) -> (&'static str, &'static str) {
+    match status.as_u16() {
+        403 => (
+            "accessDenied",
+            "The caller does not have permission to perform the action.",
+        ),
+        404 => ("itemNotFound", "The resource could not be found."),
+        410 => (
+            "resourceGone",
+            "The requested resource is no longer available at the server.",
+        ),
+        429 => (
             "TooManyRequests",
             "Too many requests. The application or user has been throttled; retry after the interval given in the Retry-After header.",
-        )
-    };
+        ),
+        500 => ("generalException", "An unspecified error has occurred."),
+        502 | 504 => (
+            "UnknownError",
+            "The gateway did not receive a timely or valid response from the upstream service.",
+        ),
+        503 => (
+            "ServiceUnavailable",
+            "The service is temporarily unavailable. Please retry later.",
+        ),
+        s if s >= 500 => ("generalException", "An unspecified error has occurred."),
+        _ => ("invalidRequest", "The request is malformed or incorrect."),
+    }
+}
+
+/// The `Retry-After` header value for `retry_after`, if any.
+pub(crate) fn retry_after_value(retry_after: RetryAfter) -> Option<String> {
+    match retry_after {
+        RetryAfter::None => None,
+        RetryAfter::Seconds(secs) => Some(secs.to_string()),
+        RetryAfter::Date(secs) => {
+            let now = Utc::now();
+            // Round up to the next whole second: the date never means less than `secs`.
+            let whole = now
+                .timestamp()
+                .saturating_add(i64::from(now.timestamp_subsec_nanos() > 0));
+            let at = whole.saturating_add(i64::try_from(secs).unwrap_or(i64::MAX));
+            let at = DateTime::from_timestamp(at, 0).unwrap_or(DateTime::<Utc>::MAX_UTC);
+            Some(http_date(&at))
+        }
+    }
+}
+
+/// An HTTP-date in the IMF-fixdate form (`Wed, 21 Oct 2026 07:28:00 GMT`).
+pub(crate) fn http_date(t: &DateTime<Utc>) -> String {
+    t.format("%a, %d %b %Y %H:%M:%S GMT").to_string()
+}
+
+/// A Graph throttling / unavailability answer for `status` (any 4xx or 5xx,
+/// else 429).
+pub(crate) fn throttled_error(ids: &RequestIds, status: u16, retry_after: RetryAfter) -> Response {
+    let status = error_status(status, StatusCode::TOO_MANY_REQUESTS);
+    let (code, message) = graph_error_code(status);
     let mut resp = graph_error(ids, status, code, message);
-    if let Some(secs) = retry_after {
-        set_header(resp.headers_mut(), axum::http::header::RETRY_AFTER, &secs.to_string());
+    if let Some(v) = retry_after_value(retry_after) {
+        set_header(resp.headers_mut(), axum::http::header::RETRY_AFTER, &v);
     }
     resp
 }
@@ -169,6 +222,32 @@ mod tests {
         assert!(parse_datetime("2024-01-01").is_some());
         assert!(parse_datetime("yesterday").is_none());
         assert!(parse_datetime("").is_none());
+    }
+
+    #[test]
+    fn datetimes_keep_their_instant() {
+        for v in [
+            "2024-01-01T00:00:00Z",
+            "2024-01-01T00:00:00.5Z",
+            "2024-01-01T00:00:00.1234567Z",
+        ] {
+            let t = parse_datetime(v).expect("parses");
+            assert_eq!(parse_datetime(&format_datetime(&t)), Some(t), "{v}");
+        }
+        let t = parse_datetime("2024-01-01T01:00:00+01:00").expect("parses");
+        assert_eq!(format_datetime(&t), "2024-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn http_dates() {
+        let t = parse_datetime("2026-10-21T07:28:00Z").expect("parses");
+        assert_eq!(http_date(&t), "Wed, 21 Oct 2026 07:28:00 GMT");
+        assert_eq!(retry_after_value(RetryAfter::Seconds(7)).as_deref(), Some("7"));
+        assert_eq!(retry_after_value(RetryAfter::None), None);
+        let v = retry_after_value(RetryAfter::Date(60)).expect("a date");
+        let at = DateTime::parse_from_rfc2822(&v).expect("an HTTP-date");
+        let ahead = at.with_timezone(&Utc) - Utc::now();
+        assert!((59..=61).contains(&ahead.num_seconds()), "{v}: {ahead}");
     }
 
     #[test]

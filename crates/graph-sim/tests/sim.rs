@@ -3,7 +3,10 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use recarch_graph_sim::{ContentMode, GraphSim, Origin, SimConfig, Target};
+use chrono::Utc;
+use recarch_graph_sim::{
+    ContentMode, CredentialRejection, GraphSim, Origin, RedirectStyle, RetryAfter, SimConfig, SyncLocation, Target,
+};
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use serde_json::Value;
@@ -640,7 +643,7 @@ async fn throttling_then_success() {
     sim.faults().throttle(Target::Token, 503, None, 1);
     let (s, body) = post_token(&c, &sim.token_url(), &form(&sim)).await;
     assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(body["error"]["code"], "ServiceUnavailable");
+    assert_eq!(body["error"], "temporarily_unavailable", "AAD-shaped: {body}");
     let t = token(&sim, &c).await;
 
     sim.faults().throttle(Target::Delta, 429, Some(3), 2);
@@ -934,4 +937,636 @@ async fn file_index_serves_the_same_bytes_for_generic_tools() {
         .await
         .expect("404");
     assert_eq!(missing.status(), 404);
+}
+
+// ---------------------------------------------------------------------------
+// Failure-policy faults
+
+/// Reads a body to its end or its first error: (bytes received, error).
+async fn read_body(mut r: reqwest::Response) -> (u64, Option<reqwest::Error>) {
+    let mut got = 0u64;
+    loop {
+        match r.chunk().await {
+            Ok(Some(b)) => got += b.len() as u64,
+            Ok(None) => return (got, None),
+            Err(e) => return (got, Some(e)),
+        }
+    }
+}
+
+fn aad_code(body: &Value) -> u64 {
+    let code = body["error_codes"][0]
+        .as_u64()
+        .unwrap_or_else(|| panic!("error_codes: {body}"));
+    let desc = body["error_description"].as_str().expect("error_description");
+    assert!(desc.starts_with(&format!("AADSTS{code}: ")), "{desc}");
+    for f in ["timestamp", "trace_id", "correlation_id"] {
+        assert!(body[f].is_string(), "{f} missing: {body}");
+    }
+    code
+}
+
+#[tokio::test]
+async fn token_throttles_answer_like_entra() {
+    let sim = sim_with(|_| {}).await;
+    let c = client();
+    for (status, retry_after, header) in [
+        (429, RetryAfter::Seconds(2), Some("2")),
+        (503, RetryAfter::None, None),
+        (504, RetryAfter::Seconds(1), Some("1")),
+    ] {
+        sim.faults().throttle_with(Target::Token, status, retry_after, 1);
+        let r = c.post(sim.token_url()).form(&form(&sim)).send().await.expect("request");
+        assert_eq!(r.status().as_u16(), status);
+        assert_eq!(
+            r.headers().get("retry-after").map(|v| v.to_str().expect("ascii")),
+            header
+        );
+        let body: Value = r.json().await.expect("json");
+        assert_eq!(body["error"], "temporarily_unavailable", "{body}");
+        assert_eq!(aad_code(&body), 90033);
+        token(&sim, &c).await;
+    }
+    sim.faults().throttle(Target::Token, 500, None, 1);
+    let (s, body) = post_token(&c, &sim.token_url(), &form(&sim)).await;
+    assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(body["error"], "server_error");
+    assert_eq!(aad_code(&body), 50000);
+    assert_eq!(sim.stats().throttled, 4);
+}
+
+#[tokio::test]
+async fn token_connection_reset_sends_no_response() {
+    let sim = sim_with(|_| {}).await;
+    let c = client();
+    sim.faults().token_connection_reset(2);
+    for _ in 0..2 {
+        let err = c
+            .post(sim.token_url())
+            .form(&form(&sim))
+            .send()
+            .await
+            .expect_err("no response");
+        assert!(
+            err.status().is_none() && !err.is_timeout() && !err.is_connect(),
+            "{err:?}"
+        );
+    }
+    token(&sim, &c).await;
+    let stats = sim.stats();
+    assert_eq!(stats.token_connections_reset, 2);
+    assert_eq!(stats.token_requests, 3);
+    let statuses: Vec<u16> = stats.requests.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [0, 0, 200]);
+
+    // On the wire: not one byte of a response, then a reset.
+    sim.faults().token_connection_reset(1);
+    let addr = sim.graph_origin().trim_start_matches("http://").to_owned();
+    let body = "grant_type=client_credentials";
+    let mut s = tokio::net::TcpStream::connect(&addr).await.expect("connect");
+    let path = sim.token_url().replace(&sim.graph_origin(), "");
+    let req = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.expect("write");
+    let mut out = Vec::new();
+    let read = s.read_to_end(&mut out).await;
+    assert!(out.is_empty(), "{}", String::from_utf8_lossy(&out));
+    let e = read.expect_err("a reset, not a clean close");
+    assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}");
+}
+
+#[tokio::test]
+async fn rejected_credentials_even_for_the_right_secret() {
+    let sim = sim_with(|_| {}).await;
+    let c = client();
+    let cases = [
+        (
+            CredentialRejection::InvalidSecret,
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            7000215,
+        ),
+        (
+            CredentialRejection::ExpiredSecret,
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            7000222,
+        ),
+        (
+            CredentialRejection::UnknownClient,
+            StatusCode::BAD_REQUEST,
+            "unauthorized_client",
+            700016,
+        ),
+        (
+            CredentialRejection::DisabledClient,
+            StatusCode::BAD_REQUEST,
+            "unauthorized_client",
+            7000112,
+        ),
+        (
+            CredentialRejection::UnknownTenant,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            90002,
+        ),
+    ];
+    for (rejection, status, error, code) in cases {
+        sim.faults().reject_credentials(Some(rejection));
+        for _ in 0..2 {
+            let (s, body) = post_token(&c, &sim.token_url(), &form(&sim)).await;
+            assert_eq!(s, status, "{rejection:?}: {body}");
+            assert_eq!(body["error"], error, "{rejection:?}: {body}");
+            assert_eq!(aad_code(&body), code, "{rejection:?}");
+        }
+    }
+    sim.faults().reject_credentials(None);
+    token(&sim, &c).await;
+}
+
+#[tokio::test]
+async fn retry_after_as_an_http_date() {
+    let sim = sim_with(|c| c.content_mode = ContentMode::Direct).await;
+    let c = client();
+    let t = token(&sim, &c).await;
+    let org = sim.add_organizer();
+    let rec = sim.add_recording(&org, 10);
+
+    sim.faults().throttle_with(Target::Delta, 429, RetryAfter::Date(120), 1);
+    let (s, headers, body) = get(&c, &sim.recordings_delta_url(&org), &t).await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(body["error"]["code"], "TooManyRequests");
+    let v = headers["retry-after"].to_str().expect("ascii");
+    // IMF-fixdate: "Wed, 21 Oct 2026 07:28:00 GMT".
+    assert!(v.len() == 29 && v.ends_with(" GMT") && v.as_bytes()[3] == b',', "{v}");
+    let at = chrono::DateTime::parse_from_rfc2822(v).expect("an HTTP-date");
+    let ahead = (at.with_timezone(&Utc) - Utc::now()).num_seconds();
+    assert!((118..=121).contains(&ahead), "{v} is {ahead} s ahead");
+    assert_eq!(get(&c, &sim.recordings_delta_url(&org), &t).await.0, StatusCode::OK);
+
+    sim.faults()
+        .throttle_with(Target::Content, 503, RetryAfter::Seconds(4), 1);
+    let (s, headers, _) = content_bytes(&c, &rec.content_url, Some(&t)).await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(headers["retry-after"], "4");
+    sim.faults().throttle_with(Target::Content, 503, RetryAfter::None, 1);
+    let (s, headers, _) = content_bytes(&c, &rec.content_url, Some(&t)).await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(headers.get("retry-after").is_none());
+    assert_eq!(content_bytes(&c, &rec.content_url, Some(&t)).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn server_errors_on_delta_pages_then_the_round_goes_on() {
+    let sim = sim_with(|c| c.page_size = 2).await;
+    let c = client();
+    let t = token(&sim, &c).await;
+    let org = sim.add_organizer();
+    let expected: Vec<String> = (0..5).map(|_| sim.add_recording(&org, 1).id).collect();
+    for (status, code) in [(500, "generalException"), (502, "UnknownError"), (504, "UnknownError")] {
+        // On the first request.
+        sim.faults().throttle(Target::Delta, status, None, 2);
+        for _ in 0..2 {
+            let (s, headers, body) = get(&c, &sim.recordings_delta_url(&org), &t).await;
+            assert_eq!(s.as_u16(), status, "{body}");
+            assert_eq!(body["error"]["code"], code, "{body}");
+            assert!(body["error"]["innerError"]["request-id"].is_string(), "{body}");
+            assert!(headers.get("retry-after").is_none());
+        }
+        let (s, _, body) = get(&c, &sim.recordings_delta_url(&org), &t).await;
+        assert_eq!(s, StatusCode::OK);
+        let mut got = ids(body["value"].as_array().expect("value"));
+        let next = body["@odata.nextLink"].as_str().expect("nextLink").to_owned();
+        // Mid-round: the same nextLink works once the errors are over.
+        sim.faults().throttle(Target::Delta, status, None, 1);
+        let (s, _, body) = get(&c, &next, &t).await;
+        assert_eq!(s.as_u16(), status);
+        assert_eq!(body["error"]["code"], code);
+        let (items, _, _) = round(&c, &next, &t).await;
+        got.extend(ids(&items));
+        assert_eq!(got, expected, "{status}");
+    }
+    assert_eq!(sim.stats().throttled, 9);
+}
+
+#[tokio::test]
+async fn a_forbidden_organizer_fails_alone() {
+    let sim = sim_with(|c| c.page_size = 1).await;
+    let c = client();
+    let t = token(&sim, &c).await;
+    let a = sim.add_organizer();
+    let b = sim.add_organizer();
+    for _ in 0..2 {
+        sim.add_recording(&a, 1);
+        sim.add_recording(&b, 1);
+    }
+    let (_, nexts, delta) = round(&c, &sim.recordings_delta_url(&a), &t).await;
+    assert_eq!(nexts.len(), 1);
+    sim.faults().organizer_forbidden(&a.to_uppercase(), true);
+    let quoted = format!(
+        "{}/users('{a}')/onlineMeetings/getAllRecordings(meetingOrganizerUserId='{a}')/delta",
+        sim.base_url()
+    );
+    for url in [&sim.recordings_delta_url(&a), &nexts[0], &delta, &quoted] {
+        let (s, _, body) = get(&c, url, &t).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{url}: {body}");
+        assert_eq!(body["error"]["code"], "Forbidden");
+        assert_eq!(
+            body["error"]["message"],
+            "No application access policy found for this app."
+        );
+    }
+    let (items, _, _) = round(&c, &sim.recordings_delta_url(&b), &t).await;
+    assert_eq!(items.len(), 2, "other organizers are not affected");
+    assert_eq!(sim.stats().forbidden, 4);
+    sim.faults().organizer_forbidden(&a, false);
+    let (items, _, _) = round(&c, &nexts[0], &t).await;
+    assert_eq!(items.len(), 1);
+}
+
+#[tokio::test]
+async fn gone_with_a_location_that_keeps_or_drops_the_options() {
+    let sim = sim_with(|_| {}).await;
+    let c = client();
+    let t = token(&sim, &c).await;
+    let org = sim.add_organizer();
+    let recs: Vec<_> = (0..6).map(|_| sim.add_recording(&org, 1)).collect();
+    // Whole seconds, so the options are written back exactly as given:
+    // recordings 1..=4 are in [start, end].
+    let start = format!("{}Z", &recs[1].created[..19]);
+    let end = format!("{}Z", &recs[5].created[..19]);
+    let first = format!(
+        "{}/users/{org}/onlineMeetings/getAllRecordings(meetingOrganizerUserId='{org}',startDateTime={start},endDateTime={end})/delta?$select=id,createdDateTime&$top=2",
+        sim.base_url()
+    );
+    let (items, _, _) = round(&c, &first, &t).await;
+    assert_eq!(ids(&items), ids_of(&recs[1..5]));
+    let keys: HashSet<&str> = items[0]
+        .as_object()
+        .expect("object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(keys, HashSet::from(["@odata.type", "id", "createdDateTime"]));
+
+    // Fresh: every option kept; following it restarts the same sync.
+    let (_, _, body) = get(&c, &first, &t).await;
+    let next = body["@odata.nextLink"].as_str().expect("nextLink").to_owned();
+    sim.faults()
+        .expire_sync_state_with("syncStateNotFound", SyncLocation::Fresh);
+    let (s, headers, body) = get(&c, &next, &t).await;
+    assert_eq!(s, StatusCode::GONE);
+    assert_eq!(body["error"]["code"], "syncStateNotFound");
+    let location = headers["location"].to_str().expect("location").to_owned();
+    for option in [
+        format!("startDateTime={start}"),
+        format!("endDateTime={end}"),
+        "$select=id,createdDateTime".to_owned(),
+        "$top=2".to_owned(),
+    ] {
+        assert!(location.contains(&option), "{option} missing: {location}");
+    }
+    let (items, _, _) = round(&c, &location, &t).await;
+    assert_eq!(ids(&items), ids_of(&recs[1..5]));
+    assert!(items.iter().all(|i| i.get("recordingContentUrl").is_none()));
+
+    // DropsOptions: the bare initial query, which widens the range.
+    let (_, _, body) = get(&c, &first, &t).await;
+    let next = body["@odata.nextLink"].as_str().expect("nextLink").to_owned();
+    sim.faults()
+        .expire_sync_state_with("resyncRequired", SyncLocation::DropsOptions);
+    let (s, headers, body) = get(&c, &next, &t).await;
+    assert_eq!(s, StatusCode::GONE);
+    assert_eq!(body["error"]["code"], "resyncRequired");
+    let location = headers["location"].to_str().expect("location").to_owned();
+    assert_eq!(location, sim.recordings_delta_url(&org));
+    let (items, _, _) = round(&c, &location, &t).await;
+    assert_eq!(ids(&items), ids_of(&recs));
+    assert!(items.iter().all(|i| i["recordingContentUrl"].is_string()));
+
+    // None: no Location at all.
+    let (_, _, body) = get(&c, &first, &t).await;
+    let next = body["@odata.nextLink"].as_str().expect("nextLink").to_owned();
+    sim.faults()
+        .expire_sync_state_with("resyncRequired", SyncLocation::None);
+    let (s, headers, _) = get(&c, &next, &t).await;
+    assert_eq!(s, StatusCode::GONE);
+    assert!(headers.get("location").is_none());
+
+    // Contacts: Fresh keeps $select, DropsOptions drops it.
+    let user = "adele@contoso.com";
+    let folder = "inbox-contacts";
+    sim.add_contact(user, folder, "Some One");
+    let contacts = format!("{}?$select=displayName", sim.contacts_delta_url(user, folder));
+    for (kind, expected) in [
+        (SyncLocation::Fresh, contacts.clone()),
+        (SyncLocation::DropsOptions, sim.contacts_delta_url(user, folder)),
+    ] {
+        let (_, _, delta) = round(&c, &contacts, &t).await;
+        sim.faults().expire_sync_state_with("syncStateNotFound", kind);
+        let (s, headers, _) = get(&c, &delta, &t).await;
+        assert_eq!(s, StatusCode::GONE);
+        assert_eq!(headers["location"], expected.as_str(), "{kind:?}");
+    }
+
+    // $select names callRecording properties only.
+    let (s, _, body) = get(&c, &format!("{}?$select=shoeSize", sim.recordings_delta_url(&org)), &t).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+}
+
+#[tokio::test]
+async fn content_status_is_permanent_per_recording() {
+    let sim = sim_with(|_| {}).await;
+    let c = client();
+    let t = token(&sim, &c).await;
+    let org = sim.add_organizer();
+    let bad = sim.add_recording(&org, 1000);
+    let good = sim.add_recording(&org, 1000);
+    // A download URL handed out before the fault.
+    let (s, headers, _) = content_bytes(&c, &bad.content_url, Some(&t)).await;
+    assert_eq!(s, StatusCode::FOUND);
+    let location = headers["location"].to_str().expect("location").to_owned();
+
+    for (status, code) in [(403, "accessDenied"), (404, "itemNotFound"), (410, "resourceGone")] {
+        sim.faults().content_status(&bad.id, Some(status));
+        for _ in 0..2 {
+            let (s, _, body) = get(&c, &bad.content_url, &t).await;
+            assert_eq!(s.as_u16(), status, "{body}");
+            assert_eq!(body["error"]["code"], code);
+            assert!(body["error"]["message"].is_string());
+            assert!(body["error"]["innerError"]["request-id"].is_string());
+        }
+        let (s, _, body) = content_bytes(&c, &location, None).await;
+        assert_eq!(s.as_u16(), status, "on the download origin too");
+        let body: Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(body["error"]["code"], code);
+        assert_eq!(
+            content_bytes(&c, &good.content_url, Some(&t)).await.0,
+            StatusCode::FOUND
+        );
+    }
+    // Authentication still comes first.
+    assert_eq!(
+        content_bytes(&c, &bad.content_url, None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let stats = sim.stats();
+    assert_eq!(stats.content_refused_by_id.get(&bad.id), Some(&9));
+    assert_eq!(stats.content_refused_by_id.get(&good.id), None);
+    assert_eq!(
+        stats.content_requests_by_id.get(&bad.id),
+        Some(&1),
+        "refusals are not downloads"
+    );
+
+    sim.faults().content_status(&bad.id, None);
+    let (s, _, body) = content_bytes(&c, &location, None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(Some(sha(&body)), sim.content_sha256(&bad.id));
+}
+
+#[tokio::test]
+async fn an_always_truncated_recording_never_completes() {
+    for mode in [ContentMode::Direct, ContentMode::Redirect] {
+        let sim = sim_with(|c| c.content_mode = mode).await;
+        let c = reqwest::Client::new(); // follows the redirect
+        let t = token(&sim, &c).await;
+        let size = 1_000_000u64;
+        let bad = sim.add_recording("org", size);
+        let good = sim.add_recording("org", size);
+        sim.faults().content_always_truncated(&bad.id, true);
+        sim.faults().drop_mid_body(1);
+        // The pending drop is left for the next healthy body.
+        let r = c.get(&good.content_url).bearer_auth(&t).send().await.expect("request");
+        assert!(read_body(r).await.1.is_some(), "{mode:?}");
+        for _ in 0..3 {
+            let r = c.get(&bad.content_url).bearer_auth(&t).send().await.expect("request");
+            assert_eq!(r.status(), StatusCode::OK);
+            assert_eq!(r.content_length(), Some(size));
+            let (got, err) = read_body(r).await;
+            assert!(err.is_some(), "{mode:?}: the body must end in an error");
+            assert!(got <= size / 2, "{mode:?}: got {got}");
+        }
+        // Ranges are cut too.
+        let r = c
+            .get(&bad.content_url)
+            .bearer_auth(&t)
+            .header("range", "bytes=1000-200999")
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
+        assert_eq!(r.content_length(), Some(200_000));
+        assert!(read_body(r).await.1.is_some(), "{mode:?}");
+        // Other recordings are whole.
+        let body = c
+            .get(&good.content_url)
+            .bearer_auth(&t)
+            .send()
+            .await
+            .expect("request")
+            .bytes()
+            .await
+            .expect("complete body");
+        assert_eq!(body.len() as u64, size);
+
+        sim.faults().content_always_truncated(&bad.id, false);
+        let body = c
+            .get(&bad.content_url)
+            .bearer_auth(&t)
+            .send()
+            .await
+            .expect("request")
+            .bytes()
+            .await
+            .expect("complete body");
+        assert_eq!(Some(sha(&body)), sim.content_sha256(&bad.id));
+    }
+}
+
+#[tokio::test]
+async fn relative_redirects_resolve_against_the_hop() {
+    let sim = sim_with(|_| {}).await;
+    let c = client();
+    let t = token(&sim, &c).await;
+    let org = sim.add_organizer();
+    let rec = sim.add_recording(&org, 200_000);
+    sim.faults().redirect_style(RedirectStyle::Relative);
+
+    let (s, headers, _) = content_bytes(&c, &rec.content_url, Some(&t)).await;
+    assert_eq!(s, StatusCode::FOUND);
+    let loc1 = headers["location"].to_str().expect("location").to_owned();
+    assert!(loc1.starts_with("stream?sig="), "a path-relative reference: {loc1}");
+    let hop1 = url::Url::parse(&rec.content_url)
+        .expect("url")
+        .join(&loc1)
+        .expect("join");
+    let (s, headers, _) = content_bytes(&c, hop1.as_str(), Some(&t)).await;
+    assert_eq!(s, StatusCode::FOUND, "{hop1}");
+    let loc2 = headers["location"].to_str().expect("location").to_owned();
+    assert!(loc2.starts_with("/hops/"), "an absolute-path reference: {loc2}");
+    let hop2 = hop1.join(&loc2).expect("join");
+    assert!(hop2.as_str().starts_with(&sim.graph_origin()));
+    let (s, _, body) = content_bytes(&c, hop2.as_str(), None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(Some(sha(&body)), sim.content_sha256(&rec.id));
+
+    // Resolved against anything but the hop: 404.
+    let wrong = [
+        format!("{}/{loc1}", sim.graph_origin()),
+        format!("{}/{loc1}", sim.base_url()),
+        format!("{}/{loc1}", sim.download_origin()),
+        format!("{}/{loc1}", rec.content_url),
+        format!("{}{loc1}", rec.content_url),
+        format!("{}{loc2}", sim.download_origin()),
+        format!("{hop1}{loc2}"),
+    ];
+    for url in wrong {
+        assert_eq!(content_bytes(&c, &url, None).await.0, StatusCode::NOT_FOUND, "{url}");
+    }
+
+    // A standard client resolves both and gets the bytes.
+    let r = reqwest::Client::new()
+        .get(&rec.content_url)
+        .bearer_auth(&t)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(Some(sha(&r.bytes().await.expect("body"))), sim.content_sha256(&rec.id));
+    let stats = sim.stats();
+    assert_eq!(
+        stats.redirect_hops,
+        2 + 1 + 2,
+        "manual, the wrong one that reached a hop, standard"
+    );
+    assert_eq!(stats.download_requests, 2, "only the wrong resolutions");
+}
+
+#[tokio::test]
+async fn redirect_chains_of_n_hops() {
+    let sim = sim_with(|_| {}).await;
+    let c = client();
+    let t = token(&sim, &c).await;
+    let org = sim.add_organizer();
+    let rec = sim.add_recording(&org, 100_000);
+
+    sim.faults().redirect_style(RedirectStyle::Chain(8));
+    let mut url = rec.content_url.clone();
+    let mut locations = Vec::new();
+    let body = loop {
+        let on_graph = url.starts_with(&sim.graph_origin()) && locations.len() < 8;
+        let (s, headers, body) = content_bytes(&c, &url, on_graph.then_some(t.as_str())).await;
+        if s != StatusCode::FOUND {
+            assert_eq!(s, StatusCode::OK, "{url}");
+            break body;
+        }
+        url = headers["location"].to_str().expect("location").to_owned();
+        locations.push(url.clone());
+        assert!(locations.len() <= 8, "{locations:?}");
+    };
+    assert_eq!(locations.len(), 8);
+    for l in &locations[..7] {
+        assert!(l.starts_with(&format!("{}/hops/", sim.graph_origin())), "{l}");
+    }
+    assert!(locations[7].starts_with(&format!("{}/download/", sim.download_origin())));
+    assert_eq!(Some(sha(&body)), sim.content_sha256(&rec.id));
+    assert_eq!(sim.stats().redirect_hops, 7);
+
+    // A client that allows 5 hops gives up; reqwest's default (10) gets there.
+    let limited = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::limited(5))
+        .build()
+        .expect("client");
+    let err = limited
+        .get(&rec.content_url)
+        .bearer_auth(&t)
+        .send()
+        .await
+        .expect_err("too many redirects");
+    assert!(err.is_redirect(), "{err:?}");
+    let r = reqwest::Client::new()
+        .get(&rec.content_url)
+        .bearer_auth(&t)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), StatusCode::OK);
+
+    // Chain(1) and Chain(0) are a single redirect to the download origin.
+    for n in [0, 1] {
+        sim.faults().redirect_style(RedirectStyle::Chain(n));
+        let (s, headers, _) = content_bytes(&c, &rec.content_url, Some(&t)).await;
+        assert_eq!(s, StatusCode::FOUND);
+        assert!(
+            headers["location"]
+                .to_str()
+                .expect("location")
+                .starts_with(&format!("{}/download/", sim.download_origin()))
+        );
+    }
+    assert_eq!(sim.stats().auth_header_on_download_origin, 0);
+}
+
+#[tokio::test]
+async fn a_bounce_back_to_graph_counts_a_resent_token() {
+    let sim = sim_with(|_| {}).await;
+    let c = client();
+    let t = token(&sim, &c).await;
+    let org = sim.add_organizer();
+    let rec = sim.add_recording(&org, 100_000);
+    sim.faults().redirect_style(RedirectStyle::Bounce);
+    sim.reset_stats();
+
+    let (s, headers, _) = content_bytes(&c, &rec.content_url, Some(&t)).await;
+    assert_eq!(s, StatusCode::FOUND);
+    let loc1 = headers["location"].to_str().expect("location").to_owned();
+    assert!(
+        loc1.starts_with(&format!("{}/bounce/", sim.download_origin())),
+        "{loc1}"
+    );
+    let (s, headers, _) = content_bytes(&c, &loc1, None).await;
+    assert_eq!(s, StatusCode::FOUND);
+    let loc2 = headers["location"].to_str().expect("location").to_owned();
+    assert!(loc2.starts_with(&format!("{}/hops/", sim.graph_origin())), "{loc2}");
+    // The last hop needs no token ...
+    let (s, _, body) = content_bytes(&c, &loc2, None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(Some(sha(&body)), sim.content_sha256(&rec.id));
+    assert_eq!(sim.stats().auth_header_after_leaving_graph, 0);
+    // ... and counts one sent anyway.
+    let (s, _, _) = content_bytes(&c, &loc2, Some(&t)).await;
+    assert_eq!(s, StatusCode::OK);
+    let stats = sim.stats();
+    assert_eq!(stats.auth_header_after_leaving_graph, 1);
+    let hops: Vec<(Origin, bool)> = stats.requests.iter().map(|r| (r.origin, r.authorization)).collect();
+    assert_eq!(
+        hops,
+        [
+            (Origin::Graph, true),
+            (Origin::Download, false),
+            (Origin::Graph, false),
+            (Origin::Graph, true)
+        ]
+    );
+
+    // reqwest drops the token when the chain leaves the graph origin, for good.
+    let r = reqwest::Client::new()
+        .get(&rec.content_url)
+        .bearer_auth(&t)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), StatusCode::OK);
+    let stats = sim.stats();
+    assert_eq!(stats.auth_header_after_leaving_graph, 1);
+    assert_eq!(stats.auth_header_on_download_origin, 0);
+
+    // A content status holds on every hop.
+    sim.faults().content_status(&rec.id, Some(404));
+    for url in [&loc1, &loc2] {
+        assert_eq!(content_bytes(&c, url, None).await.0, StatusCode::NOT_FOUND, "{url}");
+    }
 }

@@ -232,7 +232,7 @@ async fn off_origin_content_url_is_refused_and_queued() {
 
     let status = env.recarch(&["status"], &[]).await;
     assert!(
-        status.stdout.contains(&format!("queued {} (attempts 1)", evil.id)),
+        status.stdout.contains(&format!("queued {} (attempts 1, permanent)", evil.id)),
         "{}",
         status.stdout
     );
@@ -247,17 +247,31 @@ async fn off_origin_content_url_is_refused_and_queued() {
     )
     .expect("state is JSON");
     assert_eq!(state["checkpoint"]["kind"], "delta");
-    assert_eq!(state["queue"][0]["id"], evil.id.as_str());
-    // The queued item is retried first next run, fails again, and the good one stays archived once.
+    let entry = env.archive().join(format!(
+        "state/recordings/{org}/queue/{}.json",
+        util::sha256_hex(evil.id.as_bytes())
+    ));
+    let entry: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(entry).expect("queue entry")).expect("queue entry is JSON");
+    assert_eq!(entry["id"], evil.id.as_str());
+    assert_eq!(entry["lastClass"], "permanent");
+    // Retried first next run, it fails permanently a second time: dead-lettered (exit 1, this
+    // run's failure), never fetched, and the good one stays archived once.
     env.sim.reset_stats();
-    env.run().await.assert_code(1);
+    let second = env.run().await;
+    second.assert_code(1);
+    assert!(second.stdout.contains("dead-lettered"), "{}", second.stdout);
     assert_eq!(env.sim.stats().content_requests, 0);
     let status = env.recarch(&["status"], &[]).await;
     assert!(
-        status.stdout.contains(&format!("queued {} (attempts 2)", evil.id)),
+        status.stdout.contains(&format!("dead letter {} (attempts 2, permanent", evil.id)),
         "{}",
         status.stdout
     );
+    // A dead letter from an earlier run makes later runs neither fail nor retry it.
+    env.run().await.assert_code(0);
+    assert_eq!(env.sim.stats().content_requests, 0);
+    assert_eq!(util::last_report(&env)["deadLetters"], 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,6 +3,9 @@
 
 mod util;
 
+#[path = "cli/failure_policy.rs"]
+mod failure_policy;
+
 use recarch_graph_sim::{ContentMode, SimConfig, Target};
 use util::{Backend, Env, all_recordings, assert_archive, assert_store_archive, last_report, recarch};
 
@@ -232,7 +235,9 @@ async fn off_origin_content_url_is_refused_and_queued() {
 
     let status = env.recarch(&["status"], &[]).await;
     assert!(
-        status.stdout.contains(&format!("queued {} (attempts 1, permanent)", evil.id)),
+        status
+            .stdout
+            .contains(&format!("queued {} (attempts 1, permanent)", evil.id)),
         "{}",
         status.stdout
     );
@@ -264,7 +269,9 @@ async fn off_origin_content_url_is_refused_and_queued() {
     assert_eq!(env.sim.stats().content_requests, 0);
     let status = env.recarch(&["status"], &[]).await;
     assert!(
-        status.stdout.contains(&format!("dead letter {} (attempts 2, permanent", evil.id)),
+        status
+            .stdout
+            .contains(&format!("dead letter {} (attempts 2, permanent", evil.id)),
         "{}",
         status.stdout
     );

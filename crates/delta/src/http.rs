@@ -200,12 +200,13 @@ impl GraphHttp {
                     if matches!(status, StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE) {
                         self.inner.throttle_events.fetch_add(1, Ordering::Relaxed);
                     }
-                    if asked.is_some() {
-                        // Throttling is per application: every request holds off, not just
-                        // this one.
-                        self.pause_for(wait);
-                    }
                     if policy.allows(attempt, started.elapsed(), wait) {
+                        if asked.is_some() {
+                            // Throttling is per application: every request holds off, not
+                            // just this one. (A wait longer than the budget is not shared:
+                            // it stops only the work that met it, for this run.)
+                            self.pause_for(wait);
+                        }
                         tracing::warn!(%host, %status, attempt, wait_ms = wait.as_millis() as u64, "graph answered a transient error, waiting");
                         drop(response);
                         tokio::time::sleep(wait).await;

@@ -86,6 +86,9 @@ pub struct StoreConfig {
     pub url: String,
     /// Options passed to object_store (may hold credentials: never printed).
     pub options: Vec<(String, String)>,
+    /// Where S3 and Azure downloads are spooled before their single upload (`None`: the
+    /// system's temporary directory).
+    pub spool_dir: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for StoreConfig {
@@ -94,6 +97,7 @@ impl std::fmt::Debug for StoreConfig {
         f.debug_struct("StoreConfig")
             .field("url", &redact_url(&self.url))
             .field("options", &keys)
+            .field("spool_dir", &self.spool_dir)
             .finish()
     }
 }
@@ -162,6 +166,7 @@ struct RawStore {
     url: String,
     #[serde(default)]
     options: BTreeMap<String, String>,
+    spool_dir: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -485,6 +490,7 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> {
         store: StoreConfig {
             url,
             options: raw.store.options.into_iter().collect(),
+            spool_dir: raw.store.spool_dir.map(|d| base_dir.join(d)),
         },
         fetch: FetchConfig {
             concurrency: raw.fetch.concurrency,

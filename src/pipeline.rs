@@ -116,10 +116,10 @@ pub async fn store_content(ctx: &ItemContext, content_url: &str) -> Result<Store
     }
     let mut attempt = 0;
     let mut every_attempt_a_bad_body = true;
-    let (digest, size, media_type, staged) = loop {
+    loop {
         attempt += 1;
         match download_once(ctx, content_url).await {
-            Ok(done) => break done,
+            Ok(blob) => return Ok(blob),
             Err(Attempt::Fatal(e)) => return Err(ItemOutcome::Fatal(e)),
             Err(Attempt::Interrupted) => return Err(ItemOutcome::Interrupted),
             Err(Attempt::Failed {
@@ -147,18 +147,7 @@ pub async fn store_content(ctx: &ItemContext, content_url: &str) -> Result<Store
                 tokio::time::sleep(wait).await;
             }
         }
-    };
-    let commit = ctx
-        .archive
-        .commit_blob(staged, &digest)
-        .await
-        .map_err(|e| ItemOutcome::store_failed(e, "cannot commit the blob"))?;
-    Ok(StoredBlob {
-        digest,
-        size,
-        media_type,
-        commit,
-    })
+    }
 }
 
 /// Writes `manifest` (create-only) after its blobs: `Archived` for a new manifest,
@@ -186,12 +175,10 @@ enum Attempt {
     Interrupted,
 }
 
-/// One download into staging; on success the staged object, its digest, size and media type.
-async fn download_once(
-    ctx: &ItemContext,
-    url: &str,
-) -> Result<(Sha256Digest, u64, String, recarch_store::Staged), Attempt> {
-    // Held until the upload is staged (flushed and complete), after the download's own slot.
+/// One download into staging, then the blob's commit.
+async fn download_once(ctx: &ItemContext, url: &str) -> Result<StoredBlob, Attempt> {
+    // Held until the blob is committed (the staged upload flushed and renamed, or the spooled
+    // file uploaded), after the download's own slot has gone back.
     // Acquiring fails only once the slots are closed: the run is stopping.
     let Ok(_staging) = ctx.staging_slots.acquire().await else {
         return Err(Attempt::Interrupted);
@@ -235,7 +222,29 @@ async fn download_once(
                     )));
                 }
             }
-            Ok((digest, fetched.size, media_type, staged))
+            // Committed while the staging slot is held: on S3 and Azure this is the upload
+            // of the spooled file, whose buffered parts the slots bound.
+            let commit = match ctx.archive.commit_blob(staged, &digest).await {
+                Ok(commit) => commit,
+                Err(e) => {
+                    return Err(match e.class() {
+                        FailureClass::Fatal => {
+                            Attempt::Fatal(anyhow::Error::new(e).context("cannot commit the blob"))
+                        }
+                        class => Attempt::Failed {
+                            reason: format!("cannot commit the blob: {}", error_chain(&e)),
+                            class,
+                            bad_body: false,
+                        },
+                    });
+                }
+            };
+            Ok(StoredBlob {
+                digest,
+                size: fetched.size,
+                media_type,
+                commit,
+            })
         }
         Err(e) => {
             let _ = ctx.archive.discard(staged).await;

@@ -308,12 +308,16 @@ async fn queue_totals(archive: &Archive, kind: recarch_store::Kind, organizers: 
 
 /// Opens and probes the store named by the configuration.
 pub fn open_archive(config: &Config) -> Result<Archive, ExitError> {
-    Archive::open(&config.store.url, &config.store.options).map_err(|e| match e {
+    let archive = Archive::open(&config.store.url, &config.store.options).map_err(|e| match e {
         StoreError::InvalidUrl { .. } => ExitError::new(Exit::Config, anyhow::Error::new(e).context("[store].url")),
         StoreError::InvalidOption { .. } => {
             ExitError::new(Exit::Config, anyhow::Error::new(e).context("[store.options]"))
         }
         other => ExitError::new(Exit::Fatal, other),
+    })?;
+    Ok(match &config.store.spool_dir {
+        Some(dir) => archive.with_spool_dir(dir),
+        None => archive,
     })
 }
 

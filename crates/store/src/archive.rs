@@ -76,8 +76,11 @@ pub struct Archive {
     /// Root directory when opened from a `file://` URL; used only to sweep the temporary
     /// files `LocalFileSystem` leaves behind when a process is killed mid-upload.
     pub(crate) local_root: Option<PathBuf>,
-    part_size: usize,
-    part_concurrency: usize,
+    pub(crate) part_size: usize,
+    pub(crate) part_concurrency: usize,
+    /// Where downloads are spooled before their single upload (S3 and Azure); `None`: staged
+    /// in the store and renamed (local disk, in memory).
+    spool_dir: Option<PathBuf>,
     /// Smallest part size the backend accepts ([`S3_MIN_PART_SIZE`] on S3, else 1).
     min_part_size: usize,
     /// The version (ETag / object version) of each state document as this archive last read
@@ -94,15 +97,18 @@ impl fmt::Debug for Archive {
     }
 }
 
-/// A staged upload: bytes stored under `staging/<shard>/…`, not yet a blob.
+/// A staged upload: bytes stored under `staging/<shard>/…` (local disk, in memory) or in a
+/// spool file (S3, Azure: see [`Archive::with_spool_dir`]), not yet a blob.
 ///
 /// Pass it to [`Archive::commit_blob`] or [`Archive::discard`]. If it is dropped instead
-/// (or the process dies), the object stays behind until [`Archive::clean_staging`] runs
-/// for the shard.
+/// (or the process dies), it stays behind until [`Archive::clean_staging`] runs for the
+/// shard.
 #[must_use = "commit or discard a staged upload, or it stays behind until clean_staging"]
 #[derive(Debug)]
 pub struct Staged {
     key: String,
+    /// Where the bytes are, when spooled to a local file rather than staged in the store.
+    spool: Option<PathBuf>,
     size: u64,
     digest: Sha256Digest,
 }
@@ -118,7 +124,7 @@ impl Staged {
         self.digest
     }
 
-    /// The staging key (`staging/<shard>/…`).
+    /// The staging key (`staging/<shard>/…`), or the spool file's path.
     pub fn key(&self) -> &str {
         &self.key
     }
@@ -229,6 +235,7 @@ impl Archive {
             local_root: local,
             part_size: DEFAULT_PART_SIZE,
             part_concurrency: DEFAULT_PART_CONCURRENCY,
+            spool_dir: None,
             min_part_size: 1,
             state_versions: Arc::default(),
         }
@@ -261,6 +268,22 @@ impl Archive {
         self.part_size = part_size.max(self.min_part_size).max(1);
         self.part_concurrency = part_concurrency.max(1);
         self
+    }
+
+    /// Spools downloads to files under `dir` (per shard) and uploads each blob once under its
+    /// final name (see the `spool` module docs), instead of staging it in the store and
+    /// copying it. The default for S3 and Azure archives (under the system's temporary
+    /// directory); has no effect on local-disk archives, where staging is a rename.
+    pub fn with_spool_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        if self.local_root.is_none() {
+            self.spool_dir = Some(dir.into());
+        }
+        self
+    }
+
+    /// The spool directory in use, if any (see [`Archive::with_spool_dir`]).
+    pub fn spool_dir(&self) -> Option<&std::path::Path> {
+        self.spool_dir.as_deref()
     }
 
     /// The part size [`Archive::stage`] uses (see [`Archive::with_upload_parts`]).
@@ -311,6 +334,15 @@ impl Archive {
         S: Stream<Item = Result<Bytes, E>> + Unpin + Send,
         E: std::error::Error + Send + Sync + 'static,
     {
+        if let Some(root) = &self.spool_dir {
+            let (file, size, digest) = crate::spool::spool(root, shard, body).await?;
+            return Ok(Staged {
+                key: file.display().to_string(),
+                spool: Some(file),
+                size,
+                digest,
+            });
+        }
         let key = layout::staging_key(shard);
         let location = path(&key);
         let upload = self
@@ -353,7 +385,12 @@ impl Archive {
         }
         let digest = Sha256Digest::from_bytes(hasher.finalize().into());
         tracing::debug!(key = %key, size, %digest, "staged");
-        Ok(Staged { key, size, digest })
+        Ok(Staged {
+            key,
+            spool: None,
+            size,
+            digest,
+        })
     }
 
     /// Moves a staged upload to `blobs/sha256/<digest>` unless that blob exists.
@@ -378,6 +415,9 @@ impl Archive {
                 expected: digest.to_hex(),
                 actual: actual.to_hex(),
             });
+        }
+        if let Some(file) = &staged.spool {
+            return self.commit_spooled(file, staged.size, digest).await;
         }
         let from = path(&staged.key);
         let to = path(&key);
@@ -450,6 +490,10 @@ impl Archive {
     /// # Errors
     /// Store failures; a staged object that is already gone is not an error.
     pub async fn discard(&self, staged: Staged) -> Result<(), StoreError> {
+        if let Some(file) = &staged.spool {
+            crate::spool::remove_spool_file(file).await;
+            return Ok(());
+        }
         self.delete_quietly(&staged.key).await
     }
 
@@ -492,6 +536,9 @@ impl Archive {
         }
         if let Some(root) = &self.local_root {
             removed += crate::local::sweep_staging(root.clone(), shard).await?;
+        }
+        if let Some(spool) = &self.spool_dir {
+            removed += crate::spool::clean(spool, shard).await?;
         }
         Ok(removed)
     }
@@ -1026,7 +1073,8 @@ fn open_s3(url: &Url, display: String, options: &[(String, String)]) -> Result<A
     Ok(
         Archive::build(prefixed(Arc::new(store), prefix.clone()), display.clone(), None)
             .with_probe_store(prefixed(Arc::new(probe), prefix))
-            .with_min_part_size(S3_MIN_PART_SIZE),
+            .with_min_part_size(S3_MIN_PART_SIZE)
+            .with_spool_dir(default_spool_dir()),
     )
 }
 
@@ -1045,8 +1093,14 @@ fn open_azure(url: &Url, display: String, options: &[(String, String)]) -> Resul
     let prefix = url_prefix(url, &display)?;
     Ok(
         Archive::build(prefixed(Arc::new(store), prefix.clone()), display.clone(), None)
-            .with_probe_store(prefixed(Arc::new(probe), prefix)),
+            .with_probe_store(prefixed(Arc::new(probe), prefix))
+            .with_spool_dir(default_spool_dir()),
     )
+}
+
+/// `<system temporary directory>/recarch-spool`.
+fn default_spool_dir() -> PathBuf {
+    std::env::temp_dir().join("recarch-spool")
 }
 
 /// Parses `[store.options]` keys (case-insensitive) into a backend's config keys; values are

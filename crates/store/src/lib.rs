@@ -125,6 +125,7 @@ mod local;
 mod model;
 mod probe;
 mod queue;
+mod spool;
 
 pub use archive::{
     Archive, BlobCommit, DEFAULT_PART_CONCURRENCY, DEFAULT_PART_SIZE, LOCAL_PART_SIZE, ManifestWrite, S3_MIN_PART_SIZE,

@@ -274,9 +274,14 @@ impl Archive {
     /// final name (see the `spool` module docs), instead of staging it in the store and
     /// copying it. The default for S3 and Azure archives (under the system's temporary
     /// directory); has no effect on local-disk archives, where staging is a rename.
+    ///
+    /// Files go under `<dir>/<tag>/<shard>/`, where the tag is derived from the archive's
+    /// URL: runs of different archives sharing a directory (and a shard name) never touch
+    /// each other's files; runs of one shard of one archive are kept apart by its lease.
     pub fn with_spool_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         if self.local_root.is_none() {
-            self.spool_dir = Some(dir.into());
+            let tag = hex::encode(&Sha256::digest(self.display_url.as_bytes())[..8]);
+            self.spool_dir = Some(dir.into().join(tag));
         }
         self
     }

@@ -155,7 +155,16 @@ impl Archive {
             let _ = writer.abort().await;
             return Err(e);
         }
-        writer.finish().await.map_err(|e| StoreError::from_backend(&key, e))?;
+        if let Err(e) = writer.finish().await {
+            // A concurrent upload of the same digest may have completed first: on Azure its
+            // commit discards our uncommitted blocks (InvalidBlockList). The bytes are the same
+            // either way, so a blob of the right size there now is this commit done.
+            if let Some(existing) = self.head(&key).await? {
+                remove_spool_file(file).await;
+                return self.existing_blob(key, existing.size, size);
+            }
+            return Err(StoreError::from_backend(&key, e));
+        }
         remove_spool_file(file).await;
         tracing::debug!(key = %key, size, "blob uploaded from the spool");
         Ok(BlobCommit { key, created: true })

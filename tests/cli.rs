@@ -575,11 +575,12 @@ async fn sigterm_stops_cleanly_and_the_next_run_finishes() {
         assert_eq!(report["outcome"], "interrupted");
         // The checkpoint never runs ahead of finished work: whatever is not archived is still
         // ahead of the saved link.
-        let state: serde_json::Value = serde_json::from_str(
-            &std::fs::read_to_string(archive.join(format!("state/recordings/{org}.json"))).expect("state written"),
-        )
-        .expect("state is JSON");
-        assert_ne!(state["checkpoint"]["kind"], "delta", "round not complete: {state}");
+        // (No checkpoint at all is truthful too: the first page may still have had an item
+        // waiting for its download when the signal came.)
+        if let Ok(text) = std::fs::read_to_string(archive.join(format!("state/recordings/{org}.json"))) {
+            let state: serde_json::Value = serde_json::from_str(&text).expect("state is JSON");
+            assert_ne!(state["checkpoint"]["kind"], "delta", "round not complete: {state}");
+        }
     }
     // Nothing half-written is left, and the next run picks up the rest.
     assert!(

@@ -228,9 +228,7 @@ async fn download_once(ctx: &ItemContext, url: &str) -> Result<StoredBlob, Attem
                 Ok(commit) => commit,
                 Err(e) => {
                     return Err(match e.class() {
-                        FailureClass::Fatal => {
-                            Attempt::Fatal(anyhow::Error::new(e).context("cannot commit the blob"))
-                        }
+                        FailureClass::Fatal => Attempt::Fatal(anyhow::Error::new(e).context("cannot commit the blob")),
                         class => Attempt::Failed {
                             reason: format!("cannot commit the blob: {}", error_chain(&e)),
                             class,

@@ -175,7 +175,7 @@ pub async fn run(config: &Config, shard: Shard, shutdown: CancellationToken) -> 
     };
     let results = tokio::select! {
         results = work => results,
-        lost = keep_lease(&archive, &mut lease) => {
+        lost = keep_lease(&archive, &mut lease, LEASE_TTL / 3) => {
             shutdown.cancel();
             return Err(lost);
         }
@@ -256,13 +256,13 @@ pub async fn run(config: &Config, shard: Shard, shutdown: CancellationToken) -> 
     Ok(report)
 }
 
-/// Renews the lease every third of its TTL for as long as the run goes on; returns only when
-/// the run must stop. A renewal that fails on a store error is retried until the lease would
-/// lapse (then exit 4: the store is unreachable); only a lease seen in another holder's hands
-/// is exit 3.
-async fn keep_lease(archive: &Archive, lease: &mut Lease) -> ExitError {
+/// Renews the lease every `every` for as long as the run goes on; returns only when the run
+/// must stop. A renewal that fails on a store error is retried until the lease would lapse
+/// (then exit 4: the store is unreachable); only a lease seen in another holder's hands is
+/// exit 3.
+async fn keep_lease(archive: &Archive, lease: &mut Lease, every: Duration) -> ExitError {
     loop {
-        tokio::time::sleep(LEASE_TTL / 3).await;
+        tokio::time::sleep(every).await;
         let mut backoff = Duration::from_millis(500);
         loop {
             match archive.renew_lease(lease).await {
@@ -275,7 +275,8 @@ async fn keep_lease(archive: &Archive, lease: &mut Lease) -> ExitError {
                 }
                 Err(e) => {
                     let left = (lease.expires_at - Utc::now()).to_std().unwrap_or_default();
-                    if left <= LEASE_SAFETY_MARGIN + backoff {
+                    let margin = LEASE_SAFETY_MARGIN.min(lease.ttl() / 4);
+                    if left <= margin + backoff {
                         return ExitError::new(
                             Exit::Fatal,
                             anyhow::Error::new(e).context(
@@ -390,4 +391,151 @@ fn hostname() -> String {
                 .map(|h| h.trim().to_owned())
         })
         .unwrap_or_else(|| "unknown-host".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use futures::stream::BoxStream;
+    use object_store::memory::InMemory;
+    use object_store::path::Path;
+    use object_store::{
+        CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore, PutMultipartOptions,
+        PutOptions, PutPayload, PutResult,
+    };
+
+    use super::*;
+
+    /// An in-memory store whose next `failures` writes fail like an unreachable backend.
+    #[derive(Debug, Default)]
+    struct Flaky {
+        inner: InMemory,
+        failures: AtomicU32,
+    }
+
+    impl std::fmt::Display for Flaky {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("Flaky")
+        }
+    }
+
+    impl Flaky {
+        fn fail(&self) -> object_store::Result<()> {
+            let failing = self
+                .failures
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok();
+            if failing {
+                return Err(object_store::Error::Generic {
+                    store: "Flaky",
+                    source: "connection reset".into(),
+                });
+            }
+            Ok(())
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl ObjectStore for Flaky {
+        async fn put_opts(
+            &self,
+            location: &Path,
+            payload: PutPayload,
+            opts: PutOptions,
+        ) -> object_store::Result<PutResult> {
+            self.fail()?;
+            self.inner.put_opts(location, payload, opts).await
+        }
+        async fn put_multipart_opts(
+            &self,
+            location: &Path,
+            opts: PutMultipartOptions,
+        ) -> object_store::Result<Box<dyn MultipartUpload>> {
+            self.inner.put_multipart_opts(location, opts).await
+        }
+        async fn get_opts(&self, location: &Path, options: GetOptions) -> object_store::Result<GetResult> {
+            self.inner.get_opts(location, options).await
+        }
+        fn delete_stream(
+            &self,
+            locations: BoxStream<'static, object_store::Result<Path>>,
+        ) -> BoxStream<'static, object_store::Result<Path>> {
+            self.inner.delete_stream(locations)
+        }
+        fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+            self.inner.list(prefix)
+        }
+        async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
+            self.inner.list_with_delimiter(prefix).await
+        }
+        async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> object_store::Result<()> {
+            self.inner.copy_opts(from, to, options).await
+        }
+    }
+
+    fn archive() -> (Archive, Arc<Flaky>) {
+        let store = Arc::new(Flaky::default());
+        (Archive::from_store(store.clone(), "memory://flaky"), store)
+    }
+
+    #[tokio::test]
+    async fn lease_renewal_survives_store_errors() {
+        let (archive, store) = archive();
+        let shard = ShardId::new(0, 1);
+        let mut lease = archive
+            .acquire_lease(&shard, "me", Duration::from_secs(4))
+            .await
+            .expect("free");
+        let first_expiry = lease.expires_at;
+        // Two renewals in a row fail; the third goes through well before the lease lapses.
+        store.failures.store(2, Ordering::SeqCst);
+        let kept = tokio::time::timeout(
+            Duration::from_millis(3_500),
+            keep_lease(&archive, &mut lease, Duration::from_millis(300)),
+        )
+        .await;
+        assert!(
+            kept.is_err(),
+            "the run was stopped: {:?}",
+            kept.map(|e| e.error.to_string())
+        );
+        assert!(lease.expires_at > first_expiry, "renewed");
+        assert_eq!(store.failures.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn a_lease_taken_over_is_exit_3_and_an_unreachable_store_exit_4() {
+        let (archive, store) = archive();
+        let shard = ShardId::new(0, 1);
+        let mut lease = archive
+            .acquire_lease(&shard, "me", Duration::from_secs(2))
+            .await
+            .expect("free");
+        // Another holder: the lease document replaced behind our back.
+        let other = archive.clone();
+        tokio::time::sleep(Duration::from_millis(2_100)).await;
+        let theirs = other
+            .acquire_lease(&shard, "them", Duration::from_secs(60))
+            .await
+            .expect("expired, taken over");
+        let stop = keep_lease(&archive, &mut lease, Duration::from_millis(50)).await;
+        assert_eq!(stop.exit, Exit::LeaseHeld, "{:#}", stop.error);
+        archive.release_lease(theirs).await.expect("release");
+
+        // A store that never answers again: stop before the lease lapses, exit 4.
+        let mut lease = archive
+            .acquire_lease(&shard, "me", Duration::from_secs(2))
+            .await
+            .expect("free");
+        store.failures.store(u32::MAX, Ordering::SeqCst);
+        let started = std::time::Instant::now();
+        let stop = keep_lease(&archive, &mut lease, Duration::from_millis(100)).await;
+        assert_eq!(stop.exit, Exit::Fatal, "{:#}", stop.error);
+        assert!(format!("{:#}", stop.error).contains("before it lapses"));
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "stopped before the lease lapsed"
+        );
+    }
 }

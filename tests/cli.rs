@@ -475,7 +475,9 @@ async fn killed_at_any_instant_then_rerun_archives_everything_exactly_once() {
         for org in &env.organizers {
             env.sim.add_recording(org, rng.u64(300_000..1_500_000));
             let bad = env.sim.add_recording(org, rng.u64(1_000..50_000));
-            env.sim.faults().content_status(&bad.id, Some(if round % 2 == 0 { 503 } else { 404 }));
+            env.sim
+                .faults()
+                .content_status(&bad.id, Some(if round % 2 == 0 { 503 } else { 404 }));
             poisoned.push(bad.id);
         }
         let mut child = env.spawn_run();

@@ -44,7 +44,11 @@ fn io_error(what: impl Into<String>, e: std::io::Error) -> StoreError {
 
 /// Writes `body` to a fresh file under `<root>/<shard>/`, hashing it; the file is removed
 /// again on any failure.
-pub(crate) async fn spool<S, E>(root: &Path, shard: &ShardId, mut body: S) -> Result<(PathBuf, u64, Sha256Digest), StageError<E>>
+pub(crate) async fn spool<S, E>(
+    root: &Path,
+    shard: &ShardId,
+    mut body: S,
+) -> Result<(PathBuf, u64, Sha256Digest), StageError<E>>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin + Send,
     E: std::error::Error + Send + Sync + 'static,
@@ -86,7 +90,12 @@ where
 impl Archive {
     /// Uploads a spooled file as the blob `digest` unless it exists; removes the file either
     /// way (on success or when the blob was there).
-    pub(crate) async fn commit_spooled(&self, file: &Path, size: u64, digest: &Sha256Digest) -> Result<BlobCommit, StoreError> {
+    pub(crate) async fn commit_spooled(
+        &self,
+        file: &Path,
+        size: u64,
+        digest: &Sha256Digest,
+    ) -> Result<BlobCommit, StoreError> {
         let key = layout::blob_key(digest);
         if let Some(existing) = self.head(&key).await? {
             remove_spool_file(file).await;

@@ -270,7 +270,7 @@ impl Fetcher {
                         .await?
                 }
             };
-            let response = GraphHttp::check_status(response).await?;
+            let response = GraphHttp::check_status(response).await.map_err(content_gone)?;
             if response.status().is_redirection() {
                 let location = response.headers().get(LOCATION).and_then(|v| v.to_str().ok());
                 let (next, next_auth) = next_hop(&url, response.status(), location, auth, |u| {
@@ -310,6 +310,22 @@ impl Fetcher {
             host: host_of(&url),
             reason: format!("more than {MAX_REDIRECTS} redirects"),
         })
+    }
+}
+
+/// On content, 410 Gone is the recording gone (permanent), not a delta query's expired sync
+/// state.
+fn content_gone(e: DeltaError) -> DeltaError {
+    match e {
+        DeltaError::SyncReset { host, code, .. } => DeltaError::Status {
+            what: host,
+            status: StatusCode::GONE,
+            body: recarch_delta::GraphErrorBody {
+                code,
+                message: "the content is gone".into(),
+            },
+        },
+        other => other,
     }
 }
 

@@ -218,3 +218,79 @@ async fn without_hashing_lengths_are_still_checked() {
         "a short body is still an error"
     );
 }
+
+/// Every failure the content path meets has one class: what the queue does with the item.
+#[tokio::test]
+async fn every_failure_has_its_class() {
+    use recarch_fetch::FailureClass::{Fatal, Permanent, Transient};
+    let (sim, fetcher) = setup(ContentMode::Direct, 4).await;
+    let org = sim.add_organizer();
+    let class_of = |r: Result<(Vec<u8>, recarch_fetch::Fetched), FetchError>| r.expect_err("fails").class();
+
+    // 403, 404 and 410 on content are permanent.
+    for status in [403, 404, 410] {
+        let rec = sim.add_recording(&org, 1_000);
+        sim.faults().content_status(&rec.id, Some(status));
+        assert_eq!(
+            class_of(fetch_all(&fetcher, &rec.content_url).await),
+            Permanent,
+            "{status}"
+        );
+    }
+    // 429, 500, 502, 503, 504 that outlast the retries are transient.
+    for status in [429, 500, 502, 503, 504] {
+        let rec = sim.add_recording(&org, 1_000);
+        sim.faults().content_status(&rec.id, Some(status));
+        let err = fetch_all(&fetcher, &rec.content_url).await.expect_err("fails");
+        assert_eq!(err.class(), Transient, "{status}: {err}");
+    }
+    // A body cut mid-way, and its checks: transient (a body failing on every attempt is the
+    // caller's call: see the pipeline).
+    let rec = sim.add_recording(&org, 500_000);
+    sim.faults().content_always_truncated(&rec.id, true);
+    let err = fetch_all(&fetcher, &rec.content_url).await.expect_err("cut");
+    assert_eq!(err.class(), Transient);
+    assert!(err.is_body_failure(), "{err}");
+    // Off-origin: permanent, never fetched.
+    let err = fetch_all(&fetcher, "https://elsewhere.example/content")
+        .await
+        .expect_err("refused");
+    assert_eq!(err.class(), Permanent);
+    // 402: fatal.
+    sim.faults().payment_required(true);
+    let rec = sim.add_recording(&org, 1_000);
+    assert_eq!(class_of(fetch_all(&fetcher, &rec.content_url).await), Fatal);
+    sim.faults().payment_required(false);
+
+    // Connection refused and timeouts: transient.
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let refused_url = Url::parse(&format!("http://{}/v1.0/x", closed.local_addr().expect("addr"))).expect("url");
+    drop(closed);
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let silent_url = Url::parse(&format!("http://{}/v1.0/x", silent.local_addr().expect("addr"))).expect("url");
+    let quick = RetryPolicy {
+        max_attempts: 2,
+        base_delay: Duration::from_millis(5),
+        ..RetryPolicy::default()
+    };
+    for (url, client) in [
+        (refused_url, reqwest::Client::new()),
+        (
+            silent_url,
+            reqwest::Client::builder()
+                .timeout(Duration::from_millis(200))
+                .build()
+                .expect("client"),
+        ),
+    ] {
+        let http = GraphHttp::new(
+            client,
+            Arc::new(recarch_delta::auth::StaticToken::new("t")),
+            &url,
+            quick.clone(),
+        );
+        let fetcher = Fetcher::new(http, reqwest::Client::new(), 1);
+        let err = fetch_all(&fetcher, url.as_str()).await.expect_err("no answer");
+        assert_eq!(err.class(), Transient, "{err}");
+    }
+}

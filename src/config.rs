@@ -57,8 +57,75 @@ pub struct GraphConfig {
     pub tenant_id: String,
     /// Application (client) id.
     pub client_id: String,
-    /// Where the client secret comes from.
-    pub secret_source: SecretSource,
+    /// The national cloud whose endpoints are the defaults.
+    pub cloud: Cloud,
+    /// How the application proves its identity.
+    pub credential: CredentialSource,
+}
+
+/// A Microsoft cloud: its Graph and identity-platform hosts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cloud {
+    /// graph.microsoft.com, login.microsoftonline.com.
+    Global,
+    /// graph.microsoft.us, login.microsoftonline.us (GCC High).
+    UsGov,
+    /// dod-graph.microsoft.us, login.microsoftonline.us.
+    UsGovDod,
+    /// microsoftgraph.chinacloudapi.cn, login.chinacloudapi.cn (21Vianet).
+    China,
+}
+
+impl Cloud {
+    fn parse(name: &str) -> Option<Cloud> {
+        Some(match name.trim().to_ascii_lowercase().as_str() {
+            "global" | "public" => Cloud::Global,
+            "usgov" => Cloud::UsGov,
+            "usgovdod" => Cloud::UsGovDod,
+            "china" => Cloud::China,
+            _ => return None,
+        })
+    }
+
+    /// The default `[graph].base_url` (v1.0, where getAllRecordings is generally available).
+    pub fn graph_base_url(self) -> &'static str {
+        match self {
+            Cloud::Global => "https://graph.microsoft.com/v1.0",
+            Cloud::UsGov => "https://graph.microsoft.us/v1.0",
+            Cloud::UsGovDod => "https://dod-graph.microsoft.us/v1.0",
+            Cloud::China => "https://microsoftgraph.chinacloudapi.cn/v1.0",
+        }
+    }
+
+    /// The default `[graph].authority_url`.
+    pub fn authority_url(self) -> &'static str {
+        match self {
+            Cloud::Global => "https://login.microsoftonline.com",
+            Cloud::UsGov | Cloud::UsGovDod => "https://login.microsoftonline.us",
+            Cloud::China => "https://login.chinacloudapi.cn",
+        }
+    }
+}
+
+/// How the application proves its identity (`[graph].auth`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CredentialSource {
+    /// `secret`: a client secret.
+    Secret(SecretSource),
+    /// `certificate`: a JWT client assertion signed with the certificate's key.
+    Certificate {
+        /// PEM (certificate, and the key unless `key_file`) or PKCS#12.
+        certificate_file: PathBuf,
+        /// A PEM key file of its own.
+        key_file: Option<PathBuf>,
+        /// The environment variable holding the PKCS#12 password.
+        password_env: Option<String>,
+    },
+    /// `workload_identity`: the federated token file's content as the client assertion.
+    WorkloadIdentity {
+        /// The projected service-account token (`AZURE_FEDERATED_TOKEN_FILE`).
+        token_file: PathBuf,
+    },
 }
 
 /// Where to read the client secret from.
@@ -135,21 +202,18 @@ struct RawRun {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawGraph {
-    #[serde(default = "default_base_url")]
-    base_url: String,
-    #[serde(default = "default_authority_url")]
-    authority_url: String,
-    tenant_id: String,
-    client_id: String,
+    cloud: Option<String>,
+    auth: Option<String>,
+    base_url: Option<String>,
+    authority_url: Option<String>,
+    tenant_id: Option<String>,
+    client_id: Option<String>,
     client_secret_env: Option<String>,
     client_secret_file: Option<PathBuf>,
-}
-
-fn default_base_url() -> String {
-    "https://graph.microsoft.com/beta".into()
-}
-fn default_authority_url() -> String {
-    "https://login.microsoftonline.com".into()
+    client_certificate_file: Option<PathBuf>,
+    client_private_key_file: Option<PathBuf>,
+    client_certificate_password_env: Option<String>,
+    federated_token_file: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -231,7 +295,7 @@ impl Config {
                 err(format!("{}: {}", key_name(&path), inner.message()))
             }
         })?;
-        validate(raw, base_dir)
+        validate(raw, base_dir, env)
     }
 }
 
@@ -264,6 +328,52 @@ fn key_name(path: &str) -> String {
         Some((section, key)) => format!("[{section}].{key}"),
         None => format!("[{path}]"),
     }
+}
+
+/// The proof of identity the configuration names, loaded and checked before any request:
+/// the secret read, the certificate and key read and checked (readable, matching, not
+/// expired), the federated token file readable. Errors name the key and file, and what is
+/// wrong, never key material.
+pub fn client_proof(source: &CredentialSource) -> Result<recarch_delta::credentials::ClientProof, ConfigError> {
+    use recarch_delta::credentials::{CertificateAssertion, ClientProof, FederatedToken};
+    use std::sync::Arc;
+    Ok(match source {
+        CredentialSource::Secret(secret) => ClientProof::Secret(read_secret(secret)?),
+        CredentialSource::Certificate {
+            certificate_file,
+            key_file,
+            password_env,
+        } => {
+            let password = match password_env {
+                None => None,
+                Some(name) => match std::env::var(name) {
+                    Ok(v) => Some(Secret::new(v)),
+                    Err(std::env::VarError::NotPresent) => {
+                        return Err(err(format!(
+                            "[graph].client_certificate_password_env: environment variable {name} is not set"
+                        )));
+                    }
+                    Err(std::env::VarError::NotUnicode(_)) => {
+                        return Err(err(format!(
+                            "[graph].client_certificate_password_env: environment variable {name} is not valid UTF-8"
+                        )));
+                    }
+                },
+            };
+            let key = if key_file.is_some() {
+                "[graph].client_private_key_file or client_certificate_file"
+            } else {
+                "[graph].client_certificate_file"
+            };
+            let assertion = CertificateAssertion::new(certificate_file, key_file.clone(), password)
+                .map_err(|e| err(format!("{key}: {e}")))?;
+            tracing::info!(thumbprint = %assertion.thumbprint(), "signing in with a certificate");
+            ClientProof::Assertion(Arc::new(assertion))
+        }
+        CredentialSource::WorkloadIdentity { token_file } => ClientProof::Assertion(Arc::new(
+            FederatedToken::new(token_file).map_err(|e| err(format!("[graph].federated_token_file: {e}")))?,
+        )),
+    })
 }
 
 /// Reads the client secret from its source. Errors name the variable or file, never the value.
@@ -349,41 +459,143 @@ fn apply_env_overrides(table: &mut toml::Table, env: &[(String, String)]) -> Res
     Ok(())
 }
 
-fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> {
-    let base_url = parse_service_url("[graph].base_url", &raw.graph.base_url)?;
-    let authority_url = parse_service_url("[graph].authority_url", &raw.graph.authority_url)?;
-    let tenant_id = raw.graph.tenant_id.trim().to_owned();
+fn validate(raw: RawConfig, base_dir: &Path, env: &[(String, String)]) -> Result<Config, ConfigError> {
+    let env_var = |name: &str| {
+        env.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    let cloud = match &raw.graph.cloud {
+        None => Cloud::Global,
+        Some(name) => Cloud::parse(name).ok_or_else(|| {
+            err(format!(
+                "[graph].cloud: {name:?} is not a cloud (global, usgov, usgovdod or china)"
+            ))
+        })?,
+    };
+    let auth = raw
+        .graph
+        .auth
+        .as_deref()
+        .unwrap_or("secret")
+        .trim()
+        .to_ascii_lowercase();
+    let workload_identity = auth == "workload_identity";
+    // The workload-identity webhook's variables fill what the configuration leaves out.
+    let webhook = |name: &str| if workload_identity { env_var(name) } else { None };
+    let base_url = raw
+        .graph
+        .base_url
+        .clone()
+        .unwrap_or_else(|| cloud.graph_base_url().to_owned());
+    let base_url = parse_service_url("[graph].base_url", &base_url)?;
+    let (authority_key, authority_text) = match (&raw.graph.authority_url, webhook("AZURE_AUTHORITY_HOST")) {
+        (Some(url), _) => ("[graph].authority_url", url.clone()),
+        (None, Some(url)) => ("AZURE_AUTHORITY_HOST", url),
+        (None, None) => ("[graph].authority_url", cloud.authority_url().to_owned()),
+    };
+    let authority_url = parse_service_url(authority_key, &authority_text)?;
+    let tenant_text = raw
+        .graph
+        .tenant_id
+        .clone()
+        .or_else(|| webhook("AZURE_TENANT_ID"))
+        .ok_or_else(|| {
+            err(if workload_identity {
+                "[graph].tenant_id: missing (set it, or AZURE_TENANT_ID as the workload-identity webhook does)"
+            } else {
+                "[graph].tenant_id: missing"
+            })
+        })?;
+    let client_text = raw
+        .graph
+        .client_id
+        .clone()
+        .or_else(|| webhook("AZURE_CLIENT_ID"))
+        .ok_or_else(|| {
+            err(if workload_identity {
+                "[graph].client_id: missing (set it, or AZURE_CLIENT_ID as the workload-identity webhook does)"
+            } else {
+                "[graph].client_id: missing"
+            })
+        })?;
+    let tenant_id = tenant_text.trim().to_owned();
     if tenant_id.is_empty()
         || !tenant_id
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
     {
         return Err(err(format!(
-            "[graph].tenant_id: {:?} is not a tenant id (a GUID or a domain name)",
-            raw.graph.tenant_id
+            "[graph].tenant_id: {tenant_text:?} is not a tenant id (a GUID or a domain name)"
         )));
     }
-    let client_id = raw.graph.client_id.trim().to_owned();
+    let client_id = client_text.trim().to_owned();
     if OrganizerId::parse(&client_id).is_err() {
-        return Err(err(format!(
-            "[graph].client_id: {:?} is not a GUID",
-            raw.graph.client_id
-        )));
+        return Err(err(format!("[graph].client_id: {client_text:?} is not a GUID")));
     }
-    let secret_source = match (raw.graph.client_secret_env, raw.graph.client_secret_file) {
-        (Some(_), Some(_)) => {
-            return Err(err(
-                "[graph]: set either client_secret_env or client_secret_file, not both",
-            ));
+    let g = &raw.graph;
+    let only = |allowed: &[&str]| -> Result<(), ConfigError> {
+        let set = [
+            ("client_secret_env", g.client_secret_env.is_some()),
+            ("client_secret_file", g.client_secret_file.is_some()),
+            ("client_certificate_file", g.client_certificate_file.is_some()),
+            ("client_private_key_file", g.client_private_key_file.is_some()),
+            (
+                "client_certificate_password_env",
+                g.client_certificate_password_env.is_some(),
+            ),
+            ("federated_token_file", g.federated_token_file.is_some()),
+        ];
+        match set.iter().find(|(key, on)| *on && !allowed.contains(key)) {
+            Some((key, _)) => Err(err(format!(
+                "[graph].{key}: not used with auth = {auth:?}; remove it or change [graph].auth"
+            ))),
+            None => Ok(()),
         }
-        (Some(name), None) => {
-            if name.trim().is_empty() {
-                return Err(err("[graph].client_secret_env: empty variable name"));
+    };
+    let credential = match auth.as_str() {
+        "secret" => {
+            only(&["client_secret_env", "client_secret_file"])?;
+            CredentialSource::Secret(secret_source(
+                raw.graph.client_secret_env.clone(),
+                raw.graph.client_secret_file.clone(),
+                base_dir,
+            )?)
+        }
+        "certificate" => {
+            only(&[
+                "client_certificate_file",
+                "client_private_key_file",
+                "client_certificate_password_env",
+            ])?;
+            let certificate_file = raw.graph.client_certificate_file.as_ref().ok_or_else(|| {
+                err("[graph].client_certificate_file: required with auth = \"certificate\" (PEM with the key, or PKCS#12)")
+            })?;
+            CredentialSource::Certificate {
+                certificate_file: base_dir.join(certificate_file),
+                key_file: raw.graph.client_private_key_file.as_ref().map(|k| base_dir.join(k)),
+                password_env: raw.graph.client_certificate_password_env.clone(),
             }
-            SecretSource::Env(name)
         }
-        (None, Some(file)) => SecretSource::File(base_dir.join(file)),
-        (None, None) => SecretSource::Env("RECARCH_CLIENT_SECRET".into()),
+        "workload_identity" => {
+            only(&["federated_token_file"])?;
+            let token_file = match (&raw.graph.federated_token_file, env_var("AZURE_FEDERATED_TOKEN_FILE")) {
+                (Some(file), _) => base_dir.join(file),
+                (None, Some(file)) => PathBuf::from(file),
+                (None, None) => {
+                    return Err(err(
+                        "[graph].federated_token_file: missing (set it, or AZURE_FEDERATED_TOKEN_FILE as the workload-identity webhook does)",
+                    ));
+                }
+            };
+            CredentialSource::WorkloadIdentity { token_file }
+        }
+        other => {
+            return Err(err(format!(
+                "[graph].auth: {other:?} is not secret, certificate or workload_identity"
+            )));
+        }
     };
 
     let mut organizer_texts: Vec<(String, String)> = Vec::new();
@@ -481,7 +693,8 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> {
             authority_url,
             tenant_id,
             client_id,
-            secret_source,
+            cloud,
+            credential,
         },
         source: SourceConfig {
             organizers,
@@ -498,6 +711,24 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> {
             max_item_attempts: raw.fetch.max_item_attempts,
         },
     })
+}
+
+/// `[graph].client_secret_env` / `client_secret_file`: one of them, default the variable
+/// `RECARCH_CLIENT_SECRET`.
+fn secret_source(env: Option<String>, file: Option<PathBuf>, base_dir: &Path) -> Result<SecretSource, ConfigError> {
+    match (env, file) {
+        (Some(_), Some(_)) => Err(err(
+            "[graph]: set either client_secret_env or client_secret_file, not both",
+        )),
+        (Some(name), None) => {
+            if name.trim().is_empty() {
+                return Err(err("[graph].client_secret_env: empty variable name"));
+            }
+            Ok(SecretSource::Env(name))
+        }
+        (None, Some(file)) => Ok(SecretSource::File(base_dir.join(file))),
+        (None, None) => Ok(SecretSource::Env("RECARCH_CLIENT_SECRET".into())),
+    }
 }
 
 /// A duration: whole seconds as a number, or a string with a unit (`ms`, `s`, `m`, `h`).
@@ -583,9 +814,12 @@ url = "file:///tmp/x"
     #[test]
     fn defaults_apply() {
         let c = parse(GOOD, &[]).expect("valid config");
-        assert_eq!(c.graph.base_url.as_str(), "https://graph.microsoft.com/beta");
+        assert_eq!(c.graph.base_url.as_str(), "https://graph.microsoft.com/v1.0");
         assert_eq!(c.graph.authority_url.as_str(), "https://login.microsoftonline.com/");
-        assert_eq!(c.graph.secret_source, SecretSource::Env("RECARCH_CLIENT_SECRET".into()));
+        assert_eq!(
+            c.graph.credential,
+            CredentialSource::Secret(SecretSource::Env("RECARCH_CLIENT_SECRET".into()))
+        );
         assert_eq!(c.source.organizers[0].as_str(), "8b081ef6-4792-4def-b2c9-c363a1bf41d5");
         assert_eq!((c.fetch.concurrency, c.fetch.max_attempts), (8, 6));
         assert_eq!(c.fetch.max_item_attempts, 8);
@@ -653,6 +887,86 @@ url = "file:///tmp/x"
             let e = parse(text, env).expect_err("must be rejected");
             assert!(e.0.contains(needle), "{needle:?} not in {:?}", e.0);
         }
+    }
+
+    #[test]
+    fn clouds_and_explicit_urls() {
+        let c = parse(&GOOD.replace("[graph]\n", "[graph]\ncloud = \"usgovdod\"\n"), &[]).expect("valid");
+        assert_eq!(c.graph.base_url.as_str(), "https://dod-graph.microsoft.us/v1.0");
+        assert_eq!(c.graph.authority_url.as_str(), "https://login.microsoftonline.us/");
+        let c = parse(
+            &GOOD.replace(
+                "[graph]\n",
+                "[graph]\ncloud = \"china\"\nbase_url = \"https://example.test/beta\"\n",
+            ),
+            &[],
+        )
+        .expect("valid");
+        assert_eq!(
+            c.graph.base_url.as_str(),
+            "https://example.test/beta",
+            "explicit URLs win"
+        );
+        assert_eq!(c.graph.authority_url.as_str(), "https://login.chinacloudapi.cn/");
+        let e = parse(&GOOD.replace("[graph]\n", "[graph]\ncloud = \"mars\"\n"), &[]).expect_err("unknown cloud");
+        assert!(e.0.contains("[graph].cloud"), "{}", e.0);
+    }
+
+    #[test]
+    fn workload_identity_takes_the_webhook_variables() {
+        let text = "[graph]\nauth = \"workload_identity\"\n[source]\norganizers = [\"8b081ef6-4792-4def-b2c9-c363a1bf41d5\"]\n[store]\nurl = \"file:///tmp/x\"\n";
+        let webhook = [
+            ("AZURE_CLIENT_ID", "00000000-0000-0000-0000-0000000000c1"),
+            ("AZURE_TENANT_ID", "contoso.onmicrosoft.com"),
+            ("AZURE_AUTHORITY_HOST", "https://login.microsoftonline.us/"),
+            (
+                "AZURE_FEDERATED_TOKEN_FILE",
+                "/var/run/secrets/azure/tokens/azure-identity-token",
+            ),
+        ];
+        let c = parse(text, &webhook).expect("valid");
+        assert_eq!(c.graph.client_id, "00000000-0000-0000-0000-0000000000c1");
+        assert_eq!(c.graph.tenant_id, "contoso.onmicrosoft.com");
+        assert_eq!(c.graph.authority_url.as_str(), "https://login.microsoftonline.us/");
+        assert_eq!(
+            c.graph.credential,
+            CredentialSource::WorkloadIdentity {
+                token_file: "/var/run/secrets/azure/tokens/azure-identity-token".into()
+            }
+        );
+        // The configuration wins over the webhook.
+        let c = parse(
+            &text.replace("[graph]\n", "[graph]\ntenant_id = \"fabrikam.example\"\n"),
+            &webhook,
+        )
+        .expect("valid");
+        assert_eq!(c.graph.tenant_id, "fabrikam.example");
+        // Without them: the missing key is named.
+        let e = parse(text, &webhook[..1]).expect_err("no tenant");
+        assert!(
+            e.0.contains("[graph].tenant_id") && e.0.contains("AZURE_TENANT_ID"),
+            "{}",
+            e.0
+        );
+        let e = parse(text, &webhook[..3]).expect_err("no token file");
+        assert!(e.0.contains("federated_token_file"), "{}", e.0);
+        // Other auth modes ignore the webhook's variables, and keys of other modes are refused.
+        let e = parse(&text.replace("workload_identity", "secret"), &webhook).expect_err("no ids");
+        assert!(e.0.contains("[graph].tenant_id: missing"), "{}", e.0);
+        let e = parse(
+            &GOOD.replace("[graph]\n", "[graph]\nclient_certificate_file = \"c.pem\"\n"),
+            &[],
+        )
+        .expect_err("certificate key with a secret");
+        assert!(
+            e.0.contains("client_certificate_file") && e.0.contains("auth"),
+            "{}",
+            e.0
+        );
+        let e = parse(&GOOD.replace("[graph]\n", "[graph]\nauth = \"certificate\"\n"), &[]).expect_err("no file");
+        assert!(e.0.contains("[graph].client_certificate_file: required"), "{}", e.0);
+        let e = parse(&GOOD.replace("[graph]\n", "[graph]\nauth = \"kerberos\"\n"), &[]).expect_err("unknown");
+        assert!(e.0.contains("[graph].auth"), "{}", e.0);
     }
 
     #[test]

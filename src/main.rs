@@ -48,8 +48,9 @@ enum Command {
         /// This run's shard, from 0 (with --shard-count).
         #[arg(long, value_name = "I", requires = "shard_count")]
         shard_index: Option<u32>,
-        /// How many shards split the organizers (with --shard-index).
-        #[arg(long, value_name = "N", requires = "shard_index")]
+        /// How many shards split the organizers; this run's shard is --shard-index, or
+        /// `$JOB_COMPLETION_INDEX` (a Kubernetes Indexed Job) when that is not given.
+        #[arg(long, value_name = "N")]
         shard_count: Option<u32>,
     },
     /// Re-hash blobs and check every manifest against them.
@@ -167,6 +168,10 @@ async fn dispatch(command: Command) -> Result<Exit, ExitError> {
             shard_index,
             shard_count,
         } => {
+            let shard_index = match (shard_index, shard_count) {
+                (None, Some(_)) => Some(job_completion_index()?),
+                (index, _) => index,
+            };
             let shard = match (shard_index, shard_count) {
                 (Some(index), Some(count)) => {
                     if count == 0 || index >= count {
@@ -225,6 +230,21 @@ async fn dispatch(command: Command) -> Result<Exit, ExitError> {
             retry::retry_cli(&config, &archive, organizer, selection).await
         }
         Command::Demo { out } => demo::demo(out).await,
+    }
+}
+
+/// `$JOB_COMPLETION_INDEX`, which Kubernetes sets in each pod of an Indexed Job.
+fn job_completion_index() -> Result<u32, ExitError> {
+    let config_error = |m: String| ExitError::new(Exit::Config, anyhow::anyhow!(m));
+    match std::env::var("JOB_COMPLETION_INDEX") {
+        Ok(v) => v.trim().parse().map_err(|_| {
+            config_error(format!(
+                "JOB_COMPLETION_INDEX {v:?} is not a shard index (a whole number)"
+            ))
+        }),
+        Err(_) => Err(config_error(
+            "--shard-count needs --shard-index, or JOB_COMPLETION_INDEX (set in Kubernetes Indexed Jobs)".into(),
+        )),
     }
 }
 

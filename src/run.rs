@@ -19,7 +19,7 @@ use recarch_store::{Archive, Lease, OrganizerId, ShardId, StoreError};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, read_secret};
+use crate::config::{Config, client_proof};
 use crate::exit::{Exit, ExitError};
 use crate::kinds::{ItemKind, Recordings};
 use crate::pipeline::{ItemContext, error_chain};
@@ -64,7 +64,8 @@ pub async fn run(config: &Config, shard: Shard, shutdown: CancellationToken) -> 
     let shard_id = shard.id();
 
     // Configuration first (exit 2), before touching anything.
-    let secret = read_secret(&config.graph.secret_source).map_err(|e| ExitError::new(Exit::Config, e))?;
+    let proof = client_proof(&config.graph.credential).map_err(|e| ExitError::new(Exit::Config, e))?;
+    tracing::info!(graph = %config.graph.base_url, authority = %config.graph.authority_url, tenant = %config.graph.tenant_id, client = %config.graph.client_id, "endpoints");
     let organizers: Vec<OrganizerId> = config
         .source
         .organizers
@@ -121,7 +122,7 @@ pub async fn run(config: &Config, shard: Shard, shutdown: CancellationToken) -> 
         if reclaimed > 0 {
             tracing::info!(reclaimed, "removed debris of an interrupted earlier run");
         }
-        let graph = graph_clients(config, secret)?;
+        let graph = graph_clients(config, proof)?;
         // Fail fast, before any work, when the credentials are refused (fatal: exit 4) or the
         // token endpoint stays unavailable through every retry.
         // Either way nothing can be archived: exit 4 with the endpoint's own error code.
@@ -332,7 +333,7 @@ pub struct GraphClients {
     pub fetcher: Fetcher,
 }
 
-fn graph_clients(config: &Config, secret: recarch_delta::auth::Secret) -> Result<GraphClients, ExitError> {
+fn graph_clients(config: &Config, proof: recarch_delta::credentials::ClientProof) -> Result<GraphClients, ExitError> {
     let fatal = |e: reqwest::Error| {
         ExitError::new(
             Exit::Fatal,
@@ -364,7 +365,7 @@ fn graph_clients(config: &Config, secret: recarch_delta::auth::Secret) -> Result
                 authority_url: config.graph.authority_url.clone(),
                 tenant_id: config.graph.tenant_id.clone(),
                 client_id: config.graph.client_id.clone(),
-                client_secret: secret,
+                proof,
                 scope: scope_for(&config.graph.base_url),
                 refresh_margin: Duration::from_secs(300),
                 retry: policy.clone(),

@@ -398,7 +398,7 @@ async fn shards_split_organizers() {
         .await
         .assert_code(0);
     let after_first = env.sim.stats().content_requests;
-    env.recarch(&["run", "--shard-index", "1", "--shard-count", "2"], &[])
+    env.recarch(&["run", "--shard-count", "2"], &[("JOB_COMPLETION_INDEX", "1")])
         .await
         .assert_code(0);
     assert_eq!(

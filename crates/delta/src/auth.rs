@@ -13,6 +13,7 @@ use url::Url;
 
 use recarch_failure::{FailureClass, status_class};
 
+use crate::credentials::ClientProof;
 use crate::http::read_capped;
 use crate::retry::{RetryPolicy, retry_after};
 
@@ -100,6 +101,13 @@ pub enum AuthError {
         /// Attempts made.
         attempts: u32,
     },
+    /// A client assertion could not be made (a certificate or federated token file unreadable
+    /// or unusable after the start of the run); the next attempt reads the files again.
+    #[error("cannot make the client assertion: {reason}")]
+    Assertion {
+        /// What is wrong (file and problem, never key material).
+        reason: String,
+    },
     /// The token endpoint answered something that is not a token response.
     #[error("token endpoint {endpoint} sent an unexpected response: {reason}")]
     Malformed {
@@ -118,9 +126,10 @@ impl AuthError {
     pub fn class(&self) -> FailureClass {
         match self {
             AuthError::Rejected { .. } => FailureClass::Fatal,
-            AuthError::Unreachable { .. } | AuthError::Unavailable { .. } | AuthError::Malformed { .. } => {
-                FailureClass::Transient
-            }
+            AuthError::Unreachable { .. }
+            | AuthError::Unavailable { .. }
+            | AuthError::Malformed { .. }
+            | AuthError::Assertion { .. } => FailureClass::Transient,
         }
     }
 }
@@ -161,8 +170,8 @@ pub struct ClientCredentialsConfig {
     pub tenant_id: String,
     /// The application (client) id.
     pub client_id: String,
-    /// The client secret.
-    pub client_secret: Secret,
+    /// How the application proves its identity: a secret, or a client assertion.
+    pub proof: crate::credentials::ClientProof,
     /// e.g. `https://graph.microsoft.com/.default`: see [`scope_for`].
     pub scope: String,
     /// Renew this long before `expires_in` runs out.
@@ -271,12 +280,33 @@ impl ClientCredentials {
             error,
             retry_after: None,
         };
-        let form = [
+        let proof = match &self.config.proof {
+            ClientProof::Secret(secret) => secret.clone(),
+            // A fresh assertion for every request (a new jti; a rotated file re-read).
+            ClientProof::Assertion(source) => {
+                source
+                    .assertion(&self.config.client_id, &endpoint)
+                    .map_err(|error| TokenAttempt::Transient {
+                        error,
+                        retry_after: None,
+                    })?
+            }
+        };
+        let mut form = vec![
             ("grant_type", "client_credentials"),
             ("client_id", self.config.client_id.as_str()),
-            ("client_secret", self.config.client_secret.expose()),
             ("scope", self.config.scope.as_str()),
         ];
+        match &self.config.proof {
+            ClientProof::Secret(_) => form.push(("client_secret", proof.expose())),
+            ClientProof::Assertion(_) => {
+                form.push((
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                ));
+                form.push(("client_assertion", proof.expose()));
+            }
+        }
         let started = Instant::now();
         let response = self
             .http

@@ -50,6 +50,7 @@
 
 pub mod auth;
 mod client;
+pub mod credentials;
 mod error;
 mod http;
 mod page;

@@ -43,7 +43,7 @@ fn credentials(sim: &GraphSim, secret: &str) -> ClientCredentials {
             authority_url: Url::parse(&sim.authority_url()).expect("authority"),
             tenant_id: sim.config().tenant_id.clone(),
             client_id: sim.config().client_id.clone(),
-            client_secret: Secret::new(secret),
+            proof: recarch_delta::credentials::ClientProof::Secret(Secret::new(secret)),
             scope: scope_for(&base),
             refresh_margin: Duration::from_secs(60),
             retry: fast_policy(),

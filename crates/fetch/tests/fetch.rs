@@ -26,7 +26,7 @@ async fn setup(mode: ContentMode, concurrency: usize) -> (GraphSim, Fetcher) {
             authority_url: Url::parse(&sim.authority_url()).expect("authority"),
             tenant_id: sim.config().tenant_id.clone(),
             client_id: sim.config().client_id.clone(),
-            client_secret: Secret::new(sim.config().client_secret.clone()),
+            proof: recarch_delta::credentials::ClientProof::Secret(Secret::new(sim.config().client_secret.clone())),
             scope: scope_for(&base),
             refresh_margin: Duration::from_secs(60),
             retry: recarch_delta::retry::RetryPolicy::default(),

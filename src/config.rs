@@ -140,8 +140,14 @@ pub enum SecretSource {
 /// `[source]`.
 #[derive(Debug, Clone)]
 pub struct SourceConfig {
-    /// Organizers to archive, validated GUIDs, deduplicated, in configured order.
+    /// Organizers given by id: validated GUIDs, deduplicated, in configured order.
     pub organizers: Vec<OrganizerId>,
+    /// Organizers given by user principal name, resolved to ids at the start of each run.
+    pub organizer_upns: Vec<String>,
+    /// Every user in this group (nested groups included) is an organizer.
+    pub organizers_group: Option<String>,
+    /// Every enabled member user of the tenant is an organizer.
+    pub organizers_all: bool,
     /// Optional `startDateTime` for the first round, verbatim.
     pub start_date_time: Option<String>,
 }
@@ -221,6 +227,9 @@ struct RawGraph {
 struct RawSource {
     organizers: Option<Vec<String>>,
     organizers_file: Option<PathBuf>,
+    organizers_group: Option<String>,
+    #[serde(default)]
+    organizers_all: bool,
     start_date_time: Option<String>,
 }
 
@@ -270,6 +279,8 @@ const INTEGER_KEYS: &[&str] = &["fetch.concurrency", "fetch.max_attempts", "fetc
 const NUMBER_OR_STRING_KEYS: &[&str] = &["run.shutdown_grace"];
 /// Keys whose environment overrides are lists (comma-separated, or a TOML array).
 const LIST_KEYS: &[&str] = &["source.organizers"];
+/// Keys whose environment overrides are booleans (`true`/`false`).
+const BOOL_KEYS: &[&str] = &["source.organizers_all"];
 
 impl Config {
     /// Reads `path`, applies `RECARCH_<SECTION>__<KEY>` overrides from `env`, and validates.
@@ -436,6 +447,16 @@ fn apply_env_overrides(table: &mut toml::Table, env: &[(String, String)]) -> Res
             match value.trim().parse::<i64>() {
                 Ok(n) => toml::Value::Integer(n),
                 Err(_) => toml::Value::String(value.clone()),
+            }
+        } else if BOOL_KEYS.contains(&key.as_str()) {
+            match value.trim().to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" => toml::Value::Boolean(true),
+                "false" | "0" | "no" => toml::Value::Boolean(false),
+                _ => {
+                    return Err(err(format!(
+                        "environment variable {name}: {value:?} is not true or false (for [{key}])"
+                    )));
+                }
             }
         } else if LIST_KEYS.contains(&key.as_str()) {
             let items = value.split(',').map(str::trim).filter(|s| !s.is_empty());
@@ -624,19 +645,36 @@ fn validate(raw: RawConfig, base_dir: &Path, env: &[(String, String)]) -> Result
         }
     }
     let mut organizers: Vec<OrganizerId> = Vec::new();
+    let mut organizer_upns: Vec<String> = Vec::new();
     for (where_, text) in organizer_texts {
-        let id = OrganizerId::parse(text.trim()).map_err(|_| {
-            err(format!(
-                "{where_}: {text:?} is not an organizer id (a GUID like 8b081ef6-4792-4def-b2c9-c363a1bf41d5)"
-            ))
-        })?;
-        if !organizers.contains(&id) {
-            organizers.push(id);
+        let text = text.trim();
+        if let Ok(id) = OrganizerId::parse(text) {
+            if !organizers.contains(&id) {
+                organizers.push(id);
+            }
+        } else if is_upn(text) {
+            let upn = text.to_ascii_lowercase();
+            if !organizer_upns.contains(&upn) {
+                organizer_upns.push(upn);
+            }
+        } else {
+            return Err(err(format!(
+                "{where_}: {text:?} is not an organizer (a user id GUID like 8b081ef6-4792-4def-b2c9-c363a1bf41d5, or a user principal name like alice@contoso.com)"
+            )));
         }
     }
-    if organizers.is_empty() {
+    let organizers_group = match &raw.source.organizers_group {
+        None => None,
+        Some(g) => Some(
+            OrganizerId::parse(g.trim())
+                .map_err(|_| err(format!("[source].organizers_group: {g:?} is not a group id (a GUID)")))?
+                .as_str()
+                .to_owned(),
+        ),
+    };
+    if organizers.is_empty() && organizer_upns.is_empty() && organizers_group.is_none() && !raw.source.organizers_all {
         return Err(err(
-            "[source]: no organizers; set [source].organizers or [source].organizers_file",
+            "[source]: no organizers; set [source].organizers, organizers_file, organizers_group or organizers_all",
         ));
     }
     if let Some(start) = &raw.source.start_date_time {
@@ -698,6 +736,9 @@ fn validate(raw: RawConfig, base_dir: &Path, env: &[(String, String)]) -> Result
         },
         source: SourceConfig {
             organizers,
+            organizer_upns,
+            organizers_group,
+            organizers_all: raw.source.organizers_all,
             start_date_time: raw.source.start_date_time,
         },
         store: StoreConfig {
@@ -711,6 +752,22 @@ fn validate(raw: RawConfig, base_dir: &Path, env: &[(String, String)]) -> Result
             max_item_attempts: raw.fetch.max_item_attempts,
         },
     })
+}
+
+/// Whether `text` looks like a user principal name (`local@domain.tld`, no spaces or
+/// slashes: it becomes a URL path segment).
+fn is_upn(text: &str) -> bool {
+    let Some((local, domain)) = text.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '@' | '.' | '-' | '_' | '\'' | '+' | '#' | '~'))
+        && text.matches('@').count() == 1
 }
 
 /// `[graph].client_secret_env` / `client_secret_file`: one of them, default the variable

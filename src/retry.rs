@@ -27,7 +27,20 @@ pub async fn retry_cli(
 ) -> Result<Exit, ExitError> {
     let organizers: Vec<OrganizerId> = match organizer {
         Some(o) => vec![o],
-        None => config.source.organizers.clone(),
+        None => {
+            // The configured ids, and every organizer with state of any kind (discovered ones).
+            let mut all: std::collections::BTreeSet<OrganizerId> = config.source.organizers.iter().cloned().collect();
+            for kind in Kind::ALL {
+                let overview = archive.state_overview(kind).await.map_err(|e| {
+                    ExitError::new(
+                        Exit::Fatal,
+                        anyhow::Error::new(e).context("cannot list the organizers' state"),
+                    )
+                })?;
+                all.extend(overview.into_keys());
+            }
+            all.into_iter().collect()
+        }
     };
     let mut moved = 0usize;
     for org in &organizers {

@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{Config, client_proof};
 use crate::exit::{Exit, ExitError};
 use crate::kinds::{ItemKind, Recordings};
+use crate::organizers;
 use crate::pipeline::{ItemContext, error_chain};
 use crate::queue::QueuePolicy;
 use crate::report::{Counts, Outcome, RunReport};
@@ -66,13 +67,6 @@ pub async fn run(config: &Config, shard: Shard, shutdown: CancellationToken) -> 
     // Configuration first (exit 2), before touching anything.
     let proof = client_proof(&config.graph.credential).map_err(|e| ExitError::new(Exit::Config, e))?;
     tracing::info!(graph = %config.graph.base_url, authority = %config.graph.authority_url, tenant = %config.graph.tenant_id, client = %config.graph.client_id, "endpoints");
-    let organizers: Vec<OrganizerId> = config
-        .source
-        .organizers
-        .iter()
-        .filter(|o| shard.owns(o))
-        .cloned()
-        .collect();
 
     let archive = open_archive(config)?;
     let unusable = |e: StoreError| {
@@ -112,9 +106,18 @@ pub async fn run(config: &Config, shard: Shard, shutdown: CancellationToken) -> 
             return Err(unusable(e));
         }
     }
-    tracing::info!(shard = %shard_id, organizers = organizers.len(), store = archive.display_url(), "lease taken, starting run");
+    tracing::info!(shard = %shard_id, store = archive.display_url(), "lease taken, starting run");
 
     let work = async {
+        let graph = graph_clients(config, proof)?;
+        // Fail fast, before any work, when the credentials are refused (fatal: exit 4) or the
+        // token endpoint stays unavailable through every retry.
+        // Either way nothing can be archived: exit 4 with the endpoint's own error code.
+        graph.tokens.token().await.map_err(|e| ExitError::new(Exit::Fatal, e))?;
+        // Which organizers: ids, UPNs, a group, the directory; then this shard's part.
+        let resolved = organizers::resolve(config, &graph.delta, &archive, &shard_id).await;
+        let organizers: Vec<OrganizerId> = resolved.organizers.into_iter().filter(|o| shard.owns(o)).collect();
+        tracing::info!(shard = %shard_id, organizers = organizers.len(), "organizers of this shard");
         let reclaimed = archive
             .reclaim(&shard_id, &organizers)
             .await
@@ -122,11 +125,6 @@ pub async fn run(config: &Config, shard: Shard, shutdown: CancellationToken) -> 
         if reclaimed > 0 {
             tracing::info!(reclaimed, "removed debris of an interrupted earlier run");
         }
-        let graph = graph_clients(config, proof)?;
-        // Fail fast, before any work, when the credentials are refused (fatal: exit 4) or the
-        // token endpoint stays unavailable through every retry.
-        // Either way nothing can be archived: exit 4 with the endpoint's own error code.
-        graph.tokens.token().await.map_err(|e| ExitError::new(Exit::Fatal, e))?;
         let ctx = ItemContext {
             archive: archive.clone(),
             fetcher: graph.fetcher.clone(),
@@ -146,7 +144,7 @@ pub async fn run(config: &Config, shard: Shard, shutdown: CancellationToken) -> 
             shutdown: &shutdown,
         };
         let org_parallel = organizers.len().clamp(1, config.fetch.concurrency.max(2));
-        let organizers_done = futures::stream::iter(organizers.iter().cloned())
+        let organizers_done = futures::stream::iter(organizers.clone())
             .map(|org| {
                 let rc = &rc;
                 async move { archive_organizer(rc, &Recordings, org).await }
@@ -165,7 +163,7 @@ pub async fn run(config: &Config, shard: Shard, shutdown: CancellationToken) -> 
             results = &mut organizers_done => results,
             () = stop_new_downloads => organizers_done.await,
         };
-        Ok::<_, ExitError>(results)
+        Ok::<_, ExitError>((organizers, resolved.failures, results))
     };
 
     // After SIGTERM/SIGINT, in-flight downloads get a grace period, then are abandoned (their
@@ -182,10 +180,10 @@ pub async fn run(config: &Config, shard: Shard, shutdown: CancellationToken) -> 
         }
         () = grace => {
             tracing::warn!(grace_secs = config.run.shutdown_grace.as_secs_f64(), "in-flight downloads did not finish in time; abandoned, they run again next time");
-            Ok(Vec::new())
+            Ok((Vec::new(), Vec::new(), Vec::new()))
         }
     };
-    let results = match results {
+    let (organizers, source_failures, results) = match results {
         Ok(r) => r,
         Err(e) => {
             let _ = archive.release_lease(lease).await;
@@ -194,7 +192,7 @@ pub async fn run(config: &Config, shard: Shard, shutdown: CancellationToken) -> 
     };
 
     let mut counts = Counts::default();
-    let mut failures = Vec::new();
+    let mut failures = source_failures;
     let mut fatal: Option<anyhow::Error> = None;
     for r in results {
         counts.add(&r.counts);

@@ -80,7 +80,11 @@ pub async fn status_cli(config: &Config, archive: &Archive, json: bool) -> Resul
         .state_overview(kind)
         .await
         .map_err(|e| fatal(anyhow::Error::new(e).context("cannot list the organizers' state")))?;
-    let organizers: Vec<OrganizerStatus> = futures::stream::iter(config.source.organizers.iter())
+    // The configured ids, and every organizer with state (discovered through UPNs, a group or
+    // the directory), without asking Graph.
+    let mut known: Vec<&OrganizerId> = config.source.organizers.iter().collect();
+    known.extend(overview.keys().filter(|o| !config.source.organizers.contains(o)));
+    let organizers: Vec<OrganizerStatus> = futures::stream::iter(known)
         .map(|org| describe(archive, kind, org, overview.get(org)))
         .buffered(READ_CONCURRENCY)
         .collect()

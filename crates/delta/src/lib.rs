@@ -51,6 +51,7 @@
 pub mod auth;
 mod client;
 pub mod credentials;
+pub mod directory;
 mod error;
 mod http;
 mod page;

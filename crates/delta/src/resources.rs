@@ -68,7 +68,7 @@ pub fn contacts_request(
 
 /// Appends an OData system query option, keeping `$` and `,` literal as the API reference
 /// writes them (other reserved characters in `value` are percent-encoded).
-fn append_option(url: &mut Url, name: &str, value: &str) {
+pub(crate) fn append_option(url: &mut Url, name: &str, value: &str) {
     const VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
         .remove(b',')
         .remove(b'-')
@@ -84,7 +84,7 @@ fn append_option(url: &mut Url, name: &str, value: &str) {
 }
 
 /// Appends path segments to the base URL, percent-encoding each as a path segment.
-fn join(base: &Url, segments: &[&str]) -> Url {
+pub(crate) fn join(base: &Url, segments: &[&str]) -> Url {
     let mut url = base.clone();
     if let Ok(mut path) = url.path_segments_mut() {
         path.pop_if_empty().extend(segments);

@@ -78,6 +78,11 @@ pub(crate) fn state_key(kind: Kind, organizer: &OrganizerId) -> String {
     format!("{STATE_ROOT}/{kind}/{organizer}.json")
 }
 
+/// `state/directory/<shard>/users.json`: a shard's copy of the directory.
+pub(crate) fn directory_key(shard: &ShardId) -> String {
+    format!("{STATE_ROOT}/directory/{shard}/users.json")
+}
+
 /// `state/<kind>/`: every checkpoint, queue and dead letter of a kind.
 pub(crate) fn state_prefix(kind: Kind) -> String {
     format!("{STATE_ROOT}/{kind}")

@@ -136,8 +136,8 @@ pub use ids::{OrganizerId, Sha256Digest, ShardId};
 pub use layout::{Kind, item_key};
 pub use lease::{LEASE_SCHEMA, Lease};
 pub use model::{
-    Checkpoint, ContentRef, DEAD_LETTER_SCHEMA, DeadLetter, KIND_CALL_RECORDING, LinkKind, MANIFEST_SCHEMA, Manifest,
-    OrganizerState, QUEUED_SCHEMA, QueuedItem, STATE_SCHEMA,
+    Checkpoint, ContentRef, DEAD_LETTER_SCHEMA, DIRECTORY_SCHEMA, DeadLetter, DirectoryEntry, DirectoryState,
+    KIND_CALL_RECORDING, LinkKind, MANIFEST_SCHEMA, Manifest, OrganizerState, QUEUED_SCHEMA, QueuedItem, STATE_SCHEMA,
 };
 pub use probe::ProbeReport;
 pub use queue::StateOverview;

@@ -89,13 +89,14 @@ pub(crate) async fn sweep_interrupted_writes(
                 .flat_map(move |o| ["queue", "dead"].map(|l| d.join(o.as_str()).join(l)))
         })
         .collect();
+    let directory_dir = root.join(STATE_ROOT).join("directory").join(shard.as_str());
     let (runs, locks) = (root.join(RUNS), root.join(LOCKS));
     let swept = tokio::task::spawn_blocking(move || {
         let mut removed = 0;
         for dir in &state_dirs {
             removed += sweep_flat(dir, |base| state_names.iter().any(|n| n == base))?;
         }
-        for dir in &item_dirs {
+        for dir in item_dirs.iter().chain([&directory_dir]) {
             removed += sweep_flat(dir, |_| true)?;
         }
         removed += sweep_flat(&runs, |base| base.ends_with(&shard_report_suffix))?;

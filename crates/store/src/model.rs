@@ -14,6 +14,9 @@ pub const MANIFEST_SCHEMA: &str = "recarch.manifest.v1";
 /// Schema tag of [`OrganizerState`] documents.
 pub const STATE_SCHEMA: &str = "recarch.state.v1";
 
+/// Schema tag of [`DirectoryState`] documents.
+pub const DIRECTORY_SCHEMA: &str = "recarch.directory.v1";
+
 /// Schema tag of queue entries (`state/<kind>/<organizer>/queue/<key>.json`).
 pub const QUEUED_SCHEMA: &str = "recarch.queued.v1";
 
@@ -142,6 +145,32 @@ impl OrganizerState {
             updated_at: Utc::now(),
         }
     }
+}
+
+/// A shard's copy of the directory, for discovering organizers among all users:
+/// `state/directory/<shard>/users.json`. Kept per shard so that shards running side by side
+/// never write the same document; each follows the directory's changes on its own.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct DirectoryState {
+    /// Always [`DIRECTORY_SCHEMA`].
+    pub schema: String,
+    /// The link that continues from this copy (a delta link once a round completed).
+    pub checkpoint: Option<Checkpoint>,
+    /// Every user known, by id.
+    pub users: std::collections::BTreeMap<String, DirectoryEntry>,
+    /// When this document was last written.
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+/// What discovery needs to know of a user.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct DirectoryEntry {
+    /// Sign-in enabled.
+    pub enabled: bool,
+    /// A member of the tenant (not a guest).
+    pub member: bool,
 }
 
 /// Where a delta enumeration stopped.

@@ -200,6 +200,48 @@ impl Archive {
         Ok(out)
     }
 
+    /// The shard's copy of the directory, if any.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] for a document that is not one; store failures.
+    pub async fn load_directory(&self, shard: &crate::ShardId) -> Result<Option<crate::DirectoryState>, StoreError> {
+        let key = layout::directory_key(shard);
+        let Some(bytes) = self.get_bytes(&key).await? else {
+            return Ok(None);
+        };
+        let state: crate::DirectoryState = serde_json::from_slice(&bytes)
+            .map_err(|e| StoreError::corrupt(&key, format!("not a directory document: {e}")))?;
+        if state.schema != crate::DIRECTORY_SCHEMA {
+            return Err(StoreError::corrupt(
+                &key,
+                format!("unsupported schema {:?}", state.schema),
+            ));
+        }
+        Ok(Some(state))
+    }
+
+    /// Replaces the shard's copy of the directory (one atomic put; the shard's lease keeps
+    /// writers apart).
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn save_directory(
+        &self,
+        shard: &crate::ShardId,
+        state: &crate::DirectoryState,
+    ) -> Result<(), StoreError> {
+        let key = layout::directory_key(shard);
+        let mut state = state.clone();
+        state.schema = crate::DIRECTORY_SCHEMA.to_owned();
+        state.updated_at = Some(Utc::now());
+        let body = to_json(&key, &state)?;
+        self.store
+            .put(&path(&key), body)
+            .await
+            .map(|_| ())
+            .map_err(|e| StoreError::from_backend(&key, e))
+    }
+
     async fn put_doc<T: serde::Serialize>(
         &self,
         key: &str,

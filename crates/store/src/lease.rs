@@ -14,7 +14,31 @@
 //! ([`StoreError::LeaseLost`]), so the overlap lasts at most one renewal interval. Keep
 //! the renewal interval well below the TTL, and do not share a local archive between
 //! hosts whose clocks disagree.
+//!
+//! # Holder liveness
+//!
+//! A run killed with SIGKILL leaves its lease behind. Its successor need not wait out the
+//! TTL when it can *prove* the holder is gone, so every lease records who holds it:
+//!
+//! | member | from | meaning |
+//! | --- | --- | --- |
+//! | `host` | `$HOSTNAME`, `/proc/sys/kernel/hostname` | for operators |
+//! | `pid` | the process id | in the holder's pid namespace |
+//! | `bootId` | `/proc/sys/kernel/random/boot_id` | the running kernel: random per boot |
+//! | `pidNamespace` | inode `N` of `/proc/self/ns/pid` → `pid:[N]` | which pids `pid` is one of |
+//! | `startTicks` | field 22 of `/proc/self/stat` | start time, clock ticks after boot |
+//!
+//! The holder is judged dead only when the lease names this host name, this boot id and
+//! this pid namespace, and `/proc/<pid>` is gone or its start time differs (the pid was
+//! reused). In every other case (another host; another pod or container, where pid 1 and
+//! a repeated host name mean nothing; another boot; an old lease without these members;
+//! no `/proc`) the holder is presumed alive until `expiresAt`, so a live holder is never
+//! taken for dead and a dead one still lapses with its TTL. The pid namespace and the
+//! boot id are only recorded when `/proc/self` is this process (a `/proc` mounted from
+//! another pid namespace would mislead). A `/proc` mounted with `hidepid` hides other
+//! users' processes: runs sharing an archive on one machine must run as one user.
 
+use std::io;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -74,8 +98,8 @@ struct LeaseRecord {
     shard: ShardId,
     owner: String,
     lease_id: String,
-    host: String,
-    pid: u32,
+    #[serde(flatten)]
+    holder: Holder,
     acquired_at: DateTime<Utc>,
     renewed_at: DateTime<Utc>,
     expires_at: DateTime<Utc>,
@@ -95,8 +119,7 @@ impl LeaseRecord {
             shard: shard.clone(),
             owner: owner.to_owned(),
             lease_id: lease_id.to_owned(),
-            host: hostname().to_owned(),
-            pid: std::process::id(),
+            holder: this_process().clone(),
             acquired_at,
             renewed_at: now,
             expires_at: expiry(now, ttl),
@@ -114,17 +137,106 @@ fn version_of(e_tag: Option<String>, version: Option<String>) -> UpdateVersion {
     UpdateVersion { e_tag, version }
 }
 
-/// Whether the lease was written by a process of this host that no longer runs (a run killed
-/// with SIGKILL, say): then it need not wait out its TTL. Only decidable where `/proc` exists;
-/// elsewhere, and for other hosts, the holder is presumed alive. A reused PID also reads as
-/// alive, which errs on the safe side. Caveat: containers that share a hostname but not a PID
-/// namespace must not run the same shard at once, or one would see the other as dead.
-fn holder_is_dead(record: &LeaseRecord) -> bool {
-    if record.host != hostname() || record.pid == std::process::id() {
+/// Who holds a lease: enough to decide later, on the same machine, whether that process
+/// still runs (see "Holder liveness" in the module docs). Flattened into the lease
+/// document; the members after `pid` are absent from leases written by older versions.
+#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+struct Holder {
+    /// Host name, for operators reading the lease.
+    host: String,
+    /// Process id, as seen in the holder's own pid namespace.
+    pid: u32,
+    /// The kernel's boot id: the same value means the same machine, same boot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    boot_id: Option<String>,
+    /// Inode of the holder's pid namespace: pids are only comparable within one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pid_namespace: Option<u64>,
+    /// The holder's start time in clock ticks after boot: tells it from a later process
+    /// that was given the same pid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    start_ticks: Option<u64>,
+}
+
+/// This process as a lease holder, computed once.
+fn this_process() -> &'static Holder {
+    static ME: OnceLock<Holder> = OnceLock::new();
+    ME.get_or_init(|| {
+        let pid = std::process::id();
+        let mut me = Holder {
+            host: hostname().to_owned(),
+            pid,
+            ..Holder::default()
+        };
+        // `/proc/self` must be this process, else `/proc` belongs to another pid namespace
+        // and neither our pid namespace nor other pids could be checked through it.
+        let own_stat = std::fs::read_to_string("/proc/self/stat").ok();
+        let Some((stat_pid, start_ticks)) = own_stat.as_deref().and_then(parse_stat) else {
+            return me;
+        };
+        if stat_pid != pid {
+            return me;
+        }
+        me.start_ticks = Some(start_ticks);
+        me.boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+            .ok()
+            .map(|id| id.trim().to_owned())
+            .filter(|id| !id.is_empty());
+        me.pid_namespace = std::fs::read_link("/proc/self/ns/pid")
+            .ok()
+            .and_then(|target| parse_namespace_link(&target.to_string_lossy()));
+        me
+    })
+}
+
+/// `pid` and `starttime` (fields 1 and 22) of a `/proc/<pid>/stat` line. Field 2, the
+/// command name in parentheses, may itself contain spaces and parentheses, so the fields
+/// after it are counted from the last `)`.
+fn parse_stat(stat: &str) -> Option<(u32, u64)> {
+    let (head, tail) = stat.rsplit_once(')')?;
+    let pid = head.split_once('(')?.0.trim().parse().ok()?;
+    // `tail` starts at field 3 (state), so field 22 is its 20th.
+    let start_ticks = tail.split_whitespace().nth(22 - 3)?.parse().ok()?;
+    Some((pid, start_ticks))
+}
+
+/// The inode in a namespace link target such as `pid:[4026531836]`.
+fn parse_namespace_link(target: &str) -> Option<u64> {
+    target.strip_prefix("pid:[")?.strip_suffix(']')?.parse().ok()
+}
+
+/// Start time of process `pid` of this pid namespace, from `/proc/<pid>/stat`;
+/// [`io::ErrorKind::NotFound`] when no such process exists.
+fn start_ticks_of(pid: u32) -> io::Result<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    match parse_stat(&stat) {
+        Some((_, start_ticks)) => Ok(start_ticks),
+        None => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "unparsable /proc/<pid>/stat",
+        )),
+    }
+}
+
+/// Whether the `recorded` holder of a lease provably no longer runs, as seen by `ours`
+/// (this process), reading a pid's start time with `start_ticks_of`.
+///
+/// Dead only with proof: same host name, same boot id and same pid namespace (so the pid
+/// means the same process table), and the pid is gone or now belongs to a process started
+/// at another time. Anything undecidable (other host, container or boot, members missing
+/// from an old lease, `/proc` unreadable) reads as alive: such a lease lapses at its
+/// `expiresAt` instead.
+fn holder_is_dead(recorded: &Holder, ours: &Holder, start_ticks_of: impl Fn(u32) -> io::Result<u64>) -> bool {
+    let same_boot = recorded.boot_id.is_some() && recorded.boot_id == ours.boot_id;
+    let same_namespace = recorded.pid_namespace.is_some() && recorded.pid_namespace == ours.pid_namespace;
+    if recorded.host != ours.host || !same_boot || !same_namespace {
         return false;
     }
-    let proc_root = std::path::Path::new("/proc/self");
-    proc_root.exists() && !std::path::Path::new(&format!("/proc/{}", record.pid)).exists()
+    match start_ticks_of(recorded.pid) {
+        Ok(started) => recorded.start_ticks.is_some_and(|recorded| recorded != started),
+        Err(e) => e.kind() == io::ErrorKind::NotFound,
+    }
 }
 
 impl Archive {
@@ -132,10 +244,10 @@ impl Archive {
     ///
     /// Creates `locks/<shard>.json` create-only. If a lease exists and has not expired,
     /// fails with [`StoreError::LeaseHeld`]; if it has expired (or is unreadable and older
-    /// than `ttl`, or was written by a process of this host that no longer exists), takes
-    /// it over: a conditional update on the version read where the
-    /// backend supports it, otherwise delete then create-only (see the [module
-    /// notes](crate#leases) on the race that leaves).
+    /// than `ttl`, or its holder provably no longer runs: the same host, boot and pid
+    /// namespace, and its pid gone or reused), takes it over: a conditional update on the
+    /// version read where the backend supports it, otherwise delete then create-only (see
+    /// the [module notes](crate#leases) on the race that leaves).
     ///
     /// # Errors
     /// [`StoreError::LeaseHeld`]; [`StoreError::Precondition`] if the lease kept changing
@@ -164,7 +276,7 @@ impl Archive {
             };
             let (holder, expires_at, holder_dead) = match serde_json::from_slice::<LeaseRecord>(&bytes) {
                 Ok(current) => {
-                    let dead = holder_is_dead(&current);
+                    let dead = holder_is_dead(&current.holder, this_process(), start_ticks_of);
                     (current.owner, current.expires_at, dead)
                 }
                 Err(e) => {
@@ -174,7 +286,7 @@ impl Archive {
             };
             let now = Utc::now();
             if holder_dead {
-                tracing::warn!(shard = %shard, previous_owner = %holder, "the lease holder was a process on this host that no longer exists (killed?)");
+                tracing::warn!(shard = %shard, previous_owner = %holder, "the lease holder was a process of this host and pid namespace that no longer exists (killed?)");
             }
             if expires_at > now && !holder_dead {
                 return Err(StoreError::LeaseHeld {
@@ -337,5 +449,133 @@ mod tests {
             now + TimeDelta::from_std(MAX_TTL).expect("fits")
         );
         assert!(!hostname().is_empty());
+    }
+
+    /// A holder as `this_process` would record it, on host `web` in pid namespace `ns`.
+    fn holder(pid: u32, ns: u64, start_ticks: u64) -> Holder {
+        Holder {
+            host: "web".to_owned(),
+            pid,
+            boot_id: Some("6b1c3f0e-boot".to_owned()),
+            pid_namespace: Some(ns),
+            start_ticks: Some(start_ticks),
+        }
+    }
+
+    /// A process table holding only `pid`, started at `start_ticks`.
+    fn only(pid: u32, start_ticks: u64) -> impl Fn(u32) -> io::Result<u64> {
+        move |asked| {
+            if asked == pid {
+                Ok(start_ticks)
+            } else {
+                Err(io::ErrorKind::NotFound.into())
+            }
+        }
+    }
+
+    #[test]
+    fn another_pod_with_pid_1_and_the_same_hostname_is_alive() {
+        // Both are pid 1 with a fixed `hostname:`; only the pid namespaces differ. Our own
+        // pid 1 runs (it is us) and another pid 1 would be "gone" from our /proc: neither
+        // may count.
+        let ours = holder(1, 4026532001, 500);
+        let theirs = holder(1, 4026532999, 700);
+        assert!(!holder_is_dead(&theirs, &ours, only(1, 500)));
+        assert!(!holder_is_dead(&theirs, &ours, only(42, 1)));
+    }
+
+    #[test]
+    fn same_namespace_pid_gone_is_dead() {
+        let ours = holder(7, 4026531836, 500);
+        assert!(holder_is_dead(&holder(42, 4026531836, 300), &ours, only(7, 500)));
+    }
+
+    #[test]
+    fn same_namespace_pid_reused_by_a_later_process_is_dead() {
+        let ours = holder(7, 4026531836, 500);
+        assert!(holder_is_dead(&holder(42, 4026531836, 300), &ours, only(42, 450)));
+        // Pid 1 of a container restarted in the same namespace: ourselves, started later.
+        assert!(holder_is_dead(
+            &holder(1, 4026531836, 300),
+            &holder(1, 4026531836, 900),
+            only(1, 900)
+        ));
+    }
+
+    #[test]
+    fn same_namespace_same_start_time_is_alive() {
+        let ours = holder(7, 4026531836, 500);
+        assert!(!holder_is_dead(&holder(42, 4026531836, 300), &ours, only(42, 300)));
+        // Ourselves (a second acquisition in the same process).
+        assert!(!holder_is_dead(&ours, &ours, only(7, 500)));
+    }
+
+    #[test]
+    fn undecidable_holders_are_alive() {
+        let ours = holder(7, 4026531836, 500);
+        let gone = only(7, 500);
+        // Another boot of this machine, or another machine.
+        let other_boot = Holder {
+            boot_id: Some("another-boot".to_owned()),
+            ..holder(42, 4026531836, 300)
+        };
+        assert!(!holder_is_dead(&other_boot, &ours, &gone));
+        let other_host = Holder {
+            host: "db".to_owned(),
+            ..holder(42, 4026531836, 300)
+        };
+        assert!(!holder_is_dead(&other_host, &ours, &gone));
+        // /proc/<pid> exists but cannot be read or parsed.
+        let unreadable = |_| Err(io::ErrorKind::PermissionDenied.into());
+        assert!(!holder_is_dead(&holder(42, 4026531836, 300), &ours, unreadable));
+        // We could not read our own identity (no /proc): nothing is comparable.
+        let blind = Holder {
+            host: "web".to_owned(),
+            pid: 7,
+            ..Holder::default()
+        };
+        assert!(!holder_is_dead(&holder(42, 4026531836, 300), &blind, &gone));
+    }
+
+    #[test]
+    fn old_lease_without_the_new_members_is_alive() {
+        let old = r#"{"schema":"recarch.lease.v1","shard":"0-of-1","owner":"run-a","leaseId":"x",
+            "host":"web","pid":42,"acquiredAt":"2026-01-01T00:00:00Z",
+            "renewedAt":"2026-01-01T00:00:00Z","expiresAt":"2026-01-01T00:10:00Z"}"#;
+        let record: LeaseRecord = serde_json::from_str(old).expect("an old lease stays readable");
+        assert_eq!(record.holder.pid, 42);
+        assert_eq!(record.holder.boot_id, None);
+        let ours = holder(7, 4026531836, 500);
+        assert!(!holder_is_dead(&record.holder, &ours, only(7, 500)));
+    }
+
+    #[test]
+    fn stat_fields_are_counted_after_the_last_parenthesis() {
+        let stat = "10062 (cat) R 10058 10058 6585 0 -1 4194304 100 0 0 0 0 0 0 0 20 0 1 0 21200 3133440 389";
+        assert_eq!(parse_stat(stat), Some((10062, 21200)));
+        let tricky = "77 (a) b) (c d) S 1 77 77 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 987654 1 2";
+        assert_eq!(parse_stat(tricky), Some((77, 987654)));
+        assert_eq!(parse_stat("77 (short) S 1 2"), None);
+        assert_eq!(parse_namespace_link("pid:[4026531836]"), Some(4026531836));
+        assert_eq!(parse_namespace_link("net:[4026531836]"), None);
+    }
+
+    #[test]
+    fn this_process_reads_its_own_identity() {
+        let me = this_process();
+        assert_eq!(me.pid, std::process::id());
+        if std::path::Path::new("/proc/self/stat").exists() {
+            assert!(me.boot_id.is_some() && me.pid_namespace.is_some(), "{me:?}");
+            assert_eq!(start_ticks_of(me.pid).ok(), me.start_ticks);
+            assert!(!holder_is_dead(me, me, start_ticks_of));
+            // The document written carries the members, and reads back the same.
+            let now = Utc::now();
+            let record = LeaseRecord::new(&ShardId::new(0, 1), "me", "id", now, now, Duration::from_secs(60));
+            let json = serde_json::to_value(&record).expect("serialize");
+            assert_eq!(json["pid"], me.pid);
+            assert_eq!(json["bootId"], me.boot_id.clone().expect("known"));
+            let back: LeaseRecord = serde_json::from_value(json).expect("deserialize");
+            assert_eq!(&back.holder, me);
+        }
     }
 }

@@ -1645,3 +1645,116 @@ conformance!(
     reclaim_cleans_staging,
     lease_of_a_dead_local_process_is_taken_over,
 );
+
+// ------------------------------------------------- lease holders in containers
+
+/// This process's identity as `acquire_lease` records it, read back from a lease of a spare
+/// shard.
+async fn own_lease_identity(a: &Archive) -> serde_json::Value {
+    let spare = ShardId::new(1, 2);
+    let lease = a.acquire_lease(&spare, "probe", Duration::from_secs(60)).await.unwrap();
+    let raw = a
+        .object_store()
+        .get(&Path::from("locks/1-of-2.json"))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    a.release_lease(lease).await.unwrap();
+    serde_json::from_slice(&raw).unwrap()
+}
+
+/// A lease of shard `0-of-1`, unexpired for an hour, written by hand for a holder on our host
+/// and boot (as `me` recorded them) with the given pid, pid namespace and start time.
+async fn put_hand_written_lease(a: &Archive, me: &serde_json::Value, pid: u32, pid_namespace: u64, start_ticks: u64) {
+    let now = Utc::now();
+    let lease = serde_json::json!({
+        "schema": "recarch.lease.v1",
+        "shard": "0-of-1",
+        "owner": "other-pod",
+        "leaseId": "hand-written",
+        "host": me["host"],
+        "pid": pid,
+        "bootId": me["bootId"],
+        "pidNamespace": pid_namespace,
+        "startTicks": start_ticks,
+        "acquiredAt": now,
+        "renewedAt": now,
+        "expiresAt": now + chrono::TimeDelta::hours(1),
+    });
+    a.object_store()
+        .put(
+            &Path::from("locks/0-of-1.json"),
+            PutPayload::from(serde_json::to_vec(&lease).unwrap()),
+        )
+        .await
+        .unwrap();
+}
+
+/// Kubernetes: every pod's recarch is pid 1, and a fixed `hostname:` repeats host names. A
+/// live holder in another pod (another pid namespace) must not be taken for dead because our
+/// own pid 1 is someone else, or because its pid is absent from our `/proc`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lease_of_another_pod_with_pid_1_and_our_hostname_is_held() {
+    for f in [memory("pod"), local("pod")].into_iter().flatten() {
+        let a = &f.archive;
+        let me = own_lease_identity(a).await;
+        if FsPath::new("/proc/self/stat").exists() {
+            let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+            assert_eq!(me["bootId"], boot_id.trim(), "{me}");
+            let ns = std::fs::read_link("/proc/self/ns/pid").unwrap();
+            assert_eq!(format!("pid:[{}]", me["pidNamespace"]), ns.to_string_lossy(), "{me}");
+            assert_eq!(me["pid"], std::process::id(), "{me}");
+            assert!(me["startTicks"].is_u64(), "{me}");
+        }
+        let our_namespace = me["pidNamespace"].as_u64().unwrap_or(4026531836);
+        for other_namespace in [our_namespace + 1, our_namespace - 1] {
+            put_hand_written_lease(a, &me, 1, other_namespace, 1).await;
+            match a.acquire_lease(&shard(), "this-pod", Duration::from_secs(3600)).await {
+                Err(StoreError::LeaseHeld { owner, .. }) => assert_eq!(owner, "other-pod"),
+                other => panic!("expected LeaseHeld, got {other:?}"),
+            }
+        }
+    }
+}
+
+/// Within our own boot and pid namespace a holder whose pid is gone, or now belongs to a
+/// process started at another time, is provably dead: its lease is taken over before it
+/// expires. The same pid with the same start time is alive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lease_of_a_dead_holder_in_our_pid_namespace_is_taken_over() {
+    if !FsPath::new("/proc/self/stat").exists() {
+        return;
+    }
+    for f in [memory("dead"), local("dead")].into_iter().flatten() {
+        let a = &f.archive;
+        let me = own_lease_identity(a).await;
+        let ns = me["pidNamespace"].as_u64().unwrap();
+        let started = me["startTicks"].as_u64().unwrap();
+
+        // A pid above any pid_max: no such process.
+        put_hand_written_lease(a, &me, 999_999_999, ns, started).await;
+        let taken = a
+            .acquire_lease(&shard(), "this-run", Duration::from_secs(3600))
+            .await
+            .unwrap();
+        assert_eq!(taken.owner, "this-run");
+        a.release_lease(taken).await.unwrap();
+
+        // Our own pid, but recorded with another start time: a reused pid.
+        put_hand_written_lease(a, &me, std::process::id(), ns, started + 1).await;
+        let taken = a
+            .acquire_lease(&shard(), "this-run", Duration::from_secs(3600))
+            .await
+            .unwrap();
+        a.release_lease(taken).await.unwrap();
+
+        // Our own pid with our start time: that holder runs (it is us).
+        put_hand_written_lease(a, &me, std::process::id(), ns, started).await;
+        assert!(matches!(
+            a.acquire_lease(&shard(), "this-run", Duration::from_secs(3600)).await,
+            Err(StoreError::LeaseHeld { owner, .. }) if owner == "other-pod"
+        ));
+    }
+}

@@ -1,0 +1,354 @@
+//! Scale benchmark for `recarch verify` and `recarch status`, run as users run them: the built
+//! binary in a fresh process, against a synthetic local-disk archive.
+//!
+//! `cargo bench --bench verify_status [-- --blobs N[,N...] --organizers N --dir PATH]`
+//!
+//! - **verify**: writes `N` tiny blobs (16-64 bytes) and one recording manifest for each
+//!   (the SPEC's shape, spread over 100 organizers) straight into the archive layout with
+//!   `std::fs`, then runs `recarch verify --config …` and reports its wall time and peak RSS.
+//!   Several sizes, ascending, grow one archive (`--blobs 100000,1000000`), which shows
+//!   whether the peak RSS grows with the archive. Default 1 000 000.
+//! - **status**: writes `--organizers` (default 10 000) organizer GUIDs to an
+//!   `organizers_file` and a state document for each (`state/recordings/<org>.json`,
+//!   serialized from `recarch_store::OrganizerState`: a delta checkpoint, and a queued item
+//!   for one organizer in a hundred), then runs `recarch status --config …` and reports its
+//!   wall time and peak RSS. `status` and the state layout are being reworked; this part may
+//!   need adjusting with them.
+//!
+//! Peak RSS is the child's `ru_maxrss` as `/usr/bin/time -f %M` reports it, or, without GNU
+//! time, `VmHWM` polled from `/proc/<pid>/status`. The binary is the one Cargo builds for this
+//! benchmark (`CARGO_BIN_EXE_recarch`: the release profile under `cargo bench`); `--recarch
+//! PATH` measures another build (e.g. an older commit's). Files are written to a temporary
+//! directory (or `--dir`), removed afterwards. The blobs and manifests are in the page cache
+//! when verify reads them. Under `cargo test` (no `--bench` argument) it runs at a smoke size.
+//! Results: `docs/benchmarks.md`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use recarch_store::{Checkpoint, LinkKind, OrganizerId, OrganizerState, QueuedItem};
+use sha2::{Digest, Sha256};
+
+/// Organizers the verify archive's manifests are spread over.
+const MANIFEST_ORGANIZERS: u64 = 100;
+/// Threads writing the synthetic archive.
+const WRITERS: u64 = 2;
+
+struct Args {
+    /// Archive sizes to verify, ascending; 0 skips verify.
+    blobs: Vec<u64>,
+    /// Organizers for status; 0 skips status.
+    organizers: u64,
+    /// Where to build the archives (default: a temporary directory).
+    dir: Option<PathBuf>,
+    /// The binary measured.
+    recarch: PathBuf,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let raw: Vec<String> = std::env::args().skip(1).collect();
+    let benching = raw.iter().any(|a| a == "--bench");
+    let mut args = Args {
+        blobs: vec![if benching { 1_000_000 } else { 2_000 }],
+        organizers: if benching { 10_000 } else { 50 },
+        dir: None,
+        recarch: PathBuf::from(env!("CARGO_BIN_EXE_recarch")),
+    };
+    let mut it = raw.iter();
+    while let Some(a) = it.next() {
+        let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value")).cloned();
+        let number = |name: &str, v: &str| v.trim().parse::<u64>().map_err(|e| format!("{name} {v}: {e}"));
+        match a.as_str() {
+            "--blobs" => {
+                let v = value("--blobs")?;
+                args.blobs = v.split(',').map(|n| number("--blobs", n)).collect::<Result<_, _>>()?;
+                args.blobs.sort_unstable();
+            }
+            "--organizers" => args.organizers = number("--organizers", &value("--organizers")?)?,
+            "--dir" => args.dir = Some(PathBuf::from(value("--dir")?)),
+            "--recarch" => args.recarch = PathBuf::from(value("--recarch")?),
+            _ => {}
+        }
+    }
+    Ok(args)
+}
+
+fn main() {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(2);
+        }
+    };
+    let _temp;
+    let work = match &args.dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).expect("create --dir");
+            dir.clone()
+        }
+        None => {
+            _temp = tempfile::Builder::new()
+                .prefix("recarch-bench-verify-")
+                .tempdir()
+                .expect("temporary directory");
+            _temp.path().to_owned()
+        }
+    };
+    println!("recarch: {}", args.recarch.display());
+    if args.blobs.iter().any(|&n| n > 0) {
+        bench_verify(&args, &work);
+    }
+    if args.organizers > 0 {
+        bench_status(&args, &work);
+    }
+    if args.dir.is_none() {
+        println!("removing {} …", work.display());
+    }
+}
+
+// ------------------------------------------------------------------- verify
+
+fn bench_verify(args: &Args, work: &Path) {
+    let archive = work.join("verify-archive");
+    let config = work.join("verify.toml");
+    write_config(
+        &config,
+        &archive,
+        "organizers = [\"00000000-0000-4000-8000-000000000000\"]",
+    );
+    let mut made = 0;
+    for &n in args.blobs.iter().filter(|&&n| n > 0) {
+        let started = Instant::now();
+        write_recordings(&archive, made, n);
+        println!(
+            "wrote {} blobs and manifests in {:.1} s ({} in all)",
+            n - made,
+            started.elapsed().as_secs_f64(),
+            n
+        );
+        made = n;
+        let run = measure(&args.recarch, &["verify", "--config", &config.display().to_string()]);
+        let summary = String::from_utf8_lossy(&run.output.stdout);
+        let expected = format!("{n} manifests, {n} blobs, {n} re-hashed");
+        assert!(
+            run.output.status.success() && summary.contains(&expected) && summary.contains(" 0 problems"),
+            "verify at {n}: {:?}\n{summary}\n{}",
+            run.output.status,
+            String::from_utf8_lossy(&run.output.stderr)
+        );
+        println!(
+            "verify  {n:>9} blobs + manifests: {:>7.2} s wall, {:>7.0} items/s, peak RSS {:>6.1} MiB ({})",
+            run.wall.as_secs_f64(),
+            n as f64 / run.wall.as_secs_f64(),
+            run.peak_kib as f64 / 1024.0,
+            run.rss_source
+        );
+    }
+}
+
+/// Blob `i`: 16 to 64 bytes, unique to `i`.
+fn blob_bytes(i: u64) -> Vec<u8> {
+    let mut bytes = format!("rec {i:>11}:").into_bytes();
+    bytes.resize(16 + (i % 49) as usize, b'.');
+    bytes
+}
+
+fn organizer(n: u64) -> String {
+    format!("{:08x}-0000-4000-8000-{:012x}", n >> 16, n & 0xffff)
+}
+
+/// Writes blobs and manifests `from..to` in the archive layout, on [`WRITERS`] threads.
+fn write_recordings(archive: &Path, from: u64, to: u64) {
+    let blobs = archive.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).expect("blobs dir");
+    for o in 0..MANIFEST_ORGANIZERS {
+        std::fs::create_dir_all(archive.join(format!("manifests/recordings/{}", organizer(o)))).expect("manifests dir");
+    }
+    std::thread::scope(|scope| {
+        for t in 0..WRITERS {
+            let blobs = &blobs;
+            scope.spawn(move || {
+                for i in (from..to).filter(|i| i % WRITERS == t) {
+                    let body = blob_bytes(i);
+                    let sha = hex::encode(Sha256::digest(&body));
+                    std::fs::write(blobs.join(&sha), &body).expect("write blob");
+                    let org = organizer(i % MANIFEST_ORGANIZERS);
+                    let id = format!("MSO{i:010}/rec+{i}=");
+                    let key = hex::encode(Sha256::digest(id.as_bytes()));
+                    let manifest = manifest_json(&id, &org, &sha, body.len());
+                    let path = archive.join(format!("manifests/recordings/{org}/{key}.json"));
+                    std::fs::write(path, manifest).expect("write manifest");
+                }
+            });
+        }
+    });
+}
+
+/// A manifest as `recarch run` writes it (SPEC "The archive layout"), with a Graph item of
+/// realistic size.
+fn manifest_json(id: &str, org: &str, sha: &str, size: usize) -> Vec<u8> {
+    let created = "2026-11-02T09:30:00.1234567Z";
+    let graph = serde_json::json!({
+        "id": id,
+        "meetingId": format!("MSp{id}"),
+        "meetingOrganizer": {"user": {"id": org, "tenantId": "2f6c2a4e-0000-4000-8000-7d8e9f0a1b2c"}},
+        "createdDateTime": created,
+        "endDateTime": "2026-11-02T10:30:00.1234567Z",
+        "recordingContentUrl": format!("https://graph.microsoft.com/v1.0/users/{org}/onlineMeetings/MSp{id}/recordings/{id}/content"),
+        "contentCorrelationId": "c0ffee00-0000-4000-8000-000000000000",
+    });
+    let manifest = serde_json::json!({
+        "schema": "recarch.manifest.v1",
+        "kind": "callRecording",
+        "id": id,
+        "meetingId": format!("MSp{id}"),
+        "organizerId": org,
+        "createdDateTime": created,
+        "content": {"sha256": sha, "size": size, "mediaType": "video/mp4", "blob": format!("blobs/sha256/{sha}")},
+        "archivedAt": "2026-11-02T11:00:00Z",
+        "graph": graph,
+    });
+    serde_json::to_vec_pretty(&manifest).expect("json")
+}
+
+// ------------------------------------------------------------------- status
+
+fn bench_status(args: &Args, work: &Path) {
+    let archive = work.join("status-archive");
+    let states = archive.join("state/recordings");
+    std::fs::create_dir_all(&states).expect("state dir");
+    let list = work.join("organizers.txt");
+    let mut file = std::io::BufWriter::new(std::fs::File::create(&list).expect("organizers file"));
+    writeln!(file, "# {} organizers", args.organizers).expect("write");
+    let started = Instant::now();
+    for n in 0..args.organizers {
+        let org = OrganizerId::parse(&organizer(1_000_000 + n)).expect("valid GUID");
+        writeln!(file, "{org}").expect("write");
+        let mut state = OrganizerState::new(org.clone());
+        state.checkpoint = Some(Checkpoint {
+            kind: LinkKind::Delta,
+            link: format!(
+                "https://graph.microsoft.com/v1.0/users/{org}/onlineMeetings/getAllRecordings(meetingOrganizerUserId='{org}')/delta?$deltatoken=Dt{n:040}"
+            ),
+        });
+        state.rounds_completed = 12;
+        if n % 100 == 0 {
+            let now = chrono::Utc::now();
+            state.queue.push(QueuedItem {
+                id: format!("MSO{n:010}"),
+                item: serde_json::json!({"id": format!("MSO{n:010}")}),
+                attempts: 2,
+                last_error: "503 Service Unavailable".into(),
+                first_failed_at: now,
+                last_failed_at: now,
+            });
+        }
+        let json = serde_json::to_vec_pretty(&state).expect("json");
+        std::fs::write(states.join(format!("{org}.json")), json).expect("write state");
+    }
+    file.flush().expect("flush");
+    drop(file);
+    println!(
+        "wrote {} organizer states in {:.1} s",
+        args.organizers,
+        started.elapsed().as_secs_f64()
+    );
+    let config = work.join("status.toml");
+    write_config(&config, &archive, &format!("organizers_file = \"{}\"", list.display()));
+    let run = measure(&args.recarch, &["status", "--config", &config.display().to_string()]);
+    assert!(
+        run.output.status.success(),
+        "status: {:?}\n{}",
+        run.output.status,
+        String::from_utf8_lossy(&run.output.stderr)
+    );
+    let lines = run.output.stdout.iter().filter(|&&b| b == b'\n').count();
+    println!(
+        "status  {:>9} organizers:         {:>7.2} s wall, peak RSS {:>6.1} MiB ({}), {lines} lines of output",
+        args.organizers,
+        run.wall.as_secs_f64(),
+        run.peak_kib as f64 / 1024.0,
+        run.rss_source
+    );
+    println!("        (status and its state layout are being reworked: adjust this part with them)");
+}
+
+// ---------------------------------------------------------------- measuring
+
+fn write_config(path: &Path, archive: &Path, organizers: &str) {
+    std::fs::create_dir_all(archive).expect("archive dir");
+    let url = url::Url::from_directory_path(archive).expect("absolute archive path");
+    let toml = format!(
+        "[graph]\ntenant_id = \"2f6c2a4e-0000-4000-8000-7d8e9f0a1b2c\"\nclient_id = \"3a7d3b5f-0000-4000-8000-8e9f0a1b2c3d\"\n\n[source]\n{organizers}\n\n[store]\nurl = \"{url}\"\n"
+    );
+    std::fs::write(path, toml).expect("write config");
+}
+
+struct Measured {
+    output: Output,
+    wall: Duration,
+    peak_kib: u64,
+    rss_source: &'static str,
+}
+
+/// Runs `recarch args…` to completion: its output, wall time and peak RSS.
+fn measure(recarch: &Path, args: &[&str]) -> Measured {
+    const GNU_TIME: &str = "/usr/bin/time";
+    let gnu_time = Path::new(GNU_TIME).exists();
+    let rss_file = tempfile::NamedTempFile::new().expect("temporary file");
+    let mut command = if gnu_time {
+        let mut c = Command::new(GNU_TIME);
+        c.arg("-f").arg("%M").arg("-o").arg(rss_file.path()).arg(recarch);
+        c
+    } else {
+        Command::new(recarch)
+    };
+    command
+        .args(args)
+        .env_remove("RECARCH_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let started = Instant::now();
+    let child = command.spawn().expect("spawn recarch");
+    let status_path = format!("/proc/{}/status", child.id());
+    // Without GNU time, poll the child's high-water mark while it runs.
+    let poller = (!gnu_time).then(|| {
+        std::thread::spawn(move || {
+            let mut peak = 0;
+            while let Ok(status) = std::fs::read_to_string(&status_path) {
+                let hwm = status
+                    .lines()
+                    .find(|l| l.starts_with("VmHWM:"))
+                    .and_then(|l| l.split_whitespace().nth(1)?.parse().ok());
+                match hwm {
+                    Some(kib) => peak = peak.max(kib),
+                    None => break, // exited: a zombie has no memory left to report
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            peak
+        })
+    });
+    let output = child.wait_with_output().expect("wait for recarch");
+    let wall = started.elapsed();
+    let (peak_kib, rss_source) = match poller {
+        Some(poller) => (poller.join().unwrap_or(0), "VmHWM polled every 10 ms"),
+        None => (
+            std::fs::read_to_string(rss_file.path())
+                .ok()
+                .and_then(|s| s.lines().last()?.trim().parse().ok())
+                .unwrap_or(0),
+            "ru_maxrss",
+        ),
+    };
+    Measured {
+        output,
+        wall,
+        peak_kib,
+        rss_source,
+    }
+}

@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use recarch_store::{Checkpoint, LinkKind, OrganizerId, OrganizerState, QueuedItem};
+use recarch_store::{Checkpoint, Kind, LinkKind, OrganizerId, OrganizerState, QueuedItem};
 use sha2::{Digest, Sha256};
 
 /// Organizers the verify archive's manifests are spread over.
@@ -227,7 +227,7 @@ fn bench_status(args: &Args, work: &Path) {
     for n in 0..args.organizers {
         let org = OrganizerId::parse(&organizer(1_000_000 + n)).expect("valid GUID");
         writeln!(file, "{org}").expect("write");
-        let mut state = OrganizerState::new(org.clone());
+        let mut state = OrganizerState::new(Kind::Recordings, org.clone());
         state.checkpoint = Some(Checkpoint {
             kind: LinkKind::Delta,
             link: format!(
@@ -236,15 +236,25 @@ fn bench_status(args: &Args, work: &Path) {
         });
         state.rounds_completed = 12;
         if n % 100 == 0 {
-            let now = chrono::Utc::now();
-            state.queue.push(QueuedItem {
-                id: format!("MSO{n:010}"),
-                item: serde_json::json!({"id": format!("MSO{n:010}")}),
-                attempts: 2,
-                last_error: "503 Service Unavailable".into(),
-                first_failed_at: now,
-                last_failed_at: now,
-            });
+            // One queued item per hundred organizers, as its own queue document.
+            let id = format!("MSO{n:010}");
+            let item = QueuedItem::first_failure(
+                id.clone(),
+                serde_json::json!({"id": id}),
+                recarch_store::FailureClass::Transient,
+                "503 Service Unavailable",
+            );
+            let mut doc = serde_json::to_value(&item).expect("json");
+            doc["schema"] = "recarch.queued.v1".into();
+            doc["kind"] = "recordings".into();
+            doc["organizerId"] = org.as_str().into();
+            let queue = states.join(org.as_str()).join("queue");
+            std::fs::create_dir_all(&queue).expect("queue dir");
+            std::fs::write(
+                queue.join(format!("{}.json", recarch_store::item_key(&id))),
+                serde_json::to_vec_pretty(&doc).expect("json"),
+            )
+            .expect("write queue entry");
         }
         let json = serde_json::to_vec_pretty(&state).expect("json");
         std::fs::write(states.join(format!("{org}.json")), json).expect("write state");

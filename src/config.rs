@@ -947,6 +947,14 @@ url = "file:///tmp/x"
     }
 
     #[test]
+    fn the_example_configuration_is_valid() {
+        let text = include_str!("../config/recarch.example.toml");
+        let c = parse(text, &[]).expect("the shipped example parses");
+        assert_eq!(c.fetch.max_item_attempts, 8);
+        assert_eq!(c.graph.base_url.as_str(), "https://graph.microsoft.com/v1.0");
+    }
+
+    #[test]
     fn clouds_and_explicit_urls() {
         let c = parse(&GOOD.replace("[graph]\n", "[graph]\ncloud = \"usgovdod\"\n"), &[]).expect("valid");
         assert_eq!(c.graph.base_url.as_str(), "https://dod-graph.microsoft.us/v1.0");

@@ -88,6 +88,7 @@ mod delta;
 mod model;
 mod rng;
 mod server;
+pub mod test_keys;
 mod util;
 
 use std::collections::BTreeMap;

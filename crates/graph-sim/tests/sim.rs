@@ -4,6 +4,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use chrono::Utc;
+use recarch_graph_sim::test_keys;
 use recarch_graph_sim::{
     ContentMode, CredentialRejection, GraphSim, Origin, RedirectStyle, RetryAfter, SimConfig, SyncLocation, Target,
 };
@@ -1569,4 +1570,51 @@ async fn a_bounce_back_to_graph_counts_a_resent_token() {
     for url in [&loc1, &loc2] {
         assert_eq!(content_bytes(&c, url, None).await.0, StatusCode::NOT_FOUND, "{url}");
     }
+}
+
+// ---------------------------------------------------------------------------
+// Key material for tests
+
+#[test]
+fn test_keys_are_deterministic_and_fit_together() {
+    let a = test_keys::test_certificate(7);
+    let again = test_keys::test_certificate(7);
+    assert_eq!(a.cert_der, again.cert_der);
+    assert_eq!(a.key_der, again.key_der);
+    let b = test_keys::test_certificate(8);
+    assert_ne!(a.cert_der, b.cert_der);
+    assert_ne!(a.key_der, b.key_der);
+
+    assert!(
+        a.cert_pem.starts_with("-----BEGIN CERTIFICATE-----\n"),
+        "{}",
+        a.cert_pem
+    );
+    assert!(a.key_pem.starts_with("-----BEGIN PRIVATE KEY-----\n"), "{}", a.key_pem);
+    let bundle = a.pem_bundle();
+    assert!(bundle.contains(&a.cert_pem) && bundle.contains(&a.key_pem));
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    assert_eq!(a.x5t_s256(), b64.encode(Sha256::digest(&a.cert_der)));
+    assert_eq!(a.x5t().len(), 27, "base64url of 20 bytes");
+    let now = std::time::SystemTime::now();
+    assert!(a.not_before < now && now < a.not_after);
+
+    let expired = test_keys::expired_certificate(7);
+    assert!(expired.not_after < now);
+    assert_eq!(expired.key_der, a.key_der, "same key, older certificate");
+    assert_ne!(expired.cert_der, a.cert_der);
+
+    let mismatched = test_keys::mismatched_certificate(7);
+    assert_eq!(mismatched.cert_der, a.cert_der, "the certificate of seed 7");
+    assert_ne!(mismatched.key_der, a.key_der, "with another key");
+
+    // PKCS#12 holds the very same key and certificate, under its password only.
+    let pfx = a.pkcs12("s3cret");
+    let store = p12_keystore::KeyStore::from_pkcs12(&pfx, "s3cret", p12_keystore::Pkcs12ImportPolicy::Strict)
+        .expect("a readable PKCS#12 file");
+    let (_, chain) = store.private_key_chain().expect("a key entry");
+    assert_eq!(chain.key().as_der(), a.key_der.as_slice());
+    assert_eq!(chain.certs()[0].as_der(), a.cert_der.as_slice());
+    assert!(p12_keystore::KeyStore::from_pkcs12(&pfx, "wrong", p12_keystore::Pkcs12ImportPolicy::Strict).is_err());
 }

@@ -14,6 +14,7 @@
 //! use recarch_graph_sim::test_keys;
 //! # async fn demo(sim: recarch_graph_sim::GraphSim) {
 //! let cert = test_keys::test_certificate(1);
+//! sim.register_certificate(&cert.cert_der).expect("an RSA certificate");
 //! // Files a client under test reads: PEM (key and certificate), or PKCS#12.
 //! let pem = cert.pem_bundle();
 //! let pfx = cert.pkcs12("secret");

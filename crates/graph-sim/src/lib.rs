@@ -4,7 +4,11 @@
 //!
 //! * the **graph origin**, serving
 //!   * the Microsoft identity platform token endpoint
-//!     (`POST /{tenant}/oauth2/v2.0/token`, client-credentials grant, AAD-shaped errors),
+//!     (`POST /{tenant}/oauth2/v2.0/token`, client-credentials grant, AAD-shaped errors)
+//!     with a client secret, a JWT client assertion signed with the key of a
+//!     registered certificate ([`GraphSim::register_certificate`], checked like
+//!     Entra checks it: see [`AssertionRejection`]) or a federated
+//!     (workload identity) token ([`GraphSim::register_federated_token`]),
 //!   * `GET /{beta|v1.0}/users/{org}/onlineMeetings/getAllRecordings(meetingOrganizerUserId='{org}',startDateTime=..)/delta`
 //!     (callRecording delta rounds with opaque, percent-escaped skip / delta tokens),
 //!   * `GET /{beta|v1.0}/users/{org}/onlineMeetings/{meetingId}/recordings/{id}/content`
@@ -49,6 +53,9 @@
 //! A downgrade from `https` to `http` cannot be simulated: both origins are
 //! plain `http` on loopback.
 //!
+//! Key material for tests (RSA keys, self-signed certificates, PKCS#12 files,
+//! signed assertions) comes from [`test_keys`], without `openssl`.
+//!
 //! The servers shut down when the last [`GraphSim`] clone is dropped or
 //! [`GraphSim::shutdown`] is called.
 //!
@@ -83,11 +90,13 @@
 // boxing it would only add allocations on the error path.
 #![allow(clippy::result_large_err)]
 
+mod assertion;
 mod conn;
 mod delta;
 mod model;
 mod rng;
 mod server;
+pub mod test_keys;
 mod util;
 
 use std::collections::BTreeMap;
@@ -102,6 +111,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::assertion::RegisteredCert;
+pub use crate::assertion::{AssertionRejection, CertificateError};
 use crate::conn::{ConnKill, KillableListener};
 use crate::model::{Contact, ContactFolder, Removal, Shared, Throttle, lock};
 use crate::rng::{content_piece, fill_content};
@@ -361,6 +372,26 @@ pub struct SimStats {
     /// [`RedirectStyle::Bounce`] chain (which had already left it) carrying an
     /// `Authorization` header. A correct client keeps this at 0.
     pub auth_header_after_leaving_graph: u64,
+    /// Token requests whose `client_secret` was accepted.
+    pub client_secrets_accepted: u64,
+    /// Token requests whose certificate-signed `client_assertion` was
+    /// accepted (see [`GraphSim::register_certificate`]).
+    pub client_assertions_accepted: u64,
+    /// Token requests whose federated `client_assertion` was accepted (see
+    /// [`GraphSim::register_federated_token`]).
+    pub federated_assertions_accepted: u64,
+    /// Refused `client_assertion`s (either kind), by reason.
+    pub assertions_rejected: BTreeMap<AssertionRejection, u64>,
+    /// The last accepted certificate-signed assertion, decoded:
+    /// `{"header": {"alg", "typ", "x5t#S256", ...}, "claims": {"aud", "iss",
+    /// "sub", "jti", "nbf", "iat", "exp", ...}}`, exactly as the client sent
+    /// them.
+    pub last_client_assertion: Option<serde_json::Value>,
+    /// The last accepted federated token, verbatim.
+    pub last_federated_assertion: Option<String>,
+    /// Requests to the directory endpoints (`/users/{id}`, `/users/delta`,
+    /// `/groups/{id}/transitiveMembers…`), any outcome.
+    pub directory_requests: u64,
 }
 
 /// Run-time fault switches, shared with the servers (cheap to clone).
@@ -476,7 +507,8 @@ impl Faults {
 
     /// While `Some`, every `POST` to the token endpoint (past any pending
     /// throttle) answers the given rejection with its AAD error body, even for
-    /// the right tenant, client id and secret. `None` accepts good credentials
+    /// the right tenant, client id and secret or assertion (an assertion's
+    /// `jti` is not consumed). `None` accepts good credentials
     /// again.
     pub fn reject_credentials(&self, rejection: Option<CredentialRejection>) {
         lock(&self.shared.faults).reject_credentials = rejection;
@@ -713,6 +745,53 @@ impl GraphSim {
     /// in `token_requests`).
     pub fn issue_access_token(&self) -> String {
         server::issue_access_token(self.shared())
+    }
+
+    /// Registers the X.509 certificate `cert` (DER, or PEM: its first
+    /// `CERTIFICATE` block) as a credential of the client, like uploading it
+    /// to the app registration, and returns its `x5t#S256` thumbprint
+    /// (base64url SHA-256 of the DER). From now on a `client_assertion`
+    /// signed with its RSA key and naming it by `x5t#S256` (or the legacy
+    /// `x5t`, base64url SHA-1) is accepted; see [`AssertionRejection`] for
+    /// every check. Several certificates can be registered at once (rotation),
+    /// and a client secret keeps working alongside. Registering one again
+    /// changes nothing. An expired certificate can be registered; assertions
+    /// it signs are refused ([`AssertionRejection::KeyExpired`]).
+    pub fn register_certificate(&self, cert: &[u8]) -> Result<String, CertificateError> {
+        let cert = RegisteredCert::parse(cert)?;
+        Ok(lock(&self.shared().identity).add_cert(cert))
+    }
+
+    /// Removes a certificate registered with [`GraphSim::register_certificate`]
+    /// (DER or PEM): assertions it signs are refused as
+    /// [`AssertionRejection::UnknownKey`] from now on. Returns whether it was
+    /// registered.
+    pub fn remove_certificate(&self, cert: &[u8]) -> Result<bool, CertificateError> {
+        let cert = RegisteredCert::parse(cert)?;
+        Ok(lock(&self.shared().identity).remove_cert(&cert))
+    }
+
+    /// Accepts `token` (verbatim) as a federated `client_assertion` for the
+    /// client: workload identity, where the assertion is the content of the
+    /// projected service-account token file. Real Entra verifies the token's
+    /// signature with its issuer's keys and matches its issuer and subject
+    /// against the app's federated credentials; here an exact match with a
+    /// registered token is enough. A registered token may be used any number
+    /// of times until it expires: when it is a JWT with an `exp` claim (read
+    /// without verification), not after that
+    /// ([`AssertionRejection::Expired`]). Re-registering a revoked token
+    /// accepts it again.
+    pub fn register_federated_token(&self, token: &str) {
+        lock(&self.shared().identity).add_federated(token);
+    }
+
+    /// Revokes a federated token registered with
+    /// [`GraphSim::register_federated_token`], as when the kubelet rotates the
+    /// token file: presenting it again is refused as expired
+    /// ([`AssertionRejection::RevokedFederatedToken`], AADSTS700024). Returns
+    /// whether it was registered.
+    pub fn revoke_federated_token(&self, token: &str) -> bool {
+        lock(&self.shared().identity).revoke_federated(token)
     }
 
     /// Registers a new organizer with a deterministic lowercase GUID and returns it.

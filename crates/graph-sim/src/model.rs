@@ -9,11 +9,12 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE_NO_PAD};
 use chrono::{DateTime, TimeZone as _, Utc};
 
+use crate::assertion::IdentityState;
 use crate::rng::{Rng, domain, hex, mix64};
 use crate::util::{encode_segment, encode_token};
 use crate::{
-    CredentialRejection, Origin, RecordingInfo, RedirectStyle, RequestRecord, RetryAfter, SimConfig, SimStats,
-    SyncLocation, Target,
+    AssertionRejection, CredentialRejection, Origin, RecordingInfo, RedirectStyle, RequestRecord, RetryAfter,
+    SimConfig, SimStats, SyncLocation, Target,
 };
 
 /// Locks `m`, ignoring poisoning (no code path panics while holding a lock, and
@@ -30,6 +31,8 @@ pub(crate) struct Shared {
     pub(crate) data: Mutex<Data>,
     pub(crate) faults: Mutex<FaultState>,
     pub(crate) stats: Mutex<StatsData>,
+    /// Registered certificates and federated tokens, and the `jti`s seen.
+    pub(crate) identity: Mutex<IdentityState>,
     /// Content bytes handed to the HTTP layer (both origins).
     pub(crate) bytes_sent: AtomicU64,
     /// Set once shutdown starts: streaming bodies abort promptly.
@@ -46,6 +49,7 @@ impl Shared {
             data: Mutex::new(Data::default()),
             faults: Mutex::new(FaultState::default()),
             stats: Mutex::new(StatsData::default()),
+            identity: Mutex::new(IdentityState::default()),
             bytes_sent: AtomicU64::new(0),
             shutting_down: AtomicBool::new(false),
             request_counter: AtomicU64::new(0),
@@ -721,6 +725,13 @@ pub(crate) struct StatsData {
     pub(crate) forbidden: u64,
     pub(crate) redirect_hops: u64,
     pub(crate) auth_header_after_leaving_graph: u64,
+    pub(crate) client_secrets_accepted: u64,
+    pub(crate) client_assertions_accepted: u64,
+    pub(crate) federated_assertions_accepted: u64,
+    pub(crate) assertions_rejected: BTreeMap<AssertionRejection, u64>,
+    pub(crate) last_client_assertion: Option<serde_json::Value>,
+    pub(crate) last_federated_assertion: Option<String>,
+    pub(crate) directory_requests: u64,
 }
 
 impl StatsData {
@@ -742,6 +753,13 @@ impl StatsData {
             forbidden: self.forbidden,
             redirect_hops: self.redirect_hops,
             auth_header_after_leaving_graph: self.auth_header_after_leaving_graph,
+            client_secrets_accepted: self.client_secrets_accepted,
+            client_assertions_accepted: self.client_assertions_accepted,
+            federated_assertions_accepted: self.federated_assertions_accepted,
+            assertions_rejected: self.assertions_rejected.clone(),
+            last_client_assertion: self.last_client_assertion.clone(),
+            last_federated_assertion: self.last_federated_assertion.clone(),
+            directory_requests: self.directory_requests,
         }
     }
 }

@@ -32,6 +32,7 @@ pub(crate) mod domain {
     pub(crate) const REQUEST_ID: u64 = 6;
     pub(crate) const CONTACT: u64 = 7;
     pub(crate) const SIGNATURE: u64 = 8;
+    pub(crate) const JTI: u64 = 9;
 }
 
 /// The SplitMix64 finaliser.

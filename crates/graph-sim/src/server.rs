@@ -17,15 +17,17 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 
+use crate::assertion::{self, Accepted, Refusal};
 use crate::conn::ConnKill;
 use crate::delta;
 use crate::model::{ApiVersion, Shared, lock};
 use crate::rng::ContentStream;
+use crate::test_keys::JWT_BEARER;
 use crate::util::{
     RequestIds, decode, error_status, graph_error, graph_error_code, json_response, query_option, raw_query_pairs,
     retry_after_value, set_header, throttled_error,
 };
-use crate::{ContentMode, CredentialRejection, Origin, RedirectStyle, RetryAfter, Target};
+use crate::{AssertionRejection, ContentMode, CredentialRejection, Origin, RedirectStyle, RetryAfter, Target};
 
 /// Largest accepted token-request body.
 const MAX_FORM_BODY: usize = 64 * 1024;
@@ -502,24 +504,48 @@ async fn token_endpoint(
             client_id,
         );
     }
-    let Some(secret) = param("client_secret") else {
-        return aad_error(
-            shared,
-            ids,
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
-            7_000_218,
-            "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
-        );
-    };
-    if secret != cfg.client_secret {
-        return credential_error(
-            shared,
-            ids,
-            CredentialRejection::InvalidSecret,
-            &cfg.tenant_id,
-            &cfg.client_id,
-        );
+    match (param("client_secret"), param("client_assertion")) {
+        (None, None) => {
+            return aad_error(
+                shared,
+                ids,
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                7_000_218,
+                "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
+            );
+        }
+        (Some(_), Some(_)) => {
+            return aad_error(
+                shared,
+                ids,
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                90_023,
+                "Only one of 'client_assertion' and 'client_secret' may be presented.",
+            );
+        }
+        (Some(secret), None) => {
+            // An empty configured secret accepts none: the parameter is never empty here.
+            if secret != cfg.client_secret {
+                return credential_error(
+                    shared,
+                    ids,
+                    CredentialRejection::InvalidSecret,
+                    &cfg.tenant_id,
+                    &cfg.client_id,
+                );
+            }
+            shared.stat(|s| s.client_secrets_accepted += 1);
+        }
+        (None, Some(assertion)) => {
+            let Some(kind) = param("client_assertion_type") else {
+                return missing("client_assertion_type");
+            };
+            if let Err(resp) = client_assertion(shared, ids, kind, assertion) {
+                return resp;
+            }
+        }
     }
     let Some(scope) = param("scope") else {
         return missing("scope");
@@ -562,6 +588,53 @@ async fn token_endpoint(
     let mut resp = json_response(StatusCode::OK, "application/json; charset=utf-8", &body);
     no_store(resp.headers_mut());
     resp
+}
+
+/// Checks a `client_assertion` (see [`crate::assertion`]) and records the
+/// outcome in the stats; `Err` is the AAD answer refusing it.
+fn client_assertion(shared: &Shared, ids: &RequestIds, kind: &str, assertion: &str) -> Result<(), Response> {
+    let verdict = if kind == JWT_BEARER {
+        let now = Utc::now().timestamp();
+        let token_url = format!("{}/{}/oauth2/v2.0/token", shared.graph_origin, shared.config.tenant_id);
+        let mut identity = lock(&shared.identity);
+        assertion::check(&mut identity, assertion, &shared.config.client_id, &token_url, now)
+    } else {
+        Err(Refusal {
+            reason: AssertionRejection::UnsupportedAssertionType,
+            description: format!(
+                "The client_assertion_type '{}' is not supported: use '{JWT_BEARER}'.",
+                kind.escape_default()
+            ),
+        })
+    };
+    match verdict {
+        Ok(Accepted::Certificate(decoded)) => {
+            shared.stat(|s| {
+                s.client_assertions_accepted += 1;
+                s.last_client_assertion = Some(decoded);
+            });
+            Ok(())
+        }
+        Ok(Accepted::Federated) => {
+            shared.stat(|s| {
+                s.federated_assertions_accepted += 1;
+                s.last_federated_assertion = Some(assertion.to_owned());
+            });
+            Ok(())
+        }
+        Err(Refusal { reason, description }) => {
+            shared.stat(|s| *s.assertions_rejected.entry(reason).or_insert(0) += 1);
+            let status = StatusCode::from_u16(reason.status()).unwrap_or(StatusCode::UNAUTHORIZED);
+            Err(aad_error(
+                shared,
+                ids,
+                status,
+                reason.error(),
+                reason.code(),
+                &description,
+            ))
+        }
+    }
 }
 
 /// Issues an access token valid for the configured lifetime.

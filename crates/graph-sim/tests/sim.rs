@@ -4,8 +4,10 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use chrono::Utc;
+use recarch_graph_sim::test_keys::{self, TestCertificate};
 use recarch_graph_sim::{
-    ContentMode, CredentialRejection, GraphSim, Origin, RedirectStyle, RetryAfter, SimConfig, SyncLocation, Target,
+    AssertionRejection, CertificateError, ContentMode, CredentialRejection, GraphSim, Origin, RedirectStyle,
+    RetryAfter, SimConfig, SyncLocation, Target,
 };
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
@@ -1569,4 +1571,437 @@ async fn a_bounce_back_to_graph_counts_a_resent_token() {
     for url in [&loc1, &loc2] {
         assert_eq!(content_bytes(&c, url, None).await.0, StatusCode::NOT_FOUND, "{url}");
     }
+}
+
+// ---------------------------------------------------------------------------
+// Enterprise sign-in: certificate client assertions and federated tokens
+
+fn now_secs() -> i64 {
+    Utc::now().timestamp()
+}
+
+fn assertion_form(sim: &GraphSim, assertion: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("grant_type", "client_credentials".to_owned()),
+        ("client_id", sim.config().client_id.clone()),
+        ("client_assertion_type", test_keys::JWT_BEARER.to_owned()),
+        ("client_assertion", assertion.to_owned()),
+        ("scope", sim.scope()),
+    ]
+}
+
+/// The header and claims a correct client sends for `cert`.
+fn good_jwt_parts(sim: &GraphSim, cert: &TestCertificate, jti: &str) -> (Value, Value) {
+    let now = now_secs();
+    let header = serde_json::json!({"alg": "PS256", "typ": "JWT", "x5t#S256": cert.x5t_s256()});
+    let claims = serde_json::json!({
+        "aud": sim.token_url(),
+        "iss": sim.config().client_id,
+        "sub": sim.config().client_id,
+        "jti": jti,
+        "nbf": now,
+        "iat": now,
+        "exp": now + 600,
+    });
+    (header, claims)
+}
+
+/// Posts `assertion`; on success checks that the access token works on Graph.
+async fn post_assertion(sim: &GraphSim, c: &reqwest::Client, assertion: &str) -> (StatusCode, Value) {
+    let (status, body) = post_token(c, &sim.token_url(), &assertion_form(sim, assertion)).await;
+    if status == StatusCode::OK {
+        let org = sim.add_organizer();
+        let t = body["access_token"].as_str().expect("access_token");
+        let (s, _, page) = get(c, &sim.recordings_delta_url(&org), t).await;
+        assert_eq!(s, StatusCode::OK, "{page}");
+    }
+    (status, body)
+}
+
+#[test]
+fn test_keys_are_deterministic_and_fit_together() {
+    let a = test_keys::test_certificate(7);
+    let again = test_keys::test_certificate(7);
+    assert_eq!(a.cert_der, again.cert_der);
+    assert_eq!(a.key_der, again.key_der);
+    let b = test_keys::test_certificate(8);
+    assert_ne!(a.cert_der, b.cert_der);
+    assert_ne!(a.key_der, b.key_der);
+
+    assert!(
+        a.cert_pem.starts_with("-----BEGIN CERTIFICATE-----\n"),
+        "{}",
+        a.cert_pem
+    );
+    assert!(a.key_pem.starts_with("-----BEGIN PRIVATE KEY-----\n"), "{}", a.key_pem);
+    let bundle = a.pem_bundle();
+    assert!(bundle.contains(&a.cert_pem) && bundle.contains(&a.key_pem));
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    assert_eq!(a.x5t_s256(), b64.encode(Sha256::digest(&a.cert_der)));
+    assert_eq!(a.x5t().len(), 27, "base64url of 20 bytes");
+    let now = std::time::SystemTime::now();
+    assert!(a.not_before < now && now < a.not_after);
+
+    let expired = test_keys::expired_certificate(7);
+    assert!(expired.not_after < now);
+    assert_eq!(expired.key_der, a.key_der, "same key, older certificate");
+    assert_ne!(expired.cert_der, a.cert_der);
+
+    let mismatched = test_keys::mismatched_certificate(7);
+    assert_eq!(mismatched.cert_der, a.cert_der, "the certificate of seed 7");
+    assert_ne!(mismatched.key_der, a.key_der, "with another key");
+
+    // PKCS#12 holds the very same key and certificate, under its password only.
+    let pfx = a.pkcs12("s3cret");
+    let store = p12_keystore::KeyStore::from_pkcs12(&pfx, "s3cret", p12_keystore::Pkcs12ImportPolicy::Strict)
+        .expect("a readable PKCS#12 file");
+    let (_, chain) = store.private_key_chain().expect("a key entry");
+    assert_eq!(chain.key().as_der(), a.key_der.as_slice());
+    assert_eq!(chain.certs()[0].as_der(), a.cert_der.as_slice());
+    assert!(p12_keystore::KeyStore::from_pkcs12(&pfx, "wrong", p12_keystore::Pkcs12ImportPolicy::Strict).is_err());
+}
+
+#[tokio::test]
+async fn certificate_assertions_are_accepted() {
+    let sim = sim_with(|_| {}).await;
+    let c = client();
+    let cert = test_keys::test_certificate(1);
+    let thumb = sim.register_certificate(&cert.cert_der).expect("registers");
+    assert_eq!(thumb, cert.x5t_s256());
+    // PEM, or a PEM bundle with the key first, register the same certificate.
+    assert_eq!(
+        sim.register_certificate(cert.pem_bundle().as_bytes()).expect("PEM"),
+        thumb
+    );
+
+    let (s, body) = post_assertion(
+        &sim,
+        &c,
+        &cert.client_assertion(&sim.config().client_id, &sim.token_url()),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(body["token_type"], "Bearer");
+    let stats = sim.stats();
+    assert_eq!(stats.client_assertions_accepted, 1);
+    assert!(stats.assertions_rejected.is_empty(), "{:?}", stats.assertions_rejected);
+    let last = stats.last_client_assertion.expect("recorded");
+    assert_eq!(last["header"]["alg"], "PS256");
+    assert_eq!(last["header"]["x5t#S256"], thumb.as_str());
+    assert_eq!(last["claims"]["aud"], sim.token_url().as_str());
+    assert_eq!(last["claims"]["iss"], sim.config().client_id.as_str());
+    assert_eq!(last["claims"]["sub"], sim.config().client_id.as_str());
+    assert!(last["claims"]["jti"].as_str().is_some_and(|j| !j.is_empty()));
+    let lifetime = last["claims"]["exp"].as_i64().expect("exp") - last["claims"]["iat"].as_i64().expect("iat");
+    assert!((1..=600).contains(&lifetime), "{lifetime}");
+
+    // RS256 and the legacy SHA-1 `x5t` are accepted too.
+    let (mut header, claims) = good_jwt_parts(&sim, &cert, "rs256");
+    header["alg"] = "RS256".into();
+    let (s, body) = post_assertion(&sim, &c, &cert.sign_jwt(&header, &claims)).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let (_, claims) = good_jwt_parts(&sim, &cert, "legacy-x5t");
+    let header = serde_json::json!({"alg": "PS256", "x5t": cert.x5t()});
+    let (s, body) = post_assertion(&sim, &c, &cert.sign_jwt(&header, &claims)).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+
+    // A secret keeps working alongside, and a throttled request consumes no jti.
+    token(&sim, &c).await;
+    let assertion = cert.client_assertion(&sim.config().client_id, &sim.token_url());
+    sim.faults().throttle(Target::Token, 429, Some(1), 1);
+    let (s, _) = post_assertion(&sim, &c, &assertion).await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
+    let (s, body) = post_assertion(&sim, &c, &assertion).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let stats = sim.stats();
+    assert_eq!(stats.client_assertions_accepted, 4);
+    assert_eq!(stats.client_secrets_accepted, 1);
+
+    // Removing the certificate refuses what it signs.
+    assert!(sim.remove_certificate(cert.cert_pem.as_bytes()).expect("PEM"));
+    assert!(!sim.remove_certificate(&cert.cert_der).expect("DER"));
+    let (s, body) = post_assertion(
+        &sim,
+        &c,
+        &cert.client_assertion(&sim.config().client_id, &sim.token_url()),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert_eq!(aad_code(&body), 700027);
+
+    assert!(matches!(
+        sim.register_certificate(b"not a certificate"),
+        Err(CertificateError::NotACertificate { .. })
+    ));
+}
+
+#[tokio::test]
+async fn certificate_assertions_are_refused_like_entra() {
+    let sim = sim_with(|_| {}).await;
+    let c = client();
+    let cert = test_keys::test_certificate(1);
+    sim.register_certificate(&cert.cert_der).expect("registers");
+    let expired = test_keys::expired_certificate(2);
+    sim.register_certificate(&expired.cert_der).expect("registers");
+    let unregistered = test_keys::test_certificate(3);
+    let mismatched = test_keys::mismatched_certificate(1);
+    let now = now_secs();
+
+    type Edit = fn(&mut Value, &mut Value, i64);
+    let cases: Vec<(&str, &TestCertificate, Edit, AssertionRejection, u64)> = vec![
+        (
+            "unregistered",
+            &unregistered,
+            |_, _, _| {},
+            AssertionRejection::UnknownKey,
+            700027,
+        ),
+        (
+            "mismatched key",
+            &mismatched,
+            |_, _, _| {},
+            AssertionRejection::BadSignature,
+            700027,
+        ),
+        (
+            "expired certificate",
+            &expired,
+            |_, _, _| {},
+            AssertionRejection::KeyExpired,
+            700027,
+        ),
+        (
+            "HS256",
+            &cert,
+            |h, _, _| h["alg"] = "HS256".into(),
+            AssertionRejection::UnsupportedAlgorithm,
+            700027,
+        ),
+        (
+            "iss",
+            &cert,
+            |_, cl, _| cl["iss"] = "someone-else".into(),
+            AssertionRejection::ClientIdMismatch,
+            700021,
+        ),
+        (
+            "sub",
+            &cert,
+            |_, cl, _| cl["sub"] = "someone-else".into(),
+            AssertionRejection::ClientIdMismatch,
+            700021,
+        ),
+        (
+            "aud",
+            &cert,
+            |_, cl, _| cl["aud"] = "https://login.microsoftonline.com/common/oauth2/v2.0/token".into(),
+            AssertionRejection::WrongAudience,
+            700023,
+        ),
+        (
+            "expired",
+            &cert,
+            |_, cl, now| cl["exp"] = (now - 60).into(),
+            AssertionRejection::Expired,
+            700024,
+        ),
+        (
+            "far future",
+            &cert,
+            |_, cl, now| cl["exp"] = (now + 2 * 86400).into(),
+            AssertionRejection::ExpiresTooLate,
+            700024,
+        ),
+        (
+            "nbf",
+            &cert,
+            |_, cl, now| cl["nbf"] = (now + 3600).into(),
+            AssertionRejection::NotYetValid,
+            700024,
+        ),
+        (
+            "no jti",
+            &cert,
+            |_, cl, _| {
+                cl.as_object_mut().expect("object").remove("jti");
+            },
+            AssertionRejection::Malformed,
+            50027,
+        ),
+        (
+            "no exp",
+            &cert,
+            |_, cl, _| {
+                cl.as_object_mut().expect("object").remove("exp");
+            },
+            AssertionRejection::Malformed,
+            50027,
+        ),
+    ];
+    for (i, (name, signer, edit, reason, code)) in cases.iter().enumerate() {
+        let (mut header, mut claims) = good_jwt_parts(&sim, signer, &format!("case-{i}"));
+        edit(&mut header, &mut claims, now);
+        let (s, body) = post_assertion(&sim, &c, &signer.sign_jwt(&header, &claims)).await;
+        assert_eq!(s.as_u16(), reason.status(), "{name}: {body}");
+        assert_eq!(body["error"], reason.error(), "{name}: {body}");
+        assert_eq!(aad_code(&body), *code, "{name}");
+        assert_eq!(u64::from(reason.code()), *code, "{name}");
+    }
+    let unknown_desc = {
+        let (h, cl) = good_jwt_parts(&sim, &unregistered, "again");
+        let (_, body) = post_assertion(&sim, &c, &unregistered.sign_jwt(&h, &cl)).await;
+        body["error_description"].as_str().expect("description").to_owned()
+    };
+    assert!(unknown_desc.contains("The key was not found."), "{unknown_desc}");
+
+    // A signed assertion altered afterwards.
+    let good = cert.client_assertion(&sim.config().client_id, &sim.token_url());
+    let mut parts: Vec<String> = good.split('.').map(str::to_owned).collect();
+    let (_, mut claims) = good_jwt_parts(&sim, &cert, "tampered");
+    claims["sub"] = sim.config().client_id.clone().into();
+    use base64::Engine as _;
+    parts[1] = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(claims.to_string());
+    let (s, body) = post_assertion(&sim, &c, &parts.join(".")).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert!(
+        body["error_description"]
+            .as_str()
+            .expect("description")
+            .contains("signature validation")
+    );
+
+    // The same assertion twice: a replayed jti.
+    let (s, body) = post_assertion(&sim, &c, &good).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let (s, body) = post_assertion(&sim, &c, &good).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["error"], "invalid_client");
+    assert_eq!(aad_code(&body), 50013);
+
+    // Not a JWT; a wrong or missing assertion type; secret and assertion at once.
+    let (s, body) = post_assertion(&sim, &c, "not-a-jwt").await;
+    assert_eq!((s, aad_code(&body)), (StatusCode::BAD_REQUEST, 50027));
+    let mut f = assertion_form(&sim, &good);
+    f[2].1 = "urn:ietf:params:oauth:client-assertion-type:saml2-bearer".to_owned();
+    let (s, body) = post_token(&c, &sim.token_url(), &f).await;
+    assert_eq!((s, aad_code(&body)), (StatusCode::BAD_REQUEST, 90023));
+    f.remove(2);
+    let (s, body) = post_token(&c, &sim.token_url(), &f).await;
+    assert_eq!((s, aad_code(&body)), (StatusCode::BAD_REQUEST, 900144));
+    let mut f = assertion_form(&sim, &good);
+    f.push(("client_secret", sim.config().client_secret.clone()));
+    let (s, body) = post_token(&c, &sim.token_url(), &f).await;
+    assert_eq!((s, aad_code(&body)), (StatusCode::BAD_REQUEST, 90023));
+
+    let stats = sim.stats();
+    assert_eq!(stats.client_assertions_accepted, 1);
+    let r = &stats.assertions_rejected;
+    assert_eq!(r[&AssertionRejection::UnknownKey], 2);
+    assert_eq!(r[&AssertionRejection::BadSignature], 2);
+    assert_eq!(r[&AssertionRejection::ClientIdMismatch], 2);
+    assert_eq!(r[&AssertionRejection::Malformed], 3);
+    assert_eq!(r[&AssertionRejection::ReplayedJti], 1);
+    assert_eq!(r[&AssertionRejection::UnsupportedAssertionType], 1);
+    for reason in [
+        AssertionRejection::KeyExpired,
+        AssertionRejection::UnsupportedAlgorithm,
+        AssertionRejection::WrongAudience,
+        AssertionRejection::Expired,
+        AssertionRejection::ExpiresTooLate,
+        AssertionRejection::NotYetValid,
+    ] {
+        assert_eq!(r[&reason], 1, "{reason:?}");
+    }
+    assert_eq!(r.values().sum::<u64>(), 17);
+}
+
+#[tokio::test]
+async fn an_empty_configured_secret_accepts_only_assertions() {
+    let sim = sim_with(|c| c.client_secret = String::new()).await;
+    let c = client();
+    let (s, body) = post_token(&c, &sim.token_url(), &form(&sim)).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert_eq!(aad_code(&body), 7000218);
+    let mut f = form(&sim);
+    f[2].1 = "guess".to_owned();
+    let (s, body) = post_token(&c, &sim.token_url(), &f).await;
+    assert_eq!((s, aad_code(&body)), (StatusCode::UNAUTHORIZED, 7000215));
+    let cert = test_keys::test_certificate(1);
+    sim.register_certificate(&cert.cert_der).expect("registers");
+    let (s, body) = post_assertion(
+        &sim,
+        &c,
+        &cert.client_assertion(&sim.config().client_id, &sim.token_url()),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(sim.stats().client_secrets_accepted, 0);
+}
+
+/// A service-account-token-shaped JWT (no certificate thumbprint), unsigned.
+fn sa_token(name: &str, exp: i64) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let header = serde_json::json!({"alg": "RS256", "kid": "sim"});
+    let claims = serde_json::json!({
+        "aud": ["api://AzureADTokenExchange"],
+        "iss": "https://oidc.prod-aks.azure.com/tenant/issuer/",
+        "sub": format!("system:serviceaccount:recarch:{name}"),
+        "exp": exp,
+    });
+    format!(
+        "{}.{}.{}",
+        b64.encode(header.to_string()),
+        b64.encode(claims.to_string()),
+        b64.encode(name)
+    )
+}
+
+#[tokio::test]
+async fn federated_tokens_are_reused_rotated_and_revoked() {
+    let sim = sim_with(|_| {}).await;
+    let c = client();
+    let first = sa_token("first", now_secs() + 3600);
+    sim.register_federated_token(&first);
+    for _ in 0..2 {
+        let (s, body) = post_assertion(&sim, &c, &first).await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+    }
+    let stats = sim.stats();
+    assert_eq!(stats.federated_assertions_accepted, 2);
+    assert_eq!(stats.last_federated_assertion.as_deref(), Some(first.as_str()));
+    assert_eq!(stats.client_assertions_accepted, 0);
+
+    // The kubelet rotates the file: the old token is refused as expired.
+    let second = sa_token("second", now_secs() + 3600);
+    sim.register_federated_token(&second);
+    assert!(sim.revoke_federated_token(&first));
+    assert!(!sim.revoke_federated_token(&first));
+    let (s, body) = post_assertion(&sim, &c, &first).await;
+    assert_eq!((s, aad_code(&body)), (StatusCode::UNAUTHORIZED, 700024), "{body}");
+    assert_eq!(body["error"], "invalid_client");
+    let (s, body) = post_assertion(&sim, &c, &second).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(sim.stats().last_federated_assertion.as_deref(), Some(second.as_str()));
+
+    // An unknown one names its issuer and subject; an expired registered one is refused.
+    let (s, body) = post_assertion(&sim, &c, &sa_token("stranger", now_secs() + 3600)).await;
+    assert_eq!((s, aad_code(&body)), (StatusCode::BAD_REQUEST, 70021), "{body}");
+    let desc = body["error_description"].as_str().expect("description");
+    assert!(desc.contains("system:serviceaccount:recarch:stranger"), "{desc}");
+    let stale = sa_token("stale", now_secs() - 10);
+    sim.register_federated_token(&stale);
+    let (s, body) = post_assertion(&sim, &c, &stale).await;
+    assert_eq!((s, aad_code(&body)), (StatusCode::UNAUTHORIZED, 700024), "{body}");
+
+    // Opaque tokens work too.
+    sim.register_federated_token("opaque-token");
+    let (s, body) = post_assertion(&sim, &c, "opaque-token").await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+
+    let r = sim.stats().assertions_rejected;
+    assert_eq!(r[&AssertionRejection::RevokedFederatedToken], 1);
+    assert_eq!(r[&AssertionRejection::UnknownFederatedToken], 1);
+    assert_eq!(r[&AssertionRejection::Expired], 1);
 }

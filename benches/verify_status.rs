@@ -1,7 +1,8 @@
 //! Scale benchmark for `recarch verify` and `recarch status`, run as users run them: the built
 //! binary in a fresh process, against a synthetic local-disk archive.
 //!
-//! `cargo bench --bench verify_status [-- --blobs N[,N...] --organizers N --dir PATH]`
+//! `cargo bench --bench verify_status [-- --blobs N[,N...] --organizers N --dir PATH
+//! --recarch PATH --baseline PATH]`
 //!
 //! - **verify**: writes `N` tiny blobs (16-64 bytes) and one recording manifest for each
 //!   (the SPEC's shape, spread over 100 organizers) straight into the archive layout with
@@ -18,9 +19,11 @@
 //! Peak RSS is the child's `ru_maxrss` as `/usr/bin/time -f %M` reports it, or, without GNU
 //! time, `VmHWM` polled from `/proc/<pid>/status`. The binary is the one Cargo builds for this
 //! benchmark (`CARGO_BIN_EXE_recarch`: the release profile under `cargo bench`); `--recarch
-//! PATH` measures another build (e.g. an older commit's). Files are written to a temporary
-//! directory (or `--dir`), removed afterwards. The blobs and manifests are in the page cache
-//! when verify reads them. Under `cargo test` (no `--bench` argument) it runs at a smoke size.
+//! PATH` measures another build, and `--baseline PATH` a second one on the same archives
+//! (an older commit's, say, for a before/after comparison). Files go to a temporary
+//! directory, removed afterwards, or to `--dir`, kept. The blobs and manifests are in the page
+//! cache when verify reads them. Under `cargo test` (no `--bench` argument) it runs at a smoke
+//! size.
 //! Results: `docs/benchmarks.md`.
 
 use std::io::Write;
@@ -45,6 +48,8 @@ struct Args {
     dir: Option<PathBuf>,
     /// The binary measured.
     recarch: PathBuf,
+    /// Another build measured on the same archives, for a before/after comparison.
+    baseline: Option<PathBuf>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -55,6 +60,7 @@ fn parse_args() -> Result<Args, String> {
         organizers: if benching { 10_000 } else { 50 },
         dir: None,
         recarch: PathBuf::from(env!("CARGO_BIN_EXE_recarch")),
+        baseline: None,
     };
     let mut it = raw.iter();
     while let Some(a) = it.next() {
@@ -69,6 +75,7 @@ fn parse_args() -> Result<Args, String> {
             "--organizers" => args.organizers = number("--organizers", &value("--organizers")?)?,
             "--dir" => args.dir = Some(PathBuf::from(value("--dir")?)),
             "--recarch" => args.recarch = PathBuf::from(value("--recarch")?),
+            "--baseline" => args.baseline = Some(PathBuf::from(value("--baseline")?)),
             _ => {}
         }
     }
@@ -130,22 +137,25 @@ fn bench_verify(args: &Args, work: &Path) {
             n
         );
         made = n;
-        let run = measure(&args.recarch, &["verify", "--config", &config.display().to_string()]);
-        let summary = String::from_utf8_lossy(&run.output.stdout);
-        let expected = format!("{n} manifests, {n} blobs, {n} re-hashed");
-        assert!(
-            run.output.status.success() && summary.contains(&expected) && summary.contains(" 0 problems"),
-            "verify at {n}: {:?}\n{summary}\n{}",
-            run.output.status,
-            String::from_utf8_lossy(&run.output.stderr)
-        );
-        println!(
-            "verify  {n:>9} blobs + manifests: {:>7.2} s wall, {:>7.0} items/s, peak RSS {:>6.1} MiB ({})",
-            run.wall.as_secs_f64(),
-            n as f64 / run.wall.as_secs_f64(),
-            run.peak_kib as f64 / 1024.0,
-            run.rss_source
-        );
+        let binaries = std::iter::once(("verify", &args.recarch)).chain(args.baseline.iter().map(|b| ("baseline", b)));
+        for (label, recarch) in binaries {
+            let run = measure(recarch, &["verify", "--config", &config.display().to_string()]);
+            let summary = String::from_utf8_lossy(&run.output.stdout);
+            let expected = format!("{n} manifests, {n} blobs, {n} re-hashed");
+            assert!(
+                run.output.status.success() && summary.contains(&expected) && summary.contains(" 0 problems"),
+                "{label} at {n}: {:?}\n{summary}\n{}",
+                run.output.status,
+                String::from_utf8_lossy(&run.output.stderr)
+            );
+            println!(
+                "{label:<8} {n:>9} blobs + manifests: {:>7.2} s wall, {:>7.0} items/s, peak RSS {:>6.1} MiB ({})",
+                run.wall.as_secs_f64(),
+                n as f64 / run.wall.as_secs_f64(),
+                run.peak_kib as f64 / 1024.0,
+                run.rss_source
+            );
+        }
     }
 }
 

@@ -939,7 +939,9 @@ async fn abort_upload(writer: WriteMultipart, key: &str) {
 fn hash_file(mut file: std::fs::File) -> std::io::Result<(Sha256Digest, u64)> {
     use std::io::Read;
     let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1024 * 1024];
+    // No bigger than the file: small blobs (most of a large archive) need no 1 MiB buffer each.
+    let len = file.metadata().map(|m| m.len()).unwrap_or(u64::MAX);
+    let mut buf = vec![0u8; usize::try_from(len.clamp(1, 1024 * 1024)).unwrap_or(1024 * 1024)];
     let mut size = 0u64;
     loop {
         let n = match file.read(&mut buf) {

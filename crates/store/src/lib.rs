@@ -112,9 +112,12 @@
 //! ([`StoreError::LeaseLost`]). Renew well within the TTL; leases compare wall clocks, so
 //! hosts sharing an archive need synchronised clocks.
 //!
-//! A lease recorded by a process of this host that no longer exists (checked through
-//! `/proc`, so Linux only) is taken over without waiting for its TTL: a killed run does not
-//! block the next one. Leases of other hosts are trusted until they expire.
+//! A lease whose holder is provably gone is taken over without waiting for its TTL, so a
+//! killed run does not block the next one: same host name, same kernel boot id and same pid
+//! namespace as ours, and its pid no longer running with the recorded start time (checked
+//! through `/proc`, so Linux only). Anything else — another host, another pod (every pod's
+//! recarch is pid 1, in its own namespace), an older lease without these fields — is trusted
+//! until it expires.
 
 mod archive;
 mod error;

@@ -5,6 +5,8 @@ mod util;
 
 #[path = "cli/failure_policy.rs"]
 mod failure_policy;
+#[path = "cli/sign_in.rs"]
+mod sign_in;
 
 use recarch_graph_sim::{ContentMode, SimConfig, Target};
 use util::{Backend, Env, all_recordings, assert_archive, assert_store_archive, last_report, recarch};

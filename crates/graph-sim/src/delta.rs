@@ -25,14 +25,14 @@ use crate::{SyncLocation, Target};
 static PREFERENCE_APPLIED: HeaderName = HeaderName::from_static("preference-applied");
 
 /// Which kind of state token a request carried.
-enum TokenParam<'a> {
+pub(crate) enum TokenParam<'a> {
     None,
     Skip(&'a str),
     Delta(&'a str),
 }
 
 /// Extracts the skip / delta token (raw) from the query, or answers 400.
-fn token_param<'a>(ids: &RequestIds, pairs: &[(String, &'a str)]) -> Result<TokenParam<'a>, Response> {
+pub(crate) fn token_param<'a>(ids: &RequestIds, pairs: &[(String, &'a str)]) -> Result<TokenParam<'a>, Response> {
     match (query_option(pairs, "skiptoken"), query_option(pairs, "deltatoken")) {
         (Some(_), Some(_)) => Err(bad_request(
             ids,
@@ -44,14 +44,14 @@ fn token_param<'a>(ids: &RequestIds, pairs: &[(String, &'a str)]) -> Result<Toke
     }
 }
 
-fn bad_request(ids: &RequestIds, message: &str) -> Response {
+pub(crate) fn bad_request(ids: &RequestIds, message: &str) -> Response {
     graph_error(ids, StatusCode::BAD_REQUEST, "BadRequest", message)
 }
 
 /// Looks a raw token up. `Ok(state)` if valid; otherwise the 400 / 410 answer.
 /// `location` builds the `Location` of an expired token's 410 from the state
 /// and the kind of location the fault asks for (`Fresh` or `DropsOptions`).
-fn lookup_token(
+pub(crate) fn lookup_token(
     shared: &Shared,
     ids: &RequestIds,
     data: &Data,
@@ -84,12 +84,12 @@ fn lookup_token(
 
 /// One page of a round: its items and where the next page starts
 /// (`Some((offset, empty_page))`), or `None` when the round ends.
-struct Page {
-    value: Vec<Value>,
-    next: Option<(usize, bool)>,
+pub(crate) struct Page {
+    pub(crate) value: Vec<Value>,
+    pub(crate) next: Option<(usize, bool)>,
 }
 
-fn paginate<I>(
+pub(crate) fn paginate<I>(
     items: &[I],
     offset: usize,
     empty_page: bool,
@@ -118,7 +118,7 @@ fn paginate<I>(
 }
 
 /// Builds the page JSON: context, nextLink before / deltaLink after `value`.
-fn page_json(context: String, value: Vec<Value>, link: (&str, String)) -> Value {
+pub(crate) fn page_json(context: String, value: Vec<Value>, link: (&str, String)) -> Value {
     let mut m = serde_json::Map::new();
     m.insert("@odata.context".into(), context.into());
     let next = link.0 == "@odata.nextLink";

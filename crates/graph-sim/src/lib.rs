@@ -15,7 +15,14 @@
 //!     (streamed `video/mp4`, or a `302` to the download origin, possibly over
 //!     more hops: see [`RedirectStyle`]),
 //!   * `GET /{beta|v1.0}/users/{user}/contactFolders/{folder}/contacts/delta`
-//!     (`$select`, `Prefer: odata.maxpagesize`, `@removed` entries);
+//!     (`$select`, `Prefer: odata.maxpagesize`, `@removed` entries),
+//!   * the directory, for organizer discovery ([`GraphSim::add_user`],
+//!     [`GraphSim::add_group`], [`GraphSim::add_member`], ...):
+//!     `GET /{beta|v1.0}/users/{id | userPrincipalName}?$select=id`,
+//!     `GET /{beta|v1.0}/groups/{id}/transitiveMembers/microsoft.graph.user?$select=id`
+//!     (every user reachable through nested groups, once; paged) and
+//!     `GET /{beta|v1.0}/users/delta?$select=id,accountEnabled,userType`
+//!     (a delta round over every user, then only the changes);
 //! * the **download origin**, serving pre-authenticated content URLs (and
 //!   rejecting any request that carries an `Authorization` header).
 //!
@@ -49,6 +56,12 @@
 //!   [`Faults::drop_mid_body`] (body cut halfway), [`Faults::redirect_style`]
 //!   (relative, chained and bouncing redirects), [`Faults::content_rate`].
 //! * Recording API: [`Faults::payment_required`] (402).
+//! * Directory: [`Faults::directory_forbidden`] (403
+//!   `Authorization_RequestDenied`, a missing `User.Read.All` /
+//!   `GroupMember.Read.All`), throttles on [`Target::Directory`],
+//!   [`Faults::expire_sync_state`] for `/users/delta` tokens.
+//! * Sign-in: a refused client assertion answers like Entra (see
+//!   [`AssertionRejection`] for the checks and their AADSTS codes).
 //!
 //! A downgrade from `https` to `http` cannot be simulated: both origins are
 //! plain `http` on loopback.
@@ -93,6 +106,7 @@
 mod assertion;
 mod conn;
 mod delta;
+mod directory;
 mod model;
 mod rng;
 mod server;
@@ -172,12 +186,15 @@ pub enum ContentMode {
 pub enum Target {
     /// The token endpoint.
     Token,
-    /// Delta requests (recordings and contacts).
+    /// Delta requests (recordings and contacts; `/users/delta` is [`Target::Directory`]).
     Delta,
     /// The content endpoint on the graph origin.
     Content,
     /// The download origin.
     Download,
+    /// The directory endpoints (`/users/{id}`, `/users/delta`,
+    /// `/groups/{id}/transitiveMembers…`).
+    Directory,
 }
 
 impl Target {
@@ -187,6 +204,7 @@ impl Target {
             Target::Delta => 1,
             Target::Content => 2,
             Target::Download => 3,
+            Target::Directory => 4,
         }
     }
 }
@@ -281,6 +299,26 @@ pub enum CredentialRejection {
     UnknownTenant,
 }
 
+/// A directory user's `userType`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum UserType {
+    /// A member of the tenant (`"Member"`).
+    #[default]
+    Member,
+    /// A guest (B2B) user (`"Guest"`).
+    Guest,
+}
+
+impl UserType {
+    /// The `userType` value Graph sends.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserType::Member => "Member",
+            UserType::Guest => "Guest",
+        }
+    }
+}
+
 /// Which of the two servers received a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Origin {
@@ -332,7 +370,8 @@ pub struct RecordingInfo {
 pub struct SimStats {
     /// Requests to the token endpoint (any outcome).
     pub token_requests: u64,
-    /// Delta requests, recordings and contacts (any outcome).
+    /// Delta requests, recordings and contacts (any outcome); `/users/delta`
+    /// counts in `directory_requests`.
     pub delta_requests: u64,
     /// Requests to the content endpoint on the graph origin (any outcome).
     pub content_requests: u64,
@@ -441,8 +480,8 @@ impl Faults {
         });
     }
 
-    /// Invalidates every skip / delta token issued so far (recordings and
-    /// contacts): using one answers `410 Gone` with error `code` (e.g.
+    /// Invalidates every skip / delta token issued so far (recordings,
+    /// contacts and `/users/delta`): using one answers `410 Gone` with error `code` (e.g.
     /// `SyncStateNotFound`, `syncStateNotFound`, `resyncRequired`) and, when
     /// `with_location`, a `Location` header with a fresh initial-request URL.
     /// Tokens issued later are valid. Same as [`Faults::expire_sync_state_with`]
@@ -456,14 +495,18 @@ impl Faults {
         self.expire_sync_state_with(code, location);
     }
 
-    /// Invalidates every skip / delta token issued so far (recordings and
-    /// contacts): using one answers `410 Gone` with error `code` and the
+    /// Invalidates every skip / delta token issued so far (recordings,
+    /// contacts and `/users/delta`; not the skip tokens of group member
+    /// pages): using one answers `410 Gone` with error `code` and the
     /// `Location` that `location` says, built from the options the token's
     /// round was started with. Tokens issued later are valid.
     pub fn expire_sync_state_with(&self, code: &str, location: SyncLocation) {
         let mut data = lock(&self.shared.data);
         for t in data.sync_tokens.values_mut() {
-            t.expired = Some((code.to_owned(), location));
+            // Group member pages are not a delta query: their tokens stay valid.
+            if !matches!(t.state, model::SyncState::MemberSkip { .. }) {
+                t.expired = Some((code.to_owned(), location));
+            }
         }
     }
 
@@ -590,6 +633,15 @@ impl Faults {
     /// network; `None` serves at full speed again.
     pub fn content_rate(&self, bytes_per_sec: Option<u64>) {
         lock(&self.shared.faults).content_rate = bytes_per_sec;
+    }
+
+    /// While on, the directory endpoints (`/users/{id}`, `/users/delta`,
+    /// `/groups/{id}/transitiveMembers…`) answer `403
+    /// Authorization_RequestDenied`, "Insufficient privileges to complete the
+    /// operation.", as a tenant does when the app lacks `User.Read.All` /
+    /// `GroupMember.Read.All`. Checked after authentication and throttles.
+    pub fn directory_forbidden(&self, on: bool) {
+        lock(&self.shared.faults).directory_forbidden = on;
     }
 
     /// Clears every pending fault and switch. Tokens already expired or
@@ -795,11 +847,89 @@ impl GraphSim {
     }
 
     /// Registers a new organizer with a deterministic lowercase GUID and returns it.
+    ///
+    /// The organizer is also a directory user: enabled, `Member`, with the UPN
+    /// `user{n}@contoso.example` (`n` counts users; see [`GraphSim::user_upn`]).
     pub fn add_organizer(&self) -> String {
-        lock(&self.shared().data).new_organizer(self.shared().config.seed)
+        lock(&self.shared().data).add_organizer(self.shared().config.seed)
     }
 
-    /// The known organizers (lowercase), sorted.
+    /// Adds a directory user with the user principal name `upn` and returns
+    /// its id (a deterministic lowercase GUID). The user is an organizer too
+    /// (with no recordings yet): every user can organize meetings. If a user
+    /// with that UPN exists (UPNs compare case-insensitively), its id is
+    /// returned and nothing changes.
+    pub fn add_user(&self, upn: &str, enabled: bool, user_type: UserType) -> String {
+        lock(&self.shared().data).add_user(self.shared().config.seed, upn, enabled, user_type)
+    }
+
+    /// The user principal name of the user with id `id` (or `None` if there is
+    /// no such user, or it was removed).
+    pub fn user_upn(&self, id: &str) -> Option<String> {
+        lock(&self.shared().data).user_upn(id)
+    }
+
+    /// Enables or disables a user (`accountEnabled`); the next `/users/delta`
+    /// round reports the change. No-op for unknown or removed users, or when
+    /// nothing changes.
+    pub fn set_user_enabled(&self, id: &str, enabled: bool) {
+        lock(&self.shared().data).set_user_enabled(id, enabled);
+    }
+
+    /// Removes a user from the directory: `GET /users/{id}` answers 404, it
+    /// leaves every group's transitive members, and the next `/users/delta`
+    /// round reports `{"id": …, "@removed": {"reason": "changed"}}` when soft
+    /// (Graph's shape for a deleted user, which stays restorable for 30 days)
+    /// or `"deleted"` when `hard` (permanently deleted). Its recordings and
+    /// its organizer entry stay. No-op for unknown users; a soft-removed user
+    /// can still be hard-removed.
+    pub fn remove_user(&self, id: &str, hard: bool) {
+        lock(&self.shared().data).remove_user(id, hard);
+    }
+
+    /// Adds a group named `name` and returns its id (a deterministic lowercase GUID).
+    pub fn add_group(&self, name: &str) -> String {
+        lock(&self.shared().data).add_group(self.shared().config.seed, name)
+    }
+
+    /// Adds a device (`#microsoft.graph.device`, a directory object that is
+    /// not a user) and returns its id; groups can hold devices.
+    pub fn add_device(&self, name: &str) -> String {
+        lock(&self.shared().data).add_device(self.shared().config.seed, name)
+    }
+
+    /// Adds `member` (the id of a user, a group, nesting it, or a device) to
+    /// `group`. Returns `false`, changing nothing, if either is unknown, the
+    /// member is already a direct member, or it is the group itself. Cycles
+    /// through nested groups are allowed (Graph forbids them; a client must not
+    /// loop on them anyway).
+    pub fn add_member(&self, group: &str, member: &str) -> bool {
+        lock(&self.shared().data).add_member(group, member)
+    }
+
+    /// Removes `member` from `group`'s direct members; whether it was one.
+    pub fn remove_member(&self, group: &str, member: &str) -> bool {
+        lock(&self.shared().data).remove_member(group, member)
+    }
+
+    /// `{base}/users/delta?$select=id,accountEnabled,userType`: the first
+    /// request of a directory delta round.
+    pub fn users_delta_url(&self) -> String {
+        format!("{}/users/delta?$select=id,accountEnabled,userType", self.base_url())
+    }
+
+    /// `{base}/groups/{group}/transitiveMembers/microsoft.graph.user?$select=id`:
+    /// the first page of a group's users, nested groups included.
+    pub fn group_users_url(&self, group: &str) -> String {
+        format!(
+            "{}/groups/{}/transitiveMembers/microsoft.graph.user?$select=id",
+            self.base_url(),
+            encode_segment(group)
+        )
+    }
+
+    /// The known organizers (lowercase), sorted: every directory user
+    /// (removed ones included) and every id recordings were added for.
     pub fn organizers(&self) -> Vec<String> {
         lock(&self.shared().data).organizers.keys().cloned().collect()
     }

@@ -10,6 +10,7 @@ use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE_NO_PAD
 use chrono::{DateTime, TimeZone as _, Utc};
 
 use crate::assertion::IdentityState;
+use crate::directory::{Directory, MemberRound, UserQuery};
 use crate::rng::{Rng, domain, hex, mix64};
 use crate::util::{encode_segment, encode_token};
 use crate::{
@@ -219,6 +220,7 @@ impl Shared {
         let index = data.recordings.len();
         data.by_id.insert(rec.id.clone(), index);
         data.recordings.push(rec);
+        data.ensure_user(&org_key);
         data.organizers.entry(org_key).or_default().push(serial as usize);
         info
     }
@@ -545,11 +547,32 @@ pub(crate) enum SyncState {
         query: Arc<ContactQuery>,
         high_water: u64,
     },
+    UserSkip {
+        round: Arc<Round<UserQuery, serde_json::Value>>,
+        offset: usize,
+        empty_page: bool,
+    },
+    UserDelta {
+        query: Arc<UserQuery>,
+        high_water: u64,
+    },
+    /// A page of a group's transitive members (not a delta: never expired
+    /// by `expire_sync_state`).
+    MemberSkip {
+        round: Arc<MemberRound>,
+        offset: usize,
+    },
 }
 
 impl SyncState {
     pub(crate) fn is_skip(&self) -> bool {
-        matches!(self, SyncState::RecSkip { .. } | SyncState::ContactSkip { .. })
+        matches!(
+            self,
+            SyncState::RecSkip { .. }
+                | SyncState::ContactSkip { .. }
+                | SyncState::UserSkip { .. }
+                | SyncState::MemberSkip { .. }
+        )
     }
 }
 
@@ -594,6 +617,8 @@ pub(crate) struct Data {
     pub(crate) contact_folders: HashMap<(String, String), ContactFolder>,
     pub(crate) contact_seq: u64,
     contact_counter: u64,
+    /// Users (every organizer is one), groups and devices.
+    pub(crate) directory: Directory,
 }
 
 impl Data {
@@ -677,7 +702,7 @@ pub(crate) struct Throttle {
 /// Pending and switched-on faults.
 #[derive(Debug, Default)]
 pub(crate) struct FaultState {
-    pub(crate) throttle: [Option<Throttle>; 4],
+    pub(crate) throttle: [Option<Throttle>; 5],
     pub(crate) drop_mid_body: u32,
     pub(crate) payment_required: bool,
     pub(crate) empty_pages: bool,
@@ -696,6 +721,8 @@ pub(crate) struct FaultState {
     /// Lowercase organizer ids whose recordings delta answers 403.
     pub(crate) forbidden_organizers: HashSet<String>,
     pub(crate) redirect_style: RedirectStyle,
+    /// The directory endpoints answer 403.
+    pub(crate) directory_forbidden: bool,
 }
 
 /// The boolean fault switches at one instant.

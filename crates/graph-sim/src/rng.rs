@@ -33,6 +33,8 @@ pub(crate) mod domain {
     pub(crate) const CONTACT: u64 = 7;
     pub(crate) const SIGNATURE: u64 = 8;
     pub(crate) const JTI: u64 = 9;
+    pub(crate) const GROUP: u64 = 10;
+    pub(crate) const DEVICE: u64 = 11;
 }
 
 /// The SplitMix64 finaliser.

@@ -19,7 +19,6 @@ use chrono::Utc;
 
 use crate::assertion::{self, Accepted, Refusal};
 use crate::conn::ConnKill;
-use crate::delta;
 use crate::model::{ApiVersion, Shared, lock};
 use crate::rng::ContentStream;
 use crate::test_keys::JWT_BEARER;
@@ -28,6 +27,7 @@ use crate::util::{
     retry_after_value, set_header, throttled_error,
 };
 use crate::{AssertionRejection, ContentMode, CredentialRejection, Origin, RedirectStyle, RetryAfter, Target};
+use crate::{delta, directory};
 
 /// Largest accepted token-request body.
 const MAX_FORM_BODY: usize = 64 * 1024;
@@ -148,7 +148,18 @@ fn graph_api(
     rest: &[&str],
     parts: &Parts,
 ) -> Option<Response> {
+    if decode(rest.first()?).eq_ignore_ascii_case("groups") {
+        let tail: Vec<String> = rest.iter().skip(1).map(|s| decode(s).into_owned()).collect();
+        return directory::group_members(shared, ids, version, &tail, parts);
+    }
     let (user, rest) = parse_user(rest)?;
+    if rest.is_empty() {
+        return Some(if is_delta(&user) {
+            directory::users_delta(shared, ids, version, parts)
+        } else {
+            directory::user(shared, ids, version, &user, parts)
+        });
+    }
     let seg = |i: usize| rest.get(i).map(|s| decode(s));
     let is = |i: usize, name: &str| seg(i).is_some_and(|s| s.eq_ignore_ascii_case(name));
     match rest.len() {

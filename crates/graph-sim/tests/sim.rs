@@ -7,7 +7,7 @@ use chrono::Utc;
 use recarch_graph_sim::test_keys::{self, TestCertificate};
 use recarch_graph_sim::{
     AssertionRejection, CertificateError, ContentMode, CredentialRejection, GraphSim, Origin, RedirectStyle,
-    RetryAfter, SimConfig, SyncLocation, Target,
+    RetryAfter, SimConfig, SyncLocation, Target, UserType,
 };
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
@@ -846,6 +846,11 @@ async fn hostile_input_never_panics() {
         "/beta/users/x/onlineMeetings/getAllRecordings(meetingOrganizerUserId='x')/delta?$skiptoken=%ZZ&$deltatoken=",
         "/beta/users/x/onlineMeetings/%%%/recordings/%/content",
         "/beta/users/x/contactFolders/%C3%28/contacts/delta?$select=%FF",
+        "/beta/users/%FF%FE?$select=%FF,,",
+        "/beta/users/delta?$skiptoken=%ZZ&$deltatoken=x",
+        "/v1.0/groups/%FF/transitiveMembers/microsoft.graph.user?$top=0",
+        "/v1.0/groups/x/transitiveMembers?$skiptoken=%%%",
+        "/v1.0/groups/",
         "/%FF/oauth2/v2.0/token",
         "/beta/",
         "/",
@@ -2004,4 +2009,314 @@ async fn federated_tokens_are_reused_rotated_and_revoked() {
     assert_eq!(r[&AssertionRejection::RevokedFederatedToken], 1);
     assert_eq!(r[&AssertionRejection::UnknownFederatedToken], 1);
     assert_eq!(r[&AssertionRejection::Expired], 1);
+}
+
+// ---------------------------------------------------------------------------
+// Directory: users, groups, /users/delta
+
+#[tokio::test]
+async fn users_by_id_and_by_upn() {
+    let sim = sim_with(|_| {}).await;
+    let c = client();
+    let t = token(&sim, &c).await;
+    let alice = sim.add_user("Alice@Contoso.example", true, UserType::Member);
+    assert!(is_guid(&alice), "{alice}");
+    assert_eq!(
+        sim.add_user("alice@contoso.EXAMPLE", false, UserType::Guest),
+        alice,
+        "UPNs are case-insensitive"
+    );
+    let org = sim.add_organizer();
+    assert_eq!(sim.user_upn(&org).as_deref(), Some("user2@contoso.example"));
+    assert_eq!(sim.user_upn(&alice).as_deref(), Some("Alice@Contoso.example"));
+    assert!(sim.organizers().contains(&alice), "every user is an organizer");
+    let guest = sim.add_user("bob_fabrikam.example#EXT#@contoso.example", true, UserType::Guest);
+    // An organizer known only from its recordings is a user too.
+    let implicit = "8B081EF6-4792-4DEF-B2C9-C363A1BF41D5";
+    sim.add_recording(implicit, 10);
+    assert_eq!(sim.user_upn(implicit).as_deref(), Some("user4@contoso.example"));
+
+    for (url, id) in [
+        (format!("{}/users/{alice}?$select=id", sim.base_url()), &alice),
+        (
+            format!("{}/users/alice%40contoso.example?$select=id", sim.base_url()),
+            &alice,
+        ),
+        (
+            format!(
+                "{}/users/ALICE@CONTOSO.EXAMPLE?$select=id",
+                sim.base_url().replace("/beta", "/v1.0")
+            ),
+            &alice,
+        ),
+        (
+            format!("{}/users('user2%40contoso.example')?$select=id", sim.base_url()),
+            &org,
+        ),
+        (
+            format!(
+                "{}/users/bob_fabrikam.example%23EXT%23%40contoso.example?$select=id",
+                sim.base_url()
+            ),
+            &guest,
+        ),
+    ] {
+        let (s, _, body) = get(&c, &url, &t).await;
+        assert_eq!(s, StatusCode::OK, "{url}: {body}");
+        assert_eq!(body["id"], id.as_str(), "{url}: {body}");
+        let keys: Vec<&String> = body.as_object().expect("object").keys().collect();
+        assert_eq!(keys, ["@odata.context", "id"], "{url}");
+    }
+    // More properties; unknown ones are ignored; the default set without $select.
+    let url = format!(
+        "{}/users/{alice}?$select=id,userPrincipalName,accountEnabled,userType,favouriteColour",
+        sim.base_url()
+    );
+    let (s, _, body) = get(&c, &url, &t).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(body["userPrincipalName"], "Alice@Contoso.example");
+    assert_eq!(body["accountEnabled"], true);
+    assert_eq!(body["userType"], "Member");
+    assert!(body.get("favouriteColour").is_none(), "{body}");
+    let (_, _, body) = get(&c, &format!("{}/users/{guest}", sim.base_url()), &t).await;
+    assert_eq!(body["displayName"], "Bob");
+    assert!(
+        body["mail"].is_string() && body.get("accountEnabled").is_none(),
+        "{body}"
+    );
+
+    // A user found this way is an organizer: its recordings delta works.
+    let (s, _, body) = get(&c, &sim.recordings_delta_url(&alice), &t).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+
+    // Unknown and removed users.
+    for key in ["nobody@contoso.example", "00000000-0000-0000-0000-000000000000"] {
+        let (s, _, body) = get(&c, &format!("{}/users/{key}?$select=id", sim.base_url()), &t).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{body}");
+        assert_eq!(body["error"]["code"], "Request_ResourceNotFound");
+    }
+    sim.remove_user(&alice, false);
+    let (s, _, _) = get(&c, &format!("{}/users/{alice}", sim.base_url()), &t).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(sim.user_upn(&alice), None);
+    let again = sim.add_user("alice@contoso.example", true, UserType::Member);
+    assert_ne!(again, alice, "a removed user's UPN can be taken again");
+
+    // Authentication, throttling and the missing-permission 403.
+    let url = format!("{}/users/{org}?$select=id", sim.base_url());
+    let r = c.get(&url).send().await.expect("request");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    sim.faults().throttle(Target::Directory, 429, Some(1), 1);
+    assert_eq!(get(&c, &url, &t).await.0, StatusCode::TOO_MANY_REQUESTS);
+    sim.faults().directory_forbidden(true);
+    let (s, _, body) = get(&c, &url, &t).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert_eq!(body["error"]["code"], "Authorization_RequestDenied");
+    assert_eq!(
+        body["error"]["message"],
+        "Insufficient privileges to complete the operation."
+    );
+    sim.faults().directory_forbidden(false);
+    assert_eq!(get(&c, &url, &t).await.0, StatusCode::OK);
+    assert_eq!(sim.stats().directory_requests, 14);
+}
+
+/// Follows `@odata.nextLink`s from `url`: (items, nextLinks). Asserts no deltaLink.
+async fn pages(c: &reqwest::Client, url: &str, token: &str) -> (Vec<Value>, Vec<String>) {
+    let mut items = Vec::new();
+    let mut links = Vec::new();
+    let mut url = url.to_owned();
+    for _ in 0..100 {
+        let (status, _, body) = get(c, &url, token).await;
+        assert_eq!(status, StatusCode::OK, "{url}: {body}");
+        assert!(body.get("@odata.deltaLink").is_none(), "{body}");
+        items.extend(body["value"].as_array().expect("value").iter().cloned());
+        match body.get("@odata.nextLink").and_then(Value::as_str) {
+            Some(n) => {
+                links.push(n.to_owned());
+                url = n.to_owned();
+            }
+            None => return (items, links),
+        }
+    }
+    panic!("paging did not end");
+}
+
+#[tokio::test]
+async fn group_members_through_nested_groups() {
+    let sim = sim_with(|c| c.page_size = 2).await;
+    let c = client();
+    let t = token(&sim, &c).await;
+    let u: Vec<String> = (0..7)
+        .map(|i| {
+            sim.add_user(
+                &format!("u{i}@contoso.example"),
+                i != 3,
+                if i == 4 { UserType::Guest } else { UserType::Member },
+            )
+        })
+        .collect();
+    let a = sim.add_group("archived organizers");
+    let b = sim.add_group("nested");
+    let cg = sim.add_group("nested deeper");
+    let laptop = sim.add_device("laptop");
+    for (g, m) in [
+        (&a, &u[1]),
+        (&a, &b),
+        (&a, &laptop),
+        (&a, &u[2]),
+        (&b, &u[2]),
+        (&b, &u[3]),
+        (&b, &cg),
+        (&cg, &u[4]),
+        (&cg, &a),
+        (&cg, &u[6]),
+        (&cg, &laptop),
+    ] {
+        assert!(sim.add_member(g, m), "{g} {m}");
+    }
+    assert!(!sim.add_member(&a, &u[1]), "already a member");
+    assert!(!sim.add_member(&a, "not-an-object"));
+    assert!(!sim.add_member("not-a-group", &u[1]));
+    assert!(!sim.add_member(&a, &a));
+    sim.remove_user(&u[6], true);
+
+    // Users only, each once, cycles and devices notwithstanding; disabled users and guests included.
+    let (items, links) = pages(&c, &sim.group_users_url(&a), &t).await;
+    assert_eq!(
+        ids(&items),
+        [u[1].as_str(), u[2].as_str(), u[3].as_str(), u[4].as_str()]
+    );
+    assert!(
+        items.iter().all(|i| i["@odata.type"] == "#microsoft.graph.user"),
+        "{items:?}"
+    );
+    assert_eq!(links.len(), 1);
+    assert!(
+        links[0].contains("/transitiveMembers/microsoft.graph.user?$select=id&$top=2&$skiptoken="),
+        "{}",
+        links[0]
+    );
+    // The pages were snapshotted: a change after the first page does not show.
+    let (first, _, body) = get(&c, &sim.group_users_url(&a), &t).await;
+    assert_eq!(first, StatusCode::OK);
+    let next = body["@odata.nextLink"].as_str().expect("nextLink").to_owned();
+    assert!(sim.add_member(&b, &u[5]));
+    sim.faults().expire_sync_state("syncStateNotFound", false);
+    let (s, _, body) = get(&c, &next, &t).await;
+    assert_eq!(s, StatusCode::OK, "member pages are no delta: {body}");
+    assert_eq!(
+        ids(body["value"].as_array().expect("value")),
+        [u[3].as_str(), u[4].as_str()]
+    );
+    let (items, _) = pages(&c, &format!("{}&$top=10", sim.group_users_url(&a)), &t).await;
+    assert_eq!(items.len(), 5);
+    assert!(sim.remove_member(&b, &u[5]));
+    assert!(!sim.remove_member(&b, &u[5]));
+
+    // Without the cast: users, nested groups and devices, each once.
+    let url = format!("{}/groups/{a}/transitiveMembers?$select=id,displayName", sim.base_url());
+    let (items, _) = pages(&c, &url, &t).await;
+    let kinds: Vec<(String, String)> = items
+        .iter()
+        .map(|i| {
+            (
+                i["@odata.type"].as_str().expect("type").to_owned(),
+                i["id"].as_str().expect("id").to_owned(),
+            )
+        })
+        .collect();
+    let expect = [
+        ("user", &u[1]),
+        ("group", &b),
+        ("user", &u[2]),
+        ("user", &u[3]),
+        ("group", &cg),
+        ("user", &u[4]),
+        ("device", &laptop),
+    ];
+    let expect: Vec<(String, String)> = expect
+        .iter()
+        .map(|(k, id)| (format!("#microsoft.graph.{k}"), (*id).clone()))
+        .collect();
+    assert_eq!(kinds, expect);
+
+    // Unknown groups and skip tokens; the missing-permission 403.
+    let (s, _, body) = get(&c, &sim.group_users_url("00000000-0000-0000-0000-000000000000"), &t).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(body["error"]["code"], "Request_ResourceNotFound");
+    let (s, _, _) = get(&c, &format!("{}&$skiptoken=bogus", sim.group_users_url(&a)), &t).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    sim.faults().directory_forbidden(true);
+    let (s, _, body) = get(&c, &sim.group_users_url(&a), &t).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert_eq!(body["error"]["code"], "Authorization_RequestDenied");
+}
+
+#[tokio::test]
+async fn users_delta_rounds_report_only_changes() {
+    let sim = sim_with(|c| c.page_size = 2).await;
+    let c = client();
+    let t = token(&sim, &c).await;
+    let o1 = sim.add_organizer();
+    let o2 = sim.add_organizer();
+    let guest = sim.add_user("guest_fabrikam.example#EXT#@contoso.example", true, UserType::Guest);
+    let disabled = sim.add_user("disabled@contoso.example", false, UserType::Member);
+
+    let (items, nexts, delta) = round(&c, &sim.users_delta_url(), &t).await;
+    assert_eq!(
+        ids(&items),
+        [o1.as_str(), o2.as_str(), guest.as_str(), disabled.as_str()]
+    );
+    for (item, (enabled, kind)) in
+        items
+            .iter()
+            .zip([(true, "Member"), (true, "Member"), (true, "Guest"), (false, "Member")])
+    {
+        let keys: Vec<&String> = item.as_object().expect("object").keys().collect();
+        assert_eq!(keys, ["id", "accountEnabled", "userType"], "{item}");
+        assert_eq!(item["accountEnabled"], enabled, "{item}");
+        assert_eq!(item["userType"], kind, "{item}");
+    }
+    assert_eq!(nexts.len(), 1);
+    assert!(nexts[0].contains("/users/delta()?$skiptoken="), "{}", nexts[0]);
+    assert!(delta.contains("/users/delta()?$deltatoken="), "{delta}");
+
+    // Nothing changed: an empty round.
+    sim.set_user_enabled(&o1, true);
+    let (items, _, delta) = round(&c, &delta, &t).await;
+    assert!(items.is_empty(), "{items:?}");
+
+    // Changes, in the order they happened.
+    sim.set_user_enabled(&o1, false);
+    let newcomer = sim.add_user("newcomer@contoso.example", true, UserType::Member);
+    sim.remove_user(&o2, false);
+    sim.remove_user(&disabled, true);
+    let (items, _, delta) = round(&c, &delta, &t).await;
+    assert_eq!(
+        items,
+        [
+            serde_json::json!({"id": o1, "accountEnabled": false}),
+            serde_json::json!({"id": newcomer, "accountEnabled": true, "userType": "Member"}),
+            serde_json::json!({"id": o2, "@removed": {"reason": "changed"}}),
+            serde_json::json!({"id": disabled, "@removed": {"reason": "deleted"}}),
+        ]
+    );
+    let (items, _, delta) = round(&c, &delta, &t).await;
+    assert!(items.is_empty(), "{items:?}");
+
+    // 410 on an expired delta token, with a Location that keeps $select.
+    sim.faults().expire_sync_state("syncStateNotFound", true);
+    let (s, headers, body) = get(&c, &delta, &t).await;
+    assert_eq!(s, StatusCode::GONE, "{body}");
+    assert_eq!(body["error"]["code"], "syncStateNotFound");
+    let location = headers["location"].to_str().expect("ascii");
+    assert_eq!(location, sim.users_delta_url());
+    let (items, _, _) = round(&c, location, &t).await;
+    assert_eq!(ids(&items), [o1.as_str(), guest.as_str(), newcomer.as_str()]);
+
+    sim.faults().directory_forbidden(true);
+    let (s, _, body) = get(&c, &sim.users_delta_url(), &t).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{body}");
+    assert!(sim.stats().directory_requests >= 9);
 }

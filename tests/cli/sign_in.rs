@@ -78,7 +78,9 @@ async fn bad_key_material_is_refused_before_any_request() {
     std::fs::write(dir.join("cert-only.pem"), &good.cert_pem).expect("write");
     std::fs::write(dir.join("cert.pfx"), good.pkcs12("right")).expect("write");
     std::fs::write(dir.join("garbage.pem"), "not a certificate at all").expect("write");
-    let cases: [(&str, &[(&str, &str)], &str, &str); 6] = [
+    // (config lines, environment, the file named, the problem named)
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str, &'a str);
+    let cases: [Case; 6] = [
         (
             "client_certificate_file = \"missing.pem\"\n",
             &[],

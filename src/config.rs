@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use recarch_delta::auth::Secret;
 use recarch_store::OrganizerId;
+pub use recarch_store::redact_url;
 use serde::Deserialize;
 use url::Url;
 
@@ -834,19 +835,6 @@ fn parse_service_url(key: &str, text: &str) -> Result<Url, ConfigError> {
         return Err(err(format!("{key}: must not carry credentials, a query or a fragment")));
     }
     Ok(url)
-}
-
-/// A URL without userinfo or query, for messages.
-pub fn redact_url(text: &str) -> String {
-    let no_query = text.split(['?', '#']).next().unwrap_or_default();
-    let Some((scheme, rest)) = no_query.split_once("://") else {
-        return no_query.to_owned();
-    };
-    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    match authority.rsplit_once('@') {
-        Some((_, host)) => format!("{scheme}://[redacted]@{host}{path}"),
-        None => no_query.to_owned(),
-    }
 }
 
 #[cfg(test)]

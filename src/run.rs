@@ -76,7 +76,12 @@ pub async fn run(config: &Config, shard: Shard, shutdown: CancellationToken) -> 
                 .context("the store is not usable; check [store].url, [store.options] and credentials"),
         )
     };
-    let owner = format!("{}:{}:{:08x}", hostname(), std::process::id(), fastrand::u32(..));
+    let owner = format!(
+        "{}:{}:{:08x}",
+        recarch_store::hostname(),
+        std::process::id(),
+        fastrand::u32(..)
+    );
     let mut lease = match archive.acquire_lease(&shard_id, &owner, LEASE_TTL).await {
         Ok(lease) => lease,
         Err(e @ StoreError::LeaseHeld { .. }) => return Err(ExitError::new(Exit::LeaseHeld, e)),
@@ -378,18 +383,6 @@ fn graph_clients(config: &Config, proof: recarch_delta::credentials::ClientProof
         // Every byte is hashed once, by the store, which names the blob by what it staged.
         fetcher: Fetcher::new(http, plain_http, config.fetch.concurrency).hashing(false),
     })
-}
-
-fn hostname() -> String {
-    std::env::var("HOSTNAME")
-        .ok()
-        .filter(|h| !h.is_empty())
-        .or_else(|| {
-            std::fs::read_to_string("/etc/hostname")
-                .ok()
-                .map(|h| h.trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown-host".into())
 }
 
 #[cfg(test)]

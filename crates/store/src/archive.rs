@@ -1155,6 +1155,20 @@ fn display_url(url: &Url) -> String {
     shown.to_string()
 }
 
+/// A URL (or something meant to be one) for messages: user info replaced by `[redacted]`, no
+/// query or fragment (signatures, SAS tokens). Works on text that does not parse as a URL too.
+pub fn redact_url(text: &str) -> String {
+    let no_query = text.split(['?', '#']).next().unwrap_or_default();
+    let Some((scheme, rest)) = no_query.split_once("://") else {
+        return no_query.to_owned();
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((_, host)) => format!("{scheme}://[redacted]@{host}{path}"),
+        None => no_query.to_owned(),
+    }
+}
+
 /// Best effort for strings that do not parse as URLs: drop everything from `?`/`#` and
 /// any `user:password@`.
 fn redact_unparsed(raw: &str) -> String {

@@ -419,7 +419,8 @@ fn lease_from(record: LeaseRecord, ttl: Duration) -> Lease {
 }
 
 /// This host's name, for operators reading a lease; `unknown` if it cannot be found.
-fn hostname() -> &'static str {
+/// This host's name, as leases record it (`HOSTNAME`, else the kernel's), `unknown` if none.
+pub fn hostname() -> &'static str {
     static HOST: OnceLock<String> = OnceLock::new();
     HOST.get_or_init(|| {
         ["HOSTNAME", "COMPUTERNAME"]

@@ -132,12 +132,12 @@ mod spool;
 
 pub use archive::{
     Archive, BlobCommit, DEFAULT_PART_CONCURRENCY, DEFAULT_PART_SIZE, LOCAL_PART_SIZE, ManifestWrite, S3_MIN_PART_SIZE,
-    Staged,
+    Staged, redact_url,
 };
 pub use error::{StageError, StoreError};
 pub use ids::{OrganizerId, Sha256Digest, ShardId};
 pub use layout::{Kind, item_key};
-pub use lease::{LEASE_SCHEMA, Lease};
+pub use lease::{LEASE_SCHEMA, Lease, hostname};
 pub use model::{
     Checkpoint, ContentRef, DEAD_LETTER_SCHEMA, DIRECTORY_SCHEMA, DeadLetter, DirectoryEntry, DirectoryState,
     KIND_CALL_RECORDING, LinkKind, MANIFEST_SCHEMA, Manifest, OrganizerState, QUEUED_SCHEMA, QueuedItem, STATE_SCHEMA,

@@ -524,3 +524,36 @@ proptest::proptest! {
         });
     }
 }
+
+/// A certificate credential re-reads its files when they change (rotation without a restart),
+/// and keeps the last good material while a rotation is half-written.
+#[test]
+fn certificate_files_are_reloaded_when_rotated() {
+    use recarch_delta::credentials::{AssertionSource, CertificateAssertion};
+    use recarch_graph_sim::test_keys::test_certificate;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("tls.pem");
+    let (first, second) = (test_certificate(11), test_certificate(12));
+    std::fs::write(&file, first.pem_bundle()).expect("write");
+    let credential = CertificateAssertion::new(&file, None, None).expect("valid");
+    let header = |jwt: &str| -> serde_json::Value {
+        use base64::Engine as _;
+        let head = jwt.split('.').next().expect("header");
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(head)
+            .expect("base64url");
+        serde_json::from_slice(&bytes).expect("JSON")
+    };
+    let a = credential
+        .assertion("client", "https://login.example/t/oauth2/v2.0/token")
+        .expect("signs");
+    assert_eq!(header(a.expose())["x5t#S256"], first.x5t_s256().as_str());
+    // Rotated: a different size (or mtime) makes the next assertion use the new certificate.
+    std::fs::write(&file, second.pem_bundle() + "\n").expect("write");
+    let b = credential.assertion("client", "aud").expect("signs");
+    assert_eq!(header(b.expose())["x5t#S256"], second.x5t_s256().as_str());
+    // Half-written: the last good material stays in use.
+    std::fs::write(&file, "-----BEGIN CERTIFICATE-----\ntruncated").expect("write");
+    let c = credential.assertion("client", "aud").expect("still signs");
+    assert_eq!(header(c.expose())["x5t#S256"], second.x5t_s256().as_str());
+}

@@ -37,6 +37,17 @@ pub struct Config {
     pub fetch: FetchConfig,
     /// `[run]`.
     pub run: RunConfig,
+    /// `[metrics]`, and the `--metrics-file` flag.
+    pub metrics: MetricsConfig,
+}
+
+/// Where the run's metrics go.
+#[derive(Debug, Clone, Default)]
+pub struct MetricsConfig {
+    /// A Prometheus Pushgateway (`[metrics] pushgateway_url`).
+    pub pushgateway_url: Option<Url>,
+    /// A file in the text format (`--metrics-file`), for node-exporter's textfile collector.
+    pub file: Option<PathBuf>,
 }
 
 /// `[run]`.
@@ -197,6 +208,14 @@ struct RawConfig {
     fetch: RawFetch,
     #[serde(default)]
     run: RawRun,
+    #[serde(default)]
+    metrics: RawMetrics,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    pushgateway_url: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -725,8 +744,31 @@ fn validate(raw: RawConfig, base_dir: &Path, env: &[(String, String)]) -> Result
             })?,
     };
 
+    let pushgateway_url = match &raw.metrics.pushgateway_url {
+        None => None,
+        Some(text) => {
+            let url = Url::parse(text.trim()).map_err(|e| {
+                err(format!(
+                    "[metrics].pushgateway_url: {:?} is not a URL ({e})",
+                    redact_url(text)
+                ))
+            })?;
+            if !matches!(url.scheme(), "http" | "https") || url.query().is_some() {
+                return Err(err(format!(
+                    "[metrics].pushgateway_url: {:?} must be an http(s) URL without a query, e.g. http://pushgateway:9091",
+                    redact_url(text)
+                )));
+            }
+            Some(url)
+        }
+    };
+
     Ok(Config {
         run: RunConfig { shutdown_grace },
+        metrics: MetricsConfig {
+            pushgateway_url,
+            file: None,
+        },
         graph: GraphConfig {
             base_url,
             authority_url,

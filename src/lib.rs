@@ -9,6 +9,7 @@ pub mod config;
 pub mod demo;
 pub mod exit;
 pub mod kinds;
+pub mod metrics;
 pub mod organizers;
 pub mod pipeline;
 pub mod queue;

@@ -52,6 +52,10 @@ enum Command {
         /// `$JOB_COMPLETION_INDEX` (a Kubernetes Indexed Job) when that is not given.
         #[arg(long, value_name = "N")]
         shard_count: Option<u32>,
+        /// Also write the run's metrics to this file, in the Prometheus text format (for
+        /// node-exporter's textfile collector).
+        #[arg(long, value_name = "PATH")]
+        metrics_file: Option<PathBuf>,
     },
     /// Re-hash blobs and check every manifest against them.
     Verify {
@@ -167,6 +171,7 @@ async fn dispatch(command: Command) -> Result<Exit, ExitError> {
             config,
             shard_index,
             shard_count,
+            metrics_file,
         } => {
             let shard_index = match (shard_index, shard_count) {
                 (None, Some(_)) => Some(job_completion_index()?),
@@ -186,7 +191,8 @@ async fn dispatch(command: Command) -> Result<Exit, ExitError> {
                 }
                 _ => run::Shard { index: 0, count: 1 },
             };
-            let config = load_config(&config)?;
+            let mut config = load_config(&config)?;
+            config.metrics.file = metrics_file;
             let shutdown = shutdown_on_signals();
             let report = run::run(&config, shard, shutdown).await?;
             recarch::report::print_summary(&report);

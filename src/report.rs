@@ -114,6 +114,14 @@ pub struct RunReport {
     /// and earlier ones'): never retried automatically; see `recarch status` and
     /// `recarch retry`.
     pub dead_letters: u64,
+    /// Organizers whose pass (or source) failed in this run.
+    pub organizers_failed: usize,
+    /// Requests sent to Graph (every attempt).
+    pub graph_requests: u64,
+    /// Of those, answered 429 or 503.
+    pub throttled_requests: u64,
+    /// When a run of this shard last exited 0 (this one, if it did).
+    pub last_success_at: Option<DateTime<Utc>>,
     /// Failures of this run.
     pub failures: Vec<Failure>,
     /// `complete`, `partial`, `interrupted` or `fatal`.

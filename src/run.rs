@@ -168,7 +168,7 @@ pub async fn run(config: &Config, shard: Shard, shutdown: CancellationToken) -> 
             results = &mut organizers_done => results,
             () = stop_new_downloads => organizers_done.await,
         };
-        Ok::<_, ExitError>((organizers, resolved.failures, results))
+        Ok::<_, ExitError>((organizers, resolved.failures, results, Some(graph.delta.http().clone())))
     };
 
     // After SIGTERM/SIGINT, in-flight downloads get a grace period, then are abandoned (their
@@ -185,10 +185,10 @@ pub async fn run(config: &Config, shard: Shard, shutdown: CancellationToken) -> 
         }
         () = grace => {
             tracing::warn!(grace_secs = config.run.shutdown_grace.as_secs_f64(), "in-flight downloads did not finish in time; abandoned, they run again next time");
-            Ok((Vec::new(), Vec::new(), Vec::new()))
+            Ok((Vec::new(), Vec::new(), Vec::new(), None))
         }
     };
-    let (organizers, source_failures, results) = match results {
+    let (organizers, source_failures, results, graph_http) = match results {
         Ok(r) => r,
         Err(e) => {
             let _ = archive.release_lease(lease).await;
@@ -197,6 +197,11 @@ pub async fn run(config: &Config, shard: Shard, shutdown: CancellationToken) -> 
     };
 
     let mut counts = Counts::default();
+    let organizers_failed = source_failures.len()
+        + results
+            .iter()
+            .filter(|r| r.fatal.is_some() || r.failures.iter().any(|f| f.id.is_empty()))
+            .count();
     let mut failures = source_failures;
     let mut fatal: Option<anyhow::Error> = None;
     for r in results {
@@ -242,11 +247,34 @@ pub async fn run(config: &Config, shard: Shard, shutdown: CancellationToken) -> 
         counts,
         queued,
         dead_letters,
+        organizers_failed,
+        graph_requests: graph_http.as_ref().map_or(0, |h| h.requests_sent()),
+        throttled_requests: graph_http.as_ref().map_or(0, |h| h.throttle_events()),
+        last_success_at: None,
         failures,
         outcome,
         interrupted,
         exit_code,
     };
+    let mut report = report;
+    report.last_success_at = if exit_code == 0 {
+        let status = recarch_store::ShardStatus {
+            last_success_at: Some(report.finished_at),
+        };
+        if let Err(e) = archive.save_shard_status(&shard_id, &status).await {
+            tracing::warn!(error = %error_chain(&e), "cannot record the last success");
+        }
+        status.last_success_at
+    } else {
+        match archive.load_shard_status(&shard_id).await {
+            Ok(status) => status.last_success_at,
+            Err(e) => {
+                tracing::warn!(error = %error_chain(&e), "cannot read the last success");
+                None
+            }
+        }
+    };
+    export_metrics(config, &report).await;
     let report_json = serde_json::to_value(&report).unwrap_or(Value::Null);
     if let Err(e) = archive.put_run_report(&shard_id, started_at, &report_json).await {
         tracing::warn!(error = %e, "cannot write the run report");
@@ -258,6 +286,29 @@ pub async fn run(config: &Config, shard: Shard, shutdown: CancellationToken) -> 
         return Err(ExitError::new(Exit::Fatal, fatal));
     }
     Ok(report)
+}
+
+/// Pushes the run's metrics and writes the metrics file, as configured; never fails the run.
+async fn export_metrics(config: &Config, report: &RunReport) {
+    if config.metrics.pushgateway_url.is_none() && config.metrics.file.is_none() {
+        return;
+    }
+    let metrics = crate::metrics::RunMetrics::new();
+    metrics.record(report, report.last_success_at);
+    let body = metrics.encode();
+    if let Some(gateway) = &config.metrics.pushgateway_url {
+        match crate::metrics::push(gateway, &report.shard, body.clone()).await {
+            Ok(()) => tracing::info!(pushgateway = %crate::config::redact_url(gateway.as_str()), "metrics pushed"),
+            Err(e) => {
+                tracing::warn!(pushgateway = %crate::config::redact_url(gateway.as_str()), error = %e, "cannot push the metrics; the run goes on")
+            }
+        }
+    }
+    if let Some(file) = &config.metrics.file {
+        if let Err(e) = crate::metrics::write_file(file, &body) {
+            tracing::warn!(file = %file.display(), error = %e, "cannot write the metrics file");
+        }
+    }
 }
 
 /// Renews the lease every `every` for as long as the run goes on; returns only when the run

@@ -23,6 +23,11 @@ const READ_CONCURRENCY: usize = 64;
 #[serde(rename_all = "camelCase")]
 struct StatusReport {
     store: String,
+    /// `true` when nothing needs attention: no dead letters, and every shard's last run
+    /// archived everything (exit 0). `status` exits 1 otherwise.
+    healthy: bool,
+    /// What needs attention, one line each.
+    attention: Vec<String>,
     organizers: Vec<OrganizerStatus>,
     /// Totals over the organizers listed.
     totals: Totals,
@@ -36,6 +41,23 @@ struct Totals {
     organizers: usize,
     queued: usize,
     dead_letters: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn report_names_give_their_shard() {
+        use super::shard_of_report;
+        assert_eq!(
+            shard_of_report("20240506T070809Z-0-of-1.json").as_deref(),
+            Some("0-of-1")
+        );
+        assert_eq!(
+            shard_of_report("20240506T070809.123Z-2-of-8-3.json").as_deref(),
+            Some("2-of-8")
+        );
+        assert_eq!(shard_of_report("notes.txt"), None);
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -71,8 +93,9 @@ struct ItemStatus {
     reason: Option<String>,
 }
 
-/// Prints the status; exit 0 whenever the status could be read (queued items and dead letters
-/// are listed, not signalled: `run` exits 1 for the failures of its own run).
+/// Prints the status. Exit 0 when healthy (no dead letters, every shard's last run exited 0),
+/// 1 when something needs attention (usable as a readiness or alerting check), 4 when the
+/// store cannot be read.
 pub async fn status_cli(config: &Config, archive: &Archive, json: bool) -> Result<Exit, ExitError> {
     let fatal = |e: anyhow::Error| ExitError::new(Exit::Fatal, e);
     let kind = Kind::Recordings;
@@ -118,8 +141,39 @@ pub async fn status_cli(config: &Config, archive: &Archive, json: bool) -> Resul
         Some(meta) => read_json(archive, &meta.location).await,
         None => None,
     };
+    // Each shard's newest report (`runs/<timestamp>-<shard>[-n].json`).
+    let mut newest: std::collections::BTreeMap<String, &object_store::ObjectMeta> = Default::default();
+    for meta in &runs {
+        let name = meta.location.filename().unwrap_or_default();
+        let Some(shard) = shard_of_report(name) else { continue };
+        let entry = newest.entry(shard).or_insert(meta);
+        if (meta.last_modified, &meta.location) > (entry.last_modified, &entry.location) {
+            *entry = meta;
+        }
+    }
+    let mut attention = Vec::new();
+    for (shard, meta) in &newest {
+        if let Some(run) = read_json(archive, &meta.location).await {
+            if run["exitCode"].as_u64() != Some(0) {
+                attention.push(format!(
+                    "shard {shard}: the last run ({}) ended {} with exit {}",
+                    run["startedAt"].as_str().unwrap_or("?"),
+                    run["outcome"].as_str().unwrap_or("?"),
+                    run["exitCode"]
+                ));
+            }
+        }
+    }
+    if totals.dead_letters > 0 {
+        attention.push(format!(
+            "{} dead letters: never retried automatically; fix the cause, then recarch retry",
+            totals.dead_letters
+        ));
+    }
     let report = StatusReport {
         store: archive.display_url().to_owned(),
+        healthy: attention.is_empty(),
+        attention,
         organizers,
         totals,
         leases,
@@ -130,7 +184,17 @@ pub async fn status_cli(config: &Config, archive: &Archive, json: bool) -> Resul
     } else {
         print_text(&report);
     }
-    Ok(Exit::Ok)
+    Ok(if report.healthy { Exit::Ok } else { Exit::Partial })
+}
+
+/// The shard of a run report's file name: `20240506T070809Z-0-of-1.json` (or with
+/// milliseconds, or a `-n` counter) → `0-of-1`.
+fn shard_of_report(name: &str) -> Option<String> {
+    let stem = name.strip_suffix(".json")?;
+    let (_, rest) = stem.split_once("Z-")?;
+    let mut parts = rest.split('-');
+    let (i, of, n) = (parts.next()?, parts.next()?, parts.next()?);
+    (of == "of" && i.parse::<u32>().is_ok() && n.parse::<u32>().is_ok()).then(|| format!("{i}-of-{n}"))
 }
 
 async fn describe(
@@ -221,6 +285,13 @@ async fn read_json(archive: &Archive, path: &Path) -> Option<Value> {
 
 fn print_text(report: &StatusReport) {
     println!("store: {}", report.store);
+    if report.healthy {
+        println!("health: ok");
+    } else {
+        for a in &report.attention {
+            println!("attention: {a}");
+        }
+    }
     for o in &report.organizers {
         println!(
             "organizer {}: {}, {} rounds completed, {} queued, {} dead letters{}{}",

@@ -5,6 +5,8 @@ mod util;
 
 #[path = "cli/failure_policy.rs"]
 mod failure_policy;
+#[path = "cli/metrics.rs"]
+mod metrics;
 #[path = "cli/organizers.rs"]
 mod organizers;
 #[path = "cli/sign_in.rs"]

@@ -99,9 +99,11 @@ async fn a_poisoned_tenant_keeps_archiving_new_recordings() {
     eprintln!("poisoned tenant: dead-lettered in run {dead_letter_run:?}; archived per run {archived_per_run:?}");
 
     // Dead letters are listed, never retried automatically.
+    // status as a readiness check: dead letters need attention (exit 1).
     let status = env.recarch(&["status", "--json"], &[]).await;
-    status.assert_code(0);
+    status.assert_code(1);
     let json: serde_json::Value = serde_json::from_str(&status.stdout).expect("JSON");
+    assert_eq!(json["healthy"], false);
     let org_a = json["organizers"]
         .as_array()
         .expect("organizers")

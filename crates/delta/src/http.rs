@@ -55,6 +55,8 @@ struct Inner {
     /// How many throttling answers (429, 503) arrived so far, across clones: the fetcher
     /// watches it to back its concurrency off while Graph throttles.
     throttle_events: AtomicU64,
+    /// Requests sent (every attempt), across clones, for the run's metrics.
+    requests_sent: AtomicU64,
 }
 
 impl GraphHttp {
@@ -69,6 +71,7 @@ impl GraphHttp {
                 policy,
                 paused_until: Mutex::new(None),
                 throttle_events: AtomicU64::new(0),
+                requests_sent: AtomicU64::new(0),
             }),
         }
     }
@@ -82,6 +85,11 @@ impl GraphHttp {
     /// A caller that sees it grow backs off its own concurrency (see `recarch_fetch`).
     pub fn throttle_events(&self) -> u64 {
         self.inner.throttle_events.load(Ordering::Relaxed)
+    }
+
+    /// How many requests (every attempt) this client and its clones have sent so far.
+    pub fn requests_sent(&self) -> u64 {
+        self.inner.requests_sent.load(Ordering::Relaxed)
     }
 
     /// The underlying HTTP client.
@@ -157,6 +165,7 @@ impl GraphHttp {
                 }
                 Auth::None => None,
             };
+            self.inner.requests_sent.fetch_add(1, Ordering::Relaxed);
             let response = match request.send().await {
                 Ok(response) => response,
                 Err(error) => {

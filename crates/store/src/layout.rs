@@ -78,6 +78,11 @@ pub(crate) fn state_key(kind: Kind, organizer: &OrganizerId) -> String {
     format!("{STATE_ROOT}/{kind}/{organizer}.json")
 }
 
+/// `state/shards/<shard>.json`: what a shard's runs leave for the next one.
+pub(crate) fn shard_status_key(shard: &ShardId) -> String {
+    format!("{STATE_ROOT}/shards/{shard}.json")
+}
+
 /// `state/directory/<shard>/users.json`: a shard's copy of the directory.
 pub(crate) fn directory_key(shard: &ShardId) -> String {
     format!("{STATE_ROOT}/directory/{shard}/users.json")

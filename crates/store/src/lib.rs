@@ -141,6 +141,7 @@ pub use lease::{LEASE_SCHEMA, Lease, hostname};
 pub use model::{
     Checkpoint, ContentRef, DEAD_LETTER_SCHEMA, DIRECTORY_SCHEMA, DeadLetter, DirectoryEntry, DirectoryState,
     KIND_CALL_RECORDING, LinkKind, MANIFEST_SCHEMA, Manifest, OrganizerState, QUEUED_SCHEMA, QueuedItem, STATE_SCHEMA,
+    ShardStatus,
 };
 pub use probe::ProbeReport;
 pub use queue::StateOverview;

@@ -90,6 +90,8 @@ pub(crate) async fn sweep_interrupted_writes(
         })
         .collect();
     let directory_dir = root.join(STATE_ROOT).join("directory").join(shard.as_str());
+    let shards_dir = root.join(STATE_ROOT).join("shards");
+    let shard_status = format!("{}.json", shard.as_str());
     let (runs, locks) = (root.join(RUNS), root.join(LOCKS));
     let swept = tokio::task::spawn_blocking(move || {
         let mut removed = 0;
@@ -101,6 +103,7 @@ pub(crate) async fn sweep_interrupted_writes(
         }
         removed += sweep_flat(&runs, |base| base.ends_with(&shard_report_suffix))?;
         removed += sweep_flat(&locks, |base| base == lease_name)?;
+        removed += sweep_flat(&shards_dir, |base| base == shard_status)?;
         for dir in &manifest_dirs {
             removed += sweep_flat(dir, |_| true)?;
         }

@@ -147,6 +147,14 @@ impl OrganizerState {
     }
 }
 
+/// What a shard's runs leave for the next one to report: `state/shards/<shard>.json`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ShardStatus {
+    /// When a run of the shard last ended with everything archived (exit 0).
+    pub last_success_at: Option<DateTime<Utc>>,
+}
+
 /// A shard's copy of the directory, for discovering organizers among all users:
 /// `state/directory/<shard>/users.json`. Kept per shard so that shards running side by side
 /// never write the same document; each follows the directory's changes on its own.

@@ -200,6 +200,37 @@ impl Archive {
         Ok(out)
     }
 
+    /// What the shard's earlier runs left (the last success), if anything.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] for a document that is not one; store failures.
+    pub async fn load_shard_status(&self, shard: &crate::ShardId) -> Result<crate::ShardStatus, StoreError> {
+        let key = layout::shard_status_key(shard);
+        match self.get_bytes(&key).await? {
+            None => Ok(crate::ShardStatus::default()),
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| StoreError::corrupt(&key, format!("not a shard status document: {e}"))),
+        }
+    }
+
+    /// Replaces the shard's status document (one atomic put, under the shard's lease).
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn save_shard_status(
+        &self,
+        shard: &crate::ShardId,
+        status: &crate::ShardStatus,
+    ) -> Result<(), StoreError> {
+        let key = layout::shard_status_key(shard);
+        let body = to_json(&key, status)?;
+        self.store
+            .put(&path(&key), body)
+            .await
+            .map(|_| ())
+            .map_err(|e| StoreError::from_backend(&key, e))
+    }
+
     /// The shard's copy of the directory, if any.
     ///
     /// # Errors

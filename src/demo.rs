@@ -137,8 +137,13 @@ pub async fn demo(out: Option<PathBuf>) -> Result<Exit, ExitError> {
         out.display()
     );
     println!("  {}/archive/runs/                 one report per run", out.display());
-    println!("  recarch status --config {}", config_path.display());
-    println!("  recarch verify --config {}", config_path.display());
+    // The binary as it was started (under `cargo run` it is not on PATH), so these work as printed.
+    let me = std::env::current_exe()
+        .ok()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "recarch".into());
+    println!("  {me} status --config {}", config_path.display());
+    println!("  {me} verify --config {}", config_path.display());
 
     let all_good = first.exit_code == 0
         && second.exit_code == 0

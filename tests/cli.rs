@@ -452,6 +452,23 @@ async fn demo_runs_offline_end_to_end() {
     run.assert_code(0);
     assert!(run.stdout.contains("0 problems"), "{}", run.stdout);
     assert!(out.join("archive/blobs/sha256").is_dir());
+    // The closing hints work as printed (the binary named by its path: not on PATH under
+    // `cargo run`).
+    let hints: Vec<&str> = run
+        .stdout
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.contains(" status --config ") || l.contains(" verify --config "))
+        .collect();
+    assert_eq!(hints.len(), 2, "{}", run.stdout);
+    for hint in hints {
+        let status = std::process::Command::new("sh")
+            .args(["-c", hint])
+            .env_remove("RECARCH_CLIENT_SECRET")
+            .output()
+            .expect("sh runs");
+        assert_eq!(status.status.code(), Some(0), "{hint}: {}", String::from_utf8_lossy(&status.stderr));
+    }
     // Running it into a non-empty directory is refused, and changes nothing.
     let again = recarch(&["demo".into(), "--out".into(), out.display().to_string()], &[]).await;
     again.assert_code(2);

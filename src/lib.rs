@@ -12,6 +12,7 @@ pub mod kinds;
 pub mod metrics;
 pub mod organizers;
 pub mod pipeline;
+pub mod progress;
 pub mod queue;
 pub mod report;
 pub mod retry;

@@ -28,8 +28,17 @@ struct Cli {
     /// `demo`, which tells its own story on stdout].
     #[arg(long, global = true, env = "RECARCH_LOG")]
     log: Option<String>,
+    /// Progress bars on stderr: `auto` draws them when stderr is a terminal, `never` does not.
+    #[arg(long, global = true, value_enum, env = "RECARCH_PROGRESS", default_value = "auto")]
+    progress: ProgressMode,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ProgressMode {
+    Auto,
+    Never,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -126,7 +135,12 @@ fn main() -> ExitCode {
         eprintln!("error: internal error{location}: {message}; please report it");
         std::process::exit(Exit::Fatal as i32);
     }));
-    init_logging(&cli);
+    // Bars only for `run`, on a terminal, unless turned off; logs are written around them.
+    let bars = (cli.progress == ProgressMode::Auto
+        && matches!(cli.command, Command::Run { .. })
+        && std::io::stderr().is_terminal())
+    .then(indicatif::MultiProgress::new);
+    init_logging(&cli, bars.clone());
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -134,7 +148,7 @@ fn main() -> ExitCode {
             return Exit::Fatal.into();
         }
     };
-    let result = runtime.block_on(dispatch(cli.command));
+    let result = runtime.block_on(dispatch(cli.command, bars));
     // Do not wait for lingering connections or timers.
     runtime.shutdown_background();
     match result {
@@ -146,7 +160,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(cli: &Cli) {
+fn init_logging(cli: &Cli, bars: Option<indicatif::MultiProgress>) {
     let default = if matches!(cli.command, Command::Demo { .. }) {
         "warn"
     } else {
@@ -157,7 +171,7 @@ fn init_logging(cli: &Cli) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(recarch::progress::LogWriter::new(bars))
         .with_ansi(std::io::stderr().is_terminal());
     let _ = match cli.log_format {
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).try_init(),
@@ -165,7 +179,7 @@ fn init_logging(cli: &Cli) {
     };
 }
 
-async fn dispatch(command: Command) -> Result<Exit, ExitError> {
+async fn dispatch(command: Command, bars: Option<indicatif::MultiProgress>) -> Result<Exit, ExitError> {
     match command {
         Command::Run {
             config,
@@ -194,7 +208,10 @@ async fn dispatch(command: Command) -> Result<Exit, ExitError> {
             let mut config = load_config(&config)?;
             config.metrics.file = metrics_file;
             let shutdown = shutdown_on_signals();
-            let report = run::run(&config, shard, shutdown).await?;
+            let progress = recarch::progress::for_run(bars.as_ref(), "archiving");
+            let result = run::run_with_progress(&config, shard, shutdown, progress.clone()).await;
+            progress.finish();
+            let report = result?;
             recarch::report::print_summary(&report);
             Ok(if report.exit_code == 0 { Exit::Ok } else { Exit::Partial })
         }

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use tokio::sync::Semaphore;
 
 /// Everything an item needs, shared by all items of a run.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ItemContext {
     /// The archive.
     pub archive: Archive,
@@ -40,6 +40,8 @@ pub struct ItemContext {
     /// uploads hold buffered parts at once, and so the memory. Closed, like the fetcher, when
     /// the run is stopping.
     pub staging_slots: Arc<Semaphore>,
+    /// Progress shown on a terminal (nothing otherwise).
+    pub progress: Arc<dyn crate::progress::Progress>,
 }
 
 /// What became of one item.
@@ -185,7 +187,13 @@ async fn download_once(ctx: &ItemContext, url: &str) -> Result<StoredBlob, Attem
     };
     let mut download = ctx.fetcher.open(url).await.map_err(classify)?;
     let media_type = download.media_type().unwrap_or("application/octet-stream").to_owned();
-    let staged = match ctx.archive.stage(&ctx.shard, &mut download).await {
+    let shown = ctx.progress.download(download.content_length());
+    let counted = futures::StreamExt::inspect(&mut download, |chunk| {
+        if let Ok(chunk) = chunk {
+            shown.advance(chunk.len() as u64);
+        }
+    });
+    let staged = match ctx.archive.stage(&ctx.shard, counted).await {
         Ok(staged) => staged,
         Err(StageError::Body(e)) => return Err(classify(e)),
         Err(StageError::Store(e)) => {

@@ -272,6 +272,7 @@ async fn retry_queue<K: ItemKind>(
         return tried;
     }
     tracing::info!(organizer = %org, kind = %K::KIND, items = entries.len(), "retrying queued items");
+    rc.items.progress.discovered(entries.len() as u64);
     let limit = rc.config.fetch.concurrency * ITEMS_PER_DOWNLOAD_SLOT;
     let mut settled = futures::stream::iter(entries)
         .map(|q| async move {
@@ -293,7 +294,9 @@ async fn retry_queue<K: ItemKind>(
         if !matches!(settled, Settled::Unfinished) {
             result.counts.discovered += 1;
         }
-        result.record::<K>(org, &id, settled);
+        if result.record::<K>(org, &id, settled) {
+            rc.items.progress.settled();
+        }
     }
     tried
 }
@@ -366,11 +369,13 @@ async fn walk_round<K: ItemKind>(
             let Some(item) = pending.pop_front() else { break };
             if seen.tried.contains(&item.id) || in_flight_ids.contains(&item.id) {
                 result.counts.duplicates += 1;
+                rc.items.progress.settled();
                 finish_item(&mut open, first_seq, item.page);
                 continue;
             }
             if seen.dead.contains(&item_key(&item.id)) {
                 result.counts.skipped_dead_letters += 1;
+                rc.items.progress.settled();
                 tracing::debug!(organizer = %org, id = %item.id, "listed again but dead-lettered: not retried");
                 finish_item(&mut open, first_seq, item.page);
                 continue;
@@ -400,6 +405,7 @@ async fn walk_round<K: ItemKind>(
                 in_flight_ids.remove(&id);
                 let stop = matches!(settled, Settled::Fatal(_) | Settled::Unrecorded(_));
                 if result.record::<K>(org, &id, settled) {
+                    rc.items.progress.settled();
                     finish_item(&mut open, first_seq, page);
                 }
                 if (stop || result.fatal.is_some()) && !stopping {
@@ -446,6 +452,7 @@ async fn walk_round<K: ItemKind>(
                             }
                         }
                     }
+                    rc.items.progress.discovered(count as u64);
                     if matches!(page.continuation, Continuation::Delta(_)) {
                         pages_done = true;
                     }

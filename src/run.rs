@@ -60,6 +60,16 @@ impl Shard {
 /// Runs one archive pass. Returns the report (its `exit_code` is 0 or 1), or an error carrying
 /// exit code 2, 3 or 4.
 pub async fn run(config: &Config, shard: Shard, shutdown: CancellationToken) -> Result<RunReport, ExitError> {
+    run_with_progress(config, shard, shutdown, Arc::new(crate::progress::NoProgress)).await
+}
+
+/// [`run`], reporting progress (bars on a terminal) as it goes.
+pub async fn run_with_progress(
+    config: &Config,
+    shard: Shard,
+    shutdown: CancellationToken,
+    progress: Arc<dyn crate::progress::Progress>,
+) -> Result<RunReport, ExitError> {
     let started_at = Utc::now();
     let started = Instant::now();
     let shard_id = shard.id();
@@ -138,6 +148,7 @@ pub async fn run(config: &Config, shard: Shard, shutdown: CancellationToken) -> 
             staging_slots: Arc::new(tokio::sync::Semaphore::new(
                 config.fetch.concurrency * archive.staged_uploads_per_download(),
             )),
+            progress,
         };
         let rc = RoundContext {
             items: &ctx,

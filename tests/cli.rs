@@ -9,6 +9,8 @@ mod failure_policy;
 mod metrics;
 #[path = "cli/organizers.rs"]
 mod organizers;
+#[path = "cli/progress.rs"]
+mod progress;
 #[path = "cli/sign_in.rs"]
 mod sign_in;
 
@@ -467,7 +469,12 @@ async fn demo_runs_offline_end_to_end() {
             .env_remove("RECARCH_CLIENT_SECRET")
             .output()
             .expect("sh runs");
-        assert_eq!(status.status.code(), Some(0), "{hint}: {}", String::from_utf8_lossy(&status.stderr));
+        assert_eq!(
+            status.status.code(),
+            Some(0),
+            "{hint}: {}",
+            String::from_utf8_lossy(&status.stderr)
+        );
     }
     // Running it into a non-empty directory is refused, and changes nothing.
     let again = recarch(&["demo".into(), "--out".into(), out.display().to_string()], &[]).await;

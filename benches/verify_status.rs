@@ -11,10 +11,9 @@
 //!   whether the peak RSS grows with the archive. Default 1 000 000.
 //! - **status**: writes `--organizers` (default 10 000) organizer GUIDs to an
 //!   `organizers_file` and a state document for each (`state/recordings/<org>.json`,
-//!   serialized from `recarch_store::OrganizerState`: a delta checkpoint, and a queued item
-//!   for one organizer in a hundred), then runs `recarch status --config …` and reports its
-//!   wall time and peak RSS. `status` and the state layout are being reworked; this part may
-//!   need adjusting with them.
+//!   serialized from `recarch_store::OrganizerState`: a delta checkpoint; and for one organizer
+//!   in a hundred a queued item, as its own queue document), then runs
+//!   `recarch status --config …` and reports its wall time and peak RSS.
 //!
 //! Peak RSS is the child's `ru_maxrss` as `/usr/bin/time -f %M` reports it, or, without GNU
 //! time, `VmHWM` polled from `/proc/<pid>/status`. The binary is the one Cargo builds for this
@@ -293,7 +292,6 @@ fn bench_status(args: &Args, work: &Path) {
         run.peak_kib as f64 / 1024.0,
         run.rss_source
     );
-    println!("        (status and its state layout are being reworked: adjust this part with them)");
 }
 
 // ---------------------------------------------------------------- measuring

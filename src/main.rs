@@ -135,9 +135,10 @@ fn main() -> ExitCode {
         eprintln!("error: internal error{location}: {message}; please report it");
         std::process::exit(Exit::Fatal as i32);
     }));
-    // Bars only for `run`, on a terminal, unless turned off; logs are written around them.
+    // Bars only for `run` and `verify`, on a terminal, unless turned off; logs are written
+    // around them.
     let bars = (cli.progress == ProgressMode::Auto
-        && matches!(cli.command, Command::Run { .. })
+        && matches!(cli.command, Command::Run { .. } | Command::Verify { .. })
         && std::io::stderr().is_terminal())
     .then(indicatif::MultiProgress::new);
     init_logging(&cli, bars.clone());
@@ -218,7 +219,7 @@ async fn dispatch(command: Command, bars: Option<indicatif::MultiProgress>) -> R
         Command::Verify { config, sample } => {
             let config = load_config(&config)?;
             let archive = run::open_archive(&config)?;
-            verify::verify_cli(&archive, sample).await
+            verify::verify_cli(&archive, sample, recarch::progress::for_run(bars.as_ref(), "verifying")).await
         }
         Command::Status { config, json } => {
             let config = load_config(&config)?;

@@ -24,6 +24,11 @@ pub trait Progress: Send + Sync {
     }
     /// The run is over: clear the bars (the summary line follows).
     fn finish(&self) {}
+    /// Runs `print` with the bars hidden, so that a line printed on the same terminal does
+    /// not garble them.
+    fn suspend(&self, print: &mut dyn FnMut()) {
+        print();
+    }
 }
 
 /// One download's progress.
@@ -68,6 +73,10 @@ impl Bars {
 }
 
 impl Progress for Bars {
+    fn suspend(&self, print: &mut dyn FnMut()) {
+        self.multi.suspend(print);
+    }
+
     fn finish(&self) {
         self.items.finish_and_clear();
         self.bytes.finish_and_clear();

@@ -121,13 +121,43 @@ pub async fn verify_with(
     sample: Option<usize>,
     on_problem: impl FnMut(&str),
 ) -> Result<VerifyReport, ExitError> {
-    check(archive, sample, Limits::DEFAULT, on_problem).await
+    check(
+        archive,
+        sample,
+        Limits::DEFAULT,
+        on_problem,
+        &crate::progress::NoProgress,
+    )
+    .await
+}
+
+/// [`verify_with`], reporting progress (bars on a terminal: manifests read and blobs re-hashed,
+/// bytes and rate).
+pub async fn verify_with_progress(
+    archive: &Archive,
+    sample: Option<usize>,
+    on_problem: impl FnMut(&str),
+    progress: &dyn crate::progress::Progress,
+) -> Result<VerifyReport, ExitError> {
+    check(archive, sample, Limits::DEFAULT, on_problem, progress).await
 }
 
 /// `recarch verify`: prints the findings as they come; exit 0 when clean, 1 when anything is
 /// wrong.
-pub async fn verify_cli(archive: &Archive, sample: Option<usize>) -> Result<Exit, ExitError> {
-    let report = verify_with(archive, sample, |p| println!("problem: {p}")).await?;
+pub async fn verify_cli(
+    archive: &Archive,
+    sample: Option<usize>,
+    progress: std::sync::Arc<dyn crate::progress::Progress>,
+) -> Result<Exit, ExitError> {
+    let report = verify_with_progress(
+        archive,
+        sample,
+        |p| progress.suspend(&mut || println!("problem: {p}")),
+        progress.as_ref(),
+    )
+    .await;
+    progress.finish();
+    let report = report?;
     println!(
         "verify {}: {} manifests, {} blobs, {} re-hashed ({:.1} MiB), {} problems",
         archive.display_url(),
@@ -175,10 +205,11 @@ async fn check(
     sample: Option<usize>,
     limits: Limits,
     mut on_problem: impl FnMut(&str),
+    progress: &dyn crate::progress::Progress,
 ) -> Result<VerifyReport, ExitError> {
     let mut report = VerifyReport::default();
     let mut refs = Spill::<RefEntry>::new(limits);
-    let manifests_complete = read_manifests(archive, &mut refs, &mut report, &mut on_problem).await?;
+    let manifests_complete = read_manifests(archive, &mut refs, &mut report, &mut on_problem, progress).await?;
     let mut blobs = Spill::<BlobEntry>::new(limits);
     let blobs_complete = list_blobs(archive, &mut blobs, &mut report, &mut on_problem).await?;
     report.blobs = blobs.len;
@@ -190,6 +221,8 @@ async fn check(
     };
 
     let total = sample.map_or(report.blobs, |n| (n as u64).min(report.blobs));
+    progress.discovered(total);
+    let hashed_bytes = progress.download(None);
     let sampler = Sampler {
         wanted: total,
         left: report.blobs,
@@ -223,10 +256,12 @@ async fn check(
             Outcome::Hashed(digest, result) => (digest, result),
         };
         seen += 1;
+        progress.settled();
         match result {
             Ok((actual, size)) => {
                 report.rehashed += 1;
                 report.rehashed_bytes += size;
+                hashed_bytes.advance(size);
                 if actual != digest {
                     report.found(
                         format!("blob blobs/sha256/{digest} is corrupt: its bytes hash to {actual}"),
@@ -278,6 +313,7 @@ async fn read_manifests(
     refs: &mut Spill<RefEntry>,
     report: &mut VerifyReport,
     on_problem: &mut impl FnMut(&str),
+    progress: &dyn crate::progress::Progress,
 ) -> Result<bool, ExitError> {
     let store = archive.object_store();
     let top = store
@@ -349,6 +385,8 @@ async fn read_manifests(
             Listed::Object(key, read) => (key, read),
         };
         report.manifests += 1;
+        progress.discovered(1);
+        progress.settled();
         let bytes = match read {
             Ok(bytes) => bytes,
             Err(e) => {
@@ -1097,9 +1135,15 @@ mod tests {
         put(&archive, "blobs/sha256/not-a-digest", b"?".to_vec()).await;
 
         let mut printed = Vec::new();
-        let report = check(&archive, None, TINY, |p| printed.push(p.to_owned()))
-            .await
-            .unwrap();
+        let report = check(
+            &archive,
+            None,
+            TINY,
+            |p| printed.push(p.to_owned()),
+            &crate::progress::NoProgress,
+        )
+        .await
+        .unwrap();
         assert_eq!(report.manifests, 23);
         assert_eq!(report.blobs, 22);
         assert_eq!(report.rehashed, 22);
@@ -1119,9 +1163,13 @@ mod tests {
         assert_eq!(report.problem_count, 7);
         assert_eq!(report.problems, printed);
 
-        let sampled = check(&archive, Some(5), TINY, |_| {}).await.unwrap();
+        let sampled = check(&archive, Some(5), TINY, |_| {}, &crate::progress::NoProgress)
+            .await
+            .unwrap();
         assert_eq!(sampled.rehashed, 5);
-        let none = check(&archive, Some(0), TINY, |_| {}).await.unwrap();
+        let none = check(&archive, Some(0), TINY, |_| {}, &crate::progress::NoProgress)
+            .await
+            .unwrap();
         assert_eq!(none.rehashed, 0);
     }
 
@@ -1148,9 +1196,15 @@ mod tests {
         let bad_dir = dir.path().join(format!("manifests/recordings/{other_org}"));
         std::fs::write(bad_dir.join(std::ffi::OsStr::from_bytes(b"\xff.json")), b"{}").unwrap();
         let mut printed = Vec::new();
-        let report = check(&archive, None, Limits::DEFAULT, |p| printed.push(p.to_owned()))
-            .await
-            .unwrap();
+        let report = check(
+            &archive,
+            None,
+            Limits::DEFAULT,
+            |p| printed.push(p.to_owned()),
+            &crate::progress::NoProgress,
+        )
+        .await
+        .unwrap();
         assert_eq!(report.blobs, 6);
         assert_eq!(report.rehashed, 6);
         assert!(report.manifests >= 3, "{report:?}");

@@ -1,4 +1,4 @@
-//! Progress bars: drawn on a real pseudo-terminal, never in piped output or with
+//! Progress bars of `run` and `verify`: drawn on a real pseudo-terminal, never in piped output or with
 //! `--progress never`.
 
 use recarch_graph_sim::{ContentMode, SimConfig};
@@ -49,6 +49,12 @@ async fn bars_on_a_terminal_and_nowhere_else() {
     );
     assert!(screen.contains("stored"), "no bytes line:\n{screen}");
     assert!(screen.contains("archived ("), "the summary follows the bars:\n{screen}");
+    let (screen, code) = on_a_terminal(&env, "verify");
+    assert_eq!(code, Some(0), "{screen}");
+    assert!(
+        screen.contains("verifying") && screen.contains("0 problems"),
+        "no verify bar:\n{screen}"
+    );
 
     // Piped: no bar, no terminal escapes.
     for _ in 0..3 {

@@ -160,6 +160,10 @@ pub struct SourceConfig {
     pub organizers_group: Option<String>,
     /// Every enabled member user of the tenant is an organizer.
     pub organizers_all: bool,
+    /// What is archived (`[source].kinds`, default recordings).
+    pub kinds: Vec<recarch_store::Kind>,
+    /// `$select` for contacts (`[source].contacts_select`).
+    pub contacts_select: Vec<String>,
     /// Optional `startDateTime` for the first round, verbatim.
     pub start_date_time: Option<String>,
 }
@@ -250,6 +254,8 @@ struct RawSource {
     organizers_group: Option<String>,
     #[serde(default)]
     organizers_all: bool,
+    kinds: Option<Vec<String>>,
+    contacts_select: Option<Vec<String>>,
     start_date_time: Option<String>,
 }
 
@@ -298,7 +304,7 @@ const INTEGER_KEYS: &[&str] = &["fetch.concurrency", "fetch.max_attempts", "fetc
 /// Keys whose environment overrides are numbers when they parse as one, else strings.
 const NUMBER_OR_STRING_KEYS: &[&str] = &["run.shutdown_grace"];
 /// Keys whose environment overrides are lists (comma-separated, or a TOML array).
-const LIST_KEYS: &[&str] = &["source.organizers"];
+const LIST_KEYS: &[&str] = &["source.organizers", "source.kinds", "source.contacts_select"];
 /// Keys whose environment overrides are booleans (`true`/`false`).
 const BOOL_KEYS: &[&str] = &["source.organizers_all"];
 
@@ -692,6 +698,37 @@ fn validate(raw: RawConfig, base_dir: &Path, env: &[(String, String)]) -> Result
                 .to_owned(),
         ),
     };
+    let mut kinds = Vec::new();
+    for (i, name) in raw
+        .source
+        .kinds
+        .clone()
+        .unwrap_or_else(|| vec!["recordings".into()])
+        .iter()
+        .enumerate()
+    {
+        let kind = recarch_store::Kind::from_dirname(name.trim()).ok_or_else(|| {
+            err(format!(
+                "[source].kinds[{i}]: {name:?} is not a kind (recordings, transcripts or contacts)"
+            ))
+        })?;
+        if kind != recarch_store::Kind::Recordings {
+            return Err(err(format!(
+                "[source].kinds[{i}]: {name:?} is not archived by this version yet; use [\"recordings\"]"
+            )));
+        }
+        if !kinds.contains(&kind) {
+            kinds.push(kind);
+        }
+    }
+    if kinds.is_empty() {
+        return Err(err("[source].kinds: empty; list at least \"recordings\""));
+    }
+    let contacts_select = raw.source.contacts_select.clone().unwrap_or_else(|| {
+        ["displayName", "emailAddresses", "businessPhones", "companyName"]
+            .map(String::from)
+            .to_vec()
+    });
     if organizers.is_empty() && organizer_upns.is_empty() && organizers_group.is_none() && !raw.source.organizers_all {
         return Err(err(
             "[source]: no organizers; set [source].organizers, organizers_file, organizers_group or organizers_all",
@@ -782,6 +819,8 @@ fn validate(raw: RawConfig, base_dir: &Path, env: &[(String, String)]) -> Result
             organizer_upns,
             organizers_group,
             organizers_all: raw.source.organizers_all,
+            kinds,
+            contacts_select,
             start_date_time: raw.source.start_date_time,
         },
         store: StoreConfig {
@@ -982,6 +1021,16 @@ url = "file:///tmp/x"
         let c = parse(text, &[]).expect("the shipped example parses");
         assert_eq!(c.fetch.max_item_attempts, 8);
         assert_eq!(c.graph.base_url.as_str(), "https://graph.microsoft.com/v1.0");
+    }
+
+    #[test]
+    fn kinds() {
+        let c = parse(GOOD, &[]).expect("valid");
+        assert_eq!(c.source.kinds, vec![recarch_store::Kind::Recordings]);
+        let c = parse(&GOOD.replace("[source]\n", "[source]\nkinds = [\"recordings\"]\n"), &[]).expect("valid");
+        assert_eq!(c.source.kinds, vec![recarch_store::Kind::Recordings]);
+        let e = parse(GOOD, &[("RECARCH_SOURCE__KINDS", "recordings,videos")]).expect_err("unknown kind");
+        assert!(e.0.contains("[source].kinds[1]"), "{}", e.0);
     }
 
     #[test]

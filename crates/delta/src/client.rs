@@ -48,22 +48,28 @@ impl DeltaClient {
             PageRequest::First(first) => (first.url.clone(), first.headers.clone()),
             PageRequest::Link(link) => (parse_link(link)?, HeaderMap::new()),
         };
-        let response = self.http.get(&url, &headers, Auth::Bearer).await?;
+        let body = self.get_body(&url, &headers).await?;
+        parse_page(&body).map_err(|reason| DeltaError::Protocol {
+            host: host_of(&url),
+            reason,
+        })
+    }
+
+    /// GETs `url` with the token and returns the whole body of a successful answer (at most
+    /// [`MAX_PAGE_BYTES`]); error statuses become [`DeltaError`]s.
+    pub(crate) async fn get_body(&self, url: &Url, headers: &HeaderMap) -> Result<Vec<u8>, DeltaError> {
+        let response = self.http.get(url, headers, Auth::Bearer).await?;
         let response = GraphHttp::check_status(response).await?;
-        let host = host_of(&url);
+        let host = host_of(url);
         if !response.status().is_success() {
             return Err(DeltaError::Protocol {
                 host,
                 reason: format!("unexpected status {}", response.status()),
             });
         }
-        let body = read_capped(response, MAX_PAGE_BYTES)
+        read_capped(response, MAX_PAGE_BYTES)
             .await
-            .map_err(|reason| DeltaError::Protocol {
-                host: host.clone(),
-                reason,
-            })?;
-        parse_page(&body).map_err(|reason| DeltaError::Protocol { host, reason })
+            .map_err(|reason| DeltaError::Protocol { host, reason })
     }
 
     /// The pages of one round from `start`, ending after the page that carries the deltaLink

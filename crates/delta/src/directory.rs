@@ -6,9 +6,9 @@ use reqwest::header::HeaderMap;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::client::{DeltaClient, MAX_PAGE_BYTES};
+use crate::client::DeltaClient;
 use crate::error::DeltaError;
-use crate::http::{Auth, GraphHttp, host_of, read_capped};
+use crate::http::host_of;
 use crate::resources::{DeltaRequest, append_option, join};
 
 /// A user as `/users/delta?$select=id,accountEnabled,userType` lists it.
@@ -87,17 +87,9 @@ impl DeltaClient {
     }
 
     async fn get_json<T: serde::de::DeserializeOwned>(&self, url: &Url) -> Result<T, DeltaError> {
-        let response = self.http().get(url, &HeaderMap::new(), Auth::Bearer).await?;
-        let response = GraphHttp::check_status(response).await?;
-        let host = host_of(url);
-        let body = read_capped(response, MAX_PAGE_BYTES)
-            .await
-            .map_err(|reason| DeltaError::Protocol {
-                host: host.clone(),
-                reason,
-            })?;
+        let body = self.get_body(url, &HeaderMap::new()).await?;
         serde_json::from_slice(&body).map_err(|e| DeltaError::Protocol {
-            host,
+            host: host_of(url),
             reason: format!("unexpected answer: {e}"),
         })
     }

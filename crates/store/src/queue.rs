@@ -222,13 +222,7 @@ impl Archive {
         shard: &crate::ShardId,
         status: &crate::ShardStatus,
     ) -> Result<(), StoreError> {
-        let key = layout::shard_status_key(shard);
-        let body = to_json(&key, status)?;
-        self.store
-            .put(&path(&key), body)
-            .await
-            .map(|_| ())
-            .map_err(|e| StoreError::from_backend(&key, e))
+        self.put_json(&layout::shard_status_key(shard), status).await
     }
 
     /// The shard's copy of the directory, if any.
@@ -265,12 +259,17 @@ impl Archive {
         let mut state = state.clone();
         state.schema = crate::DIRECTORY_SCHEMA.to_owned();
         state.updated_at = Some(Utc::now());
-        let body = to_json(&key, &state)?;
+        self.put_json(&key, &state).await
+    }
+
+    /// Replaces `key` with `value` as JSON: one atomic put.
+    async fn put_json<T: serde::Serialize>(&self, key: &str, value: &T) -> Result<(), StoreError> {
+        let body: PutPayload = to_json(key, value)?;
         self.store
-            .put(&path(&key), body)
+            .put(&path(key), body)
             .await
             .map(|_| ())
-            .map_err(|e| StoreError::from_backend(&key, e))
+            .map_err(|e| StoreError::from_backend(key, e))
     }
 
     async fn put_doc<T: serde::Serialize>(
@@ -287,12 +286,7 @@ impl Archive {
             organizer_id: organizer.clone(),
             entry,
         };
-        let body: PutPayload = to_json(key, &doc)?;
-        self.store
-            .put(&path(key), body)
-            .await
-            .map(|_| ())
-            .map_err(|e| StoreError::from_backend(key, e))
+        self.put_json(key, &doc).await
     }
 
     async fn read_list<T: serde::de::DeserializeOwned + HasId>(

@@ -111,6 +111,7 @@ mod model;
 mod rng;
 mod server;
 pub mod test_keys;
+mod transcript;
 mod util;
 
 use std::collections::BTreeMap;
@@ -148,7 +149,8 @@ pub struct SimConfig {
     pub token_lifetime: Duration,
     /// Default page size of delta pages (default 10; 0 is treated as 1).
     pub page_size: usize,
-    /// How recording content is served (default [`ContentMode::Redirect`]).
+    /// How recording and transcript content is served (default
+    /// [`ContentMode::Redirect`]).
     pub content_mode: ContentMode,
     /// Seed of every generated id, timestamp, token and content byte (default 42).
     pub seed: u64,
@@ -168,7 +170,8 @@ impl Default for SimConfig {
     }
 }
 
-/// How the graph content endpoint serves recording bytes.
+/// How the graph content endpoints serve recording and transcript bytes
+/// (transcript metadata is always served directly).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ContentMode {
     /// `200 OK` with the bytes, straight from the graph origin.
@@ -177,7 +180,8 @@ pub enum ContentMode {
     #[default]
     Redirect,
     /// Recordings with an even serial number (0, 2, ... in order of creation
-    /// across all organizers) direct, odd ones redirect.
+    /// across all organizers) direct, odd ones redirect; the same for
+    /// transcripts, counted on their own.
     Alternate,
 }
 
@@ -186,9 +190,11 @@ pub enum ContentMode {
 pub enum Target {
     /// The token endpoint.
     Token,
-    /// Delta requests (recordings and contacts; `/users/delta` is [`Target::Directory`]).
+    /// Delta requests (recordings, transcripts and contacts; `/users/delta`
+    /// is [`Target::Directory`]).
     Delta,
-    /// The content endpoint on the graph origin.
+    /// The content endpoints on the graph origin (recording content,
+    /// transcript content and transcript metadata).
     Content,
     /// The download origin.
     Download,
@@ -363,6 +369,32 @@ pub struct RecordingInfo {
     pub content_url: String,
     /// The content media type (`video/mp4`).
     pub media_type: String,
+    /// `contentCorrelationId`: shared with the transcripts of the same
+    /// meeting (see [`GraphSim::add_transcript`]).
+    pub content_correlation_id: String,
+}
+
+/// A transcript as created in the simulator (see [`GraphSim::add_transcript`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TranscriptInfo {
+    /// The callTranscript id (standard base64 with `+`, `/` and `=` padding).
+    pub id: String,
+    /// The meeting id (the recording's, when made for one).
+    pub meeting_id: String,
+    /// The organizer's user id (lowercase).
+    pub organizer: String,
+    /// `createdDateTime` exactly as sent (e.g. `2024-01-01T08:04:02.1234567Z`).
+    pub created: String,
+    /// `contentCorrelationId` (the recording's, when made for one).
+    pub content_correlation_id: String,
+    /// `transcriptContentUrl` exactly as sent
+    /// (`…/users/{o}/onlineMeetings/{meetingId}/transcripts/{id}/content`).
+    pub transcript_content_url: String,
+    /// `metadataContentUrl` exactly as sent (`…/transcripts/{id}/metadataContent`).
+    pub metadata_content_url: String,
+    /// Length in bytes of the WebVTT body: the size asked for, rounded up to
+    /// the end of a cue (at most a couple of hundred bytes more).
+    pub size: u64,
 }
 
 /// A snapshot of the simulator's counters (see [`GraphSim::stats`]).
@@ -371,13 +403,17 @@ pub struct SimStats {
     /// Requests to the token endpoint (any outcome).
     pub token_requests: u64,
     /// Delta requests, recordings and contacts (any outcome); `/users/delta`
-    /// counts in `directory_requests`.
+    /// counts in `directory_requests`, transcripts in
+    /// `transcript_delta_requests`.
     pub delta_requests: u64,
-    /// Requests to the content endpoint on the graph origin (any outcome).
+    /// Requests to the recording content endpoint on the graph origin (any
+    /// outcome); transcripts count in `transcript_content_requests_by_id`
+    /// and `transcript_metadata_requests_by_id`.
     pub content_requests: u64,
     /// Requests to the download origin (any outcome).
     pub download_requests: u64,
-    /// Content bytes handed to the network, both origins.
+    /// Content bytes handed to the network, both origins: recordings,
+    /// transcripts and transcript metadata.
     pub content_bytes_sent: u64,
     /// Requests to the download origin that carried an `Authorization` header
     /// (a correct client keeps this at 0).
@@ -394,14 +430,16 @@ pub struct SimStats {
     pub throttled: u64,
     /// Delta requests answered 410 Gone.
     pub gone: u64,
-    /// Per recording id: content requests answered by a
-    /// [`Faults::content_status`] fault, on any origin and any redirect hop.
-    /// These are not counted in `content_requests_by_id`.
+    /// Per recording or transcript id: content (and transcript metadata)
+    /// requests answered by a [`Faults::content_status`] fault, on any origin
+    /// and any redirect hop. These are not counted in
+    /// `content_requests_by_id` or the transcript counts.
     pub content_refused_by_id: BTreeMap<String, u64>,
     /// Token requests whose connection was reset without a response
     /// ([`Faults::token_connection_reset`]); also counted in `token_requests`.
     pub token_connections_reset: u64,
-    /// Recordings delta requests answered 403 by [`Faults::organizer_forbidden`].
+    /// Recordings and transcripts delta requests answered 403 by
+    /// [`Faults::organizer_forbidden`].
     pub forbidden: u64,
     /// Requests to the graph origin's redirect-hop endpoints (see
     /// [`RedirectStyle`]), any outcome. The content endpoint itself and the
@@ -431,6 +469,18 @@ pub struct SimStats {
     /// Requests to the directory endpoints (`/users/{id}`, `/users/delta`,
     /// `/groups/{id}/transitiveMembers…`), any outcome.
     pub directory_requests: u64,
+    /// Transcript delta requests (`getAllTranscripts(…)/delta`), any outcome.
+    /// Not counted in `delta_requests`.
+    pub transcript_delta_requests: u64,
+    /// Per transcript id: logical downloads of its WebVTT content started,
+    /// counted like `content_requests_by_id` (a `200`/`206` or a `302` from
+    /// the graph content endpoint).
+    pub transcript_content_requests_by_id: BTreeMap<String, u64>,
+    /// Per transcript id: metadata requests answered `200`/`206`.
+    pub transcript_metadata_requests_by_id: BTreeMap<String, u64>,
+    /// Transcript requests (delta, content, metadata, redirect hops and the
+    /// download origin) answered 403 by [`Faults::transcripts_disabled`].
+    pub transcript_forbidden: u64,
 }
 
 /// Run-time fault switches, shared with the servers (cheap to clone).
@@ -481,7 +531,7 @@ impl Faults {
     }
 
     /// Invalidates every skip / delta token issued so far (recordings,
-    /// contacts and `/users/delta`): using one answers `410 Gone` with error `code` (e.g.
+    /// transcripts, contacts and `/users/delta`): using one answers `410 Gone` with error `code` (e.g.
     /// `SyncStateNotFound`, `syncStateNotFound`, `resyncRequired`) and, when
     /// `with_location`, a `Location` header with a fresh initial-request URL.
     /// Tokens issued later are valid. Same as [`Faults::expire_sync_state_with`]
@@ -496,8 +546,8 @@ impl Faults {
     }
 
     /// Invalidates every skip / delta token issued so far (recordings,
-    /// contacts and `/users/delta`; not the skip tokens of group member
-    /// pages): using one answers `410 Gone` with error `code` and the
+    /// transcripts, contacts and `/users/delta`; not the skip tokens of group
+    /// member pages): using one answers `410 Gone` with error `code` and the
     /// `Location` that `location` says, built from the options the token's
     /// round was started with. Tokens issued later are valid.
     pub fn expire_sync_state_with(&self, code: &str, location: SyncLocation) {
@@ -511,7 +561,8 @@ impl Faults {
     }
 
     /// While `status` is `Some`, every request for the content of
-    /// `recording_id` answers that status (a status that is not 4xx/5xx is sent
+    /// `recording_id` (a recording's or a transcript's id: then its VTT
+    /// content and its metadata) answers that status (a status that is not 4xx/5xx is sent
     /// as 500) with a Graph error body: `accessDenied` for 403, `itemNotFound`
     /// for 404, `resourceGone` for 410, `invalidRequest` for other 4xx (the 5xx
     /// codes are those of [`Faults::throttle_with`]). That holds on the graph
@@ -526,8 +577,9 @@ impl Faults {
         };
     }
 
-    /// While on, every body of `recording_id` (any origin, any range)
-    /// announces the full `Content-Length`, sends about half of the bytes and
+    /// While on, every body of `recording_id` (a recording's or a
+    /// transcript's id: then its VTT content and its metadata; any origin,
+    /// any range) announces the full `Content-Length`, sends about half of the bytes and
     /// then aborts the connection, like [`Faults::drop_mid_body`] but on every
     /// attempt (it does not use up a pending `drop_mid_body`).
     pub fn content_always_truncated(&self, recording_id: &str, on: bool) {
@@ -557,13 +609,14 @@ impl Faults {
         lock(&self.shared.faults).reject_credentials = rejection;
     }
 
-    /// While on, every recordings delta request of `organizer` (the first
-    /// request or any link, whether the user is in the path or in
-    /// `meetingOrganizerUserId`; matched case-insensitively) answers `403` with
-    /// Graph's error for a missing application access policy (code
-    /// `Forbidden`, message `No application access policy found for this
-    /// app.`). Checked after authentication and throttles, before the token is
-    /// looked up. Other organizers and contacts delta are not affected.
+    /// While on, every recordings and transcripts delta request of
+    /// `organizer` (the first request or any link, whether the user is in the
+    /// path or in `meetingOrganizerUserId`; matched case-insensitively)
+    /// answers `403` with Graph's error for a missing application access
+    /// policy (code `Forbidden`, message `No application access policy found
+    /// for this app.`). Checked after authentication and throttles, before
+    /// the token is looked up. Other organizers and contacts delta are not
+    /// affected.
     pub fn organizer_forbidden(&self, organizer: &str, on: bool) {
         let mut f = lock(&self.shared.faults);
         let key = organizer.to_ascii_lowercase();
@@ -580,8 +633,9 @@ impl Faults {
         lock(&self.shared.faults).redirect_style = style;
     }
 
-    /// The next `count` content bodies (whichever origin serves the bytes)
-    /// announce the full `Content-Length`, send about half of the bytes and
+    /// The next `count` content bodies (recordings, transcripts or transcript
+    /// metadata, whichever origin serves the bytes) announce the full
+    /// `Content-Length`, send about half of the bytes and
     /// then abort the connection.
     pub fn drop_mid_body(&self, count: u32) {
         lock(&self.shared.faults).drop_mid_body = count;
@@ -595,8 +649,9 @@ impl Faults {
         }
     }
 
-    /// While on, the recording API (delta and content) answers
-    /// `402 PaymentRequired` (metered API without a billing model).
+    /// While on, the recording and transcript APIs (delta, content and
+    /// metadata) answer `402 PaymentRequired` (metered APIs without a billing
+    /// model).
     pub fn payment_required(&self, on: bool) {
         lock(&self.shared.faults).payment_required = on;
     }
@@ -613,8 +668,9 @@ impl Faults {
         lock(&self.shared.faults).duplicate_items = on;
     }
 
-    /// The next recordings delta round started from a deltaLink also
-    /// re-includes the `n` oldest (matching) recordings of that organizer,
+    /// The next recordings or transcripts delta round started from a
+    /// deltaLink (whichever comes first) also re-includes the `n` oldest
+    /// (matching) items of that organizer,
     /// like the documented known issue "delta queries might return older
     /// artifacts".
     pub fn replay_older(&self, n: usize) {
@@ -622,7 +678,7 @@ impl Faults {
     }
 
     /// While on (documented known issue), when `$top` was given, the first page
-    /// of a recordings round carries a `deltaLink` instead of its `nextLink`:
+    /// of a recordings or transcripts round carries a `deltaLink` instead of its `nextLink`:
     /// the rest of that round is skipped (the deltaLink continues after the
     /// round's snapshot).
     pub fn top_drops_next_link(&self, on: bool) {
@@ -644,12 +700,28 @@ impl Faults {
         lock(&self.shared.faults).directory_forbidden = on;
     }
 
+    /// While on, the tenant's transcript access is turned off: every
+    /// transcript request (delta, content, metadata, and their redirect hops
+    /// and download URLs) answers `403` with the Graph error code `Forbidden`
+    /// and the message [`TRANSCRIPTS_DISABLED_MESSAGE`]. Checked after
+    /// authentication, throttles and [`Faults::organizer_forbidden`].
+    /// Recordings are not affected. Counted in
+    /// [`SimStats::transcript_forbidden`].
+    pub fn transcripts_disabled(&self, on: bool) {
+        lock(&self.shared.faults).transcripts_disabled = on;
+    }
+
     /// Clears every pending fault and switch. Tokens already expired or
     /// revoked stay invalid.
     pub fn clear(&self) {
         *lock(&self.shared.faults) = model::FaultState::default();
     }
 }
+
+/// The message of the `403 Forbidden` that every transcript request gets
+/// while [`Faults::transcripts_disabled`] is on: what a tenant whose Teams
+/// meeting policy turns transcription off answers.
+pub const TRANSCRIPTS_DISABLED_MESSAGE: &str = "Application access to transcripts is disabled by tenant admin: transcription is turned off by the Teams meeting policy (AllowTranscription).";
 
 /// A running Graph simulator. Clones share the same servers and state.
 #[derive(Clone)]
@@ -779,6 +851,16 @@ impl GraphSim {
         let org = encode_segment(&organizer.to_ascii_lowercase());
         format!(
             "{}/users/{org}/onlineMeetings/getAllRecordings(meetingOrganizerUserId='{org}')/delta",
+            self.base_url()
+        )
+    }
+
+    /// The initial transcripts delta URL for `organizer` (no `startDateTime`):
+    /// `{base}/users/{o}/onlineMeetings/getAllTranscripts(meetingOrganizerUserId='{o}')/delta`.
+    pub fn transcripts_delta_url(&self, organizer: &str) -> String {
+        let org = encode_segment(&organizer.to_ascii_lowercase());
+        format!(
+            "{}/users/{org}/onlineMeetings/getAllTranscripts(meetingOrganizerUserId='{org}')/delta",
             self.base_url()
         )
     }
@@ -988,6 +1070,45 @@ impl GraphSim {
         let mut v = vec![0u8; usize::try_from(size).ok()?];
         fill_content(key, 0, &mut v);
         Some(v)
+    }
+
+    /// Adds a transcript of about `size` bytes of WebVTT (see
+    /// [`TranscriptInfo::size`]) to `organizer` (registered if unknown, like
+    /// [`GraphSim::add_recording`]) and returns its info. With `recording`,
+    /// it is a transcript of that recording's meeting: the same `meetingId`,
+    /// `callId` and `contentCorrelationId`, created a minute or two after the
+    /// recording (a recording the simulator does not know is ignored);
+    /// without, of a fresh meeting.
+    pub fn add_transcript(&self, organizer: &str, recording: Option<&RecordingInfo>, size: u64) -> TranscriptInfo {
+        self.shared()
+            .add_transcript(organizer, recording.map(|r| r.id.as_str()), size)
+    }
+
+    /// The transcripts of `organizer`, oldest first.
+    pub fn transcripts(&self, organizer: &str) -> Vec<TranscriptInfo> {
+        let data = lock(&self.shared().data);
+        data.organizer_transcripts
+            .get(&organizer.to_ascii_lowercase())
+            .map(|serials| {
+                serials
+                    .iter()
+                    .filter_map(|&s| data.transcripts.get(s))
+                    .map(model::Transcript::info)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The WebVTT body of transcript `id`, as its content URL serves it.
+    pub fn transcript_content(&self, id: &str) -> Option<Vec<u8>> {
+        let data = lock(&self.shared().data);
+        Some(data.transcripts.get(*data.transcript_by_id.get(id)?)?.vtt())
+    }
+
+    /// The metadata body (JSON) of transcript `id`, as its metadata URL serves it.
+    pub fn transcript_metadata(&self, id: &str) -> Option<Vec<u8>> {
+        let data = lock(&self.shared().data);
+        Some(data.transcripts.get(*data.transcript_by_id.get(id)?)?.metadata())
     }
 
     /// A handle to switch faults at run time.

@@ -7,15 +7,17 @@ use std::time::Instant;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+use bytes::Bytes;
 use chrono::{DateTime, TimeZone as _, Utc};
 
 use crate::assertion::IdentityState;
 use crate::directory::{Directory, MemberRound, UserQuery};
-use crate::rng::{Rng, domain, hex, mix64};
+use crate::rng::{Rng, Source, domain, hex, mix64};
+use crate::transcript;
 use crate::util::{encode_segment, encode_token};
 use crate::{
     AssertionRejection, CredentialRejection, Origin, RecordingInfo, RedirectStyle, RequestRecord, RetryAfter,
-    SimConfig, SimStats, SyncLocation, Target,
+    SimConfig, SimStats, SyncLocation, Target, TranscriptInfo,
 };
 
 /// Locks `m`, ignoring poisoning (no code path panics while holding a lock, and
@@ -137,12 +139,17 @@ impl Shared {
         }
     }
 
-    /// The `content_status` fault set for recording `id`, if any.
+    /// Whether `transcripts_disabled` is on.
+    pub(crate) fn transcripts_disabled(&self) -> bool {
+        lock(&self.faults).transcripts_disabled
+    }
+
+    /// The `content_status` fault set for recording or transcript `id`, if any.
     pub(crate) fn content_status(&self, id: &str) -> Option<u16> {
         lock(&self.faults).content_status.get(id).copied()
     }
 
-    /// Whether every body of recording `id` is cut short.
+    /// Whether every body of recording or transcript `id` is cut short.
     pub(crate) fn always_truncated(&self, id: &str) -> bool {
         lock(&self.faults).truncated.contains(id)
     }
@@ -181,14 +188,16 @@ impl Shared {
         std::mem::take(&mut lock(&self.faults).replay_older)
     }
 
-    /// The signature of pre-authenticated URLs for the recording with `serial`.
+    /// The signature of pre-authenticated URLs for the artifact with `serial`
+    /// (a recording's serial, or a transcript's tagged with [`TRANSCRIPT_TAG`]).
     fn download_signature(&self, serial: u64) -> String {
         let mut r = Rng::derive(self.config.seed, domain::SIGNATURE, serial);
         hex(&r.bytes(16))
     }
 
     /// `{serial:016x}{signature}`: the signed part of every pre-authenticated
-    /// URL (download origin and redirect hops) of the recording with `serial`.
+    /// URL (download origin and redirect hops) of the artifact with `serial`
+    /// (tagged with [`TRANSCRIPT_TAG`] for a transcript).
     pub(crate) fn signed(&self, serial: u64) -> String {
         format!("{serial:016x}{}", self.download_signature(serial))
     }
@@ -202,11 +211,17 @@ impl Shared {
         Some((serial, token.get(16..)? == self.download_signature(serial)))
     }
 
-    /// `(id, size, content key)` of the recording with `serial`.
-    pub(crate) fn recording_by_serial(&self, serial: u64) -> Option<(String, u64, u64)> {
+    /// What the pre-authenticated URLs of the artifact with (tagged) `serial` serve.
+    pub(crate) fn served(&self, serial: u64) -> Option<Served> {
         let data = lock(&self.data);
-        let r = data.recordings.get(usize::try_from(serial).ok()?)?;
-        Some((r.id.clone(), r.size, r.content_key))
+        if serial & TRANSCRIPT_TAG != 0 {
+            let t = data.transcripts.get(usize::try_from(serial & !TRANSCRIPT_TAG).ok()?)?;
+            Some(t.served_content())
+        } else {
+            data.recordings
+                .get(usize::try_from(serial).ok()?)
+                .map(Recording::served)
+        }
     }
 
     /// Adds a recording to `organizer` (created if unknown) and returns its info.
@@ -224,6 +239,101 @@ impl Shared {
         data.organizers.entry(org_key).or_default().push(serial as usize);
         info
     }
+
+    /// Adds a transcript to `organizer` (created if unknown), of the meeting of
+    /// the recording with id `recording` if it is known, and returns its info.
+    pub(crate) fn add_transcript(&self, organizer: &str, recording: Option<&str>, size: u64) -> TranscriptInfo {
+        let base = self.base(ApiVersion::Beta);
+        let mut data = lock(&self.data);
+        let org_key = organizer.to_ascii_lowercase();
+        let serial = data.transcripts.len();
+        let rec = recording
+            .and_then(|id| data.by_id.get(id))
+            .and_then(|&i| data.recordings.get(i));
+        let t = Transcript::generate(self.config.seed, serial as u64, &org_key, size, &base, rec);
+        let info = t.info();
+        data.transcript_by_id.insert(t.id.clone(), serial);
+        data.transcripts.push(t);
+        data.ensure_user(&org_key);
+        data.organizers.entry(org_key.clone()).or_default();
+        data.organizer_transcripts.entry(org_key).or_default().push(serial);
+        info
+    }
+}
+
+/// Set in the serial of a transcript's pre-authenticated URLs, so that they
+/// never name a recording.
+pub(crate) const TRANSCRIPT_TAG: u64 = 1 << 62;
+
+/// The two kinds of meeting artifact served through the same delta, content
+/// and redirect machinery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ArtifactKind {
+    /// `callRecording`, `getAllRecordings`.
+    Recording,
+    /// `callTranscript`, `getAllTranscripts`.
+    Transcript,
+}
+
+impl ArtifactKind {
+    /// The delta function's name.
+    pub(crate) fn function(self) -> &'static str {
+        match self {
+            ArtifactKind::Recording => "getAllRecordings",
+            ArtifactKind::Transcript => "getAllTranscripts",
+        }
+    }
+
+    /// The resource type's name (`microsoft.graph.{type_name}`).
+    pub(crate) fn type_name(self) -> &'static str {
+        match self {
+            ArtifactKind::Recording => "callRecording",
+            ArtifactKind::Transcript => "callTranscript",
+        }
+    }
+
+    /// The properties `$select` may name.
+    pub(crate) fn properties(self) -> &'static [&'static str] {
+        match self {
+            ArtifactKind::Recording => &[
+                "id",
+                "meetingId",
+                "callId",
+                "contentCorrelationId",
+                "createdDateTime",
+                "endDateTime",
+                "recordingContentUrl",
+                "meetingOrganizer",
+            ],
+            ArtifactKind::Transcript => &[
+                "id",
+                "meetingId",
+                "callId",
+                "contentCorrelationId",
+                "createdDateTime",
+                "endDateTime",
+                "transcriptContentUrl",
+                "metadataContentUrl",
+                "meetingOrganizer",
+            ],
+        }
+    }
+}
+
+/// What a content URL (or one of its pre-authenticated hops) serves.
+#[derive(Debug, Clone)]
+pub(crate) struct Served {
+    pub(crate) kind: ArtifactKind,
+    pub(crate) id: String,
+    pub(crate) organizer: String,
+    pub(crate) meeting_id: String,
+    /// The serial its pre-authenticated URLs are signed for (tagged for a transcript).
+    pub(crate) signed_serial: u64,
+    /// The serial within its kind (for [`crate::ContentMode::Alternate`]).
+    pub(crate) serial: u64,
+    pub(crate) source: Source,
+    pub(crate) size: u64,
+    pub(crate) media_type: &'static str,
 }
 
 /// API version segment.
@@ -262,6 +372,32 @@ pub(crate) struct Recording {
 /// `2024-01-01T08:00:00Z`, the creation time of the first recording.
 const EPOCH_SECS: i64 = 1_704_096_000;
 
+/// A date-time as Graph writes it, with 100 ns ticks
+/// (`2024-01-01T08:03:17.1234567Z`). chrono has no 7-digit fraction
+/// specifier, hence by hand.
+fn graph_time(t: DateTime<Utc>) -> String {
+    format!(
+        "{}.{:07}Z",
+        t.format("%Y-%m-%dT%H:%M:%S"),
+        t.timestamp_subsec_nanos() / 100
+    )
+}
+
+/// `meetingOrganizer` as Graph sends it on recordings and transcripts.
+fn meeting_organizer(organizer: &str, tenant: &str) -> serde_json::Value {
+    serde_json::json!({
+        "application": null,
+        "device": null,
+        "user": {
+            "@odata.type": "#microsoft.graph.teamworkUserIdentity",
+            "id": organizer,
+            "displayName": null,
+            "userIdentityType": "aadUser",
+            "tenantId": tenant,
+        }
+    })
+}
+
 impl Recording {
     fn generate(
         seed: u64,
@@ -294,14 +430,7 @@ impl Recording {
         let created = Utc.timestamp_opt(secs, nanos).single().unwrap_or_else(Utc::now);
         let duration = chrono::Duration::seconds(1800 + i64::try_from(r.below(3600)).unwrap_or(0));
         let end = created.checked_add_signed(duration).unwrap_or(created);
-        // chrono has no 7-digit fraction specifier: Graph's 100 ns ticks by hand.
-        let fmt = |t: DateTime<Utc>| {
-            format!(
-                "{}.{:07}Z",
-                t.format("%Y-%m-%dT%H:%M:%S"),
-                t.timestamp_subsec_nanos() / 100
-            )
-        };
+        let fmt = graph_time;
         let content_url = match url_override {
             Some(u) => u.to_owned(),
             None => format!(
@@ -336,6 +465,21 @@ impl Recording {
             size: self.size,
             content_url: self.content_url.clone(),
             media_type: "video/mp4".to_owned(),
+            content_correlation_id: self.content_correlation_id.clone(),
+        }
+    }
+
+    pub(crate) fn served(&self) -> Served {
+        Served {
+            kind: ArtifactKind::Recording,
+            id: self.id.clone(),
+            organizer: self.organizer.clone(),
+            meeting_id: self.meeting_id.clone(),
+            signed_serial: self.serial,
+            serial: self.serial,
+            source: Source::Generated(self.content_key),
+            size: self.size,
+            media_type: "video/mp4",
         }
     }
 
@@ -350,17 +494,169 @@ impl Recording {
             "createdDateTime": self.created_str,
             "endDateTime": self.end_str,
             "recordingContentUrl": self.content_url,
-            "meetingOrganizer": {
-                "application": null,
-                "device": null,
-                "user": {
-                    "@odata.type": "#microsoft.graph.teamworkUserIdentity",
-                    "id": self.organizer,
-                    "displayName": null,
-                    "userIdentityType": "aadUser",
-                    "tenantId": tenant,
-                }
+            "meetingOrganizer": meeting_organizer(&self.organizer, tenant),
+        })
+    }
+}
+
+/// A simulated transcript.
+#[derive(Debug, Clone)]
+pub(crate) struct Transcript {
+    pub(crate) serial: u64,
+    pub(crate) id: String,
+    pub(crate) meeting_id: String,
+    pub(crate) call_id: String,
+    pub(crate) content_correlation_id: String,
+    pub(crate) organizer: String,
+    pub(crate) created: DateTime<Utc>,
+    pub(crate) created_str: String,
+    pub(crate) end_str: String,
+    pub(crate) content_url: String,
+    pub(crate) metadata_url: String,
+    pub(crate) content_key: u64,
+    /// Cues in the VTT body (see [`transcript::measure`]).
+    pub(crate) cues: usize,
+    /// Length of the VTT body.
+    pub(crate) size: u64,
+}
+
+impl Transcript {
+    /// Transcript `serial` of `organizer`; of `recording`'s meeting (same
+    /// `meetingId`, `callId` and `contentCorrelationId`, created a minute or
+    /// so after the recording) when given, else of a fresh meeting.
+    fn generate(
+        seed: u64,
+        serial: u64,
+        organizer: &str,
+        requested_size: u64,
+        base: &str,
+        recording: Option<&Recording>,
+    ) -> Transcript {
+        let mut r = Rng::derive(seed, domain::TRANSCRIPT, serial);
+        // Standard base64 like real transcript ids ("MSMjMCMj…"), with "+/+/"
+        // and "==" so that a client must escape it: 64 = 3*21 + 1.
+        let mut raw = r.bytes(64);
+        raw[..6].copy_from_slice(b"1##0##");
+        raw[30..33].copy_from_slice(&[0xFB, 0xFF, 0xBF]);
+        raw[54..62].copy_from_slice(&serial.to_be_bytes());
+        let id = STANDARD.encode(&raw);
+        let (meeting_id, call_id, content_correlation_id, created, end_str) = match recording {
+            Some(rec) => {
+                let lag = chrono::Duration::seconds(30 + i64::try_from(r.below(90)).unwrap_or(0));
+                let created = rec.created.checked_add_signed(lag).unwrap_or(rec.created);
+                (
+                    rec.meeting_id.clone(),
+                    rec.call_id.clone(),
+                    rec.content_correlation_id.clone(),
+                    created,
+                    rec.end_str.clone(),
+                )
             }
+            None => {
+                let thread = STANDARD_NO_PAD.encode(r.bytes(27));
+                let meeting_id = STANDARD.encode(format!("1*{organizer}*0**19:meeting_{thread}@thread.v2"));
+                let call_id = r.guid();
+                let correlation = r.guid();
+                // 10 minutes apart like recordings, 5 minutes later, jitter < 4 minutes.
+                let secs = EPOCH_SECS
+                    .saturating_add(300)
+                    .saturating_add(i64::try_from(serial).unwrap_or(i64::MAX / 1200).saturating_mul(600))
+                    .saturating_add(i64::try_from(r.below(240)).unwrap_or(0));
+                let nanos = u32::try_from(r.below(10_000_000) * 100).unwrap_or(0);
+                let created = Utc.timestamp_opt(secs, nanos).single().unwrap_or_else(Utc::now);
+                let duration = chrono::Duration::seconds(1800 + i64::try_from(r.below(3600)).unwrap_or(0));
+                let end = created.checked_add_signed(duration).unwrap_or(created);
+                (meeting_id, call_id, correlation, created, graph_time(end))
+            }
+        };
+        let prefix = format!(
+            "{base}/users/{}/onlineMeetings/{}/transcripts/{}",
+            encode_segment(organizer),
+            encode_segment(&meeting_id),
+            encode_segment(&id)
+        );
+        let content_key = mix64(seed ^ mix64(domain::TRANSCRIPT_CONTENT ^ mix64(serial)));
+        let (cues, size) = transcript::measure(content_key, requested_size);
+        Transcript {
+            serial,
+            id,
+            meeting_id,
+            call_id,
+            content_correlation_id,
+            organizer: organizer.to_owned(),
+            created,
+            created_str: graph_time(created),
+            end_str,
+            content_url: format!("{prefix}/content"),
+            metadata_url: format!("{prefix}/metadataContent"),
+            content_key,
+            cues,
+            size,
+        }
+    }
+
+    pub(crate) fn info(&self) -> TranscriptInfo {
+        TranscriptInfo {
+            id: self.id.clone(),
+            meeting_id: self.meeting_id.clone(),
+            organizer: self.organizer.clone(),
+            created: self.created_str.clone(),
+            content_correlation_id: self.content_correlation_id.clone(),
+            transcript_content_url: self.content_url.clone(),
+            metadata_content_url: self.metadata_url.clone(),
+            size: self.size,
+        }
+    }
+
+    /// The WebVTT body.
+    pub(crate) fn vtt(&self) -> Vec<u8> {
+        transcript::vtt(self.content_key, self.cues)
+    }
+
+    /// The metadata body (JSON).
+    pub(crate) fn metadata(&self) -> Vec<u8> {
+        transcript::metadata(self.content_key, self.cues)
+    }
+
+    fn served(&self, source: Source, size: u64, media_type: &'static str) -> Served {
+        Served {
+            kind: ArtifactKind::Transcript,
+            id: self.id.clone(),
+            organizer: self.organizer.clone(),
+            meeting_id: self.meeting_id.clone(),
+            signed_serial: self.serial | TRANSCRIPT_TAG,
+            serial: self.serial,
+            source,
+            size,
+            media_type,
+        }
+    }
+
+    /// What its content URL serves: the VTT body.
+    pub(crate) fn served_content(&self) -> Served {
+        self.served(Source::Buffer(Bytes::from(self.vtt())), self.size, "text/vtt")
+    }
+
+    /// What its metadata URL serves.
+    pub(crate) fn served_metadata(&self) -> Served {
+        let body = self.metadata();
+        let size = body.len() as u64;
+        self.served(Source::Buffer(Bytes::from(body)), size, "application/json")
+    }
+
+    /// The callTranscript JSON object.
+    pub(crate) fn to_json(&self, tenant: &str) -> serde_json::Value {
+        serde_json::json!({
+            "@odata.type": "#microsoft.graph.callTranscript",
+            "id": self.id,
+            "meetingId": self.meeting_id,
+            "callId": self.call_id,
+            "contentCorrelationId": self.content_correlation_id,
+            "createdDateTime": self.created_str,
+            "endDateTime": self.end_str,
+            "transcriptContentUrl": self.content_url,
+            "metadataContentUrl": self.metadata_url,
+            "meetingOrganizer": meeting_organizer(&self.organizer, tenant),
         })
     }
 }
@@ -489,9 +785,11 @@ pub(crate) struct ContactFolder {
     pub(crate) by_id: HashMap<String, usize>,
 }
 
-/// The parameters of a recordings delta round, carried inside its tokens.
+/// The parameters of a recordings or transcripts delta round, carried inside
+/// its tokens.
 #[derive(Debug)]
-pub(crate) struct RecQuery {
+pub(crate) struct ArtifactQuery {
+    pub(crate) kind: ArtifactKind,
     pub(crate) version: ApiVersion,
     pub(crate) organizer: String,
     pub(crate) start: Option<DateTime<Utc>>,
@@ -501,9 +799,10 @@ pub(crate) struct RecQuery {
     pub(crate) select: Option<Vec<String>>,
 }
 
-impl RecQuery {
-    pub(crate) fn matches(&self, r: &Recording) -> bool {
-        self.start.is_none_or(|s| r.created >= s) && self.end.is_none_or(|e| r.created <= e)
+impl ArtifactQuery {
+    /// Whether an item created at `created` is in the round's range.
+    pub(crate) fn matches(&self, created: DateTime<Utc>) -> bool {
+        self.start.is_none_or(|s| created >= s) && self.end.is_none_or(|e| created <= e)
     }
 }
 
@@ -529,13 +828,13 @@ pub(crate) struct Round<Q, I> {
 /// What an issued skip / delta token stands for.
 #[derive(Debug, Clone)]
 pub(crate) enum SyncState {
-    RecSkip {
-        round: Arc<Round<RecQuery, usize>>,
+    ArtifactSkip {
+        round: Arc<Round<ArtifactQuery, usize>>,
         offset: usize,
         empty_page: bool,
     },
-    RecDelta {
-        query: Arc<RecQuery>,
+    ArtifactDelta {
+        query: Arc<ArtifactQuery>,
         high_water: u64,
     },
     ContactSkip {
@@ -568,7 +867,7 @@ impl SyncState {
     pub(crate) fn is_skip(&self) -> bool {
         matches!(
             self,
-            SyncState::RecSkip { .. }
+            SyncState::ArtifactSkip { .. }
                 | SyncState::ContactSkip { .. }
                 | SyncState::UserSkip { .. }
                 | SyncState::MemberSkip { .. }
@@ -604,7 +903,12 @@ impl AccessToken {
 pub(crate) struct Data {
     pub(crate) recordings: Vec<Recording>,
     pub(crate) by_id: HashMap<String, usize>,
+    /// Every organizer (lowercase), with the serials of its recordings.
     pub(crate) organizers: BTreeMap<String, Vec<usize>>,
+    pub(crate) transcripts: Vec<Transcript>,
+    pub(crate) transcript_by_id: HashMap<String, usize>,
+    /// Organizer (lowercase) → the serials of its transcripts.
+    pub(crate) organizer_transcripts: HashMap<String, Vec<usize>>,
     organizer_counter: u64,
     pub(crate) access_tokens: HashMap<String, AccessToken>,
     access_counter: u64,
@@ -622,6 +926,54 @@ pub(crate) struct Data {
 }
 
 impl Data {
+    /// The serials of `organizer`'s items of `kind`, oldest first.
+    pub(crate) fn artifact_serials(&self, kind: ArtifactKind, organizer: &str) -> &[usize] {
+        match kind {
+            ArtifactKind::Recording => self.organizers.get(organizer).map_or(&[], Vec::as_slice),
+            ArtifactKind::Transcript => self.organizer_transcripts.get(organizer).map_or(&[], Vec::as_slice),
+        }
+    }
+
+    /// How many items of `kind` exist (the next serial).
+    pub(crate) fn artifact_count(&self, kind: ArtifactKind) -> usize {
+        match kind {
+            ArtifactKind::Recording => self.recordings.len(),
+            ArtifactKind::Transcript => self.transcripts.len(),
+        }
+    }
+
+    /// When item `serial` of `kind` was created.
+    pub(crate) fn artifact_created(&self, kind: ArtifactKind, serial: usize) -> Option<DateTime<Utc>> {
+        match kind {
+            ArtifactKind::Recording => self.recordings.get(serial).map(|r| r.created),
+            ArtifactKind::Transcript => self.transcripts.get(serial).map(|t| t.created),
+        }
+    }
+
+    /// The JSON object of item `serial` of `kind`.
+    pub(crate) fn artifact_json(&self, kind: ArtifactKind, serial: usize, tenant: &str) -> Option<serde_json::Value> {
+        match kind {
+            ArtifactKind::Recording => self.recordings.get(serial).map(|r| r.to_json(tenant)),
+            ArtifactKind::Transcript => self.transcripts.get(serial).map(|t| t.to_json(tenant)),
+        }
+    }
+
+    /// What the content URL of the item of `kind` with `id` serves, if it
+    /// belongs to `organizer`'s meeting `meeting_id` (`None` otherwise).
+    pub(crate) fn served_content(
+        &self,
+        kind: ArtifactKind,
+        organizer: &str,
+        meeting_id: &str,
+        id: &str,
+    ) -> Option<Served> {
+        let served = match kind {
+            ArtifactKind::Recording => self.recordings.get(*self.by_id.get(id)?)?.served(),
+            ArtifactKind::Transcript => self.transcripts.get(*self.transcript_by_id.get(id)?)?.served_content(),
+        };
+        (served.organizer.eq_ignore_ascii_case(organizer) && served.meeting_id == meeting_id).then_some(served)
+    }
+
     /// A new organizer GUID (registered, with no recordings yet).
     pub(crate) fn new_organizer(&mut self, seed: u64) -> String {
         loop {
@@ -723,6 +1075,8 @@ pub(crate) struct FaultState {
     pub(crate) redirect_style: RedirectStyle,
     /// The directory endpoints answer 403.
     pub(crate) directory_forbidden: bool,
+    /// Every transcript request answers 403.
+    pub(crate) transcripts_disabled: bool,
 }
 
 /// The boolean fault switches at one instant.
@@ -759,6 +1113,10 @@ pub(crate) struct StatsData {
     pub(crate) last_client_assertion: Option<serde_json::Value>,
     pub(crate) last_federated_assertion: Option<String>,
     pub(crate) directory_requests: u64,
+    pub(crate) transcript_delta_requests: u64,
+    pub(crate) transcript_content_requests_by_id: BTreeMap<String, u64>,
+    pub(crate) transcript_metadata_requests_by_id: BTreeMap<String, u64>,
+    pub(crate) transcript_forbidden: u64,
 }
 
 impl StatsData {
@@ -787,6 +1145,10 @@ impl StatsData {
             last_client_assertion: self.last_client_assertion.clone(),
             last_federated_assertion: self.last_federated_assertion.clone(),
             directory_requests: self.directory_requests,
+            transcript_delta_requests: self.transcript_delta_requests,
+            transcript_content_requests_by_id: self.transcript_content_requests_by_id.clone(),
+            transcript_metadata_requests_by_id: self.transcript_metadata_requests_by_id.clone(),
+            transcript_forbidden: self.transcript_forbidden,
         }
     }
 }

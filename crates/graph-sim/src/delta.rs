@@ -527,7 +527,8 @@ fn prefer_max_page_size(headers: &HeaderMap) -> Option<usize> {
         .filter(|n| *n > 0)
 }
 
-/// `GET /users/{user}/contactFolders/{folder}/contacts/delta`.
+/// `GET /users/{user}/contactFolders/{folder}/contacts/delta` (`folder` an
+/// id or the well-known `contacts`).
 pub(crate) fn contacts(
     shared: &Arc<Shared>,
     ids: &RequestIds,
@@ -600,7 +601,9 @@ pub(crate) fn contacts(
                     Err(resp) => return resp,
                 },
             };
-            let key = (user.to_ascii_lowercase(), folder.to_owned());
+            // The well-known `contacts` names the default folder; links carry its id.
+            let folder = data.resolve_folder(user, folder);
+            let key = (user.to_ascii_lowercase(), folder.clone());
             if !data.contact_folders.contains_key(&key) {
                 return graph_error(
                     ids,
@@ -612,7 +615,7 @@ pub(crate) fn contacts(
             let query = Arc::new(ContactQuery {
                 version,
                 user: user.to_owned(),
-                folder: folder.to_owned(),
+                folder,
                 select,
                 page_size: prefer,
             });

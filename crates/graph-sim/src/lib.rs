@@ -107,6 +107,7 @@ mod assertion;
 mod conn;
 mod delta;
 mod directory;
+mod folders;
 mod model;
 mod rng;
 mod server;
@@ -129,7 +130,7 @@ use tokio::task::JoinHandle;
 use crate::assertion::RegisteredCert;
 pub use crate::assertion::{AssertionRejection, CertificateError};
 use crate::conn::{ConnKill, KillableListener};
-use crate::model::{Contact, ContactFolder, Removal, Shared, Throttle, lock};
+use crate::model::{Contact, Removal, Shared, Throttle, contact_stamp, lock};
 use crate::rng::{content_piece, fill_content};
 use crate::util::encode_segment;
 
@@ -201,6 +202,9 @@ pub enum Target {
     /// The directory endpoints (`/users/{id}`, `/users/delta`,
     /// `/groups/{id}/transitiveMembers…`).
     Directory,
+    /// The contact folder endpoints (`/users/{id}/contactFolders`,
+    /// `…/contactFolders/{id}` and `…/contactFolders/{id}/childFolders`).
+    ContactFolders,
 }
 
 impl Target {
@@ -211,6 +215,7 @@ impl Target {
             Target::Content => 2,
             Target::Download => 3,
             Target::Directory => 4,
+            Target::ContactFolders => 5,
         }
     }
 }
@@ -397,6 +402,18 @@ pub struct TranscriptInfo {
     pub size: u64,
 }
 
+/// A contact folder as created in the simulator (see
+/// [`GraphSim::contact_folders`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContactFolderInfo {
+    /// Its id (`displayName` too for folders made by [`GraphSim::add_contact`]).
+    pub id: String,
+    /// `displayName` (`Contacts` for the default folder).
+    pub display_name: String,
+    /// `parentFolderId`: the default folder's id for a top-level folder.
+    pub parent_folder_id: String,
+}
+
 /// A snapshot of the simulator's counters (see [`GraphSim::stats`]).
 #[derive(Clone, Debug, Default)]
 pub struct SimStats {
@@ -481,6 +498,9 @@ pub struct SimStats {
     /// Transcript requests (delta, content, metadata, redirect hops and the
     /// download origin) answered 403 by [`Faults::transcripts_disabled`].
     pub transcript_forbidden: u64,
+    /// Requests to the contact folder endpoints (`/contactFolders`,
+    /// `/contactFolders/{id}`, `/childFolders`), any outcome.
+    pub contact_folder_requests: u64,
 }
 
 /// Run-time fault switches, shared with the servers (cheap to clone).
@@ -865,6 +885,23 @@ impl GraphSim {
         )
     }
 
+    /// `{base}/users/{user}/contactFolders`: the first page of `user`'s
+    /// top-level contact folders.
+    pub fn contact_folders_url(&self, user: &str) -> String {
+        format!("{}/users/{}/contactFolders", self.base_url(), encode_segment(user))
+    }
+
+    /// `{base}/users/{user}/contactFolders/{folder}/childFolders`: the first
+    /// page of `folder`'s direct child folders.
+    pub fn child_folders_url(&self, user: &str, folder: &str) -> String {
+        format!(
+            "{}/users/{}/contactFolders/{}/childFolders",
+            self.base_url(),
+            encode_segment(user),
+            encode_segment(folder)
+        )
+    }
+
     /// The initial contacts delta URL for `user`'s `folder`.
     pub fn contacts_delta_url(&self, user: &str, folder: &str) -> String {
         format!(
@@ -1131,32 +1168,44 @@ impl GraphSim {
         self.shared().bytes_sent.store(0, Ordering::Relaxed);
     }
 
-    /// Adds a contact named `display_name` to `user`'s `folder` (both created
-    /// if unknown) and returns its id.
+    /// Adds a contact named `display_name` to `user`'s `folder` and returns
+    /// its id. `folder` is a folder id, or `contacts` (the well-known name of
+    /// the default folder). The user gets a mailbox with its default
+    /// `Contacts` folder on its first contact or folder; an unknown `folder`
+    /// is created as a top-level folder (a child of the default folder) whose
+    /// id and display name are `folder`.
     pub fn add_contact(&self, user: &str, folder: &str, display_name: &str) -> String {
         let seed = self.shared().config.seed;
-        let mut data = lock(&self.shared().data);
-        let id = data.new_contact_id(seed);
-        data.contact_seq += 1;
-        let seq = data.contact_seq;
-        let stamp = contact_stamp(seq);
-        let f = data
-            .contact_folders
-            .entry((user.to_ascii_lowercase(), folder.to_owned()))
-            .or_insert_with(|| ContactFolder {
-                folder: folder.to_owned(),
-                ..ContactFolder::default()
-            });
-        f.by_id.insert(id.clone(), f.contacts.len());
-        f.contacts.push(Contact {
-            id: id.clone(),
-            display_name: display_name.to_owned(),
-            created: stamp.clone(),
-            modified: stamp,
-            change_seq: seq,
-            removed: None,
-        });
-        id
+        lock(&self.shared().data).add_contact(seed, user, folder, display_name)
+    }
+
+    /// Adds a contact folder named `name` to `user`'s mailbox and returns its
+    /// id (deterministic, standard base64 with `+`, `/` and `=` like real
+    /// folder ids). `parent`: `None` for a top-level folder (a child of the
+    /// default folder, listed by `/contactFolders`), else the id of its parent
+    /// folder (or `contacts`), which is made as by [`GraphSim::add_contact`]
+    /// if unknown. A nested folder is only found through its parent's
+    /// `childFolders`.
+    pub fn add_contact_folder(&self, user: &str, name: &str, parent: Option<&str>) -> String {
+        let seed = self.shared().config.seed;
+        lock(&self.shared().data).add_contact_folder(seed, user, name, parent)
+    }
+
+    /// The id of `user`'s default `Contacts` folder (the mailbox is made if
+    /// the user has none yet).
+    pub fn default_contact_folder(&self, user: &str) -> String {
+        let seed = self.shared().config.seed;
+        lock(&self.shared().data).ensure_mailbox(seed, user).default_id
+    }
+
+    /// Every contact folder of `user` (the default one first, nested ones
+    /// included), in order of creation; empty for a user without a mailbox.
+    pub fn contact_folders(&self, user: &str) -> Vec<ContactFolderInfo> {
+        let data = lock(&self.shared().data);
+        data.all_folders(user)
+            .into_iter()
+            .map(model::ContactFolder::info)
+            .collect()
     }
 
     /// Renames a live contact (no-op for unknown or removed contacts); the next
@@ -1188,10 +1237,8 @@ impl GraphSim {
     fn change_contact(&self, user: &str, folder: &str, id: &str, f: impl FnOnce(&mut Contact) -> bool) {
         let mut data = lock(&self.shared().data);
         let next_seq = data.contact_seq + 1;
-        let Some(folder) = data
-            .contact_folders
-            .get_mut(&(user.to_ascii_lowercase(), folder.to_owned()))
-        else {
+        let folder = data.resolve_folder(user, folder);
+        let Some(folder) = data.contact_folders.get_mut(&(user.to_ascii_lowercase(), folder)) else {
             return;
         };
         let Some(contact) = folder.by_id.get(id).copied().and_then(|i| folder.contacts.get_mut(i)) else {
@@ -1203,15 +1250,6 @@ impl GraphSim {
             data.contact_seq = next_seq;
         }
     }
-}
-
-/// A deterministic timestamp for contact change `seq`.
-fn contact_stamp(seq: u64) -> String {
-    let secs = 1_704_096_000i64.saturating_add(i64::try_from(seq).unwrap_or(0).saturating_mul(60));
-    chrono::DateTime::from_timestamp(secs, 0)
-        .unwrap_or_default()
-        .format("%Y-%m-%dT%H:%M:%SZ")
-        .to_string()
 }
 
 /// Runs one axum server until shutdown is signalled (or the sender is dropped).

@@ -16,8 +16,8 @@ use crate::rng::{Rng, Source, domain, hex, mix64};
 use crate::transcript;
 use crate::util::{encode_segment, encode_token};
 use crate::{
-    AssertionRejection, CredentialRejection, Origin, RecordingInfo, RedirectStyle, RequestRecord, RetryAfter,
-    SimConfig, SimStats, SyncLocation, Target, TranscriptInfo,
+    AssertionRejection, ContactFolderInfo, CredentialRejection, Origin, RecordingInfo, RedirectStyle, RequestRecord,
+    RetryAfter, SimConfig, SimStats, SyncLocation, Target, TranscriptInfo,
 };
 
 /// Locks `m`, ignoring poisoning (no code path panics while holding a lock, and
@@ -686,10 +686,23 @@ pub(crate) struct Contact {
     pub(crate) display_name: String,
     pub(crate) created: String,
     pub(crate) modified: String,
+    pub(crate) company: String,
+    pub(crate) business_phone: String,
     /// Global contact change sequence number of the last change.
     pub(crate) change_seq: u64,
     pub(crate) removed: Option<Removal>,
 }
+
+/// The companies simulated contacts work for.
+const COMPANIES: &[&str] = &[
+    "Contoso",
+    "Fabrikam",
+    "Northwind Traders",
+    "Tailspin Toys",
+    "Litware",
+    "Adventure Works",
+    "Woodgrove Bank",
+];
 
 /// Contact properties `$select` may name.
 pub(crate) const CONTACT_PROPERTIES: &[&str] = &[
@@ -703,6 +716,8 @@ pub(crate) const CONTACT_PROPERTIES: &[&str] = &[
     "lastModifiedDateTime",
     "changeKey",
     "categories",
+    "businessPhones",
+    "companyName",
 ];
 
 impl Contact {
@@ -753,7 +768,7 @@ impl Contact {
         m.insert("@odata.etag".into(), format!("W/\"{ck}\"").into());
         m.insert("id".into(), self.id.clone().into());
         let (given, surname) = self.given_and_surname();
-        let fields: [(&str, serde_json::Value); 9] = [
+        let fields: [(&str, serde_json::Value); 11] = [
             ("createdDateTime", self.created.clone().into()),
             ("lastModifiedDateTime", self.modified.clone().into()),
             ("changeKey", ck.into()),
@@ -766,6 +781,8 @@ impl Contact {
                 "emailAddresses",
                 serde_json::json!([{ "name": self.display_name, "address": self.email() }]),
             ),
+            ("businessPhones", serde_json::json!([self.business_phone])),
+            ("companyName", self.company.clone().into()),
         ];
         for (name, value) in fields {
             let wanted = select.is_none_or(|s| s.iter().any(|f| f.eq_ignore_ascii_case(name)));
@@ -780,10 +797,50 @@ impl Contact {
 /// One user's contact folder.
 #[derive(Debug, Default)]
 pub(crate) struct ContactFolder {
+    /// Its id.
     pub(crate) folder: String,
+    pub(crate) display_name: String,
+    /// The id of its parent: the default folder for a top-level folder, the
+    /// mailbox root for the default folder.
+    pub(crate) parent_id: String,
+    /// Creation order among all folders.
+    pub(crate) seq: u64,
     pub(crate) contacts: Vec<Contact>,
     pub(crate) by_id: HashMap<String, usize>,
 }
+
+impl ContactFolder {
+    /// The contactFolder JSON object.
+    pub(crate) fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "id": self.folder,
+            "displayName": self.display_name,
+            "parentFolderId": self.parent_id,
+        })
+    }
+
+    pub(crate) fn info(&self) -> ContactFolderInfo {
+        ContactFolderInfo {
+            id: self.folder.clone(),
+            display_name: self.display_name.clone(),
+            parent_folder_id: self.parent_id.clone(),
+        }
+    }
+}
+
+/// A user's mailbox, as far as contacts go.
+#[derive(Debug, Clone)]
+pub(crate) struct Mailbox {
+    /// The default `Contacts` folder (whose parent, the mailbox root, is
+    /// never listed).
+    pub(crate) default_id: String,
+}
+
+/// The well-known name of the default contacts folder.
+pub(crate) const DEFAULT_FOLDER_ALIAS: &str = "contacts";
+
+/// The display name of the default contacts folder.
+pub(crate) const DEFAULT_FOLDER_NAME: &str = "Contacts";
 
 /// The parameters of a recordings or transcripts delta round, carried inside
 /// its tokens.
@@ -917,10 +974,14 @@ pub(crate) struct Data {
     /// Link-shape alternation counters (nextLinks, deltaLinks).
     pub(crate) next_shape: u64,
     pub(crate) delta_shape: u64,
-    /// (lowercased user, folder) → folder.
+    /// (lowercased user, folder id) → folder.
     pub(crate) contact_folders: HashMap<(String, String), ContactFolder>,
+    /// Lowercased user → the ids of its default folder and of the root above it.
+    pub(crate) mailboxes: HashMap<String, Mailbox>,
     pub(crate) contact_seq: u64,
     contact_counter: u64,
+    /// Contact folders (and mailbox roots) created so far, for their ids and order.
+    folder_counter: u64,
     /// Users (every organizer is one), groups and devices.
     pub(crate) directory: Directory,
 }
@@ -1030,8 +1091,9 @@ impl Data {
         }
     }
 
-    /// A new contact id, shaped like real ones (standard base64 with `+`, `/`, `=`).
-    pub(crate) fn new_contact_id(&mut self, seed: u64) -> String {
+    /// A new contact id, shaped like real ones (standard base64 with `+`, `/`, `=`),
+    /// and the contact's number.
+    fn new_contact_id(&mut self, seed: u64) -> (String, u64) {
         let n = self.contact_counter;
         self.contact_counter += 1;
         let mut r = Rng::derive(seed, domain::CONTACT, n);
@@ -1039,8 +1101,165 @@ impl Data {
         raw[..4].copy_from_slice(&[0x00, 0x03, 0x24, 0x00]); // "AAMkA"
         raw[30..33].copy_from_slice(&[0xFB, 0xFF, 0xBF]);
         raw[60..68].copy_from_slice(&n.to_be_bytes());
-        STANDARD.encode(raw)
+        (STANDARD.encode(raw), n)
     }
+
+    /// A new folder id, shaped like real ones (`AAMkA…`, standard base64
+    /// with `+`, `/` and one `=`), and its creation number.
+    fn new_folder_id(&mut self, seed: u64) -> (String, u64) {
+        let n = self.folder_counter;
+        self.folder_counter += 1;
+        let mut r = Rng::derive(seed, domain::CONTACT_FOLDER, n);
+        let mut raw = r.bytes(47); // 47 = 3*15 + 2 → "="
+        raw[..4].copy_from_slice(&[0x00, 0x03, 0x24, 0x00]); // "AAMkA"
+        raw[12..15].copy_from_slice(&[0xFB, 0xFF, 0xBF]); // "+/+/"
+        raw[30..38].copy_from_slice(&n.to_be_bytes());
+        (STANDARD.encode(raw), n)
+    }
+
+    /// `user`'s mailbox (lowercased key), made with its default folder if it
+    /// has none yet.
+    pub(crate) fn ensure_mailbox(&mut self, seed: u64, user: &str) -> Mailbox {
+        let key = user.to_ascii_lowercase();
+        if let Some(m) = self.mailboxes.get(&key) {
+            return m.clone();
+        }
+        let (root_id, _) = self.new_folder_id(seed);
+        let (default_id, seq) = self.new_folder_id(seed);
+        self.contact_folders.insert(
+            (key.clone(), default_id.clone()),
+            ContactFolder {
+                folder: default_id.clone(),
+                display_name: DEFAULT_FOLDER_NAME.to_owned(),
+                parent_id: root_id.clone(),
+                seq,
+                ..ContactFolder::default()
+            },
+        );
+        let m = Mailbox { default_id };
+        self.mailboxes.insert(key, m.clone());
+        m
+    }
+
+    /// The folder id `folder` names for `user`: the default folder's id for
+    /// the well-known name `contacts` (any case) when the user has a mailbox,
+    /// else `folder` itself.
+    pub(crate) fn resolve_folder(&self, user: &str, folder: &str) -> String {
+        if folder.eq_ignore_ascii_case(DEFAULT_FOLDER_ALIAS) {
+            if let Some(m) = self.mailboxes.get(&user.to_ascii_lowercase()) {
+                return m.default_id.clone();
+            }
+        }
+        folder.to_owned()
+    }
+
+    /// Makes sure `user` has a folder `folder` (an id or the well-known
+    /// `contacts`); an unknown one is created at the top level (under the
+    /// default folder), named after its id. Returns its id.
+    fn ensure_folder(&mut self, seed: u64, user: &str, folder: &str) -> String {
+        let mailbox = self.ensure_mailbox(seed, user);
+        let id = self.resolve_folder(user, folder);
+        let key = (user.to_ascii_lowercase(), id.clone());
+        if !self.contact_folders.contains_key(&key) {
+            let seq = self.folder_counter;
+            self.folder_counter += 1;
+            self.contact_folders.insert(
+                key,
+                ContactFolder {
+                    folder: id.clone(),
+                    display_name: id.clone(),
+                    parent_id: mailbox.default_id,
+                    seq,
+                    ..ContactFolder::default()
+                },
+            );
+        }
+        id
+    }
+
+    /// Adds a folder named `name` under `parent` (the top level when `None`;
+    /// an unknown parent is created as by [`Data::ensure_folder`]) and
+    /// returns its id.
+    pub(crate) fn add_contact_folder(&mut self, seed: u64, user: &str, name: &str, parent: Option<&str>) -> String {
+        let mailbox = self.ensure_mailbox(seed, user);
+        let parent_id = match parent {
+            Some(p) => self.ensure_folder(seed, user, p),
+            None => mailbox.default_id,
+        };
+        let (id, seq) = self.new_folder_id(seed);
+        self.contact_folders.insert(
+            (user.to_ascii_lowercase(), id.clone()),
+            ContactFolder {
+                folder: id.clone(),
+                display_name: name.to_owned(),
+                parent_id,
+                seq,
+                ..ContactFolder::default()
+            },
+        );
+        id
+    }
+
+    /// The direct child folders of `parent` in `user`'s mailbox, in order of creation.
+    pub(crate) fn child_folders(&self, user: &str, parent: &str) -> Vec<&ContactFolder> {
+        let key = user.to_ascii_lowercase();
+        let mut v: Vec<&ContactFolder> = self
+            .contact_folders
+            .iter()
+            .filter(|((u, _), f)| *u == key && f.parent_id == parent)
+            .map(|(_, f)| f)
+            .collect();
+        v.sort_by_key(|f| f.seq);
+        v
+    }
+
+    /// Every folder of `user`, the default one included, in order of creation.
+    pub(crate) fn all_folders(&self, user: &str) -> Vec<&ContactFolder> {
+        let key = user.to_ascii_lowercase();
+        let mut v: Vec<&ContactFolder> = self
+            .contact_folders
+            .iter()
+            .filter(|((u, _), _)| *u == key)
+            .map(|(_, f)| f)
+            .collect();
+        v.sort_by_key(|f| f.seq);
+        v
+    }
+
+    /// Adds a contact named `display_name` to `user`'s `folder` (made as by
+    /// [`Data::ensure_folder`] if unknown) and returns its id.
+    pub(crate) fn add_contact(&mut self, seed: u64, user: &str, folder: &str, display_name: &str) -> String {
+        let folder = self.ensure_folder(seed, user, folder);
+        let (id, n) = self.new_contact_id(seed);
+        self.contact_seq += 1;
+        let seq = self.contact_seq;
+        let stamp = contact_stamp(seq);
+        let slot = usize::try_from(n).unwrap_or(0);
+        let contact = Contact {
+            id: id.clone(),
+            display_name: display_name.to_owned(),
+            created: stamp.clone(),
+            modified: stamp,
+            company: COMPANIES[slot % COMPANIES.len()].to_owned(),
+            business_phone: format!("+1 425 555 {:04}", 100 + n % 9900),
+            change_seq: seq,
+            removed: None,
+        };
+        if let Some(f) = self.contact_folders.get_mut(&(user.to_ascii_lowercase(), folder)) {
+            f.by_id.insert(id.clone(), f.contacts.len());
+            f.contacts.push(contact);
+        }
+        id
+    }
+}
+
+/// A deterministic timestamp for contact change `seq`.
+pub(crate) fn contact_stamp(seq: u64) -> String {
+    let secs = EPOCH_SECS.saturating_add(i64::try_from(seq).unwrap_or(0).saturating_mul(60));
+    DateTime::from_timestamp(secs, 0)
+        .unwrap_or_default()
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
 }
 
 /// A pending throttle fault.
@@ -1054,7 +1273,7 @@ pub(crate) struct Throttle {
 /// Pending and switched-on faults.
 #[derive(Debug, Default)]
 pub(crate) struct FaultState {
-    pub(crate) throttle: [Option<Throttle>; 5],
+    pub(crate) throttle: [Option<Throttle>; 6],
     pub(crate) drop_mid_body: u32,
     pub(crate) payment_required: bool,
     pub(crate) empty_pages: bool,
@@ -1117,6 +1336,7 @@ pub(crate) struct StatsData {
     pub(crate) transcript_content_requests_by_id: BTreeMap<String, u64>,
     pub(crate) transcript_metadata_requests_by_id: BTreeMap<String, u64>,
     pub(crate) transcript_forbidden: u64,
+    pub(crate) contact_folder_requests: u64,
 }
 
 impl StatsData {
@@ -1149,6 +1369,7 @@ impl StatsData {
             transcript_content_requests_by_id: self.transcript_content_requests_by_id.clone(),
             transcript_metadata_requests_by_id: self.transcript_metadata_requests_by_id.clone(),
             transcript_forbidden: self.transcript_forbidden,
+            contact_folder_requests: self.contact_folder_requests,
         }
     }
 }

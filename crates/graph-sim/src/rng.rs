@@ -37,6 +37,7 @@ pub(crate) mod domain {
     pub(crate) const DEVICE: u64 = 11;
     pub(crate) const TRANSCRIPT: u64 = 12;
     pub(crate) const TRANSCRIPT_CONTENT: u64 = 13;
+    pub(crate) const CONTACT_FOLDER: u64 = 14;
 }
 
 /// The SplitMix64 finaliser.

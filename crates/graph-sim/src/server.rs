@@ -30,7 +30,7 @@ use crate::{
     AssertionRejection, ContentMode, CredentialRejection, Origin, RedirectStyle, RetryAfter,
     TRANSCRIPTS_DISABLED_MESSAGE, Target,
 };
-use crate::{delta, directory};
+use crate::{delta, directory, folders};
 
 /// Largest accepted token-request body.
 const MAX_FORM_BODY: usize = 64 * 1024;
@@ -193,6 +193,11 @@ fn graph_api(
         }
         5 if is(0, "onlineMeetings") && is(2, "transcripts") && is(4, "metadataContent") => {
             Some(metadata(shared, ids, &user, &seg(1)?, &seg(3)?, parts))
+        }
+        1 if is(0, "contactFolders") => Some(folders::list(shared, ids, version, &user, None, parts)),
+        2 if is(0, "contactFolders") => Some(folders::get(shared, ids, version, &user, &seg(1)?, parts)),
+        3 if is(0, "contactFolders") && is(2, "childFolders") => {
+            Some(folders::list(shared, ids, version, &user, Some(&seg(1)?), parts))
         }
         4 if is(0, "contactFolders") && is(2, "contacts") && is_delta(&seg(3)?) => {
             let folder = seg(1)?;

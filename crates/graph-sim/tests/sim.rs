@@ -839,6 +839,7 @@ async fn hostile_input_never_panics() {
     let sim = sim_with(|_| {}).await;
     let addr = sim.graph_origin().trim_start_matches("http://").to_owned();
     let t = sim.issue_access_token();
+    sim.add_contact("x", "f", "Some One");
     sim.add_transcript("x", None, 10);
     let targets = [
         "/beta/users/%FF%FE/onlineMeetings/getAllRecordings(meetingOrganizerUserId=%27%FF%27)/delta",
@@ -857,6 +858,10 @@ async fn hostile_input_never_panics() {
         "/beta/users/x/onlineMeetings/%%%/transcripts/%/content?$format=%FF",
         "/beta/users/x/onlineMeetings/m/transcripts/t/metadataContent",
         "/beta/users/x/onlineMeetings/m/transcripts/t/stream?sig=%FF",
+        "/beta/users/x/contactFolders?$top=99999999999999999999999",
+        "/beta/users/x/contactFolders/%C3%28/childFolders?$skip=18446744073709551615",
+        "/beta/users/x/contactFolders/%C3%28",
+        "/beta/users/%FF/contactFolders",
         "/%FF/oauth2/v2.0/token",
         "/beta/",
         "/",
@@ -2861,4 +2866,245 @@ async fn content_faults_apply_to_transcript_content_and_metadata() {
         .await
         .expect("complete body");
     assert_eq!(Some(body.to_vec()), sim.transcript_content(&bad.id));
+}
+
+// ---------------------------------------------------------------------------
+// Contact folders
+
+/// Follows `@odata.nextLink`s to the end: (items, nextLinks).
+async fn all_pages(c: &reqwest::Client, url: &str, token: &str) -> (Vec<Value>, Vec<String>) {
+    let mut items = Vec::new();
+    let mut nexts = Vec::new();
+    let mut url = url.to_owned();
+    for _ in 0..100 {
+        let (s, _, body) = get(c, &url, token).await;
+        assert_eq!(s, StatusCode::OK, "{url}: {body}");
+        assert!(body.get("@odata.deltaLink").is_none(), "{body}");
+        items.extend(body["value"].as_array().expect("value").iter().cloned());
+        match body.get("@odata.nextLink").and_then(Value::as_str) {
+            Some(n) => {
+                nexts.push(n.to_owned());
+                url = n.to_owned();
+            }
+            None => return (items, nexts),
+        }
+    }
+    panic!("no end to the pages");
+}
+
+#[tokio::test]
+async fn contact_folders_top_level_nested_and_default() {
+    let sim = sim_with(|c| c.page_size = 2).await;
+    let c = client();
+    let t = token(&sim, &c).await;
+    let user = "5f1c0e2a-1111-4222-8333-944455556666";
+    sim.add_contact(user, "AAMkFolderA=", "In A");
+    sim.add_contact(user, "AAMkFolderB=", "In B");
+    let nested = sim.add_contact_folder(user, "Nested", Some("AAMkFolderA="));
+    let deeper = sim.add_contact_folder(user, "Deeper", Some(&nested));
+    let family = sim.add_contact_folder(user, "Family", None);
+    sim.add_contact(user, &nested, "Nested Person");
+    sim.add_contact(user, "contacts", "Default Person");
+    let default = sim.default_contact_folder(user);
+    for id in [&nested, &deeper, &family, &default] {
+        assert!(
+            id.starts_with("AAMkA") && id.contains('+') && id.contains('/') && id.ends_with('='),
+            "{id}"
+        );
+    }
+
+    // Top-level folders only: not the default one, not the nested ones.
+    let (folders, nexts) = all_pages(&c, &sim.contact_folders_url(user), &t).await;
+    assert_eq!(nexts.len(), 1, "3 folders in pages of 2");
+    assert!(nexts[0].contains("$skip=2"), "{}", nexts[0]);
+    assert_eq!(ids(&folders), ["AAMkFolderA=", "AAMkFolderB=", family.as_str()]);
+    assert_eq!(folders[0]["displayName"], "AAMkFolderA=");
+    assert_eq!(folders[2]["displayName"], "Family");
+    for f in &folders {
+        assert_eq!(f["parentFolderId"], default.as_str(), "{f}");
+        assert_eq!(f.as_object().expect("object").len(), 3, "{f}");
+    }
+    let (one_by_one, nexts) = all_pages(&c, &format!("{}?$top=1", sim.contact_folders_url(user)), &t).await;
+    assert_eq!(ids(&one_by_one), ids(&folders));
+    assert_eq!(nexts.len(), 2);
+
+    // The default folder by its well-known name.
+    let (s, _, body) = get(&c, &format!("{}/contacts", sim.contact_folders_url(user)), &t).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(body["id"], default.as_str());
+    assert_eq!(body["displayName"], "Contacts");
+    assert!(body["parentFolderId"].is_string() && body["parentFolderId"] != default.as_str());
+    let (s, _, body) = get(
+        &c,
+        &format!("{}/{}", sim.contact_folders_url(user), url_segment(&nested)),
+        &t,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(body["parentFolderId"], "AAMkFolderA=");
+
+    // Nested folders through childFolders.
+    let children = |folder: &str| sim.child_folders_url(user, folder);
+    assert_eq!(
+        ids(&all_pages(&c, &children("AAMkFolderA="), &t).await.0),
+        vec![nested.clone()]
+    );
+    assert_eq!(
+        ids(&all_pages(&c, &children(&nested), &t).await.0),
+        vec![deeper.clone()]
+    );
+    assert!(all_pages(&c, &children(&deeper), &t).await.0.is_empty());
+    assert_eq!(ids(&all_pages(&c, &children("contacts"), &t).await.0), ids(&folders));
+    assert_eq!(ids(&all_pages(&c, &children(&default), &t).await.0), ids(&folders));
+    let every: Vec<String> = sim.contact_folders(user).into_iter().map(|f| f.id).collect();
+    assert_eq!(
+        every,
+        [&default, "AAMkFolderA=", "AAMkFolderB=", &nested, &deeper, &family].map(|s| s.to_owned())
+    );
+
+    // Each folder has its own contacts delta, the default one by name or id.
+    let (items, _, _) = round(&c, &sim.contacts_delta_url(user, &nested), &t).await;
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["displayName"], "Nested Person");
+    assert_eq!(items[0]["parentFolderId"], nested.as_str());
+    let (items, _, delta) = round(&c, &sim.contacts_delta_url(user, "contacts"), &t).await;
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["displayName"], "Default Person");
+    assert!(delta.contains(&url_segment(&default)), "links carry the id: {delta}");
+    let (items, _, _) = round(&c, &sim.contacts_delta_url(user, &default), &t).await;
+    assert_eq!(items[0]["displayName"], "Default Person");
+
+    // Errors: an unknown folder, an unknown user, bad paging; a user without contacts has none.
+    for (url, status, code) in [
+        (children("nope"), StatusCode::NOT_FOUND, "ErrorItemNotFound"),
+        (
+            format!("{}/nope", sim.contact_folders_url(user)),
+            StatusCode::NOT_FOUND,
+            "ErrorItemNotFound",
+        ),
+        (
+            sim.contact_folders_url("nobody@contoso.com"),
+            StatusCode::NOT_FOUND,
+            "ErrorInvalidUser",
+        ),
+        (
+            format!("{}?$top=0", sim.contact_folders_url(user)),
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+        ),
+        (
+            format!("{}?$skip=x", sim.contact_folders_url(user)),
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+        ),
+    ] {
+        let (s, _, body) = get(&c, &url, &t).await;
+        assert_eq!(s, status, "{url}: {body}");
+        assert_eq!(body["error"]["code"], code, "{url}");
+    }
+    let organizer = sim.add_organizer();
+    assert!(
+        all_pages(&c, &sim.contact_folders_url(&organizer), &t)
+            .await
+            .0
+            .is_empty()
+    );
+
+    // Throttles of their own; a token is needed.
+    sim.faults().throttle(Target::ContactFolders, 429, Some(1), 1);
+    assert_eq!(
+        get(&c, &sim.contact_folders_url(user), &t).await.0,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(get(&c, &sim.contact_folders_url(user), &t).await.0, StatusCode::OK);
+    assert_eq!(
+        get(&c, &sim.contact_folders_url(user), "bad").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(sim.stats().contact_folder_requests, 2 + 3 + 2 + 7 + 5 + 1 + 3);
+
+    // Deterministic from the seed.
+    let same = sim_with(|c| c.page_size = 2).await;
+    same.add_contact(user, "AAMkFolderA=", "In A");
+    same.add_contact(user, "AAMkFolderB=", "In B");
+    assert_eq!(same.add_contact_folder(user, "Nested", Some("AAMkFolderA=")), nested);
+    assert_eq!(same.default_contact_folder(user), default);
+}
+
+#[tokio::test]
+async fn contacts_delta_selects_phones_and_companies_and_takes_delta_faults() {
+    let sim = sim_with(|_| {}).await;
+    let c = client();
+    let t = token(&sim, &c).await;
+    let user = "adele@contoso.com";
+    let folder = sim.add_contact_folder(user, "Clients", None);
+    let a = sim.add_contact(user, &folder, "Ada Lovelace");
+    let b = sim.add_contact(user, &folder, "Charles Babbage");
+    sim.add_contact(user, &folder, "Grace Hopper");
+    let select = "displayName,emailAddresses,businessPhones,companyName";
+    let url = format!("{}?$select={select}", sim.contacts_delta_url(user, &folder));
+
+    // Throttled first, then served; maxpagesize echoed.
+    sim.faults().throttle(Target::Delta, 429, Some(1), 1);
+    let send = || {
+        c.get(&url)
+            .bearer_auth(&t)
+            .header("Prefer", "odata.maxpagesize=2")
+            .send()
+    };
+    assert_eq!(send().await.expect("request").status(), StatusCode::TOO_MANY_REQUESTS);
+    let r = send().await.expect("request");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["preference-applied"], "odata.maxpagesize=2");
+    let body: Value = r.json().await.expect("json");
+    let page = body["value"].as_array().expect("value");
+    assert_eq!(page.len(), 2);
+    let keys: HashSet<&str> = page[0]
+        .as_object()
+        .expect("object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        HashSet::from([
+            "@odata.type",
+            "@odata.etag",
+            "id",
+            "displayName",
+            "emailAddresses",
+            "businessPhones",
+            "companyName"
+        ])
+    );
+    assert_eq!(page[0]["emailAddresses"][0]["address"], "ada.lovelace@contoso.com");
+    let phone = page[0]["businessPhones"][0].as_str().expect("phone");
+    assert!(phone.starts_with("+1 425 555 "), "{phone}");
+    assert!(page[0]["companyName"].as_str().is_some_and(|s| !s.is_empty()));
+    assert_ne!(page[0]["businessPhones"], page[1]["businessPhones"]);
+
+    // The next page under a throttle, then the same link works.
+    let next = body["@odata.nextLink"].as_str().expect("nextLink").to_owned();
+    sim.faults().throttle(Target::Delta, 503, None, 1);
+    assert_eq!(get(&c, &next, &t).await.0, StatusCode::SERVICE_UNAVAILABLE);
+    let (items, _, delta) = round(&c, &next, &t).await;
+    assert_eq!(items.len(), 1);
+
+    // Changes show in the next round, still with the selected properties.
+    sim.update_contact(user, &folder, &a, "Augusta Ada King");
+    sim.remove_contact(user, &folder, &b, false);
+    let (items, _, delta2) = round(&c, &delta, &t).await;
+    assert_eq!(items.len(), 2, "{items:?}");
+    assert_eq!(items[0]["displayName"], "Augusta Ada King");
+    assert!(items[0]["companyName"].is_string() && items[0].get("givenName").is_none());
+    assert_eq!(items[1]["@removed"]["reason"], "changed");
+
+    // Expired sync state: 410 for the contact delta links too.
+    sim.faults().expire_sync_state("syncStateNotFound", true);
+    let (s, headers, _) = get(&c, &delta2, &t).await;
+    assert_eq!(s, StatusCode::GONE);
+    assert_eq!(
+        headers["location"],
+        format!("{}?$select={select}", sim.contacts_delta_url(user, &folder)).as_str()
+    );
 }

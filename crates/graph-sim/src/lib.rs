@@ -14,6 +14,18 @@
 //!   * `GET /{beta|v1.0}/users/{org}/onlineMeetings/{meetingId}/recordings/{id}/content`
 //!     (streamed `video/mp4`, or a `302` to the download origin, possibly over
 //!     more hops: see [`RedirectStyle`]),
+//!   * `GET /{beta|v1.0}/users/{org}/onlineMeetings/getAllTranscripts(meetingOrganizerUserId='{org}',startDateTime=..)/delta`
+//!     (callTranscript delta rounds, by the same machinery as recordings;
+//!     see [`GraphSim::add_transcript`]),
+//!   * `GET /{beta|v1.0}/users/{org}/onlineMeetings/{meetingId}/transcripts/{id}/content?$format=text/vtt`
+//!     (a deterministic WebVTT script, `text/vtt`, served like recording
+//!     content; `406 NotAcceptable` without `$format`, `400` for another
+//!     format) and `…/transcripts/{id}/metadataContent` (`application/json`:
+//!     one entry per cue, always direct),
+//!   * `GET /{beta|v1.0}/users/{user}/contactFolders` (top-level folders),
+//!     `…/contactFolders/{folder}` and `…/contactFolders/{folder}/childFolders`
+//!     (paged by `$top` / `$skip`; `contacts` names the default folder; see
+//!     [`GraphSim::add_contact_folder`]),
 //!   * `GET /{beta|v1.0}/users/{user}/contactFolders/{folder}/contacts/delta`
 //!     (`$select`, `Prefer: odata.maxpagesize`, `@removed` entries),
 //!   * the directory, for organizer discovery ([`GraphSim::add_user`],
@@ -46,16 +58,21 @@
 //!   `unauthorized_client`, ... even for the right secret, see
 //!   [`CredentialRejection`]); [`Faults::expire_access_tokens`] revokes issued
 //!   tokens (401 on use).
-//! * Delta: [`Faults::expire_sync_state`] / [`Faults::expire_sync_state_with`]
+//! * Delta (recordings, transcripts, contacts):
+//!   [`Faults::expire_sync_state`] / [`Faults::expire_sync_state_with`]
 //!   (410 Gone, with a `Location` that keeps or drops the round's options, see
-//!   [`SyncLocation`]), [`Faults::organizer_forbidden`] (403 for one organizer),
-//!   [`Faults::empty_pages`], [`Faults::duplicate_items`],
-//!   [`Faults::replay_older`], [`Faults::top_drops_next_link`].
-//! * Content: [`Faults::content_status`] (403 / 404 / 410 ... for one recording,
-//!   every time), [`Faults::content_always_truncated`] and
+//!   [`SyncLocation`]), [`Faults::empty_pages`], [`Faults::duplicate_items`];
+//!   recordings and transcripts also [`Faults::organizer_forbidden`] (403 for
+//!   one organizer), [`Faults::replay_older`], [`Faults::top_drops_next_link`].
+//! * Content (recordings, transcripts and transcript metadata):
+//!   [`Faults::content_status`] (403 / 404 / 410 ... for one recording or
+//!   transcript, every time), [`Faults::content_always_truncated`] and
 //!   [`Faults::drop_mid_body`] (body cut halfway), [`Faults::redirect_style`]
 //!   (relative, chained and bouncing redirects), [`Faults::content_rate`].
-//! * Recording API: [`Faults::payment_required`] (402).
+//! * Recording and transcript APIs: [`Faults::payment_required`] (402).
+//! * Transcripts: [`Faults::transcripts_disabled`] (403 on every transcript
+//!   request, the tenant's transcript access turned off; recordings go on).
+//! * Contact folders: throttles on [`Target::ContactFolders`].
 //! * Directory: [`Faults::directory_forbidden`] (403
 //!   `Authorization_RequestDenied`, a missing `User.Read.All` /
 //!   `GroupMember.Read.All`), throttles on [`Target::Directory`],
@@ -91,6 +108,13 @@
 //!
 //! // Inject a fault: the next two delta requests answer 429 with Retry-After: 1.
 //! sim.faults().throttle(recarch_graph_sim::Target::Delta, 429, Some(1), 2);
+//!
+//! // A transcript of the same meeting: GET its content with `$format=text/vtt`.
+//! let tr = sim.add_transcript(&org, Some(&rec), 4096);
+//! assert_eq!(tr.content_correlation_id, rec.content_correlation_id);
+//! let vtt_url = format!("{}?$format=text/vtt", tr.transcript_content_url);
+//! let first = sim.transcripts_delta_url(&org);
+//! # let _ = (vtt_url, first);
 //!
 //! let sha = sim.content_sha256(&rec.id).expect("known recording");
 //! assert_eq!(sha.len(), 64);
@@ -1142,7 +1166,11 @@ impl GraphSim {
         Some(data.transcripts.get(*data.transcript_by_id.get(id)?)?.vtt())
     }
 
-    /// The metadata body (JSON) of transcript `id`, as its metadata URL serves it.
+    /// The metadata body of transcript `id`, as its metadata URL serves it
+    /// (`application/json`): an array with one entry per cue of the VTT body
+    /// (`id`, `startOffset`, `endOffset`, `speakerName`, `speakerId`,
+    /// `spokenLanguage`, `spokenText`). The shape is the simulator's own, not
+    /// Graph's: clients should keep it as opaque bytes.
     pub fn transcript_metadata(&self, id: &str) -> Option<Vec<u8>> {
         let data = lock(&self.shared().data);
         Some(data.transcripts.get(*data.transcript_by_id.get(id)?)?.metadata())

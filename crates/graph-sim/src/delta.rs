@@ -1,4 +1,5 @@
-//! Delta queries: `getAllRecordings(...)/delta` and `contactFolders/{id}/contacts/delta`.
+//! Delta queries: `getAllRecordings(...)/delta`, `getAllTranscripts(...)/delta`
+//! and `contactFolders/{id}/contacts/delta`.
 //!
 //! A round snapshots its items when it starts; its pages are addressed by opaque
 //! skip tokens and its end by a delta token that continues from the snapshot's
@@ -13,14 +14,15 @@ use axum::response::Response;
 use serde_json::Value;
 
 use crate::model::{
-    ApiVersion, CONTACT_PROPERTIES, ContactQuery, Data, FaultFlags, RecQuery, Round, Shared, SyncState, lock,
+    ApiVersion, ArtifactKind, ArtifactQuery, CONTACT_PROPERTIES, ContactQuery, Data, FaultFlags, Round, Shared,
+    SyncState, lock,
 };
 use crate::server::{authenticate, check_throttle, method_not_allowed, payment_required};
 use crate::util::{
     ODATA_JSON, RequestIds, decode_query_value, encode_segment, format_datetime, graph_error, json_response,
     parse_datetime, query_option, raw_query_pairs, set_header,
 };
-use crate::{SyncLocation, Target};
+use crate::{SyncLocation, TRANSCRIPTS_DISABLED_MESSAGE, Target};
 
 static PREFERENCE_APPLIED: HeaderName = HeaderName::from_static("preference-applied");
 
@@ -133,18 +135,25 @@ pub(crate) fn page_json(context: String, value: Vec<Value>, link: (&str, String)
 }
 
 // ---------------------------------------------------------------------------
-// Recordings
+// Recordings and transcripts
 
-/// `GET /users/{user}/onlineMeetings/getAllRecordings(...)/delta`.
-pub(crate) fn recordings(
+/// `GET /users/{user}/onlineMeetings/getAllRecordings(...)/delta` and
+/// `…/getAllTranscripts(...)/delta`: one machinery for both kinds, which
+/// differ only in their items, their function's name and the faults that
+/// single one of them out (`transcripts_disabled`).
+pub(crate) fn artifacts(
     shared: &Arc<Shared>,
     ids: &RequestIds,
     version: ApiVersion,
+    kind: ArtifactKind,
     user: &str,
     params: &[(String, String)],
     parts: &Parts,
 ) -> Response {
-    shared.stat(|s| s.delta_requests += 1);
+    shared.stat(|s| match kind {
+        ArtifactKind::Recording => s.delta_requests += 1,
+        ArtifactKind::Transcript => s.transcript_delta_requests += 1,
+    });
     if parts.method != Method::GET {
         return method_not_allowed(ids, "GET");
     }
@@ -167,6 +176,9 @@ pub(crate) fn recordings(
             "No application access policy found for this app.",
         );
     }
+    if kind == ArtifactKind::Transcript && shared.transcripts_disabled() {
+        return transcripts_disabled(shared, ids);
+    }
     let flags = shared.fault_flags();
     if flags.payment_required {
         return payment_required(ids);
@@ -179,44 +191,48 @@ pub(crate) fn recordings(
     match param {
         TokenParam::Skip(t) | TokenParam::Delta(t) => {
             let want_skip = matches!(param, TokenParam::Skip(_));
-            let mut data = lock(&shared.data);
-            let state = match lookup_token(shared, ids, &data, t, want_skip, |s, kind| {
-                let q = match s {
-                    SyncState::RecSkip { round, .. } => &round.query,
-                    SyncState::RecDelta { query, .. } => query,
-                    _ => return None,
-                };
-                Some(rec_initial_url(shared, q, kind == SyncLocation::Fresh))
-            }) {
-                Ok(s) => s,
-                Err(resp) => return resp,
-            };
-            match state {
-                SyncState::RecSkip {
-                    round,
-                    offset,
-                    empty_page,
-                } => rec_page(shared, &mut data, &round, offset, empty_page, flags),
-                SyncState::RecDelta { query, high_water } => {
-                    // Never hold the data and fault locks at once.
-                    drop(data);
-                    let replay = shared.take_replay_older();
-                    let mut data = lock(&shared.data);
-                    let round = Arc::new(rec_round(&data, query, Some((high_water, replay))));
-                    rec_page(shared, &mut data, &round, 0, false, flags)
-                }
-                _ => bad_request(
+            let invalid = || {
+                bad_request(
                     ids,
                     if want_skip {
                         "invalid skip token"
                     } else {
                         "invalid delta token"
                     },
-                ),
+                )
+            };
+            let mut data = lock(&shared.data);
+            let state = match lookup_token(shared, ids, &data, t, want_skip, |s, location| {
+                let q = match s {
+                    SyncState::ArtifactSkip { round, .. } => &round.query,
+                    SyncState::ArtifactDelta { query, .. } => query,
+                    _ => return None,
+                };
+                Some(initial_url(shared, q, location == SyncLocation::Fresh))
+            }) {
+                Ok(s) => s,
+                Err(resp) => return resp,
+            };
+            match state {
+                // A token of the other kind on this path is as good as unknown.
+                SyncState::ArtifactSkip {
+                    round,
+                    offset,
+                    empty_page,
+                } if round.query.kind == kind => artifact_page(shared, &mut data, &round, offset, empty_page, flags),
+                SyncState::ArtifactDelta { query, high_water } if query.kind == kind => {
+                    // Never hold the data and fault locks at once.
+                    drop(data);
+                    let replay = shared.take_replay_older();
+                    let mut data = lock(&shared.data);
+                    let round = Arc::new(artifact_round(&data, query, Some((high_water, replay))));
+                    artifact_page(shared, &mut data, &round, 0, false, flags)
+                }
+                _ => invalid(),
             }
         }
         TokenParam::None => {
-            let query = match rec_query(ids, version, params, &pairs) {
+            let query = match artifact_query(ids, version, kind, params, &pairs) {
                 Ok(q) => q,
                 Err(resp) => return resp,
             };
@@ -232,19 +248,27 @@ pub(crate) fn recordings(
                     ),
                 );
             }
-            let round = Arc::new(rec_round(&data, Arc::new(query), None));
-            rec_page(shared, &mut data, &round, 0, false, flags)
+            let round = Arc::new(artifact_round(&data, Arc::new(query), None));
+            artifact_page(shared, &mut data, &round, 0, false, flags)
         }
     }
 }
 
+/// The `403` of every transcript request while `transcripts_disabled` is on
+/// (and counts it).
+pub(crate) fn transcripts_disabled(shared: &Shared, ids: &RequestIds) -> Response {
+    shared.stat(|s| s.transcript_forbidden += 1);
+    graph_error(ids, StatusCode::FORBIDDEN, "Forbidden", TRANSCRIPTS_DISABLED_MESSAGE)
+}
+
 /// Parses the initial request's function parameters and query options.
-fn rec_query(
+fn artifact_query(
     ids: &RequestIds,
     version: ApiVersion,
+    kind: ArtifactKind,
     params: &[(String, String)],
     pairs: &[(String, &str)],
-) -> Result<RecQuery, Response> {
+) -> Result<ArtifactQuery, Response> {
     let get = |name: &str| {
         params
             .iter()
@@ -288,9 +312,10 @@ fn rec_query(
     };
     let select = match query_option(pairs, "select") {
         None => None,
-        Some(raw) => Some(parse_select(ids, raw, CALL_RECORDING_PROPERTIES, "callRecording")?),
+        Some(raw) => Some(parse_select(ids, raw, kind.properties(), kind.type_name())?),
     };
-    Ok(RecQuery {
+    Ok(ArtifactQuery {
+        kind,
         version,
         organizer,
         start,
@@ -299,18 +324,6 @@ fn rec_query(
         select,
     })
 }
-
-/// `callRecording` properties `$select` may name.
-const CALL_RECORDING_PROPERTIES: &[&str] = &[
-    "id",
-    "meetingId",
-    "callId",
-    "contentCorrelationId",
-    "createdDateTime",
-    "endDateTime",
-    "recordingContentUrl",
-    "meetingOrganizer",
-];
 
 /// Parses a raw `$select` value against the properties of `type_name`.
 fn parse_select(ids: &RequestIds, raw: &str, known: &[&str], type_name: &str) -> Result<Vec<String>, Response> {
@@ -346,10 +359,11 @@ fn apply_select(item: Value, select: Option<&[String]>) -> Value {
 }
 
 /// Snapshots a round. `since = Some((high_water, replay))` for a delta round.
-fn rec_round(data: &Data, query: Arc<RecQuery>, since: Option<(u64, usize)>) -> Round<RecQuery, usize> {
-    let high_water = data.recordings.len() as u64;
-    let serials: &[usize] = data.organizers.get(&query.organizer).map_or(&[], Vec::as_slice);
-    let matching = |s: &&usize| data.recordings.get(**s).is_some_and(|r| query.matches(r));
+fn artifact_round(data: &Data, query: Arc<ArtifactQuery>, since: Option<(u64, usize)>) -> Round<ArtifactQuery, usize> {
+    let kind = query.kind;
+    let high_water = data.artifact_count(kind) as u64;
+    let serials = data.artifact_serials(kind, &query.organizer);
+    let matching = |s: &&usize| data.artifact_created(kind, **s).is_some_and(|c| query.matches(c));
     let items = match since {
         None => serials.iter().filter(matching).copied().collect(),
         Some((k, replay)) => {
@@ -371,10 +385,10 @@ fn rec_round(data: &Data, query: Arc<RecQuery>, since: Option<(u64, usize)>) -> 
     }
 }
 
-fn rec_page(
+fn artifact_page(
     shared: &Shared,
     data: &mut Data,
-    round: &Arc<Round<RecQuery, usize>>,
+    round: &Arc<Round<ArtifactQuery, usize>>,
     offset: usize,
     empty_page: bool,
     flags: FaultFlags,
@@ -382,13 +396,14 @@ fn rec_page(
     let q = &round.query;
     let page_size = q.top.unwrap_or(shared.config.page_size).max(1);
     let tenant = shared.config.tenant_id.as_str();
-    let recordings = &data.recordings;
     let select = q.select.as_deref();
-    let mut page = paginate(&round.items, offset, empty_page, page_size, flags, |s| {
-        recordings
-            .get(*s)
-            .map_or(Value::Null, |r| apply_select(r.to_json(tenant), select))
-    });
+    let mut page = {
+        let data: &Data = data;
+        paginate(&round.items, offset, empty_page, page_size, flags, |s| {
+            data.artifact_json(q.kind, *s, tenant)
+                .map_or(Value::Null, |item| apply_select(item, select))
+        })
+    };
     if flags.top_drops_next_link && q.top.is_some() && offset == 0 && !empty_page {
         page.next = None;
     }
@@ -397,34 +412,39 @@ fn rec_page(
         Some((offset, empty_page)) => {
             let token = data.issue_sync_token(
                 seed,
-                SyncState::RecSkip {
+                SyncState::ArtifactSkip {
                     round: Arc::clone(round),
                     offset,
                     empty_page,
                 },
             );
-            ("@odata.nextLink", rec_link(shared, data, q, true, &token))
+            ("@odata.nextLink", link(shared, data, q, true, &token))
         }
         None => {
             let token = data.issue_sync_token(
                 seed,
-                SyncState::RecDelta {
+                SyncState::ArtifactDelta {
                     query: Arc::clone(q),
                     high_water: round.high_water,
                 },
             );
-            ("@odata.deltaLink", rec_link(shared, data, q, false, &token))
+            ("@odata.deltaLink", link(shared, data, q, false, &token))
         }
     };
-    let context = format!("{}/$metadata#Collection(callRecording)", shared.base(q.version));
+    let context = format!(
+        "{}/$metadata#Collection({})",
+        shared.base(q.version),
+        q.kind.type_name()
+    );
     json_response(StatusCode::OK, ODATA_JSON, &page_json(context, page.value, link))
 }
 
-/// The `getAllRecordings(...)` function segment: its long form (with the
-/// round's `startDateTime` / `endDateTime`) when `with_options`.
-fn rec_function(q: &RecQuery, with_options: bool) -> String {
+/// The `getAllRecordings(...)` / `getAllTranscripts(...)` function segment:
+/// its long form (with the round's `startDateTime` / `endDateTime`) when
+/// `with_options`.
+fn function(q: &ArtifactQuery, with_options: bool) -> String {
     let org = encode_segment(&q.organizer);
-    let mut f = format!("getAllRecordings(meetingOrganizerUserId='{org}'");
+    let mut f = format!("{}(meetingOrganizerUserId='{org}'", q.kind.function());
     if with_options {
         if let Some(s) = &q.start {
             f.push_str(",startDateTime=");
@@ -440,7 +460,7 @@ fn rec_function(q: &RecQuery, with_options: bool) -> String {
 }
 
 /// A next / delta link; the shape alternates like real Graph's do.
-fn rec_link(shared: &Shared, data: &mut Data, q: &RecQuery, skip: bool, token: &str) -> String {
+fn link(shared: &Shared, data: &mut Data, q: &ArtifactQuery, skip: bool, token: &str) -> String {
     let counter = if skip {
         &mut data.next_shape
     } else {
@@ -454,12 +474,13 @@ fn rec_link(shared: &Shared, data: &mut Data, q: &RecQuery, skip: bool, token: &
         let name = if skip { "$skiptoken" } else { "$deltatoken" };
         format!(
             "{base}/users/{org}/onlineMeetings/{}/delta?{name}={token}",
-            rec_function(q, true)
+            function(q, true)
         )
     } else {
         let name = if skip { "skipToken" } else { "deltaToken" };
         format!(
-            "{base}/users('{org}')/onlineMeetings/getAllRecordings(meetingOrganizerUserId='{org}')/delta?{name}={token}"
+            "{base}/users('{org}')/onlineMeetings/{}(meetingOrganizerUserId='{org}')/delta?{name}={token}",
+            q.kind.function()
         )
     }
 }
@@ -467,12 +488,12 @@ fn rec_link(shared: &Shared, data: &mut Data, q: &RecQuery, skip: bool, token: &
 /// A fresh initial-request URL for the query (used in `Location` of a 410):
 /// with every option the round was started with when `with_options`, with
 /// none of them otherwise.
-fn rec_initial_url(shared: &Shared, q: &RecQuery, with_options: bool) -> String {
+fn initial_url(shared: &Shared, q: &ArtifactQuery, with_options: bool) -> String {
     let mut url = format!(
         "{}/users/{}/onlineMeetings/{}/delta",
         shared.base(q.version),
         encode_segment(&q.organizer),
-        rec_function(q, with_options)
+        function(q, with_options)
     );
     if with_options {
         let mut options = Vec::new();
@@ -506,7 +527,8 @@ fn prefer_max_page_size(headers: &HeaderMap) -> Option<usize> {
         .filter(|n| *n > 0)
 }
 
-/// `GET /users/{user}/contactFolders/{folder}/contacts/delta`.
+/// `GET /users/{user}/contactFolders/{folder}/contacts/delta` (`folder` an
+/// id or the well-known `contacts`).
 pub(crate) fn contacts(
     shared: &Arc<Shared>,
     ids: &RequestIds,
@@ -579,7 +601,9 @@ pub(crate) fn contacts(
                     Err(resp) => return resp,
                 },
             };
-            let key = (user.to_ascii_lowercase(), folder.to_owned());
+            // The well-known `contacts` names the default folder; links carry its id.
+            let folder = data.resolve_folder(user, folder);
+            let key = (user.to_ascii_lowercase(), folder.clone());
             if !data.contact_folders.contains_key(&key) {
                 return graph_error(
                     ids,
@@ -591,7 +615,7 @@ pub(crate) fn contacts(
             let query = Arc::new(ContactQuery {
                 version,
                 user: user.to_owned(),
-                folder: folder.to_owned(),
+                folder,
                 select,
                 page_size: prefer,
             });

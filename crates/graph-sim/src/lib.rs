@@ -14,6 +14,18 @@
 //!   * `GET /{beta|v1.0}/users/{org}/onlineMeetings/{meetingId}/recordings/{id}/content`
 //!     (streamed `video/mp4`, or a `302` to the download origin, possibly over
 //!     more hops: see [`RedirectStyle`]),
+//!   * `GET /{beta|v1.0}/users/{org}/onlineMeetings/getAllTranscripts(meetingOrganizerUserId='{org}',startDateTime=..)/delta`
+//!     (callTranscript delta rounds, by the same machinery as recordings;
+//!     see [`GraphSim::add_transcript`]),
+//!   * `GET /{beta|v1.0}/users/{org}/onlineMeetings/{meetingId}/transcripts/{id}/content?$format=text/vtt`
+//!     (a deterministic WebVTT script, `text/vtt`, served like recording
+//!     content; `406 NotAcceptable` without `$format`, `400` for another
+//!     format) and `…/transcripts/{id}/metadataContent` (`application/json`:
+//!     one entry per cue, always direct),
+//!   * `GET /{beta|v1.0}/users/{user}/contactFolders` (top-level folders),
+//!     `…/contactFolders/{folder}` and `…/contactFolders/{folder}/childFolders`
+//!     (paged by `$top` / `$skip`; `contacts` names the default folder; see
+//!     [`GraphSim::add_contact_folder`]),
 //!   * `GET /{beta|v1.0}/users/{user}/contactFolders/{folder}/contacts/delta`
 //!     (`$select`, `Prefer: odata.maxpagesize`, `@removed` entries),
 //!   * the directory, for organizer discovery ([`GraphSim::add_user`],
@@ -46,16 +58,21 @@
 //!   `unauthorized_client`, ... even for the right secret, see
 //!   [`CredentialRejection`]); [`Faults::expire_access_tokens`] revokes issued
 //!   tokens (401 on use).
-//! * Delta: [`Faults::expire_sync_state`] / [`Faults::expire_sync_state_with`]
+//! * Delta (recordings, transcripts, contacts):
+//!   [`Faults::expire_sync_state`] / [`Faults::expire_sync_state_with`]
 //!   (410 Gone, with a `Location` that keeps or drops the round's options, see
-//!   [`SyncLocation`]), [`Faults::organizer_forbidden`] (403 for one organizer),
-//!   [`Faults::empty_pages`], [`Faults::duplicate_items`],
-//!   [`Faults::replay_older`], [`Faults::top_drops_next_link`].
-//! * Content: [`Faults::content_status`] (403 / 404 / 410 ... for one recording,
-//!   every time), [`Faults::content_always_truncated`] and
+//!   [`SyncLocation`]), [`Faults::empty_pages`], [`Faults::duplicate_items`];
+//!   recordings and transcripts also [`Faults::organizer_forbidden`] (403 for
+//!   one organizer), [`Faults::replay_older`], [`Faults::top_drops_next_link`].
+//! * Content (recordings, transcripts and transcript metadata):
+//!   [`Faults::content_status`] (403 / 404 / 410 ... for one recording or
+//!   transcript, every time), [`Faults::content_always_truncated`] and
 //!   [`Faults::drop_mid_body`] (body cut halfway), [`Faults::redirect_style`]
 //!   (relative, chained and bouncing redirects), [`Faults::content_rate`].
-//! * Recording API: [`Faults::payment_required`] (402).
+//! * Recording and transcript APIs: [`Faults::payment_required`] (402).
+//! * Transcripts: [`Faults::transcripts_disabled`] (403 on every transcript
+//!   request, the tenant's transcript access turned off; recordings go on).
+//! * Contact folders: throttles on [`Target::ContactFolders`].
 //! * Directory: [`Faults::directory_forbidden`] (403
 //!   `Authorization_RequestDenied`, a missing `User.Read.All` /
 //!   `GroupMember.Read.All`), throttles on [`Target::Directory`],
@@ -92,6 +109,13 @@
 //! // Inject a fault: the next two delta requests answer 429 with Retry-After: 1.
 //! sim.faults().throttle(recarch_graph_sim::Target::Delta, 429, Some(1), 2);
 //!
+//! // A transcript of the same meeting: GET its content with `$format=text/vtt`.
+//! let tr = sim.add_transcript(&org, Some(&rec), 4096);
+//! assert_eq!(tr.content_correlation_id, rec.content_correlation_id);
+//! let vtt_url = format!("{}?$format=text/vtt", tr.transcript_content_url);
+//! let first = sim.transcripts_delta_url(&org);
+//! # let _ = (vtt_url, first);
+//!
 //! let sha = sim.content_sha256(&rec.id).expect("known recording");
 //! assert_eq!(sha.len(), 64);
 //! sim.shutdown().await;
@@ -107,10 +131,12 @@ mod assertion;
 mod conn;
 mod delta;
 mod directory;
+mod folders;
 mod model;
 mod rng;
 mod server;
 pub mod test_keys;
+mod transcript;
 mod util;
 
 use std::collections::BTreeMap;
@@ -128,7 +154,7 @@ use tokio::task::JoinHandle;
 use crate::assertion::RegisteredCert;
 pub use crate::assertion::{AssertionRejection, CertificateError};
 use crate::conn::{ConnKill, KillableListener};
-use crate::model::{Contact, ContactFolder, Removal, Shared, Throttle, lock};
+use crate::model::{Contact, Removal, Shared, Throttle, contact_stamp, lock};
 use crate::rng::{content_piece, fill_content};
 use crate::util::encode_segment;
 
@@ -148,7 +174,8 @@ pub struct SimConfig {
     pub token_lifetime: Duration,
     /// Default page size of delta pages (default 10; 0 is treated as 1).
     pub page_size: usize,
-    /// How recording content is served (default [`ContentMode::Redirect`]).
+    /// How recording and transcript content is served (default
+    /// [`ContentMode::Redirect`]).
     pub content_mode: ContentMode,
     /// Seed of every generated id, timestamp, token and content byte (default 42).
     pub seed: u64,
@@ -168,7 +195,8 @@ impl Default for SimConfig {
     }
 }
 
-/// How the graph content endpoint serves recording bytes.
+/// How the graph content endpoints serve recording and transcript bytes
+/// (transcript metadata is always served directly).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ContentMode {
     /// `200 OK` with the bytes, straight from the graph origin.
@@ -177,7 +205,8 @@ pub enum ContentMode {
     #[default]
     Redirect,
     /// Recordings with an even serial number (0, 2, ... in order of creation
-    /// across all organizers) direct, odd ones redirect.
+    /// across all organizers) direct, odd ones redirect; the same for
+    /// transcripts, counted on their own.
     Alternate,
 }
 
@@ -186,15 +215,20 @@ pub enum ContentMode {
 pub enum Target {
     /// The token endpoint.
     Token,
-    /// Delta requests (recordings and contacts; `/users/delta` is [`Target::Directory`]).
+    /// Delta requests (recordings, transcripts and contacts; `/users/delta`
+    /// is [`Target::Directory`]).
     Delta,
-    /// The content endpoint on the graph origin.
+    /// The content endpoints on the graph origin (recording content,
+    /// transcript content and transcript metadata).
     Content,
     /// The download origin.
     Download,
     /// The directory endpoints (`/users/{id}`, `/users/delta`,
     /// `/groups/{id}/transitiveMembers…`).
     Directory,
+    /// The contact folder endpoints (`/users/{id}/contactFolders`,
+    /// `…/contactFolders/{id}` and `…/contactFolders/{id}/childFolders`).
+    ContactFolders,
 }
 
 impl Target {
@@ -205,6 +239,7 @@ impl Target {
             Target::Content => 2,
             Target::Download => 3,
             Target::Directory => 4,
+            Target::ContactFolders => 5,
         }
     }
 }
@@ -363,6 +398,44 @@ pub struct RecordingInfo {
     pub content_url: String,
     /// The content media type (`video/mp4`).
     pub media_type: String,
+    /// `contentCorrelationId`: shared with the transcripts of the same
+    /// meeting (see [`GraphSim::add_transcript`]).
+    pub content_correlation_id: String,
+}
+
+/// A transcript as created in the simulator (see [`GraphSim::add_transcript`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TranscriptInfo {
+    /// The callTranscript id (standard base64 with `+`, `/` and `=` padding).
+    pub id: String,
+    /// The meeting id (the recording's, when made for one).
+    pub meeting_id: String,
+    /// The organizer's user id (lowercase).
+    pub organizer: String,
+    /// `createdDateTime` exactly as sent (e.g. `2024-01-01T08:04:02.1234567Z`).
+    pub created: String,
+    /// `contentCorrelationId` (the recording's, when made for one).
+    pub content_correlation_id: String,
+    /// `transcriptContentUrl` exactly as sent
+    /// (`…/users/{o}/onlineMeetings/{meetingId}/transcripts/{id}/content`).
+    pub transcript_content_url: String,
+    /// `metadataContentUrl` exactly as sent (`…/transcripts/{id}/metadataContent`).
+    pub metadata_content_url: String,
+    /// Length in bytes of the WebVTT body: the size asked for, rounded up to
+    /// the end of a cue (at most a couple of hundred bytes more).
+    pub size: u64,
+}
+
+/// A contact folder as created in the simulator (see
+/// [`GraphSim::contact_folders`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContactFolderInfo {
+    /// Its id (`displayName` too for folders made by [`GraphSim::add_contact`]).
+    pub id: String,
+    /// `displayName` (`Contacts` for the default folder).
+    pub display_name: String,
+    /// `parentFolderId`: the default folder's id for a top-level folder.
+    pub parent_folder_id: String,
 }
 
 /// A snapshot of the simulator's counters (see [`GraphSim::stats`]).
@@ -371,13 +444,17 @@ pub struct SimStats {
     /// Requests to the token endpoint (any outcome).
     pub token_requests: u64,
     /// Delta requests, recordings and contacts (any outcome); `/users/delta`
-    /// counts in `directory_requests`.
+    /// counts in `directory_requests`, transcripts in
+    /// `transcript_delta_requests`.
     pub delta_requests: u64,
-    /// Requests to the content endpoint on the graph origin (any outcome).
+    /// Requests to the recording content endpoint on the graph origin (any
+    /// outcome); transcripts count in `transcript_content_requests_by_id`
+    /// and `transcript_metadata_requests_by_id`.
     pub content_requests: u64,
     /// Requests to the download origin (any outcome).
     pub download_requests: u64,
-    /// Content bytes handed to the network, both origins.
+    /// Content bytes handed to the network, both origins: recordings,
+    /// transcripts and transcript metadata.
     pub content_bytes_sent: u64,
     /// Requests to the download origin that carried an `Authorization` header
     /// (a correct client keeps this at 0).
@@ -394,14 +471,16 @@ pub struct SimStats {
     pub throttled: u64,
     /// Delta requests answered 410 Gone.
     pub gone: u64,
-    /// Per recording id: content requests answered by a
-    /// [`Faults::content_status`] fault, on any origin and any redirect hop.
-    /// These are not counted in `content_requests_by_id`.
+    /// Per recording or transcript id: content (and transcript metadata)
+    /// requests answered by a [`Faults::content_status`] fault, on any origin
+    /// and any redirect hop. These are not counted in
+    /// `content_requests_by_id` or the transcript counts.
     pub content_refused_by_id: BTreeMap<String, u64>,
     /// Token requests whose connection was reset without a response
     /// ([`Faults::token_connection_reset`]); also counted in `token_requests`.
     pub token_connections_reset: u64,
-    /// Recordings delta requests answered 403 by [`Faults::organizer_forbidden`].
+    /// Recordings and transcripts delta requests answered 403 by
+    /// [`Faults::organizer_forbidden`].
     pub forbidden: u64,
     /// Requests to the graph origin's redirect-hop endpoints (see
     /// [`RedirectStyle`]), any outcome. The content endpoint itself and the
@@ -431,6 +510,21 @@ pub struct SimStats {
     /// Requests to the directory endpoints (`/users/{id}`, `/users/delta`,
     /// `/groups/{id}/transitiveMembers…`), any outcome.
     pub directory_requests: u64,
+    /// Transcript delta requests (`getAllTranscripts(…)/delta`), any outcome.
+    /// Not counted in `delta_requests`.
+    pub transcript_delta_requests: u64,
+    /// Per transcript id: logical downloads of its WebVTT content started,
+    /// counted like `content_requests_by_id` (a `200`/`206` or a `302` from
+    /// the graph content endpoint).
+    pub transcript_content_requests_by_id: BTreeMap<String, u64>,
+    /// Per transcript id: metadata requests answered `200`/`206`.
+    pub transcript_metadata_requests_by_id: BTreeMap<String, u64>,
+    /// Transcript requests (delta, content, metadata, redirect hops and the
+    /// download origin) answered 403 by [`Faults::transcripts_disabled`].
+    pub transcript_forbidden: u64,
+    /// Requests to the contact folder endpoints (`/contactFolders`,
+    /// `/contactFolders/{id}`, `/childFolders`), any outcome.
+    pub contact_folder_requests: u64,
 }
 
 /// Run-time fault switches, shared with the servers (cheap to clone).
@@ -481,7 +575,7 @@ impl Faults {
     }
 
     /// Invalidates every skip / delta token issued so far (recordings,
-    /// contacts and `/users/delta`): using one answers `410 Gone` with error `code` (e.g.
+    /// transcripts, contacts and `/users/delta`): using one answers `410 Gone` with error `code` (e.g.
     /// `SyncStateNotFound`, `syncStateNotFound`, `resyncRequired`) and, when
     /// `with_location`, a `Location` header with a fresh initial-request URL.
     /// Tokens issued later are valid. Same as [`Faults::expire_sync_state_with`]
@@ -496,8 +590,8 @@ impl Faults {
     }
 
     /// Invalidates every skip / delta token issued so far (recordings,
-    /// contacts and `/users/delta`; not the skip tokens of group member
-    /// pages): using one answers `410 Gone` with error `code` and the
+    /// transcripts, contacts and `/users/delta`; not the skip tokens of group
+    /// member pages): using one answers `410 Gone` with error `code` and the
     /// `Location` that `location` says, built from the options the token's
     /// round was started with. Tokens issued later are valid.
     pub fn expire_sync_state_with(&self, code: &str, location: SyncLocation) {
@@ -511,7 +605,8 @@ impl Faults {
     }
 
     /// While `status` is `Some`, every request for the content of
-    /// `recording_id` answers that status (a status that is not 4xx/5xx is sent
+    /// `recording_id` (a recording's or a transcript's id: then its VTT
+    /// content and its metadata) answers that status (a status that is not 4xx/5xx is sent
     /// as 500) with a Graph error body: `accessDenied` for 403, `itemNotFound`
     /// for 404, `resourceGone` for 410, `invalidRequest` for other 4xx (the 5xx
     /// codes are those of [`Faults::throttle_with`]). That holds on the graph
@@ -526,8 +621,9 @@ impl Faults {
         };
     }
 
-    /// While on, every body of `recording_id` (any origin, any range)
-    /// announces the full `Content-Length`, sends about half of the bytes and
+    /// While on, every body of `recording_id` (a recording's or a
+    /// transcript's id: then its VTT content and its metadata; any origin,
+    /// any range) announces the full `Content-Length`, sends about half of the bytes and
     /// then aborts the connection, like [`Faults::drop_mid_body`] but on every
     /// attempt (it does not use up a pending `drop_mid_body`).
     pub fn content_always_truncated(&self, recording_id: &str, on: bool) {
@@ -557,13 +653,14 @@ impl Faults {
         lock(&self.shared.faults).reject_credentials = rejection;
     }
 
-    /// While on, every recordings delta request of `organizer` (the first
-    /// request or any link, whether the user is in the path or in
-    /// `meetingOrganizerUserId`; matched case-insensitively) answers `403` with
-    /// Graph's error for a missing application access policy (code
-    /// `Forbidden`, message `No application access policy found for this
-    /// app.`). Checked after authentication and throttles, before the token is
-    /// looked up. Other organizers and contacts delta are not affected.
+    /// While on, every recordings and transcripts delta request of
+    /// `organizer` (the first request or any link, whether the user is in the
+    /// path or in `meetingOrganizerUserId`; matched case-insensitively)
+    /// answers `403` with Graph's error for a missing application access
+    /// policy (code `Forbidden`, message `No application access policy found
+    /// for this app.`). Checked after authentication and throttles, before
+    /// the token is looked up. Other organizers and contacts delta are not
+    /// affected.
     pub fn organizer_forbidden(&self, organizer: &str, on: bool) {
         let mut f = lock(&self.shared.faults);
         let key = organizer.to_ascii_lowercase();
@@ -580,8 +677,9 @@ impl Faults {
         lock(&self.shared.faults).redirect_style = style;
     }
 
-    /// The next `count` content bodies (whichever origin serves the bytes)
-    /// announce the full `Content-Length`, send about half of the bytes and
+    /// The next `count` content bodies (recordings, transcripts or transcript
+    /// metadata, whichever origin serves the bytes) announce the full
+    /// `Content-Length`, send about half of the bytes and
     /// then abort the connection.
     pub fn drop_mid_body(&self, count: u32) {
         lock(&self.shared.faults).drop_mid_body = count;
@@ -595,8 +693,9 @@ impl Faults {
         }
     }
 
-    /// While on, the recording API (delta and content) answers
-    /// `402 PaymentRequired` (metered API without a billing model).
+    /// While on, the recording and transcript APIs (delta, content and
+    /// metadata) answer `402 PaymentRequired` (metered APIs without a billing
+    /// model).
     pub fn payment_required(&self, on: bool) {
         lock(&self.shared.faults).payment_required = on;
     }
@@ -613,8 +712,9 @@ impl Faults {
         lock(&self.shared.faults).duplicate_items = on;
     }
 
-    /// The next recordings delta round started from a deltaLink also
-    /// re-includes the `n` oldest (matching) recordings of that organizer,
+    /// The next recordings or transcripts delta round started from a
+    /// deltaLink (whichever comes first) also re-includes the `n` oldest
+    /// (matching) items of that organizer,
     /// like the documented known issue "delta queries might return older
     /// artifacts".
     pub fn replay_older(&self, n: usize) {
@@ -622,7 +722,7 @@ impl Faults {
     }
 
     /// While on (documented known issue), when `$top` was given, the first page
-    /// of a recordings round carries a `deltaLink` instead of its `nextLink`:
+    /// of a recordings or transcripts round carries a `deltaLink` instead of its `nextLink`:
     /// the rest of that round is skipped (the deltaLink continues after the
     /// round's snapshot).
     pub fn top_drops_next_link(&self, on: bool) {
@@ -644,12 +744,28 @@ impl Faults {
         lock(&self.shared.faults).directory_forbidden = on;
     }
 
+    /// While on, the tenant's transcript access is turned off: every
+    /// transcript request (delta, content, metadata, and their redirect hops
+    /// and download URLs) answers `403` with the Graph error code `Forbidden`
+    /// and the message [`TRANSCRIPTS_DISABLED_MESSAGE`]. Checked after
+    /// authentication, throttles and [`Faults::organizer_forbidden`].
+    /// Recordings are not affected. Counted in
+    /// [`SimStats::transcript_forbidden`].
+    pub fn transcripts_disabled(&self, on: bool) {
+        lock(&self.shared.faults).transcripts_disabled = on;
+    }
+
     /// Clears every pending fault and switch. Tokens already expired or
     /// revoked stay invalid.
     pub fn clear(&self) {
         *lock(&self.shared.faults) = model::FaultState::default();
     }
 }
+
+/// The message of the `403 Forbidden` that every transcript request gets
+/// while [`Faults::transcripts_disabled`] is on: what a tenant whose Teams
+/// meeting policy turns transcription off answers.
+pub const TRANSCRIPTS_DISABLED_MESSAGE: &str = "Application access to transcripts is disabled by tenant admin: transcription is turned off by the Teams meeting policy (AllowTranscription).";
 
 /// A running Graph simulator. Clones share the same servers and state.
 #[derive(Clone)]
@@ -780,6 +896,33 @@ impl GraphSim {
         format!(
             "{}/users/{org}/onlineMeetings/getAllRecordings(meetingOrganizerUserId='{org}')/delta",
             self.base_url()
+        )
+    }
+
+    /// The initial transcripts delta URL for `organizer` (no `startDateTime`):
+    /// `{base}/users/{o}/onlineMeetings/getAllTranscripts(meetingOrganizerUserId='{o}')/delta`.
+    pub fn transcripts_delta_url(&self, organizer: &str) -> String {
+        let org = encode_segment(&organizer.to_ascii_lowercase());
+        format!(
+            "{}/users/{org}/onlineMeetings/getAllTranscripts(meetingOrganizerUserId='{org}')/delta",
+            self.base_url()
+        )
+    }
+
+    /// `{base}/users/{user}/contactFolders`: the first page of `user`'s
+    /// top-level contact folders.
+    pub fn contact_folders_url(&self, user: &str) -> String {
+        format!("{}/users/{}/contactFolders", self.base_url(), encode_segment(user))
+    }
+
+    /// `{base}/users/{user}/contactFolders/{folder}/childFolders`: the first
+    /// page of `folder`'s direct child folders.
+    pub fn child_folders_url(&self, user: &str, folder: &str) -> String {
+        format!(
+            "{}/users/{}/contactFolders/{}/childFolders",
+            self.base_url(),
+            encode_segment(user),
+            encode_segment(folder)
         )
     }
 
@@ -990,6 +1133,49 @@ impl GraphSim {
         Some(v)
     }
 
+    /// Adds a transcript of about `size` bytes of WebVTT (see
+    /// [`TranscriptInfo::size`]) to `organizer` (registered if unknown, like
+    /// [`GraphSim::add_recording`]) and returns its info. With `recording`,
+    /// it is a transcript of that recording's meeting: the same `meetingId`,
+    /// `callId` and `contentCorrelationId`, created a minute or two after the
+    /// recording (a recording the simulator does not know is ignored);
+    /// without, of a fresh meeting.
+    pub fn add_transcript(&self, organizer: &str, recording: Option<&RecordingInfo>, size: u64) -> TranscriptInfo {
+        self.shared()
+            .add_transcript(organizer, recording.map(|r| r.id.as_str()), size)
+    }
+
+    /// The transcripts of `organizer`, oldest first.
+    pub fn transcripts(&self, organizer: &str) -> Vec<TranscriptInfo> {
+        let data = lock(&self.shared().data);
+        data.organizer_transcripts
+            .get(&organizer.to_ascii_lowercase())
+            .map(|serials| {
+                serials
+                    .iter()
+                    .filter_map(|&s| data.transcripts.get(s))
+                    .map(model::Transcript::info)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The WebVTT body of transcript `id`, as its content URL serves it.
+    pub fn transcript_content(&self, id: &str) -> Option<Vec<u8>> {
+        let data = lock(&self.shared().data);
+        Some(data.transcripts.get(*data.transcript_by_id.get(id)?)?.vtt())
+    }
+
+    /// The metadata body of transcript `id`, as its metadata URL serves it
+    /// (`application/json`): an array with one entry per cue of the VTT body
+    /// (`id`, `startOffset`, `endOffset`, `speakerName`, `speakerId`,
+    /// `spokenLanguage`, `spokenText`). The shape is the simulator's own, not
+    /// Graph's: clients should keep it as opaque bytes.
+    pub fn transcript_metadata(&self, id: &str) -> Option<Vec<u8>> {
+        let data = lock(&self.shared().data);
+        Some(data.transcripts.get(*data.transcript_by_id.get(id)?)?.metadata())
+    }
+
     /// A handle to switch faults at run time.
     pub fn faults(&self) -> Faults {
         Faults {
@@ -1010,32 +1196,44 @@ impl GraphSim {
         self.shared().bytes_sent.store(0, Ordering::Relaxed);
     }
 
-    /// Adds a contact named `display_name` to `user`'s `folder` (both created
-    /// if unknown) and returns its id.
+    /// Adds a contact named `display_name` to `user`'s `folder` and returns
+    /// its id. `folder` is a folder id, or `contacts` (the well-known name of
+    /// the default folder). The user gets a mailbox with its default
+    /// `Contacts` folder on its first contact or folder; an unknown `folder`
+    /// is created as a top-level folder (a child of the default folder) whose
+    /// id and display name are `folder`.
     pub fn add_contact(&self, user: &str, folder: &str, display_name: &str) -> String {
         let seed = self.shared().config.seed;
-        let mut data = lock(&self.shared().data);
-        let id = data.new_contact_id(seed);
-        data.contact_seq += 1;
-        let seq = data.contact_seq;
-        let stamp = contact_stamp(seq);
-        let f = data
-            .contact_folders
-            .entry((user.to_ascii_lowercase(), folder.to_owned()))
-            .or_insert_with(|| ContactFolder {
-                folder: folder.to_owned(),
-                ..ContactFolder::default()
-            });
-        f.by_id.insert(id.clone(), f.contacts.len());
-        f.contacts.push(Contact {
-            id: id.clone(),
-            display_name: display_name.to_owned(),
-            created: stamp.clone(),
-            modified: stamp,
-            change_seq: seq,
-            removed: None,
-        });
-        id
+        lock(&self.shared().data).add_contact(seed, user, folder, display_name)
+    }
+
+    /// Adds a contact folder named `name` to `user`'s mailbox and returns its
+    /// id (deterministic, standard base64 with `+`, `/` and `=` like real
+    /// folder ids). `parent`: `None` for a top-level folder (a child of the
+    /// default folder, listed by `/contactFolders`), else the id of its parent
+    /// folder (or `contacts`), which is made as by [`GraphSim::add_contact`]
+    /// if unknown. A nested folder is only found through its parent's
+    /// `childFolders`.
+    pub fn add_contact_folder(&self, user: &str, name: &str, parent: Option<&str>) -> String {
+        let seed = self.shared().config.seed;
+        lock(&self.shared().data).add_contact_folder(seed, user, name, parent)
+    }
+
+    /// The id of `user`'s default `Contacts` folder (the mailbox is made if
+    /// the user has none yet).
+    pub fn default_contact_folder(&self, user: &str) -> String {
+        let seed = self.shared().config.seed;
+        lock(&self.shared().data).ensure_mailbox(seed, user).default_id
+    }
+
+    /// Every contact folder of `user` (the default one first, nested ones
+    /// included), in order of creation; empty for a user without a mailbox.
+    pub fn contact_folders(&self, user: &str) -> Vec<ContactFolderInfo> {
+        let data = lock(&self.shared().data);
+        data.all_folders(user)
+            .into_iter()
+            .map(model::ContactFolder::info)
+            .collect()
     }
 
     /// Renames a live contact (no-op for unknown or removed contacts); the next
@@ -1067,10 +1265,8 @@ impl GraphSim {
     fn change_contact(&self, user: &str, folder: &str, id: &str, f: impl FnOnce(&mut Contact) -> bool) {
         let mut data = lock(&self.shared().data);
         let next_seq = data.contact_seq + 1;
-        let Some(folder) = data
-            .contact_folders
-            .get_mut(&(user.to_ascii_lowercase(), folder.to_owned()))
-        else {
+        let folder = data.resolve_folder(user, folder);
+        let Some(folder) = data.contact_folders.get_mut(&(user.to_ascii_lowercase(), folder)) else {
             return;
         };
         let Some(contact) = folder.by_id.get(id).copied().and_then(|i| folder.contacts.get_mut(i)) else {
@@ -1082,15 +1278,6 @@ impl GraphSim {
             data.contact_seq = next_seq;
         }
     }
-}
-
-/// A deterministic timestamp for contact change `seq`.
-fn contact_stamp(seq: u64) -> String {
-    let secs = 1_704_096_000i64.saturating_add(i64::try_from(seq).unwrap_or(0).saturating_mul(60));
-    chrono::DateTime::from_timestamp(secs, 0)
-        .unwrap_or_default()
-        .format("%Y-%m-%dT%H:%M:%SZ")
-        .to_string()
 }
 
 /// Runs one axum server until shutdown is signalled (or the sender is dropped).

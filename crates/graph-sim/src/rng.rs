@@ -35,6 +35,9 @@ pub(crate) mod domain {
     pub(crate) const JTI: u64 = 9;
     pub(crate) const GROUP: u64 = 10;
     pub(crate) const DEVICE: u64 = 11;
+    pub(crate) const TRANSCRIPT: u64 = 12;
+    pub(crate) const TRANSCRIPT_CONTENT: u64 = 13;
+    pub(crate) const CONTACT_FOLDER: u64 = 14;
 }
 
 /// The SplitMix64 finaliser.
@@ -176,11 +179,37 @@ fn content_word(key: u64, index: u64) -> u64 {
     mix64(key.wrapping_add(index.wrapping_mul(GOLDEN)))
 }
 
-/// A streamed content body: `[pos, end)` of a recording, in the pieces [`content_piece`]
+/// Where the bytes of a [`ContentStream`] come from.
+#[derive(Debug, Clone)]
+pub(crate) enum Source {
+    /// Recording content generated from its content key ([`content_piece`]).
+    Generated(u64),
+    /// A body made in full beforehand (a transcript or its metadata).
+    Buffer(Bytes),
+}
+
+impl Source {
+    /// The piece that starts at `pos` and ends at the earlier of `end` and the
+    /// end of `pos`'s [`CHUNK`]-sized block (`pos < end`, and `end` within the
+    /// buffer for [`Source::Buffer`]).
+    fn piece(&self, pos: u64, end: u64) -> Bytes {
+        match self {
+            Source::Generated(key) => content_piece(*key, pos, end),
+            Source::Buffer(bytes) => {
+                let start = usize::try_from(pos).unwrap_or(usize::MAX).min(bytes.len());
+                let block_end = (pos / CHUNK as u64 + 1).saturating_mul(CHUNK as u64).min(end);
+                let stop = usize::try_from(block_end).unwrap_or(usize::MAX).min(bytes.len());
+                bytes.slice(start..stop.max(start))
+            }
+        }
+    }
+}
+
+/// A streamed content body: `[pos, end)` of a [`Source`], in the pieces [`content_piece`]
 /// cuts, optionally aborting (with an I/O error, which makes
 /// hyper drop the connection) once `abort_at` is reached.
 pub(crate) struct ContentStream {
-    key: u64,
+    source: Source,
     pos: u64,
     end: u64,
     abort_at: Option<u64>,
@@ -191,10 +220,16 @@ pub(crate) struct ContentStream {
 }
 
 impl ContentStream {
-    /// A stream of bytes `[start, end)` of the content with key `key`.
-    pub(crate) fn new(shared: Arc<Shared>, key: u64, start: u64, end: u64, abort_at: Option<u64>) -> ContentStream {
+    /// A stream of bytes `[start, end)` of `source`.
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        source: Source,
+        start: u64,
+        end: u64,
+        abort_at: Option<u64>,
+    ) -> ContentStream {
         ContentStream {
-            key,
+            source,
             pos: start,
             end,
             abort_at,
@@ -240,7 +275,12 @@ impl Stream for ContentStream {
             this.done = true;
             return Poll::Ready(None);
         }
-        let piece = content_piece(this.key, this.pos, stop);
+        let piece = this.source.piece(this.pos, stop);
+        if piece.is_empty() {
+            // Only a buffer shorter than announced could get here: end rather than spin.
+            this.done = true;
+            return Poll::Ready(None);
+        }
         this.pos += piece.len() as u64;
         this.shared.bytes_sent.fetch_add(piece.len() as u64, Ordering::Relaxed);
         Poll::Ready(Some(Ok(piece)))

@@ -19,15 +19,18 @@ use chrono::Utc;
 
 use crate::assertion::{self, Accepted, Refusal};
 use crate::conn::ConnKill;
-use crate::model::{ApiVersion, Shared, lock};
+use crate::model::{ApiVersion, ArtifactKind, Served, Shared, TRANSCRIPT_TAG, Transcript, lock};
 use crate::rng::ContentStream;
 use crate::test_keys::JWT_BEARER;
 use crate::util::{
-    RequestIds, decode, error_status, graph_error, graph_error_code, json_response, query_option, raw_query_pairs,
-    retry_after_value, set_header, throttled_error,
+    RequestIds, decode, decode_query_value, error_status, graph_error, graph_error_code, json_response, query_option,
+    raw_query_pairs, retry_after_value, set_header, throttled_error,
 };
-use crate::{AssertionRejection, ContentMode, CredentialRejection, Origin, RedirectStyle, RetryAfter, Target};
-use crate::{delta, directory};
+use crate::{
+    AssertionRejection, ContentMode, CredentialRejection, Origin, RedirectStyle, RetryAfter,
+    TRANSCRIPTS_DISABLED_MESSAGE, Target,
+};
+use crate::{delta, directory, folders};
 
 /// Largest accepted token-request body.
 const MAX_FORM_BODY: usize = 64 * 1024;
@@ -162,21 +165,39 @@ fn graph_api(
     }
     let seg = |i: usize| rest.get(i).map(|s| decode(s));
     let is = |i: usize, name: &str| seg(i).is_some_and(|s| s.eq_ignore_ascii_case(name));
+    // `…/onlineMeetings/{meetingId}/{recordings|transcripts}/{id}/…`.
+    let kind = || {
+        if is(2, "recordings") {
+            Some(ArtifactKind::Recording)
+        } else if is(2, "transcripts") {
+            Some(ArtifactKind::Transcript)
+        } else {
+            None
+        }
+    };
     match rest.len() {
         3 if is(0, "onlineMeetings") && is_delta(&seg(2)?) => {
             let func = seg(1)?;
-            let params = parse_function(&func, "getAllRecordings")?;
-            Some(delta::recordings(shared, ids, version, &user, &params, parts))
+            let (kind, params) = parse_function(&func, "getAllRecordings")
+                .map(|p| (ArtifactKind::Recording, p))
+                .or_else(|| parse_function(&func, "getAllTranscripts").map(|p| (ArtifactKind::Transcript, p)))?;
+            Some(delta::artifacts(shared, ids, version, kind, &user, &params, parts))
         }
-        5 if is(0, "onlineMeetings") && is(2, "recordings") && is(4, "content") => {
-            let meeting = seg(1)?;
-            let recording = seg(3)?;
-            Some(content(shared, ids, &user, &meeting, &recording, parts))
+        5 if is(0, "onlineMeetings") && is(4, "content") => {
+            let kind = kind()?;
+            Some(content(shared, ids, kind, &user, &seg(1)?, &seg(3)?, parts))
         }
-        5 if is(0, "onlineMeetings") && is(2, "recordings") && is(4, "stream") => {
-            let meeting = seg(1)?;
-            let recording = seg(3)?;
-            relative_hop(shared, ids, &user, &meeting, &recording, parts)
+        5 if is(0, "onlineMeetings") && is(4, "stream") => {
+            let kind = kind()?;
+            relative_hop(shared, ids, kind, &user, &seg(1)?, &seg(3)?, parts)
+        }
+        5 if is(0, "onlineMeetings") && is(2, "transcripts") && is(4, "metadataContent") => {
+            Some(metadata(shared, ids, &user, &seg(1)?, &seg(3)?, parts))
+        }
+        1 if is(0, "contactFolders") => Some(folders::list(shared, ids, version, &user, None, parts)),
+        2 if is(0, "contactFolders") => Some(folders::get(shared, ids, version, &user, &seg(1)?, parts)),
+        3 if is(0, "contactFolders") && is(2, "childFolders") => {
+            Some(folders::list(shared, ids, version, &user, Some(&seg(1)?), parts))
         }
         4 if is(0, "contactFolders") && is(2, "contacts") && is_delta(&seg(3)?) => {
             let folder = seg(1)?;
@@ -657,15 +678,22 @@ pub(crate) fn issue_access_token(shared: &Shared) -> String {
 // ---------------------------------------------------------------------------
 // Content
 
+/// `GET …/onlineMeetings/{meetingId}/{recordings|transcripts}/{id}/content`:
+/// the bytes (`ContentMode::Direct`, or `Alternate` for an even serial) or a
+/// redirect to them. A transcript's needs `$format=text/vtt` (see
+/// [`vtt_format`]).
 fn content(
     shared: &Arc<Shared>,
     ids: &RequestIds,
+    kind: ArtifactKind,
     user: &str,
     meeting_id: &str,
-    recording_id: &str,
+    id: &str,
     parts: &Parts,
 ) -> Response {
-    shared.stat(|s| s.content_requests += 1);
+    if kind == ArtifactKind::Recording {
+        shared.stat(|s| s.content_requests += 1);
+    }
     if parts.method != Method::GET {
         return method_not_allowed(ids, "GET");
     }
@@ -675,46 +703,42 @@ fn content(
     if let Some(resp) = check_throttle(shared, ids, Target::Content) {
         return resp;
     }
+    if kind == ArtifactKind::Transcript && shared.transcripts_disabled() {
+        return delta::transcripts_disabled(shared, ids);
+    }
     if shared.fault_flags().payment_required {
         return payment_required(ids);
     }
-    let known = {
-        let data = lock(&shared.data);
-        data.by_id
-            .get(recording_id)
-            .and_then(|&i| data.recordings.get(i))
-            .filter(|r| r.organizer.eq_ignore_ascii_case(user) && r.meeting_id == meeting_id)
-            .map(|r| (r.serial, r.size, r.content_key, r.id.clone()))
+    if kind == ArtifactKind::Transcript {
+        if let Err(resp) = vtt_format(ids, parts) {
+            return resp;
+        }
+    }
+    let served = lock(&shared.data).served_content(kind, user, meeting_id, id);
+    let Some(served) = served else {
+        return artifact_not_found(ids, kind);
     };
-    let Some((serial, size, key, id)) = known else {
-        return graph_error(
-            ids,
-            StatusCode::NOT_FOUND,
-            "NotFound",
-            "The requested recording was not found.",
-        );
-    };
-    if let Some((status, code, message)) = refused(shared, &id) {
+    if let Some((status, code, message)) = refused(shared, &served) {
         return graph_error(ids, status, code, message);
     }
     let direct = match shared.config.content_mode {
         ContentMode::Direct => true,
         ContentMode::Redirect => false,
-        ContentMode::Alternate => serial % 2 == 0,
+        ContentMode::Alternate => served.serial % 2 == 0,
     };
     if direct {
-        let resp = serve_bytes(shared, &id, key, size, &parts.headers);
+        let resp = serve_payload(shared, &served, &parts.headers);
         if resp.status().is_success() {
-            count_content(shared, id);
+            count_content(shared, &served);
         }
         resp
     } else {
-        count_content(shared, id);
-        let signed = shared.signed(serial);
+        count_content(shared, &served);
+        let signed = shared.signed(served.signed_serial);
         let location = match shared.redirect_style() {
             RedirectStyle::Absolute => download_url(shared, &signed),
             RedirectStyle::Chain(n) => chain_url(shared, &signed, n.clamp(1, MAX_CHAIN)),
-            // Relative to this very URL: `…/recordings/{id}/stream?sig=…`.
+            // Relative to this very URL: `…/{recordings|transcripts}/{id}/stream?sig=…`.
             RedirectStyle::Relative => format!("stream?sig={signed}"),
             RedirectStyle::Bounce => format!("{}/bounce/{signed}", shared.download_origin),
         };
@@ -722,8 +746,93 @@ fn content(
     }
 }
 
-fn count_content(shared: &Shared, id: String) {
-    shared.stat(|s| *s.content_requests_by_id.entry(id).or_insert(0) += 1);
+fn artifact_not_found(ids: &RequestIds, kind: ArtifactKind) -> Response {
+    let what = match kind {
+        ArtifactKind::Recording => "recording",
+        ArtifactKind::Transcript => "transcript",
+    };
+    graph_error(
+        ids,
+        StatusCode::NOT_FOUND,
+        "NotFound",
+        &format!("The requested {what} was not found."),
+    )
+}
+
+/// Checks the `$format` query option of a transcript content request: the
+/// reference documents `$format=text/vtt` for WebVTT, and the simulator
+/// serves nothing else, so that a client which leaves the option out fails
+/// visibly. Without it (an `Accept: text/vtt` header is not enough) the
+/// answer is `406 NotAcceptable`; with another value, `400 BadRequest`.
+fn vtt_format(ids: &RequestIds, parts: &Parts) -> Result<(), Response> {
+    let pairs = raw_query_pairs(parts.uri.query());
+    match query_option(&pairs, "format") {
+        None => Err(graph_error(
+            ids,
+            StatusCode::NOT_ACCEPTABLE,
+            "NotAcceptable",
+            "The transcript content format must be given with the $format query option: $format=text/vtt.",
+        )),
+        Some(raw) if decode_query_value(raw).trim().eq_ignore_ascii_case("text/vtt") => Ok(()),
+        Some(raw) => Err(delta::bad_request(
+            ids,
+            &format!(
+                "Invalid value '{}' for query option $format: the supported value is 'text/vtt'.",
+                decode_query_value(raw).escape_default()
+            ),
+        )),
+    }
+}
+
+/// `GET …/onlineMeetings/{meetingId}/transcripts/{id}/metadataContent`:
+/// always served directly, as `application/json`.
+fn metadata(shared: &Arc<Shared>, ids: &RequestIds, user: &str, meeting_id: &str, id: &str, parts: &Parts) -> Response {
+    if parts.method != Method::GET {
+        return method_not_allowed(ids, "GET");
+    }
+    if let Err(resp) = authenticate(shared, ids, &parts.headers) {
+        return resp;
+    }
+    if let Some(resp) = check_throttle(shared, ids, Target::Content) {
+        return resp;
+    }
+    if shared.transcripts_disabled() {
+        return delta::transcripts_disabled(shared, ids);
+    }
+    if shared.fault_flags().payment_required {
+        return payment_required(ids);
+    }
+    let served = {
+        let data = lock(&shared.data);
+        data.transcript_by_id
+            .get(id)
+            .and_then(|&i| data.transcripts.get(i))
+            .filter(|t| t.organizer.eq_ignore_ascii_case(user) && t.meeting_id == meeting_id)
+            .map(Transcript::served_metadata)
+    };
+    let Some(served) = served else {
+        return artifact_not_found(ids, ArtifactKind::Transcript);
+    };
+    if let Some((status, code, message)) = refused(shared, &served) {
+        return graph_error(ids, status, code, message);
+    }
+    let resp = serve_payload(shared, &served, &parts.headers);
+    if resp.status().is_success() {
+        shared.stat(|s| *s.transcript_metadata_requests_by_id.entry(served.id).or_insert(0) += 1);
+    }
+    resp
+}
+
+/// Counts a logical download of `served`'s content.
+fn count_content(shared: &Shared, served: &Served) {
+    let id = served.id.clone();
+    shared.stat(|s| {
+        let by_id = match served.kind {
+            ArtifactKind::Recording => &mut s.content_requests_by_id,
+            ArtifactKind::Transcript => &mut s.transcript_content_requests_by_id,
+        };
+        *by_id.entry(id).or_insert(0) += 1;
+    });
 }
 
 /// A `302 Found` to `location`.
@@ -749,26 +858,33 @@ fn chain_url(shared: &Shared, signed: &str, remaining: u32) -> String {
     }
 }
 
-/// The status, code and message a `content_status` fault answers for recording
-/// `id`, if one is set (and counts it).
-fn refused(shared: &Shared, id: &str) -> Option<(StatusCode, &'static str, &'static str)> {
-    let status = error_status(shared.content_status(id)?, StatusCode::INTERNAL_SERVER_ERROR);
-    shared.stat(|s| *s.content_refused_by_id.entry(id.to_owned()).or_insert(0) += 1);
+/// The status, code and message every request for `served` is refused with,
+/// if any (and counts it): `transcripts_disabled` for a transcript, then a
+/// `content_status` fault.
+fn refused(shared: &Shared, served: &Served) -> Option<(StatusCode, &'static str, &'static str)> {
+    if served.kind == ArtifactKind::Transcript && shared.transcripts_disabled() {
+        shared.stat(|s| s.transcript_forbidden += 1);
+        return Some((StatusCode::FORBIDDEN, "Forbidden", TRANSCRIPTS_DISABLED_MESSAGE));
+    }
+    let status = error_status(shared.content_status(&served.id)?, StatusCode::INTERNAL_SERVER_ERROR);
+    shared.stat(|s| *s.content_refused_by_id.entry(served.id.clone()).or_insert(0) += 1);
     let (code, message) = graph_error_code(status);
     Some((status, code, message))
 }
 
-/// `GET …/recordings/{id}/stream?sig=…` on the graph origin: the target of the
-/// first, path-relative redirect of [`RedirectStyle::Relative`]. The path must
-/// name the signed recording exactly, so only a client that resolved the
-/// reference against the content URL gets here; it answers the second,
-/// absolute-path redirect. `None` (404) for anything that does not fit.
+/// `GET …/{recordings|transcripts}/{id}/stream?sig=…` on the graph origin:
+/// the target of the first, path-relative redirect of
+/// [`RedirectStyle::Relative`]. The path must name the signed recording or
+/// transcript exactly, so only a client that resolved the reference against
+/// the content URL gets here; it answers the second, absolute-path redirect.
+/// `None` (404) for anything that does not fit.
 fn relative_hop(
     shared: &Arc<Shared>,
     ids: &RequestIds,
+    kind: ArtifactKind,
     user: &str,
     meeting_id: &str,
-    recording_id: &str,
+    id: &str,
     parts: &Parts,
 ) -> Option<Response> {
     shared.stat(|s| s.redirect_hops += 1);
@@ -780,15 +896,15 @@ fn relative_hop(
     let (serial, true) = shared.parse_signed(signed)? else {
         return None;
     };
-    let matches = {
-        let data = lock(&shared.data);
-        let r = data.recordings.get(usize::try_from(serial).ok()?)?;
-        r.id == recording_id && r.organizer.eq_ignore_ascii_case(user) && r.meeting_id == meeting_id
-    };
+    let served = shared.served(serial)?;
+    let matches = served.kind == kind
+        && served.id == id
+        && served.organizer.eq_ignore_ascii_case(user)
+        && served.meeting_id == meeting_id;
     if !matches {
         return None;
     }
-    if let Some((status, code, message)) = refused(shared, recording_id) {
+    if let Some((status, code, message)) = refused(shared, &served) {
         return Some(graph_error(ids, status, code, message));
     }
     Some(found(&format!("/hops/{signed}/bytes")))
@@ -803,11 +919,11 @@ fn hop(shared: &Arc<Shared>, ids: &RequestIds, rest: &[&str], parts: &Parts) -> 
     let (serial, true) = shared.parse_signed(signed)? else {
         return None;
     };
-    let (id, size, key) = shared.recording_by_serial(serial)?;
+    let served = shared.served(serial)?;
     if parts.method != Method::GET {
         return Some(method_not_allowed(ids, "GET"));
     }
-    if let Some((status, code, message)) = refused(shared, &id) {
+    if let Some((status, code, message)) = refused(shared, &served) {
         return Some(graph_error(ids, status, code, message));
     }
     match kind {
@@ -815,14 +931,14 @@ fn hop(shared: &Arc<Shared>, ids: &RequestIds, rest: &[&str], parts: &Parts) -> 
             let remaining = remaining.parse::<u32>().ok().filter(|r| (1..MAX_CHAIN).contains(r))?;
             Some(found(&chain_url(shared, signed, remaining)))
         }
-        ["bytes"] => Some(serve_bytes(shared, &id, key, size, &parts.headers)),
+        ["bytes"] => Some(serve_payload(shared, &served, &parts.headers)),
         ["bounced"] => {
             // This chain went through the download origin: a correct client
             // sends no token any more, even back on the graph origin.
             if parts.headers.contains_key(AUTHORIZATION) {
                 shared.stat(|s| s.auth_header_after_leaving_graph += 1);
             }
-            Some(serve_bytes(shared, &id, key, size, &parts.headers))
+            Some(serve_payload(shared, &served, &parts.headers))
         }
         _ => None,
     }
@@ -873,16 +989,16 @@ fn download(shared: &Arc<Shared>, req: &Request) -> Response {
     if req.method() != Method::GET {
         return download_error(StatusCode::METHOD_NOT_ALLOWED, "notSupported", "Only GET is supported.");
     }
-    let Some((id, size, key)) = shared.recording_by_serial(serial) else {
+    let Some(served) = shared.served(serial) else {
         return download_error(StatusCode::NOT_FOUND, "itemNotFound", "Not found.");
     };
-    if let Some((status, code, message)) = refused(shared, &id) {
+    if let Some((status, code, message)) = refused(shared, &served) {
         return download_error(status, code, message);
     }
     if bounce {
         return found(&format!("{}/hops/{signed}/bounced", shared.graph_origin));
     }
-    serve_bytes(shared, &id, key, size, req.headers())
+    serve_payload(shared, &served, req.headers())
 }
 
 /// A plain web-server view of every recording on the download origin (`/files/` lists
@@ -908,18 +1024,20 @@ fn file_index(shared: &Arc<Shared>, name: &str, req: &Request) -> Response {
         .strip_prefix("rec-")
         .and_then(|n| n.strip_suffix(".mp4"))
         .and_then(|n| n.parse::<u64>().ok())
-        .and_then(|serial| shared.recording_by_serial(serial));
-    let Some((id, size, key)) = known else {
+        .filter(|serial| serial & TRANSCRIPT_TAG == 0)
+        .and_then(|serial| shared.served(serial));
+    let Some(served) = known else {
         return download_error(StatusCode::NOT_FOUND, "itemNotFound", "Not found.");
     };
     if req.method() == Method::HEAD {
         let mut resp = Response::new(Body::empty());
         resp.headers_mut()
             .insert(CONTENT_TYPE, HeaderValue::from_static("video/mp4"));
-        resp.headers_mut().insert(CONTENT_LENGTH, HeaderValue::from(size));
+        resp.headers_mut()
+            .insert(CONTENT_LENGTH, HeaderValue::from(served.size));
         return resp;
     }
-    serve_bytes(shared, &id, key, size, req.headers())
+    serve_payload(shared, &served, req.headers())
 }
 
 /// An error of the download origin: `{"error":{"code","message"}}`.
@@ -983,9 +1101,10 @@ fn parse_range(headers: &HeaderMap, size: u64) -> ByteRange {
     ByteRange::Partial(first, last.min(size - 1))
 }
 
-/// Streams the content of recording `id` (or the requested range of it) with
-/// `video/mp4`.
-fn serve_bytes(shared: &Arc<Shared>, id: &str, key: u64, size: u64, headers: &HeaderMap) -> Response {
+/// Streams what `served` names (or the requested range of it) with its media
+/// type.
+fn serve_payload(shared: &Arc<Shared>, served: &Served, headers: &HeaderMap) -> Response {
+    let size = served.size;
     let (status, start, end) = match parse_range(headers, size) {
         ByteRange::Full => (StatusCode::OK, 0, size),
         ByteRange::Partial(first, last) => (StatusCode::PARTIAL_CONTENT, first, last + 1),
@@ -999,10 +1118,10 @@ fn serve_bytes(shared: &Arc<Shared>, id: &str, key: u64, size: u64, headers: &He
     let body = if len == 0 {
         Body::empty()
     } else {
-        // A permanently truncated recording does not use up a pending drop.
-        let cut = shared.always_truncated(id) || shared.take_drop_mid_body();
+        // A permanently truncated body does not use up a pending drop.
+        let cut = shared.always_truncated(&served.id) || shared.take_drop_mid_body();
         let abort_at = cut.then(|| start + len / 2);
-        let stream = ContentStream::new(Arc::clone(shared), key, start, end, abort_at);
+        let stream = ContentStream::new(Arc::clone(shared), served.source.clone(), start, end, abort_at);
         match shared.content_rate() {
             None => Body::from_stream(stream),
             // A slow network: each chunk is held back as long as the rate says it takes.
@@ -1016,7 +1135,7 @@ fn serve_bytes(shared: &Arc<Shared>, id: &str, key: u64, size: u64, headers: &He
     let mut resp = Response::new(body);
     *resp.status_mut() = status;
     let h = resp.headers_mut();
-    h.insert(CONTENT_TYPE, HeaderValue::from_static("video/mp4"));
+    h.insert(CONTENT_TYPE, HeaderValue::from_static(served.media_type));
     h.insert(CONTENT_LENGTH, HeaderValue::from(len));
     h.insert(ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     if status == StatusCode::PARTIAL_CONTENT {

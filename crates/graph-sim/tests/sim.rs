@@ -839,6 +839,8 @@ async fn hostile_input_never_panics() {
     let sim = sim_with(|_| {}).await;
     let addr = sim.graph_origin().trim_start_matches("http://").to_owned();
     let t = sim.issue_access_token();
+    sim.add_contact("x", "f", "Some One");
+    sim.add_transcript("x", None, 10);
     let targets = [
         "/beta/users/%FF%FE/onlineMeetings/getAllRecordings(meetingOrganizerUserId=%27%FF%27)/delta",
         "/beta/users('/onlineMeetings/getAllRecordings(/delta",
@@ -851,6 +853,15 @@ async fn hostile_input_never_panics() {
         "/v1.0/groups/%FF/transitiveMembers/microsoft.graph.user?$top=0",
         "/v1.0/groups/x/transitiveMembers?$skiptoken=%%%",
         "/v1.0/groups/",
+        "/beta/users/x/onlineMeetings/getAllTranscripts(meetingOrganizerUserId=%27%FF%27)/delta?$top=0",
+        "/beta/users/x/onlineMeetings/getAllTranscripts(meetingOrganizerUserId='x')/delta?$skiptoken=%ZZ",
+        "/beta/users/x/onlineMeetings/%%%/transcripts/%/content?$format=%FF",
+        "/beta/users/x/onlineMeetings/m/transcripts/t/metadataContent",
+        "/beta/users/x/onlineMeetings/m/transcripts/t/stream?sig=%FF",
+        "/beta/users/x/contactFolders?$top=99999999999999999999999",
+        "/beta/users/x/contactFolders/%C3%28/childFolders?$skip=18446744073709551615",
+        "/beta/users/x/contactFolders/%C3%28",
+        "/beta/users/%FF/contactFolders",
         "/%FF/oauth2/v2.0/token",
         "/beta/",
         "/",
@@ -2319,4 +2330,781 @@ async fn users_delta_rounds_report_only_changes() {
     let (s, _, body) = get(&c, &sim.users_delta_url(), &t).await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{body}");
     assert!(sim.stats().directory_requests >= 9);
+}
+
+// ---------------------------------------------------------------------------
+// Transcripts
+
+/// `{transcriptContentUrl}?$format=text/vtt`.
+fn vtt_url(t: &recarch_graph_sim::TranscriptInfo) -> String {
+    format!("{}?$format=text/vtt", t.transcript_content_url)
+}
+
+fn tids(ts: &[recarch_graph_sim::TranscriptInfo]) -> Vec<String> {
+    ts.iter().map(|t| t.id.clone()).collect()
+}
+
+#[tokio::test]
+async fn transcript_delta_rounds_pair_with_recordings() {
+    let sim = sim_with(|c| c.page_size = 3).await;
+    let c = client();
+    let t = token(&sim, &c).await;
+    let org = sim.add_organizer();
+    let rec = sim.add_recording(&org, 10);
+    let other_rec = sim.add_recording(&org, 10);
+    let paired = sim.add_transcript(&org, Some(&rec), 2000);
+    let alone = sim.add_transcript(&org, None, 500);
+    for _ in 0..5 {
+        sim.add_transcript(&org, None, 100);
+    }
+    // Another organizer's transcripts stay out of this one's rounds.
+    sim.add_transcript(&sim.add_organizer(), None, 100);
+    let all = sim.transcripts(&org);
+    assert_eq!(all.len(), 7);
+    assert_eq!(all[0], paired);
+
+    // Shared meeting and correlation ids; RecordingInfo carries the recording's.
+    assert_eq!(paired.meeting_id, rec.meeting_id);
+    assert_eq!(paired.content_correlation_id, rec.content_correlation_id);
+    assert_ne!(alone.meeting_id, rec.meeting_id);
+    assert_ne!(alone.meeting_id, other_rec.meeting_id);
+    assert_ne!(alone.content_correlation_id, rec.content_correlation_id);
+    assert!(is_guid(&rec.content_correlation_id));
+    let (recs, _, _) = round(&c, &sim.recordings_delta_url(&org), &t).await;
+    assert_eq!(
+        ids(&recs),
+        vec![rec.id.clone(), other_rec.id.clone()],
+        "recordings only"
+    );
+    assert_eq!(recs[0]["contentCorrelationId"], rec.content_correlation_id.as_str());
+
+    let (items, nexts, delta) = round(&c, &sim.transcripts_delta_url(&org), &t).await;
+    assert_eq!(ids(&items), tids(&all));
+    assert_eq!(nexts.len(), 2, "7 items in pages of 3");
+    for (item, info) in items.iter().zip(&all) {
+        let id = item["id"].as_str().expect("id");
+        assert!(id.contains('+') && id.contains('/') && id.ends_with('='), "{id}");
+        assert_eq!(item["@odata.type"], "#microsoft.graph.callTranscript");
+        assert_eq!(item["meetingId"], info.meeting_id.as_str());
+        assert_eq!(item["contentCorrelationId"], info.content_correlation_id.as_str());
+        assert_eq!(item["createdDateTime"], info.created.as_str());
+        assert!(item["endDateTime"].is_string() && item["callId"].is_string(), "{item}");
+        assert_eq!(item["transcriptContentUrl"], info.transcript_content_url.as_str());
+        assert_eq!(item["metadataContentUrl"], info.metadata_content_url.as_str());
+        assert_eq!(item["meetingOrganizer"]["user"]["id"], org.as_str());
+        assert_eq!(
+            item["meetingOrganizer"]["user"]["tenantId"],
+            sim.config().tenant_id.as_str()
+        );
+        let prefix = format!("{}/users/{org}/onlineMeetings/", sim.base_url());
+        assert!(info.transcript_content_url.starts_with(&prefix));
+        assert!(info.transcript_content_url.ends_with("/content"));
+        assert!(info.transcript_content_url.contains("/transcripts/"));
+        assert!(info.transcript_content_url.contains("%2B") && info.transcript_content_url.contains("%3D"));
+        assert_eq!(
+            info.metadata_content_url,
+            info.transcript_content_url.replace("/content", "/metadataContent")
+        );
+    }
+    assert_eq!(items[0]["callId"], recs[0]["callId"], "the recording's call");
+    // Opaque links of both shapes, naming the transcripts function.
+    assert!(
+        nexts[0].contains(&format!("/users/{org}/onlineMeetings/getAllTranscripts(")),
+        "{}",
+        nexts[0]
+    );
+    assert!(
+        nexts[1].contains(&format!("/users('{org}')/onlineMeetings/getAllTranscripts(")),
+        "{}",
+        nexts[1]
+    );
+    for l in nexts.iter().chain([&delta]) {
+        assert!(l.contains("%2B") && l.contains("%2F") && l.contains("%3D"), "{l}");
+    }
+
+    // The deltaLink brings only what is new, recordings never.
+    let newer = sim.add_transcript(&org, Some(&other_rec), 10);
+    sim.add_recording(&org, 10);
+    let (items, _, _) = round(&c, &delta, &t).await;
+    assert_eq!(ids(&items), vec![newer.id.clone()]);
+    // A transcripts token on the recordings path is refused.
+    let on_recordings = nexts[0].replace("getAllTranscripts", "getAllRecordings");
+    let (s, _, body) = get(&c, &on_recordings, &t).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+
+    // startDateTime, $select and v1.0 like recordings; $select names callTranscript properties.
+    let cut = &all[3].created[..19];
+    let url = format!(
+        "{}/v1.0/users('{org}')/onlineMeetings/getAllTranscripts(meetingOrganizerUserId='{org}',startDateTime={cut}Z)/delta?$select=id,transcriptContentUrl",
+        sim.graph_origin()
+    );
+    let (items, _, delta) = round(&c, &url, &t).await;
+    assert_eq!(
+        ids(&items),
+        tids(&all[3..]),
+        "the newer one belongs to an earlier meeting"
+    );
+    let keys: HashSet<&str> = items[0]
+        .as_object()
+        .expect("object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(keys, HashSet::from(["@odata.type", "id", "transcriptContentUrl"]));
+    assert!(delta.contains("/v1.0/"), "{delta}");
+    for bad in ["recordingContentUrl", "shoeSize"] {
+        let url = format!("{}?$select={bad}", sim.transcripts_delta_url(&org));
+        let (s, _, body) = get(&c, &url, &t).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .expect("message")
+                .contains("callTranscript")
+        );
+    }
+    let (s, _, _) = get(
+        &c,
+        &sim.transcripts_delta_url("11111111-2222-4333-8444-555555555555"),
+        &t,
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
+    let stats = sim.stats();
+    assert_eq!(stats.transcript_delta_requests, 3 + 1 + 2 + 2 + 1);
+    assert_eq!(
+        stats.delta_requests, 2,
+        "the recordings round, the token on the recordings path"
+    );
+
+    // Deterministic from the seed.
+    let same = sim_with(|c| c.page_size = 3).await;
+    let org2 = same.add_organizer();
+    let rec2 = same.add_recording(&org2, 10);
+    let paired2 = same.add_transcript(&org2, Some(&rec2), 2000);
+    assert_eq!(paired2.id, paired.id);
+    assert_eq!(paired2.created, paired.created);
+    assert_eq!(paired2.size, paired.size);
+    assert_eq!(same.transcript_content(&paired2.id), sim.transcript_content(&paired.id));
+    let other = sim_with(|c| c.seed = 9).await;
+    let t3 = other.add_transcript(&org, None, 2000);
+    assert_ne!(t3.id, paired.id);
+    assert_ne!(other.transcript_content(&t3.id), sim.transcript_content(&alone.id));
+}
+
+#[tokio::test]
+async fn transcript_deltas_share_the_recordings_faults() {
+    let sim = sim_with(|c| c.page_size = 2).await;
+    let c = client();
+    let t = token(&sim, &c).await;
+    let org = sim.add_organizer();
+    let all: Vec<_> = (0..5).map(|_| sim.add_transcript(&org, None, 10)).collect();
+    let url = sim.transcripts_delta_url(&org);
+
+    // Throttles on Target::Delta, then the round goes on.
+    sim.faults().throttle(Target::Delta, 503, Some(2), 1);
+    let (s, headers, body) = get(&c, &url, &t).await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(headers["retry-after"], "2");
+
+    // Empty pages and duplicates.
+    sim.faults().empty_pages(true);
+    sim.faults().duplicate_items(true);
+    let (items, nexts, delta) = round(&c, &url, &t).await;
+    assert_eq!(nexts.len(), 4, "2 + empty + 2 + empty + 1");
+    assert_eq!(items.len(), 7, "two repeats");
+    assert_eq!(ids(&items).iter().collect::<HashSet<_>>().len(), 5);
+    sim.faults().clear();
+
+    // Older items replayed in the next delta round.
+    let newer = sim.add_transcript(&org, None, 10);
+    sim.faults().replay_older(1);
+    let (items, _, _) = round(&c, &delta, &t).await;
+    assert_eq!(ids(&items), vec![all[0].id.clone(), newer.id.clone()]);
+
+    // 410 with a Location that keeps the function and its options.
+    let start = format!("{}Z", &all[1].created[..19]);
+    let first = format!(
+        "{}/users/{org}/onlineMeetings/getAllTranscripts(meetingOrganizerUserId='{org}',startDateTime={start})/delta",
+        sim.base_url()
+    );
+    let (_, _, body) = get(&c, &first, &t).await;
+    let next = body["@odata.nextLink"].as_str().expect("nextLink").to_owned();
+    sim.faults().expire_sync_state("syncStateNotFound", true);
+    let (s, headers, body) = get(&c, &next, &t).await;
+    assert_eq!(s, StatusCode::GONE);
+    assert_eq!(body["error"]["code"], "syncStateNotFound");
+    let location = headers["location"].to_str().expect("location");
+    assert_eq!(location, first);
+    let (items, _, _) = round(&c, location, &t).await;
+    assert_eq!(items.len(), 5, "from the second transcript on, the newer one included");
+    sim.faults()
+        .expire_sync_state_with("resyncRequired", SyncLocation::DropsOptions);
+    let (_, headers, _) = get(&c, &next, &t).await;
+    assert_eq!(headers["location"], url.as_str());
+
+    // No access policy for this organizer: transcripts too.
+    sim.faults().organizer_forbidden(&org, true);
+    let (s, _, body) = get(&c, &url, &t).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert_eq!(body["error"]["code"], "Forbidden");
+    sim.faults().organizer_forbidden(&org, false);
+
+    // Metered like recordings.
+    sim.faults().payment_required(true);
+    assert_eq!(get(&c, &url, &t).await.0, StatusCode::PAYMENT_REQUIRED);
+    sim.faults().clear();
+    assert_eq!(get(&c, &url, &t).await.0, StatusCode::OK);
+    assert_eq!(sim.stats().forbidden, 1);
+}
+
+#[tokio::test]
+async fn transcript_content_is_webvtt_only_with_format() {
+    let sim = sim_with(|c| c.content_mode = ContentMode::Direct).await;
+    let c = client();
+    let t = token(&sim, &c).await;
+    let org = sim.add_organizer();
+    let rec = sim.add_recording(&org, 10);
+    let tr = sim.add_transcript(&org, Some(&rec), 5000);
+    assert!((5000..5300).contains(&tr.size), "{}", tr.size);
+
+    let (s, headers, body) = content_bytes(&c, &vtt_url(&tr), Some(&t)).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(headers["content-type"], "text/vtt");
+    assert_eq!(headers["content-length"], tr.size.to_string().as_str());
+    assert_eq!(body.len() as u64, tr.size);
+    assert_eq!(Some(body.clone()), sim.transcript_content(&tr.id));
+    let text = String::from_utf8(body).expect("utf-8");
+    assert!(text.starts_with("WEBVTT\n\n"), "{text}");
+    let cues = text.matches(" --> ").count();
+    assert!(cues > 10, "{text}");
+    assert_eq!(text.matches("\n<v ").count(), cues, "one speaker line per cue");
+    // The query option may be percent-encoded.
+    let encoded = format!("{}?%24format=text%2Fvtt", tr.transcript_content_url);
+    assert_eq!(content_bytes(&c, &encoded, Some(&t)).await.0, StatusCode::OK);
+
+    // Without $format: 406, even with Accept: text/vtt; another format: 400.
+    let (s, _, body) = get(&c, &tr.transcript_content_url, &t).await;
+    assert_eq!(s, StatusCode::NOT_ACCEPTABLE, "{body}");
+    assert_eq!(body["error"]["code"], "NotAcceptable");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .expect("message")
+            .contains("$format=text/vtt")
+    );
+    let r = c
+        .get(&tr.transcript_content_url)
+        .bearer_auth(&t)
+        .header("accept", "text/vtt")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), StatusCode::NOT_ACCEPTABLE);
+    let docx = format!(
+        "{}?$format=application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        tr.transcript_content_url
+    );
+    let (s, _, body) = get(&c, &docx, &t).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+
+    // Metadata: JSON, one entry per cue, always direct.
+    let (s, headers, body) = content_bytes(&c, &tr.metadata_content_url, Some(&t)).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(headers["content-type"], "application/json");
+    assert_eq!(Some(body.clone()), sim.transcript_metadata(&tr.id));
+    let entries: Vec<Value> = serde_json::from_slice(&body).expect("json");
+    assert_eq!(entries.len(), cues);
+    let first = &entries[0];
+    for f in [
+        "id",
+        "startOffset",
+        "endOffset",
+        "speakerName",
+        "speakerId",
+        "spokenLanguage",
+        "spokenText",
+    ] {
+        assert!(first[f].is_string(), "{f}: {first}");
+    }
+    assert!(text.contains(&format!(
+        "<v {}>{}</v>",
+        first["speakerName"].as_str().expect("name"),
+        first["spokenText"].as_str().expect("text")
+    )));
+
+    // Unknown ids, the wrong meeting, no token.
+    let wrong_meeting = tr.transcript_content_url.replace(
+        &url_segment(&tr.meeting_id),
+        &url_segment(&sim.add_transcript(&org, None, 1).meeting_id),
+    );
+    for url in [
+        format!("{wrong_meeting}?$format=text/vtt"),
+        vtt_url(&tr).replace("/transcripts/", "/transcripts/x"),
+        tr.metadata_content_url.replace("/transcripts/", "/transcripts/x"),
+    ] {
+        let (s, _, body) = get(&c, &url, &t).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{url}: {body}");
+    }
+    assert_eq!(content_bytes(&c, &vtt_url(&tr), None).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        content_bytes(&c, &tr.metadata_content_url, None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+
+    let stats = sim.stats();
+    assert_eq!(stats.transcript_content_requests_by_id.get(&tr.id), Some(&2));
+    assert_eq!(stats.transcript_metadata_requests_by_id.get(&tr.id), Some(&1));
+    assert_eq!(
+        stats.content_requests, 0,
+        "the recording content endpoint was not asked"
+    );
+    assert!(stats.content_requests_by_id.is_empty());
+}
+
+/// The percent-encoded path segment of `s`, as the simulator writes it in URLs.
+fn url_segment(s: &str) -> String {
+    s.replace('+', "%2B").replace('/', "%2F").replace('=', "%3D")
+}
+
+#[tokio::test]
+async fn transcript_content_redirects_like_recordings() {
+    let sim = sim_with(|_| {}).await;
+    let c = client();
+    let t = token(&sim, &c).await;
+    let org = sim.add_organizer();
+    let tr = sim.add_transcript(&org, None, 20_000);
+    let vtt = sim.transcript_content(&tr.id).expect("known transcript");
+
+    // Without $format the redirect is not even offered.
+    assert_eq!(
+        get(&c, &tr.transcript_content_url, &t).await.0,
+        StatusCode::NOT_ACCEPTABLE
+    );
+    let (s, headers, _) = content_bytes(&c, &vtt_url(&tr), Some(&t)).await;
+    assert_eq!(s, StatusCode::FOUND);
+    let location = headers["location"].to_str().expect("location").to_owned();
+    assert!(location.starts_with(&format!("{}/download/", sim.download_origin())));
+    let (s, headers, body) = content_bytes(&c, &location, None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(headers["content-type"], "text/vtt");
+    assert_eq!(body, vtt);
+    // Ranges, as for recordings.
+    let r = c
+        .get(&location)
+        .header("range", "bytes=0-5")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(&r.bytes().await.expect("body")[..], b"WEBVTT");
+
+    // Relative redirects resolve against the transcript's own URL.
+    sim.faults().redirect_style(RedirectStyle::Relative);
+    let (s, headers, _) = content_bytes(&c, &vtt_url(&tr), Some(&t)).await;
+    assert_eq!(s, StatusCode::FOUND);
+    let loc1 = headers["location"].to_str().expect("location").to_owned();
+    let hop1 = url::Url::parse(&vtt_url(&tr)).expect("url").join(&loc1).expect("join");
+    assert!(hop1.path().ends_with("/stream"), "{hop1}");
+    assert!(hop1.path().contains("/transcripts/"), "{hop1}");
+    let (s, headers, _) = content_bytes(&c, hop1.as_str(), None).await;
+    assert_eq!(s, StatusCode::FOUND);
+    let hop2 = hop1
+        .join(headers["location"].to_str().expect("location"))
+        .expect("join");
+    let (s, _, body) = content_bytes(&c, hop2.as_str(), None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(body, vtt);
+    // A recording's hop path does not serve a transcript's signature.
+    let as_recording = hop1.as_str().replace("/transcripts/", "/recordings/");
+    assert_eq!(content_bytes(&c, &as_recording, None).await.0, StatusCode::NOT_FOUND);
+
+    // A standard client following a chain gets the same bytes.
+    sim.faults().redirect_style(RedirectStyle::Chain(3));
+    let r = reqwest::Client::new()
+        .get(vtt_url(&tr))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.bytes().await.expect("body").to_vec(), vtt);
+    let stats = sim.stats();
+    assert_eq!(stats.transcript_content_requests_by_id.get(&tr.id), Some(&3));
+    assert_eq!(stats.auth_header_on_download_origin, 0);
+
+    // Alternate counts transcripts on their own: the first is direct.
+    let alt = sim_with(|c| c.content_mode = ContentMode::Alternate).await;
+    let t = token(&alt, &c).await;
+    alt.add_recording("someone", 10);
+    let a = alt.add_transcript("someone", None, 10);
+    let b = alt.add_transcript("someone", None, 10);
+    assert_eq!(content_bytes(&c, &vtt_url(&a), Some(&t)).await.0, StatusCode::OK);
+    assert_eq!(content_bytes(&c, &vtt_url(&b), Some(&t)).await.0, StatusCode::FOUND);
+    // Metadata is always direct.
+    assert_eq!(
+        content_bytes(&c, &b.metadata_content_url, Some(&t)).await.0,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn disabled_transcripts_answer_403_and_recordings_go_on() {
+    let sim = sim_with(|c| c.page_size = 1).await;
+    let c = client();
+    let t = token(&sim, &c).await;
+    let org = sim.add_organizer();
+    let rec = sim.add_recording(&org, 1000);
+    let tr = sim.add_transcript(&org, Some(&rec), 1000);
+    sim.add_transcript(&org, None, 1000);
+    let (_, _, body) = get(&c, &sim.transcripts_delta_url(&org), &t).await;
+    let next = body["@odata.nextLink"].as_str().expect("nextLink").to_owned();
+    // A download URL handed out before the switch.
+    let (_, headers, _) = content_bytes(&c, &vtt_url(&tr), Some(&t)).await;
+    let location = headers["location"].to_str().expect("location").to_owned();
+
+    sim.faults().transcripts_disabled(true);
+    for url in [
+        sim.transcripts_delta_url(&org),
+        next.clone(),
+        vtt_url(&tr),
+        tr.metadata_content_url.clone(),
+    ] {
+        let (s, _, body) = get(&c, &url, &t).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{url}: {body}");
+        assert_eq!(body["error"]["code"], "Forbidden");
+        assert_eq!(
+            body["error"]["message"],
+            recarch_graph_sim::TRANSCRIPTS_DISABLED_MESSAGE
+        );
+    }
+    let (s, _, body) = content_bytes(&c, &location, None).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "on the download origin too");
+    let body: Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(body["error"]["code"], "Forbidden");
+    assert!(
+        recarch_graph_sim::TRANSCRIPTS_DISABLED_MESSAGE.contains("disabled by tenant admin"),
+        "a realistic message"
+    );
+
+    // Recordings are not affected.
+    let (items, _, _) = round(&c, &sim.recordings_delta_url(&org), &t).await;
+    assert_eq!(ids(&items), vec![rec.id.clone()]);
+    assert_eq!(content_bytes(&c, &rec.content_url, Some(&t)).await.0, StatusCode::FOUND);
+    // Authentication still comes first.
+    assert_eq!(get(&c, &vtt_url(&tr), "expired").await.0, StatusCode::UNAUTHORIZED);
+
+    let stats = sim.stats();
+    assert_eq!(stats.transcript_forbidden, 5);
+    assert_eq!(stats.forbidden, 0, "that counter is organizer_forbidden's");
+    assert!(stats.transcript_content_requests_by_id.get(&tr.id) == Some(&1));
+
+    sim.faults().transcripts_disabled(false);
+    let (items, _, _) = round(&c, &next, &t).await;
+    assert_eq!(items.len(), 1);
+    assert_eq!(content_bytes(&c, &location, None).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn content_faults_apply_to_transcript_content_and_metadata() {
+    let sim = sim_with(|c| c.content_mode = ContentMode::Direct).await;
+    let c = reqwest::Client::new();
+    let t = token(&sim, &c).await;
+    let org = sim.add_organizer();
+    let bad = sim.add_transcript(&org, None, 600_000);
+    let good = sim.add_transcript(&org, None, 600_000);
+
+    sim.faults().content_status(&bad.id, Some(404));
+    for url in [vtt_url(&bad), bad.metadata_content_url.clone()] {
+        let (s, _, body) = get(&c, &url, &t).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{url}");
+        assert_eq!(body["error"]["code"], "itemNotFound");
+    }
+    assert_eq!(content_bytes(&c, &vtt_url(&good), Some(&t)).await.0, StatusCode::OK);
+    assert_eq!(sim.stats().content_refused_by_id.get(&bad.id), Some(&2));
+    sim.faults().content_status(&bad.id, None);
+
+    sim.faults().content_always_truncated(&bad.id, true);
+    for url in [vtt_url(&bad), bad.metadata_content_url.clone()] {
+        for _ in 0..2 {
+            let r = c.get(&url).bearer_auth(&t).send().await.expect("request");
+            assert_eq!(r.status(), StatusCode::OK);
+            let announced = r.content_length().expect("content-length");
+            let (got, err) = read_body(r).await;
+            assert!(err.is_some(), "{url}: the body must end in an error");
+            assert!(got <= announced / 2, "{url}: got {got} of {announced}");
+        }
+    }
+    let body = c
+        .get(vtt_url(&good))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .expect("request")
+        .bytes()
+        .await
+        .expect("complete body");
+    assert_eq!(Some(body.to_vec()), sim.transcript_content(&good.id));
+    // A one-shot drop hits the next transcript body too.
+    sim.faults().content_always_truncated(&bad.id, false);
+    sim.faults().drop_mid_body(1);
+    let r = c
+        .get(good.metadata_content_url.clone())
+        .bearer_auth(&t)
+        .send()
+        .await
+        .expect("request");
+    assert!(read_body(r).await.1.is_some());
+    let body = c
+        .get(vtt_url(&bad))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .expect("request")
+        .bytes()
+        .await
+        .expect("complete body");
+    assert_eq!(Some(body.to_vec()), sim.transcript_content(&bad.id));
+}
+
+// ---------------------------------------------------------------------------
+// Contact folders
+
+/// Follows `@odata.nextLink`s to the end: (items, nextLinks).
+async fn all_pages(c: &reqwest::Client, url: &str, token: &str) -> (Vec<Value>, Vec<String>) {
+    let mut items = Vec::new();
+    let mut nexts = Vec::new();
+    let mut url = url.to_owned();
+    for _ in 0..100 {
+        let (s, _, body) = get(c, &url, token).await;
+        assert_eq!(s, StatusCode::OK, "{url}: {body}");
+        assert!(body.get("@odata.deltaLink").is_none(), "{body}");
+        items.extend(body["value"].as_array().expect("value").iter().cloned());
+        match body.get("@odata.nextLink").and_then(Value::as_str) {
+            Some(n) => {
+                nexts.push(n.to_owned());
+                url = n.to_owned();
+            }
+            None => return (items, nexts),
+        }
+    }
+    panic!("no end to the pages");
+}
+
+#[tokio::test]
+async fn contact_folders_top_level_nested_and_default() {
+    let sim = sim_with(|c| c.page_size = 2).await;
+    let c = client();
+    let t = token(&sim, &c).await;
+    let user = "5f1c0e2a-1111-4222-8333-944455556666";
+    sim.add_contact(user, "AAMkFolderA=", "In A");
+    sim.add_contact(user, "AAMkFolderB=", "In B");
+    let nested = sim.add_contact_folder(user, "Nested", Some("AAMkFolderA="));
+    let deeper = sim.add_contact_folder(user, "Deeper", Some(&nested));
+    let family = sim.add_contact_folder(user, "Family", None);
+    sim.add_contact(user, &nested, "Nested Person");
+    sim.add_contact(user, "contacts", "Default Person");
+    let default = sim.default_contact_folder(user);
+    for id in [&nested, &deeper, &family, &default] {
+        assert!(
+            id.starts_with("AAMkA") && id.contains('+') && id.contains('/') && id.ends_with('='),
+            "{id}"
+        );
+    }
+
+    // Top-level folders only: not the default one, not the nested ones.
+    let (folders, nexts) = all_pages(&c, &sim.contact_folders_url(user), &t).await;
+    assert_eq!(nexts.len(), 1, "3 folders in pages of 2");
+    assert!(nexts[0].contains("$skip=2"), "{}", nexts[0]);
+    assert_eq!(ids(&folders), ["AAMkFolderA=", "AAMkFolderB=", family.as_str()]);
+    assert_eq!(folders[0]["displayName"], "AAMkFolderA=");
+    assert_eq!(folders[2]["displayName"], "Family");
+    for f in &folders {
+        assert_eq!(f["parentFolderId"], default.as_str(), "{f}");
+        assert_eq!(f.as_object().expect("object").len(), 3, "{f}");
+    }
+    let (one_by_one, nexts) = all_pages(&c, &format!("{}?$top=1", sim.contact_folders_url(user)), &t).await;
+    assert_eq!(ids(&one_by_one), ids(&folders));
+    assert_eq!(nexts.len(), 2);
+
+    // The default folder by its well-known name.
+    let (s, _, body) = get(&c, &format!("{}/contacts", sim.contact_folders_url(user)), &t).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(body["id"], default.as_str());
+    assert_eq!(body["displayName"], "Contacts");
+    assert!(body["parentFolderId"].is_string() && body["parentFolderId"] != default.as_str());
+    let (s, _, body) = get(
+        &c,
+        &format!("{}/{}", sim.contact_folders_url(user), url_segment(&nested)),
+        &t,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(body["parentFolderId"], "AAMkFolderA=");
+
+    // Nested folders through childFolders.
+    let children = |folder: &str| sim.child_folders_url(user, folder);
+    assert_eq!(
+        ids(&all_pages(&c, &children("AAMkFolderA="), &t).await.0),
+        vec![nested.clone()]
+    );
+    assert_eq!(
+        ids(&all_pages(&c, &children(&nested), &t).await.0),
+        vec![deeper.clone()]
+    );
+    assert!(all_pages(&c, &children(&deeper), &t).await.0.is_empty());
+    assert_eq!(ids(&all_pages(&c, &children("contacts"), &t).await.0), ids(&folders));
+    assert_eq!(ids(&all_pages(&c, &children(&default), &t).await.0), ids(&folders));
+    let every: Vec<String> = sim.contact_folders(user).into_iter().map(|f| f.id).collect();
+    assert_eq!(
+        every,
+        [&default, "AAMkFolderA=", "AAMkFolderB=", &nested, &deeper, &family].map(|s| s.to_owned())
+    );
+
+    // Each folder has its own contacts delta, the default one by name or id.
+    let (items, _, _) = round(&c, &sim.contacts_delta_url(user, &nested), &t).await;
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["displayName"], "Nested Person");
+    assert_eq!(items[0]["parentFolderId"], nested.as_str());
+    let (items, _, delta) = round(&c, &sim.contacts_delta_url(user, "contacts"), &t).await;
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["displayName"], "Default Person");
+    assert!(delta.contains(&url_segment(&default)), "links carry the id: {delta}");
+    let (items, _, _) = round(&c, &sim.contacts_delta_url(user, &default), &t).await;
+    assert_eq!(items[0]["displayName"], "Default Person");
+
+    // Errors: an unknown folder, an unknown user, bad paging; a user without contacts has none.
+    for (url, status, code) in [
+        (children("nope"), StatusCode::NOT_FOUND, "ErrorItemNotFound"),
+        (
+            format!("{}/nope", sim.contact_folders_url(user)),
+            StatusCode::NOT_FOUND,
+            "ErrorItemNotFound",
+        ),
+        (
+            sim.contact_folders_url("nobody@contoso.com"),
+            StatusCode::NOT_FOUND,
+            "ErrorInvalidUser",
+        ),
+        (
+            format!("{}?$top=0", sim.contact_folders_url(user)),
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+        ),
+        (
+            format!("{}?$skip=x", sim.contact_folders_url(user)),
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+        ),
+    ] {
+        let (s, _, body) = get(&c, &url, &t).await;
+        assert_eq!(s, status, "{url}: {body}");
+        assert_eq!(body["error"]["code"], code, "{url}");
+    }
+    let organizer = sim.add_organizer();
+    assert!(
+        all_pages(&c, &sim.contact_folders_url(&organizer), &t)
+            .await
+            .0
+            .is_empty()
+    );
+
+    // Throttles of their own; a token is needed.
+    sim.faults().throttle(Target::ContactFolders, 429, Some(1), 1);
+    assert_eq!(
+        get(&c, &sim.contact_folders_url(user), &t).await.0,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(get(&c, &sim.contact_folders_url(user), &t).await.0, StatusCode::OK);
+    assert_eq!(
+        get(&c, &sim.contact_folders_url(user), "bad").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(sim.stats().contact_folder_requests, 2 + 3 + 2 + 7 + 5 + 1 + 3);
+
+    // Deterministic from the seed.
+    let same = sim_with(|c| c.page_size = 2).await;
+    same.add_contact(user, "AAMkFolderA=", "In A");
+    same.add_contact(user, "AAMkFolderB=", "In B");
+    assert_eq!(same.add_contact_folder(user, "Nested", Some("AAMkFolderA=")), nested);
+    assert_eq!(same.default_contact_folder(user), default);
+}
+
+#[tokio::test]
+async fn contacts_delta_selects_phones_and_companies_and_takes_delta_faults() {
+    let sim = sim_with(|_| {}).await;
+    let c = client();
+    let t = token(&sim, &c).await;
+    let user = "adele@contoso.com";
+    let folder = sim.add_contact_folder(user, "Clients", None);
+    let a = sim.add_contact(user, &folder, "Ada Lovelace");
+    let b = sim.add_contact(user, &folder, "Charles Babbage");
+    sim.add_contact(user, &folder, "Grace Hopper");
+    let select = "displayName,emailAddresses,businessPhones,companyName";
+    let url = format!("{}?$select={select}", sim.contacts_delta_url(user, &folder));
+
+    // Throttled first, then served; maxpagesize echoed.
+    sim.faults().throttle(Target::Delta, 429, Some(1), 1);
+    let send = || {
+        c.get(&url)
+            .bearer_auth(&t)
+            .header("Prefer", "odata.maxpagesize=2")
+            .send()
+    };
+    assert_eq!(send().await.expect("request").status(), StatusCode::TOO_MANY_REQUESTS);
+    let r = send().await.expect("request");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["preference-applied"], "odata.maxpagesize=2");
+    let body: Value = r.json().await.expect("json");
+    let page = body["value"].as_array().expect("value");
+    assert_eq!(page.len(), 2);
+    let keys: HashSet<&str> = page[0]
+        .as_object()
+        .expect("object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        HashSet::from([
+            "@odata.type",
+            "@odata.etag",
+            "id",
+            "displayName",
+            "emailAddresses",
+            "businessPhones",
+            "companyName"
+        ])
+    );
+    assert_eq!(page[0]["emailAddresses"][0]["address"], "ada.lovelace@contoso.com");
+    let phone = page[0]["businessPhones"][0].as_str().expect("phone");
+    assert!(phone.starts_with("+1 425 555 "), "{phone}");
+    assert!(page[0]["companyName"].as_str().is_some_and(|s| !s.is_empty()));
+    assert_ne!(page[0]["businessPhones"], page[1]["businessPhones"]);
+
+    // The next page under a throttle, then the same link works.
+    let next = body["@odata.nextLink"].as_str().expect("nextLink").to_owned();
+    sim.faults().throttle(Target::Delta, 503, None, 1);
+    assert_eq!(get(&c, &next, &t).await.0, StatusCode::SERVICE_UNAVAILABLE);
+    let (items, _, delta) = round(&c, &next, &t).await;
+    assert_eq!(items.len(), 1);
+
+    // Changes show in the next round, still with the selected properties.
+    sim.update_contact(user, &folder, &a, "Augusta Ada King");
+    sim.remove_contact(user, &folder, &b, false);
+    let (items, _, delta2) = round(&c, &delta, &t).await;
+    assert_eq!(items.len(), 2, "{items:?}");
+    assert_eq!(items[0]["displayName"], "Augusta Ada King");
+    assert!(items[0]["companyName"].is_string() && items[0].get("givenName").is_none());
+    assert_eq!(items[1]["@removed"]["reason"], "changed");
+
+    // Expired sync state: 410 for the contact delta links too.
+    sim.faults().expire_sync_state("syncStateNotFound", true);
+    let (s, headers, _) = get(&c, &delta2, &t).await;
+    assert_eq!(s, StatusCode::GONE);
+    assert_eq!(
+        headers["location"],
+        format!("{}?$select={select}", sim.contacts_delta_url(user, &folder)).as_str()
+    );
 }

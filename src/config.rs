@@ -712,9 +712,9 @@ fn validate(raw: RawConfig, base_dir: &Path, env: &[(String, String)]) -> Result
                 "[source].kinds[{i}]: {name:?} is not a kind (recordings, transcripts or contacts)"
             ))
         })?;
-        if kind != recarch_store::Kind::Recordings {
+        if kind == recarch_store::Kind::Contacts {
             return Err(err(format!(
-                "[source].kinds[{i}]: {name:?} is not archived by this version yet; use [\"recordings\"]"
+                "[source].kinds[{i}]: {name:?} is not archived by this version yet; use \"recordings\" and \"transcripts\""
             )));
         }
         if !kinds.contains(&kind) {
@@ -1029,6 +1029,11 @@ url = "file:///tmp/x"
         assert_eq!(c.source.kinds, vec![recarch_store::Kind::Recordings]);
         let c = parse(&GOOD.replace("[source]\n", "[source]\nkinds = [\"recordings\"]\n"), &[]).expect("valid");
         assert_eq!(c.source.kinds, vec![recarch_store::Kind::Recordings]);
+        let c = parse(GOOD, &[("RECARCH_SOURCE__KINDS", "recordings,transcripts")]).expect("valid");
+        assert_eq!(
+            c.source.kinds,
+            vec![recarch_store::Kind::Recordings, recarch_store::Kind::Transcripts]
+        );
         let e = parse(GOOD, &[("RECARCH_SOURCE__KINDS", "recordings,videos")]).expect_err("unknown kind");
         assert!(e.0.contains("[source].kinds[1]"), "{}", e.0);
     }

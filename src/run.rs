@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, client_proof};
 use crate::exit::{Exit, ExitError};
-use crate::kinds::{ItemKind, Recordings};
+use crate::kinds::{Recordings, Transcripts};
 use crate::organizers;
 use crate::pipeline::{ItemContext, error_chain};
 use crate::queue::QueuePolicy;
@@ -159,11 +159,22 @@ pub async fn run_with_progress(
             },
             shutdown: &shutdown,
         };
-        let org_parallel = organizers.len().clamp(1, config.fetch.concurrency.max(2));
-        let organizers_done = futures::stream::iter(organizers.clone())
-            .map(|org| {
+        // One pass per organizer and kind, all through the same round; a kind that fails (a
+        // tenant with transcripts turned off) fails only its own passes.
+        let passes: Vec<(OrganizerId, recarch_store::Kind)> = organizers
+            .iter()
+            .flat_map(|o| config.source.kinds.iter().map(move |k| (o.clone(), *k)))
+            .collect();
+        let org_parallel = passes.len().clamp(1, config.fetch.concurrency.max(2));
+        let organizers_done = futures::stream::iter(passes)
+            .map(|(org, kind)| {
                 let rc = &rc;
-                async move { archive_organizer(rc, &Recordings, org).await }
+                async move {
+                    match kind {
+                        recarch_store::Kind::Transcripts => archive_organizer(rc, &Transcripts, org).await,
+                        _ => archive_organizer(rc, &Recordings, org).await,
+                    }
+                }
             })
             .buffer_unordered(org_parallel)
             .collect::<Vec<OrganizerResult>>();
@@ -226,7 +237,13 @@ pub async fn run_with_progress(
     if let Err(e) = archive.clean_staging(&shard_id).await {
         tracing::warn!(error = %e, "cannot clean staging at the end of the run");
     }
-    let (queued, dead_letters) = queue_totals(&archive, Recordings::KIND, &organizers).await;
+    let mut queued = 0;
+    let mut dead_letters = 0;
+    for kind in &config.source.kinds {
+        let (q, d) = queue_totals(&archive, *kind, &organizers).await;
+        queued += q;
+        dead_letters += d;
+    }
     let interrupted = shutdown.is_cancelled();
     let outcome = if fatal.is_some() {
         Outcome::Fatal

@@ -98,22 +98,27 @@ struct ItemStatus {
 /// store cannot be read.
 pub async fn status_cli(config: &Config, archive: &Archive, json: bool) -> Result<Exit, ExitError> {
     let fatal = |e: anyhow::Error| ExitError::new(Exit::Fatal, e);
-    let kind = Kind::Recordings;
-    let overview = archive
-        .state_overview(kind)
-        .await
-        .map_err(|e| fatal(anyhow::Error::new(e).context("cannot list the organizers' state")))?;
-    // The configured ids, and every organizer with state (discovered through UPNs, a group or
-    // the directory), without asking Graph.
-    let mut known: Vec<&OrganizerId> = config.source.organizers.iter().collect();
-    known.extend(overview.keys().filter(|o| !config.source.organizers.contains(o)));
-    let organizers: Vec<OrganizerStatus> = futures::stream::iter(known)
-        .map(|org| describe(archive, kind, org, overview.get(org)))
-        .buffered(READ_CONCURRENCY)
-        .collect()
-        .await;
+    // Per kind archived: one listing, then the configured ids and every organizer with state
+    // (discovered through UPNs, a group or the directory), without asking Graph.
+    let mut organizers: Vec<OrganizerStatus> = Vec::new();
+    let mut distinct = std::collections::BTreeSet::new();
+    for kind in config.source.kinds.iter().copied() {
+        let overview = archive
+            .state_overview(kind)
+            .await
+            .map_err(|e| fatal(anyhow::Error::new(e).context("cannot list the organizers' state")))?;
+        let mut known: Vec<&OrganizerId> = config.source.organizers.iter().collect();
+        known.extend(overview.keys().filter(|o| !config.source.organizers.contains(o)));
+        distinct.extend(known.iter().map(|o| o.to_string()));
+        let described: Vec<OrganizerStatus> = futures::stream::iter(known)
+            .map(|org| describe(archive, kind, org, overview.get(org)))
+            .buffered(READ_CONCURRENCY)
+            .collect()
+            .await;
+        organizers.extend(described);
+    }
     let totals = Totals {
-        organizers: organizers.len(),
+        organizers: distinct.len(),
         queued: organizers.iter().map(|o| o.queued.len()).sum(),
         dead_letters: organizers.iter().map(|o| o.dead_letters.len()).sum(),
     };
@@ -294,8 +299,13 @@ fn print_text(report: &StatusReport) {
     }
     for o in &report.organizers {
         println!(
-            "organizer {}: {}, {} rounds completed, {} queued, {} dead letters{}{}",
+            "organizer {}{}: {}, {} rounds completed, {} queued, {} dead letters{}{}",
             o.organizer_id,
+            if o.kind == Kind::Recordings {
+                String::new()
+            } else {
+                format!(" {}", o.kind)
+            },
             o.round,
             o.rounds_completed,
             o.queued.len(),

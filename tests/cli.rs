@@ -13,6 +13,8 @@ mod organizers;
 mod progress;
 #[path = "cli/sign_in.rs"]
 mod sign_in;
+#[path = "cli/transcripts.rs"]
+mod transcripts;
 
 use recarch_graph_sim::{ContentMode, SimConfig, Target};
 use util::{Backend, Env, all_recordings, assert_archive, assert_store_archive, last_report, recarch};

@@ -14,8 +14,10 @@ use crate::config::Config;
 use crate::pipeline::{ItemContext, ItemOutcome};
 
 pub mod recording;
+pub mod transcript;
 
 pub use recording::Recordings;
+pub use transcript::Transcripts;
 
 /// One kind of archived item.
 pub trait ItemKind: Sync {

@@ -63,4 +63,4 @@ pub use error::{DeltaError, GraphErrorBody};
 pub use http::{Auth, GraphHttp, host_of, read_capped};
 pub use page::{Continuation, DeltaItem, DeltaLink, NextLink, Page, RemovedReason, parse_page};
 pub use recarch_failure::FailureClass;
-pub use resources::{CallRecording, Contact, DeltaRequest};
+pub use resources::{CallRecording, CallTranscript, Contact, DeltaRequest};

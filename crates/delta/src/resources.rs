@@ -34,6 +34,21 @@ pub fn recordings_request(base_url: &Url, organizer: &str, start_date_time: Opti
     }
 }
 
+/// `GET {base}/users/{organizer}/onlineMeetings/getAllTranscripts(meetingOrganizerUserId='{organizer}',startDateTime={t})/delta`
+/// (permission `OnlineMeetingTranscript.Read.All`). Like [`recordings_request`].
+pub fn transcripts_request(base_url: &Url, organizer: &str, start_date_time: Option<&str>) -> DeltaRequest {
+    let mut function = format!("getAllTranscripts(meetingOrganizerUserId='{organizer}'");
+    if let Some(start) = start_date_time {
+        function.push_str(",startDateTime=");
+        function.push_str(start);
+    }
+    function.push(')');
+    DeltaRequest {
+        url: join(base_url, &["users", organizer, "onlineMeetings", &function, "delta"]),
+        headers: HeaderMap::new(),
+    }
+}
+
 /// Adds `$top` to a first request. Off by default: with `$top` Graph may drop the nextLink (a
 /// documented known issue), ending the round early.
 pub fn with_top(mut request: DeltaRequest, top: u32) -> DeltaRequest {
@@ -118,6 +133,29 @@ impl CallRecording {
     pub fn organizer_id(&self) -> Option<&str> {
         self.meeting_organizer.as_ref()?.user.as_ref()?.id.as_deref()
     }
+}
+
+/// A `callTranscript` as listed by `getAllTranscripts`; the raw JSON travels alongside.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CallTranscript {
+    /// The transcript id.
+    pub id: String,
+    /// The meeting the transcript belongs to.
+    #[serde(default)]
+    pub meeting_id: Option<String>,
+    /// When the transcript was created, verbatim.
+    #[serde(default)]
+    pub created_date_time: Option<String>,
+    /// Pairs the transcript with its recording.
+    #[serde(default)]
+    pub content_correlation_id: Option<String>,
+    /// Where the transcript is (fetched with `$format=text/vtt`).
+    #[serde(default)]
+    pub transcript_content_url: Option<String>,
+    /// Where its metadata is.
+    #[serde(default)]
+    pub metadata_content_url: Option<String>,
 }
 
 /// An `identitySet` (only the user part is typed).

@@ -648,7 +648,16 @@ impl Archive {
     /// # Errors
     /// Store failures.
     pub async fn manifest_exists(&self, organizer: &OrganizerId, recording_id: &str) -> Result<bool, StoreError> {
-        let key = layout::manifest_key(organizer, recording_id);
+        self.manifest_exists_of(Kind::Recordings, organizer, recording_id).await
+    }
+
+    /// Whether the manifest of item `id` of `kind` exists
+    /// (`manifests/<kind>/<organizer>/<key>.json`).
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn manifest_exists_of(&self, kind: Kind, organizer: &OrganizerId, id: &str) -> Result<bool, StoreError> {
+        let key = layout::manifest_key_of(kind, organizer, id);
         Ok(self.head(&key).await?.is_some())
     }
 
@@ -662,7 +671,11 @@ impl Archive {
     /// # Errors
     /// [`StoreError::Rejected`] if a check fails; store failures.
     pub async fn put_manifest(&self, manifest: &Manifest) -> Result<ManifestWrite, StoreError> {
-        let key = layout::manifest_key(&manifest.organizer_id, &manifest.id);
+        let kind = Kind::of_manifest(&manifest.kind).ok_or_else(|| StoreError::Rejected {
+            key: layout::manifest_key(&manifest.organizer_id, &manifest.id),
+            reason: format!("unknown kind {:?}", manifest.kind),
+        })?;
+        let key = layout::manifest_key_of(kind, &manifest.organizer_id, &manifest.id);
         let rejected = |reason: String| StoreError::Rejected {
             key: key.clone(),
             reason,
@@ -697,6 +710,21 @@ impl Archive {
                 )));
             }
             None => return Err(rejected(format!("blob {blob} does not exist"))),
+        }
+        // Every other blob the manifest names (a transcript's `metadata`) must be there too.
+        for (name, value) in &manifest.extra {
+            let Ok(other) = serde_json::from_value::<crate::ContentRef>(value.clone()) else {
+                continue;
+            };
+            if other.blob != layout::blob_key(&other.sha256) {
+                return Err(rejected(format!("{name}.blob does not name {name}.sha256")));
+            }
+            if self.blob_size(&other.sha256).await? != Some(other.size) {
+                return Err(rejected(format!(
+                    "blob {} of {name} is missing or not {} bytes",
+                    other.blob, other.size
+                )));
+            }
         }
         let body = to_json(&key, manifest)?;
         match self.store.put_opts(&path(&key), body, PutMode::Create.into()).await {
@@ -978,7 +1006,10 @@ fn parse_manifest(key: &str, bytes: &[u8]) -> Result<Manifest, StoreError> {
             ),
         ));
     }
-    let expected = layout::manifest_key(&manifest.organizer_id, &manifest.id);
+    let expected = match Kind::of_manifest(&manifest.kind) {
+        Some(kind) => layout::manifest_key_of(kind, &manifest.organizer_id, &manifest.id),
+        None => return Err(StoreError::corrupt(key, format!("unknown kind {:?}", manifest.kind))),
+    };
     if expected != key {
         return Err(StoreError::corrupt(
             key,

@@ -29,8 +29,13 @@ pub(crate) fn blob_key(digest: &Sha256Digest) -> String {
 }
 
 pub(crate) fn manifest_key(organizer: &OrganizerId, recording_id: &str) -> String {
-    let hashed = hex::encode(Sha256::digest(recording_id.as_bytes()));
-    format!("{MANIFESTS}/{organizer}/{hashed}.json")
+    manifest_key_of(Kind::Recordings, organizer, recording_id)
+}
+
+/// `manifests/<kind>/<organizer>/<hex SHA-256 of id>.json`.
+pub(crate) fn manifest_key_of(kind: Kind, organizer: &OrganizerId, id: &str) -> String {
+    let hashed = hex::encode(Sha256::digest(id.as_bytes()));
+    format!("manifests/{kind}/{organizer}/{hashed}.json")
 }
 
 /// What is archived. Every layout key of per-organizer data names its kind, so a new kind is
@@ -58,6 +63,17 @@ impl Kind {
             Kind::Recordings => "recordings",
             Kind::Transcripts => "transcripts",
             Kind::Contacts => "contacts",
+        }
+    }
+
+    /// The kind a manifest's `kind` member names (`callRecording`, `callTranscript`,
+    /// `contact`).
+    pub fn of_manifest(kind: &str) -> Option<Kind> {
+        match kind {
+            "callRecording" => Some(Kind::Recordings),
+            "callTranscript" => Some(Kind::Transcripts),
+            "contact" => Some(Kind::Contacts),
+            _ => None,
         }
     }
 

@@ -68,13 +68,13 @@ pub(crate) async fn sweep_interrupted_writes(
     shard: &ShardId,
     organizers: &[crate::OrganizerId],
 ) -> Result<usize, StoreError> {
-    use crate::layout::{LOCKS, MANIFESTS, RUNS, STATE_ROOT, STATES};
+    use crate::layout::{LOCKS, RUNS, STATE_ROOT, STATES};
     let shard_report_suffix = format!("-{}.json", shard.as_str());
     let lease_name = format!("{}.json", shard.as_str());
     let state_names: Vec<String> = organizers.iter().map(|o| format!("{}.json", o.as_str())).collect();
     let manifest_dirs: Vec<PathBuf> = organizers
         .iter()
-        .map(|o| root.join(MANIFESTS).join(o.as_str()))
+        .flat_map(|o| crate::Kind::ALL.map(|k| root.join("manifests").join(k.dirname()).join(o.as_str())))
         .collect();
     // Every kind's checkpoints, queue entries and dead letters of this shard's organizers.
     let state_dirs: Vec<PathBuf> = crate::Kind::ALL

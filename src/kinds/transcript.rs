@@ -1,0 +1,161 @@
+//! Meeting transcripts: `getAllTranscripts(...)/delta` per organizer; for each callTranscript
+//! its WebVTT content (`$format=text/vtt`: without it the service does not answer VTT) and its
+//! `metadataContent`, as two blobs; a `callTranscript` manifest whose `content` and `metadata`
+//! entries are shaped like a recording's `content`.
+
+use std::future::Future;
+
+use chrono::Utc;
+use recarch_delta::{CallTranscript, DeltaRequest, resources};
+use recarch_failure::FailureClass;
+use recarch_store::{ContentRef, Kind, MANIFEST_SCHEMA, Manifest, OrganizerId};
+use serde_json::{Map, Value};
+
+use super::ItemKind;
+use crate::config::Config;
+use crate::pipeline::{ItemContext, ItemOutcome, put_manifest, store_content};
+
+/// The `kind` of a transcript manifest.
+pub const KIND_CALL_TRANSCRIPT: &str = "callTranscript";
+
+/// The transcripts kind.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Transcripts;
+
+impl ItemKind for Transcripts {
+    type Item = CallTranscript;
+    const KIND: Kind = Kind::Transcripts;
+    const NOUN: &'static str = "transcript";
+
+    fn id(item: &CallTranscript) -> &str {
+        &item.id
+    }
+
+    fn first_request(&self, config: &Config, organizer: &OrganizerId) -> DeltaRequest {
+        resources::transcripts_request(
+            &config.graph.base_url,
+            organizer.as_str(),
+            config.source.start_date_time.as_deref(),
+        )
+    }
+
+    fn configured_options(&self, config: &Config) -> Vec<String> {
+        config
+            .source
+            .start_date_time
+            .iter()
+            .map(|t| format!("startDateTime={t}"))
+            .collect()
+    }
+
+    fn archive<'a>(
+        &'a self,
+        ctx: &'a ItemContext,
+        organizer: &'a OrganizerId,
+        item: &'a CallTranscript,
+        raw: &'a Value,
+    ) -> impl Future<Output = ItemOutcome> + Send + 'a {
+        archive_transcript(ctx, organizer, item, raw)
+    }
+
+    fn forbidden_hint(&self) -> &'static str {
+        "transcript access is turned off or not granted: a Teams administrator must allow transcription in the meeting policy (AllowTranscription) and the app needs the OnlineMeetingTranscript.Read.All application permission with admin consent; recordings are archived regardless"
+    }
+}
+
+/// `url` with `$format=text/vtt` added to its query (kept verbatim otherwise).
+fn vtt_url(url: &str) -> String {
+    if url.contains("$format=") || url.contains("%24format=") {
+        return url.to_owned();
+    }
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}$format=text/vtt")
+}
+
+async fn archive_transcript(
+    ctx: &ItemContext,
+    organizer: &OrganizerId,
+    item: &CallTranscript,
+    raw: &Value,
+) -> ItemOutcome {
+    match ctx
+        .archive
+        .manifest_exists_of(Kind::Transcripts, organizer, &item.id)
+        .await
+    {
+        Ok(true) => return ItemOutcome::AlreadyArchived,
+        Ok(false) => {}
+        Err(e) => return ItemOutcome::store_failed(e, "cannot read the archive"),
+    }
+    let (Some(content_url), Some(metadata_url)) = (&item.transcript_content_url, &item.metadata_content_url) else {
+        return ItemOutcome::failed(
+            FailureClass::Permanent,
+            "item has no transcriptContentUrl or metadataContentUrl",
+        );
+    };
+    let content = match store_content(ctx, &vtt_url(content_url)).await {
+        Ok(blob) => blob,
+        Err(outcome) => return outcome,
+    };
+    let metadata = match store_content(ctx, metadata_url).await {
+        Ok(blob) => blob,
+        Err(outcome) => return outcome,
+    };
+    let mut extra = Map::new();
+    let text = |v: &Option<String>| v.clone().map_or(Value::Null, Value::String);
+    extra.insert("meetingId".into(), text(&item.meeting_id));
+    extra.insert("createdDateTime".into(), text(&item.created_date_time));
+    extra.insert("contentCorrelationId".into(), text(&item.content_correlation_id));
+    let metadata_ref = ContentRef {
+        sha256: metadata.digest,
+        size: metadata.size,
+        media_type: metadata.media_type.clone(),
+        blob: metadata.commit.key.clone(),
+    };
+    extra.insert(
+        "metadata".into(),
+        serde_json::to_value(&metadata_ref).unwrap_or(Value::Null),
+    );
+    extra.insert("graph".into(), raw.clone());
+    let manifest = Manifest {
+        schema: MANIFEST_SCHEMA.into(),
+        kind: KIND_CALL_TRANSCRIPT.into(),
+        id: item.id.clone(),
+        organizer_id: organizer.clone(),
+        content: ContentRef {
+            sha256: content.digest,
+            size: content.size,
+            media_type: content.media_type,
+            blob: content.commit.key,
+        },
+        archived_at: Utc::now(),
+        extra,
+    };
+    put_manifest(
+        ctx,
+        &manifest,
+        content.size + metadata.size,
+        content.commit.created || metadata.commit.created,
+    )
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn vtt_is_asked_for_once() {
+        use super::vtt_url;
+        assert_eq!(
+            vtt_url("https://g/t/1/content"),
+            "https://g/t/1/content?$format=text/vtt"
+        );
+        assert_eq!(
+            vtt_url("https://g/t/1/content?a=b"),
+            "https://g/t/1/content?a=b&$format=text/vtt"
+        );
+        assert_eq!(
+            vtt_url("https://g/t/1/content?$format=text/vtt"),
+            "https://g/t/1/content?$format=text/vtt"
+        );
+    }
+}

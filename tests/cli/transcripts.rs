@@ -1,0 +1,94 @@
+//! Transcripts through the same engine: VTT content and metadata as two blobs, a
+//! `callTranscript` manifest, paired with its recording by `contentCorrelationId`; a tenant
+//! with transcripts turned off fails the transcripts only.
+
+use recarch_graph_sim::{ContentMode, SimConfig};
+
+use super::util::{Env, sha256_hex};
+
+const BOTH: (&str, &str) = ("RECARCH_SOURCE__KINDS", "recordings,transcripts");
+
+fn manifest(env: &Env, kind: &str, org: &str, id: &str) -> Option<serde_json::Value> {
+    let path = env
+        .archive()
+        .join(format!("manifests/{kind}/{org}/{}.json", sha256_hex(id.as_bytes())));
+    let text = std::fs::read_to_string(path).ok()?;
+    Some(serde_json::from_str(&text).expect("manifest is JSON"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transcripts_are_archived_beside_their_recordings() {
+    let env = Env::new(
+        SimConfig {
+            content_mode: ContentMode::Direct,
+            page_size: 2,
+            ..SimConfig::default()
+        },
+        2,
+    )
+    .await;
+    let (a, b) = (env.organizers[0].clone(), env.organizers[1].clone());
+    let rec = env.sim.add_recording(&a, 50_000);
+    let paired = env.sim.add_transcript(&a, Some(&rec), 4_000);
+    let alone = env.sim.add_transcript(&b, None, 2_000);
+    let out = env.recarch(&["run"], &[BOTH]).await;
+    out.assert_code(0);
+    assert!(manifest(&env, "recordings", &a, &rec.id).is_some());
+    for (org, t) in [(&a, &paired), (&b, &alone)] {
+        let m = manifest(&env, "transcripts", org, &t.id).unwrap_or_else(|| panic!("no manifest for {}", t.id));
+        assert_eq!(m["schema"], "recarch.manifest.v1");
+        assert_eq!(m["kind"], "callTranscript");
+        assert_eq!(m["id"], t.id.as_str());
+        assert_eq!(m["organizerId"], org.as_str());
+        assert_eq!(m["meetingId"], t.meeting_id.as_str());
+        assert_eq!(m["contentCorrelationId"], t.content_correlation_id.as_str());
+        let vtt = env.sim.transcript_content(&t.id).expect("content");
+        assert!(vtt.starts_with(b"WEBVTT"));
+        assert_eq!(m["content"]["sha256"], sha256_hex(&vtt).as_str());
+        assert_eq!(m["content"]["size"], vtt.len());
+        assert_eq!(m["content"]["mediaType"], "text/vtt");
+        let meta = env.sim.transcript_metadata(&t.id).expect("metadata");
+        assert_eq!(m["metadata"]["sha256"], sha256_hex(&meta).as_str());
+        assert_eq!(m["metadata"]["size"], meta.len());
+        for blob in [&m["content"]["blob"], &m["metadata"]["blob"]] {
+            let bytes = std::fs::read(env.archive().join(blob.as_str().expect("blob key"))).expect("blob");
+            assert_eq!(
+                format!("blobs/sha256/{}", sha256_hex(&bytes)),
+                blob.as_str().expect("key")
+            );
+        }
+        assert_eq!(m["graph"]["id"], t.id.as_str());
+    }
+    // Paired with its recording.
+    let rm = manifest(&env, "recordings", &a, &rec.id).expect("recording manifest");
+    assert_eq!(rm["graph"]["contentCorrelationId"], rec.content_correlation_id.as_str());
+    assert_eq!(
+        manifest(&env, "transcripts", &a, &paired.id).expect("manifest")["contentCorrelationId"],
+        rec.content_correlation_id.as_str()
+    );
+    // verify checks every blob a manifest names; nothing downloaded twice.
+    env.recarch(&["verify"], &[BOTH]).await.assert_code(0);
+    env.sim.reset_stats();
+    env.recarch(&["run"], &[BOTH]).await.assert_code(0);
+    assert!(env.sim.stats().transcript_content_requests_by_id.is_empty());
+
+    // Transcripts turned off in the tenant: those passes fail with the admin setting named;
+    // recordings go on.
+    env.sim.faults().transcripts_disabled(true);
+    let later = env.sim.add_recording(&a, 10_000);
+    env.sim.add_transcript(&a, Some(&later), 1_000);
+    let out = env.recarch(&["run"], &[BOTH]).await;
+    out.assert_code(1);
+    assert!(out.stdout.contains("AllowTranscription"), "{}", out.stdout);
+    assert!(manifest(&env, "recordings", &a, &later.id).is_some());
+    let status = env.recarch(&["status", "--json"], &[BOTH]).await;
+    let json: serde_json::Value = serde_json::from_str(&status.stdout).expect("JSON");
+    assert!(
+        json["organizers"]
+            .as_array()
+            .expect("organizers")
+            .iter()
+            .any(|o| o["kind"] == "transcripts" && o["organizerId"] == a.as_str()),
+        "{json}"
+    );
+}

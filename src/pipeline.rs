@@ -152,6 +152,47 @@ pub async fn store_content(ctx: &ItemContext, content_url: &str) -> Result<Store
     }
 }
 
+/// Where an archived item goes in its meeting's index.
+pub struct MeetingRef<'a> {
+    /// The manifest's `kind`.
+    pub kind: &'a str,
+    /// The Graph id.
+    pub id: &'a str,
+    /// The manifest's key.
+    pub manifest: String,
+    /// The meeting, when the item names one.
+    pub meeting_id: Option<&'a str>,
+    /// Graph's `contentCorrelationId`, when the item has one.
+    pub content_correlation_id: Option<&'a str>,
+}
+
+/// Completes an archived (or already archived) item by adding it to its meeting's index; any
+/// other outcome passes through. An item is archived only once it is in the index, so a run
+/// killed in between adds it when the item comes round again.
+pub async fn indexed(
+    ctx: &ItemContext,
+    organizer: &recarch_store::OrganizerId,
+    outcome: ItemOutcome,
+    meeting: MeetingRef<'_>,
+) -> ItemOutcome {
+    if !matches!(outcome, ItemOutcome::Archived { .. } | ItemOutcome::AlreadyArchived) {
+        return outcome;
+    }
+    let Some(meeting_id) = meeting.meeting_id.filter(|m| !m.is_empty()) else {
+        return outcome;
+    };
+    let entry = recarch_store::MeetingEntry {
+        kind: meeting.kind.to_owned(),
+        id: meeting.id.to_owned(),
+        manifest: meeting.manifest,
+        content_correlation_id: meeting.content_correlation_id.map(str::to_owned),
+    };
+    match ctx.archive.add_to_meeting_index(organizer, meeting_id, entry).await {
+        Ok(()) => outcome,
+        Err(e) => ItemOutcome::store_failed(e, "cannot add it to its meeting's index"),
+    }
+}
+
 /// Writes `manifest` (create-only) after its blobs: `Archived` for a new manifest,
 /// `AlreadyArchived` when another run (or a duplicate) got there first.
 pub async fn put_manifest(ctx: &ItemContext, manifest: &Manifest, bytes: u64, new_blob: bool) -> ItemOutcome {

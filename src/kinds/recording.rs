@@ -6,12 +6,14 @@ use std::future::Future;
 use chrono::Utc;
 use recarch_delta::{CallRecording, DeltaRequest, resources};
 use recarch_failure::FailureClass;
-use recarch_store::{ContentRef, KIND_CALL_RECORDING, Kind, MANIFEST_SCHEMA, Manifest, OrganizerId, Sha256Digest};
+use recarch_store::{
+    Archive, ContentRef, KIND_CALL_RECORDING, Kind, MANIFEST_SCHEMA, Manifest, OrganizerId, Sha256Digest,
+};
 use serde_json::{Map, Value};
 
 use super::ItemKind;
 use crate::config::Config;
-use crate::pipeline::{ItemContext, ItemOutcome, put_manifest, store_content};
+use crate::pipeline::{ItemContext, ItemOutcome, MeetingRef, indexed, put_manifest, store_content};
 
 /// The recordings kind.
 #[derive(Debug, Clone, Copy, Default)]
@@ -59,6 +61,24 @@ impl ItemKind for Recordings {
 }
 
 async fn archive_recording(
+    ctx: &ItemContext,
+    organizer: &OrganizerId,
+    recording: &CallRecording,
+    raw: &Value,
+) -> ItemOutcome {
+    let outcome = archive_bytes(ctx, organizer, recording, raw).await;
+    let meeting = MeetingRef {
+        kind: KIND_CALL_RECORDING,
+        id: &recording.id,
+        manifest: Archive::manifest_key(organizer, &recording.id),
+        meeting_id: recording.meeting_id.as_deref(),
+        content_correlation_id: raw.get("contentCorrelationId").and_then(Value::as_str),
+    };
+    indexed(ctx, organizer, outcome, meeting).await
+}
+
+/// Blob and manifest of a recording.
+async fn archive_bytes(
     ctx: &ItemContext,
     organizer: &OrganizerId,
     recording: &CallRecording,

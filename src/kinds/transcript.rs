@@ -8,12 +8,12 @@ use std::future::Future;
 use chrono::Utc;
 use recarch_delta::{CallTranscript, DeltaRequest, resources};
 use recarch_failure::FailureClass;
-use recarch_store::{ContentRef, Kind, MANIFEST_SCHEMA, Manifest, OrganizerId};
+use recarch_store::{Archive, ContentRef, Kind, MANIFEST_SCHEMA, Manifest, OrganizerId};
 use serde_json::{Map, Value};
 
 use super::ItemKind;
 use crate::config::Config;
-use crate::pipeline::{ItemContext, ItemOutcome, put_manifest, store_content};
+use crate::pipeline::{ItemContext, ItemOutcome, MeetingRef, indexed, put_manifest, store_content};
 
 /// The `kind` of a transcript manifest.
 pub const KIND_CALL_TRANSCRIPT: &str = "callTranscript";
@@ -78,6 +78,19 @@ async fn archive_transcript(
     item: &CallTranscript,
     raw: &Value,
 ) -> ItemOutcome {
+    let outcome = archive_bytes(ctx, organizer, item, raw).await;
+    let meeting = MeetingRef {
+        kind: KIND_CALL_TRANSCRIPT,
+        id: &item.id,
+        manifest: Archive::manifest_key_of(Kind::Transcripts, organizer, &item.id),
+        meeting_id: item.meeting_id.as_deref(),
+        content_correlation_id: item.content_correlation_id.as_deref(),
+    };
+    indexed(ctx, organizer, outcome, meeting).await
+}
+
+/// Blobs and manifest of a transcript.
+async fn archive_bytes(ctx: &ItemContext, organizer: &OrganizerId, item: &CallTranscript, raw: &Value) -> ItemOutcome {
     match ctx
         .archive
         .manifest_exists_of(Kind::Transcripts, organizer, &item.id)

@@ -66,8 +66,60 @@ async fn transcripts_are_archived_beside_their_recordings() {
         manifest(&env, "transcripts", &a, &paired.id).expect("manifest")["contentCorrelationId"],
         rec.content_correlation_id.as_str()
     );
+    // One index per meeting lists both manifests and pairs them.
+    let index_path = env
+        .archive()
+        .join(format!("meetings/{a}/{}.json", sha256_hex(rec.meeting_id.as_bytes())));
+    let index: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&index_path).expect("meeting index")).expect("JSON");
+    assert_eq!(index["schema"], "recarch.meeting.v1");
+    assert_eq!(index["meetingId"], rec.meeting_id.as_str());
+    let recording_manifest = format!("manifests/recordings/{a}/{}.json", sha256_hex(rec.id.as_bytes()));
+    let transcript_manifest = format!("manifests/transcripts/{a}/{}.json", sha256_hex(paired.id.as_bytes()));
+    let listed: Vec<&str> = index["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter_map(|e| e["manifest"].as_str())
+        .collect();
+    assert!(
+        listed.contains(&recording_manifest.as_str()) && listed.contains(&transcript_manifest.as_str()),
+        "{index}"
+    );
+    assert_eq!(index["pairs"][0]["recording"], recording_manifest.as_str());
+    assert_eq!(index["pairs"][0]["transcript"], transcript_manifest.as_str());
+    assert_eq!(
+        index["pairs"][0]["contentCorrelationId"],
+        rec.content_correlation_id.as_str()
+    );
+    // An index lost (or never written, a run killed in between) is rebuilt when the items come
+    // round again: a full round after a 410.
+    std::fs::remove_file(&index_path).expect("remove");
+    env.sim.faults().expire_sync_state("resyncRequired", false);
+    env.recarch(&["run"], &[BOTH]).await.assert_code(0);
+    let rebuilt: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&index_path).expect("rebuilt")).expect("JSON");
+    assert_eq!(rebuilt["pairs"], index["pairs"]);
     // verify checks every blob a manifest names; nothing downloaded twice.
     env.recarch(&["verify"], &[BOTH]).await.assert_code(0);
+    // An index entry pointing at no manifest is a finding.
+    let stray = env
+        .archive()
+        .join(format!("meetings/{a}/{}.json", sha256_hex(b"another meeting")));
+    std::fs::write(
+        &stray,
+        serde_json::json!({"schema": "recarch.meeting.v1", "entries": [{"kind": "callRecording", "id": "x", "manifest": "manifests/recordings/nowhere.json"}]})
+            .to_string(),
+    )
+    .expect("write");
+    let found = env.recarch(&["verify"], &[BOTH]).await;
+    found.assert_code(1);
+    assert!(
+        found.stdout.contains("manifests/recordings/nowhere.json"),
+        "{}",
+        found.stdout
+    );
+    std::fs::remove_file(&stray).expect("remove");
     env.sim.reset_stats();
     env.recarch(&["run"], &[BOTH]).await.assert_code(0);
     assert!(env.sim.stats().transcript_content_requests_by_id.is_empty());

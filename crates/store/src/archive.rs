@@ -86,6 +86,8 @@ pub struct Archive {
     /// The version (ETag / object version) of each state document as this archive last read
     /// or wrote it, so that the next write replaces exactly that version (shared by clones).
     state_versions: Arc<std::sync::Mutex<std::collections::HashMap<String, UpdateVersion>>>,
+    /// Serialises meeting index updates in this process (shared by clones).
+    pub(crate) meeting_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl fmt::Debug for Archive {
@@ -238,6 +240,7 @@ impl Archive {
             spool_dir: None,
             min_part_size: 1,
             state_versions: Arc::default(),
+            meeting_lock: Arc::default(),
         }
     }
 
@@ -641,6 +644,12 @@ impl Archive {
     /// inside the organizer's directory.
     pub fn manifest_key(organizer: &OrganizerId, recording_id: &str) -> String {
         layout::manifest_key(organizer, recording_id)
+    }
+
+    /// The manifest key of item `id` of `kind`: `manifests/<kind>/<organizer>/<hex SHA-256 of
+    /// id>.json`.
+    pub fn manifest_key_of(kind: Kind, organizer: &OrganizerId, id: &str) -> String {
+        layout::manifest_key_of(kind, organizer, id)
     }
 
     /// Whether the recording's manifest exists.

@@ -125,6 +125,7 @@ mod ids;
 mod layout;
 mod lease;
 mod local;
+mod meetings;
 mod model;
 mod probe;
 mod queue;
@@ -138,6 +139,7 @@ pub use error::{StageError, StoreError};
 pub use ids::{OrganizerId, Sha256Digest, ShardId};
 pub use layout::{Kind, item_key};
 pub use lease::{LEASE_SCHEMA, Lease, hostname};
+pub use meetings::{MEETING_SCHEMA, MeetingEntry, MeetingIndex, MeetingPair, meeting_key};
 pub use model::{
     Checkpoint, ContentRef, DEAD_LETTER_SCHEMA, DIRECTORY_SCHEMA, DeadLetter, DirectoryEntry, DirectoryState,
     KIND_CALL_RECORDING, LinkKind, MANIFEST_SCHEMA, Manifest, OrganizerState, QUEUED_SCHEMA, QueuedItem, STATE_SCHEMA,

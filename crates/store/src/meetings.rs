@@ -1,0 +1,169 @@
+//! The meeting index: `meetings/<organizerId>/<hex SHA-256 of meetingId>.json` lists the
+//! manifests of one meeting's recordings and transcripts, and pairs each transcript with its
+//! recording by `contentCorrelationId`, so an auditor finds everything about a meeting with one
+//! GET.
+//!
+//! Entries are only ever added. An update reads the index, adds the entry if it is missing and
+//! writes it back conditionally on the version read (create-only when new), retrying when
+//! another writer got there first; on stores without conditional updates (local disk) the
+//! in-process lock serialises the writers, and the shard lease keeps other processes away from
+//! this organizer's meetings. An item counts as archived only once its entry is in the index,
+//! so a run killed in between adds it when the item comes round again.
+
+use object_store::{ObjectStoreExt as _, PutMode, UpdateVersion};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::archive::to_json;
+use crate::layout::path;
+use crate::probe::is_unsupported;
+use crate::{Archive, OrganizerId, StoreError};
+
+/// Schema tag of meeting index documents.
+pub const MEETING_SCHEMA: &str = "recarch.meeting.v1";
+
+/// Attempts of a conditional update that keeps losing to other writers.
+const ATTEMPTS: usize = 8;
+
+/// One meeting's index.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct MeetingIndex {
+    /// Always [`MEETING_SCHEMA`].
+    pub schema: String,
+    /// The organizer.
+    pub organizer_id: String,
+    /// The meeting id, verbatim.
+    pub meeting_id: String,
+    /// Every archived item of the meeting.
+    pub entries: Vec<MeetingEntry>,
+    /// Each transcript with the recording it belongs to (same `contentCorrelationId`).
+    pub pairs: Vec<MeetingPair>,
+}
+
+/// One archived item of a meeting.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct MeetingEntry {
+    /// The manifest's `kind` (`callRecording`, `callTranscript`).
+    pub kind: String,
+    /// The Graph id.
+    pub id: String,
+    /// The manifest's key.
+    pub manifest: String,
+    /// Graph's `contentCorrelationId`, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_correlation_id: Option<String>,
+}
+
+/// A transcript and its recording.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct MeetingPair {
+    /// The shared `contentCorrelationId`.
+    pub content_correlation_id: String,
+    /// The recording's manifest.
+    pub recording: String,
+    /// The transcript's manifest.
+    pub transcript: String,
+}
+
+/// `meetings/<organizer>/<hex SHA-256 of meetingId>.json`.
+pub fn meeting_key(organizer: &OrganizerId, meeting_id: &str) -> String {
+    format!(
+        "meetings/{organizer}/{}.json",
+        hex::encode(Sha256::digest(meeting_id.as_bytes()))
+    )
+}
+
+impl MeetingIndex {
+    fn recompute_pairs(&mut self) {
+        let of = |kind: &str| -> Vec<(String, String)> {
+            self.entries
+                .iter()
+                .filter(|e| e.kind == kind)
+                .filter_map(|e| Some((e.content_correlation_id.clone()?, e.manifest.clone())))
+                .collect()
+        };
+        let (transcripts, recordings) = (of("callTranscript"), of("callRecording"));
+        let mut pairs = Vec::new();
+        for (cid, transcript) in &transcripts {
+            for (rcid, recording) in &recordings {
+                if rcid == cid {
+                    pairs.push(MeetingPair {
+                        content_correlation_id: cid.clone(),
+                        recording: recording.clone(),
+                        transcript: transcript.clone(),
+                    });
+                }
+            }
+        }
+        self.pairs = pairs;
+    }
+}
+
+impl Archive {
+    /// Adds `entry` to the index of `meeting_id` unless it is there already.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] for an index that is not one; store failures, or
+    /// [`StoreError::Precondition`] when other writers kept winning.
+    pub async fn add_to_meeting_index(
+        &self,
+        organizer: &OrganizerId,
+        meeting_id: &str,
+        entry: MeetingEntry,
+    ) -> Result<(), StoreError> {
+        let key = meeting_key(organizer, meeting_id);
+        let _serialised = self.meeting_lock.lock().await;
+        for _ in 0..ATTEMPTS {
+            let (mut index, version) = match self.get_with_meta(&key).await? {
+                Some((bytes, meta)) => {
+                    let index: MeetingIndex = serde_json::from_slice(&bytes)
+                        .map_err(|e| StoreError::corrupt(&key, format!("not a meeting index: {e}")))?;
+                    (
+                        index,
+                        Some(UpdateVersion {
+                            e_tag: meta.e_tag,
+                            version: meta.version,
+                        }),
+                    )
+                }
+                None => (
+                    MeetingIndex {
+                        schema: MEETING_SCHEMA.into(),
+                        organizer_id: organizer.to_string(),
+                        meeting_id: meeting_id.to_owned(),
+                        ..MeetingIndex::default()
+                    },
+                    None,
+                ),
+            };
+            if index.entries.iter().any(|e| e.kind == entry.kind && e.id == entry.id) {
+                return Ok(());
+            }
+            index.entries.push(entry.clone());
+            index.recompute_pairs();
+            let body = to_json(&key, &index)?;
+            let mode = match version {
+                Some(v) => PutMode::Update(v),
+                None => PutMode::Create,
+            };
+            match self.store.put_opts(&path(&key), body.clone(), mode.into()).await {
+                Ok(_) => return Ok(()),
+                Err(object_store::Error::Precondition { .. } | object_store::Error::AlreadyExists { .. }) => continue,
+                Err(e) if is_unsupported(&e) => {
+                    // Local disk: no conditional update; the lock above and the shard lease keep
+                    // writers apart, so replacing the version read loses nothing.
+                    self.store
+                        .put(&path(&key), body)
+                        .await
+                        .map_err(|e| StoreError::from_backend(&key, e))?;
+                    return Ok(());
+                }
+                Err(e) => return Err(StoreError::from_backend(&key, e)),
+            }
+        }
+        Err(StoreError::Precondition { key })
+    }
+}

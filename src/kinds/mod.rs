@@ -39,7 +39,15 @@ pub trait ItemKind: Sync {
     /// The query options configured for this kind, as they must appear (percent-decoded) in
     /// any link that continues or restarts a round: a `Location` after 410 Gone that lacks
     /// one of them would silently widen or narrow what is archived, so it is not followed.
-    fn configured_options(&self, config: &Config) -> Vec<String>;
+    /// By default the meeting artifacts' `startDateTime`.
+    fn configured_options(&self, config: &Config) -> Vec<String> {
+        config
+            .source
+            .start_date_time
+            .iter()
+            .map(|t| format!("startDateTime={t}"))
+            .collect()
+    }
 
     /// Archives one item (`raw` is the item exactly as Graph sent it).
     fn archive<'a>(

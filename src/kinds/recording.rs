@@ -36,15 +36,6 @@ impl ItemKind for Recordings {
         )
     }
 
-    fn configured_options(&self, config: &Config) -> Vec<String> {
-        config
-            .source
-            .start_date_time
-            .iter()
-            .map(|t| format!("startDateTime={t}"))
-            .collect()
-    }
-
     fn archive<'a>(
         &'a self,
         ctx: &'a ItemContext,

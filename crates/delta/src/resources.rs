@@ -22,14 +22,25 @@ pub struct DeltaRequest {
 /// `meetingOrganizerUserId` is mandatory; `startDateTime` is sent only when given.
 /// `organizer` must already be validated (a GUID): it is placed in the path as is.
 pub fn recordings_request(base_url: &Url, organizer: &str, start_date_time: Option<&str>) -> DeltaRequest {
-    let mut function = format!("getAllRecordings(meetingOrganizerUserId='{organizer}'");
+    meeting_artifacts_request(base_url, organizer, "getAllRecordings", start_date_time)
+}
+
+/// `GET {base}/users/{organizer}/onlineMeetings/{function}(meetingOrganizerUserId='{organizer}'[,startDateTime={t}])/delta`:
+/// the shape `getAllRecordings` and `getAllTranscripts` share.
+fn meeting_artifacts_request(
+    base_url: &Url,
+    organizer: &str,
+    function: &str,
+    start_date_time: Option<&str>,
+) -> DeltaRequest {
+    let mut call = format!("{function}(meetingOrganizerUserId='{organizer}'");
     if let Some(start) = start_date_time {
-        function.push_str(",startDateTime=");
-        function.push_str(start);
+        call.push_str(",startDateTime=");
+        call.push_str(start);
     }
-    function.push(')');
+    call.push(')');
     DeltaRequest {
-        url: join(base_url, &["users", organizer, "onlineMeetings", &function, "delta"]),
+        url: join(base_url, &["users", organizer, "onlineMeetings", &call, "delta"]),
         headers: HeaderMap::new(),
     }
 }
@@ -37,16 +48,7 @@ pub fn recordings_request(base_url: &Url, organizer: &str, start_date_time: Opti
 /// `GET {base}/users/{organizer}/onlineMeetings/getAllTranscripts(meetingOrganizerUserId='{organizer}',startDateTime={t})/delta`
 /// (permission `OnlineMeetingTranscript.Read.All`). Like [`recordings_request`].
 pub fn transcripts_request(base_url: &Url, organizer: &str, start_date_time: Option<&str>) -> DeltaRequest {
-    let mut function = format!("getAllTranscripts(meetingOrganizerUserId='{organizer}'");
-    if let Some(start) = start_date_time {
-        function.push_str(",startDateTime=");
-        function.push_str(start);
-    }
-    function.push(')');
-    DeltaRequest {
-        url: join(base_url, &["users", organizer, "onlineMeetings", &function, "delta"]),
-        headers: HeaderMap::new(),
-    }
+    meeting_artifacts_request(base_url, organizer, "getAllTranscripts", start_date_time)
 }
 
 /// Adds `$top` to a first request. Off by default: with `$top` Graph may drop the nextLink (a
@@ -231,6 +233,14 @@ mod tests {
         assert!(r.url.query().is_none());
         let r = with_top(r, 5);
         assert_eq!(r.url.query(), Some("$top=5"));
+        let t = transcripts_request(&base(), "8b081ef6-4792-4def-b2c9-c363a1bf41d5", None);
+        assert!(
+            t.url.as_str().ends_with(
+                "/onlineMeetings/getAllTranscripts(meetingOrganizerUserId='8b081ef6-4792-4def-b2c9-c363a1bf41d5')/delta"
+            ),
+            "{}",
+            t.url
+        );
     }
 
     #[test]

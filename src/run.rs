@@ -260,7 +260,7 @@ pub async fn run_with_progress(
         Outcome::Fatal => 4,
     };
     let duration = started.elapsed().as_secs_f64();
-    let report = RunReport {
+    let mut report = RunReport {
         schema: "recarch.run.v1",
         shard: shard_id.as_str().to_owned(),
         started_at,
@@ -284,7 +284,6 @@ pub async fn run_with_progress(
         interrupted,
         exit_code,
     };
-    let mut report = report;
     report.last_success_at = if exit_code == 0 {
         let status = recarch_store::ShardStatus {
             last_success_at: Some(report.finished_at),

@@ -164,6 +164,8 @@ pub struct SourceConfig {
     pub kinds: Vec<recarch_store::Kind>,
     /// `$select` for contacts (`[source].contacts_select`).
     pub contacts_select: Vec<String>,
+    /// `Prefer: odata.maxpagesize` for contacts (`[source].contacts_page_size`).
+    pub contacts_page_size: u32,
     /// Optional `startDateTime` for the first round, verbatim.
     pub start_date_time: Option<String>,
 }
@@ -256,6 +258,7 @@ struct RawSource {
     organizers_all: bool,
     kinds: Option<Vec<String>>,
     contacts_select: Option<Vec<String>>,
+    contacts_page_size: Option<u32>,
     start_date_time: Option<String>,
 }
 
@@ -299,8 +302,16 @@ fn default_max_item_attempts() -> u32 {
     8
 }
 
+/// Contacts per delta page asked for (`Prefer: odata.maxpagesize`) by default.
+pub const DEFAULT_CONTACTS_PAGE_SIZE: u32 = 100;
+
 /// Keys whose environment overrides are numbers.
-const INTEGER_KEYS: &[&str] = &["fetch.concurrency", "fetch.max_attempts", "fetch.max_item_attempts"];
+const INTEGER_KEYS: &[&str] = &[
+    "fetch.concurrency",
+    "fetch.max_attempts",
+    "fetch.max_item_attempts",
+    "source.contacts_page_size",
+];
 /// Keys whose environment overrides are numbers when they parse as one, else strings.
 const NUMBER_OR_STRING_KEYS: &[&str] = &["run.shutdown_grace"];
 /// Keys whose environment overrides are lists (comma-separated, or a TOML array).
@@ -712,11 +723,6 @@ fn validate(raw: RawConfig, base_dir: &Path, env: &[(String, String)]) -> Result
                 "[source].kinds[{i}]: {name:?} is not a kind (recordings, transcripts or contacts)"
             ))
         })?;
-        if kind == recarch_store::Kind::Contacts {
-            return Err(err(format!(
-                "[source].kinds[{i}]: {name:?} is not archived by this version yet; use \"recordings\" and \"transcripts\""
-            )));
-        }
         if !kinds.contains(&kind) {
             kinds.push(kind);
         }
@@ -729,6 +735,23 @@ fn validate(raw: RawConfig, base_dir: &Path, env: &[(String, String)]) -> Result
             .map(String::from)
             .to_vec()
     });
+    let contacts_page_size = raw.source.contacts_page_size.unwrap_or(DEFAULT_CONTACTS_PAGE_SIZE);
+    if !(1..=1000).contains(&contacts_page_size) {
+        return Err(err(format!(
+            "[source].contacts_page_size: {contacts_page_size} is out of range (1 to 1000)"
+        )));
+    }
+    for (i, property) in contacts_select.iter().enumerate() {
+        if property.is_empty()
+            || !property
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '/')
+        {
+            return Err(err(format!(
+                "[source].contacts_select[{i}]: {property:?} is not a contact property name"
+            )));
+        }
+    }
     if organizers.is_empty() && organizer_upns.is_empty() && organizers_group.is_none() && !raw.source.organizers_all {
         return Err(err(
             "[source]: no organizers; set [source].organizers, organizers_file, organizers_group or organizers_all",
@@ -821,6 +844,7 @@ fn validate(raw: RawConfig, base_dir: &Path, env: &[(String, String)]) -> Result
             organizers_all: raw.source.organizers_all,
             kinds,
             contacts_select,
+            contacts_page_size,
             start_date_time: raw.source.start_date_time,
         },
         store: StoreConfig {

@@ -149,17 +149,17 @@ impl RunMetrics {
     /// Sets every metric from the run report; `last_success` is the shard's last exit-0 run
     /// (this one, if it succeeded).
     pub fn record(&self, report: &RunReport, last_success: Option<DateTime<Utc>>) {
-        let kind = KindLabel {
-            kind: "recordings".into(),
-        };
-        let c = &report.counts;
         let int = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-        self.archived.get_or_create(&kind).set(int(c.archived));
-        self.bytes.get_or_create(&kind).set(int(c.bytes));
-        self.failed.get_or_create(&kind).set(int(c.failed));
-        self.dead_lettered.get_or_create(&kind).set(int(c.dead_lettered));
-        self.queued.get_or_create(&kind).set(int(report.queued));
-        self.dead_letters.get_or_create(&kind).set(int(report.dead_letters));
+        for (kind, part) in &report.kinds {
+            let kind = KindLabel { kind: kind.to_string() };
+            let c = &part.counts;
+            self.archived.get_or_create(&kind).set(int(c.archived));
+            self.bytes.get_or_create(&kind).set(int(c.bytes));
+            self.failed.get_or_create(&kind).set(int(c.failed));
+            self.dead_lettered.get_or_create(&kind).set(int(c.dead_lettered));
+            self.queued.get_or_create(&kind).set(int(part.queued));
+            self.dead_letters.get_or_create(&kind).set(int(part.dead_letters));
+        }
         let failed = report.organizers_failed.min(report.organizers);
         self.organizers
             .get_or_create(&StateLabel { state: "ok".into() })

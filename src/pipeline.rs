@@ -152,6 +152,28 @@ pub async fn store_content(ctx: &ItemContext, content_url: &str) -> Result<Store
     }
 }
 
+/// Stores `bytes` (an item's own JSON, not a download) as a blob, through the same staging
+/// and commit as downloads (durable before any manifest names it).
+pub async fn store_bytes(ctx: &ItemContext, bytes: bytes::Bytes, media_type: &str) -> Result<StoredBlob, ItemOutcome> {
+    let size = bytes.len() as u64;
+    let body = futures::stream::iter([Ok::<_, std::convert::Infallible>(bytes)]);
+    let staged = match ctx.archive.stage(&ctx.shard, body).await {
+        Ok(staged) => staged,
+        Err(StageError::Store(e)) => return Err(ItemOutcome::store_failed(e, "cannot stage the item")),
+        Err(StageError::Body(never)) => match never {},
+    };
+    let digest = staged.digest();
+    match ctx.archive.commit_blob(staged, &digest).await {
+        Ok(commit) => Ok(StoredBlob {
+            digest,
+            size,
+            media_type: media_type.to_owned(),
+            commit,
+        }),
+        Err(e) => Err(ItemOutcome::store_failed(e, "cannot commit the blob")),
+    }
+}
+
 /// Where an archived item goes in its meeting's index.
 pub struct MeetingRef<'a> {
     /// The manifest's `kind`.

@@ -106,6 +106,8 @@ pub struct RunReport {
     /// Totals.
     #[serde(flatten)]
     pub counts: Counts,
+    /// The same, per kind archived (`recordings`, `transcripts`, `contacts`).
+    pub kinds: std::collections::BTreeMap<recarch_store::Kind, KindReport>,
     /// Bytes per second over the whole run.
     pub throughput_bytes_per_sec: f64,
     /// Items queued for a later run, over this shard's organizers, when the run ended.
@@ -130,6 +132,19 @@ pub struct RunReport {
     pub interrupted: bool,
     /// The process exit code.
     pub exit_code: u8,
+}
+
+/// One kind's part of a run.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KindReport {
+    /// Counts of this kind.
+    #[serde(flatten)]
+    pub counts: Counts,
+    /// Items of this kind queued when the run ended.
+    pub queued: u64,
+    /// Dead letters of this kind when the run ended.
+    pub dead_letters: u64,
 }
 
 /// The end-of-run summary on stdout.

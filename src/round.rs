@@ -16,7 +16,7 @@ use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
 use recarch_delta::{Continuation, DeltaClient, DeltaError, DeltaItem, PageRequest};
 use recarch_failure::FailureClass;
-use recarch_store::{Checkpoint, LinkKind, OrganizerId, OrganizerState, QueuedItem, item_key};
+use recarch_store::{Checkpoint, Kind, LinkKind, OrganizerId, OrganizerState, QueuedItem, item_key};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
@@ -54,6 +54,8 @@ pub struct RoundContext<'a> {
 /// What one organizer's pass produced.
 #[derive(Default)]
 pub struct OrganizerResult {
+    /// The kind of the pass.
+    pub kind: Option<Kind>,
     /// Counts.
     pub counts: Counts,
     /// Failures of this run (items and the round itself).
@@ -123,7 +125,10 @@ impl OrganizerResult {
 
 /// One organizer's pass for `kind`: its queue, then its delta round.
 pub async fn archive_organizer<K: ItemKind>(rc: &RoundContext<'_>, kind: &K, org: OrganizerId) -> OrganizerResult {
-    let mut result = OrganizerResult::default();
+    let mut result = OrganizerResult {
+        kind: Some(K::KIND),
+        ..OrganizerResult::default()
+    };
     // No new organizer starts after SIGTERM/SIGINT.
     if rc.shutdown.is_cancelled() {
         return result;
@@ -182,32 +187,80 @@ pub async fn archive_organizer<K: ItemKind>(rc: &RoundContext<'_>, kind: &K, org
         return result;
     }
 
-    // 2. The delta round, from the checkpoint; again from the start after 410 Gone.
-    let mut start = match &state.checkpoint {
-        Some(cp) => PageRequest::Link(cp.link.clone()),
-        None => PageRequest::First(kind.first_request(rc.config, &org)),
+    // 2. The delta round of each source (one for most kinds, a contact folder each for
+    //    contacts), from its checkpoint; again from the start after 410 Gone.
+    let sources = match kind.sources(rc.delta, rc.config, &org).await {
+        Ok(sources) => sources,
+        Err(e) if e.class() == FailureClass::Fatal => {
+            result.fatal.get_or_insert(anyhow::Error::new(e));
+            return result;
+        }
+        Err(e) => {
+            let mut reason = format!("cannot list what to enumerate: {}", error_chain(&e));
+            if matches!(e, DeltaError::Forbidden { .. }) {
+                reason.push_str("; ");
+                reason.push_str(kind.forbidden_hint());
+            }
+            result.round_failure::<K>(&org, e.class(), reason);
+            return result;
+        }
     };
-    // A round resumed from a nextLink saved by an earlier run is that run's snapshot: what was
-    // added since only shows in the round after it. Follow its deltaLink once more, so that a
-    // run archives everything that existed when it started, interrupted predecessors or not.
-    let mut catch_up = matches!(&state.checkpoint, Some(cp) if cp.kind == LinkKind::Next);
-    let mut resyncs = 0;
     let seen = Seen {
         tried: &tried,
         queued: &queued_ids,
         dead: &dead,
     };
-    loop {
-        if rc.shutdown.is_cancelled() {
+    let several = sources.iter().any(Option::is_some);
+    let mut all_done = true;
+    for source in &sources {
+        if rc.shutdown.is_cancelled() || result.fatal.is_some() {
+            all_done = false;
             break;
         }
-        match walk_round(rc, kind, &org, &mut state, start, &seen, &mut result).await {
-            RoundEnd::Done => match (&state.checkpoint, catch_up) {
+        all_done &= walk_source(rc, kind, &org, &mut state, source.as_deref(), &seen, &mut result).await;
+    }
+    if several && all_done {
+        // Every source reached its delta link in this pass.
+        state.rounds_completed += 1;
+        state.last_completed_at = Some(Utc::now());
+        if let Err(reason) = save_state(rc.items, &mut state).await {
+            result.round_failure::<K>(&org, FailureClass::Transient, reason);
+        }
+    }
+    result
+}
+
+/// The rounds of one source, from its checkpoint (again from the start after 410 Gone);
+/// `true` when it ended at a saved delta link.
+async fn walk_source<K: ItemKind>(
+    rc: &RoundContext<'_>,
+    kind: &K,
+    org: &OrganizerId,
+    state: &mut OrganizerState,
+    source: Option<&str>,
+    seen: &Seen<'_>,
+    result: &mut OrganizerResult,
+) -> bool {
+    let mut start = match state.checkpoint_of(source) {
+        Some(cp) => PageRequest::Link(cp.link.clone()),
+        None => PageRequest::First(kind.first_request(rc.config, org, source)),
+    };
+    // A round resumed from a nextLink saved by an earlier run is that run's snapshot: what was
+    // added since only shows in the round after it. Follow its deltaLink once more, so that a
+    // run archives everything that existed when it started, interrupted predecessors or not.
+    let mut catch_up = matches!(state.checkpoint_of(source), Some(cp) if cp.kind == LinkKind::Next);
+    let mut resyncs = 0;
+    loop {
+        if rc.shutdown.is_cancelled() {
+            return false;
+        }
+        match walk_round(rc, kind, org, state, source, start, seen, result).await {
+            RoundEnd::Done => match (state.checkpoint_of(source), catch_up) {
                 (Some(cp), true) if cp.kind == LinkKind::Delta => {
                     catch_up = false;
                     start = PageRequest::Link(cp.link.clone());
                 }
-                _ => break,
+                _ => return true,
             },
             RoundEnd::Reset { location } => {
                 resyncs += 1;
@@ -215,27 +268,32 @@ pub async fn archive_organizer<K: ItemKind>(rc: &RoundContext<'_>, kind: &K, org
                 if resyncs > MAX_RESYNCS {
                     let reason =
                         format!("graph reset the sync state {resyncs} times in one run; trying again next run");
-                    result.round_failure::<K>(&org, FailureClass::Transient, reason);
-                    break;
+                    result.round_failure::<K>(org, FailureClass::Transient, reason);
+                    return false;
                 }
-                state.checkpoint = None;
-                if let Err(reason) = save_state(rc.items, &mut state).await {
-                    result.round_failure::<K>(&org, FailureClass::Transient, reason);
-                    break;
+                state.set_checkpoint(source, None);
+                if let Err(reason) = save_state(rc.items, state).await {
+                    result.round_failure::<K>(org, FailureClass::Transient, reason);
+                    return false;
                 }
                 // A full round snapshots now: nothing to catch up after it.
                 catch_up = false;
-                start = restart_request(rc.config, kind, &org, location);
+                start = restart_request(rc.config, kind, org, source, location);
             }
-            RoundEnd::Stopped => break,
+            RoundEnd::Stopped => return false,
         }
     }
-    result
 }
 
 /// Where a full round restarts after 410 Gone: Graph's `Location` if it keeps every
 /// configured query option, else the initial query (which carries them).
-fn restart_request<K: ItemKind>(config: &Config, kind: &K, org: &OrganizerId, location: Option<String>) -> PageRequest {
+fn restart_request<K: ItemKind>(
+    config: &Config,
+    kind: &K,
+    org: &OrganizerId,
+    source: Option<&str>,
+    location: Option<String>,
+) -> PageRequest {
     let options = kind.configured_options(config);
     match location {
         Some(link) if keeps_options(&link, &options) => {
@@ -248,7 +306,7 @@ fn restart_request<K: ItemKind>(config: &Config, kind: &K, org: &OrganizerId, lo
             } else {
                 tracing::warn!(organizer = %org, kind = %K::KIND, "sync state expired (410): starting a full round; archived items are not downloaded again");
             }
-            PageRequest::First(kind.first_request(config, org))
+            PageRequest::First(kind.first_request(config, org, source))
         }
     }
 }
@@ -338,11 +396,13 @@ struct PendingItem<T> {
 
 /// Walks one round: pages are fetched a few ahead while items are archived; a page's
 /// continuation is saved only when it and every earlier page are settled.
+#[allow(clippy::too_many_arguments)] // the round's parts, each borrowed differently
 async fn walk_round<K: ItemKind>(
     rc: &RoundContext<'_>,
     kind: &K,
     org: &OrganizerId,
     state: &mut OrganizerState,
+    source: Option<&str>,
     start: PageRequest,
     seen: &Seen<'_>,
     result: &mut OrganizerResult,
@@ -361,19 +421,27 @@ async fn walk_round<K: ItemKind>(
     // because the original belongs to this page or an earlier one, whose outcome is saved no
     // later than this page's checkpoint.
     let mut in_flight_ids: HashSet<String> = HashSet::new();
+    // Versioned kinds: a later version of an item in flight waits for it (never skipped, and
+    // its versions are appended in the order listed).
+    let mut waiting: VecDeque<PendingItem<K::Item>> = VecDeque::new();
     let mut in_flight = FuturesUnordered::new();
     let mut stopping = false;
 
     loop {
         while !stopping && in_flight.len() < limit {
             let Some(item) = pending.pop_front() else { break };
-            if seen.tried.contains(&item.id) || in_flight_ids.contains(&item.id) {
+            if K::VERSIONED && in_flight_ids.contains(&item.id) {
+                waiting.push_back(item);
+                continue;
+            }
+            if !K::VERSIONED && (seen.tried.contains(&item.id) || in_flight_ids.contains(&item.id)) {
                 result.counts.duplicates += 1;
                 rc.items.progress.settled();
                 finish_item(&mut open, first_seq, item.page);
                 continue;
             }
-            if seen.dead.contains(&item_key(&item.id)) {
+            // A new version of a dead-lettered item is archived like any other.
+            if !K::VERSIONED && seen.dead.contains(&item_key(&item.id)) {
                 result.counts.skipped_dead_letters += 1;
                 rc.items.progress.settled();
                 tracing::debug!(organizer = %org, id = %item.id, "listed again but dead-lettered: not retried");
@@ -384,25 +452,38 @@ async fn walk_round<K: ItemKind>(
             in_flight.push(
                 async move {
                     let outcome = kind.archive(rc.items, org, &item.item, &item.raw).await;
+                    let archived = matches!(outcome, ItemOutcome::Archived { .. } | ItemOutcome::AlreadyArchived);
                     let settled = settle(rc.items, rc.policy, K::KIND, org, &item.id, &item.raw, None, outcome).await;
+                    if K::VERSIONED && archived && seen.queued.contains(&item.id) {
+                        // An older version still queued is superseded by this one.
+                        if let Err(e) = rc.items.archive.remove_queued(K::KIND, org, &item.id).await {
+                            tracing::warn!(organizer = %org, id = %item.id, error = %error_chain(&e), "cannot drop a superseded version from the queue");
+                        }
+                    }
                     (item.page, item.id, settled)
                 }
                 .boxed(),
             );
         }
         // Empty or duplicate-only pages may be complete already.
-        if let Err(reason) = commit_ready(rc.items, state, &mut open, &mut first_seq).await {
+        if let Err(reason) = commit_ready(rc.items, state, source, &mut open, &mut first_seq).await {
             result.round_failure::<K>(org, FailureClass::Transient, reason);
             stopping = true;
             end = RoundEnd::Stopped;
         }
         let want_page = !pages_done && !stopping && pending.len() < limit && open.len() < PAGES_AHEAD;
-        if in_flight.is_empty() && !want_page && (pending.is_empty() || stopping) {
+        if in_flight.is_empty() && !want_page && ((pending.is_empty() && waiting.is_empty()) || stopping) {
             break;
         }
         tokio::select! {
             Some((page, id, settled)) = in_flight.next(), if !in_flight.is_empty() => {
                 in_flight_ids.remove(&id);
+                // The next version of this item, if one waits, goes first.
+                if let Some(at) = waiting.iter().position(|w| w.id == id) {
+                    if let Some(next) = waiting.remove(at) {
+                        pending.push_front(next);
+                    }
+                }
                 let stop = matches!(settled, Settled::Fatal(_) | Settled::Unrecorded(_));
                 if result.record::<K>(org, &id, settled) {
                     rc.items.progress.settled();
@@ -427,7 +508,20 @@ async fn walk_round<K: ItemKind>(
                                 count += 1;
                                 pending.push_back(PendingItem { page: seq, id: K::id(&item).to_owned(), item, raw });
                             }
-                            DeltaItem::Removed { id, reason } => {
+                            DeltaItem::Removed { id, reason, raw } if K::VERSIONED => {
+                                // Archived as a tombstone version of the item.
+                                result.counts.removed += 1;
+                                tracing::info!(organizer = %org, kind = %K::KIND, %id, ?reason, "graph reports an item removed; archiving a tombstone version");
+                                match serde_json::from_value::<K::Item>(raw.clone()) {
+                                    Ok(item) => {
+                                        result.counts.discovered += 1;
+                                        count += 1;
+                                        pending.push_back(PendingItem { page: seq, id, item, raw });
+                                    }
+                                    Err(e) => tracing::warn!(organizer = %org, %id, error = %e, "a removed marker this kind cannot read; not archived"),
+                                }
+                            }
+                            DeltaItem::Removed { id, reason, .. } => {
                                 result.counts.removed += 1;
                                 tracing::info!(organizer = %org, kind = %K::KIND, %id, ?reason, "graph reports an item removed; the archive keeps it");
                                 if seen.queued.contains(&id) {
@@ -504,6 +598,7 @@ fn finish_item(open: &mut VecDeque<OpenPage>, first_seq: u64, page: u64) {
 async fn commit_ready(
     ctx: &ItemContext,
     state: &mut OrganizerState,
+    source: Option<&str>,
     open: &mut VecDeque<OpenPage>,
     first_seq: &mut u64,
 ) -> Result<(), String> {
@@ -514,15 +609,17 @@ async fn commit_ready(
         let kind = match page.continuation {
             Continuation::Next(_) => LinkKind::Next,
             Continuation::Delta(_) => {
-                state.rounds_completed += 1;
-                state.last_completed_at = Some(Utc::now());
+                state.round_completed(source, Utc::now());
                 LinkKind::Delta
             }
         };
-        state.checkpoint = Some(Checkpoint {
-            kind,
-            link: page.continuation.link().to_owned(),
-        });
+        state.set_checkpoint(
+            source,
+            Some(Checkpoint {
+                kind,
+                link: page.continuation.link().to_owned(),
+            }),
+        );
         changed = true;
     }
     if changed {

@@ -21,11 +21,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, client_proof};
 use crate::exit::{Exit, ExitError};
-use crate::kinds::{Recordings, Transcripts};
+use crate::kinds::{Contacts, Recordings, Transcripts};
 use crate::organizers;
 use crate::pipeline::{ItemContext, error_chain};
 use crate::queue::QueuePolicy;
-use crate::report::{Counts, Outcome, RunReport};
+use crate::report::{Counts, KindReport, Outcome, RunReport};
 use crate::round::{OrganizerResult, RoundContext, archive_organizer};
 
 /// How long a lease lasts without renewal; renewed every third of it.
@@ -172,6 +172,7 @@ pub async fn run_with_progress(
                 async move {
                     match kind {
                         recarch_store::Kind::Transcripts => archive_organizer(rc, &Transcripts, org).await,
+                        recarch_store::Kind::Contacts => archive_organizer(rc, &Contacts, org).await,
                         _ => archive_organizer(rc, &Recordings, org).await,
                     }
                 }
@@ -219,6 +220,12 @@ pub async fn run_with_progress(
     };
 
     let mut counts = Counts::default();
+    let mut kinds: std::collections::BTreeMap<recarch_store::Kind, KindReport> = config
+        .source
+        .kinds
+        .iter()
+        .map(|k| (*k, KindReport::default()))
+        .collect();
     let organizers_failed = source_failures.len()
         + results
             .iter()
@@ -228,6 +235,9 @@ pub async fn run_with_progress(
     let mut fatal: Option<anyhow::Error> = None;
     for r in results {
         counts.add(&r.counts);
+        if let Some(kind) = r.kind {
+            kinds.entry(kind).or_default().counts.add(&r.counts);
+        }
         failures.extend(r.failures);
         if fatal.is_none() {
             fatal = r.fatal;
@@ -243,6 +253,9 @@ pub async fn run_with_progress(
         let (q, d) = queue_totals(&archive, *kind, &organizers).await;
         queued += q;
         dead_letters += d;
+        let part = kinds.entry(*kind).or_default();
+        part.queued = q;
+        part.dead_letters = d;
     }
     let interrupted = shutdown.is_cancelled();
     let outcome = if fatal.is_some() {
@@ -273,6 +286,7 @@ pub async fn run_with_progress(
             0.0
         },
         counts,
+        kinds,
         queued,
         dead_letters,
         organizers_failed,

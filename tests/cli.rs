@@ -3,6 +3,8 @@
 
 mod util;
 
+#[path = "cli/contacts.rs"]
+mod contacts;
 #[path = "cli/failure_policy.rs"]
 mod failure_policy;
 #[path = "cli/metrics.rs"]

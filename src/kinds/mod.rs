@@ -5,7 +5,7 @@
 
 use std::future::Future;
 
-use recarch_delta::DeltaRequest;
+use recarch_delta::{DeltaClient, DeltaError, DeltaRequest};
 use recarch_store::{Kind, OrganizerId};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -13,9 +13,11 @@ use serde_json::Value;
 use crate::config::Config;
 use crate::pipeline::{ItemContext, ItemOutcome};
 
+pub mod contact;
 pub mod recording;
 pub mod transcript;
 
+pub use contact::Contacts;
 pub use recording::Recordings;
 pub use transcript::Transcripts;
 
@@ -30,11 +32,29 @@ pub trait ItemKind: Sync {
     /// What one item is called in messages (`recording`).
     const NOUN: &'static str;
 
+    /// Whether an item id comes back with new content (a contact edited): every version is
+    /// archived, in the order listed, and `@removed` markers are archived as tombstone
+    /// versions. Otherwise (recordings, transcripts) an id is archived once and later
+    /// listings of it are duplicates.
+    const VERSIONED: bool = false;
+
     /// The item's Graph id.
     fn id(item: &Self::Item) -> &str;
 
-    /// The first request of a full round for `organizer`.
-    fn first_request(&self, config: &Config, organizer: &OrganizerId) -> DeltaRequest;
+    /// The delta queries an organizer's pass walks, each with its own checkpoint: `None` for
+    /// the organizer's one query (the default), else a source id each (a contact folder).
+    fn sources<'a>(
+        &'a self,
+        _delta: &'a DeltaClient,
+        _config: &'a Config,
+        _organizer: &'a OrganizerId,
+    ) -> impl Future<Output = Result<Vec<Option<String>>, DeltaError>> + Send + 'a {
+        std::future::ready(Ok(vec![None]))
+    }
+
+    /// The first request of a full round of `source` (see [`ItemKind::sources`]) for
+    /// `organizer`.
+    fn first_request(&self, config: &Config, organizer: &OrganizerId, source: Option<&str>) -> DeltaRequest;
 
     /// The query options configured for this kind, as they must appear (percent-decoded) in
     /// any link that continues or restarts a round: a `Location` after 410 Gone that lacks

@@ -28,7 +28,7 @@ impl ItemKind for Recordings {
         &item.id
     }
 
-    fn first_request(&self, config: &Config, organizer: &OrganizerId) -> DeltaRequest {
+    fn first_request(&self, config: &Config, organizer: &OrganizerId, _source: Option<&str>) -> DeltaRequest {
         resources::recordings_request(
             &config.graph.base_url,
             organizer.as_str(),

@@ -31,7 +31,7 @@ impl ItemKind for Transcripts {
         &item.id
     }
 
-    fn first_request(&self, config: &Config, organizer: &OrganizerId) -> DeltaRequest {
+    fn first_request(&self, config: &Config, organizer: &OrganizerId, _source: Option<&str>) -> DeltaRequest {
         resources::transcripts_request(
             &config.graph.base_url,
             organizer.as_str(),

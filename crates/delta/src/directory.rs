@@ -86,7 +86,7 @@ impl DeltaClient {
         Ok(ids)
     }
 
-    async fn get_json<T: serde::de::DeserializeOwned>(&self, url: &Url) -> Result<T, DeltaError> {
+    pub(crate) async fn get_json<T: serde::de::DeserializeOwned>(&self, url: &Url) -> Result<T, DeltaError> {
         let body = self.get_body(url, &HeaderMap::new()).await?;
         serde_json::from_slice(&body).map_err(|e| DeltaError::Protocol {
             host: host_of(url),

@@ -53,6 +53,7 @@ mod client;
 pub mod credentials;
 pub mod directory;
 mod error;
+pub mod folders;
 mod http;
 mod page;
 pub mod resources;
@@ -60,6 +61,7 @@ pub mod retry;
 
 pub use client::{DeltaClient, PageRequest};
 pub use error::{DeltaError, GraphErrorBody};
+pub use folders::ContactFolder;
 pub use http::{Auth, GraphHttp, host_of, read_capped};
 pub use page::{Continuation, DeltaItem, DeltaLink, NextLink, Page, RemovedReason, parse_page};
 pub use recarch_failure::FailureClass;

@@ -60,6 +60,8 @@ pub enum DeltaItem<T> {
         id: String,
         /// Why.
         reason: RemovedReason,
+        /// The entry exactly as Graph sent it (for kinds that archive removals).
+        raw: serde_json::Value,
     },
     /// An entry that is not a valid `T` (e.g. no `id`): kept so that the caller can record
     /// it as failed instead of losing the whole page.
@@ -122,6 +124,7 @@ fn parse_item<T: DeserializeOwned>(raw: serde_json::Value) -> DeltaItem<T> {
         return DeltaItem::Removed {
             id: id.to_owned(),
             reason,
+            raw,
         };
     }
     match T::deserialize(&raw) {
@@ -163,7 +166,9 @@ mod tests {
             {"id":"DD","displayName":"Ada","futureField":1}
         ],"@odata.deltaLink":"d"}"##;
         let page = parse_page::<Contact>(body).expect("valid page");
-        assert!(matches!(&page.items[0], DeltaItem::Removed { id, reason: RemovedReason::Deleted } if id == "AA+/="));
+        assert!(
+            matches!(&page.items[0], DeltaItem::Removed { id, reason: RemovedReason::Deleted, .. } if id == "AA+/=")
+        );
         assert!(matches!(
             &page.items[1],
             DeltaItem::Removed {

@@ -192,6 +192,12 @@ pub struct Contact {
     /// E-mail addresses, when selected.
     #[serde(default)]
     pub email_addresses: Option<Vec<EmailAddress>>,
+    /// The folder it is in, when selected.
+    #[serde(default)]
+    pub parent_folder_id: Option<String>,
+    /// `@removed` (`{"reason": "deleted"|"changed"}`) when the delta reports it gone.
+    #[serde(default, rename = "@removed", skip_serializing_if = "Option::is_none")]
+    pub removed: Option<serde_json::Value>,
 }
 
 /// An e-mail address of a contact.

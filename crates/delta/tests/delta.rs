@@ -363,13 +363,13 @@ async fn contacts_delta_with_select_page_size_and_removed_items() {
     assert!(
         items
             .iter()
-            .any(|i| matches!(i, DeltaItem::Removed { id, reason: RemovedReason::Deleted } if *id == a)),
+            .any(|i| matches!(i, DeltaItem::Removed { id, reason: RemovedReason::Deleted, .. } if *id == a)),
         "{items:?}"
     );
     assert!(
         items
             .iter()
-            .any(|i| matches!(i, DeltaItem::Removed { id, reason: RemovedReason::Changed } if *id == b)),
+            .any(|i| matches!(i, DeltaItem::Removed { id, reason: RemovedReason::Changed, .. } if *id == b)),
         "{items:?}"
     );
     assert!(

@@ -24,11 +24,12 @@ use sha2::{Digest, Sha256};
 use url::Url;
 
 use crate::layout::{self, path};
-use crate::model::MANIFEST_RESERVED;
+use crate::model::{MANIFEST_RESERVED, VERSIONS};
 use crate::{
     Kind, MANIFEST_SCHEMA, Manifest, OrganizerId, OrganizerState, STATE_SCHEMA, Sha256Digest, ShardId, StageError,
     StoreError,
 };
+use serde_json::Value;
 
 /// Default size of the parts of a staging upload (S3 requires at least 5 MiB).
 pub const DEFAULT_PART_SIZE: usize = 8 * 1024 * 1024;
@@ -86,8 +87,9 @@ pub struct Archive {
     /// The version (ETag / object version) of each state document as this archive last read
     /// or wrote it, so that the next write replaces exactly that version (shared by clones).
     state_versions: Arc<std::sync::Mutex<std::collections::HashMap<String, UpdateVersion>>>,
-    /// Serialises meeting index updates in this process (shared by clones).
-    pub(crate) meeting_lock: Arc<tokio::sync::Mutex<()>>,
+    /// Serialise updates of one document (meeting index, versioned manifest) in this process
+    /// (shared by clones; see the `document` module).
+    pub(crate) document_locks: Arc<[tokio::sync::Mutex<()>; crate::document::LOCK_STRIPES]>,
 }
 
 impl fmt::Debug for Archive {
@@ -240,7 +242,7 @@ impl Archive {
             spool_dir: None,
             min_part_size: 1,
             state_versions: Arc::default(),
-            meeting_lock: Arc::default(),
+            document_locks: Arc::new(std::array::from_fn(|_| tokio::sync::Mutex::new(()))),
         }
     }
 
@@ -680,6 +682,84 @@ impl Archive {
     /// # Errors
     /// [`StoreError::Rejected`] if a check fails; store failures.
     pub async fn put_manifest(&self, manifest: &Manifest) -> Result<ManifestWrite, StoreError> {
+        let key = self.check_manifest(manifest).await?;
+        let body = to_json(&key, manifest)?;
+        match self.store.put_opts(&path(&key), body, PutMode::Create.into()).await {
+            Ok(_) => Ok(ManifestWrite::Created),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(ManifestWrite::AlreadyExists),
+            Err(e) => Err(StoreError::from_backend(&key, e)),
+        }
+    }
+
+    /// Appends a version to the manifest of a versioned item (a contact): `manifest` describes
+    /// the new version (its `content` is the version's blob, its `archivedAt` when it was
+    /// archived, its other members the item's newest state) and becomes the stored manifest,
+    /// whose `versions` array keeps every earlier version followed by this one: `content`'s
+    /// members, `archivedAt`, and `version` (caller-owned members of the entry, e.g. why it
+    /// was removed). Nothing is ever taken out of `versions`.
+    ///
+    /// A version whose blob is that of the newest version already listed is not appended
+    /// (`Ok(ManifestWrite::AlreadyExists)`): replaying a page after a kill appends nothing
+    /// twice. Updates are conditional on the version read (see [`Archive::update_document`]'s
+    /// module), so concurrent writers never lose a version.
+    ///
+    /// # Errors
+    /// As [`Archive::put_manifest`]; [`StoreError::Corrupt`] for a stored manifest that is not
+    /// one of this item; [`StoreError::Precondition`] when other writers kept winning.
+    pub async fn append_version(
+        &self,
+        manifest: &Manifest,
+        version: serde_json::Map<String, Value>,
+    ) -> Result<ManifestWrite, StoreError> {
+        let key = self.check_manifest(manifest).await?;
+        if manifest.extra.contains_key(VERSIONS) {
+            return Err(StoreError::Rejected {
+                key,
+                reason: format!("extra member {VERSIONS:?} is kept by the store"),
+            });
+        }
+        let mut entry = match serde_json::to_value(&manifest.content) {
+            Ok(Value::Object(entry)) => entry,
+            _ => serde_json::Map::new(),
+        };
+        entry.insert(
+            "archivedAt".into(),
+            serde_json::to_value(manifest.archived_at).unwrap_or(Value::Null),
+        );
+        entry.extend(version);
+        let entry = Value::Object(entry);
+        let written = self
+            .update_document(&key, "a manifest", |stored: Option<Manifest>| {
+                let mut versions = match &stored {
+                    Some(stored) => {
+                        if stored.id != manifest.id || stored.organizer_id != manifest.organizer_id {
+                            return Err(StoreError::corrupt(&key, "a manifest of another item"));
+                        }
+                        match stored.extra.get(VERSIONS) {
+                            Some(Value::Array(versions)) => versions.clone(),
+                            _ => return Err(StoreError::corrupt(&key, format!("no {VERSIONS:?} array"))),
+                        }
+                    }
+                    None => Vec::new(),
+                };
+                let newest = versions.last().and_then(|v| v.get("sha256")).and_then(Value::as_str);
+                if newest == Some(manifest.content.sha256.to_hex().as_str()) {
+                    return Ok(None);
+                }
+                versions.push(entry.clone());
+                let mut next = manifest.clone();
+                next.extra.insert(VERSIONS.into(), Value::Array(versions));
+                Ok(Some(next))
+            })
+            .await?;
+        Ok(match written {
+            Some(_) => ManifestWrite::Created,
+            None => ManifestWrite::AlreadyExists,
+        })
+    }
+
+    /// The checks every manifest passes before it is written; returns its key.
+    async fn check_manifest(&self, manifest: &Manifest) -> Result<String, StoreError> {
         let kind = Kind::of_manifest(&manifest.kind).ok_or_else(|| StoreError::Rejected {
             key: layout::manifest_key(&manifest.organizer_id, &manifest.id),
             reason: format!("unknown kind {:?}", manifest.kind),
@@ -735,12 +815,7 @@ impl Archive {
                 )));
             }
         }
-        let body = to_json(&key, manifest)?;
-        match self.store.put_opts(&path(&key), body, PutMode::Create.into()).await {
-            Ok(_) => Ok(ManifestWrite::Created),
-            Err(object_store::Error::AlreadyExists { .. }) => Ok(ManifestWrite::AlreadyExists),
-            Err(e) => Err(StoreError::from_backend(&key, e)),
-        }
+        Ok(key)
     }
 
     /// Reads the recording's manifest, or `None` if there is none.

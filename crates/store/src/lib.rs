@@ -120,6 +120,7 @@
 //! until it expires.
 
 mod archive;
+mod document;
 mod error;
 mod ids;
 mod layout;
@@ -143,7 +144,7 @@ pub use meetings::{MEETING_SCHEMA, MeetingEntry, MeetingIndex, MeetingPair, meet
 pub use model::{
     Checkpoint, ContentRef, DEAD_LETTER_SCHEMA, DIRECTORY_SCHEMA, DeadLetter, DirectoryEntry, DirectoryState,
     KIND_CALL_RECORDING, LinkKind, MANIFEST_SCHEMA, Manifest, OrganizerState, QUEUED_SCHEMA, QueuedItem, STATE_SCHEMA,
-    ShardStatus,
+    ShardStatus, SourceState, VERSIONS,
 };
 pub use probe::ProbeReport;
 pub use queue::StateOverview;

@@ -10,20 +10,13 @@
 //! this organizer's meetings. An item counts as archived only once its entry is in the index,
 //! so a run killed in between adds it when the item comes round again.
 
-use object_store::{ObjectStoreExt as _, PutMode, UpdateVersion};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::archive::to_json;
-use crate::layout::path;
-use crate::probe::is_unsupported;
 use crate::{Archive, OrganizerId, StoreError};
 
 /// Schema tag of meeting index documents.
 pub const MEETING_SCHEMA: &str = "recarch.meeting.v1";
-
-/// Attempts of a conditional update that keeps losing to other writers.
-const ATTEMPTS: usize = 8;
 
 /// One meeting's index.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
@@ -115,55 +108,21 @@ impl Archive {
         entry: MeetingEntry,
     ) -> Result<(), StoreError> {
         let key = meeting_key(organizer, meeting_id);
-        let _serialised = self.meeting_lock.lock().await;
-        for _ in 0..ATTEMPTS {
-            let (mut index, version) = match self.get_with_meta(&key).await? {
-                Some((bytes, meta)) => {
-                    let index: MeetingIndex = serde_json::from_slice(&bytes)
-                        .map_err(|e| StoreError::corrupt(&key, format!("not a meeting index: {e}")))?;
-                    (
-                        index,
-                        Some(UpdateVersion {
-                            e_tag: meta.e_tag,
-                            version: meta.version,
-                        }),
-                    )
-                }
-                None => (
-                    MeetingIndex {
-                        schema: MEETING_SCHEMA.into(),
-                        organizer_id: organizer.to_string(),
-                        meeting_id: meeting_id.to_owned(),
-                        ..MeetingIndex::default()
-                    },
-                    None,
-                ),
-            };
+        self.update_document(&key, "a meeting index", |index: Option<MeetingIndex>| {
+            let mut index = index.unwrap_or_else(|| MeetingIndex {
+                schema: MEETING_SCHEMA.into(),
+                organizer_id: organizer.to_string(),
+                meeting_id: meeting_id.to_owned(),
+                ..MeetingIndex::default()
+            });
             if index.entries.iter().any(|e| e.kind == entry.kind && e.id == entry.id) {
-                return Ok(());
+                return Ok(None);
             }
             index.entries.push(entry.clone());
             index.recompute_pairs();
-            let body = to_json(&key, &index)?;
-            let mode = match version {
-                Some(v) => PutMode::Update(v),
-                None => PutMode::Create,
-            };
-            match self.store.put_opts(&path(&key), body.clone(), mode.into()).await {
-                Ok(_) => return Ok(()),
-                Err(object_store::Error::Precondition { .. } | object_store::Error::AlreadyExists { .. }) => continue,
-                Err(e) if is_unsupported(&e) => {
-                    // Local disk: no conditional update; the lock above and the shard lease keep
-                    // writers apart, so replacing the version read loses nothing.
-                    self.store
-                        .put(&path(&key), body)
-                        .await
-                        .map_err(|e| StoreError::from_backend(&key, e))?;
-                    return Ok(());
-                }
-                Err(e) => return Err(StoreError::from_backend(&key, e)),
-            }
-        }
-        Err(StoreError::Precondition { key })
+            Ok(Some(index))
+        })
+        .await
+        .map(|_| ())
     }
 }

@@ -55,6 +55,10 @@ pub struct Manifest {
 /// Names of the members [`Manifest`] owns; [`Manifest::extra`] must not use them.
 pub(crate) const MANIFEST_RESERVED: [&str; 6] = ["schema", "kind", "id", "organizerId", "content", "archivedAt"];
 
+/// The member of a versioned item's manifest listing its versions, oldest first (see
+/// [`crate::Archive::append_version`]).
+pub const VERSIONS: &str = "versions";
+
 impl Manifest {
     /// A manifest for `content` of recording `id`, archived now, with no extra members.
     pub fn new(kind: impl Into<String>, id: impl Into<String>, organizer_id: OrganizerId, content: ContentRef) -> Self {
@@ -123,8 +127,27 @@ pub struct OrganizerState {
     /// queued or dead-lettered).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_completed_at: Option<DateTime<Utc>>,
+    /// Kinds enumerated through several delta queries per organizer (a contact folder each)
+    /// keep one cursor per source here, by source id; `checkpoint` and the round counters
+    /// above are then unused, except that `last_completed_at` tells when every source last
+    /// completed a round in one pass.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub sources: std::collections::BTreeMap<String, SourceState>,
     /// When this document was last written.
     pub updated_at: DateTime<Utc>,
+}
+
+/// Where one source of an organizer (e.g. one contact folder) stands.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceState {
+    /// Where to resume; `None` starts a full round from the first request.
+    pub checkpoint: Option<Checkpoint>,
+    /// How many full rounds (reaching a delta link) have completed.
+    pub rounds_completed: u64,
+    /// When a round last reached its delta link.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_completed_at: Option<DateTime<Utc>>,
 }
 
 fn recordings() -> Kind {
@@ -142,7 +165,39 @@ impl OrganizerState {
             queue: Vec::new(),
             rounds_completed: 0,
             last_completed_at: None,
+            sources: std::collections::BTreeMap::new(),
             updated_at: Utc::now(),
+        }
+    }
+
+    /// The checkpoint of `source` (`None`: the organizer's one delta query).
+    pub fn checkpoint_of(&self, source: Option<&str>) -> Option<&Checkpoint> {
+        match source {
+            None => self.checkpoint.as_ref(),
+            Some(s) => self.sources.get(s).and_then(|s| s.checkpoint.as_ref()),
+        }
+    }
+
+    /// Sets (or clears) the checkpoint of `source`.
+    pub fn set_checkpoint(&mut self, source: Option<&str>, checkpoint: Option<Checkpoint>) {
+        match source {
+            None => self.checkpoint = checkpoint,
+            Some(s) => self.sources.entry(s.to_owned()).or_default().checkpoint = checkpoint,
+        }
+    }
+
+    /// Counts a round of `source` that reached its delta link at `at`.
+    pub fn round_completed(&mut self, source: Option<&str>, at: DateTime<Utc>) {
+        match source {
+            None => {
+                self.rounds_completed += 1;
+                self.last_completed_at = Some(at);
+            }
+            Some(s) => {
+                let s = self.sources.entry(s.to_owned()).or_default();
+                s.rounds_completed += 1;
+                s.last_completed_at = Some(at);
+            }
         }
     }
 }

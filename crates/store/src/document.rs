@@ -1,0 +1,90 @@
+//! Read-modify-write of one JSON document that several writers may update (a meeting index,
+//! a versioned item's manifest): read it with its version, let the caller change it, write it
+//! back conditionally on that version (create-only when it was absent), and start again when
+//! another writer got there first. Stores without conditional updates (local disk) are
+//! serialised by an in-process lock per key; the shard lease keeps other processes away.
+
+use std::hash::{Hash, Hasher};
+
+use object_store::{ObjectStoreExt as _, PutMode, UpdateVersion};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::archive::to_json;
+use crate::layout::path;
+use crate::probe::is_unsupported;
+use crate::{Archive, StoreError};
+
+/// Attempts of a conditional update that keeps losing to other writers.
+const ATTEMPTS: usize = 8;
+
+/// Locks striped over keys: updates of one key in this process take turns, updates of
+/// different keys mostly do not wait for each other.
+pub(crate) const LOCK_STRIPES: usize = 64;
+
+impl Archive {
+    /// Updates the JSON document at `key`: `change` gets the current document (`None` when
+    /// there is none) and returns the one to write, or `None` to leave it as it is. Returns
+    /// the document written, or `None` when nothing was written.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] when the stored document does not parse as `T` (`what` names
+    /// what it should be); errors `change` returns; store failures; or
+    /// [`StoreError::Precondition`] when other writers kept winning.
+    pub(crate) async fn update_document<T, F>(
+        &self,
+        key: &str,
+        what: &str,
+        mut change: F,
+    ) -> Result<Option<T>, StoreError>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnMut(Option<T>) -> Result<Option<T>, StoreError>,
+    {
+        let stripe = {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            key.hash(&mut h);
+            (h.finish() % LOCK_STRIPES as u64) as usize
+        };
+        let _serialised = self.document_locks[stripe].lock().await;
+        for _ in 0..ATTEMPTS {
+            let (current, version) = match self.get_with_meta(key).await? {
+                Some((bytes, meta)) => {
+                    let doc: T = serde_json::from_slice(&bytes)
+                        .map_err(|e| StoreError::corrupt(key, format!("not {what}: {e}")))?;
+                    (
+                        Some(doc),
+                        Some(UpdateVersion {
+                            e_tag: meta.e_tag,
+                            version: meta.version,
+                        }),
+                    )
+                }
+                None => (None, None),
+            };
+            let Some(doc) = change(current)? else {
+                return Ok(None);
+            };
+            let body = to_json(key, &doc)?;
+            let mode = match version {
+                Some(v) => PutMode::Update(v),
+                None => PutMode::Create,
+            };
+            match self.store.put_opts(&path(key), body.clone(), mode.into()).await {
+                Ok(_) => return Ok(Some(doc)),
+                Err(object_store::Error::Precondition { .. } | object_store::Error::AlreadyExists { .. }) => continue,
+                Err(e) if is_unsupported(&e) => {
+                    // Local disk: no conditional update; the lock above and the shard lease keep
+                    // writers apart, so replacing the version read loses nothing.
+                    self.store
+                        .put(&path(key), body)
+                        .await
+                        .map_err(|e| StoreError::from_backend(key, e))?;
+                    return Ok(Some(doc));
+                }
+                Err(e) => return Err(StoreError::from_backend(key, e)),
+            }
+        }
+        Err(StoreError::Precondition { key: key.to_owned() })
+    }
+}

@@ -1,0 +1,187 @@
+//! Outlook contacts: for each organizer (a mailbox user), every contact folder's
+//! `contactFolders/{id}/contacts/delta` with `$select` and `Prefer: odata.maxpagesize` on the
+//! first request, each folder a source with its own checkpoint. Every change is stored as it
+//! was listed — the item's JSON as a blob named by its SHA-256 — and appended as a version to
+//! the contact's manifest; an `@removed` marker appends a tombstone version with its reason.
+//! Nothing is ever deleted.
+
+use std::future::Future;
+
+use chrono::Utc;
+use recarch_delta::{Contact, DeltaClient, DeltaError, DeltaRequest, resources};
+use recarch_store::{ContentRef, Kind, MANIFEST_SCHEMA, Manifest, ManifestWrite, OrganizerId};
+use serde_json::{Map, Value};
+
+use super::ItemKind;
+use crate::config::Config;
+use crate::pipeline::{ItemContext, ItemOutcome, store_bytes};
+
+/// The `kind` of a contact manifest.
+pub const KIND_CONTACT: &str = "contact";
+
+/// Media type of a stored contact version.
+const JSON: &str = "application/json";
+
+/// Always selected besides `[source].contacts_select`: the folder a version was listed in.
+const FOLDER_PROPERTY: &str = "parentFolderId";
+
+/// The contacts kind.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Contacts;
+
+/// `[source].contacts_select` plus the folder, each once.
+fn select(config: &Config) -> Vec<&str> {
+    let mut select: Vec<&str> = config.source.contacts_select.iter().map(String::as_str).collect();
+    if !select.is_empty() && !select.contains(&FOLDER_PROPERTY) {
+        select.push(FOLDER_PROPERTY);
+    }
+    select
+}
+
+impl ItemKind for Contacts {
+    type Item = Contact;
+    const KIND: Kind = Kind::Contacts;
+    const NOUN: &'static str = "contact";
+    const VERSIONED: bool = true;
+
+    fn id(item: &Contact) -> &str {
+        &item.id
+    }
+
+    async fn sources(
+        &self,
+        delta: &DeltaClient,
+        config: &Config,
+        organizer: &OrganizerId,
+    ) -> Result<Vec<Option<String>>, DeltaError> {
+        match delta.contact_folders(&config.graph.base_url, organizer.as_str()).await? {
+            Some(folders) => Ok(folders.into_iter().map(|f| Some(f.id)).collect()),
+            None => {
+                tracing::info!(%organizer, "no mailbox graph can read: no contacts to archive");
+                Ok(Vec::new())
+            }
+        }
+    }
+
+    fn first_request(&self, config: &Config, organizer: &OrganizerId, source: Option<&str>) -> DeltaRequest {
+        resources::contacts_request(
+            &config.graph.base_url,
+            organizer.as_str(),
+            // Every source of this kind is a folder; `contacts` names the default one.
+            source.unwrap_or("contacts"),
+            &select(config),
+            Some(config.source.contacts_page_size),
+        )
+    }
+
+    fn configured_options(&self, config: &Config) -> Vec<String> {
+        let select = select(config);
+        if select.is_empty() {
+            Vec::new()
+        } else {
+            vec![format!("$select={}", select.join(","))]
+        }
+    }
+
+    fn archive<'a>(
+        &'a self,
+        ctx: &'a ItemContext,
+        organizer: &'a OrganizerId,
+        item: &'a Contact,
+        raw: &'a Value,
+    ) -> impl Future<Output = ItemOutcome> + Send + 'a {
+        archive_contact(ctx, organizer, item, raw)
+    }
+
+    fn forbidden_hint(&self) -> &'static str {
+        "the app needs the Contacts.Read application permission with admin consent, and an Exchange Online application access policy (or RBAC for Applications) must include this mailbox; other kinds are archived regardless"
+    }
+}
+
+/// Stores this version of the contact and appends it to the contact's manifest.
+async fn archive_contact(ctx: &ItemContext, organizer: &OrganizerId, item: &Contact, raw: &Value) -> ItemOutcome {
+    let bytes = match serde_json::to_vec(raw) {
+        Ok(bytes) => bytes::Bytes::from(bytes),
+        Err(e) => return ItemOutcome::failed(recarch_failure::FailureClass::Permanent, format!("cannot encode: {e}")),
+    };
+    let blob = match store_bytes(ctx, bytes, JSON).await {
+        Ok(blob) => blob,
+        Err(outcome) => return outcome,
+    };
+    let mut version = Map::new();
+    if let Some(folder) = &item.parent_folder_id {
+        version.insert("folderId".into(), Value::String(folder.clone()));
+    }
+    if let Some(removed) = &item.removed {
+        version.insert("removed".into(), removed.clone());
+    }
+    let mut extra = Map::new();
+    extra.insert("graph".into(), raw.clone());
+    let manifest = Manifest {
+        schema: MANIFEST_SCHEMA.into(),
+        kind: KIND_CONTACT.into(),
+        id: item.id.clone(),
+        organizer_id: organizer.clone(),
+        content: ContentRef {
+            sha256: blob.digest,
+            size: blob.size,
+            media_type: blob.media_type,
+            blob: blob.commit.key,
+        },
+        archived_at: Utc::now(),
+        extra,
+    };
+    match ctx.archive.append_version(&manifest, version).await {
+        Ok(ManifestWrite::Created) => {
+            tracing::info!(%organizer, id = %item.id, kind = KIND_CONTACT, sha256 = %manifest.content.sha256, removed = item.removed.is_some(), "archived a version");
+            ItemOutcome::Archived {
+                bytes: blob.size,
+                new_blob: blob.commit.created,
+            }
+        }
+        Ok(ManifestWrite::AlreadyExists) => ItemOutcome::AlreadyArchived,
+        Err(e) => ItemOutcome::store_failed(e, "cannot append the version to the manifest"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(select: &str) -> Config {
+        let text = format!(
+            "[graph]\ntenant_id = \"t\"\nclient_id = \"c\"\n[source]\norganizers = [\"8b081ef6-4792-4def-b2c9-c363a1bf41d5\"]\nkinds = [\"contacts\"]\ncontacts_select = {select}\n[store]\nurl = \"file:///tmp/x\"\n"
+        );
+        Config::parse(&text, &[], std::path::Path::new("/nonexistent")).expect("valid config")
+    }
+
+    #[test]
+    fn the_folder_is_always_selected_once() {
+        assert_eq!(select(&config(r#"["displayName"]"#)), ["displayName", "parentFolderId"]);
+        assert_eq!(
+            select(&config(r#"["parentFolderId", "displayName"]"#)),
+            ["parentFolderId", "displayName"]
+        );
+        let all = config("[]");
+        assert!(select(&all).is_empty(), "no $select: every property, the folder too");
+        assert!(Contacts.configured_options(&all).is_empty());
+        assert_eq!(
+            Contacts.configured_options(&config(r#"["displayName"]"#)),
+            ["$select=displayName,parentFolderId"]
+        );
+        let request = Contacts.first_request(
+            &config(r#"["displayName"]"#),
+            &OrganizerId::parse("8b081ef6-4792-4def-b2c9-c363a1bf41d5").expect("guid"),
+            Some("F1"),
+        );
+        assert!(
+            request
+                .url
+                .as_str()
+                .ends_with("/users/8b081ef6-4792-4def-b2c9-c363a1bf41d5/contactFolders/F1/contacts/delta?$select=displayName,parentFolderId"),
+            "{}",
+            request.url
+        );
+        assert_eq!(request.headers["prefer"], "odata.maxpagesize=100");
+    }
+}

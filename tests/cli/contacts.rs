@@ -1,0 +1,162 @@
+//! Contacts through the same engine: every contact folder of each organizer (the default one,
+//! its folders and theirs), each folder's contacts delta with `$select` and
+//! `Prefer: odata.maxpagesize`; every change stored as a JSON blob and appended as a version
+//! to the contact's manifest, `@removed` as a tombstone version; nothing ever deleted.
+
+use recarch_graph_sim::{ContentMode, SimConfig};
+
+use super::util::{Env, last_report, sha256_hex};
+
+const CONTACTS: (&str, &str) = ("RECARCH_SOURCE__KINDS", "contacts");
+/// Two contacts per page: every folder's round takes several pages.
+const SMALL_PAGES: (&str, &str) = ("RECARCH_SOURCE__CONTACTS_PAGE_SIZE", "2");
+
+fn contact_manifest(env: &Env, user: &str, id: &str) -> Option<serde_json::Value> {
+    let path = env
+        .archive()
+        .join(format!("manifests/contacts/{user}/{}.json", sha256_hex(id.as_bytes())));
+    let text = std::fs::read_to_string(path).ok()?;
+    Some(serde_json::from_str(&text).expect("manifest is JSON"))
+}
+
+fn versions(m: &serde_json::Value) -> Vec<serde_json::Value> {
+    m["versions"].as_array().expect("versions").clone()
+}
+
+/// The JSON of the blob a version (or `content`) names, checked against its name and size.
+fn blob_json(env: &Env, entry: &serde_json::Value) -> serde_json::Value {
+    let key = entry["blob"].as_str().expect("blob key");
+    let bytes = std::fs::read(env.archive().join(key)).expect("blob");
+    assert_eq!(format!("blobs/sha256/{}", sha256_hex(&bytes)), key);
+    assert_eq!(entry["sha256"], sha256_hex(&bytes).as_str());
+    assert_eq!(entry["size"], bytes.len());
+    assert_eq!(entry["mediaType"], "application/json");
+    serde_json::from_slice(&bytes).expect("a contact version is JSON")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contacts_are_archived_updated_and_tombstoned_in_every_folder() {
+    let env = Env::new(
+        SimConfig {
+            content_mode: ContentMode::Direct,
+            // Folder listings take several pages too.
+            page_size: 2,
+            ..SimConfig::default()
+        },
+        2,
+    )
+    .await;
+    let (a, b) = (env.organizers[0].clone(), env.organizers[1].clone());
+    // a: the default folder, three top-level folders (one listing takes two pages), one nested.
+    let default = env.sim.default_contact_folder(&a);
+    let mut contacts = Vec::new();
+    for name in ["Ada Lovelace", "Alan Turing", "Grace Hopper"] {
+        contacts.push((default.clone(), env.sim.add_contact(&a, "contacts", name)));
+    }
+    let clients = env.sim.add_contact_folder(&a, "Clients", None);
+    env.sim.add_contact_folder(&a, "Suppliers", None);
+    env.sim.add_contact_folder(&a, "Press", None);
+    let nested = env.sim.add_contact_folder(&a, "Key accounts", Some(&clients));
+    contacts.push((clients.clone(), env.sim.add_contact(&a, &clients, "Edsger Dijkstra")));
+    contacts.push((nested.clone(), env.sim.add_contact(&a, &nested, "Barbara Liskov")));
+    // b: a mailbox with no contacts at all.
+    env.sim.default_contact_folder(&b);
+
+    let out = env.recarch(&["run"], &[CONTACTS, SMALL_PAGES]).await;
+    out.assert_code(0);
+    for (folder, id) in &contacts {
+        let m = contact_manifest(&env, &a, id).unwrap_or_else(|| panic!("no manifest for {id}"));
+        assert_eq!(m["schema"], "recarch.manifest.v1");
+        assert_eq!(m["kind"], "contact");
+        assert_eq!(m["id"], id.as_str());
+        assert_eq!(m["organizerId"], a.as_str());
+        let v = versions(&m);
+        assert_eq!(v.len(), 1, "{m}");
+        assert_eq!(v[0]["folderId"], folder.as_str());
+        assert!(v[0]["archivedAt"].is_string());
+        assert!(v[0].get("removed").is_none());
+        assert_eq!(v[0]["blob"], m["content"]["blob"]);
+        let stored = blob_json(&env, &v[0]);
+        assert_eq!(stored["id"], id.as_str());
+        assert_eq!(
+            m["graph"], stored,
+            "the manifest keeps the newest item as graph sent it"
+        );
+        // $select: the configured properties (and the folder), nothing else.
+        for unselected in ["givenName", "surname", "createdDateTime", "categories"] {
+            assert!(stored.get(unselected).is_none(), "{unselected} not selected: {stored}");
+        }
+        for selected in ["displayName", "emailAddresses", "businessPhones", "companyName"] {
+            assert!(stored.get(selected).is_some(), "{selected} selected: {stored}");
+        }
+    }
+    let report = last_report(&env);
+    assert_eq!(report["kinds"]["contacts"]["archived"], contacts.len());
+    assert!(
+        report["kinds"]["contacts"]["pages"].as_u64().expect("pages") >= 6,
+        "five folders, the default one with three contacts in pages of two: {report}"
+    );
+
+    // Changes: one renamed, one deleted, one soft-deleted; a new one in a nested folder.
+    let (_, renamed) = &contacts[0];
+    let (_, deleted) = &contacts[1];
+    let (_, changed) = &contacts[3];
+    env.sim.update_contact(&a, &default, renamed, "Ada King");
+    env.sim.remove_contact(&a, &default, deleted, true);
+    env.sim.remove_contact(&a, &clients, changed, false);
+    let added = env.sim.add_contact(&a, &nested, "Tony Hoare");
+    env.recarch(&["run"], &[CONTACTS, SMALL_PAGES]).await.assert_code(0);
+
+    let m = contact_manifest(&env, &a, renamed).expect("renamed");
+    let v = versions(&m);
+    assert_eq!(v.len(), 2, "{m}");
+    assert_eq!(
+        blob_json(&env, &v[0])["displayName"],
+        "Ada Lovelace",
+        "the old version is kept"
+    );
+    assert_eq!(blob_json(&env, &v[1])["displayName"], "Ada King");
+    assert_eq!(m["content"]["blob"], v[1]["blob"]);
+    for (id, reason) in [(deleted, "deleted"), (changed, "changed")] {
+        let m = contact_manifest(&env, &a, id).expect("removed contact keeps its manifest");
+        let v = versions(&m);
+        assert_eq!(v.len(), 2, "{m}");
+        assert!(
+            blob_json(&env, &v[0])["displayName"].is_string(),
+            "the live version is kept"
+        );
+        assert_eq!(v[1]["removed"]["reason"], reason, "{m}");
+        let tombstone = blob_json(&env, &v[1]);
+        assert_eq!(tombstone["@removed"]["reason"], reason);
+        assert_eq!(tombstone["id"], id.as_str());
+    }
+    assert_eq!(versions(&contact_manifest(&env, &a, &added).expect("added")).len(), 1);
+    let report = last_report(&env);
+    assert_eq!(report["kinds"]["contacts"]["archived"], 4, "{report}");
+    assert_eq!(report["kinds"]["contacts"]["removed"], 2, "{report}");
+
+    // Nothing changed: nothing appended, nothing downloaded.
+    env.recarch(&["run"], &[CONTACTS, SMALL_PAGES]).await.assert_code(0);
+    assert_eq!(last_report(&env)["kinds"]["contacts"]["archived"], 0);
+    assert_eq!(
+        versions(&contact_manifest(&env, &a, renamed).expect("renamed")).len(),
+        2
+    );
+
+    // A full round after 410 Gone lists every live contact again: no version twice.
+    env.sim.faults().expire_sync_state("resyncRequired", true);
+    env.recarch(&["run"], &[CONTACTS, SMALL_PAGES]).await.assert_code(0);
+    let report = last_report(&env);
+    assert!(report["kinds"]["contacts"]["resyncs"].as_u64() >= Some(1), "{report}");
+    assert_eq!(report["kinds"]["contacts"]["archived"], 0, "{report}");
+    assert_eq!(
+        versions(&contact_manifest(&env, &a, renamed).expect("renamed")).len(),
+        2
+    );
+
+    // Every version's blob is checked by verify; status covers the kind.
+    env.recarch(&["verify"], &[CONTACTS]).await.assert_code(0);
+    let status = env.recarch(&["status", "--json"], &[CONTACTS]).await;
+    status.assert_code(0);
+    assert!(status.stdout.contains("contacts"), "{}", status.stdout);
+}

@@ -210,7 +210,9 @@ pub async fn archive_organizer<K: ItemKind>(rc: &RoundContext<'_>, kind: &K, org
         queued: &queued_ids,
         dead: &dead,
     };
-    let several = sources.iter().any(Option::is_some);
+    // Sources of their own (contact folders; maybe none at all), as opposed to the
+    // organizer's one delta query.
+    let several = !matches!(sources.as_slice(), [None]);
     let mut all_done = true;
     for source in &sources {
         if rc.shutdown.is_cancelled() || result.fatal.is_some() {

@@ -252,11 +252,7 @@ async fn describe(
     queued.sort_by(|a, b| a.first_failed_at.cmp(&b.first_failed_at).then(a.id.cmp(&b.id)));
     dead_letters.sort_by(|a, b| a.first_failed_at.cmp(&b.first_failed_at).then(a.id.cmp(&b.id)));
     let state: Option<&OrganizerState> = state.as_ref();
-    let round = match state.and_then(|s| s.checkpoint.as_ref()).map(|c| c.kind) {
-        None => "not started",
-        Some(LinkKind::Next) => "mid-round",
-        Some(LinkKind::Delta) => "up to date",
-    };
+    let round = round_of(state);
     OrganizerStatus {
         organizer_id: org.to_string(),
         kind,
@@ -267,6 +263,28 @@ async fn describe(
         queued,
         dead_letters,
         errors,
+    }
+}
+
+/// Where the organizer's round stands; for kinds with several sources (contact folders), the
+/// least advanced source decides.
+fn round_of(state: Option<&OrganizerState>) -> &'static str {
+    let Some(state) = state else { return "not started" };
+    let links: Vec<Option<LinkKind>> = if state.sources.is_empty() {
+        if state.checkpoint.is_none() && state.last_completed_at.is_some() {
+            // Several sources, and there were none (a mailbox without contact folders).
+            return "up to date";
+        }
+        vec![state.checkpoint.as_ref().map(|c| c.kind)]
+    } else {
+        state.sources.values().map(|s| s.checkpoint.as_ref().map(|c| c.kind)).collect()
+    };
+    if links.contains(&Some(LinkKind::Next)) {
+        "mid-round"
+    } else if links.contains(&None) {
+        if links.iter().all(Option::is_none) { "not started" } else { "mid-round" }
+    } else {
+        "up to date"
     }
 }
 

@@ -158,5 +158,12 @@ async fn contacts_are_archived_updated_and_tombstoned_in_every_folder() {
     env.recarch(&["verify"], &[CONTACTS]).await.assert_code(0);
     let status = env.recarch(&["status", "--json"], &[CONTACTS]).await;
     status.assert_code(0);
-    assert!(status.stdout.contains("contacts"), "{}", status.stdout);
+    let status: serde_json::Value = serde_json::from_str(&status.stdout).expect("status --json is JSON");
+    let organizers = status["organizers"].as_array().expect("organizers");
+    assert_eq!(organizers.len(), 2, "{status}");
+    for o in organizers {
+        assert_eq!(o["kind"], "contacts", "{status}");
+        assert_eq!(o["round"], "up to date", "every folder (or none) is up to date: {status}");
+        assert!(o["roundsCompleted"].as_u64() >= Some(4), "{status}");
+    }
 }

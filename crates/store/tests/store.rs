@@ -1589,6 +1589,93 @@ proptest! {
     }
 }
 
+/// A versioned item's manifest (a contact): versions appended in order, the same blob twice in
+/// a row appended once, and concurrent writers (independent clients where the backend has
+/// conditional updates, one process's clones where it has not) never lose one.
+async fn versions_are_appended_and_never_lost(f: Fixture) {
+    let a = &f.archive;
+    let id = "AAMkAGI2TG93AAA=";
+    let version = |digest: Sha256Digest, size: u64| {
+        let mut m = Manifest::new("contact", id, org(), ContentRef::new(digest, size, "application/json"));
+        m.extra.insert("graph".into(), serde_json::json!({"id": id}));
+        m
+    };
+    let note = |n: u64| {
+        let mut extra = serde_json::Map::new();
+        extra.insert("folderId".into(), serde_json::Value::from(format!("folder-{n}")));
+        extra
+    };
+    let (d1, s1) = store_blob(a, b"{\"displayName\":\"Ada\"}").await;
+    let (d2, s2) = store_blob(a, b"{\"displayName\":\"Ada King\"}").await;
+    assert_eq!(a.append_version(&version(d1, s1), note(1)).await.unwrap(), ManifestWrite::Created);
+    assert_eq!(
+        a.append_version(&version(d1, s1), note(1)).await.unwrap(),
+        ManifestWrite::AlreadyExists,
+        "the newest version again is not appended"
+    );
+    assert_eq!(a.append_version(&version(d2, s2), note(2)).await.unwrap(), ManifestWrite::Created);
+    // Back to the first state: a new version, not a duplicate.
+    assert_eq!(a.append_version(&version(d1, s1), note(3)).await.unwrap(), ManifestWrite::Created);
+    let key = Archive::manifest_key_of(Kind::Contacts, &org(), id);
+    let read = |a: Archive| {
+        let key = key.clone();
+        async move {
+            let raw = a.object_store().get(&Path::from(key.as_str())).await.unwrap().bytes().await.unwrap();
+            serde_json::from_slice::<serde_json::Value>(&raw).unwrap()
+        }
+    };
+    let json = read(a.clone()).await;
+    let versions = json["versions"].as_array().unwrap();
+    assert_eq!(versions.len(), 3, "{json}");
+    let hexes: Vec<&str> = versions.iter().map(|v| v["sha256"].as_str().unwrap()).collect();
+    assert_eq!(hexes, [d1.to_hex(), d2.to_hex(), d1.to_hex()]);
+    assert_eq!(versions[1]["folderId"], "folder-2");
+    assert_eq!(versions[1]["blob"], format!("blobs/sha256/{}", d2.to_hex()));
+    assert!(DateTime::parse_from_rfc3339(versions[1]["archivedAt"].as_str().unwrap()).is_ok());
+    assert_eq!(json["content"]["sha256"], d1.to_hex(), "content is the newest version");
+    assert_eq!(json["kind"], "contact");
+
+    // A version naming a missing blob is refused, and nothing changes.
+    let missing = Sha256Digest::from_bytes([7; 32]);
+    assert!(a.append_version(&version(missing, 3), note(9)).await.is_err());
+    // `versions` is the store's.
+    let mut own = version(d2, s2);
+    own.extra.insert("versions".into(), serde_json::json!([]));
+    assert!(a.append_version(&own, note(9)).await.is_err());
+    assert_eq!(read(a.clone()).await, json);
+
+    // Writers at once: 12 new versions, none lost.
+    let mut blobs = Vec::new();
+    for n in 0..12u8 {
+        blobs.push(store_blob(a, format!("{{\"n\":{n}}}").as_bytes()).await);
+    }
+    let writers: Vec<Archive> = (0..4)
+        .map(|_| {
+            // `memory://` opened again would be another store.
+            if f.conditional_update() && f.backend != Backend::Memory {
+                Archive::open(&f.url, &f.options).unwrap()
+            } else {
+                a.clone()
+            }
+        })
+        .collect();
+    let tasks = blobs.iter().enumerate().map(|(n, (d, s))| {
+        let w = writers[n % writers.len()].clone();
+        let m = version(*d, *s);
+        let extra = note(n as u64);
+        async move { w.append_version(&m, extra).await }
+    });
+    for written in futures::future::join_all(tasks).await {
+        assert_eq!(written.unwrap(), ManifestWrite::Created);
+    }
+    let json = read(a.clone()).await;
+    let versions = json["versions"].as_array().unwrap();
+    assert_eq!(versions.len(), 3 + 12, "no version lost: {json}");
+    for (d, _) in &blobs {
+        assert!(versions.iter().any(|v| v["sha256"] == d.to_hex()), "{d} kept");
+    }
+}
+
 // ---------------------------------------------------------------- the matrix
 
 macro_rules! backend_suite {
@@ -1631,6 +1718,7 @@ conformance!(
     manifest_is_create_only,
     manifest_checks_before_writing,
     manifest_keys_stay_inside_the_organizer,
+    versions_are_appended_and_never_lost,
     state_roundtrip,
     queue_and_dead_letters,
     state_writes_replace_only_the_version_read,

@@ -251,19 +251,28 @@ async fn walk_source<K: ItemKind>(
     // added since only shows in the round after it. Follow its deltaLink once more, so that a
     // run archives everything that existed when it started, interrupted predecessors or not.
     let mut catch_up = matches!(state.checkpoint_of(source), Some(cp) if cp.kind == LinkKind::Next);
+    // Whether this walk lists the whole collection from its first page in this process.
+    let mut full_round = state.checkpoint_of(source).is_none();
     let mut resyncs = 0;
     loop {
         if rc.shutdown.is_cancelled() {
             return false;
         }
-        match walk_round(rc, kind, org, state, source, start, seen, result).await {
-            RoundEnd::Done => match (state.checkpoint_of(source), catch_up) {
-                (Some(cp), true) if cp.kind == LinkKind::Delta => {
-                    catch_up = false;
-                    start = PageRequest::Link(cp.link.clone());
+        let (end, listed) = walk_round(rc, kind, org, state, source, start, seen, result).await;
+        match end {
+            RoundEnd::Done => {
+                if K::VERSIONED && full_round && !reconcile(rc, kind, org, source, &listed, result).await {
+                    return false;
                 }
-                _ => return true,
-            },
+                full_round = false;
+                match (state.checkpoint_of(source), catch_up) {
+                    (Some(cp), true) if cp.kind == LinkKind::Delta => {
+                        catch_up = false;
+                        start = PageRequest::Link(cp.link.clone());
+                    }
+                    _ => return true,
+                }
+            }
             RoundEnd::Reset { location } => {
                 resyncs += 1;
                 result.counts.resyncs += 1;
@@ -280,12 +289,60 @@ async fn walk_source<K: ItemKind>(
                 }
                 // A full round snapshots now: nothing to catch up after it.
                 catch_up = false;
+                full_round = true;
                 start = restart_request(rc.config, kind, org, source, location);
             }
             RoundEnd::Stopped => return false,
         }
     }
 }
+
+/// After a full round of a versioned kind walked in this process: an item whose newest
+/// archived version is live but that the round did not list was removed while no delta
+/// could say so (before a 410 Gone reset, or before the first round completed). It gets a
+/// tombstone version with reason [`NOT_IN_FULL_ROUND`]. `false` when the organizer must
+/// stop (a failure that could not be recorded, or a fatal one).
+async fn reconcile<K: ItemKind>(
+    rc: &RoundContext<'_>,
+    kind: &K,
+    org: &OrganizerId,
+    source: Option<&str>,
+    listed: &HashSet<String>,
+    result: &mut OrganizerResult,
+) -> bool {
+    let live = match kind.live_ids(rc.items, org, source).await {
+        Ok(live) => live,
+        Err(e) => {
+            let reason = format!(
+                "cannot read its archived items to reconcile a full round: {}",
+                error_chain(&e)
+            );
+            result.round_failure::<K>(org, e.class(), reason);
+            return false;
+        }
+    };
+    for id in live.into_iter().filter(|id| !listed.contains(id)) {
+        let mut raw = serde_json::json!({"id": id, "@removed": {"reason": NOT_IN_FULL_ROUND}});
+        if let (Some(folder), Some(obj)) = (source, raw.as_object_mut()) {
+            obj.insert("parentFolderId".into(), Value::String(folder.to_owned()));
+        }
+        tracing::info!(organizer = %org, kind = %K::KIND, %id, "archived as live but not listed by a full round: archiving a tombstone version");
+        result.counts.removed += 1;
+        result.counts.discovered += 1;
+        let outcome = match serde_json::from_value::<K::Item>(raw.clone()) {
+            Ok(item) => kind.archive(rc.items, org, &item, &raw).await,
+            Err(e) => ItemOutcome::failed(FailureClass::Permanent, format!("malformed item: {e}")),
+        };
+        let settled = settle(rc.items, rc.policy, K::KIND, org, &id, &raw, None, outcome).await;
+        if !result.record::<K>(org, &id, settled) {
+            return false;
+        }
+    }
+    true
+}
+
+/// The `@removed.reason` of a tombstone the archiver writes itself (see `reconcile`).
+pub const NOT_IN_FULL_ROUND: &str = "notListedInFullRound";
 
 /// Where a full round restarts after 410 Gone: Graph's `Location` if it keeps every
 /// configured query option, else the initial query (which carries them).
@@ -408,11 +465,13 @@ async fn walk_round<K: ItemKind>(
     start: PageRequest,
     seen: &Seen<'_>,
     result: &mut OrganizerResult,
-) -> RoundEnd {
+) -> (RoundEnd, HashSet<String>) {
     let limit = rc.config.fetch.concurrency * ITEMS_PER_DOWNLOAD_SLOT;
     let mut pages = pin!(rc.delta.pages::<K::Item>(start));
     let mut pages_done = false;
     let mut end = RoundEnd::Done;
+    // Versioned kinds: every id this round listed (see `reconcile`).
+    let mut listed: HashSet<String> = HashSet::new();
     // Pages in order, the oldest unsettled first; `first_seq` is the sequence number of
     // `open.front()`.
     let mut open: VecDeque<OpenPage> = VecDeque::new();
@@ -508,11 +567,15 @@ async fn walk_round<K: ItemKind>(
                             DeltaItem::Present { item, raw } => {
                                 result.counts.discovered += 1;
                                 count += 1;
+                                if K::VERSIONED {
+                                    listed.insert(K::id(&item).to_owned());
+                                }
                                 pending.push_back(PendingItem { page: seq, id: K::id(&item).to_owned(), item, raw });
                             }
                             DeltaItem::Removed { id, reason, raw } if K::VERSIONED => {
                                 // Archived as a tombstone version of the item.
                                 result.counts.removed += 1;
+                                listed.insert(id.clone());
                                 tracing::info!(organizer = %org, kind = %K::KIND, %id, ?reason, "graph reports an item removed; archiving a tombstone version");
                                 match serde_json::from_value::<K::Item>(raw.clone()) {
                                     Ok(item) => {
@@ -586,7 +649,7 @@ async fn walk_round<K: ItemKind>(
             else => break,
         }
     }
-    end
+    (end, listed)
 }
 
 fn finish_item(open: &mut VecDeque<OpenPage>, first_seq: u64, page: u64) {

@@ -277,12 +277,20 @@ fn round_of(state: Option<&OrganizerState>) -> &'static str {
         }
         vec![state.checkpoint.as_ref().map(|c| c.kind)]
     } else {
-        state.sources.values().map(|s| s.checkpoint.as_ref().map(|c| c.kind)).collect()
+        state
+            .sources
+            .values()
+            .map(|s| s.checkpoint.as_ref().map(|c| c.kind))
+            .collect()
     };
     if links.contains(&Some(LinkKind::Next)) {
         "mid-round"
     } else if links.contains(&None) {
-        if links.iter().all(Option::is_none) { "not started" } else { "mid-round" }
+        if links.iter().all(Option::is_none) {
+            "not started"
+        } else {
+            "mid-round"
+        }
     } else {
         "up to date"
     }

@@ -7,6 +7,8 @@ mod util;
 mod contacts;
 #[path = "cli/failure_policy.rs"]
 mod failure_policy;
+#[path = "cli/kinds.rs"]
+mod kinds;
 #[path = "cli/metrics.rs"]
 mod metrics;
 #[path = "cli/organizers.rs"]

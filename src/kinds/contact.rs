@@ -8,6 +8,7 @@
 use std::future::Future;
 
 use chrono::Utc;
+use futures::TryStreamExt;
 use recarch_delta::{Contact, DeltaClient, DeltaError, DeltaRequest, resources};
 use recarch_store::{ContentRef, Kind, MANIFEST_SCHEMA, Manifest, ManifestWrite, OrganizerId};
 use serde_json::{Map, Value};
@@ -54,7 +55,10 @@ impl ItemKind for Contacts {
         config: &Config,
         organizer: &OrganizerId,
     ) -> Result<Vec<Option<String>>, DeltaError> {
-        match delta.contact_folders(&config.graph.base_url, organizer.as_str()).await? {
+        match delta
+            .contact_folders(&config.graph.base_url, organizer.as_str())
+            .await?
+        {
             Some(folders) => Ok(folders.into_iter().map(|f| Some(f.id)).collect()),
             None => {
                 tracing::info!(%organizer, "no mailbox graph can read: no contacts to archive");
@@ -91,6 +95,29 @@ impl ItemKind for Contacts {
         raw: &'a Value,
     ) -> impl Future<Output = ItemOutcome> + Send + 'a {
         archive_contact(ctx, organizer, item, raw)
+    }
+
+    async fn live_ids(
+        &self,
+        ctx: &ItemContext,
+        organizer: &OrganizerId,
+        source: Option<&str>,
+    ) -> Result<Vec<String>, recarch_store::StoreError> {
+        let mut live = Vec::new();
+        let mut manifests = ctx.archive.manifests_of(Kind::Contacts, organizer);
+        while let Some(manifest) = manifests.try_next().await? {
+            let newest = manifest
+                .extra
+                .get(recarch_store::VERSIONS)
+                .and_then(Value::as_array)
+                .and_then(|v| v.last());
+            let Some(newest) = newest else { continue };
+            let in_source = newest.get("folderId").and_then(Value::as_str) == source;
+            if in_source && newest.get("removed").is_none() {
+                live.push(manifest.id);
+            }
+        }
+        Ok(live)
     }
 
     fn forbidden_hint(&self) -> &'static str {

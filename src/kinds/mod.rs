@@ -78,6 +78,17 @@ pub trait ItemKind: Sync {
         raw: &'a Value,
     ) -> impl Future<Output = ItemOutcome> + Send + 'a;
 
+    /// Versioned kinds: the ids of `source` whose newest archived version is live (not a
+    /// tombstone). A full round that does not list one of them gets it a tombstone.
+    fn live_ids<'a>(
+        &'a self,
+        _ctx: &'a ItemContext,
+        _organizer: &'a OrganizerId,
+        _source: Option<&'a str>,
+    ) -> impl Future<Output = Result<Vec<String>, recarch_store::StoreError>> + Send + 'a {
+        std::future::ready(Ok(Vec::new()))
+    }
+
     /// What to tell an operator when Graph answers 403 to this kind's delta query.
     fn forbidden_hint(&self) -> &'static str;
 }

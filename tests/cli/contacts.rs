@@ -163,7 +163,10 @@ async fn contacts_are_archived_updated_and_tombstoned_in_every_folder() {
     assert_eq!(organizers.len(), 2, "{status}");
     for o in organizers {
         assert_eq!(o["kind"], "contacts", "{status}");
-        assert_eq!(o["round"], "up to date", "every folder (or none) is up to date: {status}");
+        assert_eq!(
+            o["round"], "up to date",
+            "every folder (or none) is up to date: {status}"
+        );
         assert!(o["roundsCompleted"].as_u64() >= Some(4), "{status}");
     }
 }

@@ -835,6 +835,32 @@ impl Archive {
         }
     }
 
+    /// Every manifest of `kind` of `organizer`, in no particular order.
+    ///
+    /// # Errors
+    /// Listing or read failures, and [`StoreError::Corrupt`] for an object that is not a
+    /// manifest.
+    pub fn manifests_of(&self, kind: Kind, organizer: &OrganizerId) -> BoxStream<'_, Result<Manifest, StoreError>> {
+        let prefix = format!("manifests/{kind}/{organizer}");
+        self.store
+            .list(Some(&path(&prefix)))
+            .map(move |item| {
+                let prefix = prefix.clone();
+                async move {
+                    let meta = item.map_err(|e| StoreError::from_backend(&prefix, e))?;
+                    let key = meta.location.to_string();
+                    match self.get_bytes(&key).await? {
+                        Some(bytes) => parse_manifest(&key, &bytes).map(Some),
+                        // Listed, then gone.
+                        None => Ok(None),
+                    }
+                }
+            })
+            .buffered(LIST_FETCH_CONCURRENCY)
+            .try_filter_map(|m| async move { Ok(m) })
+            .boxed()
+    }
+
     /// Every manifest, in no particular order, as `(key, manifest)`. The outer error is
     /// a listing or read failure; the inner one ([`StoreError::Corrupt`]) an object
     /// under `manifests/recordings/` that is not a valid manifest stored under its

@@ -1607,20 +1607,36 @@ async fn versions_are_appended_and_never_lost(f: Fixture) {
     };
     let (d1, s1) = store_blob(a, b"{\"displayName\":\"Ada\"}").await;
     let (d2, s2) = store_blob(a, b"{\"displayName\":\"Ada King\"}").await;
-    assert_eq!(a.append_version(&version(d1, s1), note(1)).await.unwrap(), ManifestWrite::Created);
+    assert_eq!(
+        a.append_version(&version(d1, s1), note(1)).await.unwrap(),
+        ManifestWrite::Created
+    );
     assert_eq!(
         a.append_version(&version(d1, s1), note(1)).await.unwrap(),
         ManifestWrite::AlreadyExists,
         "the newest version again is not appended"
     );
-    assert_eq!(a.append_version(&version(d2, s2), note(2)).await.unwrap(), ManifestWrite::Created);
+    assert_eq!(
+        a.append_version(&version(d2, s2), note(2)).await.unwrap(),
+        ManifestWrite::Created
+    );
     // Back to the first state: a new version, not a duplicate.
-    assert_eq!(a.append_version(&version(d1, s1), note(3)).await.unwrap(), ManifestWrite::Created);
+    assert_eq!(
+        a.append_version(&version(d1, s1), note(3)).await.unwrap(),
+        ManifestWrite::Created
+    );
     let key = Archive::manifest_key_of(Kind::Contacts, &org(), id);
     let read = |a: Archive| {
         let key = key.clone();
         async move {
-            let raw = a.object_store().get(&Path::from(key.as_str())).await.unwrap().bytes().await.unwrap();
+            let raw = a
+                .object_store()
+                .get(&Path::from(key.as_str()))
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap();
             serde_json::from_slice::<serde_json::Value>(&raw).unwrap()
         }
     };

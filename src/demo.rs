@@ -1,9 +1,11 @@
 //! `recarch demo`: the whole job, offline, against the built-in Graph simulator.
 //!
-//! Starts `recarch-graph-sim` on loopback with a small tenant, writes a real configuration
-//! file, and drives the same code paths as `recarch run` and `recarch verify`: a first full
-//! round, an incremental round after new recordings appear (with a throttled request and a
-//! dropped connection on the way), a round with nothing new, and a verification.
+//! Starts `recarch-graph-sim` on loopback with a small tenant — recordings, their transcripts,
+//! and contacts in a few folders — writes a real configuration file archiving all three
+//! kinds, and drives the same code paths as `recarch run` and `recarch verify`: a first full
+//! round, an incremental round after new recordings and transcripts appear and contacts
+//! change (with a throttled request and a dropped connection on the way), a round with
+//! nothing new, and a verification.
 
 use std::path::{Path, PathBuf};
 
@@ -61,11 +63,35 @@ pub async fn demo(out: Option<PathBuf>) -> Result<Exit, ExitError> {
                 n += 1;
                 // 1 to 4 MiB, varied so sizes differ.
                 let size = (1 << 20) + (n * 389_231 % (3 << 20));
-                sim.add_recording(org, size);
+                let recording = sim.add_recording(org, size);
+                // Every other meeting was transcribed.
+                if n.is_multiple_of(2) {
+                    sim.add_transcript(org, Some(&recording), 4_000 + n * 733 % 20_000);
+                }
             }
         }
     };
     add(&sim, FIRST_ROUND);
+    // Each organizer's mailbox: the default contact folder, a folder in it and one below that.
+    let mut contacts: Vec<(String, String, String)> = Vec::new();
+    for (i, org) in organizers.iter().enumerate() {
+        let clients = sim.add_contact_folder(org, "Clients", None);
+        let key = sim.add_contact_folder(org, "Key accounts", Some(&clients));
+        for (folder, name) in [
+            ("contacts", "Ada Lovelace"),
+            ("contacts", "Alan Turing"),
+            (clients.as_str(), "Grace Hopper"),
+            (key.as_str(), "Edsger Dijkstra"),
+        ] {
+            let folder = if folder == "contacts" {
+                sim.default_contact_folder(org)
+            } else {
+                folder.to_owned()
+            };
+            let id = sim.add_contact(org, &folder, &format!("{name} {}", i + 1));
+            contacts.push((org.clone(), folder, id));
+        }
+    }
 
     let config_path = write_config(&out, &sim, &organizers).map_err(fatal)?;
     let env: Vec<(String, String)> = Vec::new();
@@ -80,25 +106,33 @@ pub async fn demo(out: Option<PathBuf>) -> Result<Exit, ExitError> {
     println!("recarch demo: archive in {}", out.join("archive").display());
     println!();
     println!(
-        "1. first run: a full delta round over {ORGANIZERS} organizers, {} recordings",
-        ORGANIZERS * FIRST_ROUND
+        "1. first run: a full delta round over {ORGANIZERS} organizers: {} recordings, {} transcripts, {} contacts in {} folders",
+        ORGANIZERS * FIRST_ROUND,
+        ORGANIZERS * FIRST_ROUND / 2,
+        contacts.len(),
+        ORGANIZERS * 3
     );
     let first = run::run(&config, shard, CancellationToken::new()).await?;
     crate::report::print_summary(&first);
 
     add(&sim, ADDED);
+    // A contact renamed and one deleted: a new version and a tombstone version.
+    let (org, folder, id) = &contacts[0];
+    sim.update_contact(org, folder, id, "Ada King");
+    let (org, folder, id) = &contacts[1];
+    sim.remove_contact(org, folder, id, true);
     sim.faults().throttle(Target::Content, 429, Some(1), 1);
     sim.faults().drop_mid_body(1);
     println!();
     println!(
-        "2. {} new recordings appear; graph throttles one request (429, Retry-After: 1) and drops one connection mid-body",
+        "2. {} new recordings (with transcripts) appear, a contact is renamed and one deleted; graph throttles one request (429, Retry-After: 1) and drops one connection mid-body",
         ORGANIZERS * ADDED
     );
     let second = run::run(&config, shard, CancellationToken::new()).await?;
     crate::report::print_summary(&second);
 
     println!();
-    println!("3. nothing new: the saved deltaLinks return no recordings, nothing is downloaded");
+    println!("3. nothing new: the saved deltaLinks return nothing, nothing is downloaded");
     let third = run::run(&config, shard, CancellationToken::new()).await?;
     crate::report::print_summary(&third);
 
@@ -119,21 +153,29 @@ pub async fn demo(out: Option<PathBuf>) -> Result<Exit, ExitError> {
     let stats = sim.stats();
     println!();
     println!(
-        "graph saw {} token requests, {} delta pages, {} content downloads; the download host saw {} requests carrying a token",
+        "graph saw {} token requests, {} delta requests, {} recording downloads; the download host saw {} requests carrying a token",
         stats.token_requests, stats.delta_requests, stats.content_requests, stats.auth_header_on_download_origin
     );
     println!();
     println!("Look around:");
     println!(
-        "  {}/archive/blobs/sha256/        recording bytes, named by their SHA-256",
+        "  {}/archive/blobs/sha256/        content (recordings, transcripts, contact versions), named by its SHA-256",
         out.display()
     );
     println!(
-        "  {}/archive/manifests/recordings/ one JSON manifest per recording",
+        "  {}/archive/manifests/recordings/ one JSON manifest per recording (transcripts/ alike)",
         out.display()
     );
     println!(
-        "  {}/archive/state/recordings/     delta checkpoints and retry queues",
+        "  {}/archive/manifests/contacts/   one manifest per contact, every version listed",
+        out.display()
+    );
+    println!(
+        "  {}/archive/meetings/             one index per meeting: its recordings and transcripts, paired",
+        out.display()
+    );
+    println!(
+        "  {}/archive/state/                delta checkpoints and retry queues, per kind",
         out.display()
     );
     println!("  {}/archive/runs/                 one report per run", out.display());
@@ -178,6 +220,7 @@ client_secret_file = "client-secret"
 
 [source]
 organizers = [{organizers}]
+kinds = ["recordings", "transcripts", "contacts"]
 
 [store]
 url = "{url}"

@@ -164,6 +164,22 @@ pub fn print_summary(report: &RunReport) {
         dur = report.duration_secs,
         int = if report.interrupted { " (interrupted)" } else { "" },
     );
+    if report.kinds.len() > 1 {
+        let parts: Vec<String> = report
+            .kinds
+            .iter()
+            .map(|(kind, part)| {
+                let c = &part.counts;
+                let removed = if c.removed > 0 {
+                    format!(", {} removed", c.removed)
+                } else {
+                    String::new()
+                };
+                format!("{kind} {} archived ({} failed{removed})", c.archived, c.failed)
+            })
+            .collect();
+        println!("  by kind: {}", parts.join("; "));
+    }
     if report.queued > 0 || report.dead_letters > 0 {
         println!(
             "  {} queued for the next run, {} dead letters (never retried automatically; see recarch status, recarch retry)",

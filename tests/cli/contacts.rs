@@ -3,7 +3,7 @@
 //! `Prefer: odata.maxpagesize`; every change stored as a JSON blob and appended as a version
 //! to the contact's manifest, `@removed` as a tombstone version; nothing ever deleted.
 
-use recarch_graph_sim::{ContentMode, SimConfig};
+use recarch_graph_sim::{ContentMode, MailboxFault, SimConfig};
 
 use super::util::{Env, last_report, sha256_hex};
 
@@ -169,4 +169,49 @@ async fn contacts_are_archived_updated_and_tombstoned_in_every_folder() {
         );
         assert!(o["roundsCompleted"].as_u64() >= Some(4), "{status}");
     }
+}
+
+/// A user without a mailbox has no contacts (not a failure); a mailbox the app is kept out of
+/// (403) fails that user's contacts with the fix, and every other pass goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mailbox_without_access_fails_only_its_contacts() {
+    let env = Env::new(
+        SimConfig {
+            content_mode: ContentMode::Direct,
+            ..SimConfig::default()
+        },
+        3,
+    )
+    .await;
+    let (ok, none, denied) = (
+        env.organizers[0].clone(),
+        env.organizers[1].clone(),
+        env.organizers[2].clone(),
+    );
+    let kept = env.sim.add_contact(&ok, "contacts", "Ada Lovelace");
+    for org in &env.organizers {
+        env.sim.add_recording(org, 10_000);
+    }
+    env.sim.faults().mailbox(&none, Some(MailboxFault::NotEnabled));
+    env.sim.faults().mailbox(&denied, Some(MailboxFault::AccessDenied));
+    let both = ("RECARCH_SOURCE__KINDS", "recordings,contacts");
+    let out = env.recarch(&["run"], &[both]).await;
+    out.assert_code(1);
+    assert!(contact_manifest(&env, &ok, &kept).is_some());
+    let report = last_report(&env);
+    assert_eq!(report["kinds"]["recordings"]["archived"], 3, "{report}");
+    let failures = report["failures"].as_array().expect("failures");
+    assert_eq!(failures.len(), 1, "only the denied mailbox: {report}");
+    assert_eq!(failures[0]["organizerId"], denied.as_str());
+    assert_eq!(failures[0]["kind"], "contacts");
+    let reason = failures[0]["reason"].as_str().expect("reason");
+    assert!(
+        reason.contains("ErrorAccessDenied") && reason.contains("Contacts.Read"),
+        "{reason}"
+    );
+    // Let in: archived next run, and the user without a mailbox still needs nothing.
+    env.sim.faults().mailbox(&denied, None);
+    let late = env.sim.add_contact(&denied, "contacts", "Grace Hopper");
+    env.recarch(&["run"], &[both]).await.assert_code(0);
+    assert!(contact_manifest(&env, &denied, &late).is_some());
 }

@@ -547,6 +547,9 @@ pub(crate) fn contacts(
     if let Some(resp) = check_throttle(shared, ids, Target::Delta) {
         return resp;
     }
+    if let Some(fault) = shared.mailbox_fault(user) {
+        return fault.response(ids);
+    }
     let flags = shared.fault_flags();
     let prefer = prefer_max_page_size(&parts.headers);
     let pairs = raw_query_pairs(parts.uri.query());

@@ -26,7 +26,7 @@ use crate::util::{
 };
 
 /// The count, the method, authentication and a pending throttle.
-fn admit(shared: &Shared, ids: &RequestIds, parts: &Parts) -> Result<(), Response> {
+fn admit(shared: &Shared, ids: &RequestIds, parts: &Parts, user: &str) -> Result<(), Response> {
     shared.stat(|s| s.contact_folder_requests += 1);
     if parts.method != Method::GET {
         return Err(method_not_allowed(ids, "GET"));
@@ -34,6 +34,9 @@ fn admit(shared: &Shared, ids: &RequestIds, parts: &Parts) -> Result<(), Respons
     authenticate(shared, ids, &parts.headers)?;
     if let Some(resp) = check_throttle(shared, ids, Target::ContactFolders) {
         return Err(resp);
+    }
+    if let Some(fault) = shared.mailbox_fault(user) {
+        return Err(fault.response(ids));
     }
     Ok(())
 }
@@ -81,7 +84,7 @@ pub(crate) fn list(
     parent: Option<&str>,
     parts: &Parts,
 ) -> Response {
-    if let Err(resp) = admit(shared, ids, parts) {
+    if let Err(resp) = admit(shared, ids, parts, user) {
         return resp;
     }
     let pairs = raw_query_pairs(parts.uri.query());
@@ -144,7 +147,7 @@ pub(crate) fn get(
     folder: &str,
     parts: &Parts,
 ) -> Response {
-    if let Err(resp) = admit(shared, ids, parts) {
+    if let Err(resp) = admit(shared, ids, parts, user) {
         return resp;
     }
     let data = lock(&shared.data);

@@ -72,7 +72,9 @@
 //! * Recording and transcript APIs: [`Faults::payment_required`] (402).
 //! * Transcripts: [`Faults::transcripts_disabled`] (403 on every transcript
 //!   request, the tenant's transcript access turned off; recordings go on).
-//! * Contact folders: throttles on [`Target::ContactFolders`].
+//! * Contact folders: throttles on [`Target::ContactFolders`]; per user,
+//!   [`Faults::mailbox`] (no mailbox, or the app kept out of it) on folders
+//!   and contacts delta.
 //! * Directory: [`Faults::directory_forbidden`] (403
 //!   `Authorization_RequestDenied`, a missing `User.Read.All` /
 //!   `GroupMember.Read.All`), throttles on [`Target::Directory`],
@@ -755,6 +757,18 @@ impl Faults {
         lock(&self.shared.faults).transcripts_disabled = on;
     }
 
+    /// Sets (or, with `None`, clears) a fault on `user`'s mailbox: every
+    /// contact folder request and contacts delta request of that user answers
+    /// it (after authentication and throttles).
+    pub fn mailbox(&self, user: &str, fault: Option<MailboxFault>) {
+        let mut f = lock(&self.shared.faults);
+        let key = user.to_ascii_lowercase();
+        match fault {
+            Some(fault) => f.mailbox_faults.insert(key, fault),
+            None => f.mailbox_faults.remove(&key),
+        };
+    }
+
     /// Clears every pending fault and switch. Tokens already expired or
     /// revoked stay invalid.
     pub fn clear(&self) {
@@ -766,6 +780,37 @@ impl Faults {
 /// while [`Faults::transcripts_disabled`] is on: what a tenant whose Teams
 /// meeting policy turns transcription off answers.
 pub const TRANSCRIPTS_DISABLED_MESSAGE: &str = "Application access to transcripts is disabled by tenant admin: transcription is turned off by the Teams meeting policy (AllowTranscription).";
+
+/// What a user's mailbox answers (see [`Faults::mailbox`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MailboxFault {
+    /// `404` `MailboxNotEnabledForRESTAPI`: a user with no Exchange Online
+    /// mailbox (unlicensed, on-premises, soft-deleted).
+    NotEnabled,
+    /// `403` `ErrorAccessDenied`: an Exchange application access policy (or
+    /// RBAC for Applications) keeps the app out of this mailbox.
+    AccessDenied,
+}
+
+impl MailboxFault {
+    /// The error response of this fault.
+    pub(crate) fn response(self, ids: &util::RequestIds) -> axum::response::Response {
+        match self {
+            MailboxFault::NotEnabled => util::graph_error(
+                ids,
+                axum::http::StatusCode::NOT_FOUND,
+                "MailboxNotEnabledForRESTAPI",
+                "The mailbox is either inactive, soft-deleted, or is hosted on-premise.",
+            ),
+            MailboxFault::AccessDenied => util::graph_error(
+                ids,
+                axum::http::StatusCode::FORBIDDEN,
+                "ErrorAccessDenied",
+                "Access to OData is disabled: the application is not allowed to access this mailbox.",
+            ),
+        }
+    }
+}
 
 /// A running Graph simulator. Clones share the same servers and state.
 #[derive(Clone)]

@@ -139,6 +139,14 @@ impl Shared {
         }
     }
 
+    /// The mailbox fault set for `user`, if any.
+    pub(crate) fn mailbox_fault(&self, user: &str) -> Option<crate::MailboxFault> {
+        lock(&self.faults)
+            .mailbox_faults
+            .get(&user.to_ascii_lowercase())
+            .copied()
+    }
+
     /// Whether `transcripts_disabled` is on.
     pub(crate) fn transcripts_disabled(&self) -> bool {
         lock(&self.faults).transcripts_disabled
@@ -1296,6 +1304,8 @@ pub(crate) struct FaultState {
     pub(crate) directory_forbidden: bool,
     /// Every transcript request answers 403.
     pub(crate) transcripts_disabled: bool,
+    /// Lowercase user ids whose mailbox requests (contact folders, contacts delta) fail.
+    pub(crate) mailbox_faults: HashMap<String, crate::MailboxFault>,
 }
 
 /// The boolean fault switches at one instant.

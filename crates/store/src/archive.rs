@@ -700,7 +700,7 @@ impl Archive {
     ///
     /// A version whose blob is that of the newest version already listed is not appended
     /// (`Ok(ManifestWrite::AlreadyExists)`): replaying a page after a kill appends nothing
-    /// twice. Updates are conditional on the version read (see [`Archive::update_document`]'s
+    /// twice. Updates are conditional on the version read (see the `document`
     /// module), so concurrent writers never lose a version.
     ///
     /// # Errors

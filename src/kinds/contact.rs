@@ -177,7 +177,7 @@ mod tests {
 
     fn config(select: &str) -> Config {
         let text = format!(
-            "[graph]\ntenant_id = \"t\"\nclient_id = \"c\"\n[source]\norganizers = [\"8b081ef6-4792-4def-b2c9-c363a1bf41d5\"]\nkinds = [\"contacts\"]\ncontacts_select = {select}\n[store]\nurl = \"file:///tmp/x\"\n"
+            "[graph]\ntenant_id = \"t\"\nclient_id = \"00000000-0000-0000-0000-0000000000c1\"\n[source]\norganizers = [\"8b081ef6-4792-4def-b2c9-c363a1bf41d5\"]\nkinds = [\"contacts\"]\ncontacts_select = {select}\n[store]\nurl = \"file:///tmp/x\"\n"
         );
         Config::parse(&text, &[], std::path::Path::new("/nonexistent")).expect("valid config")
     }

@@ -156,6 +156,21 @@ async fn contacts_are_archived_updated_and_tombstoned_in_every_folder() {
 
     // Every version's blob is checked by verify; status covers the kind.
     env.recarch(&["verify"], &[CONTACTS]).await.assert_code(0);
+    let renamed_manifest = contact_manifest(&env, &a, renamed).expect("renamed");
+    let old_blob = versions(&renamed_manifest)[0]["blob"]
+        .as_str()
+        .expect("blob")
+        .to_owned();
+    let saved = std::fs::read(env.archive().join(&old_blob)).expect("old version");
+    std::fs::remove_file(env.archive().join(&old_blob)).expect("remove");
+    let found = env.recarch(&["verify"], &[CONTACTS]).await;
+    found.assert_code(1);
+    assert!(
+        found.stdout.contains(&old_blob[old_blob.len() - 64..]),
+        "an old version's missing blob is found: {}",
+        found.stdout
+    );
+    std::fs::write(env.archive().join(&old_blob), saved).expect("restore");
     let status = env.recarch(&["status", "--json"], &[CONTACTS]).await;
     status.assert_code(0);
     let status: serde_json::Value = serde_json::from_str(&status.stdout).expect("status --json is JSON");

@@ -88,6 +88,8 @@ pub struct Archive {
     state_versions: Arc<std::sync::Mutex<std::collections::HashMap<String, UpdateVersion>>>,
     /// Serialises meeting index updates in this process (shared by clones).
     pub(crate) meeting_lock: Arc<tokio::sync::Mutex<()>>,
+    /// S3 archives opened from a URL: lists and aborts incomplete multipart uploads.
+    pub(crate) s3_uploads: Option<Arc<crate::multipart::S3Uploads>>,
 }
 
 impl fmt::Debug for Archive {
@@ -241,6 +243,7 @@ impl Archive {
             min_part_size: 1,
             state_versions: Arc::default(),
             meeting_lock: Arc::default(),
+            s3_uploads: None,
         }
     }
 
@@ -1115,14 +1118,15 @@ fn open_s3(url: &Url, display: String, options: &[(String, String)]) -> Result<A
         reason: e.to_string(),
     };
     let probe = builder.clone().with_retry(probe_retry()).build().map_err(invalid)?;
-    let store = builder.build().map_err(invalid)?;
+    let (store, http) = crate::multipart::build_s3(builder).map_err(invalid)?;
+    let store = Arc::new(store);
     let prefix = url_prefix(url, &display)?;
-    Ok(
-        Archive::build(prefixed(Arc::new(store), prefix.clone()), display.clone(), None)
-            .with_probe_store(prefixed(Arc::new(probe), prefix))
-            .with_min_part_size(S3_MIN_PART_SIZE)
-            .with_spool_dir(default_spool_dir()),
-    )
+    let uploads = crate::multipart::S3Uploads::new(Arc::clone(&store), http, prefix.clone());
+    Ok(Archive::build(prefixed(store, prefix.clone()), display.clone(), None)
+        .with_probe_store(prefixed(Arc::new(probe), prefix))
+        .with_min_part_size(S3_MIN_PART_SIZE)
+        .with_spool_dir(default_spool_dir())
+        .with_s3_uploads(uploads))
 }
 
 fn open_azure(url: &Url, display: String, options: &[(String, String)]) -> Result<Archive, StoreError> {

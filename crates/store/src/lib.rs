@@ -127,6 +127,7 @@ mod lease;
 mod local;
 mod meetings;
 mod model;
+mod multipart;
 mod probe;
 mod queue;
 mod spool;
@@ -145,6 +146,7 @@ pub use model::{
     KIND_CALL_RECORDING, LinkKind, MANIFEST_SCHEMA, Manifest, OrganizerState, QUEUED_SCHEMA, QueuedItem, STATE_SCHEMA,
     ShardStatus,
 };
+pub use multipart::IncompleteUpload;
 pub use probe::ProbeReport;
 pub use queue::StateOverview;
 pub use recarch_failure::FailureClass;

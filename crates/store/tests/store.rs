@@ -432,6 +432,109 @@ async fn large_blob_spans_several_parts(f: Fixture) {
     assert!(a.commit_blob(staged, &digest).await.unwrap().created);
     assert_eq!(a.hash_blob(&digest).await.unwrap(), (digest, bytes.len() as u64));
     assert!(staging_leftovers(&f).await.is_empty());
+    // Nothing invisible either: no incomplete upload, no intent record.
+    assert_eq!(a.incomplete_uploads().await.unwrap().is_some(), f.backend.is_s3());
+    assert_eq!(a.incomplete_uploads().await.unwrap().unwrap_or_default(), vec![]);
+    let keys = all_keys(&a).await;
+    assert_eq!(keys, BTreeSet::from([format!("blobs/sha256/{}", digest.to_hex())]));
+}
+
+/// Every incomplete multipart upload under the archive (none where there is no such thing).
+async fn incomplete(a: &Archive) -> Vec<recarch_store::IncompleteUpload> {
+    a.incomplete_uploads().await.unwrap().unwrap_or_default()
+}
+
+/// S3: a run killed during a multipart upload leaves the upload incomplete (billed, and not
+/// in listings) with its intent record; the next run of the shard aborts it and drops the
+/// record, and leaves alone the uploads of other shards and those started after it started.
+async fn interrupted_multipart_uploads_are_aborted(f: Fixture) {
+    if !f.backend.is_s3() {
+        assert!(f.archive.incomplete_uploads().await.unwrap().is_none());
+        assert_eq!(
+            f.archive.abort_interrupted_uploads(&shard(), Utc::now()).await.unwrap(),
+            0
+        );
+        return;
+    }
+    // One part in flight at a time, seven parts: the upload lasts long enough to be cut.
+    let a = f.archive.clone().with_upload_parts(recarch_store::S3_MIN_PART_SIZE, 1);
+    let bytes = data(6 * recarch_store::S3_MIN_PART_SIZE + 1, 11);
+    let blob = Path::from(format!("blobs/sha256/{}", Sha256Digest::of(&bytes).to_hex()));
+    let mut interrupted = false;
+    for _ in 0..3 {
+        let staged = a.stage(&shard(), chunked(&bytes, 1 << 20)).await.unwrap();
+        let digest = staged.digest();
+        let commit = tokio::spawn({
+            let a = a.clone();
+            async move { a.commit_blob(staged, &digest).await }
+        });
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while incomplete(&a).await.is_empty() && !commit.is_finished() && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        // The "kill": the commit stops where it is, without aborting anything.
+        commit.abort();
+        let _ = commit.await;
+        if !incomplete(&a).await.is_empty() {
+            interrupted = true;
+            break;
+        }
+        // It completed first: start over.
+        a.object_store().delete(&blob).await.unwrap();
+    }
+    assert!(interrupted, "no commit was cut during its upload");
+    let killed = incomplete(&a).await;
+    assert_eq!(killed.len(), 1, "{killed:?}");
+    assert_eq!(killed[0].key, blob.as_ref());
+    let records = |keys: BTreeSet<String>| -> Vec<String> {
+        keys.into_iter().filter(|k| k.starts_with("state/uploads/")).collect()
+    };
+    let left = records(all_keys(&a).await);
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(left[0].starts_with(&format!("state/uploads/0-of-1/{}-", Sha256Digest::of(&bytes).to_hex())));
+
+    // What a killed probe leaves in the shard's staging area (its create-only copy is a
+    // multipart upload), and another shard's.
+    let store = a.object_store();
+    let probe = store
+        .put_multipart(&Path::from("staging/0-of-1/probe-1-copy"))
+        .await
+        .unwrap();
+    let others = store
+        .put_multipart(&Path::from("staging/1-of-2/probe-2-copy"))
+        .await
+        .unwrap();
+    // Store clocks may count whole seconds.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let next_run_started = Utc::now();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // An upload of the same blob started since (by another shard).
+    let mut later = store.put_multipart(&blob).await.unwrap();
+    later.put_part(PutPayload::from(data(1000, 1))).await.unwrap();
+
+    // The next run, another process.
+    let next = f.twin();
+    assert_eq!(
+        next.abort_interrupted_uploads(&shard(), next_run_started)
+            .await
+            .unwrap(),
+        2
+    );
+    let mut left: Vec<String> = incomplete(&a).await.into_iter().map(|u| u.key).collect();
+    left.sort();
+    assert_eq!(left, vec![blob.to_string(), "staging/1-of-2/probe-2-copy".to_owned()]);
+    assert_eq!(records(all_keys(&a).await), Vec::<String>::new());
+    // Idempotent.
+    assert_eq!(next.abort_interrupted_uploads(&shard(), Utc::now()).await.unwrap(), 0);
+    drop(probe);
+    for mut upload in [later, others] {
+        upload.abort().await.unwrap();
+    }
+    assert_eq!(incomplete(&a).await, vec![]);
+    assert!(everything(&f).await.is_empty(), "{:?}", everything(&f).await);
+    // The killed commit's spool file goes with the next run's `clean_staging`, as ever.
+    assert_eq!(f.archive.clean_staging(&shard()).await.unwrap(), 1);
+    assert!(staging_leftovers(&f).await.is_empty());
 }
 
 async fn stage_commit_and_hash(f: Fixture) {
@@ -1686,6 +1789,7 @@ conformance!(
     probe_succeeds,
     stage_commit_and_hash,
     large_blob_spans_several_parts,
+    interrupted_multipart_uploads_are_aborted,
     empty_blob,
     commit_same_digest_twice,
     concurrent_commits_of_one_digest,

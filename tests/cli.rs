@@ -15,6 +15,8 @@ mod progress;
 mod sign_in;
 #[path = "cli/transcripts.rs"]
 mod transcripts;
+#[path = "cli/uploads.rs"]
+mod uploads;
 
 use recarch_graph_sim::{ContentMode, SimConfig, Target};
 use util::{Backend, Env, all_recordings, assert_archive, assert_store_archive, last_report, recarch};

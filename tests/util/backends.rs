@@ -2,6 +2,9 @@
 //! disk, and the loopback S3 (moto, SeaweedFS) and Azure Blob (Azurite) servers that
 //! `scripts/emulators.sh` starts.
 
+// Also compiled into benches/throughput.rs, which uses only some of the backends.
+#![allow(dead_code)]
+
 use std::path::Path;
 
 /// An archive location: URL and `[store.options]`.
@@ -53,11 +56,6 @@ fn s3_store(server: &str, prefix: &str) -> Option<Store> {
 }
 
 impl Backend {
-    /// Whether the backend talks the S3 API.
-    pub fn is_s3(self) -> bool {
-        matches!(self, Backend::S3 | Backend::SeaweedFs)
-    }
-
     /// The store for a fresh, unique prefix on this backend, or `None` when its emulator is
     /// not running (the `RECARCH_TEST_*` variables written by `scripts/emulators.sh`). With
     /// `RECARCH_REQUIRE_EMULATORS=1` (set by `scripts/test`) a missing emulator is a failure.

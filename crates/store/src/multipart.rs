@@ -181,24 +181,29 @@ impl S3Uploads {
             let response = match self.http.execute(request).await {
                 Ok(response) => response,
                 Err(e) if retry => {
-                    tracing::debug!(error = %e, attempt, "listing incomplete uploads failed; retrying");
-                    backoff(attempt).await;
-                    continue;
-                }
-                Err(e) => return Err(StoreError::from_backend(&what, generic(format!("request failed: {e}")))),
-            };
-            let status = response.status();
-            let body = match response.into_body().bytes().await {
-                Ok(body) => body,
-                Err(e) if retry => {
-                    tracing::debug!(error = %e, attempt, "reading a listing of incomplete uploads failed; retrying");
+                    tracing::debug!(error = %chain(&e), attempt, "listing incomplete uploads failed; retrying");
                     backoff(attempt).await;
                     continue;
                 }
                 Err(e) => {
                     return Err(StoreError::from_backend(
                         &what,
-                        generic(format!("reading the answer failed: {e}")),
+                        generic(format!("request failed: {}", chain(&e))),
+                    ));
+                }
+            };
+            let status = response.status();
+            let body = match response.into_body().bytes().await {
+                Ok(body) => body,
+                Err(e) if retry => {
+                    tracing::debug!(error = %chain(&e), attempt, "reading a listing of incomplete uploads failed; retrying");
+                    backoff(attempt).await;
+                    continue;
+                }
+                Err(e) => {
+                    return Err(StoreError::from_backend(
+                        &what,
+                        generic(format!("reading the answer failed: {}", chain(&e))),
                     ));
                 }
             };
@@ -287,6 +292,21 @@ fn status_error(status: http::StatusCode, body: &Bytes) -> object_store::Error {
         405 | 501 => object_store::Error::NotSupported { source },
         _ => object_store::Error::Generic { store: STORE, source },
     }
+}
+
+/// An error and its sources, `: `-separated (object_store's HTTP errors carry no URL).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        let more = inner.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = inner.source();
+    }
+    text
 }
 
 fn generic(reason: String) -> object_store::Error {
@@ -540,6 +560,44 @@ mod tests {
         assert!(format!("{e}").contains("AccessDenied"), "{e}");
         let e = status_error(http::StatusCode::NOT_IMPLEMENTED, &Bytes::from_static(b"\xff"));
         assert!(matches!(e, object_store::Error::NotSupported { .. }), "{e}");
+    }
+
+    /// A listing that cannot reach the store fails with a message that shows neither the
+    /// signed URL nor any credential.
+    #[tokio::test]
+    async fn listing_errors_show_no_signed_url_or_credential() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let endpoint = format!("http://{}", closed.local_addr().expect("addr"));
+        drop(closed);
+        let (s3, http) = build_s3(
+            AmazonS3Builder::new()
+                .with_bucket_name("b")
+                .with_region("us-east-1")
+                .with_endpoint(endpoint)
+                .with_allow_http(true)
+                .with_access_key_id("AKIDVISIBLEKEY")
+                .with_secret_access_key("the-secret-key-value")
+                .with_token("the-session-token-value"),
+        )
+        .expect("builds offline");
+        let uploads = S3Uploads::new(Arc::new(s3), http, Path::from("p"));
+        let err = uploads.list("p/blobs/").await.expect_err("nothing listens there");
+        let mut shown = format!("{err}\n{err:?}");
+        let mut source = std::error::Error::source(&err);
+        while let Some(e) = source {
+            shown.push_str(&format!("\n{e}\n{e:?}"));
+            source = e.source();
+        }
+        assert!(shown.contains("incomplete multipart uploads under p/blobs/"), "{shown}");
+        assert!(shown.to_ascii_lowercase().contains("connection refused"), "{shown}");
+        for secret in [
+            "X-Amz-Signature",
+            "the-secret-key-value",
+            "the-session-token-value",
+            "Security-Token",
+        ] {
+            assert!(!shown.contains(secret), "{secret} shown: {shown}");
+        }
     }
 
     #[test]

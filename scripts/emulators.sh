@@ -176,6 +176,8 @@ spawn() {
   shift 2
   setsid "$@" </dev/null >"$dir/$name.log" 2>&1 &
   echo $! >"$dir/$name.pid"
+  # Not a job of this shell: no "Killed" notice when `stop` ends it.
+  disown "$!" 2>/dev/null || true
 }
 
 start() {
@@ -275,6 +277,11 @@ stop() {
     pid="$(cat "$dir/$name.pid")"
     rm -f "$dir/$name.pid"
     [[ "$pid" =~ ^[0-9]+$ ]] || continue
+    if [[ "$name" == seaweedfs ]]; then
+      # Its data is a throwaway directory, and a graceful shutdown takes about 16 s.
+      kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+      continue
+    fi
     kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || continue
     for _ in $(seq 50); do
       kill -0 "$pid" 2>/dev/null || break

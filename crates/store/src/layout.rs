@@ -99,6 +99,39 @@ pub(crate) fn shard_status_key(shard: &ShardId) -> String {
     format!("{STATE_ROOT}/shards/{shard}.json")
 }
 
+/// Prefix of multipart upload intents (S3), per shard: see the `multipart` module.
+pub(crate) const UPLOADS: &str = "state/uploads";
+
+/// `state/uploads/<shard>`: the intent records of a shard's multipart uploads in progress.
+pub(crate) fn upload_intent_prefix(shard: &ShardId) -> String {
+    format!("{UPLOADS}/{shard}")
+}
+
+/// `state/uploads/<shard>/<hex digest>-<64 random bits>.json`: a fresh intent record for a
+/// multipart upload of the blob `digest` (unique, so that two uploads of one digest at once
+/// each have their own).
+pub(crate) fn upload_intent_key(shard: &ShardId, digest: &Sha256Digest) -> String {
+    format!(
+        "{}/{}-{:016x}.json",
+        upload_intent_prefix(shard),
+        digest.to_hex(),
+        fastrand::u64(..)
+    )
+}
+
+/// The blob digest an intent record under `state/uploads/<shard>/` is for.
+pub(crate) fn digest_of_upload_intent(shard: &ShardId, key: &str) -> Option<Sha256Digest> {
+    let name = key
+        .strip_prefix(&upload_intent_prefix(shard))?
+        .strip_prefix('/')?
+        .strip_suffix(".json")?;
+    let (hex, token) = name.split_once('-')?;
+    if token.len() != 16 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    Sha256Digest::from_hex(hex).ok()
+}
+
 /// `state/directory/<shard>/users.json`: a shard's copy of the directory.
 pub(crate) fn directory_key(shard: &ShardId) -> String {
     format!("{STATE_ROOT}/directory/{shard}/users.json")
@@ -263,6 +296,22 @@ mod tests {
             assert_eq!(path(&key).as_ref(), key);
         }
         assert_eq!(digest_of_blob_key(&blob_key(&d)), Some(d));
+        let intent = upload_intent_key(&shard, &d);
+        assert!(
+            intent
+                .starts_with("state/uploads/2-of-8/e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855-")
+        );
+        assert_ne!(intent, upload_intent_key(&shard, &d));
+        assert_eq!(path(&intent).as_ref(), intent);
+        assert_eq!(digest_of_upload_intent(&shard, &intent), Some(d));
+        assert_eq!(digest_of_upload_intent(&ShardId::new(0, 1), &intent), None);
+        for bad in [
+            "state/uploads/2-of-8/x-0123456789abcdef.json",
+            "state/uploads/2-of-8/e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855.json",
+            "state/uploads/2-of-8/e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855-xyz.json",
+        ] {
+            assert_eq!(digest_of_upload_intent(&shard, bad), None, "{bad}");
+        }
         assert_eq!(digest_of_blob_key("blobs/sha256/x"), None);
     }
 }

@@ -17,6 +17,7 @@
 //! state/<kind>/<organizerId>/dead/<key>.json       one per dead letter
 //! runs/<UTC timestamp>-<shard>.json                one report per run
 //! locks/<shard>.json                               lease held by a running job
+//! state/uploads/<shard>/<hex>-<random>.json        S3: a multipart upload of a blob under way
 //! ```
 //!
 //! Uploads go to `staging/<shard>/…` first and are moved into `blobs/` once their digest
@@ -100,6 +101,9 @@
 //! - `object_store` has no create-only multipart upload, hence staging: uploads go to a
 //!   fresh `staging/` key and are then copied create-only to their blob name and deleted.
 //!   S3 parts are at least [`S3_MIN_PART_SIZE`] (except the last).
+//! - On S3 a run killed during a multipart upload leaves it incomplete (billed, not listed):
+//!   each upload is announced by an intent record under `state/uploads/<shard>/`, and
+//!   [`Archive::abort_interrupted_uploads`] aborts what the shard's killed runs left.
 //!
 //! # Leases
 //!
@@ -128,6 +132,7 @@ mod lease;
 mod local;
 mod meetings;
 mod model;
+mod multipart;
 mod probe;
 mod queue;
 mod spool;
@@ -146,6 +151,7 @@ pub use model::{
     KIND_CALL_RECORDING, LinkKind, MANIFEST_SCHEMA, Manifest, OrganizerState, QUEUED_SCHEMA, QueuedItem, STATE_SCHEMA,
     ShardStatus, SourceState, VERSIONS,
 };
+pub use multipart::IncompleteUpload;
 pub use probe::ProbeReport;
 pub use queue::StateOverview;
 pub use recarch_failure::FailureClass;

@@ -128,7 +128,13 @@ impl Archive {
         }
         // Several parts: a multipart upload straight to the final name. The store makes it
         // visible only on completion; a concurrent run uploading the same digest writes the
-        // same bytes, so whichever completes last changes nothing.
+        // same bytes, so whichever completes last changes nothing. On S3 an intent record under
+        // the shard's prefix says the upload is under way until it has completed or been
+        // aborted, so that the next run of the shard aborts it if this process dies first (see
+        // the `multipart` module).
+        let shard = spool_shard(file)?;
+        let intent = self.record_upload_intent(&shard, digest, size).await?;
+        // If starting the upload fails, the record stays: the request may have reached the store.
         let upload = self
             .store
             .put_multipart(&location)
@@ -136,47 +142,63 @@ impl Archive {
             .map_err(|e| StoreError::from_backend(&key, e))?;
         let mut writer = WriteMultipart::new_with_chunk_size(upload, self.part_size);
         let mut sent = 0u64;
-        loop {
+        let failure = loop {
             if let Err(e) = writer.wait_for_capacity(self.part_concurrency).await {
-                let _ = writer.abort().await;
-                return Err(StoreError::from_backend(&key, e));
+                break StoreError::from_backend(&key, e);
             }
             let mut part = BytesMut::zeroed(self.part_size);
             let mut filled = 0;
+            let mut read_error = None;
             while filled < part.len() {
                 match reader.read(&mut part[filled..]).await {
                     Ok(0) => break,
                     Ok(n) => filled += n,
                     Err(e) => {
-                        let _ = writer.abort().await;
-                        return Err(io_error(&shown, e));
+                        read_error = Some(io_error(&shown, e));
+                        break;
                     }
                 }
             }
+            if let Some(e) = read_error {
+                break e;
+            }
             if filled == 0 {
-                break;
+                if let Err(e) = check_size(&shown, sent, size) {
+                    break e;
+                }
+                match writer.finish().await {
+                    Ok(_) => {
+                        self.forget_upload_intent(intent).await;
+                        remove_spool_file(file).await;
+                        tracing::debug!(key = %key, size, "blob uploaded from the spool");
+                        return Ok(BlobCommit { key, created: true });
+                    }
+                    Err(e) => {
+                        // `finish` aborts the upload itself, but whether that worked is not
+                        // told: the record stays for the shard's next cleanup. A concurrent
+                        // upload of the same digest may have completed first: on Azure its
+                        // commit discards our uncommitted blocks (InvalidBlockList). The bytes
+                        // are the same either way, so a blob of the right size there now is
+                        // this commit done.
+                        if let Some(existing) = self.head(&key).await? {
+                            remove_spool_file(file).await;
+                            return self.existing_blob(key, existing.size, size);
+                        }
+                        return Err(StoreError::from_backend(&key, e));
+                    }
+                }
             }
             part.truncate(filled);
             sent += filled as u64;
             writer.put(part.freeze());
-        }
-        if let Err(e) = check_size(&shown, sent, size) {
-            let _ = writer.abort().await;
-            return Err(e);
-        }
-        if let Err(e) = writer.finish().await {
-            // A concurrent upload of the same digest may have completed first: on Azure its
-            // commit discards our uncommitted blocks (InvalidBlockList). The bytes are the same
-            // either way, so a blob of the right size there now is this commit done.
-            if let Some(existing) = self.head(&key).await? {
-                remove_spool_file(file).await;
-                return self.existing_blob(key, existing.size, size);
+        };
+        match writer.abort().await {
+            Ok(()) => self.forget_upload_intent(intent).await,
+            Err(e) => {
+                tracing::warn!(key = %key, error = %e, "cannot abort a failed multipart upload; the next run of the shard will");
             }
-            return Err(StoreError::from_backend(&key, e));
         }
-        remove_spool_file(file).await;
-        tracing::debug!(key = %key, size, "blob uploaded from the spool");
-        Ok(BlobCommit { key, created: true })
+        Err(failure)
     }
 
     /// A blob of that name exists: fine if its size is `size`.
@@ -202,6 +224,20 @@ fn check_size(file: &str, read: u64, expected: u64) -> Result<(), StoreError> {
             format!("spool file holds {read} bytes, {expected} were written to it"),
         ))
     }
+}
+
+/// The shard a spool file belongs to: the name of its directory (see [`shard_dir`]).
+fn spool_shard(file: &Path) -> Result<ShardId, StoreError> {
+    file.parent()
+        .and_then(Path::file_name)
+        .and_then(|name| name.to_str())
+        .and_then(|name| ShardId::parse(name).ok())
+        .ok_or_else(|| {
+            StoreError::corrupt(
+                file.display().to_string(),
+                "not a spool file: its directory is not named after a shard",
+            )
+        })
 }
 
 /// Removes a spool file; a failure only leaves it for [`Archive::clean_staging`].

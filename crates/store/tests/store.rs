@@ -1,12 +1,13 @@
 //! Conformance suite for `recarch-store`.
 //!
 //! Every case is an `async fn(Fixture)` run against each backend listed in the
-//! `conformance!` invocation at the bottom: in-memory, local disk, S3 (moto) and Azure Blob
-//! (Azurite). Each case gets a fresh, empty archive: a temporary directory, or a unique
-//! prefix in the shared test bucket/container.
+//! `conformance!` invocation at the bottom: in-memory, local disk, S3 on moto, S3 on
+//! SeaweedFS (a real distributed object store) and Azure Blob (Azurite). Each case gets a
+//! fresh, empty archive: a temporary directory, or a unique prefix in the shared test
+//! bucket/container.
 //!
-//! The S3 and Azure cases need the loopback emulators (`scripts/emulators.sh`), found through
-//! the `RECARCH_TEST_S3_*` / `RECARCH_TEST_AZURE_*` variables. Without them those cases are
+//! The S3 and Azure cases need the loopback servers (`scripts/emulators.sh`), found through
+//! the `RECARCH_TEST_S3_*` / `RECARCH_TEST_SEAWEEDFS_*` / `RECARCH_TEST_AZURE_*` variables. Without them those cases are
 //! skipped with a loud line on stderr, unless `RECARCH_REQUIRE_EMULATORS=1` (set by
 //! `scripts/test`), which makes their absence a failure.
 
@@ -36,8 +37,18 @@ const TEST_PART_SIZE: usize = 64 * 1024;
 enum Backend {
     Memory,
     Local,
+    /// S3 on moto.
     S3,
+    /// S3 on SeaweedFS.
+    SeaweedFs,
     Azure,
+}
+
+impl Backend {
+    /// Whether the archive talks the S3 API.
+    fn is_s3(self) -> bool {
+        matches!(self, Backend::S3 | Backend::SeaweedFs)
+    }
 }
 
 /// An archive under test, plus what keeps it alive.
@@ -114,6 +125,7 @@ const REQUIRE_EMULATORS: &str = "RECARCH_REQUIRE_EMULATORS";
 fn emulator_env(name: &str, suffixes: &[&str]) -> Option<Vec<String>> {
     use std::io::Write;
     static S3_SKIP: std::sync::Once = std::sync::Once::new();
+    static SEAWEEDFS_SKIP: std::sync::Once = std::sync::Once::new();
     static AZURE_SKIP: std::sync::Once = std::sync::Once::new();
 
     let var = |suffix: &str| format!("RECARCH_TEST_{name}_{suffix}");
@@ -125,7 +137,11 @@ fn emulator_env(name: &str, suffixes: &[&str]) -> Option<Vec<String>> {
             "{endpoint} is not set but {REQUIRE_EMULATORS} is: start the emulators first \
              (scripts/emulators.sh run cargo test ..., or ./scripts/test)"
         );
-        let once = if name == "S3" { &S3_SKIP } else { &AZURE_SKIP };
+        let once = match name {
+            "S3" => &S3_SKIP,
+            "SEAWEEDFS" => &SEAWEEDFS_SKIP,
+            _ => &AZURE_SKIP,
+        };
         once.call_once(|| {
             // Straight to stderr: the test harness would swallow eprintln! of a passing test.
             let _ = writeln!(
@@ -154,8 +170,18 @@ fn unique_prefix(case: &str) -> String {
 
 /// S3 settings of the moto emulator: `(bucket, options)`, or `None` to skip.
 fn s3_settings() -> Option<(String, Vec<(String, String)>)> {
+    s3_settings_of("S3")
+}
+
+/// S3 settings of the SeaweedFS server: `(bucket, options)`, or `None` to skip.
+fn seaweedfs_settings() -> Option<(String, Vec<(String, String)>)> {
+    s3_settings_of("SEAWEEDFS")
+}
+
+/// S3 settings from the `RECARCH_TEST_<name>_*` variables.
+fn s3_settings_of(name: &str) -> Option<(String, Vec<(String, String)>)> {
     let env = emulator_env(
-        "S3",
+        name,
         &["ENDPOINT", "BUCKET", "REGION", "ACCESS_KEY_ID", "SECRET_ACCESS_KEY"],
     )?;
     let [endpoint, bucket, region, key_id, secret] = <[String; 5]>::try_from(env).unwrap();
@@ -216,6 +242,15 @@ fn s3(case: &str) -> Option<Fixture> {
     let (bucket, options) = s3_settings()?;
     Some(remote(
         Backend::S3,
+        format!("s3://{bucket}/{}", unique_prefix(case)),
+        options,
+    ))
+}
+
+fn seaweedfs(case: &str) -> Option<Fixture> {
+    let (bucket, options) = seaweedfs_settings()?;
+    Some(remote(
+        Backend::SeaweedFs,
         format!("s3://{bucket}/{}", unique_prefix(case)),
         options,
     ))
@@ -381,7 +416,7 @@ async fn probe_succeeds(f: Fixture) {
 /// 5 MiB), so that multipart staging is exercised for real on S3 too.
 async fn large_blob_spans_several_parts(f: Fixture) {
     let a = f.archive.clone().with_upload_parts(1024 * 1024, 2);
-    if f.backend == Backend::S3 {
+    if f.backend.is_s3() {
         assert_eq!(
             a.part_size(),
             recarch_store::S3_MIN_PART_SIZE,
@@ -396,6 +431,109 @@ async fn large_blob_spans_several_parts(f: Fixture) {
     assert_eq!(digest, Sha256Digest::of(&bytes));
     assert!(a.commit_blob(staged, &digest).await.unwrap().created);
     assert_eq!(a.hash_blob(&digest).await.unwrap(), (digest, bytes.len() as u64));
+    assert!(staging_leftovers(&f).await.is_empty());
+    // Nothing invisible either: no incomplete upload, no intent record.
+    assert_eq!(a.incomplete_uploads().await.unwrap().is_some(), f.backend.is_s3());
+    assert_eq!(a.incomplete_uploads().await.unwrap().unwrap_or_default(), vec![]);
+    let keys = all_keys(&a).await;
+    assert_eq!(keys, BTreeSet::from([format!("blobs/sha256/{}", digest.to_hex())]));
+}
+
+/// Every incomplete multipart upload under the archive (none where there is no such thing).
+async fn incomplete(a: &Archive) -> Vec<recarch_store::IncompleteUpload> {
+    a.incomplete_uploads().await.unwrap().unwrap_or_default()
+}
+
+/// S3: a run killed during a multipart upload leaves the upload incomplete (billed, and not
+/// in listings) with its intent record; the next run of the shard aborts it and drops the
+/// record, and leaves alone the uploads of other shards and those started after it started.
+async fn interrupted_multipart_uploads_are_aborted(f: Fixture) {
+    if !f.backend.is_s3() {
+        assert!(f.archive.incomplete_uploads().await.unwrap().is_none());
+        assert_eq!(
+            f.archive.abort_interrupted_uploads(&shard(), Utc::now()).await.unwrap(),
+            0
+        );
+        return;
+    }
+    // One part in flight at a time, seven parts: the upload lasts long enough to be cut.
+    let a = f.archive.clone().with_upload_parts(recarch_store::S3_MIN_PART_SIZE, 1);
+    let bytes = data(6 * recarch_store::S3_MIN_PART_SIZE + 1, 11);
+    let blob = Path::from(format!("blobs/sha256/{}", Sha256Digest::of(&bytes).to_hex()));
+    let mut interrupted = false;
+    for _ in 0..3 {
+        let staged = a.stage(&shard(), chunked(&bytes, 1 << 20)).await.unwrap();
+        let digest = staged.digest();
+        let commit = tokio::spawn({
+            let a = a.clone();
+            async move { a.commit_blob(staged, &digest).await }
+        });
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while incomplete(&a).await.is_empty() && !commit.is_finished() && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        // The "kill": the commit stops where it is, without aborting anything.
+        commit.abort();
+        let _ = commit.await;
+        if !incomplete(&a).await.is_empty() {
+            interrupted = true;
+            break;
+        }
+        // It completed first: start over.
+        a.object_store().delete(&blob).await.unwrap();
+    }
+    assert!(interrupted, "no commit was cut during its upload");
+    let killed = incomplete(&a).await;
+    assert_eq!(killed.len(), 1, "{killed:?}");
+    assert_eq!(killed[0].key, blob.as_ref());
+    let records = |keys: BTreeSet<String>| -> Vec<String> {
+        keys.into_iter().filter(|k| k.starts_with("state/uploads/")).collect()
+    };
+    let left = records(all_keys(&a).await);
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(left[0].starts_with(&format!("state/uploads/0-of-1/{}-", Sha256Digest::of(&bytes).to_hex())));
+
+    // What a killed probe leaves in the shard's staging area (its create-only copy is a
+    // multipart upload), and another shard's.
+    let store = a.object_store();
+    let probe = store
+        .put_multipart(&Path::from("staging/0-of-1/probe-1-copy"))
+        .await
+        .unwrap();
+    let others = store
+        .put_multipart(&Path::from("staging/1-of-2/probe-2-copy"))
+        .await
+        .unwrap();
+    // Store clocks may count whole seconds.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let next_run_started = Utc::now();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // An upload of the same blob started since (by another shard).
+    let mut later = store.put_multipart(&blob).await.unwrap();
+    later.put_part(PutPayload::from(data(1000, 1))).await.unwrap();
+
+    // The next run, another process.
+    let next = f.twin();
+    assert_eq!(
+        next.abort_interrupted_uploads(&shard(), next_run_started)
+            .await
+            .unwrap(),
+        2
+    );
+    let mut left: Vec<String> = incomplete(&a).await.into_iter().map(|u| u.key).collect();
+    left.sort();
+    assert_eq!(left, vec![blob.to_string(), "staging/1-of-2/probe-2-copy".to_owned()]);
+    assert_eq!(records(all_keys(&a).await), Vec::<String>::new());
+    // Idempotent.
+    assert_eq!(next.abort_interrupted_uploads(&shard(), Utc::now()).await.unwrap(), 0);
+    drop(probe);
+    for mut upload in [later, others] {
+        upload.abort().await.unwrap();
+    }
+    assert_eq!(incomplete(&a).await, vec![]);
+    assert!(everything(&f).await.is_empty(), "{:?}", everything(&f).await);
+    // The killed commit's spool file goes with the next run's `clean_staging`, as ever.
+    assert_eq!(f.archive.clean_staging(&shard()).await.unwrap(), 1);
     assert!(staging_leftovers(&f).await.is_empty());
 }
 
@@ -1385,6 +1523,34 @@ async fn s3_probe_failures_name_the_url_and_the_server_error() {
     .await;
 }
 
+/// SeaweedFS checks every signature: a wrong secret, an unknown key and a missing bucket fail
+/// the probe with the server's own error code, and no secret is shown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seaweedfs_probe_failures_name_the_url_and_the_server_error() {
+    let Some((bucket, options)) = seaweedfs_settings() else {
+        return;
+    };
+    let url = format!("s3://{bucket}/{}", unique_prefix("probe"));
+    let secret = option(&options, "aws_secret_access_key").to_owned();
+    let report = Archive::open(&url, &options).unwrap().probe().await.unwrap();
+    assert!(
+        report.create_only && report.conditional_update && report.create_only_copy,
+        "{report}"
+    );
+    let wrong = "wrong-secret-Zq9yXbT4mK2pL7vN3wR8sJ6hF1dG5cA0";
+    let wrong_secret = with_option(&options, "aws_secret_access_key", wrong);
+    assert_probe_fails(&url, &wrong_secret, &["SignatureDoesNotMatch"], &[wrong, &secret]).await;
+    let unknown_key = with_option(&options, "aws_access_key_id", "AKIAUNKNOWNKEY000000");
+    assert_probe_fails(&url, &unknown_key, &["InvalidAccessKeyId"], &[&secret]).await;
+    assert_probe_fails(
+        &format!("s3://recarch-no-such-bucket/{}", unique_prefix("probe")),
+        &options,
+        &["NoSuchBucket"],
+        &[&secret],
+    )
+    .await;
+}
+
 /// S3 without `aws_copy_if_not_exists` (the `object_store` default): the probe says commits
 /// are not atomic, and commits fall back to check-then-copy, which still leaves one blob
 /// per digest and no staging debris.
@@ -1717,6 +1883,7 @@ macro_rules! conformance {
         backend_suite!(in_memory => super::memory; $($case),+);
         backend_suite!(local_fs => super::local; $($case),+);
         backend_suite!(s3 => super::s3; $($case),+);
+        backend_suite!(seaweedfs => super::seaweedfs; $($case),+);
         backend_suite!(azure => super::azure; $($case),+);
     };
 }
@@ -1725,6 +1892,7 @@ conformance!(
     probe_succeeds,
     stage_commit_and_hash,
     large_blob_spans_several_parts,
+    interrupted_multipart_uploads_are_aborted,
     empty_blob,
     commit_same_digest_twice,
     concurrent_commits_of_one_digest,

@@ -8,7 +8,7 @@
 //! round (archived items are skipped by their manifests), following Graph's `Location` only
 //! when it keeps every configured query option.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::pin::pin;
 
 use chrono::Utc;
@@ -214,12 +214,23 @@ pub async fn archive_organizer<K: ItemKind>(rc: &RoundContext<'_>, kind: &K, org
     // organizer's one delta query.
     let several = !matches!(sources.as_slice(), [None]);
     let mut all_done = true;
+    let mut live = None;
     for source in &sources {
         if rc.shutdown.is_cancelled() || result.fatal.is_some() {
             all_done = false;
             break;
         }
-        all_done &= walk_source(rc, kind, &org, &mut state, source.as_deref(), &seen, &mut result).await;
+        all_done &= walk_source(
+            rc,
+            kind,
+            &org,
+            &mut state,
+            source.as_deref(),
+            &seen,
+            &mut live,
+            &mut result,
+        )
+        .await;
     }
     if several && all_done {
         // Every source reached its delta link in this pass.
@@ -232,8 +243,13 @@ pub async fn archive_organizer<K: ItemKind>(rc: &RoundContext<'_>, kind: &K, org
     result
 }
 
+/// Archived live items of a versioned kind, by source (read once per organizer pass, when a
+/// full round first needs them).
+type LiveItems = HashMap<Option<String>, HashSet<String>>;
+
 /// The rounds of one source, from its checkpoint (again from the start after 410 Gone);
 /// `true` when it ended at a saved delta link.
+#[allow(clippy::too_many_arguments)] // the round's parts, each borrowed differently
 async fn walk_source<K: ItemKind>(
     rc: &RoundContext<'_>,
     kind: &K,
@@ -241,6 +257,7 @@ async fn walk_source<K: ItemKind>(
     state: &mut OrganizerState,
     source: Option<&str>,
     seen: &Seen<'_>,
+    live: &mut Option<LiveItems>,
     result: &mut OrganizerResult,
 ) -> bool {
     let mut start = match state.checkpoint_of(source) {
@@ -261,7 +278,7 @@ async fn walk_source<K: ItemKind>(
         let (end, listed) = walk_round(rc, kind, org, state, source, start, seen, result).await;
         match end {
             RoundEnd::Done => {
-                if K::VERSIONED && full_round && !reconcile(rc, kind, org, source, &listed, result).await {
+                if K::VERSIONED && full_round && !reconcile(rc, kind, org, source, &listed, live, result).await {
                     return false;
                 }
                 full_round = false;
@@ -308,20 +325,34 @@ async fn reconcile<K: ItemKind>(
     org: &OrganizerId,
     source: Option<&str>,
     listed: &HashSet<String>,
+    live: &mut Option<LiveItems>,
     result: &mut OrganizerResult,
 ) -> bool {
-    let live = match kind.live_ids(rc.items, org, source).await {
-        Ok(live) => live,
-        Err(e) => {
-            let reason = format!(
-                "cannot read its archived items to reconcile a full round: {}",
-                error_chain(&e)
-            );
-            result.round_failure::<K>(org, e.class(), reason);
-            return false;
+    if live.is_none() {
+        match kind.live_ids(rc.items, org).await {
+            Ok(items) => {
+                let mut by_source = LiveItems::new();
+                for (source, id) in items {
+                    by_source.entry(source).or_default().insert(id);
+                }
+                *live = Some(by_source);
+            }
+            Err(e) => {
+                let reason = format!(
+                    "cannot read its archived items to reconcile a full round: {}",
+                    error_chain(&e)
+                );
+                result.round_failure::<K>(org, e.class(), reason);
+                return false;
+            }
         }
-    };
-    for id in live.into_iter().filter(|id| !listed.contains(id)) {
+    }
+    let missing: Vec<String> = live
+        .as_ref()
+        .and_then(|l| l.get(&source.map(str::to_owned)))
+        .map(|ids| ids.iter().filter(|id| !listed.contains(*id)).cloned().collect())
+        .unwrap_or_default();
+    for id in missing {
         let mut raw = serde_json::json!({"id": id, "@removed": {"reason": NOT_IN_FULL_ROUND}});
         if let (Some(folder), Some(obj)) = (source, raw.as_object_mut()) {
             obj.insert("parentFolderId".into(), Value::String(folder.to_owned()));

@@ -101,8 +101,7 @@ impl ItemKind for Contacts {
         &self,
         ctx: &ItemContext,
         organizer: &OrganizerId,
-        source: Option<&str>,
-    ) -> Result<Vec<String>, recarch_store::StoreError> {
+    ) -> Result<Vec<(Option<String>, String)>, recarch_store::StoreError> {
         let mut live = Vec::new();
         let mut manifests = ctx.archive.manifests_of(Kind::Contacts, organizer);
         while let Some(manifest) = manifests.try_next().await? {
@@ -112,9 +111,9 @@ impl ItemKind for Contacts {
                 .and_then(Value::as_array)
                 .and_then(|v| v.last());
             let Some(newest) = newest else { continue };
-            let in_source = newest.get("folderId").and_then(Value::as_str) == source;
-            if in_source && newest.get("removed").is_none() {
-                live.push(manifest.id);
+            if newest.get("removed").is_none() {
+                let folder = newest.get("folderId").and_then(Value::as_str).map(str::to_owned);
+                live.push((folder, manifest.id));
             }
         }
         Ok(live)

@@ -78,14 +78,14 @@ pub trait ItemKind: Sync {
         raw: &'a Value,
     ) -> impl Future<Output = ItemOutcome> + Send + 'a;
 
-    /// Versioned kinds: the ids of `source` whose newest archived version is live (not a
-    /// tombstone). A full round that does not list one of them gets it a tombstone.
+    /// Versioned kinds: every archived item of `organizer` whose newest version is live (not
+    /// a tombstone), as `(source, id)`. A full round of a source that does not list one of its
+    /// items gets it a tombstone. Read at most once per organizer pass.
     fn live_ids<'a>(
         &'a self,
         _ctx: &'a ItemContext,
         _organizer: &'a OrganizerId,
-        _source: Option<&'a str>,
-    ) -> impl Future<Output = Result<Vec<String>, recarch_store::StoreError>> + Send + 'a {
+    ) -> impl Future<Output = Result<Vec<(Option<String>, String)>, recarch_store::StoreError>> + Send + 'a {
         std::future::ready(Ok(Vec::new()))
     }
 

@@ -15,8 +15,14 @@ use crate::layout::path;
 use crate::probe::is_unsupported;
 use crate::{Archive, StoreError};
 
-/// Attempts of a conditional update that keeps losing to other writers.
-const ATTEMPTS: usize = 8;
+/// Attempts of a conditional update that keeps losing to other writers; between attempts a
+/// random wait of up to [`BACKOFF_START`] doubled per loss (at most [`BACKOFF_MAX`]) spreads
+/// the contenders out.
+const ATTEMPTS: u32 = 16;
+/// The first backoff bound.
+const BACKOFF_START: std::time::Duration = std::time::Duration::from_millis(20);
+/// The largest backoff bound.
+const BACKOFF_MAX: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Locks striped over keys: updates of one key in this process take turns, updates of
 /// different keys mostly do not wait for each other.
@@ -47,7 +53,13 @@ impl Archive {
             (h.finish() % LOCK_STRIPES as u64) as usize
         };
         let _serialised = self.document_locks[stripe].lock().await;
-        for _ in 0..ATTEMPTS {
+        for attempt in 0..ATTEMPTS {
+            if attempt > 0 {
+                let bound = BACKOFF_START
+                    .saturating_mul(1 << (attempt - 1).min(10))
+                    .min(BACKOFF_MAX);
+                tokio::time::sleep(bound.mul_f64(fastrand::f64())).await;
+            }
             let (current, version) = match self.get_with_meta(key).await? {
                 Some((bytes, meta)) => {
                     let doc: T = serde_json::from_slice(&bytes)

@@ -220,17 +220,11 @@ pub async fn archive_organizer<K: ItemKind>(rc: &RoundContext<'_>, kind: &K, org
             all_done = false;
             break;
         }
-        all_done &= walk_source(
-            rc,
-            kind,
-            &org,
-            &mut state,
-            source.as_deref(),
-            &seen,
-            &mut live,
-            &mut result,
-        )
-        .await;
+        let scope = Scope {
+            org: &org,
+            source: source.as_deref(),
+        };
+        all_done &= walk_source(rc, kind, scope, &mut state, &seen, &mut live, &mut result).await;
     }
     if several && all_done {
         // Every source reached its delta link in this pass.
@@ -243,23 +237,29 @@ pub async fn archive_organizer<K: ItemKind>(rc: &RoundContext<'_>, kind: &K, org
     result
 }
 
+/// Whose delta round: an organizer, and the source (contact folder) when the kind has several.
+#[derive(Clone, Copy)]
+struct Scope<'a> {
+    org: &'a OrganizerId,
+    source: Option<&'a str>,
+}
+
 /// Archived live items of a versioned kind, by source (read once per organizer pass, when a
 /// full round first needs them).
 type LiveItems = HashMap<Option<String>, HashSet<String>>;
 
 /// The rounds of one source, from its checkpoint (again from the start after 410 Gone);
 /// `true` when it ended at a saved delta link.
-#[allow(clippy::too_many_arguments)] // the round's parts, each borrowed differently
 async fn walk_source<K: ItemKind>(
     rc: &RoundContext<'_>,
     kind: &K,
-    org: &OrganizerId,
+    scope: Scope<'_>,
     state: &mut OrganizerState,
-    source: Option<&str>,
     seen: &Seen<'_>,
     live: &mut Option<LiveItems>,
     result: &mut OrganizerResult,
 ) -> bool {
+    let Scope { org, source } = scope;
     let mut start = match state.checkpoint_of(source) {
         Some(cp) => PageRequest::Link(cp.link.clone()),
         None => PageRequest::First(kind.first_request(rc.config, org, source)),
@@ -275,7 +275,7 @@ async fn walk_source<K: ItemKind>(
         if rc.shutdown.is_cancelled() {
             return false;
         }
-        let (end, listed) = walk_round(rc, kind, org, state, source, start, seen, result).await;
+        let (end, listed) = walk_round(rc, kind, scope, state, start, seen, result).await;
         match end {
             RoundEnd::Done => {
                 if K::VERSIONED && full_round && !reconcile(rc, kind, org, source, &listed, live, result).await {
@@ -486,17 +486,16 @@ struct PendingItem<T> {
 
 /// Walks one round: pages are fetched a few ahead while items are archived; a page's
 /// continuation is saved only when it and every earlier page are settled.
-#[allow(clippy::too_many_arguments)] // the round's parts, each borrowed differently
 async fn walk_round<K: ItemKind>(
     rc: &RoundContext<'_>,
     kind: &K,
-    org: &OrganizerId,
+    scope: Scope<'_>,
     state: &mut OrganizerState,
-    source: Option<&str>,
     start: PageRequest,
     seen: &Seen<'_>,
     result: &mut OrganizerResult,
 ) -> (RoundEnd, HashSet<String>) {
+    let Scope { org, source } = scope;
     let limit = rc.config.fetch.concurrency * ITEMS_PER_DOWNLOAD_SLOT;
     let mut pages = pin!(rc.delta.pages::<K::Item>(start));
     let mut pages_done = false;

@@ -5,18 +5,14 @@
 
 use recarch_graph_sim::{ContentMode, MailboxFault, SimConfig};
 
-use super::util::{Env, last_report, sha256_hex};
+use super::util::{Env, last_report, manifest_of, sha256_hex};
 
 const CONTACTS: (&str, &str) = ("RECARCH_SOURCE__KINDS", "contacts");
 /// Two contacts per page: every folder's round takes several pages.
 const SMALL_PAGES: (&str, &str) = ("RECARCH_SOURCE__CONTACTS_PAGE_SIZE", "2");
 
 fn contact_manifest(env: &Env, user: &str, id: &str) -> Option<serde_json::Value> {
-    let path = env
-        .archive()
-        .join(format!("manifests/contacts/{user}/{}.json", sha256_hex(id.as_bytes())));
-    let text = std::fs::read_to_string(path).ok()?;
-    Some(serde_json::from_str(&text).expect("manifest is JSON"))
+    manifest_of(env, "contacts", user, id)
 }
 
 fn versions(m: &serde_json::Value) -> Vec<serde_json::Value> {

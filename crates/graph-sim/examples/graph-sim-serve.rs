@@ -35,11 +35,16 @@ struct Front {
 }
 
 fn arg(args: &[String], name: &str) -> Option<String> {
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
 }
 
 fn num(args: &[String], name: &str, default: u64) -> u64 {
-    arg(args, name).map_or(default, |v| v.parse().unwrap_or_else(|_| panic!("{name}: not a number")))
+    arg(args, name).map_or(default, |v| {
+        v.parse().unwrap_or_else(|_| panic!("{name}: not a number"))
+    })
 }
 
 #[tokio::main]
@@ -167,7 +172,10 @@ async fn proxy(front: &Front, req: Request, target: &str) -> Result<Response, Bo
             continue;
         }
         if name == LOCATION {
-            let swapped = value.to_str().unwrap_or("").replace(&front.sim_origin, &front.front_origin);
+            let swapped = value
+                .to_str()
+                .unwrap_or("")
+                .replace(&front.sim_origin, &front.front_origin);
             answer.headers_mut().insert(LOCATION, HeaderValue::from_str(&swapped)?);
         } else {
             answer.headers_mut().append(name, value.clone());

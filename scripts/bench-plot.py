@@ -1,81 +1,98 @@
 #!/usr/bin/env python3
-"""Throughput vs concurrency: runs the throughput bench at several concurrency levels and
-writes docs/throughput-vs-concurrency.svg (plain SVG, no plotting library needed).
+"""Throughput and peak RSS against concurrency, recarch beside rclone, from the cold-process
+benchmark: writes docs/throughput-vs-concurrency.svg (plain SVG, no plotting library needed).
 
-    scripts/bench-plot.py [--count N] [--size BYTES] [--levels 1,2,4,8,16]
+    scripts/bench-plot.py [--json SWEEP.json] [--levels 1,2,4,8] [--runs 3] [-- more bench-cold.py args]
+
+Without --json it first runs `scripts/bench-cold.py --stores local --sweep LEVELS --json ...`
+(recarch at concurrency C beside `rclone copy --transfers C`, fresh processes, same iterations).
+Points are medians; the bars span min to max.
 """
 import argparse
-import re
+import json
+import statistics
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+GIB = 1 << 30
+COLORS = {"recarch": "#1f77b4", "rclone": "#ff7f0e", "rclone+sha": "#d62728", "floor": "#7f7f7f"}
 
 
-def measure(count, size, concurrency):
-    out = subprocess.run(
-        ["cargo", "bench", "--quiet", "--bench", "throughput", "--", "--count", str(count), "--size", str(size),
-         "--concurrency", str(concurrency), "--delta-items", "1000"],
-        cwd=ROOT, check=True, capture_output=True, text=True,
-    ).stdout
-    sys.stdout.write(out)
-    recarch = float(re.search(r"recarch:\s+([0-9.]+) GiB/s", out).group(1))
-    rclone = re.search(r"rclone:\s+([0-9.]+) GiB/s", out)
-    sha2 = float(re.search(r"GiB/s on one core, ([0-9.]+) GiB/s on two", out).group(1))
-    floor = float(re.search(r"floor:\s+([0-9.]+) GiB/s", out).group(1))
-    return recarch, float(rclone.group(1)) if rclone else None, sha2, floor
+def series(data, tool, metric):
+    """[(concurrency, min, median, max)] of `metric` for `tool` over the local results."""
+    out = []
+    total = data["count"] * data["size"] / GIB
+    for r in data["results"]:
+        if r["store"] != "local" or not r["runs"].get(tool):
+            continue
+        vals = [total / m["wall"] if metric == "rate" else m["rss"] for m in r["runs"][tool]]
+        out.append((r["concurrency"], min(vals), statistics.median(vals), max(vals)))
+    return sorted(out)
 
 
-def svg(levels, rows, path):
-    w, h, left, bottom, top, right = 700, 400, 70, 50, 30, 230
-    ymax = max(max(v or 0 for v in r) for r in rows) * 1.1
-    target = 0.6 * sum(r[2] for r in rows) / len(rows)
-    x = lambda i: left + i * (w - left - right) / max(1, len(levels) - 1)
-    y = lambda v: h - bottom - v / ymax * (h - top - bottom)
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">',
-             f'<rect width="{w}" height="{h}" fill="white"/>',
-             f'<text x="{w / 2 - 100}" y="18">archive throughput vs concurrency</text>',
-             f'<line x1="{left}" y1="{h - bottom}" x2="{w - right}" y2="{h - bottom}" stroke="black"/>',
-             f'<line x1="{left}" y1="{top}" x2="{left}" y2="{h - bottom}" stroke="black"/>',
-             f'<text x="{w / 2 - 60}" y="{h - 12}">downloads in flight</text>',
-             f'<text x="{left - 45}" y="{top - 12}">GiB/s</text>']
-    for i, level in enumerate(levels):
-        parts.append(f'<text x="{x(i) - 4}" y="{h - bottom + 16}">{level}</text>')
+def panel(parts, ox, oy, w, h, title, unit, lines, levels):
+    ymax = max(p[3] for _, pts in lines for p in pts) * 1.1 or 1
+    x = lambda c: ox + 50 + levels.index(c) * (w - 70) / max(1, len(levels) - 1)
+    y = lambda v: oy + h - 30 - v / ymax * (h - 60)
+    parts.append(f'<text x="{ox + 50}" y="{oy + 16}" font-weight="bold">{title}</text>')
+    parts.append(f'<line x1="{ox + 50}" y1="{oy + h - 30}" x2="{ox + w - 20}" y2="{oy + h - 30}" stroke="black"/>')
+    parts.append(f'<line x1="{ox + 50}" y1="{oy + 30}" x2="{ox + 50}" y2="{oy + h - 30}" stroke="black"/>')
+    parts.append(f'<text x="{ox + 5}" y="{oy + 26}">{unit}</text>')
+    parts.append(f'<text x="{ox + w / 2 - 40}" y="{oy + h - 4}">concurrency</text>')
+    for c in levels:
+        parts.append(f'<text x="{x(c) - 4}" y="{oy + h - 14}">{c}</text>')
     for k in range(6):
         v = ymax * k / 5
-        parts.append(f'<text x="{left - 40}" y="{y(v) + 4}">{v:.2f}</text>')
-        parts.append(f'<line x1="{left}" y1="{y(v)}" x2="{w - right}" y2="{y(v)}" stroke="#ddd"/>')
-    series = [("recarch (hash, write, fsync)", 0, "#1f77b4"), ("rclone copy --transfers 4", 1, "#ff7f0e"),
-              ("SHA-256 limit, 2 cores", 2, "#2ca02c"), ("floor: TCP+hash+write+fsync", 3, "#7f7f7f")]
-    for n, (name, col, color) in enumerate(series):
-        pts = [(x(i), y(r[col])) for i, r in enumerate(rows) if r[col] is not None]
-        if not pts:
-            continue
+        parts.append(f'<text x="{ox + 8}" y="{y(v) + 4}">{v:.1f}</text>')
+        parts.append(f'<line x1="{ox + 50}" y1="{y(v):.1f}" x2="{ox + w - 20}" y2="{y(v):.1f}" stroke="#eee"/>')
+    for name, pts in lines:
+        color = COLORS.get(name, "#2ca02c")
         parts.append('<polyline fill="none" stroke="%s" stroke-width="2" points="%s"/>'
-                     % (color, " ".join(f"{a:.1f},{b:.1f}" for a, b in pts)))
-        parts.append(f'<text x="{w - right + 10}" y="{top + 20 + n * 18}" fill="{color}">{name}</text>')
-    parts.append(f'<line x1="{left}" y1="{y(target):.1f}" x2="{w - right}" y2="{y(target):.1f}" stroke="#2ca02c" '
-                 f'stroke-dasharray="6,4"/>')
-    parts.append(f'<text x="{w - right + 10}" y="{top + 20 + len(series) * 18}" fill="#2ca02c">60 % of the SHA-256 limit</text>')
+                     % (color, " ".join(f"{x(c):.1f},{y(med):.1f}" for c, _, med, _ in pts)))
+        for c, lo, med, hi in pts:
+            parts.append(f'<line x1="{x(c):.1f}" y1="{y(lo):.1f}" x2="{x(c):.1f}" y2="{y(hi):.1f}" stroke="{color}"/>')
+            parts.append(f'<circle cx="{x(c):.1f}" cy="{y(med):.1f}" r="3" fill="{color}"/>')
+
+
+def svg(data, path):
+    tools = [t for t in ("recarch", "rclone", "rclone+sha") if series(data, t, "rate")]
+    extra = [t for r in data["results"] for t in r["runs"] if t not in tools and t not in ("floor", "floor-2core")]
+    tools += list(dict.fromkeys(extra))
+    levels = sorted({r["concurrency"] for r in data["results"] if r["store"] == "local"})
+    w, h = 900, 380
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h + 60}" font-family="sans-serif" '
+             f'font-size="12">', f'<rect width="{w}" height="{h + 60}" fill="white"/>']
+    panel(parts, 0, 0, w / 2, h, "throughput (cold process, local disk)", "GiB/s",
+          [(t, series(data, t, "rate")) for t in tools], levels)
+    panel(parts, w / 2, 0, w / 2, h, "peak RSS of the process", "MiB",
+          [(t, series(data, t, "rss")) for t in tools], levels)
+    for i, t in enumerate(tools):
+        parts.append(f'<text x="{60 + i * 200}" y="{h + 30}" fill="{COLORS.get(t, "#2ca02c")}">{t}</text>')
+    m = data.get("machine", {})
+    parts.append(f'<text x="60" y="{h + 50}" fill="#555">{data["count"]} x {data["size"] >> 20} MiB, '
+                 f'{m.get("nproc")} vCPUs {m.get("cpu", "")}, median and min-max of the runs</text>')
     parts.append("</svg>")
     path.write_text("\n".join(parts) + "\n")
 
 
 def main():
-    p = argparse.ArgumentParser()
-    p.add_argument("--count", type=int, default=32)
-    p.add_argument("--size", type=int, default=32 << 20)
-    p.add_argument("--levels", default="1,2,4,8,16")
-    a = p.parse_args()
-    levels = [int(v) for v in a.levels.split(",")]
-    rows = [measure(a.count, a.size, c) for c in levels]
-    out = ROOT / "docs" / "throughput-vs-concurrency.svg"
-    svg(levels, rows, out)
-    print(f"wrote {out}")
-    print("| concurrency | recarch GiB/s | floor GiB/s | recarch / floor | rclone GiB/s | SHA-256 limit, 2 cores, GiB/s |")
-    for level, (r, c, s, f) in zip(levels, rows):
-        print(f"| {level} | {r:.3f} | {f:.3f} | {r / f:.2f} | {c if c is not None else '-'} | {s:.3f} |")
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--json", type=Path)
+    ap.add_argument("--levels", default="1,2,4,8")
+    ap.add_argument("--runs", default="3")
+    ap.add_argument("--out", type=Path, default=ROOT / "docs" / "throughput-vs-concurrency.svg")
+    ap.add_argument("rest", nargs="*")
+    args = ap.parse_args()
+    path = args.json
+    if path is None:
+        path = Path(tempfile.mkdtemp()) / "sweep.json"
+        subprocess.run([sys.executable, str(ROOT / "scripts" / "bench-cold.py"), "--stores", "local", "--sweep",
+                        args.levels, "--runs", args.runs, "--no-floor", "--json", str(path), *args.rest], check=True)
+    svg(json.loads(path.read_text()), args.out)
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

@@ -228,6 +228,15 @@ pub async fn put_manifest(ctx: &ItemContext, manifest: &Manifest, bytes: u64, ne
     }
 }
 
+/// Aborts the staging task if the item is dropped (run shutting down past its grace).
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 enum Attempt {
     Failed {
         reason: String,
@@ -251,12 +260,25 @@ async fn download_once(ctx: &ItemContext, url: &str) -> Result<StoredBlob, Attem
     let mut download = ctx.fetcher.open(url).await.map_err(classify)?;
     let media_type = download.media_type().unwrap_or("application/octet-stream").to_owned();
     let shown = ctx.progress.download(download.content_length());
-    let counted = futures::StreamExt::inspect(&mut download, |chunk| {
-        if let Ok(chunk) = chunk {
-            shown.advance(chunk.len() as u64);
-        }
+    // Staging (hashing every byte, writing it) runs as a task of its own, so that the
+    // downloads in flight hash on every core rather than all on the thread polling the round.
+    let (archive, shard) = (ctx.archive.clone(), ctx.shard.clone());
+    let staging = tokio::spawn(async move {
+        let counted = futures::StreamExt::inspect(&mut download, |chunk| {
+            if let Ok(chunk) = chunk {
+                shown.advance(chunk.len() as u64);
+            }
+        });
+        let staged = archive.stage(&shard, counted).await;
+        (staged, download)
     });
-    let staged = match ctx.archive.stage(&ctx.shard, counted).await {
+    let abort = AbortOnDrop(staging.abort_handle());
+    let (staged, download) = match staging.await {
+        Ok(done) => done,
+        Err(e) => return Err(Attempt::Fatal(anyhow::anyhow!("staging task failed: {e}"))),
+    };
+    drop(abort);
+    let staged = match staged {
         Ok(staged) => staged,
         Err(StageError::Body(e)) => return Err(classify(e)),
         Err(StageError::Store(e)) => {

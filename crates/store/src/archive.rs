@@ -270,8 +270,8 @@ impl Archive {
     /// [`DEFAULT_PART_CONCURRENCY`]). Both are at least 1.
     /// S3 rejects parts under 5 MiB (except the last), so on an archive opened from an S3
     /// URL the part size is at least [`S3_MIN_PART_SIZE`] whatever is asked. Memory use per
-    /// upload is about
-    /// `part_size * (part_concurrency + 1)`.
+    /// staged upload is about `part_size * (part_concurrency + 1)`; an upload of a spooled
+    /// file (S3, Azure) keeps one part in flight, two parts of memory.
     pub fn with_upload_parts(mut self, part_size: usize, part_concurrency: usize) -> Self {
         self.part_size = part_size.max(self.min_part_size).max(1);
         self.part_concurrency = part_concurrency.max(1);
@@ -306,7 +306,8 @@ impl Archive {
 
     /// How many uploads are worth staging at once per download in flight, for a caller that
     /// lets the end of one upload overlap the next download (as `recarch run` does). One
-    /// upload buffers at most `part_size * (part_concurrency + 1)` bytes.
+    /// staged upload buffers at most `part_size * (part_concurrency + 1)` bytes, one upload
+    /// of a spooled file two parts.
     ///
     /// On local disk, finishing an upload is mostly waiting for fsync while its few small
     /// parts drain at disk speed: two per download keep the network busy (measured: +15-20 %)

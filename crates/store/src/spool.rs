@@ -12,8 +12,8 @@
 //! Disk: one file per download being stored (`[fetch].concurrency` × the recording size at
 //! most), under `<spool dir>/<shard>/`; a file is removed when its blob is committed or
 //! discarded, and a killed run's files by the next run of the shard
-//! ([`Archive::clean_staging`]). Memory: at most `part_size × (part_concurrency + 1)` per
-//! upload, whatever the file's size.
+//! ([`Archive::clean_staging`]). Memory: two parts per upload (one in flight, the next being
+//! read from the file), whatever the file's size.
 
 use std::path::{Path, PathBuf};
 
@@ -143,7 +143,11 @@ impl Archive {
         let mut writer = WriteMultipart::new_with_chunk_size(upload, self.part_size);
         let mut sent = 0u64;
         let failure = loop {
-            if let Err(e) = writer.wait_for_capacity(self.part_concurrency).await {
+            // One part in flight while the next is read from the spool file: the file is
+            // local, so reading never waits long, and every further part in flight would only
+            // hold another part size of memory per upload (measured at concurrency 8: peak RSS
+            // 305-327 MiB with five, 120-128 MiB with one, and no slower on SeaweedFS or Azurite).
+            if let Err(e) = writer.wait_for_capacity(1).await {
                 break StoreError::from_backend(&key, e);
             }
             let mut part = BytesMut::zeroed(self.part_size);

@@ -558,6 +558,8 @@ def main():
     own_work = args.work is None
     work = Path(tempfile.mkdtemp(prefix="recarch-bench-")) if own_work else args.work
     work.mkdir(parents=True, exist_ok=True)
+    # mkdtemp makes it 0700: nginx's worker (another user) must be able to read the files.
+    work.chmod(0o755)
     (work / "archives").mkdir(exist_ok=True)
     data = work / "files"
     log(f"work dir {work}; {count} recordings ({args.organizers} x {recordings}) of {size} bytes, {nfiles} files")

@@ -228,8 +228,7 @@ pub async fn archive_organizer<K: ItemKind>(rc: &RoundContext<'_>, kind: &K, org
     }
     if several && all_done {
         // Every source reached its delta link in this pass.
-        state.rounds_completed += 1;
-        state.last_completed_at = Some(Utc::now());
+        state.round_completed(None, Utc::now());
         if let Err(reason) = save_state(rc.items, &mut state).await {
             result.round_failure::<K>(&org, FailureClass::Transient, reason);
         }
@@ -360,10 +359,7 @@ async fn reconcile<K: ItemKind>(
         tracing::info!(organizer = %org, kind = %K::KIND, %id, "archived as live but not listed by a full round: archiving a tombstone version");
         result.counts.removed += 1;
         result.counts.discovered += 1;
-        let outcome = match serde_json::from_value::<K::Item>(raw.clone()) {
-            Ok(item) => kind.archive(rc.items, org, &item, &raw).await,
-            Err(e) => ItemOutcome::failed(FailureClass::Permanent, format!("malformed item: {e}")),
-        };
+        let outcome = archive_raw(rc, kind, org, &raw).await;
         let settled = settle(rc.items, rc.policy, K::KIND, org, &id, &raw, None, outcome).await;
         if !result.record::<K>(org, &id, settled) {
             return false;
@@ -407,6 +403,15 @@ pub fn keeps_options(link: &str, options: &[String]) -> bool {
     options.iter().all(|o| decoded.contains(o.as_str()))
 }
 
+/// Archives an item kept as raw JSON (a queue entry, a tombstone the archiver writes itself):
+/// one that no longer parses as the kind's item is a permanent failure.
+async fn archive_raw<K: ItemKind>(rc: &RoundContext<'_>, kind: &K, org: &OrganizerId, raw: &Value) -> ItemOutcome {
+    match serde_json::from_value::<K::Item>(raw.clone()) {
+        Ok(item) => kind.archive(rc.items, org, &item, raw).await,
+        Err(e) => ItemOutcome::failed(FailureClass::Permanent, format!("malformed item: {e}")),
+    }
+}
+
 /// Retries the queued items; returns the ids tried (the round skips them if listed again).
 async fn retry_queue<K: ItemKind>(
     rc: &RoundContext<'_>,
@@ -429,10 +434,7 @@ async fn retry_queue<K: ItemKind>(
             let outcome = if rc.shutdown.is_cancelled() {
                 ItemOutcome::Interrupted
             } else {
-                match serde_json::from_value::<K::Item>(raw.clone()) {
-                    Ok(item) => kind.archive(rc.items, org, &item, &raw).await,
-                    Err(e) => ItemOutcome::failed(FailureClass::Permanent, format!("malformed item: {e}")),
-                }
+                archive_raw(rc, kind, org, &raw).await
             };
             let settled = settle(rc.items, rc.policy, K::KIND, org, &id, &raw, Some(q), outcome).await;
             (id, settled)

@@ -61,6 +61,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest as _, Sha256};
 
 use crate::exit::{Exit, ExitError};
+use crate::pipeline::error_chain;
 
 /// How many blobs are re-hashed at once.
 const HASH_PARALLELISM: usize = 4;
@@ -270,7 +271,7 @@ async fn check(
                 }
             }
             Err(e) => report.found(
-                format!("cannot read blob blobs/sha256/{digest}: {}", chain(&e)),
+                format!("cannot read blob blobs/sha256/{digest}: {}", error_chain(&e)),
                 &mut on_problem,
             ),
         }
@@ -303,7 +304,7 @@ async fn check_meeting_indexes(archive: &Archive, report: &mut VerifyReport, on_
         let meta = match meta {
             Ok(meta) => meta,
             Err(e) => {
-                report.found(format!("cannot list meetings/: {}", chain(&e)), on_problem);
+                report.found(format!("cannot list meetings/: {}", error_chain(&e)), on_problem);
                 return;
             }
         };
@@ -316,12 +317,18 @@ async fn check_meeting_indexes(archive: &Archive, report: &mut VerifyReport, on_
                     continue;
                 }
                 Err(e) => {
-                    report.found(format!("cannot read meeting index {key}: {}", chain(&e)), on_problem);
+                    report.found(
+                        format!("cannot read meeting index {key}: {}", error_chain(&e)),
+                        on_problem,
+                    );
                     continue;
                 }
             },
             Err(e) => {
-                report.found(format!("cannot read meeting index {key}: {}", chain(&e)), on_problem);
+                report.found(
+                    format!("cannot read meeting index {key}: {}", error_chain(&e)),
+                    on_problem,
+                );
                 continue;
             }
         };
@@ -383,7 +390,11 @@ async fn read_manifests(
         .map_err(|e| {
             ExitError::new(
                 Exit::Fatal,
-                anyhow::anyhow!("cannot list {MANIFESTS}/ in {}: {}", archive.display_url(), chain(&e)),
+                anyhow::anyhow!(
+                    "cannot list {MANIFESTS}/ in {}: {}",
+                    archive.display_url(),
+                    error_chain(&e)
+                ),
             )
         })?;
     let mut complete = true;
@@ -401,7 +412,7 @@ async fn read_manifests(
                 report.found(
                     format!(
                         "cannot list manifests under {kind}/: {}; none of them was checked",
-                        chain(&e)
+                        error_chain(&e)
                     ),
                     on_problem,
                 );
@@ -437,7 +448,7 @@ async fn read_manifests(
                 report.found(
                     format!(
                         "cannot list manifests under {dir}/: {}; the rest of it was not checked",
-                        chain(&e)
+                        error_chain(&e)
                     ),
                     on_problem,
                 );
@@ -451,7 +462,7 @@ async fn read_manifests(
         let bytes = match read {
             Ok(bytes) => bytes,
             Err(e) => {
-                report.found(format!("cannot read manifest {key}: {}", chain(&e)), on_problem);
+                report.found(format!("cannot read manifest {key}: {}", error_chain(&e)), on_problem);
                 continue;
             }
         };
@@ -502,38 +513,27 @@ async fn list_blobs(
             // A badly named object was listed: the listing itself works.
             Err(e @ StoreError::Corrupt { .. }) => {
                 listed_any = true;
-                report.found(format!("bad blob entry: {}", chain(&e)), on_problem);
+                report.found(format!("bad blob entry: {}", error_chain(&e)), on_problem);
             }
             Err(e) if !listed_any => {
                 return Err(ExitError::new(
                     Exit::Fatal,
-                    anyhow::anyhow!("cannot list blobs in {}: {}", archive.display_url(), chain(&e)),
+                    anyhow::anyhow!("cannot list blobs in {}: {}", archive.display_url(), error_chain(&e)),
                 ));
             }
             Err(e) => {
                 complete = false;
                 report.found(
-                    format!("cannot list blobs: {}; the blobs after it were not checked", chain(&e)),
+                    format!(
+                        "cannot list blobs: {}; the blobs after it were not checked",
+                        error_chain(&e)
+                    ),
                     on_problem,
                 );
             }
         }
     }
     Ok(complete)
-}
-
-/// An error and its sources, `: `-separated (the store's backend errors are sources).
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let more = s.to_string();
-        if !text.contains(&more) {
-            text = format!("{text}: {more}");
-        }
-        source = s.source();
-    }
-    text
 }
 
 // ---------------------------------------------------------------- manifests

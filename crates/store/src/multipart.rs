@@ -38,6 +38,7 @@ use object_store::{ObjectMeta, ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
 
 use crate::layout::{self, path};
+use crate::probe::error_chain;
 use crate::{Archive, Sha256Digest, ShardId, StoreError};
 
 /// Schema of an intent record.
@@ -181,14 +182,14 @@ impl S3Uploads {
             let response = match self.http.execute(request).await {
                 Ok(response) => response,
                 Err(e) if retry => {
-                    tracing::debug!(error = %chain(&e), attempt, "listing incomplete uploads failed; retrying");
+                    tracing::debug!(error = %error_chain(&e), attempt, "listing incomplete uploads failed; retrying");
                     backoff(attempt).await;
                     continue;
                 }
                 Err(e) => {
                     return Err(StoreError::from_backend(
                         &what,
-                        generic(format!("request failed: {}", chain(&e))),
+                        generic(format!("request failed: {}", error_chain(&e))),
                     ));
                 }
             };
@@ -196,14 +197,14 @@ impl S3Uploads {
             let body = match response.into_body().bytes().await {
                 Ok(body) => body,
                 Err(e) if retry => {
-                    tracing::debug!(error = %chain(&e), attempt, "reading a listing of incomplete uploads failed; retrying");
+                    tracing::debug!(error = %error_chain(&e), attempt, "reading a listing of incomplete uploads failed; retrying");
                     backoff(attempt).await;
                     continue;
                 }
                 Err(e) => {
                     return Err(StoreError::from_backend(
                         &what,
-                        generic(format!("reading the answer failed: {}", chain(&e))),
+                        generic(format!("reading the answer failed: {}", error_chain(&e))),
                     ));
                 }
             };
@@ -292,21 +293,6 @@ fn status_error(status: http::StatusCode, body: &Bytes) -> object_store::Error {
         405 | 501 => object_store::Error::NotSupported { source },
         _ => object_store::Error::Generic { store: STORE, source },
     }
-}
-
-/// An error and its sources, `: `-separated (object_store's HTTP errors carry no URL).
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(inner) = source {
-        let more = inner.to_string();
-        if !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-        source = inner.source();
-    }
-    text
 }
 
 fn generic(reason: String) -> object_store::Error {

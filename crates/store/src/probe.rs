@@ -301,7 +301,7 @@ const MAX_ERROR_CHARS: usize = 2000;
 
 /// `e` and each of its sources whose text is not already included, joined with `: `, on
 /// one line (server error bodies are multi-line XML) and at most [`MAX_ERROR_CHARS`] long.
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut out = e.to_string();
     let mut source = e.source();
     while let Some(inner) = source {

@@ -23,7 +23,8 @@ Then, per store, `--runs` iterations; each iteration runs, in a rotating order:
 For each child: wall seconds, CPU (user+sys from wait4's rusage), peak RSS (ru_maxrss),
 voluntary / involuntary context switches; for recarch also the bytes it wrote to disk
 (/proc/PID/io write_bytes, read before the child is reaped) and, on S3 and Azure, the bytes the
-store server wrote to its disk during the pass. Min / median / max over the runs, and the ratio
+store server wrote to its disk during the pass; on S3 and Azure, for every tool, the CPU the
+store server spent during the pass (/proc/PID/stat). Min / median / max over the runs, and the ratio
 rclone time / recarch time per iteration. The results go to --json for scripts/bench-plot.py.
 
 `--sweep 1,2,4,8` repeats the local-disk measurement at each concurrency (rclone --transfers
@@ -91,6 +92,16 @@ def proc_io(pid):
         return {k: int(v) for k, v in fields.items()}
     except (OSError, ValueError):
         return {}
+
+
+def proc_cpu(pid):
+    """CPU seconds (user + system, with reaped children) a process has used so far."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        # fields[0] is the state (field 3 of stat(5)): utime, stime, cutime, cstime are 14-17.
+        return sum(int(fields[i]) for i in (11, 12, 13, 14)) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return float("nan")
 
 
 class Measured(dict):
@@ -453,6 +464,7 @@ def measure_store(bench, store, concurrency, runs, with_floor, files):
             store.update(store["restart"]())
         order = tools[it % len(tools):] + tools[: it % len(tools)]
         for tool in order:
+            server_cpu = proc_cpu(store["pid"]) if "pid" in store else None
             if tool == "recarch":
                 m = bench.recarch(bench.args.recarch, store, concurrency)
             elif tool == base:
@@ -467,11 +479,17 @@ def measure_store(bench, store, concurrency, runs, with_floor, files):
             else:
                 m, two = bench.floor(None, files)
                 results["floor-2core"].append(two)
+            if server_cpu is not None:
+                # What the store server spent on this pass: on a 2-core machine it competes
+                # with the client for the same cores.
+                time.sleep(0.2)
+                m["store_cpu"] = proc_cpu(store["pid"]) - server_cpu
             m["iteration"] = it
             results[tool].append(m)
             log(f"  [{store['kind']} c={concurrency} run {it + 1}/{runs}] {tool:11s} wall {m['wall']:.2f} s  "
                 f"cpu {m['cpu']:.2f} s  rss {m['rss']:.1f} MiB  csw {m.get('nvcsw', 0)}/{m.get('nivcsw', 0)}"
-                + (f"  store wrote {m['store_write_bytes'] / MIB:.0f} MiB" if "store_write_bytes" in m else ""))
+                + (f"  store wrote {m['store_write_bytes'] / MIB:.0f} MiB" if "store_write_bytes" in m else "")
+                + (f"  store cpu {m['store_cpu']:.2f} s" if "store_cpu" in m else ""))
     return results
 
 
@@ -479,8 +497,9 @@ def report(kind, concurrency, results, total, base="baseline"):
     gib = total / GIB
     lines = [f"\n### {kind}, concurrency {concurrency}: {total / MIB:.0f} MiB per pass "
              f"({len(results['recarch'])} runs; min / median / max)\n",
-             "| tool | wall s | GiB/s | CPU s per GiB | peak RSS MiB | vol. ctx switches | own disk writes MiB | store server disk writes MiB |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "| tool | wall s | GiB/s | CPU s per GiB | store server CPU s per GiB | peak RSS MiB | vol. ctx switches "
+             "| own disk writes MiB | store server disk writes MiB |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for tool, ms in results.items():
         if not ms:
             continue
@@ -491,7 +510,8 @@ def report(kind, concurrency, results, total, base="baseline"):
         csw = stats([m.get("nvcsw", float("nan")) for m in ms])
         sw = stats([m["store_write_bytes"] / MIB for m in ms if "store_write_bytes" in m])
         own = stats([m["write_bytes"] / MIB for m in ms if "write_bytes" in m])
-        lines.append(f"| {tool} | {fmt3(wall)} | {fmt3(rate)} | {fmt3(cpu)} | {fmt3(rss, '{:.0f}')} | "
+        server = stats([m["store_cpu"] / gib for m in ms if "store_cpu" in m])
+        lines.append(f"| {tool} | {fmt3(wall)} | {fmt3(rate)} | {fmt3(cpu)} | {fmt3(server)} | {fmt3(rss, '{:.0f}')} | "
                      f"{fmt3(csw, '{:.0f}')} | {fmt3(own, '{:.0f}')} | {fmt3(sw, '{:.0f}')} |")
     ratios = {}
     for other in [t for t in results if t not in ("recarch", "floor", "floor-2core")]:
@@ -535,7 +555,8 @@ def main():
     ap.add_argument("--work", type=Path, help="working directory (default: a fresh one under /tmp, removed)")
     ap.add_argument("--keep", action="store_true", help="keep the archives (local) for inspection")
     ap.add_argument("--json", type=Path, help="write every measurement here")
-    ap.add_argument("--hold", action="store_true", help="start the servers, print the config, wait for Enter")
+    ap.add_argument("--hold", action="store_true",
+                    help="start the servers (the first of --stores), print the config, wait for Enter")
     args = ap.parse_args()
     global RCLONE
     RCLONE = args.rclone
@@ -571,12 +592,6 @@ def main():
         file_url = start_file_server(servers, args.file_server, data, work)
         sim = start_sim(servers, args.serve, work, file_url, args.organizers, recordings, nfiles, size)
         bench = Bench(args, work, file_url, sim, nfiles * size)
-        if args.hold:
-            cfg = work / "hold.toml"
-            recarch_config(cfg, sim, {"kind": "local"}, args.concurrency, work / "archives" / "hold", None)
-            print(f"config: {cfg}\nsecret: RECARCH_BENCH_SECRET={sim['client_secret']}\nfiles: {file_url}", flush=True)
-            input()
-            return
         levels = [int(c) for c in args.sweep.split(",")] if args.sweep else None
         for kind in args.stores.split(","):
             if kind == "local":
@@ -589,6 +604,15 @@ def main():
                 store["restart"] = lambda st=store: (servers.stop_one(st["pid"]), start_azurite(servers, work))[1]
             else:
                 raise SystemExit(f"unknown store {kind}")
+            if args.hold:
+                # For profilers: the servers of the first store listed, and a config for them.
+                cfg = work / "hold.toml"
+                recarch_config(cfg, sim, store, args.concurrency, hold_archive(work, store), work / "spool")
+                print(f"config: {cfg}\nsecret: RECARCH_BENCH_SECRET={sim['client_secret']}\nfiles: {file_url}\n"
+                      f"(the archive is {hold_archive(work, store)}: remove it, or edit the config, between runs)",
+                      flush=True)
+                input()
+                return
             for c in (levels if levels and kind == "local" else [args.concurrency]):
                 results = measure_store(bench, store, c, args.runs, kind == "local" and not args.no_floor, files)
                 ratios = report(kind, c, results, total, args.baseline_name)
@@ -603,6 +627,10 @@ def main():
         servers.stop()
         if own_work and not args.keep:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def hold_archive(work, store):
+    return work / "archives" / "hold" if store["kind"] == "local" else "hold"
 
 
 def machine():

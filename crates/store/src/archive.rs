@@ -31,12 +31,13 @@ use crate::{
 };
 use serde_json::Value;
 
-/// Default size of the parts of a staging upload (S3 requires at least 5 MiB).
+/// Default size of the parts of a staging upload in the store (S3 requires at least 5 MiB).
 pub const DEFAULT_PART_SIZE: usize = 8 * 1024 * 1024;
-/// Size of the parts of a staging upload on local disk: each part is one positioned write
-/// with no per-request cost, so small parts cost no throughput (measured: 1, 2 and 8 MiB
-/// within noise) and keep buffered bytes, and the peak memory, low.
-pub const LOCAL_PART_SIZE: usize = 2 * 1024 * 1024;
+/// Default size of the parts of an upload of a spooled file (S3, Azure): S3's smallest.
+/// Each upload holds one part in memory, so at concurrency 8 this is 40 MiB of buffers
+/// (8 MiB parts: 64 MiB, and 113 MiB peak RSS against 100 or less with 5 MiB on Azurite).
+/// A file of over 10 000 parts (48.8 GiB) is sent in larger parts.
+pub const SPOOL_PART_SIZE: usize = 5 * 1024 * 1024;
 /// Smallest part S3 accepts in a multipart upload (except the last part); smaller part
 /// sizes asked of an S3 archive are raised to this.
 pub const S3_MIN_PART_SIZE: usize = 5 * 1024 * 1024;
@@ -74,8 +75,9 @@ pub struct Archive {
     /// The same store with brief retries, for [`Archive::probe`] (S3 and Azure only).
     probe_store: Option<Arc<dyn ObjectStore>>,
     display_url: String,
-    /// Root directory when opened from a `file://` URL; used only to sweep the temporary
-    /// files `LocalFileSystem` leaves behind when a process is killed mid-upload.
+    /// Root directory when opened from a `file://` URL: blobs are written under it and
+    /// hard-linked into place, and the temporary files `LocalFileSystem` leaves behind when a
+    /// process is killed mid-write are swept from it.
     pub(crate) local_root: Option<PathBuf>,
     pub(crate) part_size: usize,
     pub(crate) part_concurrency: usize,
@@ -266,12 +268,12 @@ impl Archive {
     }
 
     /// Sets the part size and the number of parts in flight for [`Archive::stage`]
-    /// (defaults: [`DEFAULT_PART_SIZE`], or [`LOCAL_PART_SIZE`] for a `file://` archive, and
-    /// [`DEFAULT_PART_CONCURRENCY`]). Both are at least 1.
+    /// (defaults: [`DEFAULT_PART_SIZE`], or [`SPOOL_PART_SIZE`] for S3 and Azure archives,
+    /// and [`DEFAULT_PART_CONCURRENCY`]; local-disk archives write no parts). Both are at least 1.
     /// S3 rejects parts under 5 MiB (except the last), so on an archive opened from an S3
     /// URL the part size is at least [`S3_MIN_PART_SIZE`] whatever is asked. Memory use per
     /// staged upload is about `part_size * (part_concurrency + 1)`; an upload of a spooled
-    /// file (S3, Azure) keeps one part in flight, two parts of memory.
+    /// file (S3, Azure) holds one part.
     pub fn with_upload_parts(mut self, part_size: usize, part_concurrency: usize) -> Self {
         self.part_size = part_size.max(self.min_part_size).max(1);
         self.part_concurrency = part_concurrency.max(1);
@@ -306,8 +308,8 @@ impl Archive {
 
     /// How many uploads are worth staging at once per download in flight, for a caller that
     /// lets the end of one upload overlap the next download (as `recarch run` does). One
-    /// staged upload buffers at most `part_size * (part_concurrency + 1)` bytes, one upload
-    /// of a spooled file two parts.
+    /// upload staged in the store buffers at most `part_size * (part_concurrency + 1)` bytes,
+    /// one upload of a spooled file one part, one blob written on local disk about 2 MiB.
     ///
     /// On local disk, finishing an upload is mostly waiting for fsync while its few small
     /// parts drain at disk speed: two per download keep the network busy (measured: +15-20 %)
@@ -333,10 +335,12 @@ impl Archive {
 
     /// Streams `body` into a fresh object under `staging/<shard>/`, hashing it on the way.
     ///
-    /// Uses a multipart upload: the stream's [`Bytes`] are handed to the upload without
-    /// copying, cut into parts of the configured size, with a bounded number of parts in
-    /// flight (see [`Archive::with_upload_parts`]), so memory stays bounded whatever the
-    /// recording size.
+    /// On local disk the object is a file written directly (and fsynced), which
+    /// [`Archive::commit_blob`] hard-links into place; on S3 and Azure it is a spool file
+    /// (see [`Archive::with_spool_dir`]). Other stores (in memory) get a multipart upload:
+    /// the stream's [`Bytes`] are handed to the upload without copying, cut into parts of
+    /// the configured size, with a bounded number of parts in flight (see
+    /// [`Archive::with_upload_parts`]). Memory stays bounded whatever the recording size.
     ///
     /// # Errors
     /// [`StageError::Body`] if `body` yields an error, [`StageError::Store`] if the store
@@ -348,10 +352,25 @@ impl Archive {
         S: Stream<Item = Result<Bytes, E>> + Unpin + Send,
         E: std::error::Error + Send + Sync + 'static,
     {
-        if let Some(root) = &self.spool_dir {
-            let (file, size, digest) = crate::spool::spool(root, shard, body).await?;
+        // Local disk: the bytes go to a file under `<root>/staging/<shard>/` that becomes the
+        // blob by a hard link (see `Archive::commit_blob`), written with the spool's writer
+        // rather than as a `LocalFileSystem` upload (which fsyncs the staging directory twice
+        // more per blob and hands every part to the blocking pool twice).
+        let spooled = match (&self.local_root, &self.spool_dir) {
+            (Some(root), _) => Some((root.join(layout::STAGING), crate::spool::Durability::Sync)),
+            (None, Some(spool)) => Some((spool.clone(), crate::spool::Durability::Scratch)),
+            (None, None) => None,
+        };
+        if let Some((root, durability)) = spooled {
+            let (file, size, digest) = crate::spool::spool(&root, shard, body, durability).await?;
+            // On local disk the file is in the store: name it by its key, as listings do.
+            let in_store = self.local_root.as_ref().and_then(|local| file.strip_prefix(local).ok());
+            let key = in_store.map_or_else(
+                || file.display().to_string(),
+                |relative| relative.to_string_lossy().replace(std::path::MAIN_SEPARATOR, "/"),
+            );
             return Ok(Staged {
-                key: file.display().to_string(),
+                key,
                 spool: Some(file),
                 size,
                 digest,
@@ -431,6 +450,15 @@ impl Archive {
             });
         }
         if let Some(file) = &staged.spool {
+            if let Some(root) = &self.local_root {
+                let created = crate::local::link_blob(root, file, &key).await?;
+                if created {
+                    tracing::debug!(key = %key, size = staged.size, "blob created");
+                    return Ok(BlobCommit { key, created: true });
+                }
+                let existing = self.head(&key).await?.map_or(staged.size, |m| m.size);
+                return self.existing_blob(key, existing, staged.size);
+            }
             return self.commit_spooled(file, staged.size, digest).await;
         }
         let from = path(&staged.key);
@@ -1204,8 +1232,7 @@ fn open_local(url: &Url, display: String, options: &[(String, String)]) -> Resul
         .with_automatic_cleanup(false)
         // Archives are the system of record: make every completed write durable.
         .with_fsync(true);
-    Ok(Archive::build(Arc::new(store), display, Some(root))
-        .with_upload_parts(LOCAL_PART_SIZE, DEFAULT_PART_CONCURRENCY))
+    Ok(Archive::build(Arc::new(store), display, Some(root)))
 }
 
 fn open_s3(url: &Url, display: String, options: &[(String, String)]) -> Result<Archive, StoreError> {
@@ -1227,6 +1254,7 @@ fn open_s3(url: &Url, display: String, options: &[(String, String)]) -> Result<A
     Ok(Archive::build(prefixed(store, prefix.clone()), display.clone(), None)
         .with_probe_store(prefixed(Arc::new(probe), prefix))
         .with_min_part_size(S3_MIN_PART_SIZE)
+        .with_upload_parts(SPOOL_PART_SIZE, DEFAULT_PART_CONCURRENCY)
         .with_spool_dir(default_spool_dir())
         .with_s3_uploads(uploads))
 }
@@ -1247,6 +1275,7 @@ fn open_azure(url: &Url, display: String, options: &[(String, String)]) -> Resul
     Ok(
         Archive::build(prefixed(Arc::new(store), prefix.clone()), display.clone(), None)
             .with_probe_store(prefixed(Arc::new(probe), prefix))
+            .with_upload_parts(SPOOL_PART_SIZE, DEFAULT_PART_CONCURRENCY)
             .with_spool_dir(default_spool_dir()),
     )
 }
@@ -1393,16 +1422,15 @@ mod tests {
         assert_eq!(az.staged_uploads_per_download(), 1);
 
         // S3 parts are never below 5 MiB; other backends take what is asked.
-        assert_eq!(s3.part_size(), DEFAULT_PART_SIZE);
+        assert_eq!(s3.part_size(), SPOOL_PART_SIZE);
+        assert_eq!(az.part_size(), SPOOL_PART_SIZE);
         assert_eq!(s3.with_upload_parts(64 * 1024, 2).part_size(), S3_MIN_PART_SIZE);
         assert_eq!(az.with_upload_parts(64 * 1024, 2).part_size(), 64 * 1024);
         let memory = Archive::open("memory://", &[]).expect("memory archive");
         assert_eq!(memory.with_upload_parts(0, 0).part_size(), 1);
-        // Local disk writes small parts: no per-request cost, less memory.
         let dir = tempfile::tempdir().expect("tempdir");
         let url = url::Url::from_directory_path(dir.path()).expect("absolute path");
         let local = Archive::open(url.as_str(), &[]).expect("local archive");
-        assert_eq!(local.part_size(), LOCAL_PART_SIZE);
         // Overlapping uploads pays only where finishing one is waiting, not sending.
         assert_eq!(local.staged_uploads_per_download(), 2);
     }

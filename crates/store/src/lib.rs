@@ -138,7 +138,7 @@ mod queue;
 mod spool;
 
 pub use archive::{
-    Archive, BlobCommit, DEFAULT_PART_CONCURRENCY, DEFAULT_PART_SIZE, LOCAL_PART_SIZE, ManifestWrite, S3_MIN_PART_SIZE,
+    Archive, BlobCommit, DEFAULT_PART_CONCURRENCY, DEFAULT_PART_SIZE, ManifestWrite, S3_MIN_PART_SIZE, SPOOL_PART_SIZE,
     Staged, redact_url,
 };
 pub use error::{StageError, StoreError};

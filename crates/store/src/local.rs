@@ -1,4 +1,10 @@
-//! The one local-disk special case: sweeping `LocalFileSystem`'s own upload temporaries.
+//! The local-disk special cases: committing a blob by a hard link, and sweeping
+//! `LocalFileSystem`'s own upload temporaries.
+//!
+//! A blob is written (hashed, fsynced) to a file under `<root>/staging/<shard>/` and becomes
+//! `blobs/sha256/<hex>` by a hard link: create-only (an existing blob is never replaced), and
+//! durable once the blob directory is fsynced. The staging name is then unlinked; a killed
+//! process leaves it for [`Archive::clean_staging`], which lists it like any object.
 //!
 //! `LocalFileSystem` writes an upload to `<destination>#<n>` and renames it into place
 //! when complete. A process killed mid-upload leaves that file behind, and
@@ -15,6 +21,70 @@ use std::path::{Path, PathBuf};
 
 use crate::layout::{STAGING, staging_prefix};
 use crate::{ShardId, StoreError};
+
+/// Makes the (fsynced) file `staged` the blob `key` under `root` by a hard link, then
+/// fsyncs the blob's directory (and any directory it had to create) and removes the staging
+/// name. `Ok(false)`: a blob of that name exists already (the staging file is removed; the
+/// caller checks its size).
+pub(crate) async fn link_blob(root: &Path, staged: &Path, key: &str) -> Result<bool, StoreError> {
+    let target = root.join(key);
+    let staged = staged.to_path_buf();
+    let linked = tokio::task::spawn_blocking(move || -> io::Result<bool> {
+        if let Some(dir) = target.parent() {
+            create_dirs_durably(dir)?;
+        }
+        let linked = match std::fs::hard_link(&staged, &target) {
+            Ok(()) => true,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => false,
+            Err(e) => return Err(e),
+        };
+        if linked {
+            if let Some(dir) = target.parent() {
+                std::fs::File::open(dir)?.sync_all()?;
+            }
+        }
+        if let Err(e) = std::fs::remove_file(&staged) {
+            tracing::warn!(file = %staged.display(), error = %e, "cannot remove a staged file; the next run of the shard will");
+        }
+        Ok(linked)
+    })
+    .await
+    .map_err(io::Error::other)
+    .and_then(|linked| linked);
+    linked.map_err(|e| {
+        StoreError::from_backend(
+            key,
+            object_store::Error::Generic {
+                store: "LocalFileSystem",
+                source: Box::new(e),
+            },
+        )
+    })
+}
+
+/// Creates `dir` and its missing ancestors, fsyncing the parent of each directory created
+/// so that the new entries survive a crash.
+fn create_dirs_durably(dir: &Path) -> io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut missing = Vec::new();
+    let mut at = Some(dir);
+    while let Some(d) = at {
+        if d.is_dir() {
+            break;
+        }
+        missing.push(d.to_path_buf());
+        at = d.parent();
+    }
+    std::fs::create_dir_all(dir)?;
+    for created in missing.iter().rev() {
+        if let Some(parent) = created.parent() {
+            std::fs::File::open(parent)?.sync_all()?;
+        }
+    }
+    Ok(())
+}
 
 /// Removes `LocalFileSystem` temporaries under `<root>/staging/<shard>/`; returns how
 /// many files were removed.

@@ -12,17 +12,25 @@
 //! Disk: one file per download being stored (`[fetch].concurrency` × the recording size at
 //! most), under `<spool dir>/<shard>/`; a file is removed when its blob is committed or
 //! discarded, and a killed run's files by the next run of the shard
-//! ([`Archive::clean_staging`]). Memory: two parts per upload (one in flight, the next being
-//! read from the file), whatever the file's size.
+//! ([`Archive::clean_staging`]). Memory: one part per upload ([`SPOOL_PART_SIZE`] unless
+//! set otherwise), whatever the file's size: the next part is read from the file only once
+//! the last has been sent.
+//!
+//! Local-disk archives write their blobs with the same writer, into
+//! `<archive>/staging/<shard>/`, fsynced, then hard-linked into place (see the `local`
+//! module). The writer gathers network chunks into batches of about 1 MiB and hashes and
+//! writes each batch on the blocking pool, one batch in flight while the next arrives.
+//!
+//! [`SPOOL_PART_SIZE`]: crate::SPOOL_PART_SIZE
 
+use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use chrono::Utc;
 use futures::{Stream, StreamExt};
 use object_store::{ObjectStoreExt as _, PutMode, PutPayload, WriteMultipart};
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::layout::{self, path};
 use crate::{Archive, BlobCommit, Sha256Digest, ShardId, StageError, StoreError};
@@ -42,12 +50,82 @@ fn io_error(what: impl Into<String>, e: std::io::Error) -> StoreError {
     )
 }
 
+/// Bytes handed to the blocking pool at once. A network chunk is 16-64 KiB; hashing and
+/// writing each one in a blocking task of its own would cost a thread hand-off (and a
+/// wake-up) per chunk, so chunks are gathered, without copying, into batches this large.
+const WRITE_BATCH: usize = 1 << 20;
+
+/// Whether [`spool`] makes the file durable (fsync) before returning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Durability {
+    /// The file is read back and uploaded, then removed: a crash loses nothing it held.
+    Scratch,
+    /// The file becomes the blob itself (a hard link on local disk): fsync it.
+    Sync,
+}
+
+/// The spool file and the hash of what was written to it, moved between the async side
+/// and the blocking pool.
+struct Sink {
+    file: std::fs::File,
+    hasher: Sha256,
+}
+
+impl Sink {
+    /// Hashes and writes one batch (on a blocking-pool thread: hashing is most of the CPU
+    /// a download costs, and there it runs beside the runtime's workers).
+    fn write(&mut self, batch: &[Bytes]) -> std::io::Result<()> {
+        for chunk in batch {
+            self.hasher.update(chunk);
+            self.file.write_all(chunk)?;
+        }
+        Ok(())
+    }
+}
+
+/// The sink, idle or busy writing one batch (at most one in flight: the next batch is
+/// gathered from the network meanwhile).
+enum Writer {
+    Idle(Sink),
+    Busy(tokio::task::JoinHandle<std::io::Result<Sink>>),
+}
+
+impl Writer {
+    async fn ready(self) -> std::io::Result<Sink> {
+        match self {
+            Writer::Idle(sink) => Ok(sink),
+            Writer::Busy(job) => job.await.map_err(std::io::Error::other)?,
+        }
+    }
+}
+
+/// Gathers chunks from `body` until [`WRITE_BATCH`] bytes or the end; `true` at the end.
+async fn next_batch<S, E>(body: &mut S) -> Result<(Vec<Bytes>, usize, bool), E>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+{
+    let mut batch = Vec::new();
+    let mut batched = 0;
+    while batched < WRITE_BATCH {
+        match body.next().await {
+            Some(chunk) => {
+                let chunk = chunk?;
+                batched += chunk.len();
+                batch.push(chunk);
+            }
+            None => return Ok((batch, batched, true)),
+        }
+    }
+    Ok((batch, batched, false))
+}
+
 /// Writes `body` to a fresh file under `<root>/<shard>/`, hashing it; the file is removed
-/// again on any failure.
+/// again on any failure. With [`Durability::Sync`] the file is fsynced before this returns.
 pub(crate) async fn spool<S, E>(
     root: &Path,
     shard: &ShardId,
     mut body: S,
+    durability: Durability,
 ) -> Result<(PathBuf, u64, Sha256Digest), StageError<E>>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin + Send,
@@ -63,28 +141,81 @@ where
         fastrand::u128(..)
     ));
     let shown = file_path.display().to_string();
-    let mut file = tokio::fs::File::create(&file_path)
+    let file = tokio::fs::File::create(&file_path)
         .await
-        .map_err(|e| io_error(&shown, e))?;
-    let mut hasher = Sha256::new();
+        .map_err(|e| io_error(&shown, e))?
+        .into_std()
+        .await;
+    let mut writer = Writer::Idle(Sink {
+        file,
+        hasher: Sha256::new(),
+    });
     let mut size = 0u64;
-    let result: Result<(), StageError<E>> = async {
-        while let Some(next) = body.next().await {
-            let chunk = next.map_err(StageError::Body)?;
-            hasher.update(&chunk);
-            size += chunk.len() as u64;
-            file.write_all(&chunk).await.map_err(|e| io_error(&shown, e))?;
+    let result: Result<Sink, StageError<E>> = async {
+        loop {
+            let (batch, batched, ended) = match next_batch(&mut body).await {
+                Ok(next) => next,
+                Err(e) => {
+                    // Let the write in flight end before the file is removed.
+                    let _ = writer.ready().await;
+                    return Err(StageError::Body(e));
+                }
+            };
+            let mut sink = writer.ready().await.map_err(|e| io_error(&shown, e))?;
+            if batch.is_empty() {
+                return Ok(sink);
+            }
+            size += batched as u64;
+            writer = Writer::Busy(tokio::task::spawn_blocking(move || sink.write(&batch).map(|()| sink)));
+            if ended {
+                return writer.ready().await.map_err(|e| io_error(&shown, e).into());
+            }
         }
-        file.flush().await.map_err(|e| io_error(&shown, e))?;
-        Ok(())
     }
     .await;
-    drop(file);
-    if let Err(e) = result {
-        let _ = tokio::fs::remove_file(&file_path).await;
-        return Err(e);
+    let result = match (result, durability) {
+        (Ok(sink), Durability::Sync) => tokio::task::spawn_blocking(move || sink.file.sync_all().map(|()| sink))
+            .await
+            .map_err(std::io::Error::other)
+            .and_then(|synced| synced)
+            .map_err(|e| io_error(&shown, e).into()),
+        (result, _) => result,
+    };
+    match result {
+        Ok(sink) => Ok((file_path, size, Sha256Digest::from_bytes(sink.hasher.finalize().into()))),
+        Err(e) => {
+            let _ = tokio::fs::remove_file(&file_path).await;
+            Err(e)
+        }
     }
-    Ok((file_path, size, Sha256Digest::from_bytes(hasher.finalize().into())))
+}
+
+/// Reads up to `len` bytes from `file` (its current position on) on the blocking pool;
+/// fewer only at the end of the file.
+async fn read_part(file: std::fs::File, len: usize) -> std::io::Result<(std::fs::File, Vec<u8>)> {
+    // Allocated here, on a runtime worker, not on the blocking pool's thread: glibc gives
+    // each thread that allocates an arena of its own, and freed part buffers kept in the
+    // arenas of many blocking threads doubled peak RSS (Azurite, concurrency 8: 235 MiB
+    // against 128). Not zeroed: `read_to_end` fills spare capacity (a memset of every part
+    // was 2.8 % of the CPU of an S3 run).
+    let mut part = Vec::with_capacity(len);
+    tokio::task::spawn_blocking(move || {
+        let mut file = file;
+        (&mut file).take(len as u64).read_to_end(&mut part)?;
+        Ok((file, part))
+    })
+    .await
+    .map_err(std::io::Error::other)?
+}
+
+/// The most parts one upload may have (S3's limit; Azure allows 50 000 blocks).
+const MAX_PARTS: u64 = 10_000;
+
+/// The part size for an upload of `size` bytes: `configured`, or larger when that many
+/// parts would exceed [`MAX_PARTS`] (from 78 GiB on with 8 MiB parts).
+fn part_size_for(configured: usize, size: u64) -> usize {
+    let needed = size.div_ceil(MAX_PARTS);
+    usize::try_from(needed).map_or(usize::MAX, |needed| configured.max(needed))
 }
 
 impl Archive {
@@ -103,11 +234,15 @@ impl Archive {
         }
         let location = path(&key);
         let shown = file.display().to_string();
-        let mut reader = tokio::fs::File::open(file).await.map_err(|e| io_error(&shown, e))?;
-        if size <= self.part_size as u64 {
+        let reader = std::fs::File::open(file).map_err(|e| io_error(&shown, e))?;
+        let on_disk = reader.metadata().map_err(|e| io_error(&shown, e))?.len();
+        check_size(&shown, on_disk, size)?;
+        let part_size = part_size_for(self.part_size, size);
+        if size <= part_size as u64 {
             // One part: a create-only put, atomic, and never over an existing blob.
-            let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
-            reader.read_to_end(&mut bytes).await.map_err(|e| io_error(&shown, e))?;
+            let (_, bytes) = read_part(reader, usize::try_from(size).unwrap_or(part_size))
+                .await
+                .map_err(|e| io_error(&shown, e))?;
             check_size(&shown, bytes.len() as u64, size)?;
             let put = self
                 .store
@@ -140,36 +275,20 @@ impl Archive {
             .put_multipart(&location)
             .await
             .map_err(|e| StoreError::from_backend(&key, e))?;
-        let mut writer = WriteMultipart::new_with_chunk_size(upload, self.part_size);
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, part_size);
+        let mut reader = reader;
         let mut sent = 0u64;
         let failure = loop {
-            // One part in flight while the next is read from the spool file: the file is
-            // local, so reading never waits long, and every further part in flight would only
-            // hold another part size of memory per upload (measured at concurrency 8: peak RSS
-            // 305-327 MiB with five, 120-128 MiB with one, and no slower on SeaweedFS or Azurite).
-            if let Err(e) = writer.wait_for_capacity(1).await {
+            // One part at a time: the next is read from the spool file only once the last
+            // has been sent. Reading a part from a local file (usually still in the page
+            // cache) takes milliseconds where sending it takes far longer, so a part read
+            // ahead would save little time and cost a part size of memory per upload
+            // (measured at concurrency 8 on Azurite, peak RSS: five parts in flight 305-327
+            // MiB, one in flight plus one read ahead 120-128 MiB, one 104 MiB).
+            if let Err(e) = writer.wait_for_capacity(0).await {
                 break StoreError::from_backend(&key, e);
             }
-            let mut part = BytesMut::zeroed(self.part_size);
-            let mut filled = 0;
-            let mut read_error = None;
-            while filled < part.len() {
-                match reader.read(&mut part[filled..]).await {
-                    Ok(0) => break,
-                    Ok(n) => filled += n,
-                    Err(e) => {
-                        read_error = Some(io_error(&shown, e));
-                        break;
-                    }
-                }
-            }
-            if let Some(e) = read_error {
-                break e;
-            }
-            if filled == 0 {
-                if let Err(e) = check_size(&shown, sent, size) {
-                    break e;
-                }
+            if sent == size {
                 match writer.finish().await {
                     Ok(_) => {
                         self.forget_upload_intent(intent).await;
@@ -192,9 +311,19 @@ impl Archive {
                     }
                 }
             }
-            part.truncate(filled);
-            sent += filled as u64;
-            writer.put(part.freeze());
+            // Exactly what is left, up to a part: the last part's buffer is no larger than
+            // the part, and no buffer is allocated only to find the end of the file.
+            let want = usize::try_from(size - sent).map_or(part_size, |left| left.min(part_size));
+            let (file_back, part) = match read_part(reader, want).await {
+                Ok(read) => read,
+                Err(e) => break io_error(&shown, e),
+            };
+            reader = file_back;
+            if part.len() < want {
+                break size_error(&shown, sent + part.len() as u64, size);
+            }
+            sent += want as u64;
+            writer.put(Bytes::from(part));
         };
         match writer.abort().await {
             Ok(()) => self.forget_upload_intent(intent).await,
@@ -206,7 +335,7 @@ impl Archive {
     }
 
     /// A blob of that name exists: fine if its size is `size`.
-    fn existing_blob(&self, key: String, existing: u64, size: u64) -> Result<BlobCommit, StoreError> {
+    pub(crate) fn existing_blob(&self, key: String, existing: u64, size: u64) -> Result<BlobCommit, StoreError> {
         if existing != size {
             return Err(StoreError::corrupt(
                 key,
@@ -223,11 +352,15 @@ fn check_size(file: &str, read: u64, expected: u64) -> Result<(), StoreError> {
     if read == expected {
         Ok(())
     } else {
-        Err(StoreError::corrupt(
-            file,
-            format!("spool file holds {read} bytes, {expected} were written to it"),
-        ))
+        Err(size_error(file, read, expected))
     }
+}
+
+fn size_error(file: &str, read: u64, expected: u64) -> StoreError {
+    StoreError::corrupt(
+        file,
+        format!("spool file holds {read} bytes, {expected} were written to it"),
+    )
 }
 
 /// The shard a spool file belongs to: the name of its directory (see [`shard_dir`]).

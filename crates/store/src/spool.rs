@@ -411,3 +411,72 @@ pub(crate) async fn clean(root: &Path, shard: &ShardId) -> Result<usize, StoreEr
     }
     Ok(removed)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts_grow_only_past_the_part_limit() {
+        const MIB: u64 = 1 << 20;
+        let five = 5 * 1024 * 1024;
+        assert_eq!(part_size_for(five, 0), five);
+        assert_eq!(part_size_for(five, 32 * MIB), five);
+        // 10 000 parts of 5 MiB hold 48.8 GiB; one byte more needs larger parts.
+        assert_eq!(part_size_for(five, MAX_PARTS * 5 * MIB), five);
+        assert_eq!(part_size_for(five, MAX_PARTS * 5 * MIB + 1), five + 1);
+        for size in [100 * 1024 * MIB, 5 * 1024 * 1024 * MIB, u64::MAX / 2] {
+            let part = part_size_for(five, size) as u64;
+            assert!(part >= five as u64);
+            assert!(size.div_ceil(part) <= MAX_PARTS, "{size} bytes in parts of {part}");
+        }
+    }
+
+    #[tokio::test]
+    async fn spooled_bytes_are_hashed_as_written_and_read_back_exactly() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let shard = ShardId::parse("0-of-1").expect("shard");
+        // Chunks of uneven sizes spanning several write batches.
+        let chunks: Vec<Bytes> = (0..40u8)
+            .map(|i| Bytes::from(vec![i; 70_001 + usize::from(i) * 313]))
+            .collect();
+        let all: Vec<u8> = chunks.iter().flat_map(|c| c.iter().copied()).collect();
+        let body = futures::stream::iter(chunks.into_iter().map(Ok::<_, std::io::Error>));
+        let (file, size, digest) = spool(dir.path(), &shard, body, Durability::Sync)
+            .await
+            .expect("spooled");
+        assert_eq!(size, all.len() as u64);
+        assert_eq!(digest, Sha256Digest::from_bytes(Sha256::digest(&all).into()));
+        assert_eq!(std::fs::read(&file).expect("spool file"), all);
+        // Read back in parts of any size: exactly the bytes, the last part short.
+        let mut reader = std::fs::File::open(&file).expect("open");
+        let mut back = Vec::new();
+        loop {
+            let (next, part) = read_part(reader, 1_000_003).await.expect("read");
+            reader = next;
+            if part.is_empty() {
+                break;
+            }
+            assert!(part.len() <= 1_000_003);
+            back.extend_from_slice(&part);
+        }
+        assert_eq!(back, all);
+    }
+
+    #[tokio::test]
+    async fn a_failing_body_leaves_no_spool_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let shard = ShardId::parse("0-of-1").expect("shard");
+        let body = futures::stream::iter(
+            (0..3)
+                .map(|_| Ok(Bytes::from(vec![7u8; 600_000])))
+                .chain([Err(std::io::Error::other("connection reset"))]),
+        );
+        let failed = spool(dir.path(), &shard, body, Durability::Scratch).await;
+        assert!(matches!(failed, Err(StageError::Body(_))));
+        let left: Vec<_> = std::fs::read_dir(shard_dir(dir.path(), &shard))
+            .expect("shard dir")
+            .collect();
+        assert!(left.is_empty(), "left behind: {left:?}");
+    }
+}

@@ -428,13 +428,15 @@ async fn keep_lease(archive: &Archive, lease: &mut Lease, every: Duration) -> Ex
     }
 }
 
-/// Queue entries and dead letters of `organizers` when the run ends, from one listing.
+/// Queue entries and dead letters of `organizers` (sorted, as [`organizers::resolve`] gives
+/// them) when the run ends, from one listing.
 async fn queue_totals(archive: &Archive, kind: recarch_store::Kind, organizers: &[OrganizerId]) -> (u64, u64) {
-    match archive.state_overview(kind).await {
-        Ok(overview) => organizers
-            .iter()
-            .filter_map(|o| overview.get(o))
-            .fold((0, 0), |(q, d), o| (q + o.queued as u64, d + o.dead as u64)),
+    debug_assert!(organizers.is_sorted());
+    match archive
+        .queue_totals(kind, |o| organizers.binary_search(o).is_ok())
+        .await
+    {
+        Ok(totals) => totals,
         Err(e) => {
             tracing::warn!(error = %error_chain(&e), "cannot count queued items and dead letters");
             (0, 0)

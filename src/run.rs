@@ -25,7 +25,7 @@ use crate::kinds::{Contacts, Recordings, Transcripts};
 use crate::organizers;
 use crate::pipeline::{ItemContext, error_chain};
 use crate::queue::QueuePolicy;
-use crate::report::{Counts, KindReport, Outcome, RunReport};
+use crate::report::{Counts, Failure, KindReport, Outcome, RunReport};
 use crate::round::{OrganizerResult, RoundContext, archive_organizer};
 
 /// How long a lease lasts without renewal; renewed every third of it.
@@ -160,39 +160,46 @@ pub async fn run_with_progress(
             },
             shutdown: &shutdown,
         };
-        // One pass per organizer and kind, all through the same round; a kind that fails (a
-        // tenant with transcripts turned off) fails only its own passes.
-        let passes: Vec<(OrganizerId, recarch_store::Kind)> = organizers
-            .iter()
-            .flat_map(|o| config.source.kinds.iter().map(move |k| (o.clone(), *k)))
-            .collect();
-        let org_parallel = passes.len().clamp(1, config.fetch.concurrency.max(2));
-        let organizers_done = futures::stream::iter(passes)
-            .map(|(org, kind)| {
-                let rc = &rc;
-                async move {
-                    match kind {
-                        recarch_store::Kind::Transcripts => archive_organizer(rc, &Transcripts, org).await,
-                        recarch_store::Kind::Contacts => archive_organizer(rc, &Contacts, org).await,
-                        _ => archive_organizer(rc, &Recordings, org).await,
+        // The passes borrow `organizers`, which the run report needs afterwards.
+        let totals = {
+            // One pass per organizer and kind, all through the same round; a kind that fails (a
+            // tenant with transcripts turned off) fails only its own passes. Passes are made as
+            // they start and folded into the totals as they end, so that memory does not grow
+            // with the number of organizers (issue 12).
+            let passes = organizers
+                .iter()
+                .flat_map(|o| config.source.kinds.iter().map(move |k| (o.clone(), *k)));
+            let org_parallel = (organizers.len() * config.source.kinds.len()).clamp(1, config.fetch.concurrency.max(2));
+            let organizers_done = futures::stream::iter(passes)
+                .map(|(org, kind)| {
+                    let rc = &rc;
+                    async move {
+                        match kind {
+                            recarch_store::Kind::Transcripts => archive_organizer(rc, &Transcripts, org).await,
+                            recarch_store::Kind::Contacts => archive_organizer(rc, &Contacts, org).await,
+                            _ => archive_organizer(rc, &Recordings, org).await,
+                        }
                     }
-                }
-            })
-            .buffer_unordered(org_parallel)
-            .collect::<Vec<OrganizerResult>>();
-        // After SIGTERM/SIGINT no new download starts: items still waiting for a slot come
-        // back `Interrupted` (their pages stay unfinished); open downloads stream on.
-        let stop_new_downloads = async {
-            shutdown.cancelled().await;
-            ctx.fetcher.close();
-            ctx.staging_slots.close();
+                })
+                .buffer_unordered(org_parallel)
+                .fold(Totals::new(config), |mut totals, result| async move {
+                    totals.add(result);
+                    totals
+                });
+            // After SIGTERM/SIGINT no new download starts: items still waiting for a slot come
+            // back `Interrupted` (their pages stay unfinished); open downloads stream on.
+            let stop_new_downloads = async {
+                shutdown.cancelled().await;
+                ctx.fetcher.close();
+                ctx.staging_slots.close();
+            };
+            tokio::pin!(organizers_done);
+            tokio::select! {
+                totals = &mut organizers_done => totals,
+                () = stop_new_downloads => organizers_done.await,
+            }
         };
-        tokio::pin!(organizers_done);
-        let results = tokio::select! {
-            results = &mut organizers_done => results,
-            () = stop_new_downloads => organizers_done.await,
-        };
-        Ok::<_, ExitError>((organizers, resolved.failures, results, Some(graph.delta.http().clone())))
+        Ok::<_, ExitError>((organizers, resolved.failures, totals, Some(graph.delta.http().clone())))
     };
 
     // After SIGTERM/SIGINT, in-flight downloads get a grace period, then are abandoned (their
@@ -209,41 +216,26 @@ pub async fn run_with_progress(
         }
         () = grace => {
             tracing::warn!(grace_secs = config.run.shutdown_grace.as_secs_f64(), "in-flight downloads did not finish in time; abandoned, they run again next time");
-            Ok((Vec::new(), Vec::new(), Vec::new(), None))
+            Ok((Vec::new(), Vec::new(), Totals::new(config), None))
         }
     };
-    let (organizers, source_failures, results, graph_http) = match results {
+    let (organizers, source_failures, totals, graph_http) = match results {
         Ok(r) => r,
         Err(e) => {
             let _ = archive.release_lease(lease).await;
             return Err(e);
         }
     };
-
-    let mut counts = Counts::default();
-    let mut kinds: std::collections::BTreeMap<recarch_store::Kind, KindReport> = config
-        .source
-        .kinds
-        .iter()
-        .map(|k| (*k, KindReport::default()))
-        .collect();
-    let organizers_failed = source_failures.len()
-        + results
-            .iter()
-            .filter(|r| r.fatal.is_some() || r.failures.iter().any(|f| f.id.is_empty()))
-            .count();
+    let Totals {
+        counts,
+        mut kinds,
+        failures: pass_failures,
+        passes_failed,
+        fatal,
+    } = totals;
+    let organizers_failed = source_failures.len() + passes_failed;
     let mut failures = source_failures;
-    let mut fatal: Option<anyhow::Error> = None;
-    for r in results {
-        counts.add(&r.counts);
-        if let Some(kind) = r.kind {
-            kinds.entry(kind).or_default().counts.add(&r.counts);
-        }
-        failures.extend(r.failures);
-        if fatal.is_none() {
-            fatal = r.fatal;
-        }
-    }
+    failures.extend(pass_failures);
     // Debris of abandoned downloads (after a shutdown) goes now, not next run.
     if let Err(e) = archive.clean_staging(&shard_id).await {
         tracing::warn!(error = %e, "cannot clean staging at the end of the run");
@@ -332,6 +324,50 @@ pub async fn run_with_progress(
     Ok(report)
 }
 
+/// The organizers' passes folded as they end: counts, per kind and in all, and what failed.
+/// Only failures are kept one by one (the report lists them); a pass that went well leaves
+/// nothing behind but its counts.
+struct Totals {
+    counts: Counts,
+    kinds: std::collections::BTreeMap<recarch_store::Kind, KindReport>,
+    failures: Vec<Failure>,
+    /// Passes that stopped (a round failure or a fatal error).
+    passes_failed: usize,
+    /// The first fatal error.
+    fatal: Option<anyhow::Error>,
+}
+
+impl Totals {
+    fn new(config: &Config) -> Self {
+        Totals {
+            counts: Counts::default(),
+            kinds: config
+                .source
+                .kinds
+                .iter()
+                .map(|k| (*k, KindReport::default()))
+                .collect(),
+            failures: Vec::new(),
+            passes_failed: 0,
+            fatal: None,
+        }
+    }
+
+    fn add(&mut self, r: OrganizerResult) {
+        if r.fatal.is_some() || r.failures.iter().any(|f| f.id.is_empty()) {
+            self.passes_failed += 1;
+        }
+        self.counts.add(&r.counts);
+        if let Some(kind) = r.kind {
+            self.kinds.entry(kind).or_default().counts.add(&r.counts);
+        }
+        self.failures.extend(r.failures);
+        if self.fatal.is_none() {
+            self.fatal = r.fatal;
+        }
+    }
+}
+
 /// Pushes the run's metrics and writes the metrics file, as configured; never fails the run.
 async fn export_metrics(config: &Config, report: &RunReport) {
     if config.metrics.pushgateway_url.is_none() && config.metrics.file.is_none() {
@@ -392,13 +428,15 @@ async fn keep_lease(archive: &Archive, lease: &mut Lease, every: Duration) -> Ex
     }
 }
 
-/// Queue entries and dead letters of `organizers` when the run ends, from one listing.
+/// Queue entries and dead letters of `organizers` (sorted, as [`organizers::resolve`] gives
+/// them) when the run ends, from one listing.
 async fn queue_totals(archive: &Archive, kind: recarch_store::Kind, organizers: &[OrganizerId]) -> (u64, u64) {
-    match archive.state_overview(kind).await {
-        Ok(overview) => organizers
-            .iter()
-            .filter_map(|o| overview.get(o))
-            .fold((0, 0), |(q, d), o| (q + o.queued as u64, d + o.dead as u64)),
+    debug_assert!(organizers.is_sorted());
+    match archive
+        .queue_totals(kind, |o| organizers.binary_search(o).is_ok())
+        .await
+    {
+        Ok(totals) => totals,
         Err(e) => {
             tracing::warn!(error = %error_chain(&e), "cannot count queued items and dead letters");
             (0, 0)

@@ -175,6 +175,31 @@ impl Archive {
         Ok(item)
     }
 
+    /// One listing of `state/<kind>/`: how many queue entries and dead letters the organizers
+    /// that `counted` accepts have, in all. Holds nothing per organizer (unlike
+    /// [`Archive::state_overview`]), so its memory does not grow with the organizers.
+    ///
+    /// # Errors
+    /// Listing failures.
+    pub async fn queue_totals(
+        &self,
+        kind: Kind,
+        counted: impl Fn(&OrganizerId) -> bool,
+    ) -> Result<(u64, u64), StoreError> {
+        let prefix = layout::state_prefix(kind);
+        let (mut queued, mut dead) = (0, 0);
+        let mut listing = self.store.list(Some(&path(&prefix)));
+        while let Some(meta) = listing.next().await {
+            let meta = meta.map_err(|e| StoreError::from_backend(&prefix, e))?;
+            match layout::parse_state_key(kind, meta.location.as_ref()) {
+                Some((org, Some((ItemList::Queue, _)))) if counted(&org) => queued += 1,
+                Some((org, Some((ItemList::Dead, _)))) if counted(&org) => dead += 1,
+                _ => {}
+            }
+        }
+        Ok((queued, dead))
+    }
+
     /// One listing of `state/<kind>/`: per organizer, whether it has a checkpoint and how many
     /// queue entries and dead letters. Reads no document, so it answers quickly for many
     /// thousands of organizers.

@@ -936,6 +936,12 @@ async fn queue_and_dead_letters(f: Fixture) {
     assert_eq!(overview[&o].queued, ids.len() - 1);
     assert_eq!(overview[&o].dead, 1);
     assert!(!overview[&o].has_checkpoint);
+    // The totals of one listing agree, and count only the organizers asked for.
+    assert_eq!(
+        a.queue_totals(k, |org| *org == o).await.unwrap(),
+        ((ids.len() - 1) as u64, 1)
+    );
+    assert_eq!(a.queue_totals(k, |org| *org != o).await.unwrap(), (0, 0));
 
     // Revived: back on the queue with fresh counts, gone from the dead letters.
     let letter = a.list_dead_letters(k, &o).await.unwrap().remove(0).unwrap();

@@ -951,6 +951,14 @@ impl Archive {
         }
     }
 
+    /// Forgets the version of the organizer's state this archive last read or wrote, once
+    /// its pass is over, so that a run over many organizers does not keep one per organizer.
+    /// The next [`Archive::save_state`] of that state must follow a [`Archive::load_state`]:
+    /// without a known version it is a create, refused when the state exists.
+    pub fn forget_state(&self, kind: Kind, organizer: &OrganizerId) {
+        self.forget_state_version(&layout::state_key(kind, organizer));
+    }
+
     fn forget_state_version(&self, key: &str) {
         if let Ok(mut versions) = self.state_versions.lock() {
             versions.remove(key);

@@ -816,6 +816,15 @@ async fn state_writes_replace_only_the_version_read(f: Fixture) {
     let c = Archive::from_store(Arc::clone(a.object_store()), "third-client");
     let blind = c.save_state(&state).await;
     assert!(matches!(blind, Err(StoreError::Precondition { .. })), "{blind:?}");
+    // Once its pass is over the version is forgotten: the next write must read first.
+    a.forget_state(Kind::Recordings, &org());
+    let forgotten = a.save_state(&state).await;
+    assert!(
+        matches!(forgotten, Err(StoreError::Precondition { .. })),
+        "{forgotten:?}"
+    );
+    a.load_state(Kind::Recordings, &org()).await.unwrap();
+    a.save_state(&state).await.unwrap();
 }
 
 async fn state_roundtrip(f: Fixture) {

@@ -1488,6 +1488,24 @@ fn option<'a>(options: &'a [(String, String)], key: &str) -> &'a str {
     &options.iter().find(|(k, _)| k == key).unwrap().1
 }
 
+/// On an S3 server that checks signatures (`checked`: options with valid credentials for it),
+/// a wrong secret, an unknown key id and (with `options`) a missing bucket fail the probe with
+/// the server's own error code, and `secret` is never shown.
+async fn assert_s3_rejects(url: &str, checked: &[(String, String)], options: &[(String, String)], secret: &str) {
+    let wrong = "wrong-secret-Zq9yXbT4mK2pL7vN3wR8sJ6hF1dG5cA0";
+    let wrong_secret = with_option(checked, "aws_secret_access_key", wrong);
+    assert_probe_fails(url, &wrong_secret, &["SignatureDoesNotMatch"], &[wrong, secret]).await;
+    let unknown_key = with_option(checked, "aws_access_key_id", "AKIAUNKNOWNKEY000000");
+    assert_probe_fails(url, &unknown_key, &["InvalidAccessKeyId"], &[secret]).await;
+    assert_probe_fails(
+        &format!("s3://recarch-no-such-bucket/{}", unique_prefix("probe")),
+        options,
+        &["NoSuchBucket"],
+        &[secret],
+    )
+    .await;
+}
+
 /// A loopback address nothing listens on.
 fn closed_endpoint() -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -1513,20 +1531,8 @@ async fn s3_probe_failures_name_the_url_and_the_server_error() {
     // The right key works there (so the failures below are about the key)...
     let report = Archive::open(&url, &checked).unwrap().probe().await.unwrap();
     assert!(report.create_only, "{report}");
-    // ...a wrong secret or an unknown key id does not.
-    let wrong = "wrong-secret-Zq9yXbT4mK2pL7vN3wR8sJ6hF1dG5cA0";
-    let wrong_secret = with_option(&checked, "aws_secret_access_key", wrong);
-    assert_probe_fails(&url, &wrong_secret, &["SignatureDoesNotMatch"], &[wrong, &secret]).await;
-    let unknown_key = with_option(&checked, "aws_access_key_id", "AKIAUNKNOWNKEY000000");
-    assert_probe_fails(&url, &unknown_key, &["InvalidAccessKeyId"], &[&secret]).await;
-
-    assert_probe_fails(
-        &format!("s3://recarch-no-such-bucket/{}", unique_prefix("probe")),
-        &options,
-        &["NoSuchBucket"],
-        &[&secret],
-    )
-    .await;
+    // ...a wrong secret or an unknown key id does not, nor a missing bucket.
+    assert_s3_rejects(&url, &checked, &options, &secret).await;
     let endpoint = closed_endpoint();
     let unreachable = with_option(&options, "aws_endpoint", &endpoint);
     assert_probe_fails(
@@ -1552,18 +1558,7 @@ async fn seaweedfs_probe_failures_name_the_url_and_the_server_error() {
         report.create_only && report.conditional_update && report.create_only_copy,
         "{report}"
     );
-    let wrong = "wrong-secret-Zq9yXbT4mK2pL7vN3wR8sJ6hF1dG5cA0";
-    let wrong_secret = with_option(&options, "aws_secret_access_key", wrong);
-    assert_probe_fails(&url, &wrong_secret, &["SignatureDoesNotMatch"], &[wrong, &secret]).await;
-    let unknown_key = with_option(&options, "aws_access_key_id", "AKIAUNKNOWNKEY000000");
-    assert_probe_fails(&url, &unknown_key, &["InvalidAccessKeyId"], &[&secret]).await;
-    assert_probe_fails(
-        &format!("s3://recarch-no-such-bucket/{}", unique_prefix("probe")),
-        &options,
-        &["NoSuchBucket"],
-        &[&secret],
-    )
-    .await;
+    assert_s3_rejects(&url, &options, &options, &secret).await;
 }
 
 /// S3 without `aws_copy_if_not_exists` (the `object_store` default): the probe says commits

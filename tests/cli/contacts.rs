@@ -32,16 +32,8 @@ fn blob_json(env: &Env, entry: &serde_json::Value) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn contacts_are_archived_updated_and_tombstoned_in_every_folder() {
-    let env = Env::new(
-        SimConfig {
-            content_mode: ContentMode::Direct,
-            // Folder listings take several pages too.
-            page_size: 2,
-            ..SimConfig::default()
-        },
-        2,
-    )
-    .await;
+    // Folder listings take several pages too.
+    let env = Env::paged(ContentMode::Direct, 2, 2).await;
     let (a, b) = (env.organizers[0].clone(), env.organizers[1].clone());
     // a: the default folder, three top-level folders (one listing takes two pages), one nested.
     let default = env.sim.default_contact_folder(&a);
@@ -232,15 +224,7 @@ async fn a_mailbox_without_access_fails_only_its_contacts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_size_is_asked_for_with_prefer() {
     for (page_size, pages) in [("2", 3), ("4", 2), ("50", 1)] {
-        let env = Env::new(
-            SimConfig {
-                content_mode: ContentMode::Direct,
-                page_size: 100,
-                ..SimConfig::default()
-            },
-            1,
-        )
-        .await;
+        let env = Env::paged(ContentMode::Direct, 100, 1).await;
         let user = env.organizers[0].clone();
         for i in 0..5 {
             env.sim.add_contact(&user, "contacts", &format!("Contact {i}"));

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use recarch_graph_sim::{ContentMode, RecordingInfo, SimConfig, Target, TranscriptInfo};
+use recarch_graph_sim::{ContentMode, RecordingInfo, Target, TranscriptInfo};
 
 use super::util::{Env, last_report, manifest_of, manifest_path, sha256_hex};
 
@@ -134,15 +134,7 @@ fn folders_of(env: &Env) -> BTreeMap<String, Vec<String>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_kind_killed_at_any_instant_then_rerun_archives_everything_exactly_once() {
-    let env = Env::new(
-        SimConfig {
-            content_mode: ContentMode::Alternate,
-            page_size: 2,
-            ..SimConfig::default()
-        },
-        2,
-    )
-    .await;
+    let env = Env::paged(ContentMode::Alternate, 2, 2).await;
     // One download at a time and a slow network (8 MiB/s), so that kills land while paging,
     // mid-download, between blob and manifest, between manifest and index, and while versions
     // and checkpoints are written.
@@ -198,15 +190,7 @@ async fn every_kind_killed_at_any_instant_then_rerun_archives_everything_exactly
 /// once restarts each round without downloading or appending anything twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn faults_on_transcripts_and_contacts_stay_with_their_items() {
-    let env = Env::new(
-        SimConfig {
-            content_mode: ContentMode::Direct,
-            page_size: 2,
-            ..SimConfig::default()
-        },
-        2,
-    )
-    .await;
+    let env = Env::paged(ContentMode::Direct, 2, 2).await;
     env.write_config(&format!(
         "{ALL_KINDS}\n[fetch]\nmax_attempts = 2\nmax_item_attempts = 3\n"
     ));

@@ -2,7 +2,7 @@
 //! `callTranscript` manifest, paired with its recording by `contentCorrelationId`; a tenant
 //! with transcripts turned off fails the transcripts only.
 
-use recarch_graph_sim::{ContentMode, SimConfig};
+use recarch_graph_sim::ContentMode;
 
 use super::util::{Env, manifest_of as manifest, sha256_hex};
 
@@ -10,15 +10,7 @@ const BOTH: (&str, &str) = ("RECARCH_SOURCE__KINDS", "recordings,transcripts");
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transcripts_are_archived_beside_their_recordings() {
-    let env = Env::new(
-        SimConfig {
-            content_mode: ContentMode::Direct,
-            page_size: 2,
-            ..SimConfig::default()
-        },
-        2,
-    )
-    .await;
+    let env = Env::paged(ContentMode::Direct, 2, 2).await;
     let (a, b) = (env.organizers[0].clone(), env.organizers[1].clone());
     let rec = env.sim.add_recording(&a, 50_000);
     let paired = env.sim.add_transcript(&a, Some(&rec), 4_000);

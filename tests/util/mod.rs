@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use recarch_graph_sim::{GraphSim, SimConfig};
+use recarch_graph_sim::{ContentMode, GraphSim, SimConfig};
 use sha2::{Digest, Sha256};
 
 mod backends;
@@ -21,6 +21,17 @@ pub struct Env {
 }
 
 impl Env {
+    /// A tenant whose simulator serves content as `content_mode` and lists `page_size` items
+    /// per delta page (so that rounds span several pages), archiving to local disk.
+    pub async fn paged(content_mode: ContentMode, page_size: usize, organizers: usize) -> Env {
+        let config = SimConfig {
+            content_mode,
+            page_size,
+            ..SimConfig::default()
+        };
+        Env::new(config, organizers).await
+    }
+
     pub async fn new(config: SimConfig, organizers: usize) -> Env {
         Env::on(Backend::Local, config, organizers)
             .await

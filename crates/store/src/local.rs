@@ -29,7 +29,7 @@ use crate::{ShardId, StoreError};
 pub(crate) async fn link_blob(root: &Path, staged: &Path, key: &str) -> Result<bool, StoreError> {
     let target = root.join(key);
     let staged = staged.to_path_buf();
-    let linked = tokio::task::spawn_blocking(move || -> io::Result<bool> {
+    blocking(key, move || {
         if let Some(dir) = target.parent() {
             create_dirs_durably(dir)?;
         }
@@ -49,17 +49,6 @@ pub(crate) async fn link_blob(root: &Path, staged: &Path, key: &str) -> Result<b
         Ok(linked)
     })
     .await
-    .map_err(io::Error::other)
-    .and_then(|linked| linked);
-    linked.map_err(|e| {
-        StoreError::from_backend(
-            key,
-            object_store::Error::Generic {
-                store: "LocalFileSystem",
-                source: Box::new(e),
-            },
-        )
-    })
 }
 
 /// Creates `dir` and its missing ancestors, fsyncing the parent of each directory created
@@ -92,24 +81,14 @@ pub(crate) async fn sweep_staging(root: PathBuf, shard: &ShardId) -> Result<usiz
     let key = staging_prefix(shard);
     let staging = root.join(STAGING);
     let dir = staging.join(shard.as_str());
-    let swept = tokio::task::spawn_blocking(move || {
+    blocking(&key, move || {
         let removed = sweep_dir(&dir)?;
         // Best effort: drop the emptied areas (fails harmlessly if something is inside).
         let _ = std::fs::remove_dir(&dir);
         let _ = std::fs::remove_dir(&staging);
-        Ok::<_, io::Error>(removed)
+        Ok(removed)
     })
     .await
-    .map_err(|e| StoreError::from_backend(&key, e.into()))?;
-    swept.map_err(|e| {
-        StoreError::from_backend(
-            &key,
-            object_store::Error::Generic {
-                store: "LocalFileSystem",
-                source: Box::new(e),
-            },
-        )
-    })
 }
 
 fn sweep_dir(dir: &Path) -> io::Result<usize> {
@@ -143,7 +122,7 @@ pub(crate) async fn sweep_interrupted_writes(
     shard: &ShardId,
     organizers: &[crate::OrganizerId],
 ) -> Result<usize, StoreError> {
-    use crate::layout::{LOCKS, RUNS, STATE_ROOT};
+    use crate::layout::{LOCKS, RUNS, STATE_ROOT, STATES};
     let shard_report_suffix = format!("-{}.json", shard.as_str());
     let lease_name = format!("{}.json", shard.as_str());
     let directory_dir = root.join(STATE_ROOT).join("directory").join(shard.as_str());
@@ -156,7 +135,7 @@ pub(crate) async fn sweep_interrupted_writes(
         .iter()
         .map(|k| root.join(STATE_ROOT).join(k.dirname()))
         .collect();
-    let (mut removed, checkpoints) = blocking(move || {
+    let (mut removed, checkpoints) = blocking(STATES, move || {
         let mut removed = sweep_flat(&directory_dir, |_| true)?;
         removed += sweep_flat(&runs, |base| base.ends_with(&shard_report_suffix))?;
         removed += sweep_flat(&locks, |base| base == lease_name)?;
@@ -177,7 +156,7 @@ pub(crate) async fn sweep_interrupted_writes(
         .map(|(file, _)| file)
         .collect();
     if !ours.is_empty() {
-        removed += blocking(move || {
+        removed += blocking(STATES, move || {
             let mut removed = 0;
             for file in &ours {
                 removed += usize::from(remove_temporary(file)?);
@@ -190,7 +169,7 @@ pub(crate) async fn sweep_interrupted_writes(
     for batch in organizers.chunks(SWEEP_BATCH) {
         let batch = batch.to_vec();
         let root = root.clone();
-        removed += blocking(move || {
+        removed += blocking(STATES, move || {
             let mut removed = 0;
             for o in &batch {
                 for kind in crate::Kind::ALL {
@@ -209,15 +188,18 @@ pub(crate) async fn sweep_interrupted_writes(
     Ok(removed)
 }
 
-/// Runs `f` on a blocking thread; its I/O error is a store error.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> io::Result<T> + Send + 'static) -> Result<T, StoreError> {
-    use crate::layout::STATES;
+/// Runs `f` on a blocking thread; its I/O error is a store error naming `what` (a key or
+/// prefix).
+async fn blocking<T: Send + 'static>(
+    what: &str,
+    f: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> Result<T, StoreError> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| StoreError::from_backend(STATES, e.into()))?
+        .map_err(|e| StoreError::from_backend(what, e.into()))?
         .map_err(|e| {
             StoreError::from_backend(
-                STATES,
+                what,
                 object_store::Error::Generic {
                     store: "LocalFileSystem",
                     source: Box::new(e),

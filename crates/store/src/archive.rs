@@ -364,11 +364,11 @@ impl Archive {
         if let Some((root, durability)) = spooled {
             let (file, size, digest) = crate::spool::spool(&root, shard, body, durability).await?;
             // On local disk the file is in the store: name it by its key, as listings do.
-            let in_store = self.local_root.as_ref().and_then(|local| file.strip_prefix(local).ok());
-            let key = in_store.map_or_else(
-                || file.display().to_string(),
-                |relative| relative.to_string_lossy().replace(std::path::MAIN_SEPARATOR, "/"),
-            );
+            let name = file.file_name().map(|n| n.to_string_lossy());
+            let key = match (&self.local_root, name) {
+                (Some(_), Some(name)) => format!("{}/{name}", layout::staging_prefix(shard)),
+                _ => file.display().to_string(),
+            };
             return Ok(Staged {
                 key,
                 spool: Some(file),

@@ -22,9 +22,9 @@ Then, per store, `--runs` iterations; each iteration runs, in a rotating order:
               two processes side by side (two cores): the hashing limit.
 For each child: wall seconds, CPU (user+sys from wait4's rusage), peak RSS (ru_maxrss),
 voluntary / involuntary context switches; for recarch also the bytes it wrote to disk
-(/proc/PID/io write_bytes, read before the child is reaped) and, on S3 and Azure, the bytes the
-store server wrote to its disk during the pass; on S3 and Azure, for every tool, the CPU the
-store server spent during the pass (/proc/PID/stat). Min / median / max over the runs, and the ratio
+(/proc/PID/io write_bytes, read before the child is reaped); on S3 and Azure, for every tool,
+the bytes the store server wrote to its disk and the CPU it spent during the pass
+(/proc/PID/io, /proc/PID/stat). Min / median / max over the runs, and the ratio
 rclone time / recarch time per iteration. The results go to --json for scripts/bench-plot.py.
 
 `--sweep 1,2,4,8` repeats the local-disk measurement at each concurrency (rclone --transfers
@@ -374,14 +374,8 @@ class Bench:
         env = dict(clean_env(), RECARCH_BENCH_SECRET=self.sim["client_secret"], RECARCH_LOG="warn",
                    TMPDIR=str(self.work / "tmp"))
         (self.work / "tmp").mkdir(exist_ok=True)
-        server_before = proc_io(store["pid"]) if "pid" in store else {}
         with open(self.work / f"{name}.err", "wb") as err, open(self.work / f"{name}.out", "wb") as out:
             m = run_child([*wrapper, str(binary), "run", "--config", str(cfg)], env=env, stdout=out, stderr=err)
-        if "pid" in store:
-            time.sleep(0.2)
-            after = proc_io(store["pid"])
-            m["store_write_bytes"] = after.get("write_bytes", 0) - server_before.get("write_bytes", 0)
-            m["store_rchar"] = after.get("rchar", 0) - server_before.get("rchar", 0)
         if m["rc"] != 0:
             raise RuntimeError(f"recarch exited {m['rc']}: {(self.work / f'{name}.err').read_text()[-2000:]}")
         m["summary"] = (self.work / f"{name}.out").read_text().strip().splitlines()[-1:]
@@ -465,6 +459,7 @@ def measure_store(bench, store, concurrency, runs, with_floor, files):
         order = tools[it % len(tools):] + tools[: it % len(tools)]
         for tool in order:
             server_cpu = proc_cpu(store["pid"]) if "pid" in store else None
+            server_io = proc_io(store["pid"]) if "pid" in store else {}
             if tool == "recarch":
                 m = bench.recarch(bench.args.recarch, store, concurrency)
             elif tool == base:
@@ -480,10 +475,13 @@ def measure_store(bench, store, concurrency, runs, with_floor, files):
                 m, two = bench.floor(None, files)
                 results["floor-2core"].append(two)
             if server_cpu is not None:
-                # What the store server spent on this pass: on a 2-core machine it competes
-                # with the client for the same cores.
+                # What the store server spent and wrote on this pass: on a 2-core machine it
+                # competes with the client for the same cores.
                 time.sleep(0.2)
                 m["store_cpu"] = proc_cpu(store["pid"]) - server_cpu
+                after = proc_io(store["pid"])
+                m["store_write_bytes"] = after.get("write_bytes", 0) - server_io.get("write_bytes", 0)
+                m["store_rchar"] = after.get("rchar", 0) - server_io.get("rchar", 0)
             m["iteration"] = it
             results[tool].append(m)
             log(f"  [{store['kind']} c={concurrency} run {it + 1}/{runs}] {tool:11s} wall {m['wall']:.2f} s  "

@@ -15,6 +15,8 @@ pub(crate) const MANIFESTS: &str = "manifests/recordings";
 pub(crate) const STATES: &str = "state/recordings";
 /// Prefix of every kind's state.
 pub(crate) const STATE_ROOT: &str = "state";
+/// Prefix of the meeting indexes (`meetings/<organizer>/<hash>.json`).
+pub(crate) const MEETINGS: &str = "meetings";
 /// Prefix of run reports.
 pub(crate) const RUNS: &str = "runs";
 /// Prefix of leases.

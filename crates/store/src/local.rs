@@ -115,14 +115,15 @@ fn sweep_dir(dir: &Path) -> io::Result<usize> {
 const SWEEP_BATCH: usize = 256;
 
 /// Removes `LocalFileSystem` temporaries of writes that belong to `shard` and its
-/// `organizers` outside staging: interrupted state, manifest, run report and lease writes.
+/// `organizers` outside staging: interrupted state, manifest, meeting index, run report and
+/// lease writes.
 /// Temporaries of other shards are left alone, as their runs may be writing them right now.
 pub(crate) async fn sweep_interrupted_writes(
     root: PathBuf,
     shard: &ShardId,
     organizers: &[crate::OrganizerId],
 ) -> Result<usize, StoreError> {
-    use crate::layout::{LOCKS, RUNS, STATE_ROOT, STATES};
+    use crate::layout::{LOCKS, MEETINGS, RUNS, STATE_ROOT, STATES};
     let shard_report_suffix = format!("-{}.json", shard.as_str());
     let lease_name = format!("{}.json", shard.as_str());
     let directory_dir = root.join(STATE_ROOT).join("directory").join(shard.as_str());
@@ -165,7 +166,8 @@ pub(crate) async fn sweep_interrupted_writes(
         })
         .await?;
     }
-    // Each organizer's queue entries, dead letters and manifests, a batch at a time.
+    // Each organizer's queue entries, dead letters, manifests and meeting indexes, a batch at a
+    // time.
     for batch in organizers.chunks(SWEEP_BATCH) {
         let batch = batch.to_vec();
         let root = root.clone();
@@ -180,6 +182,7 @@ pub(crate) async fn sweep_interrupted_writes(
                     let manifests = root.join("manifests").join(kind.dirname()).join(o.as_str());
                     removed += sweep_flat(&manifests, |_| true)?;
                 }
+                removed += sweep_flat(&root.join(MEETINGS).join(o.as_str()), |_| true)?;
             }
             Ok(removed)
         })

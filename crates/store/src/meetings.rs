@@ -64,7 +64,8 @@ pub struct MeetingPair {
 /// `meetings/<organizer>/<hex SHA-256 of meetingId>.json`.
 pub fn meeting_key(organizer: &OrganizerId, meeting_id: &str) -> String {
     format!(
-        "meetings/{organizer}/{}.json",
+        "{}/{organizer}/{}.json",
+        crate::layout::MEETINGS,
         hex::encode(Sha256::digest(meeting_id.as_bytes()))
     )
 }

@@ -1349,9 +1349,18 @@ async fn local_reclaim_removes_interrupted_writes_of_the_shard() {
     let f = local("local").unwrap();
     let root = f.root.clone().unwrap();
     let other_org = "00000000-0000-0000-0000-000000000001";
+    let o = org();
     let ours = [
-        format!("state/recordings/{}.json#1", org().as_str()),
-        format!("manifests/recordings/{}/{}.json#2", org().as_str(), "a".repeat(64)),
+        format!("state/recordings/{}.json#1", o.as_str()),
+        format!("state/transcripts/{}.json#3", o.as_str()),
+        format!("state/contacts/{}/queue/{}.json#1", o.as_str(), "c".repeat(64)),
+        format!("state/recordings/{}/dead/{}.json#1", o.as_str(), "d".repeat(64)),
+        format!("manifests/recordings/{}/{}.json#2", o.as_str(), "a".repeat(64)),
+        format!("manifests/transcripts/{}/{}.json#1", o.as_str(), "e".repeat(64)),
+        format!("manifests/contacts/{}/{}.json#1", o.as_str(), "f".repeat(64)),
+        format!("meetings/{}/{}.json#1", o.as_str(), "9".repeat(64)),
+        "state/directory/0-of-1/users.json#1".to_owned(),
+        "state/shards/0-of-1.json#1".to_owned(),
         "runs/20240506T070809Z-0-of-1.json#1".to_owned(),
         "locks/0-of-1.json#1".to_owned(),
         "staging/0-of-1/x#1".to_owned(),
@@ -1359,6 +1368,8 @@ async fn local_reclaim_removes_interrupted_writes_of_the_shard() {
     let theirs = [
         format!("state/recordings/{other_org}.json#1"),
         format!("manifests/recordings/{other_org}/{}.json#1", "b".repeat(64)),
+        format!("meetings/{other_org}/{}.json#1", "9".repeat(64)),
+        "state/shards/1-of-2.json#1".to_owned(),
         "runs/20240506T070809Z-1-of-2.json#1".to_owned(),
         "locks/1-of-2.json#1".to_owned(),
         "staging/1-of-2/y#1".to_owned(),

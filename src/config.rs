@@ -3,7 +3,7 @@
 //! Only the binary reads files and the environment; the crates get plain values. Every error
 //! names the key (or environment variable) that is wrong, and maps to exit code 2.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use recarch_delta::auth::Secret;
@@ -681,17 +681,20 @@ fn validate(raw: RawConfig, base_dir: &Path, env: &[(String, String)]) -> Result
             }
         }
     }
+    // In the order given, each once; the sets keep a list of 10 000 linear to check.
     let mut organizers: Vec<OrganizerId> = Vec::new();
     let mut organizer_upns: Vec<String> = Vec::new();
+    let mut seen_ids: HashSet<OrganizerId> = HashSet::new();
+    let mut seen_upns: HashSet<String> = HashSet::new();
     for (where_, text) in organizer_texts {
         let text = text.trim();
         if let Ok(id) = OrganizerId::parse(text) {
-            if !organizers.contains(&id) {
+            if seen_ids.insert(id.clone()) {
                 organizers.push(id);
             }
         } else if is_upn(text) {
             let upn = text.to_ascii_lowercase();
-            if !organizer_upns.contains(&upn) {
+            if seen_upns.insert(upn.clone()) {
                 organizer_upns.push(upn);
             }
         } else {
@@ -974,6 +977,21 @@ url = "file:///tmp/x"
         assert_eq!((c.fetch.concurrency, c.fetch.max_attempts), (8, 6));
         assert_eq!(c.fetch.max_item_attempts, 8);
         assert_eq!(c.run.shutdown_grace, std::time::Duration::from_secs(20));
+    }
+
+    #[test]
+    fn organizers_are_deduplicated_in_the_order_given() {
+        let text = GOOD.replace(
+            r#"organizers = ["8B081EF6-4792-4def-b2c9-c363a1bf41d5"]"#,
+            r#"organizers = ["cf9590fb-952a-4975-b6b9-1327685894fc", "Bob@Contoso.com", "8B081EF6-4792-4def-b2c9-c363a1bf41d5", "CF9590FB-952A-4975-B6B9-1327685894FC", "alice@contoso.com", "bob@contoso.com", "8b081ef6-4792-4def-b2c9-c363a1bf41d5"]"#,
+        );
+        let c = parse(&text, &[]).expect("valid config");
+        let ids: Vec<&str> = c.source.organizers.iter().map(OrganizerId::as_str).collect();
+        assert_eq!(
+            ids,
+            ["cf9590fb-952a-4975-b6b9-1327685894fc", "8b081ef6-4792-4def-b2c9-c363a1bf41d5"]
+        );
+        assert_eq!(c.source.organizer_upns, ["bob@contoso.com", "alice@contoso.com"]);
     }
 
     #[test]

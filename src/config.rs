@@ -989,7 +989,10 @@ url = "file:///tmp/x"
         let ids: Vec<&str> = c.source.organizers.iter().map(OrganizerId::as_str).collect();
         assert_eq!(
             ids,
-            ["cf9590fb-952a-4975-b6b9-1327685894fc", "8b081ef6-4792-4def-b2c9-c363a1bf41d5"]
+            [
+                "cf9590fb-952a-4975-b6b9-1327685894fc",
+                "8b081ef6-4792-4def-b2c9-c363a1bf41d5"
+            ]
         );
         assert_eq!(c.source.organizer_upns, ["bob@contoso.com", "alice@contoso.com"]);
     }

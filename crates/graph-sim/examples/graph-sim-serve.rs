@@ -41,9 +41,19 @@ fn arg(args: &[String], name: &str) -> Option<String> {
         .cloned()
 }
 
+const USAGE: &str = "usage: graph-sim-serve --file-url http://HOST:PORT/ --info PATH [--organizers N] \
+[--recordings M] [--files K] [--size BYTES] [--page-size P] [--organizers-file PATH]";
+
+/// Says what is wrong with the command line, and the usage, then exits with 2.
+fn usage(problem: &str) -> ! {
+    eprintln!("graph-sim-serve: {problem}\n{USAGE}");
+    std::process::exit(2)
+}
+
 fn num(args: &[String], name: &str, default: u64) -> u64 {
     arg(args, name).map_or(default, |v| {
-        v.parse().unwrap_or_else(|_| panic!("{name}: not a number"))
+        v.parse()
+            .unwrap_or_else(|_| usage(&format!("{name}: {v:?} is not a whole number")))
     })
 }
 
@@ -55,8 +65,9 @@ async fn main() -> std::io::Result<()> {
     let files = num(&args, "--files", organizers * recordings).max(1);
     let size = num(&args, "--size", 1);
     let page_size = num(&args, "--page-size", 100) as usize;
-    let file_url = arg(&args, "--file-url").expect("--file-url http://host:port/ of the static file server");
-    let info_path = arg(&args, "--info").expect("--info PATH");
+    let file_url = arg(&args, "--file-url")
+        .unwrap_or_else(|| usage("--file-url (the static file server's http://HOST:PORT/) is missing"));
+    let info_path = arg(&args, "--info").unwrap_or_else(|| usage("--info PATH is missing"));
     let orgs_file = arg(&args, "--organizers-file");
 
     let sim = GraphSim::start(SimConfig {
@@ -131,9 +142,15 @@ async fn handle(State(front): State<Arc<Front>>, req: Request) -> Response {
             return StatusCode::NOT_FOUND.into_response();
         };
         let location = format!("{}r{:06}.bin", front.file_url, serial % front.files);
+        let Ok(location) = HeaderValue::from_str(&location) else {
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "--file-url is not a valid header value",
+            )
+                .into_response();
+        };
         let mut resp = StatusCode::FOUND.into_response();
-        resp.headers_mut()
-            .insert(LOCATION, HeaderValue::from_str(&location).expect("location"));
+        resp.headers_mut().insert(LOCATION, location);
         return resp;
     }
     match proxy(&front, req, &target).await {

@@ -451,13 +451,13 @@ impl Archive {
         }
         if let Some(file) = &staged.spool {
             if let Some(root) = &self.local_root {
-                let created = crate::local::link_blob(root, file, &key).await?;
-                if created {
-                    tracing::debug!(key = %key, size = staged.size, "blob created");
-                    return Ok(BlobCommit { key, created: true });
-                }
-                let existing = self.head(&key).await?.map_or(staged.size, |m| m.size);
-                return self.existing_blob(key, existing, staged.size);
+                return match crate::local::link_blob(root, file, &key).await? {
+                    crate::local::Linked::Created => {
+                        tracing::debug!(key = %key, size = staged.size, "blob created");
+                        Ok(BlobCommit { key, created: true })
+                    }
+                    crate::local::Linked::Existed { size } => self.existing_blob(key, size, staged.size),
+                };
             }
             return self.commit_spooled(file, staged.size, digest).await;
         }

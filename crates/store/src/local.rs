@@ -22,11 +22,18 @@ use std::path::{Path, PathBuf};
 use crate::layout::{STAGING, staging_prefix};
 use crate::{ShardId, StoreError};
 
+/// What [`link_blob`] found at the blob's name.
+pub(crate) enum Linked {
+    /// The staged file is now the blob.
+    Created,
+    /// A blob of that name existed already, of `size` bytes (the caller checks it).
+    Existed { size: u64 },
+}
+
 /// Makes the (fsynced) file `staged` the blob `key` under `root` by a hard link, then
 /// fsyncs the blob's directory (and any directory it had to create) and removes the staging
-/// name. `Ok(false)`: a blob of that name exists already (the staging file is removed; the
-/// caller checks its size).
-pub(crate) async fn link_blob(root: &Path, staged: &Path, key: &str) -> Result<bool, StoreError> {
+/// name, also when a blob of that name existed already.
+pub(crate) async fn link_blob(root: &Path, staged: &Path, key: &str) -> Result<Linked, StoreError> {
     let target = root.join(key);
     let staged = staged.to_path_buf();
     blocking(key, move || {
@@ -34,15 +41,18 @@ pub(crate) async fn link_blob(root: &Path, staged: &Path, key: &str) -> Result<b
             create_dirs_durably(dir)?;
         }
         let linked = match std::fs::hard_link(&staged, &target) {
-            Ok(()) => true,
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => false,
+            Ok(()) => {
+                if let Some(dir) = target.parent() {
+                    std::fs::File::open(dir)?.sync_all()?;
+                }
+                Linked::Created
+            }
+            // Its size from the same blocking call, not one more request.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Linked::Existed {
+                size: std::fs::metadata(&target)?.len(),
+            },
             Err(e) => return Err(e),
         };
-        if linked {
-            if let Some(dir) = target.parent() {
-                std::fs::File::open(dir)?.sync_all()?;
-            }
-        }
         if let Err(e) = std::fs::remove_file(&staged) {
             tracing::warn!(file = %staged.display(), error = %e, "cannot remove a staged file; the next run of the shard will");
         }

@@ -602,6 +602,28 @@ async fn commit_same_digest_twice(f: Fixture) {
     assert_eq!(blobs, vec![(digest, bytes.len() as u64)]);
 }
 
+/// A blob already under the digest's name whose size is not the content's (truncated by
+/// hand, a bad copy) is never taken for the content: the commit is refused as corrupt, the
+/// blob is left for `verify` to report, and no staging debris remains.
+async fn commit_over_a_blob_of_the_wrong_size(f: Fixture) {
+    let a = &f.archive;
+    let bytes = data(120_000, 4);
+    let staged = a.stage(&shard(), chunked(&bytes, 8192)).await.unwrap();
+    let digest = staged.digest();
+    let key = format!("blobs/sha256/{}", digest.to_hex());
+    a.object_store()
+        .put(&Path::from(key.as_str()), PutPayload::from(bytes[..1000].to_vec()))
+        .await
+        .unwrap();
+    match a.commit_blob(staged, &digest).await {
+        Err(StoreError::Corrupt { key: k, .. }) => assert_eq!(k, key),
+        other => panic!("committed over a 1000-byte blob: {:?}", other.map(|c| c.created)),
+    }
+    assert!(staging_leftovers(&f).await.is_empty());
+    let blobs: Vec<_> = a.list_blobs().try_collect().await.unwrap();
+    assert_eq!(blobs, vec![(digest, 1000)]);
+}
+
 /// Two runs (separate clients) committing the same digest at once: both succeed, exactly
 /// one reports having created the blob, one blob remains and no staging debris.
 async fn concurrent_commits_of_one_digest(f: Fixture) {
@@ -1916,6 +1938,7 @@ conformance!(
     interrupted_multipart_uploads_are_aborted,
     empty_blob,
     commit_same_digest_twice,
+    commit_over_a_blob_of_the_wrong_size,
     concurrent_commits_of_one_digest,
     stage_body_error_leaves_nothing,
     commit_with_wrong_digest_is_refused,

@@ -207,6 +207,34 @@ async fn delta_server_errors_are_retried() {
     }
 }
 
+/// A delta page whose connection closes mid-body (SPEC: "connections that close mid-body
+/// (retry ...)") is asked for again within the run: never parsed half, never failing its
+/// organizer, within the retry policy (the default six attempts; here one page is cut three
+/// times in a row).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delta_pages_cut_mid_body_are_asked_for_again() {
+    let env = Env::new(config(), 1).await;
+    let org = env.organizers[0].clone();
+    for _ in 0..7 {
+        env.sim.add_recording(&org, 5_000);
+    }
+    let delta_requests = |env: &Env| {
+        env.sim
+            .stats()
+            .requests
+            .iter()
+            .filter(|r| r.path_and_query.contains("/delta"))
+            .count()
+    };
+    env.sim.faults().cut_delta_pages(3);
+    env.run().await.assert_code(0);
+    assert_archive(&env, &all_recordings(&env));
+    // Four pages of two, and the first asked for three more times.
+    assert_eq!(delta_requests(&env), 4 + 3);
+    let report = last_report(&env);
+    assert_eq!(report["failed"], 0, "{report}");
+}
+
 /// `Retry-After` as an HTTP-date is honoured, never earlier than asked; a wait longer than
 /// the run's retry budget stops that organizer for this run, with the reason, and the others
 /// go on.

@@ -322,10 +322,10 @@ impl ClientCredentials {
             })?;
         let status = response.status();
         let asked = retry_after(response.headers());
-        let body = read_capped(response, TOKEN_BODY_CAP).await.map_err(|reason| {
+        let body = read_capped(response, TOKEN_BODY_CAP).await.map_err(|e| {
             transient(AuthError::Malformed {
                 endpoint: endpoint.clone(),
-                reason,
+                reason: e.to_string(),
             })
         })?;
         if !status.is_success() {

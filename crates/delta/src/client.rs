@@ -6,7 +6,7 @@ use serde::de::DeserializeOwned;
 use url::Url;
 
 use crate::error::DeltaError;
-use crate::http::{Auth, GraphHttp, host_of, read_capped};
+use crate::http::{Auth, BodyError, GraphHttp, host_of, read_capped};
 use crate::page::{Continuation, Page, parse_page};
 use crate::resources::DeltaRequest;
 
@@ -56,20 +56,46 @@ impl DeltaClient {
     }
 
     /// GETs `url` with the token and returns the whole body of a successful answer (at most
-    /// [`MAX_PAGE_BYTES`]); error statuses become [`DeltaError`]s.
+    /// [`MAX_PAGE_BYTES`]); error statuses become [`DeltaError`]s. A body cut off mid-way (the
+    /// connection closed or timed out while it was read) is asked for again within the retry
+    /// policy, like a failed request: a page is parsed only when it arrived whole.
     pub(crate) async fn get_body(&self, url: &Url, headers: &HeaderMap) -> Result<Vec<u8>, DeltaError> {
-        let response = self.http.get(url, headers, Auth::Bearer).await?;
-        let response = GraphHttp::check_status(response).await?;
         let host = host_of(url);
-        if !response.status().is_success() {
-            return Err(DeltaError::Protocol {
-                host,
-                reason: format!("unexpected status {}", response.status()),
-            });
+        let policy = self.http.policy();
+        let started = std::time::Instant::now();
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let response = self.http.get(url, headers, Auth::Bearer).await?;
+            let response = GraphHttp::check_status(response).await?;
+            if !response.status().is_success() {
+                return Err(DeltaError::Protocol {
+                    host,
+                    reason: format!("unexpected status {}", response.status()),
+                });
+            }
+            match read_capped(response, MAX_PAGE_BYTES).await {
+                Ok(body) => return Ok(body),
+                Err(BodyError::Cut(source)) => {
+                    let wait = policy.delay(attempt, None);
+                    if !policy.allows(attempt, started.elapsed(), wait) {
+                        return Err(DeltaError::Transport {
+                            host,
+                            attempts: attempt,
+                            source,
+                        });
+                    }
+                    tracing::warn!(%host, attempt, error = %source, "a page's body was cut off, asking again");
+                    tokio::time::sleep(wait).await;
+                }
+                Err(too_large @ BodyError::TooLarge { .. }) => {
+                    return Err(DeltaError::Protocol {
+                        host,
+                        reason: too_large.to_string(),
+                    });
+                }
+            }
         }
-        read_capped(response, MAX_PAGE_BYTES)
-            .await
-            .map_err(|reason| DeltaError::Protocol { host, reason })
     }
 
     /// The pages of one round from `start`, ending after the page that carries the deltaLink

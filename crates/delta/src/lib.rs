@@ -62,7 +62,7 @@ pub mod retry;
 pub use client::{DeltaClient, PageRequest};
 pub use error::{DeltaError, GraphErrorBody};
 pub use folders::ContactFolder;
-pub use http::{Auth, GraphHttp, host_of, read_capped};
+pub use http::{Auth, BodyError, GraphHttp, host_of, read_capped};
 pub use page::{Continuation, DeltaItem, DeltaLink, NextLink, Page, RemovedReason, parse_page};
 pub use recarch_failure::FailureClass;
 pub use resources::{CallRecording, CallTranscript, Contact, DeltaRequest};

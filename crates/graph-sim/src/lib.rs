@@ -67,7 +67,8 @@
 //! * Content (recordings, transcripts and transcript metadata):
 //!   [`Faults::content_status`] (403 / 404 / 410 ... for one recording or
 //!   transcript, every time), [`Faults::content_always_truncated`] and
-//!   [`Faults::drop_mid_body`] (body cut halfway), [`Faults::redirect_style`]
+//!   [`Faults::drop_mid_body`] (body cut halfway), [`Faults::cut_delta_pages`] (a delta page
+//!   cut halfway), [`Faults::redirect_style`]
 //!   (relative, chained and bouncing redirects), [`Faults::content_rate`].
 //! * Recording and transcript APIs: [`Faults::payment_required`] (402).
 //! * Transcripts: [`Faults::transcripts_disabled`] (403 on every transcript
@@ -685,6 +686,14 @@ impl Faults {
     /// then abort the connection.
     pub fn drop_mid_body(&self, count: u32) {
         lock(&self.shared.faults).drop_mid_body = count;
+    }
+
+    /// The next `count` successful delta pages (recordings, transcripts, contacts or
+    /// `/users/delta`) announce their full `Content-Length`, send about half of the JSON and
+    /// then abort the connection. Asked for again, a page is served whole, as if nothing had
+    /// happened.
+    pub fn cut_delta_pages(&self, count: u32) {
+        lock(&self.shared.faults).cut_pages = count;
     }
 
     /// Revokes every access token issued so far: using one answers

@@ -128,6 +128,17 @@ impl Shared {
         }
     }
 
+    /// Consumes one pending `cut_delta_pages` fault, if any.
+    pub(crate) fn take_cut_page(&self) -> bool {
+        let mut f = lock(&self.faults);
+        if f.cut_pages > 0 {
+            f.cut_pages -= 1;
+            true
+        } else {
+            false
+        }
+    }
+
     /// Consumes one pending `token_connection_reset`, if any.
     pub(crate) fn take_token_connection_reset(&self) -> bool {
         let mut f = lock(&self.faults);
@@ -1283,6 +1294,7 @@ pub(crate) struct Throttle {
 pub(crate) struct FaultState {
     pub(crate) throttle: [Option<Throttle>; 6],
     pub(crate) drop_mid_body: u32,
+    pub(crate) cut_pages: u32,
     pub(crate) payment_required: bool,
     pub(crate) empty_pages: bool,
     pub(crate) duplicate_items: bool,

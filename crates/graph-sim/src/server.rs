@@ -3,6 +3,7 @@
 //! request target, because Graph paths such as `users('x')` or
 //! `getAllRecordings(meetingOrganizerUserId='x')` are not router-friendly.
 
+use std::io;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -66,6 +67,9 @@ pub(crate) async fn graph_entry(State(shared): State<Arc<Shared>>, req: Request)
         client_request_id,
     };
     let mut resp = route_graph(&shared, &ids, &kill, req).await;
+    if resp.status() == StatusCode::OK && is_delta_target(&path_and_query) && shared.take_cut_page() {
+        resp = cut_mid_body(resp).await;
+    }
     set_header(resp.headers_mut(), REQUEST_ID.clone(), &ids.request_id);
     set_header(resp.headers_mut(), CLIENT_REQUEST_ID.clone(), &ids.client_request_id);
     let status = if kill.is_killed() { 0 } else { resp.status().as_u16() };
@@ -89,6 +93,33 @@ pub(crate) async fn download_entry(State(shared): State<Arc<Shared>>, req: Reque
         authorization,
     );
     resp
+}
+
+/// Whether a request target is a delta query (its path ends in a `delta` segment).
+fn is_delta_target(target: &str) -> bool {
+    let path = target.split('?').next().unwrap_or_default();
+    path.rsplit('/').next().is_some_and(is_delta)
+}
+
+/// `resp` with its full `Content-Length` announced but only about half of its body sent before
+/// the connection is aborted.
+async fn cut_mid_body(resp: Response) -> Response {
+    let (mut parts, body) = resp.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+        return Response::from_parts(parts, Body::empty());
+    };
+    let half = bytes.slice(..bytes.len() / 2);
+    set_header(&mut parts.headers, CONTENT_LENGTH, &bytes.len().to_string());
+    let head = futures::stream::once(async move { Ok::<_, io::Error>(half) });
+    let abort = futures::stream::once(async {
+        // Let the first half reach the client before the connection goes.
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        Err(io::Error::new(
+            io::ErrorKind::ConnectionAborted,
+            "delta page cut off (fault)",
+        ))
+    });
+    Response::from_parts(parts, Body::from_stream(futures::StreamExt::chain(head, abort)))
 }
 
 fn raw_target(req: &Request) -> String {

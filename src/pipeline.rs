@@ -109,6 +109,21 @@ pub struct StoredBlob {
     pub commit: BlobCommit,
 }
 
+/// The media type to record for content whose type the kind knows (`video/mp4` for a
+/// recording): the server's, unless it said nothing specific (no `Content-Type`, or an
+/// octet-stream, as the storage host behind a redirect often answers), then `known`.
+pub fn media_type_or(served: &str, known: &str) -> String {
+    let essence = served.split(';').next().unwrap_or_default().trim();
+    if essence.is_empty()
+        || essence.eq_ignore_ascii_case("application/octet-stream")
+        || essence.eq_ignore_ascii_case("binary/octet-stream")
+    {
+        known.to_owned()
+    } else {
+        served.to_owned()
+    }
+}
+
 /// Downloads `content_url` into a blob: retried within the run while the failure is
 /// transient; a body that fails its checks on every attempt is a permanent failure.
 pub async fn store_content(ctx: &ItemContext, content_url: &str) -> Result<StoredBlob, ItemOutcome> {
@@ -372,4 +387,18 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
         source = s.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::media_type_or;
+
+    #[test]
+    fn a_known_media_type_stands_in_for_an_unspecific_one() {
+        assert_eq!(media_type_or("video/mp4", "video/mp4"), "video/mp4");
+        assert_eq!(media_type_or("video/webm", "video/mp4"), "video/webm");
+        assert_eq!(media_type_or("application/octet-stream", "video/mp4"), "video/mp4");
+        assert_eq!(media_type_or("Binary/Octet-Stream; x=1", "video/mp4"), "video/mp4");
+        assert_eq!(media_type_or("", "video/mp4"), "video/mp4");
+    }
 }

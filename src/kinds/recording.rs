@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 
 use super::ItemKind;
 use crate::config::Config;
-use crate::pipeline::{ItemContext, ItemOutcome, MeetingRef, indexed, put_manifest, store_content};
+use crate::pipeline::{ItemContext, ItemOutcome, MeetingRef, indexed, media_type_or, put_manifest, store_content};
 
 /// The recordings kind.
 #[derive(Debug, Clone, Copy, Default)]
@@ -93,7 +93,7 @@ async fn archive_bytes(
         raw,
         blob.digest,
         blob.size,
-        blob.media_type,
+        media_type_or(&blob.media_type, "video/mp4"),
         blob.commit.key,
     );
     put_manifest(ctx, &manifest, blob.size, blob.commit.created).await

@@ -63,6 +63,17 @@ fn vtt_url(url: &str) -> String {
     format!("{url}{separator}$format=text/vtt")
 }
 
+/// `…/transcripts/{id}/metadataContent`, the transcript's metadata: Graph's callTranscript
+/// names no URL for it, so it is the `transcriptContentUrl` (`…/transcripts/{id}/content`) with
+/// its last segment replaced (and without its query). `None` if that URL does not end in
+/// `/content`.
+fn metadata_url(content_url: &str) -> Option<String> {
+    let cut = content_url.find(['?', '#']).unwrap_or(content_url.len());
+    let path = content_url[..cut].strip_suffix('/').unwrap_or(&content_url[..cut]);
+    let stem = path.strip_suffix("/content")?;
+    (!stem.is_empty()).then(|| format!("{stem}/metadataContent"))
+}
+
 async fn archive_transcript(
     ctx: &ItemContext,
     organizer: &OrganizerId,
@@ -91,17 +102,20 @@ async fn archive_bytes(ctx: &ItemContext, organizer: &OrganizerId, item: &CallTr
         Ok(false) => {}
         Err(e) => return ItemOutcome::store_failed(e, "cannot read the archive"),
     }
-    let (Some(content_url), Some(metadata_url)) = (&item.transcript_content_url, &item.metadata_content_url) else {
+    let Some(content_url) = &item.transcript_content_url else {
+        return ItemOutcome::failed(FailureClass::Permanent, "item has no transcriptContentUrl");
+    };
+    let Some(metadata_url) = metadata_url(content_url) else {
         return ItemOutcome::failed(
             FailureClass::Permanent,
-            "item has no transcriptContentUrl or metadataContentUrl",
+            "transcriptContentUrl does not end in /content, so its metadataContent cannot be found",
         );
     };
     let content = match store_content(ctx, &vtt_url(content_url)).await {
         Ok(blob) => blob,
         Err(outcome) => return outcome,
     };
-    let metadata = match store_content(ctx, metadata_url).await {
+    let metadata = match store_content(ctx, &metadata_url).await {
         Ok(blob) => blob,
         Err(outcome) => return outcome,
     };
@@ -129,7 +143,8 @@ async fn archive_bytes(ctx: &ItemContext, organizer: &OrganizerId, item: &CallTr
         content: ContentRef {
             sha256: content.digest,
             size: content.size,
-            media_type: content.media_type,
+            // Asked for with `$format=text/vtt`, whatever a download host calls it.
+            media_type: "text/vtt".to_owned(),
             blob: content.commit.key,
         },
         archived_at: Utc::now(),
@@ -146,6 +161,28 @@ async fn archive_bytes(ctx: &ItemContext, organizer: &OrganizerId, item: &CallTr
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn metadata_is_beside_the_content() {
+        use super::metadata_url;
+        let content = "https://graph.microsoft.com/v1.0/users/ba321e0d-79ee-478d-8e28-85a19507f456/onlineMeetings/MSo1N2Y5ZGFj/transcripts/MSMjMCMjNzU3%2BODc2/content";
+        assert_eq!(
+            metadata_url(content).as_deref(),
+            Some(
+                "https://graph.microsoft.com/v1.0/users/ba321e0d-79ee-478d-8e28-85a19507f456/onlineMeetings/MSo1N2Y5ZGFj/transcripts/MSMjMCMjNzU3%2BODc2/metadataContent"
+            )
+        );
+        assert_eq!(
+            metadata_url("https://g/t/1/content?$format=text/vtt").as_deref(),
+            Some("https://g/t/1/metadataContent")
+        );
+        assert_eq!(
+            metadata_url("https://g/t/1/content/").as_deref(),
+            Some("https://g/t/1/metadataContent")
+        );
+        assert_eq!(metadata_url("https://g/t/1/stream"), None);
+        assert_eq!(metadata_url("https://g/t/1/contents"), None);
+    }
+
     #[test]
     fn vtt_is_asked_for_once() {
         use super::vtt_url;

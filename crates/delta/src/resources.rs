@@ -152,12 +152,10 @@ pub struct CallTranscript {
     /// Pairs the transcript with its recording.
     #[serde(default)]
     pub content_correlation_id: Option<String>,
-    /// Where the transcript is (fetched with `$format=text/vtt`).
+    /// Where the transcript is (fetched with `$format=text/vtt`); its metadata is beside it,
+    /// at `…/metadataContent` (Graph names no URL for that).
     #[serde(default)]
     pub transcript_content_url: Option<String>,
-    /// Where its metadata is.
-    #[serde(default)]
-    pub metadata_content_url: Option<String>,
 }
 
 /// An `identitySet` (only the user part is typed).

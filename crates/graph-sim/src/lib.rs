@@ -422,7 +422,8 @@ pub struct TranscriptInfo {
     /// `transcriptContentUrl` exactly as sent
     /// (`…/users/{o}/onlineMeetings/{meetingId}/transcripts/{id}/content`).
     pub transcript_content_url: String,
-    /// `metadataContentUrl` exactly as sent (`…/transcripts/{id}/metadataContent`).
+    /// Where its metadata is served: `…/transcripts/{id}/metadataContent`, beside the
+    /// content. Like Graph's callTranscript, the item names no URL for it.
     pub metadata_content_url: String,
     /// Length in bytes of the WebVTT body: the size asked for, rounded up to
     /// the end of a cue (at most a couple of hundred bytes more).

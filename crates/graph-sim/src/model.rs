@@ -332,7 +332,6 @@ impl ArtifactKind {
                 "createdDateTime",
                 "endDateTime",
                 "transcriptContentUrl",
-                "metadataContentUrl",
                 "meetingOrganizer",
             ],
         }
@@ -674,7 +673,6 @@ impl Transcript {
             "createdDateTime": self.created_str,
             "endDateTime": self.end_str,
             "transcriptContentUrl": self.content_url,
-            "metadataContentUrl": self.metadata_url,
             "meetingOrganizer": meeting_organizer(&self.organizer, tenant),
         })
     }

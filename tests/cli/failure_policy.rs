@@ -300,13 +300,13 @@ async fn a_forbidden_organizer_fails_alone() {
 }
 
 /// After 410 Gone, `Location` is followed only when it keeps the configured
-/// `startDateTime`; otherwise the round restarts from the initial query. Nothing is
-/// downloaded twice.
+/// `startDateTime`; otherwise the round restarts from the initial query. A relative
+/// `Location` resolves against the URL that answered. Nothing is downloaded twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_location_that_drops_options_is_not_followed() {
-    // `Fresh` (kept options) is followed, `DropsOptions` is not: either way the request after
-    // the 410 carries the configured startDateTime.
-    for location in [SyncLocation::Fresh, SyncLocation::DropsOptions] {
+    // `Fresh` and `Relative` (kept options) are followed, `DropsOptions` is not: either way the
+    // request after the 410 carries the configured startDateTime.
+    for location in [SyncLocation::Fresh, SyncLocation::Relative, SyncLocation::DropsOptions] {
         let env = Env::new(config(), 1).await;
         env.write_config("[fetch]\nmax_attempts = 2\n");
         let text = std::fs::read_to_string(env.config_path()).expect("config");

@@ -242,11 +242,16 @@ impl GraphHttp {
             return Ok(response);
         }
         let url = response.url().clone();
+        // An absolute `Location` is kept verbatim (links are opaque); a relative one is
+        // resolved against the URL that answered, as for any redirect.
         let location = response
             .headers()
             .get(reqwest::header::LOCATION)
             .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+            .and_then(|l| match Url::parse(l) {
+                Ok(_) => Some(l.to_owned()),
+                Err(_) => url.join(l).ok().map(String::from),
+            });
         let body = error_body(response).await;
         Err(match status {
             StatusCode::PAYMENT_REQUIRED => DeltaError::PaymentRequired { body },

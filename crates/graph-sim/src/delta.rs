@@ -76,6 +76,14 @@ pub(crate) fn lookup_token(
         let mut resp = graph_error(ids, StatusCode::GONE, code, message);
         if *kind != SyncLocation::None {
             if let Some(url) = location(&tok.state, *kind) {
+                let url = match kind {
+                    // The path and query alone: scheme and host dropped.
+                    SyncLocation::Relative => url
+                        .split_once("://")
+                        .and_then(|(_, rest)| rest.find('/').map(|i| rest[i..].to_owned()))
+                        .unwrap_or(url),
+                    _ => url,
+                };
                 set_header(resp.headers_mut(), LOCATION, &url);
             }
         }
@@ -208,7 +216,7 @@ pub(crate) fn artifacts(
                     SyncState::ArtifactDelta { query, .. } => query,
                     _ => return None,
                 };
-                Some(initial_url(shared, q, location == SyncLocation::Fresh))
+                Some(initial_url(shared, q, location.keeps_options()))
             }) {
                 Ok(s) => s,
                 Err(resp) => return resp,
@@ -567,9 +575,10 @@ pub(crate) fn contacts(
                     SyncState::ContactDelta { query, .. } => query,
                     _ => return None,
                 };
-                Some(match kind {
-                    SyncLocation::Fresh => contact_initial_url(shared, q),
-                    _ => contact_initial_base(shared, q),
+                Some(if kind.keeps_options() {
+                    contact_initial_url(shared, q)
+                } else {
+                    contact_initial_base(shared, q)
                 })
             }) {
                 Ok(s) => s,

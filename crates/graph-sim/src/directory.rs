@@ -27,7 +27,7 @@ use crate::util::{
     ODATA_JSON, RequestIds, decode_query_value, encode_segment, graph_error, json_response, query_option,
     raw_query_pairs,
 };
-use crate::{SyncLocation, Target, UserType};
+use crate::{Target, UserType};
 
 /// User properties `$select` may name (others are ignored).
 const USER_PROPERTIES: &[&str] = &[
@@ -573,7 +573,7 @@ pub(crate) fn users_delta(shared: &Shared, ids: &RequestIds, version: ApiVersion
                     SyncState::UserDelta { query, .. } => query,
                     _ => return None,
                 };
-                Some(initial_url(shared, q, kind == SyncLocation::Fresh))
+                Some(initial_url(shared, q, kind.keeps_options()))
             }) {
                 Ok(s) => s,
                 Err(resp) => return resp,

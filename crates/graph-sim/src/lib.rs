@@ -279,6 +279,16 @@ pub enum SyncLocation {
     /// `startDateTime`): a client that follows it widens its range. Equal to
     /// `Fresh` for a round that was started without options.
     DropsOptions,
+    /// `Fresh` as a relative reference (`/v1.0/users/…`, without scheme and host), which a
+    /// client resolves against the URL that answered 410.
+    Relative,
+}
+
+impl SyncLocation {
+    /// Whether the `Location` keeps the round's options (`Fresh` and `Relative`).
+    pub(crate) fn keeps_options(self) -> bool {
+        matches!(self, SyncLocation::Fresh | SyncLocation::Relative)
+    }
 }
 
 /// How the graph content endpoint redirects (see [`Faults::redirect_style`]).

@@ -163,15 +163,7 @@ async fn all_users(
                 Ok(page) => {
                     for item in page.items {
                         match item {
-                            DeltaItem::Present { item, .. } => {
-                                let entry = users.entry(item.id.clone()).or_default();
-                                if let Some(enabled) = item.account_enabled {
-                                    entry.enabled = enabled;
-                                }
-                                if let Some(kind) = item.user_type.as_deref() {
-                                    entry.member = kind.eq_ignore_ascii_case("member");
-                                }
-                            }
+                            DeltaItem::Present { item, .. } => apply_user(&mut users, &item),
                             DeltaItem::Removed { id, .. } => {
                                 users.remove(&id);
                             }
@@ -221,5 +213,83 @@ async fn all_users(
             }
             _ => return Err((FailureClass::Transient, "the directory round did not complete".into())),
         }
+    }
+}
+
+/// Applies one user of the directory delta to `users`. A property the item leaves out (a
+/// delta lists changed users with the properties that changed) keeps what is known; a user
+/// first seen without one counts as an enabled member until the directory says otherwise, so
+/// that nobody's recordings are skipped on a guess.
+fn apply_user(users: &mut std::collections::BTreeMap<String, DirectoryEntry>, item: &DirectoryUser) {
+    let entry = users.entry(item.id.clone()).or_insert(DirectoryEntry {
+        enabled: true,
+        member: true,
+    });
+    if let Some(enabled) = item.account_enabled {
+        entry.enabled = enabled;
+    }
+    if let Some(kind) = item.user_type.as_deref() {
+        entry.member = kind.eq_ignore_ascii_case("member");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(id: &str, enabled: Option<bool>, kind: Option<&str>) -> DirectoryUser {
+        serde_json::from_value(serde_json::json!({
+            "id": id,
+            "accountEnabled": enabled,
+            "userType": kind,
+        }))
+        .expect("a directory user")
+    }
+
+    #[test]
+    fn left_out_properties_keep_what_is_known() {
+        let mut users = std::collections::BTreeMap::new();
+        apply_user(&mut users, &user("a", Some(false), Some("Guest")));
+        apply_user(&mut users, &user("b", None, None));
+        assert_eq!(
+            users["a"],
+            DirectoryEntry {
+                enabled: false,
+                member: false
+            }
+        );
+        assert_eq!(
+            users["b"],
+            DirectoryEntry {
+                enabled: true,
+                member: true
+            },
+            "first seen without them"
+        );
+        // A later change names only what changed.
+        apply_user(&mut users, &user("a", Some(true), None));
+        assert_eq!(
+            users["a"],
+            DirectoryEntry {
+                enabled: true,
+                member: false
+            }
+        );
+        apply_user(&mut users, &user("a", None, Some("Member")));
+        assert_eq!(
+            users["a"],
+            DirectoryEntry {
+                enabled: true,
+                member: true
+            }
+        );
+        apply_user(&mut users, &user("b", Some(false), None));
+        assert_eq!(
+            users["b"],
+            DirectoryEntry {
+                enabled: false,
+                member: true
+            }
+        );
     }
 }

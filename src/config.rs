@@ -588,9 +588,17 @@ fn validate(raw: RawConfig, base_dir: &Path, env: &[(String, String)]) -> Result
             "[graph].tenant_id: {tenant_text:?} is not a tenant id (a GUID or a domain name)"
         )));
     }
+    // Entra's application ids are GUIDs, but the contract asks only for a value: any token
+    // endpoint's own ids are accepted, and a wrong one is refused there (exit 4).
     let client_id = client_text.trim().to_owned();
-    if OrganizerId::parse(&client_id).is_err() {
-        return Err(err(format!("[graph].client_id: {client_text:?} is not a GUID")));
+    if client_id.is_empty()
+        || !client_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
+    {
+        return Err(err(format!(
+            "[graph].client_id: {client_text:?} is not a client id (letters, digits, '-', '.' and '_', like an application id GUID)"
+        )));
     }
     let g = &raw.graph;
     let only = |allowed: &[&str]| -> Result<(), ConfigError> {
@@ -998,6 +1006,12 @@ url = "file:///tmp/x"
     }
 
     #[test]
+    fn a_client_id_need_not_be_a_guid() {
+        let c = parse(GOOD, &[("RECARCH_GRAPH__CLIENT_ID", "emulator-client_1.0")]).expect("valid");
+        assert_eq!(c.graph.client_id, "emulator-client_1.0");
+    }
+
+    #[test]
     fn env_overrides_win() {
         let c = parse(
             GOOD,
@@ -1046,6 +1060,8 @@ url = "file:///tmp/x"
                 "not both",
             ),
             ("[graph]\ntenant_id = 3", &[], "[graph].tenant_id"),
+            (GOOD, &[("RECARCH_GRAPH__CLIENT_ID", "my app")], "[graph].client_id"),
+            (GOOD, &[("RECARCH_GRAPH__CLIENT_ID", " ")], "[graph].client_id"),
             ("not toml =", &[], "invalid TOML"),
             (GOOD, &[("RECARCH_RUN__SHUTDOWN_GRACE", "soon")], "[run].shutdown_grace"),
             (

@@ -219,6 +219,34 @@ async fn a_mailbox_without_access_fails_only_its_contacts() {
     assert!(contact_manifest(&env, &denied, &late).is_some());
 }
 
+/// A service that knows contact folders only by id (no well-known `contacts`, no
+/// `childFolders`): the default folder is found as its folders' `parentFolderId`, every folder
+/// `/contactFolders` lists is archived, and nothing fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn folders_known_only_by_id_are_still_found() {
+    let env = Env::paged(ContentMode::Direct, 2, 1).await;
+    let a = env.organizers[0].clone();
+    let default = env.sim.default_contact_folder(&a);
+    let clients = env.sim.add_contact_folder(&a, "Clients", None);
+    let nested = env.sim.add_contact_folder(&a, "Key accounts", Some(&clients));
+    let in_default = env.sim.add_contact(&a, &default, "Ada Lovelace");
+    let in_clients = env.sim.add_contact(&a, &clients, "Edsger Dijkstra");
+    let in_nested = env.sim.add_contact(&a, &nested, "Barbara Liskov");
+    env.sim.faults().folder_ids_only(true);
+    env.recarch(&["run"], &[CONTACTS]).await.assert_code(0);
+    assert!(
+        contact_manifest(&env, &a, &in_default).is_some(),
+        "the default folder's"
+    );
+    assert!(contact_manifest(&env, &a, &in_clients).is_some(), "a listed folder's");
+    // Only `childFolders` would have shown it.
+    assert!(contact_manifest(&env, &a, &in_nested).is_none());
+    // Once the service lists child folders, the nested one is found too.
+    env.sim.faults().folder_ids_only(false);
+    env.recarch(&["run"], &[CONTACTS]).await.assert_code(0);
+    assert!(contact_manifest(&env, &a, &in_nested).is_some());
+}
+
 /// `[source].contacts_page_size` reaches Graph as `Prefer: odata.maxpagesize` (the simulator's
 /// own page size is far larger here): five contacts come in pages of that size.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,4 +1,5 @@
-//! A mailbox's contact folders: the default `Contacts` folder (by its well-known name), the
+//! A mailbox's contact folders: the default `Contacts` folder (by its well-known name, or else as
+//! the parent of the folders in it), the
 //! folders in it (`/contactFolders`) and, recursively, every folder's `childFolders`; each
 //! listing followed through its `@odata.nextLink` pages.
 
@@ -52,25 +53,58 @@ impl DeltaClient {
     /// [`DeltaError::Protocol`] beyond [`MAX_CONTACT_FOLDERS`] folders.
     pub async fn contact_folders(&self, base_url: &Url, user: &str) -> Result<Option<Vec<ContactFolder>>, DeltaError> {
         let default = join(base_url, &["users", user, "contactFolders", "contacts"]);
-        let default: ContactFolder = match self.get_json(&default).await {
-            Ok(folder) => folder,
-            Err(DeltaError::Status { status, body, .. })
-                if status == StatusCode::NOT_FOUND && NO_MAILBOX.contains(&body.code.as_str()) =>
-            {
-                return Ok(None);
+        let default: Option<ContactFolder> = match self.get_json(&default).await {
+            Ok(folder) => Some(folder),
+            Err(e) if no_mailbox(&e) => return Ok(None),
+            // A service that does not resolve the well-known name: the default folder is then
+            // the parent of the folders listed in it (below), if there are any.
+            Err(DeltaError::Status { status, .. }) if matches!(status.as_u16(), 400 | 404) => {
+                tracing::info!(%user, %status, "the default contact folder is not found by its well-known name; taking it from its folders' parentFolderId");
+                None
             }
             Err(e) => return Err(e),
         };
-        let mut seen: HashSet<String> = HashSet::from([default.id.clone()]);
-        let mut folders = vec![default];
+        let mut seen: HashSet<String> = HashSet::new();
+        let mut folders = Vec::new();
+        let mut default_known = false;
+        if let Some(default) = default {
+            seen.insert(default.id.clone());
+            folders.push(default);
+            default_known = true;
+        }
         // The folders in the default one are listed by `/contactFolders`; deeper ones only
-        // through their parent's `childFolders`.
-        let mut to_list: VecDeque<Url> = VecDeque::from([join(base_url, &["users", user, "contactFolders"])]);
-        while let Some(mut url) = to_list.pop_front() {
+        // through their parent's `childFolders`, which a service may not offer (404: no
+        // deeper folders).
+        let top = join(base_url, &["users", user, "contactFolders"]);
+        let mut to_list: VecDeque<(Url, bool)> = VecDeque::from([(top, true)]);
+        while let Some((mut url, is_top)) = to_list.pop_front() {
             append_option(&mut url, "$select", "id,displayName,parentFolderId");
             loop {
-                let page: FolderPage = self.get_json(&url).await?;
+                let page: FolderPage = match self.get_json(&url).await {
+                    Ok(page) => page,
+                    Err(e) if is_top && no_mailbox(&e) => return Ok(None),
+                    Err(DeltaError::Status { status, .. }) if !is_top && status == StatusCode::NOT_FOUND => {
+                        tracing::debug!(%user, "no childFolders listing for a contact folder; taking it as having none");
+                        break;
+                    }
+                    Err(e) => return Err(e),
+                };
                 for folder in page.value {
+                    if is_top && !default_known {
+                        if let Some(parent) = &folder.parent_folder_id {
+                            if seen.insert(parent.clone()) {
+                                folders.insert(
+                                    0,
+                                    ContactFolder {
+                                        id: parent.clone(),
+                                        display_name: None,
+                                        parent_folder_id: None,
+                                    },
+                                );
+                            }
+                            default_known = true;
+                        }
+                    }
                     if !seen.insert(folder.id.clone()) {
                         continue;
                     }
@@ -80,9 +114,9 @@ impl DeltaClient {
                             reason: format!("more than {MAX_CONTACT_FOLDERS} contact folders for one user"),
                         });
                     }
-                    to_list.push_back(join(
-                        base_url,
-                        &["users", user, "contactFolders", &folder.id, "childFolders"],
+                    to_list.push_back((
+                        join(base_url, &["users", user, "contactFolders", &folder.id, "childFolders"]),
+                        false,
                     ));
                     folders.push(folder);
                 }
@@ -95,6 +129,15 @@ impl DeltaClient {
                 }
             }
         }
+        if !default_known {
+            tracing::warn!(%user, "the default contact folder could not be found (neither by its well-known name nor as a folder's parent); its contacts are not archived");
+        }
         Ok(Some(folders))
     }
+}
+
+/// Whether `e` is Graph saying the user has no mailbox it can read.
+fn no_mailbox(e: &DeltaError) -> bool {
+    matches!(e, DeltaError::Status { status, body, .. }
+        if *status == StatusCode::NOT_FOUND && NO_MAILBOX.contains(&body.code.as_str()))
 }

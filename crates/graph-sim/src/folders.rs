@@ -87,6 +87,9 @@ pub(crate) fn list(
     if let Err(resp) = admit(shared, ids, parts, user) {
         return resp;
     }
+    if parent.is_some() && lock(&shared.faults).folder_ids_only {
+        return folder_not_found(ids);
+    }
     let pairs = raw_query_pairs(parts.uri.query());
     let (top, skip) = match (number(ids, &pairs, "top", 1), number(ids, &pairs, "skip", 0)) {
         (Ok(t), Ok(s)) => (t.unwrap_or(shared.config.page_size).max(1), s.unwrap_or(0)),
@@ -149,6 +152,9 @@ pub(crate) fn get(
 ) -> Response {
     if let Err(resp) = admit(shared, ids, parts, user) {
         return resp;
+    }
+    if folder.eq_ignore_ascii_case("contacts") && lock(&shared.faults).folder_ids_only {
+        return folder_not_found(ids);
     }
     let data = lock(&shared.data);
     if !data.mailboxes.contains_key(&user.to_ascii_lowercase()) && data.directory.live_user(user).is_none() {

@@ -707,6 +707,14 @@ impl Faults {
         lock(&self.shared.faults).cut_pages = count;
     }
 
+    /// While on, contact folders are reachable only by their ids, as a more limited service
+    /// would have them: the well-known name `contacts` answers 404 (the default folder is
+    /// still every top-level folder's `parentFolderId`) and so does every `childFolders`
+    /// listing.
+    pub fn folder_ids_only(&self, on: bool) {
+        lock(&self.shared.faults).folder_ids_only = on;
+    }
+
     /// Revokes every access token issued so far: using one answers
     /// `401 InvalidAuthenticationToken`.
     pub fn expire_access_tokens(&self) {

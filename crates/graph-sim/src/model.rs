@@ -1293,6 +1293,7 @@ pub(crate) struct FaultState {
     pub(crate) throttle: [Option<Throttle>; 6],
     pub(crate) drop_mid_body: u32,
     pub(crate) cut_pages: u32,
+    pub(crate) folder_ids_only: bool,
     pub(crate) payment_required: bool,
     pub(crate) empty_pages: bool,
     pub(crate) duplicate_items: bool,

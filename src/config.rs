@@ -496,8 +496,23 @@ fn apply_env_overrides(table: &mut toml::Table, env: &[(String, String)]) -> Res
                 }
             }
         } else if LIST_KEYS.contains(&key.as_str()) {
-            let items = value.split(',').map(str::trim).filter(|s| !s.is_empty());
-            toml::Value::Array(items.map(|s| toml::Value::String(s.to_owned())).collect())
+            if value.trim_start().starts_with('[') {
+                // A TOML array, as in the file: `["a", "b"]`.
+                match toml::from_str::<toml::Table>(&format!("v = {value}")) {
+                    Ok(mut t) => match t.remove("v") {
+                        Some(array @ toml::Value::Array(_)) => array,
+                        _ => return Err(err(format!("environment variable {name}: not a list"))),
+                    },
+                    Err(_) => {
+                        return Err(err(format!(
+                            "environment variable {name}: not a TOML array of strings, nor a comma-separated list"
+                        )));
+                    }
+                }
+            } else {
+                let items = value.split(',').map(str::trim).filter(|s| !s.is_empty());
+                toml::Value::Array(items.map(|s| toml::Value::String(s.to_owned())).collect())
+            }
         } else {
             toml::Value::String(value.clone())
         };
@@ -1003,6 +1018,16 @@ url = "file:///tmp/x"
             ]
         );
         assert_eq!(c.source.organizer_upns, ["bob@contoso.com", "alice@contoso.com"]);
+    }
+
+    #[test]
+    fn list_overrides_are_comma_separated_or_toml_arrays() {
+        let kinds = |v: &str| parse(GOOD, &[("RECARCH_SOURCE__KINDS", v)]).map(|c| c.source.kinds);
+        let both = kinds("recordings, transcripts").expect("comma-separated");
+        assert_eq!(kinds(r#"["recordings", "transcripts"]"#).expect("a TOML array"), both);
+        assert_eq!(both.len(), 2);
+        let e = kinds(r#"["recordings", "#).expect_err("not an array");
+        assert!(e.0.contains("RECARCH_SOURCE__KINDS"), "{}", e.0);
     }
 
     #[test]

@@ -413,6 +413,20 @@ async fn redirect_chains_are_hardened() {
     assert_eq!(report["failures"][0]["class"], "permanent");
 }
 
+/// A local archive directory that cannot be made (here: below a regular file) is a store
+/// that cannot be reached, exit 4 naming the path, not a configuration error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_local_store_exits_4() {
+    let env = Env::new(config(), 1).await;
+    let file = env.dir.path().join("not-a-directory");
+    std::fs::write(&file, b"x").expect("a file");
+    let url = format!("file://{}/archive", file.display());
+    let out = env.recarch(&["run"], &[("RECARCH_STORE__URL", &url)]).await;
+    out.assert_code(4);
+    assert!(out.stderr.contains("not-a-directory"), "{}", out.stderr);
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+}
+
 /// Bad environment and store options: clear errors, exit 2, no panic.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_environment_and_store_options_exit_2() {

@@ -1228,8 +1228,19 @@ fn open_local(url: &Url, display: String, options: &[(String, String)]) -> Resul
     let dir = url
         .to_file_path()
         .map_err(|()| invalid("not an absolute local path (use file:///absolute/path)".into()))?;
-    std::fs::create_dir_all(&dir).map_err(|e| invalid(format!("cannot create the directory: {e}")))?;
-    let root = std::fs::canonicalize(&dir).map_err(|e| invalid(format!("cannot resolve the directory: {e}")))?;
+    // A valid path whose directory cannot be made or reached (permissions, a read-only or
+    // missing mount) is an unreachable store, not a malformed URL.
+    let unreachable = |e: std::io::Error| {
+        StoreError::from_backend(
+            dir.display().to_string(),
+            object_store::Error::Generic {
+                store: "LocalFileSystem",
+                source: Box::new(e),
+            },
+        )
+    };
+    std::fs::create_dir_all(&dir).map_err(unreachable)?;
+    let root = std::fs::canonicalize(&dir).map_err(unreachable)?;
     let store = LocalFileSystem::new_with_prefix(&root)
         .map_err(|e| invalid(e.to_string()))?
         // No automatic removal of emptied directories: with fsync on, LocalFileSystem's

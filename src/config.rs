@@ -593,12 +593,14 @@ fn validate(raw: RawConfig, base_dir: &Path, env: &[(String, String)]) -> Result
                 "[graph].client_id: missing"
             })
         })?;
+    // Ids sent in token requests: letters, digits, '-', '.' and '_' (GUIDs, domain names).
+    let is_id = |s: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
+    };
     let tenant_id = tenant_text.trim().to_owned();
-    if tenant_id.is_empty()
-        || !tenant_id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
-    {
+    if !is_id(&tenant_id) {
         return Err(err(format!(
             "[graph].tenant_id: {tenant_text:?} is not a tenant id (a GUID or a domain name)"
         )));
@@ -606,11 +608,7 @@ fn validate(raw: RawConfig, base_dir: &Path, env: &[(String, String)]) -> Result
     // Entra's application ids are GUIDs, but the contract asks only for a value: any token
     // endpoint's own ids are accepted, and a wrong one is refused there (exit 4).
     let client_id = client_text.trim().to_owned();
-    if client_id.is_empty()
-        || !client_id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
-    {
+    if !is_id(&client_id) {
         return Err(err(format!(
             "[graph].client_id: {client_text:?} is not a client id (letters, digits, '-', '.' and '_', like an application id GUID)"
         )));

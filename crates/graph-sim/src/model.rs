@@ -119,35 +119,17 @@ impl Shared {
 
     /// Consumes one pending `drop_mid_body` fault, if any.
     pub(crate) fn take_drop_mid_body(&self) -> bool {
-        let mut f = lock(&self.faults);
-        if f.drop_mid_body > 0 {
-            f.drop_mid_body -= 1;
-            true
-        } else {
-            false
-        }
+        take_one(&mut lock(&self.faults).drop_mid_body)
     }
 
     /// Consumes one pending `cut_delta_pages` fault, if any.
     pub(crate) fn take_cut_page(&self) -> bool {
-        let mut f = lock(&self.faults);
-        if f.cut_pages > 0 {
-            f.cut_pages -= 1;
-            true
-        } else {
-            false
-        }
+        take_one(&mut lock(&self.faults).cut_pages)
     }
 
     /// Consumes one pending `token_connection_reset`, if any.
     pub(crate) fn take_token_connection_reset(&self) -> bool {
-        let mut f = lock(&self.faults);
-        if f.token_connection_reset > 0 {
-            f.token_connection_reset -= 1;
-            true
-        } else {
-            false
-        }
+        take_one(&mut lock(&self.faults).token_connection_reset)
     }
 
     /// The mailbox fault set for `user`, if any.
@@ -1285,6 +1267,15 @@ pub(crate) struct Throttle {
     pub(crate) status: u16,
     pub(crate) retry_after: RetryAfter,
     pub(crate) remaining: u32,
+}
+
+/// Uses up one of `pending` faults: `false` when none is left.
+fn take_one(pending: &mut u32) -> bool {
+    let left = pending.checked_sub(1);
+    if let Some(left) = left {
+        *pending = left;
+    }
+    left.is_some()
 }
 
 /// Pending and switched-on faults.

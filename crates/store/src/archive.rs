@@ -624,18 +624,7 @@ impl Archive {
         match got.payload {
             // LocalFileSystem hands out the open file; hash it on a blocking thread with
             // large reads instead of polling 8 KiB chunks through the runtime.
-            GetResultPayload::File(file, _) => tokio::task::spawn_blocking(move || hash_file(file))
-                .await
-                .map_err(|e| StoreError::from_backend(&key, e.into()))?
-                .map_err(|e| {
-                    StoreError::from_backend(
-                        &key,
-                        object_store::Error::Generic {
-                            store: "LocalFileSystem",
-                            source: Box::new(e),
-                        },
-                    )
-                }),
+            GetResultPayload::File(file, _) => crate::local::blocking(&key, move || hash_file(file)).await,
             GetResultPayload::Stream(mut stream) => {
                 let mut hasher = Sha256::new();
                 let mut size = 0u64;
@@ -1230,15 +1219,7 @@ fn open_local(url: &Url, display: String, options: &[(String, String)]) -> Resul
         .map_err(|()| invalid("not an absolute local path (use file:///absolute/path)".into()))?;
     // A valid path whose directory cannot be made or reached (permissions, a read-only or
     // missing mount) is an unreachable store, not a malformed URL.
-    let unreachable = |e: std::io::Error| {
-        StoreError::from_backend(
-            dir.display().to_string(),
-            object_store::Error::Generic {
-                store: "LocalFileSystem",
-                source: Box::new(e),
-            },
-        )
-    };
+    let unreachable = |e| crate::local::io_error(dir.display().to_string(), e);
     std::fs::create_dir_all(&dir).map_err(unreachable)?;
     let root = std::fs::canonicalize(&dir).map_err(unreachable)?;
     let store = LocalFileSystem::new_with_prefix(&root)

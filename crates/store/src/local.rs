@@ -203,22 +203,26 @@ pub(crate) async fn sweep_interrupted_writes(
 
 /// Runs `f` on a blocking thread; its I/O error is a store error naming `what` (a key or
 /// prefix).
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     what: &str,
     f: impl FnOnce() -> io::Result<T> + Send + 'static,
 ) -> Result<T, StoreError> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| StoreError::from_backend(what, e.into()))?
-        .map_err(|e| {
-            StoreError::from_backend(
-                what,
-                object_store::Error::Generic {
-                    store: "LocalFileSystem",
-                    source: Box::new(e),
-                },
-            )
-        })
+        .map_err(|e| io_error(what, e))
+}
+
+/// An I/O error of the local archive's file system, as a store error naming `what` (a key,
+/// prefix or path).
+pub(crate) fn io_error(what: impl Into<String>, e: io::Error) -> StoreError {
+    StoreError::from_backend(
+        what,
+        object_store::Error::Generic {
+            store: "LocalFileSystem",
+            source: Box::new(e),
+        },
+    )
 }
 
 /// The upload temporaries directly in `dir`, with their destination names.

@@ -174,11 +174,12 @@ where
     }
     .await;
     let result = match (result, durability) {
-        (Ok(sink), Durability::Sync) => tokio::task::spawn_blocking(move || sink.file.sync_all().map(|()| sink))
-            .await
-            .map_err(std::io::Error::other)
-            .and_then(|synced| synced)
-            .map_err(|e| io_error(&shown, e).into()),
+        (Ok(sink), Durability::Sync) => {
+            Writer::Busy(tokio::task::spawn_blocking(move || sink.file.sync_all().map(|()| sink)))
+                .ready()
+                .await
+                .map_err(|e| io_error(&shown, e).into())
+        }
         (result, _) => result,
     };
     match result {

@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod demo;
+pub mod environment;
 pub mod exit;
 pub mod kinds;
 pub mod metrics;

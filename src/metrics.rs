@@ -20,6 +20,7 @@
 //! | `recarch_graph_throttled_requests` | — | of those, answered 429 or 503 |
 //! | `recarch_run_duration_seconds` | — | the run's wall time |
 //! | `recarch_run_exit_code` | — | the process exit code (0, 1, 4) |
+//! | `recarch_run_fatal` | `cause` (`diskFull`, `tokenEndpoint`, `contentOutage`, `storeUnavailable`, `fatal`) | 1 when the run ended with exit 4, and why (absent otherwise) |
 //! | `recarch_run_timestamp_seconds` | — | when the run ended (Unix time) |
 //! | `recarch_last_success_timestamp_seconds` | — | when a run of the shard last exited 0 (Unix time; 0 if never) |
 
@@ -46,6 +47,11 @@ struct StateLabel {
     state: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CauseLabel {
+    cause: String,
+}
+
 /// The metrics of one run.
 pub struct RunMetrics {
     registry: Registry,
@@ -62,6 +68,7 @@ pub struct RunMetrics {
     exit_code: Gauge,
     ended: Gauge<f64, AtomicU64>,
     last_success: Gauge<f64, AtomicU64>,
+    fatal: Family<CauseLabel, Gauge>,
 }
 
 impl Default for RunMetrics {
@@ -88,6 +95,7 @@ impl RunMetrics {
             exit_code: Gauge::default(),
             ended: Gauge::default(),
             last_success: Gauge::default(),
+            fatal: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -134,6 +142,11 @@ impl RunMetrics {
         );
         registry.register("recarch_run_exit_code", "Exit code of the run", m.exit_code.clone());
         registry.register(
+            "recarch_run_fatal",
+            "1 when the run ended with exit 4, labelled with why",
+            m.fatal.clone(),
+        );
+        registry.register(
             "recarch_run_timestamp_seconds",
             "When the run ended (Unix time)",
             m.ended.clone(),
@@ -171,6 +184,13 @@ impl RunMetrics {
         self.throttled.set(int(report.throttled_requests));
         self.duration.set(report.duration_secs);
         self.exit_code.set(i64::from(report.exit_code));
+        if let Some(cause) = &report.cause {
+            self.fatal
+                .get_or_create(&CauseLabel {
+                    cause: cause.kind.clone(),
+                })
+                .set(1);
+        }
         self.ended.set(unix(report.finished_at));
         self.last_success.set(last_success.map_or(0.0, unix));
     }

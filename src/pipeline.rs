@@ -19,6 +19,8 @@ use recarch_failure::FailureClass;
 use recarch_fetch::{FetchError, Fetcher};
 use recarch_store::{Archive, BlobCommit, Manifest, ManifestWrite, Sha256Digest, ShardId, StageError, StoreError};
 use std::sync::Arc;
+
+use crate::environment::{Environment, EnvironmentFault, Service, Verdict};
 use tokio::sync::Semaphore;
 
 /// Everything an item needs, shared by all items of a run.
@@ -42,6 +44,24 @@ pub struct ItemContext {
     pub staging_slots: Arc<Semaphore>,
     /// Progress shown on a terminal (nothing otherwise).
     pub progress: Arc<dyn crate::progress::Progress>,
+    /// Whether the items archived through this context come from the retry queue (their
+    /// failures are judged once the organizer's new items were tried: see
+    /// [`ItemOutcome::Deferred`]).
+    pub retried: bool,
+    /// Whether the environment (disk, store, content service, token endpoint) is failing
+    /// rather than the items; the first fault stops new work (see `crate::environment`).
+    pub environment: Arc<Environment>,
+}
+
+impl ItemContext {
+    /// The outcome of a store error on one item's objects: a full disk halts the run (no
+    /// attempt charged); a fatal error stops it; the rest is recorded for the queue.
+    pub fn store_failed(&self, e: StoreError, what: &str) -> ItemOutcome {
+        if let Some(fault) = EnvironmentFault::from_store(&e, None, &self.archive) {
+            return ItemOutcome::Fatal(self.environment.halt(fault));
+        }
+        ItemOutcome::store_failed(e, what)
+    }
 }
 
 /// What became of one item.
@@ -62,6 +82,19 @@ pub enum ItemOutcome {
         class: FailureClass,
         /// Why, naming the host or value (never a token).
         reason: String,
+    },
+    /// An item from the retry queue failed as an outage of `service` would make it fail,
+    /// before anything else succeeded: not recorded yet; the organizer's pass records it or
+    /// not once its new items were tried (`crate::environment::Outage::resolve_deferred`).
+    Deferred {
+        /// The class it is recorded with, if it is.
+        class: FailureClass,
+        /// Why.
+        reason: String,
+        /// The service it failed at.
+        service: Service,
+        /// When it began (`crate::environment::InPipeline::began`).
+        began: u64,
     },
     /// Failed in a way that stops the whole run (credentials, billing, store).
     Fatal(anyhow::Error),
@@ -126,11 +159,20 @@ pub fn media_type_or(served: &str, known: &str) -> String {
 
 /// Downloads `content_url` into a blob: retried within the run while the failure is
 /// transient; a body that fails its checks on every attempt is a permanent failure.
+///
+/// A failure that the environment explains (see `crate::environment`) is never charged to
+/// the item: a full disk halts the run at once, without downloading the same bytes again;
+/// and an item that used up its attempts while nothing else succeeded either (the content
+/// service or the store failing for everyone) halts it too. Either way the item comes back
+/// [`ItemOutcome::Fatal`] (the run ends with exit 4) or, once the run is halted,
+/// [`ItemOutcome::Interrupted`]; neither is recorded against it.
 pub async fn store_content(ctx: &ItemContext, content_url: &str) -> Result<StoredBlob, ItemOutcome> {
     // Refuse before any request: an off-origin URL must never be fetched at all.
     if let Err(e) = ctx.fetcher.check_url(content_url) {
         return Err(ItemOutcome::failed(e.class(), e.to_string()));
     }
+    let env = &ctx.environment;
+    let item = env.outage.enter();
     let mut attempt = 0;
     let mut every_attempt_a_bad_body = true;
     loop {
@@ -143,25 +185,56 @@ pub async fn store_content(ctx: &ItemContext, content_url: &str) -> Result<Store
                 reason,
                 class,
                 bad_body,
+                service,
+                outage_like,
             }) => {
                 every_attempt_a_bad_body &= bad_body;
-                if class != FailureClass::Transient {
-                    return Err(ItemOutcome::failed(class, reason));
+                // Another item found the environment failing: stop here, uncharged.
+                if env.is_halted() {
+                    return Err(ItemOutcome::Interrupted);
                 }
-                if attempt >= ctx.retry.max_attempts {
-                    let (class, why) = if every_attempt_a_bad_body {
-                        (FailureClass::Permanent, "the body failed its checks on every attempt")
-                    } else {
-                        (FailureClass::Transient, "still failing")
-                    };
-                    return Err(ItemOutcome::failed(
-                        class,
-                        format!("{reason} ({why}, {attempt} attempts)"),
-                    ));
+                let (class, reason) = if class != FailureClass::Transient {
+                    (class, reason)
+                } else if attempt < ctx.retry.max_attempts {
+                    let wait = ctx.retry.delay(attempt, None);
+                    tracing::warn!(attempt, %reason, "download failed, retrying");
+                    tokio::time::sleep(wait).await;
+                    continue;
+                } else if every_attempt_a_bad_body {
+                    (
+                        FailureClass::Permanent,
+                        format!("{reason} (the body failed its checks on every attempt, {attempt} attempts)"),
+                    )
+                } else {
+                    (
+                        FailureClass::Transient,
+                        format!("{reason} (still failing, {attempt} attempts)"),
+                    )
+                };
+                // Failing as an outage would make it fail: the item's own failure only if
+                // something else succeeded meanwhile.
+                if outage_like {
+                    match env
+                        .outage
+                        .verdict(&item, service, ctx.retried, || env.is_halted())
+                        .await
+                    {
+                        Verdict::Charge => {}
+                        Verdict::Halted => return Err(ItemOutcome::Interrupted),
+                        Verdict::Environment => {
+                            return Err(ItemOutcome::Fatal(env.halt(env.outage_fault(service, reason))));
+                        }
+                        Verdict::Defer => {
+                            return Err(ItemOutcome::Deferred {
+                                class,
+                                reason,
+                                service,
+                                began: item.began,
+                            });
+                        }
+                    }
                 }
-                let wait = ctx.retry.delay(attempt, None);
-                tracing::warn!(attempt, %reason, "download failed, retrying");
-                tokio::time::sleep(wait).await;
+                return Err(ItemOutcome::failed(class, reason));
             }
         }
     }
@@ -174,18 +247,21 @@ pub async fn store_bytes(ctx: &ItemContext, bytes: bytes::Bytes, media_type: &st
     let body = futures::stream::iter([Ok::<_, std::convert::Infallible>(bytes)]);
     let staged = match ctx.archive.stage(&ctx.shard, body).await {
         Ok(staged) => staged,
-        Err(StageError::Store(e)) => return Err(ItemOutcome::store_failed(e, "cannot stage the item")),
+        Err(StageError::Store(e)) => return Err(ctx.store_failed(e, "cannot stage the item")),
         Err(StageError::Body(never)) => match never {},
     };
     let digest = staged.digest();
     match ctx.archive.commit_blob(staged, &digest).await {
-        Ok(commit) => Ok(StoredBlob {
-            digest,
-            size,
-            media_type: media_type.to_owned(),
-            commit,
-        }),
-        Err(e) => Err(ItemOutcome::store_failed(e, "cannot commit the blob")),
+        Ok(commit) => {
+            ctx.environment.outage.success(Service::Store);
+            Ok(StoredBlob {
+                digest,
+                size,
+                media_type: media_type.to_owned(),
+                commit,
+            })
+        }
+        Err(e) => Err(ctx.store_failed(e, "cannot commit the blob")),
     }
 }
 
@@ -226,7 +302,7 @@ pub async fn indexed(
     };
     match ctx.archive.add_to_meeting_index(organizer, meeting_id, entry).await {
         Ok(()) => outcome,
-        Err(e) => ItemOutcome::store_failed(e, "cannot add it to its meeting's index"),
+        Err(e) => ctx.store_failed(e, "cannot add it to its meeting's index"),
     }
 }
 
@@ -239,7 +315,7 @@ pub async fn put_manifest(ctx: &ItemContext, manifest: &Manifest, bytes: u64, ne
             ItemOutcome::Archived { bytes, new_blob }
         }
         Ok(ManifestWrite::AlreadyExists) => ItemOutcome::AlreadyArchived,
-        Err(e) => ItemOutcome::store_failed(e, "cannot write the manifest"),
+        Err(e) => ctx.store_failed(e, "cannot write the manifest"),
     }
 }
 
@@ -258,23 +334,34 @@ enum Attempt {
         class: FailureClass,
         /// The body failed its checks (cut short, too long, dropped).
         bad_body: bool,
+        /// Where it failed.
+        service: Service,
+        /// Whether an outage of `service` would explain it (a transient failure, a store that
+        /// refuses writes); only such failures count towards one.
+        outage_like: bool,
     },
     Fatal(anyhow::Error),
     /// The run is stopping: no slot is handed out any more.
     Interrupted,
 }
 
-/// One download into staging, then the blob's commit.
+/// One download into staging, then the blob's commit. Every attempt tells the run's
+/// [`Environment`] how the content service and the store fared.
 async fn download_once(ctx: &ItemContext, url: &str) -> Result<StoredBlob, Attempt> {
+    let env = &ctx.environment;
     // Held until the blob is committed (the staged upload flushed and renamed, or the spooled
     // file uploaded), after the download's own slot has gone back.
     // Acquiring fails only once the slots are closed: the run is stopping.
     let Ok(_staging) = ctx.staging_slots.acquire().await else {
         return Err(Attempt::Interrupted);
     };
-    let mut download = ctx.fetcher.open(url).await.map_err(classify)?;
+    let mut download = match ctx.fetcher.open(url).await {
+        Ok(download) => download,
+        Err(e) => return Err(content_failed(ctx, e)),
+    };
     let media_type = download.media_type().unwrap_or("application/octet-stream").to_owned();
-    let shown = ctx.progress.download(download.content_length());
+    let needed = download.content_length();
+    let shown = ctx.progress.download(needed);
     // Staging (hashing every byte, writing it) runs as a task of its own, so that the
     // downloads in flight hash on every core rather than all on the thread polling the round.
     let (archive, shard) = (ctx.archive.clone(), ctx.shard.clone());
@@ -295,20 +382,12 @@ async fn download_once(ctx: &ItemContext, url: &str) -> Result<StoredBlob, Attem
     drop(abort);
     let staged = match staged {
         Ok(staged) => staged,
-        Err(StageError::Body(e)) => return Err(classify(e)),
-        Err(StageError::Store(e)) => {
-            return Err(match e.class() {
-                FailureClass::Fatal => Attempt::Fatal(anyhow::Error::new(e).context("cannot write to the archive")),
-                class => Attempt::Failed {
-                    reason: format!("cannot stage the content: {}", error_chain(&e)),
-                    class,
-                    bad_body: false,
-                },
-            });
-        }
+        Err(StageError::Body(e)) => return Err(content_failed(ctx, e)),
+        Err(StageError::Store(e)) => return Err(store_failed(ctx, e, "cannot stage the content", needed)),
     };
     match download.finish() {
         Ok(fetched) => {
+            env.outage.success(Service::Content);
             if fetched.size != staged.size() {
                 let staged_size = staged.size();
                 let _ = ctx.archive.discard(staged).await;
@@ -316,6 +395,8 @@ async fn download_once(ctx: &ItemContext, url: &str) -> Result<StoredBlob, Attem
                     reason: format!("staged {staged_size} bytes but received {}", fetched.size),
                     class: FailureClass::Transient,
                     bad_body: true,
+                    service: Service::Content,
+                    outage_like: false,
                 });
             }
             // The store hashed the bytes it staged while they streamed through: that digest
@@ -334,17 +415,9 @@ async fn download_once(ctx: &ItemContext, url: &str) -> Result<StoredBlob, Attem
             // of the spooled file, whose buffered parts the slots bound.
             let commit = match ctx.archive.commit_blob(staged, &digest).await {
                 Ok(commit) => commit,
-                Err(e) => {
-                    return Err(match e.class() {
-                        FailureClass::Fatal => Attempt::Fatal(anyhow::Error::new(e).context("cannot commit the blob")),
-                        class => Attempt::Failed {
-                            reason: format!("cannot commit the blob: {}", error_chain(&e)),
-                            class,
-                            bad_body: false,
-                        },
-                    });
-                }
+                Err(e) => return Err(store_failed(ctx, e, "cannot commit the blob", Some(fetched.size))),
             };
+            env.outage.success(Service::Store);
             Ok(StoredBlob {
                 digest,
                 size: fetched.size,
@@ -354,22 +427,61 @@ async fn download_once(ctx: &ItemContext, url: &str) -> Result<StoredBlob, Attem
         }
         Err(e) => {
             let _ = ctx.archive.discard(staged).await;
-            Err(classify(e))
+            Err(content_failed(ctx, e))
         }
     }
 }
 
-fn classify(e: FetchError) -> Attempt {
+/// A download that failed: the token endpoint failing halts the run (no item has a token of
+/// its own); a transient failure counts towards a content outage.
+fn content_failed(ctx: &ItemContext, e: FetchError) -> Attempt {
     if matches!(e, FetchError::Closed) {
         return Attempt::Interrupted;
     }
+    if let Some(fault) = EnvironmentFault::from_fetch(&e) {
+        return Attempt::Fatal(ctx.environment.halt(fault));
+    }
     match e.class() {
         FailureClass::Fatal => Attempt::Fatal(anyhow::Error::new(e)),
-        class => Attempt::Failed {
-            bad_body: e.is_body_failure(),
-            reason: error_chain(&e),
-            class,
-        },
+        class => {
+            let outage_like = class == FailureClass::Transient;
+            if outage_like {
+                ctx.environment.outage.failure(Service::Content);
+            }
+            Attempt::Failed {
+                bad_body: e.is_body_failure(),
+                reason: error_chain(&e),
+                class,
+                service: Service::Content,
+                outage_like,
+            }
+        }
+    }
+}
+
+/// Staging or committing the blob failed: a full disk halts the run at once (`needed`: the
+/// item's size, when known); anything else counts towards a store outage.
+fn store_failed(ctx: &ItemContext, e: StoreError, what: &str, needed: Option<u64>) -> Attempt {
+    if let Some(fault) = EnvironmentFault::from_store(&e, needed, &ctx.archive) {
+        return Attempt::Fatal(ctx.environment.halt(fault));
+    }
+    match e.class() {
+        FailureClass::Fatal => Attempt::Fatal(anyhow::Error::new(e).context(what.to_owned())),
+        class => {
+            // A store that refuses this one object (corrupt, mismatching) is the item's
+            // failure; one that is down or refuses writes as such may be everyone's.
+            let outage_like = class == FailureClass::Transient || matches!(e, StoreError::PermissionDenied { .. });
+            if outage_like {
+                ctx.environment.outage.failure(Service::Store);
+            }
+            Attempt::Failed {
+                reason: format!("{what}: {}", error_chain(&e)),
+                class,
+                bad_body: false,
+                service: Service::Store,
+                outage_like,
+            }
+        }
     }
 }
 

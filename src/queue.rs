@@ -74,6 +74,9 @@ pub enum Settled {
     Unfinished,
     /// Failed in a way that stops the run (not recorded against the item: it is not its fault).
     Fatal(anyhow::Error),
+    /// A queued item whose failure is not recorded yet ([`ItemOutcome::Deferred`]): the
+    /// organizer's pass records it with [`record_failure`] once it knows whose fault it was.
+    Deferred(Deferred),
     /// Failed, and the failure could not be recorded (the store refused the queue entry): not
     /// durable, so its page stays unfinished and the organizer stops for this run.
     Unrecorded(String),
@@ -97,6 +100,24 @@ pub async fn settle(
         ItemOutcome::AlreadyArchived => Settled::AlreadyArchived,
         ItemOutcome::Interrupted => return Settled::Unfinished,
         ItemOutcome::Fatal(e) => return Settled::Fatal(e),
+        ItemOutcome::Deferred {
+            class,
+            reason,
+            service,
+            began,
+        } => {
+            return match previous {
+                Some(entry) => Settled::Deferred(Deferred {
+                    entry,
+                    class,
+                    reason,
+                    service,
+                    began,
+                }),
+                // Only queued items are deferred; anything else is recorded now.
+                None => record_failure(ctx, policy, kind, organizer, id, raw, None, class, reason).await,
+            };
+        }
         ItemOutcome::Failed { class, reason } => {
             return record_failure(ctx, policy, kind, organizer, id, raw, previous, class, reason).await;
         }
@@ -111,8 +132,25 @@ pub async fn settle(
     succeeded
 }
 
+/// A queued item's failure, not recorded yet (see [`Settled::Deferred`]).
+#[derive(Debug)]
+pub struct Deferred {
+    /// Its queue entry, as read at the start of the run.
+    pub entry: QueuedItem,
+    /// The class to record.
+    pub class: FailureClass,
+    /// Why.
+    pub reason: String,
+    /// The service it failed at.
+    pub service: crate::environment::Service,
+    /// When it began (`crate::environment::InPipeline::began`).
+    pub began: u64,
+}
+
+/// Records a failure of item `id` in the queue, or moves it to the dead-letter list, as
+/// `policy` says (`previous`: its queue entry, if it was queued).
 #[allow(clippy::too_many_arguments)]
-async fn record_failure(
+pub async fn record_failure(
     ctx: &ItemContext,
     policy: QueuePolicy,
     kind: Kind,

@@ -132,6 +132,38 @@ pub struct RunReport {
     pub interrupted: bool,
     /// The process exit code.
     pub exit_code: u8,
+    /// Why the run ended with exit 4 (`outcome: fatal`): the kind of fault and its message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cause: Option<crate::environment::Cause>,
+}
+
+impl RunReport {
+    /// The report of a run of `shard` that started at `started_at` and has done nothing yet
+    /// (outcome `complete`, exit 0, every count 0): the run fills in what it did.
+    pub fn new(shard: &str, started_at: DateTime<Utc>) -> RunReport {
+        RunReport {
+            schema: "recarch.run.v1",
+            shard: shard.to_owned(),
+            started_at,
+            finished_at: started_at,
+            duration_secs: 0.0,
+            organizers: 0,
+            counts: Counts::default(),
+            kinds: std::collections::BTreeMap::new(),
+            throughput_bytes_per_sec: 0.0,
+            queued: 0,
+            dead_letters: 0,
+            organizers_failed: 0,
+            graph_requests: 0,
+            throttled_requests: 0,
+            last_success_at: None,
+            failures: Vec::new(),
+            outcome: Outcome::Complete,
+            interrupted: false,
+            exit_code: 0,
+            cause: None,
+        }
+    }
 }
 
 /// One kind's part of a run.

@@ -21,9 +21,11 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::environment::EnvironmentFault;
+use crate::environment::Verdict;
 use crate::kinds::ItemKind;
 use crate::pipeline::{ItemContext, ItemOutcome, error_chain};
-use crate::queue::{QueuePolicy, Settled, settle};
+use crate::queue::{Deferred, QueuePolicy, Settled, record_failure, settle};
 use crate::report::{Counts, Failure};
 
 /// Full rounds restarted after 410 Gone within one run, per organizer, before giving up.
@@ -110,7 +112,8 @@ impl OrganizerResult {
                 });
                 true
             }
-            Settled::Unfinished => false,
+            // Only the retry queue defers, and it keeps those itself.
+            Settled::Unfinished | Settled::Deferred(_) => false,
             Settled::Fatal(e) => {
                 self.fatal.get_or_insert(e);
                 false
@@ -191,7 +194,7 @@ async fn organizer_pass<K: ItemKind>(rc: &RoundContext<'_>, kind: &K, org: &Orga
     let queued_ids: HashSet<String> = entries.iter().map(|q| q.id.clone()).collect();
 
     // 1. The retry queue first.
-    let tried = retry_queue(rc, kind, &org, entries, &mut result).await;
+    let (tried, deferred) = retry_queue(rc, kind, &org, entries, &mut result).await;
     if result.fatal.is_some() || rc.shutdown.is_cancelled() {
         return result;
     }
@@ -205,6 +208,10 @@ async fn organizer_pass<K: ItemKind>(rc: &RoundContext<'_>, kind: &K, org: &Orga
             return result;
         }
         Err(e) => {
+            if let Some(fault) = EnvironmentFault::from_delta(&e) {
+                result.fatal.get_or_insert(rc.items.environment.halt(fault));
+                return result;
+            }
             let mut reason = format!("cannot list what to enumerate: {}", error_chain(&e));
             if matches!(e, DeltaError::Forbidden { .. }) {
                 reason.push_str("; ");
@@ -234,6 +241,10 @@ async fn organizer_pass<K: ItemKind>(rc: &RoundContext<'_>, kind: &K, org: &Orga
             source: source.as_deref(),
         };
         all_done &= walk_source(rc, kind, scope, &mut state, &seen, &mut live, &mut result).await;
+    }
+    // 3. Queued items whose failures waited for the new items' evidence.
+    if !deferred.is_empty() && result.fatal.is_none() {
+        record_deferred::<K>(rc, &org, deferred, &mut result).await;
     }
     if several && all_done {
         // Every source reached its delta link in this pass.
@@ -368,7 +379,7 @@ async fn reconcile<K: ItemKind>(
         tracing::info!(organizer = %org, kind = %K::KIND, %id, "archived as live but not listed by a full round: archiving a tombstone version");
         result.counts.removed += 1;
         result.counts.discovered += 1;
-        let outcome = archive_raw(rc, kind, org, &raw).await;
+        let outcome = archive_raw(rc.items, kind, org, &raw).await;
         let settled = settle(rc.items, rc.policy, K::KIND, org, &id, &raw, None, outcome).await;
         if !result.record::<K>(org, &id, settled) {
             return false;
@@ -414,28 +425,36 @@ pub fn keeps_options(link: &str, options: &[String]) -> bool {
 
 /// Archives an item kept as raw JSON (a queue entry, a tombstone the archiver writes itself):
 /// one that no longer parses as the kind's item is a permanent failure.
-async fn archive_raw<K: ItemKind>(rc: &RoundContext<'_>, kind: &K, org: &OrganizerId, raw: &Value) -> ItemOutcome {
+async fn archive_raw<K: ItemKind>(items: &ItemContext, kind: &K, org: &OrganizerId, raw: &Value) -> ItemOutcome {
     match serde_json::from_value::<K::Item>(raw.clone()) {
-        Ok(item) => kind.archive(rc.items, org, &item, raw).await,
+        Ok(item) => kind.archive(items, org, &item, raw).await,
         Err(e) => ItemOutcome::failed(FailureClass::Permanent, format!("malformed item: {e}")),
     }
 }
 
-/// Retries the queued items; returns the ids tried (the round skips them if listed again).
+/// Retries the queued items; returns the ids tried (the round skips them if listed again) and
+/// the failures not recorded yet ([`Settled::Deferred`]: for [`record_deferred`], once the
+/// organizer's new items were tried).
 async fn retry_queue<K: ItemKind>(
     rc: &RoundContext<'_>,
     kind: &K,
     org: &OrganizerId,
     entries: Vec<QueuedItem>,
     result: &mut OrganizerResult,
-) -> HashSet<String> {
+) -> (HashSet<String>, Vec<Deferred>) {
     let tried: HashSet<String> = entries.iter().map(|q| q.id.clone()).collect();
+    let mut deferred = Vec::new();
     if entries.is_empty() {
-        return tried;
+        return (tried, deferred);
     }
     tracing::info!(organizer = %org, kind = %K::KIND, items = entries.len(), "retrying queued items");
     rc.items.progress.discovered(entries.len() as u64);
     let limit = rc.config.fetch.concurrency * ITEMS_PER_DOWNLOAD_SLOT;
+    let items = ItemContext {
+        retried: true,
+        ..rc.items.clone()
+    };
+    let items = &items;
     let mut settled = futures::stream::iter(entries)
         .map(|q| async move {
             let id = q.id.clone();
@@ -443,13 +462,17 @@ async fn retry_queue<K: ItemKind>(
             let outcome = if rc.shutdown.is_cancelled() {
                 ItemOutcome::Interrupted
             } else {
-                archive_raw(rc, kind, org, &raw).await
+                archive_raw(items, kind, org, &raw).await
             };
-            let settled = settle(rc.items, rc.policy, K::KIND, org, &id, &raw, Some(q), outcome).await;
+            let settled = settle(items, rc.policy, K::KIND, org, &id, &raw, Some(q), outcome).await;
             (id, settled)
         })
         .buffer_unordered(limit);
     while let Some((id, settled)) = settled.next().await {
+        if let Settled::Deferred(d) = settled {
+            deferred.push(d);
+            continue;
+        }
         if !matches!(settled, Settled::Unfinished) {
             result.counts.discovered += 1;
         }
@@ -457,7 +480,53 @@ async fn retry_queue<K: ItemKind>(
             rc.items.progress.settled();
         }
     }
-    tried
+    (tried, deferred)
+}
+
+/// Records the queued items whose failures were deferred, now that the organizer's new
+/// items were tried: each is charged if something succeeded since it began (or if it is the
+/// only one); if nothing did while several failed, the environment is failing: the run is
+/// halted and none is charged.
+async fn record_deferred<K: ItemKind>(
+    rc: &RoundContext<'_>,
+    org: &OrganizerId,
+    deferred: Vec<Deferred>,
+    result: &mut OrganizerResult,
+) {
+    let env = &rc.items.environment;
+    let count = deferred.len();
+    for d in deferred {
+        if env.is_halted() {
+            return;
+        }
+        match env.outage.resolve_deferred(d.service, d.began, count) {
+            Verdict::Environment => {
+                let fault = env.outage_fault(d.service, d.reason);
+                result.fatal.get_or_insert(env.halt(fault));
+                return;
+            }
+            _ => {
+                let id = d.entry.id.clone();
+                let raw = d.entry.item.clone();
+                let settled = record_failure(
+                    rc.items,
+                    rc.policy,
+                    K::KIND,
+                    org,
+                    &id,
+                    &raw,
+                    Some(d.entry),
+                    d.class,
+                    d.reason,
+                )
+                .await;
+                result.counts.discovered += 1;
+                if result.record::<K>(org, &id, settled) {
+                    rc.items.progress.settled();
+                }
+            }
+        }
+    }
 }
 
 /// What the round skips.
@@ -668,6 +737,10 @@ async fn walk_round<K: ItemKind>(
                     if class == FailureClass::Fatal {
                         result.fatal.get_or_insert(anyhow::Error::new(e));
                         stopping = true;
+                    } else if let Some(fault) = EnvironmentFault::from_delta(&e) {
+                        // No token: nothing else can be fetched either.
+                        result.fatal.get_or_insert(rc.items.environment.halt(fault));
+                        stopping = true;
                     } else {
                         let mut reason = format!("cannot read its delta page: {}", error_chain(&e));
                         if matches!(e, DeltaError::Forbidden { .. }) {
@@ -682,7 +755,7 @@ async fn walk_round<K: ItemKind>(
                 }
             },
             () = rc.shutdown.cancelled(), if !stopping => {
-                tracing::warn!(organizer = %org, in_flight = in_flight.len(), "shutting down: finishing in-flight downloads, taking no new work");
+                tracing::warn!(organizer = %org, in_flight = in_flight.len(), "stopping (a signal, or a fault of the environment): finishing in-flight downloads, taking no new work");
                 stopping = true;
                 end = RoundEnd::Stopped;
             }

@@ -20,6 +20,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, client_proof};
+use crate::environment::Cause;
 use crate::exit::{Exit, ExitError};
 use crate::kinds::{Contacts, Recordings, Transcripts};
 use crate::organizers;
@@ -64,6 +65,11 @@ pub async fn run(config: &Config, shard: Shard, shutdown: CancellationToken) -> 
 }
 
 /// [`run`], reporting progress (bars on a terminal) as it goes.
+///
+/// Every run that got as far as opening the store leaves a run report, including one that
+/// ends with exit 4 before any work (token endpoint unreachable, store unusable): its
+/// `outcome` is `fatal` and its `cause` says why, so that `status` and the metrics show the
+/// failure (the report itself is lost only when the store cannot be written at all).
 pub async fn run_with_progress(
     config: &Config,
     shard: Shard,
@@ -79,6 +85,97 @@ pub async fn run_with_progress(
     tracing::info!(graph = %config.graph.base_url, authority = %config.graph.authority_url, tenant = %config.graph.tenant_id, client = %config.graph.client_id, "endpoints");
 
     let archive = open_archive(config)?;
+    let run = Started {
+        config,
+        shard,
+        archive: &archive,
+        started_at,
+        started,
+    };
+    match pass(&run, proof, shutdown, progress).await {
+        Ok(report) if report.exit_code == Exit::Fatal as u8 => {
+            let message = report.cause.as_ref().map_or_else(String::new, |c| c.message.clone());
+            Err(ExitError::new(Exit::Fatal, anyhow::anyhow!(message)))
+        }
+        Ok(report) => Ok(report),
+        Err(e) if e.exit == Exit::Fatal => {
+            let mut report = RunReport::new(shard_id.as_str(), started_at);
+            report.outcome = Outcome::Fatal;
+            report.exit_code = Exit::Fatal as u8;
+            report.cause = Some(Cause::of(&e.error));
+            report.last_success_at = last_success(&archive, &shard_id).await;
+            finish_report(&run, &mut report).await;
+            Err(e)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// What every part of a run needs to know about it.
+struct Started<'a> {
+    config: &'a Config,
+    shard: Shard,
+    archive: &'a Archive,
+    started_at: chrono::DateTime<Utc>,
+    started: Instant,
+}
+
+/// When a run of `shard` last exited 0, as recorded.
+async fn last_success(archive: &Archive, shard: &ShardId) -> Option<chrono::DateTime<Utc>> {
+    match archive.load_shard_status(shard).await {
+        Ok(status) => status.last_success_at,
+        Err(e) => {
+            tracing::warn!(error = %error_chain(&e), "cannot read the last success");
+            None
+        }
+    }
+}
+
+/// Stamps the report's end, exports the metrics and writes the report (create-only, under
+/// `runs/`); neither failure fails the run.
+async fn finish_report(run: &Started<'_>, report: &mut RunReport) {
+    report.finished_at = Utc::now();
+    report.duration_secs = run.started.elapsed().as_secs_f64();
+    report.throughput_bytes_per_sec = if report.duration_secs > 0.0 {
+        report.counts.bytes as f64 / report.duration_secs
+    } else {
+        0.0
+    };
+    export_metrics(run.config, report).await;
+    let report_json = serde_json::to_value(&*report).unwrap_or(Value::Null);
+    if let Err(e) = run
+        .archive
+        .put_run_report(&run.shard.id(), run.started_at, &report_json)
+        .await
+    {
+        tracing::warn!(error = %e, "cannot write the run report");
+    }
+}
+
+/// The pass itself, once the store is open: lease, token, organizers, report. An error
+/// before the organizers' passes is returned as is (the caller reports it); a fault during
+/// them ends in a report with exit code 4.
+async fn pass(
+    run: &Started<'_>,
+    proof: recarch_delta::credentials::ClientProof,
+    shutdown: CancellationToken,
+    progress: Arc<dyn crate::progress::Progress>,
+) -> Result<RunReport, ExitError> {
+    let Started {
+        config,
+        shard,
+        archive,
+        started_at,
+        ..
+    } = *run;
+    let shard_id = shard.id();
+    // Cancelled on SIGTERM/SIGINT (through `shutdown`) and by the first environment fault:
+    // from then on no new organizer, page or download starts.
+    let halt = shutdown.child_token();
+    let environment = Arc::new(crate::environment::Environment::new(
+        archive.display_url(),
+        halt.clone(),
+    ));
     let unusable = |e: StoreError| {
         ExitError::new(
             Exit::Fatal,
@@ -128,9 +225,15 @@ pub async fn run_with_progress(
         // Fail fast, before any work, when the credentials are refused (fatal: exit 4) or the
         // token endpoint stays unavailable through every retry.
         // Either way nothing can be archived: exit 4 with the endpoint's own error code.
-        graph.tokens.token().await.map_err(|e| ExitError::new(Exit::Fatal, e))?;
+        graph.tokens.token().await.map_err(|e| {
+            let e = recarch_delta::DeltaError::Auth(e);
+            match crate::environment::EnvironmentFault::from_delta(&e) {
+                Some(fault) => ExitError::new(Exit::Fatal, fault),
+                None => ExitError::new(Exit::Fatal, e),
+            }
+        })?;
         // Which organizers: ids, UPNs, a group, the directory; then this shard's part.
-        let resolved = organizers::resolve(config, &graph.delta, &archive, &shard_id).await;
+        let resolved = organizers::resolve(config, &graph.delta, archive, &shard_id).await;
         let organizers: Vec<OrganizerId> = resolved.organizers.into_iter().filter(|o| shard.owns(o)).collect();
         tracing::info!(shard = %shard_id, organizers = organizers.len(), "organizers of this shard");
         let reclaimed = archive
@@ -140,7 +243,7 @@ pub async fn run_with_progress(
         if reclaimed > 0 {
             tracing::info!(reclaimed, "removed debris of an interrupted earlier run");
         }
-        abort_interrupted_uploads(&archive, &shard_id, started_at).await;
+        abort_interrupted_uploads(archive, &shard_id, started_at).await;
         let ctx = ItemContext {
             archive: archive.clone(),
             fetcher: graph.fetcher.clone(),
@@ -150,6 +253,8 @@ pub async fn run_with_progress(
                 config.fetch.concurrency * archive.staged_uploads_per_download(),
             )),
             progress,
+            retried: false,
+            environment: Arc::clone(&environment),
         };
         let rc = RoundContext {
             items: &ctx,
@@ -158,7 +263,7 @@ pub async fn run_with_progress(
             policy: QueuePolicy {
                 max_item_attempts: config.fetch.max_item_attempts,
             },
-            shutdown: &shutdown,
+            shutdown: &halt,
         };
         // The passes borrow `organizers`, which the run report needs afterwards.
         let totals = {
@@ -186,10 +291,11 @@ pub async fn run_with_progress(
                     totals.add(result);
                     totals
                 });
-            // After SIGTERM/SIGINT no new download starts: items still waiting for a slot come
-            // back `Interrupted` (their pages stay unfinished); open downloads stream on.
+            // After SIGTERM/SIGINT, or an environment fault, no new download starts: items
+            // still waiting for a slot come back `Interrupted` (their pages stay unfinished);
+            // open downloads stream on.
             let stop_new_downloads = async {
-                shutdown.cancelled().await;
+                halt.cancelled().await;
                 ctx.fetcher.close();
                 ctx.staging_slots.close();
             };
@@ -210,7 +316,7 @@ pub async fn run_with_progress(
     };
     let results = tokio::select! {
         results = work => results,
-        lost = keep_lease(&archive, &mut lease, LEASE_TTL / 3) => {
+        lost = keep_lease(archive, &mut lease, LEASE_TTL / 3) => {
             shutdown.cancel();
             return Err(lost);
         }
@@ -241,11 +347,11 @@ pub async fn run_with_progress(
         tracing::warn!(error = %e, "cannot clean staging at the end of the run");
     }
     // And the multipart uploads they left (none of this shard's uploads is in flight now).
-    abort_interrupted_uploads(&archive, &shard_id, Utc::now()).await;
+    abort_interrupted_uploads(archive, &shard_id, Utc::now()).await;
     let mut queued = 0;
     let mut dead_letters = 0;
     for kind in &config.source.kinds {
-        let (q, d) = queue_totals(&archive, *kind, &organizers).await;
+        let (q, d) = queue_totals(archive, *kind, &organizers).await;
         queued += q;
         dead_letters += d;
         let part = kinds.entry(*kind).or_default();
@@ -267,59 +373,34 @@ pub async fn run_with_progress(
         Outcome::Partial | Outcome::Interrupted => 1,
         Outcome::Fatal => 4,
     };
-    let duration = started.elapsed().as_secs_f64();
-    let mut report = RunReport {
-        schema: "recarch.run.v1",
-        shard: shard_id.as_str().to_owned(),
-        started_at,
-        finished_at: Utc::now(),
-        duration_secs: duration,
-        organizers: organizers.len(),
-        throughput_bytes_per_sec: if duration > 0.0 {
-            counts.bytes as f64 / duration
-        } else {
-            0.0
-        },
-        counts,
-        kinds,
-        queued,
-        dead_letters,
-        organizers_failed,
-        graph_requests: graph_http.as_ref().map_or(0, |h| h.requests_sent()),
-        throttled_requests: graph_http.as_ref().map_or(0, |h| h.throttle_events()),
-        last_success_at: None,
-        failures,
-        outcome,
-        interrupted,
-        exit_code,
-    };
+    let mut report = RunReport::new(shard_id.as_str(), started_at);
+    report.organizers = organizers.len();
+    report.counts = counts;
+    report.kinds = kinds;
+    report.queued = queued;
+    report.dead_letters = dead_letters;
+    report.organizers_failed = organizers_failed;
+    report.graph_requests = graph_http.as_ref().map_or(0, |h| h.requests_sent());
+    report.throttled_requests = graph_http.as_ref().map_or(0, |h| h.throttle_events());
+    report.failures = failures;
+    report.outcome = outcome;
+    report.interrupted = interrupted;
+    report.exit_code = exit_code;
+    report.cause = fatal.as_ref().map(Cause::of);
     report.last_success_at = if exit_code == 0 {
         let status = recarch_store::ShardStatus {
-            last_success_at: Some(report.finished_at),
+            last_success_at: Some(Utc::now()),
         };
         if let Err(e) = archive.save_shard_status(&shard_id, &status).await {
             tracing::warn!(error = %error_chain(&e), "cannot record the last success");
         }
         status.last_success_at
     } else {
-        match archive.load_shard_status(&shard_id).await {
-            Ok(status) => status.last_success_at,
-            Err(e) => {
-                tracing::warn!(error = %error_chain(&e), "cannot read the last success");
-                None
-            }
-        }
+        last_success(archive, &shard_id).await
     };
-    export_metrics(config, &report).await;
-    let report_json = serde_json::to_value(&report).unwrap_or(Value::Null);
-    if let Err(e) = archive.put_run_report(&shard_id, started_at, &report_json).await {
-        tracing::warn!(error = %e, "cannot write the run report");
-    }
+    finish_report(run, &mut report).await;
     if let Err(e) = archive.release_lease(lease).await {
         tracing::warn!(error = %e, "cannot release the lease; it expires by itself");
-    }
-    if let Some(fatal) = fatal {
-        return Err(ExitError::new(Exit::Fatal, fatal));
     }
     Ok(report)
 }

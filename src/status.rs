@@ -43,23 +43,6 @@ struct Totals {
     dead_letters: usize,
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn report_names_give_their_shard() {
-        use super::shard_of_report;
-        assert_eq!(
-            shard_of_report("20240506T070809Z-0-of-1.json").as_deref(),
-            Some("0-of-1")
-        );
-        assert_eq!(
-            shard_of_report("20240506T070809.123Z-2-of-8-3.json").as_deref(),
-            Some("2-of-8")
-        );
-        assert_eq!(shard_of_report("notes.txt"), None);
-    }
-}
-
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 struct OrganizerStatus {
@@ -134,41 +117,44 @@ pub async fn status_cli(config: &Config, archive: &Archive, json: bool) -> Resul
             leases.push(v);
         }
     }
-    let runs: Vec<_> = store
-        .list(Some(&Path::from("runs")))
-        .try_collect()
+    // Each shard's newest report, by the start time its name records (never by file times,
+    // which a copied archive does not keep); the newest of them is "the last run".
+    let newest = archive
+        .newest_run_reports()
         .await
         .map_err(|e| fatal(anyhow::Error::new(e).context("cannot list run reports")))?;
-    let last = runs
-        .iter()
-        .max_by(|a, b| a.last_modified.cmp(&b.last_modified).then(a.location.cmp(&b.location)));
-    let last_run = match last {
-        Some(meta) => read_json(archive, &meta.location).await,
-        None => None,
-    };
-    // Each shard's newest report (`runs/<timestamp>-<shard>[-n].json`).
-    let mut newest: std::collections::BTreeMap<String, &object_store::ObjectMeta> = Default::default();
-    for meta in &runs {
-        let name = meta.location.filename().unwrap_or_default();
-        let Some(shard) = shard_of_report(name) else { continue };
-        let entry = newest.entry(shard).or_insert(meta);
-        if (meta.last_modified, &meta.location) > (entry.last_modified, &entry.location) {
-            *entry = meta;
-        }
-    }
     let mut attention = Vec::new();
-    for (shard, meta) in &newest {
-        if let Some(run) = read_json(archive, &meta.location).await {
-            if run["exitCode"].as_u64() != Some(0) {
+    let mut last_run: Option<(chrono::DateTime<chrono::Utc>, Value)> = None;
+    for report in &newest {
+        let run = match archive.read_run_report(report).await {
+            Ok(run) => run,
+            Err(e) => {
                 attention.push(format!(
-                    "shard {shard}: the last run ({}) ended {} with exit {}",
-                    run["startedAt"].as_str().unwrap_or("?"),
-                    run["outcome"].as_str().unwrap_or("?"),
-                    run["exitCode"]
+                    "shard {}: its last run report cannot be read: {}",
+                    report.shard,
+                    error_chain(&e)
                 ));
+                continue;
             }
+        };
+        if run["exitCode"].as_u64() != Some(0) {
+            let cause = run["cause"]["message"]
+                .as_str()
+                .map(|m| format!(": {m}"))
+                .unwrap_or_default();
+            attention.push(format!(
+                "shard {}: the last run ({}) ended {} with exit {}{cause}",
+                report.shard,
+                run["startedAt"].as_str().unwrap_or("?"),
+                run["outcome"].as_str().unwrap_or("?"),
+                run["exitCode"]
+            ));
+        }
+        if last_run.as_ref().is_none_or(|(started, _)| report.started > *started) {
+            last_run = Some((report.started, run));
         }
     }
+    let last_run = last_run.map(|(_, run)| run);
     if totals.dead_letters > 0 {
         attention.push(format!(
             "{} dead letters: never retried automatically; fix the cause, then recarch retry",
@@ -190,16 +176,6 @@ pub async fn status_cli(config: &Config, archive: &Archive, json: bool) -> Resul
         print_text(&report);
     }
     Ok(if report.healthy { Exit::Ok } else { Exit::Partial })
-}
-
-/// The shard of a run report's file name: `20240506T070809Z-0-of-1.json` (or with
-/// milliseconds, or a `-n` counter) → `0-of-1`.
-fn shard_of_report(name: &str) -> Option<String> {
-    let stem = name.strip_suffix(".json")?;
-    let (_, rest) = stem.split_once("Z-")?;
-    let mut parts = rest.split('-');
-    let (i, of, n) = (parts.next()?, parts.next()?, parts.next()?);
-    (of == "of" && i.parse::<u32>().is_ok() && n.parse::<u32>().is_ok()).then(|| format!("{i}-of-{n}"))
 }
 
 async fn describe(

@@ -5,6 +5,8 @@ mod util;
 
 #[path = "cli/contacts.rs"]
 mod contacts;
+#[path = "cli/environment.rs"]
+mod environment;
 #[path = "cli/failure_policy.rs"]
 mod failure_policy;
 #[path = "cli/kinds.rs"]

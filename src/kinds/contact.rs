@@ -166,7 +166,7 @@ async fn archive_contact(ctx: &ItemContext, organizer: &OrganizerId, item: &Cont
             }
         }
         Ok(ManifestWrite::AlreadyExists) => ItemOutcome::AlreadyArchived,
-        Err(e) => ItemOutcome::store_failed(e, "cannot append the version to the manifest"),
+        Err(e) => ctx.store_failed(e, "cannot append the version to the manifest"),
     }
 }
 

@@ -78,7 +78,7 @@ async fn archive_bytes(
     match ctx.archive.manifest_exists(organizer, &recording.id).await {
         Ok(true) => return ItemOutcome::AlreadyArchived,
         Ok(false) => {}
-        Err(e) => return ItemOutcome::store_failed(e, "cannot read the archive"),
+        Err(e) => return ctx.store_failed(e, "cannot read the archive"),
     }
     let Some(content_url) = recording.recording_content_url.as_deref() else {
         return ItemOutcome::failed(FailureClass::Permanent, "item has no recordingContentUrl");

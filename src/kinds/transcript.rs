@@ -100,7 +100,7 @@ async fn archive_bytes(ctx: &ItemContext, organizer: &OrganizerId, item: &CallTr
     {
         Ok(true) => return ItemOutcome::AlreadyArchived,
         Ok(false) => {}
-        Err(e) => return ItemOutcome::store_failed(e, "cannot read the archive"),
+        Err(e) => return ctx.store_failed(e, "cannot read the archive"),
     }
     let Some(content_url) = &item.transcript_content_url else {
         return ItemOutcome::failed(FailureClass::Permanent, "item has no transcriptContentUrl");

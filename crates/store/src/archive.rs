@@ -301,6 +301,11 @@ impl Archive {
         self.spool_dir.as_deref()
     }
 
+    /// The directory of a local-disk archive (`None` on S3, Azure and in memory).
+    pub fn local_root(&self) -> Option<&std::path::Path> {
+        self.local_root.as_deref()
+    }
+
     /// The part size [`Archive::stage`] uses (see [`Archive::with_upload_parts`]).
     pub fn part_size(&self) -> usize {
         self.part_size
@@ -1026,9 +1031,9 @@ impl Archive {
 
     // ---------------------------------------------------------- run reports
 
-    /// Writes a run report (create-only) as `runs/<YYYYMMDDTHHMMSSZ>-<shard>.json`, using
-    /// `started` in UTC. If that name is taken (two runs of a shard in one second),
-    /// milliseconds and then a counter are added. Returns the key written.
+    /// Writes a run report (create-only) as `runs/<YYYYMMDDTHHMMSS.mmmZ>-<shard>.json`, using
+    /// `started` in UTC (fixed width: names sort as runs started). If that name is taken (two
+    /// runs of a shard in one millisecond), a counter is added. Returns the key written.
     ///
     /// # Errors
     /// [`StoreError::AlreadyExists`] if every candidate name is taken; store failures.
@@ -1053,6 +1058,49 @@ impl Archive {
             }
         }
         Err(StoreError::AlreadyExists { key })
+    }
+
+    /// The newest run report of each shard, by the start time and counter in its name (never
+    /// by the objects' modification times, which a copied archive does not keep), sorted by
+    /// shard. Names of earlier versions (whole seconds) are read too.
+    ///
+    /// # Errors
+    /// Store failures while listing `runs/`.
+    pub async fn newest_run_reports(&self) -> Result<Vec<RunReportRef>, StoreError> {
+        let mut newest: std::collections::BTreeMap<String, RunReportRef> = Default::default();
+        let mut listing = self.store.list(Some(&path(layout::RUNS)));
+        while let Some(meta) = listing.next().await {
+            let meta = meta.map_err(|e| StoreError::from_backend(layout::RUNS, e))?;
+            let key = meta.location.to_string();
+            let Some((started, shard, counter)) = layout::parse_run_report_key(&key) else {
+                continue;
+            };
+            let candidate = RunReportRef {
+                key,
+                started,
+                shard,
+                counter,
+            };
+            match newest.get(candidate.shard.as_str()) {
+                Some(known) if (known.started, known.counter) >= (candidate.started, candidate.counter) => {}
+                _ => {
+                    newest.insert(candidate.shard.as_str().to_owned(), candidate);
+                }
+            }
+        }
+        Ok(newest.into_values().collect())
+    }
+
+    /// The run report named by `report`, as written.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] if it is gone, [`StoreError::Corrupt`] if it is not JSON;
+    /// store failures.
+    pub async fn read_run_report(&self, report: &RunReportRef) -> Result<serde_json::Value, StoreError> {
+        let bytes = self.get_bytes(&report.key).await?.ok_or_else(|| StoreError::NotFound {
+            key: report.key.clone(),
+        })?;
+        serde_json::from_slice(&bytes).map_err(|e| StoreError::corrupt(&report.key, format!("not a run report: {e}")))
     }
 
     // -------------------------------------------------------------- helpers
@@ -1354,6 +1402,20 @@ fn redact_unparsed(raw: &str) -> String {
         }
         _ => cut.to_owned(),
     }
+}
+
+/// A run report under `runs/`, known by its name: when the run started, its shard, and the
+/// counter that tells apart runs of a shard started in the same millisecond.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunReportRef {
+    /// The report's key.
+    pub key: String,
+    /// When the run started (from the name).
+    pub started: DateTime<Utc>,
+    /// The run's shard.
+    pub shard: ShardId,
+    /// 0, or the counter added to the name.
+    pub counter: u32,
 }
 
 #[cfg(test)]

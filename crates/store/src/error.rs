@@ -149,6 +149,20 @@ pub enum StoreError {
         shard: String,
     },
 
+    /// The disk (or the user's quota) that holds `path` is full (ENOSPC, EDQUOT): nothing can
+    /// be written there until space is freed. The environment's fault, never an item's: stop
+    /// starting work, and do not download the same bytes again into the same full disk.
+    #[error("no space left on {path}{}", free_note(*.free))]
+    StorageFull {
+        /// The directory (spool, local archive) or, when only that is known, the object key.
+        path: String,
+        /// Bytes still available there to this process, when it could be measured.
+        free: Option<u64>,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+
     /// Any other backend failure (network, I/O, throttling after retries); usually
     /// transient: retry later.
     #[error("store operation on {key} failed")]
@@ -167,7 +181,7 @@ impl StoreError {
     /// a lost conditional write is transient; the store refusing this object (permission,
     /// corrupt or mismatching data, a rejected document, a name taken by something else) is
     /// permanent; an unusable store as a whole (bad URL or option, unreachable at the probe,
-    /// a lease in other hands) is fatal.
+    /// a lease in other hands, a full disk) is fatal.
     pub fn class(&self) -> recarch_failure::FailureClass {
         use recarch_failure::FailureClass;
         match self {
@@ -176,7 +190,8 @@ impl StoreError {
             | StoreError::InvalidOption { .. }
             | StoreError::Unreachable { .. }
             | StoreError::LeaseHeld { .. }
-            | StoreError::LeaseLost { .. } => FailureClass::Fatal,
+            | StoreError::LeaseLost { .. }
+            | StoreError::StorageFull { .. } => FailureClass::Fatal,
             StoreError::PermissionDenied { .. }
             | StoreError::NotFound { .. }
             | StoreError::AlreadyExists { .. }
@@ -188,9 +203,41 @@ impl StoreError {
         }
     }
 
+    /// The disk is full: where, and how much is still free there (see
+    /// [`StoreError::StorageFull`]).
+    pub fn storage_full(&self) -> Option<(&str, Option<u64>)> {
+        match self {
+            StoreError::StorageFull { path, free, .. } => Some((path, *free)),
+            _ => None,
+        }
+    }
+
+    /// A full disk under `dir` (see [`is_storage_full`]), with the space still free there.
+    pub(crate) fn disk_full(dir: &std::path::Path, source: std::io::Error) -> Self {
+        Self::StorageFull {
+            path: dir.display().to_string(),
+            free: free_space(dir),
+            source,
+        }
+    }
+
     /// Maps an `object_store` error on `key` to the matching variant.
     pub(crate) fn from_backend(key: impl Into<String>, source: object_store::Error) -> Self {
         let key = key.into();
+        // A local write that met a full disk, wherever the backend wrapped its I/O error.
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&source);
+        while let Some(e) = cause {
+            if let Some(io) = e.downcast_ref::<std::io::Error>() {
+                if is_storage_full(io) {
+                    return Self::StorageFull {
+                        path: key,
+                        free: None,
+                        source: std::io::Error::new(io.kind(), io.to_string()),
+                    };
+                }
+            }
+            cause = e.source();
+        }
         match source {
             object_store::Error::NotFound { .. } => Self::NotFound { key },
             object_store::Error::AlreadyExists { .. } => Self::AlreadyExists { key },
@@ -226,6 +273,43 @@ impl StoreError {
             value,
             reason: reason.into(),
         }
+    }
+}
+
+/// Whether an I/O error says the disk or the quota is full (ENOSPC, EDQUOT).
+pub fn is_storage_full(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
+}
+
+/// Bytes available to an unprivileged writer on the file system that holds `dir` (the
+/// nearest existing ancestor, if `dir` itself is not there yet).
+pub fn free_space(dir: &std::path::Path) -> Option<u64> {
+    let existing = dir.ancestors().find(|d| d.exists())?;
+    let stat = rustix::fs::statvfs(existing).ok()?;
+    Some(stat.f_bavail.saturating_mul(stat.f_frsize))
+}
+
+/// ` (412 MiB free)`, or nothing when unknown.
+fn free_note(free: Option<u64>) -> String {
+    free.map(|f| format!(" ({} free)", human_bytes(f))).unwrap_or_default()
+}
+
+/// `412 MiB`, `2.1 GiB`: a byte count as an operator reads it.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["bytes", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    match unit {
+        0 => format!("{n} bytes"),
+        _ if value < 10.0 => format!("{value:.1} {}", UNITS[unit]),
+        _ => format!("{value:.0} {}", UNITS[unit]),
     }
 }
 

@@ -223,14 +223,38 @@ pub(crate) fn probe_key() -> String {
     format!("{PROBE}/{:032x}", fastrand::u128(..))
 }
 
-/// `runs/<YYYYMMDDTHHMMSSZ>-<shard>.json`; `attempt` > 0 adds milliseconds and then a
-/// counter so that runs started in the same second do not collide.
+/// `runs/<YYYYMMDDTHHMMSS.mmmZ>-<shard>.json`: a fixed-width UTC timestamp, so that names
+/// sort in the order the runs started; `attempt` > 0 adds a counter (`-<shard>-2.json`) so
+/// that runs of a shard started in the same millisecond do not collide.
 pub(crate) fn run_report_key(started: DateTime<Utc>, shard: &ShardId, attempt: u32) -> String {
+    let at = started.format("%Y%m%dT%H%M%S%.3fZ");
     match attempt {
-        0 => format!("{RUNS}/{}-{shard}.json", started.format("%Y%m%dT%H%M%SZ")),
-        1 => format!("{RUNS}/{}-{shard}.json", started.format("%Y%m%dT%H%M%S%.3fZ")),
-        n => format!("{RUNS}/{}-{shard}-{n}.json", started.format("%Y%m%dT%H%M%S%.3fZ")),
+        0 => format!("{RUNS}/{at}-{shard}.json"),
+        n => format!("{RUNS}/{at}-{shard}-{n}.json"),
     }
+}
+
+/// When a run started, its shard and its counter, from a run report's key: the names above,
+/// and those of earlier versions (`20240506T070809Z-…`, whole seconds). `None` for anything
+/// else under `runs/`.
+pub(crate) fn parse_run_report_key(key: &str) -> Option<(DateTime<Utc>, ShardId, u32)> {
+    let stem = key.strip_prefix(RUNS)?.strip_prefix('/')?.strip_suffix(".json")?;
+    let (at, rest) = stem.split_once("Z-")?;
+    let started = chrono::NaiveDateTime::parse_from_str(at, "%Y%m%dT%H%M%S%.f")
+        .ok()?
+        .and_utc();
+    // `<i>-of-<n>` or `<i>-of-<n>-<counter>`.
+    let mut parts = rest.splitn(4, '-');
+    let (index, of, count) = (parts.next()?, parts.next()?, parts.next()?);
+    if of != "of" {
+        return None;
+    }
+    let shard = ShardId::parse(&format!("{index}-of-{count}")).ok()?;
+    let counter = match parts.next() {
+        Some(n) => n.parse().ok()?,
+        None => 0,
+    };
+    Some((started, shard, counter))
 }
 
 /// The `object_store` path of a key built above. Keys contain only `[a-z0-9._/-]` and
@@ -291,9 +315,21 @@ mod tests {
         let t = DateTime::parse_from_rfc3339("2024-05-06T07:08:09.123Z")
             .expect("valid")
             .with_timezone(&Utc);
-        assert_eq!(run_report_key(t, &shard, 0), "runs/20240506T070809Z-2-of-8.json");
-        assert_eq!(run_report_key(t, &shard, 1), "runs/20240506T070809.123Z-2-of-8.json");
+        assert_eq!(run_report_key(t, &shard, 0), "runs/20240506T070809.123Z-2-of-8.json");
         assert_eq!(run_report_key(t, &shard, 3), "runs/20240506T070809.123Z-2-of-8-3.json");
+        // Every key parses back; so do the whole-second names of earlier versions, which
+        // sort after their own millisecond names but are older.
+        assert_eq!(
+            parse_run_report_key(&run_report_key(t, &shard, 3)),
+            Some((t, shard.clone(), 3))
+        );
+        let old = parse_run_report_key("runs/20240506T070809Z-2-of-8.json").expect("old name");
+        assert!(old.0 < t);
+        assert_eq!(parse_run_report_key("runs/notes.txt"), None);
+        assert_eq!(parse_run_report_key("runs/20240506T070809Z-2-by-8.json"), None);
+        // Fixed width: names sort as the runs started.
+        let later = t + chrono::Duration::milliseconds(877);
+        assert!(run_report_key(t, &shard, 0) < run_report_key(later, &shard, 0));
         for key in [blob_key(&d), manifest_key(&org, "a/../b"), staging_key(&shard)] {
             assert_eq!(path(&key).as_ref(), key);
         }

@@ -138,10 +138,10 @@ mod queue;
 mod spool;
 
 pub use archive::{
-    Archive, BlobCommit, DEFAULT_PART_CONCURRENCY, DEFAULT_PART_SIZE, ManifestWrite, S3_MIN_PART_SIZE, SPOOL_PART_SIZE,
-    Staged, redact_url,
+    Archive, BlobCommit, DEFAULT_PART_CONCURRENCY, DEFAULT_PART_SIZE, ManifestWrite, RunReportRef, S3_MIN_PART_SIZE,
+    SPOOL_PART_SIZE, Staged, redact_url,
 };
-pub use error::{StageError, StoreError};
+pub use error::{StageError, StoreError, free_space, human_bytes, is_storage_full};
 pub use ids::{OrganizerId, Sha256Digest, ShardId};
 pub use layout::{Kind, item_key};
 pub use lease::{LEASE_SCHEMA, Lease, hostname};

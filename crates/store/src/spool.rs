@@ -132,9 +132,18 @@ where
     E: std::error::Error + Send + Sync + 'static,
 {
     let dir = shard_dir(root, shard);
+    // A full disk names the spool (or archive) directory and what is free there; any other
+    // I/O error names the file.
+    let failed = |what: &str, e: std::io::Error| {
+        if crate::error::is_storage_full(&e) {
+            StoreError::disk_full(root, e)
+        } else {
+            io_error(what, e)
+        }
+    };
     tokio::fs::create_dir_all(&dir)
         .await
-        .map_err(|e| io_error(dir.display().to_string(), e))?;
+        .map_err(|e| failed(&dir.display().to_string(), e))?;
     let file_path = dir.join(format!(
         "{}-{:032x}.part",
         Utc::now().format("%Y%m%dT%H%M%S%.3fZ"),
@@ -143,7 +152,7 @@ where
     let shown = file_path.display().to_string();
     let file = tokio::fs::File::create(&file_path)
         .await
-        .map_err(|e| io_error(&shown, e))?
+        .map_err(|e| failed(&shown, e))?
         .into_std()
         .await;
     let mut writer = Writer::Idle(Sink {
@@ -161,14 +170,14 @@ where
                     return Err(StageError::Body(e));
                 }
             };
-            let mut sink = writer.ready().await.map_err(|e| io_error(&shown, e))?;
+            let mut sink = writer.ready().await.map_err(|e| failed(&shown, e))?;
             if batch.is_empty() {
                 return Ok(sink);
             }
             size += batched as u64;
             writer = Writer::Busy(tokio::task::spawn_blocking(move || sink.write(&batch).map(|()| sink)));
             if ended {
-                return writer.ready().await.map_err(|e| io_error(&shown, e).into());
+                return writer.ready().await.map_err(|e| failed(&shown, e).into());
             }
         }
     }
@@ -178,7 +187,7 @@ where
             Writer::Busy(tokio::task::spawn_blocking(move || sink.file.sync_all().map(|()| sink)))
                 .ready()
                 .await
-                .map_err(|e| io_error(&shown, e).into())
+                .map_err(|e| failed(&shown, e).into())
         }
         (result, _) => result,
     };

@@ -1175,9 +1175,9 @@ async fn run_report_keys(f: Fixture) {
         .with_timezone(&Utc);
     let report = serde_json::json!({"archived": 3, "failed": 0});
     let first = a.put_run_report(&shard(), started, &report).await.unwrap();
-    assert_eq!(first, "runs/20240506T070809Z-0-of-1.json");
+    assert_eq!(first, "runs/20240506T070809.123Z-0-of-1.json");
     let second = a.put_run_report(&shard(), started, &report).await.unwrap();
-    assert_eq!(second, "runs/20240506T070809.123Z-0-of-1.json");
+    assert_eq!(second, "runs/20240506T070809.123Z-0-of-1-1.json");
     let third = a.put_run_report(&shard(), started, &report).await.unwrap();
     assert_eq!(third, "runs/20240506T070809.123Z-0-of-1-2.json");
     let raw = a
@@ -1189,6 +1189,33 @@ async fn run_report_keys(f: Fixture) {
         .await
         .unwrap();
     assert_eq!(serde_json::from_slice::<serde_json::Value>(&raw).unwrap(), report);
+
+    // The newest report per shard is chosen by the time in its name, never by when the
+    // object was written: an earlier version's whole-second name written last, and a later
+    // run of another shard, change nothing for this shard.
+    let older = serde_json::json!({"archived": 1});
+    raw_put(a, "runs/20240506T070808Z-0-of-1.json", &older).await;
+    raw_put(a, "runs/20240506T070809Z-0-of-1.json", &older).await;
+    let later = started + chrono::Duration::seconds(60);
+    a.put_run_report(&ShardId::new(1, 2), later, &report).await.unwrap();
+    raw_put(a, "runs/notes.txt", &older).await;
+    let newest = a.newest_run_reports().await.unwrap();
+    let keys: Vec<&str> = newest.iter().map(|r| r.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "runs/20240506T070809.123Z-0-of-1-2.json",
+            "runs/20240506T070909.123Z-1-of-2.json"
+        ]
+    );
+    assert_eq!(a.read_run_report(&newest[0]).await.unwrap(), report);
+}
+
+async fn raw_put(a: &Archive, key: &str, value: &serde_json::Value) {
+    a.object_store()
+        .put(&Path::from(key), PutPayload::from(serde_json::to_vec(value).unwrap()))
+        .await
+        .unwrap();
 }
 
 async fn listings_report_corrupt_objects(f: Fixture) {

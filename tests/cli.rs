@@ -17,6 +17,8 @@ mod metrics;
 mod organizers;
 #[path = "cli/progress.rs"]
 mod progress;
+#[path = "cli/readme.rs"]
+mod readme;
 #[path = "cli/sign_in.rs"]
 mod sign_in;
 #[path = "cli/transcripts.rs"]

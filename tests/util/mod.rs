@@ -70,6 +70,13 @@ impl Env {
 
     /// Writes recarch.toml; `extra` is appended (e.g. a [fetch] section).
     pub fn write_config(&self, extra: &str) {
+        self.write_config_with(&format!("{extra}\n{}", self.store.toml()));
+    }
+
+    /// Writes recarch.toml: `[graph]` (the simulator, the secret in the file `secret`) and
+    /// `[source]` (this tenant's organizers), then `rest` verbatim, which holds the `[store]`
+    /// section (e.g. one copied from the README) and any other.
+    pub fn write_config_with(&self, rest: &str) {
         let organizers = self
             .organizers
             .iter()
@@ -77,12 +84,11 @@ impl Env {
             .collect::<Vec<_>>()
             .join(", ");
         let text = format!(
-            "[graph]\nbase_url = \"{}\"\nauthority_url = \"{}\"\ntenant_id = \"{}\"\nclient_id = \"{}\"\nclient_secret_file = \"secret\"\n\n[source]\norganizers = [{organizers}]\n\n{extra}\n{}",
+            "[graph]\nbase_url = \"{}\"\nauthority_url = \"{}\"\ntenant_id = \"{}\"\nclient_id = \"{}\"\nclient_secret_file = \"secret\"\n\n[source]\norganizers = [{organizers}]\n\n{rest}",
             self.sim.base_url(),
             self.sim.authority_url(),
             self.sim.config().tenant_id,
             self.sim.config().client_id,
-            self.store.toml(),
         );
         std::fs::write(self.config_path(), text).expect("write config");
     }

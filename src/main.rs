@@ -154,6 +154,8 @@ fn main() -> ExitCode {
     runtime.shutdown_background();
     match result {
         Ok(exit) => exit.into(),
+        // Whoever read stdout has gone (`recarch status | head -1`): nothing is wrong.
+        Err(e) if recarch::output::is_closed_stdout(&e.error) => Exit::Ok.into(),
         Err(e) => {
             eprintln!("error: {}", recarch::pipeline::error_chain(e.error.as_ref()));
             e.exit.into()
@@ -213,7 +215,7 @@ async fn dispatch(command: Command, bars: Option<indicatif::MultiProgress>) -> R
             let result = run::run_with_progress(&config, shard, shutdown, progress.clone()).await;
             progress.finish();
             let report = result?;
-            recarch::report::print_summary(&report);
+            recarch::report::print_summary(&report)?;
             Ok(if report.exit_code == 0 { Exit::Ok } else { Exit::Partial })
         }
         Command::Verify { config, sample } => {

@@ -24,6 +24,13 @@ const FIRST_ROUND: usize = 8;
 /// Recordings per organizer added before the incremental round.
 const ADDED: usize = 2;
 
+/// What was added to the simulated tenant: the numbers the story tells.
+#[derive(Debug, Default)]
+struct Added {
+    recordings: usize,
+    transcripts: usize,
+}
+
 /// Runs the demo into `out` (or a new temporary directory).
 pub async fn demo(out: Option<PathBuf>) -> Result<Exit, ExitError> {
     let config_err = |e: anyhow::Error| ExitError::new(Exit::Config, e);
@@ -57,26 +64,33 @@ pub async fn demo(out: Option<PathBuf>) -> Result<Exit, ExitError> {
     .map_err(|e| fatal(anyhow::anyhow!("cannot start the graph simulator: {e}")))?;
     let organizers: Vec<String> = (0..ORGANIZERS).map(|_| sim.add_organizer()).collect();
     let mut n = 0u64;
+    // Adds `count` meetings per organizer; what it added is what the story tells.
     let mut add = |sim: &GraphSim, count: usize| {
+        let mut added = Added::default();
         for org in &organizers {
             for _ in 0..count {
                 n += 1;
                 // 1 to 4 MiB, varied so sizes differ.
                 let size = (1 << 20) + (n * 389_231 % (3 << 20));
                 let recording = sim.add_recording(org, size);
+                added.recordings += 1;
                 // Every other meeting was transcribed.
                 if n.is_multiple_of(2) {
                     sim.add_transcript(org, Some(&recording), 4_000 + n * 733 % 20_000);
+                    added.transcripts += 1;
                 }
             }
         }
+        added
     };
-    add(&sim, FIRST_ROUND);
+    let first_added = add(&sim, FIRST_ROUND);
     // Each organizer's mailbox: the default contact folder, a folder in it and one below that.
     let mut contacts: Vec<(String, String, String)> = Vec::new();
+    let mut folders = 0;
     for (i, org) in organizers.iter().enumerate() {
         let clients = sim.add_contact_folder(org, "Clients", None);
         let key = sim.add_contact_folder(org, "Key accounts", Some(&clients));
+        folders += 3;
         for (folder, name) in [
             ("contacts", "Ada Lovelace"),
             ("contacts", "Alan Turing"),
@@ -106,16 +120,15 @@ pub async fn demo(out: Option<PathBuf>) -> Result<Exit, ExitError> {
     crate::outln!("recarch demo: archive in {}", out.join("archive").display())?;
     crate::outln!()?;
     crate::outln!(
-        "1. first run: a full delta round over {ORGANIZERS} organizers: {} recordings, {} transcripts, {} contacts in {} folders",
-        ORGANIZERS * FIRST_ROUND,
-        ORGANIZERS * FIRST_ROUND / 2,
+        "1. first run: a full delta round over {ORGANIZERS} organizers: {} recordings, {} transcripts, {} contacts in {folders} folders",
+        first_added.recordings,
+        first_added.transcripts,
         contacts.len(),
-        ORGANIZERS * 3
     )?;
     let first = run::run(&config, shard, CancellationToken::new()).await?;
     crate::report::print_summary(&first)?;
 
-    add(&sim, ADDED);
+    let added = add(&sim, ADDED);
     // A contact renamed and one deleted: a new version and a tombstone version.
     let (org, folder, id) = &contacts[0];
     sim.update_contact(org, folder, id, "Ada King");
@@ -125,8 +138,9 @@ pub async fn demo(out: Option<PathBuf>) -> Result<Exit, ExitError> {
     sim.faults().drop_mid_body(1);
     crate::outln!()?;
     crate::outln!(
-        "2. {} new recordings (with transcripts) appear, a contact is renamed and one deleted; graph throttles one request (429, Retry-After: 1) and drops one connection mid-body",
-        ORGANIZERS * ADDED
+        "2. {} new recordings and {} transcripts appear, a contact is renamed and one deleted; graph throttles one request (429, Retry-After: 1) and drops one connection mid-body",
+        added.recordings,
+        added.transcripts
     )?;
     let second = run::run(&config, shard, CancellationToken::new()).await?;
     crate::report::print_summary(&second)?;
@@ -155,7 +169,7 @@ pub async fn demo(out: Option<PathBuf>) -> Result<Exit, ExitError> {
     crate::outln!(
         "graph saw {} token requests, {} delta requests, {} recording downloads; the download host saw {} requests carrying a token",
         stats.token_requests,
-        stats.delta_requests,
+        stats.delta_requests + stats.transcript_delta_requests,
         stats.content_requests,
         stats.auth_header_on_download_origin
     )?;

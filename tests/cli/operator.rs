@@ -200,6 +200,36 @@ async fn demo_ends_quietly_when_stdout_is_closed() {
     assert!(closed.read.starts_with("recarch demo: "), "{}", closed.read);
 }
 
+/// Any other failure to write stdout is an error, in one line naming stdout (exit 4).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_stdout_is_a_one_line_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("/dev/full (every write fails: no space left)");
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_recarch"))
+        .args(["demo", "--out"])
+        .arg(dir.path().join("demo"))
+        .env_remove("RECARCH_LOG")
+        .stdout(full)
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        // Not `output()`, which would pipe stdout instead.
+        .spawn()
+        .expect("binary starts")
+        .wait_with_output()
+        .await
+        .expect("binary ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("error: cannot write to stdout: ") && !stderr.contains("internal error"),
+        "{stderr}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn help_names_every_kind_and_only_the_options_that_apply() {
     let help = |args: &[&str]| {

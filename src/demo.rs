@@ -24,6 +24,13 @@ const FIRST_ROUND: usize = 8;
 /// Recordings per organizer added before the incremental round.
 const ADDED: usize = 2;
 
+/// What was added to the simulated tenant: the numbers the story tells.
+#[derive(Debug, Default)]
+struct Added {
+    recordings: usize,
+    transcripts: usize,
+}
+
 /// Runs the demo into `out` (or a new temporary directory).
 pub async fn demo(out: Option<PathBuf>) -> Result<Exit, ExitError> {
     let config_err = |e: anyhow::Error| ExitError::new(Exit::Config, e);
@@ -57,26 +64,33 @@ pub async fn demo(out: Option<PathBuf>) -> Result<Exit, ExitError> {
     .map_err(|e| fatal(anyhow::anyhow!("cannot start the graph simulator: {e}")))?;
     let organizers: Vec<String> = (0..ORGANIZERS).map(|_| sim.add_organizer()).collect();
     let mut n = 0u64;
+    // Adds `count` meetings per organizer; what it added is what the story tells.
     let mut add = |sim: &GraphSim, count: usize| {
+        let mut added = Added::default();
         for org in &organizers {
             for _ in 0..count {
                 n += 1;
                 // 1 to 4 MiB, varied so sizes differ.
                 let size = (1 << 20) + (n * 389_231 % (3 << 20));
                 let recording = sim.add_recording(org, size);
+                added.recordings += 1;
                 // Every other meeting was transcribed.
                 if n.is_multiple_of(2) {
                     sim.add_transcript(org, Some(&recording), 4_000 + n * 733 % 20_000);
+                    added.transcripts += 1;
                 }
             }
         }
+        added
     };
-    add(&sim, FIRST_ROUND);
+    let first_added = add(&sim, FIRST_ROUND);
     // Each organizer's mailbox: the default contact folder, a folder in it and one below that.
     let mut contacts: Vec<(String, String, String)> = Vec::new();
+    let mut folders = 0;
     for (i, org) in organizers.iter().enumerate() {
         let clients = sim.add_contact_folder(org, "Clients", None);
         let key = sim.add_contact_folder(org, "Key accounts", Some(&clients));
+        folders += 3;
         for (folder, name) in [
             ("contacts", "Ada Lovelace"),
             ("contacts", "Alan Turing"),
@@ -98,24 +112,23 @@ pub async fn demo(out: Option<PathBuf>) -> Result<Exit, ExitError> {
     let config = Config::load(&config_path, &env).map_err(|e| config_err(e.into()))?;
     let shard = Shard { index: 0, count: 1 };
 
-    println!(
+    crate::outln!(
         "recarch demo: graph simulator at {} (downloads redirected to {})",
         sim.base_url(),
         sim.download_origin()
-    );
-    println!("recarch demo: archive in {}", out.join("archive").display());
-    println!();
-    println!(
-        "1. first run: a full delta round over {ORGANIZERS} organizers: {} recordings, {} transcripts, {} contacts in {} folders",
-        ORGANIZERS * FIRST_ROUND,
-        ORGANIZERS * FIRST_ROUND / 2,
+    )?;
+    crate::outln!("recarch demo: archive in {}", out.join("archive").display())?;
+    crate::outln!()?;
+    crate::outln!(
+        "1. first run: a full delta round over {ORGANIZERS} organizers: {} recordings, {} transcripts, {} contacts in {folders} folders",
+        first_added.recordings,
+        first_added.transcripts,
         contacts.len(),
-        ORGANIZERS * 3
-    );
+    )?;
     let first = run::run(&config, shard, CancellationToken::new()).await?;
-    crate::report::print_summary(&first);
+    crate::report::print_summary(&first)?;
 
-    add(&sim, ADDED);
+    let added = add(&sim, ADDED);
     // A contact renamed and one deleted: a new version and a tombstone version.
     let (org, folder, id) = &contacts[0];
     sim.update_contact(org, folder, id, "Ada King");
@@ -123,69 +136,73 @@ pub async fn demo(out: Option<PathBuf>) -> Result<Exit, ExitError> {
     sim.remove_contact(org, folder, id, true);
     sim.faults().throttle(Target::Content, 429, Some(1), 1);
     sim.faults().drop_mid_body(1);
-    println!();
-    println!(
-        "2. {} new recordings (with transcripts) appear, a contact is renamed and one deleted; graph throttles one request (429, Retry-After: 1) and drops one connection mid-body",
-        ORGANIZERS * ADDED
-    );
+    crate::outln!()?;
+    crate::outln!(
+        "2. {} new recordings and {} transcripts appear, a contact is renamed and one deleted; graph throttles one request (429, Retry-After: 1) and drops one connection mid-body",
+        added.recordings,
+        added.transcripts
+    )?;
     let second = run::run(&config, shard, CancellationToken::new()).await?;
-    crate::report::print_summary(&second);
+    crate::report::print_summary(&second)?;
 
-    println!();
-    println!("3. nothing new: the saved deltaLinks return nothing, nothing is downloaded");
+    crate::outln!()?;
+    crate::outln!("3. nothing new: the saved deltaLinks return nothing, nothing is downloaded")?;
     let third = run::run(&config, shard, CancellationToken::new()).await?;
-    crate::report::print_summary(&third);
+    crate::report::print_summary(&third)?;
 
-    println!();
-    println!("4. verify: every manifest checked, every blob re-hashed");
+    crate::outln!()?;
+    crate::outln!("4. verify: every manifest checked, every blob re-hashed")?;
     let archive = run::open_archive(&config)?;
     let report = verify::verify(&archive, None).await?;
     for p in &report.problems {
-        println!("problem: {p}");
+        crate::outln!("problem: {p}")?;
     }
-    println!(
+    crate::outln!(
         "verify: {} manifests, {} blobs re-hashed ({:.1} MiB), {} problems",
         report.manifests,
         report.rehashed,
         report.rehashed_bytes as f64 / 1048576.0,
         report.problems.len()
-    );
+    )?;
     let stats = sim.stats();
-    println!();
-    println!(
+    crate::outln!()?;
+    crate::outln!(
         "graph saw {} token requests, {} delta requests, {} recording downloads; the download host saw {} requests carrying a token",
-        stats.token_requests, stats.delta_requests, stats.content_requests, stats.auth_header_on_download_origin
-    );
-    println!();
-    println!("Look around:");
-    println!(
+        stats.token_requests,
+        stats.delta_requests + stats.transcript_delta_requests,
+        stats.content_requests,
+        stats.auth_header_on_download_origin
+    )?;
+    crate::outln!()?;
+    crate::outln!("Look around:")?;
+    crate::outln!(
         "  {}/archive/blobs/sha256/        content (recordings, transcripts, contact versions), named by its SHA-256",
         out.display()
-    );
-    println!(
+    )?;
+    crate::outln!(
         "  {}/archive/manifests/recordings/ one JSON manifest per recording (transcripts/ alike)",
         out.display()
-    );
-    println!(
+    )?;
+    crate::outln!(
         "  {}/archive/manifests/contacts/   one manifest per contact, every version listed",
         out.display()
-    );
-    println!(
+    )?;
+    crate::outln!(
         "  {}/archive/meetings/             one index per meeting: its recordings and transcripts, paired",
         out.display()
-    );
-    println!(
+    )?;
+    crate::outln!(
         "  {}/archive/state/                delta checkpoints and retry queues, per kind",
         out.display()
-    );
-    println!("  {}/archive/runs/                 one report per run", out.display());
+    )?;
+    crate::outln!("  {}/archive/runs/                 one report per run", out.display())?;
     // The binary as it was started (under `cargo run` it is not on PATH), so these work as printed.
     let me = std::env::current_exe()
         .ok()
         .map(|p| p.display().to_string())
         .unwrap_or_else(|| "recarch".into());
-    println!("  {me} status --config {}", config_path.display());
-    println!("  {me} verify --config {}", config_path.display());
+    crate::outln!("  {me} status --config {}", config_path.display())?;
+    crate::outln!("  {me} verify --config {}", config_path.display())?;
 
     let all_good = first.exit_code == 0
         && second.exit_code == 0

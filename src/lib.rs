@@ -12,6 +12,7 @@ pub mod exit;
 pub mod kinds;
 pub mod metrics;
 pub mod organizers;
+pub mod output;
 pub mod pipeline;
 pub mod progress;
 pub mod queue;

@@ -1,5 +1,6 @@
-//! `recarch`: archives Microsoft Teams meeting recordings from Microsoft Graph into
-//! content-addressed blobs and JSON manifests on local disk, S3 or Azure Blob.
+//! `recarch`: archives Microsoft Teams meeting recordings and transcripts, and Outlook
+//! contacts, from Microsoft Graph into content-addressed blobs and JSON manifests on local
+//! disk, S3 or Azure Blob.
 //!
 //! This binary is the edge: it reads the command line, the environment and the configuration
 //! file, sets up logging and signals, and maps outcomes to the documented exit codes. The work
@@ -10,14 +11,15 @@ use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
 
 use recarch::config::Config;
 use recarch::exit::{Exit, ExitError};
 use recarch::{demo, retry, run, status, verify};
 
-/// Archives Microsoft Teams meeting recordings from Microsoft Graph for compliance.
+/// Archives Microsoft Teams meeting recordings and transcripts, and Outlook contacts, from
+/// Microsoft Graph (the text shown is the package's description, in Cargo.toml).
 #[derive(Debug, Parser)]
 #[command(name = "recarch", version, about, long_about = None)]
 struct Cli {
@@ -28,11 +30,16 @@ struct Cli {
     /// `demo`, which tells its own story on stdout].
     #[arg(long, global = true, env = "RECARCH_LOG")]
     log: Option<String>,
-    /// Progress bars on stderr: `auto` draws them when stderr is a terminal, `never` does not.
-    #[arg(long, global = true, value_enum, env = "RECARCH_PROGRESS", default_value = "auto")]
-    progress: ProgressMode,
     #[command(subcommand)]
     command: Command,
+}
+
+/// `--progress`, of the commands that draw bars (`run` and `verify`).
+#[derive(Debug, Clone, Copy, Args)]
+struct Progress {
+    /// Progress bars on stderr: `auto` draws them when stderr is a terminal, `never` does not.
+    #[arg(long, value_enum, env = "RECARCH_PROGRESS", default_value = "auto")]
+    progress: ProgressMode,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -49,7 +56,8 @@ enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// One archive pass: discover new recordings, download, store, checkpoint.
+    /// One archive pass: discover what is new (meeting recordings and transcripts, Outlook
+    /// contacts, as configured), download, store, checkpoint.
     Run {
         /// The configuration file (TOML).
         #[arg(long, value_name = "FILE")]
@@ -65,6 +73,8 @@ enum Command {
         /// node-exporter's textfile collector).
         #[arg(long, value_name = "PATH")]
         metrics_file: Option<PathBuf>,
+        #[command(flatten)]
+        progress: Progress,
     },
     /// Re-hash blobs and check every manifest against them.
     Verify {
@@ -74,6 +84,8 @@ enum Command {
         /// Re-hash only N randomly chosen blobs (manifests are all checked).
         #[arg(long, value_name = "N")]
         sample: Option<usize>,
+        #[command(flatten)]
+        progress: Progress,
     },
     /// Per-organizer state: checkpoint, queued items and why they failed.
     Status {
@@ -85,6 +97,7 @@ enum Command {
         json: bool,
     },
     /// Moves dead letters back to the retry queue (the next run tries them first).
+    #[command(group(ArgGroup::new("which").required(true).args(["all", "id"])))]
     Retry {
         /// The configuration file (TOML).
         #[arg(long, value_name = "FILE")]
@@ -93,7 +106,7 @@ enum Command {
         #[arg(long, value_name = "ID")]
         organizer: Option<String>,
         /// Every dead letter of the selected organizers.
-        #[arg(long, conflicts_with = "id", required_unless_present = "id")]
+        #[arg(long)]
         all: bool,
         /// The dead letter of this Graph item id.
         #[arg(long, value_name = "ID")]
@@ -137,10 +150,11 @@ fn main() -> ExitCode {
     }));
     // Bars only for `run` and `verify`, on a terminal, unless turned off; logs are written
     // around them.
-    let bars = (cli.progress == ProgressMode::Auto
-        && matches!(cli.command, Command::Run { .. } | Command::Verify { .. })
-        && std::io::stderr().is_terminal())
-    .then(indicatif::MultiProgress::new);
+    let progress = match &cli.command {
+        Command::Run { progress, .. } | Command::Verify { progress, .. } => progress.progress,
+        Command::Status { .. } | Command::Retry { .. } | Command::Demo { .. } => ProgressMode::Never,
+    };
+    let bars = (progress == ProgressMode::Auto && std::io::stderr().is_terminal()).then(indicatif::MultiProgress::new);
     init_logging(&cli, bars.clone());
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -154,6 +168,8 @@ fn main() -> ExitCode {
     runtime.shutdown_background();
     match result {
         Ok(exit) => exit.into(),
+        // Whoever read stdout has gone (`recarch status | head -1`): nothing is wrong.
+        Err(e) if recarch::output::is_closed_stdout(&e.error) => Exit::Ok.into(),
         Err(e) => {
             eprintln!("error: {}", recarch::pipeline::error_chain(e.error.as_ref()));
             e.exit.into()
@@ -187,6 +203,7 @@ async fn dispatch(command: Command, bars: Option<indicatif::MultiProgress>) -> R
             shard_index,
             shard_count,
             metrics_file,
+            progress: _,
         } => {
             let shard_index = match (shard_index, shard_count) {
                 (None, Some(_)) => Some(job_completion_index()?),
@@ -213,10 +230,14 @@ async fn dispatch(command: Command, bars: Option<indicatif::MultiProgress>) -> R
             let result = run::run_with_progress(&config, shard, shutdown, progress.clone()).await;
             progress.finish();
             let report = result?;
-            recarch::report::print_summary(&report);
+            recarch::report::print_summary(&report)?;
             Ok(if report.exit_code == 0 { Exit::Ok } else { Exit::Partial })
         }
-        Command::Verify { config, sample } => {
+        Command::Verify {
+            config,
+            sample,
+            progress: _,
+        } => {
             let config = load_config(&config)?;
             let archive = run::open_archive(&config)?;
             verify::verify_cli(&archive, sample, recarch::progress::for_run(bars.as_ref(), "verifying")).await

@@ -180,11 +180,11 @@ pub struct KindReport {
 }
 
 /// The end-of-run summary on stdout.
-pub fn print_summary(report: &RunReport) {
+pub fn print_summary(report: &RunReport) -> Result<(), crate::output::StdoutError> {
     let c = &report.counts;
     let mib = c.bytes as f64 / (1024.0 * 1024.0);
     let rate = report.throughput_bytes_per_sec / (1024.0 * 1024.0);
-    println!(
+    crate::outln!(
         "run {shard}: {archived} archived ({mib:.1} MiB, {rate:.1} MiB/s), {already} already archived, {failed} failed ({dead} dead-lettered), {removed} removed in graph, {pages} pages, {dur:.1}s{int}",
         shard = report.shard,
         archived = c.archived,
@@ -195,7 +195,7 @@ pub fn print_summary(report: &RunReport) {
         pages = c.pages,
         dur = report.duration_secs,
         int = if report.interrupted { " (interrupted)" } else { "" },
-    );
+    )?;
     if report.kinds.len() > 1 {
         let parts: Vec<String> = report
             .kinds
@@ -210,26 +210,33 @@ pub fn print_summary(report: &RunReport) {
                 format!("{kind} {} archived ({} failed{removed})", c.archived, c.failed)
             })
             .collect();
-        println!("  by kind: {}", parts.join("; "));
+        crate::outln!("  by kind: {}", parts.join("; "))?;
     }
     if report.queued > 0 || report.dead_letters > 0 {
-        println!(
+        crate::outln!(
             "  {} queued for the next run, {} dead letters (never retried automatically; see recarch status, recarch retry)",
-            report.queued, report.dead_letters
-        );
+            report.queued,
+            report.dead_letters
+        )?;
     }
     for f in report.failures.iter().take(20) {
         let fate = if f.dead_lettered { "dead-lettered" } else { "failed" };
         if f.id.is_empty() {
-            println!("  {fate}: organizer {} {}: {}", f.organizer_id, f.kind, f.reason);
+            crate::outln!("  {fate}: organizer {} {}: {}", f.organizer_id, f.kind, f.reason)?;
         } else {
-            println!(
+            crate::outln!(
                 "  {fate}: organizer {} {} {} ({}, {} runs): {}",
-                f.organizer_id, f.kind, f.id, f.class, f.attempts, f.reason
-            );
+                f.organizer_id,
+                f.kind,
+                f.id,
+                f.class,
+                f.attempts,
+                f.reason
+            )?;
         }
     }
     if report.failures.len() > 20 {
-        println!("  … and {} more (see the run report)", report.failures.len() - 20);
+        crate::outln!("  … and {} more (see the run report)", report.failures.len() - 20)?;
     }
+    Ok(())
 }

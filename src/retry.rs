@@ -71,7 +71,7 @@ pub async fn retry_cli(
                         anyhow::Error::new(e).context(format!("cannot move {id} back to the queue")),
                     )
                 })?;
-                println!("organizer {org} {kind}: {id} moved back to the queue");
+                crate::outln!("organizer {org} {kind}: {id} moved back to the queue")?;
                 moved += 1;
             }
         }
@@ -84,6 +84,6 @@ pub async fn retry_cli(
             ));
         }
     }
-    println!("{moved} dead letters moved back to the queue; the next run retries them first");
+    crate::outln!("{moved} dead letters moved back to the queue; the next run retries them first")?;
     Ok(Exit::Ok)
 }

@@ -171,9 +171,9 @@ pub async fn status_cli(config: &Config, archive: &Archive, json: bool) -> Resul
         last_run,
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+        crate::outln!("{}", serde_json::to_string_pretty(&report).unwrap_or_default())?;
     } else {
-        print_text(&report);
+        print_text(&report)?;
     }
     Ok(if report.healthy { Exit::Ok } else { Exit::Partial })
 }
@@ -290,17 +290,17 @@ async fn read_json(archive: &Archive, path: &Path) -> Option<Value> {
     serde_json::from_slice(&bytes).ok()
 }
 
-fn print_text(report: &StatusReport) {
-    println!("store: {}", report.store);
+fn print_text(report: &StatusReport) -> Result<(), crate::output::StdoutError> {
+    crate::outln!("store: {}", report.store)?;
     if report.healthy {
-        println!("health: ok");
+        crate::outln!("health: ok")?;
     } else {
         for a in &report.attention {
-            println!("attention: {a}");
+            crate::outln!("attention: {a}")?;
         }
     }
     for o in &report.organizers {
-        println!(
+        crate::outln!(
             "organizer {}{}: {}, {} rounds completed, {} queued, {} dead letters{}{}",
             o.organizer_id,
             if o.kind == Kind::Recordings {
@@ -320,41 +320,46 @@ fn print_text(report: &StatusReport) {
                 .as_deref()
                 .map(|u| format!(", updated {u}"))
                 .unwrap_or_default()
-        );
+        )?;
         for q in &o.queued {
-            println!(
+            crate::outln!(
                 "  queued {} (attempts {}, {}): {}",
-                q.id, q.attempts, q.class, q.last_error
-            );
+                q.id,
+                q.attempts,
+                q.class,
+                q.last_error
+            )?;
         }
         for d in &o.dead_letters {
-            println!(
+            crate::outln!(
                 "  dead letter {} (attempts {}, {}, since {}): {}",
                 d.id,
                 d.attempts,
                 d.class,
                 d.dead_lettered_at.as_deref().unwrap_or("?"),
                 d.reason.as_deref().unwrap_or(&d.last_error)
-            );
+            )?;
         }
         for e in &o.errors {
-            println!("  unreadable: {e}");
+            crate::outln!("  unreadable: {e}")?;
         }
     }
-    println!(
+    crate::outln!(
         "total: {} organizers, {} queued, {} dead letters",
-        report.totals.organizers, report.totals.queued, report.totals.dead_letters
-    );
+        report.totals.organizers,
+        report.totals.queued,
+        report.totals.dead_letters
+    )?;
     for lease in &report.leases {
-        println!(
+        crate::outln!(
             "lease: shard {} held by {} until {}",
             lease["shard"].as_str().unwrap_or("?"),
             lease["owner"].as_str().unwrap_or("?"),
             lease["expiresAt"].as_str().unwrap_or("?")
-        );
+        )?;
     }
     match &report.last_run {
-        Some(run) => println!(
+        Some(run) => crate::outln!(
             "last run: shard {} at {}: {} archived, {} failed, {} dead-lettered, {}, exit {}",
             run["shard"].as_str().unwrap_or("?"),
             run["startedAt"].as_str().unwrap_or("?"),
@@ -364,6 +369,6 @@ fn print_text(report: &StatusReport) {
             run["outcome"].as_str().unwrap_or("?"),
             run["exitCode"]
         ),
-        None => println!("last run: none"),
+        None => crate::outln!("last run: none"),
     }
 }

@@ -144,22 +144,31 @@ pub async fn verify_with_progress(
 }
 
 /// `recarch verify`: prints the findings as they come; exit 0 when clean, 1 when anything is
-/// wrong.
+/// wrong. Once stdout refuses a line, nothing more is printed, and its error is returned when
+/// the check ends.
 pub async fn verify_cli(
     archive: &Archive,
     sample: Option<usize>,
     progress: std::sync::Arc<dyn crate::progress::Progress>,
 ) -> Result<Exit, ExitError> {
+    let mut refused: Option<crate::output::StdoutError> = None;
     let report = verify_with_progress(
         archive,
         sample,
-        |p| progress.suspend(&mut || println!("problem: {p}")),
+        |p| {
+            if refused.is_none() {
+                progress.suspend(&mut || refused = crate::outln!("problem: {p}").err());
+            }
+        },
         progress.as_ref(),
     )
     .await;
     progress.finish();
     let report = report?;
-    println!(
+    if let Some(e) = refused {
+        return Err(e.into());
+    }
+    crate::outln!(
         "verify {}: {} manifests, {} blobs, {} re-hashed ({:.1} MiB), {} problems",
         archive.display_url(),
         report.manifests,
@@ -167,7 +176,7 @@ pub async fn verify_cli(
         report.rehashed,
         report.rehashed_bytes as f64 / 1048576.0,
         report.problem_count
-    );
+    )?;
     Ok(if report.problem_count == 0 {
         Exit::Ok
     } else {

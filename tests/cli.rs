@@ -13,6 +13,8 @@ mod failure_policy;
 mod kinds;
 #[path = "cli/metrics.rs"]
 mod metrics;
+#[path = "cli/operator.rs"]
+mod operator;
 #[path = "cli/organizers.rs"]
 mod organizers;
 #[path = "cli/progress.rs"]

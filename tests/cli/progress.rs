@@ -69,7 +69,7 @@ async fn bars_on_a_terminal_and_nowhere_else() {
     for _ in 0..3 {
         env.sim.add_recording(&org, 400_000);
     }
-    let (screen, code) = on_a_terminal(&env, "--progress never run");
+    let (screen, code) = on_a_terminal(&env, "run --progress never");
     assert_eq!(code, Some(0), "{screen}");
     assert!(!screen.contains("items ["), "{screen}");
 }

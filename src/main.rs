@@ -230,8 +230,8 @@ async fn dispatch(command: Command, bars: Option<indicatif::MultiProgress>) -> R
             let result = run::run_with_progress(&config, shard, shutdown, progress.clone()).await;
             progress.finish();
             let report = result?;
-            recarch::report::print_summary(&report)?;
-            Ok(if report.exit_code == 0 { Exit::Ok } else { Exit::Partial })
+            let exit = if report.exit_code == 0 { Exit::Ok } else { Exit::Partial };
+            recarch::output::finish(recarch::report::print_summary(&report), exit)
         }
         Command::Verify {
             config,

@@ -37,6 +37,18 @@ pub fn is_closed_stdout(error: &anyhow::Error) -> bool {
     error.downcast_ref::<StdoutError>().is_some_and(StdoutError::is_closed)
 }
 
+/// The end of a command that printed `printed` and otherwise ends with `exit`: its own exit
+/// code when everything was printed or nobody was left to read it (a closed pipe ends the
+/// output quietly, not the command's verdict: `recarch status | head -1` still says 1 when
+/// the archive needs attention); any other write error is one.
+pub fn finish(printed: Result<(), StdoutError>, exit: Exit) -> Result<Exit, ExitError> {
+    match printed {
+        Ok(()) => Ok(exit),
+        Err(e) if e.is_closed() => Ok(exit),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Writes `args` and a newline to stdout (locked, so the line is not interleaved), and
 /// flushes it.
 pub fn line(args: fmt::Arguments<'_>) -> Result<(), StdoutError> {

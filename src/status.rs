@@ -170,12 +170,12 @@ pub async fn status_cli(config: &Config, archive: &Archive, json: bool) -> Resul
         leases,
         last_run,
     };
-    if json {
-        crate::outln!("{}", serde_json::to_string_pretty(&report).unwrap_or_default())?;
+    let printed = if json {
+        crate::outln!("{}", serde_json::to_string_pretty(&report).unwrap_or_default())
     } else {
-        print_text(&report)?;
-    }
-    Ok(if report.healthy { Exit::Ok } else { Exit::Partial })
+        print_text(&report)
+    };
+    crate::output::finish(printed, if report.healthy { Exit::Ok } else { Exit::Partial })
 }
 
 async fn describe(

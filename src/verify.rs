@@ -144,8 +144,8 @@ pub async fn verify_with_progress(
 }
 
 /// `recarch verify`: prints the findings as they come; exit 0 when clean, 1 when anything is
-/// wrong. Once stdout refuses a line, nothing more is printed, and its error is returned when
-/// the check ends.
+/// wrong, also when stdout's reader went away meanwhile (nothing more is printed then; any
+/// other stdout error is returned when the check ends).
 pub async fn verify_cli(
     archive: &Archive,
     sample: Option<usize>,
@@ -165,23 +165,24 @@ pub async fn verify_cli(
     .await;
     progress.finish();
     let report = report?;
-    if let Some(e) = refused {
-        return Err(e.into());
-    }
-    crate::outln!(
-        "verify {}: {} manifests, {} blobs, {} re-hashed ({:.1} MiB), {} problems",
-        archive.display_url(),
-        report.manifests,
-        report.blobs,
-        report.rehashed,
-        report.rehashed_bytes as f64 / 1048576.0,
-        report.problem_count
-    )?;
-    Ok(if report.problem_count == 0 {
+    let exit = if report.problem_count == 0 {
         Exit::Ok
     } else {
         Exit::Partial
-    })
+    };
+    let printed = match refused {
+        Some(e) => Err(e),
+        None => crate::outln!(
+            "verify {}: {} manifests, {} blobs, {} re-hashed ({:.1} MiB), {} problems",
+            archive.display_url(),
+            report.manifests,
+            report.blobs,
+            report.rehashed,
+            report.rehashed_bytes as f64 / 1048576.0,
+            report.problem_count
+        ),
+    };
+    crate::output::finish(printed, exit)
 }
 
 /// The memory knobs ([`RUN_ENTRIES`], [`MERGE_FAN_IN`]), small in tests so that spilling and

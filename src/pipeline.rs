@@ -485,21 +485,7 @@ fn store_failed(ctx: &ItemContext, e: StoreError, what: &str, needed: Option<u64
     }
 }
 
-/// An error and its sources on one line, `a: b: c`, skipping a source whose text the line
-/// already holds (backend errors often repeat their source in their own message).
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let s_text = s.to_string();
-        if !text.contains(&s_text) {
-            text.push_str(": ");
-            text.push_str(&s_text);
-        }
-        source = s.source();
-    }
-    text
-}
+pub use recarch_failure::error_chain;
 
 #[cfg(test)]
 mod tests {

@@ -20,6 +20,9 @@
 
 use serde::{Deserialize, Serialize};
 
+mod retry;
+pub use retry::RetryPolicy;
+
 /// What a failure means for the work that met it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -79,6 +82,36 @@ pub fn status_class(status: u16) -> FailureClass {
     }
 }
 
+/// Longest error text [`error_chain`] keeps (a server's error body can be long).
+const MAX_ERROR_CHARS: usize = 2000;
+
+/// An error and each of its sources whose text is not already included, joined with `: ` on
+/// one line (server error bodies are multi-line XML), at most 2000 characters: the one way
+/// every crate and the binary print an error for a log line, a report or a message.
+///
+/// ```
+/// let e = std::io::Error::other("connection refused");
+/// assert_eq!(recarch_failure::error_chain(&e), "connection refused");
+/// ```
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        let text = inner.to_string();
+        if !text.is_empty() && !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = inner.source();
+    }
+    let mut flat = out.split_whitespace().collect::<Vec<_>>().join(" ");
+    if let Some((cut, _)) = flat.char_indices().nth(MAX_ERROR_CHARS) {
+        flat.truncate(cut);
+        flat.push('…');
+    }
+    flat
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,6 +141,35 @@ mod tests {
         for (status, class) in table {
             assert_eq!(status_class(status), class, "status {status}");
         }
+    }
+
+    #[test]
+    fn error_chain_is_one_bounded_line_with_the_sources() {
+        use std::fmt;
+        #[derive(Debug)]
+        struct Outer(std::io::Error);
+        impl fmt::Display for Outer {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("request failed:\n  <Error>\n    <Code>NoSuchBucket</Code>\n  </Error>")
+            }
+        }
+        impl std::error::Error for Outer {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let e = Outer(std::io::Error::other("Connection refused"));
+        assert_eq!(
+            error_chain(&e),
+            "request failed: <Error> <Code>NoSuchBucket</Code> </Error>: Connection refused"
+        );
+        // A source whose text the line already holds is not repeated.
+        let repeated = Outer(std::io::Error::other("NoSuchBucket"));
+        assert!(!error_chain(&repeated).ends_with(": NoSuchBucket"));
+        let long = std::io::Error::other("x".repeat(5000));
+        let chain = error_chain(&long);
+        assert_eq!(chain.chars().count(), MAX_ERROR_CHARS + 1);
+        assert!(chain.ends_with('…'));
     }
 
     #[test]

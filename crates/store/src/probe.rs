@@ -296,63 +296,11 @@ impl Outcome {
     }
 }
 
-/// Longest backend message kept in a probe error (S3 error bodies can be long).
-const MAX_ERROR_CHARS: usize = 2000;
-
-/// `e` and each of its sources whose text is not already included, joined with `: `, on
-/// one line (server error bodies are multi-line XML) and at most [`MAX_ERROR_CHARS`] long.
-pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(inner) = source {
-        let text = inner.to_string();
-        if !text.is_empty() && !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = inner.source();
-    }
-    let mut flat = out.split_whitespace().collect::<Vec<_>>().join(" ");
-    if let Some((cut, _)) = flat.char_indices().nth(MAX_ERROR_CHARS) {
-        flat.truncate(cut);
-        flat.push('…');
-    }
-    flat
-}
+pub(crate) use recarch_failure::error_chain;
 
 pub(crate) fn is_unsupported(e: &object_store::Error) -> bool {
     matches!(
         e,
         object_store::Error::NotImplemented { .. } | object_store::Error::NotSupported { .. }
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn error_chain_is_one_bounded_line_with_the_sources() {
-        #[derive(Debug)]
-        struct Outer(std::io::Error);
-        impl fmt::Display for Outer {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("request failed:\n  <Error>\n    <Code>NoSuchBucket</Code>\n  </Error>")
-            }
-        }
-        impl std::error::Error for Outer {
-            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-                Some(&self.0)
-            }
-        }
-        let e = Outer(std::io::Error::other("Connection refused"));
-        assert_eq!(
-            error_chain(&e),
-            "request failed: <Error> <Code>NoSuchBucket</Code> </Error>: Connection refused"
-        );
-        let long = std::io::Error::other("x".repeat(5000));
-        let chain = error_chain(&long);
-        assert_eq!(chain.chars().count(), MAX_ERROR_CHARS + 1);
-        assert!(chain.ends_with('…'));
-    }
 }

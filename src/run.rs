@@ -282,7 +282,7 @@ async fn pass(
                         match kind {
                             recarch_store::Kind::Transcripts => archive_organizer(rc, &Transcripts, org).await,
                             recarch_store::Kind::Contacts => archive_organizer(rc, &Contacts, org).await,
-                            _ => archive_organizer(rc, &Recordings, org).await,
+                            recarch_store::Kind::Recordings => archive_organizer(rc, &Recordings, org).await,
                         }
                     }
                 })

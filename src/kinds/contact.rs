@@ -13,7 +13,7 @@ use recarch_delta::{Contact, DeltaClient, DeltaError, DeltaRequest, resources};
 use recarch_store::{ContentRef, Kind, MANIFEST_SCHEMA, Manifest, ManifestWrite, OrganizerId};
 use serde_json::{Map, Value};
 
-use super::ItemKind;
+use super::{Admit, ItemKind, Removed, Seen, tombstone_marker};
 use crate::config::Config;
 use crate::pipeline::{ItemContext, ItemOutcome, store_bytes};
 
@@ -43,7 +43,6 @@ impl ItemKind for Contacts {
     type Item = Contact;
     const KIND: Kind = Kind::Contacts;
     const NOUN: &'static str = "contact";
-    const VERSIONED: bool = true;
 
     fn id(item: &Contact) -> &str {
         &item.id
@@ -117,6 +116,45 @@ impl ItemKind for Contacts {
             }
         }
         Ok(live)
+    }
+
+    /// Every listing is a version: a later one waits for the one in flight (so versions are
+    /// appended in the order listed), and a dead-lettered contact's new version is archived
+    /// like any other.
+    fn admit(&self, id: &str, seen: &Seen<'_>) -> Admit {
+        if seen.in_flight.contains(id) {
+            Admit::AfterInFlight
+        } else {
+            Admit::Start
+        }
+    }
+
+    /// Archived as a tombstone version with its reason.
+    fn removed(&self, id: &str, raw: &Value) -> Removed<Contact> {
+        match serde_json::from_value::<Contact>(raw.clone()) {
+            Ok(item) => Removed::Archive(item),
+            Err(e) => {
+                tracing::warn!(%id, error = %e, "a removed marker this kind cannot read; not archived");
+                Removed::Forget
+            }
+        }
+    }
+
+    fn supersedes_queued(&self) -> bool {
+        true
+    }
+
+    fn reconciles(&self) -> bool {
+        true
+    }
+
+    /// The marker names the folder, as a listed version would.
+    fn unlisted_tombstone(&self, id: &str, source: Option<&str>) -> Value {
+        let mut raw = tombstone_marker(id);
+        if let (Some(folder), Some(obj)) = (source, raw.as_object_mut()) {
+            obj.insert(FOLDER_PROPERTY.into(), Value::String(folder.to_owned()));
+        }
+        raw
     }
 
     fn forbidden_hint(&self) -> &'static str {

@@ -41,10 +41,10 @@ pub(crate) fn manifest_key_of(kind: Kind, organizer: &OrganizerId, id: &str) -> 
 }
 
 /// What is archived. Every layout key of per-organizer data names its kind, so a new kind is
-/// a variant here, not a new code path.
+/// a variant here, not a new code path. Deliberately exhaustive: every place that dispatches
+/// on a kind must name each one, so that a new kind cannot fall into another's branch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
-#[non_exhaustive]
 pub enum Kind {
     /// Meeting recordings (`callRecording`).
     Recordings,

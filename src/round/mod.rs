@@ -9,6 +9,10 @@
 //! when it keeps every configured query option.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+
+pub mod pages;
+
+use pages::PageBook;
 use std::pin::pin;
 
 use chrono::Utc;
@@ -16,14 +20,14 @@ use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
 use recarch_delta::{Continuation, DeltaClient, DeltaError, DeltaItem, PageRequest};
 use recarch_failure::FailureClass;
-use recarch_store::{Checkpoint, Kind, LinkKind, OrganizerId, OrganizerState, QueuedItem, item_key};
+use recarch_store::{Checkpoint, Kind, LinkKind, OrganizerId, OrganizerState, QueuedItem};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::environment::EnvironmentFault;
 use crate::environment::Verdict;
-use crate::kinds::ItemKind;
+use crate::kinds::{Admit, ItemKind, Removed, Seen};
 use crate::pipeline::{ItemContext, ItemOutcome, error_chain};
 use crate::queue::{Deferred, QueuePolicy, Settled, record_failure, settle};
 use crate::report::{Counts, Failure};
@@ -221,7 +225,7 @@ async fn organizer_pass<K: ItemKind>(rc: &RoundContext<'_>, kind: &K, org: &Orga
             return result;
         }
     };
-    let seen = Seen {
+    let seen = Known {
         tried: &tried,
         queued: &queued_ids,
         dead: &dead,
@@ -274,7 +278,7 @@ async fn walk_source<K: ItemKind>(
     kind: &K,
     scope: Scope<'_>,
     state: &mut OrganizerState,
-    seen: &Seen<'_>,
+    seen: &Known<'_>,
     live: &mut Option<LiveItems>,
     result: &mut OrganizerResult,
 ) -> bool {
@@ -297,7 +301,7 @@ async fn walk_source<K: ItemKind>(
         let (end, listed) = walk_round(rc, kind, scope, state, start, seen, result).await;
         match end {
             RoundEnd::Done => {
-                if K::VERSIONED && full_round && !reconcile(rc, kind, org, source, &listed, live, result).await {
+                if kind.reconciles() && full_round && !reconcile(rc, kind, org, source, &listed, live, result).await {
                     return false;
                 }
                 full_round = false;
@@ -336,7 +340,7 @@ async fn walk_source<K: ItemKind>(
 /// After a full round of a versioned kind walked in this process: an item whose newest
 /// archived version is live but that the round did not list was removed while no delta
 /// could say so (before a 410 Gone reset, or before the first round completed). It gets a
-/// tombstone version with reason [`NOT_IN_FULL_ROUND`]. `false` when the organizer must
+/// tombstone version (`ItemKind::unlisted_tombstone`). `false` when the organizer must
 /// stop (a failure that could not be recorded, or a fatal one).
 async fn reconcile<K: ItemKind>(
     rc: &RoundContext<'_>,
@@ -372,10 +376,7 @@ async fn reconcile<K: ItemKind>(
         .map(|ids| ids.iter().filter(|id| !listed.contains(*id)).cloned().collect())
         .unwrap_or_default();
     for id in missing {
-        let mut raw = serde_json::json!({"id": id, "@removed": {"reason": NOT_IN_FULL_ROUND}});
-        if let (Some(folder), Some(obj)) = (source, raw.as_object_mut()) {
-            obj.insert("parentFolderId".into(), Value::String(folder.to_owned()));
-        }
+        let raw = kind.unlisted_tombstone(&id, source);
         tracing::info!(organizer = %org, kind = %K::KIND, %id, "archived as live but not listed by a full round: archiving a tombstone version");
         result.counts.removed += 1;
         result.counts.discovered += 1;
@@ -387,9 +388,6 @@ async fn reconcile<K: ItemKind>(
     }
     true
 }
-
-/// The `@removed.reason` of a tombstone the archiver writes itself (see `reconcile`).
-pub const NOT_IN_FULL_ROUND: &str = "notListedInFullRound";
 
 /// Where a full round restarts after 410 Gone: Graph's `Location` if it keeps every
 /// configured query option, else the initial query (which carries them).
@@ -529,8 +527,8 @@ async fn record_deferred<K: ItemKind>(
     }
 }
 
-/// What the round skips.
-struct Seen<'a> {
+/// What the round knows of an organizer's items before its rounds start.
+struct Known<'a> {
     /// Ids tried from the queue in this run.
     tried: &'a HashSet<String>,
     /// Ids that were queued when the run started (`@removed` ones leave the queue).
@@ -546,14 +544,6 @@ enum RoundEnd {
     Reset { location: Option<String> },
     /// Stopped early: an error (recorded in the result) or shutdown.
     Stopped,
-}
-
-/// One page whose items are not all settled yet.
-struct OpenPage {
-    /// Items of this page not yet settled.
-    remaining: usize,
-    /// The link to save once this page and all before it are settled.
-    continuation: Continuation,
 }
 
 /// An item waiting for a download slot: which page it belongs to, and the item.
@@ -572,7 +562,7 @@ async fn walk_round<K: ItemKind>(
     scope: Scope<'_>,
     state: &mut OrganizerState,
     start: PageRequest,
-    seen: &Seen<'_>,
+    seen: &Known<'_>,
     result: &mut OrganizerResult,
 ) -> (RoundEnd, HashSet<String>) {
     let Scope { org, source } = scope;
@@ -580,20 +570,17 @@ async fn walk_round<K: ItemKind>(
     let mut pages = pin!(rc.delta.pages::<K::Item>(start));
     let mut pages_done = false;
     let mut end = RoundEnd::Done;
-    // Versioned kinds: every id this round listed (see `reconcile`).
+    // Reconciling kinds: every id this round listed (see `reconcile`).
     let mut listed: HashSet<String> = HashSet::new();
-    // Pages in order, the oldest unsettled first; `first_seq` is the sequence number of
-    // `open.front()`.
-    let mut open: VecDeque<OpenPage> = VecDeque::new();
-    let mut first_seq: u64 = 0;
-    let mut next_seq: u64 = 0;
+    // Pages in order, the oldest unsettled first.
+    let mut book: PageBook<Continuation> = PageBook::default();
     let mut pending: VecDeque<PendingItem<K::Item>> = VecDeque::new();
     // Ids being processed right now: a duplicate of one of them is skipped, which is safe
     // because the original belongs to this page or an earlier one, whose outcome is saved no
     // later than this page's checkpoint.
     let mut in_flight_ids: HashSet<String> = HashSet::new();
-    // Versioned kinds: a later version of an item in flight waits for it (never skipped, and
-    // its versions are appended in the order listed).
+    // Later listings of an item in flight that the kind archives after it (`Admit::AfterInFlight`:
+    // versions, appended in the order listed).
     let mut waiting: VecDeque<PendingItem<K::Item>> = VecDeque::new();
     let mut in_flight = FuturesUnordered::new();
     let mut stopping = false;
@@ -601,23 +588,31 @@ async fn walk_round<K: ItemKind>(
     loop {
         while !stopping && in_flight.len() < limit {
             let Some(item) = pending.pop_front() else { break };
-            if K::VERSIONED && in_flight_ids.contains(&item.id) {
-                waiting.push_back(item);
-                continue;
-            }
-            if !K::VERSIONED && (seen.tried.contains(&item.id) || in_flight_ids.contains(&item.id)) {
-                result.counts.duplicates += 1;
-                rc.items.progress.settled();
-                finish_item(&mut open, first_seq, item.page);
-                continue;
-            }
-            // A new version of a dead-lettered item is archived like any other.
-            if !K::VERSIONED && seen.dead.contains(&item_key(&item.id)) {
-                result.counts.skipped_dead_letters += 1;
-                rc.items.progress.settled();
-                tracing::debug!(organizer = %org, id = %item.id, "listed again but dead-lettered: not retried");
-                finish_item(&mut open, first_seq, item.page);
-                continue;
+            let known = Seen {
+                tried: seen.tried,
+                queued: seen.queued,
+                dead: seen.dead,
+                in_flight: &in_flight_ids,
+            };
+            match kind.admit(&item.id, &known) {
+                Admit::Start => {}
+                Admit::AfterInFlight => {
+                    waiting.push_back(item);
+                    continue;
+                }
+                Admit::Duplicate => {
+                    result.counts.duplicates += 1;
+                    rc.items.progress.settled();
+                    book.settle(item.page);
+                    continue;
+                }
+                Admit::DeadLetter => {
+                    result.counts.skipped_dead_letters += 1;
+                    rc.items.progress.settled();
+                    tracing::debug!(organizer = %org, id = %item.id, "listed again but dead-lettered: not retried");
+                    book.settle(item.page);
+                    continue;
+                }
             }
             in_flight_ids.insert(item.id.clone());
             in_flight.push(
@@ -625,7 +620,7 @@ async fn walk_round<K: ItemKind>(
                     let outcome = kind.archive(rc.items, org, &item.item, &item.raw).await;
                     let archived = matches!(outcome, ItemOutcome::Archived { .. } | ItemOutcome::AlreadyArchived);
                     let settled = settle(rc.items, rc.policy, K::KIND, org, &item.id, &item.raw, None, outcome).await;
-                    if K::VERSIONED && archived && seen.queued.contains(&item.id) {
+                    if kind.supersedes_queued() && archived && seen.queued.contains(&item.id) {
                         // An older version still queued is superseded by this one.
                         if let Err(e) = rc.items.archive.remove_queued(K::KIND, org, &item.id).await {
                             tracing::warn!(organizer = %org, id = %item.id, error = %error_chain(&e), "cannot drop a superseded version from the queue");
@@ -637,12 +632,12 @@ async fn walk_round<K: ItemKind>(
             );
         }
         // Empty or duplicate-only pages may be complete already.
-        if let Err(reason) = commit_ready(rc.items, state, source, &mut open, &mut first_seq).await {
+        if let Err(reason) = commit_ready(rc.items, state, source, &mut book).await {
             result.round_failure::<K>(org, FailureClass::Transient, reason);
             stopping = true;
             end = RoundEnd::Stopped;
         }
-        let want_page = !pages_done && !stopping && pending.len() < limit && open.len() < PAGES_AHEAD;
+        let want_page = !pages_done && !stopping && pending.len() < limit && book.len() < PAGES_AHEAD;
         if in_flight.is_empty() && !want_page && ((pending.is_empty() && waiting.is_empty()) || stopping) {
             break;
         }
@@ -658,7 +653,7 @@ async fn walk_round<K: ItemKind>(
                 let stop = matches!(settled, Settled::Fatal(_) | Settled::Unrecorded(_));
                 if result.record::<K>(org, &id, settled) {
                     rc.items.progress.settled();
-                    finish_item(&mut open, first_seq, page);
+                    book.settle(page);
                 }
                 if (stop || result.fatal.is_some()) && !stopping {
                     stopping = true;
@@ -669,39 +664,37 @@ async fn walk_round<K: ItemKind>(
                 None => pages_done = true,
                 Some(Ok(page)) => {
                     result.counts.pages += 1;
-                    let seq = next_seq;
-                    next_seq += 1;
+                    let seq = book.next_seq();
                     let mut count = 0;
                     for entry in page.items {
                         match entry {
                             DeltaItem::Present { item, raw } => {
                                 result.counts.discovered += 1;
                                 count += 1;
-                                if K::VERSIONED {
+                                if kind.reconciles() {
                                     listed.insert(K::id(&item).to_owned());
                                 }
                                 pending.push_back(PendingItem { page: seq, id: K::id(&item).to_owned(), item, raw });
                             }
-                            DeltaItem::Removed { id, reason, raw } if K::VERSIONED => {
-                                // Archived as a tombstone version of the item.
+                            DeltaItem::Removed { id, reason, raw } => {
                                 result.counts.removed += 1;
-                                listed.insert(id.clone());
-                                tracing::info!(organizer = %org, kind = %K::KIND, %id, ?reason, "graph reports an item removed; archiving a tombstone version");
-                                match serde_json::from_value::<K::Item>(raw.clone()) {
-                                    Ok(item) => {
+                                if kind.reconciles() {
+                                    listed.insert(id.clone());
+                                }
+                                match kind.removed(&id, &raw) {
+                                    Removed::Archive(item) => {
+                                        tracing::info!(organizer = %org, kind = %K::KIND, %id, ?reason, "graph reports an item removed; archiving a tombstone version");
                                         result.counts.discovered += 1;
                                         count += 1;
                                         pending.push_back(PendingItem { page: seq, id, item, raw });
                                     }
-                                    Err(e) => tracing::warn!(organizer = %org, %id, error = %e, "a removed marker this kind cannot read; not archived"),
-                                }
-                            }
-                            DeltaItem::Removed { id, reason, .. } => {
-                                result.counts.removed += 1;
-                                tracing::info!(organizer = %org, kind = %K::KIND, %id, ?reason, "graph reports an item removed; the archive keeps it");
-                                if seen.queued.contains(&id) {
-                                    if let Err(e) = rc.items.archive.remove_queued(K::KIND, org, &id).await {
-                                        tracing::warn!(organizer = %org, %id, error = %error_chain(&e), "cannot drop a removed item from the queue");
+                                    Removed::Forget => {
+                                        tracing::info!(organizer = %org, kind = %K::KIND, %id, ?reason, "graph reports an item removed; the archive keeps it");
+                                        if seen.queued.contains(&id) {
+                                            if let Err(e) = rc.items.archive.remove_queued(K::KIND, org, &id).await {
+                                                tracing::warn!(organizer = %org, %id, error = %error_chain(&e), "cannot drop a removed item from the queue");
+                                            }
+                                        }
                                     }
                                 }
                             }
@@ -725,7 +718,7 @@ async fn walk_round<K: ItemKind>(
                     if matches!(page.continuation, Continuation::Delta(_)) {
                         pages_done = true;
                     }
-                    open.push_back(OpenPage { remaining: count, continuation: page.continuation });
+                    book.push(count, page.continuation);
                 }
                 Some(Err(DeltaError::SyncReset { location, .. })) => {
                     pages_done = true;
@@ -766,26 +759,16 @@ async fn walk_round<K: ItemKind>(
     (end, listed)
 }
 
-fn finish_item(open: &mut VecDeque<OpenPage>, first_seq: u64, page: u64) {
-    let index = usize::try_from(page - first_seq).unwrap_or(usize::MAX);
-    if let Some(p) = open.get_mut(index) {
-        p.remaining = p.remaining.saturating_sub(1);
-    }
-}
-
-/// Saves the checkpoint of every settled page at the front, in order.
+/// Saves the checkpoint of every settled page at the front, in order (one write for all).
 async fn commit_ready(
     ctx: &ItemContext,
     state: &mut OrganizerState,
     source: Option<&str>,
-    open: &mut VecDeque<OpenPage>,
-    first_seq: &mut u64,
+    book: &mut PageBook<Continuation>,
 ) -> Result<(), String> {
     let mut changed = false;
-    while open.front().is_some_and(|p| p.remaining == 0) {
-        let Some(page) = open.pop_front() else { break };
-        *first_seq += 1;
-        let kind = match page.continuation {
+    while let Some(continuation) = book.pop_ready() {
+        let kind = match continuation {
             Continuation::Next(_) => LinkKind::Next,
             Continuation::Delta(_) => {
                 state.round_completed(source, Utc::now());
@@ -796,7 +779,7 @@ async fn commit_ready(
             source,
             Some(Checkpoint {
                 kind,
-                link: page.continuation.link().to_owned(),
+                link: continuation.link().to_owned(),
             }),
         );
         changed = true;

@@ -6,6 +6,7 @@
 //! `recarch-store` (the archive on object storage) and `recarch-graph-sim` (the simulator).
 
 pub mod config;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod environment;
 pub mod exit;

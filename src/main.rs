@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use recarch::config::Config;
 use recarch::exit::{Exit, ExitError};
-use recarch::{demo, retry, run, status, verify};
+use recarch::{retry, run, status, verify};
 
 /// Archives Microsoft Teams meeting recordings and transcripts, and Outlook contacts, from
 /// Microsoft Graph (the text shown is the package's description, in Cargo.toml).
@@ -274,8 +274,25 @@ async fn dispatch(command: Command, bars: Option<indicatif::MultiProgress>) -> R
             let archive = run::open_archive(&config)?;
             retry::retry_cli(&config, &archive, organizer, selection).await
         }
-        Command::Demo { out } => demo::demo(out).await,
+        Command::Demo { out } => demo(out).await,
     }
+}
+
+/// `recarch demo`, in builds with the `demo` feature (the default).
+#[cfg(feature = "demo")]
+async fn demo(out: Option<PathBuf>) -> Result<Exit, ExitError> {
+    recarch::demo::demo(out).await
+}
+
+/// `recarch demo` in a build without the simulator (the container image): say so, exit 2.
+#[cfg(not(feature = "demo"))]
+async fn demo(_out: Option<PathBuf>) -> Result<Exit, ExitError> {
+    Err(ExitError::new(
+        Exit::Config,
+        anyhow::anyhow!(
+            "this recarch was built without the demo (cargo feature `demo`, on by default; the container image leaves it out); run the demo from a source checkout: cargo run --release -- demo"
+        ),
+    ))
 }
 
 /// `$JOB_COMPLETION_INDEX`, which Kubernetes sets in each pod of an Indexed Job.

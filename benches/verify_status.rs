@@ -5,7 +5,7 @@
 //! --recarch PATH --baseline PATH]`
 //!
 //! - **verify**: writes `N` tiny blobs (16-64 bytes) and one recording manifest for each
-//!   (the SPEC's shape, spread over 100 organizers) straight into the archive layout with
+//!   (the README's manifest shape, spread over 100 organizers) straight into the archive layout with
 //!   `std::fs`, then runs `recarch verify --config …` and reports its wall time and peak RSS.
 //!   Several sizes, ascending, grow one archive (`--blobs 100000,1000000`), which shows
 //!   whether the peak RSS grows with the archive. Default 1 000 000.
@@ -196,7 +196,7 @@ fn write_recordings(archive: &Path, from: u64, to: u64) {
     });
 }
 
-/// A manifest as `recarch run` writes it (SPEC "The archive layout"), with a Graph item of
+/// A manifest as `recarch run` writes it (README, "The archive"), with a Graph item of
 /// realistic size.
 fn manifest_json(id: &str, org: &str, sha: &str, size: usize) -> Vec<u8> {
     let created = "2026-11-02T09:30:00.1234567Z";

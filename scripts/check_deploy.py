@@ -12,7 +12,7 @@ For each rendered kustomization (NAME=file, as `kubectl kustomize` printed it):
 * the policy this project deploys with: the CronJob's concurrency, deadlines and grace period,
   the Pod Security "restricted" profile plus a read-only root, no API token, resources, mounts
   that match the config (recarch.toml from the ConfigMap is parsed and checked for keys that
-  SPEC.md documents), shard counts that agree.
+  the README documents), shard counts that agree.
 
 Before any of it, a self-test proves that the validator rejects broken objects and that the
 policy checks reject a weakened CronJob. Exits 1 on any failure.
@@ -37,7 +37,7 @@ except ModuleNotFoundError:  # pragma: no cover - older Pythons get tomli in the
 
 from kubernetes_validate import utils as kv
 
-# recarch's shutdown grace after SIGTERM: SPEC.md's `[run] shutdown_grace` defaults to 20 s; the
+# recarch's shutdown grace after SIGTERM: the README's `[run] shutdown_grace` defaults to 20 s; the
 # current binary waits 25 s (README "Signals"). The pod's terminationGracePeriodSeconds must be
 # above both, or a stopped run is SIGKILLed while it writes its run report.
 RECARCH_SHUTDOWN_GRACE_S = 25
@@ -45,7 +45,7 @@ RECARCH_SHUTDOWN_GRACE_S = 25
 # Secrets the manifests reference but deliberately do not contain (created out of band).
 EXTERNAL_SECRETS = {"recarch-client-secret"}
 
-# recarch.toml keys documented in SPEC.md (recarch rejects unknown keys with exit 2).
+# recarch.toml keys documented in the README (recarch rejects unknown keys with exit 2).
 DOCUMENTED_KEYS = {
     "graph": {
         "base_url", "authority_url", "tenant_id", "client_id", "client_secret_env",
@@ -190,7 +190,7 @@ def policy_errors(objs: list[dict]) -> list[str]:
     grace = pod.get("terminationGracePeriodSeconds")
     if not isinstance(grace, int) or grace <= RECARCH_SHUTDOWN_GRACE_S:
         err(f"pod: terminationGracePeriodSeconds is {grace!r}, must be above recarch's shutdown "
-            f"grace ({RECARCH_SHUTDOWN_GRACE_S} s; SPEC [run] shutdown_grace default 20 s)")
+            f"grace ({RECARCH_SHUTDOWN_GRACE_S} s; [run] shutdown_grace default 20 s)")
     ads = job.get("activeDeadlineSeconds")
     if not isinstance(ads, int) or ads <= 0:
         err("Job: activeDeadlineSeconds must be set")

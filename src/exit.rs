@@ -1,4 +1,4 @@
-//! Exit codes, for CronJob alerting (SPEC.md), and the error that carries one.
+//! Exit codes, for CronJob alerting (the README's "Exit codes"), and the error that carries one.
 
 use std::process::ExitCode;
 

@@ -99,7 +99,7 @@ async fn archive_bytes(
     put_manifest(ctx, &manifest, blob.size, blob.commit.created).await
 }
 
-/// The manifest of SPEC.md: typed envelope, plus `meetingId`, `createdDateTime` and the item
+/// The manifest the README documents ("The archive"): typed envelope, plus `meetingId`, `createdDateTime` and the item
 /// exactly as Graph returned it under `graph`.
 pub fn build_manifest(
     organizer: &OrganizerId,

@@ -1,5 +1,5 @@
 //! The failure policy, through the binary: one bad item never blocks anything else, and no
-//! transient fault ends a run (SPEC.md, "Failure policy").
+//! transient fault ends a run (README, "Failure policy").
 
 use std::time::Duration;
 
@@ -207,8 +207,8 @@ async fn delta_server_errors_are_retried() {
     }
 }
 
-/// A delta page whose connection closes mid-body (SPEC: "connections that close mid-body
-/// (retry ...)") is asked for again within the run: never parsed half, never failing its
+/// A delta page whose connection closes mid-body (README, "Failure policy") is asked for
+/// again within the run: never parsed half, never failing its
 /// organizer, within the retry policy (the default six attempts; here one page is cut three
 /// times in a row).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -261,12 +261,12 @@ pub fn assert_archive(env: &Env, expected: &[(String, recarch_graph_sim::Recordi
     }
 }
 
-/// Whether `key` belongs in an archive after a run that exited 0 (SPEC's layout, lease gone).
+/// Whether `key` belongs in an archive after a run that exited 0 (the README's layout, lease gone).
 pub fn in_layout(key: &str) -> bool {
     key.starts_with("blobs/sha256/") && key.len() == "blobs/sha256/".len() + 64
         || key.starts_with("manifests/") && key.ends_with(".json")
         || key.starts_with("meetings/") && key.ends_with(".json")
-        // Everything under state/ is laid out as the implementation chooses (SPEC): JSON documents.
+        // Everything under state/ is laid out as the implementation chooses (ARCHITECTURE.md): JSON documents.
         || key.starts_with("state/") && key.ends_with(".json")
         || key.starts_with("runs/") && key.ends_with(".json")
 }

@@ -293,3 +293,43 @@ mod tests {
         );
     }
 }
+
+/// The organizers the archive knows of for one kind, without asking Graph: the configured ids
+/// (when the kind is configured) and every organizer with state of that kind (discovered
+/// earlier through UPNs, a group or the directory).
+#[derive(Debug)]
+pub struct KnownKind {
+    /// The kind.
+    pub kind: recarch_store::Kind,
+    /// What `state/<kind>/` holds, by organizer.
+    pub overview: std::collections::BTreeMap<OrganizerId, recarch_store::StateOverview>,
+    /// The organizers, sorted, each once.
+    pub organizers: Vec<OrganizerId>,
+}
+
+/// [`KnownKind`] for every kind that is configured or has state in the archive (a kind taken
+/// out of `[source].kinds` keeps its queue and dead letters, which `status` shows and `retry`
+/// can move): the one view of "which organizers" that `status` and `retry` share.
+///
+/// # Errors
+/// The store's, listing `state/`.
+pub async fn known(config: &Config, archive: &Archive) -> Result<Vec<KnownKind>, recarch_store::StoreError> {
+    let mut out = Vec::new();
+    for kind in recarch_store::Kind::ALL {
+        let overview = archive.state_overview(kind).await?;
+        let configured = config.source.kinds.contains(&kind);
+        if !configured && overview.is_empty() {
+            continue;
+        }
+        let mut organizers: BTreeSet<OrganizerId> = overview.keys().cloned().collect();
+        if configured {
+            organizers.extend(config.source.organizers.iter().cloned());
+        }
+        out.push(KnownKind {
+            kind,
+            overview,
+            organizers: organizers.into_iter().collect(),
+        });
+    }
+    Ok(out)
+}

@@ -25,55 +25,54 @@ pub async fn retry_cli(
     organizer: Option<OrganizerId>,
     selection: Selection,
 ) -> Result<Exit, ExitError> {
-    let organizers: Vec<OrganizerId> = match organizer {
-        Some(o) => vec![o],
-        None => {
-            // The configured ids, and every organizer with state of any kind (discovered ones).
-            let mut all: std::collections::BTreeSet<OrganizerId> = config.source.organizers.iter().cloned().collect();
-            for kind in Kind::ALL {
-                let overview = archive.state_overview(kind).await.map_err(|e| {
-                    ExitError::new(
-                        Exit::Fatal,
-                        anyhow::Error::new(e).context("cannot list the organizers' state"),
-                    )
-                })?;
-                all.extend(overview.into_keys());
-            }
-            all.into_iter().collect()
-        }
-    };
+    // The kinds and organizers `status` shows: configured ones, and every one with state.
+    let known = crate::organizers::known(config, archive).await.map_err(|e| {
+        ExitError::new(
+            Exit::Fatal,
+            anyhow::Error::new(e).context("cannot list the organizers' state"),
+        )
+    })?;
+    let passes: Vec<(Kind, OrganizerId)> = known
+        .into_iter()
+        .flat_map(|k| {
+            let kind = k.kind;
+            let organizers = match &organizer {
+                Some(o) => vec![o.clone()],
+                None => k.organizers,
+            };
+            organizers.into_iter().map(move |o| (kind, o))
+        })
+        .collect();
     let mut moved = 0usize;
-    for org in &organizers {
-        for kind in Kind::ALL {
-            let letters = archive.list_dead_letters(kind, org).await.map_err(|e| {
+    for &(kind, ref org) in &passes {
+        let letters = archive.list_dead_letters(kind, org).await.map_err(|e| {
+            ExitError::new(
+                Exit::Fatal,
+                anyhow::Error::new(e).context(format!("cannot list the dead letters of organizer {org}")),
+            )
+        })?;
+        for letter in letters {
+            let letter = match letter {
+                Ok(letter) => letter,
+                Err(e) => {
+                    eprintln!("warning: skipping an unreadable dead letter: {}", error_chain(&e));
+                    continue;
+                }
+            };
+            if let Selection::Id(id) = &selection {
+                if &letter.item.id != id {
+                    continue;
+                }
+            }
+            let id = letter.item.id.clone();
+            archive.revive_dead_letter(kind, org, letter).await.map_err(|e| {
                 ExitError::new(
                     Exit::Fatal,
-                    anyhow::Error::new(e).context(format!("cannot list the dead letters of organizer {org}")),
+                    anyhow::Error::new(e).context(format!("cannot move {id} back to the queue")),
                 )
             })?;
-            for letter in letters {
-                let letter = match letter {
-                    Ok(letter) => letter,
-                    Err(e) => {
-                        eprintln!("warning: skipping an unreadable dead letter: {}", error_chain(&e));
-                        continue;
-                    }
-                };
-                if let Selection::Id(id) = &selection {
-                    if &letter.item.id != id {
-                        continue;
-                    }
-                }
-                let id = letter.item.id.clone();
-                archive.revive_dead_letter(kind, org, letter).await.map_err(|e| {
-                    ExitError::new(
-                        Exit::Fatal,
-                        anyhow::Error::new(e).context(format!("cannot move {id} back to the queue")),
-                    )
-                })?;
-                crate::outln!("organizer {org} {kind}: {id} moved back to the queue")?;
-                moved += 1;
-            }
+            crate::outln!("organizer {org} {kind}: {id} moved back to the queue")?;
+            moved += 1;
         }
     }
     if let Selection::Id(id) = &selection {

@@ -13,8 +13,8 @@ use url::Url;
 
 use recarch_failure::{FailureClass, status_class};
 
+use crate::body::read_capped;
 use crate::credentials::ClientProof;
-use crate::http::read_capped;
 use crate::retry::{RetryPolicy, retry_after};
 
 /// A secret string (client secret). Never printed.

@@ -5,8 +5,9 @@ use reqwest::header::HeaderMap;
 use serde::de::DeserializeOwned;
 use url::Url;
 
+use crate::body::{BodyError, read_capped};
 use crate::error::DeltaError;
-use crate::http::{Auth, BodyError, GraphHttp, host_of, read_capped};
+use crate::http::{Auth, GraphHttp, host_of};
 use crate::page::{Continuation, Page, parse_page};
 use crate::resources::DeltaRequest;
 

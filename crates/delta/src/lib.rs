@@ -49,6 +49,7 @@
 //! ```
 
 pub mod auth;
+mod body;
 mod client;
 pub mod credentials;
 pub mod directory;
@@ -59,10 +60,11 @@ mod page;
 pub mod resources;
 pub mod retry;
 
+pub use body::{BodyError, read_capped};
 pub use client::{DeltaClient, PageRequest};
 pub use error::{DeltaError, GraphErrorBody};
 pub use folders::ContactFolder;
-pub use http::{Auth, BodyError, GraphHttp, host_of, read_capped};
+pub use http::{Auth, GraphHttp, host_of};
 pub use page::{Continuation, DeltaItem, DeltaLink, NextLink, Page, RemovedReason, parse_page};
 pub use recarch_failure::FailureClass;
 pub use resources::{CallRecording, CallTranscript, Contact, DeltaRequest};

@@ -28,7 +28,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::auth::{AuthError, Secret};
+use crate::token::{AuthError, Secret};
 
 /// How long a client assertion is valid. Entra accepts up to ten minutes for this purpose.
 const ASSERTION_LIFETIME_SECS: i64 = 600;

@@ -12,10 +12,10 @@ use url::Url;
 
 use recarch_failure::{FailureClass, status_class};
 
-use crate::auth::TokenProvider;
 use crate::body::read_capped;
 use crate::error::{DeltaError, GraphErrorBody};
 use crate::retry::{RetryPolicy, retry_after};
+use crate::token::TokenProvider;
 
 /// The largest error body read from Graph; error bodies are small, anything bigger is cut.
 const ERROR_BODY_CAP: usize = 64 * 1024;

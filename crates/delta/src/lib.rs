@@ -59,6 +59,7 @@ mod http;
 mod page;
 pub mod resources;
 pub mod retry;
+mod token;
 
 pub use body::{BodyError, read_capped};
 pub use client::{DeltaClient, PageRequest};

@@ -19,7 +19,7 @@ use recarch_failure::{FailureClass, status_class};
 
 use crate::body::read_capped;
 use crate::credentials::ClientProof;
-use crate::retry::{RetryPolicy, retry_after};
+use crate::retry::{RetryPolicy, retry_after, wait_before_retry};
 
 pub use crate::token::{AccessToken, AuthError, Secret, StaticToken, TokenProvider};
 
@@ -125,12 +125,13 @@ impl ClientCredentials {
                 Ok(token) => return Ok(token),
                 Err(TokenAttempt::Fatal(error)) => return Err(error),
                 Err(TokenAttempt::Transient { error, retry_after }) => {
-                    let wait = policy.delay(attempt, retry_after);
-                    if !policy.allows(attempt, started.elapsed(), wait) {
+                    let retried = wait_before_retry(policy, attempt, started.elapsed(), retry_after, |wait| {
+                        tracing::warn!(endpoint = %self.endpoint, attempt, wait_ms = wait.as_millis() as u64, error = %error, "token request failed, retrying");
+                    })
+                    .await;
+                    if !retried {
                         return Err(error);
                     }
-                    tracing::warn!(endpoint = %self.endpoint, attempt, wait_ms = wait.as_millis() as u64, error = %error, "token request failed, retrying");
-                    tokio::time::sleep(wait).await;
                 }
             }
         }

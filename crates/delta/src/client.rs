@@ -10,6 +10,7 @@ use crate::error::DeltaError;
 use crate::http::{Auth, GraphHttp, host_of};
 use crate::page::{Continuation, Page, parse_page};
 use crate::resources::DeltaRequest;
+use crate::retry::wait_before_retry;
 
 /// The largest delta page read. Real pages are well under 1 MiB; the cap keeps a broken or
 /// hostile server from exhausting memory.
@@ -78,16 +79,17 @@ impl DeltaClient {
             match read_capped(response, MAX_PAGE_BYTES).await {
                 Ok(body) => return Ok(body),
                 Err(BodyError::Cut(source)) => {
-                    let wait = policy.delay(attempt, None);
-                    if !policy.allows(attempt, started.elapsed(), wait) {
+                    let retried = wait_before_retry(policy, attempt, started.elapsed(), None, |_| {
+                        tracing::warn!(%host, attempt, error = %source, "a page's body was cut off, asking again");
+                    })
+                    .await;
+                    if !retried {
                         return Err(DeltaError::Transport {
                             host,
                             attempts: attempt,
                             source,
                         });
                     }
-                    tracing::warn!(%host, attempt, error = %source, "a page's body was cut off, asking again");
-                    tokio::time::sleep(wait).await;
                 }
                 Err(too_large @ BodyError::TooLarge { .. }) => {
                     return Err(DeltaError::Protocol {

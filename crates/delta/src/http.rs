@@ -14,7 +14,7 @@ use recarch_failure::{FailureClass, status_class};
 
 use crate::body::read_capped;
 use crate::error::{DeltaError, GraphErrorBody};
-use crate::retry::{RetryPolicy, retry_after};
+use crate::retry::{RetryPolicy, retry_after, wait_before_retry};
 use crate::token::TokenProvider;
 
 /// The largest error body read from Graph; error bodies are small, anything bigger is cut.
@@ -169,16 +169,18 @@ impl GraphHttp {
             let response = match request.send().await {
                 Ok(response) => response,
                 Err(error) => {
-                    let wait = policy.delay(attempt, None);
-                    if policy.allows(attempt, started.elapsed(), wait) {
-                        tracing::warn!(%host, attempt, error = %error.without_url(), "request failed, retrying");
-                        tokio::time::sleep(wait).await;
+                    let error = error.without_url();
+                    let retried = wait_before_retry(policy, attempt, started.elapsed(), None, |_| {
+                        tracing::warn!(%host, attempt, error = %error, "request failed, retrying");
+                    })
+                    .await;
+                    if retried {
                         continue;
                     }
                     return Err(DeltaError::Transport {
                         host,
                         attempts: attempt,
-                        source: error.without_url(),
+                        source: error,
                     });
                 }
             };
@@ -205,11 +207,10 @@ impl GraphHttp {
                         && status_class(status.as_u16()) == FailureClass::Transient =>
                 {
                     let asked = retry_after(response.headers());
-                    let wait = policy.delay(attempt, asked);
                     if matches!(status, StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE) {
                         self.inner.throttle_events.fetch_add(1, Ordering::Relaxed);
                     }
-                    if policy.allows(attempt, started.elapsed(), wait) {
+                    let retried = wait_before_retry(policy, attempt, started.elapsed(), asked, |wait| {
                         if asked.is_some() {
                             // Throttling is per application: every request holds off, not
                             // just this one. (A wait longer than the budget is not shared:
@@ -217,8 +218,11 @@ impl GraphHttp {
                             self.pause_for(wait);
                         }
                         tracing::warn!(%host, %status, attempt, wait_ms = wait.as_millis() as u64, "graph answered a transient error, waiting");
+                        // Let go of the response (and its connection) before the wait.
                         drop(response);
-                        tokio::time::sleep(wait).await;
+                    })
+                    .await;
+                    if retried {
                         continue;
                     }
                     return Err(DeltaError::Throttled {

@@ -101,6 +101,16 @@ impl DeltaClient {
         }
     }
 
+    /// GETs `url` with the token and parses the whole body of a successful answer as JSON (a
+    /// user, a folder, a collection page), with [`DeltaClient::get_body`]'s retries and cap.
+    pub(crate) async fn get_json<T: DeserializeOwned>(&self, url: &Url) -> Result<T, DeltaError> {
+        let body = self.get_body(url, &HeaderMap::new()).await?;
+        serde_json::from_slice(&body).map_err(|e| DeltaError::Protocol {
+            host: host_of(url),
+            reason: format!("unexpected answer: {e}"),
+        })
+    }
+
     /// The pages of one round from `start`, ending after the page that carries the deltaLink
     /// (or at the first error). Each page's [`Continuation`] is the checkpoint to save once its
     /// items are safe; resuming from it continues the round.

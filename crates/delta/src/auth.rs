@@ -3,10 +3,10 @@
 //! token, renews it before it expires (one refresh, however many callers wait) and retries
 //! transient answers within the same [`RetryPolicy`] as Graph requests.
 //!
-//! The token types this provider hands out ([`AccessToken`], [`Secret`], [`AuthError`],
-//! [`TokenProvider`], [`StaticToken`]) are shared with every other provider and the Graph client;
-//! they are defined beside the trait and re-exported here, where callers have always found
-//! them.
+//! The token types it hands out ([`AccessToken`], [`Secret`], [`AuthError`], [`TokenProvider`],
+//! [`StaticToken`]) are shared with every other provider and with the Graph client, so they live
+//! in a module of their own below this one and below the proofs; they are re-exported here, the
+//! path callers import them from.
 
 use std::time::{Duration, Instant};
 

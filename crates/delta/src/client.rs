@@ -5,10 +5,12 @@ use reqwest::header::HeaderMap;
 use serde::de::DeserializeOwned;
 use url::Url;
 
+use crate::body::{BodyError, read_capped};
 use crate::error::DeltaError;
-use crate::http::{Auth, BodyError, GraphHttp, host_of, read_capped};
+use crate::http::{Auth, GraphHttp, host_of};
 use crate::page::{Continuation, Page, parse_page};
 use crate::resources::DeltaRequest;
+use crate::retry::wait_before_retry;
 
 /// The largest delta page read. Real pages are well under 1 MiB; the cap keeps a broken or
 /// hostile server from exhausting memory.
@@ -77,16 +79,17 @@ impl DeltaClient {
             match read_capped(response, MAX_PAGE_BYTES).await {
                 Ok(body) => return Ok(body),
                 Err(BodyError::Cut(source)) => {
-                    let wait = policy.delay(attempt, None);
-                    if !policy.allows(attempt, started.elapsed(), wait) {
+                    let retried = wait_before_retry(policy, attempt, started.elapsed(), None, |_| {
+                        tracing::warn!(%host, attempt, error = %source, "a page's body was cut off, asking again");
+                    })
+                    .await;
+                    if !retried {
                         return Err(DeltaError::Transport {
                             host,
                             attempts: attempt,
                             source,
                         });
                     }
-                    tracing::warn!(%host, attempt, error = %source, "a page's body was cut off, asking again");
-                    tokio::time::sleep(wait).await;
                 }
                 Err(too_large @ BodyError::TooLarge { .. }) => {
                     return Err(DeltaError::Protocol {
@@ -96,6 +99,16 @@ impl DeltaClient {
                 }
             }
         }
+    }
+
+    /// GETs `url` with the token and parses the whole body of a successful answer as JSON (a
+    /// user, a folder, a collection page), with [`DeltaClient::get_body`]'s retries and cap.
+    pub(crate) async fn get_json<T: DeserializeOwned>(&self, url: &Url) -> Result<T, DeltaError> {
+        let body = self.get_body(url, &HeaderMap::new()).await?;
+        serde_json::from_slice(&body).map_err(|e| DeltaError::Protocol {
+            host: host_of(url),
+            reason: format!("unexpected answer: {e}"),
+        })
     }
 
     /// The pages of one round from `start`, ending after the page that carries the deltaLink

@@ -8,7 +8,6 @@ use url::Url;
 
 use crate::client::DeltaClient;
 use crate::error::DeltaError;
-use crate::http::host_of;
 use crate::resources::{DeltaRequest, append_option, join};
 
 /// A user as `/users/delta?$select=id,accountEnabled,userType` lists it.
@@ -84,14 +83,6 @@ impl DeltaClient {
         ids.sort_unstable();
         ids.dedup();
         Ok(ids)
-    }
-
-    pub(crate) async fn get_json<T: serde::de::DeserializeOwned>(&self, url: &Url) -> Result<T, DeltaError> {
-        let body = self.get_body(url, &HeaderMap::new()).await?;
-        serde_json::from_slice(&body).map_err(|e| DeltaError::Protocol {
-            host: host_of(url),
-            reason: format!("unexpected answer: {e}"),
-        })
     }
 }
 

@@ -6,7 +6,7 @@ use reqwest::StatusCode;
 
 use recarch_failure::{FailureClass, status_class};
 
-use crate::auth::AuthError;
+use crate::token::AuthError;
 
 /// The `error` object of a Graph error response (`{"error": {"code": .., "message": ..}}`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

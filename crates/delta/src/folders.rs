@@ -11,6 +11,7 @@ use url::Url;
 
 use crate::client::DeltaClient;
 use crate::error::DeltaError;
+use crate::http::host_of;
 use crate::resources::{append_option, join};
 
 /// Folders of one mailbox beyond which the listing stops with an error (a cycle or a
@@ -110,7 +111,7 @@ impl DeltaClient {
                     }
                     if folders.len() >= MAX_CONTACT_FOLDERS {
                         return Err(DeltaError::Protocol {
-                            host: crate::http::host_of(&url),
+                            host: host_of(&url),
                             reason: format!("more than {MAX_CONTACT_FOLDERS} contact folders for one user"),
                         });
                     }

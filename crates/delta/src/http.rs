@@ -5,7 +5,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::StreamExt;
 use reqwest::header::HeaderMap;
 use reqwest::{Response, StatusCode};
 use tokio::time::Instant;
@@ -13,9 +12,10 @@ use url::Url;
 
 use recarch_failure::{FailureClass, status_class};
 
-use crate::auth::TokenProvider;
+use crate::body::read_capped;
 use crate::error::{DeltaError, GraphErrorBody};
-use crate::retry::{RetryPolicy, retry_after};
+use crate::retry::{RetryPolicy, retry_after, wait_before_retry};
+use crate::token::TokenProvider;
 
 /// The largest error body read from Graph; error bodies are small, anything bigger is cut.
 const ERROR_BODY_CAP: usize = 64 * 1024;
@@ -169,16 +169,18 @@ impl GraphHttp {
             let response = match request.send().await {
                 Ok(response) => response,
                 Err(error) => {
-                    let wait = policy.delay(attempt, None);
-                    if policy.allows(attempt, started.elapsed(), wait) {
-                        tracing::warn!(%host, attempt, error = %error.without_url(), "request failed, retrying");
-                        tokio::time::sleep(wait).await;
+                    let error = error.without_url();
+                    let retried = wait_before_retry(policy, attempt, started.elapsed(), None, |_| {
+                        tracing::warn!(%host, attempt, error = %error, "request failed, retrying");
+                    })
+                    .await;
+                    if retried {
                         continue;
                     }
                     return Err(DeltaError::Transport {
                         host,
                         attempts: attempt,
-                        source: error.without_url(),
+                        source: error,
                     });
                 }
             };
@@ -205,11 +207,10 @@ impl GraphHttp {
                         && status_class(status.as_u16()) == FailureClass::Transient =>
                 {
                     let asked = retry_after(response.headers());
-                    let wait = policy.delay(attempt, asked);
                     if matches!(status, StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE) {
                         self.inner.throttle_events.fetch_add(1, Ordering::Relaxed);
                     }
-                    if policy.allows(attempt, started.elapsed(), wait) {
+                    let retried = wait_before_retry(policy, attempt, started.elapsed(), asked, |wait| {
                         if asked.is_some() {
                             // Throttling is per application: every request holds off, not
                             // just this one. (A wait longer than the budget is not shared:
@@ -217,8 +218,11 @@ impl GraphHttp {
                             self.pause_for(wait);
                         }
                         tracing::warn!(%host, %status, attempt, wait_ms = wait.as_millis() as u64, "graph answered a transient error, waiting");
+                        // Let go of the response (and its connection) before the wait.
                         drop(response);
-                        tokio::time::sleep(wait).await;
+                    })
+                    .await;
+                    if retried {
                         continue;
                     }
                     return Err(DeltaError::Throttled {
@@ -305,43 +309,4 @@ async fn error_body(response: Response) -> GraphErrorBody {
         Ok(body) => GraphErrorBody::parse(&body),
         Err(_) => GraphErrorBody::default(),
     }
-}
-
-/// Why [`read_capped`] returned no body.
-#[derive(Debug)]
-pub enum BodyError {
-    /// Larger than the cap (by `Content-Length` or by the bytes received).
-    TooLarge {
-        /// The cap, in bytes.
-        cap: usize,
-    },
-    /// The connection failed while the body was read (closed mid-body, timed out): transient.
-    Cut(reqwest::Error),
-}
-
-impl std::fmt::Display for BodyError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            BodyError::TooLarge { cap } => write!(f, "body larger than {cap} bytes"),
-            BodyError::Cut(e) => write!(f, "body cut off ({e})"),
-        }
-    }
-}
-
-/// Reads a whole response body, refusing bodies larger than `cap` bytes (checked against
-/// `Content-Length` up front and against the bytes actually received).
-pub async fn read_capped(response: Response, cap: usize) -> Result<Vec<u8>, BodyError> {
-    if response.content_length().is_some_and(|len| len > cap as u64) {
-        return Err(BodyError::TooLarge { cap });
-    }
-    let mut body = Vec::new();
-    let mut stream = response.bytes_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| BodyError::Cut(e.without_url()))?;
-        if body.len() + chunk.len() > cap {
-            return Err(BodyError::TooLarge { cap });
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
 }

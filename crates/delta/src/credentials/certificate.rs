@@ -1,23 +1,5 @@
-//! How the application proves who it is in the client-credentials grant: a client secret, a
-//! JWT client assertion signed with a certificate's private key, or a federated token (AKS
-//! workload identity).
-//!
-//! One token provider ([`crate::auth::ClientCredentials`]: the POST, the cache, the single
-//! refresh, the retries) takes a pluggable proof ([`ClientProof`]), as azure_identity's
-//! `ClientAssertionCredential` does; a new credential type is a new [`AssertionSource`], not a
-//! copy of the token request.
-//!
-//! Key material never reaches a message: errors name the file and what is wrong with it.
-//!
-//! - [`CertificateAssertion`]: a fresh PS256 JWT for every token request (header `x5t#S256` =
-//!   base64url SHA-256 of the certificate's DER; claims `aud` = the token endpoint, `iss` =
-//!   `sub` = the client id, a fresh `jti`, `nbf` = `iat` = now, `exp` = now + 10 minutes), from
-//!   PEM (certificate and RSA key in one file or two) or PKCS#12 (`.pfx`, optional password).
-//!   The files are re-read when their size or modification time changes (rotation by
-//!   cert-manager or the Key Vault CSI driver, without a restart).
-//! - [`FederatedToken`]: the content of a file (the projected service-account token the
-//!   workload-identity webhook mounts), read for every token request, as the kubelet rotates
-//!   it.
+//! [`CertificateAssertion`]: PS256 client assertions signed with a certificate's private key,
+//! loaded from PEM or PKCS#12, checked, and reloaded when the files change.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -28,44 +10,11 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::auth::{AuthError, Secret};
+use super::proof::{AssertionSource, KeyMaterialError, bad};
+use crate::token::{AuthError, Secret};
 
 /// How long a client assertion is valid. Entra accepts up to ten minutes for this purpose.
 const ASSERTION_LIFETIME_SECS: i64 = 600;
-
-/// What the token request carries as proof.
-#[derive(Debug, Clone)]
-pub enum ClientProof {
-    /// `client_secret`.
-    Secret(Secret),
-    /// `client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer` and a
-    /// fresh `client_assertion` for every request.
-    Assertion(Arc<dyn AssertionSource>),
-}
-
-/// Makes client assertions.
-pub trait AssertionSource: Send + Sync + std::fmt::Debug {
-    /// A client assertion for a token request of `client_id` to `audience` (the token
-    /// endpoint URL).
-    fn assertion(&self, client_id: &str, audience: &str) -> Result<Secret, AuthError>;
-}
-
-/// Key material that cannot be used: the file and what is wrong, never its content.
-#[derive(Debug, thiserror::Error)]
-#[error("{}: {problem}", file.display())]
-pub struct KeyMaterialError {
-    /// The file at fault.
-    pub file: PathBuf,
-    /// What is wrong with it.
-    pub problem: String,
-}
-
-fn bad(file: &Path, problem: impl Into<String>) -> KeyMaterialError {
-    KeyMaterialError {
-        file: file.to_owned(),
-        problem: problem.into(),
-    }
-}
 
 /// A certificate credential: its files, and what was loaded from them.
 #[derive(Debug)]
@@ -310,36 +259,4 @@ fn pem_private_key(file: &Path, bytes: &[u8]) -> Result<Vec<u8>, KeyMaterialErro
         .find(|b| matches!(b.tag(), "PRIVATE KEY" | "RSA PRIVATE KEY"))
         .ok_or_else(|| bad(file, "holds no private key (PRIVATE KEY or RSA PRIVATE KEY block)"))?;
     Ok(pem::encode(&key).into_bytes())
-}
-
-/// A federated token file (AKS workload identity): its content is the client assertion, read
-/// for every token request.
-#[derive(Debug, Clone)]
-pub struct FederatedToken {
-    file: PathBuf,
-}
-
-impl FederatedToken {
-    /// Checks the file is readable and not empty now.
-    pub fn new(file: impl Into<PathBuf>) -> Result<Self, KeyMaterialError> {
-        let token = FederatedToken { file: file.into() };
-        token.read()?;
-        Ok(token)
-    }
-
-    fn read(&self) -> Result<Secret, KeyMaterialError> {
-        let text = std::fs::read_to_string(&self.file)
-            .map_err(|e| bad(&self.file, format!("cannot read it ({})", e.kind())))?;
-        let text = text.trim();
-        if text.is_empty() {
-            return Err(bad(&self.file, "is empty"));
-        }
-        Ok(Secret::new(text))
-    }
-}
-
-impl AssertionSource for FederatedToken {
-    fn assertion(&self, _client_id: &str, _audience: &str) -> Result<Secret, AuthError> {
-        self.read().map_err(|e| AuthError::Assertion { reason: e.to_string() })
-    }
 }

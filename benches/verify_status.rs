@@ -237,12 +237,12 @@ fn bench_status(args: &Args, work: &Path) {
         let org = OrganizerId::parse(&organizer(1_000_000 + n)).expect("valid GUID");
         writeln!(file, "{org}").expect("write");
         let mut state = OrganizerState::new(Kind::Recordings, org.clone());
-        state.checkpoint = Some(Checkpoint {
+        state.set_checkpoint(None, Some(Checkpoint {
             kind: LinkKind::Delta,
             link: format!(
                 "https://graph.microsoft.com/v1.0/users/{org}/onlineMeetings/getAllRecordings(meetingOrganizerUserId='{org}')/delta?$deltatoken=Dt{n:040}"
             ),
-        });
+        }));
         state.rounds_completed = 12;
         if n % 100 == 0 {
             // One queued item per hundred organizers, as its own queue document.

@@ -246,19 +246,18 @@ async fn describe(
 /// least advanced source decides.
 fn round_of(state: Option<&OrganizerState>) -> &'static str {
     let Some(state) = state else { return "not started" };
-    let links: Vec<Option<LinkKind>> = if state.sources.is_empty() {
-        if state.checkpoint.is_none() && state.last_completed_at.is_some() {
-            // Several sources, and there were none (a mailbox without contact folders).
-            return "up to date";
-        }
-        vec![state.checkpoint.as_ref().map(|c| c.kind)]
-    } else {
-        state
-            .sources
-            .values()
-            .map(|s| s.checkpoint.as_ref().map(|c| c.kind))
-            .collect()
-    };
+    if state.sources.is_empty() && state.last_completed_at.is_some() {
+        // A pass completed, over no source at all (a mailbox without contact folders).
+        return "up to date";
+    }
+    let mut links: Vec<Option<LinkKind>> = state
+        .sources
+        .values()
+        .map(|s| s.checkpoint.as_ref().map(|c| c.kind))
+        .collect();
+    if links.is_empty() {
+        links.push(None);
+    }
     if links.contains(&Some(LinkKind::Next)) {
         "mid-round"
     } else if links.contains(&None) {

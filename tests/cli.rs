@@ -279,7 +279,7 @@ async fn off_origin_content_url_is_refused_and_queued() {
         &std::fs::read_to_string(env.archive().join(format!("state/recordings/{org}.json"))).expect("state"),
     )
     .expect("state is JSON");
-    assert_eq!(state["checkpoint"]["kind"], "delta");
+    assert_eq!(state["sources"]["organizer"]["checkpoint"]["kind"], "delta");
     let entry = env.archive().join(format!(
         "state/recordings/{org}/queue/{}.json",
         util::sha256_hex(evil.id.as_bytes())
@@ -631,7 +631,10 @@ async fn sigterm_stops_cleanly_and_the_next_run_finishes() {
         // waiting for its download when the signal came.)
         if let Ok(text) = std::fs::read_to_string(archive.join(format!("state/recordings/{org}.json"))) {
             let state: serde_json::Value = serde_json::from_str(&text).expect("state is JSON");
-            assert_ne!(state["checkpoint"]["kind"], "delta", "round not complete: {state}");
+            assert_ne!(
+                state["sources"]["organizer"]["checkpoint"]["kind"], "delta",
+                "round not complete: {state}"
+            );
         }
     }
     // Nothing half-written is left, and the next run picks up the rest.

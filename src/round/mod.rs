@@ -252,7 +252,7 @@ async fn organizer_pass<K: ItemKind>(rc: &RoundContext<'_>, kind: &K, org: &Orga
     }
     if several && all_done {
         // Every source reached its delta link in this pass.
-        state.round_completed(None, Utc::now());
+        state.pass_completed(Utc::now());
         if let Err(reason) = save_state(rc.items, &mut state).await {
             result.round_failure::<K>(&org, FailureClass::Transient, reason);
         }

@@ -78,7 +78,10 @@ async fn a_poisoned_tenant_keeps_archiving_new_recordings() {
             &std::fs::read_to_string(env.archive().join(format!("state/recordings/{a}.json"))).expect("state"),
         )
         .expect("JSON");
-        assert_eq!(state["checkpoint"]["kind"], "delta", "run {run}: the round completed");
+        assert_eq!(
+            state["sources"]["organizer"]["checkpoint"]["kind"], "delta",
+            "run {run}: the round completed"
+        );
     }
     for rec in permanent {
         assert_eq!(

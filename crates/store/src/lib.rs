@@ -148,8 +148,8 @@ pub use lease::{LEASE_SCHEMA, Lease, hostname};
 pub use meetings::{MEETING_SCHEMA, MeetingEntry, MeetingIndex, MeetingPair, meeting_key};
 pub use model::{
     Checkpoint, ContentRef, DEAD_LETTER_SCHEMA, DIRECTORY_SCHEMA, DeadLetter, DirectoryEntry, DirectoryState,
-    KIND_CALL_RECORDING, LinkKind, MANIFEST_SCHEMA, Manifest, OrganizerState, QUEUED_SCHEMA, QueuedItem, STATE_SCHEMA,
-    ShardStatus, SourceState, VERSIONS,
+    KIND_CALL_RECORDING, LinkKind, MANIFEST_SCHEMA, Manifest, ORGANIZER_SOURCE, OrganizerState, QUEUED_SCHEMA,
+    QueuedItem, STATE_SCHEMA, ShardStatus, SourceState, VERSIONS,
 };
 pub use multipart::IncompleteUpload;
 pub use probe::ProbeReport;

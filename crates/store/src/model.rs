@@ -102,42 +102,99 @@ impl ContentRef {
 
 /// Per-organizer progress of one kind: `state/<kind>/<organizerId>.json`.
 ///
+/// One shape for every kind: each source an organizer's pass walks has its cursor in
+/// [`OrganizerState::sources`] — the organizer's one delta query (recordings, transcripts)
+/// under [`ORGANIZER_SOURCE`], a contact folder under its id. The counters at the top count
+/// the organizer's passes that completed every source. Documents of earlier versions, which
+/// kept the one query's checkpoint at the top (`checkpoint`), are read as this shape and
+/// written back in it.
+///
 /// Failed items are not in this document: each has its own queue entry or dead letter beside
 /// it (see [`QueuedItem`], [`DeadLetter`]), so saving a checkpoint costs the same whatever the
 /// queue holds.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", from = "StateDocument")]
 pub struct OrganizerState {
     /// Always [`STATE_SCHEMA`].
     pub schema: String,
     /// What this state tracks (absent in documents of older versions: recordings).
-    #[serde(default = "recordings")]
     pub kind: Kind,
     /// The organizer.
     pub organizer_id: OrganizerId,
-    /// Where to resume; `None` starts a full round from the first request.
-    pub checkpoint: Option<Checkpoint>,
     /// Items queued by versions that kept the queue inside this document. Read for migration
     /// only: the run moves them to queue entries and saves this empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub queue: Vec<QueuedItem>,
-    /// How many full rounds (reaching a delta link) have completed.
+    /// How many passes completed a round of every source.
     pub rounds_completed: u64,
-    /// When a round last reached its delta link (everything discovered until then is archived,
-    /// queued or dead-lettered).
+    /// When a pass last completed a round of every source (everything discovered until then
+    /// is archived, queued or dead-lettered).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_completed_at: Option<DateTime<Utc>>,
-    /// Kinds enumerated through several delta queries per organizer (a contact folder each)
-    /// keep one cursor per source here, by source id; `checkpoint` and the round counters
-    /// above are then unused, except that `last_completed_at` tells when every source last
-    /// completed a round in one pass.
-    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    /// Where each source stands, by source id ([`ORGANIZER_SOURCE`] for the organizer's one
+    /// query).
+    #[serde(default)]
     pub sources: std::collections::BTreeMap<String, SourceState>,
     /// When this document was last written.
     pub updated_at: DateTime<Utc>,
 }
 
-/// Where one source of an organizer (e.g. one contact folder) stands.
+/// The source id of a kind's one delta query per organizer (recordings, transcripts) in
+/// [`OrganizerState::sources`]; contact folders use their own ids.
+pub const ORGANIZER_SOURCE: &str = "organizer";
+
+/// An organizer state as stored, in this version's shape or an earlier one's.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StateDocument {
+    schema: String,
+    #[serde(default = "recordings")]
+    kind: Kind,
+    organizer_id: OrganizerId,
+    /// Earlier versions: the one query's checkpoint.
+    #[serde(default)]
+    checkpoint: Option<Checkpoint>,
+    #[serde(default)]
+    queue: Vec<QueuedItem>,
+    #[serde(default)]
+    rounds_completed: u64,
+    #[serde(default)]
+    last_completed_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    sources: std::collections::BTreeMap<String, SourceState>,
+    updated_at: DateTime<Utc>,
+}
+
+impl From<StateDocument> for OrganizerState {
+    fn from(d: StateDocument) -> Self {
+        let mut sources = d.sources;
+        // An earlier version's one-query document: its checkpoint and counters become the
+        // organizer source's.
+        let one_query = d.checkpoint.is_some() || (sources.is_empty() && d.rounds_completed > 0);
+        if one_query && !sources.contains_key(ORGANIZER_SOURCE) {
+            sources.insert(
+                ORGANIZER_SOURCE.to_owned(),
+                SourceState {
+                    checkpoint: d.checkpoint,
+                    rounds_completed: d.rounds_completed,
+                    last_completed_at: d.last_completed_at,
+                },
+            );
+        }
+        OrganizerState {
+            schema: d.schema,
+            kind: d.kind,
+            organizer_id: d.organizer_id,
+            queue: d.queue,
+            rounds_completed: d.rounds_completed,
+            last_completed_at: d.last_completed_at,
+            sources,
+            updated_at: d.updated_at,
+        }
+    }
+}
+
+/// Where one source of an organizer (its one delta query, or one contact folder) stands.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct SourceState {
@@ -161,7 +218,6 @@ impl OrganizerState {
             schema: STATE_SCHEMA.to_owned(),
             kind,
             organizer_id: organizer,
-            checkpoint: None,
             queue: Vec::new(),
             rounds_completed: 0,
             last_completed_at: None,
@@ -172,33 +228,38 @@ impl OrganizerState {
 
     /// The checkpoint of `source` (`None`: the organizer's one delta query).
     pub fn checkpoint_of(&self, source: Option<&str>) -> Option<&Checkpoint> {
-        match source {
-            None => self.checkpoint.as_ref(),
-            Some(s) => self.sources.get(s).and_then(|s| s.checkpoint.as_ref()),
-        }
+        self.sources
+            .get(source.unwrap_or(ORGANIZER_SOURCE))
+            .and_then(|s| s.checkpoint.as_ref())
     }
 
     /// Sets (or clears) the checkpoint of `source`.
     pub fn set_checkpoint(&mut self, source: Option<&str>, checkpoint: Option<Checkpoint>) {
-        match source {
-            None => self.checkpoint = checkpoint,
-            Some(s) => self.sources.entry(s.to_owned()).or_default().checkpoint = checkpoint,
+        self.sources
+            .entry(source.unwrap_or(ORGANIZER_SOURCE).to_owned())
+            .or_default()
+            .checkpoint = checkpoint;
+    }
+
+    /// Counts a round of `source` that reached its delta link at `at`; for the organizer's one
+    /// query (`None`) that is also a pass that completed every source. Passes over several
+    /// sources count theirs with [`OrganizerState::pass_completed`].
+    pub fn round_completed(&mut self, source: Option<&str>, at: DateTime<Utc>) {
+        let s = self
+            .sources
+            .entry(source.unwrap_or(ORGANIZER_SOURCE).to_owned())
+            .or_default();
+        s.rounds_completed += 1;
+        s.last_completed_at = Some(at);
+        if source.is_none() {
+            self.pass_completed(at);
         }
     }
 
-    /// Counts a round of `source` that reached its delta link at `at`.
-    pub fn round_completed(&mut self, source: Option<&str>, at: DateTime<Utc>) {
-        match source {
-            None => {
-                self.rounds_completed += 1;
-                self.last_completed_at = Some(at);
-            }
-            Some(s) => {
-                let s = self.sources.entry(s.to_owned()).or_default();
-                s.rounds_completed += 1;
-                s.last_completed_at = Some(at);
-            }
-        }
+    /// Counts a pass that completed a round of every source at `at`.
+    pub fn pass_completed(&mut self, at: DateTime<Utc>) {
+        self.rounds_completed += 1;
+        self.last_completed_at = Some(at);
     }
 }
 
@@ -382,12 +443,16 @@ mod tests {
     #[test]
     fn state_json_shape() {
         let mut s = OrganizerState::new(Kind::Recordings, org());
-        s.checkpoint = Some(Checkpoint {
-            kind: LinkKind::Delta,
-            link: "https://example.invalid/delta?token=x".into(),
-        });
+        s.set_checkpoint(
+            None,
+            Some(Checkpoint {
+                kind: LinkKind::Delta,
+                link: "https://example.invalid/delta?token=x".into(),
+            }),
+        );
         let v = serde_json::to_value(&s).expect("serialize");
-        assert_eq!(v["checkpoint"]["kind"], "delta");
+        assert_eq!(v["sources"][ORGANIZER_SOURCE]["checkpoint"]["kind"], "delta");
+        assert!(v.get("checkpoint").is_none(), "one shape for every kind: {v}");
         assert_eq!(v["roundsCompleted"], 0);
         assert!(v.get("queue").is_none(), "no queue inside the state: {v}");
         let back: OrganizerState = serde_json::from_value(v).expect("deserialize");
@@ -403,5 +468,55 @@ mod tests {
         assert_eq!(old.kind, Kind::Recordings);
         assert_eq!(old.queue[0].last_class, FailureClass::Transient);
         assert_eq!(old.queue[0].permanent_failures, 0);
+    }
+
+    #[test]
+    fn an_earlier_one_query_document_reads_as_the_organizer_source() {
+        let old = serde_json::json!({
+            "schema": STATE_SCHEMA,
+            "organizerId": org().as_str(),
+            "checkpoint": {"kind": "delta", "link": "https://g/delta?$deltatoken=a"},
+            "roundsCompleted": 4,
+            "lastCompletedAt": "2026-01-02T03:04:05Z",
+            "updatedAt": "2026-01-02T03:04:05Z"
+        });
+        let state: OrganizerState = serde_json::from_value(old).expect("reads");
+        assert_eq!(state.kind, Kind::Recordings);
+        let cp = state.checkpoint_of(None).expect("migrated");
+        assert_eq!(
+            (cp.kind, cp.link.as_str()),
+            (LinkKind::Delta, "https://g/delta?$deltatoken=a")
+        );
+        assert_eq!(state.sources[ORGANIZER_SOURCE].rounds_completed, 4);
+        assert_eq!(state.rounds_completed, 4);
+        // Written back in this version's shape, and read back the same.
+        let written = serde_json::to_value(&state).expect("writes");
+        assert!(written.get("checkpoint").is_none(), "{written}");
+        assert_eq!(written["sources"][ORGANIZER_SOURCE]["checkpoint"]["kind"], "delta");
+        let again: OrganizerState = serde_json::from_value(written).expect("reads again");
+        assert_eq!(again, state);
+    }
+
+    #[test]
+    fn sources_keep_their_own_cursors_and_passes_count_apart() {
+        let mut state = OrganizerState::new(Kind::Contacts, org());
+        let at = Utc::now();
+        let next = Checkpoint {
+            kind: LinkKind::Next,
+            link: "n".into(),
+        };
+        state.set_checkpoint(Some("folder-a"), Some(next));
+        state.round_completed(Some("folder-b"), at);
+        assert_eq!(
+            state.checkpoint_of(Some("folder-a")).map(|c| c.kind),
+            Some(LinkKind::Next)
+        );
+        assert_eq!(state.checkpoint_of(None), None);
+        assert_eq!(state.rounds_completed, 0, "a folder's round is not a pass");
+        state.pass_completed(at);
+        assert_eq!(
+            (state.rounds_completed, state.sources["folder-b"].rounds_completed),
+            (1, 1)
+        );
     }
 }

@@ -856,10 +856,13 @@ async fn state_roundtrip(f: Fixture) {
 
     let now = Utc::now();
     let mut state = OrganizerState::new(Kind::Recordings, org());
-    state.checkpoint = Some(Checkpoint {
-        kind: LinkKind::Next,
-        link: "https://example.invalid/next?$skiptoken=abc%2F&x=1".into(),
-    });
+    state.set_checkpoint(
+        None,
+        Some(Checkpoint {
+            kind: LinkKind::Next,
+            link: "https://example.invalid/next?$skiptoken=abc%2F&x=1".into(),
+        }),
+    );
     state.queue.push(QueuedItem {
         id: "rec/1".into(),
         item: serde_json::json!({"id": "rec/1", "nested": {"n": 1.5}}),
@@ -877,10 +880,13 @@ async fn state_roundtrip(f: Fixture) {
         Some(state.clone())
     );
 
-    state.checkpoint = Some(Checkpoint {
-        kind: LinkKind::Delta,
-        link: "https://example.invalid/delta".into(),
-    });
+    state.set_checkpoint(
+        None,
+        Some(Checkpoint {
+            kind: LinkKind::Delta,
+            link: "https://example.invalid/delta".into(),
+        }),
+    );
     state.queue.clear();
     a.save_state(&state).await.unwrap();
     assert_eq!(
@@ -1308,10 +1314,13 @@ async fn full_flow_leaves_only_the_layout(f: Fixture) {
     assert!(matches!(failed, Err(StageError::Body(_))));
     drop(a.stage(&s, chunked(b"abandoned", 3)).await.unwrap());
 
-    state.checkpoint = Some(Checkpoint {
-        kind: LinkKind::Delta,
-        link: "https://example.invalid/delta".into(),
-    });
+    state.set_checkpoint(
+        None,
+        Some(Checkpoint {
+            kind: LinkKind::Delta,
+            link: "https://example.invalid/delta".into(),
+        }),
+    );
     state.rounds_completed += 1;
     a.save_state(&state).await.unwrap();
     a.put_run_report(&s, started, &serde_json::json!({"archived": 2}))

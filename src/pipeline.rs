@@ -54,13 +54,46 @@ pub struct ItemContext {
 }
 
 impl ItemContext {
-    /// The outcome of a store error on one item's objects: a full disk halts the run (no
-    /// attempt charged); a fatal error stops it; the rest is recorded for the queue.
+    /// The outcome of a store error on one item's objects (see [`StoreFailure`]).
     pub fn store_failed(&self, e: StoreError, what: &str) -> ItemOutcome {
-        if let Some(fault) = EnvironmentFault::from_store(&e, None, &self.archive) {
-            return ItemOutcome::Fatal(self.environment.halt(fault));
+        match StoreFailure::of(self, e, what, None) {
+            StoreFailure::Stop(e) => ItemOutcome::Fatal(e),
+            StoreFailure::Failed { class, reason, .. } => ItemOutcome::failed(class, reason),
         }
-        ItemOutcome::store_failed(e, what)
+    }
+}
+
+/// What a store error on one item's objects means, decided in one place for every write of
+/// the pipeline: a full disk halts the run (no attempt charged) and a fatal error stops it;
+/// the rest is the item's failure, which counts towards a store outage when the store is down
+/// or refuses writes as such (not when it refuses this one object: corrupt, mismatching).
+enum StoreFailure {
+    /// The run stops.
+    Stop(anyhow::Error),
+    /// The item failed.
+    Failed {
+        class: FailureClass,
+        reason: String,
+        /// Whether an outage of the store would explain it.
+        outage_like: bool,
+    },
+}
+
+impl StoreFailure {
+    /// `what` says what was being written; `needed` is the item's size, when known (for a
+    /// full disk's message).
+    fn of(ctx: &ItemContext, e: StoreError, what: &str, needed: Option<u64>) -> StoreFailure {
+        if let Some(fault) = EnvironmentFault::from_store(&e, needed, &ctx.archive) {
+            return StoreFailure::Stop(ctx.environment.halt(fault));
+        }
+        match e.class() {
+            FailureClass::Fatal => StoreFailure::Stop(anyhow::Error::new(e).context(what.to_owned())),
+            class => StoreFailure::Failed {
+                outage_like: class == FailureClass::Transient || matches!(e, StoreError::PermissionDenied { .. }),
+                reason: format!("{what}: {}", error_chain(&e)),
+                class,
+            },
+        }
     }
 }
 
@@ -113,17 +146,6 @@ impl ItemOutcome {
             class => ItemOutcome::Failed {
                 class,
                 reason: reason.into(),
-            },
-        }
-    }
-
-    /// The outcome of a store error on one item's objects.
-    pub fn store_failed(e: StoreError, what: &str) -> ItemOutcome {
-        match e.class() {
-            FailureClass::Fatal => ItemOutcome::Fatal(anyhow::Error::new(e).context(what.to_owned())),
-            class => ItemOutcome::Failed {
-                class,
-                reason: format!("{what}: {}", error_chain(&e)),
             },
         }
     }
@@ -459,23 +481,21 @@ fn content_failed(ctx: &ItemContext, e: FetchError) -> Attempt {
     }
 }
 
-/// Staging or committing the blob failed: a full disk halts the run at once (`needed`: the
-/// item's size, when known); anything else counts towards a store outage.
+/// Staging or committing the blob failed (see [`StoreFailure`]; `needed`: the item's size,
+/// when known).
 fn store_failed(ctx: &ItemContext, e: StoreError, what: &str, needed: Option<u64>) -> Attempt {
-    if let Some(fault) = EnvironmentFault::from_store(&e, needed, &ctx.archive) {
-        return Attempt::Fatal(ctx.environment.halt(fault));
-    }
-    match e.class() {
-        FailureClass::Fatal => Attempt::Fatal(anyhow::Error::new(e).context(what.to_owned())),
-        class => {
-            // A store that refuses this one object (corrupt, mismatching) is the item's
-            // failure; one that is down or refuses writes as such may be everyone's.
-            let outage_like = class == FailureClass::Transient || matches!(e, StoreError::PermissionDenied { .. });
+    match StoreFailure::of(ctx, e, what, needed) {
+        StoreFailure::Stop(e) => Attempt::Fatal(e),
+        StoreFailure::Failed {
+            class,
+            reason,
+            outage_like,
+        } => {
             if outage_like {
                 ctx.environment.outage.failure(Service::Store);
             }
             Attempt::Failed {
-                reason: format!("{what}: {}", error_chain(&e)),
+                reason,
                 class,
                 bad_body: false,
                 service: Service::Store,

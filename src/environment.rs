@@ -104,7 +104,7 @@ impl EnvironmentFault {
     pub fn from_delta(e: &DeltaError) -> Option<EnvironmentFault> {
         match e {
             DeltaError::Auth(auth) if !e.is_fatal() => Some(EnvironmentFault::TokenEndpoint {
-                reason: crate::pipeline::error_chain(auth),
+                reason: recarch_failure::error_chain(auth),
             }),
             _ => None,
         }
@@ -139,7 +139,7 @@ impl Cause {
             .map_or("fatal", EnvironmentFault::cause);
         Cause {
             kind: kind.to_owned(),
-            message: crate::pipeline::error_chain(error.as_ref()),
+            message: recarch_failure::error_chain(error.as_ref()),
         }
     }
 }

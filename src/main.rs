@@ -171,7 +171,7 @@ fn main() -> ExitCode {
         // Whoever read stdout has gone (`recarch status | head -1`): nothing is wrong.
         Err(e) if recarch::output::is_closed_stdout(&e.error) => Exit::Ok.into(),
         Err(e) => {
-            eprintln!("error: {}", recarch::pipeline::error_chain(e.error.as_ref()));
+            eprintln!("error: {}", recarch_failure::error_chain(e.error.as_ref()));
             e.exit.into()
         }
     }

@@ -14,8 +14,8 @@ use recarch_failure::FailureClass;
 use recarch_store::{Archive, Checkpoint, DirectoryEntry, DirectoryState, LinkKind, OrganizerId, ShardId};
 
 use crate::config::Config;
-use crate::pipeline::error_chain;
 use crate::report::Failure;
+use recarch_failure::error_chain;
 
 /// Full directory rounds restarted after 410 Gone in one run before giving up.
 const MAX_RESYNCS: u32 = 2;

@@ -92,7 +92,7 @@ mod tests {
         let e = ExitError::from(StdoutError(io::Error::other("disk full")));
         assert_eq!(e.exit, Exit::Fatal);
         assert_eq!(
-            crate::pipeline::error_chain(e.error.as_ref()),
+            recarch_failure::error_chain(e.error.as_ref()),
             "cannot write to stdout: disk full"
         );
     }

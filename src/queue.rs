@@ -15,7 +15,8 @@ use recarch_failure::FailureClass;
 use recarch_store::{Kind, OrganizerId, QueuedItem};
 use serde_json::Value;
 
-use crate::pipeline::{ItemContext, ItemOutcome, error_chain};
+use crate::pipeline::{ItemContext, ItemOutcome};
+use recarch_failure::error_chain;
 
 /// When an item is given up on.
 #[derive(Debug, Clone, Copy)]

@@ -6,7 +6,7 @@ use recarch_store::{Archive, Kind, OrganizerId};
 
 use crate::config::Config;
 use crate::exit::{Exit, ExitError};
-use crate::pipeline::error_chain;
+use recarch_failure::error_chain;
 
 /// Which dead letters to move.
 #[derive(Debug, Clone)]

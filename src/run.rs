@@ -24,10 +24,11 @@ use crate::environment::Cause;
 use crate::exit::{Exit, ExitError};
 use crate::kinds::{Contacts, Recordings, Transcripts};
 use crate::organizers;
-use crate::pipeline::{ItemContext, error_chain};
+use crate::pipeline::ItemContext;
 use crate::queue::QueuePolicy;
 use crate::report::{Counts, Failure, KindReport, Outcome, RunReport};
 use crate::round::{OrganizerResult, RoundContext, archive_organizer};
+use recarch_failure::error_chain;
 
 /// How long a lease lasts without renewal; renewed every third of it.
 const LEASE_TTL: Duration = Duration::from_secs(120);

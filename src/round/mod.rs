@@ -28,9 +28,10 @@ use crate::config::Config;
 use crate::environment::EnvironmentFault;
 use crate::environment::Verdict;
 use crate::kinds::{Admit, ItemKind, Removed, Seen};
-use crate::pipeline::{ItemContext, ItemOutcome, error_chain};
+use crate::pipeline::{ItemContext, ItemOutcome};
 use crate::queue::{Deferred, QueuePolicy, Settled, record_failure, settle};
 use crate::report::{Counts, Failure};
+use recarch_failure::error_chain;
 
 /// Full rounds restarted after 410 Gone within one run, per organizer, before giving up.
 const MAX_RESYNCS: u32 = 3;

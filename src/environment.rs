@@ -245,10 +245,10 @@ pub enum Verdict {
 /// - if an attempt of that service **succeeded after the item's first attempt began**, the
 ///   failure is the item's own: [`Verdict::Charge`];
 /// - otherwise the item waits, its slot freed, while the rest of the run goes on: the first
-///   success makes it [`Verdict::Charge`]; if instead every item still in the pipeline ends
-///   up waiting like it (the run can learn nothing more), two or more of them waiting on the
-///   same service is an outage, [`Verdict::Environment`], and one alone is charged (a single
-///   failing item proves nothing about the service);
+///   success makes it [`Verdict::Charge`]; a second item used up all its attempts at the same
+///   service with nothing succeeding since either began makes both [`Verdict::Environment`];
+///   and when every item still in the pipeline is waiting and it is alone, it is charged (a
+///   single failing item proves nothing about the service);
 /// - an item from the retry queue does not wait for the organizer's new items, which are
 ///   tried only after the queue: it is [`Verdict::Defer`]red, and
 ///   [`resolve_deferred`](Outage::resolve_deferred) decides at the end of the pass.
@@ -378,13 +378,18 @@ impl Outage {
                 let s = self.lock();
                 (s.waiting.iter().sum::<usize>() >= s.active, s.waiting[i])
             };
+            // Another item used up every attempt too, and nothing succeeded since either began:
+            // two items failing all their attempts back to back is the service, not them.
+            // (Waiting for every item in flight would take as long as all of them retrying,
+            // one after another once the throttled limiter is down to one download.)
+            if waiting_here >= 2 {
+                break Verdict::Environment;
+            }
             idle_looks = if idle { idle_looks + 1 } else { 0 };
             if idle_looks >= IDLE_LOOKS {
-                break if waiting_here >= 2 {
-                    Verdict::Environment
-                } else {
-                    Verdict::Charge
-                };
+                // Alone, with nothing left in flight to learn from: one item proves nothing
+                // about the service.
+                break Verdict::Charge;
             }
             tokio::time::sleep(WAIT_POLL).await;
         }

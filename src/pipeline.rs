@@ -381,6 +381,9 @@ async fn download_once(ctx: &ItemContext, url: &str) -> Result<StoredBlob, Attem
         Ok(download) => download,
         Err(e) => return Err(content_failed(ctx, e)),
     };
+    // The content service answered with the content: it works (a body cut later is this
+    // download's failure, and a large body may stream for a long while).
+    env.outage.success(Service::Content);
     let media_type = download.media_type().unwrap_or("application/octet-stream").to_owned();
     let needed = download.content_length();
     let shown = ctx.progress.download(needed);
@@ -409,7 +412,6 @@ async fn download_once(ctx: &ItemContext, url: &str) -> Result<StoredBlob, Attem
     };
     match download.finish() {
         Ok(fetched) => {
-            env.outage.success(Service::Content);
             if fetched.size != staged.size() {
                 let staged_size = staged.size();
                 let _ = ctx.archive.discard(staged).await;

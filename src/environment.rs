@@ -253,6 +253,10 @@ pub enum Verdict {
 ///   tried only after the queue: it is [`Verdict::Defer`]red, and
 ///   [`resolve_deferred`](Outage::resolve_deferred) decides at the end of the pass.
 ///
+/// Besides, [`failing_everywhere`](Outage::failing_everywhere) sees an outage while items are
+/// still retrying: twice an item's attempts failing in a row, spread over two items or more
+/// that saw nothing succeed since they began.
+///
 /// So one bad item among working ones is charged at once, a tenant-wide outage is never
 /// charged to anyone, and no item ever waits for a success that cannot come.
 #[derive(Debug, Default)]
@@ -268,6 +272,12 @@ struct OutageState {
     last_success: [Option<u64>; 2],
     /// Per service: failures since that success.
     failures_since_success: [u64; 2],
+    /// Per service: failures since that success of items that began after it (nothing
+    /// succeeded in their whole lifetime), and up to two distinct such items.
+    unexplained: [u64; 2],
+    failing: [[Option<u64>; 2]; 2],
+    /// Items that ever entered the pipeline (names them).
+    entered: u64,
     /// Items in the pipeline now (waiting or not).
     active: usize,
     /// Of those, items waiting for a verdict, per service.
@@ -280,6 +290,11 @@ pub struct InPipeline<'a> {
     outage: &'a Outage,
     /// The clock when the item began.
     pub began: u64,
+    /// Tells the item apart from the others.
+    id: u64,
+    /// From the retry queue: its failures prove nothing about the service until the
+    /// organizer's new items were tried (see [`Verdict::Defer`]).
+    retried: bool,
 }
 
 impl Drop for InPipeline<'_> {
@@ -311,13 +326,17 @@ const WAIT_POLL: Duration = Duration::from_millis(200);
 const IDLE_LOOKS: u32 = 5;
 
 impl Outage {
-    /// Counts an item in the pipeline until the returned guard is dropped.
-    pub fn enter(&self) -> InPipeline<'_> {
+    /// Counts an item in the pipeline until the returned guard is dropped; `retried` for an
+    /// item from the retry queue.
+    pub fn enter(&self, retried: bool) -> InPipeline<'_> {
         let mut s = self.lock();
         s.active += 1;
+        s.entered += 1;
         InPipeline {
             outage: self,
             began: s.clock,
+            id: s.entered,
+            retried,
         }
     }
 
@@ -328,14 +347,38 @@ impl Outage {
         s.clock += 1;
         s.last_success[service.index()] = Some(s.clock);
         s.failures_since_success[service.index()] = 0;
+        s.unexplained[service.index()] = 0;
+        s.failing[service.index()] = [None, None];
     }
 
-    /// An attempt at `service` failed as an outage would make it fail (a transport error,
-    /// 5xx, 429, a store that refuses writes).
-    pub fn failure(&self, service: Service) {
+    /// An attempt of `item` at `service` failed as an outage would make it fail (a transport
+    /// error, 5xx, 429, a store that refuses writes).
+    pub fn failure(&self, service: Service, item: &InPipeline<'_>) {
         let mut s = self.lock();
+        let i = service.index();
         s.clock += 1;
-        s.failures_since_success[service.index()] += 1;
+        s.failures_since_success[i] += 1;
+        // Only a new item that saw nothing succeed since it began counts towards an outage:
+        // one that began before the last success may be failing on its own, and queued items
+        // (tried first, often the bad ones) are judged after the new ones.
+        if item.retried || s.last_success[i].is_some_and(|at| item.began < at) {
+            return;
+        }
+        s.unexplained[i] += 1;
+        match s.failing[i] {
+            [None, _] => s.failing[i][0] = Some(item.id),
+            [Some(first), None] if first != item.id => s.failing[i][1] = Some(item.id),
+            _ => {}
+        }
+    }
+
+    /// Whether `service` has failed at least `attempts` attempts in a row, of two items or
+    /// more that saw nothing succeed since they began: an outage, seen before any item has
+    /// used up its attempts (which, with every request throttled and retried, can take long).
+    pub fn failing_everywhere(&self, service: Service, attempts: u64) -> bool {
+        let s = self.lock();
+        let i = service.index();
+        s.unexplained[i] >= attempts && s.failing[i][1].is_some()
     }
 
     /// Failed attempts at `service` since its last success.

@@ -20,7 +20,7 @@ use recarch_fetch::{FetchError, Fetcher};
 use recarch_store::{Archive, BlobCommit, Manifest, ManifestWrite, Sha256Digest, ShardId, StageError, StoreError};
 use std::sync::Arc;
 
-use crate::environment::{Environment, EnvironmentFault, Service, Verdict};
+use crate::environment::{Environment, EnvironmentFault, InPipeline, Service, Verdict};
 use tokio::sync::Semaphore;
 
 /// Everything an item needs, shared by all items of a run.
@@ -194,12 +194,12 @@ pub async fn store_content(ctx: &ItemContext, content_url: &str) -> Result<Store
         return Err(ItemOutcome::failed(e.class(), e.to_string()));
     }
     let env = &ctx.environment;
-    let item = env.outage.enter();
+    let item = env.outage.enter(ctx.retried);
     let mut attempt = 0;
     let mut every_attempt_a_bad_body = true;
     loop {
         attempt += 1;
-        match download_once(ctx, content_url).await {
+        match download_once(ctx, content_url, &item).await {
             Ok(blob) => return Ok(blob),
             Err(Attempt::Fatal(e)) => return Err(ItemOutcome::Fatal(e)),
             Err(Attempt::Interrupted) => return Err(ItemOutcome::Interrupted),
@@ -214,6 +214,13 @@ pub async fn store_content(ctx: &ItemContext, content_url: &str) -> Result<Store
                 // Another item found the environment failing: stop here, uncharged.
                 if env.is_halted() {
                     return Err(ItemOutcome::Interrupted);
+                }
+                // Twice an item's attempts failing in a row, over several items, with nothing
+                // succeeding: the service is down; stop now rather than after every item's
+                // retries.
+                let window = u64::from(ctx.retry.max_attempts) * 2;
+                if outage_like && env.outage.failing_everywhere(service, window) {
+                    return Err(ItemOutcome::Fatal(env.halt(env.outage_fault(service, reason))));
                 }
                 let (class, reason) = if class != FailureClass::Transient {
                     (class, reason)
@@ -369,7 +376,7 @@ enum Attempt {
 
 /// One download into staging, then the blob's commit. Every attempt tells the run's
 /// [`Environment`] how the content service and the store fared.
-async fn download_once(ctx: &ItemContext, url: &str) -> Result<StoredBlob, Attempt> {
+async fn download_once(ctx: &ItemContext, url: &str, item: &InPipeline<'_>) -> Result<StoredBlob, Attempt> {
     let env = &ctx.environment;
     // Held until the blob is committed (the staged upload flushed and renamed, or the spooled
     // file uploaded), after the download's own slot has gone back.
@@ -379,7 +386,7 @@ async fn download_once(ctx: &ItemContext, url: &str) -> Result<StoredBlob, Attem
     };
     let mut download = match ctx.fetcher.open(url).await {
         Ok(download) => download,
-        Err(e) => return Err(content_failed(ctx, e)),
+        Err(e) => return Err(content_failed(ctx, e, item)),
     };
     // The content service answered with the content: it works (a body cut later is this
     // download's failure, and a large body may stream for a long while).
@@ -407,8 +414,8 @@ async fn download_once(ctx: &ItemContext, url: &str) -> Result<StoredBlob, Attem
     drop(abort);
     let staged = match staged {
         Ok(staged) => staged,
-        Err(StageError::Body(e)) => return Err(content_failed(ctx, e)),
-        Err(StageError::Store(e)) => return Err(store_failed(ctx, e, "cannot stage the content", needed)),
+        Err(StageError::Body(e)) => return Err(content_failed(ctx, e, item)),
+        Err(StageError::Store(e)) => return Err(store_failed(ctx, e, "cannot stage the content", needed, item)),
     };
     match download.finish() {
         Ok(fetched) => {
@@ -439,7 +446,7 @@ async fn download_once(ctx: &ItemContext, url: &str) -> Result<StoredBlob, Attem
             // of the spooled file, whose buffered parts the slots bound.
             let commit = match ctx.archive.commit_blob(staged, &digest).await {
                 Ok(commit) => commit,
-                Err(e) => return Err(store_failed(ctx, e, "cannot commit the blob", Some(fetched.size))),
+                Err(e) => return Err(store_failed(ctx, e, "cannot commit the blob", Some(fetched.size), item)),
             };
             env.outage.success(Service::Store);
             Ok(StoredBlob {
@@ -451,14 +458,14 @@ async fn download_once(ctx: &ItemContext, url: &str) -> Result<StoredBlob, Attem
         }
         Err(e) => {
             let _ = ctx.archive.discard(staged).await;
-            Err(content_failed(ctx, e))
+            Err(content_failed(ctx, e, item))
         }
     }
 }
 
 /// A download that failed: the token endpoint failing halts the run (no item has a token of
 /// its own); a transient failure counts towards a content outage.
-fn content_failed(ctx: &ItemContext, e: FetchError) -> Attempt {
+fn content_failed(ctx: &ItemContext, e: FetchError, item: &InPipeline<'_>) -> Attempt {
     if matches!(e, FetchError::Closed) {
         return Attempt::Interrupted;
     }
@@ -470,7 +477,7 @@ fn content_failed(ctx: &ItemContext, e: FetchError) -> Attempt {
         class => {
             let outage_like = class == FailureClass::Transient;
             if outage_like {
-                ctx.environment.outage.failure(Service::Content);
+                ctx.environment.outage.failure(Service::Content, item);
             }
             Attempt::Failed {
                 bad_body: e.is_body_failure(),
@@ -485,7 +492,7 @@ fn content_failed(ctx: &ItemContext, e: FetchError) -> Attempt {
 
 /// Staging or committing the blob failed (see [`StoreFailure`]; `needed`: the item's size,
 /// when known).
-fn store_failed(ctx: &ItemContext, e: StoreError, what: &str, needed: Option<u64>) -> Attempt {
+fn store_failed(ctx: &ItemContext, e: StoreError, what: &str, needed: Option<u64>, item: &InPipeline<'_>) -> Attempt {
     match StoreFailure::of(ctx, e, what, needed) {
         StoreFailure::Stop(e) => Attempt::Fatal(e),
         StoreFailure::Failed {
@@ -494,7 +501,7 @@ fn store_failed(ctx: &ItemContext, e: StoreError, what: &str, needed: Option<u64
             outage_like,
         } => {
             if outage_like {
-                ctx.environment.outage.failure(Service::Store);
+                ctx.environment.outage.failure(Service::Store, item);
             }
             Attempt::Failed {
                 reason,

@@ -393,7 +393,7 @@ impl Archive {
         match serde_json::from_slice::<LeaseRecord>(&bytes) {
             Ok(current) if current.lease_id == lease.lease_id => {
                 self.delete_quietly(&key).await?;
-                if let Some(root) = &self.local_root {
+                if let Some(root) = self.backend.local_root() {
                     // Best effort, and only if empty: another shard's lease may be there.
                     let _ = std::fs::remove_dir(root.join(layout::LOCKS));
                 }

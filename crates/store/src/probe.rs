@@ -140,7 +140,7 @@ impl Archive {
                 }
             }
         }
-        if let Some(root) = &self.local_root {
+        if let Some(root) = self.backend.local_root() {
             // Local disk keeps emptied directories (see `open_local`): drop the probe's, if
             // nothing else is in them.
             let dir = root.join(&key);

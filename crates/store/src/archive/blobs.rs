@@ -11,6 +11,7 @@ use object_store::path::Path;
 use object_store::{GetResultPayload, ObjectStoreExt, WriteMultipart};
 use sha2::{Digest, Sha256};
 
+use super::Backend;
 use crate::layout::{self, path};
 use crate::{Archive, OrganizerId, Sha256Digest, ShardId, StageError, StoreError};
 
@@ -27,10 +28,26 @@ const COMMIT_ATTEMPTS: u32 = 4;
 #[derive(Debug)]
 pub struct Staged {
     key: String,
-    /// Where the bytes are, when spooled to a local file rather than staged in the store.
-    spool: Option<PathBuf>,
+    /// Where the bytes are.
+    held: Held,
     size: u64,
     digest: Sha256Digest,
+}
+
+/// Where a staged upload's bytes are, which decides how it becomes a blob (see [`Backend`]).
+#[derive(Debug)]
+enum Held {
+    /// A file in the local archive's staging area, hard-linked to its blob name.
+    Local {
+        /// The archive's directory.
+        root: PathBuf,
+        /// The file.
+        file: PathBuf,
+    },
+    /// A spool file, uploaded under its blob name.
+    Spool(PathBuf),
+    /// The object at [`Staged::key`] in the store, renamed to its blob name.
+    Object,
 }
 
 impl Staged {
@@ -83,22 +100,22 @@ impl Archive {
         // blob by a hard link (see `Archive::commit_blob`), written with the spool's writer
         // rather than as a `LocalFileSystem` upload (which fsyncs the staging directory twice
         // more per blob and hands every part to the blocking pool twice).
-        let spooled = match (&self.local_root, &self.spool_dir) {
-            (Some(root), _) => Some((root.join(layout::STAGING), crate::spool::Durability::Sync)),
-            (None, Some(spool)) => Some((spool.clone(), crate::spool::Durability::Scratch)),
-            (None, None) => None,
-        };
-        if let Some((root, durability)) = spooled {
-            let (file, size, digest) = crate::spool::spool(&root, shard, body, durability).await?;
-            // On local disk the file is in the store: name it by its key, as listings do.
-            let name = file.file_name().map(|n| n.to_string_lossy());
-            let key = match (&self.local_root, name) {
-                (Some(_), Some(name)) => format!("{}/{name}", layout::staging_prefix(shard)),
-                _ => file.display().to_string(),
+        if let Some((dir, durability)) = self.backend.spool_target() {
+            let (file, size, digest) = crate::spool::spool(&dir, shard, body, durability).await?;
+            let (key, held) = match (&self.backend, file.file_name()) {
+                // On local disk the file is in the store: name it by its key, as listings do.
+                (Backend::Local { root }, Some(name)) => (
+                    format!("{}/{}", layout::staging_prefix(shard), name.to_string_lossy()),
+                    Held::Local {
+                        root: root.clone(),
+                        file,
+                    },
+                ),
+                _ => (file.display().to_string(), Held::Spool(file)),
             };
             return Ok(Staged {
                 key,
-                spool: Some(file),
+                held,
                 size,
                 digest,
             });
@@ -147,7 +164,7 @@ impl Archive {
         tracing::debug!(key = %key, size, %digest, "staged");
         Ok(Staged {
             key,
-            spool: None,
+            held: Held::Object,
             size,
             digest,
         })
@@ -176,8 +193,8 @@ impl Archive {
                 actual: actual.to_hex(),
             });
         }
-        if let Some(file) = &staged.spool {
-            if let Some(root) = &self.local_root {
+        match &staged.held {
+            Held::Local { root, file } => {
                 return match crate::local::link_blob(root, file, &key).await? {
                     crate::local::Linked::Created => {
                         tracing::debug!(key = %key, size = staged.size, "blob created");
@@ -186,7 +203,8 @@ impl Archive {
                     crate::local::Linked::Existed { size } => self.existing_blob(key, size, staged.size),
                 };
             }
-            return self.commit_spooled(file, staged.size, digest).await;
+            Held::Spool(file) => return self.commit_spooled(file, staged.size, digest).await,
+            Held::Object => {}
         }
         let from = path(&staged.key);
         let to = path(&key);
@@ -259,11 +277,13 @@ impl Archive {
     /// # Errors
     /// Store failures; a staged object that is already gone is not an error.
     pub async fn discard(&self, staged: Staged) -> Result<(), StoreError> {
-        if let Some(file) = &staged.spool {
-            crate::spool::remove_spool_file(file).await;
-            return Ok(());
+        match &staged.held {
+            Held::Local { file, .. } | Held::Spool(file) => {
+                crate::spool::remove_spool_file(file).await;
+                Ok(())
+            }
+            Held::Object => self.delete_quietly(&staged.key).await,
         }
-        self.delete_quietly(&staged.key).await
     }
 
     /// Removes everything under `staging/<shard>/`: uploads of killed or failed runs.
@@ -303,12 +323,11 @@ impl Archive {
                 Err(e) => return Err(StoreError::from_backend(&prefix, e)),
             }
         }
-        if let Some(root) = &self.local_root {
-            removed += crate::local::sweep_staging(root.clone(), shard).await?;
-        }
-        if let Some(spool) = &self.spool_dir {
-            removed += crate::spool::clean(spool, shard).await?;
-        }
+        removed += match &self.backend {
+            Backend::Local { root } => crate::local::sweep_staging(root.clone(), shard).await?,
+            Backend::Spooled { dir } => crate::spool::clean(dir, shard).await?,
+            Backend::Multipart => 0,
+        };
         Ok(removed)
     }
 
@@ -321,7 +340,7 @@ impl Archive {
     /// Store failures.
     pub async fn reclaim(&self, shard: &ShardId, organizers: &[OrganizerId]) -> Result<usize, StoreError> {
         let mut removed = self.clean_staging(shard).await?;
-        if let Some(root) = &self.local_root {
+        if let Backend::Local { root } = &self.backend {
             removed += crate::local::sweep_interrupted_writes(root.clone(), shard, organizers).await?;
         }
         Ok(removed)

@@ -4,6 +4,7 @@
 //! (`reports`); queues, leases, meeting indexes and multipart uploads have modules of their own
 //! at the crate's root.
 
+mod backend;
 mod blobs;
 mod manifests;
 mod open;
@@ -19,6 +20,7 @@ use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload, UpdateVe
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+pub(crate) use backend::Backend;
 pub use blobs::{BlobCommit, Staged};
 pub use manifests::ManifestWrite;
 pub use open::redact_url;
@@ -48,19 +50,20 @@ const LIST_FETCH_CONCURRENCY: usize = 8;
 /// Cheap to clone; clones share the store.
 #[derive(Clone)]
 pub struct Archive {
+    /// The store, narrowed to the archive's prefix.
     pub(crate) store: Arc<dyn ObjectStore>,
-    /// The same store with brief retries, for [`Archive::probe`] (S3 and Azure only).
-    probe_store: Option<Arc<dyn ObjectStore>>,
+    /// The store [`Archive::probe`] talks to: on S3 and Azure the same store with brief
+    /// retries, elsewhere `store` itself.
+    probe_store: Arc<dyn ObjectStore>,
+    /// The archive URL without credentials or query, for messages.
     display_url: String,
-    /// Root directory when opened from a `file://` URL: blobs are written under it and
-    /// hard-linked into place, and the temporary files `LocalFileSystem` leaves behind when a
-    /// process is killed mid-write are swept from it.
-    pub(crate) local_root: Option<PathBuf>,
+    /// How blobs are written: stage and link (local disk), spooled upload (S3, Azure) or
+    /// multipart upload in the store (in memory).
+    pub(crate) backend: Backend,
+    /// Size of the parts of an upload (see [`Archive::with_upload_parts`]).
     pub(crate) part_size: usize,
+    /// Parts of one upload in flight at once.
     pub(crate) part_concurrency: usize,
-    /// Where downloads are spooled before their single upload (S3 and Azure); `None`: staged
-    /// in the store and renamed (local disk, in memory).
-    spool_dir: Option<PathBuf>,
     /// Smallest part size the backend accepts ([`S3_MIN_PART_SIZE`] on S3, else 1).
     min_part_size: usize,
     /// The version (ETag / object version) of each state document as this archive last read
@@ -83,15 +86,14 @@ impl fmt::Debug for Archive {
 }
 
 impl Archive {
-    fn build(store: Arc<dyn ObjectStore>, display_url: String, local: Option<PathBuf>) -> Self {
+    fn build(store: Arc<dyn ObjectStore>, display_url: String, backend: Backend) -> Self {
         Self {
+            probe_store: Arc::clone(&store),
             store,
-            probe_store: None,
             display_url,
-            local_root: local,
+            backend,
             part_size: DEFAULT_PART_SIZE,
             part_concurrency: DEFAULT_PART_CONCURRENCY,
-            spool_dir: None,
             min_part_size: 1,
             state_versions: Arc::default(),
             document_locks: Arc::new(std::array::from_fn(|_| tokio::sync::Mutex::new(()))),
@@ -106,13 +108,13 @@ impl Archive {
     }
 
     fn with_probe_store(mut self, probe_store: Arc<dyn ObjectStore>) -> Self {
-        self.probe_store = Some(probe_store);
+        self.probe_store = probe_store;
         self
     }
 
     /// The store [`Archive::probe`] talks to.
     pub(crate) fn probe_store(&self) -> &Arc<dyn ObjectStore> {
-        self.probe_store.as_ref().unwrap_or(&self.store)
+        &self.probe_store
     }
 
     /// Sets the part size and the number of parts in flight for [`Archive::stage`]
@@ -137,21 +139,23 @@ impl Archive {
     /// URL: runs of different archives sharing a directory (and a shard name) never touch
     /// each other's files; runs of one shard of one archive are kept apart by its lease.
     pub fn with_spool_dir(mut self, dir: impl Into<PathBuf>) -> Self {
-        if self.local_root.is_none() {
+        if !matches!(self.backend, Backend::Local { .. }) {
             let tag = hex::encode(&Sha256::digest(self.display_url.as_bytes())[..8]);
-            self.spool_dir = Some(dir.into().join(tag));
+            self.backend = Backend::Spooled {
+                dir: dir.into().join(tag),
+            };
         }
         self
     }
 
     /// The spool directory in use, if any (see [`Archive::with_spool_dir`]).
     pub fn spool_dir(&self) -> Option<&std::path::Path> {
-        self.spool_dir.as_deref()
+        self.backend.spool_dir()
     }
 
     /// The directory of a local-disk archive (`None` on S3, Azure and in memory).
     pub fn local_root(&self) -> Option<&std::path::Path> {
-        self.local_root.as_deref()
+        self.backend.local_root()
     }
 
     /// The part size [`Archive::stage`] uses (see [`Archive::with_upload_parts`]).
@@ -171,7 +175,7 @@ impl Archive {
     /// upload's buffers per download (measured on the emulators at concurrency 8: 250-280 MiB
     /// peak with one, up to 470 MiB with two).
     pub fn staged_uploads_per_download(&self) -> usize {
-        if self.local_root.is_some() { 2 } else { 1 }
+        self.backend.staged_uploads_per_download()
     }
 
     /// The archive URL with credentials and query stripped, for messages.

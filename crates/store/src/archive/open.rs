@@ -13,7 +13,7 @@ use object_store::prefix::PrefixStore;
 use object_store::{BackoffConfig, ObjectStore, ObjectStoreScheme, RetryConfig};
 use url::Url;
 
-use super::{DEFAULT_PART_CONCURRENCY, S3_MIN_PART_SIZE, SPOOL_PART_SIZE};
+use super::{Backend, DEFAULT_PART_CONCURRENCY, S3_MIN_PART_SIZE, SPOOL_PART_SIZE};
 use crate::{Archive, StoreError};
 
 /// Retries of [`Archive::probe`] on S3 and Azure: a few quick ones, so that a wrong
@@ -74,7 +74,7 @@ impl Archive {
                 Ok(Self::build(
                     prefixed(Arc::new(InMemory::new()), prefix),
                     display.clone(),
-                    None,
+                    Backend::Multipart,
                 ))
             }
             "s3" | "s3a" => open_s3(&parsed, display.clone(), options),
@@ -107,7 +107,7 @@ impl Archive {
             Ok(url) => self::display_url(&url),
             Err(_) => redact_unparsed(display_url),
         };
-        Self::build(store, display, None)
+        Self::build(store, display, Backend::Multipart)
     }
 }
 
@@ -156,7 +156,7 @@ fn open_local(url: &Url, display: String, options: &[(String, String)]) -> Resul
         .with_automatic_cleanup(false)
         // Archives are the system of record: make every completed write durable.
         .with_fsync(true);
-    Ok(Archive::build(Arc::new(store), display, Some(root)))
+    Ok(Archive::build(Arc::new(store), display, Backend::Local { root }))
 }
 
 fn open_s3(url: &Url, display: String, options: &[(String, String)]) -> Result<Archive, StoreError> {
@@ -175,12 +175,14 @@ fn open_s3(url: &Url, display: String, options: &[(String, String)]) -> Result<A
     let store = Arc::new(store);
     let prefix = url_prefix(url, &display)?;
     let uploads = crate::multipart::S3Uploads::new(Arc::clone(&store), http, prefix.clone());
-    Ok(Archive::build(prefixed(store, prefix.clone()), display.clone(), None)
-        .with_probe_store(prefixed(Arc::new(probe), prefix))
-        .with_min_part_size(S3_MIN_PART_SIZE)
-        .with_upload_parts(SPOOL_PART_SIZE, DEFAULT_PART_CONCURRENCY)
-        .with_spool_dir(default_spool_dir())
-        .with_s3_uploads(uploads))
+    Ok(
+        Archive::build(prefixed(store, prefix.clone()), display.clone(), Backend::Multipart)
+            .with_probe_store(prefixed(Arc::new(probe), prefix))
+            .with_min_part_size(S3_MIN_PART_SIZE)
+            .with_upload_parts(SPOOL_PART_SIZE, DEFAULT_PART_CONCURRENCY)
+            .with_spool_dir(default_spool_dir())
+            .with_s3_uploads(uploads),
+    )
 }
 
 fn open_azure(url: &Url, display: String, options: &[(String, String)]) -> Result<Archive, StoreError> {
@@ -196,12 +198,14 @@ fn open_azure(url: &Url, display: String, options: &[(String, String)]) -> Resul
     let probe = builder.clone().with_retry(probe_retry()).build().map_err(invalid)?;
     let store = builder.build().map_err(invalid)?;
     let prefix = url_prefix(url, &display)?;
-    Ok(
-        Archive::build(prefixed(Arc::new(store), prefix.clone()), display.clone(), None)
-            .with_probe_store(prefixed(Arc::new(probe), prefix))
-            .with_upload_parts(SPOOL_PART_SIZE, DEFAULT_PART_CONCURRENCY)
-            .with_spool_dir(default_spool_dir()),
+    Ok(Archive::build(
+        prefixed(Arc::new(store), prefix.clone()),
+        display.clone(),
+        Backend::Multipart,
     )
+    .with_probe_store(prefixed(Arc::new(probe), prefix))
+    .with_upload_parts(SPOOL_PART_SIZE, DEFAULT_PART_CONCURRENCY)
+    .with_spool_dir(default_spool_dir()))
 }
 
 /// `<system temporary directory>/recarch-spool`.

@@ -126,6 +126,7 @@
 mod archive;
 mod document;
 mod error;
+mod extensions;
 mod ids;
 mod layout;
 mod lease;
@@ -142,6 +143,7 @@ pub use archive::{
     SPOOL_PART_SIZE, Staged, redact_url,
 };
 pub use error::{StageError, StoreError, free_space, human_bytes, is_storage_full};
+pub use extensions::IncompleteUpload;
 pub use ids::{OrganizerId, Sha256Digest, ShardId};
 pub use layout::{Kind, item_key};
 pub use lease::{LEASE_SCHEMA, Lease, hostname};
@@ -151,7 +153,6 @@ pub use model::{
     KIND_CALL_RECORDING, LinkKind, MANIFEST_SCHEMA, Manifest, OrganizerState, QUEUED_SCHEMA, QueuedItem, STATE_SCHEMA,
     ShardStatus, SourceState, VERSIONS,
 };
-pub use multipart::IncompleteUpload;
 pub use probe::ProbeReport;
 pub use queue::StateOverview;
 pub use recarch_failure::FailureClass;

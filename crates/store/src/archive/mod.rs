@@ -27,6 +27,7 @@ pub use open::redact_url;
 pub use reports::RunReportRef;
 
 use crate::StoreError;
+use crate::extensions::{Extensions, NoExtensions};
 use crate::layout::path;
 
 /// Default size of the parts of a staging upload in the store (S3 requires at least 5 MiB).
@@ -72,8 +73,9 @@ pub struct Archive {
     /// Serialise updates of one document (meeting index, versioned manifest) in this process
     /// (shared by clones; see the `document` module).
     pub(crate) document_locks: Arc<[tokio::sync::Mutex<()>; crate::document::LOCK_STRIPES]>,
-    /// S3 archives opened from a URL: lists and aborts incomplete multipart uploads.
-    pub(crate) s3_uploads: Option<Arc<crate::multipart::S3Uploads>>,
+    /// What the backend is asked beyond `object_store` (S3 archives opened from a URL: listing
+    /// and aborting incomplete multipart uploads; nothing elsewhere).
+    pub(crate) extensions: Arc<dyn Extensions>,
 }
 
 impl fmt::Debug for Archive {
@@ -97,13 +99,18 @@ impl Archive {
             min_part_size: 1,
             state_versions: Arc::default(),
             document_locks: Arc::new(std::array::from_fn(|_| tokio::sync::Mutex::new(()))),
-            s3_uploads: None,
+            extensions: Arc::new(NoExtensions),
         }
     }
 
     fn with_min_part_size(mut self, min: usize) -> Self {
         self.min_part_size = min;
         self.part_size = self.part_size.max(min);
+        self
+    }
+
+    fn with_extensions(mut self, extensions: Arc<dyn Extensions>) -> Self {
+        self.extensions = extensions;
         self
     }
 

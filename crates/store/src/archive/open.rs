@@ -171,17 +171,17 @@ fn open_s3(url: &Url, display: String, options: &[(String, String)]) -> Result<A
         reason: e.to_string(),
     };
     let probe = builder.clone().with_retry(probe_retry()).build().map_err(invalid)?;
-    let (store, http) = crate::multipart::build_s3(builder).map_err(invalid)?;
+    let (store, http) = crate::extensions::s3::build_s3(builder).map_err(invalid)?;
     let store = Arc::new(store);
     let prefix = url_prefix(url, &display)?;
-    let uploads = crate::multipart::S3Uploads::new(Arc::clone(&store), http, prefix.clone());
+    let extensions = crate::extensions::s3::S3Extensions::new(Arc::clone(&store), http, prefix.clone());
     Ok(
         Archive::build(prefixed(store, prefix.clone()), display.clone(), Backend::Multipart)
             .with_probe_store(prefixed(Arc::new(probe), prefix))
             .with_min_part_size(S3_MIN_PART_SIZE)
             .with_upload_parts(SPOOL_PART_SIZE, DEFAULT_PART_CONCURRENCY)
             .with_spool_dir(default_spool_dir())
-            .with_s3_uploads(uploads),
+            .with_extensions(Arc::new(extensions)),
     )
 }
 

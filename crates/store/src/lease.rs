@@ -44,6 +44,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use object_store::{GetOptions, ObjectStore, PutMode, PutResult, UpdateVersion};
+use recarch_failure::RetryPolicy;
 use serde::{Deserialize, Serialize};
 
 use crate::archive::to_json;
@@ -56,8 +57,16 @@ pub const LEASE_SCHEMA: &str = "recarch.lease.v1";
 
 /// Longest TTL honoured; longer ones are capped (keeps timestamps representable).
 const MAX_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
-/// Rounds of create / inspect / take over before giving up on a contended lease.
-const ACQUIRE_ATTEMPTS: usize = 5;
+/// How a contended acquisition goes round again: five rounds of create / inspect / take over
+/// at most, a few jittered milliseconds apart so that contenders do not go round in lockstep.
+fn contention_retry() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 5,
+        base_delay: Duration::from_millis(10),
+        max_delay: Duration::from_millis(200),
+        max_total: Duration::from_secs(10),
+    }
+}
 
 /// A held lease on a shard. Renew it with [`Archive::renew_lease`] well before
 /// `expires_at`, and give it back with [`Archive::release_lease`].
@@ -257,9 +266,20 @@ impl Archive {
         let location = path(&key);
         let ttl = ttl.min(MAX_TTL);
         let lease_id = format!("{:032x}", fastrand::u128(..));
-        let store = self.object_store();
+        let store = &self.store;
 
-        for _ in 0..ACQUIRE_ATTEMPTS {
+        let policy = contention_retry();
+        let started = std::time::Instant::now();
+        let mut rounds = 0;
+        loop {
+            if rounds > 0 {
+                let wait = policy.delay(rounds, None);
+                if !policy.allows(rounds, started.elapsed(), wait) {
+                    return Err(StoreError::Precondition { key });
+                }
+                tokio::time::sleep(wait).await;
+            }
+            rounds += 1;
             let now = Utc::now();
             let record = LeaseRecord::new(shard, owner, &lease_id, now, now, ttl);
             match store
@@ -326,7 +346,6 @@ impl Archive {
                 Err(e) => return Err(StoreError::from_backend(&key, e)),
             }
         }
-        Err(StoreError::Precondition { key })
     }
 
     /// Extends the lease to now + its TTL, after checking it is still this lease.
@@ -356,7 +375,7 @@ impl Archive {
             lease.ttl,
         );
         let seen = version_of(meta.e_tag, meta.version);
-        let store = self.object_store();
+        let store = &self.store;
         let result: Result<PutResult, object_store::Error> = match store
             .put_opts(&location, to_json(&key, &record)?, PutMode::Update(seen).into())
             .await

@@ -9,14 +9,23 @@ use futures::stream::BoxStream;
 use futures::{Stream, StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{GetResultPayload, ObjectStoreExt, WriteMultipart};
+use recarch_failure::RetryPolicy;
 use sha2::{Digest, Sha256};
 
 use super::Backend;
 use crate::layout::{self, path};
 use crate::{Archive, OrganizerId, Sha256Digest, ShardId, StageError, StoreError};
 
-/// How often a create-only commit that lost to a blob not yet visible is retried.
-const COMMIT_ATTEMPTS: u32 = 4;
+/// How a create-only commit that lost to a blob not yet visible is retried: four attempts,
+/// about 100, 200 and 400 ms apart.
+fn commit_retry() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 4,
+        base_delay: Duration::from_millis(100),
+        max_delay: Duration::from_secs(1),
+        max_total: Duration::from_secs(10),
+    }
+}
 
 /// A staged upload: bytes stored under `staging/<shard>/…` (local disk, in memory) or in a
 /// spool file (S3, Azure: see [`Archive::with_spool_dir`]), not yet a blob.
@@ -208,8 +217,11 @@ impl Archive {
         }
         let from = path(&staged.key);
         let to = path(&key);
+        let policy = commit_retry();
+        let started = std::time::Instant::now();
         let mut attempt = 0;
         loop {
+            attempt += 1;
             match self.store.rename_if_not_exists(&from, &to).await {
                 Ok(()) => {
                     tracing::debug!(key = %key, size = staged.size, "blob created");
@@ -224,11 +236,11 @@ impl Archive {
                     if self.head(&key).await?.is_some() {
                         return self.blob_was_there(staged, key).await;
                     }
-                    attempt += 1;
-                    if attempt >= COMMIT_ATTEMPTS {
+                    let wait = policy.delay(attempt, None);
+                    if !policy.allows(attempt, started.elapsed(), wait) {
                         return Err(StoreError::from_backend(&key, e));
                     }
-                    tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
+                    tokio::time::sleep(wait).await;
                 }
                 Err(object_store::Error::NotSupported { .. } | object_store::Error::NotImplemented { .. }) => {
                     // S3 without `aws_copy_if_not_exists`: no atomic create-only copy. The

@@ -18,6 +18,7 @@ use object_store::client::{ClientOptions, HttpClient, HttpConnector, HttpRequest
 use object_store::multipart::MultipartStore;
 use object_store::path::Path;
 use object_store::signer::{SignedUrlOptions, Signer};
+use recarch_failure::{RetryPolicy, status_class};
 use serde::Deserialize;
 
 use super::{Extensions, IncompleteUpload};
@@ -26,8 +27,16 @@ use crate::probe::error_chain;
 
 /// How long a signed listing URL is valid.
 const LIST_URL_TTL: Duration = Duration::from_secs(300);
-/// Attempts per listing page (transport errors, 5xx and 429 are retried).
-const LIST_ATTEMPTS: u32 = 3;
+/// How a listing page is retried when the request fails on the way or the status is transient
+/// (`recarch_failure::status_class`): three attempts, about 0.4 and 0.8 s apart.
+fn list_retry() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 3,
+        base_delay: Duration::from_millis(400),
+        max_delay: Duration::from_secs(2),
+        max_total: Duration::from_secs(30),
+    }
+}
 /// Pages of one listing at most (1000 uploads each): a bound on a misbehaving server.
 const MAX_LIST_PAGES: usize = 100;
 /// The store's name in errors.
@@ -166,7 +175,8 @@ impl S3Extensions {
         Ok(uploads)
     }
 
-    /// One page of `GET /?uploads&prefix=…`, retried on transport errors, 5xx and 429.
+    /// One page of `GET /?uploads&prefix=…`, retried within [`list_retry`] on transport errors
+    /// and transient statuses (5xx, 429, …).
     async fn list_page(&self, prefix: &str, markers: Option<&(String, String)>) -> Result<ListPage, StoreError> {
         let mut query: Vec<(&str, &str)> = vec![("uploads", ""), ("prefix", prefix)];
         if let Some((key, id)) = markers {
@@ -174,65 +184,68 @@ impl S3Extensions {
             query.push(("upload-id-marker", id));
         }
         let what = format!("incomplete multipart uploads under {prefix}");
+        let policy = list_retry();
+        let started = std::time::Instant::now();
         let mut attempt = 0;
         loop {
             attempt += 1;
-            // Signed afresh for each attempt. The URL carries a signature (and a session token
-            // with temporary credentials): it is never logged or put in an error.
-            let url = self
-                .s3
-                .signed_url_opts(
-                    http::Method::GET,
-                    &Path::default(),
-                    LIST_URL_TTL,
-                    &SignedUrlOptions::default().with_query(query.iter().copied()),
-                )
-                .await
-                .map_err(|e| StoreError::from_backend(&what, e))?;
-            let request: HttpRequest = http::Request::builder()
-                .method(http::Method::GET)
-                .uri(url.as_str())
-                .body(HttpRequestBody::empty())
-                .map_err(|e| StoreError::from_backend(&what, generic(format!("cannot build the request: {e}"))))?;
-            let retry = attempt < LIST_ATTEMPTS;
-            let response = match self.http.execute(request).await {
-                Ok(response) => response,
-                Err(e) if retry => {
-                    tracing::debug!(error = %error_chain(&e), attempt, "listing incomplete uploads failed; retrying");
-                    backoff(attempt).await;
-                    continue;
-                }
-                Err(e) => {
-                    return Err(StoreError::from_backend(
-                        &what,
-                        generic(format!("request failed: {}", error_chain(&e))),
-                    ));
-                }
+            let failure = match self.try_list_page(&query, &what).await {
+                Ok(page) => return Ok(page),
+                Err(failure) => failure,
             };
-            let status = response.status();
-            let body = match response.into_body().bytes().await {
-                Ok(body) => body,
-                Err(e) if retry => {
-                    tracing::debug!(error = %error_chain(&e), attempt, "reading a listing of incomplete uploads failed; retrying");
-                    backoff(attempt).await;
-                    continue;
-                }
-                Err(e) => {
-                    return Err(StoreError::from_backend(
-                        &what,
-                        generic(format!("reading the answer failed: {}", error_chain(&e))),
-                    ));
-                }
-            };
-            if status.is_success() {
-                return parse_list(&body).map_err(|e| StoreError::corrupt(&what, e));
+            let wait = policy.delay(attempt, None);
+            if !failure.retryable || !policy.allows(attempt, started.elapsed(), wait) {
+                return Err(failure.error);
             }
-            if retry && (status.is_server_error() || status.as_u16() == 429) {
-                backoff(attempt).await;
-                continue;
-            }
-            return Err(StoreError::from_backend(&what, status_error(status, &body)));
+            tracing::debug!(error = %error_chain(&failure.error), attempt, "listing incomplete uploads failed; retrying");
+            tokio::time::sleep(wait).await;
         }
+    }
+
+    /// One attempt at a listing page.
+    async fn try_list_page(&self, query: &[(&str, &str)], what: &str) -> Result<ListPage, ListFailure> {
+        // Signed afresh for each attempt. The URL carries a signature (and a session token
+        // with temporary credentials): it is never logged or put in an error.
+        let url = self
+            .s3
+            .signed_url_opts(
+                http::Method::GET,
+                &Path::default(),
+                LIST_URL_TTL,
+                &SignedUrlOptions::default().with_query(query.iter().copied()),
+            )
+            .await
+            .map_err(|e| ListFailure::last(StoreError::from_backend(what, e)))?;
+        let request: HttpRequest = http::Request::builder()
+            .method(http::Method::GET)
+            .uri(url.as_str())
+            .body(HttpRequestBody::empty())
+            .map_err(|e| {
+                ListFailure::last(StoreError::from_backend(
+                    what,
+                    generic(format!("cannot build the request: {e}")),
+                ))
+            })?;
+        let response = self.http.execute(request).await.map_err(|e| {
+            ListFailure::transient(StoreError::from_backend(
+                what,
+                generic(format!("request failed: {}", error_chain(&e))),
+            ))
+        })?;
+        let status = response.status();
+        let body = response.into_body().bytes().await.map_err(|e| {
+            ListFailure::transient(StoreError::from_backend(
+                what,
+                generic(format!("reading the answer failed: {}", error_chain(&e))),
+            ))
+        })?;
+        if status.is_success() {
+            return parse_list(&body).map_err(|e| ListFailure::last(StoreError::corrupt(what, e)));
+        }
+        Err(ListFailure {
+            retryable: status_class(status.as_u16()).is_retryable(),
+            error: StoreError::from_backend(what, status_error(status, &body)),
+        })
     }
 
     /// Aborts one upload; `false` if it was already gone.
@@ -307,8 +320,25 @@ fn generic(reason: String) -> object_store::Error {
     }
 }
 
-async fn backoff(attempt: u32) {
-    tokio::time::sleep(Duration::from_millis(200 << attempt.min(4))).await;
+/// A listing attempt that failed, and whether another may succeed.
+struct ListFailure {
+    retryable: bool,
+    error: StoreError,
+}
+
+impl ListFailure {
+    /// Failed on the way (connection, a body cut): another attempt may pass.
+    fn transient(error: StoreError) -> Self {
+        Self { retryable: true, error }
+    }
+
+    /// Another attempt would fail alike.
+    fn last(error: StoreError) -> Self {
+        Self {
+            retryable: false,
+            error,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -130,6 +130,7 @@ mod extensions;
 mod ids;
 mod layout;
 mod lease;
+mod listing;
 mod local;
 mod meetings;
 mod model;
@@ -139,14 +140,14 @@ mod queue;
 mod spool;
 
 pub use archive::{
-    Archive, BlobCommit, DEFAULT_PART_CONCURRENCY, DEFAULT_PART_SIZE, ManifestWrite, RunReportRef, S3_MIN_PART_SIZE,
-    SPOOL_PART_SIZE, Staged, redact_url,
+    Archive, BlobCommit, DEFAULT_PART_CONCURRENCY, DEFAULT_PART_SIZE, ManifestRead, ManifestWrite, RunReportRef,
+    S3_MIN_PART_SIZE, SPOOL_PART_SIZE, Staged, StoredManifest, redact_url,
 };
 pub use error::{StageError, StoreError, free_space, human_bytes, is_storage_full};
 pub use extensions::IncompleteUpload;
 pub use ids::{OrganizerId, Sha256Digest, ShardId};
-pub use layout::{Kind, item_key};
-pub use lease::{LEASE_SCHEMA, Lease, hostname};
+pub use layout::{Kind, blob_key, item_key};
+pub use lease::{LEASE_SCHEMA, Lease, LeaseHolder, LeaseRecord, hostname};
 pub use meetings::{MEETING_SCHEMA, MeetingEntry, MeetingIndex, MeetingPair, meeting_key};
 pub use model::{
     Checkpoint, ContentRef, DEAD_LETTER_SCHEMA, DIRECTORY_SCHEMA, DeadLetter, DirectoryEntry, DirectoryState,
@@ -157,6 +158,5 @@ pub use probe::ProbeReport;
 pub use queue::StateOverview;
 pub use recarch_failure::FailureClass;
 
-/// Re-export of the `object_store` crate this one is built on, for
-/// [`Archive::from_store`] and [`Archive::object_store`].
+/// Re-export of the `object_store` crate this one is built on, for [`Archive::from_store`].
 pub use object_store;

@@ -10,10 +10,14 @@
 //! this organizer's meetings. An item counts as archived only once its entry is in the index,
 //! so a run killed in between adds it when the item comes round again.
 
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::{Archive, OrganizerId, StoreError};
+
+/// Meeting indexes read at once by [`Archive::meeting_indexes`].
+const INDEX_READS: usize = 8;
 
 /// Schema tag of meeting index documents.
 pub const MEETING_SCHEMA: &str = "recarch.meeting.v1";
@@ -63,11 +67,7 @@ pub struct MeetingPair {
 
 /// `meetings/<organizer>/<hex SHA-256 of meetingId>.json`.
 pub fn meeting_key(organizer: &OrganizerId, meeting_id: &str) -> String {
-    format!(
-        "{}/{organizer}/{}.json",
-        crate::layout::MEETINGS,
-        hex::encode(Sha256::digest(meeting_id.as_bytes()))
-    )
+    crate::layout::meeting_key(organizer, meeting_id)
 }
 
 impl MeetingIndex {
@@ -97,6 +97,23 @@ impl MeetingIndex {
 }
 
 impl Archive {
+    /// Every meeting index, in no particular order, as `(key, index)`. The outer error is a
+    /// listing failure (which ends the stream); the inner one a failure to read that index,
+    /// or [`StoreError::Corrupt`] for an object under `meetings/` that is not one. An index
+    /// deleted since it was listed is left out (see the `listing` module).
+    #[allow(clippy::type_complexity)] // as `list_manifests`: the pair is the contract
+    pub fn meeting_indexes(&self) -> BoxStream<'_, Result<(String, Result<MeetingIndex, StoreError>), StoreError>> {
+        self.list_and_read(crate::layout::MEETINGS, |_| true, INDEX_READS)
+            .map_ok(|(key, read)| {
+                let index = read.and_then(|bytes| {
+                    serde_json::from_slice(&bytes)
+                        .map_err(|e| StoreError::corrupt(&key, format!("not a meeting index: {e}")))
+                });
+                (key, index)
+            })
+            .boxed()
+    }
+
     /// Adds `entry` to the index of `meeting_id` unless it is there already.
     ///
     /// # Errors

@@ -1,9 +1,10 @@
 //! Manifests: create-only writes checked against their blobs, versioned manifests, reads and
 //! listings.
 
+use bytes::Bytes;
+use futures::StreamExt;
 use futures::stream::BoxStream;
-use futures::{StreamExt, TryStreamExt};
-use object_store::{ObjectStoreExt, PutMode};
+use object_store::PutMode;
 use serde_json::Value;
 
 use super::{LIST_FETCH_CONCURRENCY, to_json};
@@ -217,56 +218,165 @@ impl Archive {
         }
     }
 
-    /// Every manifest of `kind` of `organizer`, in no particular order.
+    /// Every manifest of `kind` of `organizer`, in no particular order (a manifest deleted
+    /// since it was listed is left out: see the `listing` module).
     ///
     /// # Errors
     /// Listing or read failures, and [`StoreError::Corrupt`] for an object that is not a
     /// manifest.
     pub fn manifests_of(&self, kind: Kind, organizer: &OrganizerId) -> BoxStream<'_, Result<Manifest, StoreError>> {
-        let prefix = format!("manifests/{kind}/{organizer}");
-        self.store
-            .list(Some(&path(&prefix)))
-            .map(move |item| {
-                let prefix = prefix.clone();
-                async move {
-                    let meta = item.map_err(|e| StoreError::from_backend(&prefix, e))?;
-                    let key = meta.location.to_string();
-                    match self.get_bytes(&key).await? {
-                        Some(bytes) => parse_manifest(&key, &bytes).map(Some),
-                        // Listed, then gone.
-                        None => Ok(None),
-                    }
-                }
-            })
-            .buffered(LIST_FETCH_CONCURRENCY)
-            .try_filter_map(|m| async move { Ok(m) })
-            .boxed()
+        self.list_and_read(
+            &layout::manifest_prefix(kind, organizer),
+            |_| true,
+            LIST_FETCH_CONCURRENCY,
+        )
+        .map(|item| {
+            let (key, read) = item?;
+            parse_manifest(&key, &read?)
+        })
+        .boxed()
     }
 
-    /// Every manifest, in no particular order, as `(key, manifest)`. The outer error is
-    /// a listing or read failure; the inner one ([`StoreError::Corrupt`]) an object
-    /// under `manifests/recordings/` that is not a valid manifest stored under its
-    /// proper key.
+    /// Every object under `manifests/` (in every kind directory, and any object outside the
+    /// layout there), read `concurrency` at a time in no particular order, as stored: for a
+    /// caller that checks the documents themselves (`recarch verify`), not only those that
+    /// parse.
+    ///
+    /// `manifests/` is listed one organizer directory (`manifests/<kind>/<organizer>/`) at a
+    /// time, after one delimited listing of `manifests/` and one of each kind directory: a
+    /// listing stops at its first error on every backend, so a failed listing loses only the
+    /// rest of its directory, and says so ([`ManifestRead::Unlisted`]). A manifest deleted
+    /// since it was listed is left out (see the `listing` module). Memory: one path per
+    /// organizer directory, and `concurrency` documents in flight.
+    ///
+    /// # Errors
+    /// A failure to list `manifests/` itself.
+    pub async fn read_manifests(&self, concurrency: usize) -> Result<BoxStream<'_, ManifestRead>, StoreError> {
+        let top = self
+            .store
+            .list_with_delimiter(Some(&path(layout::MANIFEST_ROOT)))
+            .await
+            .map_err(|e| StoreError::from_backend(layout::MANIFEST_ROOT, e))?;
+        // Objects directly under `manifests/` or `manifests/<kind>/` are misplaced, but read.
+        let mut loose: Vec<String> = top.objects.iter().map(|m| m.location.to_string()).collect();
+        let mut directories = Vec::new();
+        let mut unlisted = Vec::new();
+        for kind_dir in top.common_prefixes {
+            let prefix = kind_dir.to_string();
+            match self.store.list_with_delimiter(Some(&kind_dir)).await {
+                Ok(listed) => {
+                    loose.extend(listed.objects.iter().map(|m| m.location.to_string()));
+                    directories.extend(listed.common_prefixes.iter().map(ToString::to_string));
+                }
+                Err(e) => unlisted.push(ManifestRead::Unlisted {
+                    error: StoreError::from_backend(&prefix, e),
+                    prefix,
+                    whole: true,
+                }),
+            }
+        }
+        /// A key to read, or a directory whose listing failed.
+        enum Next {
+            Key(String),
+            Unlisted(String, StoreError),
+        }
+        let keys = futures::stream::iter(loose.into_iter().map(Next::Key)).chain(
+            futures::stream::iter(directories).flat_map(move |dir| {
+                self.listed_keys(&dir, |_| true).map(move |item| match item {
+                    Ok(key) => Next::Key(key),
+                    Err(e) => Next::Unlisted(dir.clone(), e),
+                })
+            }),
+        );
+        let read = keys
+            .map(move |next| async move {
+                match next {
+                    Next::Key(key) => match self.read_listed(key).await? {
+                        (key, Ok(bytes)) => Some(ManifestRead::Stored(StoredManifest { key, bytes })),
+                        (key, Err(error)) => Some(ManifestRead::Unreadable { key, error }),
+                    },
+                    Next::Unlisted(prefix, error) => Some(ManifestRead::Unlisted {
+                        prefix,
+                        error,
+                        whole: false,
+                    }),
+                }
+            })
+            .buffer_unordered(concurrency.max(1))
+            .filter_map(futures::future::ready);
+        Ok(futures::stream::iter(unlisted).chain(read).boxed())
+    }
+
+    /// Whether a manifest is stored at `key`, the key a meeting index entry names. A key that
+    /// is not a manifest's in the layout (`manifests/<kind>/<organizer>/<64 hex>.json`) names
+    /// none.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn manifest_exists_at(&self, key: &str) -> Result<bool, StoreError> {
+        if !layout::is_manifest_key(key) {
+            return Ok(false);
+        }
+        Ok(self.head(key).await?.is_some())
+    }
+
+    /// Every recording's manifest, in no particular order, as `(key, manifest)`. The outer
+    /// error is a listing or read failure; the inner one ([`StoreError::Corrupt`]) an object
+    /// under `manifests/recordings/` that is not a valid manifest stored under its proper key.
+    /// A manifest deleted since it was listed is left out (see the `listing` module).
     #[allow(clippy::type_complexity)] // the signature is the documented contract
     pub fn list_manifests(&self) -> BoxStream<'_, Result<(String, Result<Manifest, StoreError>), StoreError>> {
-        self.store
-            .list(Some(&path(layout::MANIFESTS)))
-            .map(move |item| async move {
-                let meta = item.map_err(|e| StoreError::from_backend(layout::MANIFESTS, e))?;
-                let key = meta.location.to_string();
-                let bytes = self
-                    .store
-                    .get(&meta.location)
-                    .await
-                    .map_err(|e| StoreError::from_backend(&key, e))?
-                    .bytes()
-                    .await
-                    .map_err(|e| StoreError::from_backend(&key, e))?;
-                let manifest = parse_manifest(&key, &bytes);
+        self.list_and_read(layout::MANIFESTS, |_| true, LIST_FETCH_CONCURRENCY)
+            .map(|item| {
+                let (key, read) = item?;
+                let manifest = parse_manifest(&key, &read?);
                 Ok((key, manifest))
             })
-            .buffered(LIST_FETCH_CONCURRENCY)
             .boxed()
+    }
+}
+
+/// What [`Archive::read_manifests`] finds, one item at a time.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ManifestRead {
+    /// An object under `manifests/`, as stored.
+    Stored(StoredManifest),
+    /// An object listed under `manifests/` that could not be read.
+    Unreadable {
+        /// Its key.
+        key: String,
+        /// Why.
+        error: StoreError,
+    },
+    /// A listing failed: what it had not listed yet under `prefix` is not in the stream.
+    Unlisted {
+        /// The directory, as listed (`manifests/<kind>` or `manifests/<kind>/<organizer>`).
+        prefix: String,
+        /// Why.
+        error: StoreError,
+        /// `true` when nothing under `prefix` was listed (a kind directory), `false` when its
+        /// listing stopped part way (an organizer directory).
+        whole: bool,
+    },
+}
+
+/// A manifest object as stored, not parsed (see [`Archive::read_manifests`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredManifest {
+    /// Its key.
+    pub key: String,
+    /// Its bytes.
+    pub bytes: Bytes,
+}
+
+impl StoredManifest {
+    /// Where a manifest of `organizer` and `id` belongs in the kind directory this one was
+    /// found in: `manifests/<that directory>/<organizer>/<hex SHA-256 of id>.json`
+    /// (`recordings` for an object directly under `manifests/`). One stored anywhere else is
+    /// misplaced, whatever its kind directory is called.
+    pub fn expected_key(&self, organizer: &OrganizerId, id: &str) -> String {
+        layout::manifest_key_beside(&self.key, organizer, id)
     }
 }
 

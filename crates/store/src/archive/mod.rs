@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 
 pub(crate) use backend::Backend;
 pub use blobs::{BlobCommit, Staged};
-pub use manifests::ManifestWrite;
+pub use manifests::{ManifestRead, ManifestWrite, StoredManifest};
 pub use open::redact_url;
 pub use reports::RunReportRef;
 
@@ -190,7 +190,12 @@ impl Archive {
         &self.display_url
     }
 
-    /// The underlying store, rooted at the archive's prefix.
+    /// The underlying store, rooted at the archive's prefix: for tests that plant or inspect
+    /// raw objects, and for no other code. Everything the archive holds has a typed
+    /// operation on [`Archive`] that keeps the layout's rules (keys, create-only writes,
+    /// versions, the listing rule), which raw access would bypass; `recarch` itself never
+    /// calls this.
+    #[doc(hidden)]
     pub fn object_store(&self) -> &Arc<dyn ObjectStore> {
         &self.store
     }

@@ -97,25 +97,14 @@ impl Archive {
     /// [`StoreError::Corrupt`] for the first checkpoint under `state/<kind>/` that is not
     /// a valid state document under its proper key; store failures.
     pub async fn list_states(&self, kind: Kind) -> Result<Vec<OrganizerState>, StoreError> {
-        let prefix = layout::state_prefix(kind);
+        // Only the checkpoints: queue entries and dead letters live under the same prefix.
+        let checkpoint = move |key: &str| matches!(layout::parse_state_key(kind, key), Some((_, None)));
         let mut states: Vec<OrganizerState> = self
-            .store
-            .list(Some(&path(&prefix)))
-            .try_filter(|meta| {
-                let key = meta.location.to_string();
-                futures::future::ready(matches!(layout::parse_state_key(kind, &key), Some((_, None))))
+            .list_and_read(&layout::state_prefix(kind), checkpoint, LIST_FETCH_CONCURRENCY)
+            .map(|item| {
+                let (key, read) = item?;
+                parse_state(kind, &key, &read?)
             })
-            .map(|item| async move {
-                let meta = item.map_err(|e| StoreError::from_backend(layout::state_prefix(kind), e))?;
-                let key = meta.location.to_string();
-                match self.get_bytes(&key).await? {
-                    Some(bytes) => parse_state(kind, &key, &bytes).map(Some),
-                    // Listed, then gone: nothing to report.
-                    None => Ok(None),
-                }
-            })
-            .buffered(LIST_FETCH_CONCURRENCY)
-            .try_filter_map(|state| async move { Ok(state) })
             .try_collect()
             .await?;
         states.sort_by(|a, b| a.organizer_id.cmp(&b.organizer_id));

@@ -1,22 +1,19 @@
 //! One manifest's checks: its schema, where it is stored, and the blob references it holds.
 
-use recarch_store::{MANIFEST_SCHEMA, OrganizerId, Sha256Digest};
+use recarch_store::{MANIFEST_SCHEMA, OrganizerId, Sha256Digest, StoredManifest, blob_key};
 use serde_json::{Map, Value};
-use sha2::{Digest as _, Sha256};
 
-/// Where manifests of every kind live.
-const MANIFESTS: &str = "manifests";
-
-/// The blob references of the manifest stored at `key`, `(digest, size)` each, with the
-/// problems found in them; `Err` with the problem line when the manifest cannot be used.
+/// The blob references of a manifest as stored, `(digest, size)` each, with the problems
+/// found in them; `Err` with the problem line when the manifest cannot be used.
 ///
 /// Parsed as plain JSON so that every kind (recordings, transcripts, kinds added later) is
 /// checked alike: a blob reference is any top-level member shaped `{sha256, size, blob, …}`,
 /// or an array of those.
 #[allow(clippy::type_complexity)] // a private helper: the pair reads plainly
-pub(super) fn check_manifest(key: &str, bytes: &[u8]) -> Result<(Vec<(Sha256Digest, u64)>, Vec<String>), String> {
+pub(super) fn check_manifest(stored: &StoredManifest) -> Result<(Vec<(Sha256Digest, u64)>, Vec<String>), String> {
+    let key = stored.key.as_str();
     let unreadable = |reason: String| format!("unreadable manifest {key}: {reason}");
-    let value: Value = serde_json::from_slice(bytes).map_err(|e| unreadable(format!("not JSON: {e}")))?;
+    let value: Value = serde_json::from_slice(&stored.bytes).map_err(|e| unreadable(format!("not JSON: {e}")))?;
     let Value::Object(manifest) = value else {
         return Err(unreadable("not a JSON object".into()));
     };
@@ -38,7 +35,8 @@ pub(super) fn check_manifest(key: &str, bytes: &[u8]) -> Result<(Vec<(Sha256Dige
         .and_then(Value::as_str)
         .ok_or_else(|| unreadable("no string member organizerId".into()))?;
     let organizer = OrganizerId::parse(organizer).map_err(|e| unreadable(e.to_string()))?;
-    let expected = expected_key(key, &organizer, id);
+    // Where the store would keep it, in the kind directory it was found in.
+    let expected = stored.expected_key(&organizer, id);
     if key != expected {
         return Err(format!(
             "manifest {key} is misplaced: its id and organizerId belong at {expected}"
@@ -92,24 +90,10 @@ fn blob_ref(
         return problems.push(format!("manifest {key}: {name}.size is not a byte count"));
     };
     let blob = entry["blob"].as_str().unwrap_or_default();
-    if blob != format!("blobs/sha256/{digest}") {
+    if blob != blob_key(&digest) {
         problems.push(format!("manifest {key} names blob {blob} but its sha256 is {digest}"));
     }
     refs.push((digest, size));
-}
-
-/// Where a manifest of this organizer and id belongs, in the kind directory it was found in:
-/// `manifests/<kind>/<organizerId>/<hex SHA-256 of id>.json` (for recordings, what
-/// [`Archive::manifest_key`] gives).
-fn expected_key(key: &str, organizer: &OrganizerId, id: &str) -> String {
-    let kind = key
-        .strip_prefix("manifests/")
-        .and_then(|rest| rest.split_once('/'))
-        .map_or("recordings", |(kind, _)| kind);
-    format!(
-        "{MANIFESTS}/{kind}/{organizer}/{}.json",
-        hex::encode(Sha256::digest(id.as_bytes()))
-    )
 }
 
 #[cfg(test)]
@@ -121,6 +105,14 @@ mod tests {
     use super::super::testing::{ORG, blob_json, manifest_json};
     use super::*;
 
+    #[allow(clippy::type_complexity)]
+    fn check(key: &str, bytes: &[u8]) -> Result<(Vec<(Sha256Digest, u64)>, Vec<String>), String> {
+        check_manifest(&StoredManifest {
+            key: key.to_owned(),
+            bytes: bytes::Bytes::copy_from_slice(bytes),
+        })
+    }
+
     #[test]
     fn every_blob_reference_of_any_kind_is_collected() {
         let (key, bytes) = manifest_json(
@@ -128,7 +120,7 @@ mod tests {
             "t/1",
             serde_json::json!({"content": blob_json(b"vtt"), "metadata": blob_json(b"meta")}),
         );
-        let (refs, problems) = check_manifest(&key, &bytes).unwrap();
+        let (refs, problems) = check(&key, &bytes).unwrap();
         assert!(problems.is_empty(), "{problems:?}");
         assert_eq!(
             refs,
@@ -143,27 +135,23 @@ mod tests {
             "c",
             serde_json::json!({"versions": [blob_json(b"v1"), {"removed": true}, blob_json(b"v2")]}),
         );
-        assert_eq!(check_manifest(&key, &bytes).unwrap().0.len(), 2);
+        assert_eq!(check(&key, &bytes).unwrap().0.len(), 2);
     }
 
     #[test]
     fn unusable_manifests_are_problems() {
         let (key, good) = manifest_json("recordings", "r", serde_json::json!({"content": blob_json(b"x")}));
-        assert!(
-            check_manifest(&key, b"{ not json")
-                .unwrap_err()
-                .contains("unreadable manifest")
-        );
+        assert!(check(&key, b"{ not json").unwrap_err().contains("unreadable manifest"));
         let other_key = key.replace(ORG, "99999999-2222-3333-4444-555555555555");
-        assert!(check_manifest(&other_key, &good).unwrap_err().contains("is misplaced"));
+        assert!(check(&other_key, &good).unwrap_err().contains("is misplaced"));
         let loose = format!("manifests/{}", key.rsplit('/').next().unwrap());
-        assert!(check_manifest(&loose, &good).unwrap_err().contains("is misplaced"));
+        assert!(check(&loose, &good).unwrap_err().contains("is misplaced"));
         let no_blob = manifest_json("recordings", "r", serde_json::json!({})).1;
-        assert!(check_manifest(&key, &no_blob).unwrap_err().contains("names no blob"));
+        assert!(check(&key, &no_blob).unwrap_err().contains("names no blob"));
         let mut wrong_blob = blob_json(b"x");
         wrong_blob["blob"] = Value::from("blobs/sha256/00");
         let bytes = manifest_json("recordings", "r", serde_json::json!({"content": wrong_blob})).1;
-        let (refs, problems) = check_manifest(&key, &bytes).unwrap();
+        let (refs, problems) = check(&key, &bytes).unwrap();
         assert_eq!(refs.len(), 1);
         assert!(
             problems[0].contains("names blob blobs/sha256/00 but its sha256 is"),
@@ -171,7 +159,7 @@ mod tests {
         );
         let mut v: Value = serde_json::from_slice(&good).unwrap();
         v["schema"] = Value::from("recarch.manifest.v9");
-        let err = check_manifest(&key, &serde_json::to_vec(&v).unwrap()).unwrap_err();
+        let err = check(&key, &serde_json::to_vec(&v).unwrap()).unwrap_err();
         assert!(err.contains("unsupported schema \"recarch.manifest.v9\""), "{err}");
     }
 }

@@ -3,7 +3,7 @@
 
 use std::io;
 
-use recarch_store::{Sha256Digest, StoreError};
+use recarch_store::{Sha256Digest, StoreError, blob_key};
 
 use super::sort::{BlobEntry, RefEntry, Spill};
 
@@ -84,8 +84,11 @@ pub(super) fn join(
         while let Some(r) = next_ref.take_if(|r| r.digest == digest) {
             if let Some(b) = blob.as_ref().filter(|b| b.size != r.size) {
                 send(Event::Problem(format!(
-                    "blob blobs/sha256/{digest} has {} bytes, manifest {} says {}",
-                    b.size, r.key, r.size
+                    "blob {} has {} bytes, manifest {} says {}",
+                    blob_key(&digest),
+                    b.size,
+                    r.key,
+                    r.size
                 )))?;
             }
             match &first {
@@ -101,12 +104,14 @@ pub(super) fn join(
         match (&first, &blob) {
             (Some(_), None) if !reported.missing => unlisted_missing += 1,
             (Some(f), None) => send(Event::Problem(format!(
-                "missing blob blobs/sha256/{digest} (named by {})",
+                "missing blob {} (named by {})",
+                blob_key(&digest),
                 f.key
             )))?,
             (None, Some(_)) if !reported.orphans => unlisted_orphans += 1,
             (None, Some(_)) => send(Event::Problem(format!(
-                "orphan blob blobs/sha256/{digest}: no manifest names it"
+                "orphan blob {}: no manifest names it",
+                blob_key(&digest)
             )))?,
             _ => {}
         }

@@ -4,9 +4,7 @@
 use std::time::Instant;
 
 use futures::StreamExt;
-use object_store::ObjectStoreExt as _;
-use object_store::path::Path;
-use recarch_store::{Archive, StoreError};
+use recarch_store::{Archive, ManifestRead, StoreError};
 
 use super::checks::check_manifest;
 use super::sort::{BlobEntry, RefEntry, Spill};
@@ -16,22 +14,14 @@ use crate::pipeline::error_chain;
 
 /// How many manifests are read at once.
 const MANIFEST_READS: usize = 8;
-/// Where manifests of every kind live.
-const MANIFESTS: &str = "manifests";
-
-/// An object listed under `manifests/` and read, or a listing that failed under `unit`.
-enum Listed {
-    Error(Path, object_store::Error),
-    Object(String, Result<bytes::Bytes, object_store::Error>),
-}
 
 /// Reads and checks every manifest, pushing its blob references into `refs`. Returns whether
 /// the listing was complete.
 ///
-/// The listing goes one organizer directory (`manifests/<kind>/<organizer>/`) at a time: a
-/// listing that fails (on local disk, an entry that cannot be walked; on S3 or Azure, a page
-/// that cannot be fetched) ends only that directory's listing, so the rest is still checked.
-/// Only a failure to list `manifests/` itself is fatal.
+/// The store lists one organizer directory (`manifests/<kind>/<organizer>/`) at a time
+/// ([`Archive::read_manifests`]): a listing that fails (on local disk, an entry that cannot
+/// be walked; on S3 or Azure, a page that cannot be fetched) ends only that directory's
+/// listing, so the rest is still checked. Only a failure to list `manifests/` itself is fatal.
 pub(super) async fn read_manifests(
     archive: &Archive,
     refs: &mut Spill<RefEntry>,
@@ -39,90 +29,52 @@ pub(super) async fn read_manifests(
     on_problem: &mut impl FnMut(&str),
     progress: &dyn crate::progress::Progress,
 ) -> Result<bool, ExitError> {
-    let store = archive.object_store();
-    let top = store
-        .list_with_delimiter(Some(&Path::from(MANIFESTS)))
-        .await
-        .map_err(|e| {
-            ExitError::new(
-                Exit::Fatal,
-                anyhow::anyhow!(
-                    "cannot list {MANIFESTS}/ in {}: {}",
-                    archive.display_url(),
-                    error_chain(&e)
-                ),
-            )
-        })?;
+    let mut listing = archive.read_manifests(MANIFEST_READS).await.map_err(|e| {
+        ExitError::new(
+            Exit::Fatal,
+            anyhow::anyhow!(
+                "cannot list manifests/ in {}: {}",
+                archive.display_url(),
+                error_chain(&e)
+            ),
+        )
+    })?;
     let mut complete = true;
-    // Objects directly under `manifests/` or `manifests/<kind>/` are misplaced, but checked.
-    let mut loose = top.objects;
-    let mut directories = Vec::new();
-    for kind in top.common_prefixes {
-        match store.list_with_delimiter(Some(&kind)).await {
-            Ok(listed) => {
-                loose.extend(listed.objects);
-                directories.extend(listed.common_prefixes);
-            }
-            Err(e) => {
-                complete = false;
-                report.found(
-                    format!(
-                        "cannot list manifests under {kind}/: {}; none of them was checked",
-                        error_chain(&e)
-                    ),
-                    on_problem,
-                );
-            }
-        }
-    }
-    let listing = futures::stream::iter(loose.into_iter().map(Ok))
-        .chain(futures::stream::iter(directories).flat_map(|dir| {
-            // A failed listing ends by itself after its error.
-            store
-                .list(Some(&dir))
-                .map(move |item| item.map_err(|e| (dir.clone(), e)))
-        }))
-        .map(|item| async move {
-            match item {
-                Err((dir, e)) => Listed::Error(dir, e),
-                Ok(meta) => {
-                    let read = match store.get(&meta.location).await {
-                        Ok(got) => got.bytes().await,
-                        Err(e) => Err(e),
-                    };
-                    Listed::Object(meta.location.to_string(), read)
-                }
-            }
-        })
-        .buffer_unordered(MANIFEST_READS);
-    let mut listing = std::pin::pin!(listing);
     let mut last_progress = Instant::now();
     while let Some(item) = listing.next().await {
-        let (key, read) = match item {
-            Listed::Error(dir, e) => {
+        let manifest = match item {
+            ManifestRead::Unlisted { prefix, error, whole } => {
                 complete = false;
+                let lost = if whole {
+                    "none of them was checked"
+                } else {
+                    "the rest of it was not checked"
+                };
                 report.found(
-                    format!(
-                        "cannot list manifests under {dir}/: {}; the rest of it was not checked",
-                        error_chain(&e)
-                    ),
+                    format!("cannot list manifests under {prefix}/: {}; {lost}", error_chain(&error)),
                     on_problem,
                 );
                 continue;
             }
-            Listed::Object(key, read) => (key, read),
+            ManifestRead::Unreadable { key, error } => {
+                report.manifests += 1;
+                progress.discovered(1);
+                progress.settled();
+                report.found(
+                    format!("cannot read manifest {key}: {}", error_chain(&error)),
+                    on_problem,
+                );
+                continue;
+            }
+            ManifestRead::Stored(manifest) => manifest,
+            // A kind of finding this version does not know: nothing to check.
+            _ => continue,
         };
         report.manifests += 1;
         progress.discovered(1);
         progress.settled();
-        let bytes = match read {
-            Ok(bytes) => bytes,
-            Err(e) => {
-                report.found(format!("cannot read manifest {key}: {}", error_chain(&e)), on_problem);
-                continue;
-            }
-        };
-        let (blob_refs, problems) = match check_manifest(&key, &bytes) {
+        let key = manifest.key.clone();
+        let (blob_refs, problems) = match check_manifest(&manifest) {
             Ok(checked) => checked,
             Err(problem) => {
                 report.found(problem, on_problem);

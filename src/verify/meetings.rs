@@ -1,46 +1,37 @@
 //! Meeting indexes: every entry must name a manifest that exists.
 
 use futures::StreamExt;
-use object_store::ObjectStoreExt as _;
-use object_store::path::Path;
-use recarch_store::Archive;
+use recarch_store::{Archive, StoreError};
 
 use super::VerifyReport;
 use crate::pipeline::error_chain;
 
-/// Every meeting index entry must point at a manifest that exists. Streams: one index at a
-/// time, a bounded number of lookups in flight.
+/// Manifests of one index looked up at once.
+const LOOKUPS: usize = 8;
+
+/// Every meeting index entry must point at a manifest that exists. Streams: a few indexes
+/// read at a time ([`Archive::meeting_indexes`]), each checked before the next, with a
+/// bounded number of lookups in flight.
 pub(super) async fn check_meeting_indexes(
     archive: &Archive,
     report: &mut VerifyReport,
     on_problem: &mut impl FnMut(&str),
 ) {
-    let store = archive.object_store();
-    let mut listing = store.list(Some(&Path::from("meetings")));
-    while let Some(meta) = listing.next().await {
-        let meta = match meta {
-            Ok(meta) => meta,
+    let mut indexes = archive.meeting_indexes();
+    while let Some(item) = indexes.next().await {
+        let (key, index) = match item {
+            Ok(read) => read,
             Err(e) => {
                 report.found(format!("cannot list meetings/: {}", error_chain(&e)), on_problem);
                 return;
             }
         };
-        let key = meta.location.to_string();
-        let index: serde_json::Value = match store.get(&meta.location).await {
-            Ok(got) => match got.bytes().await.map(|b| serde_json::from_slice(&b)) {
-                Ok(Ok(v)) => v,
-                Ok(Err(e)) => {
-                    report.found(format!("unreadable meeting index {key}: {e}"), on_problem);
-                    continue;
-                }
-                Err(e) => {
-                    report.found(
-                        format!("cannot read meeting index {key}: {}", error_chain(&e)),
-                        on_problem,
-                    );
-                    continue;
-                }
-            },
+        let index = match index {
+            Ok(index) => index,
+            Err(StoreError::Corrupt { reason, .. }) => {
+                report.found(format!("unreadable meeting index {key}: {reason}"), on_problem);
+                continue;
+            }
             Err(e) => {
                 report.found(
                     format!("cannot read meeting index {key}: {}", error_chain(&e)),
@@ -49,31 +40,29 @@ pub(super) async fn check_meeting_indexes(
                 continue;
             }
         };
-        let manifests: Vec<String> = index["entries"]
-            .as_array()
-            .map(|entries| {
-                entries
-                    .iter()
-                    .filter_map(|e| e["manifest"].as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let missing: Vec<String> = futures::stream::iter(manifests)
-            .map(|m| async move {
-                match store.head(&Path::from(m.as_str())).await {
-                    Ok(_) => None,
-                    Err(_) => Some(m),
-                }
-            })
-            .buffer_unordered(8)
-            .filter_map(futures::future::ready)
-            .collect()
-            .await;
-        for m in missing {
-            report.found(
-                format!("meeting index {key} lists manifest {m}, which does not exist"),
-                on_problem,
-            );
+        let mut lookups = std::pin::pin!(
+            futures::stream::iter(index.entries)
+                .map(|entry| async move {
+                    let exists = archive.manifest_exists_at(&entry.manifest).await;
+                    (entry.manifest, exists)
+                })
+                .buffer_unordered(LOOKUPS)
+        );
+        while let Some((manifest, exists)) = lookups.next().await {
+            match exists {
+                Ok(true) => {}
+                Ok(false) => report.found(
+                    format!("meeting index {key} lists manifest {manifest}, which does not exist"),
+                    on_problem,
+                ),
+                Err(e) => report.found(
+                    format!(
+                        "cannot check manifest {manifest} of meeting index {key}: {}",
+                        error_chain(&e)
+                    ),
+                    on_problem,
+                ),
+            }
         }
     }
 }

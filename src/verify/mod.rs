@@ -55,7 +55,7 @@ use std::io;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use recarch_store::Archive;
+use recarch_store::{Archive, blob_key};
 use serde::Serialize;
 
 use crate::exit::{Exit, ExitError};
@@ -271,13 +271,13 @@ async fn check(
                 hashed_bytes.advance(size);
                 if actual != digest {
                     report.found(
-                        format!("blob blobs/sha256/{digest} is corrupt: its bytes hash to {actual}"),
+                        format!("blob {} is corrupt: its bytes hash to {actual}", blob_key(&digest)),
                         &mut on_problem,
                     );
                 }
             }
             Err(e) => report.found(
-                format!("cannot read blob blobs/sha256/{digest}: {}", error_chain(&e)),
+                format!("cannot read blob {}: {}", blob_key(&digest), error_chain(&e)),
                 &mut on_problem,
             ),
         }
@@ -343,10 +343,6 @@ mod tests {
 
     use super::testing::{ORG, blob_json, manifest_json, manifest_json_of};
     use super::*;
-    use bytes::Bytes;
-    use object_store::ObjectStoreExt as _;
-    use object_store::PutPayload;
-    use object_store::path::Path;
     use recarch_store::Sha256Digest;
     use serde_json::Value;
 
@@ -355,62 +351,59 @@ mod tests {
         fan_in: 2,
     };
 
-    async fn put(archive: &Archive, key: &str, bytes: Vec<u8>) {
-        archive
-            .object_store()
-            .put(&Path::from(key), PutPayload::from(Bytes::from(bytes)))
-            .await
-            .unwrap();
+    /// A local-disk archive in a fresh directory, whose objects the tests write by hand.
+    fn local_archive() -> (tempfile::TempDir, Archive) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = url::Url::from_directory_path(dir.path()).unwrap();
+        let archive = Archive::open(url.as_str(), &[]).unwrap();
+        (dir, archive)
     }
 
-    async fn put_blob(archive: &Archive, bytes: &[u8]) {
-        put(
-            archive,
-            &format!("blobs/sha256/{}", Sha256Digest::of(bytes)),
-            bytes.to_vec(),
-        )
-        .await;
+    /// Writes the object `key` of the archive in `dir`, as anything outside recarch could.
+    fn put(dir: &tempfile::TempDir, key: &str, bytes: Vec<u8>) {
+        let path = dir.path().join(key);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+    }
+
+    fn put_blob(dir: &tempfile::TempDir, bytes: &[u8]) {
+        put(dir, &recarch_store::blob_key(&Sha256Digest::of(bytes)), bytes.to_vec());
     }
 
     /// The whole check on an archive large enough, for tiny limits, to spill and merge in
     /// several levels: every kind of finding, each exactly once.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn check_finds_everything_while_spilling() {
-        let archive = Archive::open("memory://", &[]).unwrap();
+        let (dir, archive) = local_archive();
         for n in 0..20u32 {
             let body = format!("recording {n}").into_bytes();
-            put_blob(&archive, &body).await;
+            put_blob(&dir, &body);
             let (key, bytes) = manifest_json(
                 "recordings",
                 &format!("r{n}"),
                 serde_json::json!({"content": blob_json(&body)}),
             );
-            put(&archive, &key, bytes).await;
+            put(&dir, &key, bytes);
         }
         // A transcript: two blobs, one missing.
-        put_blob(&archive, b"vtt").await;
+        put_blob(&dir, b"vtt");
         let (key, bytes) = manifest_json(
             "transcripts",
             "t",
             serde_json::json!({"content": blob_json(b"vtt"), "metadata": blob_json(b"absent")}),
         );
-        put(&archive, &key, bytes).await;
+        put(&dir, &key, bytes);
         // Another manifest naming recording 0's blob with another size.
         let mut other = blob_json(b"recording 0");
         other["size"] = Value::from(999);
         let (key, bytes) = manifest_json("recordings", "dup", serde_json::json!({"content": other}));
-        put(&archive, &key, bytes).await;
+        put(&dir, &key, bytes);
         // An orphan, a corrupt blob, a broken manifest, a badly named blob.
-        put_blob(&archive, b"orphan").await;
+        put_blob(&dir, b"orphan");
         let corrupt = Sha256Digest::of(b"recording 5");
-        put(&archive, &format!("blobs/sha256/{corrupt}"), b"recording X".to_vec()).await;
-        put(
-            &archive,
-            &format!("manifests/recordings/{ORG}/broken.json"),
-            b"{".to_vec(),
-        )
-        .await;
-        put(&archive, "blobs/sha256/not-a-digest", b"?".to_vec()).await;
+        put(&dir, &format!("blobs/sha256/{corrupt}"), b"recording X".to_vec());
+        put(&dir, &format!("manifests/recordings/{ORG}/broken.json"), b"{".to_vec());
+        put(&dir, "blobs/sha256/not-a-digest", b"?".to_vec());
 
         let mut printed = Vec::new();
         let report = check(
@@ -451,6 +444,42 @@ mod tests {
         assert_eq!(none.rehashed, 0);
     }
 
+    /// Meeting index entries naming no manifest, and objects under `meetings/` that are not
+    /// indexes, are problems.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn meeting_indexes_name_manifests_that_exist() {
+        let (dir, archive) = local_archive();
+        let org = recarch_store::OrganizerId::parse(ORG).unwrap();
+        let body = b"recording".to_vec();
+        put_blob(&dir, &body);
+        let (present, bytes) = manifest_json("recordings", "r", serde_json::json!({"content": blob_json(&body)}));
+        put(&dir, &present, bytes);
+        let absent = recarch_store::Archive::manifest_key(&org, "never archived");
+        for (id, manifest) in [("r", &present), ("gone", &absent)] {
+            let entry = recarch_store::MeetingEntry {
+                kind: "callRecording".into(),
+                id: id.into(),
+                manifest: manifest.clone(),
+                content_correlation_id: None,
+            };
+            archive.add_to_meeting_index(&org, "m", entry).await.unwrap();
+        }
+        put(&dir, &format!("meetings/{ORG}/garbage.json"), b"[1]".to_vec());
+        let mut printed = Vec::new();
+        let mut report = VerifyReport::default();
+        check_meeting_indexes(&archive, &mut report, &mut |p: &str| printed.push(p.to_owned())).await;
+        printed.sort();
+        let index = recarch_store::meeting_key(&org, "m");
+        assert_eq!(printed.len(), 2, "{printed:#?}");
+        assert_eq!(
+            printed[0],
+            format!("meeting index {index} lists manifest {absent}, which does not exist")
+        );
+        let garbage = format!("unreadable meeting index meetings/{ORG}/garbage.json: not a meeting index: ");
+        assert!(printed[1].starts_with(&garbage), "{printed:#?}");
+        assert_eq!(report.problem_count, 2);
+    }
+
     /// A listing error (here a file name that is not UTF-8, which `LocalFileSystem` cannot
     /// list) ends only its organizer directory's listing: the other directories are checked,
     /// and the blobs of unlisted manifests are not reported as orphans one by one.
@@ -458,17 +487,15 @@ mod tests {
     async fn a_listing_error_ends_only_its_directory() {
         use std::os::unix::ffi::OsStrExt;
 
-        let dir = tempfile::tempdir().unwrap();
-        let url = url::Url::from_directory_path(dir.path()).unwrap();
-        let archive = Archive::open(url.as_str(), &[]).unwrap();
+        let (dir, archive) = local_archive();
         let other_org = "99999999-2222-3333-4444-555555555555";
         for (n, org) in [ORG, other_org].into_iter().enumerate() {
             for i in 0..3 {
                 let body = format!("{org} {i}").into_bytes();
-                put_blob(&archive, &body).await;
+                put_blob(&dir, &body);
                 let content = serde_json::json!({"content": blob_json(&body)});
                 let (key, bytes) = manifest_json_of(org, "recordings", &format!("r{n}{i}"), content);
-                put(&archive, &key, bytes).await;
+                put(&dir, &key, bytes);
             }
         }
         let bad_dir = dir.path().join(format!("manifests/recordings/{other_org}"));

@@ -85,7 +85,12 @@ fn is_hex_name(name: &str) -> bool {
 
 /// `meetings/<organizer>/<hex SHA-256 of meetingId>.json`.
 pub(crate) fn meeting_key(organizer: &OrganizerId, meeting_id: &str) -> String {
-    format!("{MEETINGS}/{organizer}/{}.json", item_key(meeting_id))
+    format!("{}/{}.json", meeting_prefix(organizer), item_key(meeting_id))
+}
+
+/// `meetings/<organizer>`: the organizer's meeting indexes.
+pub(crate) fn meeting_prefix(organizer: &OrganizerId) -> String {
+    format!("{MEETINGS}/{organizer}")
 }
 
 /// `manifests/<kind>/<organizer>`: every manifest of one organizer and kind.
@@ -266,8 +271,26 @@ pub(crate) fn shard_of_lease_key(key: &str) -> Option<ShardId> {
     ShardId::parse(name).ok()
 }
 
+/// `staging/<shard>`: the shard's staging area.
 pub(crate) fn staging_prefix(shard: &ShardId) -> String {
     format!("{STAGING}/{shard}")
+}
+
+/// `staging/<shard>/`: the listing prefix of the shard's staging area (the trailing `/` keeps
+/// `staging/0-of-10/` out of `staging/0-of-1`'s).
+pub(crate) fn staging_dir(shard: &ShardId) -> String {
+    format!("{}/", staging_prefix(shard))
+}
+
+/// `staging/<shard>/<name>`: the key of a file written into the shard's staging area on local
+/// disk.
+pub(crate) fn staging_file_key(shard: &ShardId, name: &str) -> String {
+    format!("{}/{name}", staging_prefix(shard))
+}
+
+/// `staging/<shard>/probe-<128 random bits>`: a probe object in the shard's staging area.
+pub(crate) fn shard_probe_key(shard: &ShardId) -> String {
+    format!("{}/probe-{:032x}", staging_prefix(shard), fastrand::u128(..))
 }
 
 /// A fresh, unique staging key: `staging/<shard>/<UTC timestamp>-<128 random bits>`.

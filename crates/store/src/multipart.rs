@@ -129,7 +129,7 @@ impl Archive {
         let mut first_error: Option<StoreError> = None;
 
         // The probe's create-only copy (UploadPartCopy) runs under the shard's staging prefix.
-        let staging = format!("{}/", layout::staging_prefix(shard));
+        let staging = layout::staging_dir(shard);
         match self.abort_listed(&staging, |_| true, |t| t < initiated_before).await {
             Ok(n) => aborted += n,
             Err(e) => first_error = first_error.or(Some(e)),

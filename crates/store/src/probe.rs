@@ -115,12 +115,7 @@ impl Archive {
     /// # Errors
     /// As [`Archive::probe`].
     pub async fn probe_in(&self, shard: &crate::ShardId) -> Result<ProbeReport, StoreError> {
-        self.probe_at(format!(
-            "{}/probe-{:032x}",
-            layout::staging_prefix(shard),
-            fastrand::u128(..)
-        ))
-        .await
+        self.probe_at(layout::shard_probe_key(shard)).await
     }
 
     async fn probe_at(&self, key: String) -> Result<ProbeReport, StoreError> {

@@ -1514,6 +1514,8 @@ async fn local_reclaim_removes_interrupted_writes_of_the_shard() {
         "state/directory/0-of-1/users.json#1".to_owned(),
         "state/shards/0-of-1.json#1".to_owned(),
         "runs/20240506T070809Z-0-of-1.json#1".to_owned(),
+        // A second report of the shard in the same millisecond.
+        "runs/20240506T070809.123Z-0-of-1-2.json#1".to_owned(),
         "locks/0-of-1.json#1".to_owned(),
         "staging/0-of-1/x#1".to_owned(),
     ];
@@ -1523,6 +1525,7 @@ async fn local_reclaim_removes_interrupted_writes_of_the_shard() {
         format!("meetings/{other_org}/{}.json#1", "9".repeat(64)),
         "state/shards/1-of-2.json#1".to_owned(),
         "runs/20240506T070809Z-1-of-2.json#1".to_owned(),
+        "runs/20240506T070809.123Z-1-of-2-2.json#1".to_owned(),
         "locks/1-of-2.json#1".to_owned(),
         "staging/1-of-2/y#1".to_owned(),
     ];

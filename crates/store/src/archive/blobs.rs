@@ -114,7 +114,7 @@ impl Archive {
             let (key, held) = match (&self.backend, file.file_name()) {
                 // On local disk the file is in the store: name it by its key, as listings do.
                 (Backend::Local { root }, Some(name)) => (
-                    format!("{}/{}", layout::staging_prefix(shard), name.to_string_lossy()),
+                    layout::staging_file_key(shard, &name.to_string_lossy()),
                     Held::Local {
                         root: root.clone(),
                         file,

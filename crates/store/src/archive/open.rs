@@ -101,7 +101,7 @@ impl Archive {
     /// that backend leaves behind when killed; use [`Archive::open`] with a `file://` URL
     /// for that. Nor does it know the backend: [`Archive::probe`] uses the store's own
     /// retry settings, and for S3 keep the part size at least [`S3_MIN_PART_SIZE`] (the
-    /// default [`DEFAULT_PART_SIZE`] is) when calling [`Archive::with_upload_parts`].
+    /// default [`DEFAULT_PART_SIZE`](crate::DEFAULT_PART_SIZE) is) when calling [`Archive::with_upload_parts`].
     pub fn from_store(store: Arc<dyn ObjectStore>, display_url: &str) -> Archive {
         let display = match Url::parse(display_url) {
             Ok(url) => self::display_url(&url),

@@ -11,7 +11,8 @@
 //!
 //! ```text
 //! blobs/sha256/<64 lowercase hex>                  recording bytes, named by their SHA-256; immutable
-//! manifests/recordings/<organizerId>/<key>.json    one per recording; <key> = hex SHA-256 of the recording id
+//! manifests/<kind>/<organizerId>/<key>.json        one per item; <key> = hex SHA-256 of its id
+//! meetings/<organizerId>/<key>.json                 one meeting's items; <key> = hex SHA-256 of the meeting id
 //! state/<kind>/<organizerId>.json                  checkpoint (next/delta link)
 //! state/<kind>/<organizerId>/queue/<key>.json      one per item to retry (see the queue module)
 //! state/<kind>/<organizerId>/dead/<key>.json       one per dead letter
@@ -104,6 +105,17 @@
 //! - On S3 a run killed during a multipart upload leaves it incomplete (billed, not listed):
 //!   each upload is announced by an intent record under `state/uploads/<shard>/`, and
 //!   [`Archive::abort_interrupted_uploads`] aborts what the shard's killed runs left.
+//! - Listings are snapshots. Every operation that lists documents and reads them follows one
+//!   rule: an object listed, then gone when read (deleted in between), is left out, as if the
+//!   listing had been taken a moment later; any other read failure is that object's own.
+//!
+//! # Typed access only
+//!
+//! Everything the archive holds is read and written through [`Archive`]'s operations, which
+//! keep the layout's keys and rules: leases ([`Archive::leases`]), manifests
+//! ([`Archive::manifests_of`], [`Archive::read_manifests`]), meeting indexes
+//! ([`Archive::meeting_indexes`]), blobs ([`Archive::list_blobs`], [`Archive::hash_blob`]),
+//! state, queues and run reports. The raw store behind it is for tests only.
 //!
 //! # Leases
 //!

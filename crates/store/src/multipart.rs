@@ -13,8 +13,9 @@
 //! 2. at the start (and end) of a run, holding the shard's lease,
 //!    [`Archive::abort_interrupted_uploads`] lists, for each record of the shard, the
 //!    incomplete uploads of exactly that blob key, aborts those initiated after the record was
-//!    written and before the run started, and then deletes the record. Uploads of the shard's staging prefix (`staging/<shard>/`, the probe's
-//!    create-only copy) are aborted the same way.
+//!    written and before the run started, and then deletes the record. Uploads of the shard's
+//!    staging prefix (`staging/<shard>/`, the probe's create-only copy) are aborted the same
+//!    way.
 //!
 //! A record whose upload's end could not be confirmed (the completion failed, or its abort
 //! did) stays for the next cleanup. Local disk has no multipart uploads to leave (its

@@ -1354,10 +1354,17 @@ async fn typed_reads_of_leases_manifests_and_meeting_indexes(f: Fixture) {
         .await
         .unwrap();
     raw_put(a, &format!("meetings/{}/x.json", org()), &serde_json::json!([1])).await;
+    // Members missing from an index read as empty; its entries are still there to check.
+    let partial = serde_json::json!({"entries": [{"manifest": "manifests/x"}, {"id": "no manifest"}, 7], "pairs": 1});
+    raw_put(a, &format!("meetings/{}/y.json", org()), &partial).await;
     let mut indexes: Vec<(String, Result<recarch_store::MeetingIndex, StoreError>)> =
         a.meeting_indexes().try_collect().await.unwrap();
     indexes.sort_by(|x, y| x.0.cmp(&y.0));
-    assert_eq!(indexes.len(), 2, "{indexes:?}");
+    assert_eq!(indexes.len(), 3, "{indexes:?}");
+    let partial = indexes[2].1.as_ref().unwrap();
+    assert_eq!(partial.entries.len(), 1);
+    assert_eq!(partial.entries[0].manifest, "manifests/x");
+    assert!(partial.organizer_id.is_empty() && partial.pairs.is_empty());
     let (key, index) = &indexes[0];
     assert_eq!(*key, recarch_store::meeting_key(&org(), "m-1"));
     let index = index.as_ref().unwrap();

@@ -5,10 +5,9 @@
 //! checkpoints and those lists are then read in parallel, so the answer over ten thousand
 //! organizers takes seconds, not minutes.
 
-use futures::{StreamExt, TryStreamExt};
-use object_store::ObjectStoreExt as _;
-use object_store::path::Path;
-use recarch_store::{Archive, Kind, LinkKind, OrganizerId, OrganizerState, StateOverview};
+use chrono::SecondsFormat;
+use futures::StreamExt;
+use recarch_store::{Archive, Kind, LeaseRecord, LinkKind, OrganizerId, OrganizerState, StateOverview};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -31,7 +30,8 @@ struct StatusReport {
     organizers: Vec<OrganizerStatus>,
     /// Totals over the organizers listed.
     totals: Totals,
-    leases: Vec<Value>,
+    /// The leases held, as stored.
+    leases: Vec<LeaseRecord>,
     last_run: Option<Value>,
 }
 
@@ -105,18 +105,15 @@ pub async fn status_cli(config: &Config, archive: &Archive, json: bool) -> Resul
         queued: organizers.iter().map(|o| o.queued.len()).sum(),
         dead_letters: organizers.iter().map(|o| o.dead_letters.len()).sum(),
     };
-    let store = archive.object_store();
-    let mut leases = Vec::new();
-    let locks: Vec<_> = store
-        .list(Some(&Path::from("locks")))
-        .try_collect()
+    let leases: Vec<LeaseRecord> = archive
+        .leases()
         .await
-        .map_err(|e| fatal(anyhow::Error::new(e).context("cannot list leases")))?;
-    for lock in locks {
-        if let Some(v) = read_json(archive, &lock.location).await {
-            leases.push(v);
-        }
-    }
+        .map_err(|e| fatal(anyhow::Error::new(e).context("cannot list leases")))?
+        .into_iter()
+        // An unreadable lease is not shown: a run treats it as held until its TTL has passed
+        // since it was written, and takes it over then.
+        .filter_map(Result::ok)
+        .collect();
     // Each shard's newest report, by the start time its name records (never by file times,
     // which a copied archive does not keep); the newest of them is "the last run".
     let newest = archive
@@ -284,11 +281,6 @@ fn item_status(q: &recarch_store::QueuedItem, dead: Option<&recarch_store::DeadL
     }
 }
 
-async fn read_json(archive: &Archive, path: &Path) -> Option<Value> {
-    let bytes = archive.object_store().get(path).await.ok()?.bytes().await.ok()?;
-    serde_json::from_slice(&bytes).ok()
-}
-
 fn print_text(report: &StatusReport) -> Result<(), crate::output::StdoutError> {
     crate::outln!("store: {}", report.store)?;
     if report.healthy {
@@ -352,9 +344,10 @@ fn print_text(report: &StatusReport) -> Result<(), crate::output::StdoutError> {
     for lease in &report.leases {
         crate::outln!(
             "lease: shard {} held by {} until {}",
-            lease["shard"].as_str().unwrap_or("?"),
-            lease["owner"].as_str().unwrap_or("?"),
-            lease["expiresAt"].as_str().unwrap_or("?")
+            lease.shard,
+            lease.owner,
+            // As the lease document has it.
+            lease.expires_at.to_rfc3339_opts(SecondsFormat::AutoSi, true)
         )?;
     }
     match &report.last_run {

@@ -5,8 +5,10 @@
 //! serialised by an in-process lock per key; the shard lease keeps other processes away.
 
 use std::hash::{Hash, Hasher};
+use std::time::{Duration, Instant};
 
 use object_store::{ObjectStoreExt as _, PutMode, UpdateVersion};
+use recarch_failure::RetryPolicy;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -15,14 +17,17 @@ use crate::layout::path;
 use crate::probe::is_unsupported;
 use crate::{Archive, StoreError};
 
-/// Attempts of a conditional update that keeps losing to other writers; between attempts a
-/// random wait of up to [`BACKOFF_START`] doubled per loss (at most [`BACKOFF_MAX`]) spreads
-/// the contenders out.
-const ATTEMPTS: u32 = 16;
-/// The first backoff bound.
-const BACKOFF_START: std::time::Duration = std::time::Duration::from_millis(20);
-/// The largest backoff bound.
-const BACKOFF_MAX: std::time::Duration = std::time::Duration::from_secs(1);
+/// How a conditional update that lost to another writer is tried again: up to 16 attempts,
+/// waits from about 20 ms doubling per loss up to 1 s, jittered so that the contenders spread
+/// out.
+fn contention_retry() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 16,
+        base_delay: Duration::from_millis(20),
+        max_delay: Duration::from_secs(1),
+        max_total: Duration::from_secs(60),
+    }
+}
 
 /// Locks striped over keys: updates of one key in this process take turns, updates of
 /// different keys mostly do not wait for each other.
@@ -53,13 +58,11 @@ impl Archive {
             (h.finish() % LOCK_STRIPES as u64) as usize
         };
         let _serialised = self.document_locks[stripe].lock().await;
-        for attempt in 0..ATTEMPTS {
-            if attempt > 0 {
-                let bound = BACKOFF_START
-                    .saturating_mul(1 << (attempt - 1).min(10))
-                    .min(BACKOFF_MAX);
-                tokio::time::sleep(bound.mul_f64(fastrand::f64())).await;
-            }
+        let policy = contention_retry();
+        let started = Instant::now();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
             let (current, version) = match self.get_with_meta(key).await? {
                 Some((bytes, meta)) => {
                     let doc: T = serde_json::from_slice(&bytes)
@@ -84,7 +87,14 @@ impl Archive {
             };
             match self.store.put_opts(&path(key), body.clone(), mode.into()).await {
                 Ok(_) => return Ok(Some(doc)),
-                Err(object_store::Error::Precondition { .. } | object_store::Error::AlreadyExists { .. }) => continue,
+                Err(object_store::Error::Precondition { .. } | object_store::Error::AlreadyExists { .. }) => {
+                    // Another writer won: read its version and try again, after a wait.
+                    let wait = policy.delay(attempt, None);
+                    if !policy.allows(attempt, started.elapsed(), wait) {
+                        return Err(StoreError::Precondition { key: key.to_owned() });
+                    }
+                    tokio::time::sleep(wait).await;
+                }
                 Err(e) if is_unsupported(&e) => {
                     // Local disk: no conditional update; the lock above and the shard lease keep
                     // writers apart, so replacing the version read loses nothing.
@@ -97,6 +107,5 @@ impl Archive {
                 Err(e) => return Err(StoreError::from_backend(key, e)),
             }
         }
-        Err(StoreError::Precondition { key: key.to_owned() })
     }
 }

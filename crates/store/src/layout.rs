@@ -9,7 +9,9 @@ use crate::{OrganizerId, Sha256Digest, ShardId};
 
 /// Prefix of blobs.
 pub(crate) const BLOBS: &str = "blobs/sha256";
-/// Prefix of manifests.
+/// Prefix of every kind's manifests.
+pub(crate) const MANIFEST_ROOT: &str = "manifests";
+/// Prefix of manifests of recordings.
 pub(crate) const MANIFESTS: &str = "manifests/recordings";
 /// Prefix of organizer states (of recordings; see [`Kind`] for the others).
 pub(crate) const STATES: &str = "state/recordings";
@@ -26,7 +28,8 @@ pub(crate) const STAGING: &str = "staging";
 /// Staging area of [`crate::Archive::probe`]; not a valid shard name, so never collides.
 pub(crate) const PROBE: &str = "staging/_probe";
 
-pub(crate) fn blob_key(digest: &Sha256Digest) -> String {
+/// `blobs/sha256/<64 lowercase hex>`: the key of the blob named `digest`.
+pub fn blob_key(digest: &Sha256Digest) -> String {
     format!("{BLOBS}/{}", digest.to_hex())
 }
 
@@ -36,8 +39,63 @@ pub(crate) fn manifest_key(organizer: &OrganizerId, recording_id: &str) -> Strin
 
 /// `manifests/<kind>/<organizer>/<hex SHA-256 of id>.json`.
 pub(crate) fn manifest_key_of(kind: Kind, organizer: &OrganizerId, id: &str) -> String {
-    let hashed = hex::encode(Sha256::digest(id.as_bytes()));
-    format!("manifests/{kind}/{organizer}/{hashed}.json")
+    manifest_key_in(kind.dirname(), organizer, id)
+}
+
+/// `manifests/<kind directory>/<organizer>/<hex SHA-256 of id>.json`: the one format of a
+/// manifest key.
+fn manifest_key_in(kind_dir: &str, organizer: &OrganizerId, id: &str) -> String {
+    format!("{MANIFEST_ROOT}/{kind_dir}/{organizer}/{}.json", item_key(id))
+}
+
+/// Where a manifest of `organizer` and `id` belongs in the kind directory of `found`, the key
+/// it was found at: `manifests/<that directory>/<organizer>/<hex SHA-256 of id>.json`
+/// (`recordings` for a key directly under `manifests/`). A manifest stored anywhere else is
+/// misplaced, whatever its kind directory is called.
+pub(crate) fn manifest_key_beside(found: &str, organizer: &OrganizerId, id: &str) -> String {
+    let kind_dir = found
+        .strip_prefix(MANIFEST_ROOT)
+        .and_then(|rest| rest.strip_prefix('/'))
+        .and_then(|rest| rest.split_once('/'))
+        .map_or(Kind::Recordings.dirname(), |(kind_dir, _)| kind_dir);
+    manifest_key_in(kind_dir, organizer, id)
+}
+
+/// Whether `key` is a manifest's in the layout: `manifests/<kind>/<organizer>/<64 lowercase
+/// hex>.json`.
+pub(crate) fn is_manifest_key(key: &str) -> bool {
+    let Some(rest) = key.strip_prefix(MANIFEST_ROOT).and_then(|r| r.strip_prefix('/')) else {
+        return false;
+    };
+    let mut parts = rest.split('/');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(kind), Some(organizer), Some(name), None) => {
+            Kind::from_dirname(kind).is_some()
+                && OrganizerId::parse(organizer).is_ok()
+                && name.strip_suffix(".json").is_some_and(is_hex_name)
+        }
+        _ => false,
+    }
+}
+
+/// 64 lowercase hex digits: an item key, a digest.
+fn is_hex_name(name: &str) -> bool {
+    name.len() == 64 && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// `meetings/<organizer>/<hex SHA-256 of meetingId>.json`.
+pub(crate) fn meeting_key(organizer: &OrganizerId, meeting_id: &str) -> String {
+    format!("{}/{}.json", meeting_prefix(organizer), item_key(meeting_id))
+}
+
+/// `meetings/<organizer>`: the organizer's meeting indexes.
+pub(crate) fn meeting_prefix(organizer: &OrganizerId) -> String {
+    format!("{MEETINGS}/{organizer}")
+}
+
+/// `manifests/<kind>/<organizer>`: every manifest of one organizer and kind.
+pub(crate) fn manifest_prefix(kind: Kind, organizer: &OrganizerId) -> String {
+    format!("{MANIFEST_ROOT}/{kind}/{organizer}")
 }
 
 /// What is archived. Every layout key of per-organizer data names its kind, so a new kind is
@@ -202,12 +260,37 @@ pub(crate) fn parse_state_key(kind: Kind, key: &str) -> Option<(OrganizerId, Opt
     Some((OrganizerId::parse(org).ok()?, Some((list, name.to_owned()))))
 }
 
+/// `locks/<shard>.json`: the shard's lease.
 pub(crate) fn lease_key(shard: &ShardId) -> String {
     format!("{LOCKS}/{shard}.json")
 }
 
+/// The shard whose lease `key` is, if it is one (`locks/<shard>.json`).
+pub(crate) fn shard_of_lease_key(key: &str) -> Option<ShardId> {
+    let name = key.strip_prefix(LOCKS)?.strip_prefix('/')?.strip_suffix(".json")?;
+    ShardId::parse(name).ok()
+}
+
+/// `staging/<shard>`: the shard's staging area.
 pub(crate) fn staging_prefix(shard: &ShardId) -> String {
     format!("{STAGING}/{shard}")
+}
+
+/// `staging/<shard>/`: the listing prefix of the shard's staging area (the trailing `/` keeps
+/// `staging/0-of-10/` out of `staging/0-of-1`'s).
+pub(crate) fn staging_dir(shard: &ShardId) -> String {
+    format!("{}/", staging_prefix(shard))
+}
+
+/// `staging/<shard>/<name>`: the key of a file written into the shard's staging area on local
+/// disk.
+pub(crate) fn staging_file_key(shard: &ShardId, name: &str) -> String {
+    format!("{}/{name}", staging_prefix(shard))
+}
+
+/// `staging/<shard>/probe-<128 random bits>`: a probe object in the shard's staging area.
+pub(crate) fn shard_probe_key(shard: &ShardId) -> String {
+    format!("{}/probe-{:032x}", staging_prefix(shard), fastrand::u128(..))
 }
 
 /// A fresh, unique staging key: `staging/<shard>/<UTC timestamp>-<128 random bits>`.
@@ -351,5 +434,41 @@ mod tests {
             assert_eq!(digest_of_upload_intent(&shard, bad), None, "{bad}");
         }
         assert_eq!(digest_of_blob_key("blobs/sha256/x"), None);
+
+        assert_eq!(shard_of_lease_key(&lease_key(&shard)), Some(shard.clone()));
+        assert_eq!(shard_of_lease_key("locks/notes.txt"), None);
+        assert_eq!(shard_of_lease_key("locks/a/b.json"), None);
+        assert_eq!(
+            meeting_key(&org, ""),
+            "meetings/11111111-2222-3333-4444-555555555555/e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855.json"
+        );
+        for kind in Kind::ALL {
+            let key = manifest_key_of(kind, &org, "a/../b");
+            assert!(is_manifest_key(&key), "{key}");
+            assert!(key.starts_with(&format!("{}/", manifest_prefix(kind, &org))));
+            assert_eq!(manifest_key_beside(&key, &org, "a/../b"), key);
+        }
+        let other = OrganizerId::parse("99999999-2222-3333-4444-555555555555").expect("valid");
+        let key = manifest_key_of(Kind::Contacts, &org, "c");
+        assert_ne!(manifest_key_beside(&key, &other, "c"), key);
+        // Wherever it was found, a manifest belongs in its organizer's directory of that kind.
+        assert_eq!(
+            manifest_key_beside("manifests/newkind/x.json", &org, ""),
+            format!("manifests/newkind/{org}/{}.json", item_key(""))
+        );
+        assert_eq!(
+            manifest_key_beside("manifests/loose.json", &org, ""),
+            manifest_key(&org, "")
+        );
+        for bad in [
+            "manifests/loose.json",
+            "manifests/recordings/x/e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855.json",
+            "manifests/newkind/11111111-2222-3333-4444-555555555555/e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855.json",
+            "manifests/recordings/11111111-2222-3333-4444-555555555555/E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855.json",
+            "manifests/recordings/11111111-2222-3333-4444-555555555555/x/y.json",
+            "meetings/x.json",
+        ] {
+            assert!(!is_manifest_key(bad), "{bad}");
+        }
     }
 }

@@ -43,7 +43,9 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use futures::TryStreamExt;
 use object_store::{GetOptions, ObjectStore, PutMode, PutResult, UpdateVersion};
+use recarch_failure::RetryPolicy;
 use serde::{Deserialize, Serialize};
 
 use crate::archive::to_json;
@@ -54,10 +56,20 @@ use crate::{Archive, ShardId, StoreError};
 /// Schema tag of lease documents.
 pub const LEASE_SCHEMA: &str = "recarch.lease.v1";
 
+/// Leases read at once by [`Archive::leases`].
+const LEASE_READS: usize = 8;
 /// Longest TTL honoured; longer ones are capped (keeps timestamps representable).
 const MAX_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
-/// Rounds of create / inspect / take over before giving up on a contended lease.
-const ACQUIRE_ATTEMPTS: usize = 5;
+/// How a contended acquisition goes round again: five rounds of create / inspect / take over
+/// at most, a few jittered milliseconds apart so that contenders do not go round in lockstep.
+fn contention_retry() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 5,
+        base_delay: Duration::from_millis(10),
+        max_delay: Duration::from_millis(200),
+        max_total: Duration::from_secs(10),
+    }
+}
 
 /// A held lease on a shard. Renew it with [`Archive::renew_lease`] well before
 /// `expires_at`, and give it back with [`Archive::release_lease`].
@@ -91,18 +103,29 @@ impl Lease {
     }
 }
 
-#[derive(Serialize, Deserialize, Debug)]
+/// A lease as stored in `locks/<shard>.json`: who holds the shard, and until when (read them
+/// with [`Archive::leases`]). Serialises to the document as stored.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
-struct LeaseRecord {
-    schema: String,
-    shard: ShardId,
-    owner: String,
-    lease_id: String,
+#[non_exhaustive]
+pub struct LeaseRecord {
+    /// Always [`LEASE_SCHEMA`].
+    pub schema: String,
+    /// The shard leased.
+    pub shard: ShardId,
+    /// The owner named at acquisition (`recarch run` names its host and process).
+    pub owner: String,
+    /// Random id of this acquisition.
+    pub lease_id: String,
+    /// The process holding it.
     #[serde(flatten)]
-    holder: Holder,
-    acquired_at: DateTime<Utc>,
-    renewed_at: DateTime<Utc>,
-    expires_at: DateTime<Utc>,
+    pub holder: LeaseHolder,
+    /// When it was acquired.
+    pub acquired_at: DateTime<Utc>,
+    /// When it was last renewed.
+    pub renewed_at: DateTime<Utc>,
+    /// When it expires unless renewed.
+    pub expires_at: DateTime<Utc>,
 }
 
 impl LeaseRecord {
@@ -142,32 +165,33 @@ fn version_of(e_tag: Option<String>, version: Option<String>) -> UpdateVersion {
 /// document; the members after `pid` are absent from leases written by older versions.
 #[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
-struct Holder {
+#[non_exhaustive]
+pub struct LeaseHolder {
     /// Host name, for operators reading the lease.
-    host: String,
+    pub host: String,
     /// Process id, as seen in the holder's own pid namespace.
-    pid: u32,
+    pub pid: u32,
     /// The kernel's boot id: the same value means the same machine, same boot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    boot_id: Option<String>,
+    pub boot_id: Option<String>,
     /// Inode of the holder's pid namespace: pids are only comparable within one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pid_namespace: Option<u64>,
+    pub pid_namespace: Option<u64>,
     /// The holder's start time in clock ticks after boot: tells it from a later process
     /// that was given the same pid.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    start_ticks: Option<u64>,
+    pub start_ticks: Option<u64>,
 }
 
 /// This process as a lease holder, computed once.
-fn this_process() -> &'static Holder {
-    static ME: OnceLock<Holder> = OnceLock::new();
+fn this_process() -> &'static LeaseHolder {
+    static ME: OnceLock<LeaseHolder> = OnceLock::new();
     ME.get_or_init(|| {
         let pid = std::process::id();
-        let mut me = Holder {
+        let mut me = LeaseHolder {
             host: hostname().to_owned(),
             pid,
-            ..Holder::default()
+            ..LeaseHolder::default()
         };
         // `/proc/self` must be this process, else `/proc` belongs to another pid namespace
         // and neither our pid namespace nor other pids could be checked through it.
@@ -227,7 +251,7 @@ fn start_ticks_of(pid: u32) -> io::Result<u64> {
 /// at another time. Anything undecidable (other host, container or boot, members missing
 /// from an old lease, `/proc` unreadable) reads as alive: such a lease lapses at its
 /// `expiresAt` instead.
-fn holder_is_dead(recorded: &Holder, ours: &Holder, start_ticks_of: impl Fn(u32) -> io::Result<u64>) -> bool {
+fn holder_is_dead(recorded: &LeaseHolder, ours: &LeaseHolder, start_ticks_of: impl Fn(u32) -> io::Result<u64>) -> bool {
     let same_boot = recorded.boot_id.is_some() && recorded.boot_id == ours.boot_id;
     let same_namespace = recorded.pid_namespace.is_some() && recorded.pid_namespace == ours.pid_namespace;
     if recorded.host != ours.host || !same_boot || !same_namespace {
@@ -257,9 +281,20 @@ impl Archive {
         let location = path(&key);
         let ttl = ttl.min(MAX_TTL);
         let lease_id = format!("{:032x}", fastrand::u128(..));
-        let store = self.object_store();
+        let store = &self.store;
 
-        for _ in 0..ACQUIRE_ATTEMPTS {
+        let policy = contention_retry();
+        let started = std::time::Instant::now();
+        let mut rounds = 0;
+        loop {
+            if rounds > 0 {
+                let wait = policy.delay(rounds, None);
+                if !policy.allows(rounds, started.elapsed(), wait) {
+                    return Err(StoreError::Precondition { key });
+                }
+                tokio::time::sleep(wait).await;
+            }
+            rounds += 1;
             let now = Utc::now();
             let record = LeaseRecord::new(shard, owner, &lease_id, now, now, ttl);
             match store
@@ -326,7 +361,31 @@ impl Archive {
                 Err(e) => return Err(StoreError::from_backend(&key, e)),
             }
         }
-        Err(StoreError::Precondition { key })
+    }
+
+    /// Every lease under `locks/`, sorted by key (so by shard). A lease that cannot be read,
+    /// or not as a lease, is an inner error ([`StoreError::Corrupt`] for the latter); one
+    /// released since it was listed is left out (see the `listing` module).
+    ///
+    /// # Errors
+    /// Listing failures.
+    pub async fn leases(&self) -> Result<Vec<Result<LeaseRecord, StoreError>>, StoreError> {
+        let mut leases: Vec<(String, Result<LeaseRecord, StoreError>)> = self
+            .list_and_read(
+                layout::LOCKS,
+                |key| layout::shard_of_lease_key(key).is_some(),
+                LEASE_READS,
+            )
+            .map_ok(|(key, read)| {
+                let lease = read.and_then(|bytes| {
+                    serde_json::from_slice(&bytes).map_err(|e| StoreError::corrupt(&key, format!("not a lease: {e}")))
+                });
+                (key, lease)
+            })
+            .try_collect()
+            .await?;
+        leases.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(leases.into_iter().map(|(_, lease)| lease).collect())
     }
 
     /// Extends the lease to now + its TTL, after checking it is still this lease.
@@ -356,7 +415,7 @@ impl Archive {
             lease.ttl,
         );
         let seen = version_of(meta.e_tag, meta.version);
-        let store = self.object_store();
+        let store = &self.store;
         let result: Result<PutResult, object_store::Error> = match store
             .put_opts(&location, to_json(&key, &record)?, PutMode::Update(seen).into())
             .await
@@ -393,7 +452,7 @@ impl Archive {
         match serde_json::from_slice::<LeaseRecord>(&bytes) {
             Ok(current) if current.lease_id == lease.lease_id => {
                 self.delete_quietly(&key).await?;
-                if let Some(root) = &self.local_root {
+                if let Some(root) = self.backend.local_root() {
                     // Best effort, and only if empty: another shard's lease may be there.
                     let _ = std::fs::remove_dir(root.join(layout::LOCKS));
                 }
@@ -453,8 +512,8 @@ mod tests {
     }
 
     /// A holder as `this_process` would record it, on host `web` in pid namespace `ns`.
-    fn holder(pid: u32, ns: u64, start_ticks: u64) -> Holder {
-        Holder {
+    fn holder(pid: u32, ns: u64, start_ticks: u64) -> LeaseHolder {
+        LeaseHolder {
             host: "web".to_owned(),
             pid,
             boot_id: Some("6b1c3f0e-boot".to_owned()),
@@ -516,12 +575,12 @@ mod tests {
         let ours = holder(7, 4026531836, 500);
         let gone = only(7, 500);
         // Another boot of this machine, or another machine.
-        let other_boot = Holder {
+        let other_boot = LeaseHolder {
             boot_id: Some("another-boot".to_owned()),
             ..holder(42, 4026531836, 300)
         };
         assert!(!holder_is_dead(&other_boot, &ours, &gone));
-        let other_host = Holder {
+        let other_host = LeaseHolder {
             host: "db".to_owned(),
             ..holder(42, 4026531836, 300)
         };
@@ -530,10 +589,10 @@ mod tests {
         let unreadable = |_| Err(io::ErrorKind::PermissionDenied.into());
         assert!(!holder_is_dead(&holder(42, 4026531836, 300), &ours, unreadable));
         // We could not read our own identity (no /proc): nothing is comparable.
-        let blind = Holder {
+        let blind = LeaseHolder {
             host: "web".to_owned(),
             pid: 7,
-            ..Holder::default()
+            ..LeaseHolder::default()
         };
         assert!(!holder_is_dead(&holder(42, 4026531836, 300), &blind, &gone));
     }

@@ -11,7 +11,8 @@
 //!
 //! ```text
 //! blobs/sha256/<64 lowercase hex>                  recording bytes, named by their SHA-256; immutable
-//! manifests/recordings/<organizerId>/<key>.json    one per recording; <key> = hex SHA-256 of the recording id
+//! manifests/<kind>/<organizerId>/<key>.json        one per item; <key> = hex SHA-256 of its id
+//! meetings/<organizerId>/<key>.json                 one meeting's items; <key> = hex SHA-256 of the meeting id
 //! state/<kind>/<organizerId>.json                  checkpoint (next/delta link)
 //! state/<kind>/<organizerId>/queue/<key>.json      one per item to retry (see the queue module)
 //! state/<kind>/<organizerId>/dead/<key>.json       one per dead letter
@@ -104,6 +105,17 @@
 //! - On S3 a run killed during a multipart upload leaves it incomplete (billed, not listed):
 //!   each upload is announced by an intent record under `state/uploads/<shard>/`, and
 //!   [`Archive::abort_interrupted_uploads`] aborts what the shard's killed runs left.
+//! - Listings are snapshots. Every operation that lists documents and reads them follows one
+//!   rule: an object listed, then gone when read (deleted in between), is left out, as if the
+//!   listing had been taken a moment later; any other read failure is that object's own.
+//!
+//! # Typed access only
+//!
+//! Everything the archive holds is read and written through [`Archive`]'s operations, which
+//! keep the layout's keys and rules: leases ([`Archive::leases`]), manifests
+//! ([`Archive::manifests_of`], [`Archive::read_manifests`]), meeting indexes
+//! ([`Archive::meeting_indexes`]), blobs ([`Archive::list_blobs`], [`Archive::hash_blob`]),
+//! state, queues and run reports. The raw store behind it is for tests only.
 //!
 //! # Leases
 //!
@@ -126,9 +138,11 @@
 mod archive;
 mod document;
 mod error;
+mod extensions;
 mod ids;
 mod layout;
 mod lease;
+mod listing;
 mod local;
 mod meetings;
 mod model;
@@ -138,24 +152,23 @@ mod queue;
 mod spool;
 
 pub use archive::{
-    Archive, BlobCommit, DEFAULT_PART_CONCURRENCY, DEFAULT_PART_SIZE, ManifestWrite, RunReportRef, S3_MIN_PART_SIZE,
-    SPOOL_PART_SIZE, Staged, redact_url,
+    Archive, BlobCommit, DEFAULT_PART_CONCURRENCY, DEFAULT_PART_SIZE, ManifestRead, ManifestWrite, RunReportRef,
+    S3_MIN_PART_SIZE, SPOOL_PART_SIZE, Staged, StoredManifest, redact_url,
 };
 pub use error::{StageError, StoreError, free_space, human_bytes, is_storage_full};
+pub use extensions::IncompleteUpload;
 pub use ids::{OrganizerId, Sha256Digest, ShardId};
-pub use layout::{Kind, item_key};
-pub use lease::{LEASE_SCHEMA, Lease, hostname};
+pub use layout::{Kind, blob_key, item_key};
+pub use lease::{LEASE_SCHEMA, Lease, LeaseHolder, LeaseRecord, hostname};
 pub use meetings::{MEETING_SCHEMA, MeetingEntry, MeetingIndex, MeetingPair, meeting_key};
 pub use model::{
     Checkpoint, ContentRef, DEAD_LETTER_SCHEMA, DIRECTORY_SCHEMA, DeadLetter, DirectoryEntry, DirectoryState,
     KIND_CALL_RECORDING, LinkKind, MANIFEST_SCHEMA, Manifest, ORGANIZER_SOURCE, OrganizerState, QUEUED_SCHEMA,
     QueuedItem, STATE_SCHEMA, ShardStatus, SourceState, VERSIONS,
 };
-pub use multipart::IncompleteUpload;
 pub use probe::ProbeReport;
 pub use queue::StateOverview;
 pub use recarch_failure::FailureClass;
 
-/// Re-export of the `object_store` crate this one is built on, for
-/// [`Archive::from_store`] and [`Archive::object_store`].
+/// Re-export of the `object_store` crate this one is built on, for [`Archive::from_store`].
 pub use object_store;

@@ -90,7 +90,7 @@ fn create_dirs_durably(dir: &Path) -> io::Result<()> {
 pub(crate) async fn sweep_staging(root: PathBuf, shard: &ShardId) -> Result<usize, StoreError> {
     let key = staging_prefix(shard);
     let staging = root.join(STAGING);
-    let dir = staging.join(shard.as_str());
+    let dir = root.join(&key);
     blocking(&key, move || {
         let removed = sweep_dir(&dir)?;
         // Best effort: drop the emptied areas (fails harmlessly if something is inside).
@@ -133,38 +133,42 @@ pub(crate) async fn sweep_interrupted_writes(
     shard: &ShardId,
     organizers: &[crate::OrganizerId],
 ) -> Result<usize, StoreError> {
-    use crate::layout::{LOCKS, MEETINGS, RUNS, STATE_ROOT, STATES};
-    let shard_report_suffix = format!("-{}.json", shard.as_str());
-    let lease_name = format!("{}.json", shard.as_str());
-    let directory_dir = root.join(STATE_ROOT).join("directory").join(shard.as_str());
-    let shards_dir = root.join(STATE_ROOT).join("shards");
-    let shard_status = format!("{}.json", shard.as_str());
-    let (runs, locks) = (root.join(RUNS), root.join(LOCKS));
+    use crate::layout::{self, ItemList, RUNS, STATES};
+    let directory_dir = file_of(&root, &layout::directory_key(shard)).0;
+    let (shards_dir, shard_status) = file_of(&root, &layout::shard_status_key(shard));
+    let (locks, lease_name) = file_of(&root, &layout::lease_key(shard));
+    let runs = root.join(RUNS);
+    let ours_report = {
+        let shard = shard.clone();
+        move |name: &str| layout::parse_run_report_key(&format!("{RUNS}/{name}")).is_some_and(|(_, of, _)| of == shard)
+    };
     // Every kind's checkpoints sit side by side in one directory: its temporaries are listed
     // once, and those of this shard's organizers removed.
-    let state_dirs: Vec<PathBuf> = crate::Kind::ALL
-        .iter()
-        .map(|k| root.join(STATE_ROOT).join(k.dirname()))
+    let state_dirs: Vec<(crate::Kind, PathBuf)> = crate::Kind::ALL
+        .into_iter()
+        .map(|k| (k, root.join(layout::state_prefix(k))))
         .collect();
     let (mut removed, checkpoints) = blocking(STATES, move || {
         let mut removed = sweep_flat(&directory_dir, |_| true)?;
-        removed += sweep_flat(&runs, |base| base.ends_with(&shard_report_suffix))?;
-        removed += sweep_flat(&locks, |base| base == lease_name)?;
-        removed += sweep_flat(&shards_dir, |base| base == shard_status)?;
+        removed += sweep_flat(&runs, ours_report)?;
+        removed += sweep_flat(&locks, |name| name == lease_name)?;
+        removed += sweep_flat(&shards_dir, |name| name == shard_status)?;
         let mut checkpoints = Vec::new();
-        for dir in &state_dirs {
-            list_temporaries(dir, &mut checkpoints)?;
+        for (kind, dir) in &state_dirs {
+            let mut found = Vec::new();
+            list_temporaries(dir, &mut found)?;
+            checkpoints.extend(found.into_iter().map(|(file, name)| (*kind, file, name)));
         }
         Ok((removed, checkpoints))
     })
     .await?;
     let ours: Vec<PathBuf> = checkpoints
         .into_iter()
-        .filter(|(_, base)| {
-            base.strip_suffix(".json")
-                .is_some_and(|id| organizers.iter().any(|o| o.as_str() == id))
+        .filter(|(kind, _, name)| {
+            let key = format!("{}/{name}", layout::state_prefix(*kind));
+            matches!(layout::parse_state_key(*kind, &key), Some((o, None)) if organizers.contains(&o))
         })
-        .map(|(file, _)| file)
+        .map(|(_, file, _)| file)
         .collect();
     if !ours.is_empty() {
         removed += blocking(STATES, move || {
@@ -185,20 +189,24 @@ pub(crate) async fn sweep_interrupted_writes(
             let mut removed = 0;
             for o in &batch {
                 for kind in crate::Kind::ALL {
-                    let state = root.join(STATE_ROOT).join(kind.dirname()).join(o.as_str());
-                    for list in ["queue", "dead"] {
-                        removed += sweep_flat(&state.join(list), |_| true)?;
+                    for list in [ItemList::Queue, ItemList::Dead] {
+                        removed += sweep_flat(&root.join(layout::item_list_prefix(kind, o, list)), |_| true)?;
                     }
-                    let manifests = root.join("manifests").join(kind.dirname()).join(o.as_str());
-                    removed += sweep_flat(&manifests, |_| true)?;
+                    removed += sweep_flat(&root.join(layout::manifest_prefix(kind, o)), |_| true)?;
                 }
-                removed += sweep_flat(&root.join(MEETINGS).join(o.as_str()), |_| true)?;
+                removed += sweep_flat(&root.join(layout::meeting_prefix(o)), |_| true)?;
             }
             Ok(removed)
         })
         .await?;
     }
     Ok(removed)
+}
+
+/// The directory under `root` of the file that holds `key`, and the file's name.
+fn file_of(root: &Path, key: &str) -> (PathBuf, String) {
+    let (dir, name) = key.rsplit_once('/').unwrap_or(("", key));
+    (root.join(dir), name.to_owned())
 }
 
 /// Runs `f` on a blocking thread; its I/O error is a store error naming `what` (a key or

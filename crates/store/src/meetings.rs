@@ -10,10 +10,14 @@
 //! this organizer's meetings. An item counts as archived only once its entry is in the index,
 //! so a run killed in between adds it when the item comes round again.
 
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::{Archive, OrganizerId, StoreError};
+
+/// Meeting indexes read at once by [`Archive::meeting_indexes`].
+const INDEX_READS: usize = 8;
 
 /// Schema tag of meeting index documents.
 pub const MEETING_SCHEMA: &str = "recarch.meeting.v1";
@@ -61,13 +65,51 @@ pub struct MeetingPair {
     pub transcript: String,
 }
 
+/// A meeting index as [`Archive::meeting_indexes`] reads it: any JSON object, its members taken
+/// for what they are. A member missing or of another shape reads as empty, an entry without a
+/// `manifest` is left out (there is nothing to check of it), so an index damaged in part is
+/// still checked entry by entry. The updates of [`Archive::add_to_meeting_index`] stay strict.
+fn read_index(key: &str, bytes: &[u8]) -> Result<MeetingIndex, StoreError> {
+    let corrupt = |reason: String| StoreError::corrupt(key, format!("not a meeting index: {reason}"));
+    let index: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string()))?;
+    let text = |value: Option<&serde_json::Value>| value.and_then(|v| v.as_str()).unwrap_or_default().to_owned();
+    let entries = index
+        .get("entries")
+        .and_then(|e| e.as_array())
+        .map(|entries| {
+            entries
+                .iter()
+                .filter_map(|entry| {
+                    Some(MeetingEntry {
+                        kind: text(entry.get("kind")),
+                        id: text(entry.get("id")),
+                        manifest: entry.get("manifest")?.as_str()?.to_owned(),
+                        content_correlation_id: entry
+                            .get("contentCorrelationId")
+                            .and_then(|c| c.as_str())
+                            .map(str::to_owned),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let pairs = index
+        .get("pairs")
+        .and_then(|p| serde_json::from_value(p.clone()).ok())
+        .unwrap_or_default();
+    Ok(MeetingIndex {
+        schema: text(index.get("schema")),
+        organizer_id: text(index.get("organizerId")),
+        meeting_id: text(index.get("meetingId")),
+        entries,
+        pairs,
+    })
+}
+
 /// `meetings/<organizer>/<hex SHA-256 of meetingId>.json`.
 pub fn meeting_key(organizer: &OrganizerId, meeting_id: &str) -> String {
-    format!(
-        "{}/{organizer}/{}.json",
-        crate::layout::MEETINGS,
-        hex::encode(Sha256::digest(meeting_id.as_bytes()))
-    )
+    crate::layout::meeting_key(organizer, meeting_id)
 }
 
 impl MeetingIndex {
@@ -97,6 +139,22 @@ impl MeetingIndex {
 }
 
 impl Archive {
+    /// Every meeting index, in no particular order, as `(key, index)`. The outer error is a
+    /// listing failure (which ends the stream); the inner one a failure to read that index,
+    /// or [`StoreError::Corrupt`] for an object under `meetings/` that is not one. An index
+    /// deleted since it was listed is left out (see the `listing` module). An index damaged in
+    /// part still reads: a member missing or of another shape is empty, an entry without a
+    /// `manifest` is left out.
+    #[allow(clippy::type_complexity)] // as `list_manifests`: the pair is the contract
+    pub fn meeting_indexes(&self) -> BoxStream<'_, Result<(String, Result<MeetingIndex, StoreError>), StoreError>> {
+        self.list_and_read(crate::layout::MEETINGS, |_| true, INDEX_READS)
+            .map_ok(|(key, read)| {
+                let index = read.and_then(|bytes| read_index(&key, &bytes));
+                (key, index)
+            })
+            .boxed()
+    }
+
     /// Adds `entry` to the index of `meeting_id` unless it is there already.
     ///
     /// # Errors

@@ -12,299 +12,35 @@
 //!    deletes it once the upload has completed or been aborted;
 //! 2. at the start (and end) of a run, holding the shard's lease,
 //!    [`Archive::abort_interrupted_uploads`] lists, for each record of the shard, the
-//!    incomplete uploads of exactly that blob key (`GET /?uploads&prefix=<key>`, SigV4-signed
-//!    with the store's own credential provider; `object_store` has no ListMultipartUploads),
-//!    aborts those initiated after the record was written and before the run started, and then
-//!    deletes the record. Uploads of the shard's staging prefix (`staging/<shard>/`, the probe's
-//!    create-only copy) are aborted the same way.
+//!    incomplete uploads of exactly that blob key, aborts those initiated after the record was
+//!    written and before the run started, and then deletes the record. Uploads of the shard's
+//!    staging prefix (`staging/<shard>/`, the probe's create-only copy) are aborted the same
+//!    way.
 //!
 //! A record whose upload's end could not be confirmed (the completion failed, or its abort
 //! did) stays for the next cleanup. Local disk has no multipart uploads to leave (its
 //! temporaries are swept by `clean_staging`); Azure discards uncommitted blocks after seven
 //! days by itself, so neither writes records.
+//!
+//! Listing and aborting are requests `object_store` cannot send: this module asks the
+//! archive's [`Extensions`](crate::extensions::Extensions) for them (on S3,
+//! `ListMultipartUploads` presigned with the store's own credential provider), and keeps only
+//! the decisions: which uploads are a killed run's, and when a record may go.
 
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
-use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
-use object_store::aws::{AmazonS3, AmazonS3Builder};
-use object_store::client::{ClientOptions, HttpClient, HttpConnector, HttpRequest, HttpRequestBody, ReqwestConnector};
-use object_store::multipart::MultipartStore;
-use object_store::path::Path;
-use object_store::signer::{SignedUrlOptions, Signer};
 use object_store::{ObjectMeta, ObjectStoreExt, PutPayload};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
+use crate::extensions::IncompleteUpload;
 use crate::layout::{self, path};
-use crate::probe::error_chain;
 use crate::{Archive, Sha256Digest, ShardId, StoreError};
 
 /// Schema of an intent record.
 const INTENT_SCHEMA: &str = "recarch.upload.v1";
-/// How long a signed listing URL is valid.
-const LIST_URL_TTL: Duration = Duration::from_secs(300);
-/// Attempts per listing page (transport errors, 5xx and 429 are retried).
-const LIST_ATTEMPTS: u32 = 3;
-/// Pages of one listing at most (1000 uploads each): a bound on a misbehaving server.
-const MAX_LIST_PAGES: usize = 100;
 /// Uploads initiated this long before their intent record was written are not the record's:
 /// room for clock differences between the store's own servers.
 const RECORD_CLOCK_SLACK: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
-/// The store's name in errors.
-const STORE: &str = "S3";
-
-/// An [`HttpConnector`] that keeps the last client it made: `AmazonS3Builder::build` makes the
-/// store's own client last (after those of credential providers), so the listing requests go
-/// through the same client, with the same TLS, proxy and timeout options as the store's.
-#[derive(Debug, Default)]
-struct KeepLastClient {
-    inner: ReqwestConnector,
-    last: Arc<Mutex<Option<HttpClient>>>,
-}
-
-impl HttpConnector for KeepLastClient {
-    fn connect(&self, options: &ClientOptions) -> object_store::Result<HttpClient> {
-        let client = self.inner.connect(options)?;
-        if let Ok(mut last) = self.last.lock() {
-            *last = Some(client.clone());
-        }
-        Ok(client)
-    }
-}
-
-/// Builds the S3 store and returns it with its HTTP client.
-pub(crate) fn build_s3(builder: AmazonS3Builder) -> object_store::Result<(AmazonS3, HttpClient)> {
-    let connector = KeepLastClient::default();
-    let last = Arc::clone(&connector.last);
-    let store = builder.with_http_connector(connector).build()?;
-    let client = last.lock().ok().and_then(|mut c| c.take());
-    let client = match client {
-        Some(client) => client,
-        // Not reached with object_store's builder; a client of default options will do.
-        None => ReqwestConnector::default().connect(&ClientOptions::default())?,
-    };
-    Ok((store, client))
-}
-
-/// What an S3 archive needs to list and abort incomplete multipart uploads: the store rooted
-/// at the bucket, its HTTP client, and the archive's prefix in the bucket.
-#[derive(Debug)]
-pub(crate) struct S3Uploads {
-    s3: Arc<AmazonS3>,
-    http: HttpClient,
-    prefix: Path,
-}
-
-impl S3Uploads {
-    pub(crate) fn new(s3: Arc<AmazonS3>, http: HttpClient, prefix: Path) -> Self {
-        Self { s3, http, prefix }
-    }
-
-    /// The bucket key of an archive key.
-    fn bucket_key(&self, key: &str) -> Path {
-        self.prefix.parts().chain(path(key).parts()).collect()
-    }
-
-    /// The archive key of a bucket key, if it is under the archive's prefix.
-    fn archive_key<'a>(&self, bucket_key: &'a str) -> Option<&'a str> {
-        if self.prefix.is_root() {
-            return Some(bucket_key);
-        }
-        bucket_key.strip_prefix(self.prefix.as_ref())?.strip_prefix('/')
-    }
-
-    /// Every incomplete upload whose bucket key starts with `prefix`.
-    async fn list(&self, prefix: &str) -> Result<Vec<IncompleteUpload>, StoreError> {
-        let mut uploads = Vec::new();
-        let mut markers: Option<(String, String)> = None;
-        for _ in 0..MAX_LIST_PAGES {
-            let page = self.list_page(prefix, markers.as_ref()).await?;
-            uploads.extend(
-                page.uploads
-                    .into_iter()
-                    // Filtered here too: a server that ignores `prefix` lists the whole bucket.
-                    .filter(|u| u.key.starts_with(prefix))
-                    .map(|u| IncompleteUpload {
-                        initiated: u
-                            .initiated
-                            .as_deref()
-                            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-                            .map(|t| t.with_timezone(&Utc)),
-                        key: u.key,
-                        upload_id: u.upload_id,
-                    }),
-            );
-            match (page.is_truncated, page.next_key_marker, page.next_upload_id_marker) {
-                (true, Some(key), Some(id)) if !key.is_empty() => {
-                    let next = Some((key, id));
-                    if next == markers {
-                        break; // no progress: stop rather than loop
-                    }
-                    markers = next;
-                }
-                _ => return Ok(uploads),
-            }
-        }
-        Ok(uploads)
-    }
-
-    /// One page of `GET /?uploads&prefix=…`, retried on transport errors, 5xx and 429.
-    async fn list_page(&self, prefix: &str, markers: Option<&(String, String)>) -> Result<ListPage, StoreError> {
-        let mut query: Vec<(&str, &str)> = vec![("uploads", ""), ("prefix", prefix)];
-        if let Some((key, id)) = markers {
-            query.push(("key-marker", key));
-            query.push(("upload-id-marker", id));
-        }
-        let what = format!("incomplete multipart uploads under {prefix}");
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            // Signed afresh for each attempt. The URL carries a signature (and a session token
-            // with temporary credentials): it is never logged or put in an error.
-            let url = self
-                .s3
-                .signed_url_opts(
-                    http::Method::GET,
-                    &Path::default(),
-                    LIST_URL_TTL,
-                    &SignedUrlOptions::default().with_query(query.iter().copied()),
-                )
-                .await
-                .map_err(|e| StoreError::from_backend(&what, e))?;
-            let request: HttpRequest = http::Request::builder()
-                .method(http::Method::GET)
-                .uri(url.as_str())
-                .body(HttpRequestBody::empty())
-                .map_err(|e| StoreError::from_backend(&what, generic(format!("cannot build the request: {e}"))))?;
-            let retry = attempt < LIST_ATTEMPTS;
-            let response = match self.http.execute(request).await {
-                Ok(response) => response,
-                Err(e) if retry => {
-                    tracing::debug!(error = %error_chain(&e), attempt, "listing incomplete uploads failed; retrying");
-                    backoff(attempt).await;
-                    continue;
-                }
-                Err(e) => {
-                    return Err(StoreError::from_backend(
-                        &what,
-                        generic(format!("request failed: {}", error_chain(&e))),
-                    ));
-                }
-            };
-            let status = response.status();
-            let body = match response.into_body().bytes().await {
-                Ok(body) => body,
-                Err(e) if retry => {
-                    tracing::debug!(error = %error_chain(&e), attempt, "reading a listing of incomplete uploads failed; retrying");
-                    backoff(attempt).await;
-                    continue;
-                }
-                Err(e) => {
-                    return Err(StoreError::from_backend(
-                        &what,
-                        generic(format!("reading the answer failed: {}", error_chain(&e))),
-                    ));
-                }
-            };
-            if status.is_success() {
-                return parse_list(&body).map_err(|e| StoreError::corrupt(&what, e));
-            }
-            if retry && (status.is_server_error() || status.as_u16() == 429) {
-                backoff(attempt).await;
-                continue;
-            }
-            return Err(StoreError::from_backend(&what, status_error(status, &body)));
-        }
-    }
-
-    /// Aborts one upload; `false` if it was already gone.
-    async fn abort(&self, bucket_key: &Path, upload_id: &str) -> Result<bool, StoreError> {
-        match self.s3.abort_multipart(bucket_key, &upload_id.to_owned()).await {
-            Ok(()) => Ok(true),
-            Err(object_store::Error::NotFound { .. }) => Ok(false),
-            Err(e) => Err(StoreError::from_backend(bucket_key.as_ref(), e)),
-        }
-    }
-}
-
-/// An incomplete multipart upload, as `ListMultipartUploads` shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IncompleteUpload {
-    /// Its key, relative to the archive's prefix.
-    pub key: String,
-    /// The upload's id.
-    pub upload_id: String,
-    /// When it was initiated (by the store's clock), if the store said so legibly.
-    pub initiated: Option<DateTime<Utc>>,
-}
-
-/// One page of a `ListMultipartUploadsResult`.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct ListPage {
-    #[serde(default)]
-    is_truncated: bool,
-    #[serde(default)]
-    next_key_marker: Option<String>,
-    #[serde(default)]
-    next_upload_id_marker: Option<String>,
-    #[serde(default, rename = "Upload")]
-    uploads: Vec<ListedUpload>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct ListedUpload {
-    key: String,
-    upload_id: String,
-    #[serde(default)]
-    initiated: Option<String>,
-}
-
-fn parse_list(body: &[u8]) -> Result<ListPage, String> {
-    let text = std::str::from_utf8(body).map_err(|e| format!("not UTF-8: {e}"))?;
-    quick_xml::de::from_str(text).map_err(|e| format!("not a ListMultipartUploadsResult: {e}"))
-}
-
-/// An error naming the status and the S3 error code and message of the answer.
-fn status_error(status: http::StatusCode, body: &Bytes) -> object_store::Error {
-    #[derive(Deserialize, Default)]
-    #[serde(rename_all = "PascalCase", default)]
-    struct S3Error {
-        code: String,
-        message: String,
-    }
-    let parsed: S3Error = std::str::from_utf8(body)
-        .ok()
-        .and_then(|t| quick_xml::de::from_str(t).ok())
-        .unwrap_or_default();
-    let reason = format!(
-        "ListMultipartUploads answered {status}: {} {}",
-        parsed.code, parsed.message
-    );
-    let source: Box<dyn std::error::Error + Send + Sync> = reason.trim_end().into();
-    match status.as_u16() {
-        401 | 403 => object_store::Error::PermissionDenied {
-            path: String::new(),
-            source,
-        },
-        405 | 501 => object_store::Error::NotSupported { source },
-        _ => object_store::Error::Generic { store: STORE, source },
-    }
-}
-
-fn generic(reason: String) -> object_store::Error {
-    object_store::Error::Generic {
-        store: STORE,
-        source: reason.into(),
-    }
-}
-
-async fn backoff(attempt: u32) {
-    tokio::time::sleep(Duration::from_millis(200 << attempt.min(4))).await;
-}
 
 /// The content of an intent record (for people reading the bucket; the cleanup needs only its
 /// name and time).
@@ -319,20 +55,16 @@ struct UploadIntent<'a> {
 }
 
 impl Archive {
-    pub(crate) fn with_s3_uploads(mut self, uploads: S3Uploads) -> Self {
-        self.s3_uploads = Some(Arc::new(uploads));
-        self
-    }
-
-    /// Writes the intent record of a multipart upload of the blob `digest` (S3 archives
-    /// opened from a URL; `None` elsewhere, where nothing is left to clean up).
+    /// Writes the intent record of a multipart upload of the blob `digest` where the backend
+    /// keeps incomplete uploads (S3 archives opened from a URL); `None` elsewhere, where
+    /// nothing is left to clean up.
     pub(crate) async fn record_upload_intent(
         &self,
         shard: &ShardId,
         digest: &Sha256Digest,
         size: u64,
     ) -> Result<Option<String>, StoreError> {
-        if self.s3_uploads.is_none() {
+        if !self.extensions.keeps_incomplete_uploads() {
             return Ok(None);
         }
         let key = layout::upload_intent_key(shard, digest);
@@ -368,26 +100,7 @@ impl Archive {
     /// # Errors
     /// Store failures, and stores that do not implement `ListMultipartUploads`.
     pub async fn incomplete_uploads(&self) -> Result<Option<Vec<IncompleteUpload>>, StoreError> {
-        let Some(s3) = &self.s3_uploads else {
-            return Ok(None);
-        };
-        let prefix = if s3.prefix.is_root() {
-            String::new()
-        } else {
-            format!("{}/", s3.prefix)
-        };
-        let uploads = s3.list(&prefix).await?;
-        Ok(Some(
-            uploads
-                .into_iter()
-                .filter_map(|u| {
-                    Some(IncompleteUpload {
-                        key: s3.archive_key(&u.key)?.to_owned(),
-                        ..u
-                    })
-                })
-                .collect(),
-        ))
+        self.extensions.incomplete_uploads("").await
     }
 
     /// Aborts the multipart uploads that interrupted runs of `shard` left incomplete, and
@@ -410,18 +123,15 @@ impl Archive {
         shard: &ShardId,
         initiated_before: DateTime<Utc>,
     ) -> Result<usize, StoreError> {
-        let Some(s3) = &self.s3_uploads else {
+        if !self.extensions.keeps_incomplete_uploads() {
             return Ok(0);
-        };
+        }
         let mut aborted = 0;
         let mut first_error: Option<StoreError> = None;
 
         // The probe's create-only copy (UploadPartCopy) runs under the shard's staging prefix.
-        let staging = format!("{}/", s3.bucket_key(&layout::staging_prefix(shard)));
-        match self
-            .abort_listed(s3, &staging, |_| true, |t| t < initiated_before)
-            .await
-        {
+        let staging = layout::staging_dir(shard);
+        match self.abort_listed(&staging, |_| true, |t| t < initiated_before).await {
             Ok(n) => aborted += n,
             Err(e) => first_error = first_error.or(Some(e)),
         }
@@ -442,16 +152,10 @@ impl Archive {
                 }
                 continue;
             };
-            let blob = s3.bucket_key(&layout::blob_key(&digest));
+            let blob = layout::blob_key(&digest);
             let since = record.last_modified - RECORD_CLOCK_SLACK;
-            let exact = blob.to_string();
             match self
-                .abort_listed(
-                    s3,
-                    blob.as_ref(),
-                    |k| k == exact,
-                    |t| since <= t && t < initiated_before,
-                )
+                .abort_listed(&blob, |k| k == blob, |t| since <= t && t < initiated_before)
                 .await
             {
                 Ok(n) => {
@@ -469,18 +173,18 @@ impl Archive {
         }
     }
 
-    /// Lists the incomplete uploads under the bucket prefix `prefix`, and aborts those whose
-    /// key passes `key_ok` and whose initiation time passes `when_ok`. An upload whose time
-    /// is unknown is left alone, and makes this fail (so its record is kept).
+    /// Lists the incomplete uploads under `prefix`, and aborts those whose key passes `key_ok`
+    /// and whose initiation time passes `when_ok`. An upload whose time is unknown is left
+    /// alone, and makes this fail (so its record is kept).
     async fn abort_listed(
         &self,
-        s3: &S3Uploads,
         prefix: &str,
         key_ok: impl Fn(&str) -> bool,
         when_ok: impl Fn(DateTime<Utc>) -> bool,
     ) -> Result<usize, StoreError> {
         let mut aborted = 0;
-        for upload in s3.list(prefix).await? {
+        let listed = self.extensions.incomplete_uploads(prefix).await?.unwrap_or_default();
+        for upload in listed {
             if !key_ok(&upload.key) {
                 continue;
             }
@@ -493,122 +197,11 @@ impl Archive {
             if !when_ok(initiated) {
                 continue;
             }
-            let location = Path::parse(&upload.key).map_err(|e| StoreError::corrupt(&upload.key, e.to_string()))?;
-            if s3.abort(&location, &upload.upload_id).await? {
+            if self.extensions.abort_upload(&upload).await? {
                 tracing::info!(key = %upload.key, %initiated, "aborted an incomplete multipart upload of an interrupted run");
                 aborted += 1;
             }
         }
         Ok(aborted)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_a_listing() {
-        let page = parse_list(
-            br#"<?xml version="1.0" encoding="UTF-8"?>
-<ListMultipartUploadsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">
-  <Bucket>b</Bucket><KeyMarker></KeyMarker><UploadIdMarker></UploadIdMarker>
-  <NextKeyMarker>p/blobs/sha256/ab</NextKeyMarker><NextUploadIdMarker>id-2</NextUploadIdMarker>
-  <MaxUploads>2</MaxUploads><IsTruncated>true</IsTruncated>
-  <Upload><Key>p/blobs/sha256/aa</Key><UploadId>id-1</UploadId>
-    <Initiator><ID>x</ID><DisplayName>x</DisplayName></Initiator>
-    <StorageClass>STANDARD</StorageClass><Initiated>2026-12-01T20:33:54.000Z</Initiated></Upload>
-  <Upload><Key>p/blobs/sha256/ab</Key><UploadId>id-2</UploadId><Initiated>2026-12-01T20:33:55Z</Initiated></Upload>
-</ListMultipartUploadsResult>"#,
-        )
-        .expect("parses");
-        assert!(page.is_truncated);
-        assert_eq!(page.next_key_marker.as_deref(), Some("p/blobs/sha256/ab"));
-        assert_eq!(page.uploads.len(), 2);
-        assert_eq!(page.uploads[1].upload_id, "id-2");
-        assert_eq!(page.uploads[0].initiated.as_deref(), Some("2026-12-01T20:33:54.000Z"));
-
-        let empty =
-            parse_list(b"<ListMultipartUploadsResult><IsTruncated>false</IsTruncated></ListMultipartUploadsResult>")
-                .expect("parses");
-        assert!(empty.uploads.is_empty() && !empty.is_truncated);
-        assert!(parse_list(b"not xml at all <").is_err());
-        assert!(parse_list(&[0xff, 0xfe]).is_err());
-    }
-
-    #[test]
-    fn errors_name_the_code_and_never_panic() {
-        let e = status_error(
-            http::StatusCode::FORBIDDEN,
-            &Bytes::from_static(b"<Error><Code>AccessDenied</Code><Message>no</Message></Error>"),
-        );
-        assert!(matches!(e, object_store::Error::PermissionDenied { .. }));
-        assert!(format!("{e}").contains("AccessDenied"), "{e}");
-        let e = status_error(http::StatusCode::NOT_IMPLEMENTED, &Bytes::from_static(b"\xff"));
-        assert!(matches!(e, object_store::Error::NotSupported { .. }), "{e}");
-    }
-
-    /// A listing that cannot reach the store fails with a message that shows neither the
-    /// signed URL nor any credential.
-    #[tokio::test]
-    async fn listing_errors_show_no_signed_url_or_credential() {
-        let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let endpoint = format!("http://{}", closed.local_addr().expect("addr"));
-        drop(closed);
-        let (s3, http) = build_s3(
-            AmazonS3Builder::new()
-                .with_bucket_name("b")
-                .with_region("us-east-1")
-                .with_endpoint(endpoint)
-                .with_allow_http(true)
-                .with_access_key_id("AKIDVISIBLEKEY")
-                .with_secret_access_key("the-secret-key-value")
-                .with_token("the-session-token-value"),
-        )
-        .expect("builds offline");
-        let uploads = S3Uploads::new(Arc::new(s3), http, Path::from("p"));
-        let err = uploads.list("p/blobs/").await.expect_err("nothing listens there");
-        let mut shown = format!("{err}\n{err:?}");
-        let mut source = std::error::Error::source(&err);
-        while let Some(e) = source {
-            shown.push_str(&format!("\n{e}\n{e:?}"));
-            source = e.source();
-        }
-        assert!(shown.contains("incomplete multipart uploads under p/blobs/"), "{shown}");
-        assert!(shown.to_ascii_lowercase().contains("connection refused"), "{shown}");
-        for secret in [
-            "X-Amz-Signature",
-            "the-secret-key-value",
-            "the-session-token-value",
-            "Security-Token",
-        ] {
-            assert!(!shown.contains(secret), "{secret} shown: {shown}");
-        }
-    }
-
-    #[test]
-    fn keys_under_the_prefix() {
-        let s3 = AmazonS3Builder::new()
-            .with_bucket_name("b")
-            .with_region("us-east-1")
-            .with_access_key_id("k")
-            .with_secret_access_key("s")
-            .build()
-            .expect("builds offline");
-        let (_, http) = build_s3(
-            AmazonS3Builder::new()
-                .with_bucket_name("b")
-                .with_access_key_id("k")
-                .with_secret_access_key("s"),
-        )
-        .expect("builds offline");
-        let uploads = S3Uploads::new(Arc::new(s3), http, Path::from("some/prefix"));
-        assert_eq!(
-            uploads.bucket_key("blobs/sha256/aa").as_ref(),
-            "some/prefix/blobs/sha256/aa"
-        );
-        assert_eq!(uploads.archive_key("some/prefix/blobs/x"), Some("blobs/x"));
-        assert_eq!(uploads.archive_key("some/prefixed/x"), None);
-        assert_eq!(uploads.archive_key("other/x"), None);
     }
 }

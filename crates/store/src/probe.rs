@@ -115,12 +115,7 @@ impl Archive {
     /// # Errors
     /// As [`Archive::probe`].
     pub async fn probe_in(&self, shard: &crate::ShardId) -> Result<ProbeReport, StoreError> {
-        self.probe_at(format!(
-            "{}/probe-{:032x}",
-            layout::staging_prefix(shard),
-            fastrand::u128(..)
-        ))
-        .await
+        self.probe_at(layout::shard_probe_key(shard)).await
     }
 
     async fn probe_at(&self, key: String) -> Result<ProbeReport, StoreError> {
@@ -140,7 +135,7 @@ impl Archive {
                 }
             }
         }
-        if let Some(root) = &self.local_root {
+        if let Some(root) = self.backend.local_root() {
             // Local disk keeps emptied directories (see `open_local`): drop the probe's, if
             // nothing else is in them.
             let dir = root.join(&key);

@@ -322,28 +322,10 @@ impl Archive {
         schema: &'static str,
     ) -> Result<Vec<Result<T, StoreError>>, StoreError> {
         let prefix = layout::item_list_prefix(kind, organizer, list);
-        let keys: Vec<String> = self
-            .store
-            .list(Some(&path(&prefix)))
-            .map_ok(|meta| meta.location.to_string())
+        self.list_and_read(&prefix, |_| true, READ_CONCURRENCY)
+            .map_ok(|(key, read)| read.and_then(|bytes| parse_doc::<T>(&key, &bytes, schema, kind, organizer, list)))
             .try_collect()
             .await
-            .map_err(|e| StoreError::from_backend(&prefix, e))?;
-        let docs = futures::stream::iter(keys)
-            .map(|key| async move {
-                let bytes = match self.get_bytes(&key).await {
-                    Ok(Some(bytes)) => bytes,
-                    // Listed, then gone (a concurrent move): nothing to report.
-                    Ok(None) => return None,
-                    Err(e) => return Some(Err(e)),
-                };
-                Some(parse_doc::<T>(&key, &bytes, schema, kind, organizer, list))
-            })
-            .buffer_unordered(READ_CONCURRENCY)
-            .filter_map(futures::future::ready)
-            .collect()
-            .await;
-        Ok(docs)
     }
 }
 

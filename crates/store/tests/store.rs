@@ -1278,6 +1278,116 @@ async fn listings_report_corrupt_objects(f: Fixture) {
     ));
 }
 
+/// What `status` and `verify` read, through the typed reads: leases, every manifest as stored
+/// (any kind directory, and objects outside the layout), meeting indexes and the manifests
+/// they name.
+async fn typed_reads_of_leases_manifests_and_meeting_indexes(f: Fixture) {
+    let a = &f.archive;
+    assert!(a.leases().await.unwrap().is_empty());
+    let lease = a
+        .acquire_lease(&shard(), "run-a", Duration::from_secs(600))
+        .await
+        .unwrap();
+    let other = ShardId::new(1, 2);
+    raw_put(a, "locks/1-of-2.json", &serde_json::json!({"not": "a lease"})).await;
+    raw_put(a, "locks/notes.txt", &serde_json::json!({})).await;
+    let leases = a.leases().await.unwrap();
+    assert_eq!(leases.len(), 2, "{leases:?}");
+    let held = leases[0].as_ref().unwrap();
+    assert_eq!((&held.shard, held.owner.as_str()), (&shard(), "run-a"));
+    assert_eq!(held.lease_id, lease.lease_id());
+    assert_eq!(held.expires_at, lease.expires_at);
+    assert_eq!(held.holder.host, recarch_store::hostname());
+    // Serialised as stored.
+    let stored: serde_json::Value = serde_json::from_slice(
+        &a.object_store()
+            .get(&Path::from("locks/0-of-1.json"))
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(serde_json::to_value(held).unwrap(), stored);
+    assert!(
+        matches!(&leases[1], Err(StoreError::Corrupt { key, .. }) if *key == format!("locks/{other}.json")),
+        "{leases:?}"
+    );
+    a.release_lease(lease).await.unwrap();
+
+    let (digest, size) = store_blob(a, b"recording").await;
+    a.put_manifest(&manifest_for("rec/1", digest, size)).await.unwrap();
+    let mut transcript = manifest_for("t/1", digest, size);
+    transcript.kind = "callTranscript".into();
+    a.put_manifest(&transcript).await.unwrap();
+    raw_put(a, "manifests/loose.json", &serde_json::json!({})).await;
+    let mut read: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut reads = a.read_manifests(4).await.unwrap();
+    while let Some(item) = reads.next().await {
+        match item {
+            recarch_store::ManifestRead::Stored(m) => {
+                let parsed: serde_json::Value = serde_json::from_slice(&m.bytes).unwrap();
+                if let Some(id) = parsed["id"].as_str() {
+                    assert_eq!(m.expected_key(&org(), id), m.key, "stored where it belongs");
+                    let elsewhere = OrganizerId::parse("99999999-2222-3333-4444-555555555555").unwrap();
+                    assert_ne!(m.expected_key(&elsewhere, id), m.key);
+                }
+                read.push((m.key, m.bytes.to_vec()));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    read.sort();
+    let keys: Vec<&str> = read.iter().map(|(k, _)| k.as_str()).collect();
+    let recording = Archive::manifest_key(&org(), "rec/1");
+    let transcript_key = Archive::manifest_key_of(Kind::Transcripts, &org(), "t/1");
+    let mut expected = vec!["manifests/loose.json", recording.as_str(), transcript_key.as_str()];
+    expected.sort();
+    assert_eq!(keys, expected);
+    assert_eq!(recarch_store::blob_key(&digest), format!("blobs/sha256/{digest}"));
+
+    let entry = |kind: &str, id: &str, manifest: &str| recarch_store::MeetingEntry {
+        kind: kind.into(),
+        id: id.into(),
+        manifest: manifest.into(),
+        content_correlation_id: Some("c".into()),
+    };
+    a.add_to_meeting_index(&org(), "m-1", entry("callRecording", "rec/1", &recording))
+        .await
+        .unwrap();
+    a.add_to_meeting_index(&org(), "m-1", entry("callTranscript", "t/1", &transcript_key))
+        .await
+        .unwrap();
+    raw_put(a, &format!("meetings/{}/x.json", org()), &serde_json::json!([1])).await;
+    // Members missing from an index read as empty; its entries are still there to check.
+    let partial = serde_json::json!({"entries": [{"manifest": "manifests/x"}, {"id": "no manifest"}, 7], "pairs": 1});
+    raw_put(a, &format!("meetings/{}/y.json", org()), &partial).await;
+    let mut indexes: Vec<(String, Result<recarch_store::MeetingIndex, StoreError>)> =
+        a.meeting_indexes().try_collect().await.unwrap();
+    indexes.sort_by(|x, y| x.0.cmp(&y.0));
+    assert_eq!(indexes.len(), 3, "{indexes:?}");
+    let partial = indexes[2].1.as_ref().unwrap();
+    assert_eq!(partial.entries.len(), 1);
+    assert_eq!(partial.entries[0].manifest, "manifests/x");
+    assert!(partial.organizer_id.is_empty() && partial.pairs.is_empty());
+    let (key, index) = &indexes[0];
+    assert_eq!(*key, recarch_store::meeting_key(&org(), "m-1"));
+    let index = index.as_ref().unwrap();
+    assert_eq!(index.entries.len(), 2);
+    assert_eq!(index.pairs.len(), 1);
+    assert!(matches!(&indexes[1].1, Err(StoreError::Corrupt { .. })));
+    for e in &index.entries {
+        assert!(a.manifest_exists_at(&e.manifest).await.unwrap(), "{}", e.manifest);
+    }
+    let absent = Archive::manifest_key(&org(), "never archived");
+    assert!(!a.manifest_exists_at(&absent).await.unwrap());
+    // Keys outside the layout name no manifest, whatever is stored there.
+    for bogus in ["manifests/loose.json", "locks/0-of-1.json", "../manifests/x", ""] {
+        assert!(!a.manifest_exists_at(bogus).await.unwrap(), "{bogus}");
+    }
+}
+
 async fn full_flow_leaves_only_the_layout(f: Fixture) {
     let a = &f.archive;
     let s = shard();
@@ -1420,6 +1530,8 @@ async fn local_reclaim_removes_interrupted_writes_of_the_shard() {
         "state/directory/0-of-1/users.json#1".to_owned(),
         "state/shards/0-of-1.json#1".to_owned(),
         "runs/20240506T070809Z-0-of-1.json#1".to_owned(),
+        // A second report of the shard in the same millisecond.
+        "runs/20240506T070809.123Z-0-of-1-2.json#1".to_owned(),
         "locks/0-of-1.json#1".to_owned(),
         "staging/0-of-1/x#1".to_owned(),
     ];
@@ -1429,6 +1541,7 @@ async fn local_reclaim_removes_interrupted_writes_of_the_shard() {
         format!("meetings/{other_org}/{}.json#1", "9".repeat(64)),
         "state/shards/1-of-2.json#1".to_owned(),
         "runs/20240506T070809Z-1-of-2.json#1".to_owned(),
+        "runs/20240506T070809.123Z-1-of-2-2.json#1".to_owned(),
         "locks/1-of-2.json#1".to_owned(),
         "staging/1-of-2/y#1".to_owned(),
     ];
@@ -1771,6 +1884,155 @@ impl ObjectStore for ReadOnly {
     }
 }
 
+/// An in-memory store where the objects named in `gone` are still listed but no longer read,
+/// as if deleted between a LIST and its GET.
+#[derive(Debug, Default)]
+struct Vanishing {
+    inner: object_store::memory::InMemory,
+    gone: std::sync::Mutex<BTreeSet<String>>,
+}
+
+impl std::fmt::Display for Vanishing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Vanishing")
+    }
+}
+
+#[async_trait::async_trait]
+impl ObjectStore for Vanishing {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        options: object_store::PutOptions,
+    ) -> object_store::Result<object_store::PutResult> {
+        self.inner.put_opts(location, payload, options).await
+    }
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        options: object_store::PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn object_store::MultipartUpload>> {
+        self.inner.put_multipart_opts(location, options).await
+    }
+    async fn get_opts(
+        &self,
+        location: &Path,
+        options: object_store::GetOptions,
+    ) -> object_store::Result<object_store::GetResult> {
+        if self.gone.lock().unwrap().contains(location.as_ref()) {
+            return Err(object_store::Error::NotFound {
+                path: location.to_string(),
+                source: "deleted since it was listed".into(),
+            });
+        }
+        self.inner.get_opts(location, options).await
+    }
+    fn delete_stream(
+        &self,
+        locations: futures::stream::BoxStream<'static, object_store::Result<Path>>,
+    ) -> futures::stream::BoxStream<'static, object_store::Result<Path>> {
+        self.inner.delete_stream(locations)
+    }
+    fn list(
+        &self,
+        prefix: Option<&Path>,
+    ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>> {
+        self.inner.list(prefix)
+    }
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<object_store::ListResult> {
+        self.inner.list_with_delimiter(prefix).await
+    }
+    async fn copy_opts(&self, from: &Path, to: &Path, options: object_store::CopyOptions) -> object_store::Result<()> {
+        self.inner.copy_opts(from, to, options).await
+    }
+}
+
+/// The listing rule: an object listed, then gone when read, is left out by every listing that
+/// reads documents, never reported as an error or an entry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listed_then_gone_is_left_out_by_every_listing() {
+    let store = Arc::new(Vanishing::default());
+    let a = Archive::from_store(store.clone(), "memory://vanishing");
+    let orgs = [
+        org(),
+        OrganizerId::parse("99999999-2222-3333-4444-555555555555").unwrap(),
+    ];
+    let (digest, size) = store_blob(&a, b"bytes").await;
+    for (n, o) in orgs.iter().enumerate() {
+        let mut m = manifest_for(&format!("rec-{n}"), digest, size);
+        m.organizer_id = o.clone();
+        a.put_manifest(&m).await.unwrap();
+        a.save_state(&OrganizerState::new(Kind::Recordings, o.clone()))
+            .await
+            .unwrap();
+        let entry = recarch_store::MeetingEntry {
+            kind: KIND_CALL_RECORDING.into(),
+            id: format!("rec-{n}"),
+            manifest: Archive::manifest_key(o, &format!("rec-{n}")),
+            content_correlation_id: None,
+        };
+        a.add_to_meeting_index(o, "m", entry).await.unwrap();
+    }
+    for id in ["q-0", "q-1", "d-0", "d-1"] {
+        let item = QueuedItem::first_failure(id, serde_json::Value::Null, FailureClass::Transient, "x");
+        a.put_queued(Kind::Recordings, &org(), &item).await.unwrap();
+        if id.starts_with('d') {
+            a.dead_letter(Kind::Recordings, &org(), item, "given up").await.unwrap();
+        }
+    }
+    let leases = [
+        a.acquire_lease(&ShardId::new(0, 2), "run", Duration::from_secs(600))
+            .await
+            .unwrap(),
+        a.acquire_lease(&ShardId::new(1, 2), "run", Duration::from_secs(600))
+            .await
+            .unwrap(),
+    ];
+
+    // One of each is deleted between the listing and the read.
+    let gone = [
+        Archive::manifest_key(&orgs[1], "rec-1"),
+        format!("state/recordings/{}.json", orgs[1]),
+        recarch_store::meeting_key(&orgs[1], "m"),
+        format!("state/recordings/{}/queue/{}.json", org(), item_key("q-1")),
+        format!("state/recordings/{}/dead/{}.json", org(), item_key("d-1")),
+        "locks/1-of-2.json".to_owned(),
+    ];
+    store.gone.lock().unwrap().extend(gone.iter().cloned());
+
+    let manifests: Vec<_> = a.list_manifests().try_collect().await.unwrap();
+    assert_eq!(manifests.len(), 1);
+    assert_eq!(manifests[0].0, Archive::manifest_key(&org(), "rec-0"));
+    assert!(manifests[0].1.is_ok());
+    let of: Vec<Manifest> = a.manifests_of(Kind::Recordings, &orgs[1]).try_collect().await.unwrap();
+    assert!(of.is_empty(), "{of:?}");
+    let mut read = a.read_manifests(4).await.unwrap();
+    let mut stored = Vec::new();
+    while let Some(item) = read.next().await {
+        match item {
+            recarch_store::ManifestRead::Stored(m) => stored.push(m.key),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(stored, [Archive::manifest_key(&org(), "rec-0")]);
+    let states = a.list_states(Kind::Recordings).await.unwrap();
+    assert_eq!(states.iter().map(|s| &s.organizer_id).collect::<Vec<_>>(), [&org()]);
+    let indexes: Vec<_> = a.meeting_indexes().try_collect().await.unwrap();
+    assert_eq!(indexes.len(), 1);
+    assert_eq!(indexes[0].0, recarch_store::meeting_key(&org(), "m"));
+    let queued = a.list_queued(Kind::Recordings, &org()).await.unwrap();
+    assert_eq!(queued.len(), 1);
+    assert_eq!(queued[0].as_ref().unwrap().id, "q-0");
+    let dead = a.list_dead_letters(Kind::Recordings, &org()).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].as_ref().unwrap().item.id, "d-0");
+    let held = a.leases().await.unwrap();
+    assert_eq!(held.len(), 1);
+    assert_eq!(held[0].as_ref().unwrap().shard, ShardId::new(0, 2));
+    drop(leases);
+}
+
 // ------------------------------------------------------------------ proptest
 
 fn split_at_cuts(bytes: &[u8], cuts: &[usize]) -> Vec<Bytes> {
@@ -1993,6 +2255,7 @@ conformance!(
     clean_staging_removes_debris,
     run_report_keys,
     listings_report_corrupt_objects,
+    typed_reads_of_leases_manifests_and_meeting_indexes,
     full_flow_leaves_only_the_layout,
     reclaim_cleans_staging,
     lease_of_a_dead_local_process_is_taken_over,

@@ -1,0 +1,251 @@
+//! [`Archive`]: an object store narrowed to the archive's prefix, plus the conventions of the
+//! layout. The operations live beside it, one file per job: opening a store (`open`), blobs and
+//! staging (`blobs`), manifests (`manifests`), organizer state (`state`) and run reports
+//! (`reports`); queues, leases, meeting indexes and multipart uploads have modules of their own
+//! at the crate's root.
+
+mod backend;
+mod blobs;
+mod manifests;
+mod open;
+mod reports;
+mod state;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload, UpdateVersion};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+pub(crate) use backend::Backend;
+pub use blobs::{BlobCommit, Staged};
+pub use manifests::{ManifestRead, ManifestWrite, StoredManifest};
+pub use open::redact_url;
+pub use reports::RunReportRef;
+
+use crate::StoreError;
+use crate::extensions::{Extensions, NoExtensions};
+use crate::layout::path;
+
+/// Default size of the parts of a staging upload in the store (S3 requires at least 5 MiB).
+pub const DEFAULT_PART_SIZE: usize = 8 * 1024 * 1024;
+/// Default size of the parts of an upload of a spooled file (S3, Azure): S3's smallest.
+/// Each upload holds one part in memory, so at concurrency 8 this is 40 MiB of buffers
+/// (8 MiB parts: 64 MiB, and 113 MiB peak RSS against 100 or less with 5 MiB on Azurite).
+/// A file of over 10 000 parts (48.8 GiB) is sent in larger parts.
+pub const SPOOL_PART_SIZE: usize = 5 * 1024 * 1024;
+/// Smallest part S3 accepts in a multipart upload (except the last part); smaller part
+/// sizes asked of an S3 archive are raised to this.
+pub const S3_MIN_PART_SIZE: usize = 5 * 1024 * 1024;
+/// Default number of parts of one staging upload in flight at once.
+pub const DEFAULT_PART_CONCURRENCY: usize = 4;
+/// How many objects are fetched at once when listing manifests or states.
+const LIST_FETCH_CONCURRENCY: usize = 8;
+
+/// An archive: an object store (already narrowed to the archive's prefix) plus the
+/// conventions of the layout.
+///
+/// Cheap to clone; clones share the store.
+#[derive(Clone)]
+pub struct Archive {
+    /// The store, narrowed to the archive's prefix.
+    pub(crate) store: Arc<dyn ObjectStore>,
+    /// The store [`Archive::probe`] talks to: on S3 and Azure the same store with brief
+    /// retries, elsewhere `store` itself.
+    probe_store: Arc<dyn ObjectStore>,
+    /// The archive URL without credentials or query, for messages.
+    display_url: String,
+    /// How blobs are written: stage and link (local disk), spooled upload (S3, Azure) or
+    /// multipart upload in the store (in memory).
+    pub(crate) backend: Backend,
+    /// Size of the parts of an upload (see [`Archive::with_upload_parts`]).
+    pub(crate) part_size: usize,
+    /// Parts of one upload in flight at once.
+    pub(crate) part_concurrency: usize,
+    /// Smallest part size the backend accepts ([`S3_MIN_PART_SIZE`] on S3, else 1).
+    min_part_size: usize,
+    /// The version (ETag / object version) of each state document as this archive last read
+    /// or wrote it, so that the next write replaces exactly that version (shared by clones).
+    state_versions: Arc<std::sync::Mutex<std::collections::HashMap<String, UpdateVersion>>>,
+    /// Serialise updates of one document (meeting index, versioned manifest) in this process
+    /// (shared by clones; see the `document` module).
+    pub(crate) document_locks: Arc<[tokio::sync::Mutex<()>; crate::document::LOCK_STRIPES]>,
+    /// What the backend is asked beyond `object_store` (S3 archives opened from a URL: listing
+    /// and aborting incomplete multipart uploads; nothing elsewhere).
+    pub(crate) extensions: Arc<dyn Extensions>,
+}
+
+impl fmt::Debug for Archive {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Archive")
+            .field("url", &self.display_url)
+            .field("store", &format_args!("{}", self.store))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Archive {
+    fn build(store: Arc<dyn ObjectStore>, display_url: String, backend: Backend) -> Self {
+        Self {
+            probe_store: Arc::clone(&store),
+            store,
+            display_url,
+            backend,
+            part_size: DEFAULT_PART_SIZE,
+            part_concurrency: DEFAULT_PART_CONCURRENCY,
+            min_part_size: 1,
+            state_versions: Arc::default(),
+            document_locks: Arc::new(std::array::from_fn(|_| tokio::sync::Mutex::new(()))),
+            extensions: Arc::new(NoExtensions),
+        }
+    }
+
+    fn with_min_part_size(mut self, min: usize) -> Self {
+        self.min_part_size = min;
+        self.part_size = self.part_size.max(min);
+        self
+    }
+
+    fn with_extensions(mut self, extensions: Arc<dyn Extensions>) -> Self {
+        self.extensions = extensions;
+        self
+    }
+
+    fn with_probe_store(mut self, probe_store: Arc<dyn ObjectStore>) -> Self {
+        self.probe_store = probe_store;
+        self
+    }
+
+    /// The store [`Archive::probe`] talks to.
+    pub(crate) fn probe_store(&self) -> &Arc<dyn ObjectStore> {
+        &self.probe_store
+    }
+
+    /// Sets the part size and the number of parts in flight for [`Archive::stage`]
+    /// (defaults: [`DEFAULT_PART_SIZE`], or [`SPOOL_PART_SIZE`] for S3 and Azure archives,
+    /// and [`DEFAULT_PART_CONCURRENCY`]; local-disk archives write no parts). Both are at least 1.
+    /// S3 rejects parts under 5 MiB (except the last), so on an archive opened from an S3
+    /// URL the part size is at least [`S3_MIN_PART_SIZE`] whatever is asked. Memory use per
+    /// staged upload is about `part_size * (part_concurrency + 1)`; an upload of a spooled
+    /// file (S3, Azure) holds one part.
+    pub fn with_upload_parts(mut self, part_size: usize, part_concurrency: usize) -> Self {
+        self.part_size = part_size.max(self.min_part_size).max(1);
+        self.part_concurrency = part_concurrency.max(1);
+        self
+    }
+
+    /// Spools downloads to files under `dir` (per shard) and uploads each blob once under its
+    /// final name (see the `spool` module docs), instead of staging it in the store and
+    /// copying it. The default for S3 and Azure archives (under the system's temporary
+    /// directory); has no effect on local-disk archives, where staging is a rename.
+    ///
+    /// Files go under `<dir>/<tag>/<shard>/`, where the tag is derived from the archive's
+    /// URL: runs of different archives sharing a directory (and a shard name) never touch
+    /// each other's files; runs of one shard of one archive are kept apart by its lease.
+    pub fn with_spool_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        if !matches!(self.backend, Backend::Local { .. }) {
+            let tag = hex::encode(&Sha256::digest(self.display_url.as_bytes())[..8]);
+            self.backend = Backend::Spooled {
+                dir: dir.into().join(tag),
+            };
+        }
+        self
+    }
+
+    /// The spool directory in use, if any (see [`Archive::with_spool_dir`]).
+    pub fn spool_dir(&self) -> Option<&std::path::Path> {
+        self.backend.spool_dir()
+    }
+
+    /// The directory of a local-disk archive (`None` on S3, Azure and in memory).
+    pub fn local_root(&self) -> Option<&std::path::Path> {
+        self.backend.local_root()
+    }
+
+    /// The part size [`Archive::stage`] uses (see [`Archive::with_upload_parts`]).
+    pub fn part_size(&self) -> usize {
+        self.part_size
+    }
+
+    /// How many uploads are worth staging at once per download in flight, for a caller that
+    /// lets the end of one upload overlap the next download (as `recarch run` does). One
+    /// upload staged in the store buffers at most `part_size * (part_concurrency + 1)` bytes,
+    /// one upload of a spooled file one part, one blob written on local disk about 2 MiB.
+    ///
+    /// On local disk, finishing an upload is mostly waiting for fsync while its few small
+    /// parts drain at disk speed: two per download keep the network busy (measured: +15-20 %)
+    /// for little memory. On S3, Azure and in memory, finishing means sending the buffered
+    /// parts, which overlapping would not speed up; one per download keeps memory at one
+    /// upload's buffers per download (measured on the emulators at concurrency 8: 250-280 MiB
+    /// peak with one, up to 470 MiB with two).
+    pub fn staged_uploads_per_download(&self) -> usize {
+        self.backend.staged_uploads_per_download()
+    }
+
+    /// The archive URL with credentials and query stripped, for messages.
+    pub fn display_url(&self) -> &str {
+        &self.display_url
+    }
+
+    /// The underlying store, rooted at the archive's prefix: for tests that plant or inspect
+    /// raw objects, and for no other code. Everything the archive holds has a typed
+    /// operation on [`Archive`] that keeps the layout's rules (keys, create-only writes,
+    /// versions, the listing rule), which raw access would bypass; `recarch` itself never
+    /// calls this.
+    #[doc(hidden)]
+    pub fn object_store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    // -------------------------------------------------------------- helpers
+
+    /// Metadata of `key`, `None` if absent.
+    pub(crate) async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, StoreError> {
+        match self.store.head(&path(key)).await {
+            Ok(meta) => Ok(Some(meta)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(StoreError::from_backend(key, e)),
+        }
+    }
+
+    /// Content of `key`, `None` if absent.
+    pub(crate) async fn get_bytes(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
+        Ok(self.get_with_meta(key).await?.map(|(bytes, _)| bytes))
+    }
+
+    /// Content and metadata of `key`, `None` if absent.
+    pub(crate) async fn get_with_meta(&self, key: &str) -> Result<Option<(Bytes, ObjectMeta)>, StoreError> {
+        let got = match self.store.get(&path(key)).await {
+            Ok(got) => got,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(StoreError::from_backend(key, e)),
+        };
+        let meta = got.meta.clone();
+        match got.bytes().await {
+            Ok(bytes) => Ok(Some((bytes, meta))),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(StoreError::from_backend(key, e)),
+        }
+    }
+
+    /// Deletes `key`; absent is fine.
+    pub(crate) async fn delete_quietly(&self, key: &str) -> Result<(), StoreError> {
+        match self.store.delete(&path(key)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(StoreError::from_backend(key, e)),
+        }
+    }
+}
+
+/// Pretty JSON with a trailing newline.
+pub(crate) fn to_json<T: Serialize + ?Sized>(key: &str, value: &T) -> Result<PutPayload, StoreError> {
+    let mut body = serde_json::to_vec_pretty(value).map_err(|e| StoreError::Rejected {
+        key: key.to_owned(),
+        reason: format!("cannot serialize: {e}"),
+    })?;
+    body.push(b'\n');
+    Ok(PutPayload::from(body))
+}

@@ -131,6 +131,7 @@
 #![allow(clippy::result_large_err)]
 
 mod assertion;
+mod body;
 mod conn;
 mod delta;
 mod directory;
@@ -144,7 +145,6 @@ mod util;
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -854,7 +854,7 @@ struct Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        self.shared.shutting_down.store(true, Ordering::Relaxed);
+        self.shared.meter.shut_down();
         self.shutdown.send_replace(true);
     }
 }
@@ -909,7 +909,7 @@ impl GraphSim {
     /// waits (up to 5 s) for the servers to finish. Idempotent. The simulated
     /// data and stats stay readable.
     pub async fn shutdown(&self) {
-        self.inner.shared.shutting_down.store(true, Ordering::Relaxed);
+        self.inner.shared.meter.shut_down();
         self.inner.shutdown.send_replace(true);
         let tasks = std::mem::take(&mut *lock(&self.inner.tasks));
         for task in tasks {
@@ -1258,7 +1258,7 @@ impl GraphSim {
 
     /// A snapshot of the counters and the request log.
     pub fn stats(&self) -> SimStats {
-        let bytes = self.shared().bytes_sent.load(Ordering::Relaxed);
+        let bytes = self.shared().meter.bytes_sent();
         lock(&self.shared().stats).snapshot(bytes)
     }
 
@@ -1266,7 +1266,7 @@ impl GraphSim {
     pub fn reset_stats(&self) {
         let mut s = lock(&self.shared().stats);
         *s = model::StatsData::default();
-        self.shared().bytes_sent.store(0, Ordering::Relaxed);
+        self.shared().meter.reset();
     }
 
     /// Adds a contact named `display_name` to `user`'s `folder` and returns

@@ -1,7 +1,7 @@
 //! The simulator's shared state: tenant data, issued tokens, faults and stats.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
@@ -11,8 +11,9 @@ use bytes::Bytes;
 use chrono::{DateTime, TimeZone as _, Utc};
 
 use crate::assertion::IdentityState;
+use crate::body::{Meter, Source};
 use crate::directory::{Directory, MemberRound, UserQuery};
-use crate::rng::{Rng, Source, domain, hex, mix64};
+use crate::rng::{Rng, domain, hex, mix64};
 use crate::transcript;
 use crate::util::{encode_segment, encode_token};
 use crate::{
@@ -36,10 +37,9 @@ pub(crate) struct Shared {
     pub(crate) stats: Mutex<StatsData>,
     /// Registered certificates and federated tokens, and the `jti`s seen.
     pub(crate) identity: Mutex<IdentityState>,
-    /// Content bytes handed to the HTTP layer (both origins).
-    pub(crate) bytes_sent: AtomicU64,
-    /// Set once shutdown starts: streaming bodies abort promptly.
-    pub(crate) shutting_down: AtomicBool,
+    /// Content bytes handed to the HTTP layer (both origins), and whether
+    /// shutdown has started: what every content body reports to and watches.
+    pub(crate) meter: Arc<Meter>,
     request_counter: AtomicU64,
 }
 
@@ -53,8 +53,7 @@ impl Shared {
             faults: Mutex::new(FaultState::default()),
             stats: Mutex::new(StatsData::default()),
             identity: Mutex::new(IdentityState::default()),
-            bytes_sent: AtomicU64::new(0),
-            shutting_down: AtomicBool::new(false),
+            meter: Arc::new(Meter::default()),
             request_counter: AtomicU64::new(0),
         }
     }

@@ -11,7 +11,7 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::header::{
     ACCEPT_RANGES, AUTHORIZATION, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, HeaderName, HeaderValue,
-    LOCATION, PRAGMA, RANGE, WWW_AUTHENTICATE,
+    LOCATION, PRAGMA, WWW_AUTHENTICATE,
 };
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, StatusCode};
@@ -19,9 +19,9 @@ use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 
 use crate::assertion::{self, Accepted, Refusal};
+use crate::body::{ByteRange, ContentStream, parse_range};
 use crate::conn::ConnKill;
 use crate::model::{ApiVersion, ArtifactKind, Served, Shared, TRANSCRIPT_TAG, Transcript, lock};
-use crate::rng::ContentStream;
 use crate::test_keys::JWT_BEARER;
 use crate::util::{
     RequestIds, decode, decode_query_value, error_status, graph_error, graph_error_code, json_response, query_option,
@@ -1080,58 +1080,6 @@ fn download_error(status: StatusCode, code: &str, message: &str) -> Response {
     )
 }
 
-/// A parsed `Range` header.
-#[derive(Debug, PartialEq, Eq)]
-enum ByteRange {
-    /// No (usable) range: send everything.
-    Full,
-    /// Inclusive `[first, last]`.
-    Partial(u64, u64),
-    /// Not satisfiable for this size.
-    Unsatisfiable,
-}
-
-fn parse_range(headers: &HeaderMap, size: u64) -> ByteRange {
-    let Some(spec) = headers
-        .get(RANGE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().strip_prefix("bytes="))
-    else {
-        return ByteRange::Full;
-    };
-    if spec.contains(',') {
-        return ByteRange::Full;
-    }
-    let Some((a, b)) = spec.split_once('-') else {
-        return ByteRange::Full;
-    };
-    let (a, b) = (a.trim(), b.trim());
-    if a.is_empty() {
-        let Ok(n) = b.parse::<u64>() else {
-            return ByteRange::Full;
-        };
-        if n == 0 || size == 0 {
-            return ByteRange::Unsatisfiable;
-        }
-        return ByteRange::Partial(size.saturating_sub(n), size - 1);
-    }
-    let Ok(first) = a.parse::<u64>() else {
-        return ByteRange::Full;
-    };
-    let last = if b.is_empty() {
-        u64::MAX
-    } else {
-        match b.parse::<u64>() {
-            Ok(l) if l >= first => l,
-            _ => return ByteRange::Full,
-        }
-    };
-    if first >= size {
-        return ByteRange::Unsatisfiable;
-    }
-    ByteRange::Partial(first, last.min(size - 1))
-}
-
 /// Streams what `served` names (or the requested range of it) with its media
 /// type.
 fn serve_payload(shared: &Arc<Shared>, served: &Served, headers: &HeaderMap) -> Response {
@@ -1152,7 +1100,7 @@ fn serve_payload(shared: &Arc<Shared>, served: &Served, headers: &HeaderMap) -> 
         // A permanently truncated body does not use up a pending drop.
         let cut = shared.always_truncated(&served.id) || shared.take_drop_mid_body();
         let abort_at = cut.then(|| start + len / 2);
-        let stream = ContentStream::new(Arc::clone(shared), served.source.clone(), start, end, abort_at);
+        let stream = ContentStream::new(Arc::clone(&shared.meter), served.source.clone(), start, end, abort_at);
         match shared.content_rate() {
             None => Body::from_stream(stream),
             // A slow network: each chunk is held back as long as the rate says it takes.
@@ -1178,28 +1126,6 @@ fn serve_payload(shared: &Arc<Shared>, served: &Served, headers: &HeaderMap) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn range(v: &str, size: u64) -> ByteRange {
-        let mut h = HeaderMap::new();
-        h.insert(RANGE, HeaderValue::from_str(v).expect("valid header"));
-        parse_range(&h, size)
-    }
-
-    #[test]
-    fn ranges() {
-        assert_eq!(range("bytes=0-9", 100), ByteRange::Partial(0, 9));
-        assert_eq!(range("bytes=90-", 100), ByteRange::Partial(90, 99));
-        assert_eq!(range("bytes=90-1000", 100), ByteRange::Partial(90, 99));
-        assert_eq!(range("bytes=-10", 100), ByteRange::Partial(90, 99));
-        assert_eq!(range("bytes=-1000", 100), ByteRange::Partial(0, 99));
-        assert_eq!(range("bytes=100-", 100), ByteRange::Unsatisfiable);
-        assert_eq!(range("bytes=-0", 100), ByteRange::Unsatisfiable);
-        assert_eq!(range("bytes=0-", 0), ByteRange::Unsatisfiable);
-        assert_eq!(range("bytes=5-1", 100), ByteRange::Full);
-        assert_eq!(range("bytes=0-1,5-6", 100), ByteRange::Full);
-        assert_eq!(range("items=0-1", 100), ByteRange::Full);
-        assert_eq!(range("bytes=x-1", 100), ByteRange::Full);
-    }
 
     #[test]
     fn functions() {

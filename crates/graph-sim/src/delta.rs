@@ -13,16 +13,15 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::Response;
 use serde_json::Value;
 
+use crate::faults::{FaultFlags, SyncLocation, TRANSCRIPTS_DISABLED_MESSAGE, Target};
+use crate::http::{
+    ApiVersion, ODATA_JSON, RequestIds, bad_request, decode_query_value, encode_segment, format_datetime, graph_error,
+    json_response, mailbox_error, method_not_allowed, parse_datetime, query_option, raw_query_pairs, set_header,
+};
 use crate::model::{
-    ApiVersion, ArtifactKind, ArtifactQuery, CONTACT_PROPERTIES, ContactQuery, Data, FaultFlags, Round, Shared,
-    SyncState, lock,
+    ArtifactKind, ArtifactQuery, CONTACT_PROPERTIES, ContactQuery, Data, Round, Shared, SyncState, lock,
 };
-use crate::server::{authenticate, check_throttle, method_not_allowed, payment_required};
-use crate::util::{
-    ODATA_JSON, RequestIds, decode_query_value, encode_segment, format_datetime, graph_error, json_response,
-    parse_datetime, query_option, raw_query_pairs, set_header,
-};
-use crate::{SyncLocation, TRANSCRIPTS_DISABLED_MESSAGE, Target};
+use crate::server::{authenticate, check_throttle, payment_required};
 
 static PREFERENCE_APPLIED: HeaderName = HeaderName::from_static("preference-applied");
 
@@ -44,10 +43,6 @@ pub(crate) fn token_param<'a>(ids: &RequestIds, pairs: &[(String, &'a str)]) -> 
         (None, Some(t)) => Ok(TokenParam::Delta(t)),
         (None, None) => Ok(TokenParam::None),
     }
-}
-
-pub(crate) fn bad_request(ids: &RequestIds, message: &str) -> Response {
-    graph_error(ids, StatusCode::BAD_REQUEST, "BadRequest", message)
 }
 
 /// Looks a raw token up. `Ok(state)` if valid; otherwise the 400 / 410 answer.
@@ -556,7 +551,7 @@ pub(crate) fn contacts(
         return resp;
     }
     if let Some(fault) = shared.mailbox_fault(user) {
-        return fault.response(ids);
+        return mailbox_error(ids, fault);
     }
     let flags = shared.fault_flags();
     let prefer = prefer_max_page_size(&parts.headers);

@@ -19,15 +19,35 @@ use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use serde_json::{Map, Value};
 
-use crate::delta::{TokenParam, bad_request, lookup_token, page_json, paginate, token_param};
-use crate::model::{ApiVersion, Data, Removal, Round, Shared, SyncState, lock};
-use crate::rng::{Rng, domain};
-use crate::server::{authenticate, check_throttle, method_not_allowed};
-use crate::util::{
-    ODATA_JSON, RequestIds, decode_query_value, encode_segment, graph_error, json_response, query_option,
-    raw_query_pairs,
+use crate::delta::{TokenParam, lookup_token, page_json, paginate, token_param};
+use crate::faults::Target;
+use crate::http::{
+    ApiVersion, ODATA_JSON, RequestIds, bad_request, decode_query_value, encode_segment, graph_error, json_response,
+    method_not_allowed, query_option, raw_query_pairs,
 };
-use crate::{Target, UserType};
+use crate::model::{Data, Removal, Round, Shared, SyncState, lock};
+use crate::rng::{Rng, domain};
+use crate::server::{authenticate, check_throttle};
+
+/// A directory user's `userType`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum UserType {
+    /// A member of the tenant (`"Member"`).
+    #[default]
+    Member,
+    /// A guest (B2B) user (`"Guest"`).
+    Guest,
+}
+
+impl UserType {
+    /// The `userType` value Graph sends.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserType::Member => "Member",
+            UserType::Guest => "Guest",
+        }
+    }
+}
 
 /// User properties `$select` may name (others are ignored).
 const USER_PROPERTIES: &[&str] = &[

@@ -16,14 +16,14 @@ use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use serde_json::Value;
 
-use crate::Target;
-use crate::delta::{bad_request, page_json};
-use crate::model::{ApiVersion, Shared, lock};
-use crate::server::{authenticate, check_throttle, method_not_allowed};
-use crate::util::{
-    ODATA_JSON, RequestIds, decode_query_value, encode_segment, graph_error, json_response, query_option,
-    raw_query_pairs,
+use crate::delta::page_json;
+use crate::faults::Target;
+use crate::http::{
+    ApiVersion, ODATA_JSON, RequestIds, bad_request, decode_query_value, encode_segment, graph_error, json_response,
+    mailbox_error, method_not_allowed, query_option, raw_query_pairs,
 };
+use crate::model::{Shared, lock};
+use crate::server::{authenticate, check_throttle};
 
 /// The count, the method, authentication and a pending throttle.
 fn admit(shared: &Shared, ids: &RequestIds, parts: &Parts, user: &str) -> Result<(), Response> {
@@ -36,7 +36,7 @@ fn admit(shared: &Shared, ids: &RequestIds, parts: &Parts, user: &str) -> Result
         return Err(resp);
     }
     if let Some(fault) = shared.mailbox_fault(user) {
-        return Err(fault.response(ids));
+        return Err(mailbox_error(ids, fault));
     }
     Ok(())
 }

@@ -132,21 +132,23 @@
 
 mod assertion;
 mod body;
+mod config;
 mod conn;
 mod delta;
 mod directory;
+mod faults;
 mod folders;
+mod http;
 mod model;
 mod rng;
 mod server;
+mod stats;
 pub mod test_keys;
-mod transcript;
-mod util;
+mod vtt;
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use sha2::{Digest as _, Sha256};
@@ -156,243 +158,18 @@ use tokio::task::JoinHandle;
 
 use crate::assertion::RegisteredCert;
 pub use crate::assertion::{AssertionRejection, CertificateError};
+pub use crate::config::{ContentMode, SimConfig};
 use crate::conn::{ConnKill, KillableListener};
-use crate::model::{Contact, Removal, Shared, Throttle, contact_stamp, lock};
+pub use crate::directory::UserType;
+pub use crate::faults::{
+    CredentialRejection, MailboxFault, RedirectStyle, RetryAfter, SyncLocation, TRANSCRIPTS_DISABLED_MESSAGE, Target,
+};
+use crate::faults::{FaultState, Throttle};
+use crate::http::encode_segment;
+use crate::model::{Contact, Removal, Shared, contact_stamp, lock};
 use crate::rng::{content_piece, fill_content};
-use crate::util::encode_segment;
-
-/// Configuration of a [`GraphSim`].
-#[derive(Debug, Clone)]
-pub struct SimConfig {
-    /// The tenant id accepted by the token endpoint
-    /// (default `9188040d-6c67-4c5b-b112-36a304b66dad`).
-    pub tenant_id: String,
-    /// The application (client) id accepted by the token endpoint
-    /// (default `00000000-0000-0000-0000-0000000000c1`).
-    pub client_id: String,
-    /// The client secret accepted by the token endpoint (default `sim-secret`).
-    pub client_secret: String,
-    /// Lifetime (`expires_in`) of issued access tokens, enforced on use
-    /// (default 3600 s).
-    pub token_lifetime: Duration,
-    /// Default page size of delta pages (default 10; 0 is treated as 1).
-    pub page_size: usize,
-    /// How recording and transcript content is served (default
-    /// [`ContentMode::Redirect`]).
-    pub content_mode: ContentMode,
-    /// Seed of every generated id, timestamp, token and content byte (default 42).
-    pub seed: u64,
-}
-
-impl Default for SimConfig {
-    fn default() -> Self {
-        SimConfig {
-            tenant_id: "9188040d-6c67-4c5b-b112-36a304b66dad".to_owned(),
-            client_id: "00000000-0000-0000-0000-0000000000c1".to_owned(),
-            client_secret: "sim-secret".to_owned(),
-            token_lifetime: Duration::from_secs(3600),
-            page_size: 10,
-            content_mode: ContentMode::Redirect,
-            seed: 42,
-        }
-    }
-}
-
-/// How the graph content endpoints serve recording and transcript bytes
-/// (transcript metadata is always served directly).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ContentMode {
-    /// `200 OK` with the bytes, straight from the graph origin.
-    Direct,
-    /// `302 Found` to a pre-authenticated URL on the download origin.
-    #[default]
-    Redirect,
-    /// Recordings with an even serial number (0, 2, ... in order of creation
-    /// across all organizers) direct, odd ones redirect; the same for
-    /// transcripts, counted on their own.
-    Alternate,
-}
-
-/// Which endpoint a throttle fault applies to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Target {
-    /// The token endpoint.
-    Token,
-    /// Delta requests (recordings, transcripts and contacts; `/users/delta`
-    /// is [`Target::Directory`]).
-    Delta,
-    /// The content endpoints on the graph origin (recording content,
-    /// transcript content and transcript metadata).
-    Content,
-    /// The download origin.
-    Download,
-    /// The directory endpoints (`/users/{id}`, `/users/delta`,
-    /// `/groups/{id}/transitiveMembers…`).
-    Directory,
-    /// The contact folder endpoints (`/users/{id}/contactFolders`,
-    /// `…/contactFolders/{id}` and `…/contactFolders/{id}/childFolders`).
-    ContactFolders,
-}
-
-impl Target {
-    pub(crate) fn index(self) -> usize {
-        match self {
-            Target::Token => 0,
-            Target::Delta => 1,
-            Target::Content => 2,
-            Target::Download => 3,
-            Target::Directory => 4,
-            Target::ContactFolders => 5,
-        }
-    }
-}
-
-/// How a throttle sends `Retry-After` (see [`Faults::throttle_with`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum RetryAfter {
-    /// No `Retry-After` header.
-    #[default]
-    None,
-    /// `Retry-After: N` (delta-seconds).
-    Seconds(u64),
-    /// `Retry-After` as an HTTP-date (IMF-fixdate, e.g.
-    /// `Wed, 21 Oct 2026 07:28:00 GMT`) at least `N` seconds after the answer
-    /// is made: the instant is rounded up to the next whole second, so a client
-    /// that waits until that date never waits less than `N` seconds.
-    Date(u64),
-}
-
-/// What an expired sync token's `410 Gone` says in `Location` (see
-/// [`Faults::expire_sync_state_with`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum SyncLocation {
-    /// No `Location` header.
-    #[default]
-    None,
-    /// A fresh initial request that keeps every option the round was started
-    /// with: `startDateTime` / `endDateTime` inside the function's parentheses
-    /// (the same instants, written back in UTC), `$select` and `$top` for
-    /// recordings; `$select` for contacts. Following it restarts the same sync.
-    Fresh,
-    /// A fresh initial request without any of those options (e.g.
-    /// `getAllRecordings(meetingOrganizerUserId='…')/delta` without its
-    /// `startDateTime`): a client that follows it widens its range. Equal to
-    /// `Fresh` for a round that was started without options.
-    DropsOptions,
-    /// `Fresh` as a relative reference (`/v1.0/users/…`, without scheme and host), which a
-    /// client resolves against the URL that answered 410.
-    Relative,
-}
-
-impl SyncLocation {
-    /// Whether the `Location` keeps the round's options (`Fresh` and `Relative`).
-    pub(crate) fn keeps_options(self) -> bool {
-        matches!(self, SyncLocation::Fresh | SyncLocation::Relative)
-    }
-}
-
-/// How the graph content endpoint redirects (see [`Faults::redirect_style`]).
-///
-/// It only applies to recordings whose content the [`ContentMode`] redirects.
-/// Every hop is signed for its recording, so a chain keeps working if the
-/// style changes while a client is on it. Hops on the graph origin need no
-/// bearer token (they are pre-authenticated by their signature), but do not
-/// mind one either, except where [`SimStats::auth_header_after_leaving_graph`]
-/// says otherwise.
-///
-/// A downgrade (`https` → `http`) cannot be simulated: both origins are plain
-/// `http` on loopback.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum RedirectStyle {
-    /// `302` with an absolute `Location` on the download origin, which serves
-    /// the bytes (one hop).
-    #[default]
-    Absolute,
-    /// Two hops with relative `Location`s, both on the graph origin: the
-    /// content endpoint answers `302 Location: stream?sig=…` (a path-relative
-    /// reference: resolved against the content URL it names
-    /// `…/recordings/{id}/stream?sig=…`), which answers
-    /// `302 Location: /hops/…/bytes` (an absolute-path reference), which serves
-    /// the bytes. A client that resolves either reference against anything but
-    /// the URL of the hop that sent it (the origin, the API base, the download
-    /// origin, or by appending) gets `404`.
-    Relative,
-    /// `n` hops (clamped to `1..=32`): `n - 1` absolute redirects on the graph
-    /// origin (`/hops/…/chain/{remaining}`), then one to the download origin,
-    /// which serves the bytes. `Chain(1)` is `Absolute`.
-    Chain(u32),
-    /// Graph origin → download origin (`/bounce/…`) → back to the graph origin
-    /// (`/hops/…/bounced`), which serves the bytes without needing a token and
-    /// counts an `Authorization` header in
-    /// [`SimStats::auth_header_after_leaving_graph`] (the chain had left the
-    /// graph origin, so a correct client no longer sends its token).
-    Bounce,
-}
-
-/// A token-endpoint answer that refuses the credentials themselves (see
-/// [`Faults::reject_credentials`]), with the status, `error` and AADSTS code
-/// the Microsoft identity platform sends for it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CredentialRejection {
-    /// `401 invalid_client`, AADSTS7000215: invalid client secret.
-    InvalidSecret,
-    /// `401 invalid_client`, AADSTS7000222: the client secret has expired.
-    ExpiredSecret,
-    /// `400 unauthorized_client`, AADSTS700016: application not found in the
-    /// directory.
-    UnknownClient,
-    /// `400 unauthorized_client`, AADSTS7000112: the application is disabled.
-    DisabledClient,
-    /// `400 invalid_request`, AADSTS90002: tenant not found.
-    UnknownTenant,
-}
-
-/// A directory user's `userType`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum UserType {
-    /// A member of the tenant (`"Member"`).
-    #[default]
-    Member,
-    /// A guest (B2B) user (`"Guest"`).
-    Guest,
-}
-
-impl UserType {
-    /// The `userType` value Graph sends.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            UserType::Member => "Member",
-            UserType::Guest => "Guest",
-        }
-    }
-}
-
-/// Which of the two servers received a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Origin {
-    /// The graph origin (Graph API and token endpoint).
-    Graph,
-    /// The download origin (pre-authenticated content URLs).
-    Download,
-}
-
-/// One request as received by the simulator.
-#[derive(Debug, Clone)]
-pub struct RequestRecord {
-    /// When the request arrived.
-    pub at: Instant,
-    /// Which server received it.
-    pub origin: Origin,
-    /// The HTTP method.
-    pub method: String,
-    /// The raw request target (path and query) exactly as received.
-    pub path_and_query: String,
-    /// The response status; `0` when the connection was closed without a
-    /// response ([`Faults::token_connection_reset`]).
-    pub status: u16,
-    /// Whether the request carried an `Authorization` header (valid or not).
-    pub authorization: bool,
-}
+use crate::stats::StatsData;
+pub use crate::stats::{Origin, RequestRecord, SimStats};
 
 /// A recording as created in the simulator.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -450,95 +227,6 @@ pub struct ContactFolderInfo {
     pub display_name: String,
     /// `parentFolderId`: the default folder's id for a top-level folder.
     pub parent_folder_id: String,
-}
-
-/// A snapshot of the simulator's counters (see [`GraphSim::stats`]).
-#[derive(Clone, Debug, Default)]
-pub struct SimStats {
-    /// Requests to the token endpoint (any outcome).
-    pub token_requests: u64,
-    /// Delta requests, recordings and contacts (any outcome); `/users/delta`
-    /// counts in `directory_requests`, transcripts in
-    /// `transcript_delta_requests`.
-    pub delta_requests: u64,
-    /// Requests to the recording content endpoint on the graph origin (any
-    /// outcome); transcripts count in `transcript_content_requests_by_id`
-    /// and `transcript_metadata_requests_by_id`.
-    pub content_requests: u64,
-    /// Requests to the download origin (any outcome).
-    pub download_requests: u64,
-    /// Content bytes handed to the network, both origins: recordings,
-    /// transcripts and transcript metadata.
-    pub content_bytes_sent: u64,
-    /// Requests to the download origin that carried an `Authorization` header
-    /// (a correct client keeps this at 0).
-    pub auth_header_on_download_origin: u64,
-    /// Per recording id: logical downloads started, counted once at the graph
-    /// content endpoint when it answered `200`/`206` (direct) or `302`
-    /// (redirect), whether or not the body completed.
-    pub content_requests_by_id: BTreeMap<String, u64>,
-    /// Every request, in order of completion of its response head.
-    pub requests: Vec<RequestRecord>,
-    /// Graph requests answered 401 (missing, unknown, expired or revoked bearer).
-    pub unauthorized: u64,
-    /// Requests answered by an injected throttle (429 / 503).
-    pub throttled: u64,
-    /// Delta requests answered 410 Gone.
-    pub gone: u64,
-    /// Per recording or transcript id: content (and transcript metadata)
-    /// requests answered by a [`Faults::content_status`] fault, on any origin
-    /// and any redirect hop. These are not counted in
-    /// `content_requests_by_id` or the transcript counts.
-    pub content_refused_by_id: BTreeMap<String, u64>,
-    /// Token requests whose connection was reset without a response
-    /// ([`Faults::token_connection_reset`]); also counted in `token_requests`.
-    pub token_connections_reset: u64,
-    /// Recordings and transcripts delta requests answered 403 by
-    /// [`Faults::organizer_forbidden`].
-    pub forbidden: u64,
-    /// Requests to the graph origin's redirect-hop endpoints (see
-    /// [`RedirectStyle`]), any outcome. The content endpoint itself and the
-    /// download origin are not counted here.
-    pub redirect_hops: u64,
-    /// Requests that came back to the graph origin at the end of a
-    /// [`RedirectStyle::Bounce`] chain (which had already left it) carrying an
-    /// `Authorization` header. A correct client keeps this at 0.
-    pub auth_header_after_leaving_graph: u64,
-    /// Token requests whose `client_secret` was accepted.
-    pub client_secrets_accepted: u64,
-    /// Token requests whose certificate-signed `client_assertion` was
-    /// accepted (see [`GraphSim::register_certificate`]).
-    pub client_assertions_accepted: u64,
-    /// Token requests whose federated `client_assertion` was accepted (see
-    /// [`GraphSim::register_federated_token`]).
-    pub federated_assertions_accepted: u64,
-    /// Refused `client_assertion`s (either kind), by reason.
-    pub assertions_rejected: BTreeMap<AssertionRejection, u64>,
-    /// The last accepted certificate-signed assertion, decoded:
-    /// `{"header": {"alg", "typ", "x5t#S256", ...}, "claims": {"aud", "iss",
-    /// "sub", "jti", "nbf", "iat", "exp", ...}}`, exactly as the client sent
-    /// them.
-    pub last_client_assertion: Option<serde_json::Value>,
-    /// The last accepted federated token, verbatim.
-    pub last_federated_assertion: Option<String>,
-    /// Requests to the directory endpoints (`/users/{id}`, `/users/delta`,
-    /// `/groups/{id}/transitiveMembers…`), any outcome.
-    pub directory_requests: u64,
-    /// Transcript delta requests (`getAllTranscripts(…)/delta`), any outcome.
-    /// Not counted in `delta_requests`.
-    pub transcript_delta_requests: u64,
-    /// Per transcript id: logical downloads of its WebVTT content started,
-    /// counted like `content_requests_by_id` (a `200`/`206` or a `302` from
-    /// the graph content endpoint).
-    pub transcript_content_requests_by_id: BTreeMap<String, u64>,
-    /// Per transcript id: metadata requests answered `200`/`206`.
-    pub transcript_metadata_requests_by_id: BTreeMap<String, u64>,
-    /// Transcript requests (delta, content, metadata, redirect hops and the
-    /// download origin) answered 403 by [`Faults::transcripts_disabled`].
-    pub transcript_forbidden: u64,
-    /// Requests to the contact folder endpoints (`/contactFolders`,
-    /// `/contactFolders/{id}`, `/childFolders`), any outcome.
-    pub contact_folder_requests: u64,
 }
 
 /// Run-time fault switches, shared with the servers (cheap to clone).
@@ -800,43 +488,7 @@ impl Faults {
     /// Clears every pending fault and switch. Tokens already expired or
     /// revoked stay invalid.
     pub fn clear(&self) {
-        *lock(&self.shared.faults) = model::FaultState::default();
-    }
-}
-
-/// The message of the `403 Forbidden` that every transcript request gets
-/// while [`Faults::transcripts_disabled`] is on: what a tenant whose Teams
-/// meeting policy turns transcription off answers.
-pub const TRANSCRIPTS_DISABLED_MESSAGE: &str = "Application access to transcripts is disabled by tenant admin: transcription is turned off by the Teams meeting policy (AllowTranscription).";
-
-/// What a user's mailbox answers (see [`Faults::mailbox`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MailboxFault {
-    /// `404` `MailboxNotEnabledForRESTAPI`: a user with no Exchange Online
-    /// mailbox (unlicensed, on-premises, soft-deleted).
-    NotEnabled,
-    /// `403` `ErrorAccessDenied`: an Exchange application access policy (or
-    /// RBAC for Applications) keeps the app out of this mailbox.
-    AccessDenied,
-}
-
-impl MailboxFault {
-    /// The error response of this fault.
-    pub(crate) fn response(self, ids: &util::RequestIds) -> axum::response::Response {
-        match self {
-            MailboxFault::NotEnabled => util::graph_error(
-                ids,
-                axum::http::StatusCode::NOT_FOUND,
-                "MailboxNotEnabledForRESTAPI",
-                "The mailbox is either inactive, soft-deleted, or is hosted on-premise.",
-            ),
-            MailboxFault::AccessDenied => util::graph_error(
-                ids,
-                axum::http::StatusCode::FORBIDDEN,
-                "ErrorAccessDenied",
-                "Access to OData is disabled: the application is not allowed to access this mailbox.",
-            ),
-        }
+        *lock(&self.shared.faults) = FaultState::default();
     }
 }
 
@@ -1265,7 +917,7 @@ impl GraphSim {
     /// Zeroes every counter and clears the request log.
     pub fn reset_stats(&self) {
         let mut s = lock(&self.shared().stats);
-        *s = model::StatsData::default();
+        *s = StatsData::default();
         self.shared().meter.reset();
     }
 

@@ -1,6 +1,6 @@
 //! The simulator's shared state: tenant data, issued tokens, faults and stats.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
@@ -12,14 +12,18 @@ use chrono::{DateTime, TimeZone as _, Utc};
 
 use crate::assertion::IdentityState;
 use crate::body::{Meter, Source};
+use crate::config::SimConfig;
 use crate::directory::{Directory, MemberRound, UserQuery};
-use crate::rng::{Rng, domain, hex, mix64};
-use crate::transcript;
-use crate::util::{encode_segment, encode_token};
-use crate::{
-    AssertionRejection, ContactFolderInfo, CredentialRejection, Origin, RecordingInfo, RedirectStyle, RequestRecord,
-    RetryAfter, SimConfig, SimStats, SyncLocation, Target, TranscriptInfo,
+use crate::faults::{
+    CredentialRejection, FaultFlags, FaultState, MailboxFault, RedirectStyle, RetryAfter, SyncLocation, Target,
+    take_one,
 };
+use crate::http::ApiVersion;
+use crate::http::{encode_segment, encode_token};
+use crate::rng::{Rng, domain, hex, mix64};
+use crate::stats::{Origin, RequestRecord, StatsData};
+use crate::vtt;
+use crate::{ContactFolderInfo, RecordingInfo, TranscriptInfo};
 
 /// Locks `m`, ignoring poisoning (no code path panics while holding a lock, and
 /// the state stays consistent even if one did).
@@ -132,7 +136,7 @@ impl Shared {
     }
 
     /// The mailbox fault set for `user`, if any.
-    pub(crate) fn mailbox_fault(&self, user: &str) -> Option<crate::MailboxFault> {
+    pub(crate) fn mailbox_fault(&self, user: &str) -> Option<MailboxFault> {
         lock(&self.faults)
             .mailbox_faults
             .get(&user.to_ascii_lowercase())
@@ -335,22 +339,6 @@ pub(crate) struct Served {
     pub(crate) media_type: &'static str,
 }
 
-/// API version segment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ApiVersion {
-    Beta,
-    V1,
-}
-
-impl ApiVersion {
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            ApiVersion::Beta => "beta",
-            ApiVersion::V1 => "v1.0",
-        }
-    }
-}
-
 /// A simulated recording.
 #[derive(Debug, Clone)]
 pub(crate) struct Recording {
@@ -513,7 +501,7 @@ pub(crate) struct Transcript {
     pub(crate) content_url: String,
     pub(crate) metadata_url: String,
     pub(crate) content_key: u64,
-    /// Cues in the VTT body (see [`transcript::measure`]).
+    /// Cues in the VTT body (see [`vtt::measure`]).
     pub(crate) cues: usize,
     /// Length of the VTT body.
     pub(crate) size: u64,
@@ -575,7 +563,7 @@ impl Transcript {
             encode_segment(&id)
         );
         let content_key = mix64(seed ^ mix64(domain::TRANSCRIPT_CONTENT ^ mix64(serial)));
-        let (cues, size) = transcript::measure(content_key, requested_size);
+        let (cues, size) = vtt::measure(content_key, requested_size);
         Transcript {
             serial,
             id,
@@ -609,12 +597,12 @@ impl Transcript {
 
     /// The WebVTT body.
     pub(crate) fn vtt(&self) -> Vec<u8> {
-        transcript::vtt(self.content_key, self.cues)
+        vtt::vtt(self.content_key, self.cues)
     }
 
     /// The metadata body (JSON).
     pub(crate) fn metadata(&self) -> Vec<u8> {
-        transcript::metadata(self.content_key, self.cues)
+        vtt::metadata(self.content_key, self.cues)
     }
 
     fn served(&self, source: Source, size: u64, media_type: &'static str) -> Served {
@@ -1258,129 +1246,4 @@ pub(crate) fn contact_stamp(seq: u64) -> String {
         .unwrap_or_default()
         .format("%Y-%m-%dT%H:%M:%SZ")
         .to_string()
-}
-
-/// A pending throttle fault.
-#[derive(Debug, Clone)]
-pub(crate) struct Throttle {
-    pub(crate) status: u16,
-    pub(crate) retry_after: RetryAfter,
-    pub(crate) remaining: u32,
-}
-
-/// Uses up one of `pending` faults: `false` when none is left.
-fn take_one(pending: &mut u32) -> bool {
-    let left = pending.checked_sub(1);
-    if let Some(left) = left {
-        *pending = left;
-    }
-    left.is_some()
-}
-
-/// Pending and switched-on faults.
-#[derive(Debug, Default)]
-pub(crate) struct FaultState {
-    pub(crate) throttle: [Option<Throttle>; 6],
-    pub(crate) drop_mid_body: u32,
-    pub(crate) cut_pages: u32,
-    pub(crate) folder_ids_only: bool,
-    pub(crate) payment_required: bool,
-    pub(crate) empty_pages: bool,
-    pub(crate) duplicate_items: bool,
-    pub(crate) replay_older: usize,
-    pub(crate) top_drops_next_link: bool,
-    /// Content bytes per second per response, when limited.
-    pub(crate) content_rate: Option<u64>,
-    /// Recording id → status answered for its content.
-    pub(crate) content_status: HashMap<String, u16>,
-    /// Recording ids whose every body is cut short.
-    pub(crate) truncated: HashSet<String>,
-    /// Token requests still to be reset without a response.
-    pub(crate) token_connection_reset: u32,
-    pub(crate) reject_credentials: Option<CredentialRejection>,
-    /// Lowercase organizer ids whose recordings delta answers 403.
-    pub(crate) forbidden_organizers: HashSet<String>,
-    pub(crate) redirect_style: RedirectStyle,
-    /// The directory endpoints answer 403.
-    pub(crate) directory_forbidden: bool,
-    /// Every transcript request answers 403.
-    pub(crate) transcripts_disabled: bool,
-    /// Lowercase user ids whose mailbox requests (contact folders, contacts delta) fail.
-    pub(crate) mailbox_faults: HashMap<String, crate::MailboxFault>,
-}
-
-/// The boolean fault switches at one instant.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct FaultFlags {
-    pub(crate) payment_required: bool,
-    pub(crate) empty_pages: bool,
-    pub(crate) duplicate_items: bool,
-    pub(crate) top_drops_next_link: bool,
-}
-
-/// Mutable statistics (the byte counter lives in an atomic in [`Shared`]).
-#[derive(Debug, Default)]
-pub(crate) struct StatsData {
-    pub(crate) token_requests: u64,
-    pub(crate) delta_requests: u64,
-    pub(crate) content_requests: u64,
-    pub(crate) download_requests: u64,
-    pub(crate) auth_header_on_download_origin: u64,
-    pub(crate) content_requests_by_id: BTreeMap<String, u64>,
-    pub(crate) requests: Vec<RequestRecord>,
-    pub(crate) unauthorized: u64,
-    pub(crate) throttled: u64,
-    pub(crate) gone: u64,
-    pub(crate) content_refused_by_id: BTreeMap<String, u64>,
-    pub(crate) token_connections_reset: u64,
-    pub(crate) forbidden: u64,
-    pub(crate) redirect_hops: u64,
-    pub(crate) auth_header_after_leaving_graph: u64,
-    pub(crate) client_secrets_accepted: u64,
-    pub(crate) client_assertions_accepted: u64,
-    pub(crate) federated_assertions_accepted: u64,
-    pub(crate) assertions_rejected: BTreeMap<AssertionRejection, u64>,
-    pub(crate) last_client_assertion: Option<serde_json::Value>,
-    pub(crate) last_federated_assertion: Option<String>,
-    pub(crate) directory_requests: u64,
-    pub(crate) transcript_delta_requests: u64,
-    pub(crate) transcript_content_requests_by_id: BTreeMap<String, u64>,
-    pub(crate) transcript_metadata_requests_by_id: BTreeMap<String, u64>,
-    pub(crate) transcript_forbidden: u64,
-    pub(crate) contact_folder_requests: u64,
-}
-
-impl StatsData {
-    pub(crate) fn snapshot(&self, bytes: u64) -> SimStats {
-        SimStats {
-            token_requests: self.token_requests,
-            delta_requests: self.delta_requests,
-            content_requests: self.content_requests,
-            download_requests: self.download_requests,
-            content_bytes_sent: bytes,
-            auth_header_on_download_origin: self.auth_header_on_download_origin,
-            content_requests_by_id: self.content_requests_by_id.clone(),
-            requests: self.requests.clone(),
-            unauthorized: self.unauthorized,
-            throttled: self.throttled,
-            gone: self.gone,
-            content_refused_by_id: self.content_refused_by_id.clone(),
-            token_connections_reset: self.token_connections_reset,
-            forbidden: self.forbidden,
-            redirect_hops: self.redirect_hops,
-            auth_header_after_leaving_graph: self.auth_header_after_leaving_graph,
-            client_secrets_accepted: self.client_secrets_accepted,
-            client_assertions_accepted: self.client_assertions_accepted,
-            federated_assertions_accepted: self.federated_assertions_accepted,
-            assertions_rejected: self.assertions_rejected.clone(),
-            last_client_assertion: self.last_client_assertion.clone(),
-            last_federated_assertion: self.last_federated_assertion.clone(),
-            directory_requests: self.directory_requests,
-            transcript_delta_requests: self.transcript_delta_requests,
-            transcript_content_requests_by_id: self.transcript_content_requests_by_id.clone(),
-            transcript_metadata_requests_by_id: self.transcript_metadata_requests_by_id.clone(),
-            transcript_forbidden: self.transcript_forbidden,
-            contact_folder_requests: self.contact_folder_requests,
-        }
-    }
 }

@@ -18,19 +18,20 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 
+use crate::assertion::AssertionRejection;
 use crate::assertion::{self, Accepted, Refusal};
 use crate::body::{ByteRange, ContentStream, parse_range};
+use crate::config::ContentMode;
 use crate::conn::ConnKill;
-use crate::model::{ApiVersion, ArtifactKind, Served, Shared, TRANSCRIPT_TAG, Transcript, lock};
+use crate::faults::{CredentialRejection, RedirectStyle, RetryAfter, TRANSCRIPTS_DISABLED_MESSAGE, Target};
+use crate::http::{
+    ApiVersion, RequestIds, bad_request, decode, decode_query_value, error_status, graph_error, graph_error_code,
+    json_response, method_not_allowed, query_option, raw_query_pairs, retry_after_value, set_header, strip_prefix_ci,
+    throttled_error, unquote,
+};
+use crate::model::{ArtifactKind, Served, Shared, TRANSCRIPT_TAG, Transcript, lock};
+use crate::stats::Origin;
 use crate::test_keys::JWT_BEARER;
-use crate::util::{
-    RequestIds, decode, decode_query_value, error_status, graph_error, graph_error_code, json_response, query_option,
-    raw_query_pairs, retry_after_value, set_header, throttled_error,
-};
-use crate::{
-    AssertionRejection, ContentMode, CredentialRejection, Origin, RedirectStyle, RetryAfter,
-    TRANSCRIPTS_DISABLED_MESSAGE, Target,
-};
 use crate::{delta, directory, folders};
 
 /// Largest accepted token-request body.
@@ -126,21 +127,6 @@ fn raw_target(req: &Request) -> String {
     req.uri()
         .path_and_query()
         .map_or_else(|| req.uri().path().to_owned(), |p| p.as_str().to_owned())
-}
-
-/// `s` without the ASCII-case-insensitive `prefix`.
-pub(crate) fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
-    let head = s.get(..prefix.len())?;
-    if head.eq_ignore_ascii_case(prefix) {
-        s.get(prefix.len()..)
-    } else {
-        None
-    }
-}
-
-/// `s` without surrounding single quotes, if it has them.
-pub(crate) fn unquote(s: &str) -> &str {
-    s.strip_prefix('\'').and_then(|x| x.strip_suffix('\'')).unwrap_or(s)
 }
 
 async fn route_graph(shared: &Arc<Shared>, ids: &RequestIds, kill: &ConnKill, req: Request) -> Response {
@@ -282,19 +268,6 @@ fn parse_function(s: &str, name: &str) -> Option<Vec<(String, String)>> {
             })
             .collect(),
     )
-}
-
-/// Answers 405 for anything but `allowed`.
-pub(crate) fn method_not_allowed(ids: &RequestIds, allowed: &'static str) -> Response {
-    let mut resp = graph_error(
-        ids,
-        StatusCode::METHOD_NOT_ALLOWED,
-        "MethodNotAllowed",
-        "The HTTP method is not supported for this resource.",
-    );
-    resp.headers_mut()
-        .insert(axum::http::header::ALLOW, HeaderValue::from_static(allowed));
-    resp
 }
 
 /// Checks `Authorization: Bearer <valid token>`.
@@ -805,7 +778,7 @@ fn vtt_format(ids: &RequestIds, parts: &Parts) -> Result<(), Response> {
             "The transcript content format must be given with the $format query option: $format=text/vtt.",
         )),
         Some(raw) if decode_query_value(raw).trim().eq_ignore_ascii_case("text/vtt") => Ok(()),
-        Some(raw) => Err(delta::bad_request(
+        Some(raw) => Err(bad_request(
             ids,
             &format!(
                 "Invalid value '{}' for query option $format: the supported value is 'text/vtt'.",

@@ -11,17 +11,20 @@ use axum::http::header::{HeaderName, LOCATION};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::Response;
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 
+use crate::data::Data;
+use crate::data::artifact::ArtifactKind;
+use crate::data::contacts::CONTACT_PROPERTIES;
+use crate::data::tokens::{SyncTokens, TokenKind};
 use crate::faults::{FaultFlags, SyncLocation, TRANSCRIPTS_DISABLED_MESSAGE, Target};
 use crate::http::{
     ApiVersion, ODATA_JSON, RequestIds, bad_request, decode_query_value, encode_segment, format_datetime, graph_error,
     json_response, mailbox_error, method_not_allowed, parse_datetime, query_option, raw_query_pairs, set_header,
 };
-use crate::model::{
-    ArtifactKind, ArtifactQuery, CONTACT_PROPERTIES, ContactQuery, Data, Round, Shared, SyncState, lock,
-};
 use crate::server::{authenticate, check_throttle, payment_required};
+use crate::state::{Shared, lock};
 
 static PREFERENCE_APPLIED: HeaderName = HeaderName::from_static("preference-applied");
 
@@ -45,21 +48,72 @@ pub(crate) fn token_param<'a>(ids: &RequestIds, pairs: &[(String, &'a str)]) -> 
     }
 }
 
-/// Looks a raw token up. `Ok(state)` if valid; otherwise the 400 / 410 answer.
-/// `location` builds the `Location` of an expired token's 410 from the state
-/// and the kind of location the fault asks for (`Fresh` or `DropsOptions`).
-pub(crate) fn lookup_token(
+/// A snapshot of the items of one round.
+#[derive(Debug)]
+pub(crate) struct Round<Q, I> {
+    pub(crate) query: Arc<Q>,
+    pub(crate) items: Vec<I>,
+    /// The high-water mark the round's deltaLink continues from.
+    pub(crate) high_water: u64,
+}
+
+/// What a skip token of a delta round stands for: the round and where its
+/// next page starts.
+#[derive(Debug)]
+pub(crate) struct Skip<Q, I> {
+    pub(crate) round: Arc<Round<Q, I>>,
+    pub(crate) offset: usize,
+    /// Whether that page is an extra empty one ([`crate::Faults::empty_pages`]).
+    pub(crate) empty_page: bool,
+}
+
+/// What a delta token stands for: the round's query and the high-water mark
+/// the next round continues from.
+#[derive(Debug)]
+pub(crate) struct Delta<Q> {
+    pub(crate) query: Arc<Q>,
+    pub(crate) high_water: u64,
+}
+
+/// Where a request with a skip or delta token goes on.
+pub(crate) enum Resume<Q, I> {
+    /// The next page of a round.
+    Page(Arc<Skip<Q, I>>),
+    /// A new round from a high-water mark.
+    Round(Arc<Delta<Q>>),
+}
+
+impl<Q, I> Resume<Q, I> {
+    fn query(&self) -> &Q {
+        match self {
+            Resume::Page(s) => &s.round.query,
+            Resume::Round(d) => &d.query,
+        }
+    }
+}
+
+/// Looks up a raw skip (`skip`) or delta token of a delta round whose query
+/// is a `Q` and items are `I`s. `Ok` if valid; otherwise the 400 (unknown, or
+/// another endpoint's) or 410 (expired) answer. `location` builds the
+/// `Location` of an expired token's 410 from the round's query and the kind
+/// of location the fault asks for.
+pub(crate) fn resume<Q: Send + Sync + 'static, I: Send + Sync + 'static>(
     shared: &Shared,
     ids: &RequestIds,
-    data: &Data,
+    tokens: &SyncTokens,
     token: &str,
-    want_skip: bool,
-    location: impl FnOnce(&SyncState, SyncLocation) -> Option<String>,
-) -> Result<SyncState, Response> {
-    let found = data.sync_tokens.get(token).filter(|t| t.state.is_skip() == want_skip);
-    let Some(tok) = found else {
-        let what = if want_skip { "skip" } else { "delta" };
-        return Err(bad_request(ids, &format!("invalid {what} token")));
+    skip: bool,
+    location: impl FnOnce(&Q, SyncLocation) -> Option<String>,
+) -> Result<Resume<Q, I>, Response> {
+    let what = if skip { "skip" } else { "delta" };
+    let invalid = || bad_request(ids, &format!("invalid {what} token"));
+    let Some(tok) = tokens.get(token).filter(|t| t.is_skip() == skip) else {
+        return Err(invalid());
+    };
+    let resume = if skip {
+        tok.state::<Skip<Q, I>>().map(Resume::Page)
+    } else {
+        tok.state::<Delta<Q>>().map(Resume::Round)
     };
     if let Some((code, kind)) = &tok.expired {
         shared.stat(|s| s.gone += 1);
@@ -70,7 +124,7 @@ pub(crate) fn lookup_token(
         };
         let mut resp = graph_error(ids, StatusCode::GONE, code, message);
         if *kind != SyncLocation::None {
-            if let Some(url) = location(&tok.state, *kind) {
+            if let Some(url) = resume.as_ref().and_then(|r| location(r.query(), *kind)) {
                 let url = match kind {
                     // The path and query alone: scheme and host dropped.
                     SyncLocation::Relative => url
@@ -84,7 +138,7 @@ pub(crate) fn lookup_token(
         }
         return Err(resp);
     }
-    Ok(tok.state.clone())
+    resume.ok_or_else(invalid)
 }
 
 /// One page of a round: its items and where the next page starts
@@ -140,6 +194,37 @@ pub(crate) fn page_json(context: String, value: Vec<Value>, link: (&str, String)
 // ---------------------------------------------------------------------------
 // Recordings and transcripts
 
+/// The parameters of a recordings or transcripts delta round, carried inside
+/// its tokens.
+#[derive(Debug)]
+pub(crate) struct ArtifactQuery {
+    pub(crate) kind: ArtifactKind,
+    pub(crate) version: ApiVersion,
+    pub(crate) organizer: String,
+    pub(crate) start: Option<DateTime<Utc>>,
+    pub(crate) end: Option<DateTime<Utc>>,
+    pub(crate) top: Option<usize>,
+    /// `$select`, as given (property names in the order given).
+    pub(crate) select: Option<Vec<String>>,
+}
+
+impl ArtifactQuery {
+    /// Whether an item created at `created` is in the round's range.
+    pub(crate) fn matches(&self, created: DateTime<Utc>) -> bool {
+        self.start.is_none_or(|s| created >= s) && self.end.is_none_or(|e| created <= e)
+    }
+}
+
+/// The parameters of a contacts delta round, carried inside its tokens.
+#[derive(Debug)]
+pub(crate) struct ContactQuery {
+    pub(crate) version: ApiVersion,
+    pub(crate) user: String,
+    pub(crate) folder: String,
+    pub(crate) select: Option<Vec<String>>,
+    pub(crate) page_size: Option<usize>,
+}
+
 /// `GET /users/{user}/onlineMeetings/getAllRecordings(...)/delta` and
 /// `…/getAllTranscripts(...)/delta`: one machinery for both kinds, which
 /// differ only in their items, their function's name and the faults that
@@ -193,45 +278,42 @@ pub(crate) fn artifacts(
     };
     match param {
         TokenParam::Skip(t) | TokenParam::Delta(t) => {
-            let want_skip = matches!(param, TokenParam::Skip(_));
-            let invalid = || {
-                bad_request(
-                    ids,
-                    if want_skip {
-                        "invalid skip token"
-                    } else {
-                        "invalid delta token"
-                    },
-                )
-            };
+            let skip = matches!(param, TokenParam::Skip(_));
             let mut data = lock(&shared.data);
-            let state = match lookup_token(shared, ids, &data, t, want_skip, |s, location| {
-                let q = match s {
-                    SyncState::ArtifactSkip { round, .. } => &round.query,
-                    SyncState::ArtifactDelta { query, .. } => query,
-                    _ => return None,
-                };
-                Some(initial_url(shared, q, location.keeps_options()))
-            }) {
-                Ok(s) => s,
-                Err(resp) => return resp,
-            };
-            match state {
+            let resumed = resume(
+                shared,
+                ids,
+                &data.sync_tokens,
+                t,
+                skip,
+                |q: &ArtifactQuery, location| Some(initial_url(shared, q, location.keeps_options())),
+            );
+            match resumed {
+                Err(resp) => resp,
                 // A token of the other kind on this path is as good as unknown.
-                SyncState::ArtifactSkip {
-                    round,
-                    offset,
-                    empty_page,
-                } if round.query.kind == kind => artifact_page(shared, &mut data, &round, offset, empty_page, flags),
-                SyncState::ArtifactDelta { query, high_water } if query.kind == kind => {
+                Ok(Resume::Page(p)) if p.round.query.kind == kind => {
+                    artifact_page(shared, &mut data, &p.round, p.offset, p.empty_page, flags)
+                }
+                Ok(Resume::Round(d)) if d.query.kind == kind => {
                     // Never hold the data and fault locks at once.
                     drop(data);
                     let replay = shared.take_replay_older();
                     let mut data = lock(&shared.data);
-                    let round = Arc::new(artifact_round(&data, query, Some((high_water, replay))));
+                    let round = Arc::new(artifact_round(
+                        &data,
+                        Arc::clone(&d.query),
+                        Some((d.high_water, replay)),
+                    ));
                     artifact_page(shared, &mut data, &round, 0, false, flags)
                 }
-                _ => invalid(),
+                Ok(_) => bad_request(
+                    ids,
+                    if skip {
+                        "invalid skip token"
+                    } else {
+                        "invalid delta token"
+                    },
+                ),
             }
         }
         TokenParam::None => {
@@ -240,7 +322,7 @@ pub(crate) fn artifacts(
                 Err(resp) => return resp,
             };
             let mut data = lock(&shared.data);
-            if !data.organizers.contains_key(&query.organizer) {
+            if !data.meetings.organizers.contains_key(&query.organizer) {
                 return graph_error(
                     ids,
                     StatusCode::NOT_FOUND,
@@ -363,6 +445,7 @@ fn apply_select(item: Value, select: Option<&[String]>) -> Value {
 
 /// Snapshots a round. `since = Some((high_water, replay))` for a delta round.
 fn artifact_round(data: &Data, query: Arc<ArtifactQuery>, since: Option<(u64, usize)>) -> Round<ArtifactQuery, usize> {
+    let data = &data.meetings;
     let kind = query.kind;
     let high_water = data.artifact_count(kind) as u64;
     let serials = data.artifact_serials(kind, &query.organizer);
@@ -403,7 +486,8 @@ fn artifact_page(
     let mut page = {
         let data: &Data = data;
         paginate(&round.items, offset, empty_page, page_size, flags, |s| {
-            data.artifact_json(q.kind, *s, tenant)
+            data.meetings
+                .artifact_json(q.kind, *s, tenant)
                 .map_or(Value::Null, |item| apply_select(item, select))
         })
     };
@@ -413,24 +497,20 @@ fn artifact_page(
     let seed = shared.config.seed;
     let link = match page.next {
         Some((offset, empty_page)) => {
-            let token = data.issue_sync_token(
-                seed,
-                SyncState::ArtifactSkip {
-                    round: Arc::clone(round),
-                    offset,
-                    empty_page,
-                },
-            );
+            let skip = Skip {
+                round: Arc::clone(round),
+                offset,
+                empty_page,
+            };
+            let token = data.sync_tokens.issue(seed, TokenKind::Skip, skip);
             ("@odata.nextLink", link(shared, data, q, true, &token))
         }
         None => {
-            let token = data.issue_sync_token(
-                seed,
-                SyncState::ArtifactDelta {
-                    query: Arc::clone(q),
-                    high_water: round.high_water,
-                },
-            );
+            let delta = Delta {
+                query: Arc::clone(q),
+                high_water: round.high_water,
+            };
+            let token = data.sync_tokens.issue(seed, TokenKind::Delta, delta);
             ("@odata.deltaLink", link(shared, data, q, false, &token))
         }
     };
@@ -465,9 +545,9 @@ fn function(q: &ArtifactQuery, with_options: bool) -> String {
 /// A next / delta link; the shape alternates like real Graph's do.
 fn link(shared: &Shared, data: &mut Data, q: &ArtifactQuery, skip: bool, token: &str) -> String {
     let counter = if skip {
-        &mut data.next_shape
+        &mut data.meetings.next_shape
     } else {
-        &mut data.delta_shape
+        &mut data.meetings.delta_shape
     };
     let shape = *counter % 2;
     *counter = counter.wrapping_add(1);
@@ -563,41 +643,22 @@ pub(crate) fn contacts(
     let mut data = lock(&shared.data);
     let (round, offset, empty_page) = match param {
         TokenParam::Skip(t) | TokenParam::Delta(t) => {
-            let want_skip = matches!(param, TokenParam::Skip(_));
-            let state = match lookup_token(shared, ids, &data, t, want_skip, |s, kind| {
-                let q = match s {
-                    SyncState::ContactSkip { round, .. } => &round.query,
-                    SyncState::ContactDelta { query, .. } => query,
-                    _ => return None,
-                };
+            let skip = matches!(param, TokenParam::Skip(_));
+            let resumed = resume(shared, ids, &data.sync_tokens, t, skip, |q: &ContactQuery, kind| {
                 Some(if kind.keeps_options() {
                     contact_initial_url(shared, q)
                 } else {
                     contact_initial_base(shared, q)
                 })
-            }) {
-                Ok(s) => s,
+            });
+            match resumed {
                 Err(resp) => return resp,
-            };
-            match state {
-                SyncState::ContactSkip {
-                    round,
-                    offset,
-                    empty_page,
-                } => (round, offset, empty_page),
-                SyncState::ContactDelta { query, high_water } => {
-                    (Arc::new(contact_round(&data, query, Some(high_water))), 0, false)
-                }
-                _ => {
-                    return bad_request(
-                        ids,
-                        if want_skip {
-                            "invalid skip token"
-                        } else {
-                            "invalid delta token"
-                        },
-                    );
-                }
+                Ok(Resume::Page(p)) => (Arc::clone(&p.round), p.offset, p.empty_page),
+                Ok(Resume::Round(d)) => (
+                    Arc::new(contact_round(&data, Arc::clone(&d.query), Some(d.high_water))),
+                    0,
+                    false,
+                ),
             }
         }
         TokenParam::None => {
@@ -609,9 +670,9 @@ pub(crate) fn contacts(
                 },
             };
             // The well-known `contacts` names the default folder; links carry its id.
-            let folder = data.resolve_folder(user, folder);
+            let folder = data.contacts.resolve_folder(user, folder);
             let key = (user.to_ascii_lowercase(), folder.clone());
-            if !data.contact_folders.contains_key(&key) {
+            if !data.contacts.folders.contains_key(&key) {
                 return graph_error(
                     ids,
                     StatusCode::NOT_FOUND,
@@ -636,24 +697,20 @@ pub(crate) fn contacts(
     let base_link = contact_initial_base(shared, &q);
     let link = match page.next {
         Some((offset, empty_page)) => {
-            let token = data.issue_sync_token(
-                seed,
-                SyncState::ContactSkip {
-                    round: Arc::clone(&round),
-                    offset,
-                    empty_page,
-                },
-            );
+            let skip = Skip {
+                round: Arc::clone(&round),
+                offset,
+                empty_page,
+            };
+            let token = data.sync_tokens.issue(seed, TokenKind::Skip, skip);
             ("@odata.nextLink", format!("{base_link}?$skiptoken={token}"))
         }
         None => {
-            let token = data.issue_sync_token(
-                seed,
-                SyncState::ContactDelta {
-                    query: Arc::clone(&q),
-                    high_water: round.high_water,
-                },
-            );
+            let delta = Delta {
+                query: Arc::clone(&q),
+                high_water: round.high_water,
+            };
+            let token = data.sync_tokens.issue(seed, TokenKind::Delta, delta);
             ("@odata.deltaLink", format!("{base_link}?$deltatoken={token}"))
         }
     };
@@ -674,7 +731,7 @@ pub(crate) fn contacts(
 fn contact_round(data: &Data, query: Arc<ContactQuery>, since: Option<u64>) -> Round<ContactQuery, Value> {
     let key = (query.user.to_ascii_lowercase(), query.folder.clone());
     let select = query.select.as_deref();
-    let items = match data.contact_folders.get(&key) {
+    let items = match data.contacts.folders.get(&key) {
         None => Vec::new(),
         Some(f) => match since {
             None => f
@@ -693,7 +750,7 @@ fn contact_round(data: &Data, query: Arc<ContactQuery>, since: Option<u64>) -> R
     Round {
         query,
         items,
-        high_water: data.contact_seq,
+        high_water: data.contacts.seq,
     }
 }
 

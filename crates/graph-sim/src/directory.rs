@@ -11,7 +11,6 @@
 //! Organizers and users are one population: every organizer is a user and
 //! every user can organize meetings.
 
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use axum::http::request::Parts;
@@ -19,368 +18,17 @@ use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use serde_json::{Map, Value};
 
-use crate::delta::{TokenParam, lookup_token, page_json, paginate, token_param};
+use crate::data::Data;
+use crate::data::directory::{USER_PROPERTIES, User};
+use crate::data::tokens::TokenKind;
+use crate::delta::{Delta, Resume, Round, Skip, TokenParam, page_json, paginate, resume, token_param};
 use crate::faults::Target;
 use crate::http::{
     ApiVersion, ODATA_JSON, RequestIds, bad_request, decode_query_value, encode_segment, graph_error, json_response,
     method_not_allowed, query_option, raw_query_pairs,
 };
-use crate::model::{Data, Removal, Round, Shared, SyncState, lock};
-use crate::rng::{Rng, domain};
 use crate::server::{authenticate, check_throttle};
-
-/// A directory user's `userType`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum UserType {
-    /// A member of the tenant (`"Member"`).
-    #[default]
-    Member,
-    /// A guest (B2B) user (`"Guest"`).
-    Guest,
-}
-
-impl UserType {
-    /// The `userType` value Graph sends.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            UserType::Member => "Member",
-            UserType::Guest => "Guest",
-        }
-    }
-}
-
-/// User properties `$select` may name (others are ignored).
-const USER_PROPERTIES: &[&str] = &[
-    "id",
-    "userPrincipalName",
-    "displayName",
-    "mail",
-    "accountEnabled",
-    "userType",
-];
-
-/// Properties of a user when no `$select` is given (Graph's default set,
-/// without the ones the simulator does not model).
-const USER_DEFAULT: &[&str] = &["id", "displayName", "userPrincipalName", "mail"];
-
-/// A directory user.
-#[derive(Debug, Clone)]
-pub(crate) struct User {
-    pub(crate) id: String,
-    pub(crate) upn: String,
-    pub(crate) enabled: bool,
-    pub(crate) user_type: UserType,
-    /// Directory change sequence numbers of its creation, of its last
-    /// `accountEnabled` change and of its removal.
-    created_seq: u64,
-    enabled_seq: u64,
-    removed: Option<(Removal, u64)>,
-}
-
-impl User {
-    fn change_seq(&self) -> u64 {
-        self.created_seq
-            .max(self.enabled_seq)
-            .max(self.removed.map_or(0, |(_, s)| s))
-    }
-
-    /// `first.last@…` → `First Last`; a guest's `bob_fabrikam.com#EXT#@…` → `Bob`.
-    fn display_name(&self) -> String {
-        let local = self.upn.split('@').next().unwrap_or_default();
-        let local = match local.split_once("#EXT#") {
-            Some((external, _)) => external.rsplit_once('_').map_or(external, |(name, _)| name),
-            None => local,
-        };
-        local
-            .split(['.', '_', '-'])
-            .filter(|w| !w.is_empty())
-            .map(|w| {
-                let mut c = w.chars();
-                c.next()
-                    .map(|f| f.to_uppercase().chain(c).collect::<String>())
-                    .unwrap_or_default()
-            })
-            .collect::<Vec<_>>()
-            .join(" ")
-    }
-
-    /// The value of `property`, if the simulator models it.
-    fn property(&self, property: &str) -> Option<Value> {
-        Some(match property {
-            "id" => self.id.clone().into(),
-            "userPrincipalName" => self.upn.clone().into(),
-            "displayName" => self.display_name().into(),
-            "mail" => self.upn.clone().into(),
-            "accountEnabled" => self.enabled.into(),
-            "userType" => self.user_type.as_str().into(),
-            _ => return None,
-        })
-    }
-
-    /// The user object with the `select`ed properties (the default set when
-    /// `None`), `@odata.type` first when `typed`.
-    fn to_json(&self, select: Option<&[String]>, typed: bool) -> Value {
-        let mut m = Map::new();
-        if typed {
-            m.insert("@odata.type".into(), "#microsoft.graph.user".into());
-        }
-        let props: Vec<&str> = match select {
-            Some(s) => s.iter().map(String::as_str).collect(),
-            None => USER_DEFAULT.to_vec(),
-        };
-        m.insert("id".into(), self.id.clone().into());
-        for p in props {
-            if let Some(v) = self.property(p) {
-                m.insert(p.to_owned(), v);
-            }
-        }
-        Value::Object(m)
-    }
-}
-
-/// A group and its direct members (ids, in the order added).
-#[derive(Debug, Clone)]
-pub(crate) struct Group {
-    name: String,
-    members: Vec<String>,
-}
-
-/// Users, groups and devices.
-#[derive(Debug, Default)]
-pub(crate) struct Directory {
-    users: Vec<User>,
-    /// Lowercase id → index in `users`.
-    by_id: HashMap<String, usize>,
-    /// Lowercase UPN → index in `users`, live users only.
-    by_upn: HashMap<String, usize>,
-    groups: HashMap<String, Group>,
-    devices: HashMap<String, String>,
-    /// Directory change sequence (creations, `accountEnabled` changes, removals).
-    seq: u64,
-    group_counter: u64,
-    device_counter: u64,
-}
-
-impl Directory {
-    /// Adds a user with id `id` (already unique) and returns it.
-    fn insert_user(&mut self, id: String, upn: &str, enabled: bool, user_type: UserType) -> String {
-        self.seq += 1;
-        let index = self.users.len();
-        self.by_id.insert(id.to_ascii_lowercase(), index);
-        self.by_upn.insert(upn.to_lowercase(), index);
-        self.users.push(User {
-            id: id.clone(),
-            upn: upn.to_owned(),
-            enabled,
-            user_type,
-            created_seq: self.seq,
-            enabled_seq: 0,
-            removed: None,
-        });
-        id
-    }
-
-    /// The live user named by `key`: an id or a UPN (case-insensitive).
-    pub(crate) fn live_user(&self, key: &str) -> Option<&User> {
-        let i = self
-            .by_id
-            .get(&key.to_ascii_lowercase())
-            .or_else(|| self.by_upn.get(&key.to_lowercase()))?;
-        self.users.get(*i).filter(|u| u.removed.is_none())
-    }
-
-    fn user_mut(&mut self, id: &str) -> Option<&mut User> {
-        let i = *self.by_id.get(&id.to_ascii_lowercase())?;
-        self.users.get_mut(i)
-    }
-
-    /// Whether `id` names a user, group or device.
-    fn exists(&self, id: &str) -> bool {
-        self.by_id.contains_key(&id.to_ascii_lowercase())
-            || self.groups.contains_key(id)
-            || self.devices.contains_key(id)
-    }
-
-    /// Everything reachable from `group` through nested groups, each once,
-    /// depth first in the order members were added: users (live ones only),
-    /// then, unless `users_only`, groups and devices too.
-    fn transitive(&self, group: &str, users_only: bool, select: Option<&[String]>) -> Vec<Value> {
-        let mut out = Vec::new();
-        let mut seen = HashSet::new();
-        let mut visited = HashSet::from([group.to_owned()]);
-        // An explicit stack of member iterators: nesting depth is unbounded.
-        let mut stack = vec![self.groups.get(group).map_or(&[][..], |g| g.members.as_slice()).iter()];
-        while let Some(top) = stack.last_mut() {
-            let Some(member) = top.next() else {
-                stack.pop();
-                continue;
-            };
-            if let Some(g) = self.groups.get(member) {
-                if visited.insert(member.clone()) {
-                    if !users_only {
-                        out.push(serde_json::json!({
-                            "@odata.type": "#microsoft.graph.group",
-                            "id": member,
-                            "displayName": g.name,
-                        }));
-                    }
-                    stack.push(g.members.iter());
-                }
-            } else if let Some(name) = self.devices.get(member) {
-                if !users_only && seen.insert(member.clone()) {
-                    out.push(serde_json::json!({
-                        "@odata.type": "#microsoft.graph.device",
-                        "id": member,
-                        "displayName": name,
-                    }));
-                }
-            } else if let Some(u) = self.live_user(member) {
-                if seen.insert(u.id.clone()) {
-                    out.push(u.to_json(select, true));
-                }
-            }
-        }
-        out
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Changes, through `GraphSim`
-
-impl Data {
-    /// Adds a user (also an organizer, with no recordings yet) and returns its
-    /// id; the existing id if a live user has that UPN.
-    pub(crate) fn add_user(&mut self, seed: u64, upn: &str, enabled: bool, user_type: UserType) -> String {
-        if let Some(u) = self.directory.live_user(upn) {
-            return u.id.clone();
-        }
-        let id = self.new_organizer(seed);
-        self.directory.insert_user(id, upn, enabled, user_type)
-    }
-
-    /// A new organizer, which is an enabled member user with UPN
-    /// `user{n}@contoso.example`.
-    pub(crate) fn add_organizer(&mut self, seed: u64) -> String {
-        let id = self.new_organizer(seed);
-        let upn = self.free_upn();
-        self.directory.insert_user(id, &upn, true, UserType::Member)
-    }
-
-    /// Makes sure organizer `id` (lowercase) is a user, as [`Data::add_organizer`] would.
-    pub(crate) fn ensure_user(&mut self, id: &str) {
-        if !self.directory.by_id.contains_key(id) {
-            let upn = self.free_upn();
-            self.directory.insert_user(id.to_owned(), &upn, true, UserType::Member);
-        }
-    }
-
-    fn free_upn(&self) -> String {
-        (self.directory.users.len() + 1..)
-            .map(|n| format!("user{n}@contoso.example"))
-            .find(|upn| !self.directory.by_upn.contains_key(upn))
-            .unwrap_or_default()
-    }
-
-    pub(crate) fn user_upn(&self, id: &str) -> Option<String> {
-        self.directory.live_user(id).map(|u| u.upn.clone())
-    }
-
-    pub(crate) fn set_user_enabled(&mut self, id: &str, enabled: bool) {
-        let seq = self.directory.seq + 1;
-        if let Some(u) = self.directory.user_mut(id) {
-            if u.removed.is_none() && u.enabled != enabled {
-                u.enabled = enabled;
-                u.enabled_seq = seq;
-                self.directory.seq = seq;
-            }
-        }
-    }
-
-    pub(crate) fn remove_user(&mut self, id: &str, hard: bool) {
-        let reason = if hard { Removal::Deleted } else { Removal::Changed };
-        let d = &mut self.directory;
-        let seq = d.seq + 1;
-        let Some(&index) = d.by_id.get(&id.to_ascii_lowercase()) else {
-            return;
-        };
-        let Some(u) = d.users.get_mut(index) else {
-            return;
-        };
-        match u.removed {
-            Some((Removal::Deleted, _)) => return,
-            Some((r, _)) if r == reason => return,
-            _ => u.removed = Some((reason, seq)),
-        }
-        d.seq = seq;
-        // Its UPN is free again (unless a newer user already took it).
-        let upn = u.upn.to_lowercase();
-        if d.by_upn.get(&upn) == Some(&index) {
-            d.by_upn.remove(&upn);
-        }
-    }
-
-    pub(crate) fn add_group(&mut self, seed: u64, name: &str) -> String {
-        let d = &mut self.directory;
-        let id = loop {
-            let g = Rng::derive(seed, domain::GROUP, d.group_counter).guid();
-            d.group_counter += 1;
-            if !d.exists(&g) {
-                break g;
-            }
-        };
-        d.groups.insert(
-            id.clone(),
-            Group {
-                name: name.to_owned(),
-                members: Vec::new(),
-            },
-        );
-        id
-    }
-
-    pub(crate) fn add_device(&mut self, seed: u64, name: &str) -> String {
-        let d = &mut self.directory;
-        let id = loop {
-            let g = Rng::derive(seed, domain::DEVICE, d.device_counter).guid();
-            d.device_counter += 1;
-            if !d.exists(&g) {
-                break g;
-            }
-        };
-        d.devices.insert(id.clone(), name.to_owned());
-        id
-    }
-
-    /// Adds `member` (a user, group or device id) to `group`.
-    pub(crate) fn add_member(&mut self, group: &str, member: &str) -> bool {
-        let d = &mut self.directory;
-        // Users are keyed case-insensitively, groups and devices by their lowercase GUIDs.
-        let member = d
-            .by_id
-            .get(&member.to_ascii_lowercase())
-            .and_then(|i| d.users.get(*i))
-            .map_or_else(|| member.to_ascii_lowercase(), |u| u.id.clone());
-        if !d.exists(&member) || member == group.to_ascii_lowercase() {
-            return false;
-        }
-        match d.groups.get_mut(&group.to_ascii_lowercase()) {
-            Some(g) if !g.members.contains(&member) => {
-                g.members.push(member);
-                true
-            }
-            _ => false,
-        }
-    }
-
-    pub(crate) fn remove_member(&mut self, group: &str, member: &str) -> bool {
-        let Some(g) = self.directory.groups.get_mut(&group.to_ascii_lowercase()) else {
-            return false;
-        };
-        let before = g.members.len();
-        g.members.retain(|m| !m.eq_ignore_ascii_case(member));
-        g.members.len() != before
-    }
-}
+use crate::state::{Shared, lock};
 
 // ---------------------------------------------------------------------------
 // HTTP
@@ -468,6 +116,14 @@ pub(crate) struct MemberRound {
     items: Vec<Value>,
 }
 
+/// What the skip token of a group member page stands for (a list, not a
+/// delta: never expired by [`crate::Faults::expire_sync_state`]).
+#[derive(Debug)]
+struct MemberPage {
+    round: Arc<MemberRound>,
+    offset: usize,
+}
+
 /// `GET /groups/{id}/transitiveMembers[/microsoft.graph.user]`; `None` (404)
 /// for other group paths.
 pub(crate) fn group_members(
@@ -493,11 +149,13 @@ pub(crate) fn group_members(
     let pairs = raw_query_pairs(parts.uri.query());
     let mut data = lock(&shared.data);
     let (round, offset) = match query_option(&pairs, "skiptoken") {
-        Some(token) => match data.sync_tokens.get(token).map(|t| &t.state) {
-            Some(SyncState::MemberSkip { round, offset })
-                if round.group == group && round.users_only == users_only && round.version == version =>
+        Some(token) => match data.sync_tokens.get(token).and_then(|t| t.state::<MemberPage>()) {
+            Some(page)
+                if page.round.group == group
+                    && page.round.users_only == users_only
+                    && page.round.version == version =>
             {
-                (Arc::clone(round), *offset)
+                (Arc::clone(&page.round), page.offset)
             }
             _ => return Some(bad_request(ids, "invalid skip token")),
         },
@@ -541,13 +199,11 @@ pub(crate) fn group_members(
     };
     body.insert("@odata.context".into(), context.into());
     if end < round.items.len() {
-        let token = data.issue_sync_token(
-            shared.config.seed,
-            SyncState::MemberSkip {
-                round: Arc::clone(&round),
-                offset: end,
-            },
-        );
+        let page = MemberPage {
+            round: Arc::clone(&round),
+            offset: end,
+        };
+        let token = data.sync_tokens.issue(shared.config.seed, TokenKind::Page, page);
         let mut link = format!(
             "{}/groups/{}/transitiveMembers{}?",
             shared.base(version),
@@ -586,31 +242,18 @@ pub(crate) fn users_delta(shared: &Shared, ids: &RequestIds, version: ApiVersion
     let mut data = lock(&shared.data);
     let (round, offset, empty_page) = match param {
         TokenParam::Skip(t) | TokenParam::Delta(t) => {
-            let want_skip = matches!(param, TokenParam::Skip(_));
-            let state = match lookup_token(shared, ids, &data, t, want_skip, |s, kind| {
-                let q = match s {
-                    SyncState::UserSkip { round, .. } => &round.query,
-                    SyncState::UserDelta { query, .. } => query,
-                    _ => return None,
-                };
+            let skip = matches!(param, TokenParam::Skip(_));
+            let resumed = resume(shared, ids, &data.sync_tokens, t, skip, |q: &UserQuery, kind| {
                 Some(initial_url(shared, q, kind.keeps_options()))
-            }) {
-                Ok(s) => s,
+            });
+            match resumed {
                 Err(resp) => return resp,
-            };
-            match state {
-                SyncState::UserSkip {
-                    round,
-                    offset,
-                    empty_page,
-                } => (round, offset, empty_page),
-                SyncState::UserDelta { query, high_water } => {
-                    (Arc::new(round(&data, query, Some(high_water))), 0, false)
-                }
-                _ => {
-                    let what = if want_skip { "skip" } else { "delta" };
-                    return bad_request(ids, &format!("invalid {what} token"));
-                }
+                Ok(Resume::Page(p)) => (Arc::clone(&p.round), p.offset, p.empty_page),
+                Ok(Resume::Round(d)) => (
+                    Arc::new(round(&data, Arc::clone(&d.query), Some(d.high_water))),
+                    0,
+                    false,
+                ),
             }
         }
         TokenParam::None => {
@@ -634,20 +277,20 @@ pub(crate) fn users_delta(shared: &Shared, ids: &RequestIds, version: ApiVersion
     let base = format!("{}/users/delta()", shared.base(q.version));
     let link = match page.next {
         Some((offset, empty_page)) => {
-            let state = SyncState::UserSkip {
+            let state = Skip {
                 round: Arc::clone(&round),
                 offset,
                 empty_page,
             };
-            let token = data.issue_sync_token(seed, state);
+            let token = data.sync_tokens.issue(seed, TokenKind::Skip, state);
             ("@odata.nextLink", format!("{base}?$skiptoken={token}"))
         }
         None => {
-            let state = SyncState::UserDelta {
+            let state = Delta {
                 query: Arc::clone(&q),
                 high_water: round.high_water,
             };
-            let token = data.issue_sync_token(seed, state);
+            let token = data.sync_tokens.issue(seed, TokenKind::Delta, state);
             ("@odata.deltaLink", format!("{base}?$deltatoken={token}"))
         }
     };

@@ -22,8 +22,8 @@ use crate::http::{
     ApiVersion, ODATA_JSON, RequestIds, bad_request, decode_query_value, encode_segment, graph_error, json_response,
     mailbox_error, method_not_allowed, query_option, raw_query_pairs,
 };
-use crate::model::{Shared, lock};
 use crate::server::{authenticate, check_throttle};
+use crate::state::{Shared, lock};
 
 /// The count, the method, authentication and a pending throttle.
 fn admit(shared: &Shared, ids: &RequestIds, parts: &Parts, user: &str) -> Result<(), Response> {
@@ -96,17 +96,18 @@ pub(crate) fn list(
         (Err(resp), _) | (_, Err(resp)) => return resp,
     };
     let data = lock(&shared.data);
-    let folders = match (data.mailboxes.get(&user.to_ascii_lowercase()), parent) {
-        (Some(m), None) => data.child_folders(user, &m.default_id),
+    let folders = match (data.contacts.mailboxes.get(&user.to_ascii_lowercase()), parent) {
+        (Some(m), None) => data.contacts.child_folders(user, &m.default_id),
         (Some(_), Some(p)) => {
-            let id = data.resolve_folder(user, p);
+            let id = data.contacts.resolve_folder(user, p);
             if !data
-                .contact_folders
+                .contacts
+                .folders
                 .contains_key(&(user.to_ascii_lowercase(), id.clone()))
             {
                 return folder_not_found(ids);
             }
-            data.child_folders(user, &id)
+            data.contacts.child_folders(user, &id)
         }
         // A directory user without contacts: an empty default folder.
         (None, None) if data.directory.live_user(user).is_some() => Vec::new(),
@@ -157,11 +158,11 @@ pub(crate) fn get(
         return folder_not_found(ids);
     }
     let data = lock(&shared.data);
-    if !data.mailboxes.contains_key(&user.to_ascii_lowercase()) && data.directory.live_user(user).is_none() {
+    if !data.contacts.mailboxes.contains_key(&user.to_ascii_lowercase()) && data.directory.live_user(user).is_none() {
         return invalid_user(ids, user);
     }
-    let id = data.resolve_folder(user, folder);
-    let Some(f) = data.contact_folders.get(&(user.to_ascii_lowercase(), id)) else {
+    let id = data.contacts.resolve_folder(user, folder);
+    let Some(f) = data.contacts.folders.get(&(user.to_ascii_lowercase(), id)) else {
         return folder_not_found(ids);
     };
     let mut body = serde_json::Map::new();

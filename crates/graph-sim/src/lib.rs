@@ -134,14 +134,15 @@ mod assertion;
 mod body;
 mod config;
 mod conn;
+mod data;
 mod delta;
 mod directory;
 mod faults;
 mod folders;
 mod http;
-mod model;
 mod rng;
 mod server;
+mod state;
 mod stats;
 pub mod test_keys;
 mod vtt;
@@ -160,74 +161,21 @@ use crate::assertion::RegisteredCert;
 pub use crate::assertion::{AssertionRejection, CertificateError};
 pub use crate::config::{ContentMode, SimConfig};
 use crate::conn::{ConnKill, KillableListener};
-pub use crate::directory::UserType;
+use crate::data::common::Removal;
+pub use crate::data::contacts::ContactFolderInfo;
+use crate::data::contacts::{Contact, ContactFolder};
+pub use crate::data::directory::UserType;
+pub use crate::data::meetings::{RecordingInfo, TranscriptInfo};
 pub use crate::faults::{
     CredentialRejection, MailboxFault, RedirectStyle, RetryAfter, SyncLocation, TRANSCRIPTS_DISABLED_MESSAGE, Target,
 };
 use crate::faults::{FaultState, Throttle};
+use crate::http::ApiVersion;
 use crate::http::encode_segment;
-use crate::model::{Contact, Removal, Shared, contact_stamp, lock};
 use crate::rng::{content_piece, fill_content};
+use crate::state::{Shared, lock};
 use crate::stats::StatsData;
 pub use crate::stats::{Origin, RequestRecord, SimStats};
-
-/// A recording as created in the simulator.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecordingInfo {
-    /// The callRecording id (standard base64 with `+`, `/` and `=` padding).
-    pub id: String,
-    /// The meeting id.
-    pub meeting_id: String,
-    /// The organizer's user id (lowercase).
-    pub organizer: String,
-    /// `createdDateTime` exactly as sent (e.g. `2024-01-01T08:03:17.1234567Z`).
-    pub created: String,
-    /// Content size in bytes.
-    pub size: u64,
-    /// `recordingContentUrl` exactly as sent.
-    pub content_url: String,
-    /// The content media type (`video/mp4`).
-    pub media_type: String,
-    /// `contentCorrelationId`: shared with the transcripts of the same
-    /// meeting (see [`GraphSim::add_transcript`]).
-    pub content_correlation_id: String,
-}
-
-/// A transcript as created in the simulator (see [`GraphSim::add_transcript`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TranscriptInfo {
-    /// The callTranscript id (standard base64 with `+`, `/` and `=` padding).
-    pub id: String,
-    /// The meeting id (the recording's, when made for one).
-    pub meeting_id: String,
-    /// The organizer's user id (lowercase).
-    pub organizer: String,
-    /// `createdDateTime` exactly as sent (e.g. `2024-01-01T08:04:02.1234567Z`).
-    pub created: String,
-    /// `contentCorrelationId` (the recording's, when made for one).
-    pub content_correlation_id: String,
-    /// `transcriptContentUrl` exactly as sent
-    /// (`…/users/{o}/onlineMeetings/{meetingId}/transcripts/{id}/content`).
-    pub transcript_content_url: String,
-    /// Where its metadata is served: `…/transcripts/{id}/metadataContent`, beside the
-    /// content. Like Graph's callTranscript, the item names no URL for it.
-    pub metadata_content_url: String,
-    /// Length in bytes of the WebVTT body: the size asked for, rounded up to
-    /// the end of a cue (at most a couple of hundred bytes more).
-    pub size: u64,
-}
-
-/// A contact folder as created in the simulator (see
-/// [`GraphSim::contact_folders`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ContactFolderInfo {
-    /// Its id (`displayName` too for folders made by [`GraphSim::add_contact`]).
-    pub id: String,
-    /// `displayName` (`Contacts` for the default folder).
-    pub display_name: String,
-    /// `parentFolderId`: the default folder's id for a top-level folder.
-    pub parent_folder_id: String,
-}
 
 /// Run-time fault switches, shared with the servers (cheap to clone).
 #[derive(Clone)]
@@ -297,13 +245,8 @@ impl Faults {
     /// `Location` that `location` says, built from the options the token's
     /// round was started with. Tokens issued later are valid.
     pub fn expire_sync_state_with(&self, code: &str, location: SyncLocation) {
-        let mut data = lock(&self.shared.data);
-        for t in data.sync_tokens.values_mut() {
-            // Group member pages are not a delta query: their tokens stay valid.
-            if !matches!(t.state, model::SyncState::MemberSkip { .. }) {
-                t.expired = Some((code.to_owned(), location));
-            }
-        }
+        // Group member pages are not a delta query: their tokens stay valid.
+        lock(&self.shared.data).sync_tokens.expire_all(code, location);
     }
 
     /// While `status` is `Some`, every request for the content of
@@ -406,9 +349,7 @@ impl Faults {
     /// Revokes every access token issued so far: using one answers
     /// `401 InvalidAuthenticationToken`.
     pub fn expire_access_tokens(&self) {
-        for t in lock(&self.shared.data).access_tokens.values_mut() {
-            t.revoked = true;
-        }
+        lock(&self.shared.data).access_tokens.revoke_all();
     }
 
     /// While on, the recording and transcript APIs (delta, content and
@@ -664,7 +605,7 @@ impl GraphSim {
     /// Issues a valid access token directly (no HTTP round trip, not counted
     /// in `token_requests`).
     pub fn issue_access_token(&self) -> String {
-        server::issue_access_token(self.shared())
+        self.shared().issue_access_token()
     }
 
     /// Registers the X.509 certificate `cert` (DER, or PEM: its first
@@ -734,14 +675,14 @@ impl GraphSim {
     /// The user principal name of the user with id `id` (or `None` if there is
     /// no such user, or it was removed).
     pub fn user_upn(&self, id: &str) -> Option<String> {
-        lock(&self.shared().data).user_upn(id)
+        lock(&self.shared().data).directory.user_upn(id)
     }
 
     /// Enables or disables a user (`accountEnabled`); the next `/users/delta`
     /// round reports the change. No-op for unknown or removed users, or when
     /// nothing changes.
     pub fn set_user_enabled(&self, id: &str, enabled: bool) {
-        lock(&self.shared().data).set_user_enabled(id, enabled);
+        lock(&self.shared().data).directory.set_user_enabled(id, enabled);
     }
 
     /// Removes a user from the directory: `GET /users/{id}` answers 404, it
@@ -752,18 +693,22 @@ impl GraphSim {
     /// its organizer entry stay. No-op for unknown users; a soft-removed user
     /// can still be hard-removed.
     pub fn remove_user(&self, id: &str, hard: bool) {
-        lock(&self.shared().data).remove_user(id, hard);
+        lock(&self.shared().data).directory.remove_user(id, hard);
     }
 
     /// Adds a group named `name` and returns its id (a deterministic lowercase GUID).
     pub fn add_group(&self, name: &str) -> String {
-        lock(&self.shared().data).add_group(self.shared().config.seed, name)
+        lock(&self.shared().data)
+            .directory
+            .add_group(self.shared().config.seed, name)
     }
 
     /// Adds a device (`#microsoft.graph.device`, a directory object that is
     /// not a user) and returns its id; groups can hold devices.
     pub fn add_device(&self, name: &str) -> String {
-        lock(&self.shared().data).add_device(self.shared().config.seed, name)
+        lock(&self.shared().data)
+            .directory
+            .add_device(self.shared().config.seed, name)
     }
 
     /// Adds `member` (the id of a user, a group, nesting it, or a device) to
@@ -772,12 +717,12 @@ impl GraphSim {
     /// through nested groups are allowed (Graph forbids them; a client must not
     /// loop on them anyway).
     pub fn add_member(&self, group: &str, member: &str) -> bool {
-        lock(&self.shared().data).add_member(group, member)
+        lock(&self.shared().data).directory.add_member(group, member)
     }
 
     /// Removes `member` from `group`'s direct members; whether it was one.
     pub fn remove_member(&self, group: &str, member: &str) -> bool {
-        lock(&self.shared().data).remove_member(group, member)
+        lock(&self.shared().data).directory.remove_member(group, member)
     }
 
     /// `{base}/users/delta?$select=id,accountEnabled,userType`: the first
@@ -799,40 +744,36 @@ impl GraphSim {
     /// The known organizers (lowercase), sorted: every directory user
     /// (removed ones included) and every id recordings were added for.
     pub fn organizers(&self) -> Vec<String> {
-        lock(&self.shared().data).organizers.keys().cloned().collect()
+        lock(&self.shared().data).meetings.organizers.keys().cloned().collect()
     }
 
     /// Appends a recording of `size` bytes to `organizer` (registered if unknown;
     /// ids are matched case-insensitively and stored lowercase).
     pub fn add_recording(&self, organizer: &str, size: u64) -> RecordingInfo {
-        self.shared().add_recording(organizer, size, None)
+        self.add_recording_to(organizer, size, None)
     }
 
     /// Like [`GraphSim::add_recording`] but advertises `url` as its
     /// `recordingContentUrl` (e.g. an off-origin URL a client must refuse).
     /// The regular content path keeps working.
     pub fn add_recording_with_content_url(&self, organizer: &str, size: u64, url: &str) -> RecordingInfo {
-        self.shared().add_recording(organizer, size, Some(url))
+        self.add_recording_to(organizer, size, Some(url))
     }
 
     /// The recordings of `organizer`, oldest first.
     pub fn recordings(&self, organizer: &str) -> Vec<RecordingInfo> {
-        let data = lock(&self.shared().data);
-        data.organizers
-            .get(&organizer.to_ascii_lowercase())
-            .map(|serials| {
-                serials
-                    .iter()
-                    .filter_map(|&s| data.recordings.get(s))
-                    .map(model::Recording::info)
-                    .collect()
-            })
-            .unwrap_or_default()
+        lock(&self.shared().data).meetings.recordings_of(organizer)
+    }
+
+    fn add_recording_to(&self, organizer: &str, size: u64, url: Option<&str>) -> RecordingInfo {
+        let shared = self.shared();
+        let base = shared.base(ApiVersion::Beta);
+        lock(&shared.data).add_recording(shared.config.seed, &base, organizer, size, url)
     }
 
     fn content_key(&self, recording_id: &str) -> Option<(u64, u64)> {
         let data = lock(&self.shared().data);
-        let r = data.recordings.get(*data.by_id.get(recording_id)?)?;
+        let r = data.meetings.recording(recording_id)?;
         Some((r.content_key, r.size))
     }
 
@@ -866,29 +807,20 @@ impl GraphSim {
     /// recording (a recording the simulator does not know is ignored);
     /// without, of a fresh meeting.
     pub fn add_transcript(&self, organizer: &str, recording: Option<&RecordingInfo>, size: u64) -> TranscriptInfo {
-        self.shared()
-            .add_transcript(organizer, recording.map(|r| r.id.as_str()), size)
+        let shared = self.shared();
+        let base = shared.base(ApiVersion::Beta);
+        let recording = recording.map(|r| r.id.as_str());
+        lock(&shared.data).add_transcript(shared.config.seed, &base, organizer, recording, size)
     }
 
     /// The transcripts of `organizer`, oldest first.
     pub fn transcripts(&self, organizer: &str) -> Vec<TranscriptInfo> {
-        let data = lock(&self.shared().data);
-        data.organizer_transcripts
-            .get(&organizer.to_ascii_lowercase())
-            .map(|serials| {
-                serials
-                    .iter()
-                    .filter_map(|&s| data.transcripts.get(s))
-                    .map(model::Transcript::info)
-                    .collect()
-            })
-            .unwrap_or_default()
+        lock(&self.shared().data).meetings.transcripts_of(organizer)
     }
 
     /// The WebVTT body of transcript `id`, as its content URL serves it.
     pub fn transcript_content(&self, id: &str) -> Option<Vec<u8>> {
-        let data = lock(&self.shared().data);
-        Some(data.transcripts.get(*data.transcript_by_id.get(id)?)?.vtt())
+        Some(lock(&self.shared().data).meetings.transcript(id)?.vtt())
     }
 
     /// The metadata body of transcript `id`, as its metadata URL serves it
@@ -897,8 +829,7 @@ impl GraphSim {
     /// `spokenLanguage`, `spokenText`). The shape is the simulator's own, not
     /// Graph's: clients should keep it as opaque bytes.
     pub fn transcript_metadata(&self, id: &str) -> Option<Vec<u8>> {
-        let data = lock(&self.shared().data);
-        Some(data.transcripts.get(*data.transcript_by_id.get(id)?)?.metadata())
+        Some(lock(&self.shared().data).meetings.transcript(id)?.metadata())
     }
 
     /// A handle to switch faults at run time.
@@ -929,7 +860,9 @@ impl GraphSim {
     /// id and display name are `folder`.
     pub fn add_contact(&self, user: &str, folder: &str, display_name: &str) -> String {
         let seed = self.shared().config.seed;
-        lock(&self.shared().data).add_contact(seed, user, folder, display_name)
+        lock(&self.shared().data)
+            .contacts
+            .add_contact(seed, user, folder, display_name)
     }
 
     /// Adds a contact folder named `name` to `user`'s mailbox and returns its
@@ -941,23 +874,26 @@ impl GraphSim {
     /// `childFolders`.
     pub fn add_contact_folder(&self, user: &str, name: &str, parent: Option<&str>) -> String {
         let seed = self.shared().config.seed;
-        lock(&self.shared().data).add_contact_folder(seed, user, name, parent)
+        lock(&self.shared().data)
+            .contacts
+            .add_contact_folder(seed, user, name, parent)
     }
 
     /// The id of `user`'s default `Contacts` folder (the mailbox is made if
     /// the user has none yet).
     pub fn default_contact_folder(&self, user: &str) -> String {
         let seed = self.shared().config.seed;
-        lock(&self.shared().data).ensure_mailbox(seed, user).default_id
+        lock(&self.shared().data).contacts.ensure_mailbox(seed, user).default_id
     }
 
     /// Every contact folder of `user` (the default one first, nested ones
     /// included), in order of creation; empty for a user without a mailbox.
     pub fn contact_folders(&self, user: &str) -> Vec<ContactFolderInfo> {
         let data = lock(&self.shared().data);
-        data.all_folders(user)
+        data.contacts
+            .all_folders(user)
             .into_iter()
-            .map(model::ContactFolder::info)
+            .map(ContactFolder::info)
             .collect()
     }
 
@@ -988,20 +924,7 @@ impl GraphSim {
     }
 
     fn change_contact(&self, user: &str, folder: &str, id: &str, f: impl FnOnce(&mut Contact) -> bool) {
-        let mut data = lock(&self.shared().data);
-        let next_seq = data.contact_seq + 1;
-        let folder = data.resolve_folder(user, folder);
-        let Some(folder) = data.contact_folders.get_mut(&(user.to_ascii_lowercase(), folder)) else {
-            return;
-        };
-        let Some(contact) = folder.by_id.get(id).copied().and_then(|i| folder.contacts.get_mut(i)) else {
-            return;
-        };
-        if f(contact) {
-            contact.change_seq = next_seq;
-            contact.modified = contact_stamp(next_seq);
-            data.contact_seq = next_seq;
-        }
+        lock(&self.shared().data).contacts.change_contact(user, folder, id, f);
     }
 }
 

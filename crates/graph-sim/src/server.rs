@@ -23,13 +23,15 @@ use crate::assertion::{self, Accepted, Refusal};
 use crate::body::{ByteRange, ContentStream, parse_range};
 use crate::config::ContentMode;
 use crate::conn::ConnKill;
+use crate::data::artifact::{ArtifactKind, Served, TRANSCRIPT_TAG};
+use crate::data::meetings::Transcript;
 use crate::faults::{CredentialRejection, RedirectStyle, RetryAfter, TRANSCRIPTS_DISABLED_MESSAGE, Target};
 use crate::http::{
     ApiVersion, RequestIds, bad_request, decode, decode_query_value, error_status, graph_error, graph_error_code,
     json_response, method_not_allowed, query_option, raw_query_pairs, retry_after_value, set_header, strip_prefix_ci,
     throttled_error, unquote,
 };
-use crate::model::{ArtifactKind, Served, Shared, TRANSCRIPT_TAG, Transcript, lock};
+use crate::state::{Shared, lock};
 use crate::stats::Origin;
 use crate::test_keys::JWT_BEARER;
 use crate::{delta, directory, folders};
@@ -282,11 +284,10 @@ pub(crate) fn authenticate(shared: &Shared, ids: &RequestIds, headers: &HeaderMa
     let message = match token {
         None => "Access token is empty.",
         Some(t) => {
-            let data = lock(&shared.data);
-            match data.access_tokens.get(t) {
-                Some(at) if at.is_valid(Instant::now()) => return Ok(()),
-                _ => "Access token has expired or is not yet valid.",
+            if lock(&shared.data).access_tokens.is_valid(t, Instant::now()) {
+                return Ok(());
             }
+            "Access token has expired or is not yet valid."
         }
     };
     shared.stat(|s| s.unauthorized += 1);
@@ -613,7 +614,7 @@ async fn token_endpoint(
         );
     }
     let lifetime = cfg.token_lifetime;
-    let access_token = issue_access_token(shared);
+    let access_token = shared.issue_access_token();
     let secs = lifetime.as_secs();
     let body = serde_json::json!({
         "token_type": "Bearer",
@@ -673,12 +674,6 @@ fn client_assertion(shared: &Shared, ids: &RequestIds, kind: &str, assertion: &s
     }
 }
 
-/// Issues an access token valid for the configured lifetime.
-pub(crate) fn issue_access_token(shared: &Shared) -> String {
-    let expires_at = Instant::now().checked_add(shared.config.token_lifetime);
-    lock(&shared.data).issue_access_token(shared.config.seed, expires_at)
-}
-
 // ---------------------------------------------------------------------------
 // Content
 
@@ -718,7 +713,7 @@ fn content(
             return resp;
         }
     }
-    let served = lock(&shared.data).served_content(kind, user, meeting_id, id);
+    let served = lock(&shared.data).meetings.served_content(kind, user, meeting_id, id);
     let Some(served) = served else {
         return artifact_not_found(ids, kind);
     };
@@ -808,9 +803,8 @@ fn metadata(shared: &Arc<Shared>, ids: &RequestIds, user: &str, meeting_id: &str
     }
     let served = {
         let data = lock(&shared.data);
-        data.transcript_by_id
-            .get(id)
-            .and_then(|&i| data.transcripts.get(i))
+        data.meetings
+            .transcript(id)
             .filter(|t| t.organizer.eq_ignore_ascii_case(user) && t.meeting_id == meeting_id)
             .map(Transcript::served_metadata)
     };
@@ -1012,7 +1006,7 @@ fn file_index(shared: &Arc<Shared>, name: &str, req: &Request) -> Response {
     if name.is_empty() {
         let data = lock(&shared.data);
         let mut html = String::from("<!DOCTYPE html>\n<html><body><pre>\n");
-        for (serial, r) in data.recordings.iter().enumerate() {
+        for (serial, r) in data.meetings.recordings.iter().enumerate() {
             html.push_str(&format!(
                 "<a href=\"rec-{serial:06}.mp4\">rec-{serial:06}.mp4</a> {}\n",
                 r.size

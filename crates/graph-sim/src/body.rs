@@ -8,11 +8,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
+use axum::body::Body;
 use axum::http::HeaderMap;
-use axum::http::header::RANGE;
+use axum::http::header::{CONTENT_LENGTH, RANGE};
+use axum::response::Response;
 use bytes::Bytes;
 use futures::Stream;
 
+use crate::http::set_header;
 use crate::rng::{CHUNK, content_piece};
 
 /// What every content body reports to, and watches: the bytes sent (both
@@ -209,6 +212,27 @@ pub(crate) fn parse_range(headers: &HeaderMap, size: u64) -> ByteRange {
         return ByteRange::Unsatisfiable;
     }
     ByteRange::Partial(first, last.min(size - 1))
+}
+
+/// `resp` with its full `Content-Length` announced but only about half of its body sent before
+/// the connection is aborted.
+pub(crate) async fn cut_mid_body(resp: Response) -> Response {
+    let (mut parts, body) = resp.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+        return Response::from_parts(parts, Body::empty());
+    };
+    let half = bytes.slice(..bytes.len() / 2);
+    set_header(&mut parts.headers, CONTENT_LENGTH, &bytes.len().to_string());
+    let head = futures::stream::once(async move { Ok::<_, io::Error>(half) });
+    let abort = futures::stream::once(async {
+        // Let the first half reach the client before the connection goes.
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        Err(io::Error::new(
+            io::ErrorKind::ConnectionAborted,
+            "delta page cut off (fault)",
+        ))
+    });
+    Response::from_parts(parts, Body::from_stream(futures::StreamExt::chain(head, abort)))
 }
 
 #[cfg(test)]

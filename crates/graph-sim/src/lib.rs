@@ -130,18 +130,16 @@
 // boxing it would only add allocations on the error path.
 #![allow(clippy::result_large_err)]
 
+mod api;
 mod assertion;
 mod body;
 mod config;
 mod conn;
 mod data;
-mod delta;
-mod directory;
 mod faults;
-mod folders;
 mod http;
 mod rng;
-mod server;
+mod router;
 mod state;
 mod stats;
 pub mod test_keys;
@@ -475,10 +473,10 @@ impl GraphSim {
         let shared = Arc::new(Shared::new(config, graph_origin, download_origin));
         let (tx, rx) = watch::channel(false);
         let graph_app = Router::new()
-            .fallback(server::graph_entry)
+            .fallback(router::graph_entry)
             .with_state(Arc::clone(&shared));
         let download_app = Router::new()
-            .fallback(server::download_entry)
+            .fallback(router::download_entry)
             .with_state(Arc::clone(&shared));
         let tasks = vec![
             tokio::spawn(serve(KillableListener(graph), graph_app, rx.clone(), "graph")),

@@ -11,30 +11,24 @@
 //! (default [`crate::SimConfig::page_size`]) and `$skip`, the
 //! `@odata.nextLink` carrying both; no snapshot and no deltaLink.
 
+use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use serde_json::Value;
 
-use crate::delta::page_json;
+use crate::api::guard::admit_get;
+use crate::api::paging::page_json;
 use crate::faults::Target;
 use crate::http::{
     ApiVersion, ODATA_JSON, RequestIds, bad_request, decode_query_value, encode_segment, graph_error, json_response,
-    mailbox_error, method_not_allowed, query_option, raw_query_pairs,
+    mailbox_error, query_option, raw_query_pairs,
 };
-use crate::server::{authenticate, check_throttle};
 use crate::state::{Shared, lock};
 
 /// The count, the method, authentication and a pending throttle.
 fn admit(shared: &Shared, ids: &RequestIds, parts: &Parts, user: &str) -> Result<(), Response> {
     shared.stat(|s| s.contact_folder_requests += 1);
-    if parts.method != Method::GET {
-        return Err(method_not_allowed(ids, "GET"));
-    }
-    authenticate(shared, ids, &parts.headers)?;
-    if let Some(resp) = check_throttle(shared, ids, Target::ContactFolders) {
-        return Err(resp);
-    }
+    admit_get(shared, ids, parts, Target::ContactFolders)?;
     if let Some(fault) = shared.mailbox_fault(user) {
         return Err(mailbox_error(ids, fault));
     }

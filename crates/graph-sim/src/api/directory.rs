@@ -13,21 +13,21 @@
 
 use std::sync::Arc;
 
+use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use serde_json::{Map, Value};
 
+use crate::api::guard::admit_get;
+use crate::api::paging::{Delta, Resume, Round, Skip, TokenParam, page_json, paginate, parse_top, resume, token_param};
 use crate::data::Data;
 use crate::data::directory::{USER_PROPERTIES, User};
 use crate::data::tokens::TokenKind;
-use crate::delta::{Delta, Resume, Round, Skip, TokenParam, page_json, paginate, resume, token_param};
 use crate::faults::Target;
 use crate::http::{
     ApiVersion, ODATA_JSON, RequestIds, bad_request, decode_query_value, encode_segment, graph_error, json_response,
-    method_not_allowed, query_option, raw_query_pairs,
+    query_option, raw_query_pairs,
 };
-use crate::server::{authenticate, check_throttle};
 use crate::state::{Shared, lock};
 
 // ---------------------------------------------------------------------------
@@ -37,13 +37,7 @@ use crate::state::{Shared, lock};
 /// authentication, a pending throttle and the `directory_forbidden` switch.
 fn admit(shared: &Shared, ids: &RequestIds, parts: &Parts) -> Result<(), Response> {
     shared.stat(|s| s.directory_requests += 1);
-    if parts.method != Method::GET {
-        return Err(method_not_allowed(ids, "GET"));
-    }
-    authenticate(shared, ids, &parts.headers)?;
-    if let Some(resp) = check_throttle(shared, ids, Target::Directory) {
-        return Err(resp);
-    }
+    admit_get(shared, ids, parts, Target::Directory)?;
     if lock(&shared.faults).directory_forbidden {
         return Err(graph_error(
             ids,
@@ -163,17 +157,9 @@ pub(crate) fn group_members(
             if !data.directory.groups.contains_key(&group) {
                 return Some(not_found(ids, &group));
             }
-            let top = match query_option(&pairs, "top").map(decode_query_value) {
-                None => None,
-                Some(v) => match v.trim().parse::<usize>() {
-                    Ok(n) if n > 0 => Some(n),
-                    _ => {
-                        return Some(bad_request(
-                            ids,
-                            &format!("Invalid value '{v}' for query option $top: a positive integer is required."),
-                        ));
-                    }
-                },
+            let top = match parse_top(ids, &pairs) {
+                Ok(top) => top,
+                Err(resp) => return Some(resp),
             };
             let select = parse_select(query_option(&pairs, "select"));
             let items = data.directory.transitive(&group, users_only, select.as_deref());

@@ -190,7 +190,7 @@ impl Shared {
     }
 
     /// The signature of pre-authenticated URLs for the artifact with `serial`
-    /// (a recording's serial, or a transcript's tagged with [`TRANSCRIPT_TAG`](crate::data::artifact::TRANSCRIPT_TAG)).
+    /// (tagged with its kind: see [`crate::data::artifact`]).
     fn download_signature(&self, serial: u64) -> String {
         let mut r = Rng::derive(self.config.seed, domain::SIGNATURE, serial);
         hex(&r.bytes(16))
@@ -198,7 +198,7 @@ impl Shared {
 
     /// `{serial:016x}{signature}`: the signed part of every pre-authenticated
     /// URL (download origin and redirect hops) of the artifact with `serial`
-    /// (tagged with [`TRANSCRIPT_TAG`](crate::data::artifact::TRANSCRIPT_TAG) for a transcript).
+    /// (tagged with its kind: see [`crate::data::artifact`]).
     pub(crate) fn signed(&self, serial: u64) -> String {
         format!("{serial:016x}{}", self.download_signature(serial))
     }

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 
-use crate::faults::{MailboxFault, RetryAfter};
+use crate::faults::RetryAfter;
 
 /// Everything but RFC 3986 unreserved characters: a safe path segment.
 const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
@@ -176,24 +176,6 @@ pub(crate) fn method_not_allowed(ids: &RequestIds, allowed: &'static str) -> Res
     );
     resp.headers_mut().insert(ALLOW, HeaderValue::from_static(allowed));
     resp
-}
-
-/// The answer of a user's mailbox fault (see [`crate::Faults::mailbox`]).
-pub(crate) fn mailbox_error(ids: &RequestIds, fault: MailboxFault) -> Response {
-    match fault {
-        MailboxFault::NotEnabled => graph_error(
-            ids,
-            StatusCode::NOT_FOUND,
-            "MailboxNotEnabledForRESTAPI",
-            "The mailbox is either inactive, soft-deleted, or is hosted on-premise.",
-        ),
-        MailboxFault::AccessDenied => graph_error(
-            ids,
-            StatusCode::FORBIDDEN,
-            "ErrorAccessDenied",
-            "Access to OData is disabled: the application is not allowed to access this mailbox.",
-        ),
-    }
 }
 
 /// `status` if it is a 4xx or 5xx, else `fallback`.

@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::Value;
 
-use crate::api::guard::admit_get;
+use crate::api::guard::{admit_get, mailbox_refused};
 use crate::api::paging::{
     Delta, Resume, Round, Skip, TokenParam, page_json, paginate, parse_select, resume, token_param,
 };
@@ -18,8 +18,8 @@ use crate::data::contacts::CONTACT_PROPERTIES;
 use crate::data::tokens::TokenKind;
 use crate::faults::Target;
 use crate::http::{
-    ApiVersion, ODATA_JSON, RequestIds, encode_segment, graph_error, json_response, mailbox_error, query_option,
-    raw_query_pairs, set_header,
+    ApiVersion, ODATA_JSON, RequestIds, encode_segment, graph_error, json_response, query_option, raw_query_pairs,
+    set_header,
 };
 use crate::state::{Shared, lock};
 
@@ -61,8 +61,8 @@ pub(crate) fn contacts(
     if let Err(resp) = admit_get(shared, ids, parts, Target::Delta) {
         return resp;
     }
-    if let Some(fault) = shared.mailbox_fault(user) {
-        return mailbox_error(ids, fault);
+    if let Some(resp) = mailbox_refused(shared, ids, user) {
+        return resp;
     }
     let flags = shared.fault_flags();
     let prefer = prefer_max_page_size(&parts.headers);

@@ -16,12 +16,12 @@ use axum::http::request::Parts;
 use axum::response::Response;
 use serde_json::Value;
 
-use crate::api::guard::admit_get;
+use crate::api::guard::{admit_get, mailbox_refused};
 use crate::api::paging::page_json;
 use crate::faults::Target;
 use crate::http::{
     ApiVersion, ODATA_JSON, RequestIds, bad_request, decode_query_value, encode_segment, graph_error, json_response,
-    mailbox_error, query_option, raw_query_pairs,
+    query_option, raw_query_pairs,
 };
 use crate::state::{Shared, lock};
 
@@ -29,8 +29,8 @@ use crate::state::{Shared, lock};
 fn admit(shared: &Shared, ids: &RequestIds, parts: &Parts, user: &str) -> Result<(), Response> {
     shared.stat(|s| s.contact_folder_requests += 1);
     admit_get(shared, ids, parts, Target::ContactFolders)?;
-    if let Some(fault) = shared.mailbox_fault(user) {
-        return Err(mailbox_error(ids, fault));
+    if let Some(resp) = mailbox_refused(shared, ids, user) {
+        return Err(resp);
     }
     Ok(())
 }

@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::Response;
 use std::time::Instant;
 
-use crate::faults::{TRANSCRIPTS_DISABLED_MESSAGE, Target};
+use crate::faults::{MailboxFault, TRANSCRIPTS_DISABLED_MESSAGE, Target};
 use crate::http::{RequestIds, graph_error, method_not_allowed, set_header, throttled_error};
 use crate::state::{Shared, lock};
 
@@ -94,4 +94,24 @@ pub(crate) fn forbidden_user(shared: &Shared, ids: &RequestIds, users: &[&str]) 
         "Forbidden",
         "No application access policy found for this app.",
     ))
+}
+
+/// The answer of `user`'s mailbox fault ([`crate::Faults::mailbox`]), if
+/// one is set.
+pub(crate) fn mailbox_refused(shared: &Shared, ids: &RequestIds, user: &str) -> Option<Response> {
+    let answer = match shared.mailbox_fault(user)? {
+        MailboxFault::NotEnabled => graph_error(
+            ids,
+            StatusCode::NOT_FOUND,
+            "MailboxNotEnabledForRESTAPI",
+            "The mailbox is either inactive, soft-deleted, or is hosted on-premise.",
+        ),
+        MailboxFault::AccessDenied => graph_error(
+            ids,
+            StatusCode::FORBIDDEN,
+            "ErrorAccessDenied",
+            "Access to OData is disabled: the application is not allowed to access this mailbox.",
+        ),
+    };
+    Some(answer)
 }

@@ -50,6 +50,7 @@ pub enum ContentMode {
     Redirect,
     /// Recordings with an even serial number (0, 2, ... in order of creation
     /// across all organizers) direct, odd ones redirect; the same for
-    /// transcripts, counted on their own.
+    /// transcripts, and for ad hoc calls' recordings and transcripts, each
+    /// counted on their own.
     Alternate,
 }

@@ -9,10 +9,11 @@ pub enum Target {
     /// The token endpoint.
     Token,
     /// Delta requests (recordings, transcripts and contacts; `/users/delta`
-    /// is [`Target::Directory`]).
+    /// is [`Target::Directory`], ad hoc call lists [`Target::AdhocCalls`]).
     Delta,
     /// The content endpoints on the graph origin (recording content,
-    /// transcript content and transcript metadata).
+    /// transcript content and transcript metadata, of meetings and ad hoc
+    /// calls alike).
     Content,
     /// The download origin.
     Download,
@@ -22,6 +23,10 @@ pub enum Target {
     /// The contact folder endpoints (`/users/{id}/contactFolders`,
     /// `…/contactFolders/{id}` and `…/contactFolders/{id}/childFolders`).
     ContactFolders,
+    /// The ad hoc call lists (`/users/{id}/adhocCalls/getAllRecordings(…)`
+    /// and `…/getAllTranscripts(…)`, first pages and nextLinks alike); their
+    /// content is [`Target::Content`].
+    AdhocCalls,
 }
 
 impl Target {
@@ -33,6 +38,7 @@ impl Target {
             Target::Download => 3,
             Target::Directory => 4,
             Target::ContactFolders => 5,
+            Target::AdhocCalls => 6,
         }
     }
 }
@@ -177,7 +183,7 @@ pub(crate) fn take_one(pending: &mut u32) -> bool {
 /// Pending and switched-on faults.
 #[derive(Debug, Default)]
 pub(crate) struct FaultState {
-    pub(crate) throttle: [Option<Throttle>; 6],
+    pub(crate) throttle: [Option<Throttle>; 7],
     pub(crate) drop_mid_body: u32,
     pub(crate) cut_pages: u32,
     pub(crate) folder_ids_only: bool,

@@ -22,6 +22,14 @@
 //!     content; `406 NotAcceptable` without `$format`, `400` for another
 //!     format) and `…/transcripts/{id}/metadataContent` (`application/json`:
 //!     one entry per cue, always direct),
+//!   * `GET /{beta|v1.0}/users/{u}/adhocCalls/getAllRecordings(userId='{u}',startDateTime=..,endDateTime=..)`
+//!     and `…/adhocCalls/getAllTranscripts(…)`: the recordings and transcripts
+//!     of the user's ad hoc calls (1:1, group and PSTN) created in the window,
+//!     paged by `$top` and opaque nextLinks, without delta (see
+//!     [`GraphSim::add_adhoc_call`]); their content at
+//!     `…/users/{u}/adhocCalls/{callId}/recordings/{id}/content` and
+//!     `…/adhocCalls/{callId}/transcripts/{id}/content?$format=text/vtt` (and
+//!     `…/metadataContent`), served like the meetings' artifacts,
 //!   * `GET /{beta|v1.0}/users/{user}/contactFolders` (top-level folders),
 //!     `…/contactFolders/{folder}` and `…/contactFolders/{folder}/childFolders`
 //!     (paged by `$top` / `$skip`; `contacts` names the default folder; see
@@ -64,13 +72,19 @@
 //!   [`SyncLocation`]), [`Faults::empty_pages`], [`Faults::duplicate_items`];
 //!   recordings and transcripts also [`Faults::organizer_forbidden`] (403 for
 //!   one organizer), [`Faults::replay_older`], [`Faults::top_drops_next_link`].
-//! * Content (recordings, transcripts and transcript metadata):
+//! * Ad hoc call lists: throttles on [`Target::AdhocCalls`],
+//!   [`Faults::organizer_forbidden`] (403 for one user),
+//!   [`Faults::transcripts_disabled`]; their nextLinks are no sync state
+//!   ([`Faults::expire_sync_state`] leaves them valid).
+//! * Content (recordings, transcripts and transcript metadata, of meetings and
+//!   ad hoc calls):
 //!   [`Faults::content_status`] (403 / 404 / 410 ... for one recording or
 //!   transcript, every time), [`Faults::content_always_truncated`] and
 //!   [`Faults::drop_mid_body`] (body cut halfway), [`Faults::cut_delta_pages`] (a delta page
 //!   cut halfway), [`Faults::redirect_style`]
 //!   (relative, chained and bouncing redirects), [`Faults::content_rate`].
-//! * Recording and transcript APIs: [`Faults::payment_required`] (402).
+//! * The meetings' recording and transcript APIs: [`Faults::payment_required`]
+//!   (402; ad hoc calls are not metered).
 //! * Transcripts: [`Faults::transcripts_disabled`] (403 on every transcript
 //!   request, the tenant's transcript access turned off; recordings go on).
 //! * Contact folders: throttles on [`Target::ContactFolders`]; per user,
@@ -148,9 +162,10 @@ mod vtt;
 
 pub use crate::assertion::{AssertionRejection, CertificateError};
 pub use crate::config::{ContentMode, SimConfig};
+pub use crate::data::adhoc::{AdhocCallKind, CallInfo};
+pub use crate::data::artifact::{RecordingInfo, TranscriptInfo};
 pub use crate::data::contacts::ContactFolderInfo;
 pub use crate::data::directory::UserType;
-pub use crate::data::meetings::{RecordingInfo, TranscriptInfo};
 pub use crate::faults::{
     CredentialRejection, MailboxFault, RedirectStyle, RetryAfter, SyncLocation, TRANSCRIPTS_DISABLED_MESSAGE, Target,
 };

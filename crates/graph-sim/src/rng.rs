@@ -29,6 +29,11 @@ pub(crate) mod domain {
     pub(crate) const TRANSCRIPT: u64 = 12;
     pub(crate) const TRANSCRIPT_CONTENT: u64 = 13;
     pub(crate) const CONTACT_FOLDER: u64 = 14;
+    pub(crate) const ADHOC_CALL: u64 = 15;
+    pub(crate) const ADHOC_RECORDING: u64 = 16;
+    pub(crate) const ADHOC_CONTENT: u64 = 17;
+    pub(crate) const ADHOC_TRANSCRIPT: u64 = 18;
+    pub(crate) const ADHOC_TRANSCRIPT_CONTENT: u64 = 19;
 }
 
 /// The SplitMix64 finaliser.

@@ -13,10 +13,11 @@ use axum::http::header::{AUTHORIZATION, HeaderName};
 use axum::http::request::Parts;
 use axum::response::Response;
 
-use crate::api::{auth, contacts, content, directory, folders, meetings};
+use crate::api::content::ArtifactPath;
+use crate::api::{adhoc, auth, contacts, content, directory, folders, meetings};
 use crate::body;
 use crate::conn::ConnKill;
-use crate::data::artifact::ArtifactKind;
+use crate::data::artifact::{ArtifactKind, Place};
 use crate::http::{ApiVersion, RequestIds, decode, graph_error, set_header, strip_prefix_ci, unquote};
 use crate::state::Shared;
 use crate::stats::Origin;
@@ -142,35 +143,10 @@ fn graph_api(
     }
     let seg = |i: usize| rest.get(i).map(|s| decode(s));
     let is = |i: usize, name: &str| seg(i).is_some_and(|s| s.eq_ignore_ascii_case(name));
-    // `…/onlineMeetings/{meetingId}/{recordings|transcripts}/{id}/…`.
-    let kind = || {
-        if is(2, "recordings") {
-            Some(ArtifactKind::Recording)
-        } else if is(2, "transcripts") {
-            Some(ArtifactKind::Transcript)
-        } else {
-            None
-        }
-    };
+    if let Some(place) = place(&seg(0)?) {
+        return artifacts(shared, ids, version, place, &user, rest, parts);
+    }
     match rest.len() {
-        3 if is(0, "onlineMeetings") && is_delta(&seg(2)?) => {
-            let func = seg(1)?;
-            let (kind, params) = parse_function(&func, "getAllRecordings")
-                .map(|p| (ArtifactKind::Recording, p))
-                .or_else(|| parse_function(&func, "getAllTranscripts").map(|p| (ArtifactKind::Transcript, p)))?;
-            Some(meetings::artifacts(shared, ids, version, kind, &user, &params, parts))
-        }
-        5 if is(0, "onlineMeetings") && is(4, "content") => {
-            let kind = kind()?;
-            Some(content::content(shared, ids, kind, &user, &seg(1)?, &seg(3)?, parts))
-        }
-        5 if is(0, "onlineMeetings") && is(4, "stream") => {
-            let kind = kind()?;
-            content::relative_hop(shared, ids, kind, &user, &seg(1)?, &seg(3)?, parts)
-        }
-        5 if is(0, "onlineMeetings") && is(2, "transcripts") && is(4, "metadataContent") => {
-            Some(content::metadata(shared, ids, &user, &seg(1)?, &seg(3)?, parts))
-        }
         1 if is(0, "contactFolders") => Some(folders::list(shared, ids, version, &user, None, parts)),
         2 if is(0, "contactFolders") => Some(folders::get(shared, ids, version, &user, &seg(1)?, parts)),
         3 if is(0, "contactFolders") && is(2, "childFolders") => {
@@ -179,6 +155,78 @@ fn graph_api(
         4 if is(0, "contactFolders") && is(2, "contacts") && is_delta(&seg(3)?) => {
             let folder = seg(1)?;
             Some(contacts::contacts(shared, ids, version, &user, &folder, parts))
+        }
+        _ => None,
+    }
+}
+
+/// `onlineMeetings` or `adhocCalls` (any case).
+fn place(segment: &str) -> Option<Place> {
+    [Place::Meeting, Place::AdhocCall]
+        .into_iter()
+        .find(|p| segment.eq_ignore_ascii_case(p.segment()))
+}
+
+/// Routes the artifacts of a user's meetings or ad hoc calls, `rest` being
+/// the path after `users/{user}`:
+///
+/// * `onlineMeetings/{getAllRecordings|getAllTranscripts}(…)/delta`,
+/// * `adhocCalls/{getAllRecordings|getAllTranscripts}(…)` (no delta),
+/// * `{onlineMeetings|adhocCalls}/{container}/{recordings|transcripts}/{id}/{content|stream}`
+///   and `…/transcripts/{id}/metadataContent`.
+///
+/// `None` (404) for anything else.
+fn artifacts(
+    shared: &Arc<Shared>,
+    ids: &RequestIds,
+    version: ApiVersion,
+    place: Place,
+    user: &str,
+    rest: &[&str],
+    parts: &Parts,
+) -> Option<Response> {
+    let seg = |i: usize| rest.get(i).map(|s| decode(s));
+    let is = |i: usize, name: &str| seg(i).is_some_and(|s| s.eq_ignore_ascii_case(name));
+    let function = || {
+        let func = seg(1)?;
+        parse_function(&func, "getAllRecordings")
+            .map(|p| (ArtifactKind::Recording, p))
+            .or_else(|| parse_function(&func, "getAllTranscripts").map(|p| (ArtifactKind::Transcript, p)))
+    };
+    match (place, rest.len()) {
+        (Place::Meeting, 3) if is_delta(&seg(2)?) => {
+            let (kind, params) = function()?;
+            Some(meetings::artifacts(shared, ids, version, kind, user, &params, parts))
+        }
+        (Place::AdhocCall, 2) => {
+            let (kind, params) = function()?;
+            Some(adhoc::list(shared, ids, version, kind, user, &params, parts))
+        }
+        (_, 5) => {
+            let kind = if is(2, "recordings") {
+                ArtifactKind::Recording
+            } else if is(2, "transcripts") {
+                ArtifactKind::Transcript
+            } else {
+                return None;
+            };
+            let (container, id) = (seg(1)?, seg(3)?);
+            let path = ArtifactPath {
+                place,
+                kind,
+                user,
+                container: &container,
+                id: &id,
+            };
+            if is(4, "content") {
+                Some(content::content(shared, ids, path, parts))
+            } else if is(4, "stream") {
+                content::relative_hop(shared, ids, path, parts)
+            } else if is(4, "metadataContent") && kind == ArtifactKind::Transcript {
+                Some(content::metadata(shared, ids, path, parts))
+            } else {
+                None
+            }
         }
         _ => None,
     }

@@ -74,8 +74,8 @@ pub struct SimStats {
     /// Token requests whose connection was reset without a response
     /// ([`Faults::token_connection_reset`](crate::Faults::token_connection_reset)); also counted in `token_requests`.
     pub token_connections_reset: u64,
-    /// Recordings and transcripts delta requests answered 403 by
-    /// [`Faults::organizer_forbidden`](crate::Faults::organizer_forbidden).
+    /// Recordings and transcripts delta requests, and ad hoc call lists,
+    /// answered 403 by [`Faults::organizer_forbidden`](crate::Faults::organizer_forbidden).
     pub forbidden: u64,
     /// Requests to the graph origin's redirect-hop endpoints (see
     /// [`RedirectStyle`](crate::RedirectStyle)), any outcome. The content endpoint itself and the
@@ -112,14 +112,31 @@ pub struct SimStats {
     /// counted like `content_requests_by_id` (a `200`/`206` or a `302` from
     /// the graph content endpoint).
     pub transcript_content_requests_by_id: BTreeMap<String, u64>,
-    /// Per transcript id: metadata requests answered `200`/`206`.
+    /// Per transcript id (a meeting's or an ad hoc call's): metadata
+    /// requests answered `200`/`206`.
     pub transcript_metadata_requests_by_id: BTreeMap<String, u64>,
-    /// Transcript requests (delta, content, metadata, redirect hops and the
-    /// download origin) answered 403 by [`Faults::transcripts_disabled`](crate::Faults::transcripts_disabled).
+    /// Transcript requests (delta, ad hoc lists, content, metadata, redirect
+    /// hops and the download origin) answered 403 by [`Faults::transcripts_disabled`](crate::Faults::transcripts_disabled).
     pub transcript_forbidden: u64,
     /// Requests to the contact folder endpoints (`/contactFolders`,
     /// `/contactFolders/{id}`, `/childFolders`), any outcome.
     pub contact_folder_requests: u64,
+    /// Requests to `adhocCalls/getAllRecordings(…)` (first pages and
+    /// nextLinks), any outcome.
+    pub adhoc_recording_list_requests: u64,
+    /// Requests to `adhocCalls/getAllTranscripts(…)` (first pages and
+    /// nextLinks), any outcome.
+    pub adhoc_transcript_list_requests: u64,
+    /// Requests to the ad hoc call content endpoints on the graph origin
+    /// (recordings', transcripts' and transcript metadata), any outcome.
+    /// Not counted in `content_requests`.
+    pub adhoc_content_requests: u64,
+    /// Per ad hoc call recording id: logical downloads started, counted like
+    /// `content_requests_by_id`.
+    pub adhoc_recording_content_requests_by_id: BTreeMap<String, u64>,
+    /// Per ad hoc call transcript id: logical downloads of its WebVTT content
+    /// started, counted like `content_requests_by_id`.
+    pub adhoc_transcript_content_requests_by_id: BTreeMap<String, u64>,
 }
 
 /// Mutable statistics (the byte counter lives in an atomic in [`Shared`]).
@@ -152,6 +169,11 @@ pub(crate) struct StatsData {
     pub(crate) transcript_metadata_requests_by_id: BTreeMap<String, u64>,
     pub(crate) transcript_forbidden: u64,
     pub(crate) contact_folder_requests: u64,
+    pub(crate) adhoc_recording_list_requests: u64,
+    pub(crate) adhoc_transcript_list_requests: u64,
+    pub(crate) adhoc_content_requests: u64,
+    pub(crate) adhoc_recording_content_requests_by_id: BTreeMap<String, u64>,
+    pub(crate) adhoc_transcript_content_requests_by_id: BTreeMap<String, u64>,
 }
 
 impl StatsData {
@@ -185,6 +207,11 @@ impl StatsData {
             transcript_metadata_requests_by_id: self.transcript_metadata_requests_by_id.clone(),
             transcript_forbidden: self.transcript_forbidden,
             contact_folder_requests: self.contact_folder_requests,
+            adhoc_recording_list_requests: self.adhoc_recording_list_requests,
+            adhoc_transcript_list_requests: self.adhoc_transcript_list_requests,
+            adhoc_content_requests: self.adhoc_content_requests,
+            adhoc_recording_content_requests_by_id: self.adhoc_recording_content_requests_by_id.clone(),
+            adhoc_transcript_content_requests_by_id: self.adhoc_transcript_content_requests_by_id.clone(),
         }
     }
 }

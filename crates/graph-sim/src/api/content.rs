@@ -17,8 +17,7 @@ use axum::response::{IntoResponse, Response};
 use crate::api::guard::{admit_get, payment_required, transcripts_disabled};
 use crate::body::{ByteRange, ContentStream, parse_range};
 use crate::config::ContentMode;
-use crate::data::artifact::{ArtifactKind, Served, TRANSCRIPT_TAG};
-use crate::data::meetings::Transcript;
+use crate::data::artifact::{ADHOC_TAG, ArtifactKind, Place, Served, TRANSCRIPT_TAG};
 use crate::faults::{RedirectStyle, TRANSCRIPTS_DISABLED_MESSAGE, Target};
 use crate::http::{
     RequestIds, bad_request, decode_query_value, error_status, graph_error, graph_error_code, json_response,
@@ -29,39 +28,61 @@ use crate::state::{Shared, lock};
 /// Longest [`RedirectStyle::Chain`].
 const MAX_CHAIN: u32 = 32;
 
-/// `GET …/onlineMeetings/{meetingId}/{recordings|transcripts}/{id}/content`:
+/// The artifact a content path names:
+/// `users/{user}/{onlineMeetings|adhocCalls}/{container}/{recordings|transcripts}/{id}/…`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ArtifactPath<'a> {
+    pub(crate) place: Place,
+    pub(crate) kind: ArtifactKind,
+    pub(crate) user: &'a str,
+    /// The meeting id or call id.
+    pub(crate) container: &'a str,
+    pub(crate) id: &'a str,
+}
+
+/// Counts a request to a graph content endpoint (any outcome): recording
+/// content of meetings, any content of ad hoc calls.
+fn count_request(shared: &Shared, path: ArtifactPath<'_>) {
+    match (path.place, path.kind) {
+        (Place::Meeting, ArtifactKind::Recording) => shared.stat(|s| s.content_requests += 1),
+        (Place::Meeting, ArtifactKind::Transcript) => {}
+        (Place::AdhocCall, _) => shared.stat(|s| s.adhoc_content_requests += 1),
+    }
+}
+
+/// The switches that refuse a content request of `path` before its artifact
+/// is looked up: `transcripts_disabled` for a transcript, then
+/// `payment_required` for a meeting's (the metered meeting APIs).
+fn switched_off(shared: &Shared, ids: &RequestIds, path: ArtifactPath<'_>) -> Option<Response> {
+    if path.kind == ArtifactKind::Transcript && shared.transcripts_disabled() {
+        return Some(transcripts_disabled(shared, ids));
+    }
+    if path.place == Place::Meeting && shared.fault_flags().payment_required {
+        return Some(payment_required(ids));
+    }
+    None
+}
+
+/// `GET …/{onlineMeetings/{meetingId}|adhocCalls/{callId}}/{recordings|transcripts}/{id}/content`:
 /// the bytes (`ContentMode::Direct`, or `Alternate` for an even serial) or a
 /// redirect to them. A transcript's needs `$format=text/vtt` (see
 /// [`vtt_format`]).
-pub(crate) fn content(
-    shared: &Arc<Shared>,
-    ids: &RequestIds,
-    kind: ArtifactKind,
-    user: &str,
-    meeting_id: &str,
-    id: &str,
-    parts: &Parts,
-) -> Response {
-    if kind == ArtifactKind::Recording {
-        shared.stat(|s| s.content_requests += 1);
-    }
+pub(crate) fn content(shared: &Arc<Shared>, ids: &RequestIds, path: ArtifactPath<'_>, parts: &Parts) -> Response {
+    count_request(shared, path);
     if let Err(resp) = admit_get(shared, ids, parts, Target::Content) {
         return resp;
     }
-    if kind == ArtifactKind::Transcript && shared.transcripts_disabled() {
-        return transcripts_disabled(shared, ids);
+    if let Some(resp) = switched_off(shared, ids, path) {
+        return resp;
     }
-    if shared.fault_flags().payment_required {
-        return payment_required(ids);
-    }
-    if kind == ArtifactKind::Transcript {
+    if path.kind == ArtifactKind::Transcript {
         if let Err(resp) = vtt_format(ids, parts) {
             return resp;
         }
     }
-    let served = lock(&shared.data).meetings.served_content(kind, user, meeting_id, id);
+    let served = lock(&shared.data).served_content(path.place, path.kind, path.user, path.container, path.id);
     let Some(served) = served else {
-        return artifact_not_found(ids, kind);
+        return artifact_not_found(ids, path.kind);
     };
     if let Some((status, code, message)) = refused(shared, &served) {
         return graph_error(ids, status, code, message);
@@ -129,32 +150,20 @@ fn vtt_format(ids: &RequestIds, parts: &Parts) -> Result<(), Response> {
     }
 }
 
-/// `GET …/onlineMeetings/{meetingId}/transcripts/{id}/metadataContent`:
-/// always served directly, as `application/json`.
-pub(crate) fn metadata(
-    shared: &Arc<Shared>,
-    ids: &RequestIds,
-    user: &str,
-    meeting_id: &str,
-    id: &str,
-    parts: &Parts,
-) -> Response {
+/// `GET …/{onlineMeetings/{meetingId}|adhocCalls/{callId}}/transcripts/{id}/metadataContent`
+/// (`path.kind` is a transcript): always served directly, as
+/// `application/json`.
+pub(crate) fn metadata(shared: &Arc<Shared>, ids: &RequestIds, path: ArtifactPath<'_>, parts: &Parts) -> Response {
+    if path.place == Place::AdhocCall {
+        count_request(shared, path);
+    }
     if let Err(resp) = admit_get(shared, ids, parts, Target::Content) {
         return resp;
     }
-    if shared.transcripts_disabled() {
-        return transcripts_disabled(shared, ids);
+    if let Some(resp) = switched_off(shared, ids, path) {
+        return resp;
     }
-    if shared.fault_flags().payment_required {
-        return payment_required(ids);
-    }
-    let served = {
-        let data = lock(&shared.data);
-        data.meetings
-            .transcript(id)
-            .filter(|t| t.organizer.eq_ignore_ascii_case(user) && t.meeting_id == meeting_id)
-            .map(Transcript::served_metadata)
-    };
+    let served = lock(&shared.data).served_metadata(path.place, path.user, path.container, path.id);
     let Some(served) = served else {
         return artifact_not_found(ids, ArtifactKind::Transcript);
     };
@@ -172,9 +181,11 @@ pub(crate) fn metadata(
 fn count_content(shared: &Shared, served: &Served) {
     let id = served.id.clone();
     shared.stat(|s| {
-        let by_id = match served.kind {
-            ArtifactKind::Recording => &mut s.content_requests_by_id,
-            ArtifactKind::Transcript => &mut s.transcript_content_requests_by_id,
+        let by_id = match (served.place, served.kind) {
+            (Place::Meeting, ArtifactKind::Recording) => &mut s.content_requests_by_id,
+            (Place::Meeting, ArtifactKind::Transcript) => &mut s.transcript_content_requests_by_id,
+            (Place::AdhocCall, ArtifactKind::Recording) => &mut s.adhoc_recording_content_requests_by_id,
+            (Place::AdhocCall, ArtifactKind::Transcript) => &mut s.adhoc_transcript_content_requests_by_id,
         };
         *by_id.entry(id).or_insert(0) += 1;
     });
@@ -226,10 +237,7 @@ fn refused(shared: &Shared, served: &Served) -> Option<(StatusCode, &'static str
 pub(crate) fn relative_hop(
     shared: &Arc<Shared>,
     ids: &RequestIds,
-    kind: ArtifactKind,
-    user: &str,
-    meeting_id: &str,
-    id: &str,
+    path: ArtifactPath<'_>,
     parts: &Parts,
 ) -> Option<Response> {
     shared.stat(|s| s.redirect_hops += 1);
@@ -242,10 +250,8 @@ pub(crate) fn relative_hop(
         return None;
     };
     let served = shared.served(serial)?;
-    let matches = served.kind == kind
-        && served.id == id
-        && served.organizer.eq_ignore_ascii_case(user)
-        && served.meeting_id == meeting_id;
+    let matches =
+        served.kind == path.kind && served.id == path.id && served.is_at(path.place, path.user, path.container);
     if !matches {
         return None;
     }
@@ -369,7 +375,8 @@ fn file_index(shared: &Arc<Shared>, name: &str, req: &Request) -> Response {
         .strip_prefix("rec-")
         .and_then(|n| n.strip_suffix(".mp4"))
         .and_then(|n| n.parse::<u64>().ok())
-        .filter(|serial| serial & TRANSCRIPT_TAG == 0)
+        // Meeting recordings only.
+        .filter(|serial| serial & (TRANSCRIPT_TAG | ADHOC_TAG) == 0)
         .and_then(|serial| shared.served(serial));
     let Some(served) = known else {
         return download_error(StatusCode::NOT_FOUND, "itemNotFound", "Not found.");

@@ -17,7 +17,7 @@ use axum::response::Response;
 use serde_json::Value;
 
 use crate::api::guard::{admit_get, mailbox_refused};
-use crate::api::paging::page_json;
+use crate::api::paging::list_json;
 use crate::faults::Target;
 use crate::http::{
     ApiVersion, ODATA_JSON, RequestIds, bad_request, decode_query_value, encode_segment, graph_error, json_response,
@@ -120,18 +120,8 @@ pub(crate) fn list(
     };
     let context = format!("{base}/$metadata#{path}");
     let next = skip.saturating_add(top);
-    let body = if next < folders.len() {
-        page_json(
-            context,
-            value,
-            ("@odata.nextLink", format!("{base}/{path}?$top={top}&$skip={next}")),
-        )
-    } else {
-        let mut m = serde_json::Map::new();
-        m.insert("@odata.context".into(), context.into());
-        m.insert("value".into(), Value::Array(value));
-        Value::Object(m)
-    };
+    let next_link = (next < folders.len()).then(|| format!("{base}/{path}?$top={top}&$skip={next}"));
+    let body = list_json(context, value, next_link);
     json_response(StatusCode::OK, ODATA_JSON, &body)
 }
 

@@ -3,6 +3,7 @@
 //! Each endpoint reads and changes the tenant data through the shared
 //! state; none knows the router.
 
+pub(crate) mod adhoc;
 pub(crate) mod auth;
 pub(crate) mod contacts;
 pub(crate) mod content;

@@ -167,6 +167,20 @@ pub(crate) fn paginate<I>(
     Page { value, next }
 }
 
+/// Builds the page JSON of a list that is no delta query: context, the
+/// nextLink if there is a next page, `value`.
+pub(crate) fn list_json(context: String, value: Vec<Value>, next_link: Option<String>) -> Value {
+    match next_link {
+        Some(link) => page_json(context, value, ("@odata.nextLink", link)),
+        None => {
+            let mut m = serde_json::Map::new();
+            m.insert("@odata.context".into(), context.into());
+            m.insert("value".into(), Value::Array(value));
+            Value::Object(m)
+        }
+    }
+}
+
 /// Builds the page JSON: context, nextLink before / deltaLink after `value`.
 pub(crate) fn page_json(context: String, value: Vec<Value>, link: (&str, String)) -> Value {
     let mut m = serde_json::Map::new();

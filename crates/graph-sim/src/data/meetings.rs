@@ -9,57 +9,11 @@ use bytes::Bytes;
 use chrono::{DateTime, TimeZone as _, Utc};
 
 use crate::body::Source;
-use crate::data::artifact::{ArtifactKind, Served, TRANSCRIPT_TAG};
+use crate::data::artifact::{ArtifactKind, Place, RecordingInfo, Served, TRANSCRIPT_TAG, TranscriptInfo};
 use crate::data::common::{EPOCH_SECS, graph_time, meeting_organizer};
 use crate::http::encode_segment;
 use crate::rng::{Rng, domain, mix64};
 use crate::vtt;
-
-/// A recording as created in the simulator.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecordingInfo {
-    /// The callRecording id (standard base64 with `+`, `/` and `=` padding).
-    pub id: String,
-    /// The meeting id.
-    pub meeting_id: String,
-    /// The organizer's user id (lowercase).
-    pub organizer: String,
-    /// `createdDateTime` exactly as sent (e.g. `2024-01-01T08:03:17.1234567Z`).
-    pub created: String,
-    /// Content size in bytes.
-    pub size: u64,
-    /// `recordingContentUrl` exactly as sent.
-    pub content_url: String,
-    /// The content media type (`video/mp4`).
-    pub media_type: String,
-    /// `contentCorrelationId`: shared with the transcripts of the same
-    /// meeting (see [`GraphSim::add_transcript`](crate::GraphSim::add_transcript)).
-    pub content_correlation_id: String,
-}
-
-/// A transcript as created in the simulator (see [`GraphSim::add_transcript`](crate::GraphSim::add_transcript)).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TranscriptInfo {
-    /// The callTranscript id (standard base64 with `+`, `/` and `=` padding).
-    pub id: String,
-    /// The meeting id (the recording's, when made for one).
-    pub meeting_id: String,
-    /// The organizer's user id (lowercase).
-    pub organizer: String,
-    /// `createdDateTime` exactly as sent (e.g. `2024-01-01T08:04:02.1234567Z`).
-    pub created: String,
-    /// `contentCorrelationId` (the recording's, when made for one).
-    pub content_correlation_id: String,
-    /// `transcriptContentUrl` exactly as sent
-    /// (`…/users/{o}/onlineMeetings/{meetingId}/transcripts/{id}/content`).
-    pub transcript_content_url: String,
-    /// Where its metadata is served: `…/transcripts/{id}/metadataContent`, beside the
-    /// content. Like Graph's callTranscript, the item names no URL for it.
-    pub metadata_content_url: String,
-    /// Length in bytes of the WebVTT body: the size asked for, rounded up to
-    /// the end of a cue (at most a couple of hundred bytes more).
-    pub size: u64,
-}
 
 /// A simulated recording.
 #[derive(Debug, Clone)]
@@ -146,15 +100,17 @@ impl Recording {
             content_url: self.content_url.clone(),
             media_type: "video/mp4".to_owned(),
             content_correlation_id: self.content_correlation_id.clone(),
+            call_id: self.call_id.clone(),
         }
     }
 
     pub(crate) fn served(&self) -> Served {
         Served {
             kind: ArtifactKind::Recording,
+            place: Place::Meeting,
             id: self.id.clone(),
-            organizer: self.organizer.clone(),
-            meeting_id: self.meeting_id.clone(),
+            user: self.organizer.clone(),
+            container: self.meeting_id.clone(),
             signed_serial: self.serial,
             serial: self.serial,
             source: Source::Generated(self.content_key),
@@ -285,6 +241,7 @@ impl Transcript {
             transcript_content_url: self.content_url.clone(),
             metadata_content_url: self.metadata_url.clone(),
             size: self.size,
+            call_id: self.call_id.clone(),
         }
     }
 
@@ -301,9 +258,10 @@ impl Transcript {
     fn served(&self, source: Source, size: u64, media_type: &'static str) -> Served {
         Served {
             kind: ArtifactKind::Transcript,
+            place: Place::Meeting,
             id: self.id.clone(),
-            organizer: self.organizer.clone(),
-            meeting_id: self.meeting_id.clone(),
+            user: self.organizer.clone(),
+            container: self.meeting_id.clone(),
             signed_serial: self.serial | TRANSCRIPT_TAG,
             serial: self.serial,
             source,
@@ -394,20 +352,12 @@ impl Meetings {
         }
     }
 
-    /// What the content URL of the item of `kind` with `id` serves, if it
-    /// belongs to `organizer`'s meeting `meeting_id` (`None` otherwise).
-    pub(crate) fn served_content(
-        &self,
-        kind: ArtifactKind,
-        organizer: &str,
-        meeting_id: &str,
-        id: &str,
-    ) -> Option<Served> {
-        let served = match kind {
-            ArtifactKind::Recording => self.recordings.get(*self.by_id.get(id)?)?.served(),
-            ArtifactKind::Transcript => self.transcripts.get(*self.transcript_by_id.get(id)?)?.served_content(),
-        };
-        (served.organizer.eq_ignore_ascii_case(organizer) && served.meeting_id == meeting_id).then_some(served)
+    /// What the content URL of the item of `kind` with `id` serves.
+    pub(crate) fn served_content(&self, kind: ArtifactKind, id: &str) -> Option<Served> {
+        Some(match kind {
+            ArtifactKind::Recording => self.recording(id)?.served(),
+            ArtifactKind::Transcript => self.transcript(id)?.served_content(),
+        })
     }
 
     /// What the pre-authenticated URLs signed for `signed_serial` serve (a
@@ -451,6 +401,11 @@ impl Meetings {
             .filter_map(|&s| self.transcripts.get(s))
             .map(Transcript::info)
             .collect()
+    }
+
+    /// Registers `organizer` (lowercase) if unknown.
+    pub(crate) fn register(&mut self, organizer: &str) {
+        self.organizers.entry(organizer.to_owned()).or_default();
     }
 
     /// A new organizer GUID (registered, with no recordings yet).
@@ -506,7 +461,7 @@ impl Meetings {
         let info = t.info();
         self.transcript_by_id.insert(t.id.clone(), serial);
         self.transcripts.push(t);
-        self.organizers.entry(organizer.to_owned()).or_default();
+        self.register(organizer);
         self.organizer_transcripts
             .entry(organizer.to_owned())
             .or_default()

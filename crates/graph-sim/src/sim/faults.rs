@@ -32,8 +32,8 @@ impl Faults {
     /// The next `count` requests to `target` answer `status` (429 or 503; any
     /// other 4xx/5xx is sent as is, anything else becomes 429) and, when
     /// `retry_after_secs` is `Some`, a `Retry-After` header in seconds. Same as
-    /// [`Faults::throttle_with`] with [`RetryAfter::Seconds`](crate::RetryAfter::Seconds) or
-    /// [`RetryAfter::None`](crate::RetryAfter::None).
+    /// [`Faults::throttle_with`] with [`RetryAfter::Seconds`] or
+    /// [`RetryAfter::None`].
     pub fn throttle(&self, target: Target, status: u16, retry_after_secs: Option<u64>, count: u32) {
         let retry_after = retry_after_secs.map_or(RetryAfter::None, RetryAfter::Seconds);
         self.throttle_with(target, status, retry_after, count);
@@ -46,7 +46,7 @@ impl Faults {
     ///
     /// The body is a Graph error (`TooManyRequests` for 429,
     /// `ServiceUnavailable` for 503, `generalException` for 500, `UnknownError`
-    /// for 502 and 504), except on [`Target::Token`](crate::Target::Token), which answers like the
+    /// for 502 and 504), except on [`Target::Token`], which answers like the
     /// Microsoft identity platform (`error`, `error_description` with an
     /// `AADSTS` code, `error_codes`, ...): `temporarily_unavailable` with
     /// AADSTS90033 for 429, 503 and 504, `server_error` with AADSTS50000 for
@@ -66,7 +66,7 @@ impl Faults {
     /// `SyncStateNotFound`, `syncStateNotFound`, `resyncRequired`) and, when
     /// `with_location`, a `Location` header with a fresh initial-request URL.
     /// Tokens issued later are valid. Same as [`Faults::expire_sync_state_with`]
-    /// with [`SyncLocation::Fresh`](crate::SyncLocation::Fresh) or [`SyncLocation::None`](crate::SyncLocation::None).
+    /// with [`SyncLocation::Fresh`] or [`SyncLocation::None`].
     pub fn expire_sync_state(&self, code: &str, with_location: bool) {
         let location = if with_location {
             SyncLocation::Fresh
@@ -78,17 +78,18 @@ impl Faults {
 
     /// Invalidates every skip / delta token issued so far (recordings,
     /// transcripts, contacts and `/users/delta`; not the skip tokens of group
-    /// member pages): using one answers `410 Gone` with error `code` and the
+    /// member pages or of ad hoc call lists, which are no sync state): using
+    /// one answers `410 Gone` with error `code` and the
     /// `Location` that `location` says, built from the options the token's
     /// round was started with. Tokens issued later are valid.
     pub fn expire_sync_state_with(&self, code: &str, location: SyncLocation) {
-        // Group member pages are not a delta query: their tokens stay valid.
+        // Group member pages and ad hoc call lists are no delta query: their tokens stay valid.
         lock(&self.shared.data).sync_tokens.expire_all(code, location);
     }
 
     /// While `status` is `Some`, every request for the content of
-    /// `recording_id` (a recording's or a transcript's id: then its VTT
-    /// content and its metadata) answers that status (a status that is not 4xx/5xx is sent
+    /// `recording_id` (a recording's or a transcript's id, of a meeting or an
+    /// ad hoc call: then its VTT content and its metadata) answers that status (a status that is not 4xx/5xx is sent
     /// as 500) with a Graph error body: `accessDenied` for 403, `itemNotFound`
     /// for 404, `resourceGone` for 410, `invalidRequest` for other 4xx (the 5xx
     /// codes are those of [`Faults::throttle_with`]). That holds on the graph
@@ -137,12 +138,13 @@ impl Faults {
 
     /// While on, every recordings and transcripts delta request of
     /// `organizer` (the first request or any link, whether the user is in the
-    /// path or in `meetingOrganizerUserId`; matched case-insensitively)
+    /// path or in `meetingOrganizerUserId`; matched case-insensitively), and
+    /// every ad hoc call list of that user (in the path or in `userId`),
     /// answers `403` with Graph's error for a missing application access
     /// policy (code `Forbidden`, message `No application access policy found
     /// for this app.`). Checked after authentication and throttles, before
     /// the token is looked up. Other organizers and contacts delta are not
-    /// affected.
+    /// affected, nor is content.
     pub fn organizer_forbidden(&self, organizer: &str, on: bool) {
         let mut f = lock(&self.shared.faults);
         let key = organizer.to_ascii_lowercase();
@@ -154,7 +156,7 @@ impl Faults {
     }
 
     /// How the content endpoint redirects from now on (default
-    /// [`RedirectStyle::Absolute`](crate::RedirectStyle::Absolute)); see [`RedirectStyle`](crate::RedirectStyle).
+    /// [`RedirectStyle::Absolute`]); see [`RedirectStyle`].
     pub fn redirect_style(&self, style: RedirectStyle) {
         lock(&self.shared.faults).redirect_style = style;
     }
@@ -189,9 +191,9 @@ impl Faults {
         lock(&self.shared.data).access_tokens.revoke_all();
     }
 
-    /// While on, the recording and transcript APIs (delta, content and
-    /// metadata) answer `402 PaymentRequired` (metered APIs without a billing
-    /// model).
+    /// While on, the meetings' recording and transcript APIs (delta, content
+    /// and metadata) answer `402 PaymentRequired` (metered APIs without a
+    /// billing model). Ad hoc calls' are not affected.
     pub fn payment_required(&self, on: bool) {
         lock(&self.shared.faults).payment_required = on;
     }
@@ -241,8 +243,8 @@ impl Faults {
     }
 
     /// While on, the tenant's transcript access is turned off: every
-    /// transcript request (delta, content, metadata, and their redirect hops
-    /// and download URLs) answers `403` with the Graph error code `Forbidden`
+    /// transcript request, of meetings and ad hoc calls (delta, ad hoc lists,
+    /// content, metadata, and their redirect hops and download URLs) answers `403` with the Graph error code `Forbidden`
     /// and the message [`TRANSCRIPTS_DISABLED_MESSAGE`](crate::TRANSCRIPTS_DISABLED_MESSAGE). Checked after
     /// authentication, throttles and [`Faults::organizer_forbidden`].
     /// Recordings are not affected. Counted in

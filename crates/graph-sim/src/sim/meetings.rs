@@ -3,7 +3,7 @@
 
 use sha2::{Digest as _, Sha256};
 
-use crate::data::meetings::{RecordingInfo, TranscriptInfo};
+use crate::data::artifact::{ArtifactKind, RecordingInfo, TranscriptInfo};
 use crate::http::{ApiVersion, encode_segment};
 use crate::rng::{content_piece, fill_content, hex};
 use crate::sim::GraphSim;
@@ -55,12 +55,18 @@ impl GraphSim {
 
     fn content_key(&self, recording_id: &str) -> Option<(u64, u64)> {
         let data = lock(&self.shared().data);
-        let r = data.meetings.recording(recording_id)?;
-        Some((r.content_key, r.size))
+        match data.meetings.recording(recording_id) {
+            Some(r) => Some((r.content_key, r.size)),
+            None => {
+                let r = data.adhoc.item(ArtifactKind::Recording, recording_id)?;
+                Some((r.content_key, r.size))
+            }
+        }
     }
 
-    /// Lowercase hex SHA-256 of a recording's content, computed by hashing the whole
-    /// stream (CPU-bound: about half a second per GiB in release builds).
+    /// Lowercase hex SHA-256 of a recording's content (a meeting's or an ad
+    /// hoc call's), computed by hashing the whole stream (CPU-bound: about
+    /// half a second per GiB in release builds).
     pub fn content_sha256(&self, recording_id: &str) -> Option<String> {
         let (key, size) = self.content_key(recording_id)?;
         let mut hasher = Sha256::new();
@@ -73,7 +79,8 @@ impl GraphSim {
         Some(hex(&hasher.finalize()))
     }
 
-    /// The whole content of a recording (for tests with small sizes).
+    /// The whole content of a recording, a meeting's or an ad hoc call's (for
+    /// tests with small sizes).
     pub fn content_bytes(&self, recording_id: &str) -> Option<Vec<u8>> {
         let (key, size) = self.content_key(recording_id)?;
         let mut v = vec![0u8; usize::try_from(size).ok()?];
@@ -100,17 +107,27 @@ impl GraphSim {
         lock(&self.shared().data).meetings.transcripts_of(organizer)
     }
 
-    /// The WebVTT body of transcript `id`, as its content URL serves it.
+    /// The WebVTT body of transcript `id` (a meeting's or an ad hoc call's),
+    /// as its content URL serves it.
     pub fn transcript_content(&self, id: &str) -> Option<Vec<u8>> {
-        Some(lock(&self.shared().data).meetings.transcript(id)?.vtt())
+        let data = lock(&self.shared().data);
+        match data.meetings.transcript(id) {
+            Some(t) => Some(t.vtt()),
+            None => Some(data.adhoc.item(ArtifactKind::Transcript, id)?.vtt()),
+        }
     }
 
-    /// The metadata body of transcript `id`, as its metadata URL serves it
+    /// The metadata body of transcript `id` (a meeting's or an ad hoc
+    /// call's), as its metadata URL serves it
     /// (`application/json`): an array with one entry per cue of the VTT body
     /// (`id`, `startOffset`, `endOffset`, `speakerName`, `speakerId`,
     /// `spokenLanguage`, `spokenText`). The shape is the simulator's own, not
     /// Graph's: clients should keep it as opaque bytes.
     pub fn transcript_metadata(&self, id: &str) -> Option<Vec<u8>> {
-        Some(lock(&self.shared().data).meetings.transcript(id)?.metadata())
+        let data = lock(&self.shared().data);
+        match data.meetings.transcript(id) {
+            Some(t) => Some(t.metadata()),
+            None => Some(data.adhoc.item(ArtifactKind::Transcript, id)?.metadata()),
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! The public handles: [`GraphSim`] (start, stop, URLs, credentials, stats;
 //! its test API per resource in the submodules) and [`Faults`].
 
+mod adhoc;
 mod contacts;
 mod directory;
 pub(crate) mod faults;

@@ -5,16 +5,7 @@
 //! recording is `mix64(key + i * GOLDEN)`), so any byte range can be generated
 //! independently, which makes `Range` requests and streaming trivial.
 
-use std::io;
-use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::task::{Context, Poll};
-
 use bytes::Bytes;
-use futures::Stream;
-
-use crate::model::Shared;
 
 /// The SplitMix64 increment (2^64 / golden ratio).
 pub(crate) const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
@@ -38,6 +29,11 @@ pub(crate) mod domain {
     pub(crate) const TRANSCRIPT: u64 = 12;
     pub(crate) const TRANSCRIPT_CONTENT: u64 = 13;
     pub(crate) const CONTACT_FOLDER: u64 = 14;
+    pub(crate) const ADHOC_CALL: u64 = 15;
+    pub(crate) const ADHOC_RECORDING: u64 = 16;
+    pub(crate) const ADHOC_CONTENT: u64 = 17;
+    pub(crate) const ADHOC_TRANSCRIPT: u64 = 18;
+    pub(crate) const ADHOC_TRANSCRIPT_CONTENT: u64 = 19;
 }
 
 /// The SplitMix64 finaliser.
@@ -177,121 +173,6 @@ pub(crate) fn fill_content(key: u64, offset: u64, buf: &mut [u8]) {
 #[inline(always)]
 fn content_word(key: u64, index: u64) -> u64 {
     mix64(key.wrapping_add(index.wrapping_mul(GOLDEN)))
-}
-
-/// Where the bytes of a [`ContentStream`] come from.
-#[derive(Debug, Clone)]
-pub(crate) enum Source {
-    /// Recording content generated from its content key ([`content_piece`]).
-    Generated(u64),
-    /// A body made in full beforehand (a transcript or its metadata).
-    Buffer(Bytes),
-}
-
-impl Source {
-    /// The piece that starts at `pos` and ends at the earlier of `end` and the
-    /// end of `pos`'s [`CHUNK`]-sized block (`pos < end`, and `end` within the
-    /// buffer for [`Source::Buffer`]).
-    fn piece(&self, pos: u64, end: u64) -> Bytes {
-        match self {
-            Source::Generated(key) => content_piece(*key, pos, end),
-            Source::Buffer(bytes) => {
-                let start = usize::try_from(pos).unwrap_or(usize::MAX).min(bytes.len());
-                let block_end = (pos / CHUNK as u64 + 1).saturating_mul(CHUNK as u64).min(end);
-                let stop = usize::try_from(block_end).unwrap_or(usize::MAX).min(bytes.len());
-                bytes.slice(start..stop.max(start))
-            }
-        }
-    }
-}
-
-/// A streamed content body: `[pos, end)` of a [`Source`], in the pieces [`content_piece`]
-/// cuts, optionally aborting (with an I/O error, which makes
-/// hyper drop the connection) once `abort_at` is reached.
-pub(crate) struct ContentStream {
-    source: Source,
-    pos: u64,
-    end: u64,
-    abort_at: Option<u64>,
-    /// Whether the stream already yielded once at `abort_at` (see `poll_next`).
-    yielded_before_abort: bool,
-    done: bool,
-    shared: Arc<Shared>,
-}
-
-impl ContentStream {
-    /// A stream of bytes `[start, end)` of `source`.
-    pub(crate) fn new(
-        shared: Arc<Shared>,
-        source: Source,
-        start: u64,
-        end: u64,
-        abort_at: Option<u64>,
-    ) -> ContentStream {
-        ContentStream {
-            source,
-            pos: start,
-            end,
-            abort_at,
-            yielded_before_abort: false,
-            done: false,
-            shared,
-        }
-    }
-}
-
-impl Stream for ContentStream {
-    type Item = Result<Bytes, io::Error>;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = self.get_mut();
-        if this.done {
-            return Poll::Ready(None);
-        }
-        if this.shared.shutting_down.load(Ordering::Relaxed) {
-            this.done = true;
-            return Poll::Ready(Some(Err(io::Error::new(
-                io::ErrorKind::ConnectionAborted,
-                "graph simulator shutting down",
-            ))));
-        }
-        let stop = this.abort_at.map_or(this.end, |a| a.min(this.end));
-        if this.pos >= stop {
-            if this.abort_at.is_some_and(|a| a < this.end) {
-                // hyper buffers the head and the first chunks and drops its
-                // buffer when the body fails: yield once so that it flushes
-                // them, or a short body would lose its head too.
-                if !this.yielded_before_abort {
-                    this.yielded_before_abort = true;
-                    cx.waker().wake_by_ref();
-                    return Poll::Pending;
-                }
-                this.done = true;
-                return Poll::Ready(Some(Err(io::Error::new(
-                    io::ErrorKind::ConnectionReset,
-                    "injected fault: connection dropped mid-body",
-                ))));
-            }
-            this.done = true;
-            return Poll::Ready(None);
-        }
-        let piece = this.source.piece(this.pos, stop);
-        if piece.is_empty() {
-            // Only a buffer shorter than announced could get here: end rather than spin.
-            this.done = true;
-            return Poll::Ready(None);
-        }
-        this.pos += piece.len() as u64;
-        this.shared.bytes_sent.fetch_add(piece.len() as u64, Ordering::Relaxed);
-        Poll::Ready(Some(Ok(piece)))
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        let left = self.end.saturating_sub(self.pos);
-        // Two pieces per block, and one more for a block cut short at the start.
-        let chunks = usize::try_from(left.div_ceil(CHUNK as u64)).unwrap_or(usize::MAX);
-        (0, Some(chunks.saturating_mul(2).saturating_add(2)))
-    }
 }
 
 #[cfg(test)]

@@ -86,6 +86,9 @@ async fn round(c: &reqwest::Client, url: &str, token: &str) -> (Vec<Value>, Vec<
     panic!("round did not end");
 }
 
+#[path = "sim/adhoc.rs"]
+mod adhoc;
+
 fn ids(items: &[Value]) -> Vec<String> {
     items.iter().map(|i| i["id"].as_str().expect("id").to_owned()).collect()
 }

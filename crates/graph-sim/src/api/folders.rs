@@ -11,32 +11,26 @@
 //! (default [`crate::SimConfig::page_size`]) and `$skip`, the
 //! `@odata.nextLink` carrying both; no snapshot and no deltaLink.
 
+use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use serde_json::Value;
 
-use crate::Target;
-use crate::delta::{bad_request, page_json};
-use crate::model::{ApiVersion, Shared, lock};
-use crate::server::{authenticate, check_throttle, method_not_allowed};
-use crate::util::{
-    ODATA_JSON, RequestIds, decode_query_value, encode_segment, graph_error, json_response, query_option,
-    raw_query_pairs,
+use crate::api::guard::{admit_get, mailbox_refused};
+use crate::api::paging::list_json;
+use crate::faults::Target;
+use crate::http::{
+    ApiVersion, ODATA_JSON, RequestIds, bad_request, decode_query_value, encode_segment, graph_error, json_response,
+    query_option, raw_query_pairs,
 };
+use crate::state::{Shared, lock};
 
 /// The count, the method, authentication and a pending throttle.
 fn admit(shared: &Shared, ids: &RequestIds, parts: &Parts, user: &str) -> Result<(), Response> {
     shared.stat(|s| s.contact_folder_requests += 1);
-    if parts.method != Method::GET {
-        return Err(method_not_allowed(ids, "GET"));
-    }
-    authenticate(shared, ids, &parts.headers)?;
-    if let Some(resp) = check_throttle(shared, ids, Target::ContactFolders) {
+    admit_get(shared, ids, parts, Target::ContactFolders)?;
+    if let Some(resp) = mailbox_refused(shared, ids, user) {
         return Err(resp);
-    }
-    if let Some(fault) = shared.mailbox_fault(user) {
-        return Err(fault.response(ids));
     }
     Ok(())
 }
@@ -96,17 +90,18 @@ pub(crate) fn list(
         (Err(resp), _) | (_, Err(resp)) => return resp,
     };
     let data = lock(&shared.data);
-    let folders = match (data.mailboxes.get(&user.to_ascii_lowercase()), parent) {
-        (Some(m), None) => data.child_folders(user, &m.default_id),
+    let folders = match (data.contacts.mailboxes.get(&user.to_ascii_lowercase()), parent) {
+        (Some(m), None) => data.contacts.child_folders(user, &m.default_id),
         (Some(_), Some(p)) => {
-            let id = data.resolve_folder(user, p);
+            let id = data.contacts.resolve_folder(user, p);
             if !data
-                .contact_folders
+                .contacts
+                .folders
                 .contains_key(&(user.to_ascii_lowercase(), id.clone()))
             {
                 return folder_not_found(ids);
             }
-            data.child_folders(user, &id)
+            data.contacts.child_folders(user, &id)
         }
         // A directory user without contacts: an empty default folder.
         (None, None) if data.directory.live_user(user).is_some() => Vec::new(),
@@ -125,18 +120,8 @@ pub(crate) fn list(
     };
     let context = format!("{base}/$metadata#{path}");
     let next = skip.saturating_add(top);
-    let body = if next < folders.len() {
-        page_json(
-            context,
-            value,
-            ("@odata.nextLink", format!("{base}/{path}?$top={top}&$skip={next}")),
-        )
-    } else {
-        let mut m = serde_json::Map::new();
-        m.insert("@odata.context".into(), context.into());
-        m.insert("value".into(), Value::Array(value));
-        Value::Object(m)
-    };
+    let next_link = (next < folders.len()).then(|| format!("{base}/{path}?$top={top}&$skip={next}"));
+    let body = list_json(context, value, next_link);
     json_response(StatusCode::OK, ODATA_JSON, &body)
 }
 
@@ -157,11 +142,11 @@ pub(crate) fn get(
         return folder_not_found(ids);
     }
     let data = lock(&shared.data);
-    if !data.mailboxes.contains_key(&user.to_ascii_lowercase()) && data.directory.live_user(user).is_none() {
+    if !data.contacts.mailboxes.contains_key(&user.to_ascii_lowercase()) && data.directory.live_user(user).is_none() {
         return invalid_user(ids, user);
     }
-    let id = data.resolve_folder(user, folder);
-    let Some(f) = data.contact_folders.get(&(user.to_ascii_lowercase(), id)) else {
+    let id = data.contacts.resolve_folder(user, folder);
+    let Some(f) = data.contacts.folders.get(&(user.to_ascii_lowercase(), id)) else {
         return folder_not_found(ids);
     };
     let mut body = serde_json::Map::new();

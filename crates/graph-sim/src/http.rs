@@ -1,15 +1,17 @@
-//! Small helpers: percent-encoding, raw query parsing, response builders.
+//! HTTP helpers every endpoint shares: percent-encoding, raw query and
+//! path parsing, date-times, the API version segment, and Graph's response
+//! and error shapes.
 
 use std::borrow::Cow;
 
 use axum::body::Body;
-use axum::http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
+use axum::http::header::{ALLOW, CONTENT_TYPE, HeaderName, HeaderValue};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 
-use crate::RetryAfter;
+use crate::faults::RetryAfter;
 
 /// Everything but RFC 3986 unreserved characters: a safe path segment.
 const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
@@ -22,6 +24,21 @@ pub(crate) fn encode_segment(s: &str) -> String {
 /// Percent-encodes a base64 token for use as a raw query value.
 pub(crate) fn encode_token(s: &str) -> String {
     encode_segment(s)
+}
+
+/// `s` without the ASCII-case-insensitive `prefix`.
+pub(crate) fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = s.get(..prefix.len())?;
+    if head.eq_ignore_ascii_case(prefix) {
+        s.get(prefix.len()..)
+    } else {
+        None
+    }
+}
+
+/// `s` without surrounding single quotes, if it has them.
+pub(crate) fn unquote(s: &str) -> &str {
+    s.strip_prefix('\'').and_then(|x| x.strip_suffix('\'')).unwrap_or(s)
 }
 
 /// Percent-decodes (lossily: invalid UTF-8 becomes U+FFFD, malformed escapes
@@ -83,6 +100,22 @@ pub(crate) fn format_datetime(t: &DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.fZ").to_string()
 }
 
+/// API version segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ApiVersion {
+    Beta,
+    V1,
+}
+
+impl ApiVersion {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            ApiVersion::Beta => "beta",
+            ApiVersion::V1 => "v1.0",
+        }
+    }
+}
+
 /// The `Content-Type` of successful Graph JSON pages.
 pub(crate) const ODATA_JSON: &str =
     "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8";
@@ -126,6 +159,23 @@ pub(crate) fn graph_error(ids: &RequestIds, status: StatusCode, code: &str, mess
         }
     });
     json_response(status, "application/json", &body)
+}
+
+/// A `400 BadRequest` with `message`.
+pub(crate) fn bad_request(ids: &RequestIds, message: &str) -> Response {
+    graph_error(ids, StatusCode::BAD_REQUEST, "BadRequest", message)
+}
+
+/// Answers 405 for anything but `allowed`.
+pub(crate) fn method_not_allowed(ids: &RequestIds, allowed: &'static str) -> Response {
+    let mut resp = graph_error(
+        ids,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "MethodNotAllowed",
+        "The HTTP method is not supported for this resource.",
+    );
+    resp.headers_mut().insert(ALLOW, HeaderValue::from_static(allowed));
+    resp
 }
 
 /// `status` if it is a 4xx or 5xx, else `fallback`.

@@ -1,0 +1,133 @@
+//! [`GraphSim`]'s test API for meetings: recordings and transcripts, their
+//! content, and the first request of their delta rounds.
+
+use sha2::{Digest as _, Sha256};
+
+use crate::data::artifact::{ArtifactKind, RecordingInfo, TranscriptInfo};
+use crate::http::{ApiVersion, encode_segment};
+use crate::rng::{content_piece, fill_content, hex};
+use crate::sim::GraphSim;
+use crate::state::lock;
+
+impl GraphSim {
+    /// The initial recordings delta URL for `organizer` (no `startDateTime`).
+    pub fn recordings_delta_url(&self, organizer: &str) -> String {
+        let org = encode_segment(&organizer.to_ascii_lowercase());
+        format!(
+            "{}/users/{org}/onlineMeetings/getAllRecordings(meetingOrganizerUserId='{org}')/delta",
+            self.base_url()
+        )
+    }
+
+    /// The initial transcripts delta URL for `organizer` (no `startDateTime`):
+    /// `{base}/users/{o}/onlineMeetings/getAllTranscripts(meetingOrganizerUserId='{o}')/delta`.
+    pub fn transcripts_delta_url(&self, organizer: &str) -> String {
+        let org = encode_segment(&organizer.to_ascii_lowercase());
+        format!(
+            "{}/users/{org}/onlineMeetings/getAllTranscripts(meetingOrganizerUserId='{org}')/delta",
+            self.base_url()
+        )
+    }
+
+    /// Appends a recording of `size` bytes to `organizer` (registered if unknown;
+    /// ids are matched case-insensitively and stored lowercase).
+    pub fn add_recording(&self, organizer: &str, size: u64) -> RecordingInfo {
+        self.add_recording_to(organizer, size, None)
+    }
+
+    /// Like [`GraphSim::add_recording`] but advertises `url` as its
+    /// `recordingContentUrl` (e.g. an off-origin URL a client must refuse).
+    /// The regular content path keeps working.
+    pub fn add_recording_with_content_url(&self, organizer: &str, size: u64, url: &str) -> RecordingInfo {
+        self.add_recording_to(organizer, size, Some(url))
+    }
+
+    /// The recordings of `organizer`, oldest first.
+    pub fn recordings(&self, organizer: &str) -> Vec<RecordingInfo> {
+        lock(&self.shared().data).meetings.recordings_of(organizer)
+    }
+
+    fn add_recording_to(&self, organizer: &str, size: u64, url: Option<&str>) -> RecordingInfo {
+        let shared = self.shared();
+        let base = shared.base(ApiVersion::Beta);
+        lock(&shared.data).add_recording(shared.config.seed, &base, organizer, size, url)
+    }
+
+    fn content_key(&self, recording_id: &str) -> Option<(u64, u64)> {
+        let data = lock(&self.shared().data);
+        match data.meetings.recording(recording_id) {
+            Some(r) => Some((r.content_key, r.size)),
+            None => {
+                let r = data.adhoc.item(ArtifactKind::Recording, recording_id)?;
+                Some((r.content_key, r.size))
+            }
+        }
+    }
+
+    /// Lowercase hex SHA-256 of a recording's content (a meeting's or an ad
+    /// hoc call's), computed by hashing the whole stream (CPU-bound: about
+    /// half a second per GiB in release builds).
+    pub fn content_sha256(&self, recording_id: &str) -> Option<String> {
+        let (key, size) = self.content_key(recording_id)?;
+        let mut hasher = Sha256::new();
+        let mut pos = 0u64;
+        while pos < size {
+            let piece = content_piece(key, pos, size);
+            hasher.update(&piece);
+            pos += piece.len() as u64;
+        }
+        Some(hex(&hasher.finalize()))
+    }
+
+    /// The whole content of a recording, a meeting's or an ad hoc call's (for
+    /// tests with small sizes).
+    pub fn content_bytes(&self, recording_id: &str) -> Option<Vec<u8>> {
+        let (key, size) = self.content_key(recording_id)?;
+        let mut v = vec![0u8; usize::try_from(size).ok()?];
+        fill_content(key, 0, &mut v);
+        Some(v)
+    }
+
+    /// Adds a transcript of about `size` bytes of WebVTT (see
+    /// [`TranscriptInfo::size`](crate::TranscriptInfo::size)) to `organizer` (registered if unknown, like
+    /// [`GraphSim::add_recording`]) and returns its info. With `recording`,
+    /// it is a transcript of that recording's meeting: the same `meetingId`,
+    /// `callId` and `contentCorrelationId`, created a minute or two after the
+    /// recording (a recording the simulator does not know is ignored);
+    /// without, of a fresh meeting.
+    pub fn add_transcript(&self, organizer: &str, recording: Option<&RecordingInfo>, size: u64) -> TranscriptInfo {
+        let shared = self.shared();
+        let base = shared.base(ApiVersion::Beta);
+        let recording = recording.map(|r| r.id.as_str());
+        lock(&shared.data).add_transcript(shared.config.seed, &base, organizer, recording, size)
+    }
+
+    /// The transcripts of `organizer`, oldest first.
+    pub fn transcripts(&self, organizer: &str) -> Vec<TranscriptInfo> {
+        lock(&self.shared().data).meetings.transcripts_of(organizer)
+    }
+
+    /// The WebVTT body of transcript `id` (a meeting's or an ad hoc call's),
+    /// as its content URL serves it.
+    pub fn transcript_content(&self, id: &str) -> Option<Vec<u8>> {
+        let data = lock(&self.shared().data);
+        match data.meetings.transcript(id) {
+            Some(t) => Some(t.vtt()),
+            None => Some(data.adhoc.item(ArtifactKind::Transcript, id)?.vtt()),
+        }
+    }
+
+    /// The metadata body of transcript `id` (a meeting's or an ad hoc
+    /// call's), as its metadata URL serves it
+    /// (`application/json`): an array with one entry per cue of the VTT body
+    /// (`id`, `startOffset`, `endOffset`, `speakerName`, `speakerId`,
+    /// `spokenLanguage`, `spokenText`). The shape is the simulator's own, not
+    /// Graph's: clients should keep it as opaque bytes.
+    pub fn transcript_metadata(&self, id: &str) -> Option<Vec<u8>> {
+        let data = lock(&self.shared().data);
+        match data.meetings.transcript(id) {
+            Some(t) => Some(t.metadata()),
+            None => Some(data.adhoc.item(ArtifactKind::Transcript, id)?.metadata()),
+        }
+    }
+}

@@ -303,7 +303,8 @@ pub struct KnownKind {
     pub kind: recarch_store::Kind,
     /// What `state/<kind>/` holds, by organizer.
     pub overview: std::collections::BTreeMap<OrganizerId, recarch_store::StateOverview>,
-    /// The organizers, sorted, each once.
+    /// The organizers, each once: the configured ones in the order given, then the others
+    /// sorted.
     pub organizers: Vec<OrganizerId>,
 }
 
@@ -321,14 +322,21 @@ pub async fn known(config: &Config, archive: &Archive) -> Result<Vec<KnownKind>,
         if !configured && overview.is_empty() {
             continue;
         }
-        let mut organizers: BTreeSet<OrganizerId> = overview.keys().cloned().collect();
+        let mut organizers: Vec<OrganizerId> = Vec::new();
         if configured {
             organizers.extend(config.source.organizers.iter().cloned());
         }
+        let given: BTreeSet<&OrganizerId> = config.source.organizers.iter().collect();
+        let discovered: Vec<OrganizerId> = overview
+            .keys()
+            .filter(|o| !configured || !given.contains(o))
+            .cloned()
+            .collect();
+        organizers.extend(discovered);
         out.push(KnownKind {
             kind,
             overview,
-            organizers: organizers.into_iter().collect(),
+            organizers,
         });
     }
     Ok(out)

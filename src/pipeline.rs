@@ -15,7 +15,7 @@
 //! everything (refused credentials, 402) are [`ItemOutcome::Fatal`].
 
 use recarch_delta::retry::RetryPolicy;
-use recarch_failure::FailureClass;
+use recarch_failure::{FailureClass, error_chain};
 use recarch_fetch::{FetchError, Fetcher};
 use recarch_store::{Archive, BlobCommit, Manifest, ManifestWrite, Sha256Digest, ShardId, StageError, StoreError};
 use std::sync::Arc;
@@ -513,8 +513,6 @@ fn store_failed(ctx: &ItemContext, e: StoreError, what: &str, needed: Option<u64
         }
     }
 }
-
-pub use recarch_failure::error_chain;
 
 #[cfg(test)]
 mod tests {

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::config::Config;
 use crate::exit::{Exit, ExitError};
-use crate::pipeline::error_chain;
+use recarch_failure::error_chain;
 
 /// How many organizers' documents are read at once.
 const READ_CONCURRENCY: usize = 64;
@@ -81,20 +81,17 @@ struct ItemStatus {
 /// store cannot be read.
 pub async fn status_cli(config: &Config, archive: &Archive, json: bool) -> Result<Exit, ExitError> {
     let fatal = |e: anyhow::Error| ExitError::new(Exit::Fatal, e);
-    // Per kind archived: one listing, then the configured ids and every organizer with state
-    // (discovered through UPNs, a group or the directory), without asking Graph.
+    // Per kind, the configured ids and every organizer with state (discovered through UPNs, a
+    // group or the directory), without asking Graph: the view `retry` acts on.
+    let known = crate::organizers::known(config, archive)
+        .await
+        .map_err(|e| fatal(anyhow::Error::new(e).context("cannot list the organizers' state")))?;
     let mut organizers: Vec<OrganizerStatus> = Vec::new();
     let mut distinct = std::collections::BTreeSet::new();
-    for kind in config.source.kinds.iter().copied() {
-        let overview = archive
-            .state_overview(kind)
-            .await
-            .map_err(|e| fatal(anyhow::Error::new(e).context("cannot list the organizers' state")))?;
-        let mut known: Vec<&OrganizerId> = config.source.organizers.iter().collect();
-        known.extend(overview.keys().filter(|o| !config.source.organizers.contains(o)));
-        distinct.extend(known.iter().map(|o| o.to_string()));
-        let described: Vec<OrganizerStatus> = futures::stream::iter(known)
-            .map(|org| describe(archive, kind, org, overview.get(org)))
+    for k in &known {
+        distinct.extend(k.organizers.iter().map(|o| o.to_string()));
+        let described: Vec<OrganizerStatus> = futures::stream::iter(&k.organizers)
+            .map(|org| describe(archive, k.kind, org, k.overview.get(org)))
             .buffered(READ_CONCURRENCY)
             .collect()
             .await;

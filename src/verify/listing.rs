@@ -10,7 +10,7 @@ use super::checks::check_manifest;
 use super::sort::{BlobEntry, RefEntry, Spill};
 use super::{PROGRESS_EVERY, VerifyReport, spill_failed};
 use crate::exit::{Exit, ExitError};
-use crate::pipeline::error_chain;
+use recarch_failure::error_chain;
 
 /// How many manifests are read at once.
 const MANIFEST_READS: usize = 8;

@@ -4,7 +4,7 @@ use futures::StreamExt;
 use recarch_store::{Archive, StoreError};
 
 use super::VerifyReport;
-use crate::pipeline::error_chain;
+use recarch_failure::error_chain;
 
 /// Manifests of one index looked up at once.
 const LOOKUPS: usize = 8;

@@ -59,10 +59,10 @@ use recarch_store::{Archive, blob_key};
 use serde::Serialize;
 
 use crate::exit::{Exit, ExitError};
-use crate::pipeline::error_chain;
 use join::{Event, Outcome, Reported, Sampler, join};
 use listing::{list_blobs, read_manifests};
 use meetings::check_meeting_indexes;
+use recarch_failure::error_chain;
 use sort::{BlobEntry, RefEntry, Spill};
 
 /// How many blobs are re-hashed at once.

@@ -54,7 +54,8 @@ pub struct ItemContext {
 }
 
 impl ItemContext {
-    /// The outcome of a store error on one item's objects (see [`StoreFailure`]).
+    /// The outcome of a store error on one item's objects: a full disk halts the run, a
+    /// fatal error stops it, the rest is the item's failure (decided by `StoreFailure`).
     pub fn store_failed(&self, e: StoreError, what: &str) -> ItemOutcome {
         match StoreFailure::of(self, e, what, None) {
             StoreFailure::Stop(e) => ItemOutcome::Fatal(e),

@@ -10,12 +10,10 @@ use axum::response::Response;
 use serde_json::Value;
 
 use crate::api::guard::{admit_get, mailbox_refused};
-use crate::api::paging::{
-    Delta, Resume, Round, Skip, TokenParam, page_json, paginate, parse_select, resume, token_param,
-};
+use crate::api::paging::continuation;
+use crate::api::paging::{Resume, Round, TokenParam, page_json, paginate, parse_select, resume, token_param};
 use crate::data::Data;
 use crate::data::contacts::CONTACT_PROPERTIES;
-use crate::data::tokens::TokenKind;
 use crate::faults::Target;
 use crate::http::{
     ApiVersion, ODATA_JSON, RequestIds, encode_segment, graph_error, json_response, query_option, raw_query_pairs,
@@ -126,25 +124,8 @@ pub(crate) fn contacts(
     let page = paginate(&round.items, offset, empty_page, page_size, flags, Value::clone);
     let seed = shared.config.seed;
     let base_link = contact_initial_base(shared, &q);
-    let link = match page.next {
-        Some((offset, empty_page)) => {
-            let skip = Skip {
-                round: Arc::clone(&round),
-                offset,
-                empty_page,
-            };
-            let token = data.sync_tokens.issue(seed, TokenKind::Skip, skip);
-            ("@odata.nextLink", format!("{base_link}?$skiptoken={token}"))
-        }
-        None => {
-            let delta = Delta {
-                query: Arc::clone(&q),
-                high_water: round.high_water,
-            };
-            let token = data.sync_tokens.issue(seed, TokenKind::Delta, delta);
-            ("@odata.deltaLink", format!("{base_link}?$deltatoken={token}"))
-        }
-    };
+    let next = continuation(&mut data.sync_tokens, seed, &round, page.next);
+    let link = (next.property(), format!("{base_link}?{}={}", next.param(), next.token));
     drop(data);
     let context = format!("{}/$metadata#Collection(contact)", shared.base(q.version));
     let mut resp = json_response(StatusCode::OK, ODATA_JSON, &page_json(context, page.value, link));

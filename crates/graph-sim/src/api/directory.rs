@@ -19,7 +19,8 @@ use axum::response::Response;
 use serde_json::{Map, Value};
 
 use crate::api::guard::admit_get;
-use crate::api::paging::{Delta, Resume, Round, Skip, TokenParam, page_json, paginate, parse_top, resume, token_param};
+use crate::api::paging::continuation;
+use crate::api::paging::{Resume, Round, TokenParam, page_json, paginate, parse_top, resume, token_param};
 use crate::data::Data;
 use crate::data::directory::{USER_PROPERTIES, User};
 use crate::data::tokens::TokenKind;
@@ -261,25 +262,8 @@ pub(crate) fn users_delta(shared: &Shared, ids: &RequestIds, version: ApiVersion
     );
     let seed = shared.config.seed;
     let base = format!("{}/users/delta()", shared.base(q.version));
-    let link = match page.next {
-        Some((offset, empty_page)) => {
-            let state = Skip {
-                round: Arc::clone(&round),
-                offset,
-                empty_page,
-            };
-            let token = data.sync_tokens.issue(seed, TokenKind::Skip, state);
-            ("@odata.nextLink", format!("{base}?$skiptoken={token}"))
-        }
-        None => {
-            let state = Delta {
-                query: Arc::clone(&q),
-                high_water: round.high_water,
-            };
-            let token = data.sync_tokens.issue(seed, TokenKind::Delta, state);
-            ("@odata.deltaLink", format!("{base}?$deltatoken={token}"))
-        }
-    };
+    let next = continuation(&mut data.sync_tokens, seed, &round, page.next);
+    let link = (next.property(), format!("{base}?{}={}", next.param(), next.token));
     drop(data);
     let context = match &q.select {
         Some(s) => format!("{}/$metadata#users({})", shared.base(q.version), s.join(",")),

@@ -11,13 +11,12 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::api::guard::{admit_get, forbidden_user, payment_required, transcripts_disabled};
+use crate::api::paging::continuation;
 use crate::api::paging::{
-    Delta, Resume, Round, Skip, TokenParam, apply_select, page_json, paginate, parse_select, parse_top, resume,
-    token_param,
+    Resume, Round, TokenParam, apply_select, page_json, paginate, parse_select, parse_top, resume, token_param,
 };
 use crate::data::Data;
 use crate::data::artifact::ArtifactKind;
-use crate::data::tokens::TokenKind;
 use crate::faults::{FaultFlags, Target};
 use crate::http::{
     ApiVersion, ODATA_JSON, RequestIds, bad_request, encode_segment, format_datetime, graph_error, json_response,
@@ -250,25 +249,8 @@ fn artifact_page(
         page.next = None;
     }
     let seed = shared.config.seed;
-    let link = match page.next {
-        Some((offset, empty_page)) => {
-            let skip = Skip {
-                round: Arc::clone(round),
-                offset,
-                empty_page,
-            };
-            let token = data.sync_tokens.issue(seed, TokenKind::Skip, skip);
-            ("@odata.nextLink", link(shared, data, q, true, &token))
-        }
-        None => {
-            let delta = Delta {
-                query: Arc::clone(q),
-                high_water: round.high_water,
-            };
-            let token = data.sync_tokens.issue(seed, TokenKind::Delta, delta);
-            ("@odata.deltaLink", link(shared, data, q, false, &token))
-        }
-    };
+    let next = continuation(&mut data.sync_tokens, seed, round, page.next);
+    let link = (next.property(), link(shared, data, q, next.skip, &next.token));
     let context = format!(
         "{}/$metadata#Collection({})",
         shared.base(q.version),

@@ -14,7 +14,7 @@ use axum::http::header::LOCATION;
 use axum::response::Response;
 use serde_json::Value;
 
-use crate::data::tokens::SyncTokens;
+use crate::data::tokens::{SyncTokens, TokenKind};
 use crate::faults::{FaultFlags, SyncLocation};
 use crate::http::{RequestIds, bad_request, decode_query_value, graph_error, query_option, set_header};
 use crate::state::Shared;
@@ -130,6 +130,64 @@ pub(crate) fn resume<Q: Send + Sync + 'static, I: Send + Sync + 'static>(
         return Err(resp);
     }
     resume.ok_or_else(invalid)
+}
+
+/// Where a page of a delta round leads, as a token of [`SyncTokens`]: the round's next page
+/// (a skip token), or at the round's end the next round from its high-water mark (a delta
+/// token). Each endpoint builds its own link around the token.
+pub(crate) struct Continuation {
+    /// A skip token (`true`) or a delta token.
+    pub(crate) skip: bool,
+    /// The token, URL-safe as issued.
+    pub(crate) token: String,
+}
+
+impl Continuation {
+    /// `@odata.nextLink` or `@odata.deltaLink`.
+    pub(crate) fn property(&self) -> &'static str {
+        if self.skip {
+            "@odata.nextLink"
+        } else {
+            "@odata.deltaLink"
+        }
+    }
+
+    /// `$skiptoken` or `$deltatoken`.
+    pub(crate) fn param(&self) -> &'static str {
+        if self.skip { "$skiptoken" } else { "$deltatoken" }
+    }
+}
+
+/// Issues the token a page of `round` continues with; `next` is [`Page::next`].
+pub(crate) fn continuation<Q: Send + Sync + 'static, I: Send + Sync + 'static>(
+    tokens: &mut SyncTokens,
+    seed: u64,
+    round: &Arc<Round<Q, I>>,
+    next: Option<(usize, bool)>,
+) -> Continuation {
+    match next {
+        Some((offset, empty_page)) => {
+            let skip = Skip {
+                round: Arc::clone(round),
+                offset,
+                empty_page,
+            };
+            Continuation {
+                skip: true,
+                token: tokens.issue(seed, TokenKind::Skip, skip),
+            }
+        }
+        None => {
+            let delta = Delta {
+                query: Arc::clone(&round.query),
+                high_water: round.high_water,
+            };
+            Continuation {
+                skip: false,
+                token: tokens.issue(seed, TokenKind::Delta, delta),
+            }
+        }
+    }
 }
 
 /// One page of a round: its items and where the next page starts

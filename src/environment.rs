@@ -103,11 +103,16 @@ impl EnvironmentFault {
     /// credentials (which is fatal on its own) is the environment's.
     pub fn from_delta(e: &DeltaError) -> Option<EnvironmentFault> {
         match e {
-            DeltaError::Auth(auth) if !e.is_fatal() => Some(EnvironmentFault::TokenEndpoint {
-                reason: recarch_failure::error_chain(auth),
-            }),
+            DeltaError::Auth(auth) => Self::from_auth(auth),
             _ => None,
         }
+    }
+
+    /// [`EnvironmentFault::from_delta`] for the token provider's own error.
+    pub fn from_auth(e: &recarch_delta::auth::AuthError) -> Option<EnvironmentFault> {
+        (e.class() != recarch_failure::FailureClass::Fatal).then(|| EnvironmentFault::TokenEndpoint {
+            reason: recarch_failure::error_chain(e),
+        })
     }
 
     /// [`EnvironmentFault::from_delta`] for a download's error.

@@ -226,13 +226,14 @@ async fn pass(
         // Fail fast, before any work, when the credentials are refused (fatal: exit 4) or the
         // token endpoint stays unavailable through every retry.
         // Either way nothing can be archived: exit 4 with the endpoint's own error code.
-        graph.tokens.token().await.map_err(|e| {
-            let e = recarch_delta::DeltaError::Auth(e);
-            match crate::environment::EnvironmentFault::from_delta(&e) {
+        graph
+            .tokens
+            .token()
+            .await
+            .map_err(|e| match crate::environment::EnvironmentFault::from_auth(&e) {
                 Some(fault) => ExitError::new(Exit::Fatal, fault),
                 None => ExitError::new(Exit::Fatal, e),
-            }
-        })?;
+            })?;
         // Which organizers: ids, UPNs, a group, the directory; then this shard's part.
         let resolved = organizers::resolve(config, &graph.delta, archive, &shard_id).await;
         let organizers: Vec<OrganizerId> = resolved.organizers.into_iter().filter(|o| shard.owns(o)).collect();

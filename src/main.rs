@@ -7,7 +7,7 @@
 //! itself lives in the `recarch` library (`run`, `verify`, `status`, `demo`), on top of the
 //! `recarch-delta`, `recarch-fetch` and `recarch-store` crates.
 
-use std::io::IsTerminal as _;
+use std::io::{IsTerminal as _, Write as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -145,7 +145,12 @@ fn main() -> ExitCode {
             .map(|s| (*s).to_owned())
             .or_else(|| info.payload().downcast_ref::<String>().cloned())
             .unwrap_or_default();
-        eprintln!("error: internal error{location}: {message}; please report it");
+        // Written, not `eprintln!`ed: a panic while stderr is a closed pipe must not panic
+        // again in here (that aborts).
+        let _ = writeln!(
+            std::io::stderr(),
+            "error: internal error{location}: {message}; please report it"
+        );
         std::process::exit(Exit::Fatal as i32);
     }));
     // Bars only for `run` and `verify`, on a terminal, unless turned off; logs are written
@@ -171,7 +176,12 @@ fn main() -> ExitCode {
         // Whoever read stdout has gone (`recarch status | head -1`): nothing is wrong.
         Err(e) if recarch::output::is_closed_stdout(&e.error) => Exit::Ok.into(),
         Err(e) => {
-            eprintln!("error: {}", recarch_failure::error_chain(e.error.as_ref()));
+            // Nowhere to say it when stderr is gone too; the exit code still does.
+            let _ = writeln!(
+                std::io::stderr(),
+                "error: {}",
+                recarch_failure::error_chain(e.error.as_ref())
+            );
             e.exit.into()
         }
     }
@@ -189,6 +199,10 @@ fn init_logging(cli: &Cli, bars: Option<indicatif::MultiProgress>) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(recarch::progress::LogWriter::new(bars))
+        // A log line that cannot be written (stderr a closed pipe: `recarch demo 2>&1 | head`)
+        // has nowhere to be reported either; tracing's own report of it would be an
+        // `eprintln!` into the same closed pipe, which panics.
+        .log_internal_errors(false)
         .with_ansi(std::io::stderr().is_terminal());
     let _ = match cli.log_format {
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).try_init(),

@@ -201,6 +201,39 @@ async fn demo_ends_quietly_when_stdout_is_closed() {
     assert!(closed.read.starts_with("recarch demo: "), "{}", closed.read);
 }
 
+/// `recarch demo 2>&1 | head -8`: stdout and stderr are one pipe that closes while the demo
+/// logs its warnings (the throttled request, the dropped connection). Writing a log line into
+/// it must not panic (tracing's own report of the failed write was an `eprintln!` into the
+/// same closed pipe, and the panic hook's message another: exit 134, an abort).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_ends_quietly_when_stdout_and_stderr_are_one_closed_pipe() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    let stderr = writer.try_clone().expect("clone the pipe's writer");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_recarch"))
+        .args(["demo", "--out"])
+        .arg(dir.path().join("demo"))
+        .env_remove("RECARCH_LOG")
+        .stdout(writer)
+        .stderr(stderr)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("binary starts");
+    // Like `head -8`: eight lines (up to the second step's heading), then gone.
+    let lines = tokio::task::spawn_blocking(move || {
+        use std::io::BufRead as _;
+        let mut lines = std::io::BufReader::new(reader).lines();
+        (0..8)
+            .filter_map(|_| lines.next().and_then(Result::ok))
+            .collect::<Vec<_>>()
+    })
+    .await
+    .expect("reader");
+    assert_eq!(lines.len(), 8, "{lines:?}");
+    let status = child.wait().await.expect("demo ends");
+    assert_eq!(status.code(), Some(0), "ended by {status}; read {lines:?}");
+}
+
 /// Any other failure to write stdout is an error, in one line naming stdout (exit 4).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_stdout_is_a_one_line_error() {

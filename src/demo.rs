@@ -1,15 +1,15 @@
 //! `recarch demo`: the whole job, offline, against the built-in Graph simulator.
 //!
 //! Starts `recarch-graph-sim` on loopback with a small tenant — recordings, their transcripts,
-//! and contacts in a few folders — writes a real configuration file archiving all three
-//! kinds, and drives the same code paths as `recarch run` and `recarch verify`: a first full
+//! contacts in a few folders, and recorded ad hoc calls — writes a real configuration file
+//! archiving every kind, and drives the same code paths as `recarch run` and `recarch verify`: a first full
 //! round, an incremental round after new recordings and transcripts appear and contacts
 //! change (with a throttled request and a dropped connection on the way), a round with
 //! nothing new, and a verification.
 
 use std::path::{Path, PathBuf};
 
-use recarch_graph_sim::{ContentMode, GraphSim, SimConfig, Target};
+use recarch_graph_sim::{AdhocCallKind, ContentMode, GraphSim, SimConfig, Target};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
@@ -29,6 +29,9 @@ const ADDED: usize = 2;
 struct Added {
     recordings: usize,
     transcripts: usize,
+    /// Ad hoc calls, and their recordings and transcripts.
+    calls: usize,
+    call_artifacts: usize,
 }
 
 /// Runs the demo into `out` (or a new temporary directory).
@@ -80,6 +83,23 @@ pub async fn demo(out: Option<PathBuf>) -> Result<Exit, ExitError> {
                     added.transcripts += 1;
                 }
             }
+            // A recorded call per organizer and round, of the last few minutes (inside the
+            // window the next run lists): a transcribed 1:1 call, then a group or PSTN call.
+            n += 1;
+            let kind = match (count, n % 2) {
+                (FIRST_ROUND, _) => AdhocCallKind::OneToOne,
+                (_, 0) => AdhocCallKind::Group,
+                _ => AdhocCallKind::Pstn,
+            };
+            let call = sim.add_adhoc_call(org, kind);
+            let created = chrono::Utc::now() - chrono::Duration::minutes(5);
+            let recording = sim.add_adhoc_recording(org, &call, (1 << 20) + n * 104_729 % (1 << 20), Some(created));
+            added.calls += 1;
+            added.call_artifacts += 1;
+            if kind == AdhocCallKind::OneToOne {
+                sim.add_adhoc_transcript(org, &call, Some(&recording), 3_000, Some(created));
+                added.call_artifacts += 1;
+            }
         }
         added
     };
@@ -120,10 +140,12 @@ pub async fn demo(out: Option<PathBuf>) -> Result<Exit, ExitError> {
     crate::outln!("recarch demo: archive in {}", out.join("archive").display())?;
     crate::outln!()?;
     crate::outln!(
-        "1. first run: a full delta round over {ORGANIZERS} organizers: {} recordings, {} transcripts, {} contacts in {folders} folders",
+        "1. first run: a full delta round over {ORGANIZERS} organizers: {} recordings, {} transcripts, {} contacts in {folders} folders; {} ad hoc calls with {} recordings and transcripts",
         first_added.recordings,
         first_added.transcripts,
         contacts.len(),
+        first_added.calls,
+        first_added.call_artifacts,
     )?;
     let first = run::run(&config, shard, CancellationToken::new()).await?;
     crate::report::print_summary(&first)?;
@@ -138,15 +160,18 @@ pub async fn demo(out: Option<PathBuf>) -> Result<Exit, ExitError> {
     sim.faults().drop_mid_body(1);
     crate::outln!()?;
     crate::outln!(
-        "2. {} new recordings and {} transcripts appear, a contact is renamed and one deleted; graph throttles one request (429, Retry-After: 1) and drops one connection mid-body",
+        "2. {} new recordings and {} transcripts appear, {} calls are recorded, a contact is renamed and one deleted; graph throttles one request (429, Retry-After: 1) and drops one connection mid-body",
         added.recordings,
-        added.transcripts
+        added.transcripts,
+        added.calls
     )?;
     let second = run::run(&config, shard, CancellationToken::new()).await?;
     crate::report::print_summary(&second)?;
 
     crate::outln!()?;
-    crate::outln!("3. nothing new: the saved deltaLinks return nothing, nothing is downloaded")?;
+    crate::outln!(
+        "3. nothing new: the saved deltaLinks return nothing; the calls' windows (an hour of overlap) list the last calls again, and nothing is downloaded"
+    )?;
     let third = run::run(&config, shard, CancellationToken::new()).await?;
     crate::report::print_summary(&third)?;
 
@@ -167,10 +192,12 @@ pub async fn demo(out: Option<PathBuf>) -> Result<Exit, ExitError> {
     let stats = sim.stats();
     crate::outln!()?;
     crate::outln!(
-        "graph saw {} token requests, {} delta requests, {} recording downloads; the download host saw {} requests carrying a token",
+        "graph saw {} token requests, {} delta requests, {} call listings, {} meeting recording downloads, {} call downloads; the download host saw {} requests carrying a token",
         stats.token_requests,
         stats.delta_requests + stats.transcript_delta_requests,
+        stats.adhoc_recording_list_requests + stats.adhoc_transcript_list_requests,
         stats.content_requests,
+        stats.adhoc_content_requests,
         stats.auth_header_on_download_origin
     )?;
     crate::outln!()?;
@@ -192,7 +219,11 @@ pub async fn demo(out: Option<PathBuf>) -> Result<Exit, ExitError> {
         out.display()
     )?;
     crate::outln!(
-        "  {}/archive/state/                delta checkpoints and retry queues, per kind",
+        "  {}/archive/calls/                one index per ad hoc call: its recordings and transcripts, paired",
+        out.display()
+    )?;
+    crate::outln!(
+        "  {}/archive/state/                delta checkpoints, call watermarks and retry queues, per kind",
         out.display()
     )?;
     crate::outln!("  {}/archive/runs/                 one report per run", out.display())?;
@@ -237,7 +268,7 @@ client_secret_file = "client-secret"
 
 [source]
 organizers = [{organizers}]
-kinds = ["recordings", "transcripts", "contacts"]
+kinds = ["recordings", "transcripts", "contacts", "adhoc_recordings", "adhoc_transcripts"]
 
 [store]
 url = "{url}"

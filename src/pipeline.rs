@@ -17,7 +17,9 @@
 use recarch_delta::retry::RetryPolicy;
 use recarch_failure::{FailureClass, error_chain};
 use recarch_fetch::{FetchError, Fetcher};
-use recarch_store::{Archive, BlobCommit, Manifest, ManifestWrite, Sha256Digest, ShardId, StageError, StoreError};
+use recarch_store::{
+    Archive, BlobCommit, Container, Manifest, ManifestWrite, Sha256Digest, ShardId, StageError, StoreError,
+};
 use std::sync::Arc;
 
 use crate::environment::{Environment, EnvironmentFault, InPipeline, Service, Verdict};
@@ -295,44 +297,45 @@ pub async fn store_bytes(ctx: &ItemContext, bytes: bytes::Bytes, media_type: &st
     }
 }
 
-/// Where an archived item goes in its meeting's index.
-pub struct MeetingRef<'a> {
+/// An item's entry in its meeting's or call's index (see [`indexed`]).
+pub struct IndexRef<'a> {
     /// The manifest's `kind`.
     pub kind: &'a str,
     /// The Graph id.
     pub id: &'a str,
     /// The manifest's key.
     pub manifest: String,
-    /// The meeting, when the item names one.
-    pub meeting_id: Option<&'a str>,
+    /// The meeting or call, when the item names one.
+    pub container_id: Option<&'a str>,
     /// Graph's `contentCorrelationId`, when the item has one.
     pub content_correlation_id: Option<&'a str>,
 }
 
-/// Completes an archived (or already archived) item by adding it to its meeting's index; any
-/// other outcome passes through. An item is archived only once it is in the index, so a run
-/// killed in between adds it when the item comes round again.
+/// Completes an archived (or already archived) item by adding it to its meeting's or call's
+/// index; any other outcome passes through. An item is archived only once it is in the
+/// index, so a run killed in between adds it when the item comes round again.
 pub async fn indexed(
     ctx: &ItemContext,
     organizer: &recarch_store::OrganizerId,
     outcome: ItemOutcome,
-    meeting: MeetingRef<'_>,
+    container: Container,
+    entry: IndexRef<'_>,
 ) -> ItemOutcome {
     if !matches!(outcome, ItemOutcome::Archived { .. } | ItemOutcome::AlreadyArchived) {
         return outcome;
     }
-    let Some(meeting_id) = meeting.meeting_id.filter(|m| !m.is_empty()) else {
+    let Some(id) = entry.container_id.filter(|m| !m.is_empty()) else {
         return outcome;
     };
-    let entry = recarch_store::MeetingEntry {
-        kind: meeting.kind.to_owned(),
-        id: meeting.id.to_owned(),
-        manifest: meeting.manifest,
-        content_correlation_id: meeting.content_correlation_id.map(str::to_owned),
+    let index_entry = recarch_store::MeetingEntry {
+        kind: entry.kind.to_owned(),
+        id: entry.id.to_owned(),
+        manifest: entry.manifest,
+        content_correlation_id: entry.content_correlation_id.map(str::to_owned),
     };
-    match ctx.archive.add_to_meeting_index(organizer, meeting_id, entry).await {
+    match ctx.archive.add_to_index(container, organizer, id, index_entry).await {
         Ok(()) => outcome,
-        Err(e) => ctx.store_failed(e, "cannot add it to its meeting's index"),
+        Err(e) => ctx.store_failed(e, &format!("cannot add it to its {}'s index", container.noun())),
     }
 }
 

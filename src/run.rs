@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{Config, client_proof};
 use crate::environment::Cause;
 use crate::exit::{Exit, ExitError};
-use crate::kinds::{Contacts, Recordings, Transcripts};
+use crate::kinds::{AdhocRecordings, AdhocTranscripts, Contacts, Recordings, Transcripts};
 use crate::organizers;
 use crate::pipeline::ItemContext;
 use crate::queue::QueuePolicy;
@@ -285,6 +285,10 @@ async fn pass(
                             recarch_store::Kind::Transcripts => archive_organizer(rc, &Transcripts, org).await,
                             recarch_store::Kind::Contacts => archive_organizer(rc, &Contacts, org).await,
                             recarch_store::Kind::Recordings => archive_organizer(rc, &Recordings, org).await,
+                            recarch_store::Kind::AdhocRecordings => archive_organizer(rc, &AdhocRecordings, org).await,
+                            recarch_store::Kind::AdhocTranscripts => {
+                                archive_organizer(rc, &AdhocTranscripts, org).await
+                            }
                         }
                     }
                 })

@@ -53,6 +53,10 @@ struct OrganizerStatus {
     rounds_completed: u64,
     /// When a round last reached its deltaLink.
     last_completed_at: Option<String>,
+    /// Kinds listed by time window (ad hoc calls): the end of the last window walked to its
+    /// end; the next run lists from there, less `[source].adhoc_overlap`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    watermark: Option<String>,
     updated_at: Option<String>,
     queued: Vec<ItemStatus>,
     dead_letters: Vec<ItemStatus>,
@@ -229,6 +233,9 @@ async fn describe(
         round,
         rounds_completed: state.map_or(0, |s| s.rounds_completed),
         last_completed_at: state.and_then(|s| s.last_completed_at).map(|t| t.to_rfc3339()),
+        watermark: state
+            .and_then(|s| s.sources.values().filter_map(|source| source.watermark).min())
+            .map(|t| t.to_rfc3339()),
         updated_at: state.map(|s| s.updated_at.to_rfc3339()),
         queued,
         dead_letters,
@@ -247,7 +254,13 @@ fn round_of(state: Option<&OrganizerState>) -> &'static str {
     let mut links: Vec<Option<LinkKind>> = state
         .sources
         .values()
-        .map(|s| s.checkpoint.as_ref().map(|c| c.kind))
+        // A source listed by window has no link: its watermark says a window was walked.
+        .map(|s| {
+            s.checkpoint
+                .as_ref()
+                .map(|c| c.kind)
+                .or(s.watermark.map(|_| LinkKind::Delta))
+        })
         .collect();
     if links.is_empty() {
         links.push(None);
@@ -303,7 +316,11 @@ fn print_text(report: &StatusReport) -> Result<(), crate::output::StdoutError> {
             o.last_completed_at
                 .as_deref()
                 .map(|u| format!(", last complete round {u}"))
-                .unwrap_or_default(),
+                .unwrap_or_default()
+                + &o.watermark
+                    .as_deref()
+                    .map(|w| format!(", listed up to {w}"))
+                    .unwrap_or_default(),
             o.updated_at
                 .as_deref()
                 .map(|u| format!(", updated {u}"))

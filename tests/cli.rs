@@ -3,6 +3,8 @@
 
 mod util;
 
+#[path = "cli/adhoc.rs"]
+mod adhoc;
 #[path = "cli/contacts.rs"]
 mod contacts;
 #[path = "cli/environment.rs"]

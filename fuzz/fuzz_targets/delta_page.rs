@@ -9,6 +9,7 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(page) = parse_page::<CallRecording>(data) {
         match page.continuation {
             Continuation::Next(_) | Continuation::Delta(_) => {}
+            Continuation::End => panic!("a delta page without a link was accepted"),
         }
     }
     let _ = parse_page::<Contact>(data);

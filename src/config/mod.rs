@@ -115,6 +115,16 @@ impl Cloud {
         }
     }
 
+    /// Its name in `[graph].cloud`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Cloud::Global => "global",
+            Cloud::UsGov => "usgov",
+            Cloud::UsGovDod => "usgovdod",
+            Cloud::China => "china",
+        }
+    }
+
     /// The default `[graph].authority_url`.
     pub fn authority_url(self) -> &'static str {
         match self {
@@ -174,7 +184,13 @@ pub struct SourceConfig {
     pub contacts_page_size: u32,
     /// Optional `startDateTime` for the first round, verbatim.
     pub start_date_time: Option<String>,
+    /// How far back each window of the ad hoc call kinds reaches before the previous one's
+    /// end, for items that arrive late (`[source].adhoc_overlap`, default 1 h).
+    pub adhoc_overlap: std::time::Duration,
 }
+
+/// The default `[source].adhoc_overlap`.
+pub const DEFAULT_ADHOC_OVERLAP: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// `[store]`. Its `Debug` omits option values, which may be credentials.
 #[derive(Clone)]

@@ -63,6 +63,7 @@ pub(crate) struct RawSource {
     pub(crate) contacts_select: Option<Vec<String>>,
     pub(crate) contacts_page_size: Option<u32>,
     pub(crate) start_date_time: Option<String>,
+    pub(crate) adhoc_overlap: Option<toml::Value>,
 }
 
 #[derive(Deserialize)]

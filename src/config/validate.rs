@@ -10,19 +10,43 @@ use url::Url;
 use super::credentials::secret_source;
 use super::raw::{RawConfig, RawFetch, RawGraph, RawMetrics, RawRun, RawSource, RawStore};
 use super::{
-    Cloud, Config, ConfigError, CredentialSource, DEFAULT_CONTACTS_PAGE_SIZE, FetchConfig, GraphConfig, MetricsConfig,
-    RunConfig, SourceConfig, StoreConfig, err, redact_url,
+    Cloud, Config, ConfigError, CredentialSource, DEFAULT_ADHOC_OVERLAP, DEFAULT_CONTACTS_PAGE_SIZE, FetchConfig,
+    GraphConfig, MetricsConfig, RunConfig, SourceConfig, StoreConfig, err, redact_url,
 };
 
 pub(super) fn validate(raw: RawConfig, base_dir: &Path, env: &[(String, String)]) -> Result<Config, ConfigError> {
+    let graph = graph(&raw.graph, base_dir, env)?;
+    let source = source(raw.source, base_dir)?;
+    global_only(&graph, &source)?;
     Ok(Config {
-        graph: graph(&raw.graph, base_dir, env)?,
-        source: source(raw.source, base_dir)?,
+        graph,
+        source,
         store: store(raw.store, base_dir)?,
         fetch: fetch(&raw.fetch)?,
         run: run(&raw.run)?,
         metrics: metrics(&raw.metrics)?,
     })
+}
+
+/// Graph serves the ad hoc call kinds in the global cloud only: configured in a national
+/// cloud they could never be listed.
+fn global_only(graph: &GraphConfig, source: &SourceConfig) -> Result<(), ConfigError> {
+    use recarch_store::Kind;
+    if graph.cloud == Cloud::Global {
+        return Ok(());
+    }
+    let adhoc = source
+        .kinds
+        .iter()
+        .find(|k| matches!(k, Kind::AdhocRecordings | Kind::AdhocTranscripts));
+    match adhoc {
+        Some(kind) => Err(err(format!(
+            "[source].kinds: {:?} is not available in the {} cloud ([graph].cloud): Microsoft Graph serves the recordings and transcripts of ad hoc calls in the global cloud only; remove it from [source].kinds",
+            kind.dirname(),
+            graph.cloud.name()
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// `[graph]`: the cloud and its endpoints, the tenant and client, and the credential (the
@@ -238,7 +262,7 @@ fn source(s: RawSource, base_dir: &Path) -> Result<SourceConfig, ConfigError> {
     {
         let kind = recarch_store::Kind::from_dirname(name.trim()).ok_or_else(|| {
             err(format!(
-                "[source].kinds[{i}]: {name:?} is not a kind (recordings, transcripts or contacts)"
+                "[source].kinds[{i}]: {name:?} is not a kind (recordings, transcripts, contacts, adhoc_recordings or adhoc_transcripts)"
             ))
         })?;
         if !kinds.contains(&kind) {
@@ -282,6 +306,16 @@ fn source(s: RawSource, base_dir: &Path) -> Result<SourceConfig, ConfigError> {
             ))
         })?;
     }
+    let adhoc_overlap = match &s.adhoc_overlap {
+        None => DEFAULT_ADHOC_OVERLAP,
+        Some(v) => parse_duration(v)
+            .filter(|d| *d <= MAX_ADHOC_OVERLAP)
+            .ok_or_else(|| {
+                err(format!(
+                    "[source].adhoc_overlap: {v} is not a duration of at most 7 days (whole seconds, or e.g. \"1h\", \"90m\", \"0s\")"
+                ))
+            })?,
+    };
 
     Ok(SourceConfig {
         organizers,
@@ -292,6 +326,7 @@ fn source(s: RawSource, base_dir: &Path) -> Result<SourceConfig, ConfigError> {
         contacts_select,
         contacts_page_size,
         start_date_time: s.start_date_time,
+        adhoc_overlap,
     })
 }
 
@@ -400,7 +435,11 @@ fn is_upn(text: &str) -> bool {
         && text.matches('@').count() == 1
 }
 
-/// A duration: whole seconds as a number, or a string with a unit (`ms`, `s`, `m`, `h`).
+/// The longest `[source].adhoc_overlap`: a window reaching further back lists a week of calls
+/// again every run.
+const MAX_ADHOC_OVERLAP: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+
+/// A duration: whole seconds as a number, or a string with a unit (`ms`, `s`, `m`, `h`, `d`).
 fn parse_duration(value: &toml::Value) -> Option<std::time::Duration> {
     use std::time::Duration;
     match value {
@@ -415,6 +454,7 @@ fn parse_duration(value: &toml::Value) -> Option<std::time::Duration> {
                 "" | "s" => Some(Duration::from_secs(n)),
                 "m" => n.checked_mul(60).map(Duration::from_secs),
                 "h" => n.checked_mul(3600).map(Duration::from_secs),
+                "d" => n.checked_mul(86_400).map(Duration::from_secs),
                 _ => None,
             }
         }

@@ -13,7 +13,7 @@ use recarch_delta::{Contact, DeltaClient, DeltaError, DeltaRequest, resources};
 use recarch_store::{ContentRef, Kind, MANIFEST_SCHEMA, Manifest, ManifestWrite, OrganizerId};
 use serde_json::{Map, Value};
 
-use super::{Admit, ItemKind, Removed, Seen, tombstone_marker};
+use super::{Admit, ItemKind, Removed, RoundStart, Seen, tombstone_marker};
 use crate::config::Config;
 use crate::pipeline::{ItemContext, ItemOutcome, store_bytes};
 
@@ -66,12 +66,12 @@ impl ItemKind for Contacts {
         }
     }
 
-    fn first_request(&self, config: &Config, organizer: &OrganizerId, source: Option<&str>) -> DeltaRequest {
+    fn first_request(&self, config: &Config, start: &RoundStart<'_>) -> DeltaRequest {
         resources::contacts_request(
             &config.graph.base_url,
-            organizer.as_str(),
+            start.organizer.as_str(),
             // Every source of this kind is a folder; `contacts` names the default one.
-            source.unwrap_or("contacts"),
+            start.source.unwrap_or("contacts"),
             &select(config),
             Some(config.source.contacts_page_size),
         )
@@ -233,11 +233,16 @@ mod tests {
             Contacts.configured_options(&config(r#"["displayName"]"#)),
             ["$select=displayName,parentFolderId"]
         );
-        let request = Contacts.first_request(
-            &config(r#"["displayName"]"#),
-            &OrganizerId::parse("8b081ef6-4792-4def-b2c9-c363a1bf41d5").expect("guid"),
-            Some("F1"),
-        );
+        let org = OrganizerId::parse("8b081ef6-4792-4def-b2c9-c363a1bf41d5").expect("guid");
+        let start = crate::kinds::RoundStart {
+            organizer: &org,
+            source: Some("F1"),
+            window: crate::kinds::Window {
+                watermark: None,
+                until: chrono::Utc::now(),
+            },
+        };
+        let request = Contacts.first_request(&config(r#"["displayName"]"#), &start);
         assert!(
             request
                 .url

@@ -7,18 +7,23 @@ use std::future::Future;
 
 use std::collections::HashSet;
 
-use recarch_delta::{DeltaClient, DeltaError, DeltaRequest};
-use recarch_store::{Kind, OrganizerId, item_key};
+use chrono::{DateTime, Utc};
+use recarch_delta::{DeltaClient, DeltaError, DeltaRequest, Paging};
+use recarch_store::{Container, Kind, MANIFEST_SOURCE, OrganizerId, SOURCE_ADHOC_CALL, item_key};
 use serde::de::DeserializeOwned;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::config::Config;
 use crate::pipeline::{ItemContext, ItemOutcome};
 
+pub mod adhoc_recording;
+pub mod adhoc_transcript;
 pub mod contact;
 pub mod recording;
 pub mod transcript;
 
+pub use adhoc_recording::AdhocRecordings;
+pub use adhoc_transcript::AdhocTranscripts;
 pub use contact::Contacts;
 pub use recording::Recordings;
 pub use transcript::Transcripts;
@@ -34,6 +39,12 @@ pub trait ItemKind: Sync {
     /// What one item is called in messages (`recording`).
     const NOUN: &'static str;
 
+    /// How its source is paged: a delta query (the default: the round resumes from the
+    /// saved link) or a plain listing of a time window ([`Paging::List`]: the round walks
+    /// [`RoundStart::window`] from its first page each time, and moves the source's
+    /// watermark to the window's end once every item of it is settled).
+    const PAGING: Paging = Paging::Delta;
+
     /// The item's Graph id.
     fn id(item: &Self::Item) -> &str;
 
@@ -48,9 +59,9 @@ pub trait ItemKind: Sync {
         std::future::ready(Ok(vec![None]))
     }
 
-    /// The first request of a full round of `source` (see [`ItemKind::sources`]) for
-    /// `organizer`.
-    fn first_request(&self, config: &Config, organizer: &OrganizerId, source: Option<&str>) -> DeltaRequest;
+    /// The first request of a full round of `start.source` (see [`ItemKind::sources`]) for
+    /// `start.organizer`.
+    fn first_request(&self, config: &Config, start: &RoundStart<'_>) -> DeltaRequest;
 
     /// The query options configured for this kind, as they must appear (percent-decoded) in
     /// any link that continues or restarts a round: a `Location` after 410 Gone that lacks
@@ -127,6 +138,120 @@ pub trait ItemKind: Sync {
 
     /// What to tell an operator when Graph answers 403 to this kind's delta query.
     fn forbidden_hint(&self) -> &'static str;
+}
+
+/// Where a full round starts.
+#[derive(Debug, Clone, Copy)]
+pub struct RoundStart<'a> {
+    /// Whose items.
+    pub organizer: &'a OrganizerId,
+    /// The source (a contact folder) when the kind has several.
+    pub source: Option<&'a str>,
+    /// Kinds listed by time window ([`Paging::List`]): the window this round lists.
+    pub window: Window,
+}
+
+/// A time window a listing covers: from the source's watermark (`None` before its first
+/// complete window) to when the round started, in whole seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    /// The end of the last window walked to its end.
+    pub watermark: Option<DateTime<Utc>>,
+    /// The end of this window.
+    pub until: DateTime<Utc>,
+}
+
+/// Where recordings and transcripts are listed: on online meetings (delta queries per
+/// organizer) or on ad hoc calls (time windows per user). Their items are archived alike; the
+/// surface says which kinds, manifest members and index they get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Surface {
+    /// `onlineMeetings/getAllRecordings(…)/delta`, `getAllTranscripts(…)/delta`.
+    OnlineMeeting,
+    /// `adhocCalls/getAllRecordings(…)`, `getAllTranscripts(…)`.
+    AdhocCall,
+}
+
+impl Surface {
+    /// The kind of its recordings.
+    pub fn recordings(self) -> Kind {
+        match self {
+            Surface::OnlineMeeting => Kind::Recordings,
+            Surface::AdhocCall => Kind::AdhocRecordings,
+        }
+    }
+
+    /// The kind of its transcripts.
+    pub fn transcripts(self) -> Kind {
+        match self {
+            Surface::OnlineMeeting => Kind::Transcripts,
+            Surface::AdhocCall => Kind::AdhocTranscripts,
+        }
+    }
+
+    /// The index its items are listed in.
+    pub fn container(self) -> Container {
+        match self {
+            Surface::OnlineMeeting => Container::Meeting,
+            Surface::AdhocCall => Container::Call,
+        }
+    }
+
+    /// The id of an item's meeting or call, whichever this surface groups by.
+    pub fn container_id<'a>(self, meeting_id: Option<&'a str>, call_id: Option<&'a str>) -> Option<&'a str> {
+        match self {
+            Surface::OnlineMeeting => meeting_id,
+            Surface::AdhocCall => call_id,
+        }
+    }
+
+    /// The manifest members that say where an item was listed: `meetingId` for a meeting's;
+    /// `"source": "adhocCall"` and `callId` for a call's.
+    pub fn manifest_members(self, meeting_id: Option<&str>, call_id: Option<&str>) -> Map<String, Value> {
+        let text = |v: Option<&str>| v.map_or(Value::Null, |v| Value::String(v.to_owned()));
+        let mut members = Map::new();
+        match self {
+            Surface::OnlineMeeting => {
+                members.insert("meetingId".into(), text(meeting_id));
+            }
+            Surface::AdhocCall => {
+                members.insert(MANIFEST_SOURCE.into(), Value::String(SOURCE_ADHOC_CALL.into()));
+                members.insert("callId".into(), text(call_id));
+            }
+        }
+        members
+    }
+}
+
+/// The first request of an ad hoc call kind's window: from the watermark less
+/// `[source].adhoc_overlap` (before the first complete window: from `[source].start_date_time`,
+/// or all history) to [`Window::until`].
+pub fn window_request(
+    config: &Config,
+    start: &RoundStart<'_>,
+    artifacts: recarch_delta::AdhocArtifacts,
+) -> DeltaRequest {
+    let since = match start.window.watermark {
+        Some(watermark) => Some(
+            chrono::Duration::from_std(config.source.adhoc_overlap)
+                .ok()
+                .and_then(|overlap| watermark.checked_sub_signed(overlap))
+                .unwrap_or(DateTime::<Utc>::MIN_UTC),
+        ),
+        None => config
+            .source
+            .start_date_time
+            .as_deref()
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&Utc)),
+    };
+    recarch_delta::resources::adhoc_request(
+        &config.graph.base_url,
+        start.organizer.as_str(),
+        artifacts,
+        since,
+        start.window.until,
+    )
 }
 
 /// The `@removed.reason` of a tombstone the archiver writes itself (see

@@ -1,19 +1,18 @@
 //! Meeting recordings: `getAllRecordings(...)/delta` per organizer, the content at
-//! `recordingContentUrl` as one blob, a `callRecording` manifest.
+//! `recordingContentUrl` as one blob, a `callRecording` manifest, an entry in the meeting's
+//! index. Ad hoc calls' recordings (`adhoc_recording`) are archived by the same code.
 
 use std::future::Future;
 
 use chrono::Utc;
 use recarch_delta::{CallRecording, DeltaRequest, resources};
 use recarch_failure::FailureClass;
-use recarch_store::{
-    Archive, ContentRef, KIND_CALL_RECORDING, Kind, MANIFEST_SCHEMA, Manifest, OrganizerId, Sha256Digest,
-};
-use serde_json::{Map, Value};
+use recarch_store::{Archive, ContentRef, KIND_CALL_RECORDING, Kind, MANIFEST_SCHEMA, Manifest, OrganizerId};
+use serde_json::Value;
 
-use super::ItemKind;
+use super::{ItemKind, RoundStart, Surface};
 use crate::config::Config;
-use crate::pipeline::{ItemContext, ItemOutcome, MeetingRef, indexed, media_type_or, put_manifest, store_content};
+use crate::pipeline::{IndexRef, ItemContext, ItemOutcome, indexed, media_type_or, put_manifest, store_content};
 
 /// The recordings kind.
 #[derive(Debug, Clone, Copy, Default)]
@@ -28,10 +27,10 @@ impl ItemKind for Recordings {
         &item.id
     }
 
-    fn first_request(&self, config: &Config, organizer: &OrganizerId, _source: Option<&str>) -> DeltaRequest {
+    fn first_request(&self, config: &Config, start: &RoundStart<'_>) -> DeltaRequest {
         resources::recordings_request(
             &config.graph.base_url,
-            organizer.as_str(),
+            start.organizer.as_str(),
             config.source.start_date_time.as_deref(),
         )
     }
@@ -43,7 +42,7 @@ impl ItemKind for Recordings {
         item: &'a CallRecording,
         raw: &'a Value,
     ) -> impl Future<Output = ItemOutcome> + Send + 'a {
-        archive_recording(ctx, organizer, item, raw)
+        archive_recording(ctx, Surface::OnlineMeeting, organizer, item, raw)
     }
 
     fn forbidden_hint(&self) -> &'static str {
@@ -51,31 +50,36 @@ impl ItemKind for Recordings {
     }
 }
 
-async fn archive_recording(
+/// Archives a recording listed on `surface`: its bytes, its manifest, and its entry in its
+/// meeting's or call's index.
+pub(super) async fn archive_recording(
     ctx: &ItemContext,
+    surface: Surface,
     organizer: &OrganizerId,
     recording: &CallRecording,
     raw: &Value,
 ) -> ItemOutcome {
-    let outcome = archive_bytes(ctx, organizer, recording, raw).await;
-    let meeting = MeetingRef {
+    let outcome = archive_bytes(ctx, surface, organizer, recording, raw).await;
+    let entry = IndexRef {
         kind: KIND_CALL_RECORDING,
         id: &recording.id,
-        manifest: Archive::manifest_key(organizer, &recording.id),
-        meeting_id: recording.meeting_id.as_deref(),
-        content_correlation_id: raw.get("contentCorrelationId").and_then(Value::as_str),
+        manifest: Archive::manifest_key_of(surface.recordings(), organizer, &recording.id),
+        container_id: surface.container_id(recording.meeting_id.as_deref(), recording.call_id.as_deref()),
+        content_correlation_id: recording.content_correlation_id.as_deref(),
     };
-    indexed(ctx, organizer, outcome, meeting).await
+    indexed(ctx, organizer, outcome, surface.container(), entry).await
 }
 
 /// Blob and manifest of a recording.
 async fn archive_bytes(
     ctx: &ItemContext,
+    surface: Surface,
     organizer: &OrganizerId,
     recording: &CallRecording,
     raw: &Value,
 ) -> ItemOutcome {
-    match ctx.archive.manifest_exists(organizer, &recording.id).await {
+    let kind = surface.recordings();
+    match ctx.archive.manifest_exists_of(kind, organizer, &recording.id).await {
         Ok(true) => return ItemOutcome::AlreadyArchived,
         Ok(false) => {}
         Err(e) => return ctx.store_failed(e, "cannot read the archive"),
@@ -87,51 +91,25 @@ async fn archive_bytes(
         Ok(blob) => blob,
         Err(outcome) => return outcome,
     };
-    let manifest = build_manifest(
-        organizer,
-        recording,
-        raw,
-        blob.digest,
-        blob.size,
-        media_type_or(&blob.media_type, "video/mp4"),
-        blob.commit.key,
-    );
-    put_manifest(ctx, &manifest, blob.size, blob.commit.created).await
-}
-
-/// The manifest the README documents ("The archive"): typed envelope, plus `meetingId`, `createdDateTime` and the item
-/// exactly as Graph returned it under `graph`.
-pub fn build_manifest(
-    organizer: &OrganizerId,
-    recording: &CallRecording,
-    raw: &Value,
-    digest: Sha256Digest,
-    size: u64,
-    media_type: String,
-    blob: String,
-) -> Manifest {
-    let mut extra = Map::new();
-    extra.insert(
-        "meetingId".into(),
-        recording.meeting_id.clone().map_or(Value::Null, Value::String),
-    );
+    let mut extra = surface.manifest_members(recording.meeting_id.as_deref(), recording.call_id.as_deref());
     extra.insert(
         "createdDateTime".into(),
         recording.created_date_time.clone().map_or(Value::Null, Value::String),
     );
     extra.insert("graph".into(), raw.clone());
-    Manifest {
+    let manifest = Manifest {
         schema: MANIFEST_SCHEMA.into(),
         kind: KIND_CALL_RECORDING.into(),
         id: recording.id.clone(),
         organizer_id: organizer.clone(),
         content: ContentRef {
-            sha256: digest,
-            size,
-            media_type,
-            blob,
+            sha256: blob.digest,
+            size: blob.size,
+            media_type: media_type_or(&blob.media_type, "video/mp4"),
+            blob: blob.commit.key,
         },
         archived_at: Utc::now(),
         extra,
-    }
+    };
+    put_manifest(ctx, &manifest, blob.size, blob.commit.created).await
 }

@@ -1,7 +1,8 @@
 //! Meeting transcripts: `getAllTranscripts(...)/delta` per organizer; for each callTranscript
 //! its WebVTT content (`$format=text/vtt`: without it the service does not answer VTT) and its
 //! `metadataContent`, as two blobs; a `callTranscript` manifest whose `content` and `metadata`
-//! entries are shaped like a recording's `content`.
+//! entries are shaped like a recording's `content`. Ad hoc calls' transcripts
+//! (`adhoc_transcript`) are archived by the same code.
 
 use std::future::Future;
 
@@ -9,11 +10,11 @@ use chrono::Utc;
 use recarch_delta::{CallTranscript, DeltaRequest, resources};
 use recarch_failure::FailureClass;
 use recarch_store::{Archive, ContentRef, Kind, MANIFEST_SCHEMA, Manifest, OrganizerId};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use super::ItemKind;
+use super::{ItemKind, RoundStart, Surface};
 use crate::config::Config;
-use crate::pipeline::{ItemContext, ItemOutcome, MeetingRef, indexed, put_manifest, store_content};
+use crate::pipeline::{IndexRef, ItemContext, ItemOutcome, indexed, put_manifest, store_content};
 
 /// The `kind` of a transcript manifest.
 pub const KIND_CALL_TRANSCRIPT: &str = "callTranscript";
@@ -31,10 +32,10 @@ impl ItemKind for Transcripts {
         &item.id
     }
 
-    fn first_request(&self, config: &Config, organizer: &OrganizerId, _source: Option<&str>) -> DeltaRequest {
+    fn first_request(&self, config: &Config, start: &RoundStart<'_>) -> DeltaRequest {
         resources::transcripts_request(
             &config.graph.base_url,
-            organizer.as_str(),
+            start.organizer.as_str(),
             config.source.start_date_time.as_deref(),
         )
     }
@@ -46,7 +47,7 @@ impl ItemKind for Transcripts {
         item: &'a CallTranscript,
         raw: &'a Value,
     ) -> impl Future<Output = ItemOutcome> + Send + 'a {
-        archive_transcript(ctx, organizer, item, raw)
+        archive_transcript(ctx, Surface::OnlineMeeting, organizer, item, raw)
     }
 
     fn forbidden_hint(&self) -> &'static str {
@@ -74,30 +75,37 @@ fn metadata_url(content_url: &str) -> Option<String> {
     (!stem.is_empty()).then(|| format!("{stem}/metadataContent"))
 }
 
-async fn archive_transcript(
+/// Archives a transcript listed on `surface`: its blobs, its manifest, and its entry in its
+/// meeting's or call's index.
+pub(super) async fn archive_transcript(
     ctx: &ItemContext,
+    surface: Surface,
     organizer: &OrganizerId,
     item: &CallTranscript,
     raw: &Value,
 ) -> ItemOutcome {
-    let outcome = archive_bytes(ctx, organizer, item, raw).await;
-    let meeting = MeetingRef {
+    let outcome = archive_bytes(ctx, surface, organizer, item, raw).await;
+    let entry = IndexRef {
         kind: KIND_CALL_TRANSCRIPT,
         id: &item.id,
-        manifest: Archive::manifest_key_of(Kind::Transcripts, organizer, &item.id),
-        meeting_id: item.meeting_id.as_deref(),
+        manifest: Archive::manifest_key_of(surface.transcripts(), organizer, &item.id),
+        container_id: surface.container_id(item.meeting_id.as_deref(), item.call_id.as_deref()),
         content_correlation_id: item.content_correlation_id.as_deref(),
     };
-    indexed(ctx, organizer, outcome, meeting).await
+    indexed(ctx, organizer, outcome, surface.container(), entry).await
 }
 
-/// Blobs and manifest of a transcript.
-async fn archive_bytes(ctx: &ItemContext, organizer: &OrganizerId, item: &CallTranscript, raw: &Value) -> ItemOutcome {
-    match ctx
-        .archive
-        .manifest_exists_of(Kind::Transcripts, organizer, &item.id)
-        .await
-    {
+/// Blobs and manifest of a transcript: its WebVTT content and, for a meeting's, its
+/// `metadataContent` (the ad hoc call surface documents no metadata).
+async fn archive_bytes(
+    ctx: &ItemContext,
+    surface: Surface,
+    organizer: &OrganizerId,
+    item: &CallTranscript,
+    raw: &Value,
+) -> ItemOutcome {
+    let kind = surface.transcripts();
+    match ctx.archive.manifest_exists_of(kind, organizer, &item.id).await {
         Ok(true) => return ItemOutcome::AlreadyArchived,
         Ok(false) => {}
         Err(e) => return ctx.store_failed(e, "cannot read the archive"),
@@ -105,35 +113,45 @@ async fn archive_bytes(ctx: &ItemContext, organizer: &OrganizerId, item: &CallTr
     let Some(content_url) = &item.transcript_content_url else {
         return ItemOutcome::failed(FailureClass::Permanent, "item has no transcriptContentUrl");
     };
-    let Some(metadata_url) = metadata_url(content_url) else {
-        return ItemOutcome::failed(
-            FailureClass::Permanent,
-            "transcriptContentUrl does not end in /content, so its metadataContent cannot be found",
-        );
+    let metadata_url = match surface {
+        Surface::AdhocCall => None,
+        Surface::OnlineMeeting => match metadata_url(content_url) {
+            Some(url) => Some(url),
+            None => {
+                return ItemOutcome::failed(
+                    FailureClass::Permanent,
+                    "transcriptContentUrl does not end in /content, so its metadataContent cannot be found",
+                );
+            }
+        },
     };
     let content = match store_content(ctx, &vtt_url(content_url)).await {
         Ok(blob) => blob,
         Err(outcome) => return outcome,
     };
-    let metadata = match store_content(ctx, &metadata_url).await {
-        Ok(blob) => blob,
-        Err(outcome) => return outcome,
-    };
-    let mut extra = Map::new();
+    let mut extra = surface.manifest_members(item.meeting_id.as_deref(), item.call_id.as_deref());
     let text = |v: &Option<String>| v.clone().map_or(Value::Null, Value::String);
-    extra.insert("meetingId".into(), text(&item.meeting_id));
     extra.insert("createdDateTime".into(), text(&item.created_date_time));
     extra.insert("contentCorrelationId".into(), text(&item.content_correlation_id));
-    let metadata_ref = ContentRef {
-        sha256: metadata.digest,
-        size: metadata.size,
-        media_type: metadata.media_type.clone(),
-        blob: metadata.commit.key.clone(),
-    };
-    extra.insert(
-        "metadata".into(),
-        serde_json::to_value(&metadata_ref).unwrap_or(Value::Null),
-    );
+    let (mut bytes, mut new_blob) = (content.size, content.commit.created);
+    if let Some(metadata_url) = metadata_url {
+        let metadata = match store_content(ctx, &metadata_url).await {
+            Ok(blob) => blob,
+            Err(outcome) => return outcome,
+        };
+        bytes += metadata.size;
+        new_blob |= metadata.commit.created;
+        let metadata_ref = ContentRef {
+            sha256: metadata.digest,
+            size: metadata.size,
+            media_type: metadata.media_type,
+            blob: metadata.commit.key,
+        };
+        extra.insert(
+            "metadata".into(),
+            serde_json::to_value(&metadata_ref).unwrap_or(Value::Null),
+        );
+    }
     extra.insert("graph".into(), raw.clone());
     let manifest = Manifest {
         schema: MANIFEST_SCHEMA.into(),
@@ -150,13 +168,7 @@ async fn archive_bytes(ctx: &ItemContext, organizer: &OrganizerId, item: &CallTr
         archived_at: Utc::now(),
         extra,
     };
-    put_manifest(
-        ctx,
-        &manifest,
-        content.size + metadata.size,
-        content.commit.created || metadata.commit.created,
-    )
-    .await
+    put_manifest(ctx, &manifest, bytes, new_blob).await
 }
 
 #[cfg(test)]

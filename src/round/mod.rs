@@ -18,7 +18,7 @@ use std::pin::pin;
 use chrono::Utc;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
-use recarch_delta::{Continuation, DeltaClient, DeltaError, DeltaItem, PageRequest};
+use recarch_delta::{Continuation, DeltaClient, DeltaError, DeltaItem, PageRequest, Paging};
 use recarch_failure::FailureClass;
 use recarch_store::{Checkpoint, Kind, LinkKind, OrganizerId, OrganizerState, QueuedItem};
 use serde_json::Value;
@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::environment::EnvironmentFault;
 use crate::environment::Verdict;
-use crate::kinds::{Admit, ItemKind, Removed, Seen};
+use crate::kinds::{Admit, ItemKind, Removed, RoundStart, Seen, Window};
 use crate::pipeline::{ItemContext, ItemOutcome};
 use crate::queue::{Deferred, QueuePolicy, Settled, record_failure, settle};
 use crate::report::{Counts, Failure};
@@ -284,9 +284,19 @@ async fn walk_source<K: ItemKind>(
     result: &mut OrganizerResult,
 ) -> bool {
     let Scope { org, source } = scope;
+    // Kinds listed by time window: this walk's window, from the watermark to now.
+    let window = Window {
+        watermark: state.watermark_of(source),
+        until: whole_seconds(Utc::now()),
+    };
+    let round_start = RoundStart {
+        organizer: org,
+        source,
+        window,
+    };
     let mut start = match state.checkpoint_of(source) {
         Some(cp) => PageRequest::Link(cp.link.clone()),
-        None => PageRequest::First(kind.first_request(rc.config, org, source)),
+        None => PageRequest::First(kind.first_request(rc.config, &round_start)),
     };
     // A round resumed from a nextLink saved by an earlier run is that run's snapshot: what was
     // added since only shows in the round after it. Follow its deltaLink once more, so that a
@@ -299,7 +309,7 @@ async fn walk_source<K: ItemKind>(
         if rc.shutdown.is_cancelled() {
             return false;
         }
-        let (end, listed) = walk_round(rc, kind, scope, state, start, seen, result).await;
+        let (end, listed) = walk_round(rc, kind, scope, window, state, start, seen, result).await;
         match end {
             RoundEnd::Done => {
                 if kind.reconciles() && full_round && !reconcile(rc, kind, org, source, &listed, live, result).await {
@@ -331,7 +341,7 @@ async fn walk_source<K: ItemKind>(
                 // A full round snapshots now: nothing to catch up after it.
                 catch_up = false;
                 full_round = true;
-                start = restart_request(rc.config, kind, org, source, location);
+                start = restart_request(rc.config, kind, &round_start, location);
             }
             RoundEnd::Stopped => return false,
         }
@@ -395,10 +405,10 @@ async fn reconcile<K: ItemKind>(
 fn restart_request<K: ItemKind>(
     config: &Config,
     kind: &K,
-    org: &OrganizerId,
-    source: Option<&str>,
+    start: &RoundStart<'_>,
     location: Option<String>,
 ) -> PageRequest {
+    let org = start.organizer;
     let options = kind.configured_options(config);
     match location {
         Some(link) if keeps_options(&link, &options) => {
@@ -411,9 +421,15 @@ fn restart_request<K: ItemKind>(
             } else {
                 tracing::warn!(organizer = %org, kind = %K::KIND, "sync state expired (410): starting a full round; archived items are not downloaded again");
             }
-            PageRequest::First(kind.first_request(config, org, source))
+            PageRequest::First(kind.first_request(config, start))
         }
     }
+}
+
+/// `t` without its fraction of a second: windows are sent, and watermarks kept, to the second.
+fn whole_seconds(t: chrono::DateTime<Utc>) -> chrono::DateTime<Utc> {
+    use chrono::SubsecRound as _;
+    t.trunc_subsecs(0)
 }
 
 /// Whether `link` (percent-decoded) carries every one of `options`.
@@ -557,10 +573,12 @@ struct PendingItem<T> {
 
 /// Walks one round: pages are fetched a few ahead while items are archived; a page's
 /// continuation is saved only when it and every earlier page are settled.
+#[allow(clippy::too_many_arguments)] // the round's parts, each passed once
 async fn walk_round<K: ItemKind>(
     rc: &RoundContext<'_>,
     kind: &K,
     scope: Scope<'_>,
+    window: Window,
     state: &mut OrganizerState,
     start: PageRequest,
     seen: &Known<'_>,
@@ -568,7 +586,7 @@ async fn walk_round<K: ItemKind>(
 ) -> (RoundEnd, HashSet<String>) {
     let Scope { org, source } = scope;
     let limit = rc.config.fetch.concurrency * ITEMS_PER_DOWNLOAD_SLOT;
-    let mut pages = pin!(rc.delta.pages::<K::Item>(start));
+    let mut pages = pin!(rc.delta.pages_as::<K::Item>(start, K::PAGING));
     let mut pages_done = false;
     let mut end = RoundEnd::Done;
     // Reconciling kinds: every id this round listed (see `reconcile`).
@@ -633,7 +651,7 @@ async fn walk_round<K: ItemKind>(
             );
         }
         // Empty or duplicate-only pages may be complete already.
-        if let Err(reason) = commit_ready(rc.items, state, source, &mut book).await {
+        if let Err(reason) = commit_ready(rc.items, state, source, (K::PAGING, window), &mut book).await {
             result.round_failure::<K>(org, FailureClass::Transient, reason);
             stopping = true;
             end = RoundEnd::Stopped;
@@ -716,7 +734,7 @@ async fn walk_round<K: ItemKind>(
                         }
                     }
                     rc.items.progress.discovered(count as u64);
-                    if matches!(page.continuation, Continuation::Delta(_)) {
+                    if page.continuation.is_last() {
                         pages_done = true;
                     }
                     book.push(count, page.continuation);
@@ -760,27 +778,37 @@ async fn walk_round<K: ItemKind>(
     (end, listed)
 }
 
-/// Saves the checkpoint of every settled page at the front, in order (one write for all).
+/// Saves the checkpoint of every settled page at the front, in order (one write for all). A
+/// listing's nextLink is no checkpoint (its window is walked again from the start by a later
+/// run); its end moves the watermark to the end of `window`.
 async fn commit_ready(
     ctx: &ItemContext,
     state: &mut OrganizerState,
     source: Option<&str>,
+    (paging, window): (Paging, Window),
     book: &mut PageBook<Continuation>,
 ) -> Result<(), String> {
     let mut changed = false;
     while let Some(continuation) = book.pop_ready() {
-        let kind = match continuation {
+        let kind = match &continuation {
+            // Walked again from its first page next time, however far this run got.
+            Continuation::Next(_) if paging == Paging::List => continue,
             Continuation::Next(_) => LinkKind::Next,
             Continuation::Delta(_) => {
                 state.round_completed(source, Utc::now());
                 LinkKind::Delta
             }
+            Continuation::End => {
+                state.window_walked(source, window.until, Utc::now());
+                changed = true;
+                continue;
+            }
         };
         state.set_checkpoint(
             source,
-            Some(Checkpoint {
+            continuation.link().map(|link| Checkpoint {
                 kind,
-                link: continuation.link().to_owned(),
+                link: link.to_owned(),
             }),
         );
         changed = true;

@@ -61,7 +61,7 @@ use serde::Serialize;
 use crate::exit::{Exit, ExitError};
 use join::{Event, Outcome, Reported, Sampler, join};
 use listing::{list_blobs, read_manifests};
-use meetings::check_meeting_indexes;
+use meetings::check_indexes;
 use recarch_failure::error_chain;
 use sort::{BlobEntry, RefEntry, Spill};
 
@@ -297,7 +297,7 @@ async fn check(
         .await
         .map_err(|e| spill_failed(io::Error::other(e)))?
         .map_err(spill_failed)?;
-    check_meeting_indexes(archive, &mut report, &mut on_problem).await;
+    check_indexes(archive, &mut report, &mut on_problem).await;
     Ok(report)
 }
 
@@ -462,12 +462,15 @@ mod tests {
                 manifest: manifest.clone(),
                 content_correlation_id: None,
             };
-            archive.add_to_meeting_index(&org, "m", entry).await.unwrap();
+            archive
+                .add_to_index(recarch_store::Container::Meeting, &org, "m", entry)
+                .await
+                .unwrap();
         }
         put(&dir, &format!("meetings/{ORG}/garbage.json"), b"[1]".to_vec());
         let mut printed = Vec::new();
         let mut report = VerifyReport::default();
-        check_meeting_indexes(&archive, &mut report, &mut |p: &str| printed.push(p.to_owned())).await;
+        check_indexes(&archive, &mut report, &mut |p: &str| printed.push(p.to_owned())).await;
         printed.sort();
         let index = recarch_store::meeting_key(&org, "m");
         assert_eq!(printed.len(), 2, "{printed:#?}");

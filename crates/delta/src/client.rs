@@ -8,7 +8,7 @@ use url::Url;
 use crate::body::{BodyError, read_capped};
 use crate::error::DeltaError;
 use crate::http::{Auth, GraphHttp, host_of};
-use crate::page::{Continuation, Page, parse_page};
+use crate::page::{Continuation, Page, Paging, parse_page_as};
 use crate::resources::DeltaRequest;
 use crate::retry::wait_before_retry;
 
@@ -46,12 +46,21 @@ impl DeltaClient {
     /// Fetches one page. Links are parsed as URLs but otherwise sent exactly as Graph wrote
     /// them; a link off the Graph origin is refused ([`DeltaError::OffOrigin`]).
     pub async fn page<T: DeserializeOwned>(&self, request: &PageRequest) -> Result<Page<T>, DeltaError> {
+        self.page_as(request, Paging::Delta).await
+    }
+
+    /// [`DeltaClient::page`] of a collection paged as `paging` says.
+    pub async fn page_as<T: DeserializeOwned>(
+        &self,
+        request: &PageRequest,
+        paging: Paging,
+    ) -> Result<Page<T>, DeltaError> {
         let (url, headers) = match request {
             PageRequest::First(first) => (first.url.clone(), first.headers.clone()),
             PageRequest::Link(link) => (parse_link(link)?, HeaderMap::new()),
         };
         let body = self.get_body(&url, &headers).await?;
-        parse_page(&body).map_err(|reason| DeltaError::Protocol {
+        parse_page_as(&body, paging).map_err(|reason| DeltaError::Protocol {
             host: host_of(&url),
             reason,
         })
@@ -118,13 +127,23 @@ impl DeltaClient {
         &self,
         start: PageRequest,
     ) -> impl Stream<Item = Result<Page<T>, DeltaError>> + '_ {
+        self.pages_as(start, Paging::Delta)
+    }
+
+    /// [`DeltaClient::pages`] of a collection paged as `paging` says: a [`Paging::List`] ends
+    /// after the page without a link.
+    pub fn pages_as<T: DeserializeOwned>(
+        &self,
+        start: PageRequest,
+        paging: Paging,
+    ) -> impl Stream<Item = Result<Page<T>, DeltaError>> + '_ {
         futures::stream::unfold(Some(start), move |next| async move {
             let request = next?;
-            match self.page::<T>(&request).await {
+            match self.page_as::<T>(&request, paging).await {
                 Ok(page) => {
                     let next = match &page.continuation {
                         Continuation::Next(link) => Some(PageRequest::Link(link.0.clone())),
-                        Continuation::Delta(_) => None,
+                        _ => None,
                     };
                     Some((Ok(page), next))
                 }

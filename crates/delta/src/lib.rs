@@ -90,9 +90,9 @@ pub use client::{DeltaClient, PageRequest};
 pub use error::{DeltaError, GraphErrorBody};
 pub use folders::ContactFolder;
 pub use http::{Auth, GraphHttp, host_of};
-pub use page::{Continuation, DeltaItem, DeltaLink, NextLink, Page, RemovedReason, parse_page};
+pub use page::{Continuation, DeltaItem, DeltaLink, NextLink, Page, Paging, RemovedReason, parse_page, parse_page_as};
 pub use recarch_failure::FailureClass;
-pub use resources::{CallRecording, CallTranscript, Contact, DeltaRequest};
+pub use resources::{AdhocArtifacts, CallRecording, CallTranscript, Contact, DeltaRequest};
 
 #[cfg(test)]
 mod tests {

@@ -22,14 +22,36 @@ pub enum Continuation {
     Next(NextLink),
     /// The round is complete.
     Delta(DeltaLink),
+    /// A listing that is not a delta query ([`Paging::List`]) ended: no link to call next
+    /// time.
+    End,
+}
+
+/// How a collection is paged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Paging {
+    /// A delta query: every page carries exactly one of `@odata.nextLink` and
+    /// `@odata.deltaLink`.
+    #[default]
+    Delta,
+    /// A plain collection (an ad hoc call's `getAllRecordings`): pages carry
+    /// `@odata.nextLink` while more follow, and the last carries no link at all. A
+    /// `@odata.deltaLink` is a protocol error.
+    List,
 }
 
 impl Continuation {
-    /// The link, verbatim.
-    pub fn link(&self) -> &str {
+    /// The link, verbatim (`None` at the [`Continuation::End`] of a listing).
+    pub fn link(&self) -> Option<&str> {
         match self {
-            Continuation::Next(NextLink(link)) | Continuation::Delta(DeltaLink(link)) => link,
+            Continuation::Next(NextLink(link)) | Continuation::Delta(DeltaLink(link)) => Some(link),
+            Continuation::End => None,
         }
+    }
+
+    /// Whether no page follows in this round (a deltaLink, or the end of a listing).
+    pub fn is_last(&self) -> bool {
+        !matches!(self, Continuation::Next(_))
     }
 }
 
@@ -95,13 +117,23 @@ struct RawPage {
 /// Parses a delta page. A page must have a `value` array and exactly one of
 /// `@odata.nextLink` / `@odata.deltaLink`.
 pub fn parse_page<T: DeserializeOwned>(body: &[u8]) -> Result<Page<T>, String> {
-    let raw: RawPage = serde_json::from_slice(body).map_err(|e| format!("not a delta page: {e}"))?;
+    parse_page_as(body, Paging::Delta)
+}
+
+/// Parses a page of a collection paged as `paging` says: a `value` array, and the links
+/// [`Paging`] allows.
+pub fn parse_page_as<T: DeserializeOwned>(body: &[u8], paging: Paging) -> Result<Page<T>, String> {
+    let raw: RawPage = serde_json::from_slice(body).map_err(|e| format!("not a collection page: {e}"))?;
     let values = raw.value.ok_or("no `value` array")?;
-    let continuation = match (raw.next_link, raw.delta_link) {
-        (Some(next), None) => Continuation::Next(NextLink(next)),
-        (None, Some(delta)) => Continuation::Delta(DeltaLink(delta)),
-        (Some(_), Some(_)) => return Err("both @odata.nextLink and @odata.deltaLink".into()),
-        (None, None) => return Err("neither @odata.nextLink nor @odata.deltaLink".into()),
+    let continuation = match (raw.next_link, raw.delta_link, paging) {
+        (Some(_), Some(_), _) => return Err("both @odata.nextLink and @odata.deltaLink".into()),
+        (Some(next), None, _) => Continuation::Next(NextLink(next)),
+        (None, Some(delta), Paging::Delta) => Continuation::Delta(DeltaLink(delta)),
+        (None, None, Paging::Delta) => return Err("neither @odata.nextLink nor @odata.deltaLink".into()),
+        (None, Some(_), Paging::List) => {
+            return Err("an @odata.deltaLink on a collection that is not a delta query".into());
+        }
+        (None, None, Paging::List) => Continuation::End,
     };
     let items = values.into_iter().map(parse_item).collect();
     Ok(Page { items, continuation })
@@ -154,6 +186,21 @@ mod tests {
             page.continuation,
             Continuation::Next(NextLink("https://x/a?$skiptoken=b%3D".into()))
         );
+    }
+
+    #[test]
+    fn a_listing_ends_without_a_link() {
+        let end = parse_page_as::<CallRecording>(br#"{"value":[]}"#, Paging::List).expect("last page");
+        assert_eq!(end.continuation, Continuation::End);
+        assert!(end.continuation.is_last());
+        assert_eq!(end.continuation.link(), None);
+        let next = parse_page_as::<CallRecording>(br#"{"value":[],"@odata.nextLink":"n"}"#, Paging::List)
+            .expect("a page with more to come");
+        assert_eq!(next.continuation.link(), Some("n"));
+        assert!(!next.continuation.is_last());
+        let err = parse_page_as::<CallRecording>(br#"{"value":[],"@odata.deltaLink":"d"}"#, Paging::List)
+            .expect_err("no delta link on a listing");
+        assert!(err.contains("not a delta query"), "{err}");
     }
 
     #[test]
@@ -212,7 +259,7 @@ mod tests {
         fn links_survive_verbatim(link in "[ -~]{1,200}") {
             let body = serde_json::json!({"value": [], "@odata.nextLink": link}).to_string();
             let page = parse_page::<Contact>(body.as_bytes()).expect("valid page");
-            proptest::prop_assert_eq!(page.continuation.link(), link.as_str());
+            proptest::prop_assert_eq!(page.continuation.link(), Some(link.as_str()));
         }
     }
 }

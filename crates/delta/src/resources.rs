@@ -51,6 +51,47 @@ pub fn transcripts_request(base_url: &Url, organizer: &str, start_date_time: Opt
     meeting_artifacts_request(base_url, organizer, "getAllTranscripts", start_date_time)
 }
 
+/// `GET {base}/users/{user}/adhocCalls/{function}(userId='{user}'[,startDateTime={t0}],endDateTime={t1})`:
+/// the recordings (`getAllRecordings`, permission `CallRecordings.Read.All`) or transcripts
+/// (`getAllTranscripts`, `CallTranscripts.Read.All`) of the ad hoc calls (1:1, group, PSTN)
+/// `user` started, created in `[since, until)`. Not a delta query: its pages end without a link
+/// ([`crate::Paging::List`]). Instants are sent in UTC to the second (`2025-01-01T00:00:00Z`),
+/// unquoted, as the API reference writes them; `user` must already be validated (a GUID).
+pub fn adhoc_request(
+    base_url: &Url,
+    user: &str,
+    artifacts: AdhocArtifacts,
+    since: Option<chrono::DateTime<chrono::Utc>>,
+    until: chrono::DateTime<chrono::Utc>,
+) -> DeltaRequest {
+    let instant = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let function = match artifacts {
+        AdhocArtifacts::Recordings => "getAllRecordings",
+        AdhocArtifacts::Transcripts => "getAllTranscripts",
+    };
+    let mut call = format!("{function}(userId='{user}'");
+    if let Some(since) = since {
+        call.push_str(",startDateTime=");
+        call.push_str(&instant(since));
+    }
+    call.push_str(",endDateTime=");
+    call.push_str(&instant(until));
+    call.push(')');
+    DeltaRequest {
+        url: join(base_url, &["users", user, "adhocCalls", &call]),
+        headers: HeaderMap::new(),
+    }
+}
+
+/// Which artifacts of ad hoc calls [`adhoc_request`] lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdhocArtifacts {
+    /// `getAllRecordings`.
+    Recordings,
+    /// `getAllTranscripts`.
+    Transcripts,
+}
+
 /// Adds `$top` to a first request. Off by default: with `$top` Graph may drop the nextLink (a
 /// documented known issue), ending the round early.
 pub fn with_top(mut request: DeltaRequest, top: u32) -> DeltaRequest {
@@ -125,9 +166,16 @@ pub struct CallRecording {
     /// Where the bytes are.
     #[serde(default)]
     pub recording_content_url: Option<String>,
-    /// Who organised the meeting.
+    /// Who organised the meeting (who started the call, for an ad hoc call; `null` for a
+    /// PSTN call).
     #[serde(default)]
     pub meeting_organizer: Option<IdentitySet>,
+    /// The ad hoc call the recording belongs to (`adhocCalls/getAllRecordings`).
+    #[serde(default)]
+    pub call_id: Option<String>,
+    /// Pairs the recording with its transcripts.
+    #[serde(default)]
+    pub content_correlation_id: Option<String>,
 }
 
 impl CallRecording {
@@ -146,6 +194,9 @@ pub struct CallTranscript {
     /// The meeting the transcript belongs to.
     #[serde(default)]
     pub meeting_id: Option<String>,
+    /// The ad hoc call the transcript belongs to (`adhocCalls/getAllTranscripts`).
+    #[serde(default)]
+    pub call_id: Option<String>,
     /// When the transcript was created, verbatim.
     #[serde(default)]
     pub created_date_time: Option<String>,

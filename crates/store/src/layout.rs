@@ -19,6 +19,8 @@ pub(crate) const STATES: &str = "state/recordings";
 pub(crate) const STATE_ROOT: &str = "state";
 /// Prefix of the meeting indexes (`meetings/<organizer>/<hash>.json`).
 pub(crate) const MEETINGS: &str = "meetings";
+/// Prefix of the call indexes (`calls/<user>/<hash>.json`).
+pub(crate) const CALLS: &str = "calls";
 /// Prefix of run reports.
 pub(crate) const RUNS: &str = "runs";
 /// Prefix of leases.
@@ -83,14 +85,50 @@ fn is_hex_name(name: &str) -> bool {
     name.len() == 64 && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
-/// `meetings/<organizer>/<hex SHA-256 of meetingId>.json`.
-pub(crate) fn meeting_key(organizer: &OrganizerId, meeting_id: &str) -> String {
-    format!("{}/{}.json", meeting_prefix(organizer), item_key(meeting_id))
+/// What groups a meeting's or a call's items: the index an item is listed in (see the
+/// `meetings` module).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Container {
+    /// An online meeting: `meetings/<organizer>/<hex SHA-256 of meetingId>.json`.
+    Meeting,
+    /// An ad hoc call: `calls/<user>/<hex SHA-256 of callId>.json`.
+    Call,
 }
 
-/// `meetings/<organizer>`: the organizer's meeting indexes.
-pub(crate) fn meeting_prefix(organizer: &OrganizerId) -> String {
-    format!("{MEETINGS}/{organizer}")
+impl Container {
+    /// Both, in layout order.
+    pub const ALL: [Container; 2] = [Container::Meeting, Container::Call];
+
+    /// The top-level prefix of its indexes: `meetings`, `calls`.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Container::Meeting => MEETINGS,
+            Container::Call => CALLS,
+        }
+    }
+
+    /// What one is called in messages: `meeting`, `call`.
+    pub fn noun(self) -> &'static str {
+        match self {
+            Container::Meeting => "meeting",
+            Container::Call => "call",
+        }
+    }
+}
+
+/// `meetings/<organizer>/<hex SHA-256 of meetingId>.json`.
+pub(crate) fn meeting_key(organizer: &OrganizerId, meeting_id: &str) -> String {
+    index_key(Container::Meeting, organizer, meeting_id)
+}
+
+/// `<meetings|calls>/<organizer>/<hex SHA-256 of the meeting or call id>.json`.
+pub(crate) fn index_key(container: Container, organizer: &OrganizerId, id: &str) -> String {
+    format!("{}/{organizer}/{}.json", container.prefix(), item_key(id))
+}
+
+/// `<meetings|calls>/<organizer>`: the organizer's meeting or call indexes.
+pub(crate) fn index_prefix(container: Container, organizer: &OrganizerId) -> String {
+    format!("{}/{organizer}", container.prefix())
 }
 
 /// `manifests/<kind>/<organizer>`: every manifest of one organizer and kind.
@@ -110,30 +148,64 @@ pub enum Kind {
     Transcripts,
     /// Outlook contacts.
     Contacts,
+    /// Recordings of ad hoc calls (1:1, group, PSTN): `callRecording` with `"source":
+    /// "adhocCall"`.
+    #[serde(rename = "adhoc_recordings")]
+    AdhocRecordings,
+    /// Transcripts of ad hoc calls: `callTranscript` with `"source": "adhocCall"`.
+    #[serde(rename = "adhoc_transcripts")]
+    AdhocTranscripts,
 }
+
+/// The manifest member naming where an item was listed, when not an online meeting.
+pub const MANIFEST_SOURCE: &str = "source";
+
+/// [`MANIFEST_SOURCE`] of the artifacts of ad hoc calls.
+pub const SOURCE_ADHOC_CALL: &str = "adhocCall";
 
 impl Kind {
     /// Every kind, in layout order.
-    pub const ALL: [Kind; 3] = [Kind::Recordings, Kind::Transcripts, Kind::Contacts];
+    pub const ALL: [Kind; 5] = [
+        Kind::Recordings,
+        Kind::Transcripts,
+        Kind::Contacts,
+        Kind::AdhocRecordings,
+        Kind::AdhocTranscripts,
+    ];
 
     /// The directory name under `manifests/` and `state/`: `recordings`, `transcripts`,
-    /// `contacts`.
+    /// `contacts`, `adhoc_recordings`, `adhoc_transcripts`.
     pub fn dirname(self) -> &'static str {
         match self {
             Kind::Recordings => "recordings",
             Kind::Transcripts => "transcripts",
             Kind::Contacts => "contacts",
+            Kind::AdhocRecordings => "adhoc_recordings",
+            Kind::AdhocTranscripts => "adhoc_transcripts",
         }
     }
 
-    /// The kind a manifest's `kind` member names (`callRecording`, `callTranscript`,
-    /// `contact`).
-    pub fn of_manifest(kind: &str) -> Option<Kind> {
-        match kind {
-            "callRecording" => Some(Kind::Recordings),
-            "callTranscript" => Some(Kind::Transcripts),
-            "contact" => Some(Kind::Contacts),
+    /// The kind of a manifest, from its `kind` member (`callRecording`, `callTranscript`,
+    /// `contact`) and its [`MANIFEST_SOURCE`] member (`source`: `adhocCall` for the
+    /// artifacts of ad hoc calls, absent for online meetings').
+    pub fn of_manifest(kind: &str, source: Option<&str>) -> Option<Kind> {
+        match (kind, source) {
+            ("callRecording", None) => Some(Kind::Recordings),
+            ("callTranscript", None) => Some(Kind::Transcripts),
+            ("contact", None) => Some(Kind::Contacts),
+            ("callRecording", Some(SOURCE_ADHOC_CALL)) => Some(Kind::AdhocRecordings),
+            ("callTranscript", Some(SOURCE_ADHOC_CALL)) => Some(Kind::AdhocTranscripts),
             _ => None,
+        }
+    }
+
+    /// The index an item of this kind is listed in besides its manifest: its meeting's
+    /// (`meetings/`) or its call's (`calls/`); `None` for contacts.
+    pub fn container(self) -> Option<Container> {
+        match self {
+            Kind::Recordings | Kind::Transcripts => Some(Container::Meeting),
+            Kind::AdhocRecordings | Kind::AdhocTranscripts => Some(Container::Call),
+            Kind::Contacts => None,
         }
     }
 

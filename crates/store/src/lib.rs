@@ -13,7 +13,8 @@
 //! blobs/sha256/<64 lowercase hex>                  recording bytes, named by their SHA-256; immutable
 //! manifests/<kind>/<organizerId>/<key>.json        one per item; <key> = hex SHA-256 of its id
 //! meetings/<organizerId>/<key>.json                 one meeting's items; <key> = hex SHA-256 of the meeting id
-//! state/<kind>/<organizerId>.json                  checkpoint (next/delta link)
+//! calls/<userId>/<key>.json                        one ad hoc call's items; <key> = hex SHA-256 of the call id
+//! state/<kind>/<organizerId>.json                  checkpoint (next/delta link, or a window's watermark)
 //! state/<kind>/<organizerId>/queue/<key>.json      one per item to retry (see the queue module)
 //! state/<kind>/<organizerId>/dead/<key>.json       one per dead letter
 //! runs/<UTC timestamp>-<shard>.json                one report per run
@@ -158,9 +159,9 @@ pub use archive::{
 pub use error::{StageError, StoreError, free_space, human_bytes, is_storage_full};
 pub use extensions::IncompleteUpload;
 pub use ids::{OrganizerId, Sha256Digest, ShardId};
-pub use layout::{Kind, blob_key, item_key};
+pub use layout::{Container, Kind, MANIFEST_SOURCE, SOURCE_ADHOC_CALL, blob_key, item_key};
 pub use lease::{LEASE_SCHEMA, Lease, LeaseHolder, LeaseRecord, hostname};
-pub use meetings::{MEETING_SCHEMA, MeetingEntry, MeetingIndex, MeetingPair, meeting_key};
+pub use meetings::{CALL_SCHEMA, MEETING_SCHEMA, MeetingEntry, MeetingIndex, MeetingPair, index_key, meeting_key};
 pub use model::{
     Checkpoint, ContentRef, DEAD_LETTER_SCHEMA, DIRECTORY_SCHEMA, DeadLetter, DirectoryEntry, DirectoryState,
     KIND_CALL_RECORDING, LinkKind, MANIFEST_SCHEMA, Manifest, ORGANIZER_SOURCE, OrganizerState, QUEUED_SCHEMA,

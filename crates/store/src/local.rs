@@ -180,7 +180,7 @@ pub(crate) async fn sweep_interrupted_writes(
         })
         .await?;
     }
-    // Each organizer's queue entries, dead letters, manifests and meeting indexes, a batch at a
+    // Each organizer's queue entries, dead letters, manifests and meeting and call indexes, a batch at a
     // time.
     for batch in organizers.chunks(SWEEP_BATCH) {
         let batch = batch.to_vec();
@@ -194,7 +194,9 @@ pub(crate) async fn sweep_interrupted_writes(
                     }
                     removed += sweep_flat(&root.join(layout::manifest_prefix(kind, o)), |_| true)?;
                 }
-                removed += sweep_flat(&root.join(layout::meeting_prefix(o)), |_| true)?;
+                for container in layout::Container::ALL {
+                    removed += sweep_flat(&root.join(layout::index_prefix(container, o)), |_| true)?;
+                }
             }
             Ok(removed)
         })

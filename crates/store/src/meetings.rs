@@ -1,7 +1,8 @@
-//! The meeting index: `meetings/<organizerId>/<hex SHA-256 of meetingId>.json` lists the
-//! manifests of one meeting's recordings and transcripts, and pairs each transcript with its
-//! recording by `contentCorrelationId`, so an auditor finds everything about a meeting with one
-//! GET.
+//! The meeting and call indexes: `meetings/<organizerId>/<hex SHA-256 of meetingId>.json`
+//! lists the manifests of one meeting's recordings and transcripts, and pairs each transcript
+//! with its recording by `contentCorrelationId`, so an auditor finds everything about a
+//! meeting with one GET. `calls/<userId>/<hex SHA-256 of callId>.json` does the same for an ad
+//! hoc call (1:1, group or PSTN) the user started ([`Container`]).
 //!
 //! Entries are only ever added. An update reads the index, adds the entry if it is missing and
 //! writes it back conditionally on the version read (create-only when new), retrying when
@@ -14,25 +15,33 @@ use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 
+use crate::layout::Container;
 use crate::{Archive, OrganizerId, StoreError};
 
-/// Meeting indexes read at once by [`Archive::meeting_indexes`].
+/// Indexes read at once by [`Archive::indexes`].
 const INDEX_READS: usize = 8;
 
 /// Schema tag of meeting index documents.
 pub const MEETING_SCHEMA: &str = "recarch.meeting.v1";
 
-/// One meeting's index.
+/// Schema tag of call index documents.
+pub const CALL_SCHEMA: &str = "recarch.call.v1";
+
+/// One meeting's or call's index.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct MeetingIndex {
-    /// Always [`MEETING_SCHEMA`].
+    /// [`MEETING_SCHEMA`] or [`CALL_SCHEMA`].
     pub schema: String,
-    /// The organizer.
+    /// The organizer (for a call, the user it was listed for).
     pub organizer_id: String,
-    /// The meeting id, verbatim.
+    /// The meeting id, verbatim (meeting indexes).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub meeting_id: String,
-    /// Every archived item of the meeting.
+    /// The call id, verbatim (call indexes).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub call_id: String,
+    /// Every archived item of the meeting or call.
     pub entries: Vec<MeetingEntry>,
     /// Each transcript with the recording it belongs to (same `contentCorrelationId`).
     pub pairs: Vec<MeetingPair>,
@@ -65,12 +74,17 @@ pub struct MeetingPair {
     pub transcript: String,
 }
 
-/// A meeting index as [`Archive::meeting_indexes`] reads it: any JSON object, its members taken
+/// An index as [`Archive::indexes`] reads it: any JSON object, its members taken
 /// for what they are. A member missing or of another shape reads as empty, an entry without a
 /// `manifest` is left out (there is nothing to check of it), so an index damaged in part is
 /// still checked entry by entry. The updates of [`Archive::add_to_meeting_index`] stay strict.
 fn read_index(key: &str, bytes: &[u8]) -> Result<MeetingIndex, StoreError> {
-    let corrupt = |reason: String| StoreError::corrupt(key, format!("not a meeting index: {reason}"));
+    let noun = if key.starts_with(Container::Call.prefix()) {
+        "call"
+    } else {
+        "meeting"
+    };
+    let corrupt = |reason: String| StoreError::corrupt(key, format!("not a {noun} index: {reason}"));
     let index: serde_json::Map<String, serde_json::Value> =
         serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string()))?;
     let text = |value: Option<&serde_json::Value>| value.and_then(|v| v.as_str()).unwrap_or_default().to_owned();
@@ -102,6 +116,7 @@ fn read_index(key: &str, bytes: &[u8]) -> Result<MeetingIndex, StoreError> {
         schema: text(index.get("schema")),
         organizer_id: text(index.get("organizerId")),
         meeting_id: text(index.get("meetingId")),
+        call_id: text(index.get("callId")),
         entries,
         pairs,
     })
@@ -110,6 +125,11 @@ fn read_index(key: &str, bytes: &[u8]) -> Result<MeetingIndex, StoreError> {
 /// `meetings/<organizer>/<hex SHA-256 of meetingId>.json`.
 pub fn meeting_key(organizer: &OrganizerId, meeting_id: &str) -> String {
     crate::layout::meeting_key(organizer, meeting_id)
+}
+
+/// `<meetings|calls>/<organizer>/<hex SHA-256 of id>.json`: the index of a meeting or call.
+pub fn index_key(container: Container, organizer: &OrganizerId, id: &str) -> String {
+    crate::layout::index_key(container, organizer, id)
 }
 
 impl MeetingIndex {
@@ -139,15 +159,18 @@ impl MeetingIndex {
 }
 
 impl Archive {
-    /// Every meeting index, in no particular order, as `(key, index)`. The outer error is a
-    /// listing failure (which ends the stream); the inner one a failure to read that index,
-    /// or [`StoreError::Corrupt`] for an object under `meetings/` that is not one. An index
-    /// deleted since it was listed is left out (see the `listing` module). An index damaged in
-    /// part still reads: a member missing or of another shape is empty, an entry without a
-    /// `manifest` is left out.
+    /// Every index of `container` (`meetings/` or `calls/`), in no particular order, as
+    /// `(key, index)`. The outer error is a listing failure (which ends the stream); the inner
+    /// one a failure to read that index, or [`StoreError::Corrupt`] for an object under the
+    /// prefix that is not one. An index deleted since it was listed is left out (see the
+    /// `listing` module). An index damaged in part still reads: a member missing or of another
+    /// shape is empty, an entry without a `manifest` is left out.
     #[allow(clippy::type_complexity)] // as `list_manifests`: the pair is the contract
-    pub fn meeting_indexes(&self) -> BoxStream<'_, Result<(String, Result<MeetingIndex, StoreError>), StoreError>> {
-        self.list_and_read(crate::layout::MEETINGS, |_| true, INDEX_READS)
+    pub fn indexes(
+        &self,
+        container: Container,
+    ) -> BoxStream<'_, Result<(String, Result<MeetingIndex, StoreError>), StoreError>> {
+        self.list_and_read(container.prefix(), |_| true, INDEX_READS)
             .map_ok(|(key, read)| {
                 let index = read.and_then(|bytes| read_index(&key, &bytes));
                 (key, index)
@@ -155,24 +178,57 @@ impl Archive {
             .boxed()
     }
 
-    /// Adds `entry` to the index of `meeting_id` unless it is there already.
+    /// Reads the index of `container` and `id` for `organizer`; `None` when there is none.
+    ///
+    /// # Errors
+    /// Store failures, or [`StoreError::Corrupt`] for an object that is not an index.
+    pub async fn read_index(
+        &self,
+        container: Container,
+        organizer: &OrganizerId,
+        id: &str,
+    ) -> Result<Option<MeetingIndex>, StoreError> {
+        let key = index_key(container, organizer, id);
+        match self.get_bytes(&key).await? {
+            Some(bytes) => read_index(&key, &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Adds `entry` to the index of the meeting or call `id` unless it is there already.
     ///
     /// # Errors
     /// [`StoreError::Corrupt`] for an index that is not one; store failures, or
     /// [`StoreError::Precondition`] when other writers kept winning.
-    pub async fn add_to_meeting_index(
+    pub async fn add_to_index(
         &self,
+        container: Container,
         organizer: &OrganizerId,
-        meeting_id: &str,
+        id: &str,
         entry: MeetingEntry,
     ) -> Result<(), StoreError> {
-        let key = meeting_key(organizer, meeting_id);
-        self.update_document(&key, "a meeting index", |index: Option<MeetingIndex>| {
-            let mut index = index.unwrap_or_else(|| MeetingIndex {
-                schema: MEETING_SCHEMA.into(),
-                organizer_id: organizer.to_string(),
-                meeting_id: meeting_id.to_owned(),
-                ..MeetingIndex::default()
+        let key = index_key(container, organizer, id);
+        let what = match container {
+            Container::Meeting => "a meeting index",
+            Container::Call => "a call index",
+        };
+        self.update_document(&key, what, |index: Option<MeetingIndex>| {
+            let mut index = index.unwrap_or_else(|| {
+                let mut index = MeetingIndex {
+                    organizer_id: organizer.to_string(),
+                    ..MeetingIndex::default()
+                };
+                match container {
+                    Container::Meeting => {
+                        index.schema = MEETING_SCHEMA.into();
+                        index.meeting_id = id.to_owned();
+                    }
+                    Container::Call => {
+                        index.schema = CALL_SCHEMA.into();
+                        index.call_id = id.to_owned();
+                    }
+                }
+                index
             });
             if index.entries.iter().any(|e| e.kind == entry.kind && e.id == entry.id) {
                 return Ok(None);

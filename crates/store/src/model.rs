@@ -178,6 +178,7 @@ impl From<StateDocument> for OrganizerState {
                     checkpoint: d.checkpoint,
                     rounds_completed: d.rounds_completed,
                     last_completed_at: d.last_completed_at,
+                    watermark: None,
                 },
             );
         }
@@ -194,17 +195,22 @@ impl From<StateDocument> for OrganizerState {
     }
 }
 
-/// Where one source of an organizer (its one delta query, or one contact folder) stands.
+/// Where one source of an organizer (its one delta query, one contact folder, or a time
+/// window listing) stands.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct SourceState {
     /// Where to resume; `None` starts a full round from the first request.
     pub checkpoint: Option<Checkpoint>,
-    /// How many full rounds (reaching a delta link) have completed.
+    /// How many full rounds (reaching a delta link, or the end of a window) have completed.
     pub rounds_completed: u64,
-    /// When a round last reached its delta link.
+    /// When a round last reached its delta link (or the end of its window).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_completed_at: Option<DateTime<Utc>>,
+    /// Sources listed by time window (no delta query): the end of the last window walked to
+    /// its end, every item of it settled. The next window starts there (less an overlap).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watermark: Option<DateTime<Utc>>,
 }
 
 fn recordings() -> Kind {
@@ -254,6 +260,24 @@ impl OrganizerState {
         if source.is_none() {
             self.pass_completed(at);
         }
+    }
+
+    /// The watermark of `source` (see [`SourceState::watermark`]).
+    pub fn watermark_of(&self, source: Option<&str>) -> Option<DateTime<Utc>> {
+        self.sources
+            .get(source.unwrap_or(ORGANIZER_SOURCE))
+            .and_then(|s| s.watermark)
+    }
+
+    /// Counts a window of `source` walked to its end, every item of it settled: the
+    /// watermark moves to `until` (never back) and the round counts as completed at `at`.
+    pub fn window_walked(&mut self, source: Option<&str>, until: DateTime<Utc>, at: DateTime<Utc>) {
+        let s = self
+            .sources
+            .entry(source.unwrap_or(ORGANIZER_SOURCE).to_owned())
+            .or_default();
+        s.watermark = Some(s.watermark.map_or(until, |w| w.max(until)));
+        self.round_completed(source, at);
     }
 
     /// Counts a pass that completed a round of every source at `at`.

@@ -8,7 +8,7 @@ use object_store::PutMode;
 use serde_json::Value;
 
 use super::{LIST_FETCH_CONCURRENCY, to_json};
-use crate::layout::{self, path};
+use crate::layout::{self, MANIFEST_SOURCE, path};
 use crate::model::{MANIFEST_RESERVED, VERSIONS};
 use crate::{Archive, Kind, MANIFEST_SCHEMA, Manifest, OrganizerId, StoreError};
 
@@ -143,9 +143,10 @@ impl Archive {
 
     /// The checks every manifest passes before it is written; returns its key.
     async fn check_manifest(&self, manifest: &Manifest) -> Result<String, StoreError> {
-        let kind = Kind::of_manifest(&manifest.kind).ok_or_else(|| StoreError::Rejected {
+        let source = manifest.extra.get(MANIFEST_SOURCE).and_then(Value::as_str);
+        let kind = Kind::of_manifest(&manifest.kind, source).ok_or_else(|| StoreError::Rejected {
             key: layout::manifest_key(&manifest.organizer_id, &manifest.id),
-            reason: format!("unknown kind {:?}", manifest.kind),
+            reason: format!("unknown kind {:?} (source {source:?})", manifest.kind),
         })?;
         let key = layout::manifest_key_of(kind, &manifest.organizer_id, &manifest.id);
         let rejected = |reason: String| StoreError::Rejected {
@@ -392,9 +393,15 @@ fn parse_manifest(key: &str, bytes: &[u8]) -> Result<Manifest, StoreError> {
             ),
         ));
     }
-    let expected = match Kind::of_manifest(&manifest.kind) {
+    let source = manifest.extra.get(MANIFEST_SOURCE).and_then(Value::as_str);
+    let expected = match Kind::of_manifest(&manifest.kind, source) {
         Some(kind) => layout::manifest_key_of(kind, &manifest.organizer_id, &manifest.id),
-        None => return Err(StoreError::corrupt(key, format!("unknown kind {:?}", manifest.kind))),
+        None => {
+            return Err(StoreError::corrupt(
+                key,
+                format!("unknown kind {:?} (source {source:?})", manifest.kind),
+            ));
+        }
     };
     if expected != key {
         return Err(StoreError::corrupt(

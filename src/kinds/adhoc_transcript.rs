@@ -1,0 +1,54 @@
+//! Transcripts of ad hoc calls: `adhocCalls/getAllTranscripts(userId=…,startDateTime=…,endDateTime=…)`
+//! per user, listed by time window like [`super::AdhocRecordings`], archived as the meetings'
+//! transcripts are (the WebVTT content; the ad hoc surface documents no `metadataContent`),
+//! under `manifests/adhoc_transcripts/`, with `"source": "adhocCall"` and `callId`, paired with
+//! their call's recordings in the call's index.
+
+use std::future::Future;
+
+use recarch_delta::{AdhocArtifacts, CallTranscript, DeltaRequest, Paging};
+use recarch_store::{Kind, OrganizerId};
+use serde_json::Value;
+
+use super::transcript::archive_transcript;
+use super::{ItemKind, RoundStart, Surface, window_request};
+use crate::config::Config;
+use crate::pipeline::{ItemContext, ItemOutcome};
+
+/// The ad hoc call transcripts kind.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AdhocTranscripts;
+
+impl ItemKind for AdhocTranscripts {
+    type Item = CallTranscript;
+    const KIND: Kind = Kind::AdhocTranscripts;
+    const NOUN: &'static str = "call transcript";
+    const PAGING: Paging = Paging::List;
+
+    fn id(item: &CallTranscript) -> &str {
+        &item.id
+    }
+
+    fn first_request(&self, config: &Config, start: &RoundStart<'_>) -> DeltaRequest {
+        window_request(config, start, AdhocArtifacts::Transcripts)
+    }
+
+    /// No query option lives in the links: the window is rebuilt from the watermark.
+    fn configured_options(&self, _config: &Config) -> Vec<String> {
+        Vec::new()
+    }
+
+    fn archive<'a>(
+        &'a self,
+        ctx: &'a ItemContext,
+        organizer: &'a OrganizerId,
+        item: &'a CallTranscript,
+        raw: &'a Value,
+    ) -> impl Future<Output = ItemOutcome> + Send + 'a {
+        archive_transcript(ctx, Surface::AdhocCall, organizer, item, raw)
+    }
+
+    fn forbidden_hint(&self) -> &'static str {
+        "the app may not read this user's call transcripts: it needs the CallTranscripts.Read.All application permission with admin consent, a Teams administrator must grant an application access policy covering this user, and transcription must be allowed in the calling policy; call recordings are archived regardless"
+    }
+}

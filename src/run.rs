@@ -285,9 +285,11 @@ async fn pass(
                             recarch_store::Kind::Transcripts => archive_organizer(rc, &Transcripts, org).await,
                             recarch_store::Kind::Contacts => archive_organizer(rc, &Contacts, org).await,
                             recarch_store::Kind::Recordings => archive_organizer(rc, &Recordings, org).await,
-                            recarch_store::Kind::AdhocRecordings => archive_organizer(rc, &AdhocRecordings, org).await,
+                            recarch_store::Kind::AdhocRecordings => {
+                                archive_organizer(rc, &AdhocRecordings::new(&rc.config.graph.base_url), org).await
+                            }
                             recarch_store::Kind::AdhocTranscripts => {
-                                archive_organizer(rc, &AdhocTranscripts, org).await
+                                archive_organizer(rc, &AdhocTranscripts::new(&rc.config.graph.base_url), org).await
                             }
                         }
                     }

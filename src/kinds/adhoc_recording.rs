@@ -11,13 +11,25 @@ use recarch_store::{Kind, OrganizerId};
 use serde_json::Value;
 
 use super::recording::archive_recording;
-use super::{ItemKind, RoundStart, Surface, window_request};
+use super::{ItemKind, RoundStart, Surface, adhoc_content_url, window_request};
 use crate::config::Config;
 use crate::pipeline::{ItemContext, ItemOutcome};
 
 /// The ad hoc call recordings kind.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct AdhocRecordings;
+#[derive(Debug, Clone)]
+pub struct AdhocRecordings {
+    /// `[graph].base_url`: where content is, for an item that does not say.
+    base_url: url::Url,
+}
+
+impl AdhocRecordings {
+    /// The kind, reading content from `base_url` when an item names no URL of its own.
+    pub fn new(base_url: &url::Url) -> Self {
+        AdhocRecordings {
+            base_url: base_url.clone(),
+        }
+    }
+}
 
 impl ItemKind for AdhocRecordings {
     type Item = CallRecording;
@@ -45,7 +57,19 @@ impl ItemKind for AdhocRecordings {
         item: &'a CallRecording,
         raw: &'a Value,
     ) -> impl Future<Output = ItemOutcome> + Send + 'a {
-        archive_recording(ctx, Surface::AdhocCall, organizer, item, raw)
+        async move {
+            match (&item.recording_content_url, &item.call_id) {
+                (None, Some(call)) => {
+                    let url = adhoc_content_url(&self.base_url, organizer, call, "recordings", &item.id);
+                    let item = CallRecording {
+                        recording_content_url: Some(url),
+                        ..item.clone()
+                    };
+                    archive_recording(ctx, Surface::AdhocCall, organizer, &item, raw).await
+                }
+                _ => archive_recording(ctx, Surface::AdhocCall, organizer, item, raw).await,
+            }
+        }
     }
 
     fn forbidden_hint(&self) -> &'static str {
@@ -75,7 +99,7 @@ mod tests {
             source: None,
             window: Window { watermark, until },
         };
-        let first = AdhocRecordings.first_request(&config, &start(None));
+        let first = AdhocRecordings::new(&config.graph.base_url).first_request(&config, &start(None));
         assert!(
             first.url.as_str().ends_with(
                 "/v1.0/users/8b081ef6-4792-4def-b2c9-c363a1bf41d5/adhocCalls/getAllRecordings(userId='8b081ef6-4792-4def-b2c9-c363a1bf41d5',endDateTime=2026-12-06T10:00:00Z)"
@@ -84,13 +108,23 @@ mod tests {
             first.url
         );
         let watermark = Utc.with_ymd_and_hms(2026, 12, 6, 9, 0, 0).single();
-        let next = AdhocRecordings.first_request(&config, &start(watermark));
+        let next = AdhocRecordings::new(&config.graph.base_url).first_request(&config, &start(watermark));
         assert!(
             next.url
                 .as_str()
                 .ends_with(",startDateTime=2026-12-06T07:30:00Z,endDateTime=2026-12-06T10:00:00Z)"),
             "{}",
             next.url
+        );
+    }
+
+    #[test]
+    fn content_is_found_on_the_call_when_an_item_names_no_url() {
+        let base = url::Url::parse("https://graph.microsoft.com/v1.0").expect("url");
+        let org = OrganizerId::parse("8b081ef6-4792-4def-b2c9-c363a1bf41d5").expect("guid");
+        assert_eq!(
+            adhoc_content_url(&base, &org, "call/1", "recordings", "a+b/c="),
+            "https://graph.microsoft.com/v1.0/users/8b081ef6-4792-4def-b2c9-c363a1bf41d5/adhocCalls/call%2F1/recordings/a+b%2Fc=/content"
         );
     }
 }

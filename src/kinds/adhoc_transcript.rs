@@ -11,13 +11,25 @@ use recarch_store::{Kind, OrganizerId};
 use serde_json::Value;
 
 use super::transcript::archive_transcript;
-use super::{ItemKind, RoundStart, Surface, window_request};
+use super::{ItemKind, RoundStart, Surface, adhoc_content_url, window_request};
 use crate::config::Config;
 use crate::pipeline::{ItemContext, ItemOutcome};
 
 /// The ad hoc call transcripts kind.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct AdhocTranscripts;
+#[derive(Debug, Clone)]
+pub struct AdhocTranscripts {
+    /// `[graph].base_url`: where content is, for an item that does not say.
+    base_url: url::Url,
+}
+
+impl AdhocTranscripts {
+    /// The kind, reading content from `base_url` when an item names no URL of its own.
+    pub fn new(base_url: &url::Url) -> Self {
+        AdhocTranscripts {
+            base_url: base_url.clone(),
+        }
+    }
+}
 
 impl ItemKind for AdhocTranscripts {
     type Item = CallTranscript;
@@ -45,7 +57,19 @@ impl ItemKind for AdhocTranscripts {
         item: &'a CallTranscript,
         raw: &'a Value,
     ) -> impl Future<Output = ItemOutcome> + Send + 'a {
-        archive_transcript(ctx, Surface::AdhocCall, organizer, item, raw)
+        async move {
+            match (&item.transcript_content_url, &item.call_id) {
+                (None, Some(call)) => {
+                    let url = adhoc_content_url(&self.base_url, organizer, call, "transcripts", &item.id);
+                    let item = CallTranscript {
+                        transcript_content_url: Some(url),
+                        ..item.clone()
+                    };
+                    archive_transcript(ctx, Surface::AdhocCall, organizer, &item, raw).await
+                }
+                _ => archive_transcript(ctx, Surface::AdhocCall, organizer, item, raw).await,
+            }
+        }
     }
 
     fn forbidden_hint(&self) -> &'static str {

@@ -254,6 +254,18 @@ pub fn window_request(
     )
 }
 
+/// `{base}/users/{user}/adhocCalls/{callId}/{recordings|transcripts}/{id}/content`: where the
+/// ad hoc call surface serves an artifact's content, for an item that does not name its
+/// content URL (Graph's items do; this keeps an item without one archivable).
+pub fn adhoc_content_url(base: &url::Url, user: &OrganizerId, call_id: &str, collection: &str, id: &str) -> String {
+    let mut url = base.clone();
+    if let Ok(mut path) = url.path_segments_mut() {
+        path.pop_if_empty()
+            .extend(["users", user.as_str(), "adhocCalls", call_id, collection, id, "content"]);
+    }
+    url.to_string()
+}
+
 /// The `@removed.reason` of a tombstone the archiver writes itself (see
 /// [`ItemKind::unlisted_tombstone`]).
 pub const NOT_IN_FULL_ROUND: &str = "notListedInFullRound";

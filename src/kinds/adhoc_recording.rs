@@ -4,8 +4,6 @@
 //! meetings' recordings are, under `manifests/adhoc_recordings/`, with `"source": "adhocCall"`
 //! and `callId`, and an entry in the call's index `calls/<userId>/…`.
 
-use std::future::Future;
-
 use recarch_delta::{AdhocArtifacts, CallRecording, DeltaRequest, Paging};
 use recarch_store::{Kind, OrganizerId};
 use serde_json::Value;
@@ -50,25 +48,23 @@ impl ItemKind for AdhocRecordings {
         Vec::new()
     }
 
-    fn archive<'a>(
-        &'a self,
-        ctx: &'a ItemContext,
-        organizer: &'a OrganizerId,
-        item: &'a CallRecording,
-        raw: &'a Value,
-    ) -> impl Future<Output = ItemOutcome> + Send + 'a {
-        async move {
-            match (&item.recording_content_url, &item.call_id) {
-                (None, Some(call)) => {
-                    let url = adhoc_content_url(&self.base_url, organizer, call, "recordings", &item.id);
-                    let item = CallRecording {
-                        recording_content_url: Some(url),
-                        ..item.clone()
-                    };
-                    archive_recording(ctx, Surface::AdhocCall, organizer, &item, raw).await
-                }
-                _ => archive_recording(ctx, Surface::AdhocCall, organizer, item, raw).await,
+    async fn archive(
+        &self,
+        ctx: &ItemContext,
+        organizer: &OrganizerId,
+        item: &CallRecording,
+        raw: &Value,
+    ) -> ItemOutcome {
+        match (&item.recording_content_url, &item.call_id) {
+            (None, Some(call)) => {
+                let url = adhoc_content_url(&self.base_url, organizer, call, "recordings", &item.id);
+                let item = CallRecording {
+                    recording_content_url: Some(url),
+                    ..item.clone()
+                };
+                archive_recording(ctx, Surface::AdhocCall, organizer, &item, raw).await
             }
+            _ => archive_recording(ctx, Surface::AdhocCall, organizer, item, raw).await,
         }
     }
 

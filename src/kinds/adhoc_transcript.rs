@@ -4,8 +4,6 @@
 //! under `manifests/adhoc_transcripts/`, with `"source": "adhocCall"` and `callId`, paired with
 //! their call's recordings in the call's index.
 
-use std::future::Future;
-
 use recarch_delta::{AdhocArtifacts, CallTranscript, DeltaRequest, Paging};
 use recarch_store::{Kind, OrganizerId};
 use serde_json::Value;
@@ -50,25 +48,23 @@ impl ItemKind for AdhocTranscripts {
         Vec::new()
     }
 
-    fn archive<'a>(
-        &'a self,
-        ctx: &'a ItemContext,
-        organizer: &'a OrganizerId,
-        item: &'a CallTranscript,
-        raw: &'a Value,
-    ) -> impl Future<Output = ItemOutcome> + Send + 'a {
-        async move {
-            match (&item.transcript_content_url, &item.call_id) {
-                (None, Some(call)) => {
-                    let url = adhoc_content_url(&self.base_url, organizer, call, "transcripts", &item.id);
-                    let item = CallTranscript {
-                        transcript_content_url: Some(url),
-                        ..item.clone()
-                    };
-                    archive_transcript(ctx, Surface::AdhocCall, organizer, &item, raw).await
-                }
-                _ => archive_transcript(ctx, Surface::AdhocCall, organizer, item, raw).await,
+    async fn archive(
+        &self,
+        ctx: &ItemContext,
+        organizer: &OrganizerId,
+        item: &CallTranscript,
+        raw: &Value,
+    ) -> ItemOutcome {
+        match (&item.transcript_content_url, &item.call_id) {
+            (None, Some(call)) => {
+                let url = adhoc_content_url(&self.base_url, organizer, call, "transcripts", &item.id);
+                let item = CallTranscript {
+                    transcript_content_url: Some(url),
+                    ..item.clone()
+                };
+                archive_transcript(ctx, Surface::AdhocCall, organizer, &item, raw).await
             }
+            _ => archive_transcript(ctx, Surface::AdhocCall, organizer, item, raw).await,
         }
     }
 

@@ -115,7 +115,7 @@
 //! Everything the archive holds is read and written through [`Archive`]'s operations, which
 //! keep the layout's keys and rules: leases ([`Archive::leases`]), manifests
 //! ([`Archive::manifests_of`], [`Archive::read_manifests`]), meeting indexes
-//! ([`Archive::meeting_indexes`]), blobs ([`Archive::list_blobs`], [`Archive::hash_blob`]),
+//! ([`Archive::indexes`]), blobs ([`Archive::list_blobs`], [`Archive::hash_blob`]),
 //! state, queues and run reports. The raw store behind it is for tests only.
 //!
 //! # Leases

@@ -13,7 +13,7 @@
 //! Every reader of listed documents goes through here: manifests ([`Archive::manifests_of`],
 //! [`Archive::list_manifests`], [`Archive::read_manifests`]), organizer states
 //! ([`Archive::list_states`]), queue entries and dead letters ([`Archive::list_queued`],
-//! [`Archive::list_dead_letters`]), meeting indexes ([`Archive::meeting_indexes`]) and leases
+//! [`Archive::list_dead_letters`]), meeting and call indexes ([`Archive::indexes`]) and leases
 //! ([`Archive::leases`]).
 
 use bytes::Bytes;

@@ -241,3 +241,55 @@ impl Archive {
         .map(|_| ())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use futures::TryStreamExt;
+
+    use super::*;
+
+    fn entry(kind: &str, id: &str, cid: &str) -> MeetingEntry {
+        MeetingEntry {
+            kind: kind.into(),
+            id: id.into(),
+            manifest: format!("manifests/x/{id}.json"),
+            content_correlation_id: Some(cid.into()),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_call_index_lives_under_calls_and_pairs_like_a_meeting_index() {
+        let a = Archive::open("memory://", &[]).unwrap();
+        let org = OrganizerId::parse("8b081ef6-4792-4def-b2c9-c363a1bf41d5").unwrap();
+        a.add_to_index(Container::Call, &org, "call-1", entry("callRecording", "r", "c"))
+            .await
+            .unwrap();
+        a.add_to_index(Container::Call, &org, "call-1", entry("callTranscript", "t", "c"))
+            .await
+            .unwrap();
+        // Added once only.
+        a.add_to_index(Container::Call, &org, "call-1", entry("callTranscript", "t", "c"))
+            .await
+            .unwrap();
+        a.add_to_index(Container::Meeting, &org, "m-1", entry("callRecording", "r2", "c2"))
+            .await
+            .unwrap();
+        let index = a.read_index(Container::Call, &org, "call-1").await.unwrap().unwrap();
+        assert_eq!(index.schema, CALL_SCHEMA);
+        assert_eq!(index.call_id, "call-1");
+        assert!(index.meeting_id.is_empty());
+        assert_eq!(index.entries.len(), 2);
+        assert_eq!(index.pairs.len(), 1);
+        assert_eq!(index.pairs[0].recording, "manifests/x/r.json");
+        let calls: Vec<_> = a.indexes(Container::Call).try_collect().await.unwrap();
+        assert_eq!(calls.len(), 1);
+        assert_eq!(calls[0].0, index_key(Container::Call, &org, "call-1"));
+        assert!(calls[0].0.starts_with(&format!("calls/{org}/")));
+        let meetings: Vec<_> = a.indexes(Container::Meeting).try_collect().await.unwrap();
+        assert_eq!(meetings.len(), 1);
+        assert_eq!(meetings[0].1.as_ref().unwrap().meeting_id, "m-1");
+        assert!(a.read_index(Container::Call, &org, "m-1").await.unwrap().is_none());
+    }
+}

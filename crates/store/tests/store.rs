@@ -1353,18 +1353,31 @@ async fn typed_reads_of_leases_manifests_and_meeting_indexes(f: Fixture) {
         manifest: manifest.into(),
         content_correlation_id: Some("c".into()),
     };
-    a.add_to_meeting_index(&org(), "m-1", entry("callRecording", "rec/1", &recording))
-        .await
-        .unwrap();
-    a.add_to_meeting_index(&org(), "m-1", entry("callTranscript", "t/1", &transcript_key))
-        .await
-        .unwrap();
+    a.add_to_index(
+        recarch_store::Container::Meeting,
+        &org(),
+        "m-1",
+        entry("callRecording", "rec/1", &recording),
+    )
+    .await
+    .unwrap();
+    a.add_to_index(
+        recarch_store::Container::Meeting,
+        &org(),
+        "m-1",
+        entry("callTranscript", "t/1", &transcript_key),
+    )
+    .await
+    .unwrap();
     raw_put(a, &format!("meetings/{}/x.json", org()), &serde_json::json!([1])).await;
     // Members missing from an index read as empty; its entries are still there to check.
     let partial = serde_json::json!({"entries": [{"manifest": "manifests/x"}, {"id": "no manifest"}, 7], "pairs": 1});
     raw_put(a, &format!("meetings/{}/y.json", org()), &partial).await;
-    let mut indexes: Vec<(String, Result<recarch_store::MeetingIndex, StoreError>)> =
-        a.meeting_indexes().try_collect().await.unwrap();
+    let mut indexes: Vec<(String, Result<recarch_store::MeetingIndex, StoreError>)> = a
+        .indexes(recarch_store::Container::Meeting)
+        .try_collect()
+        .await
+        .unwrap();
     indexes.sort_by(|x, y| x.0.cmp(&y.0));
     assert_eq!(indexes.len(), 3, "{indexes:?}");
     let partial = indexes[2].1.as_ref().unwrap();
@@ -1972,7 +1985,9 @@ async fn listed_then_gone_is_left_out_by_every_listing() {
             manifest: Archive::manifest_key(o, &format!("rec-{n}")),
             content_correlation_id: None,
         };
-        a.add_to_meeting_index(o, "m", entry).await.unwrap();
+        a.add_to_index(recarch_store::Container::Meeting, o, "m", entry)
+            .await
+            .unwrap();
     }
     for id in ["q-0", "q-1", "d-0", "d-1"] {
         let item = QueuedItem::first_failure(id, serde_json::Value::Null, FailureClass::Transient, "x");
@@ -2018,7 +2033,11 @@ async fn listed_then_gone_is_left_out_by_every_listing() {
     assert_eq!(stored, [Archive::manifest_key(&org(), "rec-0")]);
     let states = a.list_states(Kind::Recordings).await.unwrap();
     assert_eq!(states.iter().map(|s| &s.organizer_id).collect::<Vec<_>>(), [&org()]);
-    let indexes: Vec<_> = a.meeting_indexes().try_collect().await.unwrap();
+    let indexes: Vec<_> = a
+        .indexes(recarch_store::Container::Meeting)
+        .try_collect()
+        .await
+        .unwrap();
     assert_eq!(indexes.len(), 1);
     assert_eq!(indexes[0].0, recarch_store::meeting_key(&org(), "m"));
     let queued = a.list_queued(Kind::Recordings, &org()).await.unwrap();

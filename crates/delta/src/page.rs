@@ -35,8 +35,8 @@ pub enum Paging {
     #[default]
     Delta,
     /// A plain collection (an ad hoc call's `getAllRecordings`): pages carry
-    /// `@odata.nextLink` while more follow, and the last carries no link at all. A
-    /// `@odata.deltaLink` is a protocol error.
+    /// `@odata.nextLink` while more follow, and the last carries no link at all (an
+    /// `@odata.deltaLink` there also ends the listing, and is not kept).
     List,
 }
 
@@ -130,10 +130,9 @@ pub fn parse_page_as<T: DeserializeOwned>(body: &[u8], paging: Paging) -> Result
         (Some(next), None, _) => Continuation::Next(NextLink(next)),
         (None, Some(delta), Paging::Delta) => Continuation::Delta(DeltaLink(delta)),
         (None, None, Paging::Delta) => return Err("neither @odata.nextLink nor @odata.deltaLink".into()),
-        (None, Some(_), Paging::List) => {
-            return Err("an @odata.deltaLink on a collection that is not a delta query".into());
-        }
-        (None, None, Paging::List) => Continuation::End,
+        // Nothing follows in this listing either way; a delta link a listing may carry is not
+        // asked for (its windows are rebuilt from the watermark), so it is not kept.
+        (None, _, Paging::List) => Continuation::End,
     };
     let items = values.into_iter().map(parse_item).collect();
     Ok(Page { items, continuation })
@@ -198,9 +197,16 @@ mod tests {
             .expect("a page with more to come");
         assert_eq!(next.continuation.link(), Some("n"));
         assert!(!next.continuation.is_last());
-        let err = parse_page_as::<CallRecording>(br#"{"value":[],"@odata.deltaLink":"d"}"#, Paging::List)
-            .expect_err("no delta link on a listing");
-        assert!(err.contains("not a delta query"), "{err}");
+        let delta = parse_page_as::<CallRecording>(br#"{"value":[],"@odata.deltaLink":"d"}"#, Paging::List)
+            .expect("a delta link ends a listing too");
+        assert_eq!(delta.continuation, Continuation::End);
+        assert!(
+            parse_page_as::<CallRecording>(
+                br#"{"value":[],"@odata.nextLink":"n","@odata.deltaLink":"d"}"#,
+                Paging::List
+            )
+            .is_err()
+        );
     }
 
     #[test]

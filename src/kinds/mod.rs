@@ -16,6 +16,7 @@ use serde_json::{Map, Value};
 use crate::config::Config;
 use crate::pipeline::{ItemContext, ItemOutcome};
 
+pub mod adhoc;
 pub mod adhoc_recording;
 pub mod adhoc_transcript;
 pub mod contact;

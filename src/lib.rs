@@ -5,11 +5,13 @@
 //! workspace crates: `recarch-delta` (Graph delta queries), `recarch-fetch` (downloads),
 //! `recarch-store` (the archive on object storage) and `recarch-graph-sim` (the simulator).
 
+pub mod catalog;
 pub mod config;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod environment;
 pub mod exit;
+pub mod find;
 pub mod kinds;
 pub mod metrics;
 pub mod organizers;

@@ -112,12 +112,49 @@ enum Command {
         #[arg(long, value_name = "ID")]
         id: Option<String>,
     },
+    /// One line per archived item that passes the filters (no Graph credentials needed).
+    Ls {
+        /// The configuration file (TOML).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        #[command(flatten)]
+        filters: recarch::find::filter::FilterArgs,
+        /// JSON Lines instead of text columns.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A blob's bytes to stdout, re-hashed on the way (exit 1 and a message when they do not
+    /// match its name).
+    Cat {
+        /// The configuration file (TOML).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// The blob's SHA-256 (64 hex digits).
+        #[arg(value_name = "SHA256")]
+        sha256: String,
+    },
+    /// The catalog `ls` searches (`catalog/`).
+    Catalog {
+        #[command(subcommand)]
+        action: CatalogAction,
+    },
     /// Offline end-to-end run on the built-in Graph simulator, into a local directory.
     Demo {
         /// Where to put the demo archive (must be empty or absent); default: a new directory
         /// under the system's temporary directory.
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum CatalogAction {
+    /// Writes catalog segments anew from every manifest (the catalog is add-only: nothing is
+    /// removed; searches keep one entry per item).
+    Rebuild {
+        /// The configuration file (TOML).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
     },
 }
 
@@ -157,7 +194,12 @@ fn main() -> ExitCode {
     // around them.
     let progress = match &cli.command {
         Command::Run { progress, .. } | Command::Verify { progress, .. } => progress.progress,
-        Command::Status { .. } | Command::Retry { .. } | Command::Demo { .. } => ProgressMode::Never,
+        Command::Status { .. }
+        | Command::Retry { .. }
+        | Command::Demo { .. }
+        | Command::Ls { .. }
+        | Command::Cat { .. }
+        | Command::Catalog { .. } => ProgressMode::Never,
     };
     let bars = (progress == ProgressMode::Auto && std::io::stderr().is_terminal()).then(indicatif::MultiProgress::new);
     init_logging(&cli, bars.clone());
@@ -287,6 +329,28 @@ async fn dispatch(command: Command, bars: Option<indicatif::MultiProgress>) -> R
             };
             let archive = run::open_archive(&config)?;
             retry::retry_cli(&config, &archive, organizer, selection).await
+        }
+        Command::Ls { config, filters, json } => {
+            let filters = filters.parse()?;
+            let config = load_config(&config)?;
+            let archive = run::open_archive(&config)?;
+            recarch::find::ls::ls_cli(&archive, &filters, json).await
+        }
+        Command::Cat { config, sha256 } => {
+            let config = load_config(&config)?;
+            let archive = run::open_archive(&config)?;
+            recarch::find::cat::cat_cli(&archive, &sha256).await
+        }
+        Command::Catalog {
+            action: CatalogAction::Rebuild { config },
+        } => {
+            let config = load_config(&config)?;
+            let archive = run::open_archive(&config)?;
+            let written = recarch::find::rebuild(&archive).await?;
+            recarch::output::finish(
+                recarch::outln!("catalog: {written} entries written from the manifests"),
+                Exit::Ok,
+            )
         }
         Command::Demo { out } => demo(out).await,
     }

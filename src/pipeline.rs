@@ -53,6 +53,8 @@ pub struct ItemContext {
     /// Whether the environment (disk, store, content service, token endpoint) is failing
     /// rather than the items; the first fault stops new work (see `crate::environment`).
     pub environment: Arc<Environment>,
+    /// The catalog entries of the manifests written, until the round writes them.
+    pub catalog: Arc<crate::catalog::CatalogWriter>,
 }
 
 impl ItemContext {
@@ -344,6 +346,7 @@ pub async fn indexed(
 pub async fn put_manifest(ctx: &ItemContext, manifest: &Manifest, bytes: u64, new_blob: bool) -> ItemOutcome {
     match ctx.archive.put_manifest(manifest).await {
         Ok(ManifestWrite::Created) => {
+            ctx.catalog.record(manifest);
             tracing::info!(organizer = %manifest.organizer_id, id = %manifest.id, kind = %manifest.kind, sha256 = %manifest.content.sha256, size = manifest.content.size, new_blob, "archived");
             ItemOutcome::Archived { bytes, new_blob }
         }

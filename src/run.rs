@@ -221,6 +221,7 @@ async fn pass(
     }
     tracing::info!(shard = %shard_id, store = archive.display_url(), "lease taken, starting run");
 
+    let catalog = Arc::new(crate::catalog::CatalogWriter::new(archive.clone(), shard_id.clone()));
     let work = async {
         let graph = graph_clients(config, proof)?;
         // Fail fast, before any work, when the credentials are refused (fatal: exit 4) or the
@@ -246,6 +247,25 @@ async fn pass(
             tracing::info!(reclaimed, "removed debris of an interrupted earlier run");
         }
         abort_interrupted_uploads(archive, &shard_id, started_at).await;
+        // An archive made before the catalog gets one before anything is added to it.
+        match archive.has_catalog().await {
+            Ok(true) => {}
+            Ok(false) => {
+                let built = crate::find::rebuild(archive).await?;
+                if built > 0 {
+                    tracing::info!(
+                        entries = built,
+                        "the archive had no catalog: built it from the manifests"
+                    );
+                }
+            }
+            Err(e) => {
+                return Err(ExitError::new(
+                    Exit::Fatal,
+                    anyhow::Error::new(e).context("cannot list catalog/"),
+                ));
+            }
+        }
         let ctx = ItemContext {
             archive: archive.clone(),
             fetcher: graph.fetcher.clone(),
@@ -257,6 +277,7 @@ async fn pass(
             progress,
             retried: false,
             environment: Arc::clone(&environment),
+            catalog: Arc::clone(&catalog),
         };
         let rc = RoundContext {
             items: &ctx,
@@ -350,6 +371,10 @@ async fn pass(
     let organizers_failed = source_failures.len() + passes_failed;
     let mut failures = source_failures;
     failures.extend(pass_failures);
+    // What the last pages and the retry queues archived.
+    if let Err(e) = catalog.flush().await {
+        tracing::error!(error = %recarch_failure::error_chain(&e), "cannot write the catalog's last segment: `recarch ls` misses this run's last items until `recarch catalog rebuild`");
+    }
     // Debris of abandoned downloads (after a shutdown) goes now, not next run.
     if let Err(e) = archive.clean_staging(&shard_id).await {
         tracing::warn!(error = %e, "cannot clean staging at the end of the run");

@@ -197,6 +197,7 @@ async fn archive_contact(ctx: &ItemContext, organizer: &OrganizerId, item: &Cont
     };
     match ctx.archive.append_version(&manifest, version).await {
         Ok(ManifestWrite::Created) => {
+            ctx.catalog.record(&manifest);
             tracing::info!(%organizer, id = %item.id, kind = KIND_CONTACT, sha256 = %manifest.content.sha256, removed = item.removed.is_some(), "archived a version");
             ItemOutcome::Archived {
                 bytes: blob.size,

@@ -814,6 +814,12 @@ async fn commit_ready(
         changed = true;
     }
     if changed {
+        // The catalog entries of what these pages archived go first: a run killed in between
+        // lists the pages again, and their items come round again.
+        ctx.catalog
+            .flush()
+            .await
+            .map_err(|e| format!("cannot write the catalog: {}", error_chain(&e)))?;
         save_state(ctx, state).await?;
     }
     Ok(())

@@ -267,6 +267,7 @@ pub fn in_layout(key: &str) -> bool {
         || key.starts_with("manifests/") && key.ends_with(".json")
         || key.starts_with("meetings/") && key.ends_with(".json")
         || key.starts_with("calls/") && key.ends_with(".json")
+        || key.starts_with("catalog/") && key.ends_with(".jsonl")
         // Everything under state/ is laid out as the implementation chooses (ARCHITECTURE.md): JSON documents.
         || key.starts_with("state/") && key.ends_with(".json")
         || key.starts_with("runs/") && key.ends_with(".json")

@@ -21,6 +21,8 @@ pub(crate) const STATE_ROOT: &str = "state";
 pub(crate) const MEETINGS: &str = "meetings";
 /// Prefix of the call indexes (`calls/<user>/<hash>.json`).
 pub(crate) const CALLS: &str = "calls";
+/// Prefix of the catalog's segments (`catalog/<timestamp>-<shard>-<random>.jsonl`).
+pub(crate) const CATALOG: &str = "catalog";
 /// Prefix of run reports.
 pub(crate) const RUNS: &str = "runs";
 /// Prefix of leases.
@@ -372,6 +374,23 @@ pub(crate) fn staging_key(shard: &ShardId) -> String {
         Utc::now().format("%Y%m%dT%H%M%S%.3fZ"),
         fastrand::u128(..)
     )
+}
+
+/// A fresh catalog segment key: `catalog/<YYYYMMDDTHHMMSS.mmmZ>-<shard>-<64 random bits>.jsonl`
+/// (names sort in the order written).
+pub(crate) fn catalog_segment_key(shard: &ShardId) -> String {
+    format!(
+        "{CATALOG}/{}-{shard}-{:016x}.jsonl",
+        Utc::now().format("%Y%m%dT%H%M%S%.3fZ"),
+        fastrand::u64(..)
+    )
+}
+
+/// Whether `key` is a catalog segment's: `catalog/<name>.jsonl`, one level down.
+pub(crate) fn is_catalog_segment_key(key: &str) -> bool {
+    key.strip_prefix(CATALOG)
+        .and_then(|rest| rest.strip_prefix('/'))
+        .is_some_and(|name| !name.contains('/') && name.ends_with(".jsonl"))
 }
 
 pub(crate) fn probe_key() -> String {

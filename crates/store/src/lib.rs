@@ -14,6 +14,7 @@
 //! manifests/<kind>/<organizerId>/<key>.json        one per item; <key> = hex SHA-256 of its id
 //! meetings/<organizerId>/<key>.json                 one meeting's items; <key> = hex SHA-256 of the meeting id
 //! calls/<userId>/<key>.json                        one ad hoc call's items; <key> = hex SHA-256 of the call id
+//! catalog/<UTC timestamp>-<shard>-<random>.jsonl   add-only segments: one line per item archived (see CatalogEntry)
 //! state/<kind>/<organizerId>.json                  checkpoint (next/delta link, or a window's watermark)
 //! state/<kind>/<organizerId>/queue/<key>.json      one per item to retry (see the queue module)
 //! state/<kind>/<organizerId>/dead/<key>.json       one per dead letter
@@ -137,6 +138,7 @@
 //! until it expires.
 
 mod archive;
+mod catalog;
 mod document;
 mod error;
 mod extensions;
@@ -156,6 +158,7 @@ pub use archive::{
     Archive, BlobCommit, DEFAULT_PART_CONCURRENCY, DEFAULT_PART_SIZE, ManifestRead, ManifestWrite, RunReportRef,
     S3_MIN_PART_SIZE, SPOOL_PART_SIZE, Staged, StoredManifest, redact_url,
 };
+pub use catalog::CatalogEntry;
 pub use error::{StageError, StoreError, free_space, human_bytes, is_storage_full};
 pub use extensions::IncompleteUpload;
 pub use ids::{OrganizerId, Sha256Digest, ShardId};

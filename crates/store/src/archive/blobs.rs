@@ -396,6 +396,30 @@ impl Archive {
         }
     }
 
+    /// The bytes of the blob named `digest`, as a stream of chunks, and its size as stored.
+    /// Nothing is checked on the way: hash what you read (`recarch cat`, exports).
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] if there is no such blob; store failures (also as items of
+    /// the stream, for a read that fails part way).
+    pub async fn read_blob(
+        &self,
+        digest: &Sha256Digest,
+    ) -> Result<(u64, BoxStream<'static, Result<Bytes, StoreError>>), StoreError> {
+        let key = layout::blob_key(digest);
+        let got = self
+            .store
+            .get(&path(&key))
+            .await
+            .map_err(|e| StoreError::from_backend(&key, e))?;
+        let size = got.meta.size;
+        let stream = got
+            .into_stream()
+            .map(move |chunk| chunk.map_err(|e| StoreError::from_backend(&key, e)))
+            .boxed();
+        Ok((size, stream))
+    }
+
     /// Every blob with its size, in no particular order. An object under `blobs/sha256/`
     /// whose name is not a valid digest is yielded as [`StoreError::Corrupt`] and the
     /// listing goes on.

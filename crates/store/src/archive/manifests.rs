@@ -372,6 +372,15 @@ pub struct StoredManifest {
 }
 
 impl StoredManifest {
+    /// The manifest, checked as every read of the store checks it (schema, kind, key, blob).
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] for an object that is not a valid manifest stored under its
+    /// proper key.
+    pub fn parse(&self) -> Result<Manifest, StoreError> {
+        parse_manifest(&self.key, &self.bytes)
+    }
+
     /// Where a manifest of `organizer` and `id` belongs in the kind directory this one was
     /// found in: `manifests/<that directory>/<organizer>/<hex SHA-256 of id>.json`
     /// (`recordings` for an object directly under `manifests/`). One stored anywhere else is

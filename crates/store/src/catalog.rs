@@ -1,0 +1,305 @@
+//! The catalog: what `recarch ls` reads instead of every manifest. `catalog/` holds add-only
+//! segments, `catalog/<YYYYMMDDTHHMMSS.mmmZ>-<shard>-<64 random bits>.jsonl`, each a batch of
+//! [`CatalogEntry`] lines (one per manifest written: an item, or one version of a contact)
+//! written create-only, never rewritten, so the catalog can live on WORM storage.
+//!
+//! Runs write a segment for the items a page archived before they save that page's
+//! checkpoint; a rebuild (`recarch catalog rebuild`, and the first `ls` of an archive made
+//! before the catalog) writes segments for every manifest. Segments may overlap (a rebuild
+//! beside runs' segments, a version listed twice): readers keep one entry per
+//! `(manifest, sha256)` ([`CatalogEntry::identity`]).
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use object_store::{PutMode, PutPayload};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::layout::{self, MANIFEST_SOURCE, path};
+use crate::model::VERSIONS;
+use crate::{Archive, Kind, Manifest, ShardId, StoreError};
+
+/// Segments read at once by [`Archive::catalog_entries`].
+const SEGMENT_READS: usize = 8;
+
+/// One archived item (for a contact: one version) as the catalog lists it: what a search
+/// filters on and what a listing shows, without reading the manifest.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct CatalogEntry {
+    /// The kind (its directory name: `recordings`, …).
+    pub kind: Kind,
+    /// The organizer (the user, for contacts and calls).
+    pub organizer_id: String,
+    /// The Graph id.
+    pub id: String,
+    /// The meeting, for a meeting's recordings and transcripts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meeting_id: Option<String>,
+    /// The call, for an ad hoc call's recordings and transcripts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_id: Option<String>,
+    /// Graph's `createdDateTime`, verbatim (absent for contacts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_date_time: Option<String>,
+    /// When the item (this version) was archived.
+    pub archived_at: DateTime<Utc>,
+    /// Bytes of its content blob.
+    pub size: u64,
+    /// Its content blob's SHA-256 (lowercase hex).
+    pub sha256: String,
+    /// The manifest's key.
+    pub manifest: String,
+    /// What else the manifest says that a search shows: `subject`, `organizerName`,
+    /// `contentCorrelationId`, a contact's `displayName` or `removed`.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// Manifest members copied into a catalog entry when present.
+const SHOWN: &[&str] = &[
+    "contentCorrelationId",
+    "subject",
+    "startDateTime",
+    "endDateTime",
+    "organizerName",
+    "organizerUpn",
+];
+
+impl CatalogEntry {
+    /// What identifies an entry across segments: the manifest and the content it names.
+    pub fn identity(&self) -> (&str, &str) {
+        (&self.manifest, &self.sha256)
+    }
+
+    /// The time a search window applies to: `createdDateTime`, or for contacts (which have
+    /// none) the version's `archivedAt`.
+    pub fn searched_time(&self) -> Option<DateTime<Utc>> {
+        match &self.created_date_time {
+            Some(created) => DateTime::parse_from_rfc3339(created)
+                .ok()
+                .map(|t| t.with_timezone(&Utc)),
+            None => Some(self.archived_at),
+        }
+    }
+
+    /// The entries of a manifest as stored at `key`: one, or one per version of a versioned
+    /// (contact) manifest, oldest first.
+    pub fn of_manifest(key: &str, manifest: &Manifest) -> Vec<CatalogEntry> {
+        let source = manifest.extra.get(MANIFEST_SOURCE).and_then(Value::as_str);
+        let Some(kind) = Kind::of_manifest(&manifest.kind, source) else {
+            return Vec::new();
+        };
+        let text = |name: &str| manifest.extra.get(name).and_then(Value::as_str).map(str::to_owned);
+        let mut extra = Map::new();
+        for name in SHOWN {
+            if let Some(value) = manifest.extra.get(*name).filter(|v| !v.is_null()) {
+                extra.insert((*name).to_owned(), value.clone());
+            }
+        }
+        let graph = manifest.extra.get("graph");
+        if let Some(name) = graph.and_then(|g| g.get("displayName")).filter(|v| v.is_string()) {
+            extra.insert("displayName".into(), name.clone());
+        }
+        let base = CatalogEntry {
+            kind,
+            organizer_id: manifest.organizer_id.to_string(),
+            id: manifest.id.clone(),
+            meeting_id: text("meetingId"),
+            call_id: text("callId"),
+            created_date_time: text("createdDateTime"),
+            archived_at: manifest.archived_at,
+            size: manifest.content.size,
+            sha256: manifest.content.sha256.to_hex(),
+            manifest: key.to_owned(),
+            extra,
+        };
+        let Some(Value::Array(versions)) = manifest.extra.get(VERSIONS) else {
+            return vec![base];
+        };
+        versions
+            .iter()
+            .filter_map(|v| {
+                let mut entry = base.clone();
+                entry.sha256 = v.get("sha256")?.as_str()?.to_owned();
+                entry.size = v.get("size")?.as_u64()?;
+                entry.archived_at = v
+                    .get("archivedAt")
+                    .and_then(Value::as_str)
+                    .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                    .map_or(manifest.archived_at, |t| t.with_timezone(&Utc));
+                if let Some(removed) = v.get("removed") {
+                    entry.extra.insert("removed".into(), removed.clone());
+                }
+                Some(entry)
+            })
+            .collect()
+    }
+}
+
+impl Archive {
+    /// Writes `entries` as a new catalog segment (create-only) and returns its key; nothing
+    /// for no entries.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn put_catalog_segment(
+        &self,
+        shard: &ShardId,
+        entries: &[CatalogEntry],
+    ) -> Result<Option<String>, StoreError> {
+        if entries.is_empty() {
+            return Ok(None);
+        }
+        let key = layout::catalog_segment_key(shard);
+        let mut body = Vec::with_capacity(entries.len() * 320);
+        for entry in entries {
+            serde_json::to_writer(&mut body, entry).map_err(|e| StoreError::Rejected {
+                key: key.clone(),
+                reason: format!("cannot encode a catalog entry: {e}"),
+            })?;
+            body.push(b'\n');
+        }
+        self.store
+            .put_opts(&path(&key), PutPayload::from(Bytes::from(body)), PutMode::Create.into())
+            .await
+            .map_err(|e| StoreError::from_backend(&key, e))?;
+        Ok(Some(key))
+    }
+
+    /// Whether the archive has a catalog at all (any segment under `catalog/`).
+    ///
+    /// # Errors
+    /// Store failures while listing.
+    pub async fn has_catalog(&self) -> Result<bool, StoreError> {
+        let mut keys = self.listed_keys(layout::CATALOG, layout::is_catalog_segment_key);
+        match keys.next().await {
+            None => Ok(false),
+            Some(Ok(_)) => Ok(true),
+            Some(Err(e)) => Err(e),
+        }
+    }
+
+    /// Every catalog entry of every segment, segments read a few at a time in no particular
+    /// order. The outer error ends the stream (a listing failure); an item's error is a
+    /// segment that cannot be read, or [`StoreError::Corrupt`] for a line that is not an
+    /// entry (naming the segment and line); reading goes on after both.
+    pub fn catalog_entries(&self) -> BoxStream<'_, Result<Result<CatalogEntry, StoreError>, StoreError>> {
+        self.list_and_read(layout::CATALOG, layout::is_catalog_segment_key, SEGMENT_READS)
+            .map(|item| {
+                item.map(|(key, read)| -> Vec<Result<CatalogEntry, StoreError>> {
+                    match read {
+                        Err(e) => vec![Err(e)],
+                        Ok(bytes) => parse_segment(&key, &bytes),
+                    }
+                })
+            })
+            .flat_map(|item| match item {
+                Ok(entries) => futures::stream::iter(entries.into_iter().map(Ok).collect::<Vec<_>>()),
+                Err(e) => futures::stream::iter(vec![Err(e)]),
+            })
+            .boxed()
+    }
+}
+
+/// The entries of a segment, one per non-empty line.
+fn parse_segment(key: &str, bytes: &[u8]) -> Vec<Result<CatalogEntry, StoreError>> {
+    bytes
+        .split(|b| *b == b'\n')
+        .enumerate()
+        .filter(|(_, line)| !line.iter().all(u8::is_ascii_whitespace))
+        .map(|(n, line)| {
+            serde_json::from_slice(line)
+                .map_err(|e| StoreError::corrupt(key, format!("line {}: not a catalog entry: {e}", n + 1)))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use futures::TryStreamExt;
+    use object_store::ObjectStoreExt as _;
+
+    use super::*;
+    use crate::{ContentRef, OrganizerId, Sha256Digest};
+
+    #[tokio::test]
+    async fn segments_are_written_once_and_read_back_entry_by_entry() {
+        let a = Archive::open("memory://", &[]).unwrap();
+        let org = OrganizerId::parse("8b081ef6-4792-4def-b2c9-c363a1bf41d5").unwrap();
+        let mut m = Manifest::new(
+            "callRecording",
+            "r/1",
+            org.clone(),
+            ContentRef::new(Sha256Digest::of(b"x"), 1, "video/mp4"),
+        );
+        m.extra.insert("meetingId".into(), "m-1".into());
+        m.extra
+            .insert("createdDateTime".into(), "2026-01-02T03:04:05.1234567Z".into());
+        let key = Archive::manifest_key(&org, "r/1");
+        let entries = CatalogEntry::of_manifest(&key, &m);
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].kind, Kind::Recordings);
+        assert_eq!(entries[0].meeting_id.as_deref(), Some("m-1"));
+        assert_eq!(
+            entries[0].searched_time().unwrap().to_rfc3339(),
+            "2026-01-02T03:04:05.123456700+00:00"
+        );
+        assert!(!a.has_catalog().await.unwrap());
+        let shard = ShardId::new(0, 1);
+        assert_eq!(a.put_catalog_segment(&shard, &[]).await.unwrap(), None);
+        let segment = a.put_catalog_segment(&shard, &entries).await.unwrap().unwrap();
+        assert!(
+            segment.starts_with("catalog/") && segment.ends_with(".jsonl"),
+            "{segment}"
+        );
+        assert!(a.has_catalog().await.unwrap());
+        // A damaged line is reported; the rest of the segment still reads.
+        a.object_store()
+            .put(
+                &path("catalog/20260101T000000.000Z-0-of-1-00000000000000aa.jsonl"),
+                PutPayload::from_static(b"{\"kind\":1}\n\n"),
+            )
+            .await
+            .unwrap();
+        let read: Vec<_> = a.catalog_entries().try_collect().await.unwrap();
+        assert_eq!(read.len(), 2);
+        assert_eq!(read.iter().filter(|r| r.is_ok()).count(), 1);
+        let bad = read.iter().find_map(|r| r.as_ref().err()).unwrap().to_string();
+        assert!(bad.contains("line 1"), "{bad}");
+        assert_eq!(read.iter().find_map(|r| r.as_ref().ok()).unwrap(), &entries[0]);
+    }
+
+    #[test]
+    fn a_versioned_manifest_is_one_entry_per_version() {
+        let org = OrganizerId::parse("8b081ef6-4792-4def-b2c9-c363a1bf41d5").unwrap();
+        let mut m = Manifest::new(
+            "contact",
+            "c",
+            org,
+            ContentRef::new(Sha256Digest::of(b"v2"), 2, "application/json"),
+        );
+        m.extra
+            .insert("graph".into(), serde_json::json!({"displayName": "Ada"}));
+        m.extra.insert(
+            VERSIONS.into(),
+            serde_json::json!([
+                {"sha256": Sha256Digest::of(b"v1").to_hex(), "size": 1, "archivedAt": "2026-01-01T00:00:00Z"},
+                {"sha256": Sha256Digest::of(b"v2").to_hex(), "size": 2, "archivedAt": "2026-02-01T00:00:00Z", "removed": {"reason": "deleted"}}
+            ]),
+        );
+        let entries = CatalogEntry::of_manifest("manifests/contacts/x/y.json", &m);
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[0].size, 1);
+        assert_eq!(entries[1].extra["removed"]["reason"], "deleted");
+        assert_eq!(entries[1].extra["displayName"], "Ada");
+        assert_eq!(
+            entries[1].searched_time().unwrap().to_rfc3339(),
+            "2026-02-01T00:00:00+00:00"
+        );
+    }
+}

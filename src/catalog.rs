@@ -1,0 +1,65 @@
+//! What a run adds to the catalog (`catalog/`, see `recarch_store::CatalogEntry`): every
+//! manifest it writes is recorded here, and written as a segment before the checkpoint of a
+//! page that archived it is saved (and at the end of the run), so that the catalog trails the
+//! manifests by at most the pages in flight, and a page whose entries were lost with a killed
+//! run is listed again by the next one.
+
+use std::sync::Mutex;
+
+use recarch_store::{Archive, CatalogEntry, Kind, MANIFEST_SOURCE, Manifest, ShardId, StoreError};
+
+/// Catalog entries of manifests written and not yet in a segment.
+#[derive(Debug)]
+pub struct CatalogWriter {
+    archive: Archive,
+    shard: ShardId,
+    pending: Mutex<Vec<CatalogEntry>>,
+}
+
+impl CatalogWriter {
+    /// A writer of `shard`'s segments into `archive`.
+    pub fn new(archive: Archive, shard: ShardId) -> Self {
+        CatalogWriter {
+            archive,
+            shard,
+            pending: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Records a manifest just written (for a contact, the version appended).
+    pub fn record(&self, manifest: &Manifest) {
+        let source = manifest.extra.get(MANIFEST_SOURCE).and_then(|v| v.as_str());
+        let Some(kind) = Kind::of_manifest(&manifest.kind, source) else {
+            return;
+        };
+        let key = Archive::manifest_key_of(kind, &manifest.organizer_id, &manifest.id);
+        let entries = CatalogEntry::of_manifest(&key, manifest);
+        self.lock().extend(entries);
+    }
+
+    /// Writes what was recorded as one segment (nothing when nothing was); on failure the
+    /// entries stay pending for the next flush.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        let entries = std::mem::take(&mut *self.lock());
+        if entries.is_empty() {
+            return Ok(());
+        }
+        match self.archive.put_catalog_segment(&self.shard, &entries).await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let mut pending = self.lock();
+                let later = std::mem::take(&mut *pending);
+                *pending = entries;
+                pending.extend(later);
+                Err(e)
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<CatalogEntry>> {
+        self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}

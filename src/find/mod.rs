@@ -1,0 +1,150 @@
+//! Find and produce: `ls`, `show`, `cat` and `export` read the archive without Graph. They
+//! find items through the catalog (`catalog/`, see `recarch_store::CatalogEntry`), built from
+//! the manifests the first time an archive made before it is searched.
+
+pub mod cat;
+pub mod filter;
+pub mod ls;
+
+use std::collections::HashMap;
+
+use futures::StreamExt;
+use recarch_store::{Archive, CatalogEntry, ManifestRead, ShardId};
+
+use crate::exit::{Exit, ExitError};
+use filter::Filters;
+use recarch_failure::error_chain;
+
+/// Entries written per catalog segment by a rebuild.
+const REBUILD_SEGMENT: usize = 10_000;
+/// Manifests read at once by a rebuild.
+const MANIFEST_READS: usize = 8;
+
+/// What a search found: one entry per item (for a contact, its newest version that passes
+/// the filters), oldest first, and how many catalog lines could not be read.
+#[derive(Debug, Default)]
+pub struct Found {
+    /// The items.
+    pub entries: Vec<CatalogEntry>,
+    /// Catalog lines or segments that could not be read (logged).
+    pub unreadable: u64,
+}
+
+/// The items that pass `filters`, through the catalog (built first if the archive has none).
+///
+/// # Errors
+/// Exit 4 when the store cannot be listed or the catalog cannot be built.
+pub async fn find(archive: &Archive, filters: &Filters) -> Result<Found, ExitError> {
+    let fatal = |what: &str, e: recarch_store::StoreError| {
+        ExitError::new(
+            Exit::Fatal,
+            anyhow::anyhow!("{what} in {}: {}", archive.display_url(), error_chain(&e)),
+        )
+    };
+    if !archive
+        .has_catalog()
+        .await
+        .map_err(|e| fatal("cannot list catalog/", e))?
+    {
+        let built = rebuild(archive).await?;
+        tracing::info!(
+            entries = built,
+            "the archive had no catalog: built it from the manifests"
+        );
+    }
+    let mut found = Found::default();
+    // One entry per manifest: the newest version that passes (contacts), or the item.
+    let mut by_manifest: HashMap<String, CatalogEntry> = HashMap::new();
+    let mut entries = archive.catalog_entries();
+    while let Some(item) = entries.next().await {
+        let entry = match item.map_err(|e| fatal("cannot list catalog/", e))? {
+            Ok(entry) => entry,
+            Err(e) => {
+                found.unreadable += 1;
+                tracing::warn!(error = %error_chain(&e), "a catalog entry cannot be read; `recarch catalog rebuild` writes it anew from the manifests");
+                continue;
+            }
+        };
+        if !filters.matches(&entry) {
+            continue;
+        }
+        match by_manifest.get(&entry.manifest) {
+            Some(kept) if kept.archived_at >= entry.archived_at => {}
+            _ => {
+                by_manifest.insert(entry.manifest.clone(), entry);
+            }
+        }
+    }
+    let mut entries: Vec<CatalogEntry> = by_manifest.into_values().collect();
+    entries.sort_by(|a, b| {
+        (a.searched_time(), a.kind, &a.organizer_id, &a.manifest).cmp(&(
+            b.searched_time(),
+            b.kind,
+            &b.organizer_id,
+            &b.manifest,
+        ))
+    });
+    found.entries = entries;
+    Ok(found)
+}
+
+/// Writes catalog segments for every manifest (`recarch catalog rebuild`, and the first
+/// search of an archive without a catalog); returns how many entries were written. The
+/// catalog is add-only: what was there stays, and readers keep one entry per manifest and
+/// content.
+///
+/// # Errors
+/// Exit 4 when `manifests/` cannot be listed or a segment cannot be written.
+pub async fn rebuild(archive: &Archive) -> Result<u64, ExitError> {
+    let fatal = |e: anyhow::Error| ExitError::new(Exit::Fatal, e);
+    let shard = ShardId::new(0, 1);
+    let mut listing = archive.read_manifests(MANIFEST_READS).await.map_err(|e| {
+        fatal(anyhow::anyhow!(
+            "cannot list manifests/ in {}: {}",
+            archive.display_url(),
+            error_chain(&e)
+        ))
+    })?;
+    let mut batch = Vec::new();
+    let mut written = 0u64;
+    while let Some(read) = listing.next().await {
+        match read {
+            ManifestRead::Stored(stored) => match stored.parse() {
+                Ok(manifest) => batch.extend(CatalogEntry::of_manifest(&stored.key, &manifest)),
+                Err(e) => {
+                    tracing::warn!(key = %stored.key, error = %error_chain(&e), "not cataloged: not a manifest (`recarch verify` reports it)")
+                }
+            },
+            ManifestRead::Unreadable { key, error } => {
+                return Err(fatal(anyhow::anyhow!(
+                    "cannot read manifest {key}: {}; the catalog was not completed",
+                    error_chain(&error)
+                )));
+            }
+            ManifestRead::Unlisted { prefix, error, .. } => {
+                return Err(fatal(anyhow::anyhow!(
+                    "cannot list {prefix}: {}; the catalog was not completed",
+                    error_chain(&error)
+                )));
+            }
+            _ => {}
+        }
+        if batch.len() >= REBUILD_SEGMENT {
+            written += flush(archive, &shard, &mut batch).await?;
+        }
+    }
+    written += flush(archive, &shard, &mut batch).await?;
+    Ok(written)
+}
+
+async fn flush(archive: &Archive, shard: &ShardId, batch: &mut Vec<CatalogEntry>) -> Result<u64, ExitError> {
+    let n = batch.len() as u64;
+    archive.put_catalog_segment(shard, batch).await.map_err(|e| {
+        ExitError::new(
+            Exit::Fatal,
+            anyhow::anyhow!("cannot write a catalog segment: {}", error_chain(&e)),
+        )
+    })?;
+    batch.clear();
+    Ok(n)
+}

@@ -142,6 +142,7 @@ mod extensions;
 mod ids;
 mod layout;
 mod lease;
+pub mod ledger;
 mod listing;
 mod local;
 mod meetings;

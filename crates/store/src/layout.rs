@@ -260,6 +260,17 @@ pub(crate) fn parse_state_key(kind: Kind, key: &str) -> Option<(OrganizerId, Opt
     Some((OrganizerId::parse(org).ok()?, Some((list, name.to_owned()))))
 }
 
+/// Prefix of the ledger's records.
+pub(crate) const LEDGER: &str = "ledger";
+/// Prefixes whose every object (each version of a rewritten one) is a leaf of the ledger.
+pub(crate) const LEDGER_LOGGED: [&str; 5] = [MANIFEST_ROOT, MEETINGS, "calls", "catalog", "holds"];
+
+/// `ledger/<seq, 20 digits zero-padded>.json`: the ledger record `seq`. Twenty digits hold
+/// every `u64`, so keys sort as their numbers do.
+pub(crate) fn ledger_key(seq: u64) -> String {
+    format!("{LEDGER}/{seq:020}.json")
+}
+
 /// `locks/<shard>.json`: the shard's lease.
 pub(crate) fn lease_key(shard: &ShardId) -> String {
     format!("{LOCKS}/{shard}.json")
@@ -434,6 +445,10 @@ mod tests {
             assert_eq!(digest_of_upload_intent(&shard, bad), None, "{bad}");
         }
         assert_eq!(digest_of_blob_key("blobs/sha256/x"), None);
+
+        assert_eq!(ledger_key(12), "ledger/00000000000000000012.json");
+        assert_eq!(ledger_key(u64::MAX), "ledger/18446744073709551615.json");
+        assert!(ledger_key(9) < ledger_key(10));
 
         assert_eq!(shard_of_lease_key(&lease_key(&shard)), Some(shard.clone()));
         assert_eq!(shard_of_lease_key("locks/notes.txt"), None);

@@ -271,6 +271,16 @@ pub(crate) fn ledger_key(seq: u64) -> String {
     format!("{LEDGER}/{seq:020}.json")
 }
 
+/// The sequence number of a ledger record's key; `None` for any other key, including one
+/// whose number is not written with exactly 20 digits.
+pub(crate) fn seq_of_ledger_key(key: &str) -> Option<u64> {
+    let digits = key.strip_prefix(LEDGER)?.strip_prefix('/')?.strip_suffix(".json")?;
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
 /// `locks/<shard>.json`: the shard's lease.
 pub(crate) fn lease_key(shard: &ShardId) -> String {
     format!("{LOCKS}/{shard}.json")
@@ -449,6 +459,18 @@ mod tests {
         assert_eq!(ledger_key(12), "ledger/00000000000000000012.json");
         assert_eq!(ledger_key(u64::MAX), "ledger/18446744073709551615.json");
         assert!(ledger_key(9) < ledger_key(10));
+        for seq in [0, 1, 12, u64::MAX] {
+            assert_eq!(seq_of_ledger_key(&ledger_key(seq)), Some(seq));
+        }
+        for bad in [
+            "ledger/12.json",
+            "ledger/0000000000000000001x.json",
+            "ledger/00000000000000000012.json.tmp",
+            "ledger/99999999999999999999.json",
+            "state/00000000000000000012.json",
+        ] {
+            assert_eq!(seq_of_ledger_key(bad), None, "{bad}");
+        }
 
         assert_eq!(shard_of_lease_key(&lease_key(&shard)), Some(shard.clone()));
         assert_eq!(shard_of_lease_key("locks/notes.txt"), None);

@@ -264,6 +264,8 @@ pub(crate) fn parse_state_key(kind: Kind, key: &str) -> Option<(OrganizerId, Opt
 pub(crate) const LEDGER: &str = "ledger";
 /// Prefixes whose every object (each version of a rewritten one) is a leaf of the ledger.
 pub(crate) const LEDGER_LOGGED: [&str; 5] = [MANIFEST_ROOT, MEETINGS, "calls", "catalog", "holds"];
+/// Prefix of the ledger intents of each shard: see the ledger module.
+pub(crate) const LEDGER_INTENTS: &str = "state/ledger";
 
 /// `ledger/<seq, 20 digits zero-padded>.json`: the ledger record `seq`. Twenty digits hold
 /// every `u64`, so keys sort as their numbers do.
@@ -279,6 +281,22 @@ pub(crate) fn seq_of_ledger_key(key: &str) -> Option<u64> {
         return None;
     }
     digits.parse().ok()
+}
+
+/// `state/ledger/<shard>`: the shard's ledger intents.
+pub(crate) fn ledger_intent_prefix(shard: &ShardId) -> String {
+    format!("{LEDGER_INTENTS}/{shard}")
+}
+
+/// `state/ledger/<shard>/<UTC timestamp>-<64 random bits>.json`: a fresh ledger intent, named
+/// so that a shard's intents sort in the order they were written.
+pub(crate) fn ledger_intent_key(shard: &ShardId, at: DateTime<Utc>) -> String {
+    format!(
+        "{}/{}-{:016x}.json",
+        ledger_intent_prefix(shard),
+        at.format("%Y%m%dT%H%M%S%.3fZ"),
+        fastrand::u64(..)
+    )
 }
 
 /// `locks/<shard>.json`: the shard's lease.
@@ -471,6 +489,12 @@ mod tests {
         ] {
             assert_eq!(seq_of_ledger_key(bad), None, "{bad}");
         }
+        let intent = ledger_intent_key(&shard, t);
+        assert!(
+            intent.starts_with("state/ledger/2-of-8/20240506T070809.123Z-"),
+            "{intent}"
+        );
+        assert_eq!(path(&intent).as_ref(), intent);
 
         assert_eq!(shard_of_lease_key(&lease_key(&shard)), Some(shard.clone()));
         assert_eq!(shard_of_lease_key("locks/notes.txt"), None);

@@ -246,6 +246,19 @@ impl Archive {
         Ok(head)
     }
 
+    /// The sequence number the next record would get, as this process last saw the ledger
+    /// (finding the head first when it has not looked yet). Cheap: no request once known.
+    pub(crate) async fn ledger_next_seq(&self) -> Result<u64, StoreError> {
+        let mut cached = self.ledger_tip.lock().await;
+        let tip = match cached.take() {
+            Some(tip) => tip,
+            None => self.find_tip().await?,
+        };
+        let next = tip.next;
+        *cached = Some(tip);
+        Ok(next)
+    }
+
     /// Reads the records after `tip`, one by one until the first absent number, and returns
     /// the tip after the last one.
     pub(crate) async fn catch_up(&self, mut tip: Tip) -> Result<Tip, StoreError> {

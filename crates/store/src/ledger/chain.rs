@@ -73,8 +73,12 @@ impl Tip {
         if frontier.root() != record.root {
             return Err(unusable("its frontier does not hash to its root".into()));
         }
+        let next = record
+            .seq
+            .checked_add(1)
+            .ok_or_else(|| unusable("no record can follow the last number there is".into()))?;
         Ok(Self {
-            next: record.seq + 1,
+            next,
             prev: Some(Sha256Digest::of(bytes)),
             frontier,
         })
@@ -192,7 +196,8 @@ impl Archive {
             {
                 Ok(_) => {
                     *cached = Some(Tip {
-                        next: record.seq + 1,
+                        // At the last number there is, the next append fails on it.
+                        next: record.seq.saturating_add(1),
                         prev: Some(sha256),
                         frontier,
                     });

@@ -236,7 +236,7 @@ impl LedgerChecker {
         match item {
             LedgerItem::Record(stored) => self.check_record(&stored),
             LedgerItem::Unreadable { key, seq, error } => {
-                self.lose_track(seq + 1);
+                self.lose_track(seq.saturating_add(1));
                 Checked {
                     record: None,
                     findings: vec![LedgerFinding::Unreadable {
@@ -278,7 +278,7 @@ impl LedgerChecker {
         let record = match LedgerRecord::parse(&key, &stored.bytes) {
             Ok(record) => record,
             Err(e) => {
-                self.lose_track(stored.seq + 1);
+                self.lose_track(stored.seq.saturating_add(1));
                 let reason = match e {
                     StoreError::Corrupt { reason, .. } => reason,
                     other => other.to_string(),
@@ -374,7 +374,7 @@ impl LedgerChecker {
         // Resume from the tree the record states when it is consistent (so one changed record
         // is one finding), else from the recomputed one.
         self.expected = Expected {
-            seq: stored.seq + 1,
+            seq: stored.seq.saturating_add(1),
             prev: Some(Some(Sha256Digest::of(&stored.bytes))),
             frontier: stated.or(recomputed),
         };

@@ -123,6 +123,10 @@ pub fn empty_root() -> MerkleHash {
     MerkleHash(Sha256::digest([]).into())
 }
 
+/// Largest tree a stored frontier may describe (2^62 leaves): far beyond any ledger, and far
+/// enough from `u64::MAX` that appending to a frontier read from the store never overflows.
+const MAX_SIZE: u64 = 1 << 62;
+
 /// The right edge of a Merkle tree of `size` leaves (a compact range starting at leaf 0): one
 /// hash per set bit of `size`, the root of each perfect subtree, largest (leftmost) first.
 /// That is at most 64 hashes whatever the size, and enough to append leaves and to compute
@@ -152,6 +156,12 @@ impl Frontier {
     /// [`StoreError::Rejected`] (naming `what`, e.g. the record's key) when there are not
     /// exactly as many hashes as `size` has bits set.
     pub fn from_parts(what: &str, size: u64, hashes: Vec<MerkleHash>) -> Result<Self, StoreError> {
+        if size > MAX_SIZE {
+            return Err(StoreError::Rejected {
+                key: what.to_owned(),
+                reason: format!("a tree of {size} leaves is larger than any ledger can be"),
+            });
+        }
         if hashes.len() != size.count_ones() as usize {
             return Err(StoreError::Rejected {
                 key: what.to_owned(),
@@ -323,6 +333,7 @@ mod tests {
         let err = Frontier::from_parts("ledger/x.json", 5, vec![h]).expect_err("5 has two bits");
         assert!(err.to_string().contains("ledger/x.json"), "{err}");
         assert!(Frontier::from_parts("r", 1, vec![]).is_err());
+        assert!(Frontier::from_parts("r", u64::MAX, vec![h; 64]).is_err());
     }
 
     #[test]

@@ -10,6 +10,10 @@ use crate::{Archive, StoreError};
 
 /// Records fetched ahead of the one being yielded.
 const READ_AHEAD: usize = 8;
+/// Failed reads in a row after which the store is taken to be failing, not the records: the
+/// stream ends with the last error (numbers past the end fail too when the store is down, so
+/// without this it would never end).
+const MAX_FAILURES_IN_A_ROW: u32 = 2 * READ_AHEAD as u32;
 
 /// A ledger record as stored, not parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,8 +59,9 @@ pub enum LedgerItem {
 
 /// Where the reader is.
 enum Phase<'a> {
-    /// Fetching records from a number on, [`READ_AHEAD`] at a time, in order.
-    Reading(BoxStream<'a, (u64, Result<Option<Bytes>, StoreError>)>),
+    /// Fetching records from a number on, [`READ_AHEAD`] at a time, in order; with the
+    /// number of reads that failed in a row.
+    Reading(BoxStream<'a, (u64, Result<Option<Bytes>, StoreError>)>, u32),
     /// Record `.0` is absent: list what comes after it.
     Listing(u64),
     /// Nothing more.
@@ -71,9 +76,10 @@ impl Archive {
     /// ([`LedgerItem::Missing`], and reading goes on after the hole). Listings are not
     /// relied on for order (local disk lists in no order): only to find the next number
     /// present. A failure to read one record is [`LedgerItem::Unreadable`] and reading goes
-    /// on; a failed listing ends the stream with its error.
+    /// on, unless reads keep failing (then the store is failing, not the records: the stream
+    /// ends with the last error); a failed listing ends the stream with its error.
     pub fn read_ledger(&self, from: u64) -> BoxStream<'_, Result<LedgerItem, StoreError>> {
-        let start = (Phase::Reading(self.fetch_from(from)), Vec::<LedgerItem>::new());
+        let start = (Phase::Reading(self.fetch_from(from), 0), Vec::<LedgerItem>::new());
         stream::unfold(start, move |(mut phase, mut queued)| async move {
             loop {
                 if let Some(item) = queued.pop() {
@@ -81,17 +87,20 @@ impl Archive {
                 }
                 match phase {
                     Phase::Done => return None,
-                    Phase::Reading(mut fetched) => match fetched.next().await {
+                    Phase::Reading(mut fetched, failures) => match fetched.next().await {
                         None => return None,
                         Some((seq, Ok(Some(bytes)))) => {
                             let key = layout::ledger_key(seq);
                             let item = LedgerItem::Record(StoredRecord { key, seq, bytes });
-                            return Some((Ok(item), (Phase::Reading(fetched), queued)));
+                            return Some((Ok(item), (Phase::Reading(fetched, 0), queued)));
+                        }
+                        Some((_, Err(error))) if failures + 1 >= MAX_FAILURES_IN_A_ROW => {
+                            return Some((Err(error), (Phase::Done, Vec::new())));
                         }
                         Some((seq, Err(error))) => {
                             let key = layout::ledger_key(seq);
                             let item = LedgerItem::Unreadable { key, seq, error };
-                            return Some((Ok(item), (Phase::Reading(fetched), queued)));
+                            return Some((Ok(item), (Phase::Reading(fetched, failures + 1), queued)));
                         }
                         // Dropping `fetched` cancels the fetches in flight past the end.
                         Some((seq, Ok(None))) => phase = Phase::Listing(seq),
@@ -107,7 +116,7 @@ impl Archive {
                                         from: absent,
                                         to: next - 1,
                                     });
-                                    Phase::Reading(self.fetch_from(next))
+                                    Phase::Reading(self.fetch_from(next), 0)
                                 }
                                 None => Phase::Done,
                             };

@@ -700,3 +700,126 @@ async fn logged_pages_leave_nothing_to_recover() {
         assert!(matches!(err, StoreError::Rejected { .. }), "{err}");
     }
 }
+
+/// An in-memory store whose GETs of chosen keys fail (not as absent: as a store failing).
+#[derive(Debug, Default)]
+struct Failing {
+    inner: InMemory,
+    /// Keys whose GET fails; `*` for every key.
+    failing: std::sync::Mutex<BTreeSet<String>>,
+}
+
+impl std::fmt::Display for Failing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Failing")
+    }
+}
+
+#[async_trait::async_trait]
+impl ObjectStore for Failing {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        options: object_store::PutOptions,
+    ) -> object_store::Result<object_store::PutResult> {
+        self.inner.put_opts(location, payload, options).await
+    }
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        options: object_store::PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn object_store::MultipartUpload>> {
+        self.inner.put_multipart_opts(location, options).await
+    }
+    async fn get_opts(
+        &self,
+        location: &Path,
+        options: object_store::GetOptions,
+    ) -> object_store::Result<object_store::GetResult> {
+        let fails = {
+            let failing = self.failing.lock().unwrap();
+            failing.contains("*") || failing.contains(location.as_ref())
+        };
+        if fails {
+            return Err(object_store::Error::Generic {
+                store: "Failing",
+                source: "injected failure".into(),
+            });
+        }
+        self.inner.get_opts(location, options).await
+    }
+    fn delete_stream(
+        &self,
+        locations: futures::stream::BoxStream<'static, object_store::Result<Path>>,
+    ) -> futures::stream::BoxStream<'static, object_store::Result<Path>> {
+        self.inner.delete_stream(locations)
+    }
+    fn list(
+        &self,
+        prefix: Option<&Path>,
+    ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>> {
+        self.inner.list(prefix)
+    }
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<object_store::ListResult> {
+        self.inner.list_with_delimiter(prefix).await
+    }
+    async fn copy_opts(&self, from: &Path, to: &Path, options: object_store::CopyOptions) -> object_store::Result<()> {
+        self.inner.copy_opts(from, to, options).await
+    }
+}
+
+/// A record that cannot be read is a finding of its own, and checking goes on after it from
+/// the next record's own frontier; a store whose every read fails ends the stream with an
+/// error instead of reading forever.
+#[tokio::test]
+async fn an_unreadable_record_is_named_and_skipped() {
+    let store = Arc::new(Failing::default());
+    let archive = Archive::from_store(store.clone(), "memory://failing");
+    for i in 0..5 {
+        let leaves = vec![leaf(&format!("holds/{i}.json"), "h")];
+        archive
+            .append_ledger(LedgerEvent::HoldPlace, &actor(""), leaves, Map::new(), None)
+            .await
+            .unwrap();
+    }
+    store.failing.lock().unwrap().insert(ledger_record_key(2));
+    let (findings, records) = check_all(&archive, None).await;
+    assert_eq!(records.len(), 4);
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    assert!(
+        matches!(&findings[0], LedgerFinding::Unreadable { key, reason } if *key == ledger_record_key(2) && reason.contains("injected failure")),
+        "{findings:?}"
+    );
+
+    store.failing.lock().unwrap().insert("*".into());
+    let items: Vec<_> = archive.read_ledger(0).collect().await;
+    let (last, before) = items.split_last().unwrap();
+    assert!(matches!(last, Err(StoreError::Backend { .. })), "{last:?}");
+    assert!(before.len() < 32, "{} items", before.len());
+}
+
+/// A validly signed checkpoint moved onto another record states the wrong tree head.
+#[tokio::test]
+async fn a_checkpoint_moved_to_another_record_is_found() {
+    let archive = memory().client();
+    let signer = signer();
+    for i in 0..4 {
+        let leaves = vec![leaf(&format!("catalog/{i}.jsonl"), "c")];
+        archive
+            .append_ledger(LedgerEvent::Run, &actor(""), leaves, Map::new(), Some(&signer))
+            .await
+            .unwrap();
+    }
+    let first: serde_json::Value = serde_json::from_slice(&raw_get(&archive, &ledger_record_key(1)).await).unwrap();
+    let key = ledger_record_key(3);
+    let mut last: serde_json::Value = serde_json::from_slice(&raw_get(&archive, &key).await).unwrap();
+    last["checkpoint"] = first["checkpoint"].clone();
+    raw_put(&archive, &key, serde_json::to_vec_pretty(&last).unwrap()).await;
+    let (findings, _) = check_all(&archive, Some(signer.verifier())).await;
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    assert!(
+        matches!(&findings[0], LedgerFinding::CheckpointMismatch { key: k, reason } if *k == key && reason.contains("tree size 2")),
+        "{findings:?}"
+    );
+}

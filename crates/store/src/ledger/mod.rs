@@ -18,6 +18,11 @@
 //! [`checkpoint`](LedgerSigner::sign_tree_head): a C2SP signed note over origin, tree size and
 //! root, which anyone with the public key can check, with this crate or any C2SP tool.
 //!
+//! The signature covers the tree head, so every leaf up to that record; a record's other
+//! members (event, actor, details) are covered by the next record's `prev`. The newest
+//! record's own details are therefore only as safe as the store until another record follows
+//! it (or its digest is kept elsewhere, e.g. in an export's custody file).
+//!
 //! # Appending is cheap
 //!
 //! A record also stores its tree's [`Frontier`] (`frontier`: the at most 64 roots of the

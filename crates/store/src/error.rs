@@ -43,6 +43,16 @@ pub enum StoreError {
         reason: String,
     },
 
+    /// A key file (the ledger's signing or public key) cannot be read or holds no key of
+    /// the expected kind. Never carries any of the file's content.
+    #[error("cannot use the key file {path}: {reason}")]
+    InvalidKeyFile {
+        /// The file, as given.
+        path: String,
+        /// What is wrong and how to make a good one.
+        reason: String,
+    },
+
     /// The archive failed the write/read/delete probe; check the URL, network,
     /// credentials and permissions.
     #[error("cannot use the archive at {url}: {reason}")]
@@ -191,6 +201,7 @@ impl StoreError {
             | StoreError::Unreachable { .. }
             | StoreError::LeaseHeld { .. }
             | StoreError::LeaseLost { .. }
+            | StoreError::InvalidKeyFile { .. }
             | StoreError::StorageFull { .. } => FailureClass::Fatal,
             StoreError::PermissionDenied { .. }
             | StoreError::NotFound { .. }

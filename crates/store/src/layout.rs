@@ -334,6 +334,45 @@ pub(crate) fn parse_state_key(kind: Kind, key: &str) -> Option<(OrganizerId, Opt
     Some((OrganizerId::parse(org).ok()?, Some((list, name.to_owned()))))
 }
 
+/// Prefix of the ledger's records.
+pub(crate) const LEDGER: &str = "ledger";
+/// Prefixes whose every object (each version of a rewritten one) is a leaf of the ledger.
+pub(crate) const LEDGER_LOGGED: [&str; 5] = [MANIFEST_ROOT, MEETINGS, "calls", "catalog", "holds"];
+/// Prefix of the ledger intents of each shard: see the ledger module.
+pub(crate) const LEDGER_INTENTS: &str = "state/ledger";
+
+/// `ledger/<seq, 20 digits zero-padded>.json`: the ledger record `seq`. Twenty digits hold
+/// every `u64`, so keys sort as their numbers do.
+pub(crate) fn ledger_key(seq: u64) -> String {
+    format!("{LEDGER}/{seq:020}.json")
+}
+
+/// The sequence number of a ledger record's key; `None` for any other key, including one
+/// whose number is not written with exactly 20 digits.
+pub(crate) fn seq_of_ledger_key(key: &str) -> Option<u64> {
+    let digits = key.strip_prefix(LEDGER)?.strip_prefix('/')?.strip_suffix(".json")?;
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// `state/ledger/<shard>`: the shard's ledger intents.
+pub(crate) fn ledger_intent_prefix(shard: &ShardId) -> String {
+    format!("{LEDGER_INTENTS}/{shard}")
+}
+
+/// `state/ledger/<shard>/<UTC timestamp>-<64 random bits>.json`: a fresh ledger intent, named
+/// so that a shard's intents sort in the order they were written.
+pub(crate) fn ledger_intent_key(shard: &ShardId, at: DateTime<Utc>) -> String {
+    format!(
+        "{}/{}-{:016x}.json",
+        ledger_intent_prefix(shard),
+        at.format("%Y%m%dT%H%M%S%.3fZ"),
+        fastrand::u64(..)
+    )
+}
+
 /// `locks/<shard>.json`: the shard's lease.
 pub(crate) fn lease_key(shard: &ShardId) -> String {
     format!("{LOCKS}/{shard}.json")
@@ -525,6 +564,28 @@ mod tests {
             assert_eq!(digest_of_upload_intent(&shard, bad), None, "{bad}");
         }
         assert_eq!(digest_of_blob_key("blobs/sha256/x"), None);
+
+        assert_eq!(ledger_key(12), "ledger/00000000000000000012.json");
+        assert_eq!(ledger_key(u64::MAX), "ledger/18446744073709551615.json");
+        assert!(ledger_key(9) < ledger_key(10));
+        for seq in [0, 1, 12, u64::MAX] {
+            assert_eq!(seq_of_ledger_key(&ledger_key(seq)), Some(seq));
+        }
+        for bad in [
+            "ledger/12.json",
+            "ledger/0000000000000000001x.json",
+            "ledger/00000000000000000012.json.tmp",
+            "ledger/99999999999999999999.json",
+            "state/00000000000000000012.json",
+        ] {
+            assert_eq!(seq_of_ledger_key(bad), None, "{bad}");
+        }
+        let intent = ledger_intent_key(&shard, t);
+        assert!(
+            intent.starts_with("state/ledger/2-of-8/20240506T070809.123Z-"),
+            "{intent}"
+        );
+        assert_eq!(path(&intent).as_ref(), intent);
 
         assert_eq!(shard_of_lease_key(&lease_key(&shard)), Some(shard.clone()));
         assert_eq!(shard_of_lease_key("locks/notes.txt"), None);

@@ -19,6 +19,8 @@
 //! state/<kind>/<organizerId>/queue/<key>.json      one per item to retry (see the queue module)
 //! state/<kind>/<organizerId>/dead/<key>.json       one per dead letter
 //! runs/<UTC timestamp>-<shard>.json                one report per run
+//! ledger/<20-digit seq>.json                       the tamper-evident ledger (see the ledger module)
+//! state/ledger/<shard>/<time>-<random>.json        a shard's ledger intents in flight
 //! locks/<shard>.json                               lease held by a running job
 //! state/uploads/<shard>/<hex>-<random>.json        S3: a multipart upload of a blob under way
 //! ```
@@ -145,6 +147,7 @@ mod extensions;
 mod ids;
 mod layout;
 mod lease;
+pub mod ledger;
 mod listing;
 mod local;
 mod meetings;

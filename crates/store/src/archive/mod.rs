@@ -76,6 +76,10 @@ pub struct Archive {
     /// What the backend is asked beyond `object_store` (S3 archives opened from a URL: listing
     /// and aborting incomplete multipart uploads; nothing elsewhere).
     pub(crate) extensions: Arc<dyn Extensions>,
+    /// What the next ledger record extends, once read (shared by clones; see the `ledger`
+    /// module). Locked for a whole append, so appends from one process take turns instead of
+    /// racing each other for the same sequence number.
+    pub(crate) ledger_tip: Arc<tokio::sync::Mutex<Option<crate::ledger::Tip>>>,
 }
 
 impl fmt::Debug for Archive {
@@ -100,6 +104,7 @@ impl Archive {
             state_versions: Arc::default(),
             document_locks: Arc::new(std::array::from_fn(|_| tokio::sync::Mutex::new(()))),
             extensions: Arc::new(NoExtensions),
+            ledger_tip: Arc::default(),
         }
     }
 

@@ -1,0 +1,287 @@
+//! Ledger intents and recovery: what a killed run wrote and did not log is logged by the
+//! next run of its shard (see the `ledger` module's docs for the design).
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+use futures::{StreamExt, TryStreamExt};
+use object_store::{ObjectMeta, ObjectStore as _, ObjectStoreExt as _};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::chain::AppendedRecord;
+use super::note::LedgerSigner;
+use super::record::{Actor, Leaf, LedgerEvent, LedgerRecord, check_leaf_key};
+use crate::archive::to_json;
+use crate::layout::{self, path};
+use crate::{Archive, Sha256Digest, ShardId, StoreError};
+
+/// Schema tag of ledger intents.
+pub const LEDGER_INTENT_SCHEMA: &str = "recarch.ledger-intent.v1";
+
+/// Objects read at once when recovering.
+const RECOVER_READS: usize = 8;
+/// How long before its intent a record may have logged an object that the intent names and
+/// that looks written after it. Stores keep modification times in whole seconds (S3's
+/// `Last-Modified`), so an object written in the second before the intent can look written
+/// after it; records of the few seconds before the oldest intent are read too, so that such
+/// an object, already logged, is not logged again. (Logging it twice would be harmless, only
+/// redundant: never is one lost.)
+const RECENT: chrono::TimeDelta = chrono::TimeDelta::seconds(5);
+
+/// The document `state/ledger/<shard>/<time>-<random>.json`: keys a run is about to write.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct IntentDoc {
+    /// Always [`LEDGER_INTENT_SCHEMA`].
+    schema: String,
+    /// The shard whose run wrote it.
+    shard: ShardId,
+    /// The next ledger record number when it was written: a record that logs these keys
+    /// has this number or a higher one.
+    ledger_next: u64,
+    /// When it was written (for people; recovery uses the store's own time of the object).
+    written_at: DateTime<Utc>,
+    /// The keys about to be written, in the order they will be.
+    keys: Vec<String>,
+}
+
+/// An intent written by [`Archive::ledger_intend`]: a promise that its keys will be logged.
+/// Hand it back to [`Archive::ledger_log`] once they are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use = "an intent is settled by Archive::ledger_log; otherwise the next run logs its keys as recovered"]
+pub struct LedgerIntent {
+    /// The intent document's key.
+    key: String,
+}
+
+impl LedgerIntent {
+    /// The intent document's key, `state/ledger/<shard>/<time>-<random>.json`.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+}
+
+/// What [`Archive::recover_ledger`] found and logged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recovery {
+    /// The `recover` record.
+    pub record: AppendedRecord,
+    /// Intent documents the killed runs left (now deleted, unless deleting failed).
+    pub intents: usize,
+    /// Keys they named.
+    pub intended: usize,
+    /// Leaves logged: objects written after their intent and not logged since.
+    pub recovered: usize,
+}
+
+impl Archive {
+    /// Records that the run of `shard` is about to write `keys` (in that order), before
+    /// writing any of them: one small document, `state/ledger/<shard>/<time>-<random>.json`.
+    /// Pass the intent to [`Archive::ledger_log`] with the leaves once they are written; if
+    /// the run dies first, [`Archive::recover_ledger`] logs those that were written.
+    ///
+    /// Name every key that may be written, whether or not it will be (a key not written is
+    /// simply not recovered); a key left out is never recovered. Costs one PUT and no read
+    /// once the ledger head is known.
+    ///
+    /// # Errors
+    /// [`StoreError::Rejected`] for a key outside the logged prefixes; store failures.
+    pub async fn ledger_intend(&self, shard: &ShardId, keys: Vec<String>) -> Result<LedgerIntent, StoreError> {
+        for key in &keys {
+            check_leaf_key(key)?;
+        }
+        let now = Utc::now();
+        let doc = IntentDoc {
+            schema: LEDGER_INTENT_SCHEMA.into(),
+            shard: shard.clone(),
+            ledger_next: self.ledger_next_seq().await?,
+            written_at: now,
+            keys,
+        };
+        let key = layout::ledger_intent_key(shard, now);
+        let body = to_json(&key, &doc)?;
+        self.store
+            .put(&path(&key), body)
+            .await
+            .map_err(|e| StoreError::from_backend(&key, e))?;
+        Ok(LedgerIntent { key })
+    }
+
+    /// Appends a record ([`Archive::append_ledger`]) and then settles `intents` (deletes their
+    /// documents): the usual way a run logs a page. A document that cannot be deleted only
+    /// makes the next run's recovery read it, and is reported as a warning.
+    ///
+    /// # Errors
+    /// As [`Archive::append_ledger`]; the intents are then left for recovery.
+    pub async fn ledger_log(
+        &self,
+        intents: Vec<LedgerIntent>,
+        event: LedgerEvent,
+        actor: &Actor,
+        leaves: Vec<Leaf>,
+        details: Map<String, Value>,
+        signer: Option<&LedgerSigner>,
+    ) -> Result<AppendedRecord, StoreError> {
+        let record = self.append_ledger(event, actor, leaves, details, signer).await?;
+        for intent in intents {
+            if let Err(e) = self.delete_quietly(&intent.key).await {
+                tracing::warn!(key = %intent.key, error = %e, "cannot delete a settled ledger intent; the next run of the shard will read it");
+            }
+        }
+        Ok(record)
+    }
+
+    /// Logs what killed runs of `shard` wrote and did not log: call it first thing, holding
+    /// the shard's lease, before anything else is written. `Ok(None)` when they left no
+    /// intent (the usual case: one listing of an empty prefix).
+    ///
+    /// For each intent left, each key it names is read: an object written after the intent
+    /// (by the store's clock) whose digest no record since the intent logs under that key
+    /// becomes a leaf of one `recover` record by `actor`, in intent order. Then the intents
+    /// are deleted. The record is appended even with no leaf, as the trail of the run that
+    /// died. Reads the intents, the records appended since the oldest of them (and those of
+    /// the few seconds before it: stores that keep modification times in whole seconds make
+    /// an object written just before an intent look written after it), and the objects
+    /// named; never the whole ledger.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] for an intent that is not one (it is left in place: inspect
+    /// it); as [`Archive::append_ledger`]; store failures.
+    pub async fn recover_ledger(
+        &self,
+        shard: &ShardId,
+        actor: &Actor,
+        signer: Option<&LedgerSigner>,
+    ) -> Result<Option<Recovery>, StoreError> {
+        let prefix = layout::ledger_intent_prefix(shard);
+        let mut listed: Vec<ObjectMeta> = self
+            .store
+            .list(Some(&path(&prefix)))
+            .try_collect()
+            .await
+            .map_err(|e| StoreError::from_backend(&prefix, e))?;
+        if listed.is_empty() {
+            return Ok(None);
+        }
+        // Names start with the time written: this is the order the intents were written in.
+        listed.sort_by(|a, b| a.location.cmp(&b.location));
+
+        let mut intents = Vec::new();
+        for meta in &listed {
+            let key = meta.location.to_string();
+            let Some((bytes, stored)) = self.get_with_meta(&key).await? else {
+                continue; // Deleted since listed: settled by a run that was logging it after all.
+            };
+            let doc: IntentDoc = serde_json::from_slice(&bytes)
+                .map_err(|e| StoreError::corrupt(&key, format!("not a ledger intent: {e}")))?;
+            if doc.schema != LEDGER_INTENT_SCHEMA || &doc.shard != shard {
+                return Err(StoreError::corrupt(
+                    &key,
+                    format!("not a ledger intent of shard {shard} ({LEDGER_INTENT_SCHEMA})"),
+                ));
+            }
+            intents.push((key, stored.last_modified, doc));
+        }
+
+        // Each key once, at its first intent, with the time of that intent.
+        let mut seen = HashSet::new();
+        let mut wanted: Vec<(String, DateTime<Utc>)> = Vec::new();
+        for (_, written, doc) in &intents {
+            for key in &doc.keys {
+                if seen.insert(key.clone()) {
+                    wanted.push((key.clone(), *written));
+                }
+            }
+        }
+        let intended = wanted.len();
+        let since = intents.iter().map(|(_, _, doc)| doc.ledger_next).min().unwrap_or(0);
+        let first_written = intents
+            .iter()
+            .map(|(_, _, doc)| doc.written_at)
+            .min()
+            .unwrap_or_else(Utc::now);
+        let logged = self.logged_around(since, first_written - RECENT, &seen).await?;
+        drop(seen);
+
+        // What the killed runs wrote: present, written after the intent, not logged since.
+        let leaves: Vec<Leaf> = futures::stream::iter(wanted)
+            .map(|(key, intended_at)| async move {
+                let Some((bytes, meta)) = self.get_with_meta(&key).await? else {
+                    return Ok(None);
+                };
+                if meta.last_modified < intended_at {
+                    return Ok(None); // There before the intent: not the killed run's.
+                }
+                let sha256 = Sha256Digest::of(&bytes);
+                Ok::<_, StoreError>(Some(Leaf { key, sha256 }))
+            })
+            .buffered(RECOVER_READS)
+            .try_filter_map(|leaf| futures::future::ready(Ok(leaf)))
+            .try_filter(|leaf| futures::future::ready(!logged.contains(&(leaf.key.clone(), leaf.sha256))))
+            .try_collect()
+            .await?;
+
+        let recovered = leaves.len();
+        let mut details = Map::new();
+        details.insert("shard".into(), shard.as_str().into());
+        details.insert("intents".into(), intents.len().into());
+        details.insert("intended".into(), intended.into());
+        details.insert("recovered".into(), recovered.into());
+        details.insert("since".into(), since.into());
+        let record = self
+            .append_ledger(LedgerEvent::Recover, actor, leaves, details, signer)
+            .await?;
+        for (key, _, _) in &intents {
+            if let Err(e) = self.delete_quietly(key).await {
+                tracing::warn!(key = %key, error = %e, "cannot delete a recovered ledger intent; the next run will log nothing more for it");
+            }
+        }
+        Ok(Some(Recovery {
+            record,
+            intents: intents.len(),
+            intended,
+            recovered,
+        }))
+    }
+
+    /// The `(key, digest)` leaves among `keys` that records `since..` log (read in order
+    /// until the first absent one), and those that the records just before `since` made at
+    /// or after `not_before` log (read backwards until an older one).
+    async fn logged_around(
+        &self,
+        since: u64,
+        not_before: DateTime<Utc>,
+        keys: &HashSet<String>,
+    ) -> Result<HashSet<(String, Sha256Digest)>, StoreError> {
+        let mut logged = HashSet::new();
+        let mut add = |record: LedgerRecord| {
+            logged.extend(
+                record
+                    .leaves
+                    .into_iter()
+                    .filter(|leaf| keys.contains(&leaf.key))
+                    .map(|leaf| (leaf.key, leaf.sha256)),
+            );
+        };
+        for seq in (0..since).rev() {
+            let key = layout::ledger_key(seq);
+            let Some(bytes) = self.get_bytes(&key).await? else {
+                break;
+            };
+            let record = LedgerRecord::parse(&key, &bytes)?;
+            if record.time < not_before {
+                break;
+            }
+            add(record);
+        }
+        for seq in since.. {
+            let key = layout::ledger_key(seq);
+            let Some(bytes) = self.get_bytes(&key).await? else {
+                break;
+            };
+            add(LedgerRecord::parse(&key, &bytes)?);
+        }
+        Ok(logged)
+    }
+}

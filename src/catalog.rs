@@ -6,6 +6,7 @@
 
 use std::sync::Mutex;
 
+use recarch_store::ledger::LedgerIntent;
 use recarch_store::{Archive, CatalogEntry, Kind, MANIFEST_SOURCE, Manifest, ShardId, StoreError};
 
 /// Catalog entries of manifests written and not yet in a segment.
@@ -37,26 +38,31 @@ impl CatalogWriter {
         self.lock().extend(entries);
     }
 
-    /// Writes what was recorded as one segment (nothing when nothing was); on failure the
+    /// Writes what was recorded as one segment (nothing when nothing was), named in a ledger
+    /// intent first; returns the intent, for the record that logs the segment. On failure the
     /// entries stay pending for the next flush.
     ///
     /// # Errors
     /// Store failures.
-    pub async fn flush(&self) -> Result<(), StoreError> {
+    pub async fn flush(&self, ledger: &crate::ledger::Ledger) -> Result<Option<LedgerIntent>, StoreError> {
         let entries = std::mem::take(&mut *self.lock());
         if entries.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
-        match self.archive.put_catalog_segment(&self.shard, &entries).await {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                let mut pending = self.lock();
-                let later = std::mem::take(&mut *pending);
-                *pending = entries;
-                pending.extend(later);
-                Err(e)
-            }
+        let key = Archive::catalog_segment_key(&self.shard);
+        let written = async {
+            let intent = ledger.intend(vec![key.clone()]).await?;
+            self.archive.put_catalog_segment_at(&key, &entries).await?;
+            Ok(intent)
         }
+        .await;
+        if written.is_err() {
+            let mut pending = self.lock();
+            let later = std::mem::take(&mut *pending);
+            *pending = entries;
+            pending.extend(later);
+        }
+        written
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<CatalogEntry>> {

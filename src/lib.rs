@@ -13,6 +13,7 @@ pub mod environment;
 pub mod exit;
 pub mod find;
 pub mod kinds;
+pub mod ledger;
 pub mod metrics;
 pub mod organizers;
 pub mod output;

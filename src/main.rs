@@ -84,6 +84,10 @@ enum Command {
         /// Re-hash only N randomly chosen blobs (manifests are all checked).
         #[arg(long, value_name = "N")]
         sample: Option<usize>,
+        /// Check every ledger record's signed checkpoint with this Ed25519 public key (SPKI
+        /// PEM); the key name is `[ledger].origin`.
+        #[arg(long, value_name = "FILE")]
+        public_key: Option<PathBuf>,
         #[command(flatten)]
         progress: Progress,
     },
@@ -292,11 +296,25 @@ async fn dispatch(command: Command, bars: Option<indicatif::MultiProgress>) -> R
         Command::Verify {
             config,
             sample,
+            public_key,
             progress: _,
         } => {
             let config = load_config(&config)?;
+            let verifier = public_key
+                .map(|path| {
+                    recarch_store::ledger::LedgerVerifier::from_spki_pem_file(&path)
+                        .and_then(|v| v.with_name(&config.ledger.origin))
+                        .map_err(|e| ExitError::new(Exit::Config, anyhow::anyhow!("--public-key: {e}")))
+                })
+                .transpose()?;
             let archive = run::open_archive(&config)?;
-            verify::verify_cli(&archive, sample, recarch::progress::for_run(bars.as_ref(), "verifying")).await
+            verify::verify_cli(
+                &archive,
+                sample,
+                recarch::progress::for_run(bars.as_ref(), "verifying"),
+                verifier,
+            )
+            .await
         }
         Command::Status { config, json } => {
             let config = load_config(&config)?;
@@ -328,13 +346,15 @@ async fn dispatch(command: Command, bars: Option<indicatif::MultiProgress>) -> R
                 }
             };
             let archive = run::open_archive(&config)?;
-            retry::retry_cli(&config, &archive, organizer, selection).await
+            let ledger = command_ledger(&config, &archive);
+            retry::retry_cli(&config, &archive, &ledger, organizer, selection).await
         }
         Command::Ls { config, filters, json } => {
             let filters = filters.parse()?;
             let config = load_config(&config)?;
             let archive = run::open_archive(&config)?;
-            recarch::find::ls::ls_cli(&archive, &filters, json).await
+            let ledger = command_ledger(&config, &archive);
+            recarch::find::ls::ls_cli(&archive, &ledger, &filters, json).await
         }
         Command::Cat { config, sha256 } => {
             let config = load_config(&config)?;
@@ -346,7 +366,8 @@ async fn dispatch(command: Command, bars: Option<indicatif::MultiProgress>) -> R
         } => {
             let config = load_config(&config)?;
             let archive = run::open_archive(&config)?;
-            let written = recarch::find::rebuild(&archive).await?;
+            let ledger = command_ledger(&config, &archive);
+            let written = recarch::find::rebuild(&archive, &ledger).await?;
             recarch::output::finish(
                 recarch::outln!("catalog: {written} entries written from the manifests"),
                 Exit::Ok,
@@ -386,6 +407,16 @@ fn job_completion_index() -> Result<u32, ExitError> {
             "--shard-count needs --shard-index, or JOB_COMPLETION_INDEX (set in Kubernetes Indexed Jobs)".into(),
         )),
     }
+}
+
+/// The ledger a command other than `run` logs its writes and actions in, as shard `0-of-1`
+/// (whose next run recovers what a killed command left unlogged).
+fn command_ledger(config: &Config, archive: &recarch_store::Archive) -> recarch::ledger::Ledger {
+    recarch::ledger::Ledger::new(
+        archive.clone(),
+        recarch_store::ShardId::new(0, 1),
+        config.ledger.signer.clone(),
+    )
 }
 
 fn load_config(path: &std::path::Path) -> Result<Config, ExitError> {

@@ -55,6 +55,8 @@ pub struct ItemContext {
     pub environment: Arc<Environment>,
     /// The catalog entries of the manifests written, until the round writes them.
     pub catalog: Arc<crate::catalog::CatalogWriter>,
+    /// Logs what is written, as the round's pages are settled.
+    pub ledger: Arc<crate::ledger::Ledger>,
 }
 
 impl ItemContext {

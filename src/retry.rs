@@ -22,6 +22,7 @@ pub enum Selection {
 pub async fn retry_cli(
     config: &Config,
     archive: &Archive,
+    ledger: &crate::ledger::Ledger,
     organizer: Option<OrganizerId>,
     selection: Selection,
 ) -> Result<Exit, ExitError> {
@@ -44,6 +45,8 @@ pub async fn retry_cli(
         })
         .collect();
     let mut moved = 0usize;
+    // What the ledger's `retry` record says was moved.
+    let mut revived: Vec<serde_json::Value> = Vec::new();
     for &(kind, ref org) in &passes {
         let letters = archive.list_dead_letters(kind, org).await.map_err(|e| {
             ExitError::new(
@@ -71,6 +74,7 @@ pub async fn retry_cli(
                     anyhow::Error::new(e).context(format!("cannot move {id} back to the queue")),
                 )
             })?;
+            revived.push(serde_json::json!({"organizerId": org.as_str(), "kind": kind, "id": id}));
             crate::outln!("organizer {org} {kind}: {id} moved back to the queue")?;
             moved += 1;
         }
@@ -82,6 +86,21 @@ pub async fn retry_cli(
                 anyhow::anyhow!("no dead letter with id {id:?}; `recarch status` lists them"),
             ));
         }
+    }
+    if moved > 0 {
+        let mut details = serde_json::Map::new();
+        details.insert("moved".into(), serde_json::Value::from(moved));
+        details.insert("items".into(), serde_json::Value::Array(revived));
+        ledger
+            .log(Vec::new(), recarch_store::ledger::LedgerEvent::Retry, details)
+            .await
+            .map_err(|e| {
+                ExitError::new(
+                    Exit::Fatal,
+                    anyhow::Error::new(e)
+                        .context("the dead letters were moved, but the ledger record of it cannot be written"),
+                )
+            })?;
     }
     crate::outln!("{moved} dead letters moved back to the queue; the next run retries them first")?;
     Ok(Exit::Ok)

@@ -29,6 +29,7 @@ use crate::queue::QueuePolicy;
 use crate::report::{Counts, Failure, KindReport, Outcome, RunReport};
 use crate::round::{OrganizerResult, RoundContext, archive_organizer};
 use recarch_failure::error_chain;
+use recarch_store::ledger::LedgerEvent;
 
 /// How long a lease lasts without renewal; renewed every third of it.
 const LEASE_TTL: Duration = Duration::from_secs(120);
@@ -222,6 +223,11 @@ async fn pass(
     tracing::info!(shard = %shard_id, store = archive.display_url(), "lease taken, starting run");
 
     let catalog = Arc::new(crate::catalog::CatalogWriter::new(archive.clone(), shard_id.clone()));
+    let ledger = Arc::new(crate::ledger::Ledger::new(
+        archive.clone(),
+        shard_id.clone(),
+        config.ledger.signer.clone(),
+    ));
     let work = async {
         let graph = graph_clients(config, proof)?;
         // Fail fast, before any work, when the credentials are refused (fatal: exit 4) or the
@@ -247,11 +253,26 @@ async fn pass(
             tracing::info!(reclaimed, "removed debris of an interrupted earlier run");
         }
         abort_interrupted_uploads(archive, &shard_id, started_at).await;
+        // What a killed run of this shard wrote and did not log, before anything else.
+        match ledger.recover().await {
+            Ok(Some(leaves)) => tracing::warn!(
+                leaves,
+                "logged what an interrupted run of this shard wrote (a recover record)"
+            ),
+            Ok(None) => {}
+            Err(e) => {
+                return Err(ExitError::new(
+                    Exit::Fatal,
+                    anyhow::Error::new(e).context("cannot recover the ledger of an interrupted run"),
+                ));
+            }
+        }
+        crate::ledger::genesis(archive, &ledger).await?;
         // An archive made before the catalog gets one before anything is added to it.
         match archive.has_catalog().await {
             Ok(true) => {}
             Ok(false) => {
-                let built = crate::find::rebuild(archive).await?;
+                let built = crate::find::rebuild(archive, &ledger).await?;
                 if built > 0 {
                     tracing::info!(
                         entries = built,
@@ -278,6 +299,7 @@ async fn pass(
             retried: false,
             environment: Arc::clone(&environment),
             catalog: Arc::clone(&catalog),
+            ledger: Arc::clone(&ledger),
         };
         let rc = RoundContext {
             items: &ctx,
@@ -371,9 +393,19 @@ async fn pass(
     let organizers_failed = source_failures.len() + passes_failed;
     let mut failures = source_failures;
     failures.extend(pass_failures);
-    // What the last pages and the retry queues archived.
-    if let Err(e) = catalog.flush().await {
-        tracing::error!(error = %recarch_failure::error_chain(&e), "cannot write the catalog's last segment: `recarch ls` misses this run's last items until `recarch catalog rebuild`");
+    // What the last pages and the retry queues archived, and the record that logs it.
+    let segment = match catalog.flush(&ledger).await {
+        Ok(intent) => intent,
+        Err(e) => {
+            tracing::error!(error = %recarch_failure::error_chain(&e), "cannot write the catalog's last segment: `recarch ls` misses this run's last items until `recarch catalog rebuild`");
+            None
+        }
+    };
+    if let Err(e) = ledger
+        .log(segment.into_iter().collect(), LedgerEvent::Run, serde_json::Map::new())
+        .await
+    {
+        tracing::error!(error = %recarch_failure::error_chain(&e), "cannot write the run's last ledger record: the next run of this shard logs it (recover)");
     }
     // Debris of abandoned downloads (after a shutdown) goes now, not next run.
     if let Err(e) = archive.clean_staging(&shard_id).await {

@@ -45,6 +45,17 @@ pub struct Config {
     pub run: RunConfig,
     /// `[metrics]`, and the `--metrics-file` flag.
     pub metrics: MetricsConfig,
+    /// `[ledger]`.
+    pub ledger: LedgerConfig,
+}
+
+/// `[ledger]`: how the ledger's records are signed.
+#[derive(Debug, Clone)]
+pub struct LedgerConfig {
+    /// The checkpoints' origin and key name (`[ledger].origin`, default `recarch/<tenant>`).
+    pub origin: String,
+    /// The key read from `[ledger].signing_key_file` (an Ed25519 PKCS#8 PEM), if set.
+    pub signer: Option<std::sync::Arc<recarch_store::ledger::LedgerSigner>>,
 }
 
 /// Where the run's metrics go.

@@ -19,6 +19,15 @@ pub(crate) struct RawConfig {
     pub(crate) run: RawRun,
     #[serde(default)]
     pub(crate) metrics: RawMetrics,
+    #[serde(default)]
+    pub(crate) ledger: RawLedger,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLedger {
+    pub(crate) signing_key_file: Option<std::path::PathBuf>,
+    pub(crate) origin: Option<String>,
 }
 
 #[derive(Deserialize, Default)]

@@ -5,10 +5,12 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use recarch_store::OrganizerId;
+
+use super::LedgerConfig;
 use url::Url;
 
 use super::credentials::secret_source;
-use super::raw::{RawConfig, RawFetch, RawGraph, RawMetrics, RawRun, RawSource, RawStore};
+use super::raw::{RawConfig, RawFetch, RawGraph, RawLedger, RawMetrics, RawRun, RawSource, RawStore};
 use super::{
     Cloud, Config, ConfigError, CredentialSource, DEFAULT_ADHOC_OVERLAP, DEFAULT_CONTACTS_PAGE_SIZE, FetchConfig,
     GraphConfig, MetricsConfig, RunConfig, SourceConfig, StoreConfig, err, redact_url,
@@ -18,6 +20,7 @@ pub(super) fn validate(raw: RawConfig, base_dir: &Path, env: &[(String, String)]
     let graph = graph(&raw.graph, base_dir, env)?;
     let source = source(raw.source, base_dir)?;
     global_only(&graph, &source)?;
+    let ledger = ledger(&raw.ledger, &graph, base_dir)?;
     Ok(Config {
         graph,
         source,
@@ -25,7 +28,32 @@ pub(super) fn validate(raw: RawConfig, base_dir: &Path, env: &[(String, String)]
         fetch: fetch(&raw.fetch)?,
         run: run(&raw.run)?,
         metrics: metrics(&raw.metrics)?,
+        ledger,
     })
+}
+
+/// `[ledger]`: the origin of its checkpoints and the key that signs them. A key file that
+/// cannot be read or is not an Ed25519 PKCS#8 PEM names the file, never what is in it.
+fn ledger(raw: &RawLedger, graph: &GraphConfig, base_dir: &Path) -> Result<LedgerConfig, ConfigError> {
+    let origin = match &raw.origin {
+        Some(origin) => origin.trim().to_owned(),
+        None => format!("recarch/{}", graph.tenant_id),
+    };
+    if origin.is_empty() || origin.chars().any(|c| c.is_whitespace() || c == '+') {
+        return Err(err(format!(
+            "[ledger].origin: {origin:?} must be one word without spaces or '+', e.g. \"archive.contoso.com/teams\""
+        )));
+    }
+    let signer = match &raw.signing_key_file {
+        None => None,
+        Some(file) => {
+            let path = base_dir.join(file);
+            let signer = recarch_store::ledger::LedgerSigner::from_pkcs8_pem_file(&path, &origin)
+                .map_err(|e| err(format!("[ledger].signing_key_file: {e}")))?;
+            Some(std::sync::Arc::new(signer))
+        }
+    };
+    Ok(LedgerConfig { origin, signer })
 }
 
 /// Graph serves the ad hoc call kinds in the global cloud only: configured in a national

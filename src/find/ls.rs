@@ -15,8 +15,13 @@ const SHA_PREFIX: usize = 12;
 
 /// Lists the items `filters` select. Exit 0 (also when nothing matches), 4 when the archive
 /// cannot be read.
-pub async fn ls_cli(archive: &Archive, filters: &Filters, json: bool) -> Result<Exit, ExitError> {
-    let found = find(archive, filters).await?;
+pub async fn ls_cli(
+    archive: &Archive,
+    ledger: &crate::ledger::Ledger,
+    filters: &Filters,
+    json: bool,
+) -> Result<Exit, ExitError> {
+    let found = find(archive, ledger, filters).await?;
     let printed = if json {
         print_json(&found.entries)
     } else {

@@ -12,6 +12,7 @@ use futures::StreamExt;
 use recarch_store::{Archive, CatalogEntry, ManifestRead, ShardId};
 
 use crate::exit::{Exit, ExitError};
+use crate::ledger::Ledger;
 use filter::Filters;
 use recarch_failure::error_chain;
 
@@ -34,7 +35,7 @@ pub struct Found {
 ///
 /// # Errors
 /// Exit 4 when the store cannot be listed or the catalog cannot be built.
-pub async fn find(archive: &Archive, filters: &Filters) -> Result<Found, ExitError> {
+pub async fn find(archive: &Archive, ledger: &Ledger, filters: &Filters) -> Result<Found, ExitError> {
     let fatal = |what: &str, e: recarch_store::StoreError| {
         ExitError::new(
             Exit::Fatal,
@@ -46,7 +47,7 @@ pub async fn find(archive: &Archive, filters: &Filters) -> Result<Found, ExitErr
         .await
         .map_err(|e| fatal("cannot list catalog/", e))?
     {
-        let built = rebuild(archive).await?;
+        let built = rebuild(archive, ledger).await?;
         tracing::info!(
             entries = built,
             "the archive had no catalog: built it from the manifests"
@@ -95,9 +96,11 @@ pub async fn find(archive: &Archive, filters: &Filters) -> Result<Found, ExitErr
 ///
 /// # Errors
 /// Exit 4 when `manifests/` cannot be listed or a segment cannot be written.
-pub async fn rebuild(archive: &Archive) -> Result<u64, ExitError> {
+pub async fn rebuild(archive: &Archive, ledger: &Ledger) -> Result<u64, ExitError> {
     let fatal = |e: anyhow::Error| ExitError::new(Exit::Fatal, e);
-    let shard = ShardId::new(0, 1);
+    // Objects written before the ledger are logged as they are before segments are added.
+    crate::ledger::genesis(archive, ledger).await?;
+    let shard = ledger.shard().clone();
     let mut listing = archive.read_manifests(MANIFEST_READS).await.map_err(|e| {
         fatal(anyhow::anyhow!(
             "cannot list manifests/ in {}: {}",
@@ -130,16 +133,40 @@ pub async fn rebuild(archive: &Archive) -> Result<u64, ExitError> {
             _ => {}
         }
         if batch.len() >= REBUILD_SEGMENT {
-            written += flush(archive, &shard, &mut batch).await?;
+            written += flush(archive, ledger, &shard, &mut batch).await?;
         }
     }
-    written += flush(archive, &shard, &mut batch).await?;
+    written += flush(archive, ledger, &shard, &mut batch).await?;
     Ok(written)
 }
 
-async fn flush(archive: &Archive, shard: &ShardId, batch: &mut Vec<CatalogEntry>) -> Result<u64, ExitError> {
+/// Writes `batch` as a segment, named in a ledger intent first and logged right after.
+async fn flush(
+    archive: &Archive,
+    ledger: &Ledger,
+    shard: &ShardId,
+    batch: &mut Vec<CatalogEntry>,
+) -> Result<u64, ExitError> {
+    if batch.is_empty() {
+        return Ok(0);
+    }
     let n = batch.len() as u64;
-    archive.put_catalog_segment(shard, batch).await.map_err(|e| {
+    let key = Archive::catalog_segment_key(shard);
+    let written = async {
+        let intent = ledger.intend(vec![key.clone()]).await?;
+        archive.put_catalog_segment_at(&key, batch).await?;
+        let mut details = serde_json::Map::new();
+        details.insert("catalogRebuild".into(), serde_json::Value::Bool(true));
+        ledger
+            .log(
+                intent.into_iter().collect(),
+                recarch_store::ledger::LedgerEvent::Run,
+                details,
+            )
+            .await
+    }
+    .await;
+    written.map_err(|e| {
         ExitError::new(
             Exit::Fatal,
             anyhow::anyhow!("cannot write a catalog segment: {}", error_chain(&e)),

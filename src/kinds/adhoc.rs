@@ -11,7 +11,7 @@ use recarch_store::{Kind, OrganizerId};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::{ItemKind, RoundStart, adhoc_content_url, window_request};
+use super::{ItemKind, RoundStart, Surface, adhoc_content_url, window_request};
 use crate::config::Config;
 use crate::pipeline::{ItemContext, ItemOutcome};
 
@@ -84,6 +84,10 @@ impl<A: CallArtifact> ItemKind for Adhoc<A> {
     /// No query option lives in the links: the window is rebuilt from the watermark.
     fn configured_options(&self, _config: &Config) -> Vec<String> {
         Vec::new()
+    }
+
+    fn writes(&self, organizer: &OrganizerId, item: &A) -> Vec<String> {
+        Surface::AdhocCall.writes(A::KIND, organizer, item.id(), item.call_id())
     }
 
     async fn archive(&self, ctx: &ItemContext, organizer: &OrganizerId, item: &A, raw: &Value) -> ItemOutcome {

@@ -77,6 +77,17 @@ pub trait ItemKind: Sync {
             .collect()
     }
 
+    /// The keys archiving `item` may write under the prefixes the ledger logs: named in an
+    /// intent before the page's items start, so that a run killed mid-page loses no leaf. By
+    /// default its manifest.
+    fn writes(&self, organizer: &OrganizerId, item: &Self::Item) -> Vec<String> {
+        vec![recarch_store::Archive::manifest_key_of(
+            Self::KIND,
+            organizer,
+            Self::id(item),
+        )]
+    }
+
     /// Archives one item (`raw` is the item exactly as Graph sent it).
     fn archive<'a>(
         &'a self,
@@ -204,6 +215,16 @@ impl Surface {
             Surface::OnlineMeeting => meeting_id,
             Surface::AdhocCall => call_id,
         }
+    }
+
+    /// The keys archiving an item of `kind` listed on this surface may write: its manifest and
+    /// its meeting's or call's index.
+    pub fn writes(self, kind: Kind, organizer: &OrganizerId, id: &str, container_id: Option<&str>) -> Vec<String> {
+        let mut keys = vec![recarch_store::Archive::manifest_key_of(kind, organizer, id)];
+        if let Some(container) = container_id.filter(|c| !c.is_empty()) {
+            keys.push(recarch_store::index_key(self.container(), organizer, container));
+        }
+        keys
     }
 
     /// The manifest members that say where an item was listed: `meetingId` for a meeting's;

@@ -35,6 +35,10 @@ impl ItemKind for Recordings {
         )
     }
 
+    fn writes(&self, organizer: &OrganizerId, item: &CallRecording) -> Vec<String> {
+        Surface::OnlineMeeting.writes(Self::KIND, organizer, &item.id, item.meeting_id.as_deref())
+    }
+
     fn archive<'a>(
         &'a self,
         ctx: &'a ItemContext,

@@ -40,6 +40,10 @@ impl ItemKind for Transcripts {
         )
     }
 
+    fn writes(&self, organizer: &OrganizerId, item: &CallTranscript) -> Vec<String> {
+        Surface::OnlineMeeting.writes(Self::KIND, organizer, &item.id, item.meeting_id.as_deref())
+    }
+
     fn archive<'a>(
         &'a self,
         ctx: &'a ItemContext,

@@ -20,8 +20,9 @@ use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
 use recarch_delta::{Continuation, DeltaClient, DeltaError, DeltaItem, PageRequest, Paging};
 use recarch_failure::FailureClass;
+use recarch_store::ledger::{LedgerEvent, LedgerIntent};
 use recarch_store::{Checkpoint, Kind, LinkKind, OrganizerId, OrganizerState, QueuedItem};
-use serde_json::Value;
+use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
@@ -386,6 +387,18 @@ async fn reconcile<K: ItemKind>(
         .and_then(|l| l.get(&source.map(str::to_owned)))
         .map(|ids| ids.iter().filter(|id| !listed.contains(*id)).cloned().collect())
         .unwrap_or_default();
+    let keys: Vec<String> = missing
+        .iter()
+        .map(|id| recarch_store::Archive::manifest_key_of(K::KIND, org, id))
+        .collect();
+    let intent = match rc.items.ledger.intend(keys).await {
+        Ok(intent) => intent,
+        Err(e) => {
+            let reason = format!("cannot write its ledger intent: {}", error_chain(&e));
+            result.round_failure::<K>(org, e.class(), reason);
+            return false;
+        }
+    };
     for id in missing {
         let raw = kind.unlisted_tombstone(&id, source);
         tracing::info!(organizer = %org, kind = %K::KIND, %id, "archived as live but not listed by a full round: archiving a tombstone version");
@@ -397,6 +410,7 @@ async fn reconcile<K: ItemKind>(
             return false;
         }
     }
+    log_writes(rc.items, intent).await;
     true
 }
 
@@ -462,6 +476,20 @@ async fn retry_queue<K: ItemKind>(
     if entries.is_empty() {
         return (tried, deferred);
     }
+    // What the queued items may write, named before any of them starts.
+    let keys: Vec<String> = entries
+        .iter()
+        .filter_map(|q| serde_json::from_value::<K::Item>(q.item.clone()).ok())
+        .flat_map(|item| kind.writes(org, &item))
+        .collect();
+    let intent = match rc.items.ledger.intend(keys).await {
+        Ok(intent) => intent,
+        Err(e) => {
+            let reason = format!("cannot write its ledger intent, the queue waits: {}", error_chain(&e));
+            result.round_failure::<K>(org, e.class(), reason);
+            return (HashSet::new(), deferred);
+        }
+    };
     tracing::info!(organizer = %org, kind = %K::KIND, items = entries.len(), "retrying queued items");
     rc.items.progress.discovered(entries.len() as u64);
     let limit = rc.config.fetch.concurrency * ITEMS_PER_DOWNLOAD_SLOT;
@@ -495,7 +523,23 @@ async fn retry_queue<K: ItemKind>(
             rc.items.progress.settled();
         }
     }
+    log_writes(rc.items, intent).await;
     (tried, deferred)
+}
+
+/// Writes the catalog segment and the ledger record of what was archived outside a page
+/// (queued items, reconciled tombstones); a failure leaves them for the next page's record or
+/// the end of the run (and the intent for recovery).
+async fn log_writes(items: &ItemContext, intent: Option<LedgerIntent>) {
+    let logged = async {
+        let segment = items.catalog.flush(&items.ledger).await?;
+        let intents: Vec<LedgerIntent> = intent.into_iter().chain(segment).collect();
+        items.ledger.log(intents, LedgerEvent::Run, Map::new()).await
+    }
+    .await;
+    if let Err(e) = logged {
+        tracing::warn!(error = %error_chain(&e), "cannot log what was archived yet; the next record logs it");
+    }
 }
 
 /// Records the queued items whose failures were deferred, now that the organizer's new
@@ -592,7 +636,7 @@ async fn walk_round<K: ItemKind>(
     // Reconciling kinds: every id this round listed (see `reconcile`).
     let mut listed: HashSet<String> = HashSet::new();
     // Pages in order, the oldest unsettled first.
-    let mut book: PageBook<Continuation> = PageBook::default();
+    let mut book: PageBook<(Continuation, Option<LedgerIntent>)> = PageBook::default();
     let mut pending: VecDeque<PendingItem<K::Item>> = VecDeque::new();
     // Ids being processed right now: a duplicate of one of them is skipped, which is safe
     // because the original belongs to this page or an earlier one, whose outcome is saved no
@@ -683,6 +727,29 @@ async fn walk_round<K: ItemKind>(
                 None => pages_done = true,
                 Some(Ok(page)) => {
                     result.counts.pages += 1;
+                    // What the page's items may write, named before any of them starts.
+                    let keys: Vec<String> = page
+                        .items
+                        .iter()
+                        .flat_map(|entry| match entry {
+                            DeltaItem::Present { item, .. } => kind.writes(org, item),
+                            DeltaItem::Removed { id, raw, .. } => match kind.removed(id, raw) {
+                                Removed::Archive(item) => kind.writes(org, &item),
+                                Removed::Forget => Vec::new(),
+                            },
+                            DeltaItem::Malformed { .. } => Vec::new(),
+                        })
+                        .collect();
+                    let intent = match rc.items.ledger.intend(keys).await {
+                        Ok(intent) => intent,
+                        Err(e) => {
+                            pages_done = true;
+                            result.round_failure::<K>(org, e.class(), format!("cannot write its ledger intent: {}", error_chain(&e)));
+                            stopping = true;
+                            end = RoundEnd::Stopped;
+                            continue;
+                        }
+                    };
                     let seq = book.next_seq();
                     let mut count = 0;
                     for entry in page.items {
@@ -737,7 +804,7 @@ async fn walk_round<K: ItemKind>(
                     if page.continuation.is_last() {
                         pages_done = true;
                     }
-                    book.push(count, page.continuation);
+                    book.push(count, (page.continuation, intent));
                 }
                 Some(Err(DeltaError::SyncReset { location, .. })) => {
                     pages_done = true;
@@ -786,10 +853,13 @@ async fn commit_ready(
     state: &mut OrganizerState,
     source: Option<&str>,
     (paging, window): (Paging, Window),
-    book: &mut PageBook<Continuation>,
+    book: &mut PageBook<(Continuation, Option<LedgerIntent>)>,
 ) -> Result<(), String> {
-    let mut changed = false;
-    while let Some(continuation) = book.pop_ready() {
+    let (mut changed, mut popped) = (false, false);
+    let mut intents = Vec::new();
+    while let Some((continuation, intent)) = book.pop_ready() {
+        intents.extend(intent);
+        popped = true;
         let kind = match &continuation {
             // Walked again from its first page next time, however far this run got.
             Continuation::Next(_) if paging == Paging::List => continue,
@@ -813,13 +883,22 @@ async fn commit_ready(
         );
         changed = true;
     }
-    if changed {
-        // The catalog entries of what these pages archived go first: a run killed in between
-        // lists the pages again, and their items come round again.
-        ctx.catalog
-            .flush()
+    if popped {
+        // The catalog entries of what these pages archived, then the ledger record of what
+        // they wrote, go first: a run killed in between lists the pages again, and their
+        // items come round again (and the next run recovers the leaves from the intents).
+        let segment = ctx
+            .catalog
+            .flush(&ctx.ledger)
             .await
             .map_err(|e| format!("cannot write the catalog: {}", error_chain(&e)))?;
+        intents.extend(segment);
+        ctx.ledger
+            .log(intents, LedgerEvent::Run, Map::new())
+            .await
+            .map_err(|e| format!("cannot write the ledger: {}", error_chain(&e)))?;
+    }
+    if changed {
         save_state(ctx, state).await?;
     }
     Ok(())

@@ -47,6 +47,7 @@
 
 mod checks;
 mod join;
+mod ledger;
 mod listing;
 mod meetings;
 mod sort;
@@ -55,6 +56,7 @@ use std::io;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use recarch_store::ledger::LedgerVerifier;
 use recarch_store::{Archive, blob_key};
 use serde::Serialize;
 
@@ -94,6 +96,10 @@ pub struct VerifyReport {
     pub problem_count: u64,
     /// The first [`KEPT_PROBLEMS`] problems, one line each.
     pub problems: Vec<String>,
+    /// Ledger records checked.
+    pub ledger_records: u64,
+    /// Leaves they log.
+    pub ledger_leaves: u64,
 }
 
 impl VerifyReport {
@@ -124,6 +130,7 @@ pub async fn verify_with(
         Limits::DEFAULT,
         on_problem,
         &crate::progress::NoProgress,
+        None,
     )
     .await
 }
@@ -135,8 +142,9 @@ pub async fn verify_with_progress(
     sample: Option<usize>,
     on_problem: impl FnMut(&str),
     progress: &dyn crate::progress::Progress,
+    verifier: Option<LedgerVerifier>,
 ) -> Result<VerifyReport, ExitError> {
-    check(archive, sample, Limits::DEFAULT, on_problem, progress).await
+    check(archive, sample, Limits::DEFAULT, on_problem, progress, verifier).await
 }
 
 /// `recarch verify`: prints the findings as they come; exit 0 when clean, 1 when anything is
@@ -146,7 +154,9 @@ pub async fn verify_cli(
     archive: &Archive,
     sample: Option<usize>,
     progress: std::sync::Arc<dyn crate::progress::Progress>,
+    verifier: Option<LedgerVerifier>,
 ) -> Result<Exit, ExitError> {
+    let signed = verifier.is_some();
     let mut refused: Option<crate::output::StdoutError> = None;
     let report = verify_with_progress(
         archive,
@@ -157,6 +167,7 @@ pub async fn verify_cli(
             }
         },
         progress.as_ref(),
+        verifier,
     )
     .await;
     progress.finish();
@@ -169,12 +180,15 @@ pub async fn verify_cli(
     let printed = match refused {
         Some(e) => Err(e),
         None => crate::outln!(
-            "verify {}: {} manifests, {} blobs, {} re-hashed ({:.1} MiB), {} problems",
+            "verify {}: {} manifests, {} blobs, {} re-hashed ({:.1} MiB), {} ledger records ({} leaves{}), {} problems",
             archive.display_url(),
             report.manifests,
             report.blobs,
             report.rehashed,
             report.rehashed_bytes as f64 / 1048576.0,
+            report.ledger_records,
+            report.ledger_leaves,
+            if signed { ", signatures checked" } else { "" },
             report.problem_count
         ),
     };
@@ -213,6 +227,7 @@ async fn check(
     limits: Limits,
     mut on_problem: impl FnMut(&str),
     progress: &dyn crate::progress::Progress,
+    verifier: Option<LedgerVerifier>,
 ) -> Result<VerifyReport, ExitError> {
     let mut report = VerifyReport::default();
     let mut refs = Spill::<RefEntry>::new(limits);
@@ -298,6 +313,7 @@ async fn check(
         .map_err(|e| spill_failed(io::Error::other(e)))?
         .map_err(spill_failed)?;
     check_indexes(archive, &mut report, &mut on_problem).await;
+    ledger::check_ledger(archive, verifier, limits, &mut report, &mut on_problem).await?;
     Ok(report)
 }
 
@@ -412,6 +428,7 @@ mod tests {
             TINY,
             |p| printed.push(p.to_owned()),
             &crate::progress::NoProgress,
+            None,
         )
         .await
         .unwrap();
@@ -434,11 +451,11 @@ mod tests {
         assert_eq!(report.problem_count, 7);
         assert_eq!(report.problems, printed);
 
-        let sampled = check(&archive, Some(5), TINY, |_| {}, &crate::progress::NoProgress)
+        let sampled = check(&archive, Some(5), TINY, |_| {}, &crate::progress::NoProgress, None)
             .await
             .unwrap();
         assert_eq!(sampled.rehashed, 5);
-        let none = check(&archive, Some(0), TINY, |_| {}, &crate::progress::NoProgress)
+        let none = check(&archive, Some(0), TINY, |_| {}, &crate::progress::NoProgress, None)
             .await
             .unwrap();
         assert_eq!(none.rehashed, 0);
@@ -510,6 +527,7 @@ mod tests {
             Limits::DEFAULT,
             |p| printed.push(p.to_owned()),
             &crate::progress::NoProgress,
+            None,
         )
         .await
         .unwrap();

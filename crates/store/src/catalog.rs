@@ -150,10 +150,35 @@ impl Archive {
         shard: &ShardId,
         entries: &[CatalogEntry],
     ) -> Result<Option<String>, StoreError> {
+        self.put_catalog_segment_at(&Archive::catalog_segment_key(shard), entries)
+            .await
+    }
+
+    /// A fresh key for a segment of `shard` (to name it, in a ledger intent, before it is
+    /// written with [`Archive::put_catalog_segment_at`]).
+    pub fn catalog_segment_key(shard: &ShardId) -> String {
+        layout::catalog_segment_key(shard)
+    }
+
+    /// [`Archive::put_catalog_segment`] at `key` (from [`Archive::catalog_segment_key`]).
+    ///
+    /// # Errors
+    /// [`StoreError::Rejected`] for a key that is not a segment's; store failures.
+    pub async fn put_catalog_segment_at(
+        &self,
+        key: &str,
+        entries: &[CatalogEntry],
+    ) -> Result<Option<String>, StoreError> {
         if entries.is_empty() {
             return Ok(None);
         }
-        let key = layout::catalog_segment_key(shard);
+        if !layout::is_catalog_segment_key(key) {
+            return Err(StoreError::Rejected {
+                key: key.to_owned(),
+                reason: "not a catalog segment's key".into(),
+            });
+        }
+        let key = key.to_owned();
         let mut body = Vec::with_capacity(entries.len() * 320);
         for entry in entries {
             serde_json::to_writer(&mut body, entry).map_err(|e| StoreError::Rejected {
@@ -162,10 +187,12 @@ impl Archive {
             })?;
             body.push(b'\n');
         }
+        let body = PutPayload::from(Bytes::from(body));
         self.store
-            .put_opts(&path(&key), PutPayload::from(Bytes::from(body)), PutMode::Create.into())
+            .put_opts(&path(&key), body.clone(), PutMode::Create.into())
             .await
             .map_err(|e| StoreError::from_backend(&key, e))?;
+        self.journal(&key, &body);
         Ok(Some(key))
     }
 

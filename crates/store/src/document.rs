@@ -86,7 +86,10 @@ impl Archive {
                 None => PutMode::Create,
             };
             match self.store.put_opts(&path(key), body.clone(), mode.into()).await {
-                Ok(_) => return Ok(Some(doc)),
+                Ok(_) => {
+                    self.journal(key, &body);
+                    return Ok(Some(doc));
+                }
                 Err(object_store::Error::Precondition { .. } | object_store::Error::AlreadyExists { .. }) => {
                     // Another writer won: read its version and try again, after a wait.
                     let wait = policy.delay(attempt, None);
@@ -99,9 +102,10 @@ impl Archive {
                     // Local disk: no conditional update; the lock above and the shard lease keep
                     // writers apart, so replacing the version read loses nothing.
                     self.store
-                        .put(&path(key), body)
+                        .put(&path(key), body.clone())
                         .await
                         .map_err(|e| StoreError::from_backend(key, e))?;
+                    self.journal(key, &body);
                     return Ok(Some(doc));
                 }
                 Err(e) => return Err(StoreError::from_backend(key, e)),

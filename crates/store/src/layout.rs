@@ -337,7 +337,7 @@ pub(crate) fn parse_state_key(kind: Kind, key: &str) -> Option<(OrganizerId, Opt
 /// Prefix of the ledger's records.
 pub(crate) const LEDGER: &str = "ledger";
 /// Prefixes whose every object (each version of a rewritten one) is a leaf of the ledger.
-pub(crate) const LEDGER_LOGGED: [&str; 5] = [MANIFEST_ROOT, MEETINGS, "calls", "catalog", "holds"];
+pub(crate) const LEDGER_LOGGED: [&str; 5] = [MANIFEST_ROOT, MEETINGS, CALLS, CATALOG, "holds"];
 /// Prefix of the ledger intents of each shard: see the ledger module.
 pub(crate) const LEDGER_INTENTS: &str = "state/ledger";
 

@@ -67,8 +67,15 @@ impl Archive {
     pub async fn put_manifest(&self, manifest: &Manifest) -> Result<ManifestWrite, StoreError> {
         let key = self.check_manifest(manifest).await?;
         let body = to_json(&key, manifest)?;
-        match self.store.put_opts(&path(&key), body, PutMode::Create.into()).await {
-            Ok(_) => Ok(ManifestWrite::Created),
+        match self
+            .store
+            .put_opts(&path(&key), body.clone(), PutMode::Create.into())
+            .await
+        {
+            Ok(_) => {
+                self.journal(&key, &body);
+                Ok(ManifestWrite::Created)
+            }
             Err(object_store::Error::AlreadyExists { .. }) => Ok(ManifestWrite::AlreadyExists),
             Err(e) => Err(StoreError::from_backend(&key, e)),
         }

@@ -80,6 +80,9 @@ pub struct Archive {
     /// module). Locked for a whole append, so appends from one process take turns instead of
     /// racing each other for the same sequence number.
     pub(crate) ledger_tip: Arc<tokio::sync::Mutex<Option<crate::ledger::Tip>>>,
+    /// The ledger's leaves of the objects this archive wrote under the logged prefixes, in
+    /// write order, until [`Archive::take_leaves`] takes them (shared by clones).
+    journal: Arc<std::sync::Mutex<Vec<crate::ledger::Leaf>>>,
 }
 
 impl fmt::Debug for Archive {
@@ -105,6 +108,7 @@ impl Archive {
             document_locks: Arc::new(std::array::from_fn(|_| tokio::sync::Mutex::new(()))),
             extensions: Arc::new(NoExtensions),
             ledger_tip: Arc::default(),
+            journal: Arc::default(),
         }
     }
 
@@ -246,6 +250,56 @@ impl Archive {
 }
 
 /// Pretty JSON with a trailing newline.
+impl Archive {
+    /// Records the leaf of `body`, just written at `key`, when `key` is under a prefix the
+    /// ledger logs (`manifests/`, `meetings/`, `calls/`, `catalog/`, `holds/`).
+    pub(crate) fn journal(&self, key: &str, body: &PutPayload) {
+        if crate::ledger::check_leaf_key(key).is_err() {
+            return;
+        }
+        let mut hasher = Sha256::new();
+        for chunk in body.iter() {
+            hasher.update(chunk);
+        }
+        let digest = crate::Sha256Digest::from_bytes(hasher.finalize().into());
+        if let Ok(leaf) = crate::ledger::Leaf::new(key, digest) {
+            self.journal_lock().push(leaf);
+        }
+    }
+
+    /// The leaves of the objects written under the logged prefixes since the last call, in
+    /// the order written: what the next ledger record logs.
+    pub fn take_leaves(&self) -> Vec<crate::ledger::Leaf> {
+        std::mem::take(&mut *self.journal_lock())
+    }
+
+    /// Puts `leaves` back in front of those written since (a record that could not be
+    /// appended: they go into the next one).
+    pub fn return_leaves(&self, mut leaves: Vec<crate::ledger::Leaf>) {
+        let mut journal = self.journal_lock();
+        leaves.append(&mut journal);
+        *journal = leaves;
+    }
+
+    /// Every object under the prefixes the ledger logs (`manifests/`, `meetings/`, `calls/`,
+    /// `catalog/`, `holds/`), read a few at a time in no particular order, as `(key, bytes)`:
+    /// for checking them against the ledger, or logging those written before it. The outer
+    /// error ends the stream (a listing failure); the inner one is a read that failed.
+    #[allow(clippy::type_complexity)] // the pair is the contract, as in `list_manifests`
+    pub fn ledgered_objects(
+        &self,
+    ) -> futures::stream::BoxStream<'_, Result<(String, Result<Bytes, StoreError>), StoreError>> {
+        use futures::StreamExt as _;
+        futures::stream::iter(crate::layout::LEDGER_LOGGED)
+            .flat_map(move |prefix| self.list_and_read(prefix, |_| true, LIST_FETCH_CONCURRENCY))
+            .boxed()
+    }
+
+    fn journal_lock(&self) -> std::sync::MutexGuard<'_, Vec<crate::ledger::Leaf>> {
+        self.journal.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
 pub(crate) fn to_json<T: Serialize + ?Sized>(key: &str, value: &T) -> Result<PutPayload, StoreError> {
     let mut body = serde_json::to_vec_pretty(value).map_err(|e| StoreError::Rejected {
         key: key.to_owned(),

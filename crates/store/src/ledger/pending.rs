@@ -132,6 +132,17 @@ impl Archive {
         Ok(record)
     }
 
+    /// Settles `intents` without a record: their pages wrote nothing (every item was there
+    /// already). A document that cannot be deleted is only read again by the next run's
+    /// recovery.
+    pub async fn ledger_settle(&self, intents: Vec<LedgerIntent>) {
+        for intent in intents {
+            if let Err(e) = self.delete_quietly(&intent.key).await {
+                tracing::warn!(key = %intent.key, error = %e, "cannot delete a settled ledger intent; the next run of the shard will read it");
+            }
+        }
+    }
+
     /// Logs what killed runs of `shard` wrote and did not log: call it first thing, holding
     /// the shard's lease, before anything else is written. `Ok(None)` when they left no
     /// intent (the usual case: one listing of an empty prefix).

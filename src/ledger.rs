@@ -1,0 +1,191 @@
+//! The run's side of the ledger (`ledger/`, see `recarch_store::ledger`): what the store
+//! journals of its own writes (every object under `manifests/`, `meetings/`, `calls/`,
+//! `catalog/` and `holds/`, with the SHA-256 of its bytes) is logged in records by this
+//! process's actor, signed when `[ledger].signing_key_file` is set.
+//!
+//! A round names the keys a page's items may write in an intent before any of them starts,
+//! and logs the leaves when the page's checkpoint is saved (so the ledger trails the archive
+//! by at most the pages in flight); the next run of a shard killed in between logs what the
+//! dead run wrote (`recover`) before anything else.
+
+use std::sync::Arc;
+
+use recarch_store::ledger::{Actor, AppendedRecord, LedgerEvent, LedgerIntent, LedgerSigner};
+use recarch_store::{Archive, ShardId, StoreError};
+use serde_json::{Map, Value};
+
+/// Logs this process's writes and actions.
+#[derive(Debug, Clone)]
+pub struct Ledger {
+    archive: Archive,
+    shard: ShardId,
+    actor: Actor,
+    signer: Option<Arc<LedgerSigner>>,
+}
+
+impl Ledger {
+    /// The ledger of `archive`, written by this process as `shard`.
+    pub fn new(archive: Archive, shard: ShardId, signer: Option<Arc<LedgerSigner>>) -> Self {
+        let actor = actor(&shard);
+        Ledger {
+            archive,
+            shard,
+            actor,
+            signer,
+        }
+    }
+
+    /// The shard it writes intents as.
+    pub fn shard(&self) -> &ShardId {
+        &self.shard
+    }
+
+    /// Names the keys about to be written (none: no intent).
+    ///
+    /// # Errors
+    /// Store failures: nothing may be written then.
+    pub async fn intend(&self, keys: Vec<String>) -> Result<Option<LedgerIntent>, StoreError> {
+        if keys.is_empty() {
+            return Ok(None);
+        }
+        self.archive.ledger_intend(&self.shard, keys).await.map(Some)
+    }
+
+    /// Logs every leaf journaled since the last record as one `event` record, then settles
+    /// `intents`. A `run` with no leaf appends nothing (its intents are settled); other events
+    /// are always recorded (they are the audit trail of who did what). On failure the leaves
+    /// wait for the next record and the intents for recovery.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn log(
+        &self,
+        intents: Vec<LedgerIntent>,
+        event: LedgerEvent,
+        details: Map<String, Value>,
+    ) -> Result<Option<AppendedRecord>, StoreError> {
+        let leaves = self.archive.take_leaves();
+        if leaves.is_empty() && event == LedgerEvent::Run {
+            self.archive.ledger_settle(intents).await;
+            return Ok(None);
+        }
+        match self
+            .archive
+            .ledger_log(
+                intents,
+                event,
+                &self.actor,
+                leaves.clone(),
+                details,
+                self.signer.as_deref(),
+            )
+            .await
+        {
+            Ok(record) => Ok(Some(record)),
+            Err(e) => {
+                self.archive.return_leaves(leaves);
+                Err(e)
+            }
+        }
+    }
+
+    /// Logs what killed runs of this shard wrote and did not log (`recover`); first thing in
+    /// a run, holding the lease.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn recover(&self) -> Result<Option<u64>, StoreError> {
+        let recovery = self
+            .archive
+            .recover_ledger(&self.shard, &self.actor, self.signer.as_deref())
+            .await?;
+        Ok(recovery.map(|r| r.recovered as u64))
+    }
+}
+
+/// Who is acting: the user (`$USER` or `$LOGNAME`; `unknown` in a container that sets
+/// neither), the host (a pod's name in Kubernetes), the shard and this version.
+pub fn actor(shard: &ShardId) -> Actor {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".to_owned());
+    Actor {
+        user,
+        host: recarch_store::hostname().to_owned(),
+        shard: shard.to_string(),
+        version: format!("recarch {}", env!("CARGO_PKG_VERSION")),
+    }
+}
+
+/// Leaves per record when logging what was written before the ledger.
+const GENESIS_RECORD: usize = 10_000;
+
+/// An archive written by a version without the ledger has objects no record logs: the first
+/// run that finds no ledger logs every object under the logged prefixes, as they are, in
+/// `recover` records (`details.reason` says why), before it writes anything, so that `verify`
+/// can tell what is changed from now on. Nothing to do for a new archive or one with a ledger.
+///
+/// # Errors
+/// Exit 4 when the store cannot be read or the records cannot be written.
+pub async fn genesis(archive: &Archive, ledger: &Ledger) -> Result<(), crate::exit::ExitError> {
+    use futures::StreamExt as _;
+    use recarch_store::ledger::Leaf;
+
+    let fatal = |what: &str, e: StoreError| {
+        crate::exit::ExitError::new(
+            crate::exit::Exit::Fatal,
+            anyhow::anyhow!("{what}: {}", recarch_failure::error_chain(&e)),
+        )
+    };
+    if archive
+        .ledger_head()
+        .await
+        .map_err(|e| fatal("cannot read the ledger's head", e))?
+        .is_some()
+    {
+        return Ok(());
+    }
+    let mut objects = archive.ledgered_objects();
+    let mut leaves = Vec::new();
+    let mut logged = 0u64;
+    loop {
+        let next = objects.next().await;
+        let done = next.is_none();
+        if let Some(item) = next {
+            let (key, read) = item.map_err(|e| fatal("cannot list the archive's objects for the ledger", e))?;
+            let bytes = read.map_err(|e| fatal("cannot read an object for the ledger", e))?;
+            match Leaf::of_bytes(key.clone(), &bytes) {
+                Ok(leaf) => leaves.push(leaf),
+                Err(e) => tracing::warn!(%key, error = %e, "not logged: not a key of the layout"),
+            }
+        }
+        if leaves.len() >= GENESIS_RECORD || (done && !leaves.is_empty()) {
+            let mut details = Map::new();
+            details.insert(
+                "reason".into(),
+                Value::String("objects written before this archive had a ledger".into()),
+            );
+            logged += leaves.len() as u64;
+            archive
+                .append_ledger(
+                    LedgerEvent::Recover,
+                    &ledger.actor,
+                    std::mem::take(&mut leaves),
+                    details,
+                    ledger.signer.as_deref(),
+                )
+                .await
+                .map_err(|e| fatal("cannot write the ledger", e))?;
+        }
+        if done {
+            break;
+        }
+    }
+    if logged > 0 {
+        tracing::warn!(
+            objects = logged,
+            "the archive had no ledger: logged the objects already in it"
+        );
+    }
+    Ok(())
+}

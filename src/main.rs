@@ -139,6 +139,9 @@ enum Command {
     },
     /// The catalog `ls` searches (`catalog/`).
     Catalog {
+        /// The configuration file (TOML).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
         #[command(subcommand)]
         action: CatalogAction,
     },
@@ -155,11 +158,7 @@ enum Command {
 enum CatalogAction {
     /// Writes catalog segments anew from every manifest (the catalog is add-only: nothing is
     /// removed; searches keep one entry per item).
-    Rebuild {
-        /// The configuration file (TOML).
-        #[arg(long, value_name = "FILE")]
-        config: PathBuf,
-    },
+    Rebuild,
 }
 
 fn main() -> ExitCode {
@@ -362,7 +361,8 @@ async fn dispatch(command: Command, bars: Option<indicatif::MultiProgress>) -> R
             recarch::find::cat::cat_cli(&archive, &sha256).await
         }
         Command::Catalog {
-            action: CatalogAction::Rebuild { config },
+            config,
+            action: CatalogAction::Rebuild,
         } => {
             let config = load_config(&config)?;
             let archive = run::open_archive(&config)?;

@@ -13,6 +13,8 @@ mod environment;
 mod failure_policy;
 #[path = "cli/kinds.rs"]
 mod kinds;
+#[path = "cli/ledger.rs"]
+mod ledger;
 #[path = "cli/metrics.rs"]
 mod metrics;
 #[path = "cli/operator.rs"]

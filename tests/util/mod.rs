@@ -268,6 +268,7 @@ pub fn in_layout(key: &str) -> bool {
         || key.starts_with("meetings/") && key.ends_with(".json")
         || key.starts_with("calls/") && key.ends_with(".json")
         || key.starts_with("catalog/") && key.ends_with(".jsonl")
+        || key.starts_with("ledger/") && key.len() == "ledger/".len() + 20 + ".json".len() && key.ends_with(".json")
         // Everything under state/ is laid out as the implementation chooses (ARCHITECTURE.md): JSON documents.
         || key.starts_with("state/") && key.ends_with(".json")
         || key.starts_with("runs/") && key.ends_with(".json")

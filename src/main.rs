@@ -88,6 +88,11 @@ enum Command {
         /// PEM); the key name is `[ledger].origin`.
         #[arg(long, value_name = "FILE")]
         public_key: Option<PathBuf>,
+        /// A checkpoint kept elsewhere (a record's `checkpoint`, or `status --json`'s
+        /// `ledger.checkpoint`): the ledger must still begin with the tree it states;
+        /// repeatable.
+        #[arg(long, value_name = "FILE")]
+        checkpoint: Vec<PathBuf>,
         #[command(flatten)]
         progress: Progress,
     },
@@ -296,6 +301,7 @@ async fn dispatch(command: Command, bars: Option<indicatif::MultiProgress>) -> R
             config,
             sample,
             public_key,
+            checkpoint,
             progress: _,
         } => {
             let config = load_config(&config)?;
@@ -306,12 +312,27 @@ async fn dispatch(command: Command, bars: Option<indicatif::MultiProgress>) -> R
                         .map_err(|e| ExitError::new(Exit::Config, anyhow::anyhow!("--public-key: {e}")))
                 })
                 .transpose()?;
+            let mut kept = Vec::new();
+            for path in checkpoint {
+                let text = std::fs::read_to_string(&path).map_err(|e| {
+                    ExitError::new(
+                        Exit::Config,
+                        anyhow::anyhow!("--checkpoint {}: cannot read it: {}", path.display(), e.kind()),
+                    )
+                })?;
+                let source = path.display().to_string();
+                kept.push(
+                    verify::KeptCheckpoint::parse(&source, &text, verifier.as_ref())
+                        .map_err(|e| ExitError::new(Exit::Config, anyhow::anyhow!("--checkpoint {e}")))?,
+                );
+            }
             let archive = run::open_archive(&config)?;
             verify::verify_cli(
                 &archive,
                 sample,
                 recarch::progress::for_run(bars.as_ref(), "verifying"),
                 verifier,
+                &kept,
             )
             .await
         }

@@ -33,6 +33,64 @@ struct StatusReport {
     /// The leases held, as stored.
     leases: Vec<LeaseRecord>,
     last_run: Option<Value>,
+    /// The ledger's newest record (`None`: no ledger yet).
+    ledger: Option<LedgerStatus>,
+}
+
+/// The ledger's head, as `status` shows it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct LedgerStatus {
+    /// The newest record's sequence number.
+    seq: u64,
+    /// Leaves logged so far.
+    tree_size: u64,
+    /// Their RFC 6962 root (hex).
+    root: String,
+    /// Whether the newest record carries a signed checkpoint.
+    signed: bool,
+    /// That checkpoint (a C2SP signed note; unsigned, its bare body): keep it elsewhere, and `verify --checkpoint`
+    /// proves later that the ledger still begins with this tree.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    checkpoint: Option<String>,
+}
+
+/// The ledger's head and whether it is signed; `None` without a ledger. Read failures are
+/// logged and shown as no ledger.
+async fn ledger_status(archive: &Archive, origin: &str) -> Option<LedgerStatus> {
+    use futures::StreamExt as _;
+    let head = match archive.ledger_head().await {
+        Ok(head) => head?,
+        Err(e) => {
+            tracing::warn!(error = %error_chain(&e), "cannot read the ledger's head");
+            return None;
+        }
+    };
+    let checkpoint = match archive.read_ledger(head.seq).next().await {
+        Some(Ok(recarch_store::ledger::LedgerItem::Record(stored))) => {
+            recarch_store::ledger::LedgerRecord::parse(&stored.key, &stored.bytes)
+                .ok()
+                .and_then(|r| r.checkpoint)
+        }
+        _ => None,
+    };
+    let signed = checkpoint.is_some();
+    // Unsigned, the bare checkpoint body: worth keeping too (it proves a prefix, not who wrote it).
+    let checkpoint = checkpoint.or_else(|| {
+        let head = recarch_store::ledger::TreeHead {
+            origin: origin.to_owned(),
+            size: head.tree_size,
+            root: head.root,
+        };
+        Some(head.body())
+    });
+    Some(LedgerStatus {
+        seq: head.seq,
+        tree_size: head.tree_size,
+        root: head.root.to_hex(),
+        signed,
+        checkpoint,
+    })
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -167,6 +225,7 @@ pub async fn status_cli(config: &Config, archive: &Archive, json: bool) -> Resul
         totals,
         leases,
         last_run,
+        ledger: ledger_status(archive, &config.ledger.origin).await,
     };
     let printed = if json {
         crate::outln!("{}", serde_json::to_string_pretty(&report).unwrap_or_default())
@@ -293,6 +352,16 @@ fn item_status(q: &recarch_store::QueuedItem, dead: Option<&recarch_store::DeadL
 
 fn print_text(report: &StatusReport) -> Result<(), crate::output::StdoutError> {
     crate::outln!("store: {}", report.store)?;
+    match &report.ledger {
+        Some(l) => crate::outln!(
+            "ledger: record {}, {} leaves, root {}, {}",
+            l.seq,
+            l.tree_size,
+            l.root,
+            if l.signed { "signed" } else { "unsigned" }
+        )?,
+        None => crate::outln!("ledger: none yet (the next run starts it)")?,
+    }
     if report.healthy {
         crate::outln!("health: ok")?;
     } else {

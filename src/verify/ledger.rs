@@ -11,7 +11,7 @@
 use std::io::{self, BufRead, Write};
 
 use futures::StreamExt;
-use recarch_store::ledger::{LedgerChecker, LedgerEvent, LedgerVerifier, ledger_record_key};
+use recarch_store::ledger::{Frontier, LedgerChecker, LedgerEvent, LedgerVerifier, TreeHead, ledger_record_key};
 use recarch_store::{Archive, Sha256Digest};
 use sha2::{Digest as _, Sha256};
 
@@ -107,14 +107,54 @@ impl Entry for ObjectEntry {
     }
 }
 
-/// Checks the ledger and the objects it logs; findings go to `report`.
+/// A checkpoint kept elsewhere (`verify --checkpoint FILE`): the tree head it states, and
+/// where it was read from.
+#[derive(Debug, Clone)]
+pub struct KeptCheckpoint {
+    /// The file, for messages.
+    pub source: String,
+    /// What it states.
+    pub head: TreeHead,
+}
+
+impl KeptCheckpoint {
+    /// Reads a checkpoint from `text`: a signed note (its signature checked with `verifier`
+    /// when given), or the bare body (`<origin>\n<size>\n<base64 root>\n`).
+    ///
+    /// # Errors
+    /// A message naming `source` when it is neither, or its signature does not verify.
+    pub fn parse(source: &str, text: &str, verifier: Option<&LedgerVerifier>) -> Result<Self, String> {
+        let head = if text.contains("\n\n") {
+            match verifier {
+                Some(v) => v.verify_checkpoint(text),
+                None => recarch_store::ledger::read_checkpoint(text),
+            }
+            .map_err(|e| format!("{source}: not a checkpoint signed by the key given: {e}"))?
+        } else {
+            TreeHead::parse(text).map_err(|e| format!("{source}: not a checkpoint: {e}"))?
+        };
+        Ok(KeptCheckpoint {
+            source: source.to_owned(),
+            head,
+        })
+    }
+}
+
+/// Checks the ledger and the objects it logs; findings go to `report`. Each of `kept` must be
+/// a prefix of the ledger: the first `size` leaves must hash to its root (a consistency check
+/// against a checkpoint kept elsewhere, which catches a history rewritten since).
 pub(super) async fn check_ledger(
     archive: &Archive,
-    verifier: Option<LedgerVerifier>,
+    (verifier, kept): (Option<LedgerVerifier>, &[KeptCheckpoint]),
     limits: Limits,
     report: &mut VerifyReport,
     on_problem: &mut impl FnMut(&str),
 ) -> Result<(), ExitError> {
+    // The tree over every leaf in order, to compare with the kept checkpoints at their sizes.
+    let mut tree = Frontier::new();
+    let mut waiting: Vec<&KeptCheckpoint> = kept.iter().collect();
+    waiting.sort_by_key(|k| k.head.size);
+    compare(&tree, &mut waiting, report, on_problem);
     // 1. The chain, record by record; the leaves into the sort.
     let mut checker = LedgerChecker::new(verifier);
     let mut leaves = Spill::<LeafEntry>::new(limits);
@@ -136,6 +176,8 @@ pub(super) async fn check_ledger(
         if let Some((_, record)) = checked.record {
             let disposed = record.event == LedgerEvent::Dispose;
             for (index, leaf) in record.leaves.into_iter().enumerate() {
+                tree.append(&leaf.key, &leaf.sha256);
+                compare(&tree, &mut waiting, report, on_problem);
                 let entry = LeafEntry {
                     key: leaf.key,
                     seq: record.seq,
@@ -149,6 +191,17 @@ pub(super) async fn check_ledger(
     }
     report.ledger_records = checker.records();
     report.ledger_leaves = leaves.len;
+    for k in waiting {
+        report.found(
+            format!(
+                "rewritten history: the checkpoint in {} states {} leaves, but the ledger has only {}: records were removed",
+                k.source,
+                k.head.size,
+                tree.size()
+            ),
+            on_problem,
+        );
+    }
     // 2. The objects, hashed as read.
     let mut objects = Spill::<ObjectEntry>::new(limits);
     let mut listing = archive.ledgered_objects();
@@ -205,6 +258,32 @@ pub(super) async fn check_ledger(
         );
     }
     Ok(())
+}
+
+/// Compares the tree, at its size now, with the kept checkpoints of that size (the smallest
+/// first in `waiting`), and drops them.
+fn compare(
+    tree: &Frontier,
+    waiting: &mut Vec<&KeptCheckpoint>,
+    report: &mut VerifyReport,
+    on_problem: &mut impl FnMut(&str),
+) {
+    while let Some(k) = waiting.first().filter(|k| k.head.size == tree.size()) {
+        if tree.root() != k.head.root {
+            report.found(
+                format!(
+                    "rewritten history: the checkpoint in {} (tree size {}, root {}) is not a prefix of the ledger: its first {} leaves hash to {}",
+                    k.source,
+                    k.head.size,
+                    k.head.root.to_hex(),
+                    k.head.size,
+                    tree.root().to_hex()
+                ),
+                on_problem,
+            );
+        }
+        waiting.remove(0);
+    }
 }
 
 /// What the join found.

@@ -56,6 +56,7 @@ use std::io;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+pub use ledger::KeptCheckpoint;
 use recarch_store::ledger::LedgerVerifier;
 use recarch_store::{Archive, blob_key};
 use serde::Serialize;
@@ -130,7 +131,7 @@ pub async fn verify_with(
         Limits::DEFAULT,
         on_problem,
         &crate::progress::NoProgress,
-        None,
+        (None, &[]),
     )
     .await
 }
@@ -142,9 +143,9 @@ pub async fn verify_with_progress(
     sample: Option<usize>,
     on_problem: impl FnMut(&str),
     progress: &dyn crate::progress::Progress,
-    verifier: Option<LedgerVerifier>,
+    ledger_keys: (Option<LedgerVerifier>, &[KeptCheckpoint]),
 ) -> Result<VerifyReport, ExitError> {
-    check(archive, sample, Limits::DEFAULT, on_problem, progress, verifier).await
+    check(archive, sample, Limits::DEFAULT, on_problem, progress, ledger_keys).await
 }
 
 /// `recarch verify`: prints the findings as they come; exit 0 when clean, 1 when anything is
@@ -155,6 +156,7 @@ pub async fn verify_cli(
     sample: Option<usize>,
     progress: std::sync::Arc<dyn crate::progress::Progress>,
     verifier: Option<LedgerVerifier>,
+    kept: &[KeptCheckpoint],
 ) -> Result<Exit, ExitError> {
     let signed = verifier.is_some();
     let mut refused: Option<crate::output::StdoutError> = None;
@@ -167,7 +169,7 @@ pub async fn verify_cli(
             }
         },
         progress.as_ref(),
-        verifier,
+        (verifier, kept),
     )
     .await;
     progress.finish();
@@ -227,7 +229,7 @@ async fn check(
     limits: Limits,
     mut on_problem: impl FnMut(&str),
     progress: &dyn crate::progress::Progress,
-    verifier: Option<LedgerVerifier>,
+    ledger_keys: (Option<LedgerVerifier>, &[KeptCheckpoint]),
 ) -> Result<VerifyReport, ExitError> {
     let mut report = VerifyReport::default();
     let mut refs = Spill::<RefEntry>::new(limits);
@@ -313,7 +315,7 @@ async fn check(
         .map_err(|e| spill_failed(io::Error::other(e)))?
         .map_err(spill_failed)?;
     check_indexes(archive, &mut report, &mut on_problem).await;
-    ledger::check_ledger(archive, verifier, limits, &mut report, &mut on_problem).await?;
+    ledger::check_ledger(archive, ledger_keys, limits, &mut report, &mut on_problem).await?;
     Ok(report)
 }
 
@@ -428,7 +430,7 @@ mod tests {
             TINY,
             |p| printed.push(p.to_owned()),
             &crate::progress::NoProgress,
-            None,
+            (None, &[]),
         )
         .await
         .unwrap();
@@ -451,13 +453,27 @@ mod tests {
         assert_eq!(report.problem_count, 7);
         assert_eq!(report.problems, printed);
 
-        let sampled = check(&archive, Some(5), TINY, |_| {}, &crate::progress::NoProgress, None)
-            .await
-            .unwrap();
+        let sampled = check(
+            &archive,
+            Some(5),
+            TINY,
+            |_| {},
+            &crate::progress::NoProgress,
+            (None, &[]),
+        )
+        .await
+        .unwrap();
         assert_eq!(sampled.rehashed, 5);
-        let none = check(&archive, Some(0), TINY, |_| {}, &crate::progress::NoProgress, None)
-            .await
-            .unwrap();
+        let none = check(
+            &archive,
+            Some(0),
+            TINY,
+            |_| {},
+            &crate::progress::NoProgress,
+            (None, &[]),
+        )
+        .await
+        .unwrap();
         assert_eq!(none.rehashed, 0);
     }
 
@@ -527,7 +543,7 @@ mod tests {
             Limits::DEFAULT,
             |p| printed.push(p.to_owned()),
             &crate::progress::NoProgress,
-            None,
+            (None, &[]),
         )
         .await
         .unwrap();

@@ -282,3 +282,175 @@ async fn retry_is_logged_with_its_actor() {
     assert_eq!(last["details"]["items"][0]["id"], bad.id.as_str());
     env.recarch(&["verify"], &[]).await.assert_code(0);
 }
+
+mod tampering {
+    use super::super::util::Backend;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn is_caught_on_local_disk() {
+        super::tampering_is_caught(Backend::Local).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn is_caught_on_s3() {
+        super::tampering_is_caught(Backend::S3).await;
+    }
+}
+
+/// Each kind of tampering, done through the store's own API (as whoever can write the bucket
+/// would), is named by `verify` with exit 1; the original bytes put back, `verify` is clean
+/// again.
+async fn tampering_is_caught(backend: super::util::Backend) {
+    use futures::TryStreamExt as _;
+    use object_store::ObjectStoreExt as _;
+    use object_store::path::Path;
+
+    let Some(env) = Env::on(backend, recarch_graph_sim::SimConfig::default(), 2).await else {
+        return;
+    };
+    for org in env.organizers.clone() {
+        for _ in 0..3 {
+            env.sim.add_recording(&org, 6_000);
+        }
+    }
+    let key = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
+    let dir = env.dir.path();
+    std::fs::write(
+        dir.join("ledger.key"),
+        key.to_pkcs8_pem(LineEnding::LF).expect("PEM").as_bytes(),
+    )
+    .expect("key");
+    std::fs::write(
+        dir.join("ledger.pub"),
+        key.verifying_key().to_public_key_pem(LineEnding::LF).expect("PEM"),
+    )
+    .expect("key");
+    let other = ed25519_dalek::SigningKey::from_bytes(&[8; 32]);
+    std::fs::write(
+        dir.join("other.pub"),
+        other.verifying_key().to_public_key_pem(LineEnding::LF).expect("PEM"),
+    )
+    .expect("key");
+    env.write_config("\n[ledger]\nsigning_key_file = \"ledger.key\"\n");
+    env.run().await.assert_code(0);
+    // A checkpoint kept elsewhere (mailed to a second party).
+    let status = env.recarch(&["status", "--json"], &[]).await;
+    let status: serde_json::Value = serde_json::from_str(&status.stdout).expect("status JSON");
+    assert_eq!(status["ledger"]["signed"], true, "{status}");
+    std::fs::write(
+        dir.join("kept.checkpoint"),
+        status["ledger"]["checkpoint"].as_str().expect("checkpoint"),
+    )
+    .expect("write");
+    // More archived after it: a kept checkpoint is a prefix of the ledger.
+    env.sim.add_recording(&env.organizers[0], 7_000);
+    env.run().await.assert_code(0);
+    let public = dir.join("ledger.pub").display().to_string();
+    let kept = dir.join("kept.checkpoint").display().to_string();
+    let env = &env;
+    let verify = |extra: &'static [&'static str]| {
+        let mut args = vec!["verify", "--public-key", public.as_str(), "--checkpoint", kept.as_str()];
+        args.extend_from_slice(extra);
+        let args: Vec<String> = args.into_iter().map(str::to_owned).collect();
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            env.recarch(&args, &[]).await
+        }
+    };
+    verify(&[]).await.assert_code(0);
+
+    let archive = env.open_archive();
+    let store = archive.object_store();
+    let keys: Vec<String> = store
+        .list(None)
+        .map_ok(|m| m.location.to_string())
+        .try_collect()
+        .await
+        .expect("list");
+    let get = |k: String| async move {
+        store
+            .get(&Path::from(k.as_str()))
+            .await
+            .expect("get")
+            .bytes()
+            .await
+            .expect("bytes")
+    };
+    let put =
+        |k: String, bytes: Vec<u8>| async move { store.put(&Path::from(k.as_str()), bytes.into()).await.expect("put") };
+    let manifests: Vec<String> = keys.iter().filter(|k| k.starts_with("manifests/")).cloned().collect();
+    let (a, b) = (manifests[0].clone(), manifests[1].clone());
+    let (a_bytes, b_bytes) = (get(a.clone()).await.to_vec(), get(b.clone()).await.to_vec());
+    let expect = |out: &super::util::Run, what: &str| {
+        out.assert_code(1);
+        assert!(out.stdout.contains(what), "looking for {what:?} in\n{}", out.stdout);
+    };
+
+    // A flipped byte in a manifest.
+    let mut flipped = a_bytes.clone();
+    let at = flipped.iter().position(|b| *b == b'Z').expect("a Z (a timestamp's)");
+    flipped[at] = b'z';
+    put(a.clone(), flipped).await;
+    expect(&verify(&[]).await, &format!("modified: {a}"));
+    put(a.clone(), a_bytes.clone()).await;
+    // A deleted manifest.
+    store.delete(&Path::from(b.as_str())).await.expect("delete");
+    expect(&verify(&[]).await, &format!("deleted: {b}"));
+    put(b.clone(), b_bytes.clone()).await;
+    // A manifest inserted by hand.
+    let forged = format!("{}/{}.json", a.rsplit_once('/').expect("dir").0, "f".repeat(64));
+    put(forged.clone(), a_bytes.clone()).await;
+    expect(&verify(&[]).await, &format!("inserted: {forged}"));
+    store.delete(&Path::from(forged.as_str())).await.expect("delete");
+    verify(&[]).await.assert_code(0);
+
+    // An edited ledger record: the next record's prev no longer matches.
+    let r0 = "ledger/00000000000000000000.json".to_owned();
+    let r0_bytes = get(r0.clone()).await.to_vec();
+    let mut edited: serde_json::Value = serde_json::from_slice(&r0_bytes).expect("JSON");
+    edited["actor"]["user"] = "someone-else".into();
+    put(r0.clone(), serde_json::to_vec(&edited).expect("JSON")).await;
+    expect(&verify(&[]).await, "ledger/00000000000000000001.json");
+    // A deleted ledger record: a hole.
+    store.delete(&Path::from(r0.as_str())).await.expect("delete");
+    expect(&verify(&[]).await, "ledger/00000000000000000000.json");
+    put(r0.clone(), r0_bytes.clone()).await;
+    // A forged signature.
+    let mut forged_sig: serde_json::Value = serde_json::from_slice(&r0_bytes).expect("JSON");
+    let note = forged_sig["checkpoint"].as_str().expect("signed").to_owned();
+    let (body, sig) = note.rsplit_once(' ').expect("a signature line");
+    let mut sig = sig.trim_end().to_owned();
+    let last = if sig.ends_with("A=") { "B=" } else { "A=" };
+    sig.truncate(sig.len() - 2);
+    sig.push_str(last);
+    forged_sig["checkpoint"] = format!("{body} {sig}\n").into();
+    put(r0.clone(), serde_json::to_vec(&forged_sig).expect("JSON")).await;
+    expect(&verify(&[]).await, "ledger/00000000000000000000.json");
+    put(r0.clone(), r0_bytes.clone()).await;
+    verify(&[]).await.assert_code(0);
+    // The wrong key.
+    let wrong = dir.join("other.pub").display().to_string();
+    let out = env.recarch(&["verify", "--public-key", &wrong], &[]).await;
+    expect(&out, "ledger/00000000000000000000.json");
+
+    // A rewritten history: the whole ledger replaced by one that logs the archive as it is now
+    // (consistent in itself, even signed with the same key), after a manifest was changed.
+    let mut rewritten: serde_json::Value = serde_json::from_slice(&a_bytes).expect("JSON");
+    rewritten["createdDateTime"] = "2001-01-01T00:00:00Z".into();
+    put(a.clone(), serde_json::to_vec(&rewritten).expect("JSON")).await;
+    let records: Vec<String> = keys.iter().filter(|k| k.starts_with("ledger/")).cloned().collect();
+    let all: Vec<String> = store
+        .list(Some(&Path::from("ledger")))
+        .map_ok(|m| m.location.to_string())
+        .try_collect()
+        .await
+        .expect("list");
+    assert!(all.len() >= records.len());
+    for r in all {
+        store.delete(&Path::from(r.as_str())).await.expect("delete");
+    }
+    env.run().await.assert_code(0);
+    let alone = env.recarch(&["verify", "--public-key", &public], &[]).await;
+    alone.assert_code(0);
+    expect(&verify(&[]).await, "rewritten history");
+}

@@ -88,7 +88,7 @@ enum Command {
         /// PEM); the key name is `[ledger].origin`.
         #[arg(long, value_name = "FILE")]
         public_key: Option<PathBuf>,
-        /// A checkpoint kept elsewhere (a record's `checkpoint`, or `status --json`'s
+        /// A checkpoint kept elsewhere (a record's `checkpoint`, or the JSON status's
         /// `ledger.checkpoint`): the ledger must still begin with the tree it states;
         /// repeatable.
         #[arg(long, value_name = "FILE")]

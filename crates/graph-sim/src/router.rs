@@ -203,13 +203,9 @@ fn artifacts(
             Some(adhoc::list(shared, ids, version, kind, user, &params, parts))
         }
         (_, 5) => {
-            let kind = if is(2, "recordings") {
-                ArtifactKind::Recording
-            } else if is(2, "transcripts") {
-                ArtifactKind::Transcript
-            } else {
-                return None;
-            };
+            let kind = [ArtifactKind::Recording, ArtifactKind::Transcript]
+                .into_iter()
+                .find(|k| is(2, k.collection()))?;
             let (container, id) = (seg(1)?, seg(3)?);
             let path = ArtifactPath {
                 place,

@@ -179,7 +179,7 @@ pub(crate) fn list(
         .get(start..end)
         .unwrap_or(&[])
         .iter()
-        .filter_map(|&s| data.adhoc.by_serial(kind, s))
+        .filter_map(|&s| data.adhoc.artifacts.by_serial(kind, s))
         .map(|item| item.to_json(tenant))
         .collect();
     let next = (end < page.items.len()).then(|| {

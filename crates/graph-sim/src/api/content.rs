@@ -359,7 +359,7 @@ fn file_index(shared: &Arc<Shared>, name: &str, req: &Request) -> Response {
     if name.is_empty() {
         let data = lock(&shared.data);
         let mut html = String::from("<!DOCTYPE html>\n<html><body><pre>\n");
-        for (serial, r) in data.meetings.recordings.iter().enumerate() {
+        for (serial, r) in data.meetings.artifacts.of(ArtifactKind::Recording).iter().enumerate() {
             html.push_str(&format!(
                 "<a href=\"rec-{serial:06}.mp4\">rec-{serial:06}.mp4</a> {}\n",
                 r.size

@@ -184,7 +184,7 @@ fn artifact_query(
     let top = parse_top(ids, pairs)?;
     let select = match query_option(pairs, "select") {
         None => None,
-        Some(raw) => Some(parse_select(ids, raw, kind.properties(), kind.type_name())?),
+        Some(raw) => Some(parse_select(ids, raw, &kind.properties(), kind.type_name())?),
     };
     Ok(ArtifactQuery {
         kind,

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::data::adhoc::{AdhocCallKind, CallInfo, NewItem};
-use crate::data::artifact::{ArtifactKind, RecordingInfo, TranscriptInfo};
+use crate::data::artifact::{Artifact, ArtifactKind, RecordingInfo, TranscriptInfo};
 use crate::http::{ApiVersion, encode_segment, format_datetime};
 use crate::sim::GraphSim;
 use crate::state::lock;
@@ -89,13 +89,17 @@ impl GraphSim {
     /// The ad hoc call recordings listed for `user`, by `createdDateTime`
     /// (then order of creation): as a window covering them all lists them.
     pub fn adhoc_recordings(&self, user: &str) -> Vec<RecordingInfo> {
-        lock(&self.shared().data).adhoc.recordings_of(user)
+        let data = lock(&self.shared().data);
+        let recordings = data.adhoc.artifacts_of(ArtifactKind::Recording, user);
+        recordings.map(Artifact::recording_info).collect()
     }
 
     /// The ad hoc call transcripts listed for `user`, in the order of
     /// [`GraphSim::adhoc_recordings`].
     pub fn adhoc_transcripts(&self, user: &str) -> Vec<TranscriptInfo> {
-        lock(&self.shared().data).adhoc.transcripts_of(user)
+        let data = lock(&self.shared().data);
+        let transcripts = data.adhoc.artifacts_of(ArtifactKind::Transcript, user);
+        transcripts.map(Artifact::transcript_info).collect()
     }
 
     /// The first request listing `user`'s ad hoc call recordings created in

@@ -14,7 +14,7 @@ use axum::http::request::Parts;
 use axum::response::Response;
 
 use crate::api::content::ArtifactPath;
-use crate::api::{adhoc, auth, contacts, content, directory, folders, meetings};
+use crate::api::{ListCall, adhoc, auth, contacts, content, directory, folders, meetings};
 use crate::body;
 use crate::conn::ConnKill;
 use crate::data::artifact::{ArtifactKind, Place};
@@ -187,21 +187,22 @@ fn artifacts(
 ) -> Option<Response> {
     let seg = |i: usize| rest.get(i).map(|s| decode(s));
     let is = |i: usize, name: &str| seg(i).is_some_and(|s| s.eq_ignore_ascii_case(name));
-    let function = || {
+    let list_call = || {
         let func = seg(1)?;
-        parse_function(&func, "getAllRecordings")
+        let (kind, params) = parse_function(&func, "getAllRecordings")
             .map(|p| (ArtifactKind::Recording, p))
-            .or_else(|| parse_function(&func, "getAllTranscripts").map(|p| (ArtifactKind::Transcript, p)))
+            .or_else(|| parse_function(&func, "getAllTranscripts").map(|p| (ArtifactKind::Transcript, p)))?;
+        Some(ListCall {
+            place,
+            version,
+            kind,
+            user,
+            params,
+        })
     };
     match (place, rest.len()) {
-        (Place::Meeting, 3) if is_delta(&seg(2)?) => {
-            let (kind, params) = function()?;
-            Some(meetings::artifacts(shared, ids, version, kind, user, &params, parts))
-        }
-        (Place::AdhocCall, 2) => {
-            let (kind, params) = function()?;
-            Some(adhoc::list(shared, ids, version, kind, user, &params, parts))
-        }
+        (Place::Meeting, 3) if is_delta(&seg(2)?) => Some(meetings::artifacts(shared, ids, &list_call()?, parts)),
+        (Place::AdhocCall, 2) => Some(adhoc::list(shared, ids, &list_call()?, parts)),
         (_, 5) => {
             let kind = [ArtifactKind::Recording, ArtifactKind::Transcript]
                 .into_iter()

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 
 use crate::data::adhoc::{AdhocCallKind, CallInfo, NewItem};
 use crate::data::artifact::{Artifact, ArtifactKind, RecordingInfo, TranscriptInfo};
-use crate::http::{ApiVersion, encode_segment, format_datetime};
+use crate::http::{ApiVersion, encode_segment, window_params};
 use crate::sim::GraphSim;
 use crate::state::lock;
 
@@ -129,14 +129,10 @@ impl GraphSim {
         end: Option<DateTime<Utc>>,
     ) -> String {
         let user = encode_segment(&user.to_ascii_lowercase());
-        let mut url = format!("{}/users/{user}/adhocCalls/{function}(userId='{user}'", self.base_url());
-        if let Some(s) = start {
-            url.push_str(&format!(",startDateTime={}", format_datetime(&s)));
-        }
-        if let Some(e) = end {
-            url.push_str(&format!(",endDateTime={}", format_datetime(&e)));
-        }
-        url.push(')');
-        url
+        let window = window_params(start.as_ref(), end.as_ref());
+        format!(
+            "{}/users/{user}/adhocCalls/{function}(userId='{user}'{window})",
+            self.base_url()
+        )
     }
 }

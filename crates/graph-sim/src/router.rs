@@ -14,6 +14,7 @@ use axum::http::request::Parts;
 use axum::response::Response;
 
 use crate::api::content::ArtifactPath;
+use crate::api::folders::FolderPath;
 use crate::api::{ListCall, adhoc, auth, contacts, content, directory, folders, meetings};
 use crate::body;
 use crate::conn::ConnKill;
@@ -143,18 +144,22 @@ fn graph_api(
     }
     let seg = |i: usize| rest.get(i).map(|s| decode(s));
     let is = |i: usize, name: &str| seg(i).is_some_and(|s| s.eq_ignore_ascii_case(name));
+    let folder_path = |folder| FolderPath {
+        version,
+        user: &user,
+        folder,
+    };
     if let Some(place) = place(&seg(0)?) {
         return artifacts(shared, ids, version, place, &user, rest, parts);
     }
     match rest.len() {
         1 if is(0, "contactFolders") => Some(folders::list(shared, ids, version, &user, None, parts)),
-        2 if is(0, "contactFolders") => Some(folders::get(shared, ids, version, &user, &seg(1)?, parts)),
+        2 if is(0, "contactFolders") => Some(folders::get(shared, ids, folder_path(&seg(1)?), parts)),
         3 if is(0, "contactFolders") && is(2, "childFolders") => {
             Some(folders::list(shared, ids, version, &user, Some(&seg(1)?), parts))
         }
         4 if is(0, "contactFolders") && is(2, "contacts") && is_delta(&seg(3)?) => {
-            let folder = seg(1)?;
-            Some(contacts::contacts(shared, ids, version, &user, &folder, parts))
+            Some(contacts::contacts(shared, ids, folder_path(&seg(1)?), parts))
         }
         _ => None,
     }

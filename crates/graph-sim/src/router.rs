@@ -177,6 +177,8 @@ fn place(segment: &str) -> Option<Place> {
 ///
 /// * `onlineMeetings/{getAllRecordings|getAllTranscripts}(…)/delta`,
 /// * `adhocCalls/{getAllRecordings|getAllTranscripts}(…)` (no delta),
+/// * `adhocCalls/{callId}` and `adhocCalls/{callId}/{recordings|transcripts}`,
+///   refused ([`adhoc::per_call`]),
 /// * `{onlineMeetings|adhocCalls}/{container}/{recordings|transcripts}/{id}/{content|stream}`
 ///   and `…/transcripts/{id}/metadataContent`.
 ///
@@ -207,11 +209,17 @@ fn artifacts(
     };
     match (place, rest.len()) {
         (Place::Meeting, 3) if is_delta(&seg(2)?) => Some(meetings::artifacts(shared, ids, &list_call()?, parts)),
-        (Place::AdhocCall, 2) => Some(adhoc::list(shared, ids, &list_call()?, parts)),
+        (Place::AdhocCall, 2) => match list_call() {
+            Some(call) => Some(adhoc::list(shared, ids, &call, parts)),
+            // `adhocCalls/{callId}`; a malformed function call stays unknown.
+            None if is_call_id(&seg(1)?) => Some(adhoc::per_call(shared, ids, parts)),
+            None => None,
+        },
+        (Place::AdhocCall, 3) if ArtifactKind::ALL.iter().any(|k| is(2, k.collection())) => {
+            Some(adhoc::per_call(shared, ids, parts))
+        }
         (_, 5) => {
-            let kind = [ArtifactKind::Recording, ArtifactKind::Transcript]
-                .into_iter()
-                .find(|k| is(2, k.collection()))?;
+            let kind = ArtifactKind::ALL.into_iter().find(|k| is(2, k.collection()))?;
             let (container, id) = (seg(1)?, seg(3)?);
             let path = ArtifactPath {
                 place,
@@ -232,6 +240,16 @@ fn artifacts(
         }
         _ => None,
     }
+}
+
+/// Whether a path segment after `adhocCalls/` can be a call id: no
+/// function call, nor a listing function's name without its parameters.
+fn is_call_id(s: &str) -> bool {
+    let function = strip_prefix_ci(s, "microsoft.graph.").unwrap_or(s);
+    !s.contains('(')
+        && !ArtifactKind::ALL
+            .iter()
+            .any(|k| function.eq_ignore_ascii_case(k.function()))
 }
 
 fn is_delta(s: &str) -> bool {

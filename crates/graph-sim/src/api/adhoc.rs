@@ -7,7 +7,8 @@
 //! pages them by `$top` (default [`crate::SimConfig::page_size`]); every page
 //! but the last carries an opaque `@odata.nextLink` (the function with the
 //! window, and a skip token), the last carries no link at all. Their content
-//! is served by [`crate::api::content`].
+//! is served by [`crate::api::content`]. The artifacts of one call are not
+//! listed ([`per_call`]).
 
 use std::sync::Arc;
 
@@ -18,10 +19,11 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::api::ListCall;
-use crate::api::guard::admit_list;
+use crate::api::guard::{admit_get, admit_list};
 use crate::api::paging::{TokenParam, list_json, parse_top, token_param};
 use crate::data::artifact::ArtifactKind;
 use crate::data::tokens::TokenKind;
+use crate::faults::Target;
 use crate::http::{
     ApiVersion, ODATA_JSON, RequestIds, bad_request, encode_segment, graph_error, json_response, parse_datetime,
     raw_query_pairs, window_params,
@@ -172,6 +174,29 @@ pub(crate) fn list(shared: &Shared, ids: &RequestIds, call: &ListCall<'_>, parts
     drop(data);
     let context = format!("{}/$metadata#Collection({})", shared.base(q.version), kind.type_name());
     json_response(StatusCode::OK, ODATA_JSON, &list_json(context, value, next))
+}
+
+/// `GET /users/{user}/adhocCalls/{callId}`, `…/adhocCalls/{callId}/recordings`
+/// and `…/adhocCalls/{callId}/transcripts`: refused, never a list. Graph
+/// enumerates the artifacts of a user's ad hoc calls only through
+/// `getAllRecordings` / `getAllTranscripts` ("Enumeration of artifacts for a
+/// particular call isn't available"), and serves no ad hoc call itself.
+///
+/// The answer is `400 BadRequest` (after the usual 405 / 401 / throttle
+/// checks), not `404`: the path is well-formed and names what Graph's schema
+/// has (an `adhocCall` with `recordings` and `transcripts` relationships), so
+/// the request is an unsupported operation rather than a missing resource;
+/// and a `404` would tell a client that the call, or the user, does not
+/// exist, which an archiver may take for an item deleted at the source.
+pub(crate) fn per_call(shared: &Shared, ids: &RequestIds, parts: &Parts) -> Response {
+    shared.stat(|s| s.adhoc_per_call_requests += 1);
+    if let Err(resp) = admit_get(shared, ids, parts, Target::AdhocCalls) {
+        return resp;
+    }
+    bad_request(
+        ids,
+        "Enumeration of artifacts for a particular ad hoc call isn't available: list the user's with adhocCalls/getAllRecordings(…) or adhocCalls/getAllTranscripts(…).",
+    )
 }
 
 /// `{base}/users/{u}/adhocCalls/{function}(userId='{u}'[,startDateTime=…][,endDateTime=…])`:

@@ -115,6 +115,9 @@ pub(crate) enum ArtifactKind {
 }
 
 impl ArtifactKind {
+    /// Both kinds.
+    pub(crate) const ALL: [ArtifactKind; 2] = [ArtifactKind::Recording, ArtifactKind::Transcript];
+
     /// The listing function's name.
     pub(crate) fn function(self) -> &'static str {
         match self {

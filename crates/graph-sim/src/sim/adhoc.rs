@@ -53,8 +53,8 @@ impl GraphSim {
 
     /// Adds a transcript of about `size` bytes of WebVTT of `call`, listed
     /// for `user` like [`GraphSim::add_adhoc_recording`] and served at
-    /// `…/adhocCalls/{callId}/transcripts/{id}/content?$format=text/vtt`
-    /// (and `…/metadataContent`). With `recording` (of the same call), it
+    /// `…/adhocCalls/{callId}/transcripts/{id}/content` (`$format=text/vtt`
+    /// optional) and `…/metadataContent`. With `recording` (of the same call), it
     /// transcribes it: the same `contentCorrelationId` and `endDateTime`,
     /// created a minute or two after it. `created` sets its
     /// `createdDateTime` as for recordings.

@@ -393,9 +393,13 @@ async fn adhoc_content_is_served_directly() {
     assert_eq!(vtt.len() as u64, tr.size);
     assert_eq!(Some(vtt.clone()), sim.transcript_content(&tr.id));
     assert!(vtt.starts_with(b"WEBVTT\n\n"));
-    // Like a meeting's: `$format` is required.
-    let (status, _, _) = content_bytes(&c, &tr.transcript_content_url, Some(&t)).await;
-    assert_eq!(status, StatusCode::NOT_ACCEPTABLE);
+    // Unlike a meeting's, WebVTT without `$format` too; another format is refused.
+    let (status, headers, plain) = content_bytes(&c, &tr.transcript_content_url, Some(&t)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["content-type"], "text/vtt");
+    assert_eq!(plain, vtt);
+    let docx = format!("{}?$format=application/msword", tr.transcript_content_url);
+    assert_eq!(content_bytes(&c, &docx, Some(&t)).await.0, StatusCode::BAD_REQUEST);
     let (status, headers, metadata) = content_bytes(&c, &tr.metadata_content_url, Some(&t)).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(headers["content-type"], "application/json");
@@ -425,9 +429,9 @@ async fn adhoc_content_is_served_directly() {
     let stats = sim.stats();
     // Every request above went to an ad hoc content path but the one under onlineMeetings.
     assert_eq!(stats.content_requests, 1);
-    assert_eq!(stats.adhoc_content_requests, 9);
+    assert_eq!(stats.adhoc_content_requests, 10);
     assert_eq!(stats.adhoc_recording_content_requests_by_id.get(&rec.id), Some(&1));
-    assert_eq!(stats.adhoc_transcript_content_requests_by_id.get(&tr.id), Some(&1));
+    assert_eq!(stats.adhoc_transcript_content_requests_by_id.get(&tr.id), Some(&2));
     assert_eq!(stats.transcript_metadata_requests_by_id.get(&tr.id), Some(&1));
     assert_eq!(stats.content_refused_by_id.get(&rec.id), Some(&1));
     assert!(stats.content_requests_by_id.is_empty());
@@ -457,13 +461,16 @@ async fn adhoc_content_is_redirected() {
     let (_, meeting_headers, _) = content_bytes(&c, &meeting.content_url, Some(&t)).await;
     assert_ne!(meeting_headers["location"], location.as_str());
 
+    // With or without `$format=text/vtt`: redirected to the same WebVTT.
     let vtt_url = format!("{}?$format=text/vtt", tr.transcript_content_url);
-    let (status, headers, _) = content_bytes(&c, &vtt_url, Some(&t)).await;
-    assert_eq!(status, StatusCode::FOUND);
-    let (status, headers, vtt) = content_bytes(&c, headers["location"].to_str().expect("location"), None).await;
-    assert_eq!(status, StatusCode::OK, "{headers:?}");
-    assert_eq!(headers["content-type"], "text/vtt");
-    assert_eq!(Some(vtt), sim.transcript_content(&tr.id));
+    for url in [&vtt_url, &tr.transcript_content_url] {
+        let (status, headers, _) = content_bytes(&c, url, Some(&t)).await;
+        assert_eq!(status, StatusCode::FOUND, "{url}");
+        let (status, headers, vtt) = content_bytes(&c, headers["location"].to_str().expect("location"), None).await;
+        assert_eq!(status, StatusCode::OK, "{headers:?}");
+        assert_eq!(headers["content-type"], "text/vtt");
+        assert_eq!(Some(vtt), sim.transcript_content(&tr.id));
+    }
 
     // Relative redirects resolve against the ad hoc content URL, and only there.
     sim.faults().redirect_style(RedirectStyle::Relative);
@@ -498,6 +505,60 @@ async fn adhoc_content_is_redirected() {
     let stats = sim.stats();
     assert_eq!(stats.auth_header_on_download_origin, 0);
     assert_eq!(stats.adhoc_recording_content_requests_by_id.get(&rec.id), Some(&3));
-    assert_eq!(stats.adhoc_transcript_content_requests_by_id.get(&tr.id), Some(&1));
+    assert_eq!(stats.adhoc_transcript_content_requests_by_id.get(&tr.id), Some(&2));
     assert_eq!(stats.content_requests_by_id.get(&meeting.id), Some(&1));
+}
+
+#[tokio::test]
+async fn adhoc_artifacts_of_one_call_are_not_listed() {
+    let sim = sim_with(|_| {}).await;
+    let c = client();
+    let t = token(&sim, &c).await;
+    let Tenant { user, calls, .. } = tenant(&sim);
+    let base = sim.base_url();
+    let call = &calls[0].id;
+
+    // The call, its recordings, its transcripts: a Graph error, never a list.
+    let per_call = [
+        format!("{base}/users/{user}/adhocCalls/{call}"),
+        format!("{base}/users/{user}/adhocCalls/{call}/recordings"),
+        format!("{base}/users/{user}/adhocCalls/{call}/transcripts"),
+        format!("{base}/users/{user}/adhocCalls/{call}/recordings?$top=5"),
+        format!("{base}/users('{user}')/adhocCalls/{call}/Transcripts"),
+        format!("{base}/users/{user}/adhocCalls/00000000-0000-0000-0000-000000000000/recordings"),
+    ];
+    for url in &per_call {
+        let (status, headers, body) = get(&c, url, &t).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{url}: {body}");
+        assert!(
+            headers["content-type"]
+                .to_str()
+                .expect("ascii")
+                .starts_with("application/json")
+        );
+        assert_eq!(body["error"]["code"], "BadRequest", "{body}");
+        let message = body["error"]["message"].as_str().expect("message");
+        assert!(message.contains("getAllRecordings"), "{message}");
+        assert!(body.get("value").is_none(), "{body}");
+    }
+    // Signed in first, like every request; any other method is 405.
+    let (status, _, _) = content_bytes(&c, &per_call[1], None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let r = c.post(&per_call[1]).bearer_auth(&t).send().await.expect("request");
+    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+    // A listing function without its parameters, or malformed, is no call id; deeper paths are unknown.
+    for url in [
+        format!("{base}/users/{user}/adhocCalls/getAllRecordings"),
+        format!("{base}/users/{user}/adhocCalls/microsoft.graph.getAllTranscripts"),
+        format!("{base}/users/{user}/adhocCalls/getAllRecordings(userId='{user}'"),
+        format!("{base}/users/{user}/adhocCalls/{call}/participants"),
+    ] {
+        let (status, _, body) = get(&c, &url, &t).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{url}: {body}");
+    }
+
+    let stats = sim.stats();
+    assert_eq!(stats.adhoc_per_call_requests, per_call.len() as u64 + 2);
+    assert_eq!(stats.adhoc_recording_list_requests, 0);
+    assert_eq!(stats.adhoc_transcript_list_requests, 0);
 }

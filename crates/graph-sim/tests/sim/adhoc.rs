@@ -562,3 +562,97 @@ async fn adhoc_artifacts_of_one_call_are_not_listed() {
     assert_eq!(stats.adhoc_recording_list_requests, 0);
     assert_eq!(stats.adhoc_transcript_list_requests, 0);
 }
+
+#[tokio::test]
+async fn a_forbidden_user_is_refused_its_adhoc_lists_alone() {
+    let sim = sim_with(|_| {}).await;
+    let c = client();
+    let t = token(&sim, &c).await;
+    let Tenant { user, calls, .. } = tenant(&sim);
+    sim.add_adhoc_transcript(&user, &calls[1], None, 100, None);
+    let other = sim.add_organizer();
+    let theirs = sim.add_adhoc_call(&other, AdhocCallKind::Group);
+    let rec = sim.add_adhoc_recording(&other, &theirs, 10, None);
+    let tr = sim.add_adhoc_transcript(&other, &theirs, Some(&rec), 100, None);
+    let lists = |u: &str| {
+        [
+            sim.adhoc_recordings_url(u, None, None),
+            sim.adhoc_transcripts_url(u, Some(at("2024-01-01T00:00:00Z")), None),
+        ]
+    };
+
+    sim.faults().organizer_forbidden(&user, true);
+    for url in lists(&user) {
+        let (status, _, body) = get(&c, &url, &t).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{url}: {body}");
+        assert_eq!(body["error"]["code"], "Forbidden");
+    }
+    // Named in another case.
+    let upper = lists(&user.to_ascii_uppercase());
+    assert_eq!(get(&c, &upper[0], &t).await.0, StatusCode::FORBIDDEN);
+    // Other users' lists are served as before.
+    let [recordings, transcripts] = lists(&other);
+    assert_eq!(ids(&pages(&c, &recordings, &t).await.0), [rec.id.as_str()]);
+    assert_eq!(ids(&pages(&c, &transcripts, &t).await.0), [tr.id.as_str()]);
+
+    // Allowed again: the same requests are served.
+    sim.faults().organizer_forbidden(&user, false);
+    for url in lists(&user) {
+        let (got, _) = pages(&c, &url, &t).await;
+        assert!(!ids(&got).is_empty(), "{url}");
+    }
+    assert_eq!(sim.stats().forbidden, 3);
+}
+
+#[tokio::test]
+async fn late_adhoc_items_are_listed_by_a_later_window() {
+    let sim = sim_with(|_| {}).await;
+    let c = client();
+    let t = token(&sim, &c).await;
+    let user = sim.add_organizer();
+    let call = sim.add_adhoc_call(&user, AdhocCallKind::OneToOne);
+    let hour = |h: i64| at("2024-03-01T00:00:00Z") + Duration::hours(h);
+    let early = sim.add_adhoc_recording(&user, &call, 10, Some(hour(1)));
+    let later = sim.add_adhoc_recording(&user, &call, 10, Some(hour(3)));
+    let first = sim.add_adhoc_transcript(&user, &call, None, 100, Some(hour(1)));
+    let window = |start, end| {
+        [
+            sim.adhoc_recordings_url(&user, Some(start), Some(end)),
+            sim.adhoc_transcripts_url(&user, Some(start), Some(end)),
+        ]
+    };
+    let [recordings, transcripts] = window(hour(0), hour(6));
+    assert_eq!(ids(&pages(&c, &transcripts, &t).await.0), [first.id.as_str()]);
+    // A listing started now pages what it found when it started.
+    let (_, _, started) = get(&c, &format!("{recordings}?$top=1"), &t).await;
+    assert_eq!(
+        ids(&[started["value"].as_array().expect("value").clone()]),
+        [early.id.as_str()]
+    );
+    let next = started["@odata.nextLink"].as_str().expect("a nextLink").to_owned();
+
+    // Added later, created in the past: inside the window already listed, the recording before
+    // everything listed so far.
+    let late_rec = sim.add_adhoc_recording(&user, &call, 10, Some(hour(0) + Duration::minutes(30)));
+    let late_tr = sim.add_adhoc_transcript(&user, &call, Some(&late_rec), 100, Some(hour(2)));
+    assert_eq!(late_rec.created, "2024-03-01T00:30:00.0000000Z");
+    assert_eq!(late_tr.created, "2024-03-01T02:00:00.0000000Z");
+    assert_eq!(late_tr.content_correlation_id, late_rec.content_correlation_id);
+    assert_eq!(ids(&pages(&c, &next, &t).await.0), [later.id.as_str()]);
+
+    // A later request for the same window lists them, in createdDateTime order, over pages too.
+    assert_eq!(
+        ids(&pages(&c, &recordings, &t).await.0),
+        [late_rec.id.as_str(), early.id.as_str(), later.id.as_str()]
+    );
+    let (got, links) = pages(&c, &format!("{transcripts}?$top=1"), &t).await;
+    assert_eq!(links.len(), 1);
+    assert_eq!(ids(&got), [first.id.as_str(), late_tr.id.as_str()]);
+    // So does a narrower window around their times; one that ends before them does not.
+    let [recordings, transcripts] = window(hour(0), hour(1));
+    assert_eq!(ids(&pages(&c, &recordings, &t).await.0), [late_rec.id.as_str()]);
+    assert!(ids(&pages(&c, &transcripts, &t).await.0).is_empty());
+    let [_, transcripts] = window(hour(2), hour(3));
+    assert_eq!(ids(&pages(&c, &transcripts, &t).await.0), [late_tr.id.as_str()]);
+    assert_eq!(sim.adhoc_transcripts(&user), [first, late_tr]);
+}

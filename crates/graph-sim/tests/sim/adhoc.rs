@@ -6,42 +6,10 @@ use recarch_graph_sim::{AdhocCallKind, ContentMode, GraphSim, RedirectStyle, Tar
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use super::{client, content_bytes, get, sha, sim_with, token};
+use super::{content_bytes, follow_redirects, get, pages, sha, signed_in, token};
 
 fn at(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).expect("rfc3339").with_timezone(&Utc)
-}
-
-/// Every page of a listing, following each nextLink verbatim: (items, links).
-async fn pages(c: &reqwest::Client, url: &str, token: &str) -> (Vec<Vec<Value>>, Vec<String>) {
-    let mut pages = Vec::new();
-    let mut links = Vec::new();
-    let mut url = url.to_owned();
-    for _ in 0..100 {
-        let (status, headers, body) = get(c, &url, token).await;
-        assert_eq!(status, StatusCode::OK, "{url}: {body}");
-        assert!(
-            headers["content-type"]
-                .to_str()
-                .expect("ascii")
-                .starts_with("application/json"),
-            "{headers:?}"
-        );
-        assert!(
-            body.get("@odata.deltaLink").is_none(),
-            "no delta for ad hoc calls: {body}"
-        );
-        pages.push(body["value"].as_array().expect("value").clone());
-        match body.get("@odata.nextLink") {
-            Some(next) => {
-                let next = next.as_str().expect("a string").to_owned();
-                links.push(next.clone());
-                url = next;
-            }
-            None => return (pages, links),
-        }
-    }
-    panic!("listing did not end");
 }
 
 fn ids(pages: &[Vec<Value>]) -> Vec<String> {
@@ -88,9 +56,7 @@ fn tenant(sim: &GraphSim) -> Tenant {
 
 #[tokio::test]
 async fn adhoc_recordings_are_listed_by_window_and_paged() {
-    let sim = sim_with(|c| c.page_size = 2).await;
-    let c = client();
-    let t = token(&sim, &c).await;
+    let (sim, c, t) = signed_in(|c| c.page_size = 2).await;
     let Tenant {
         user,
         recordings,
@@ -211,9 +177,7 @@ fn urlencoding(s: &str) -> String {
 
 #[tokio::test]
 async fn adhoc_transcripts_are_listed_with_their_recordings() {
-    let sim = sim_with(|_| {}).await;
-    let c = client();
-    let t = token(&sim, &c).await;
+    let (sim, c, t) = signed_in(|_| {}).await;
     let user = sim.add_organizer();
     let call = sim.add_adhoc_call(&user, AdhocCallKind::Group);
     let rec = sim.add_adhoc_recording(&user, &call, 100, None);
@@ -247,9 +211,7 @@ async fn adhoc_transcripts_are_listed_with_their_recordings() {
 
 #[tokio::test]
 async fn adhoc_listing_errors_answer_like_graph() {
-    let sim = sim_with(|_| {}).await;
-    let c = client();
-    let t = token(&sim, &c).await;
+    let (sim, c, t) = signed_in(|_| {}).await;
     let Tenant { user, .. } = tenant(&sim);
     let base = sim.base_url();
     let bad = |url: String| {
@@ -322,9 +284,7 @@ async fn adhoc_listing_errors_answer_like_graph() {
 
 #[tokio::test]
 async fn adhoc_lists_are_throttled_on_their_own_target() {
-    let sim = sim_with(|c| c.page_size = 2).await;
-    let c = client();
-    let t = token(&sim, &c).await;
+    let (sim, c, t) = signed_in(|c| c.page_size = 2).await;
     let Tenant { user, recordings, .. } = tenant(&sim);
     let url = sim.adhoc_recordings_url(&user, None, None);
 
@@ -371,9 +331,7 @@ async fn adhoc_lists_are_throttled_on_their_own_target() {
 
 #[tokio::test]
 async fn adhoc_content_is_served_directly() {
-    let sim = sim_with(|c| c.content_mode = ContentMode::Direct).await;
-    let c = client();
-    let t = token(&sim, &c).await;
+    let (sim, c, t) = signed_in(|c| c.content_mode = ContentMode::Direct).await;
     let user = sim.add_organizer();
     let call = sim.add_adhoc_call(&user, AdhocCallKind::Pstn);
     let rec = sim.add_adhoc_recording(&user, &call, 700_001, None);
@@ -439,9 +397,7 @@ async fn adhoc_content_is_served_directly() {
 
 #[tokio::test]
 async fn adhoc_content_is_redirected() {
-    let sim = sim_with(|c| c.content_mode = ContentMode::Redirect).await;
-    let c = client();
-    let t = token(&sim, &c).await;
+    let (sim, c, t) = signed_in(|c| c.content_mode = ContentMode::Redirect).await;
     let user = sim.add_organizer();
     let call = sim.add_adhoc_call(&user, AdhocCallKind::OneToOne);
     let rec = sim.add_adhoc_recording(&user, &call, 300_000, None);
@@ -493,13 +449,7 @@ async fn adhoc_content_is_redirected() {
 
     // A client that follows redirects the standard way gets the bytes.
     sim.faults().redirect_style(RedirectStyle::Absolute);
-    let r = reqwest::Client::new()
-        .get(&rec.content_url)
-        .bearer_auth(&t)
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(r.status(), StatusCode::OK);
+    let r = follow_redirects(&rec.content_url, &t).await;
     assert_eq!(r.bytes().await.expect("body").len(), 300_000);
 
     let stats = sim.stats();
@@ -511,9 +461,7 @@ async fn adhoc_content_is_redirected() {
 
 #[tokio::test]
 async fn adhoc_artifacts_of_one_call_are_not_listed() {
-    let sim = sim_with(|_| {}).await;
-    let c = client();
-    let t = token(&sim, &c).await;
+    let (sim, c, t) = signed_in(|_| {}).await;
     let Tenant { user, calls, .. } = tenant(&sim);
     let base = sim.base_url();
     let call = &calls[0].id;
@@ -565,9 +513,7 @@ async fn adhoc_artifacts_of_one_call_are_not_listed() {
 
 #[tokio::test]
 async fn a_forbidden_user_is_refused_its_adhoc_lists_alone() {
-    let sim = sim_with(|_| {}).await;
-    let c = client();
-    let t = token(&sim, &c).await;
+    let (sim, c, t) = signed_in(|_| {}).await;
     let Tenant { user, calls, .. } = tenant(&sim);
     sim.add_adhoc_transcript(&user, &calls[1], None, 100, None);
     let other = sim.add_organizer();
@@ -606,9 +552,7 @@ async fn a_forbidden_user_is_refused_its_adhoc_lists_alone() {
 
 #[tokio::test]
 async fn late_adhoc_items_are_listed_by_a_later_window() {
-    let sim = sim_with(|_| {}).await;
-    let c = client();
-    let t = token(&sim, &c).await;
+    let (sim, c, t) = signed_in(|_| {}).await;
     let user = sim.add_organizer();
     let call = sim.add_adhoc_call(&user, AdhocCallKind::OneToOne);
     let hour = |h: i64| at("2024-03-01T00:00:00Z") + Duration::hours(h);

@@ -143,7 +143,7 @@ pub struct SimStats {
     pub adhoc_transcript_content_requests_by_id: BTreeMap<String, u64>,
 }
 
-/// Mutable statistics (the byte counter lives in an atomic in [`Shared`]).
+/// Mutable statistics (the byte counter lives in an atomic in [`Shared`](crate::state::Shared)).
 #[derive(Debug, Default)]
 pub(crate) struct StatsData {
     pub(crate) token_requests: u64,

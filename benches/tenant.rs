@@ -14,6 +14,8 @@ use std::path::Path;
 
 use recarch_graph_sim::{ContentMode, GraphSim, SimConfig};
 
+mod common;
+
 struct Args {
     organizers: usize,
     recordings: usize,
@@ -23,8 +25,8 @@ struct Args {
 }
 
 fn parse_args() -> Result<Args, String> {
-    let raw: Vec<String> = std::env::args().skip(1).collect();
-    let mut args = if raw.iter().any(|a| a == "--bench") {
+    let (raw, benching) = common::command_line();
+    let mut args = if benching {
         Args {
             organizers: 100,
             recordings: 4,
@@ -43,12 +45,7 @@ fn parse_args() -> Result<Args, String> {
     };
     let mut it = raw.iter();
     while let Some(a) = it.next() {
-        let mut value = |name: &str| -> Result<u64, String> {
-            it.next()
-                .ok_or(format!("{name} needs a value"))?
-                .parse::<u64>()
-                .map_err(|e| format!("{name}: {e}"))
-        };
+        let mut value = |name: &str| common::number(&mut it, name);
         match a.as_str() {
             "--organizers" => args.organizers = value(a)? as usize,
             "--recordings" => args.recordings = value(a)? as usize,
@@ -127,13 +124,7 @@ fn last_report(archive: &Path) -> serde_json::Value {
 }
 
 fn main() {
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("error: {e}");
-            std::process::exit(2);
-        }
-    };
+    let args = common::args_or_exit(parse_args);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -175,11 +166,8 @@ fn main() {
     std::fs::write(
         &config,
         format!(
-            "[graph]\nbase_url = \"{}\"\nauthority_url = \"{}\"\ntenant_id = \"{}\"\nclient_id = \"{}\"\nclient_secret_file = \"secret\"\n\n[source]\norganizers = [{list}]\nkinds = [\"recordings\", \"transcripts\", \"contacts\"]\n\n[store]\nurl = \"file://{}\"\n\n[fetch]\nconcurrency = {}\n",
-            sim.base_url(),
-            sim.authority_url(),
-            sim.config().tenant_id,
-            sim.config().client_id,
+            "{}\n[source]\norganizers = [{list}]\nkinds = [\"recordings\", \"transcripts\", \"contacts\"]\n\n[store]\nurl = \"file://{}\"\n\n[fetch]\nconcurrency = {}\n",
+            common::graph_section(&sim),
             archive.display(),
             args.concurrency,
         ),

@@ -16,6 +16,7 @@ use std::time::Instant;
 
 #[path = "../tests/util/backends.rs"]
 mod backends;
+mod common;
 
 use backends::Backend;
 use recarch::config::Config;
@@ -38,8 +39,7 @@ struct Args {
 }
 
 fn parse_args() -> Result<Args, String> {
-    let raw: Vec<String> = std::env::args().skip(1).collect();
-    let benching = raw.iter().any(|a| a == "--bench");
+    let (raw, benching) = common::command_line();
     let mut args = if benching {
         Args {
             count: 32,
@@ -61,12 +61,7 @@ fn parse_args() -> Result<Args, String> {
     };
     let mut it = raw.iter();
     while let Some(a) = it.next() {
-        let mut value = |name: &str| {
-            it.next()
-                .ok_or(format!("{name} needs a value"))?
-                .parse::<u64>()
-                .map_err(|e| format!("{name}: {e}"))
-        };
+        let mut value = |name: &str| common::number(&mut it, name);
         match a.as_str() {
             "--count" => args.count = value("--count")? as usize,
             "--size" => args.size = value("--size")?,
@@ -81,13 +76,7 @@ fn parse_args() -> Result<Args, String> {
 }
 
 fn main() {
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("error: {e}");
-            std::process::exit(2);
-        }
-    };
+    let args = common::args_or_exit(parse_args);
     // `RECARCH_LOG=debug` shows the pipeline's own events with timestamps, for profiling.
     if let Ok(filter) = std::env::var("RECARCH_LOG") {
         tracing_subscriber::fmt()
@@ -324,11 +313,8 @@ async fn archive_pass(args: &Args, config: &Config) -> Pass {
 /// A configuration archiving `org`'s recordings from `sim` into `store`.
 fn bench_config(sim: &GraphSim, dir: &Path, store: &backends::Store, org: &str, concurrency: usize) -> Config {
     let toml = format!(
-        "[graph]\nbase_url = \"{}\"\nauthority_url = \"{}\"\ntenant_id = \"{}\"\nclient_id = \"{}\"\nclient_secret_file = \"secret\"\n[source]\norganizers = [\"{org}\"]\n[fetch]\nconcurrency = {concurrency}\n{}",
-        sim.base_url(),
-        sim.authority_url(),
-        sim.config().tenant_id,
-        sim.config().client_id,
+        "{}[source]\norganizers = [\"{org}\"]\n[fetch]\nconcurrency = {concurrency}\n{}",
+        common::graph_section(sim),
         store.toml(),
     );
     let config_path = dir.join("recarch.toml");

@@ -33,6 +33,8 @@ use std::time::{Duration, Instant};
 use recarch_store::{Checkpoint, Kind, LinkKind, OrganizerId, OrganizerState, QueuedItem};
 use sha2::{Digest, Sha256};
 
+mod common;
+
 /// Organizers the verify archive's manifests are spread over.
 const MANIFEST_ORGANIZERS: u64 = 100;
 /// Threads writing the synthetic archive.
@@ -52,8 +54,7 @@ struct Args {
 }
 
 fn parse_args() -> Result<Args, String> {
-    let raw: Vec<String> = std::env::args().skip(1).collect();
-    let benching = raw.iter().any(|a| a == "--bench");
+    let (raw, benching) = common::command_line();
     let mut args = Args {
         blobs: vec![if benching { 1_000_000 } else { 2_000 }],
         organizers: if benching { 10_000 } else { 50 },
@@ -63,7 +64,7 @@ fn parse_args() -> Result<Args, String> {
     };
     let mut it = raw.iter();
     while let Some(a) = it.next() {
-        let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value")).cloned();
+        let mut value = |name: &str| common::value(&mut it, name).cloned();
         let number = |name: &str, v: &str| v.trim().parse::<u64>().map_err(|e| format!("{name} {v}: {e}"));
         match a.as_str() {
             "--blobs" => {
@@ -82,13 +83,7 @@ fn parse_args() -> Result<Args, String> {
 }
 
 fn main() {
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("error: {e}");
-            std::process::exit(2);
-        }
-    };
+    let args = common::args_or_exit(parse_args);
     let _temp;
     let work = match &args.dir {
         Some(dir) => {

@@ -52,6 +52,13 @@ struct CauseLabel {
     cause: String,
 }
 
+/// Registers the handles of `$m` into `$registry`, one `field: name, help;` a metric, in order.
+macro_rules! register {
+    ($registry:ident, $m:ident; $($field:ident: $name:literal, $help:literal;)+) => {
+        $($registry.register($name, $help, $m.$field.clone());)+
+    };
+}
+
 /// The metrics of one run.
 pub struct RunMetrics {
     registry: Registry,
@@ -98,64 +105,23 @@ impl RunMetrics {
             fatal: Family::default(),
             registry: Registry::default(),
         };
-        registry.register(
-            "recarch_items_archived",
-            "Items archived by the run",
-            m.archived.clone(),
-        );
-        registry.register(
-            "recarch_bytes_archived",
-            "Bytes downloaded and stored by the run",
-            m.bytes.clone(),
-        );
-        registry.register(
-            "recarch_items_failed",
-            "Items that failed in the run (queued or dead-lettered)",
-            m.failed.clone(),
-        );
-        registry.register(
-            "recarch_items_dead_lettered",
-            "Items dead-lettered by the run",
-            m.dead_lettered.clone(),
-        );
-        registry.register("recarch_queued_items", "Items queued for a later run", m.queued.clone());
-        registry.register(
-            "recarch_dead_letters",
-            "Dead letters of the shard's organizers",
-            m.dead_letters.clone(),
-        );
-        registry.register(
-            "recarch_organizers",
-            "Organizers of the shard by how their pass ended",
-            m.organizers.clone(),
-        );
-        registry.register("recarch_graph_requests", "Requests sent to Graph", m.requests.clone());
-        registry.register(
-            "recarch_graph_throttled_requests",
-            "Graph requests answered 429 or 503",
-            m.throttled.clone(),
-        );
-        registry.register(
-            "recarch_run_duration_seconds",
-            "Wall time of the run",
-            m.duration.clone(),
-        );
-        registry.register("recarch_run_exit_code", "Exit code of the run", m.exit_code.clone());
-        registry.register(
-            "recarch_run_fatal",
-            "1 when the run ended with exit 4, labelled with why",
-            m.fatal.clone(),
-        );
-        registry.register(
-            "recarch_run_timestamp_seconds",
-            "When the run ended (Unix time)",
-            m.ended.clone(),
-        );
-        registry.register(
-            "recarch_last_success_timestamp_seconds",
-            "When a run of the shard last exited 0 (Unix time)",
-            m.last_success.clone(),
-        );
+        // One metric a row, `field: name, help;`, in the order of the text format's output.
+        register! { registry, m;
+            archived: "recarch_items_archived", "Items archived by the run";
+            bytes: "recarch_bytes_archived", "Bytes downloaded and stored by the run";
+            failed: "recarch_items_failed", "Items that failed in the run (queued or dead-lettered)";
+            dead_lettered: "recarch_items_dead_lettered", "Items dead-lettered by the run";
+            queued: "recarch_queued_items", "Items queued for a later run";
+            dead_letters: "recarch_dead_letters", "Dead letters of the shard's organizers";
+            organizers: "recarch_organizers", "Organizers of the shard by how their pass ended";
+            requests: "recarch_graph_requests", "Requests sent to Graph";
+            throttled: "recarch_graph_throttled_requests", "Graph requests answered 429 or 503";
+            duration: "recarch_run_duration_seconds", "Wall time of the run";
+            exit_code: "recarch_run_exit_code", "Exit code of the run";
+            fatal: "recarch_run_fatal", "1 when the run ended with exit 4, labelled with why";
+            ended: "recarch_run_timestamp_seconds", "When the run ended (Unix time)";
+            last_success: "recarch_last_success_timestamp_seconds", "When a run of the shard last exited 0 (Unix time)";
+        }
         RunMetrics { registry, ..m }
     }
 

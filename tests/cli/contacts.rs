@@ -3,7 +3,7 @@
 //! `Prefer: odata.maxpagesize`; every change stored as a JSON blob and appended as a version
 //! to the contact's manifest, `@removed` as a tombstone version; nothing ever deleted.
 
-use recarch_graph_sim::{ContentMode, MailboxFault, SimConfig};
+use recarch_graph_sim::{ContentMode, MailboxFault};
 
 use super::util::{Env, last_report, manifest_of, sha256_hex};
 
@@ -178,14 +178,7 @@ async fn contacts_are_archived_updated_and_tombstoned_in_every_folder() {
 /// (403) fails that user's contacts with the fix, and every other pass goes on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mailbox_without_access_fails_only_its_contacts() {
-    let env = Env::new(
-        SimConfig {
-            content_mode: ContentMode::Direct,
-            ..SimConfig::default()
-        },
-        3,
-    )
-    .await;
+    let env = Env::direct(3).await;
     let (ok, none, denied) = (
         env.organizers[0].clone(),
         env.organizers[1].clone(),

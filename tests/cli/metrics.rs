@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use recarch_graph_sim::{ContentMode, SimConfig, Target};
+use recarch_graph_sim::Target;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::util::{Env, last_report};
@@ -69,14 +69,7 @@ fn value(text: &str, metric: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_are_pushed_and_written_with_the_run_counts() {
-    let env = Env::new(
-        SimConfig {
-            content_mode: ContentMode::Direct,
-            ..SimConfig::default()
-        },
-        2,
-    )
-    .await;
+    let env = Env::direct(2).await;
     for org in &env.organizers {
         env.sim.add_recording(org, 20_000);
         env.sim.add_recording(org, 30_000);
@@ -137,14 +130,7 @@ async fn metrics_are_pushed_and_written_with_the_run_counts() {
 /// One series per configured kind, with that kind's own counts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_each_kind_apart() {
-    let env = Env::new(
-        SimConfig {
-            content_mode: ContentMode::Direct,
-            ..SimConfig::default()
-        },
-        1,
-    )
-    .await;
+    let env = Env::direct(1).await;
     let org = env.organizers[0].clone();
     let rec = env.sim.add_recording(&org, 20_000);
     env.sim.add_recording(&org, 30_000);

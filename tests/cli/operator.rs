@@ -7,7 +7,7 @@ use std::process::Stdio;
 use recarch_graph_sim::{ContentMode, SimConfig};
 use tokio::io::AsyncBufReadExt as _;
 
-use super::util::{Env, last_report, recarch};
+use super::util::{Env, Run, last_report, recarch};
 
 fn sim_config() -> SimConfig {
     SimConfig {
@@ -264,6 +264,18 @@ async fn a_full_stdout_is_a_one_line_error() {
     );
 }
 
+/// `recarch <command> --config /nonexistent.toml <more…>` with `envs`: what the binary does
+/// before it reads a configuration.
+async fn without_config(command: &str, more: &[&str], envs: &[(&str, &str)]) -> Run {
+    let mut args = vec![
+        command.to_owned(),
+        "--config".to_owned(),
+        "/nonexistent.toml".to_owned(),
+    ];
+    args.extend(more.iter().map(|a| (*a).to_owned()));
+    recarch(&args, envs).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn help_names_every_kind_and_only_the_options_that_apply() {
     let help = |args: &[&str]| {
@@ -312,36 +324,21 @@ async fn help_names_every_kind_and_only_the_options_that_apply() {
         usage.contains("--all") && usage.contains("--id"),
         "retry's usage does not show the choice: {usage}"
     );
-    let neither = recarch(&["retry".into(), "--config".into(), "/nonexistent.toml".into()], &[]).await;
+    let neither = without_config("retry", &[], &[]).await;
     neither.assert_code(2);
     assert!(
         neither.stderr.contains("--all") && neither.stderr.contains("--id"),
         "{}",
         neither.stderr
     );
-    let both = recarch(
-        &[
-            "retry".into(),
-            "--config".into(),
-            "/nonexistent.toml".into(),
-            "--all".into(),
-            "--id".into(),
-            "x".into(),
-        ],
-        &[],
-    )
-    .await;
+    let both = without_config("retry", &["--all", "--id", "x"], &[]).await;
     both.assert_code(2);
     assert!(both.stderr.contains("cannot be used with"), "{}", both.stderr);
 
     // RECARCH_PROGRESS is read by run and verify (a bad value is refused there), and by no
     // other command.
     for command in ["run", "verify"] {
-        let bad = recarch(
-            &[command.into(), "--config".into(), "/nonexistent.toml".into()],
-            &[("RECARCH_PROGRESS", "sometimes")],
-        )
-        .await;
+        let bad = without_config(command, &[], &[("RECARCH_PROGRESS", "sometimes")]).await;
         bad.assert_code(2);
         assert!(
             bad.stderr.contains("sometimes") && bad.stderr.contains("--progress"),
@@ -349,11 +346,7 @@ async fn help_names_every_kind_and_only_the_options_that_apply() {
             bad.stderr
         );
     }
-    let status = recarch(
-        &["status".into(), "--config".into(), "/nonexistent.toml".into()],
-        &[("RECARCH_PROGRESS", "sometimes")],
-    )
-    .await;
+    let status = without_config("status", &[], &[("RECARCH_PROGRESS", "sometimes")]).await;
     status.assert_code(2);
     assert!(
         !status.stderr.contains("sometimes") && status.stderr.contains("/nonexistent.toml"),

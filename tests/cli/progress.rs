@@ -1,8 +1,6 @@
 //! Progress bars of `run` and `verify`: drawn on a real pseudo-terminal, never in piped output or with
 //! `--progress never`.
 
-use recarch_graph_sim::{ContentMode, SimConfig};
-
 use super::util::Env;
 
 /// Runs `recarch <args>` under a pseudo-terminal (util-linux `script`), returning what the
@@ -26,14 +24,7 @@ fn on_a_terminal(env: &Env, args: &str) -> (String, Option<i32>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bars_on_a_terminal_and_nowhere_else() {
-    let env = Env::new(
-        SimConfig {
-            content_mode: ContentMode::Direct,
-            ..SimConfig::default()
-        },
-        1,
-    )
-    .await;
+    let env = Env::direct(1).await;
     let org = env.organizers[0].clone();
     for _ in 0..6 {
         env.sim.add_recording(&org, 400_000);

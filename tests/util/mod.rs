@@ -32,6 +32,16 @@ impl Env {
         Env::new(config, organizers).await
     }
 
+    /// A tenant whose simulator serves content directly (no redirects), otherwise as
+    /// configured by default, archiving to local disk.
+    pub async fn direct(organizers: usize) -> Env {
+        let config = SimConfig {
+            content_mode: ContentMode::Direct,
+            ..SimConfig::default()
+        };
+        Env::new(config, organizers).await
+    }
+
     pub async fn new(config: SimConfig, organizers: usize) -> Env {
         Env::on(Backend::Local, config, organizers)
             .await

@@ -100,6 +100,18 @@ pub(crate) fn format_datetime(t: &DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.fZ").to_string()
 }
 
+/// The `,startDateTime=…,endDateTime=…` parameters of a listing function's
+/// window, each only when given, as [`format_datetime`] writes them.
+pub(crate) fn window_params(start: Option<&DateTime<Utc>>, end: Option<&DateTime<Utc>>) -> String {
+    let mut params = String::new();
+    for (name, t) in [("startDateTime", start), ("endDateTime", end)] {
+        if let Some(t) = t {
+            params.push_str(&format!(",{name}={}", format_datetime(t)));
+        }
+    }
+    params
+}
+
 /// API version segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ApiVersion {

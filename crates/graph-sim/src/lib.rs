@@ -28,8 +28,12 @@
 //!     paged by `$top` and opaque nextLinks, without delta (see
 //!     [`GraphSim::add_adhoc_call`]); their content at
 //!     `…/users/{u}/adhocCalls/{callId}/recordings/{id}/content` and
-//!     `…/adhocCalls/{callId}/transcripts/{id}/content?$format=text/vtt` (and
-//!     `…/metadataContent`), served like the meetings' artifacts,
+//!     `…/adhocCalls/{callId}/transcripts/{id}/content` (WebVTT with or
+//!     without `$format=text/vtt`; and `…/metadataContent`), served like the
+//!     meetings' artifacts; the artifacts of one call
+//!     (`…/adhocCalls/{callId}/recordings`, `…/transcripts`) and the call
+//!     itself are not listed but refused with `400 BadRequest`, as Graph
+//!     does not enumerate them,
 //!   * `GET /{beta|v1.0}/users/{user}/contactFolders` (top-level folders),
 //!     `…/contactFolders/{folder}` and `…/contactFolders/{folder}/childFolders`
 //!     (paged by `$top` / `$skip`; `contacts` names the default folder; see

@@ -14,7 +14,8 @@ use axum::http::request::Parts;
 use axum::response::Response;
 
 use crate::api::content::ArtifactPath;
-use crate::api::{adhoc, auth, contacts, content, directory, folders, meetings};
+use crate::api::folders::FolderPath;
+use crate::api::{ListCall, adhoc, auth, contacts, content, directory, folders, meetings};
 use crate::body;
 use crate::conn::ConnKill;
 use crate::data::artifact::{ArtifactKind, Place};
@@ -143,18 +144,22 @@ fn graph_api(
     }
     let seg = |i: usize| rest.get(i).map(|s| decode(s));
     let is = |i: usize, name: &str| seg(i).is_some_and(|s| s.eq_ignore_ascii_case(name));
+    let folder_path = |folder| FolderPath {
+        version,
+        user: &user,
+        folder,
+    };
     if let Some(place) = place(&seg(0)?) {
         return artifacts(shared, ids, version, place, &user, rest, parts);
     }
     match rest.len() {
         1 if is(0, "contactFolders") => Some(folders::list(shared, ids, version, &user, None, parts)),
-        2 if is(0, "contactFolders") => Some(folders::get(shared, ids, version, &user, &seg(1)?, parts)),
+        2 if is(0, "contactFolders") => Some(folders::get(shared, ids, folder_path(&seg(1)?), parts)),
         3 if is(0, "contactFolders") && is(2, "childFolders") => {
             Some(folders::list(shared, ids, version, &user, Some(&seg(1)?), parts))
         }
         4 if is(0, "contactFolders") && is(2, "contacts") && is_delta(&seg(3)?) => {
-            let folder = seg(1)?;
-            Some(contacts::contacts(shared, ids, version, &user, &folder, parts))
+            Some(contacts::contacts(shared, ids, folder_path(&seg(1)?), parts))
         }
         _ => None,
     }
@@ -172,6 +177,8 @@ fn place(segment: &str) -> Option<Place> {
 ///
 /// * `onlineMeetings/{getAllRecordings|getAllTranscripts}(…)/delta`,
 /// * `adhocCalls/{getAllRecordings|getAllTranscripts}(…)` (no delta),
+/// * `adhocCalls/{callId}` and `adhocCalls/{callId}/{recordings|transcripts}`,
+///   refused ([`adhoc::per_call`]),
 /// * `{onlineMeetings|adhocCalls}/{container}/{recordings|transcripts}/{id}/{content|stream}`
 ///   and `…/transcripts/{id}/metadataContent`.
 ///
@@ -187,29 +194,32 @@ fn artifacts(
 ) -> Option<Response> {
     let seg = |i: usize| rest.get(i).map(|s| decode(s));
     let is = |i: usize, name: &str| seg(i).is_some_and(|s| s.eq_ignore_ascii_case(name));
-    let function = || {
+    let list_call = || {
         let func = seg(1)?;
-        parse_function(&func, "getAllRecordings")
+        let (kind, params) = parse_function(&func, "getAllRecordings")
             .map(|p| (ArtifactKind::Recording, p))
-            .or_else(|| parse_function(&func, "getAllTranscripts").map(|p| (ArtifactKind::Transcript, p)))
+            .or_else(|| parse_function(&func, "getAllTranscripts").map(|p| (ArtifactKind::Transcript, p)))?;
+        Some(ListCall {
+            place,
+            version,
+            kind,
+            user,
+            params,
+        })
     };
     match (place, rest.len()) {
-        (Place::Meeting, 3) if is_delta(&seg(2)?) => {
-            let (kind, params) = function()?;
-            Some(meetings::artifacts(shared, ids, version, kind, user, &params, parts))
-        }
-        (Place::AdhocCall, 2) => {
-            let (kind, params) = function()?;
-            Some(adhoc::list(shared, ids, version, kind, user, &params, parts))
+        (Place::Meeting, 3) if is_delta(&seg(2)?) => Some(meetings::artifacts(shared, ids, &list_call()?, parts)),
+        (Place::AdhocCall, 2) => match list_call() {
+            Some(call) => Some(adhoc::list(shared, ids, &call, parts)),
+            // `adhocCalls/{callId}`; a malformed function call stays unknown.
+            None if is_call_id(&seg(1)?) => Some(adhoc::per_call(shared, ids, parts)),
+            None => None,
+        },
+        (Place::AdhocCall, 3) if ArtifactKind::ALL.iter().any(|k| is(2, k.collection())) => {
+            Some(adhoc::per_call(shared, ids, parts))
         }
         (_, 5) => {
-            let kind = if is(2, "recordings") {
-                ArtifactKind::Recording
-            } else if is(2, "transcripts") {
-                ArtifactKind::Transcript
-            } else {
-                return None;
-            };
+            let kind = ArtifactKind::ALL.into_iter().find(|k| is(2, k.collection()))?;
             let (container, id) = (seg(1)?, seg(3)?);
             let path = ArtifactPath {
                 place,
@@ -230,6 +240,16 @@ fn artifacts(
         }
         _ => None,
     }
+}
+
+/// Whether a path segment after `adhocCalls/` can be a call id: no
+/// function call, nor a listing function's name without its parameters.
+fn is_call_id(s: &str) -> bool {
+    let function = strip_prefix_ci(s, "microsoft.graph.").unwrap_or(s);
+    !s.contains('(')
+        && !ArtifactKind::ALL
+            .iter()
+            .any(|k| function.eq_ignore_ascii_case(k.function()))
 }
 
 fn is_delta(s: &str) -> bool {

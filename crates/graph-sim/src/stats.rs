@@ -127,6 +127,10 @@ pub struct SimStats {
     /// Requests to `adhocCalls/getAllTranscripts(…)` (first pages and
     /// nextLinks), any outcome.
     pub adhoc_transcript_list_requests: u64,
+    /// Requests for one ad hoc call or its artifacts
+    /// (`adhocCalls/{callId}`, `…/{callId}/recordings`,
+    /// `…/{callId}/transcripts`), which Graph refuses: any outcome.
+    pub adhoc_per_call_requests: u64,
     /// Requests to the ad hoc call content endpoints on the graph origin
     /// (recordings', transcripts' and transcript metadata), any outcome.
     /// Not counted in `content_requests`.
@@ -139,7 +143,7 @@ pub struct SimStats {
     pub adhoc_transcript_content_requests_by_id: BTreeMap<String, u64>,
 }
 
-/// Mutable statistics (the byte counter lives in an atomic in [`Shared`]).
+/// Mutable statistics (the byte counter lives in an atomic in [`Shared`](crate::state::Shared)).
 #[derive(Debug, Default)]
 pub(crate) struct StatsData {
     pub(crate) token_requests: u64,
@@ -171,6 +175,7 @@ pub(crate) struct StatsData {
     pub(crate) contact_folder_requests: u64,
     pub(crate) adhoc_recording_list_requests: u64,
     pub(crate) adhoc_transcript_list_requests: u64,
+    pub(crate) adhoc_per_call_requests: u64,
     pub(crate) adhoc_content_requests: u64,
     pub(crate) adhoc_recording_content_requests_by_id: BTreeMap<String, u64>,
     pub(crate) adhoc_transcript_content_requests_by_id: BTreeMap<String, u64>,
@@ -209,6 +214,7 @@ impl StatsData {
             contact_folder_requests: self.contact_folder_requests,
             adhoc_recording_list_requests: self.adhoc_recording_list_requests,
             adhoc_transcript_list_requests: self.adhoc_transcript_list_requests,
+            adhoc_per_call_requests: self.adhoc_per_call_requests,
             adhoc_content_requests: self.adhoc_content_requests,
             adhoc_recording_content_requests_by_id: self.adhoc_recording_content_requests_by_id.clone(),
             adhoc_transcript_content_requests_by_id: self.adhoc_transcript_content_requests_by_id.clone(),

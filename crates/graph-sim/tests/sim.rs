@@ -6,8 +6,8 @@ use std::time::Duration;
 use chrono::Utc;
 use recarch_graph_sim::test_keys::{self, TestCertificate};
 use recarch_graph_sim::{
-    AssertionRejection, CertificateError, ContentMode, CredentialRejection, GraphSim, Origin, RedirectStyle,
-    RetryAfter, SimConfig, SyncLocation, Target, UserType,
+    AssertionRejection, CertificateError, ContentMode, CredentialRejection, GraphSim, Origin, RecordingInfo,
+    RedirectStyle, RetryAfter, SimConfig, SyncLocation, Target, TranscriptInfo, UserType,
 };
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
@@ -26,6 +26,19 @@ fn client() -> reqwest::Client {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("client")
+}
+
+/// A simulator configured by `f`, a [`client`] (redirects not followed)
+/// and an access token it issued.
+async fn signed_in(f: impl FnOnce(&mut SimConfig)) -> (GraphSim, reqwest::Client, String) {
+    signed_in_with(client(), f).await
+}
+
+/// Like [`signed_in`], with the client `c`.
+async fn signed_in_with(c: reqwest::Client, f: impl FnOnce(&mut SimConfig)) -> (GraphSim, reqwest::Client, String) {
+    let sim = sim_with(f).await;
+    let t = token(&sim, &c).await;
+    (sim, c, t)
 }
 
 fn form(sim: &GraphSim) -> Vec<(&'static str, String)> {
@@ -49,8 +62,37 @@ async fn token(sim: &GraphSim, c: &reqwest::Client) -> String {
     body["access_token"].as_str().expect("access_token").to_owned()
 }
 
+/// `GET url` with the bearer token, not yet read.
+async fn send(c: &reqwest::Client, url: &str, token: &str) -> reqwest::Response {
+    c.get(url).bearer_auth(token).send().await.expect("request")
+}
+
+/// `GET url` with the bearer token, if any, and one more header, not yet
+/// read.
+async fn send_with(c: &reqwest::Client, url: &str, token: Option<&str>, header: (&str, &str)) -> reqwest::Response {
+    let r = c.get(url).header(header.0, header.1);
+    let r = match token {
+        Some(t) => r.bearer_auth(t),
+        None => r,
+    };
+    r.send().await.expect("request")
+}
+
+/// The whole body of `GET url` with the bearer token.
+async fn whole_body(c: &reqwest::Client, url: &str, token: &str) -> bytes::Bytes {
+    send(c, url, token).await.bytes().await.expect("complete body")
+}
+
+/// `GET url` with the bearer token by a client that follows redirects the
+/// standard way: the final answer, which must be `200 OK`, not yet read.
+async fn follow_redirects(url: &str, token: &str) -> reqwest::Response {
+    let r = send(&reqwest::Client::new(), url, token).await;
+    assert_eq!(r.status(), StatusCode::OK, "{url}");
+    r
+}
+
 async fn get(c: &reqwest::Client, url: &str, token: &str) -> (StatusCode, HeaderMap, Value) {
-    let r = c.get(url).bearer_auth(token).send().await.expect("request");
+    let r = send(c, url, token).await;
     let status = r.status();
     let headers = r.headers().clone();
     let text = r.text().await.expect("body");
@@ -62,32 +104,108 @@ async fn get(c: &reqwest::Client, url: &str, token: &str) -> (StatusCode, Header
     (status, headers, v)
 }
 
-/// Follows a round to its deltaLink: (items, nextLinks, deltaLink).
-async fn round(c: &reqwest::Client, url: &str, token: &str) -> (Vec<Value>, Vec<String>, String) {
-    let mut items = Vec::new();
-    let mut nexts = Vec::new();
+/// The `@odata.nextLink` of a page.
+fn next_link(body: &Value) -> String {
+    body["@odata.nextLink"].as_str().expect("nextLink").to_owned()
+}
+
+/// The names of an object's properties.
+fn keys(item: &Value) -> HashSet<&str> {
+    item.as_object().expect("object").keys().map(String::as_str).collect()
+}
+
+/// Every page of a listing from `url` (each `200 OK` JSON), following
+/// each `@odata.nextLink` verbatim until a page has none: the pages' bodies,
+/// and the nextLinks followed.
+async fn follow(c: &reqwest::Client, url: &str, token: &str) -> (Vec<Value>, Vec<String>) {
+    let mut bodies = Vec::new();
+    let mut links = Vec::new();
     let mut url = url.to_owned();
     for _ in 0..1000 {
-        let (status, _, body) = get(c, &url, token).await;
+        let (status, headers, body) = get(c, &url, token).await;
         assert_eq!(status, StatusCode::OK, "{url}: {body}");
+        let content_type = headers["content-type"].to_str().expect("ascii");
+        assert!(content_type.starts_with("application/json"), "{headers:?}");
         assert!(body["@odata.context"].is_string(), "{body}");
-        items.extend(body["value"].as_array().expect("value").iter().cloned());
-        let next = body.get("@odata.nextLink").and_then(Value::as_str);
-        let delta = body.get("@odata.deltaLink").and_then(Value::as_str);
-        match (next, delta) {
-            (Some(n), None) => {
-                nexts.push(n.to_owned());
-                url = n.to_owned();
+        let next = body.get("@odata.nextLink").and_then(Value::as_str).map(str::to_owned);
+        bodies.push(body);
+        match next {
+            Some(n) => {
+                links.push(n.clone());
+                url = n;
             }
-            (None, Some(d)) => return (items, nexts, d.to_owned()),
-            _ => panic!("exactly one link expected: {body}"),
+            None => return (bodies, links),
         }
     }
-    panic!("round did not end");
+    panic!("paging did not end");
+}
+
+/// Each page's `value`.
+fn values(bodies: &[Value]) -> Vec<Vec<Value>> {
+    bodies
+        .iter()
+        .map(|b| b["value"].as_array().expect("value").clone())
+        .collect()
+}
+
+/// Follows a round to its deltaLink (every page but the last has a nextLink
+/// and no deltaLink): (items, nextLinks, deltaLink).
+async fn round(c: &reqwest::Client, url: &str, token: &str) -> (Vec<Value>, Vec<String>, String) {
+    let (bodies, nexts) = follow(c, url, token).await;
+    let (last, before) = bodies.split_last().expect("a page");
+    assert!(
+        before.iter().all(|b| b.get("@odata.deltaLink").is_none()),
+        "exactly one link expected: {before:?}"
+    );
+    let delta = last["@odata.deltaLink"].as_str().expect("a deltaLink or a nextLink");
+    (values(&bodies).concat(), nexts, delta.to_owned())
+}
+
+/// Every page of a listing that is no delta round (no page has a
+/// deltaLink): each page's items, and the nextLinks followed.
+async fn pages(c: &reqwest::Client, url: &str, token: &str) -> (Vec<Vec<Value>>, Vec<String>) {
+    let (bodies, links) = follow(c, url, token).await;
+    for body in &bodies {
+        assert!(body.get("@odata.deltaLink").is_none(), "{body}");
+    }
+    (values(&bodies), links)
+}
+
+/// Like [`pages`], with the items of every page in order.
+async fn all_pages(c: &reqwest::Client, url: &str, token: &str) -> (Vec<Value>, Vec<String>) {
+    let (pages, links) = pages(c, url, token).await;
+    (pages.concat(), links)
 }
 
 #[path = "sim/adhoc.rs"]
 mod adhoc;
+
+/// The ids of recordings the simulator created.
+fn ids_of(recs: &[RecordingInfo]) -> Vec<String> {
+    recs.iter().map(|r| r.id.clone()).collect()
+}
+
+/// The ids of transcripts the simulator created.
+fn tids(ts: &[TranscriptInfo]) -> Vec<String> {
+    ts.iter().map(|t| t.id.clone()).collect()
+}
+
+/// A new organizer with `n` recordings of one byte, oldest first.
+fn organizer_with(sim: &GraphSim, n: usize) -> (String, Vec<RecordingInfo>) {
+    let org = sim.add_organizer();
+    let recs = (0..n).map(|_| sim.add_recording(&org, 1)).collect();
+    (org, recs)
+}
+
+/// Checks a listed `microsoft.graph.{type_name}` against what the simulator
+/// created: an id a client must escape, its meeting and creation time.
+fn assert_item(item: &Value, type_name: &str, meeting_id: &str, created: &str) {
+    let id = item["id"].as_str().expect("id");
+    assert!(id.contains('+') && id.contains('/') && id.ends_with('='), "{id}");
+    assert_eq!(item["@odata.type"], format!("#microsoft.graph.{type_name}"));
+    assert_eq!(item["meetingId"], meeting_id, "{item}");
+    assert_eq!(item["createdDateTime"], created, "{item}");
+}
 
 fn ids(items: &[Value]) -> Vec<String> {
     items.iter().map(|i| i["id"].as_str().expect("id").to_owned()).collect()
@@ -234,9 +352,7 @@ async fn unauthorized_without_or_with_expired_token() {
 
 #[tokio::test]
 async fn paging_link_shapes_and_incremental_rounds() {
-    let sim = sim_with(|_| {}).await;
-    let c = client();
-    let t = token(&sim, &c).await;
+    let (sim, c, t) = signed_in(|_| {}).await;
     let org = sim.add_organizer();
     let other = sim.add_organizer();
     assert_ne!(org, other);
@@ -256,11 +372,7 @@ async fn paging_link_shapes_and_incremental_rounds() {
         .collect();
     assert!(created.windows(2).all(|w| w[0] < w[1]), "{created:?}");
     for (item, info) in items.iter().zip(sim.recordings(&org)) {
-        let id = item["id"].as_str().expect("id");
-        assert!(id.contains('+') && id.contains('/') && id.ends_with('='), "{id}");
-        assert_eq!(item["@odata.type"], "#microsoft.graph.callRecording");
-        assert_eq!(item["meetingId"], info.meeting_id.as_str());
-        assert_eq!(item["createdDateTime"], info.created.as_str());
+        assert_item(item, "callRecording", &info.meeting_id, &info.created);
         assert_eq!(item["recordingContentUrl"], info.content_url.as_str());
         assert_eq!(item["meetingOrganizer"]["user"]["id"], org.as_str());
         assert_eq!(
@@ -331,11 +443,8 @@ fn is_guid(s: &str) -> bool {
 
 #[tokio::test]
 async fn start_date_time_filter_and_bad_requests() {
-    let sim = sim_with(|_| {}).await;
-    let c = client();
-    let t = token(&sim, &c).await;
-    let org = sim.add_organizer();
-    let recs: Vec<_> = (0..5).map(|_| sim.add_recording(&org, 1)).collect();
+    let (sim, c, t) = signed_in(|_| {}).await;
+    let (org, recs) = organizer_with(&sim, 5);
     // Filter from the third recording's creation time (second precision).
     let cut = &recs[2].created[..19];
     let url = format!(
@@ -398,21 +507,11 @@ async fn start_date_time_filter_and_bad_requests() {
     }
 }
 
-fn ids_of(recs: &[recarch_graph_sim::RecordingInfo]) -> Vec<String> {
-    recs.iter().map(|r| r.id.clone()).collect()
-}
-
 #[tokio::test]
 async fn unknown_and_reencoded_tokens_are_rejected() {
-    let sim = sim_with(|c| c.page_size = 2).await;
-    let c = client();
-    let t = token(&sim, &c).await;
-    let org = sim.add_organizer();
-    for _ in 0..5 {
-        sim.add_recording(&org, 1);
-    }
-    let (_, _, body) = get(&c, &sim.recordings_delta_url(&org), &t).await;
-    let next = body["@odata.nextLink"].as_str().expect("nextLink").to_owned();
+    let (sim, c, t) = signed_in(|c| c.page_size = 2).await;
+    let (org, _) = organizer_with(&sim, 5);
+    let next = next_link(&get(&c, &sim.recordings_delta_url(&org), &t).await.2);
     assert!(next.contains("%2B"));
 
     let decoded = next.replace("%2B", "+").replace("%2F", "/").replace("%3D", "=");
@@ -431,15 +530,9 @@ async fn unknown_and_reencoded_tokens_are_rejected() {
 
 #[tokio::test]
 async fn expired_sync_state_answers_410() {
-    let sim = sim_with(|c| c.page_size = 2).await;
-    let c = client();
-    let t = token(&sim, &c).await;
-    let org = sim.add_organizer();
-    for _ in 0..3 {
-        sim.add_recording(&org, 1);
-    }
-    let (_, _, body) = get(&c, &sim.recordings_delta_url(&org), &t).await;
-    let next = body["@odata.nextLink"].as_str().expect("nextLink").to_owned();
+    let (sim, c, t) = signed_in(|c| c.page_size = 2).await;
+    let (org, _) = organizer_with(&sim, 3);
+    let next = next_link(&get(&c, &sim.recordings_delta_url(&org), &t).await.2);
     let (_, _, body) = get(&c, &next, &t).await;
     let delta = body["@odata.deltaLink"].as_str().expect("deltaLink").to_owned();
 
@@ -457,7 +550,7 @@ async fn expired_sync_state_answers_410() {
     assert_eq!(sim.stats().gone, 2);
 
     let (_, _, body) = get(&c, &sim.recordings_delta_url(&org), &t).await;
-    let fresh = body["@odata.nextLink"].as_str().expect("nextLink").to_owned();
+    let fresh = next_link(&body);
     sim.faults().expire_sync_state("SyncStateNotFound", false);
     let (s, headers, body) = get(&c, &fresh, &t).await;
     assert_eq!(s, StatusCode::GONE);
@@ -482,9 +575,7 @@ fn sha(b: &[u8]) -> String {
 
 #[tokio::test]
 async fn content_direct_is_deterministic() {
-    let sim = sim_with(|c| c.content_mode = ContentMode::Direct).await;
-    let c = client();
-    let t = token(&sim, &c).await;
+    let (sim, c, t) = signed_in(|c| c.content_mode = ContentMode::Direct).await;
     let org = sim.add_organizer();
     let size = 1_000_003; // several chunks, odd tail
     let rec = sim.add_recording(&org, size);
@@ -510,13 +601,7 @@ async fn content_direct_is_deterministic() {
     assert_ne!(other.content_sha256(&rec3.id), sim.content_sha256(&rec.id));
 
     // Range requests.
-    let r = c
-        .get(&rec.content_url)
-        .bearer_auth(&t)
-        .header("range", "bytes=10-19")
-        .send()
-        .await
-        .expect("request");
+    let r = send_with(&c, &rec.content_url, Some(&t), ("range", "bytes=10-19")).await;
     assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
     assert_eq!(r.headers()["content-range"], format!("bytes 10-19/{size}").as_str());
     assert_eq!(&r.bytes().await.expect("body")[..], &body[10..20]);
@@ -545,9 +630,7 @@ impl WithUrlBase for recarch_graph_sim::RecordingInfo {
 
 #[tokio::test]
 async fn content_redirect_to_download_origin() {
-    let sim = sim_with(|_| {}).await;
-    let c = client();
-    let t = token(&sim, &c).await;
+    let (sim, c, t) = signed_in(|_| {}).await;
     let org = sim.add_organizer();
     let rec = sim.add_recording(&org, 300_000);
     let (s, headers, body) = content_bytes(&c, &rec.content_url, Some(&t)).await;
@@ -583,14 +666,7 @@ async fn content_redirect_to_download_origin() {
 
     // A client following redirects the standard way (reqwest strips the
     // Authorization header across origins) gets the bytes.
-    let follow = reqwest::Client::new();
-    let r = follow
-        .get(&rec.content_url)
-        .bearer_auth(&t)
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(r.status(), StatusCode::OK);
+    let r = follow_redirects(&rec.content_url, &t).await;
     assert_eq!(r.bytes().await.expect("body").len(), 300_000);
     assert_eq!(sim.stats().auth_header_on_download_origin, 1);
 
@@ -611,13 +687,11 @@ async fn content_redirect_to_download_origin() {
 #[tokio::test]
 async fn drop_mid_body_yields_a_short_body() {
     for mode in [ContentMode::Direct, ContentMode::Redirect] {
-        let sim = sim_with(|c| c.content_mode = mode).await;
-        let c = reqwest::Client::new(); // follows the redirect
-        let t = token(&sim, &c).await;
+        let (sim, c, t) = signed_in_with(reqwest::Client::new(), |c| c.content_mode = mode).await; // c follows redirects
         let size = 2_000_000u64;
         let rec = sim.add_recording("org", size);
         sim.faults().drop_mid_body(1);
-        let mut r = c.get(&rec.content_url).bearer_auth(&t).send().await.expect("request");
+        let mut r = send(&c, &rec.content_url, &t).await;
         assert_eq!(r.status(), StatusCode::OK);
         assert_eq!(r.content_length(), Some(size));
         let mut got = 0u64;
@@ -631,7 +705,7 @@ async fn drop_mid_body_yields_a_short_body() {
         assert!(err.is_some(), "{mode:?}: the body must end in an error");
         assert!(got < size, "{mode:?}: got {got}");
         // The next download is complete.
-        let r = c.get(&rec.content_url).bearer_auth(&t).send().await.expect("request");
+        let r = send(&c, &rec.content_url, &t).await;
         let body = r.bytes().await.expect("complete body");
         assert_eq!(body.len() as u64, size);
         assert_eq!(sim.stats().content_requests_by_id.get(&rec.id), Some(&2));
@@ -683,9 +757,7 @@ async fn throttling_then_success() {
 
 #[tokio::test]
 async fn payment_required() {
-    let sim = sim_with(|c| c.content_mode = ContentMode::Direct).await;
-    let c = client();
-    let t = token(&sim, &c).await;
+    let (sim, c, t) = signed_in(|c| c.content_mode = ContentMode::Direct).await;
     let org = sim.add_organizer();
     let rec = sim.add_recording(&org, 10);
     sim.faults().payment_required(true);
@@ -703,11 +775,9 @@ async fn payment_required() {
 
 #[tokio::test]
 async fn paging_quirks() {
-    let sim = sim_with(|c| c.page_size = 3).await;
-    let c = client();
-    let t = token(&sim, &c).await;
-    let org = sim.add_organizer();
-    let all: Vec<String> = (0..7).map(|_| sim.add_recording(&org, 1).id).collect();
+    let (sim, c, t) = signed_in(|c| c.page_size = 3).await;
+    let (org, recs) = organizer_with(&sim, 7);
+    let all = ids_of(&recs);
 
     // Empty pages between non-empty ones, still carrying nextLinks.
     sim.faults().empty_pages(true);
@@ -754,11 +824,22 @@ async fn paging_quirks() {
     assert_eq!(items.len(), 8);
 }
 
+/// `Prefer: odata.maxpagesize=2`.
+const PREFER_TWO: (&str, &str) = ("Prefer", "odata.maxpagesize=2");
+
+/// The body of a contacts delta page asked for with [`PREFER_TWO`]: served,
+/// the preference applied, two items.
+async fn page_of_two(r: reqwest::Response) -> Value {
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["preference-applied"], "odata.maxpagesize=2");
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["value"].as_array().expect("value").len(), 2, "{body}");
+    body
+}
+
 #[tokio::test]
 async fn contacts_delta() {
-    let sim = sim_with(|_| {}).await;
-    let c = client();
-    let t = token(&sim, &c).await;
+    let (sim, c, t) = signed_in(|_| {}).await;
     let user = "adele@contoso.com";
     let folder = "AAMkAGI2TAAA=";
     let ids: Vec<String> = (0..5)
@@ -773,24 +854,9 @@ async fn contacts_delta() {
         "{}?$select=displayName,emailAddresses",
         sim.contacts_delta_url(user, folder)
     );
-    let r = c
-        .get(&url)
-        .bearer_auth(&t)
-        .header("Prefer", "odata.maxpagesize=2")
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(r.status(), StatusCode::OK);
-    assert_eq!(r.headers()["preference-applied"], "odata.maxpagesize=2");
-    let body: Value = r.json().await.expect("json");
+    let body = page_of_two(send_with(&c, &url, Some(&t), PREFER_TWO).await).await;
     let first = body["value"].as_array().expect("value");
-    assert_eq!(first.len(), 2);
-    let keys: HashSet<&str> = first[0]
-        .as_object()
-        .expect("object")
-        .keys()
-        .map(String::as_str)
-        .collect();
+    let keys = keys(&first[0]);
     assert_eq!(
         keys,
         HashSet::from(["@odata.type", "@odata.etag", "id", "displayName", "emailAddresses"])
@@ -897,9 +963,7 @@ async fn hostile_input_never_panics() {
 
 #[tokio::test]
 async fn shutdown_and_drop_stop_the_servers() {
-    let sim = sim_with(|_| {}).await;
-    let c = client();
-    let t = token(&sim, &c).await;
+    let (sim, c, t) = signed_in(|_| {}).await;
     let url = sim.token_url();
     let clone = sim.clone();
     clone.shutdown().await;
@@ -929,35 +993,21 @@ async fn file_index_serves_the_same_bytes_for_generic_tools() {
     let a = sim.add_recording(&org, 1234);
     let b = sim.add_recording(&org, 99);
     let http = reqwest::Client::new();
-    let index = http
-        .get(format!("{}/files/", sim.download_origin()))
-        .send()
-        .await
-        .expect("index")
-        .text()
-        .await
-        .expect("text");
+    let files = format!("{}/files", sim.download_origin());
+    let (status, _, index) = content_bytes(&http, &format!("{files}/"), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let index = String::from_utf8(index).expect("text");
     assert!(
         index.contains("href=\"rec-000000.mp4\"") && index.contains("href=\"rec-000001.mp4\""),
         "{index}"
     );
     for (name, rec) in [("rec-000000.mp4", &a), ("rec-000001.mp4", &b)] {
-        let body = http
-            .get(format!("{}/files/{name}", sim.download_origin()))
-            .send()
-            .await
-            .expect("file")
-            .bytes()
-            .await
-            .expect("bytes");
-        assert_eq!(body.to_vec(), sim.content_bytes(&rec.id).expect("known"));
+        let (status, _, body) = content_bytes(&http, &format!("{files}/{name}"), None).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(Some(body), sim.content_bytes(&rec.id));
     }
-    let missing = http
-        .get(format!("{}/files/rec-000009.mp4", sim.download_origin()))
-        .send()
-        .await
-        .expect("404");
-    assert_eq!(missing.status(), 404);
+    let (status, _, _) = content_bytes(&http, &format!("{files}/rec-000009.mp4"), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
 // ---------------------------------------------------------------------------
@@ -1109,9 +1159,7 @@ async fn rejected_credentials_even_for_the_right_secret() {
 
 #[tokio::test]
 async fn retry_after_as_an_http_date() {
-    let sim = sim_with(|c| c.content_mode = ContentMode::Direct).await;
-    let c = client();
-    let t = token(&sim, &c).await;
+    let (sim, c, t) = signed_in(|c| c.content_mode = ContentMode::Direct).await;
     let org = sim.add_organizer();
     let rec = sim.add_recording(&org, 10);
 
@@ -1141,11 +1189,9 @@ async fn retry_after_as_an_http_date() {
 
 #[tokio::test]
 async fn server_errors_on_delta_pages_then_the_round_goes_on() {
-    let sim = sim_with(|c| c.page_size = 2).await;
-    let c = client();
-    let t = token(&sim, &c).await;
-    let org = sim.add_organizer();
-    let expected: Vec<String> = (0..5).map(|_| sim.add_recording(&org, 1).id).collect();
+    let (sim, c, t) = signed_in(|c| c.page_size = 2).await;
+    let (org, recs) = organizer_with(&sim, 5);
+    let expected = ids_of(&recs);
     for (status, code) in [(500, "generalException"), (502, "UnknownError"), (504, "UnknownError")] {
         // On the first request.
         sim.faults().throttle(Target::Delta, status, None, 2);
@@ -1159,7 +1205,7 @@ async fn server_errors_on_delta_pages_then_the_round_goes_on() {
         let (s, _, body) = get(&c, &sim.recordings_delta_url(&org), &t).await;
         assert_eq!(s, StatusCode::OK);
         let mut got = ids(body["value"].as_array().expect("value"));
-        let next = body["@odata.nextLink"].as_str().expect("nextLink").to_owned();
+        let next = next_link(&body);
         // Mid-round: the same nextLink works once the errors are over.
         sim.faults().throttle(Target::Delta, status, None, 1);
         let (s, _, body) = get(&c, &next, &t).await;
@@ -1174,9 +1220,7 @@ async fn server_errors_on_delta_pages_then_the_round_goes_on() {
 
 #[tokio::test]
 async fn a_forbidden_organizer_fails_alone() {
-    let sim = sim_with(|c| c.page_size = 1).await;
-    let c = client();
-    let t = token(&sim, &c).await;
+    let (sim, c, t) = signed_in(|c| c.page_size = 1).await;
     let a = sim.add_organizer();
     let b = sim.add_organizer();
     for _ in 0..2 {
@@ -1209,11 +1253,8 @@ async fn a_forbidden_organizer_fails_alone() {
 
 #[tokio::test]
 async fn gone_with_a_location_that_keeps_or_drops_the_options() {
-    let sim = sim_with(|_| {}).await;
-    let c = client();
-    let t = token(&sim, &c).await;
-    let org = sim.add_organizer();
-    let recs: Vec<_> = (0..6).map(|_| sim.add_recording(&org, 1)).collect();
+    let (sim, c, t) = signed_in(|_| {}).await;
+    let (org, recs) = organizer_with(&sim, 6);
     // Whole seconds, so the options are written back exactly as given:
     // recordings 1..=4 are in [start, end].
     let start = format!("{}Z", &recs[1].created[..19]);
@@ -1224,57 +1265,47 @@ async fn gone_with_a_location_that_keeps_or_drops_the_options() {
     );
     let (items, _, _) = round(&c, &first, &t).await;
     assert_eq!(ids(&items), ids_of(&recs[1..5]));
-    let keys: HashSet<&str> = items[0]
-        .as_object()
-        .expect("object")
-        .keys()
-        .map(String::as_str)
-        .collect();
+    let keys = keys(&items[0]);
     assert_eq!(keys, HashSet::from(["@odata.type", "id", "createdDateTime"]));
 
-    // Fresh: every option kept; following it restarts the same sync.
-    let (_, _, body) = get(&c, &first, &t).await;
-    let next = body["@odata.nextLink"].as_str().expect("nextLink").to_owned();
-    sim.faults()
-        .expire_sync_state_with("syncStateNotFound", SyncLocation::Fresh);
-    let (s, headers, body) = get(&c, &next, &t).await;
-    assert_eq!(s, StatusCode::GONE);
-    assert_eq!(body["error"]["code"], "syncStateNotFound");
-    let location = headers["location"].to_str().expect("location").to_owned();
-    for option in [
-        format!("startDateTime={start}"),
-        format!("endDateTime={end}"),
-        "$select=id,createdDateTime".to_owned(),
-        "$top=2".to_owned(),
+    // The sync state expires before the round's second page. Fresh: every option kept;
+    // following it restarts the same sync. DropsOptions: the bare initial query, which
+    // widens the range. None: no Location at all.
+    for (code, kind) in [
+        ("syncStateNotFound", SyncLocation::Fresh),
+        ("resyncRequired", SyncLocation::DropsOptions),
+        ("resyncRequired", SyncLocation::None),
     ] {
-        assert!(location.contains(&option), "{option} missing: {location}");
+        let next = next_link(&get(&c, &first, &t).await.2);
+        sim.faults().expire_sync_state_with(code, kind);
+        let (s, headers, body) = get(&c, &next, &t).await;
+        assert_eq!(s, StatusCode::GONE);
+        assert_eq!(body["error"]["code"], code);
+        let location = headers.get("location").map(|l| l.to_str().expect("location"));
+        match (kind, location) {
+            (SyncLocation::Fresh, Some(location)) => {
+                for option in [
+                    format!("startDateTime={start}"),
+                    format!("endDateTime={end}"),
+                    "$select=id,createdDateTime".to_owned(),
+                    "$top=2".to_owned(),
+                ] {
+                    assert!(location.contains(&option), "{option} missing: {location}");
+                }
+                let (items, _, _) = round(&c, location, &t).await;
+                assert_eq!(ids(&items), ids_of(&recs[1..5]));
+                assert!(items.iter().all(|i| i.get("recordingContentUrl").is_none()));
+            }
+            (SyncLocation::DropsOptions, Some(location)) => {
+                assert_eq!(location, sim.recordings_delta_url(&org));
+                let (items, _, _) = round(&c, location, &t).await;
+                assert_eq!(ids(&items), ids_of(&recs));
+                assert!(items.iter().all(|i| i["recordingContentUrl"].is_string()));
+            }
+            (SyncLocation::None, None) => {}
+            (kind, location) => panic!("{kind:?}: Location {location:?}"),
+        }
     }
-    let (items, _, _) = round(&c, &location, &t).await;
-    assert_eq!(ids(&items), ids_of(&recs[1..5]));
-    assert!(items.iter().all(|i| i.get("recordingContentUrl").is_none()));
-
-    // DropsOptions: the bare initial query, which widens the range.
-    let (_, _, body) = get(&c, &first, &t).await;
-    let next = body["@odata.nextLink"].as_str().expect("nextLink").to_owned();
-    sim.faults()
-        .expire_sync_state_with("resyncRequired", SyncLocation::DropsOptions);
-    let (s, headers, body) = get(&c, &next, &t).await;
-    assert_eq!(s, StatusCode::GONE);
-    assert_eq!(body["error"]["code"], "resyncRequired");
-    let location = headers["location"].to_str().expect("location").to_owned();
-    assert_eq!(location, sim.recordings_delta_url(&org));
-    let (items, _, _) = round(&c, &location, &t).await;
-    assert_eq!(ids(&items), ids_of(&recs));
-    assert!(items.iter().all(|i| i["recordingContentUrl"].is_string()));
-
-    // None: no Location at all.
-    let (_, _, body) = get(&c, &first, &t).await;
-    let next = body["@odata.nextLink"].as_str().expect("nextLink").to_owned();
-    sim.faults()
-        .expire_sync_state_with("resyncRequired", SyncLocation::None);
-    let (s, headers, _) = get(&c, &next, &t).await;
-    assert_eq!(s, StatusCode::GONE);
-    assert!(headers.get("location").is_none());
 
     // Contacts: Fresh keeps $select, DropsOptions drops it.
     let user = "adele@contoso.com";
@@ -1299,9 +1330,7 @@ async fn gone_with_a_location_that_keeps_or_drops_the_options() {
 
 #[tokio::test]
 async fn content_status_is_permanent_per_recording() {
-    let sim = sim_with(|_| {}).await;
-    let c = client();
-    let t = token(&sim, &c).await;
+    let (sim, c, t) = signed_in(|_| {}).await;
     let org = sim.add_organizer();
     let bad = sim.add_recording(&org, 1000);
     let good = sim.add_recording(&org, 1000);
@@ -1351,19 +1380,17 @@ async fn content_status_is_permanent_per_recording() {
 #[tokio::test]
 async fn an_always_truncated_recording_never_completes() {
     for mode in [ContentMode::Direct, ContentMode::Redirect] {
-        let sim = sim_with(|c| c.content_mode = mode).await;
-        let c = reqwest::Client::new(); // follows the redirect
-        let t = token(&sim, &c).await;
+        let (sim, c, t) = signed_in_with(reqwest::Client::new(), |c| c.content_mode = mode).await; // c follows redirects
         let size = 1_000_000u64;
         let bad = sim.add_recording("org", size);
         let good = sim.add_recording("org", size);
         sim.faults().content_always_truncated(&bad.id, true);
         sim.faults().drop_mid_body(1);
         // The pending drop is left for the next healthy body.
-        let r = c.get(&good.content_url).bearer_auth(&t).send().await.expect("request");
+        let r = send(&c, &good.content_url, &t).await;
         assert!(read_body(r).await.1.is_some(), "{mode:?}");
         for _ in 0..3 {
-            let r = c.get(&bad.content_url).bearer_auth(&t).send().await.expect("request");
+            let r = send(&c, &bad.content_url, &t).await;
             assert_eq!(r.status(), StatusCode::OK);
             assert_eq!(r.content_length(), Some(size));
             let (got, err) = read_body(r).await;
@@ -1371,47 +1398,23 @@ async fn an_always_truncated_recording_never_completes() {
             assert!(got <= size / 2, "{mode:?}: got {got}");
         }
         // Ranges are cut too.
-        let r = c
-            .get(&bad.content_url)
-            .bearer_auth(&t)
-            .header("range", "bytes=1000-200999")
-            .send()
-            .await
-            .expect("request");
+        let r = send_with(&c, &bad.content_url, Some(&t), ("range", "bytes=1000-200999")).await;
         assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
         assert_eq!(r.content_length(), Some(200_000));
         assert!(read_body(r).await.1.is_some(), "{mode:?}");
         // Other recordings are whole.
-        let body = c
-            .get(&good.content_url)
-            .bearer_auth(&t)
-            .send()
-            .await
-            .expect("request")
-            .bytes()
-            .await
-            .expect("complete body");
+        let body = whole_body(&c, &good.content_url, &t).await;
         assert_eq!(body.len() as u64, size);
 
         sim.faults().content_always_truncated(&bad.id, false);
-        let body = c
-            .get(&bad.content_url)
-            .bearer_auth(&t)
-            .send()
-            .await
-            .expect("request")
-            .bytes()
-            .await
-            .expect("complete body");
+        let body = whole_body(&c, &bad.content_url, &t).await;
         assert_eq!(Some(sha(&body)), sim.content_sha256(&bad.id));
     }
 }
 
 #[tokio::test]
 async fn relative_redirects_resolve_against_the_hop() {
-    let sim = sim_with(|_| {}).await;
-    let c = client();
-    let t = token(&sim, &c).await;
+    let (sim, c, t) = signed_in(|_| {}).await;
     let org = sim.add_organizer();
     let rec = sim.add_recording(&org, 200_000);
     sim.faults().redirect_style(RedirectStyle::Relative);
@@ -1449,13 +1452,7 @@ async fn relative_redirects_resolve_against_the_hop() {
     }
 
     // A standard client resolves both and gets the bytes.
-    let r = reqwest::Client::new()
-        .get(&rec.content_url)
-        .bearer_auth(&t)
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(r.status(), StatusCode::OK);
+    let r = follow_redirects(&rec.content_url, &t).await;
     assert_eq!(Some(sha(&r.bytes().await.expect("body"))), sim.content_sha256(&rec.id));
     let stats = sim.stats();
     assert_eq!(
@@ -1468,9 +1465,7 @@ async fn relative_redirects_resolve_against_the_hop() {
 
 #[tokio::test]
 async fn redirect_chains_of_n_hops() {
-    let sim = sim_with(|_| {}).await;
-    let c = client();
-    let t = token(&sim, &c).await;
+    let (sim, c, t) = signed_in(|_| {}).await;
     let org = sim.add_organizer();
     let rec = sim.add_recording(&org, 100_000);
 
@@ -1508,13 +1503,7 @@ async fn redirect_chains_of_n_hops() {
         .await
         .expect_err("too many redirects");
     assert!(err.is_redirect(), "{err:?}");
-    let r = reqwest::Client::new()
-        .get(&rec.content_url)
-        .bearer_auth(&t)
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(r.status(), StatusCode::OK);
+    follow_redirects(&rec.content_url, &t).await;
 
     // Chain(1) and Chain(0) are a single redirect to the download origin.
     for n in [0, 1] {
@@ -1533,9 +1522,7 @@ async fn redirect_chains_of_n_hops() {
 
 #[tokio::test]
 async fn a_bounce_back_to_graph_counts_a_resent_token() {
-    let sim = sim_with(|_| {}).await;
-    let c = client();
-    let t = token(&sim, &c).await;
+    let (sim, c, t) = signed_in(|_| {}).await;
     let org = sim.add_organizer();
     let rec = sim.add_recording(&org, 100_000);
     sim.faults().redirect_style(RedirectStyle::Bounce);
@@ -1574,13 +1561,7 @@ async fn a_bounce_back_to_graph_counts_a_resent_token() {
     );
 
     // reqwest drops the token when the chain leaves the graph origin, for good.
-    let r = reqwest::Client::new()
-        .get(&rec.content_url)
-        .bearer_auth(&t)
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(r.status(), StatusCode::OK);
+    follow_redirects(&rec.content_url, &t).await;
     let stats = sim.stats();
     assert_eq!(stats.auth_header_after_leaving_graph, 1);
     assert_eq!(stats.auth_header_on_download_origin, 0);
@@ -1623,6 +1604,11 @@ fn good_jwt_parts(sim: &GraphSim, cert: &TestCertificate, jti: &str) -> (Value, 
         "exp": now + 600,
     });
     (header, claims)
+}
+
+/// A client assertion that `cert` signs for the simulator's client and token URL.
+fn good_assertion(sim: &GraphSim, cert: &TestCertificate) -> String {
+    cert.client_assertion(&sim.config().client_id, &sim.token_url())
 }
 
 /// Posts `assertion`; on success checks that the access token works on Graph.
@@ -1694,12 +1680,7 @@ async fn certificate_assertions_are_accepted() {
         thumb
     );
 
-    let (s, body) = post_assertion(
-        &sim,
-        &c,
-        &cert.client_assertion(&sim.config().client_id, &sim.token_url()),
-    )
-    .await;
+    let (s, body) = post_assertion(&sim, &c, &good_assertion(&sim, &cert)).await;
     assert_eq!(s, StatusCode::OK, "{body}");
     assert_eq!(body["token_type"], "Bearer");
     let stats = sim.stats();
@@ -1727,7 +1708,7 @@ async fn certificate_assertions_are_accepted() {
 
     // A secret keeps working alongside, and a throttled request consumes no jti.
     token(&sim, &c).await;
-    let assertion = cert.client_assertion(&sim.config().client_id, &sim.token_url());
+    let assertion = good_assertion(&sim, &cert);
     sim.faults().throttle(Target::Token, 429, Some(1), 1);
     let (s, _) = post_assertion(&sim, &c, &assertion).await;
     assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
@@ -1740,12 +1721,7 @@ async fn certificate_assertions_are_accepted() {
     // Removing the certificate refuses what it signs.
     assert!(sim.remove_certificate(cert.cert_pem.as_bytes()).expect("PEM"));
     assert!(!sim.remove_certificate(&cert.cert_der).expect("DER"));
-    let (s, body) = post_assertion(
-        &sim,
-        &c,
-        &cert.client_assertion(&sim.config().client_id, &sim.token_url()),
-    )
-    .await;
+    let (s, body) = post_assertion(&sim, &c, &good_assertion(&sim, &cert)).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     assert_eq!(aad_code(&body), 700027);
 
@@ -1753,6 +1729,14 @@ async fn certificate_assertions_are_accepted() {
         sim.register_certificate(b"not a certificate"),
         Err(CertificateError::NotACertificate { .. })
     ));
+}
+
+/// An audience that is not the simulator's token endpoint: the multi-tenant authority's.
+const OTHER_AUDIENCE: &str = "https://login.microsoftonline.com/common/oauth2/v2.0/token";
+
+/// Removes the property `name` of the object `v`.
+fn remove(v: &mut Value, name: &str) -> Option<Value> {
+    v.as_object_mut().expect("object").remove(name)
 }
 
 #[tokio::test]
@@ -1768,97 +1752,25 @@ async fn certificate_assertions_are_refused_like_entra() {
     let now = now_secs();
 
     type Edit = fn(&mut Value, &mut Value, i64);
-    let cases: Vec<(&str, &TestCertificate, Edit, AssertionRejection, u64)> = vec![
-        (
-            "unregistered",
-            &unregistered,
-            |_, _, _| {},
-            AssertionRejection::UnknownKey,
-            700027,
-        ),
-        (
-            "mismatched key",
-            &mismatched,
-            |_, _, _| {},
-            AssertionRejection::BadSignature,
-            700027,
-        ),
-        (
-            "expired certificate",
-            &expired,
-            |_, _, _| {},
-            AssertionRejection::KeyExpired,
-            700027,
-        ),
-        (
-            "HS256",
-            &cert,
-            |h, _, _| h["alg"] = "HS256".into(),
-            AssertionRejection::UnsupportedAlgorithm,
-            700027,
-        ),
-        (
-            "iss",
-            &cert,
-            |_, cl, _| cl["iss"] = "someone-else".into(),
-            AssertionRejection::ClientIdMismatch,
-            700021,
-        ),
-        (
-            "sub",
-            &cert,
-            |_, cl, _| cl["sub"] = "someone-else".into(),
-            AssertionRejection::ClientIdMismatch,
-            700021,
-        ),
-        (
-            "aud",
-            &cert,
-            |_, cl, _| cl["aud"] = "https://login.microsoftonline.com/common/oauth2/v2.0/token".into(),
-            AssertionRejection::WrongAudience,
-            700023,
-        ),
-        (
-            "expired",
-            &cert,
-            |_, cl, now| cl["exp"] = (now - 60).into(),
-            AssertionRejection::Expired,
-            700024,
-        ),
-        (
-            "far future",
-            &cert,
-            |_, cl, now| cl["exp"] = (now + 2 * 86400).into(),
-            AssertionRejection::ExpiresTooLate,
-            700024,
-        ),
-        (
-            "nbf",
-            &cert,
-            |_, cl, now| cl["nbf"] = (now + 3600).into(),
-            AssertionRejection::NotYetValid,
-            700024,
-        ),
-        (
-            "no jti",
-            &cert,
-            |_, cl, _| {
-                cl.as_object_mut().expect("object").remove("jti");
-            },
-            AssertionRejection::Malformed,
-            50027,
-        ),
-        (
-            "no exp",
-            &cert,
-            |_, cl, _| {
-                cl.as_object_mut().expect("object").remove("exp");
-            },
-            AssertionRejection::Malformed,
-            50027,
-        ),
+    use AssertionRejection as R;
+    // One case a line: the signer, the rejection and its AADSTS code, and the edit of the
+    // header and claims (`c`) before signing, at `n` seconds since the epoch.
+    #[rustfmt::skip]
+    let cases: Vec<(&str, &TestCertificate, AssertionRejection, u64, Edit)> = vec![
+        ("unregistered",   &unregistered, R::UnknownKey,           700027, |_, _, _| {}),
+        ("mismatched key", &mismatched,   R::BadSignature,         700027, |_, _, _| {}),
+        ("expired cert",   &expired,      R::KeyExpired,           700027, |_, _, _| {}),
+        ("HS256",          &cert,         R::UnsupportedAlgorithm, 700027, |h, _, _| h["alg"] = "HS256".into()),
+        ("iss",            &cert,         R::ClientIdMismatch,     700021, |_, c, _| c["iss"] = "someone-else".into()),
+        ("sub",            &cert,         R::ClientIdMismatch,     700021, |_, c, _| c["sub"] = "someone-else".into()),
+        ("aud",            &cert,         R::WrongAudience,        700023, |_, c, _| c["aud"] = OTHER_AUDIENCE.into()),
+        ("expired",        &cert,         R::Expired,              700024, |_, c, now| c["exp"] = (now - 60).into()),
+        ("far future",     &cert,         R::ExpiresTooLate,       700024, |_, c, n| c["exp"] = (n + 2 * 86400).into()),
+        ("nbf",            &cert,         R::NotYetValid,          700024, |_, c, now| c["nbf"] = (now + 3600).into()),
+        ("no jti",         &cert,         R::Malformed,            50027,  |_, c, _| drop(remove(c, "jti"))),
+        ("no exp",         &cert,         R::Malformed,            50027,  |_, c, _| drop(remove(c, "exp"))),
     ];
-    for (i, (name, signer, edit, reason, code)) in cases.iter().enumerate() {
+    for (i, (name, signer, reason, code, edit)) in cases.iter().enumerate() {
         let (mut header, mut claims) = good_jwt_parts(&sim, signer, &format!("case-{i}"));
         edit(&mut header, &mut claims, now);
         let (s, body) = post_assertion(&sim, &c, &signer.sign_jwt(&header, &claims)).await;
@@ -1875,7 +1787,7 @@ async fn certificate_assertions_are_refused_like_entra() {
     assert!(unknown_desc.contains("The key was not found."), "{unknown_desc}");
 
     // A signed assertion altered afterwards.
-    let good = cert.client_assertion(&sim.config().client_id, &sim.token_url());
+    let good = good_assertion(&sim, &cert);
     let mut parts: Vec<String> = good.split('.').map(str::to_owned).collect();
     let (_, mut claims) = good_jwt_parts(&sim, &cert, "tampered");
     claims["sub"] = sim.config().client_id.clone().into();
@@ -1948,12 +1860,7 @@ async fn an_empty_configured_secret_accepts_only_assertions() {
     assert_eq!((s, aad_code(&body)), (StatusCode::UNAUTHORIZED, 7000215));
     let cert = test_keys::test_certificate(1);
     sim.register_certificate(&cert.cert_der).expect("registers");
-    let (s, body) = post_assertion(
-        &sim,
-        &c,
-        &cert.client_assertion(&sim.config().client_id, &sim.token_url()),
-    )
-    .await;
+    let (s, body) = post_assertion(&sim, &c, &good_assertion(&sim, &cert)).await;
     assert_eq!(s, StatusCode::OK, "{body}");
     assert_eq!(sim.stats().client_secrets_accepted, 0);
 }
@@ -2030,9 +1937,7 @@ async fn federated_tokens_are_reused_rotated_and_revoked() {
 
 #[tokio::test]
 async fn users_by_id_and_by_upn() {
-    let sim = sim_with(|_| {}).await;
-    let c = client();
-    let t = token(&sim, &c).await;
+    let (sim, c, t) = signed_in(|_| {}).await;
     let alice = sim.add_user("Alice@Contoso.example", true, UserType::Member);
     assert!(is_guid(&alice), "{alice}");
     assert_eq!(
@@ -2135,32 +2040,9 @@ async fn users_by_id_and_by_upn() {
     assert_eq!(sim.stats().directory_requests, 14);
 }
 
-/// Follows `@odata.nextLink`s from `url`: (items, nextLinks). Asserts no deltaLink.
-async fn pages(c: &reqwest::Client, url: &str, token: &str) -> (Vec<Value>, Vec<String>) {
-    let mut items = Vec::new();
-    let mut links = Vec::new();
-    let mut url = url.to_owned();
-    for _ in 0..100 {
-        let (status, _, body) = get(c, &url, token).await;
-        assert_eq!(status, StatusCode::OK, "{url}: {body}");
-        assert!(body.get("@odata.deltaLink").is_none(), "{body}");
-        items.extend(body["value"].as_array().expect("value").iter().cloned());
-        match body.get("@odata.nextLink").and_then(Value::as_str) {
-            Some(n) => {
-                links.push(n.to_owned());
-                url = n.to_owned();
-            }
-            None => return (items, links),
-        }
-    }
-    panic!("paging did not end");
-}
-
 #[tokio::test]
 async fn group_members_through_nested_groups() {
-    let sim = sim_with(|c| c.page_size = 2).await;
-    let c = client();
-    let t = token(&sim, &c).await;
+    let (sim, c, t) = signed_in(|c| c.page_size = 2).await;
     let u: Vec<String> = (0..7)
         .map(|i| {
             sim.add_user(
@@ -2196,7 +2078,7 @@ async fn group_members_through_nested_groups() {
     sim.remove_user(&u[6], true);
 
     // Users only, each once, cycles and devices notwithstanding; disabled users and guests included.
-    let (items, links) = pages(&c, &sim.group_users_url(&a), &t).await;
+    let (items, links) = all_pages(&c, &sim.group_users_url(&a), &t).await;
     assert_eq!(
         ids(&items),
         [u[1].as_str(), u[2].as_str(), u[3].as_str(), u[4].as_str()]
@@ -2214,7 +2096,7 @@ async fn group_members_through_nested_groups() {
     // The pages were snapshotted: a change after the first page does not show.
     let (first, _, body) = get(&c, &sim.group_users_url(&a), &t).await;
     assert_eq!(first, StatusCode::OK);
-    let next = body["@odata.nextLink"].as_str().expect("nextLink").to_owned();
+    let next = next_link(&body);
     assert!(sim.add_member(&b, &u[5]));
     sim.faults().expire_sync_state("syncStateNotFound", false);
     let (s, _, body) = get(&c, &next, &t).await;
@@ -2223,14 +2105,14 @@ async fn group_members_through_nested_groups() {
         ids(body["value"].as_array().expect("value")),
         [u[3].as_str(), u[4].as_str()]
     );
-    let (items, _) = pages(&c, &format!("{}&$top=10", sim.group_users_url(&a)), &t).await;
+    let (items, _) = all_pages(&c, &format!("{}&$top=10", sim.group_users_url(&a)), &t).await;
     assert_eq!(items.len(), 5);
     assert!(sim.remove_member(&b, &u[5]));
     assert!(!sim.remove_member(&b, &u[5]));
 
     // Without the cast: users, nested groups and devices, each once.
     let url = format!("{}/groups/{a}/transitiveMembers?$select=id,displayName", sim.base_url());
-    let (items, _) = pages(&c, &url, &t).await;
+    let (items, _) = all_pages(&c, &url, &t).await;
     let kinds: Vec<(String, String)> = items
         .iter()
         .map(|i| {
@@ -2269,9 +2151,7 @@ async fn group_members_through_nested_groups() {
 
 #[tokio::test]
 async fn users_delta_rounds_report_only_changes() {
-    let sim = sim_with(|c| c.page_size = 2).await;
-    let c = client();
-    let t = token(&sim, &c).await;
+    let (sim, c, t) = signed_in(|c| c.page_size = 2).await;
     let o1 = sim.add_organizer();
     let o2 = sim.add_organizer();
     let guest = sim.add_user("guest_fabrikam.example#EXT#@contoso.example", true, UserType::Guest);
@@ -2343,15 +2223,9 @@ fn vtt_url(t: &recarch_graph_sim::TranscriptInfo) -> String {
     format!("{}?$format=text/vtt", t.transcript_content_url)
 }
 
-fn tids(ts: &[recarch_graph_sim::TranscriptInfo]) -> Vec<String> {
-    ts.iter().map(|t| t.id.clone()).collect()
-}
-
 #[tokio::test]
 async fn transcript_delta_rounds_pair_with_recordings() {
-    let sim = sim_with(|c| c.page_size = 3).await;
-    let c = client();
-    let t = token(&sim, &c).await;
+    let (sim, c, t) = signed_in(|c| c.page_size = 3).await;
     let org = sim.add_organizer();
     let rec = sim.add_recording(&org, 10);
     let other_rec = sim.add_recording(&org, 10);
@@ -2385,12 +2259,8 @@ async fn transcript_delta_rounds_pair_with_recordings() {
     assert_eq!(ids(&items), tids(&all));
     assert_eq!(nexts.len(), 2, "7 items in pages of 3");
     for (item, info) in items.iter().zip(&all) {
-        let id = item["id"].as_str().expect("id");
-        assert!(id.contains('+') && id.contains('/') && id.ends_with('='), "{id}");
-        assert_eq!(item["@odata.type"], "#microsoft.graph.callTranscript");
-        assert_eq!(item["meetingId"], info.meeting_id.as_str());
+        assert_item(item, "callTranscript", &info.meeting_id, &info.created);
         assert_eq!(item["contentCorrelationId"], info.content_correlation_id.as_str());
-        assert_eq!(item["createdDateTime"], info.created.as_str());
         assert!(item["endDateTime"].is_string() && item["callId"].is_string(), "{item}");
         assert_eq!(item["transcriptContentUrl"], info.transcript_content_url.as_str());
         // Graph's callTranscript has no such property (the metadata is `…/metadataContent`).
@@ -2448,12 +2318,7 @@ async fn transcript_delta_rounds_pair_with_recordings() {
         tids(&all[3..]),
         "the newer one belongs to an earlier meeting"
     );
-    let keys: HashSet<&str> = items[0]
-        .as_object()
-        .expect("object")
-        .keys()
-        .map(String::as_str)
-        .collect();
+    let keys = keys(&items[0]);
     assert_eq!(keys, HashSet::from(["@odata.type", "id", "transcriptContentUrl"]));
     assert!(delta.contains("/v1.0/"), "{delta}");
     for bad in ["recordingContentUrl", "shoeSize"] {
@@ -2499,9 +2364,7 @@ async fn transcript_delta_rounds_pair_with_recordings() {
 
 #[tokio::test]
 async fn transcript_deltas_share_the_recordings_faults() {
-    let sim = sim_with(|c| c.page_size = 2).await;
-    let c = client();
-    let t = token(&sim, &c).await;
+    let (sim, c, t) = signed_in(|c| c.page_size = 2).await;
     let org = sim.add_organizer();
     let all: Vec<_> = (0..5).map(|_| sim.add_transcript(&org, None, 10)).collect();
     let url = sim.transcripts_delta_url(&org);
@@ -2534,7 +2397,7 @@ async fn transcript_deltas_share_the_recordings_faults() {
         sim.base_url()
     );
     let (_, _, body) = get(&c, &first, &t).await;
-    let next = body["@odata.nextLink"].as_str().expect("nextLink").to_owned();
+    let next = next_link(&body);
     sim.faults().expire_sync_state("syncStateNotFound", true);
     let (s, headers, body) = get(&c, &next, &t).await;
     assert_eq!(s, StatusCode::GONE);
@@ -2565,9 +2428,7 @@ async fn transcript_deltas_share_the_recordings_faults() {
 
 #[tokio::test]
 async fn transcript_content_is_webvtt_only_with_format() {
-    let sim = sim_with(|c| c.content_mode = ContentMode::Direct).await;
-    let c = client();
-    let t = token(&sim, &c).await;
+    let (sim, c, t) = signed_in(|c| c.content_mode = ContentMode::Direct).await;
     let org = sim.add_organizer();
     let rec = sim.add_recording(&org, 10);
     let tr = sim.add_transcript(&org, Some(&rec), 5000);
@@ -2674,9 +2535,7 @@ fn url_segment(s: &str) -> String {
 
 #[tokio::test]
 async fn transcript_content_redirects_like_recordings() {
-    let sim = sim_with(|_| {}).await;
-    let c = client();
-    let t = token(&sim, &c).await;
+    let (sim, c, t) = signed_in(|_| {}).await;
     let org = sim.add_organizer();
     let tr = sim.add_transcript(&org, None, 20_000);
     let vtt = sim.transcript_content(&tr.id).expect("known transcript");
@@ -2726,13 +2585,7 @@ async fn transcript_content_redirects_like_recordings() {
 
     // A standard client following a chain gets the same bytes.
     sim.faults().redirect_style(RedirectStyle::Chain(3));
-    let r = reqwest::Client::new()
-        .get(vtt_url(&tr))
-        .bearer_auth(&t)
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(r.status(), StatusCode::OK);
+    let r = follow_redirects(&vtt_url(&tr), &t).await;
     assert_eq!(r.bytes().await.expect("body").to_vec(), vtt);
     let stats = sim.stats();
     assert_eq!(stats.transcript_content_requests_by_id.get(&tr.id), Some(&3));
@@ -2755,15 +2608,13 @@ async fn transcript_content_redirects_like_recordings() {
 
 #[tokio::test]
 async fn disabled_transcripts_answer_403_and_recordings_go_on() {
-    let sim = sim_with(|c| c.page_size = 1).await;
-    let c = client();
-    let t = token(&sim, &c).await;
+    let (sim, c, t) = signed_in(|c| c.page_size = 1).await;
     let org = sim.add_organizer();
     let rec = sim.add_recording(&org, 1000);
     let tr = sim.add_transcript(&org, Some(&rec), 1000);
     sim.add_transcript(&org, None, 1000);
     let (_, _, body) = get(&c, &sim.transcripts_delta_url(&org), &t).await;
-    let next = body["@odata.nextLink"].as_str().expect("nextLink").to_owned();
+    let next = next_link(&body);
     // A download URL handed out before the switch.
     let (_, headers, _) = content_bytes(&c, &vtt_url(&tr), Some(&t)).await;
     let location = headers["location"].to_str().expect("location").to_owned();
@@ -2832,7 +2683,7 @@ async fn content_faults_apply_to_transcript_content_and_metadata() {
     sim.faults().content_always_truncated(&bad.id, true);
     for url in [vtt_url(&bad), bad.metadata_content_url.clone()] {
         for _ in 0..2 {
-            let r = c.get(&url).bearer_auth(&t).send().await.expect("request");
+            let r = send(&c, &url, &t).await;
             assert_eq!(r.status(), StatusCode::OK);
             let announced = r.content_length().expect("content-length");
             let (got, err) = read_body(r).await;
@@ -2840,67 +2691,23 @@ async fn content_faults_apply_to_transcript_content_and_metadata() {
             assert!(got <= announced / 2, "{url}: got {got} of {announced}");
         }
     }
-    let body = c
-        .get(vtt_url(&good))
-        .bearer_auth(&t)
-        .send()
-        .await
-        .expect("request")
-        .bytes()
-        .await
-        .expect("complete body");
+    let body = whole_body(&c, &vtt_url(&good), &t).await;
     assert_eq!(Some(body.to_vec()), sim.transcript_content(&good.id));
     // A one-shot drop hits the next transcript body too.
     sim.faults().content_always_truncated(&bad.id, false);
     sim.faults().drop_mid_body(1);
-    let r = c
-        .get(good.metadata_content_url.clone())
-        .bearer_auth(&t)
-        .send()
-        .await
-        .expect("request");
+    let r = send(&c, &good.metadata_content_url.clone(), &t).await;
     assert!(read_body(r).await.1.is_some());
-    let body = c
-        .get(vtt_url(&bad))
-        .bearer_auth(&t)
-        .send()
-        .await
-        .expect("request")
-        .bytes()
-        .await
-        .expect("complete body");
+    let body = whole_body(&c, &vtt_url(&bad), &t).await;
     assert_eq!(Some(body.to_vec()), sim.transcript_content(&bad.id));
 }
 
 // ---------------------------------------------------------------------------
 // Contact folders
 
-/// Follows `@odata.nextLink`s to the end: (items, nextLinks).
-async fn all_pages(c: &reqwest::Client, url: &str, token: &str) -> (Vec<Value>, Vec<String>) {
-    let mut items = Vec::new();
-    let mut nexts = Vec::new();
-    let mut url = url.to_owned();
-    for _ in 0..100 {
-        let (s, _, body) = get(c, &url, token).await;
-        assert_eq!(s, StatusCode::OK, "{url}: {body}");
-        assert!(body.get("@odata.deltaLink").is_none(), "{body}");
-        items.extend(body["value"].as_array().expect("value").iter().cloned());
-        match body.get("@odata.nextLink").and_then(Value::as_str) {
-            Some(n) => {
-                nexts.push(n.to_owned());
-                url = n.to_owned();
-            }
-            None => return (items, nexts),
-        }
-    }
-    panic!("no end to the pages");
-}
-
 #[tokio::test]
 async fn contact_folders_top_level_nested_and_default() {
-    let sim = sim_with(|c| c.page_size = 2).await;
-    let c = client();
-    let t = token(&sim, &c).await;
+    let (sim, c, t) = signed_in(|c| c.page_size = 2).await;
     let user = "5f1c0e2a-1111-4222-8333-944455556666";
     sim.add_contact(user, "AAMkFolderA=", "In A");
     sim.add_contact(user, "AAMkFolderB=", "In B");
@@ -3037,9 +2844,7 @@ async fn contact_folders_top_level_nested_and_default() {
 
 #[tokio::test]
 async fn contacts_delta_selects_phones_and_companies_and_takes_delta_faults() {
-    let sim = sim_with(|_| {}).await;
-    let c = client();
-    let t = token(&sim, &c).await;
+    let (sim, c, t) = signed_in(|_| {}).await;
     let user = "adele@contoso.com";
     let folder = sim.add_contact_folder(user, "Clients", None);
     let a = sim.add_contact(user, &folder, "Ada Lovelace");
@@ -3050,25 +2855,11 @@ async fn contacts_delta_selects_phones_and_companies_and_takes_delta_faults() {
 
     // Throttled first, then served; maxpagesize echoed.
     sim.faults().throttle(Target::Delta, 429, Some(1), 1);
-    let send = || {
-        c.get(&url)
-            .bearer_auth(&t)
-            .header("Prefer", "odata.maxpagesize=2")
-            .send()
-    };
-    assert_eq!(send().await.expect("request").status(), StatusCode::TOO_MANY_REQUESTS);
-    let r = send().await.expect("request");
-    assert_eq!(r.status(), StatusCode::OK);
-    assert_eq!(r.headers()["preference-applied"], "odata.maxpagesize=2");
-    let body: Value = r.json().await.expect("json");
+    let r = send_with(&c, &url, Some(&t), PREFER_TWO).await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    let body = page_of_two(send_with(&c, &url, Some(&t), PREFER_TWO).await).await;
     let page = body["value"].as_array().expect("value");
-    assert_eq!(page.len(), 2);
-    let keys: HashSet<&str> = page[0]
-        .as_object()
-        .expect("object")
-        .keys()
-        .map(String::as_str)
-        .collect();
+    let keys = keys(&page[0]);
     assert_eq!(
         keys,
         HashSet::from([
@@ -3088,7 +2879,7 @@ async fn contacts_delta_selects_phones_and_companies_and_takes_delta_faults() {
     assert_ne!(page[0]["businessPhones"], page[1]["businessPhones"]);
 
     // The next page under a throttle, then the same link works.
-    let next = body["@odata.nextLink"].as_str().expect("nextLink").to_owned();
+    let next = next_link(&body);
     sim.faults().throttle(Target::Delta, 503, None, 1);
     assert_eq!(get(&c, &next, &t).await.0, StatusCode::SERVICE_UNAVAILABLE);
     let (items, _, delta) = round(&c, &next, &t).await;

@@ -25,7 +25,7 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use proptest::prelude::*;
 use recarch_store::{
-    Archive, Checkpoint, ContentRef, FailureClass, KIND_CALL_RECORDING, Kind, LinkKind, Manifest, ManifestWrite,
+    Archive, Checkpoint, ContentRef, FailureClass, KIND_CALL_RECORDING, Kind, Lease, LinkKind, Manifest, ManifestWrite,
     OrganizerId, OrganizerState, QueuedItem, Sha256Digest, ShardId, StageError, StoreError, item_key,
 };
 use tempfile::TempDir;
@@ -220,7 +220,15 @@ fn owned(options: &[(&str, &str)]) -> Vec<(String, String)> {
         .collect()
 }
 
-fn remote(backend: Backend, url: String, options: Vec<(String, String)>) -> Fixture {
+/// A fixture on a remote backend: `{scheme}://{container}/` under a fresh prefix for `case`,
+/// opened with the backend's `options`.
+fn remote(
+    backend: Backend,
+    scheme: &str,
+    (container, options): (String, Vec<(String, String)>),
+    case: &str,
+) -> Fixture {
+    let url = format!("{scheme}://{container}/{}", unique_prefix(case));
     // Downloads are spooled to local files before their single upload: a spool of its own per
     // case, as cases run side by side.
     let spool = tempfile::tempdir().unwrap();
@@ -239,30 +247,15 @@ fn remote(backend: Backend, url: String, options: Vec<(String, String)>) -> Fixt
 }
 
 fn s3(case: &str) -> Option<Fixture> {
-    let (bucket, options) = s3_settings()?;
-    Some(remote(
-        Backend::S3,
-        format!("s3://{bucket}/{}", unique_prefix(case)),
-        options,
-    ))
+    Some(remote(Backend::S3, "s3", s3_settings()?, case))
 }
 
 fn seaweedfs(case: &str) -> Option<Fixture> {
-    let (bucket, options) = seaweedfs_settings()?;
-    Some(remote(
-        Backend::SeaweedFs,
-        format!("s3://{bucket}/{}", unique_prefix(case)),
-        options,
-    ))
+    Some(remote(Backend::SeaweedFs, "s3", seaweedfs_settings()?, case))
 }
 
 fn azure(case: &str) -> Option<Fixture> {
-    let (container, options) = azure_settings()?;
-    Some(remote(
-        Backend::Azure,
-        format!("az://{container}/{}", unique_prefix(case)),
-        options,
-    ))
+    Some(remote(Backend::Azure, "az", azure_settings()?, case))
 }
 
 // ------------------------------------------------------------------ helpers
@@ -558,14 +551,7 @@ async fn stage_commit_and_hash(f: Fixture) {
         a.hash_blob(&digest).await.unwrap(),
         (Sha256Digest::of(&bytes), bytes.len() as u64)
     );
-    let stored = a
-        .object_store()
-        .get(&Path::from(commit.key.as_str()))
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let stored = raw_get(a, &commit.key).await;
     assert_eq!(stored.as_ref(), bytes.as_slice());
     assert!(staging_leftovers(&f).await.is_empty());
 
@@ -716,14 +702,7 @@ async fn manifest_is_create_only(f: Fixture) {
 
     // The stored JSON has the documented shape.
     let key = Archive::manifest_key(&org(), id);
-    let raw = a
-        .object_store()
-        .get(&Path::from(key.as_str()))
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let raw = raw_get(a, &key).await;
     let json: serde_json::Value = serde_json::from_slice(&raw).unwrap();
     assert_eq!(json["schema"], "recarch.manifest.v1");
     assert_eq!(json["kind"], "callRecording");
@@ -1082,19 +1061,27 @@ async fn leases(f: Fixture) {
     a.release_lease(first).await.unwrap();
 }
 
-/// Several runs (separate clients) racing for a free lease: exactly one gets it.
-async fn concurrent_acquisitions_of_a_free_lease(f: Fixture) {
+/// Four runs (separate clients), `{owner}-{i}`, racing for the shard's lease: exactly one
+/// gets it, and every other finds it held (a contender that lost a compare-and-swap re-reads
+/// and finds a live lease). The winner's lease.
+async fn race_for_the_lease(f: &Fixture, owner: &str) -> Lease {
     let contenders: Vec<Archive> = (0..4).map(|_| f.twin()).collect();
     let results = futures::future::join_all(contenders.iter().enumerate().map(|(i, a)| async move {
-        a.acquire_lease(&shard(), &format!("run-{i}"), Duration::from_secs(3600))
+        a.acquire_lease(&shard(), &format!("{owner}-{i}"), Duration::from_secs(3600))
             .await
     }))
     .await;
     let winners: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
-    assert_eq!(winners.len(), 1, "{results:?}");
+    assert_eq!(winners.len(), 1, "{owner}: {results:?}");
     for r in &results {
         assert!(matches!(r, Ok(_) | Err(StoreError::LeaseHeld { .. })), "{r:?}");
     }
+    results.into_iter().find_map(Result::ok).unwrap()
+}
+
+/// Several runs (separate clients) racing for a free lease: exactly one gets it.
+async fn concurrent_acquisitions_of_a_free_lease(f: Fixture) {
+    race_for_the_lease(&f, "run").await;
 }
 
 /// Several runs racing to take over one expired lease: where the store has conditional
@@ -1111,23 +1098,11 @@ async fn concurrent_takeovers_of_an_expired_lease(f: Fixture) {
             .await
             .unwrap();
         tokio::time::sleep(Duration::from_millis(5)).await;
-        let contenders: Vec<Archive> = (0..4).map(|_| f.twin()).collect();
-        let results = futures::future::join_all(contenders.iter().enumerate().map(|(i, a)| async move {
-            a.acquire_lease(&shard(), &format!("run-{round}-{i}"), Duration::from_secs(3600))
-                .await
-        }))
-        .await;
-        let winners: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
-        assert_eq!(winners.len(), 1, "round {round}: {results:?}");
-        for r in &results {
-            // A contender that lost the compare-and-swap re-reads and finds a live lease.
-            assert!(matches!(r, Ok(_) | Err(StoreError::LeaseHeld { .. })), "{r:?}");
-        }
+        let winner = race_for_the_lease(&f, &format!("run-{round}")).await;
         assert!(matches!(
             f.archive.renew_lease(&mut stale).await,
             Err(StoreError::LeaseLost { .. })
         ));
-        let winner = results.into_iter().find_map(Result::ok).unwrap();
         f.archive.release_lease(winner).await.unwrap();
     }
     assert!(everything(&f).await.is_empty(), "left {:?}", everything(&f).await);
@@ -1186,14 +1161,7 @@ async fn run_report_keys(f: Fixture) {
     assert_eq!(second, "runs/20240506T070809.123Z-0-of-1-1.json");
     let third = a.put_run_report(&shard(), started, &report).await.unwrap();
     assert_eq!(third, "runs/20240506T070809.123Z-0-of-1-2.json");
-    let raw = a
-        .object_store()
-        .get(&Path::from(first.as_str()))
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let raw = raw_get(a, &first).await;
     assert_eq!(serde_json::from_slice::<serde_json::Value>(&raw).unwrap(), report);
 
     // The newest report per shard is chosen by the time in its name, never by when the
@@ -1217,6 +1185,25 @@ async fn run_report_keys(f: Fixture) {
     assert_eq!(a.read_run_report(&newest[0]).await.unwrap(), report);
 }
 
+/// The stored bytes of `key`, read past the archive.
+async fn raw_get(a: &Archive, key: &str) -> Bytes {
+    a.object_store()
+        .get(&Path::from(key))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap()
+}
+
+/// Rewrites the JSON object `key` with `edit`, past the archive.
+async fn raw_edit(a: &Archive, key: &str, edit: impl FnOnce(&mut serde_json::Value)) {
+    let mut value = serde_json::from_slice(&raw_get(a, key).await).unwrap();
+    edit(&mut value);
+    raw_put(a, key, &value).await;
+}
+
+/// Stores `value` as the JSON object `key`, past the archive.
 async fn raw_put(a: &Archive, key: &str, value: &serde_json::Value) {
     a.object_store()
         .put(&Path::from(key), PutPayload::from(serde_json::to_vec(value).unwrap()))
@@ -1299,16 +1286,7 @@ async fn typed_reads_of_leases_manifests_and_meeting_indexes(f: Fixture) {
     assert_eq!(held.expires_at, lease.expires_at);
     assert_eq!(held.holder.host, recarch_store::hostname());
     // Serialised as stored.
-    let stored: serde_json::Value = serde_json::from_slice(
-        &a.object_store()
-            .get(&Path::from("locks/0-of-1.json"))
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap(),
-    )
-    .unwrap();
+    let stored: serde_json::Value = serde_json::from_slice(&raw_get(a, "locks/0-of-1.json").await).unwrap();
     assert_eq!(serde_json::to_value(held).unwrap(), stored);
     assert!(
         matches!(&leases[1], Err(StoreError::Corrupt { key, .. }) if *key == format!("locks/{other}.json")),
@@ -1481,16 +1459,13 @@ async fn lease_of_a_dead_local_process_is_taken_over(f: Fixture) {
         .acquire_lease(&shard(), "run-a", Duration::from_secs(3600))
         .await
         .unwrap();
-    let key = Path::from("locks/0-of-1.json");
-    let raw = a.object_store().get(&key).await.unwrap().bytes().await.unwrap();
-    let mut record: serde_json::Value = serde_json::from_slice(&raw).unwrap();
-    // Same host, but a PID above any pid_max: that process cannot be running.
-    record["pid"] = serde_json::Value::from(999_999_999u32);
-    record["leaseId"] = serde_json::Value::from("killed-run");
-    a.object_store()
-        .put(&key, PutPayload::from(serde_json::to_vec(&record).unwrap()))
-        .await
-        .unwrap();
+    let key = "locks/0-of-1.json";
+    raw_edit(a, key, |record| {
+        // Same host, but a PID above any pid_max: that process cannot be running.
+        record["pid"] = serde_json::Value::from(999_999_999u32);
+        record["leaseId"] = serde_json::Value::from("killed-run");
+    })
+    .await;
     let taken = a
         .acquire_lease(&shard(), "run-b", Duration::from_secs(3600))
         .await
@@ -1507,14 +1482,11 @@ async fn lease_of_a_dead_local_process_is_taken_over(f: Fixture) {
         .acquire_lease(&shard(), "run-c", Duration::from_secs(3600))
         .await
         .unwrap();
-    let raw = a.object_store().get(&key).await.unwrap().bytes().await.unwrap();
-    let mut record: serde_json::Value = serde_json::from_slice(&raw).unwrap();
-    record["pid"] = serde_json::Value::from(999_999_999u32);
-    record["host"] = serde_json::Value::from("some-other-host.invalid");
-    a.object_store()
-        .put(&key, PutPayload::from(serde_json::to_vec(&record).unwrap()))
-        .await
-        .unwrap();
+    raw_edit(a, key, |record| {
+        record["pid"] = serde_json::Value::from(999_999_999u32);
+        record["host"] = serde_json::Value::from("some-other-host.invalid");
+    })
+    .await;
     assert!(matches!(
         a.acquire_lease(&shard(), "run-d", Duration::from_secs(3600)).await,
         Err(StoreError::LeaseHeld { owner, .. }) if owner == "run-c"
@@ -1768,11 +1740,7 @@ async fn s3_without_copy_if_not_exists_falls_back_to_check_then_copy() {
         .into_iter()
         .filter(|(k, _)| k != "aws_copy_if_not_exists")
         .collect();
-    let f = remote(
-        Backend::S3,
-        format!("s3://{bucket}/{}", unique_prefix("no-copy-if-not-exists")),
-        options,
-    );
+    let f = remote(Backend::S3, "s3", (bucket, options), "no-copy-if-not-exists");
     let report = f.archive.probe().await.unwrap();
     assert!(report.create_only && report.conditional_update, "{report}");
     assert!(!report.create_only_copy, "{report}");
@@ -2089,30 +2057,35 @@ fn stage_and_hash(make: fn(&str) -> Option<Fixture>, part_size: usize, bytes: &[
     });
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
-
-    #[test]
-    fn hash_blob_matches_one_shot_sha256_in_memory(
-        bytes in proptest::collection::vec(any::<u8>(), 0..5000),
-        cuts in proptest::collection::vec(any::<usize>(), 0..20),
-        part_size in 1usize..700,
-    ) {
-        stage_and_hash(memory, part_size, &bytes, &cuts);
-    }
+/// `cases` random bodies (up to 5000 bytes, cut into up to 21 writes, in parts of 1 to 699
+/// bytes) staged on `make`'s backend: each hashes like a one-shot SHA-256 ([`stage_and_hash`]).
+fn hashes_match_one_shot_sha256(make: fn(&str) -> Option<Fixture>, cases: u32) {
+    let config = ProptestConfig {
+        cases,
+        source_file: Some(file!()),
+        ..ProptestConfig::default()
+    };
+    let bodies = (
+        proptest::collection::vec(any::<u8>(), 0..5000),
+        proptest::collection::vec(any::<usize>(), 0..20),
+        1usize..700,
+    );
+    proptest::test_runner::TestRunner::new(config)
+        .run(&bodies, |(bytes, cuts, part_size)| {
+            stage_and_hash(make, part_size, &bytes, &cuts);
+            Ok(())
+        })
+        .unwrap();
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(12))]
+#[test]
+fn hash_blob_matches_one_shot_sha256_in_memory() {
+    hashes_match_one_shot_sha256(memory, 64);
+}
 
-    #[test]
-    fn hash_blob_matches_one_shot_sha256_on_local_disk(
-        bytes in proptest::collection::vec(any::<u8>(), 0..5000),
-        cuts in proptest::collection::vec(any::<usize>(), 0..20),
-        part_size in 1usize..700,
-    ) {
-        stage_and_hash(local, part_size, &bytes, &cuts);
-    }
+#[test]
+fn hash_blob_matches_one_shot_sha256_on_local_disk() {
+    hashes_match_one_shot_sha256(local, 12);
 }
 
 /// A versioned item's manifest (a contact): versions appended in order, the same blob twice in
@@ -2155,14 +2128,7 @@ async fn versions_are_appended_and_never_lost(f: Fixture) {
     let read = |a: Archive| {
         let key = key.clone();
         async move {
-            let raw = a
-                .object_store()
-                .get(&Path::from(key.as_str()))
-                .await
-                .unwrap()
-                .bytes()
-                .await
-                .unwrap();
+            let raw = raw_get(&a, &key).await;
             serde_json::from_slice::<serde_json::Value>(&raw).unwrap()
         }
     };
@@ -2287,14 +2253,7 @@ conformance!(
 async fn own_lease_identity(a: &Archive) -> serde_json::Value {
     let spare = ShardId::new(1, 2);
     let lease = a.acquire_lease(&spare, "probe", Duration::from_secs(60)).await.unwrap();
-    let raw = a
-        .object_store()
-        .get(&Path::from("locks/1-of-2.json"))
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let raw = raw_get(a, "locks/1-of-2.json").await;
     a.release_lease(lease).await.unwrap();
     serde_json::from_slice(&raw).unwrap()
 }
@@ -2317,13 +2276,7 @@ async fn put_hand_written_lease(a: &Archive, me: &serde_json::Value, pid: u32, p
         "renewedAt": now,
         "expiresAt": now + chrono::TimeDelta::hours(1),
     });
-    a.object_store()
-        .put(
-            &Path::from("locks/0-of-1.json"),
-            PutPayload::from(serde_json::to_vec(&lease).unwrap()),
-        )
-        .await
-        .unwrap();
+    raw_put(a, "locks/0-of-1.json", &lease).await;
 }
 
 /// Kubernetes: every pod's recarch is pid 1, and a fixed `hostname:` repeats host names. A

@@ -7,7 +7,8 @@
 //! pages them by `$top` (default [`crate::SimConfig::page_size`]); every page
 //! but the last carries an opaque `@odata.nextLink` (the function with the
 //! window, and a skip token), the last carries no link at all. Their content
-//! is served by [`crate::api::content`].
+//! is served by [`crate::api::content`]. The artifacts of one call are not
+//! listed ([`per_call`]).
 
 use std::sync::Arc;
 
@@ -17,14 +18,15 @@ use axum::response::Response;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::api::guard::{admit_get, forbidden_user, transcripts_disabled};
+use crate::api::ListCall;
+use crate::api::guard::{admit_get, admit_list};
 use crate::api::paging::{TokenParam, list_json, parse_top, token_param};
 use crate::data::artifact::ArtifactKind;
 use crate::data::tokens::TokenKind;
 use crate::faults::Target;
 use crate::http::{
-    ApiVersion, ODATA_JSON, RequestIds, bad_request, encode_segment, format_datetime, graph_error, json_response,
-    parse_datetime, raw_query_pairs,
+    ApiVersion, ODATA_JSON, RequestIds, bad_request, encode_segment, graph_error, json_response, parse_datetime,
+    raw_query_pairs, window_params,
 };
 use crate::state::{Shared, lock};
 
@@ -51,35 +53,13 @@ struct AdhocPage {
 
 /// `GET /users/{user}/adhocCalls/getAllRecordings(…)` and
 /// `…/getAllTranscripts(…)` (`params`: the function's parameters).
-pub(crate) fn list(
-    shared: &Shared,
-    ids: &RequestIds,
-    version: ApiVersion,
-    kind: ArtifactKind,
-    user: &str,
-    params: &[(String, String)],
-    parts: &Parts,
-) -> Response {
-    shared.stat(|s| match kind {
-        ArtifactKind::Recording => s.adhoc_recording_list_requests += 1,
-        ArtifactKind::Transcript => s.adhoc_transcript_list_requests += 1,
-    });
-    if let Err(resp) = admit_get(shared, ids, parts, Target::AdhocCalls) {
+pub(crate) fn list(shared: &Shared, ids: &RequestIds, call: &ListCall<'_>, parts: &Parts) -> Response {
+    if let Err(resp) = admit_list(shared, ids, parts, call) {
         return resp;
     }
-    let get = |name: &str| {
-        params
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    };
+    let (version, kind, user) = (call.version, call.kind, call.user);
+    let get = |name: &str| call.param(name);
     let param_user = get("userId").unwrap_or_default();
-    if let Some(resp) = forbidden_user(shared, ids, &[user, param_user]) {
-        return resp;
-    }
-    if kind == ArtifactKind::Transcript && shared.transcripts_disabled() {
-        return transcripts_disabled(shared, ids);
-    }
     if param_user.is_empty() {
         return bad_request(
             ids,
@@ -179,7 +159,7 @@ pub(crate) fn list(
         .get(start..end)
         .unwrap_or(&[])
         .iter()
-        .filter_map(|&s| data.adhoc.by_serial(kind, s))
+        .filter_map(|&s| data.adhoc.artifacts.by_serial(kind, s))
         .map(|item| item.to_json(tenant))
         .collect();
     let next = (end < page.items.len()).then(|| {
@@ -196,23 +176,37 @@ pub(crate) fn list(
     json_response(StatusCode::OK, ODATA_JSON, &list_json(context, value, next))
 }
 
+/// `GET /users/{user}/adhocCalls/{callId}`, `…/adhocCalls/{callId}/recordings`
+/// and `…/adhocCalls/{callId}/transcripts`: refused, never a list. Graph
+/// enumerates the artifacts of a user's ad hoc calls only through
+/// `getAllRecordings` / `getAllTranscripts` ("Enumeration of artifacts for a
+/// particular call isn't available"), and serves no ad hoc call itself.
+///
+/// The answer is `400 BadRequest` (after the usual 405 / 401 / throttle
+/// checks), not `404`: the path is well-formed and names what Graph's schema
+/// has (an `adhocCall` with `recordings` and `transcripts` relationships), so
+/// the request is an unsupported operation rather than a missing resource;
+/// and a `404` would tell a client that the call, or the user, does not
+/// exist, which an archiver may take for an item deleted at the source.
+pub(crate) fn per_call(shared: &Shared, ids: &RequestIds, parts: &Parts) -> Response {
+    shared.stat(|s| s.adhoc_per_call_requests += 1);
+    if let Err(resp) = admit_get(shared, ids, parts, Target::AdhocCalls) {
+        return resp;
+    }
+    bad_request(
+        ids,
+        "Enumeration of artifacts for a particular ad hoc call isn't available: list the user's with adhocCalls/getAllRecordings(…) or adhocCalls/getAllTranscripts(…).",
+    )
+}
+
 /// `{base}/users/{u}/adhocCalls/{function}(userId='{u}'[,startDateTime=…][,endDateTime=…])`:
 /// the listing's function with its window (the instants given, in UTC).
 fn function_url(shared: &Shared, q: &AdhocQuery) -> String {
     let user = encode_segment(&q.user);
-    let mut url = format!(
-        "{}/users/{user}/adhocCalls/{}(userId='{user}'",
+    format!(
+        "{}/users/{user}/adhocCalls/{}(userId='{user}'{})",
         shared.base(q.version),
-        q.kind.function()
-    );
-    if let Some(s) = &q.start {
-        url.push_str(",startDateTime=");
-        url.push_str(&format_datetime(s));
-    }
-    if let Some(e) = &q.end {
-        url.push_str(",endDateTime=");
-        url.push_str(&format_datetime(e));
-    }
-    url.push(')');
-    url
+        q.kind.function(),
+        window_params(q.start.as_ref(), q.end.as_ref())
+    )
 }

@@ -9,15 +9,15 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::Value;
 
+use crate::api::folders::{FolderPath, folder_not_found};
 use crate::api::guard::{admit_get, mailbox_refused};
 use crate::api::paging::continuation;
-use crate::api::paging::{Resume, Round, TokenParam, page_json, paginate, parse_select, resume, token_param};
+use crate::api::paging::{Round, page_json, paginate, parse_select, start, token_param};
 use crate::data::Data;
 use crate::data::contacts::CONTACT_PROPERTIES;
-use crate::faults::Target;
+use crate::faults::{SyncLocation, Target};
 use crate::http::{
-    ApiVersion, ODATA_JSON, RequestIds, encode_segment, graph_error, json_response, query_option, raw_query_pairs,
-    set_header,
+    ApiVersion, ODATA_JSON, RequestIds, encode_segment, json_response, query_option, raw_query_pairs, set_header,
 };
 use crate::state::{Shared, lock};
 
@@ -45,16 +45,9 @@ fn prefer_max_page_size(headers: &HeaderMap) -> Option<usize> {
         .filter(|n| *n > 0)
 }
 
-/// `GET /users/{user}/contactFolders/{folder}/contacts/delta` (`folder` an
-/// id or the well-known `contacts`).
-pub(crate) fn contacts(
-    shared: &Arc<Shared>,
-    ids: &RequestIds,
-    version: ApiVersion,
-    user: &str,
-    folder: &str,
-    parts: &Parts,
-) -> Response {
+/// `GET /users/{user}/contactFolders/{folder}/contacts/delta`.
+pub(crate) fn contacts(shared: &Arc<Shared>, ids: &RequestIds, path: FolderPath<'_>, parts: &Parts) -> Response {
+    let FolderPath { version, user, folder } = path;
     shared.stat(|s| s.delta_requests += 1);
     if let Err(resp) = admit_get(shared, ids, parts, Target::Delta) {
         return resp;
@@ -70,54 +63,33 @@ pub(crate) fn contacts(
         Err(resp) => return resp,
     };
     let mut data = lock(&shared.data);
-    let (round, offset, empty_page) = match param {
-        TokenParam::Skip(t) | TokenParam::Delta(t) => {
-            let skip = matches!(param, TokenParam::Skip(_));
-            let resumed = resume(shared, ids, &data.sync_tokens, t, skip, |q: &ContactQuery, kind| {
-                Some(if kind.keeps_options() {
-                    contact_initial_url(shared, q)
-                } else {
-                    contact_initial_base(shared, q)
-                })
-            });
-            match resumed {
-                Err(resp) => return resp,
-                Ok(Resume::Page(p)) => (Arc::clone(&p.round), p.offset, p.empty_page),
-                Ok(Resume::Round(d)) => (
-                    Arc::new(contact_round(&data, Arc::clone(&d.query), Some(d.high_water))),
-                    0,
-                    false,
-                ),
-            }
-        }
-        TokenParam::None => {
-            let select = match query_option(&pairs, "select") {
-                None => None,
-                Some(raw) => match parse_select(ids, raw, CONTACT_PROPERTIES, "contact") {
-                    Ok(fields) => Some(fields),
-                    Err(resp) => return resp,
-                },
-            };
-            // The well-known `contacts` names the default folder; links carry its id.
-            let folder = data.contacts.resolve_folder(user, folder);
-            let key = (user.to_ascii_lowercase(), folder.clone());
-            if !data.contacts.folders.contains_key(&key) {
-                return graph_error(
-                    ids,
-                    StatusCode::NOT_FOUND,
-                    "ErrorItemNotFound",
-                    "The specified object was not found in the store.",
-                );
-            }
-            let query = Arc::new(ContactQuery {
-                version,
-                user: user.to_owned(),
-                folder,
-                select,
-                page_size: prefer,
-            });
-            (Arc::new(contact_round(&data, query, None)), 0, false)
-        }
+    let location = |q: &ContactQuery, kind: SyncLocation| {
+        Some(if kind.keeps_options() {
+            contact_initial_url(shared, q)
+        } else {
+            contact_initial_base(shared, q)
+        })
+    };
+    let initial = |data: &Data| {
+        let select = match query_option(&pairs, "select") {
+            None => None,
+            Some(raw) => Some(parse_select(ids, raw, CONTACT_PROPERTIES, "contact")?),
+        };
+        // The well-known `contacts` names the default folder; links carry its id.
+        let Some(found) = data.contacts.folder(user, folder) else {
+            return Err(folder_not_found(ids));
+        };
+        Ok(ContactQuery {
+            version,
+            user: user.to_owned(),
+            folder: found.folder.clone(),
+            select,
+            page_size: prefer,
+        })
+    };
+    let (round, offset, empty_page) = match start(shared, ids, &data, param, location, contact_round, initial) {
+        Ok(s) => s,
+        Err(resp) => return resp,
     };
     let q = Arc::clone(&round.query);
     let page_size = prefer.or(q.page_size).unwrap_or(shared.config.page_size).max(1);

@@ -65,7 +65,7 @@ fn switched_off(shared: &Shared, ids: &RequestIds, path: ArtifactPath<'_>) -> Op
 
 /// `GET …/{onlineMeetings/{meetingId}|adhocCalls/{callId}}/{recordings|transcripts}/{id}/content`:
 /// the bytes (`ContentMode::Direct`, or `Alternate` for an even serial) or a
-/// redirect to them. A transcript's needs `$format=text/vtt` (see
+/// redirect to them. A meeting transcript's needs `$format=text/vtt` (see
 /// [`vtt_format`]).
 pub(crate) fn content(shared: &Arc<Shared>, ids: &RequestIds, path: ArtifactPath<'_>, parts: &Parts) -> Response {
     count_request(shared, path);
@@ -76,7 +76,7 @@ pub(crate) fn content(shared: &Arc<Shared>, ids: &RequestIds, path: ArtifactPath
         return resp;
     }
     if path.kind == ArtifactKind::Transcript {
-        if let Err(resp) = vtt_format(ids, parts) {
+        if let Err(resp) = vtt_format(ids, parts, path.place) {
             return resp;
         }
     }
@@ -125,14 +125,20 @@ fn artifact_not_found(ids: &RequestIds, kind: ArtifactKind) -> Response {
     )
 }
 
-/// Checks the `$format` query option of a transcript content request: the
-/// reference documents `$format=text/vtt` for WebVTT, and the simulator
-/// serves nothing else, so that a client which leaves the option out fails
-/// visibly. Without it (an `Accept: text/vtt` header is not enough) the
-/// answer is `406 NotAcceptable`; with another value, `400 BadRequest`.
-fn vtt_format(ids: &RequestIds, parts: &Parts) -> Result<(), Response> {
+/// Checks the `$format` query option of a transcript content request of
+/// `place`. The simulator serves WebVTT only: another value is answered
+/// `400 BadRequest`.
+///
+/// For a meeting's transcript the reference documents `$format=text/vtt`,
+/// and a client that leaves it out should fail visibly: without it (an
+/// `Accept: text/vtt` header is not enough) the answer is
+/// `406 NotAcceptable`. An ad hoc call's transcript content is requested
+/// without the option in the reference, and WebVTT is its default: it is
+/// served with or without `$format=text/vtt`.
+fn vtt_format(ids: &RequestIds, parts: &Parts, place: Place) -> Result<(), Response> {
     let pairs = raw_query_pairs(parts.uri.query());
     match query_option(&pairs, "format") {
+        None if place == Place::AdhocCall => Ok(()),
         None => Err(graph_error(
             ids,
             StatusCode::NOT_ACCEPTABLE,
@@ -359,7 +365,7 @@ fn file_index(shared: &Arc<Shared>, name: &str, req: &Request) -> Response {
     if name.is_empty() {
         let data = lock(&shared.data);
         let mut html = String::from("<!DOCTYPE html>\n<html><body><pre>\n");
-        for (serial, r) in data.meetings.recordings.iter().enumerate() {
+        for (serial, r) in data.meetings.artifacts.of(ArtifactKind::Recording).iter().enumerate() {
             html.push_str(&format!(
                 "<a href=\"rec-{serial:06}.mp4\">rec-{serial:06}.mp4</a> {}\n",
                 r.size

@@ -20,11 +20,11 @@ use serde_json::{Map, Value};
 
 use crate::api::guard::admit_get;
 use crate::api::paging::continuation;
-use crate::api::paging::{Resume, Round, TokenParam, page_json, paginate, parse_top, resume, token_param};
+use crate::api::paging::{Round, page_json, paginate, parse_top, start, token_param};
 use crate::data::Data;
 use crate::data::directory::{USER_PROPERTIES, User};
 use crate::data::tokens::TokenKind;
-use crate::faults::Target;
+use crate::faults::{SyncLocation, Target};
 use crate::http::{
     ApiVersion, ODATA_JSON, RequestIds, bad_request, decode_query_value, encode_segment, graph_error, json_response,
     query_option, raw_query_pairs,
@@ -227,29 +227,16 @@ pub(crate) fn users_delta(shared: &Shared, ids: &RequestIds, version: ApiVersion
         Err(resp) => return resp,
     };
     let mut data = lock(&shared.data);
-    let (round, offset, empty_page) = match param {
-        TokenParam::Skip(t) | TokenParam::Delta(t) => {
-            let skip = matches!(param, TokenParam::Skip(_));
-            let resumed = resume(shared, ids, &data.sync_tokens, t, skip, |q: &UserQuery, kind| {
-                Some(initial_url(shared, q, kind.keeps_options()))
-            });
-            match resumed {
-                Err(resp) => return resp,
-                Ok(Resume::Page(p)) => (Arc::clone(&p.round), p.offset, p.empty_page),
-                Ok(Resume::Round(d)) => (
-                    Arc::new(round(&data, Arc::clone(&d.query), Some(d.high_water))),
-                    0,
-                    false,
-                ),
-            }
-        }
-        TokenParam::None => {
-            let query = UserQuery {
-                version,
-                select: parse_select(query_option(&pairs, "select")),
-            };
-            (Arc::new(round(&data, Arc::new(query), None)), 0, false)
-        }
+    let location = |q: &UserQuery, kind: SyncLocation| Some(initial_url(shared, q, kind.keeps_options()));
+    let initial = |_: &Data| {
+        Ok(UserQuery {
+            version,
+            select: parse_select(query_option(&pairs, "select")),
+        })
+    };
+    let (round, offset, empty_page) = match start(shared, ids, &data, param, location, round, initial) {
+        Ok(s) => s,
+        Err(resp) => return resp,
     };
     let q = Arc::clone(&round.query);
     let page = paginate(

@@ -35,7 +35,18 @@ fn admit(shared: &Shared, ids: &RequestIds, parts: &Parts, user: &str) -> Result
     Ok(())
 }
 
-fn folder_not_found(ids: &RequestIds) -> Response {
+/// A contact folder as a request's path names it:
+/// `/{version}/users/{user}/contactFolders/{folder}/…`, `folder` an id or
+/// the well-known `contacts`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FolderPath<'a> {
+    pub(crate) version: ApiVersion,
+    pub(crate) user: &'a str,
+    pub(crate) folder: &'a str,
+}
+
+/// The `404` of a folder the user does not have.
+pub(crate) fn folder_not_found(ids: &RequestIds) -> Response {
     graph_error(
         ids,
         StatusCode::NOT_FOUND,
@@ -92,17 +103,10 @@ pub(crate) fn list(
     let data = lock(&shared.data);
     let folders = match (data.contacts.mailboxes.get(&user.to_ascii_lowercase()), parent) {
         (Some(m), None) => data.contacts.child_folders(user, &m.default_id),
-        (Some(_), Some(p)) => {
-            let id = data.contacts.resolve_folder(user, p);
-            if !data
-                .contacts
-                .folders
-                .contains_key(&(user.to_ascii_lowercase(), id.clone()))
-            {
-                return folder_not_found(ids);
-            }
-            data.contacts.child_folders(user, &id)
-        }
+        (Some(_), Some(p)) => match data.contacts.folder(user, p) {
+            Some(f) => data.contacts.child_folders(user, &f.folder),
+            None => return folder_not_found(ids),
+        },
         // A directory user without contacts: an empty default folder.
         (None, None) if data.directory.live_user(user).is_some() => Vec::new(),
         (None, Some(_)) if data.directory.live_user(user).is_some() => return folder_not_found(ids),
@@ -125,16 +129,9 @@ pub(crate) fn list(
     json_response(StatusCode::OK, ODATA_JSON, &body)
 }
 
-/// `GET /users/{user}/contactFolders/{folder}` (`folder` an id or the
-/// well-known `contacts`).
-pub(crate) fn get(
-    shared: &Shared,
-    ids: &RequestIds,
-    version: ApiVersion,
-    user: &str,
-    folder: &str,
-    parts: &Parts,
-) -> Response {
+/// `GET /users/{user}/contactFolders/{folder}`.
+pub(crate) fn get(shared: &Shared, ids: &RequestIds, path: FolderPath<'_>, parts: &Parts) -> Response {
+    let FolderPath { version, user, folder } = path;
     if let Err(resp) = admit(shared, ids, parts, user) {
         return resp;
     }
@@ -145,8 +142,7 @@ pub(crate) fn get(
     if !data.contacts.mailboxes.contains_key(&user.to_ascii_lowercase()) && data.directory.live_user(user).is_none() {
         return invalid_user(ids, user);
     }
-    let id = data.contacts.resolve_folder(user, folder);
-    let Some(f) = data.contacts.folders.get(&(user.to_ascii_lowercase(), id)) else {
+    let Some(f) = data.contacts.folder(user, folder) else {
         return folder_not_found(ids);
     };
     let mut body = serde_json::Map::new();

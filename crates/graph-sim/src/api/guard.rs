@@ -8,6 +8,8 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::Response;
 use std::time::Instant;
 
+use crate::api::ListCall;
+use crate::data::artifact::{ArtifactKind, Place};
 use crate::faults::{MailboxFault, TRANSCRIPTS_DISABLED_MESSAGE, Target};
 use crate::http::{RequestIds, graph_error, method_not_allowed, set_header, throttled_error};
 use crate::state::{Shared, lock};
@@ -24,6 +26,41 @@ pub(crate) fn admit_get(shared: &Shared, ids: &RequestIds, parts: &Parts, target
         Some(resp) => Err(resp),
         None => Ok(()),
     }
+}
+
+/// What a request for a listing function goes through first, after it is
+/// counted, in this order: [`admit_get`] (its target: [`Target::Delta`] for
+/// a meeting's, [`Target::AdhocCalls`] for an ad hoc call's), then
+/// [`forbidden_user`] for the user in the path and the one the function
+/// names, then [`transcripts_disabled`] for a transcript listing.
+pub(crate) fn admit_list(
+    shared: &Shared,
+    ids: &RequestIds,
+    parts: &Parts,
+    call: &ListCall<'_>,
+) -> Result<(), Response> {
+    shared.stat(|s| {
+        let count = match (call.place, call.kind) {
+            (Place::Meeting, ArtifactKind::Recording) => &mut s.delta_requests,
+            (Place::Meeting, ArtifactKind::Transcript) => &mut s.transcript_delta_requests,
+            (Place::AdhocCall, ArtifactKind::Recording) => &mut s.adhoc_recording_list_requests,
+            (Place::AdhocCall, ArtifactKind::Transcript) => &mut s.adhoc_transcript_list_requests,
+        };
+        *count += 1;
+    });
+    let target = match call.place {
+        Place::Meeting => Target::Delta,
+        Place::AdhocCall => Target::AdhocCalls,
+    };
+    admit_get(shared, ids, parts, target)?;
+    let named = call.param(call.user_param_name()).unwrap_or_default();
+    if let Some(resp) = forbidden_user(shared, ids, &[call.user, named]) {
+        return Err(resp);
+    }
+    if call.kind == ArtifactKind::Transcript && shared.transcripts_disabled() {
+        return Err(transcripts_disabled(shared, ids));
+    }
+    Ok(())
 }
 
 /// Checks `Authorization: Bearer <valid token>`.

@@ -10,17 +10,18 @@ use axum::response::Response;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::api::guard::{admit_get, forbidden_user, payment_required, transcripts_disabled};
+use crate::api::ListCall;
+use crate::api::guard::{admit_list, payment_required};
 use crate::api::paging::continuation;
 use crate::api::paging::{
     Resume, Round, TokenParam, apply_select, page_json, paginate, parse_select, parse_top, resume, token_param,
 };
 use crate::data::Data;
 use crate::data::artifact::ArtifactKind;
-use crate::faults::{FaultFlags, Target};
+use crate::faults::FaultFlags;
 use crate::http::{
-    ApiVersion, ODATA_JSON, RequestIds, bad_request, encode_segment, format_datetime, graph_error, json_response,
-    parse_datetime, query_option, raw_query_pairs,
+    ApiVersion, ODATA_JSON, RequestIds, bad_request, encode_segment, graph_error, json_response, parse_datetime,
+    query_option, raw_query_pairs, window_params,
 };
 use crate::state::{Shared, lock};
 
@@ -49,32 +50,11 @@ impl ArtifactQuery {
 /// `…/getAllTranscripts(...)/delta`: one machinery for both kinds, which
 /// differ only in their items, their function's name and the faults that
 /// single one of them out (`transcripts_disabled`).
-pub(crate) fn artifacts(
-    shared: &Arc<Shared>,
-    ids: &RequestIds,
-    version: ApiVersion,
-    kind: ArtifactKind,
-    user: &str,
-    params: &[(String, String)],
-    parts: &Parts,
-) -> Response {
-    shared.stat(|s| match kind {
-        ArtifactKind::Recording => s.delta_requests += 1,
-        ArtifactKind::Transcript => s.transcript_delta_requests += 1,
-    });
-    if let Err(resp) = admit_get(shared, ids, parts, Target::Delta) {
+pub(crate) fn artifacts(shared: &Arc<Shared>, ids: &RequestIds, call: &ListCall<'_>, parts: &Parts) -> Response {
+    if let Err(resp) = admit_list(shared, ids, parts, call) {
         return resp;
     }
-    let param_organizer = params
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("meetingOrganizerUserId"))
-        .map_or("", |(_, v)| v.as_str());
-    if let Some(resp) = forbidden_user(shared, ids, &[user, param_organizer]) {
-        return resp;
-    }
-    if kind == ArtifactKind::Transcript && shared.transcripts_disabled() {
-        return transcripts_disabled(shared, ids);
-    }
+    let kind = call.kind;
     let flags = shared.fault_flags();
     if flags.payment_required {
         return payment_required(ids);
@@ -125,7 +105,7 @@ pub(crate) fn artifacts(
             }
         }
         TokenParam::None => {
-            let query = match artifact_query(ids, version, kind, params, &pairs) {
+            let query = match artifact_query(ids, call, &pairs) {
                 Ok(q) => q,
                 Err(resp) => return resp,
             };
@@ -148,19 +128,8 @@ pub(crate) fn artifacts(
 }
 
 /// Parses the initial request's function parameters and query options.
-fn artifact_query(
-    ids: &RequestIds,
-    version: ApiVersion,
-    kind: ArtifactKind,
-    params: &[(String, String)],
-    pairs: &[(String, &str)],
-) -> Result<ArtifactQuery, Response> {
-    let get = |name: &str| {
-        params
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    };
+fn artifact_query(ids: &RequestIds, call: &ListCall<'_>, pairs: &[(String, &str)]) -> Result<ArtifactQuery, Response> {
+    let get = |name: &str| call.param(name);
     let organizer = get("meetingOrganizerUserId")
         .filter(|v| !v.is_empty())
         .ok_or_else(|| {
@@ -184,11 +153,11 @@ fn artifact_query(
     let top = parse_top(ids, pairs)?;
     let select = match query_option(pairs, "select") {
         None => None,
-        Some(raw) => Some(parse_select(ids, raw, kind.properties(), kind.type_name())?),
+        Some(raw) => Some(parse_select(ids, raw, &call.kind.properties(), call.kind.type_name())?),
     };
     Ok(ArtifactQuery {
-        kind,
-        version,
+        kind: call.kind,
+        version: call.version,
         organizer,
         start,
         end,
@@ -264,19 +233,12 @@ fn artifact_page(
 /// `with_options`.
 fn function(q: &ArtifactQuery, with_options: bool) -> String {
     let org = encode_segment(&q.organizer);
-    let mut f = format!("{}(meetingOrganizerUserId='{org}'", q.kind.function());
-    if with_options {
-        if let Some(s) = &q.start {
-            f.push_str(",startDateTime=");
-            f.push_str(&format_datetime(s));
-        }
-        if let Some(e) = &q.end {
-            f.push_str(",endDateTime=");
-            f.push_str(&format_datetime(e));
-        }
-    }
-    f.push(')');
-    f
+    let window = if with_options {
+        window_params(q.start.as_ref(), q.end.as_ref())
+    } else {
+        String::new()
+    };
+    format!("{}(meetingOrganizerUserId='{org}'{window})", q.kind.function())
 }
 
 /// A next / delta link; the shape alternates like real Graph's do.

@@ -14,6 +14,7 @@ use axum::http::header::LOCATION;
 use axum::response::Response;
 use serde_json::Value;
 
+use crate::data::Data;
 use crate::data::tokens::{SyncTokens, TokenKind};
 use crate::faults::{FaultFlags, SyncLocation};
 use crate::http::{RequestIds, bad_request, decode_query_value, graph_error, query_option, set_header};
@@ -130,6 +131,40 @@ pub(crate) fn resume<Q: Send + Sync + 'static, I: Send + Sync + 'static>(
         return Err(resp);
     }
     resume.ok_or_else(invalid)
+}
+
+/// Where a page of a delta round starts: the round, the page's offset in
+/// it, and whether the page is an extra empty one.
+pub(crate) type Start<Q, I> = (Arc<Round<Q, I>>, usize, bool);
+
+/// Where a request of a delta endpoint starts (`param`: the token it
+/// carried): at the page a skip token stands for, at the start of a new
+/// round from a delta token's high-water mark, or, without a token, at the
+/// start of a new round of the query `initial` makes. `round` snapshots a
+/// round (from a high-water mark, for a delta token); `location` is
+/// [`resume`]'s. Errors: [`resume`]'s answers, and `initial`'s.
+pub(crate) fn start<Q: Send + Sync + 'static, I: Send + Sync + 'static>(
+    shared: &Shared,
+    ids: &RequestIds,
+    data: &Data,
+    param: TokenParam<'_>,
+    location: impl FnOnce(&Q, SyncLocation) -> Option<String>,
+    round: impl FnOnce(&Data, Arc<Q>, Option<u64>) -> Round<Q, I>,
+    initial: impl FnOnce(&Data) -> Result<Q, Response>,
+) -> Result<Start<Q, I>, Response> {
+    let resumed = match param {
+        TokenParam::Skip(t) => resume(shared, ids, &data.sync_tokens, t, true, location)?,
+        TokenParam::Delta(t) => resume(shared, ids, &data.sync_tokens, t, false, location)?,
+        TokenParam::None => return Ok((Arc::new(round(data, Arc::new(initial(data)?), None)), 0, false)),
+    };
+    Ok(match resumed {
+        Resume::Page(p) => (Arc::clone(&p.round), p.offset, p.empty_page),
+        Resume::Round(d) => (
+            Arc::new(round(data, Arc::clone(&d.query), Some(d.high_water))),
+            0,
+            false,
+        ),
+    })
 }
 
 /// Where a page of a delta round leads, as a token of [`SyncTokens`]: the round's next page

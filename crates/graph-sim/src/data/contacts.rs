@@ -263,6 +263,13 @@ impl Contacts {
         folder.to_owned()
     }
 
+    /// `user`'s folder `folder` (an id, or the well-known `contacts`), if
+    /// it has one.
+    pub(crate) fn folder(&self, user: &str, folder: &str) -> Option<&ContactFolder> {
+        let id = self.resolve_folder(user, folder);
+        self.folders.get(&(user.to_ascii_lowercase(), id))
+    }
+
     /// Makes sure `user` has a folder `folder` (an id or the well-known
     /// `contacts`); an unknown one is created at the top level (under the
     /// default folder), named after its id. Returns its id.

@@ -14,11 +14,11 @@ pub(crate) mod directory;
 pub(crate) mod meetings;
 pub(crate) mod tokens;
 
-use crate::data::adhoc::{AdhocCallKind, AdhocCalls, CallInfo, Item, NewItem};
-use crate::data::artifact::{ADHOC_TAG, ArtifactKind, Place, RecordingInfo, Served, TranscriptInfo};
+use crate::data::adhoc::{AdhocCallKind, AdhocCalls, CallInfo, NewItem};
+use crate::data::artifact::{ADHOC_TAG, Artifact, ArtifactKind, Artifacts, Place, Served};
 use crate::data::contacts::Contacts;
 use crate::data::directory::{Directory, UserType};
-use crate::data::meetings::Meetings;
+use crate::data::meetings::{Meetings, NewArtifact};
 use crate::data::tokens::{AccessTokens, SyncTokens};
 
 /// The tenant data and every issued token.
@@ -57,35 +57,20 @@ impl Data {
         self.directory.insert_user(id, &upn, true, UserType::Member)
     }
 
-    /// Adds a recording to `organizer` (any case; an organizer and a user
-    /// from now on) and returns its info.
-    pub(crate) fn add_recording(
-        &mut self,
-        seed: u64,
-        base: &str,
-        organizer: &str,
-        size: u64,
-        url_override: Option<&str>,
-    ) -> RecordingInfo {
-        let organizer = organizer.to_ascii_lowercase();
+    /// Adds a recording or transcript to the meeting organizer
+    /// `new.organizer` (any case; an organizer and a user from now on), and
+    /// returns it.
+    pub(crate) fn add_meeting_artifact(&mut self, seed: u64, base: &str, new: NewArtifact<'_>) -> &Artifact {
+        let organizer = new.organizer.to_ascii_lowercase();
         self.directory.ensure_user(&organizer);
-        self.meetings.add_recording(seed, base, &organizer, size, url_override)
-    }
-
-    /// Adds a transcript to `organizer` (any case; an organizer and a user
-    /// from now on), of the meeting of the recording with id `recording` if
-    /// it is known, and returns its info.
-    pub(crate) fn add_transcript(
-        &mut self,
-        seed: u64,
-        base: &str,
-        organizer: &str,
-        recording: Option<&str>,
-        size: u64,
-    ) -> TranscriptInfo {
-        let organizer = organizer.to_ascii_lowercase();
-        self.directory.ensure_user(&organizer);
-        self.meetings.add_transcript(seed, base, &organizer, recording, size)
+        self.meetings.add(
+            seed,
+            base,
+            NewArtifact {
+                organizer: &organizer,
+                ..new
+            },
+        )
     }
 
     /// Makes sure `user` (lowercase) is an organizer and a directory user.
@@ -104,19 +89,34 @@ impl Data {
 
     /// Adds a recording or transcript of an ad hoc call, listed for
     /// `new.user` (any case; an organizer and a user from now on).
-    pub(crate) fn add_adhoc_item(&mut self, seed: u64, base: &str, new: NewItem<'_>) -> Item {
+    pub(crate) fn add_adhoc_item(&mut self, seed: u64, base: &str, new: NewItem<'_>) -> &Artifact {
         let user = new.user.to_ascii_lowercase();
         self.ensure_user(&user);
         self.adhoc.add_item(seed, base, NewItem { user: &user, ..new })
     }
 
+    /// The artifact of `kind` with `id`: a meeting's, else an ad hoc call's.
+    pub(crate) fn artifact(&self, kind: ArtifactKind, id: &str) -> Option<&Artifact> {
+        let meeting = self.meetings.artifacts.get(kind, id);
+        meeting.or_else(|| self.adhoc.artifacts.get(kind, id))
+    }
+
+    /// The artifacts of `place`.
+    pub(crate) fn artifacts(&self, place: Place) -> &Artifacts {
+        match place {
+            Place::Meeting => &self.meetings.artifacts,
+            Place::AdhocCall => &self.adhoc.artifacts,
+        }
+    }
+
     /// What the pre-authenticated URLs signed for `signed_serial` serve.
     pub(crate) fn served(&self, signed_serial: u64) -> Option<Served> {
-        if signed_serial & ADHOC_TAG != 0 {
-            self.adhoc.served(signed_serial & !ADHOC_TAG)
+        let place = if signed_serial & ADHOC_TAG != 0 {
+            Place::AdhocCall
         } else {
-            self.meetings.served(signed_serial)
-        }
+            Place::Meeting
+        };
+        self.artifacts(place).served(signed_serial & !ADHOC_TAG)
     }
 
     /// What the content URL `users/{user}/{place}/{container}/{kind}s/{id}/content`
@@ -129,20 +129,17 @@ impl Data {
         container: &str,
         id: &str,
     ) -> Option<Served> {
-        let served = match place {
-            Place::Meeting => self.meetings.served_content(kind, id)?,
-            Place::AdhocCall => self.adhoc.item(kind, id)?.served_content(),
-        };
+        let served = self.artifacts(place).get(kind, id)?.served_content();
         served.is_at(place, user, container).then_some(served)
     }
 
     /// What the metadata URL `users/{user}/{place}/{container}/transcripts/{id}/metadataContent`
     /// serves, if it names a transcript.
     pub(crate) fn served_metadata(&self, place: Place, user: &str, container: &str, id: &str) -> Option<Served> {
-        let served = match place {
-            Place::Meeting => self.meetings.transcript(id)?.served_metadata(),
-            Place::AdhocCall => self.adhoc.item(ArtifactKind::Transcript, id)?.served_metadata(),
-        };
+        let served = self
+            .artifacts(place)
+            .get(ArtifactKind::Transcript, id)?
+            .served_metadata();
         served.is_at(place, user, container).then_some(served)
     }
 }

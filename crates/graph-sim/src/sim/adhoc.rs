@@ -5,8 +5,8 @@
 use chrono::{DateTime, Utc};
 
 use crate::data::adhoc::{AdhocCallKind, CallInfo, NewItem};
-use crate::data::artifact::{ArtifactKind, RecordingInfo, TranscriptInfo};
-use crate::http::{ApiVersion, encode_segment, format_datetime};
+use crate::data::artifact::{Artifact, ArtifactKind, RecordingInfo, TranscriptInfo};
+use crate::http::{ApiVersion, encode_segment, window_params};
 use crate::sim::GraphSim;
 use crate::state::lock;
 
@@ -53,8 +53,8 @@ impl GraphSim {
 
     /// Adds a transcript of about `size` bytes of WebVTT of `call`, listed
     /// for `user` like [`GraphSim::add_adhoc_recording`] and served at
-    /// `…/adhocCalls/{callId}/transcripts/{id}/content?$format=text/vtt`
-    /// (and `…/metadataContent`). With `recording` (of the same call), it
+    /// `…/adhocCalls/{callId}/transcripts/{id}/content` (`$format=text/vtt`
+    /// optional) and `…/metadataContent`. With `recording` (of the same call), it
     /// transcribes it: the same `contentCorrelationId` and `endDateTime`,
     /// created a minute or two after it. `created` sets its
     /// `createdDateTime` as for recordings.
@@ -89,13 +89,17 @@ impl GraphSim {
     /// The ad hoc call recordings listed for `user`, by `createdDateTime`
     /// (then order of creation): as a window covering them all lists them.
     pub fn adhoc_recordings(&self, user: &str) -> Vec<RecordingInfo> {
-        lock(&self.shared().data).adhoc.recordings_of(user)
+        let data = lock(&self.shared().data);
+        let recordings = data.adhoc.artifacts_of(ArtifactKind::Recording, user);
+        recordings.map(Artifact::recording_info).collect()
     }
 
     /// The ad hoc call transcripts listed for `user`, in the order of
     /// [`GraphSim::adhoc_recordings`].
     pub fn adhoc_transcripts(&self, user: &str) -> Vec<TranscriptInfo> {
-        lock(&self.shared().data).adhoc.transcripts_of(user)
+        let data = lock(&self.shared().data);
+        let transcripts = data.adhoc.artifacts_of(ArtifactKind::Transcript, user);
+        transcripts.map(Artifact::transcript_info).collect()
     }
 
     /// The first request listing `user`'s ad hoc call recordings created in
@@ -125,14 +129,10 @@ impl GraphSim {
         end: Option<DateTime<Utc>>,
     ) -> String {
         let user = encode_segment(&user.to_ascii_lowercase());
-        let mut url = format!("{}/users/{user}/adhocCalls/{function}(userId='{user}'", self.base_url());
-        if let Some(s) = start {
-            url.push_str(&format!(",startDateTime={}", format_datetime(&s)));
-        }
-        if let Some(e) = end {
-            url.push_str(&format!(",endDateTime={}", format_datetime(&e)));
-        }
-        url.push(')');
-        url
+        let window = window_params(start.as_ref(), end.as_ref());
+        format!(
+            "{}/users/{user}/adhocCalls/{function}(userId='{user}'{window})",
+            self.base_url()
+        )
     }
 }

@@ -3,7 +3,8 @@
 
 use sha2::{Digest as _, Sha256};
 
-use crate::data::artifact::{ArtifactKind, RecordingInfo, TranscriptInfo};
+use crate::data::artifact::{Artifact, ArtifactKind, RecordingInfo, TranscriptInfo};
+use crate::data::meetings::NewArtifact;
 use crate::http::{ApiVersion, encode_segment};
 use crate::rng::{content_piece, fill_content, hex};
 use crate::sim::GraphSim;
@@ -44,24 +45,30 @@ impl GraphSim {
 
     /// The recordings of `organizer`, oldest first.
     pub fn recordings(&self, organizer: &str) -> Vec<RecordingInfo> {
-        lock(&self.shared().data).meetings.recordings_of(organizer)
+        let data = lock(&self.shared().data);
+        let recordings = data.meetings.artifacts_of(ArtifactKind::Recording, organizer);
+        recordings.map(Artifact::recording_info).collect()
     }
 
     fn add_recording_to(&self, organizer: &str, size: u64, url: Option<&str>) -> RecordingInfo {
         let shared = self.shared();
         let base = shared.base(ApiVersion::Beta);
-        lock(&shared.data).add_recording(shared.config.seed, &base, organizer, size, url)
+        let new = NewArtifact {
+            kind: ArtifactKind::Recording,
+            organizer,
+            recording: None,
+            size,
+            url_override: url,
+        };
+        lock(&shared.data)
+            .add_meeting_artifact(shared.config.seed, &base, new)
+            .recording_info()
     }
 
     fn content_key(&self, recording_id: &str) -> Option<(u64, u64)> {
         let data = lock(&self.shared().data);
-        match data.meetings.recording(recording_id) {
-            Some(r) => Some((r.content_key, r.size)),
-            None => {
-                let r = data.adhoc.item(ArtifactKind::Recording, recording_id)?;
-                Some((r.content_key, r.size))
-            }
-        }
+        let r = data.artifact(ArtifactKind::Recording, recording_id)?;
+        Some((r.content_key, r.size))
     }
 
     /// Lowercase hex SHA-256 of a recording's content (a meeting's or an ad
@@ -98,23 +105,31 @@ impl GraphSim {
     pub fn add_transcript(&self, organizer: &str, recording: Option<&RecordingInfo>, size: u64) -> TranscriptInfo {
         let shared = self.shared();
         let base = shared.base(ApiVersion::Beta);
-        let recording = recording.map(|r| r.id.as_str());
-        lock(&shared.data).add_transcript(shared.config.seed, &base, organizer, recording, size)
+        let new = NewArtifact {
+            kind: ArtifactKind::Transcript,
+            organizer,
+            recording: recording.map(|r| r.id.as_str()),
+            size,
+            url_override: None,
+        };
+        lock(&shared.data)
+            .add_meeting_artifact(shared.config.seed, &base, new)
+            .transcript_info()
     }
 
     /// The transcripts of `organizer`, oldest first.
     pub fn transcripts(&self, organizer: &str) -> Vec<TranscriptInfo> {
-        lock(&self.shared().data).meetings.transcripts_of(organizer)
+        let data = lock(&self.shared().data);
+        let transcripts = data.meetings.artifacts_of(ArtifactKind::Transcript, organizer);
+        transcripts.map(Artifact::transcript_info).collect()
     }
 
     /// The WebVTT body of transcript `id` (a meeting's or an ad hoc call's),
     /// as its content URL serves it.
     pub fn transcript_content(&self, id: &str) -> Option<Vec<u8>> {
-        let data = lock(&self.shared().data);
-        match data.meetings.transcript(id) {
-            Some(t) => Some(t.vtt()),
-            None => Some(data.adhoc.item(ArtifactKind::Transcript, id)?.vtt()),
-        }
+        lock(&self.shared().data)
+            .artifact(ArtifactKind::Transcript, id)
+            .map(Artifact::vtt)
     }
 
     /// The metadata body of transcript `id` (a meeting's or an ad hoc
@@ -124,10 +139,8 @@ impl GraphSim {
     /// `spokenLanguage`, `spokenText`). The shape is the simulator's own, not
     /// Graph's: clients should keep it as opaque bytes.
     pub fn transcript_metadata(&self, id: &str) -> Option<Vec<u8>> {
-        let data = lock(&self.shared().data);
-        match data.meetings.transcript(id) {
-            Some(t) => Some(t.metadata()),
-            None => Some(data.adhoc.item(ArtifactKind::Transcript, id)?.metadata()),
-        }
+        lock(&self.shared().data)
+            .artifact(ArtifactKind::Transcript, id)
+            .map(Artifact::metadata)
     }
 }

@@ -6,42 +6,10 @@ use recarch_graph_sim::{AdhocCallKind, ContentMode, GraphSim, RedirectStyle, Tar
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use super::{client, content_bytes, get, sha, sim_with, token};
+use super::{content_bytes, follow_redirects, get, pages, sha, signed_in, token};
 
 fn at(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).expect("rfc3339").with_timezone(&Utc)
-}
-
-/// Every page of a listing, following each nextLink verbatim: (items, links).
-async fn pages(c: &reqwest::Client, url: &str, token: &str) -> (Vec<Vec<Value>>, Vec<String>) {
-    let mut pages = Vec::new();
-    let mut links = Vec::new();
-    let mut url = url.to_owned();
-    for _ in 0..100 {
-        let (status, headers, body) = get(c, &url, token).await;
-        assert_eq!(status, StatusCode::OK, "{url}: {body}");
-        assert!(
-            headers["content-type"]
-                .to_str()
-                .expect("ascii")
-                .starts_with("application/json"),
-            "{headers:?}"
-        );
-        assert!(
-            body.get("@odata.deltaLink").is_none(),
-            "no delta for ad hoc calls: {body}"
-        );
-        pages.push(body["value"].as_array().expect("value").clone());
-        match body.get("@odata.nextLink") {
-            Some(next) => {
-                let next = next.as_str().expect("a string").to_owned();
-                links.push(next.clone());
-                url = next;
-            }
-            None => return (pages, links),
-        }
-    }
-    panic!("listing did not end");
 }
 
 fn ids(pages: &[Vec<Value>]) -> Vec<String> {
@@ -88,9 +56,7 @@ fn tenant(sim: &GraphSim) -> Tenant {
 
 #[tokio::test]
 async fn adhoc_recordings_are_listed_by_window_and_paged() {
-    let sim = sim_with(|c| c.page_size = 2).await;
-    let c = client();
-    let t = token(&sim, &c).await;
+    let (sim, c, t) = signed_in(|c| c.page_size = 2).await;
     let Tenant {
         user,
         recordings,
@@ -211,9 +177,7 @@ fn urlencoding(s: &str) -> String {
 
 #[tokio::test]
 async fn adhoc_transcripts_are_listed_with_their_recordings() {
-    let sim = sim_with(|_| {}).await;
-    let c = client();
-    let t = token(&sim, &c).await;
+    let (sim, c, t) = signed_in(|_| {}).await;
     let user = sim.add_organizer();
     let call = sim.add_adhoc_call(&user, AdhocCallKind::Group);
     let rec = sim.add_adhoc_recording(&user, &call, 100, None);
@@ -247,9 +211,7 @@ async fn adhoc_transcripts_are_listed_with_their_recordings() {
 
 #[tokio::test]
 async fn adhoc_listing_errors_answer_like_graph() {
-    let sim = sim_with(|_| {}).await;
-    let c = client();
-    let t = token(&sim, &c).await;
+    let (sim, c, t) = signed_in(|_| {}).await;
     let Tenant { user, .. } = tenant(&sim);
     let base = sim.base_url();
     let bad = |url: String| {
@@ -322,9 +284,7 @@ async fn adhoc_listing_errors_answer_like_graph() {
 
 #[tokio::test]
 async fn adhoc_lists_are_throttled_on_their_own_target() {
-    let sim = sim_with(|c| c.page_size = 2).await;
-    let c = client();
-    let t = token(&sim, &c).await;
+    let (sim, c, t) = signed_in(|c| c.page_size = 2).await;
     let Tenant { user, recordings, .. } = tenant(&sim);
     let url = sim.adhoc_recordings_url(&user, None, None);
 
@@ -371,9 +331,7 @@ async fn adhoc_lists_are_throttled_on_their_own_target() {
 
 #[tokio::test]
 async fn adhoc_content_is_served_directly() {
-    let sim = sim_with(|c| c.content_mode = ContentMode::Direct).await;
-    let c = client();
-    let t = token(&sim, &c).await;
+    let (sim, c, t) = signed_in(|c| c.content_mode = ContentMode::Direct).await;
     let user = sim.add_organizer();
     let call = sim.add_adhoc_call(&user, AdhocCallKind::Pstn);
     let rec = sim.add_adhoc_recording(&user, &call, 700_001, None);
@@ -393,9 +351,13 @@ async fn adhoc_content_is_served_directly() {
     assert_eq!(vtt.len() as u64, tr.size);
     assert_eq!(Some(vtt.clone()), sim.transcript_content(&tr.id));
     assert!(vtt.starts_with(b"WEBVTT\n\n"));
-    // Like a meeting's: `$format` is required.
-    let (status, _, _) = content_bytes(&c, &tr.transcript_content_url, Some(&t)).await;
-    assert_eq!(status, StatusCode::NOT_ACCEPTABLE);
+    // Unlike a meeting's, WebVTT without `$format` too; another format is refused.
+    let (status, headers, plain) = content_bytes(&c, &tr.transcript_content_url, Some(&t)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["content-type"], "text/vtt");
+    assert_eq!(plain, vtt);
+    let docx = format!("{}?$format=application/msword", tr.transcript_content_url);
+    assert_eq!(content_bytes(&c, &docx, Some(&t)).await.0, StatusCode::BAD_REQUEST);
     let (status, headers, metadata) = content_bytes(&c, &tr.metadata_content_url, Some(&t)).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(headers["content-type"], "application/json");
@@ -425,9 +387,9 @@ async fn adhoc_content_is_served_directly() {
     let stats = sim.stats();
     // Every request above went to an ad hoc content path but the one under onlineMeetings.
     assert_eq!(stats.content_requests, 1);
-    assert_eq!(stats.adhoc_content_requests, 9);
+    assert_eq!(stats.adhoc_content_requests, 10);
     assert_eq!(stats.adhoc_recording_content_requests_by_id.get(&rec.id), Some(&1));
-    assert_eq!(stats.adhoc_transcript_content_requests_by_id.get(&tr.id), Some(&1));
+    assert_eq!(stats.adhoc_transcript_content_requests_by_id.get(&tr.id), Some(&2));
     assert_eq!(stats.transcript_metadata_requests_by_id.get(&tr.id), Some(&1));
     assert_eq!(stats.content_refused_by_id.get(&rec.id), Some(&1));
     assert!(stats.content_requests_by_id.is_empty());
@@ -435,9 +397,7 @@ async fn adhoc_content_is_served_directly() {
 
 #[tokio::test]
 async fn adhoc_content_is_redirected() {
-    let sim = sim_with(|c| c.content_mode = ContentMode::Redirect).await;
-    let c = client();
-    let t = token(&sim, &c).await;
+    let (sim, c, t) = signed_in(|c| c.content_mode = ContentMode::Redirect).await;
     let user = sim.add_organizer();
     let call = sim.add_adhoc_call(&user, AdhocCallKind::OneToOne);
     let rec = sim.add_adhoc_recording(&user, &call, 300_000, None);
@@ -457,13 +417,16 @@ async fn adhoc_content_is_redirected() {
     let (_, meeting_headers, _) = content_bytes(&c, &meeting.content_url, Some(&t)).await;
     assert_ne!(meeting_headers["location"], location.as_str());
 
+    // With or without `$format=text/vtt`: redirected to the same WebVTT.
     let vtt_url = format!("{}?$format=text/vtt", tr.transcript_content_url);
-    let (status, headers, _) = content_bytes(&c, &vtt_url, Some(&t)).await;
-    assert_eq!(status, StatusCode::FOUND);
-    let (status, headers, vtt) = content_bytes(&c, headers["location"].to_str().expect("location"), None).await;
-    assert_eq!(status, StatusCode::OK, "{headers:?}");
-    assert_eq!(headers["content-type"], "text/vtt");
-    assert_eq!(Some(vtt), sim.transcript_content(&tr.id));
+    for url in [&vtt_url, &tr.transcript_content_url] {
+        let (status, headers, _) = content_bytes(&c, url, Some(&t)).await;
+        assert_eq!(status, StatusCode::FOUND, "{url}");
+        let (status, headers, vtt) = content_bytes(&c, headers["location"].to_str().expect("location"), None).await;
+        assert_eq!(status, StatusCode::OK, "{headers:?}");
+        assert_eq!(headers["content-type"], "text/vtt");
+        assert_eq!(Some(vtt), sim.transcript_content(&tr.id));
+    }
 
     // Relative redirects resolve against the ad hoc content URL, and only there.
     sim.faults().redirect_style(RedirectStyle::Relative);
@@ -486,18 +449,154 @@ async fn adhoc_content_is_redirected() {
 
     // A client that follows redirects the standard way gets the bytes.
     sim.faults().redirect_style(RedirectStyle::Absolute);
-    let r = reqwest::Client::new()
-        .get(&rec.content_url)
-        .bearer_auth(&t)
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(r.status(), StatusCode::OK);
+    let r = follow_redirects(&rec.content_url, &t).await;
     assert_eq!(r.bytes().await.expect("body").len(), 300_000);
 
     let stats = sim.stats();
     assert_eq!(stats.auth_header_on_download_origin, 0);
     assert_eq!(stats.adhoc_recording_content_requests_by_id.get(&rec.id), Some(&3));
-    assert_eq!(stats.adhoc_transcript_content_requests_by_id.get(&tr.id), Some(&1));
+    assert_eq!(stats.adhoc_transcript_content_requests_by_id.get(&tr.id), Some(&2));
     assert_eq!(stats.content_requests_by_id.get(&meeting.id), Some(&1));
+}
+
+#[tokio::test]
+async fn adhoc_artifacts_of_one_call_are_not_listed() {
+    let (sim, c, t) = signed_in(|_| {}).await;
+    let Tenant { user, calls, .. } = tenant(&sim);
+    let base = sim.base_url();
+    let call = &calls[0].id;
+
+    // The call, its recordings, its transcripts: a Graph error, never a list.
+    let per_call = [
+        format!("{base}/users/{user}/adhocCalls/{call}"),
+        format!("{base}/users/{user}/adhocCalls/{call}/recordings"),
+        format!("{base}/users/{user}/adhocCalls/{call}/transcripts"),
+        format!("{base}/users/{user}/adhocCalls/{call}/recordings?$top=5"),
+        format!("{base}/users('{user}')/adhocCalls/{call}/Transcripts"),
+        format!("{base}/users/{user}/adhocCalls/00000000-0000-0000-0000-000000000000/recordings"),
+    ];
+    for url in &per_call {
+        let (status, headers, body) = get(&c, url, &t).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{url}: {body}");
+        assert!(
+            headers["content-type"]
+                .to_str()
+                .expect("ascii")
+                .starts_with("application/json")
+        );
+        assert_eq!(body["error"]["code"], "BadRequest", "{body}");
+        let message = body["error"]["message"].as_str().expect("message");
+        assert!(message.contains("getAllRecordings"), "{message}");
+        assert!(body.get("value").is_none(), "{body}");
+    }
+    // Signed in first, like every request; any other method is 405.
+    let (status, _, _) = content_bytes(&c, &per_call[1], None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let r = c.post(&per_call[1]).bearer_auth(&t).send().await.expect("request");
+    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+    // A listing function without its parameters, or malformed, is no call id; deeper paths are unknown.
+    for url in [
+        format!("{base}/users/{user}/adhocCalls/getAllRecordings"),
+        format!("{base}/users/{user}/adhocCalls/microsoft.graph.getAllTranscripts"),
+        format!("{base}/users/{user}/adhocCalls/getAllRecordings(userId='{user}'"),
+        format!("{base}/users/{user}/adhocCalls/{call}/participants"),
+    ] {
+        let (status, _, body) = get(&c, &url, &t).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{url}: {body}");
+    }
+
+    let stats = sim.stats();
+    assert_eq!(stats.adhoc_per_call_requests, per_call.len() as u64 + 2);
+    assert_eq!(stats.adhoc_recording_list_requests, 0);
+    assert_eq!(stats.adhoc_transcript_list_requests, 0);
+}
+
+#[tokio::test]
+async fn a_forbidden_user_is_refused_its_adhoc_lists_alone() {
+    let (sim, c, t) = signed_in(|_| {}).await;
+    let Tenant { user, calls, .. } = tenant(&sim);
+    sim.add_adhoc_transcript(&user, &calls[1], None, 100, None);
+    let other = sim.add_organizer();
+    let theirs = sim.add_adhoc_call(&other, AdhocCallKind::Group);
+    let rec = sim.add_adhoc_recording(&other, &theirs, 10, None);
+    let tr = sim.add_adhoc_transcript(&other, &theirs, Some(&rec), 100, None);
+    let lists = |u: &str| {
+        [
+            sim.adhoc_recordings_url(u, None, None),
+            sim.adhoc_transcripts_url(u, Some(at("2024-01-01T00:00:00Z")), None),
+        ]
+    };
+
+    sim.faults().organizer_forbidden(&user, true);
+    for url in lists(&user) {
+        let (status, _, body) = get(&c, &url, &t).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{url}: {body}");
+        assert_eq!(body["error"]["code"], "Forbidden");
+    }
+    // Named in another case.
+    let upper = lists(&user.to_ascii_uppercase());
+    assert_eq!(get(&c, &upper[0], &t).await.0, StatusCode::FORBIDDEN);
+    // Other users' lists are served as before.
+    let [recordings, transcripts] = lists(&other);
+    assert_eq!(ids(&pages(&c, &recordings, &t).await.0), [rec.id.as_str()]);
+    assert_eq!(ids(&pages(&c, &transcripts, &t).await.0), [tr.id.as_str()]);
+
+    // Allowed again: the same requests are served.
+    sim.faults().organizer_forbidden(&user, false);
+    for url in lists(&user) {
+        let (got, _) = pages(&c, &url, &t).await;
+        assert!(!ids(&got).is_empty(), "{url}");
+    }
+    assert_eq!(sim.stats().forbidden, 3);
+}
+
+#[tokio::test]
+async fn late_adhoc_items_are_listed_by_a_later_window() {
+    let (sim, c, t) = signed_in(|_| {}).await;
+    let user = sim.add_organizer();
+    let call = sim.add_adhoc_call(&user, AdhocCallKind::OneToOne);
+    let hour = |h: i64| at("2024-03-01T00:00:00Z") + Duration::hours(h);
+    let early = sim.add_adhoc_recording(&user, &call, 10, Some(hour(1)));
+    let later = sim.add_adhoc_recording(&user, &call, 10, Some(hour(3)));
+    let first = sim.add_adhoc_transcript(&user, &call, None, 100, Some(hour(1)));
+    let window = |start, end| {
+        [
+            sim.adhoc_recordings_url(&user, Some(start), Some(end)),
+            sim.adhoc_transcripts_url(&user, Some(start), Some(end)),
+        ]
+    };
+    let [recordings, transcripts] = window(hour(0), hour(6));
+    assert_eq!(ids(&pages(&c, &transcripts, &t).await.0), [first.id.as_str()]);
+    // A listing started now pages what it found when it started.
+    let (_, _, started) = get(&c, &format!("{recordings}?$top=1"), &t).await;
+    assert_eq!(
+        ids(&[started["value"].as_array().expect("value").clone()]),
+        [early.id.as_str()]
+    );
+    let next = started["@odata.nextLink"].as_str().expect("a nextLink").to_owned();
+
+    // Added later, created in the past: inside the window already listed, the recording before
+    // everything listed so far.
+    let late_rec = sim.add_adhoc_recording(&user, &call, 10, Some(hour(0) + Duration::minutes(30)));
+    let late_tr = sim.add_adhoc_transcript(&user, &call, Some(&late_rec), 100, Some(hour(2)));
+    assert_eq!(late_rec.created, "2024-03-01T00:30:00.0000000Z");
+    assert_eq!(late_tr.created, "2024-03-01T02:00:00.0000000Z");
+    assert_eq!(late_tr.content_correlation_id, late_rec.content_correlation_id);
+    assert_eq!(ids(&pages(&c, &next, &t).await.0), [later.id.as_str()]);
+
+    // A later request for the same window lists them, in createdDateTime order, over pages too.
+    assert_eq!(
+        ids(&pages(&c, &recordings, &t).await.0),
+        [late_rec.id.as_str(), early.id.as_str(), later.id.as_str()]
+    );
+    let (got, links) = pages(&c, &format!("{transcripts}?$top=1"), &t).await;
+    assert_eq!(links.len(), 1);
+    assert_eq!(ids(&got), [first.id.as_str(), late_tr.id.as_str()]);
+    // So does a narrower window around their times; one that ends before them does not.
+    let [recordings, transcripts] = window(hour(0), hour(1));
+    assert_eq!(ids(&pages(&c, &recordings, &t).await.0), [late_rec.id.as_str()]);
+    assert!(ids(&pages(&c, &transcripts, &t).await.0).is_empty());
+    let [_, transcripts] = window(hour(2), hour(3));
+    assert_eq!(ids(&pages(&c, &transcripts, &t).await.0), [late_tr.id.as_str()]);
+    assert_eq!(sim.adhoc_transcripts(&user), [first, late_tr]);
 }

@@ -123,6 +123,18 @@ fn last_report(archive: &Path) -> serde_json::Value {
         .expect("a report")
 }
 
+/// Files and bytes under `dir` (one level: `ledger/`, `catalog/`).
+fn files_and_bytes(dir: &Path) -> (u64, u64) {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok()?.metadata().ok())
+                .filter(|m| m.is_file())
+                .fold((0, 0), |(n, b), m| (n + 1, b + m.len()))
+        })
+        .unwrap_or((0, 0))
+}
+
 fn main() {
     let args = common::args_or_exit(parse_args);
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -183,14 +195,21 @@ fn main() {
         args.concurrency
     );
     println!(
-        "| pass | exit | wall s | CPU s | peak RSS MiB | recordings | transcripts | contacts (removed) | graph requests |"
+        "| pass | exit | wall s | CPU s | peak RSS MiB | recordings | transcripts | contacts (removed) | graph requests | ledger records (KiB) | catalog segments (KiB) |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    // What the ledger and the catalog had before the pass, to show what it added.
+    let before = std::cell::Cell::new(((0u64, 0u64), (0u64, 0u64)));
     let row = |name: &str, cost: &Cost| {
         let r = last_report(&archive);
         let kind = |k: &str, f: &str| r["kinds"][k][f].as_u64().unwrap_or(0);
+        let (ledger, catalog) = (
+            files_and_bytes(&archive.join("ledger")),
+            files_and_bytes(&archive.join("catalog")),
+        );
+        let (old_ledger, old_catalog) = before.replace((ledger, catalog));
         println!(
-            "| {name} | {} | {:.2} | {:.2} | {:.1} | {} | {} | {} ({}) | {} |",
+            "| {name} | {} | {:.2} | {:.2} | {:.1} | {} | {} | {} ({}) | {} | {} ({:.0}) | {} ({:.0}) |",
             cost.code,
             cost.wall,
             cost.cpu,
@@ -199,7 +218,11 @@ fn main() {
             kind("transcripts", "archived"),
             kind("contacts", "archived"),
             kind("contacts", "removed"),
-            r["graphRequests"]
+            r["graphRequests"],
+            ledger.0 - old_ledger.0,
+            (ledger.1 - old_ledger.1) as f64 / 1024.0,
+            catalog.0 - old_catalog.0,
+            (catalog.1 - old_catalog.1) as f64 / 1024.0,
         );
         cost.code
     };
@@ -223,7 +246,7 @@ fn main() {
     codes.push(row("nothing new", &third));
     let verify = measure(&["verify", "--config", &config]);
     println!(
-        "| verify | {} | {:.2} | {:.2} | {:.1} | {} |  |  |  |",
+        "| verify | {} | {:.2} | {:.2} | {:.1} | {} |  |  |  |  |  |",
         verify.code,
         verify.wall,
         verify.cpu,

@@ -132,6 +132,19 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Everything about an item (Graph id), a meeting or call (its id) or a blob (SHA-256):
+    /// manifests, the meeting's or call's items, the items of a blob, the ledger record.
+    Show {
+        /// The configuration file (TOML).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// A Graph item id, a meeting or call id, or a blob's SHA-256.
+        #[arg(value_name = "ID")]
+        id: String,
+        /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// A blob's bytes to stdout, re-hashed on the way (exit 1 and a message when they do not
     /// match its name).
     Cat {
@@ -207,6 +220,7 @@ fn main() -> ExitCode {
         | Command::Demo { .. }
         | Command::Ls { .. }
         | Command::Cat { .. }
+        | Command::Show { .. }
         | Command::Catalog { .. } => ProgressMode::Never,
     };
     let bars = (progress == ProgressMode::Auto && std::io::stderr().is_terminal()).then(indicatif::MultiProgress::new);
@@ -375,6 +389,12 @@ async fn dispatch(command: Command, bars: Option<indicatif::MultiProgress>) -> R
             let archive = run::open_archive(&config)?;
             let ledger = command_ledger(&config, &archive);
             recarch::find::ls::ls_cli(&archive, &ledger, &filters, json).await
+        }
+        Command::Show { config, id, json } => {
+            let config = load_config(&config)?;
+            let archive = run::open_archive(&config)?;
+            let ledger = command_ledger(&config, &archive);
+            recarch::find::show::show_cli(&archive, &ledger, &id, json).await
         }
         Command::Cat { config, sha256 } => {
             let config = load_config(&config)?;

@@ -11,6 +11,8 @@ mod contacts;
 mod environment;
 #[path = "cli/failure_policy.rs"]
 mod failure_policy;
+#[path = "cli/find.rs"]
+mod find;
 #[path = "cli/kinds.rs"]
 mod kinds;
 #[path = "cli/ledger.rs"]

@@ -5,6 +5,7 @@
 pub mod cat;
 pub mod filter;
 pub mod ls;
+pub mod show;
 
 use std::collections::HashMap;
 

@@ -315,6 +315,22 @@ impl Archive {
         Ok(futures::stream::iter(unlisted).chain(read).boxed())
     }
 
+    /// The manifest stored at `key` (a key a catalog entry or an index names), or `None` when
+    /// there is none, or `key` is not a manifest's in the layout.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] for an object that is not a valid manifest stored under its
+    /// proper key; store failures.
+    pub async fn manifest_at(&self, key: &str) -> Result<Option<Manifest>, StoreError> {
+        if !layout::is_manifest_key(key) {
+            return Ok(None);
+        }
+        match self.get_bytes(key).await? {
+            Some(bytes) => parse_manifest(key, &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
     /// Whether a manifest is stored at `key`, the key a meeting index entry names. A key that
     /// is not a manifest's in the layout (`manifests/<kind>/<organizer>/<64 hex>.json`) names
     /// none.

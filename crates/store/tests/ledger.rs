@@ -655,7 +655,7 @@ async fn recovery_logs_what_a_killed_run_wrote() {
     }
 }
 
-/// The usual path: intent, writes, `ledger_log`; nothing is left to recover.
+/// The usual path: intent, writes, record, settled intent; nothing is left to recover.
 #[tokio::test]
 async fn logged_pages_leave_nothing_to_recover() {
     for backend in [memory(), local()] {
@@ -672,16 +672,10 @@ async fn logged_pages_leave_nothing_to_recover() {
                 leaves.push(leaf(&key, &key));
             }
             archive
-                .ledger_log(
-                    vec![intent],
-                    LedgerEvent::Run,
-                    &actor("0-of-1"),
-                    leaves,
-                    Map::new(),
-                    None,
-                )
+                .append_ledger(LedgerEvent::Run, &actor("0-of-1"), leaves, Map::new(), None)
                 .await
                 .unwrap();
+            archive.ledger_settle(vec![intent]).await;
         }
         let next = backend.client();
         assert!(

@@ -74,6 +74,17 @@ async fn one_organizer(page_size: usize) -> (GraphSim, String, DeltaClient, Url,
     (sim, org, client, base, first)
 }
 
+/// The link the last of `pages` ends in.
+fn last_link<T>(pages: &[Page<T>]) -> String {
+    pages
+        .last()
+        .expect("page")
+        .continuation
+        .link()
+        .expect("a link")
+        .to_owned()
+}
+
 fn ids<T>(pages: &[Page<T>], id: impl Fn(&T) -> String) -> Vec<String> {
     pages
         .iter()
@@ -179,13 +190,7 @@ async fn expired_sync_state_is_a_sync_reset() {
             sim.add_recording(&org, 10);
         }
         let pages = round(&client, first).await;
-        let delta = pages
-            .last()
-            .expect("page")
-            .continuation
-            .link()
-            .expect("a link")
-            .to_owned();
+        let delta = last_link(&pages);
         sim.faults().expire_sync_state(code, with_location);
         match client.page::<CallRecording>(&PageRequest::Link(delta)).await {
             Err(DeltaError::SyncReset {
@@ -332,13 +337,7 @@ async fn contacts_delta_with_select_page_size_and_removed_items() {
             assert!(raw.get("emailAddresses").is_none(), "$select applied: {raw}");
         }
     }
-    let delta = pages
-        .last()
-        .expect("page")
-        .continuation
-        .link()
-        .expect("a link")
-        .to_owned();
+    let delta = last_link(&pages);
     sim.remove_contact(user, folder, &a, true);
     sim.remove_contact(user, folder, &b, false);
     sim.update_contact(user, folder, &c, "Rear Admiral Hopper");

@@ -71,17 +71,13 @@ impl Ledger {
         }
         match self
             .archive
-            .ledger_log(
-                intents,
-                event,
-                &self.actor,
-                leaves.clone(),
-                details,
-                self.signer.as_deref(),
-            )
+            .append_ledger(event, &self.actor, leaves.clone(), details, self.signer.as_deref())
             .await
         {
-            Ok(record) => Ok(Some(record)),
+            Ok(record) => {
+                self.archive.ledger_settle(intents).await;
+                Ok(Some(record))
+            }
             Err(e) => {
                 self.archive.return_leaves(leaves);
                 Err(e)

@@ -104,18 +104,26 @@ impl StoreFailure {
     }
 }
 
-/// What became of one item.
-#[derive(Debug)]
-pub enum ItemOutcome {
+/// An item whose manifest is in the archive: the success of [`ItemOutcome`] and
+/// [`crate::queue::Settled`] alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Archived {
     /// Archived now.
-    Archived {
+    Now {
         /// Bytes downloaded.
         bytes: u64,
         /// Whether a new blob was written (false: identical bytes were already archived).
         new_blob: bool,
     },
     /// A manifest for this id already existed: nothing downloaded.
-    AlreadyArchived,
+    Already,
+}
+
+/// What became of one item.
+#[derive(Debug)]
+pub enum ItemOutcome {
+    /// Archived, now or before.
+    Archived(Archived),
     /// Failed; the queue records it (retried next run, or dead-lettered).
     Failed {
         /// Transient or permanent (never fatal: that is [`ItemOutcome::Fatal`]).
@@ -325,7 +333,7 @@ pub async fn indexed(
     container: Container,
     entry: IndexRef<'_>,
 ) -> ItemOutcome {
-    if !matches!(outcome, ItemOutcome::Archived { .. } | ItemOutcome::AlreadyArchived) {
+    if !matches!(outcome, ItemOutcome::Archived(_)) {
         return outcome;
     }
     let Some(id) = entry.container_id.filter(|m| !m.is_empty()) else {
@@ -343,16 +351,16 @@ pub async fn indexed(
     }
 }
 
-/// Writes `manifest` (create-only) after its blobs: `Archived` for a new manifest,
-/// `AlreadyArchived` when another run (or a duplicate) got there first.
+/// Writes `manifest` (create-only) after its blobs: [`Archived::Now`] for a new manifest,
+/// [`Archived::Already`] when another run (or a duplicate) got there first.
 pub async fn put_manifest(ctx: &ItemContext, manifest: &Manifest, bytes: u64, new_blob: bool) -> ItemOutcome {
     match ctx.archive.put_manifest(manifest).await {
         Ok(ManifestWrite::Created) => {
             ctx.catalog.record(manifest);
             tracing::info!(organizer = %manifest.organizer_id, id = %manifest.id, kind = %manifest.kind, sha256 = %manifest.content.sha256, size = manifest.content.size, new_blob, "archived");
-            ItemOutcome::Archived { bytes, new_blob }
+            ItemOutcome::Archived(Archived::Now { bytes, new_blob })
         }
-        Ok(ManifestWrite::AlreadyExists) => ItemOutcome::AlreadyArchived,
+        Ok(ManifestWrite::AlreadyExists) => ItemOutcome::Archived(Archived::Already),
         Err(e) => ctx.store_failed(e, "cannot write the manifest"),
     }
 }

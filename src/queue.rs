@@ -15,7 +15,7 @@ use recarch_failure::FailureClass;
 use recarch_store::{Kind, OrganizerId, QueuedItem};
 use serde_json::Value;
 
-use crate::pipeline::{ItemContext, ItemOutcome};
+use crate::pipeline::{Archived, ItemContext, ItemOutcome};
 use recarch_failure::error_chain;
 
 /// When an item is given up on.
@@ -50,15 +50,8 @@ impl QueuePolicy {
 /// What became of an item, once its fate is durable.
 #[derive(Debug)]
 pub enum Settled {
-    /// Archived now.
-    Archived {
-        /// Bytes downloaded.
-        bytes: u64,
-        /// Whether a new blob was written.
-        new_blob: bool,
-    },
-    /// Its manifest existed already.
-    AlreadyArchived,
+    /// Archived, now or before.
+    Archived(Archived),
     /// Failed; recorded in the queue or the dead-letter list.
     Failed {
         /// Transient or permanent.
@@ -83,22 +76,31 @@ pub enum Settled {
     Unrecorded(String),
 }
 
+/// Where the items of one organizer and kind are settled: its queue and dead-letter list in
+/// the archive of `ctx`, by `policy`.
+#[derive(Clone, Copy)]
+pub struct ItemQueue<'a> {
+    /// The item pipeline's context (its archive).
+    pub ctx: &'a ItemContext,
+    /// When an item is given up on.
+    pub policy: QueuePolicy,
+    /// The kind.
+    pub kind: Kind,
+    /// The organizer.
+    pub organizer: &'a OrganizerId,
+}
+
 /// Records `outcome` of item `id` (`raw` as Graph sent it; `previous` its queue entry, if it
-/// was queued) in the queue or dead-letter list as the policy says.
-#[allow(clippy::too_many_arguments)]
+/// was queued) in `queue` or its dead-letter list as the policy says.
 pub async fn settle(
-    ctx: &ItemContext,
-    policy: QueuePolicy,
-    kind: Kind,
-    organizer: &OrganizerId,
+    queue: ItemQueue<'_>,
     id: &str,
     raw: &Value,
     previous: Option<QueuedItem>,
     outcome: ItemOutcome,
 ) -> Settled {
     let succeeded = match outcome {
-        ItemOutcome::Archived { bytes, new_blob } => Settled::Archived { bytes, new_blob },
-        ItemOutcome::AlreadyArchived => Settled::AlreadyArchived,
+        ItemOutcome::Archived(archived) => Settled::Archived(archived),
         ItemOutcome::Interrupted => return Settled::Unfinished,
         ItemOutcome::Fatal(e) => return Settled::Fatal(e),
         ItemOutcome::Deferred {
@@ -116,16 +118,19 @@ pub async fn settle(
                     began,
                 }),
                 // Only queued items are deferred; anything else is recorded now.
-                None => record_failure(ctx, policy, kind, organizer, id, raw, None, class, reason).await,
+                None => record_failure(queue, id, raw, None, class, reason).await,
             };
         }
         ItemOutcome::Failed { class, reason } => {
-            return record_failure(ctx, policy, kind, organizer, id, raw, previous, class, reason).await;
+            return record_failure(queue, id, raw, previous, class, reason).await;
         }
     };
     if previous.is_some() {
         // Best effort: an entry left behind is tried again next run, finds the manifest and
         // is removed then.
+        let ItemQueue {
+            ctx, kind, organizer, ..
+        } = queue;
         if let Err(e) = ctx.archive.remove_queued(kind, organizer, id).await {
             tracing::warn!(%organizer, %id, error = %error_chain(&e), "cannot remove an archived item from the queue; it goes next run");
         }
@@ -148,20 +153,22 @@ pub struct Deferred {
     pub began: u64,
 }
 
-/// Records a failure of item `id` in the queue, or moves it to the dead-letter list, as
-/// `policy` says (`previous`: its queue entry, if it was queued).
-#[allow(clippy::too_many_arguments)]
+/// Records a failure of item `id` in `queue`, or moves it to the dead-letter list, as its
+/// policy says (`previous`: its queue entry, if it was queued).
 pub async fn record_failure(
-    ctx: &ItemContext,
-    policy: QueuePolicy,
-    kind: Kind,
-    organizer: &OrganizerId,
+    queue: ItemQueue<'_>,
     id: &str,
     raw: &Value,
     previous: Option<QueuedItem>,
     class: FailureClass,
     reason: String,
 ) -> Settled {
+    let ItemQueue {
+        ctx,
+        policy,
+        kind,
+        organizer,
+    } = queue;
     let entry = match previous {
         Some(mut q) => {
             q.failed_again(class, reason.clone());

@@ -6,7 +6,7 @@
 use std::future::Future;
 use std::marker::PhantomData;
 
-use recarch_delta::{AdhocArtifacts, DeltaRequest, Paging};
+use recarch_delta::{AdhocArtifacts, CallItem, DeltaRequest, Paging};
 use recarch_store::{Kind, OrganizerId};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::pipeline::{ItemContext, ItemOutcome};
 
 /// A recording or a transcript as an ad hoc call lists it.
-pub trait CallArtifact: DeserializeOwned + Clone + Send + Sync {
+pub trait CallArtifact: CallItem + DeserializeOwned + Send + Sync {
     /// Where its manifests and state live.
     const KIND: Kind;
     /// What one is called in messages.
@@ -27,18 +27,6 @@ pub trait CallArtifact: DeserializeOwned + Clone + Send + Sync {
     const COLLECTION: &'static str;
     /// What to tell an operator when the listing answers 403.
     const FORBIDDEN_HINT: &'static str;
-
-    /// The Graph id.
-    fn id(&self) -> &str;
-
-    /// The call it belongs to.
-    fn call_id(&self) -> Option<&str>;
-
-    /// Its content URL, as listed.
-    fn content_url(&self) -> Option<&str>;
-
-    /// The item with `url` as its content URL.
-    fn with_content_url(&self, url: String) -> Self;
 
     /// Archives it: blobs, manifest, call index.
     fn archive<'a>(

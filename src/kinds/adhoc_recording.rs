@@ -25,25 +25,6 @@ impl CallArtifact for CallRecording {
     const COLLECTION: &'static str = "recordings";
     const FORBIDDEN_HINT: &'static str = "the app may not read this user's call recordings: it needs the CallRecordings.Read.All application permission with admin consent, and a Teams administrator must grant an application access policy covering this user (New-CsApplicationAccessPolicy, Grant-CsApplicationAccessPolicy)";
 
-    fn id(&self) -> &str {
-        &self.id
-    }
-
-    fn call_id(&self) -> Option<&str> {
-        self.call_id.as_deref()
-    }
-
-    fn content_url(&self) -> Option<&str> {
-        self.recording_content_url.as_deref()
-    }
-
-    fn with_content_url(&self, url: String) -> Self {
-        CallRecording {
-            recording_content_url: Some(url),
-            ..self.clone()
-        }
-    }
-
     fn archive<'a>(
         ctx: &'a ItemContext,
         organizer: &'a OrganizerId,

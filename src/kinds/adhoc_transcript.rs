@@ -25,25 +25,6 @@ impl CallArtifact for CallTranscript {
     const COLLECTION: &'static str = "transcripts";
     const FORBIDDEN_HINT: &'static str = "the app may not read this user's call transcripts: it needs the CallTranscripts.Read.All application permission with admin consent, a Teams administrator must grant an application access policy covering this user, and transcription must be allowed in the calling policy; call recordings are archived regardless";
 
-    fn id(&self) -> &str {
-        &self.id
-    }
-
-    fn call_id(&self) -> Option<&str> {
-        self.call_id.as_deref()
-    }
-
-    fn content_url(&self) -> Option<&str> {
-        self.transcript_content_url.as_deref()
-    }
-
-    fn with_content_url(&self, url: String) -> Self {
-        CallTranscript {
-            transcript_content_url: Some(url),
-            ..self.clone()
-        }
-    }
-
     fn archive<'a>(
         ctx: &'a ItemContext,
         organizer: &'a OrganizerId,

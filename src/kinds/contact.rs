@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 
 use super::{Admit, ItemKind, Removed, RoundStart, Seen, tombstone_marker};
 use crate::config::Config;
-use crate::pipeline::{ItemContext, ItemOutcome, store_bytes};
+use crate::pipeline::{Archived, ItemContext, ItemOutcome, store_bytes};
 
 /// The `kind` of a contact manifest.
 pub const KIND_CONTACT: &str = "contact";
@@ -199,12 +199,12 @@ async fn archive_contact(ctx: &ItemContext, organizer: &OrganizerId, item: &Cont
         Ok(ManifestWrite::Created) => {
             ctx.catalog.record(&manifest);
             tracing::info!(%organizer, id = %item.id, kind = KIND_CONTACT, sha256 = %manifest.content.sha256, removed = item.removed.is_some(), "archived a version");
-            ItemOutcome::Archived {
+            ItemOutcome::Archived(Archived::Now {
                 bytes: blob.size,
                 new_blob: blob.commit.created,
-            }
+            })
         }
-        Ok(ManifestWrite::AlreadyExists) => ItemOutcome::AlreadyArchived,
+        Ok(ManifestWrite::AlreadyExists) => ItemOutcome::Archived(Archived::Already),
         Err(e) => ctx.store_failed(e, "cannot append the version to the manifest"),
     }
 }

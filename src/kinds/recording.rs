@@ -12,7 +12,9 @@ use serde_json::Value;
 
 use super::{ItemKind, RoundStart, Surface};
 use crate::config::Config;
-use crate::pipeline::{IndexRef, ItemContext, ItemOutcome, indexed, media_type_or, put_manifest, store_content};
+use crate::pipeline::{
+    Archived, IndexRef, ItemContext, ItemOutcome, indexed, media_type_or, put_manifest, store_content,
+};
 
 /// The recordings kind.
 #[derive(Debug, Clone, Copy, Default)]
@@ -63,7 +65,44 @@ pub(super) async fn archive_recording(
     recording: &CallRecording,
     raw: &Value,
 ) -> ItemOutcome {
-    let outcome = archive_bytes(ctx, surface, organizer, recording, raw).await;
+    // Blob and manifest of a recording.
+    let outcome = async {
+        let kind = surface.recordings();
+        match ctx.archive.manifest_exists_of(kind, organizer, &recording.id).await {
+            Ok(true) => return ItemOutcome::Archived(Archived::Already),
+            Ok(false) => {}
+            Err(e) => return ctx.store_failed(e, "cannot read the archive"),
+        }
+        let Some(content_url) = recording.recording_content_url.as_deref() else {
+            return ItemOutcome::failed(FailureClass::Permanent, "item has no recordingContentUrl");
+        };
+        let blob = match store_content(ctx, content_url).await {
+            Ok(blob) => blob,
+            Err(outcome) => return outcome,
+        };
+        let mut extra = surface.manifest_members(recording.meeting_id.as_deref(), recording.call_id.as_deref());
+        extra.insert(
+            "createdDateTime".into(),
+            recording.created_date_time.clone().map_or(Value::Null, Value::String),
+        );
+        extra.insert("graph".into(), raw.clone());
+        let manifest = Manifest {
+            schema: MANIFEST_SCHEMA.into(),
+            kind: KIND_CALL_RECORDING.into(),
+            id: recording.id.clone(),
+            organizer_id: organizer.clone(),
+            content: ContentRef {
+                sha256: blob.digest,
+                size: blob.size,
+                media_type: media_type_or(&blob.media_type, "video/mp4"),
+                blob: blob.commit.key,
+            },
+            archived_at: Utc::now(),
+            extra,
+        };
+        put_manifest(ctx, &manifest, blob.size, blob.commit.created).await
+    }
+    .await;
     let entry = IndexRef {
         kind: KIND_CALL_RECORDING,
         id: &recording.id,
@@ -72,48 +111,4 @@ pub(super) async fn archive_recording(
         content_correlation_id: recording.content_correlation_id.as_deref(),
     };
     indexed(ctx, organizer, outcome, surface.container(), entry).await
-}
-
-/// Blob and manifest of a recording.
-async fn archive_bytes(
-    ctx: &ItemContext,
-    surface: Surface,
-    organizer: &OrganizerId,
-    recording: &CallRecording,
-    raw: &Value,
-) -> ItemOutcome {
-    let kind = surface.recordings();
-    match ctx.archive.manifest_exists_of(kind, organizer, &recording.id).await {
-        Ok(true) => return ItemOutcome::AlreadyArchived,
-        Ok(false) => {}
-        Err(e) => return ctx.store_failed(e, "cannot read the archive"),
-    }
-    let Some(content_url) = recording.recording_content_url.as_deref() else {
-        return ItemOutcome::failed(FailureClass::Permanent, "item has no recordingContentUrl");
-    };
-    let blob = match store_content(ctx, content_url).await {
-        Ok(blob) => blob,
-        Err(outcome) => return outcome,
-    };
-    let mut extra = surface.manifest_members(recording.meeting_id.as_deref(), recording.call_id.as_deref());
-    extra.insert(
-        "createdDateTime".into(),
-        recording.created_date_time.clone().map_or(Value::Null, Value::String),
-    );
-    extra.insert("graph".into(), raw.clone());
-    let manifest = Manifest {
-        schema: MANIFEST_SCHEMA.into(),
-        kind: KIND_CALL_RECORDING.into(),
-        id: recording.id.clone(),
-        organizer_id: organizer.clone(),
-        content: ContentRef {
-            sha256: blob.digest,
-            size: blob.size,
-            media_type: media_type_or(&blob.media_type, "video/mp4"),
-            blob: blob.commit.key,
-        },
-        archived_at: Utc::now(),
-        extra,
-    };
-    put_manifest(ctx, &manifest, blob.size, blob.commit.created).await
 }

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use super::{ItemKind, RoundStart, Surface};
 use crate::config::Config;
-use crate::pipeline::{IndexRef, ItemContext, ItemOutcome, indexed, put_manifest, store_content};
+use crate::pipeline::{Archived, IndexRef, ItemContext, ItemOutcome, indexed, put_manifest, store_content};
 
 /// The `kind` of a transcript manifest.
 pub const KIND_CALL_TRANSCRIPT: &str = "callTranscript";
@@ -88,7 +88,76 @@ pub(super) async fn archive_transcript(
     item: &CallTranscript,
     raw: &Value,
 ) -> ItemOutcome {
-    let outcome = archive_bytes(ctx, surface, organizer, item, raw).await;
+    // Blobs and manifest of a transcript: its WebVTT content and, for a meeting's, its
+    // `metadataContent` (the ad hoc call surface documents no metadata).
+    let outcome = async {
+        let kind = surface.transcripts();
+        match ctx.archive.manifest_exists_of(kind, organizer, &item.id).await {
+            Ok(true) => return ItemOutcome::Archived(Archived::Already),
+            Ok(false) => {}
+            Err(e) => return ctx.store_failed(e, "cannot read the archive"),
+        }
+        let Some(content_url) = &item.transcript_content_url else {
+            return ItemOutcome::failed(FailureClass::Permanent, "item has no transcriptContentUrl");
+        };
+        let metadata_url = match surface {
+            Surface::AdhocCall => None,
+            Surface::OnlineMeeting => match metadata_url(content_url) {
+                Some(url) => Some(url),
+                None => {
+                    return ItemOutcome::failed(
+                        FailureClass::Permanent,
+                        "transcriptContentUrl does not end in /content, so its metadataContent cannot be found",
+                    );
+                }
+            },
+        };
+        let content = match store_content(ctx, &vtt_url(content_url)).await {
+            Ok(blob) => blob,
+            Err(outcome) => return outcome,
+        };
+        let mut extra = surface.manifest_members(item.meeting_id.as_deref(), item.call_id.as_deref());
+        let text = |v: &Option<String>| v.clone().map_or(Value::Null, Value::String);
+        extra.insert("createdDateTime".into(), text(&item.created_date_time));
+        extra.insert("contentCorrelationId".into(), text(&item.content_correlation_id));
+        let (mut bytes, mut new_blob) = (content.size, content.commit.created);
+        if let Some(metadata_url) = metadata_url {
+            let metadata = match store_content(ctx, &metadata_url).await {
+                Ok(blob) => blob,
+                Err(outcome) => return outcome,
+            };
+            bytes += metadata.size;
+            new_blob |= metadata.commit.created;
+            let metadata_ref = ContentRef {
+                sha256: metadata.digest,
+                size: metadata.size,
+                media_type: metadata.media_type,
+                blob: metadata.commit.key,
+            };
+            extra.insert(
+                "metadata".into(),
+                serde_json::to_value(&metadata_ref).unwrap_or(Value::Null),
+            );
+        }
+        extra.insert("graph".into(), raw.clone());
+        let manifest = Manifest {
+            schema: MANIFEST_SCHEMA.into(),
+            kind: KIND_CALL_TRANSCRIPT.into(),
+            id: item.id.clone(),
+            organizer_id: organizer.clone(),
+            content: ContentRef {
+                sha256: content.digest,
+                size: content.size,
+                // Asked for with `$format=text/vtt`, whatever a download host calls it.
+                media_type: "text/vtt".to_owned(),
+                blob: content.commit.key,
+            },
+            archived_at: Utc::now(),
+            extra,
+        };
+        put_manifest(ctx, &manifest, bytes, new_blob).await
+    }
+    .await;
     let entry = IndexRef {
         kind: KIND_CALL_TRANSCRIPT,
         id: &item.id,
@@ -97,82 +166,6 @@ pub(super) async fn archive_transcript(
         content_correlation_id: item.content_correlation_id.as_deref(),
     };
     indexed(ctx, organizer, outcome, surface.container(), entry).await
-}
-
-/// Blobs and manifest of a transcript: its WebVTT content and, for a meeting's, its
-/// `metadataContent` (the ad hoc call surface documents no metadata).
-async fn archive_bytes(
-    ctx: &ItemContext,
-    surface: Surface,
-    organizer: &OrganizerId,
-    item: &CallTranscript,
-    raw: &Value,
-) -> ItemOutcome {
-    let kind = surface.transcripts();
-    match ctx.archive.manifest_exists_of(kind, organizer, &item.id).await {
-        Ok(true) => return ItemOutcome::AlreadyArchived,
-        Ok(false) => {}
-        Err(e) => return ctx.store_failed(e, "cannot read the archive"),
-    }
-    let Some(content_url) = &item.transcript_content_url else {
-        return ItemOutcome::failed(FailureClass::Permanent, "item has no transcriptContentUrl");
-    };
-    let metadata_url = match surface {
-        Surface::AdhocCall => None,
-        Surface::OnlineMeeting => match metadata_url(content_url) {
-            Some(url) => Some(url),
-            None => {
-                return ItemOutcome::failed(
-                    FailureClass::Permanent,
-                    "transcriptContentUrl does not end in /content, so its metadataContent cannot be found",
-                );
-            }
-        },
-    };
-    let content = match store_content(ctx, &vtt_url(content_url)).await {
-        Ok(blob) => blob,
-        Err(outcome) => return outcome,
-    };
-    let mut extra = surface.manifest_members(item.meeting_id.as_deref(), item.call_id.as_deref());
-    let text = |v: &Option<String>| v.clone().map_or(Value::Null, Value::String);
-    extra.insert("createdDateTime".into(), text(&item.created_date_time));
-    extra.insert("contentCorrelationId".into(), text(&item.content_correlation_id));
-    let (mut bytes, mut new_blob) = (content.size, content.commit.created);
-    if let Some(metadata_url) = metadata_url {
-        let metadata = match store_content(ctx, &metadata_url).await {
-            Ok(blob) => blob,
-            Err(outcome) => return outcome,
-        };
-        bytes += metadata.size;
-        new_blob |= metadata.commit.created;
-        let metadata_ref = ContentRef {
-            sha256: metadata.digest,
-            size: metadata.size,
-            media_type: metadata.media_type,
-            blob: metadata.commit.key,
-        };
-        extra.insert(
-            "metadata".into(),
-            serde_json::to_value(&metadata_ref).unwrap_or(Value::Null),
-        );
-    }
-    extra.insert("graph".into(), raw.clone());
-    let manifest = Manifest {
-        schema: MANIFEST_SCHEMA.into(),
-        kind: KIND_CALL_TRANSCRIPT.into(),
-        id: item.id.clone(),
-        organizer_id: organizer.clone(),
-        content: ContentRef {
-            sha256: content.digest,
-            size: content.size,
-            // Asked for with `$format=text/vtt`, whatever a download host calls it.
-            media_type: "text/vtt".to_owned(),
-            blob: content.commit.key,
-        },
-        archived_at: Utc::now(),
-        extra,
-    };
-    put_manifest(ctx, &manifest, bytes, new_blob).await
 }
 
 #[cfg(test)]

@@ -29,8 +29,8 @@ use crate::config::Config;
 use crate::environment::EnvironmentFault;
 use crate::environment::Verdict;
 use crate::kinds::{Admit, ItemKind, Removed, RoundStart, Seen, Window};
-use crate::pipeline::{ItemContext, ItemOutcome};
-use crate::queue::{Deferred, QueuePolicy, Settled, record_failure, settle};
+use crate::pipeline::{Archived, ItemContext, ItemOutcome};
+use crate::queue::{Deferred, ItemQueue, QueuePolicy, Settled, record_failure, settle};
 use crate::report::{Counts, Failure};
 use recarch_failure::error_chain;
 
@@ -57,6 +57,18 @@ pub struct RoundContext<'a> {
     pub policy: QueuePolicy,
     /// Cancelled on SIGTERM/SIGINT: no new organizer, page or item starts.
     pub shutdown: &'a CancellationToken,
+}
+
+impl RoundContext<'_> {
+    /// Where items of kind `K` of `org` are settled.
+    fn queue<'q, K: ItemKind>(&'q self, org: &'q OrganizerId) -> ItemQueue<'q> {
+        ItemQueue {
+            ctx: self.items,
+            policy: self.policy,
+            kind: K::KIND,
+            organizer: org,
+        }
+    }
 }
 
 /// What one organizer's pass produced.
@@ -89,13 +101,13 @@ impl OrganizerResult {
     /// Counts a settled item; `false` when it is not finished (its page must stay open).
     fn record<K: ItemKind>(&mut self, org: &OrganizerId, id: &str, settled: Settled) -> bool {
         match settled {
-            Settled::Archived { bytes, new_blob } => {
+            Settled::Archived(Archived::Now { bytes, new_blob }) => {
                 self.counts.archived += 1;
                 self.counts.bytes += bytes;
                 self.counts.new_blobs += u64::from(new_blob);
                 true
             }
-            Settled::AlreadyArchived => {
+            Settled::Archived(Archived::Already) => {
                 self.counts.already_archived += 1;
                 true
             }
@@ -405,7 +417,7 @@ async fn reconcile<K: ItemKind>(
         result.counts.removed += 1;
         result.counts.discovered += 1;
         let outcome = archive_raw(rc.items, kind, org, &raw).await;
-        let settled = settle(rc.items, rc.policy, K::KIND, org, &id, &raw, None, outcome).await;
+        let settled = settle(rc.queue::<K>(org), &id, &raw, None, outcome).await;
         if !result.record::<K>(org, &id, settled) {
             return false;
         }
@@ -507,7 +519,17 @@ async fn retry_queue<K: ItemKind>(
             } else {
                 archive_raw(items, kind, org, &raw).await
             };
-            let settled = settle(items, rc.policy, K::KIND, org, &id, &raw, Some(q), outcome).await;
+            let settled = settle(
+                ItemQueue {
+                    ctx: items,
+                    ..rc.queue::<K>(org)
+                },
+                &id,
+                &raw,
+                Some(q),
+                outcome,
+            )
+            .await;
             (id, settled)
         })
         .buffer_unordered(limit);
@@ -567,18 +589,7 @@ async fn record_deferred<K: ItemKind>(
             _ => {
                 let id = d.entry.id.clone();
                 let raw = d.entry.item.clone();
-                let settled = record_failure(
-                    rc.items,
-                    rc.policy,
-                    K::KIND,
-                    org,
-                    &id,
-                    &raw,
-                    Some(d.entry),
-                    d.class,
-                    d.reason,
-                )
-                .await;
+                let settled = record_failure(rc.queue::<K>(org), &id, &raw, Some(d.entry), d.class, d.reason).await;
                 result.counts.discovered += 1;
                 if result.record::<K>(org, &id, settled) {
                     rc.items.progress.settled();
@@ -681,8 +692,8 @@ async fn walk_round<K: ItemKind>(
             in_flight.push(
                 async move {
                     let outcome = kind.archive(rc.items, org, &item.item, &item.raw).await;
-                    let archived = matches!(outcome, ItemOutcome::Archived { .. } | ItemOutcome::AlreadyArchived);
-                    let settled = settle(rc.items, rc.policy, K::KIND, org, &item.id, &item.raw, None, outcome).await;
+                    let archived = matches!(outcome, ItemOutcome::Archived(_));
+                    let settled = settle(rc.queue::<K>(org), &item.id, &item.raw, None, outcome).await;
                     if kind.supersedes_queued() && archived && seen.queued.contains(&item.id) {
                         // An older version still queued is superseded by this one.
                         if let Err(e) = rc.items.archive.remove_queued(K::KIND, org, &item.id).await {
@@ -790,7 +801,7 @@ async fn walk_round<K: ItemKind>(
                                 result.counts.discovered += 1;
                                 let id = raw.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
                                 let outcome = ItemOutcome::failed(FailureClass::Permanent, format!("malformed item: {error}"));
-                                let settled = settle(rc.items, rc.policy, K::KIND, org, &id, &raw, None, outcome).await;
+                                let settled = settle(rc.queue::<K>(org), &id, &raw, None, outcome).await;
                                 if !result.record::<K>(org, &id, settled) {
                                     // Not recorded: keep the page open so the checkpoint never passes it.
                                     count += 1;

@@ -210,6 +210,13 @@ impl Limits {
         run_entries: RUN_ENTRIES,
         fan_in: MERGE_FAN_IN,
     };
+
+    /// Limits so small that a few entries spill to files and merge in several levels.
+    #[cfg(test)]
+    const TINY: Limits = Limits {
+        run_entries: 3,
+        fan_in: 2,
+    };
 }
 
 fn fatal(context: String) -> impl FnOnce(io::Error) -> ExitError {
@@ -364,11 +371,6 @@ mod tests {
     use recarch_store::Sha256Digest;
     use serde_json::Value;
 
-    const TINY: Limits = Limits {
-        run_entries: 3,
-        fan_in: 2,
-    };
-
     /// A local-disk archive in a fresh directory, whose objects the tests write by hand.
     fn local_archive() -> (tempfile::TempDir, Archive) {
         let dir = tempfile::tempdir().unwrap();
@@ -427,7 +429,7 @@ mod tests {
         let report = check(
             &archive,
             None,
-            TINY,
+            Limits::TINY,
             |p| printed.push(p.to_owned()),
             &crate::progress::NoProgress,
             (None, &[]),
@@ -455,28 +457,20 @@ mod tests {
         assert_eq!(report.problem_count, 8);
         assert_eq!(report.problems, printed);
 
-        let sampled = check(
-            &archive,
-            Some(5),
-            TINY,
-            |_| {},
-            &crate::progress::NoProgress,
-            (None, &[]),
-        )
-        .await
-        .unwrap();
-        assert_eq!(sampled.rehashed, 5);
-        let none = check(
-            &archive,
-            Some(0),
-            TINY,
-            |_| {},
-            &crate::progress::NoProgress,
-            (None, &[]),
-        )
-        .await
-        .unwrap();
-        assert_eq!(none.rehashed, 0);
+        // A sample rehashes that many blobs, and no more.
+        for sample in [5, 0] {
+            let sampled = check(
+                &archive,
+                Some(sample),
+                Limits::TINY,
+                |_| {},
+                &crate::progress::NoProgress,
+                (None, &[]),
+            )
+            .await
+            .unwrap();
+            assert_eq!(sampled.rehashed, sample as u64, "sample {sample}");
+        }
     }
 
     /// Meeting index entries naming no manifest, and objects under `meetings/` that are not

@@ -239,19 +239,14 @@ mod tests {
 
     use super::*;
 
-    const TINY: Limits = Limits {
-        run_entries: 3,
-        fan_in: 2,
-    };
-
     fn digest(n: u64) -> Sha256Digest {
         Sha256Digest::of(&n.to_le_bytes())
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn spill_sorts_through_files_and_multi_level_merges() {
-        let mut refs = Spill::<RefEntry>::new(TINY);
-        let mut blobs = Spill::<BlobEntry>::new(TINY);
+        let mut refs = Spill::<RefEntry>::new(Limits::TINY);
+        let mut blobs = Spill::<BlobEntry>::new(Limits::TINY);
         let mut expected_refs = Vec::new();
         let mut expected_blobs = Vec::new();
         for n in 0..50u64 {
@@ -269,7 +264,7 @@ mod tests {
             blobs.push(b.clone()).await.unwrap();
             expected_blobs.push(b);
         }
-        assert!(refs.runs.len() > TINY.fan_in, "spilled into several runs");
+        assert!(refs.runs.len() > Limits::TINY.fan_in, "spilled into several runs");
         let dir = refs.dir.as_ref().unwrap().path().to_owned();
         expected_refs.sort();
         expected_blobs.sort();
@@ -289,7 +284,7 @@ mod tests {
         }
         assert_eq!(got, expected_blobs);
         // Nothing pushed: nothing comes back, and no file was made.
-        let empty = Spill::<BlobEntry>::new(TINY);
+        let empty = Spill::<BlobEntry>::new(Limits::TINY);
         assert!(empty.dir.is_none());
         assert!(empty.into_sorted().unwrap().next().unwrap().is_none());
     }

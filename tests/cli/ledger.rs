@@ -5,7 +5,7 @@
 use ed25519_dalek::pkcs8::{EncodePrivateKey as _, EncodePublicKey as _, spki::der::pem::LineEnding};
 use recarch_graph_sim::{AdhocCallKind, ContentMode};
 
-use super::util::{Env, files};
+use super::util::{Env, files, raw_get, raw_keys, raw_put};
 
 const KINDS: (&str, &str) = ("RECARCH_SOURCE__KINDS", "recordings,transcripts,adhoc_recordings");
 
@@ -361,26 +361,12 @@ async fn tampering_is_caught(backend: super::util::Backend) {
 
     let archive = env.open_archive();
     let store = archive.object_store();
-    let keys: Vec<String> = store
-        .list(None)
-        .map_ok(|m| m.location.to_string())
-        .try_collect()
-        .await
-        .expect("list");
-    let get = |k: String| async move {
-        store
-            .get(&Path::from(k.as_str()))
-            .await
-            .expect("get")
-            .bytes()
-            .await
-            .expect("bytes")
-    };
-    let put =
-        |k: String, bytes: Vec<u8>| async move { store.put(&Path::from(k.as_str()), bytes.into()).await.expect("put") };
+    let keys = raw_keys(store).await;
+    let get = |k: String| raw_get(store, k);
+    let put = |k: String, bytes: Vec<u8>| raw_put(store, k, bytes);
     let manifests: Vec<String> = keys.iter().filter(|k| k.starts_with("manifests/")).cloned().collect();
     let (a, b) = (manifests[0].clone(), manifests[1].clone());
-    let (a_bytes, b_bytes) = (get(a.clone()).await.to_vec(), get(b.clone()).await.to_vec());
+    let (a_bytes, b_bytes) = (get(a.clone()).await, get(b.clone()).await);
     let expect = |out: &super::util::Run, what: &str| {
         out.assert_code(1);
         assert!(out.stdout.contains(what), "looking for {what:?} in\n{}", out.stdout);
@@ -406,7 +392,7 @@ async fn tampering_is_caught(backend: super::util::Backend) {
 
     // An edited ledger record: the next record's prev no longer matches.
     let r0 = "ledger/00000000000000000000.json".to_owned();
-    let r0_bytes = get(r0.clone()).await.to_vec();
+    let r0_bytes = get(r0.clone()).await;
     let mut edited: serde_json::Value = serde_json::from_slice(&r0_bytes).expect("JSON");
     edited["actor"]["user"] = "someone-else".into();
     put(r0.clone(), serde_json::to_vec(&edited).expect("JSON")).await;

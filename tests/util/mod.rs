@@ -305,29 +305,47 @@ pub fn last_report(env: &Env) -> serde_json::Value {
         .expect("a run report")
 }
 
-/// Like [`assert_archive`], through the object store, for any backend: every expected
-/// recording has a right manifest and a blob that re-hashes to its name, and nothing outside
-/// the layout is left.
-pub async fn assert_store_archive(env: &Env, expected: &[(String, recarch_graph_sim::RecordingInfo)]) {
-    use futures::TryStreamExt;
-    use object_store::ObjectStoreExt as _;
-    let archive = env.open_archive();
-    let store = archive.object_store();
-    let keys: Vec<String> = store
+/// Every key in `store`, listed past the archive.
+pub async fn raw_keys(store: &dyn object_store::ObjectStore) -> Vec<String> {
+    use futures::TryStreamExt as _;
+    store
         .list(None)
         .map_ok(|m| m.location.to_string())
         .try_collect()
         .await
-        .expect("list the archive");
-    let get = |key: String| async move {
-        store
-            .get(&object_store::path::Path::from(key.as_str()))
-            .await
-            .unwrap_or_else(|e| panic!("get {key}: {e}"))
-            .bytes()
-            .await
-            .expect("read object")
-    };
+        .expect("list the archive")
+}
+
+/// The bytes of object `key` of `store`, read past the archive.
+pub async fn raw_get(store: &dyn object_store::ObjectStore, key: String) -> Vec<u8> {
+    use object_store::ObjectStoreExt as _;
+    store
+        .get(&object_store::path::Path::from(key.as_str()))
+        .await
+        .unwrap_or_else(|e| panic!("get {key}: {e}"))
+        .bytes()
+        .await
+        .unwrap_or_else(|e| panic!("read {key}: {e}"))
+        .to_vec()
+}
+
+/// Writes object `key` of `store` as `bytes`, past the archive.
+pub async fn raw_put(store: &dyn object_store::ObjectStore, key: String, bytes: Vec<u8>) {
+    use object_store::ObjectStoreExt as _;
+    store
+        .put(&object_store::path::Path::from(key.as_str()), bytes.into())
+        .await
+        .unwrap_or_else(|e| panic!("put {key}: {e}"));
+}
+
+/// Like [`assert_archive`], through the object store, for any backend: every expected
+/// recording has a right manifest and a blob that re-hashes to its name, and nothing outside
+/// the layout is left.
+pub async fn assert_store_archive(env: &Env, expected: &[(String, recarch_graph_sim::RecordingInfo)]) {
+    let archive = env.open_archive();
+    let store = archive.object_store();
+    let keys = raw_keys(store).await;
+    let get = |key: String| raw_get(store, key);
     for (org, rec) in expected {
         let key = format!("manifests/recordings/{org}/{}.json", sha256_hex(rec.id.as_bytes()));
         assert!(keys.contains(&key), "manifest {key} missing: {keys:#?}");

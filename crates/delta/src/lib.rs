@@ -92,7 +92,7 @@ pub use folders::ContactFolder;
 pub use http::{Auth, GraphHttp, host_of};
 pub use page::{Continuation, DeltaItem, DeltaLink, NextLink, Page, Paging, RemovedReason, parse_page, parse_page_as};
 pub use recarch_failure::FailureClass;
-pub use resources::{AdhocArtifacts, CallRecording, CallTranscript, Contact, DeltaRequest};
+pub use resources::{AdhocArtifacts, CallItem, CallRecording, CallTranscript, Contact, DeltaRequest};
 
 #[cfg(test)]
 mod tests {

@@ -209,6 +209,51 @@ pub struct CallTranscript {
     pub transcript_content_url: Option<String>,
 }
 
+/// What a [`CallRecording`] and a [`CallTranscript`] alike carry: an id, the ad hoc call it
+/// belongs to, and where its content is.
+pub trait CallItem: Clone {
+    /// The Graph id.
+    fn id(&self) -> &str;
+
+    /// The ad hoc call it belongs to.
+    fn call_id(&self) -> Option<&str>;
+
+    /// Its content URL, as listed.
+    fn content_url(&self) -> Option<&str>;
+
+    /// The item with `url` as its content URL.
+    fn with_content_url(&self, url: String) -> Self;
+}
+
+/// Implements [`CallItem`] for a call artifact whose content URL is its field `$url`.
+macro_rules! call_item {
+    ($item:ty, $url:ident) => {
+        impl CallItem for $item {
+            fn id(&self) -> &str {
+                &self.id
+            }
+
+            fn call_id(&self) -> Option<&str> {
+                self.call_id.as_deref()
+            }
+
+            fn content_url(&self) -> Option<&str> {
+                self.$url.as_deref()
+            }
+
+            fn with_content_url(&self, url: String) -> Self {
+                Self {
+                    $url: Some(url),
+                    ..self.clone()
+                }
+            }
+        }
+    };
+}
+
+call_item!(CallRecording, recording_content_url);
+call_item!(CallTranscript, transcript_content_url);
+
 /// An `identitySet` (only the user part is typed).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IdentitySet {

@@ -64,6 +64,27 @@ fn client(sim: &GraphSim, tokens: Arc<dyn TokenProvider>) -> (DeltaClient, Url) 
     )
 }
 
+/// A simulator with pages of `page_size` and one organizer, a client signed in with the right
+/// secret, its base URL, and the request for the organizer's first page of recordings.
+async fn one_organizer(page_size: usize) -> (GraphSim, String, DeltaClient, Url, PageRequest) {
+    let sim = sim(page_size).await;
+    let org = sim.add_organizer();
+    let (client, base) = client(&sim, Arc::new(credentials(&sim, "sim-secret")));
+    let first = PageRequest::First(resources::recordings_request(&base, &org, None));
+    (sim, org, client, base, first)
+}
+
+/// The link the last of `pages` ends in.
+fn last_link<T>(pages: &[Page<T>]) -> String {
+    pages
+        .last()
+        .expect("page")
+        .continuation
+        .link()
+        .expect("a link")
+        .to_owned()
+}
+
 fn ids<T>(pages: &[Page<T>], id: impl Fn(&T) -> String) -> Vec<String> {
     pages
         .iter()
@@ -85,17 +106,11 @@ async fn round(client: &DeltaClient, start: PageRequest) -> Vec<Page<CallRecordi
 
 #[tokio::test]
 async fn a_round_pages_to_its_delta_link_and_the_next_round_has_only_new_items() {
-    let sim = sim(3).await;
-    let org = sim.add_organizer();
-    let first: Vec<String> = (0..8).map(|_| sim.add_recording(&org, 10).id).collect();
-    let (client, base) = client(&sim, Arc::new(credentials(&sim, "sim-secret")));
+    let (sim, org, client, _, first) = one_organizer(3).await;
+    let initial: Vec<String> = (0..8).map(|_| sim.add_recording(&org, 10).id).collect();
 
-    let pages = round(
-        &client,
-        PageRequest::First(resources::recordings_request(&base, &org, None)),
-    )
-    .await;
-    assert_eq!(ids(&pages, |r| r.id.clone()), first);
+    let pages = round(&client, first).await;
+    assert_eq!(ids(&pages, |r| r.id.clone()), initial);
     assert_eq!(pages.len(), 3);
     assert!(
         pages[..2]
@@ -113,7 +128,7 @@ async fn a_round_pages_to_its_delta_link_and_the_next_round_has_only_new_items()
         links.iter().any(|l| l.contains('%')),
         "tokens carry percent-escapes: {links:?}"
     );
-    for id in &first {
+    for id in &initial {
         assert!(id.contains('/') || id.contains('+'), "ids look like Graph's: {id}");
     }
 
@@ -130,12 +145,9 @@ async fn a_round_pages_to_its_delta_link_and_the_next_round_has_only_new_items()
 
 #[tokio::test]
 async fn resuming_from_a_saved_next_link_finishes_the_round() {
-    let sim = sim(2).await;
-    let org = sim.add_organizer();
+    let (sim, org, client, _, first) = one_organizer(2).await;
     let all: Vec<String> = (0..7).map(|_| sim.add_recording(&org, 10).id).collect();
-    let (client, base) = client(&sim, Arc::new(credentials(&sim, "sim-secret")));
     let (p1, p2) = {
-        let first = PageRequest::First(resources::recordings_request(&base, &org, None));
         let mut pages = pin!(client.pages::<CallRecording>(first));
         let p1 = pages.next().await.expect("page").expect("ok");
         let p2 = pages.next().await.expect("page").expect("ok");
@@ -151,17 +163,11 @@ async fn resuming_from_a_saved_next_link_finishes_the_round() {
 
 #[tokio::test]
 async fn empty_pages_and_duplicates_are_passed_through() {
-    let sim = sim(2).await;
-    let org = sim.add_organizer();
+    let (sim, org, client, _, first) = one_organizer(2).await;
     let all: HashSet<String> = (0..5).map(|_| sim.add_recording(&org, 10).id).collect();
     sim.faults().empty_pages(true);
     sim.faults().duplicate_items(true);
-    let (client, base) = client(&sim, Arc::new(credentials(&sim, "sim-secret")));
-    let pages = round(
-        &client,
-        PageRequest::First(resources::recordings_request(&base, &org, None)),
-    )
-    .await;
+    let pages = round(&client, first).await;
     assert!(
         pages
             .iter()
@@ -179,24 +185,12 @@ async fn expired_sync_state_is_a_sync_reset() {
         ("syncStateNotFound", true),
         ("resyncRequired", true),
     ] {
-        let sim = sim(2).await;
-        let org = sim.add_organizer();
+        let (sim, org, client, _, first) = one_organizer(2).await;
         for _ in 0..3 {
             sim.add_recording(&org, 10);
         }
-        let (client, base) = client(&sim, Arc::new(credentials(&sim, "sim-secret")));
-        let pages = round(
-            &client,
-            PageRequest::First(resources::recordings_request(&base, &org, None)),
-        )
-        .await;
-        let delta = pages
-            .last()
-            .expect("page")
-            .continuation
-            .link()
-            .expect("a link")
-            .to_owned();
+        let pages = round(&client, first).await;
+        let delta = last_link(&pages);
         sim.faults().expire_sync_state(code, with_location);
         match client.page::<CallRecording>(&PageRequest::Link(delta)).await {
             Err(DeltaError::SyncReset {
@@ -217,11 +211,8 @@ async fn expired_sync_state_is_a_sync_reset() {
 
 #[tokio::test]
 async fn throttling_is_retried_after_retry_after_and_bounded() {
-    let sim = sim(10).await;
-    let org = sim.add_organizer();
+    let (sim, org, client, _, first) = one_organizer(10).await;
     sim.add_recording(&org, 10);
-    let (client, base) = client(&sim, Arc::new(credentials(&sim, "sim-secret")));
-    let first = PageRequest::First(resources::recordings_request(&base, &org, None));
     sim.faults().throttle(Target::Delta, 429, Some(1), 2);
     let started = std::time::Instant::now();
     let page = client
@@ -246,11 +237,8 @@ async fn throttling_is_retried_after_retry_after_and_bounded() {
 
 #[tokio::test]
 async fn an_expired_token_is_replaced_once() {
-    let sim = sim(10).await;
-    let org = sim.add_organizer();
+    let (sim, org, client, _, first) = one_organizer(10).await;
     sim.add_recording(&org, 10);
-    let (client, base) = client(&sim, Arc::new(credentials(&sim, "sim-secret")));
-    let first = PageRequest::First(resources::recordings_request(&base, &org, None));
     client.page::<CallRecording>(&first).await.expect("first page");
     assert_eq!(sim.stats().token_requests, 1, "token cached");
     sim.faults().expire_access_tokens();
@@ -285,14 +273,9 @@ async fn refused_credentials_carry_the_server_code_and_not_the_secret() {
 
 #[tokio::test]
 async fn payment_required_is_its_own_error() {
-    let sim = sim(10).await;
-    let org = sim.add_organizer();
-    let (client, base) = client(&sim, Arc::new(credentials(&sim, "sim-secret")));
+    let (sim, _, client, _, first) = one_organizer(10).await;
     sim.faults().payment_required(true);
-    let err = client
-        .page::<CallRecording>(&PageRequest::First(resources::recordings_request(&base, &org, None)))
-        .await
-        .expect_err("402");
+    let err = client.page::<CallRecording>(&first).await.expect_err("402");
     assert!(matches!(err, DeltaError::PaymentRequired { .. }), "{err:?}");
     assert!(err.is_fatal());
 }
@@ -317,10 +300,8 @@ async fn links_off_the_graph_origin_are_refused() {
 
 #[tokio::test]
 async fn start_date_time_filters_the_first_round() {
-    let sim = sim(10).await;
-    let org = sim.add_organizer();
+    let (sim, org, client, base, _) = one_organizer(10).await;
     let recs: Vec<_> = (0..4).map(|_| sim.add_recording(&org, 10)).collect();
-    let (client, base) = client(&sim, Arc::new(credentials(&sim, "sim-secret")));
     let cut = &recs[2].created;
     let pages = round(
         &client,
@@ -356,13 +337,7 @@ async fn contacts_delta_with_select_page_size_and_removed_items() {
             assert!(raw.get("emailAddresses").is_none(), "$select applied: {raw}");
         }
     }
-    let delta = pages
-        .last()
-        .expect("page")
-        .continuation
-        .link()
-        .expect("a link")
-        .to_owned();
+    let delta = last_link(&pages);
     sim.remove_contact(user, folder, &a, true);
     sim.remove_contact(user, folder, &b, false);
     sim.update_contact(user, folder, &c, "Rear Admiral Hopper");
@@ -415,13 +390,11 @@ async fn tokens_are_renewed_before_they_expire() {
 
 #[tokio::test]
 async fn gateway_timeouts_are_retried_too() {
-    let sim = sim(10).await;
-    let org = sim.add_organizer();
+    let (sim, org, client, _, first) = one_organizer(10).await;
     sim.add_recording(&org, 10);
-    let (client, base) = client(&sim, Arc::new(credentials(&sim, "sim-secret")));
     sim.faults().throttle(Target::Delta, 504, None, 2);
     let page = client
-        .page::<CallRecording>(&PageRequest::First(resources::recordings_request(&base, &org, None)))
+        .page::<CallRecording>(&first)
         .await
         .expect("succeeds after two 504s");
     assert_eq!(page.items.len(), 1);
@@ -516,13 +489,10 @@ proptest::proptest! {
     ) {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
         rt.block_on(async {
-            let sim = sim(page_size).await;
-            let org = sim.add_organizer();
+            let (sim, org, client, _, first) = one_organizer(page_size).await;
             let all: Vec<String> = (0..count).map(|_| sim.add_recording(&org, 1).id).collect();
             sim.faults().empty_pages(empty);
-            let (client, base) = client(&sim, Arc::new(credentials(&sim, "sim-secret")));
-            let start = PageRequest::First(resources::recordings_request(&base, &org, None));
-            let pages = round(&client, start).await;
+            let pages = round(&client, first).await;
             assert_eq!(ids(&pages, |r| r.id.clone()), all);
             // Resume from the checkpoint after page `resume_after` (if it is mid-round).
             if let Some(cut) = pages.get(resume_after) {

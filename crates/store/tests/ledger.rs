@@ -8,6 +8,8 @@
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -23,6 +25,8 @@ use recarch_store::ledger::{
 use recarch_store::{Archive, Sha256Digest, ShardId, StoreError};
 use serde_json::Map;
 use tempfile::TempDir;
+
+use common::FailingGets;
 
 /// A store under test: opens independent clients of one archive, as separate processes
 /// would have (each with its own memory of the ledger's head).
@@ -655,7 +659,7 @@ async fn recovery_logs_what_a_killed_run_wrote() {
     }
 }
 
-/// The usual path: intent, writes, `ledger_log`; nothing is left to recover.
+/// The usual path: intent, writes, record, settled intent; nothing is left to recover.
 #[tokio::test]
 async fn logged_pages_leave_nothing_to_recover() {
     for backend in [memory(), local()] {
@@ -672,16 +676,10 @@ async fn logged_pages_leave_nothing_to_recover() {
                 leaves.push(leaf(&key, &key));
             }
             archive
-                .ledger_log(
-                    vec![intent],
-                    LedgerEvent::Run,
-                    &actor("0-of-1"),
-                    leaves,
-                    Map::new(),
-                    None,
-                )
+                .append_ledger(LedgerEvent::Run, &actor("0-of-1"), leaves, Map::new(), None)
                 .await
                 .unwrap();
+            archive.ledger_settle(vec![intent]).await;
         }
         let next = backend.client();
         assert!(
@@ -701,80 +699,15 @@ async fn logged_pages_leave_nothing_to_recover() {
     }
 }
 
-/// An in-memory store whose GETs of chosen keys fail (not as absent: as a store failing).
-#[derive(Debug, Default)]
-struct Failing {
-    inner: InMemory,
-    /// Keys whose GET fails; `*` for every key.
-    failing: std::sync::Mutex<BTreeSet<String>>,
-}
-
-impl std::fmt::Display for Failing {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Failing")
-    }
-}
-
-#[async_trait::async_trait]
-impl ObjectStore for Failing {
-    async fn put_opts(
-        &self,
-        location: &Path,
-        payload: PutPayload,
-        options: object_store::PutOptions,
-    ) -> object_store::Result<object_store::PutResult> {
-        self.inner.put_opts(location, payload, options).await
-    }
-    async fn put_multipart_opts(
-        &self,
-        location: &Path,
-        options: object_store::PutMultipartOptions,
-    ) -> object_store::Result<Box<dyn object_store::MultipartUpload>> {
-        self.inner.put_multipart_opts(location, options).await
-    }
-    async fn get_opts(
-        &self,
-        location: &Path,
-        options: object_store::GetOptions,
-    ) -> object_store::Result<object_store::GetResult> {
-        let fails = {
-            let failing = self.failing.lock().unwrap();
-            failing.contains("*") || failing.contains(location.as_ref())
-        };
-        if fails {
-            return Err(object_store::Error::Generic {
-                store: "Failing",
-                source: "injected failure".into(),
-            });
-        }
-        self.inner.get_opts(location, options).await
-    }
-    fn delete_stream(
-        &self,
-        locations: futures::stream::BoxStream<'static, object_store::Result<Path>>,
-    ) -> futures::stream::BoxStream<'static, object_store::Result<Path>> {
-        self.inner.delete_stream(locations)
-    }
-    fn list(
-        &self,
-        prefix: Option<&Path>,
-    ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>> {
-        self.inner.list(prefix)
-    }
-    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<object_store::ListResult> {
-        self.inner.list_with_delimiter(prefix).await
-    }
-    async fn copy_opts(&self, from: &Path, to: &Path, options: object_store::CopyOptions) -> object_store::Result<()> {
-        self.inner.copy_opts(from, to, options).await
-    }
-}
-
 /// A record that cannot be read is a finding of its own, and checking goes on after it from
 /// the next record's own frontier; a store whose every read fails ends the stream with an
 /// error instead of reading forever.
 #[tokio::test]
 async fn an_unreadable_record_is_named_and_skipped() {
-    let store = Arc::new(Failing::default());
+    let store = Arc::new(FailingGets::new("Failing", |_| object_store::Error::Generic {
+        store: "Failing",
+        source: "injected failure".into(),
+    }));
     let archive = Archive::from_store(store.clone(), "memory://failing");
     for i in 0..5 {
         let leaves = vec![leaf(&format!("holds/{i}.json"), "h")];

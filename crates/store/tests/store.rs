@@ -13,6 +13,8 @@
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;
@@ -29,6 +31,8 @@ use recarch_store::{
     OrganizerId, OrganizerState, QueuedItem, Sha256Digest, ShardId, StageError, StoreError, item_key,
 };
 use tempfile::TempDir;
+
+use common::FailingGets;
 
 /// Small parts so that test payloads span several multipart parts.
 const TEST_PART_SIZE: usize = 64 * 1024;
@@ -1865,75 +1869,18 @@ impl ObjectStore for ReadOnly {
     }
 }
 
-/// An in-memory store where the objects named in `gone` are still listed but no longer read,
-/// as if deleted between a LIST and its GET.
-#[derive(Debug, Default)]
-struct Vanishing {
-    inner: object_store::memory::InMemory,
-    gone: std::sync::Mutex<BTreeSet<String>>,
-}
-
-impl std::fmt::Display for Vanishing {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Vanishing")
-    }
-}
-
-#[async_trait::async_trait]
-impl ObjectStore for Vanishing {
-    async fn put_opts(
-        &self,
-        location: &Path,
-        payload: PutPayload,
-        options: object_store::PutOptions,
-    ) -> object_store::Result<object_store::PutResult> {
-        self.inner.put_opts(location, payload, options).await
-    }
-    async fn put_multipart_opts(
-        &self,
-        location: &Path,
-        options: object_store::PutMultipartOptions,
-    ) -> object_store::Result<Box<dyn object_store::MultipartUpload>> {
-        self.inner.put_multipart_opts(location, options).await
-    }
-    async fn get_opts(
-        &self,
-        location: &Path,
-        options: object_store::GetOptions,
-    ) -> object_store::Result<object_store::GetResult> {
-        if self.gone.lock().unwrap().contains(location.as_ref()) {
-            return Err(object_store::Error::NotFound {
-                path: location.to_string(),
-                source: "deleted since it was listed".into(),
-            });
-        }
-        self.inner.get_opts(location, options).await
-    }
-    fn delete_stream(
-        &self,
-        locations: futures::stream::BoxStream<'static, object_store::Result<Path>>,
-    ) -> futures::stream::BoxStream<'static, object_store::Result<Path>> {
-        self.inner.delete_stream(locations)
-    }
-    fn list(
-        &self,
-        prefix: Option<&Path>,
-    ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>> {
-        self.inner.list(prefix)
-    }
-    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<object_store::ListResult> {
-        self.inner.list_with_delimiter(prefix).await
-    }
-    async fn copy_opts(&self, from: &Path, to: &Path, options: object_store::CopyOptions) -> object_store::Result<()> {
-        self.inner.copy_opts(from, to, options).await
-    }
-}
-
 /// The listing rule: an object listed, then gone when read, is left out by every listing that
 /// reads documents, never reported as an error or an entry.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listed_then_gone_is_left_out_by_every_listing() {
-    let store = Arc::new(Vanishing::default());
+    // The objects named in `failing` are still listed but no longer read, as if deleted
+    // between a LIST and its GET.
+    let store = Arc::new(FailingGets::new("Vanishing", |location| {
+        object_store::Error::NotFound {
+            path: location.to_string(),
+            source: "deleted since it was listed".into(),
+        }
+    }));
     let a = Archive::from_store(store.clone(), "memory://vanishing");
     let orgs = [
         org(),
@@ -1982,7 +1929,7 @@ async fn listed_then_gone_is_left_out_by_every_listing() {
         format!("state/recordings/{}/dead/{}.json", org(), item_key("d-1")),
         "locks/1-of-2.json".to_owned(),
     ];
-    store.gone.lock().unwrap().extend(gone.iter().cloned());
+    store.failing.lock().unwrap().extend(gone.iter().cloned());
 
     let manifests: Vec<_> = a.list_manifests().try_collect().await.unwrap();
     assert_eq!(manifests.len(), 1);

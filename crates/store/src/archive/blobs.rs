@@ -367,18 +367,24 @@ impl Archive {
         Ok(self.head(&key).await?.map(|meta| meta.size))
     }
 
-    /// Reads the blob named `digest` back, hashing it as it streams; returns the actual
-    /// digest and size (compare them with what is expected to verify the blob).
-    ///
-    /// # Errors
-    /// [`StoreError::NotFound`] if there is no such blob; store failures.
-    pub async fn hash_blob(&self, digest: &Sha256Digest) -> Result<(Sha256Digest, u64), StoreError> {
+    /// Opens the blob named `digest` for reading; returns its key (for errors) and the read.
+    async fn open_blob(&self, digest: &Sha256Digest) -> Result<(String, object_store::GetResult), StoreError> {
         let key = layout::blob_key(digest);
         let got = self
             .store
             .get(&path(&key))
             .await
             .map_err(|e| StoreError::from_backend(&key, e))?;
+        Ok((key, got))
+    }
+
+    /// Reads the blob named `digest` back, hashing it as it streams; returns the actual
+    /// digest and size (compare them with what is expected to verify the blob).
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] if there is no such blob; store failures.
+    pub async fn hash_blob(&self, digest: &Sha256Digest) -> Result<(Sha256Digest, u64), StoreError> {
+        let (key, got) = self.open_blob(digest).await?;
         match got.payload {
             // LocalFileSystem hands out the open file; hash it on a blocking thread with
             // large reads instead of polling 8 KiB chunks through the runtime.
@@ -406,12 +412,7 @@ impl Archive {
         &self,
         digest: &Sha256Digest,
     ) -> Result<(u64, BoxStream<'static, Result<Bytes, StoreError>>), StoreError> {
-        let key = layout::blob_key(digest);
-        let got = self
-            .store
-            .get(&path(&key))
-            .await
-            .map_err(|e| StoreError::from_backend(&key, e))?;
+        let (key, got) = self.open_blob(digest).await?;
         let size = got.meta.size;
         let stream = got
             .into_stream()

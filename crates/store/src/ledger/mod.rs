@@ -57,8 +57,8 @@
 //!    read: the head is remembered.
 //! 2. **The page's objects are written**, the caller keeping each one's key and the SHA-256
 //!    of the bytes it wrote, in order.
-//! 3. **Log, one record per page.** [`Archive::ledger_log`](crate::Archive::ledger_log) appends the `run` record with those
-//!    leaves, then deletes the page's intent (a DELETE, cheap; if it fails, recovery finds
+//! 3. **Log, one record per page.** [`Archive::append_ledger`](crate::Archive::append_ledger) appends the `run` record with those
+//!    leaves, then [`Archive::ledger_settle`](crate::Archive::ledger_settle) deletes the page's intent (a DELETE, cheap; if it fails, recovery finds
 //!    the keys already logged). Intents are separate documents, never rewritten, so pages in
 //!    flight at once each have their own and nothing is read-modify-written.
 //! 4. **Recovery, first thing in the next run of the shard** (holding its lease):
@@ -104,8 +104,9 @@
 //! let bytes = b"{\"schema\":\"recarch.manifest.v1\"}\n"; // as the manifest was written
 //! let leaves = vec![Leaf::of_bytes(key, bytes)?];
 //! let record = archive
-//!     .ledger_log(vec![intent], LedgerEvent::Run, &actor, leaves, Default::default(), Some(&signer))
+//!     .append_ledger(LedgerEvent::Run, &actor, leaves, Default::default(), Some(&signer))
 //!     .await?;
+//! archive.ledger_settle(vec![intent]).await;
 //! assert_eq!((record.seq, record.tree_size), (0, 1));
 //!
 //! // Verify: every record in order, in constant memory.

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
 use object_store::{ObjectMeta, ObjectStore as _, ObjectStoreExt as _};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Map;
 
 use super::chain::AppendedRecord;
 use super::note::LedgerSigner;
@@ -47,9 +47,10 @@ struct IntentDoc {
 }
 
 /// An intent written by [`Archive::ledger_intend`]: a promise that its keys will be logged.
-/// Hand it back to [`Archive::ledger_log`] once they are.
+/// Hand it back to [`Archive::ledger_settle`] once a record ([`Archive::append_ledger`]) logs
+/// them.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[must_use = "an intent is settled by Archive::ledger_log; otherwise the next run logs its keys as recovered"]
+#[must_use = "an intent is settled by Archive::ledger_settle; otherwise the next run logs its keys as recovered"]
 pub struct LedgerIntent {
     /// The intent document's key.
     key: String,
@@ -78,8 +79,8 @@ pub struct Recovery {
 impl Archive {
     /// Records that the run of `shard` is about to write `keys` (in that order), before
     /// writing any of them: one small document, `state/ledger/<shard>/<time>-<random>.json`.
-    /// Pass the intent to [`Archive::ledger_log`] with the leaves once they are written; if
-    /// the run dies first, [`Archive::recover_ledger`] logs those that were written.
+    /// Once they are written and a record logs them ([`Archive::append_ledger`]), settle the
+    /// intent ([`Archive::ledger_settle`]); if the run dies first, [`Archive::recover_ledger`] logs those that were written.
     ///
     /// Name every key that may be written, whether or not it will be (a key not written is
     /// simply not recovered); a key left out is never recovered. Costs one PUT and no read
@@ -108,33 +109,11 @@ impl Archive {
         Ok(LedgerIntent { key })
     }
 
-    /// Appends a record ([`Archive::append_ledger`]) and then settles `intents` (deletes their
-    /// documents): the usual way a run logs a page. A document that cannot be deleted only
-    /// makes the next run's recovery read it, and is reported as a warning.
-    ///
-    /// # Errors
-    /// As [`Archive::append_ledger`]; the intents are then left for recovery.
-    pub async fn ledger_log(
-        &self,
-        intents: Vec<LedgerIntent>,
-        event: LedgerEvent,
-        actor: &Actor,
-        leaves: Vec<Leaf>,
-        details: Map<String, Value>,
-        signer: Option<&LedgerSigner>,
-    ) -> Result<AppendedRecord, StoreError> {
-        let record = self.append_ledger(event, actor, leaves, details, signer).await?;
-        for intent in intents {
-            if let Err(e) = self.delete_quietly(&intent.key).await {
-                tracing::warn!(key = %intent.key, error = %e, "cannot delete a settled ledger intent; the next run of the shard will read it");
-            }
-        }
-        Ok(record)
-    }
-
-    /// Settles `intents` without a record: their pages wrote nothing (every item was there
-    /// already). A document that cannot be deleted is only read again by the next run's
-    /// recovery.
+    /// Settles `intents` (deletes their documents) once a record ([`Archive::append_ledger`])
+    /// logs what their pages wrote, the usual way a run logs a page, or without a record when
+    /// their pages wrote nothing (every item was there already). When the append fails, do
+    /// not settle: the intents are left for recovery. A document that cannot be deleted is
+    /// only read again by the next run's recovery, and is reported as a warning.
     pub async fn ledger_settle(&self, intents: Vec<LedgerIntent>) {
         for intent in intents {
             if let Err(e) = self.delete_quietly(&intent.key).await {

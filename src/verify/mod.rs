@@ -211,6 +211,14 @@ impl Limits {
         fan_in: MERGE_FAN_IN,
     };
 
+    /// Runs a quarter as long (at least one entry), for lists of larger entries.
+    fn quartered(self) -> Limits {
+        Limits {
+            run_entries: (self.run_entries / 4).max(1),
+            ..self
+        }
+    }
+
     /// Limits so small that a few entries spill to files and merge in several levels.
     #[cfg(test)]
     const TINY: Limits = Limits {

@@ -37,6 +37,31 @@ pub trait CallArtifact: CallItem + DeserializeOwned + Send + Sync {
     ) -> impl Future<Output = ItemOutcome> + Send + 'a;
 }
 
+/// Implements [`CallArtifact`] for a Graph item type: `kind` (where it is archived), `noun`,
+/// `artifacts` (the `getAll…` function), `collection`, `hint` (for a 403), and the meeting
+/// kind's function that archives it, told [`Surface::AdhocCall`].
+macro_rules! call_artifact {
+    ($item:ty { $kind:expr, $noun:expr, $artifacts:expr, $collection:expr, $hint:expr } by $archive:path) => {
+        impl $crate::kinds::adhoc::CallArtifact for $item {
+            const KIND: ::recarch_store::Kind = $kind;
+            const NOUN: &'static str = $noun;
+            const ARTIFACTS: ::recarch_delta::AdhocArtifacts = $artifacts;
+            const COLLECTION: &'static str = $collection;
+            const FORBIDDEN_HINT: &'static str = $hint;
+
+            fn archive<'a>(
+                ctx: &'a $crate::pipeline::ItemContext,
+                organizer: &'a ::recarch_store::OrganizerId,
+                item: &'a Self,
+                raw: &'a ::serde_json::Value,
+            ) -> impl ::std::future::Future<Output = $crate::pipeline::ItemOutcome> + Send + 'a {
+                $archive(ctx, $crate::kinds::Surface::AdhocCall, organizer, item, raw)
+            }
+        }
+    };
+}
+pub(crate) use call_artifact;
+
 /// An ad hoc call kind, over the artifact it lists.
 #[derive(Debug, Clone)]
 pub struct Adhoc<A> {

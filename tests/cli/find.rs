@@ -114,13 +114,17 @@ async fn ls_cat_and_show_find_what_was_archived() {
 
     // cat: the bytes, re-hashed.
     let sha = env.sim.content_sha256(&ra.id).expect("sha");
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_recarch"))
-        .args(["cat", "--config"])
-        .arg(env.config_path())
-        .arg(&sha)
-        .output()
-        .await
-        .expect("runs");
+    // `cat`'s stdout as bytes (the helpers read it as text).
+    let cat = |sha: String| async move {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_recarch"))
+            .args(["cat", "--config"])
+            .arg(env.config_path())
+            .arg(&sha)
+            .output()
+            .await
+            .expect("runs")
+    };
+    let out = cat(sha.clone()).await;
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(sha256_hex(&out.stdout), sha);
     assert_eq!(out.stdout.len() as u64, ra.size);
@@ -130,13 +134,7 @@ async fn ls_cat_and_show_find_what_was_archived() {
     bytes[100] ^= 1;
     let _ = std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o644));
     std::fs::write(&path, &bytes).expect("corrupt");
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_recarch"))
-        .args(["cat", "--config"])
-        .arg(env.config_path())
-        .arg(&sha)
-        .output()
-        .await
-        .expect("runs");
+    let out = cat(sha.clone()).await;
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(out.stdout, bytes);
     assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("blobs/sha256/{sha}")));

@@ -195,9 +195,9 @@ fn main() {
         args.concurrency
     );
     println!(
-        "| pass | exit | wall s | CPU s | peak RSS MiB | recordings | transcripts | contacts (removed) | graph requests | ledger records (KiB) | catalog segments (KiB) |"
+        "| pass | exit | wall s | CPU s | peak RSS MiB | recordings | transcripts | contacts (removed) | graph requests | ledger records (KiB) | ledger s (summed) | catalog segments (KiB) |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     // What the ledger and the catalog had before the pass, to show what it added.
     let before = std::cell::Cell::new(((0u64, 0u64), (0u64, 0u64)));
     let row = |name: &str, cost: &Cost| {
@@ -209,7 +209,7 @@ fn main() {
         );
         let (old_ledger, old_catalog) = before.replace((ledger, catalog));
         println!(
-            "| {name} | {} | {:.2} | {:.2} | {:.1} | {} | {} | {} ({}) | {} | {} ({:.0}) | {} ({:.0}) |",
+            "| {name} | {} | {:.2} | {:.2} | {:.1} | {} | {} | {} ({}) | {} | {} ({:.0}) | {:.2} | {} ({:.0}) |",
             cost.code,
             cost.wall,
             cost.cpu,
@@ -221,6 +221,7 @@ fn main() {
             r["graphRequests"],
             ledger.0 - old_ledger.0,
             (ledger.1 - old_ledger.1) as f64 / 1024.0,
+            r["ledger"]["seconds"].as_f64().unwrap_or(0.0),
             catalog.0 - old_catalog.0,
             (catalog.1 - old_catalog.1) as f64 / 1024.0,
         );
@@ -246,7 +247,7 @@ fn main() {
     codes.push(row("nothing new", &third));
     let verify = measure(&["verify", "--config", &config]);
     println!(
-        "| verify | {} | {:.2} | {:.2} | {:.1} | {} |  |  |  |  |  |",
+        "| verify | {} | {:.2} | {:.2} | {:.1} | {} |  |  |  |  |  |  |",
         verify.code,
         verify.wall,
         verify.cpu,

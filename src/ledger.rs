@@ -21,6 +21,31 @@ pub struct Ledger {
     shard: ShardId,
     actor: Actor,
     signer: Option<Arc<LedgerSigner>>,
+    stats: Arc<Counters>,
+}
+
+/// What the ledger cost this process so far (see [`Ledger::stats`]).
+#[derive(Debug, Default)]
+struct Counters {
+    records: std::sync::atomic::AtomicU64,
+    leaves: std::sync::atomic::AtomicU64,
+    intents: std::sync::atomic::AtomicU64,
+    micros: std::sync::atomic::AtomicU64,
+}
+
+/// What the ledger cost a run: records appended, leaves logged, intents written, and the time
+/// spent writing them (summed over the organizers' passes, which overlap).
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LedgerStats {
+    /// Records appended.
+    pub records: u64,
+    /// Leaves they log.
+    pub leaves: u64,
+    /// Intents written.
+    pub intents: u64,
+    /// Seconds spent in intents and appends, summed over concurrent passes.
+    pub seconds: f64,
 }
 
 impl Ledger {
@@ -32,7 +57,26 @@ impl Ledger {
             shard,
             actor,
             signer,
+            stats: Arc::default(),
         }
+    }
+
+    /// What the ledger cost so far.
+    pub fn stats(&self) -> LedgerStats {
+        use std::sync::atomic::Ordering::Relaxed;
+        LedgerStats {
+            records: self.stats.records.load(Relaxed),
+            leaves: self.stats.leaves.load(Relaxed),
+            intents: self.stats.intents.load(Relaxed),
+            seconds: self.stats.micros.load(Relaxed) as f64 / 1e6,
+        }
+    }
+
+    fn timed(&self, started: std::time::Instant) {
+        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.stats
+            .micros
+            .fetch_add(micros, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The shard it writes intents as.
@@ -48,7 +92,11 @@ impl Ledger {
         if keys.is_empty() {
             return Ok(None);
         }
-        self.archive.ledger_intend(&self.shard, keys).await.map(Some)
+        let started = std::time::Instant::now();
+        let intent = self.archive.ledger_intend(&self.shard, keys).await;
+        self.timed(started);
+        self.stats.intents.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        intent.map(Some)
     }
 
     /// Logs every leaf journaled since the last record as one `event` record, then settles
@@ -64,25 +112,33 @@ impl Ledger {
         event: LedgerEvent,
         details: Map<String, Value>,
     ) -> Result<Option<AppendedRecord>, StoreError> {
+        let started = std::time::Instant::now();
         let leaves = self.archive.take_leaves();
         if leaves.is_empty() && event == LedgerEvent::Run {
             self.archive.ledger_settle(intents).await;
+            self.timed(started);
             return Ok(None);
         }
-        match self
+        let count = leaves.len() as u64;
+        let appended = self
             .archive
             .append_ledger(event, &self.actor, leaves.clone(), details, self.signer.as_deref())
-            .await
-        {
+            .await;
+        let logged = match appended {
             Ok(record) => {
                 self.archive.ledger_settle(intents).await;
+                use std::sync::atomic::Ordering::Relaxed;
+                self.stats.records.fetch_add(1, Relaxed);
+                self.stats.leaves.fetch_add(count, Relaxed);
                 Ok(Some(record))
             }
             Err(e) => {
                 self.archive.return_leaves(leaves);
                 Err(e)
             }
-        }
+        };
+        self.timed(started);
+        logged
     }
 
     /// Logs what killed runs of this shard wrote and did not log (`recover`); first thing in

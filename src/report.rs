@@ -135,6 +135,8 @@ pub struct RunReport {
     /// Why the run ended with exit 4 (`outcome: fatal`): the kind of fault and its message.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cause: Option<crate::environment::Cause>,
+    /// What the ledger cost this run.
+    pub ledger: crate::ledger::LedgerStats,
 }
 
 impl RunReport {
@@ -162,6 +164,7 @@ impl RunReport {
             interrupted: false,
             exit_code: 0,
             cause: None,
+            ledger: crate::ledger::LedgerStats::default(),
         }
     }
 }

@@ -446,6 +446,7 @@ async fn pass(
     report.dead_letters = dead_letters;
     report.organizers_failed = organizers_failed;
     report.graph_requests = graph_http.as_ref().map_or(0, |h| h.requests_sent());
+    report.ledger = ledger.stats();
     report.throttled_requests = graph_http.as_ref().map_or(0, |h| h.throttle_events());
     report.failures = failures;
     report.outcome = outcome;

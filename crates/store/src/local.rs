@@ -138,6 +138,18 @@ pub(crate) async fn sweep_interrupted_writes(
     let (shards_dir, shard_status) = file_of(&root, &layout::shard_status_key(shard));
     let (locks, lease_name) = file_of(&root, &layout::lease_key(shard));
     let runs = root.join(RUNS);
+    // The ledger intents of this shard, its catalog segments, and records nobody finished.
+    let intents = root.join(format!("{}/{shard}", layout::LEDGER_INTENTS));
+    let catalog = root.join(layout::CATALOG);
+    let records = root.join(layout::LEDGER);
+    let segment_of_ours = {
+        let marker = format!("-{shard}");
+        move |name: &str| {
+            name.strip_suffix(".jsonl")
+                .and_then(|stem| stem.rsplit_once('-'))
+                .is_some_and(|(rest, _)| rest.ends_with(&marker))
+        }
+    };
     let ours_report = {
         let shard = shard.clone();
         move |name: &str| layout::parse_run_report_key(&format!("{RUNS}/{name}")).is_some_and(|(_, of, _)| of == shard)
@@ -151,6 +163,9 @@ pub(crate) async fn sweep_interrupted_writes(
     let (mut removed, checkpoints) = blocking(STATES, move || {
         let mut removed = sweep_flat(&directory_dir, |_| true)?;
         removed += sweep_flat(&runs, ours_report)?;
+        removed += sweep_flat(&intents, |_| true)?;
+        removed += sweep_flat(&catalog, segment_of_ours)?;
+        removed += sweep_stale(&records, STALE_RECORD_WRITE)?;
         removed += sweep_flat(&locks, |name| name == lease_name)?;
         removed += sweep_flat(&shards_dir, |name| name == shard_status)?;
         let mut checkpoints = Vec::new();
@@ -269,6 +284,41 @@ fn sweep_flat(dir: &Path, ours: impl Fn(&str) -> bool) -> io::Result<usize> {
             continue;
         }
         removed += usize::from(remove_temporary(&entry.path())?);
+    }
+    Ok(removed)
+}
+
+/// How old the temporary of a ledger record must be to be swept when its record was not
+/// written since: records are appended by every shard into one directory, and a record (a few
+/// KiB) is written in milliseconds, so a younger one may be another run's write in progress.
+const STALE_RECORD_WRITE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Removes the upload temporaries directly in `dir` whose object exists (the write was done
+/// again since, so this one is dead) or that were last modified more than `age` ago.
+fn sweep_stale(dir: &Path, age: std::time::Duration) -> io::Result<usize> {
+    let Some(entries) = read_dir_if_exists(dir)? else {
+        return Ok(0);
+    };
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry?;
+        if !entry.file_type()?.is_file() || !is_upload_temporary(&entry.file_name()) {
+            continue;
+        }
+        let name = entry.file_name();
+        let written = name
+            .to_str()
+            .and_then(|n| n.rsplit_once('#'))
+            .is_some_and(|(base, _)| dir.join(base).exists());
+        let old = entry
+            .metadata()?
+            .modified()
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|elapsed| elapsed > age);
+        if written || old {
+            removed += usize::from(remove_temporary(&entry.path())?);
+        }
     }
     Ok(removed)
 }

@@ -22,6 +22,10 @@ pub struct Ledger {
     actor: Actor,
     signer: Option<Arc<LedgerSigner>>,
     stats: Arc<Counters>,
+    /// Taken for a whole [`Ledger::log`]: the leaves are taken from the journal only once the
+    /// previous record is written, so pages settled meanwhile share one record (a group
+    /// commit), and a caller whose leaves a record before it already took appends nothing.
+    appending: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// What the ledger cost this process so far (see [`Ledger::stats`]).
@@ -58,6 +62,7 @@ impl Ledger {
             actor,
             signer,
             stats: Arc::default(),
+            appending: Arc::default(),
         }
     }
 
@@ -100,7 +105,8 @@ impl Ledger {
     }
 
     /// Logs every leaf journaled since the last record as one `event` record, then settles
-    /// `intents`. A `run` with no leaf appends nothing (its intents are settled); other events
+    /// `intents`. Callers take turns; the leaves are taken when a caller's turn comes, so one
+    /// record logs the pages settled while the previous one was written. A `run` with no leaf appends nothing (its intents are settled); other events
     /// are always recorded (they are the audit trail of who did what). On failure the leaves
     /// wait for the next record and the intents for recovery.
     ///
@@ -113,6 +119,9 @@ impl Ledger {
         details: Map<String, Value>,
     ) -> Result<Option<AppendedRecord>, StoreError> {
         let started = std::time::Instant::now();
+        // Everything this caller wrote is in the journal, or in a record appended while it
+        // waited here.
+        let _appending = self.appending.lock().await;
         let leaves = self.archive.take_leaves();
         if leaves.is_empty() && event == LedgerEvent::Run {
             self.archive.ledger_settle(intents).await;

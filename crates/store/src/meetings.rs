@@ -77,7 +77,7 @@ pub struct MeetingPair {
 /// An index as [`Archive::indexes`] reads it: any JSON object, its members taken
 /// for what they are. A member missing or of another shape reads as empty, an entry without a
 /// `manifest` is left out (there is nothing to check of it), so an index damaged in part is
-/// still checked entry by entry. The updates of [`Archive::add_to_meeting_index`] stay strict.
+/// still checked entry by entry. The updates of [`Archive::add_to_index`] stay strict.
 fn read_index(key: &str, bytes: &[u8]) -> Result<MeetingIndex, StoreError> {
     let noun = if key.starts_with(Container::Call.prefix()) {
         "call"

@@ -38,6 +38,11 @@ impl CatalogWriter {
         self.lock().extend(entries);
     }
 
+    /// Entries recorded and not written yet.
+    pub fn pending(&self) -> usize {
+        self.lock().len()
+    }
+
     /// Writes what was recorded as one segment (nothing when nothing was), named in a ledger
     /// intent first; returns the intent, for the record that logs the segment. On failure the
     /// entries stay pending for the next flush.

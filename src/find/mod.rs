@@ -10,7 +10,7 @@ pub mod show;
 use std::collections::HashMap;
 
 use futures::StreamExt;
-use recarch_store::{Archive, CatalogEntry, ManifestRead, ShardId};
+use recarch_store::{Archive, CatalogEntry, ManifestRead};
 
 use crate::exit::{Exit, ExitError};
 use crate::ledger::Ledger;
@@ -101,7 +101,7 @@ pub async fn rebuild(archive: &Archive, ledger: &Ledger) -> Result<u64, ExitErro
     let fatal = |e: anyhow::Error| ExitError::new(Exit::Fatal, e);
     // Objects written before the ledger are logged as they are before segments are added.
     crate::ledger::genesis(archive, ledger).await?;
-    let shard = ledger.shard().clone();
+    let catalog = crate::catalog::CatalogWriter::new(archive.clone(), ledger.shard().clone());
     let mut listing = archive.read_manifests(MANIFEST_READS).await.map_err(|e| {
         fatal(anyhow::anyhow!(
             "cannot list manifests/ in {}: {}",
@@ -109,12 +109,11 @@ pub async fn rebuild(archive: &Archive, ledger: &Ledger) -> Result<u64, ExitErro
             error_chain(&e)
         ))
     })?;
-    let mut batch = Vec::new();
     let mut written = 0u64;
     while let Some(read) = listing.next().await {
         match read {
             ManifestRead::Stored(stored) => match stored.parse() {
-                Ok(manifest) => batch.extend(CatalogEntry::of_manifest(&stored.key, &manifest)),
+                Ok(manifest) => catalog.record(&manifest),
                 Err(e) => {
                     tracing::warn!(key = %stored.key, error = %error_chain(&e), "not cataloged: not a manifest (`recarch verify` reports it)")
                 }
@@ -133,29 +132,23 @@ pub async fn rebuild(archive: &Archive, ledger: &Ledger) -> Result<u64, ExitErro
             }
             _ => {}
         }
-        if batch.len() >= REBUILD_SEGMENT {
-            written += flush(archive, ledger, &shard, &mut batch).await?;
+        if catalog.pending() >= REBUILD_SEGMENT {
+            written += flush(&catalog, ledger).await?;
         }
     }
-    written += flush(archive, ledger, &shard, &mut batch).await?;
+    written += flush(&catalog, ledger).await?;
     Ok(written)
 }
 
-/// Writes `batch` as a segment, named in a ledger intent first and logged right after.
-async fn flush(
-    archive: &Archive,
-    ledger: &Ledger,
-    shard: &ShardId,
-    batch: &mut Vec<CatalogEntry>,
-) -> Result<u64, ExitError> {
-    if batch.is_empty() {
-        return Ok(0);
-    }
-    let n = batch.len() as u64;
-    let key = Archive::catalog_segment_key(shard);
+/// Writes what `catalog` holds as a segment (named in a ledger intent first) and logs it right
+/// after; returns how many entries it held.
+async fn flush(catalog: &crate::catalog::CatalogWriter, ledger: &Ledger) -> Result<u64, ExitError> {
+    let n = catalog.pending() as u64;
     let written = async {
-        let intent = ledger.intend(vec![key.clone()]).await?;
-        archive.put_catalog_segment_at(&key, batch).await?;
+        let intent = catalog.flush(ledger).await?;
+        if intent.is_none() {
+            return Ok(None);
+        }
         let mut details = serde_json::Map::new();
         details.insert("catalogRebuild".into(), serde_json::Value::Bool(true));
         ledger
@@ -173,6 +166,5 @@ async fn flush(
             anyhow::anyhow!("cannot write a catalog segment: {}", error_chain(&e)),
         )
     })?;
-    batch.clear();
     Ok(n)
 }

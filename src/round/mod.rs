@@ -422,7 +422,7 @@ async fn reconcile<K: ItemKind>(
             return false;
         }
     }
-    log_writes(rc.items, intent).await;
+    log_writes_or_warn(rc.items, intent).await;
     true
 }
 
@@ -545,22 +545,33 @@ async fn retry_queue<K: ItemKind>(
             rc.items.progress.settled();
         }
     }
-    log_writes(rc.items, intent).await;
+    log_writes_or_warn(rc.items, intent).await;
     (tried, deferred)
 }
 
-/// Writes the catalog segment and the ledger record of what was archived outside a page
-/// (queued items, reconciled tombstones); a failure leaves them for the next page's record or
-/// the end of the run (and the intent for recovery).
-async fn log_writes(items: &ItemContext, intent: Option<LedgerIntent>) {
-    let logged = async {
-        let segment = items.catalog.flush(&items.ledger).await?;
-        let intents: Vec<LedgerIntent> = intent.into_iter().chain(segment).collect();
-        items.ledger.log(intents, LedgerEvent::Run, Map::new()).await
-    }
-    .await;
-    if let Err(e) = logged {
-        tracing::warn!(error = %error_chain(&e), "cannot log what was archived yet; the next record logs it");
+/// Writes the catalog segment and then the ledger record of what was archived since the last
+/// record, settling `intents` with it: after settled pages (before their checkpoint), queued
+/// items and reconciled tombstones. On failure the entries and leaves wait for the next record
+/// (or the end of the run), and the intents for recovery.
+async fn log_writes(items: &ItemContext, mut intents: Vec<LedgerIntent>) -> Result<(), String> {
+    let segment = items
+        .catalog
+        .flush(&items.ledger)
+        .await
+        .map_err(|e| format!("cannot write the catalog: {}", error_chain(&e)))?;
+    intents.extend(segment);
+    items
+        .ledger
+        .log(intents, LedgerEvent::Run, Map::new())
+        .await
+        .map_err(|e| format!("cannot write the ledger: {}", error_chain(&e)))?;
+    Ok(())
+}
+
+/// [`log_writes`] outside a page: a failure is only reported, as the next record logs it.
+async fn log_writes_or_warn(items: &ItemContext, intent: Option<LedgerIntent>) {
+    if let Err(reason) = log_writes(items, intent.into_iter().collect()).await {
+        tracing::warn!(%reason, "cannot log what was archived yet; the next record logs it");
     }
 }
 
@@ -898,16 +909,7 @@ async fn commit_ready(
         // The catalog entries of what these pages archived, then the ledger record of what
         // they wrote, go first: a run killed in between lists the pages again, and their
         // items come round again (and the next run recovers the leaves from the intents).
-        let segment = ctx
-            .catalog
-            .flush(&ctx.ledger)
-            .await
-            .map_err(|e| format!("cannot write the catalog: {}", error_chain(&e)))?;
-        intents.extend(segment);
-        ctx.ledger
-            .log(intents, LedgerEvent::Run, Map::new())
-            .await
-            .map_err(|e| format!("cannot write the ledger: {}", error_chain(&e)))?;
+        log_writes(ctx, intents).await?;
     }
     if changed {
         save_state(ctx, state).await?;

@@ -155,6 +155,29 @@ enum Command {
         #[arg(value_name = "SHA256")]
         sha256: String,
     },
+    /// A production for review platforms: natives, transcript text, a Concordance DAT and an
+    /// EDRM XML load file, hashes and a chain of custody, of the items that pass the filters.
+    Export {
+        /// The configuration file (TOML).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// The directory to write (absent or empty).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        #[command(flatten)]
+        filters: recarch::find::filter::FilterArgs,
+        /// DOCID prefix: letters, digits, `-` or `_` (DOCIDs are the prefix and 8 digits).
+        #[arg(long, value_name = "P", default_value = "REC")]
+        prefix: String,
+        /// Which load files: dat (loadfile.dat and loadfile.opt), edrm (edrm.xml) or both.
+        #[arg(long, value_enum, default_value = "both")]
+        format: recarch::find::export::Format,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        progress: Progress,
+    },
     /// The catalog `ls` searches (`catalog/`).
     Catalog {
         /// The configuration file (TOML).
@@ -214,7 +237,9 @@ fn main() -> ExitCode {
     // Bars only for `run` and `verify`, on a terminal, unless turned off; logs are written
     // around them.
     let progress = match &cli.command {
-        Command::Run { progress, .. } | Command::Verify { progress, .. } => progress.progress,
+        Command::Run { progress, .. } | Command::Verify { progress, .. } | Command::Export { progress, .. } => {
+            progress.progress
+        }
         Command::Status { .. }
         | Command::Retry { .. }
         | Command::Demo { .. }
@@ -400,6 +425,48 @@ async fn dispatch(command: Command, bars: Option<indicatif::MultiProgress>) -> R
             let config = load_config(&config)?;
             let archive = run::open_archive(&config)?;
             recarch::find::cat::cat_cli(&archive, &sha256).await
+        }
+        Command::Export {
+            config,
+            out,
+            filters,
+            prefix,
+            format,
+            json,
+            progress: _,
+        } => {
+            let filters = filters.parse()?;
+            let prefix = prefix.trim().to_owned();
+            if prefix.is_empty()
+                || prefix.len() > 32
+                || !prefix
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                return Err(ExitError::new(
+                    Exit::Config,
+                    anyhow::anyhow!(
+                        "--prefix {prefix:?}: a DOCID prefix is 1 to 32 letters, digits, '-' or '_' (it names files)"
+                    ),
+                ));
+            }
+            let config = load_config(&config)?;
+            let archive = run::open_archive(&config)?;
+            let ledger = command_ledger(&config, &archive);
+            let request = recarch::find::export::ExportRequest {
+                out,
+                filters,
+                prefix,
+                format,
+                json,
+            };
+            recarch::find::export::export_cli(
+                &archive,
+                &ledger,
+                &request,
+                recarch::progress::for_run(bars.as_ref(), "exporting"),
+            )
+            .await
         }
         Command::Catalog {
             config,

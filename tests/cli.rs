@@ -9,6 +9,8 @@ mod adhoc;
 mod contacts;
 #[path = "cli/environment.rs"]
 mod environment;
+#[path = "cli/export.rs"]
+mod export;
 #[path = "cli/failure_policy.rs"]
 mod failure_policy;
 #[path = "cli/find.rs"]

@@ -3,9 +3,11 @@
 //! the manifests the first time an archive made before it is searched.
 
 pub mod cat;
+pub mod export;
 pub mod filter;
 pub mod ls;
 pub mod show;
+pub mod text;
 
 use std::collections::HashMap;
 

@@ -158,8 +158,8 @@ mod queue;
 mod spool;
 
 pub use archive::{
-    Archive, BlobCommit, DEFAULT_PART_CONCURRENCY, DEFAULT_PART_SIZE, ManifestRead, ManifestWrite, RunReportRef,
-    S3_MIN_PART_SIZE, SPOOL_PART_SIZE, Staged, StoredManifest, redact_url,
+    Archive, BlobCommit, BlobCopyError, DEFAULT_PART_CONCURRENCY, DEFAULT_PART_SIZE, ManifestRead, ManifestWrite,
+    RunReportRef, S3_MIN_PART_SIZE, SPOOL_PART_SIZE, Staged, StoredManifest, redact_url,
 };
 pub use catalog::CatalogEntry;
 pub use error::{StageError, StoreError, free_space, human_bytes, is_storage_full};

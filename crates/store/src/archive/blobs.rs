@@ -421,6 +421,80 @@ impl Archive {
         Ok((size, stream))
     }
 
+    /// Copies the blob named `digest` into `sink` on a blocking thread and returns the sink
+    /// and the bytes copied. On local disk the file is read in 1 MiB reads; from an object
+    /// store the chunks are handed over as they arrive (a few in flight), so memory stays
+    /// flat for a blob of any size. Nothing is checked: hash in `sink` (exports).
+    ///
+    /// # Errors
+    /// [`BlobCopyError::Read`] when the blob cannot be read ([`StoreError::NotFound`] if
+    /// there is none), [`BlobCopyError::Write`] when `sink` fails.
+    pub async fn copy_blob<W: std::io::Write + Send + 'static>(
+        &self,
+        digest: &Sha256Digest,
+        mut sink: W,
+    ) -> Result<(W, u64), BlobCopyError> {
+        let (key, got) = self.open_blob(digest).await.map_err(BlobCopyError::Read)?;
+        let join = |key: &str, e: tokio::task::JoinError| BlobCopyError::Read(StoreError::from_backend(key, e.into()));
+        match got.payload {
+            GetResultPayload::File(mut file, _) => {
+                let copied = tokio::task::spawn_blocking(move || {
+                    use std::io::Read;
+                    let len = file.metadata().map(|m| m.len()).unwrap_or(u64::MAX);
+                    let mut buf = vec![0u8; usize::try_from(len.clamp(1, 1024 * 1024)).unwrap_or(1024 * 1024)];
+                    let mut size = 0u64;
+                    loop {
+                        let n = match file.read(&mut buf) {
+                            Ok(0) => break,
+                            Ok(n) => n,
+                            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                            Err(e) => return Err(Copy::Read(e)),
+                        };
+                        sink.write_all(&buf[..n]).map_err(Copy::Write)?;
+                        size += n as u64;
+                    }
+                    Ok((sink, size))
+                })
+                .await
+                .map_err(|e| join(&key, e))?;
+                copied.map_err(|e| match e {
+                    Copy::Read(e) => BlobCopyError::Read(crate::local::io_error(&key, e)),
+                    Copy::Write(e) => BlobCopyError::Write(e),
+                })
+            }
+            GetResultPayload::Stream(mut stream) => {
+                let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(4);
+                let writer = tokio::task::spawn_blocking(move || {
+                    let mut size = 0u64;
+                    while let Some(chunk) = rx.blocking_recv() {
+                        sink.write_all(&chunk)?;
+                        size += chunk.len() as u64;
+                    }
+                    Ok::<_, std::io::Error>((sink, size))
+                });
+                let mut read = Ok(());
+                while let Some(chunk) = stream.next().await {
+                    match chunk {
+                        // The writer stopped (a write failed): its error is the one to report.
+                        Ok(chunk) => {
+                            if tx.send(chunk).await.is_err() {
+                                break;
+                            }
+                        }
+                        Err(e) => {
+                            read = Err(StoreError::from_backend(&key, e));
+                            break;
+                        }
+                    }
+                }
+                drop(tx);
+                let written = writer.await.map_err(|e| join(&key, e))?;
+                read.map_err(BlobCopyError::Read)?;
+                written.map_err(BlobCopyError::Write)
+            }
+        }
+    }
+
     /// Every blob with its size, in no particular order. An object under `blobs/sha256/`
     /// whose name is not a valid digest is yielded as [`StoreError::Corrupt`] and the
     /// listing goes on.
@@ -440,6 +514,23 @@ impl Archive {
             })
             .boxed()
     }
+}
+
+/// Why [`Archive::copy_blob`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BlobCopyError {
+    /// The blob could not be read.
+    #[error(transparent)]
+    Read(StoreError),
+    /// The sink failed.
+    #[error("{0}")]
+    Write(std::io::Error),
+}
+
+/// Which side of a local copy failed.
+enum Copy {
+    Read(std::io::Error),
+    Write(std::io::Error),
 }
 
 /// Aborts a failed staging upload; failures are only logged (the caller reports the

@@ -21,7 +21,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 pub(crate) use backend::Backend;
-pub use blobs::{BlobCommit, Staged};
+pub use blobs::{BlobCommit, BlobCopyError, Staged};
 pub use manifests::{ManifestRead, ManifestWrite, StoredManifest};
 pub use open::redact_url;
 pub use reports::RunReportRef;

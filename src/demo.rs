@@ -32,6 +32,8 @@ struct Added {
     /// Ad hoc calls, and their recordings and transcripts.
     calls: usize,
     call_artifacts: usize,
+    /// The first meeting recorded and transcribed, and its organizer.
+    transcribed: Option<(String, String)>,
 }
 
 /// Runs the demo into `out` (or a new temporary directory).
@@ -81,6 +83,9 @@ pub async fn demo(out: Option<PathBuf>) -> Result<Exit, ExitError> {
                 if n.is_multiple_of(2) {
                     sim.add_transcript(org, Some(&recording), 4_000 + n * 733 % 20_000);
                     added.transcripts += 1;
+                    added
+                        .transcribed
+                        .get_or_insert_with(|| (org.clone(), recording.meeting_id.clone()));
                 }
             }
             // A recorded call per organizer and round, of the last few minutes (inside the
@@ -189,6 +194,43 @@ pub async fn demo(out: Option<PathBuf>) -> Result<Exit, ExitError> {
         report.rehashed_bytes as f64 / 1048576.0,
         report.problems.len()
     )?;
+    // Find and produce: the first organizer's meeting items, then one meeting as a production.
+    let ledger = crate::ledger::Ledger::new(
+        archive.clone(),
+        recarch_store::ShardId::new(0, 1),
+        config.ledger.signer.clone(),
+    );
+    let (organizer, meeting) = first_added.transcribed.clone().unwrap_or_default();
+    let filters = crate::find::filter::FilterArgs {
+        organizer: vec![organizer.clone()],
+        kind: vec!["recordings".into(), "transcripts".into()],
+        ..Default::default()
+    }
+    .parse()?;
+    crate::outln!()?;
+    crate::outln!("5. find: the first organizer's meeting recordings and transcripts (recarch ls)")?;
+    crate::find::ls::ls_cli(&archive, &ledger, &filters, false).await?;
+    let production = out.join("production");
+    crate::outln!()?;
+    crate::outln!("6. produce: one meeting, its recording and transcript as a family (recarch export)")?;
+    let request = crate::find::export::ExportRequest {
+        out: production.clone(),
+        filters: crate::find::filter::FilterArgs {
+            meeting: Some(meeting.clone()),
+            ..Default::default()
+        }
+        .parse()?,
+        prefix: "REC".into(),
+        format: crate::find::export::Format::Both,
+        json: false,
+    };
+    let exported = crate::find::export::export_cli(
+        &archive,
+        &ledger,
+        &request,
+        std::sync::Arc::new(crate::progress::NoProgress),
+    )
+    .await?;
     let stats = sim.stats();
     crate::outln!()?;
     crate::outln!(
@@ -227,6 +269,10 @@ pub async fn demo(out: Option<PathBuf>) -> Result<Exit, ExitError> {
         out.display()
     )?;
     crate::outln!("  {}/archive/runs/                 one report per run", out.display())?;
+    crate::outln!(
+        "  {}/production/                  the meeting's production: loadfile.dat, edrm.xml, NATIVES/, TEXT/, hashes.sha256, custody.json",
+        out.display()
+    )?;
     // The binary as it was started (under `cargo run` it is not on PATH), so these work as printed.
     let me = std::env::current_exe()
         .ok()
@@ -234,12 +280,20 @@ pub async fn demo(out: Option<PathBuf>) -> Result<Exit, ExitError> {
         .unwrap_or_else(|| "recarch".into());
     crate::outln!("  {me} status --config {}", config_path.display())?;
     crate::outln!("  {me} verify --config {}", config_path.display())?;
+    crate::outln!("  {me} ls --config {} --kind adhoc_recordings", config_path.display())?;
+    crate::outln!("  {me} show --config {} {meeting}", config_path.display())?;
+    crate::outln!(
+        "  {me} export --config {} --organizer {organizer} --out {}",
+        config_path.display(),
+        out.join("production-2").display()
+    )?;
 
     let all_good = first.exit_code == 0
         && second.exit_code == 0
         && third.exit_code == 0
         && third.counts.archived == 0
         && report.problems.is_empty()
+        && exported == Exit::Ok
         && stats.auth_header_on_download_origin == 0;
     Ok(if all_good { Exit::Ok } else { Exit::Partial })
 }

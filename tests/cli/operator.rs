@@ -431,4 +431,22 @@ async fn the_demo_tells_the_counts_it_reports() {
     for kind in ["recordings", "transcripts", "contacts"] {
         assert_eq!(archived(by_kind, kind), 0, "{by_kind}");
     }
+
+    // 5. and 6.: an `ls` (a header and the organizer's items), then one meeting's production:
+    // a recording and its transcript, as the summary says.
+    let at = lines.iter().position(|l| l.starts_with("5. ")).expect("step 5");
+    assert!(lines[at + 1].starts_with("KIND "), "{}", lines[at + 1]);
+    let listed = lines[at + 2..].iter().take_while(|l| !l.is_empty()).count();
+    assert!(listed >= 2, "{}", demo.stdout);
+    let exported = lines
+        .iter()
+        .find(|l| l.starts_with("exported "))
+        .expect("the export's summary");
+    assert!(
+        exported.starts_with("exported 2 documents (1 families, 1 transcript texts"),
+        "{exported}"
+    );
+    let dat = std::fs::read_to_string(dir.path().join("demo/production/loadfile.dat")).expect("load file");
+    assert_eq!(dat.matches("\r\n").count(), 3, "a header and two rows");
+    assert!(dir.path().join("demo/production/custody.json").is_file());
 }

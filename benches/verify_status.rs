@@ -27,8 +27,8 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+
+use std::time::Instant;
 
 use recarch_store::{Checkpoint, Kind, LinkKind, OrganizerId, OrganizerState, QueuedItem};
 use sha2::{Digest, Sha256};
@@ -137,7 +137,7 @@ fn bench_verify(args: &Args, work: &Path) {
         for dir in ["ledger", "catalog"] {
             let _ = std::fs::remove_dir_all(archive.join(dir));
         }
-        let logged = measure(
+        let logged = common::measure(
             &args.recarch,
             &["catalog", "--config", &config.display().to_string(), "rebuild"],
         );
@@ -153,7 +153,7 @@ fn bench_verify(args: &Args, work: &Path) {
         );
         let binaries = std::iter::once(("verify", &args.recarch)).chain(args.baseline.iter().map(|b| ("baseline", b)));
         for (label, recarch) in binaries {
-            let run = measure(recarch, &["verify", "--config", &config.display().to_string()]);
+            let run = common::measure(recarch, &["verify", "--config", &config.display().to_string()]);
             let summary = String::from_utf8_lossy(&run.output.stdout);
             let expected = format!("{n} manifests, {n} blobs, {n} re-hashed");
             assert!(
@@ -292,7 +292,7 @@ fn bench_status(args: &Args, work: &Path) {
     );
     let config = work.join("status.toml");
     write_config(&config, &archive, &format!("organizers_file = \"{}\"", list.display()));
-    let run = measure(&args.recarch, &["status", "--config", &config.display().to_string()]);
+    let run = common::measure(&args.recarch, &["status", "--config", &config.display().to_string()]);
     assert!(
         run.output.status.success(),
         "status: {:?}\n{}",
@@ -318,70 +318,4 @@ fn write_config(path: &Path, archive: &Path, organizers: &str) {
         "[graph]\ntenant_id = \"2f6c2a4e-0000-4000-8000-7d8e9f0a1b2c\"\nclient_id = \"3a7d3b5f-0000-4000-8000-8e9f0a1b2c3d\"\n\n[source]\n{organizers}\n\n[store]\nurl = \"{url}\"\n"
     );
     std::fs::write(path, toml).expect("write config");
-}
-
-struct Measured {
-    output: Output,
-    wall: Duration,
-    peak_kib: u64,
-    rss_source: &'static str,
-}
-
-/// Runs `recarch args…` to completion: its output, wall time and peak RSS.
-fn measure(recarch: &Path, args: &[&str]) -> Measured {
-    const GNU_TIME: &str = "/usr/bin/time";
-    let gnu_time = Path::new(GNU_TIME).exists();
-    let rss_file = tempfile::NamedTempFile::new().expect("temporary file");
-    let mut command = if gnu_time {
-        let mut c = Command::new(GNU_TIME);
-        c.arg("-f").arg("%M").arg("-o").arg(rss_file.path()).arg(recarch);
-        c
-    } else {
-        Command::new(recarch)
-    };
-    command
-        .args(args)
-        .env_remove("RECARCH_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let started = Instant::now();
-    let child = command.spawn().expect("spawn recarch");
-    let status_path = format!("/proc/{}/status", child.id());
-    // Without GNU time, poll the child's high-water mark while it runs.
-    let poller = (!gnu_time).then(|| {
-        std::thread::spawn(move || {
-            let mut peak = 0;
-            while let Ok(status) = std::fs::read_to_string(&status_path) {
-                let hwm = status
-                    .lines()
-                    .find(|l| l.starts_with("VmHWM:"))
-                    .and_then(|l| l.split_whitespace().nth(1)?.parse().ok());
-                match hwm {
-                    Some(kib) => peak = peak.max(kib),
-                    None => break, // exited: a zombie has no memory left to report
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            peak
-        })
-    });
-    let output = child.wait_with_output().expect("wait for recarch");
-    let wall = started.elapsed();
-    let (peak_kib, rss_source) = match poller {
-        Some(poller) => (poller.join().unwrap_or(0), "VmHWM polled every 10 ms"),
-        None => (
-            std::fs::read_to_string(rss_file.path())
-                .ok()
-                .and_then(|s| s.lines().last()?.trim().parse().ok())
-                .unwrap_or(0),
-            "ru_maxrss",
-        ),
-    };
-    Measured {
-        output,
-        wall,
-        peak_kib,
-        rss_source,
-    }
 }

@@ -3,6 +3,10 @@
 
 #![allow(dead_code)]
 
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
 use recarch_graph_sim::GraphSim;
 
 /// The benchmark's arguments (the program name left out), and whether `cargo bench` runs it
@@ -41,4 +45,75 @@ pub fn graph_section(sim: &GraphSim) -> String {
         sim.config().tenant_id,
         sim.config().client_id,
     )
+}
+
+/// A child process run to completion.
+pub struct Measured {
+    /// What it printed and how it exited.
+    pub output: Output,
+    /// Its wall time.
+    pub wall: Duration,
+    /// Its peak RSS, KiB.
+    pub peak_kib: u64,
+    /// How the peak was read.
+    pub rss_source: &'static str,
+}
+
+/// Runs `recarch args…` to completion: its output, wall time and peak RSS.
+pub fn measure(recarch: &Path, args: &[&str]) -> Measured {
+    const GNU_TIME: &str = "/usr/bin/time";
+    let gnu_time = Path::new(GNU_TIME).exists();
+    let rss_file = tempfile::NamedTempFile::new().expect("temporary file");
+    let mut command = if gnu_time {
+        let mut c = Command::new(GNU_TIME);
+        c.arg("-f").arg("%M").arg("-o").arg(rss_file.path()).arg(recarch);
+        c
+    } else {
+        Command::new(recarch)
+    };
+    command
+        .args(args)
+        .env_remove("RECARCH_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let started = Instant::now();
+    let child = command.spawn().expect("spawn recarch");
+    let status_path = format!("/proc/{}/status", child.id());
+    // Without GNU time, poll the child's high-water mark while it runs.
+    let poller = (!gnu_time).then(|| {
+        std::thread::spawn(move || {
+            let mut peak = 0;
+            while let Ok(status) = std::fs::read_to_string(&status_path) {
+                let hwm = status
+                    .lines()
+                    .find(|l| l.starts_with("VmHWM:"))
+                    .and_then(|l| l.split_whitespace().nth(1)?.parse().ok());
+                match hwm {
+                    Some(kib) => peak = peak.max(kib),
+                    None => break, // exited: a zombie has no memory left to report
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            peak
+        })
+    });
+    let output = child.wait_with_output().expect("wait for recarch");
+    let wall = started.elapsed();
+    let (peak_kib, rss_source) = match poller {
+        Some(poller) => (poller.join().unwrap_or(0), "VmHWM polled every 10 ms"),
+        None => (
+            std::fs::read_to_string(rss_file.path())
+                .ok()
+                .and_then(|s| s.lines().last()?.trim().parse().ok())
+                .unwrap_or(0),
+            "ru_maxrss",
+        ),
+    };
+    Measured {
+        output,
+        wall,
+        peak_kib,
+        rss_source,
+    }
 }

@@ -464,7 +464,7 @@ async fn dispatch(command: Command, bars: Option<indicatif::MultiProgress>) -> R
                 &archive,
                 &ledger,
                 &request,
-                recarch::progress::for_run(bars.as_ref(), "exporting"),
+                recarch::progress::for_export(bars.as_ref()),
             )
             .await
         }

@@ -55,6 +55,11 @@ pub struct Bars {
 impl Bars {
     /// The bars of a run, drawn by `multi` (shared with the [`LogWriter`]).
     pub fn new(multi: MultiProgress, what: &str) -> Self {
+        Bars::with_bytes(multi, what, "stored")
+    }
+
+    /// Bars whose bytes line says what happened to the bytes (`stored`, `copied`).
+    pub fn with_bytes(multi: MultiProgress, what: &str, bytes_done: &str) -> Self {
         let items = multi.add(ProgressBar::new(0));
         items.set_style(
             ProgressStyle::with_template(&format!(
@@ -64,8 +69,10 @@ impl Bars {
         );
         let bytes = multi.add(ProgressBar::no_length());
         bytes.set_style(
-            ProgressStyle::with_template("  {bytes} stored, {binary_bytes_per_sec}, {elapsed}")
-                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            ProgressStyle::with_template(&format!(
+                "  {{bytes}} {bytes_done}, {{binary_bytes_per_sec}}, {{elapsed}}"
+            ))
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
         );
         items.enable_steady_tick(Duration::from_millis(200));
         Bars { multi, items, bytes }
@@ -168,6 +175,15 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogWriter {
 pub fn for_run(multi: Option<&MultiProgress>, what: &str) -> Arc<dyn Progress> {
     match multi {
         Some(multi) => Arc::new(Bars::new(multi.clone(), what)),
+        None => Arc::new(NoProgress),
+    }
+}
+
+/// The progress of an export: bars of documents and bytes copied when `multi` draws
+/// somewhere, else nothing.
+pub fn for_export(multi: Option<&MultiProgress>) -> Arc<dyn Progress> {
+    match multi {
+        Some(multi) => Arc::new(Bars::with_bytes(multi.clone(), "exporting", "copied")),
         None => Arc::new(NoProgress),
     }
 }

@@ -1,4 +1,4 @@
-//! Progress bars of `run` and `verify`: drawn on a real pseudo-terminal, never in piped output or with
+//! Progress bars of `run`, `verify` and `export`: drawn on a real pseudo-terminal, never in piped output or with
 //! `--progress never`.
 
 use super::util::Env;
@@ -45,6 +45,19 @@ async fn bars_on_a_terminal_and_nowhere_else() {
     assert!(
         screen.contains("verifying") && screen.contains("0 problems"),
         "no verify bar:\n{screen}"
+    );
+
+    // An export: its bars, then its summary.
+    let out = env.dir.path().join("production");
+    let (screen, code) = on_a_terminal(&env, &format!("export --out {}", out.display()));
+    assert_eq!(code, Some(0), "{screen}");
+    assert!(
+        screen.contains("exporting") && screen.contains("copied"),
+        "no export bar:\n{screen}"
+    );
+    assert!(
+        screen.contains("exported 6 documents"),
+        "the summary follows the bars:\n{screen}"
     );
 
     // Piped: no bar, no terminal escapes.

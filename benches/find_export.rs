@@ -86,20 +86,7 @@ fn parse_args() -> Result<Args, String> {
 
 fn main() {
     let args = common::args_or_exit(parse_args);
-    let _temp;
-    let work = match &args.dir {
-        Some(dir) => {
-            std::fs::create_dir_all(dir).expect("create --dir");
-            dir.clone()
-        }
-        None => {
-            _temp = tempfile::Builder::new()
-                .prefix("recarch-bench-find-")
-                .tempdir()
-                .expect("temporary directory");
-            _temp.path().to_owned()
-        }
-    };
+    let (work, _temp) = common::work_dir(args.dir.as_deref(), "recarch-bench-find-");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

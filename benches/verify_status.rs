@@ -84,20 +84,7 @@ fn parse_args() -> Result<Args, String> {
 
 fn main() {
     let args = common::args_or_exit(parse_args);
-    let _temp;
-    let work = match &args.dir {
-        Some(dir) => {
-            std::fs::create_dir_all(dir).expect("create --dir");
-            dir.clone()
-        }
-        None => {
-            _temp = tempfile::Builder::new()
-                .prefix("recarch-bench-verify-")
-                .tempdir()
-                .expect("temporary directory");
-            _temp.path().to_owned()
-        }
-    };
+    let (work, _temp) = common::work_dir(args.dir.as_deref(), "recarch-bench-verify-");
     println!("recarch: {}", args.recarch.display());
     if args.blobs.iter().any(|&n| n > 0) {
         bench_verify(&args, &work);

@@ -35,6 +35,24 @@ pub fn number<'a>(it: &mut impl Iterator<Item = &'a String>, name: &str) -> Resu
     value(it, name)?.parse::<u64>().map_err(|e| format!("{name}: {e}"))
 }
 
+/// Where a benchmark writes: `dir` (created, kept), or a new temporary directory named
+/// `prefix…`, removed when the returned guard drops.
+pub fn work_dir(dir: Option<&Path>, prefix: &str) -> (std::path::PathBuf, Option<tempfile::TempDir>) {
+    match dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).expect("create --dir");
+            (dir.to_owned(), None)
+        }
+        None => {
+            let temp = tempfile::Builder::new()
+                .prefix(prefix)
+                .tempdir()
+                .expect("temporary directory");
+            (temp.path().to_owned(), Some(temp))
+        }
+    }
+}
+
 /// The `[graph]` section of a configuration for `sim`, its client secret read from the file
 /// `secret` beside the configuration.
 pub fn graph_section(sim: &GraphSim) -> String {

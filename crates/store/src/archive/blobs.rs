@@ -439,20 +439,11 @@ impl Archive {
         match got.payload {
             GetResultPayload::File(mut file, _) => {
                 let copied = tokio::task::spawn_blocking(move || {
-                    use std::io::Read;
-                    let len = file.metadata().map(|m| m.len()).unwrap_or(u64::MAX);
-                    let mut buf = vec![0u8; usize::try_from(len.clamp(1, 1024 * 1024)).unwrap_or(1024 * 1024)];
-                    let mut size = 0u64;
-                    loop {
-                        let n = match file.read(&mut buf) {
-                            Ok(0) => break,
-                            Ok(n) => n,
-                            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                            Err(e) => return Err(Copy::Read(e)),
-                        };
-                        sink.write_all(&buf[..n]).map_err(Copy::Write)?;
-                        size += n as u64;
-                    }
+                    let size = read_file(
+                        &mut file,
+                        |chunk| sink.write_all(chunk).map_err(Copy::Write),
+                        Copy::Read,
+                    )?;
                     Ok((sink, size))
                 })
                 .await
@@ -542,8 +533,26 @@ async fn abort_upload(writer: WriteMultipart, key: &str) {
 }
 
 fn hash_file(mut file: std::fs::File) -> std::io::Result<(Sha256Digest, u64)> {
-    use std::io::Read;
     let mut hasher = Sha256::new();
+    let size = read_file(
+        &mut file,
+        |chunk| {
+            hasher.update(chunk);
+            Ok(())
+        },
+        |e| e,
+    )?;
+    Ok((Sha256Digest::from_bytes(hasher.finalize().into()), size))
+}
+
+/// Reads `file` to its end in reads of up to 1 MiB, handing each to `chunk`; returns the bytes
+/// read. A read error becomes an `E` through `read_error`.
+fn read_file<E>(
+    file: &mut std::fs::File,
+    mut chunk: impl FnMut(&[u8]) -> Result<(), E>,
+    read_error: impl Fn(std::io::Error) -> E,
+) -> Result<u64, E> {
+    use std::io::Read;
     // No bigger than the file: small blobs (most of a large archive) need no 1 MiB buffer each.
     let len = file.metadata().map(|m| m.len()).unwrap_or(u64::MAX);
     let mut buf = vec![0u8; usize::try_from(len.clamp(1, 1024 * 1024)).unwrap_or(1024 * 1024)];
@@ -553,10 +562,10 @@ fn hash_file(mut file: std::fs::File) -> std::io::Result<(Sha256Digest, u64)> {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
+            Err(e) => return Err(read_error(e)),
         };
-        hasher.update(&buf[..n]);
+        chunk(&buf[..n])?;
         size += n as u64;
     }
-    Ok((Sha256Digest::from_bytes(hasher.finalize().into()), size))
+    Ok(size)
 }

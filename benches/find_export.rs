@@ -70,6 +70,7 @@ fn parse_args() -> Result<Args, String> {
             "--stores" => {
                 args.stores = common::value(&mut it, "--stores")?
                     .split(',')
+                    .filter(|s| !s.is_empty())
                     .map(str::to_owned)
                     .collect()
             }
@@ -311,7 +312,7 @@ fn bench_export(args: &Args, runtime: &tokio::runtime::Runtime, work: &Path) {
         started.elapsed().as_secs_f64()
     );
     let config = config.display().to_string();
-    let mut rows: Vec<(&str, Vec<(Duration, f64)>)> = vec![
+    let mut rows: Vec<(&str, Vec<Timed>)> = vec![
         ("recarch export", vec![]),
         ("cp+sha256sum+md5sum", vec![]),
         ("cp+sync+sha256sum+md5sum", vec![]),
@@ -332,8 +333,8 @@ fn bench_export(args: &Args, runtime: &tokio::runtime::Runtime, work: &Path) {
                             &args.recarch.display().to_string(),
                         ],
                     );
-                    assert!(m.0, "export failed");
-                    (m.1, m.2)
+                    assert!(m.ok, "export failed");
+                    m
                 }
                 _ => {
                     std::fs::create_dir_all(&out).expect("out");
@@ -351,8 +352,8 @@ fn bench_export(args: &Args, runtime: &tokio::runtime::Runtime, work: &Path) {
                             &out.display().to_string(),
                         ],
                     );
-                    assert!(m.0, "baseline failed");
-                    (m.1, m.2)
+                    assert!(m.ok, "baseline failed");
+                    m
                 }
             };
             rows[which].1.push(measured);
@@ -360,34 +361,36 @@ fn bench_export(args: &Args, runtime: &tokio::runtime::Runtime, work: &Path) {
         }
     }
     let mib = total as f64 / 1048576.0;
-    let base: Vec<Duration> = rows[0].1.iter().map(|m| m.0).collect();
+    let base: Vec<Duration> = rows[0].1.iter().map(|m| m.wall).collect();
     for (name, ms) in &rows {
-        let mut walls: Vec<Duration> = ms.iter().map(|m| m.0).collect();
+        let mut walls: Vec<Duration> = ms.iter().map(|m| m.wall).collect();
         walls.sort_unstable();
         let median = walls[walls.len() / 2];
-        let cpu: f64 = ms.iter().map(|m| m.1).sum::<f64>() / ms.len() as f64;
+        let cpu: f64 = ms.iter().map(|m| m.cpu).sum::<f64>() / ms.len() as f64;
+        let peak = ms.iter().map(|m| m.peak_kib).max().unwrap_or(0);
         let ratios: Vec<String> = ms
             .iter()
             .zip(&base)
-            .map(|(m, b)| format!("{:.2}", m.0.as_secs_f64() / b.as_secs_f64()))
+            .map(|(m, b)| format!("{:.2}", m.wall.as_secs_f64() / b.as_secs_f64()))
             .collect();
         println!(
-            "{name:<26} {mib:>6.0} MiB: wall median {:.2} s ({:.0} MiB/s), CPU mean {cpu:.2} s, time / export's per run: {}",
+            "{name:<26} {mib:>6.0} MiB: wall median {:.2} s ({:.0} MiB/s), CPU mean {cpu:.2} s, peak RSS {:.1} MiB (largest process), time / export's per run: {}",
             median.as_secs_f64(),
+            peak as f64 / 1024.0,
             mib / median.as_secs_f64(),
             ratios.join(" ")
         );
     }
 }
 
-/// Runs `program args…` (its stdout discarded) under GNU time: success, wall time and CPU
-/// seconds (user + system).
-fn timed(program: &str, args: &[&str]) -> (bool, Duration, f64) {
+/// Runs `program args…` (its stdout discarded) under GNU time: success, wall time, CPU
+/// seconds (user + system) and the peak RSS of its largest process.
+fn timed(program: &str, args: &[&str]) -> Timed {
     let cpu_file = tempfile::NamedTempFile::new().expect("temporary file");
     let started = Instant::now();
     let status = Command::new("/usr/bin/time")
         .arg("-f")
-        .arg("%U %S")
+        .arg("%U %S %M")
         .arg("-o")
         .arg(cpu_file.path())
         .arg(program)
@@ -396,12 +399,30 @@ fn timed(program: &str, args: &[&str]) -> (bool, Duration, f64) {
         .status()
         .expect("runs");
     let wall = started.elapsed();
-    let cpu = std::fs::read_to_string(cpu_file.path())
-        .ok()
-        .and_then(|s| {
-            let mut parts = s.lines().last()?.split_whitespace().map(|p| p.parse::<f64>().ok());
-            Some(parts.next()?? + parts.next()??)
-        })
-        .unwrap_or(0.0);
-    (status.success(), wall, cpu)
+    let line = std::fs::read_to_string(cpu_file.path()).unwrap_or_default();
+    let parts: Vec<f64> = line
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect();
+    let (cpu, peak) = match parts[..] {
+        [user, system, peak] => (user + system, peak as u64),
+        _ => (0.0, 0),
+    };
+    Timed {
+        ok: status.success(),
+        wall,
+        cpu,
+        peak_kib: peak,
+    }
+}
+
+/// A process run under GNU time.
+struct Timed {
+    ok: bool,
+    wall: Duration,
+    cpu: f64,
+    peak_kib: u64,
 }

@@ -12,6 +12,7 @@ pub mod demo;
 pub mod environment;
 pub mod exit;
 pub mod find;
+pub mod holds;
 pub mod kinds;
 pub mod ledger;
 pub mod metrics;

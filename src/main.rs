@@ -178,6 +178,14 @@ enum Command {
         #[command(flatten)]
         progress: Progress,
     },
+    /// Legal holds: place one on what the filters select, release it, list them.
+    Hold {
+        /// The configuration file (TOML).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        #[command(subcommand)]
+        action: HoldCommand,
+    },
     /// The catalog `ls` searches (`catalog/`).
     Catalog {
         /// The configuration file (TOML).
@@ -192,6 +200,37 @@ enum Command {
         /// under the system's temporary directory.
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum HoldCommand {
+    /// The matter holds the items that pass the filters, and each item archived later that
+    /// passes them, until it is released: nothing it holds is disposed of.
+    Place {
+        /// The matter's name (a case, an inquiry).
+        #[arg(long, value_name = "NAME")]
+        matter: String,
+        #[command(flatten)]
+        filters: recarch::find::filter::FilterArgs,
+        /// Why, for the record.
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+    },
+    /// The matter holds nothing any more (what other matters hold stays held).
+    Release {
+        /// The matter's name.
+        #[arg(long, value_name = "NAME")]
+        matter: String,
+        /// Why, for the record.
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+    },
+    /// Every matter, active or released, and what it holds now.
+    Ls {
+        /// JSON Lines instead of text columns.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -246,6 +285,7 @@ fn main() -> ExitCode {
         | Command::Ls { .. }
         | Command::Cat { .. }
         | Command::Show { .. }
+        | Command::Hold { .. }
         | Command::Catalog { .. } => ProgressMode::Never,
     };
     let bars = (progress == ProgressMode::Auto && std::io::stderr().is_terminal()).then(indicatif::MultiProgress::new);
@@ -467,6 +507,24 @@ async fn dispatch(command: Command, bars: Option<indicatif::MultiProgress>) -> R
                 recarch::progress::for_export(bars.as_ref()),
             )
             .await
+        }
+        Command::Hold { config, action } => {
+            let filters = match &action {
+                HoldCommand::Place { filters, .. } => Some(filters.parse()?),
+                _ => None,
+            };
+            let config = load_config(&config)?;
+            let archive = run::open_archive(&config)?;
+            let ledger = command_ledger(&config, &archive);
+            match action {
+                HoldCommand::Place { matter, reason, .. } => {
+                    recarch::holds::place_cli(&archive, &ledger, &matter, &filters.unwrap_or_default(), reason).await
+                }
+                HoldCommand::Release { matter, reason } => {
+                    recarch::holds::release_cli(&archive, &ledger, &matter, reason).await
+                }
+                HoldCommand::Ls { json } => recarch::holds::ls_cli(&archive, &ledger, json).await,
+            }
         }
         Command::Catalog {
             config,

@@ -144,6 +144,7 @@ mod catalog;
 mod document;
 mod error;
 mod extensions;
+pub mod holds;
 mod ids;
 mod layout;
 mod lease;
@@ -164,6 +165,7 @@ pub use archive::{
 pub use catalog::CatalogEntry;
 pub use error::{StageError, StoreError, free_space, human_bytes, is_storage_full};
 pub use extensions::IncompleteUpload;
+pub use holds::{HOLD_SCHEMA, HoldAction, HoldRecord, Matter, StoredHold};
 pub use ids::{OrganizerId, Sha256Digest, ShardId};
 pub use layout::{Container, Kind, MANIFEST_SOURCE, SOURCE_ADHOC_CALL, blob_key, item_key};
 pub use lease::{LEASE_SCHEMA, Lease, LeaseHolder, LeaseRecord, hostname};

@@ -1,0 +1,298 @@
+//! Legal holds: `recarch hold place`, `hold release` and `hold ls`. A hold is a matter's
+//! record under `holds/` stating the filters (those of `ls`) that select what it covers: the
+//! items that match now and every item archived later that matches, until the matter is
+//! released. Each action is a ledger event (`hold.place`, `hold.release`) with its actor. A
+//! hold always wins over retention: nothing it covers is disposed of.
+
+use std::collections::BTreeMap;
+
+use chrono::Utc;
+use recarch_store::ledger::LedgerEvent;
+use recarch_store::{Archive, CatalogEntry, HOLD_SCHEMA, HoldAction, HoldRecord, Matter};
+use serde_json::{Value, json};
+
+use crate::exit::{Exit, ExitError};
+use crate::find::filter::Filters;
+use crate::ledger::Ledger;
+use recarch_failure::error_chain;
+
+/// The longest matter name accepted.
+const MAX_MATTER: usize = 200;
+
+/// The active holds: each active matter with the filters of its `place` records.
+#[derive(Debug, Default, Clone)]
+pub struct ActiveHolds {
+    matters: Vec<(String, Vec<Filters>)>,
+}
+
+impl ActiveHolds {
+    /// The active holds of `archive`.
+    ///
+    /// # Errors
+    /// Exit 4 when `holds/` cannot be read (a hold record that cannot be read is an error:
+    /// holds decide what may be deleted).
+    pub async fn read(archive: &Archive) -> Result<ActiveHolds, ExitError> {
+        let matters = read_matters(archive).await?;
+        Ok(ActiveHolds::of(&matters))
+    }
+
+    fn of(matters: &BTreeMap<String, Matter>) -> ActiveHolds {
+        let matters = matters
+            .values()
+            .filter(|m| m.is_active())
+            .map(|m| {
+                let filters = m
+                    .active_places()
+                    .iter()
+                    .map(|p| serde_json::from_value(p.record.filters.clone()).unwrap_or_default())
+                    .collect();
+                (m.name.clone(), filters)
+            })
+            .collect();
+        ActiveHolds { matters }
+    }
+
+    /// The matters that hold `entry`.
+    pub fn covering(&self, entry: &CatalogEntry) -> Vec<&str> {
+        self.matters
+            .iter()
+            .filter(|(_, filters)| filters.iter().any(|f| f.matches(entry)))
+            .map(|(name, _)| name.as_str())
+            .collect()
+    }
+
+    /// Whether no hold is active.
+    pub fn is_empty(&self) -> bool {
+        self.matters.is_empty()
+    }
+}
+
+async fn read_matters(archive: &Archive) -> Result<BTreeMap<String, Matter>, ExitError> {
+    archive.matters().await.map_err(|e| {
+        ExitError::new(
+            Exit::Fatal,
+            anyhow::anyhow!(
+                "cannot read the holds in {}: {}",
+                archive.display_url(),
+                error_chain(&e)
+            ),
+        )
+    })
+}
+
+fn check_matter(matter: &str) -> Result<String, ExitError> {
+    let matter = matter.trim();
+    if matter.is_empty() || matter.len() > MAX_MATTER || matter.chars().any(char::is_control) {
+        return Err(ExitError::new(
+            Exit::Config,
+            anyhow::anyhow!(
+                "--matter {matter:?}: a matter is 1 to {MAX_MATTER} bytes of text without control characters"
+            ),
+        ));
+    }
+    Ok(matter.to_owned())
+}
+
+/// Writes `record` (named in a ledger intent first) and logs it as `event`; returns the
+/// record's key and the ledger record's.
+async fn write(
+    archive: &Archive,
+    ledger: &Ledger,
+    record: &HoldRecord,
+    event: LedgerEvent,
+) -> Result<(String, Option<String>), ExitError> {
+    let key = Archive::hold_key(record);
+    let written = async {
+        let intent = ledger.intend(vec![key.clone()]).await?;
+        archive.put_hold(&key, record).await?;
+        let mut details = serde_json::Map::new();
+        details.insert("matter".into(), json!(record.matter));
+        details.insert("record".into(), json!(key));
+        details.insert("items".into(), json!(record.items));
+        if let Some(reason) = &record.reason {
+            details.insert("reason".into(), json!(reason));
+        }
+        if !record.filters.is_null() {
+            details.insert("filters".into(), record.filters.clone());
+        }
+        ledger.log(intent.into_iter().collect(), event, details).await
+    }
+    .await;
+    let appended = written.map_err(|e| {
+        ExitError::new(
+            Exit::Fatal,
+            anyhow::anyhow!("cannot write the hold record {key}: {}", error_chain(&e)),
+        )
+    })?;
+    Ok((key, appended.map(|r| r.key)))
+}
+
+/// `hold place`: the matter holds what `filters` select, now and as it is archived.
+pub async fn place_cli(
+    archive: &Archive,
+    ledger: &Ledger,
+    matter: &str,
+    filters: &Filters,
+    reason: Option<String>,
+) -> Result<Exit, ExitError> {
+    let matter = check_matter(matter)?;
+    let found = crate::find::find(archive, ledger, filters).await?;
+    let record = HoldRecord {
+        schema: HOLD_SCHEMA.into(),
+        matter: matter.clone(),
+        action: HoldAction::Place,
+        time: Utc::now(),
+        actor: serde_json::to_value(crate::ledger::actor(ledger.shard())).unwrap_or(Value::Null),
+        reason: reason.map(|r| r.trim().to_owned()).filter(|r| !r.is_empty()),
+        filters: serde_json::to_value(filters).unwrap_or(Value::Null),
+        items: found.entries.len() as u64,
+    };
+    let (key, logged) = write(archive, ledger, &record, LedgerEvent::HoldPlace).await?;
+    let scope = if filters.is_empty() {
+        "every item in the archive".to_owned()
+    } else {
+        format!("what matches {}", serde_json::to_string(filters).unwrap_or_default())
+    };
+    crate::output::finish(
+        crate::outln!(
+            "hold placed: matter {matter:?} holds {scope}: {} items now, and each item archived later that matches, until it is released; record {key}, ledger record {}",
+            found.entries.len(),
+            logged.as_deref().unwrap_or("none")
+        ),
+        Exit::Ok,
+    )
+}
+
+/// `hold release`: the matter holds nothing any more. Exit 1 when it holds nothing now.
+pub async fn release_cli(
+    archive: &Archive,
+    ledger: &Ledger,
+    matter: &str,
+    reason: Option<String>,
+) -> Result<Exit, ExitError> {
+    let matter = check_matter(matter)?;
+    let matters = read_matters(archive).await?;
+    if !matters.get(&matter).is_some_and(Matter::is_active) {
+        let known: Vec<&str> = matters
+            .values()
+            .filter(|m| m.is_active())
+            .map(|m| m.name.as_str())
+            .collect();
+        return Err(ExitError::new(
+            Exit::Partial,
+            anyhow::anyhow!(
+                "matter {matter:?} holds nothing: {}",
+                if known.is_empty() {
+                    "no hold is active".to_owned()
+                } else {
+                    format!("the active matters are {known:?} (recarch hold ls)")
+                }
+            ),
+        ));
+    }
+    let record = HoldRecord {
+        schema: HOLD_SCHEMA.into(),
+        matter: matter.clone(),
+        action: HoldAction::Release,
+        time: Utc::now(),
+        actor: serde_json::to_value(crate::ledger::actor(ledger.shard())).unwrap_or(Value::Null),
+        reason: reason.map(|r| r.trim().to_owned()).filter(|r| !r.is_empty()),
+        filters: Value::Null,
+        items: 0,
+    };
+    let (key, logged) = write(archive, ledger, &record, LedgerEvent::HoldRelease).await?;
+    crate::output::finish(
+        crate::outln!(
+            "hold released: matter {matter:?} holds nothing now (items other matters hold stay held); record {key}, ledger record {}",
+            logged.as_deref().unwrap_or("none")
+        ),
+        Exit::Ok,
+    )
+}
+
+/// `hold ls`: every matter, active or released, with what it holds now.
+pub async fn ls_cli(archive: &Archive, ledger: &Ledger, json_out: bool) -> Result<Exit, ExitError> {
+    let matters = read_matters(archive).await?;
+    let active = ActiveHolds::of(&matters);
+    // What each active matter holds now: one pass over the catalog.
+    let mut held: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+    if !active.is_empty() {
+        let everything = crate::find::find(archive, ledger, &Filters::default()).await?;
+        for entry in &everything.entries {
+            for matter in active.covering(entry) {
+                let counts = held.entry(matter).or_default();
+                counts.0 += 1;
+                counts.1 += entry.size;
+            }
+        }
+    }
+    let mut printed = Ok(());
+    if !json_out && !matters.is_empty() {
+        printed = crate::outln!(
+            "{:<28} {:<9} {:>7} {:>10}  {:<24} {:<20} REASON",
+            "MATTER",
+            "STATE",
+            "ITEMS",
+            "BYTES",
+            "SINCE",
+            "BY"
+        );
+    }
+    for matter in matters.values() {
+        if printed.is_err() {
+            break;
+        }
+        let places = matter.active_places();
+        let first = if matter.is_active() {
+            places.first()
+        } else {
+            matter.records.last()
+        };
+        let (items, bytes) = held.get(matter.name.as_str()).copied().unwrap_or_default();
+        let since = first
+            .map(|r| r.record.time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+            .unwrap_or_default();
+        let by = first
+            .and_then(|r| r.record.actor.get("user").and_then(Value::as_str).map(str::to_owned))
+            .unwrap_or_default();
+        let reason = first.and_then(|r| r.record.reason.clone()).unwrap_or_default();
+        let state = if matter.is_active() { "active" } else { "released" };
+        printed = if json_out {
+            let line = json!({
+                "matter": matter.name,
+                "state": state,
+                "since": since,
+                "by": first.map(|r| &r.record.actor),
+                "reason": reason,
+                "filters": places.iter().filter(|_| matter.is_active()).map(|p| &p.record.filters).collect::<Vec<_>>(),
+                "items": items,
+                "bytes": bytes,
+                "records": matter.records.iter().map(|r| &r.key).collect::<Vec<_>>(),
+            });
+            crate::outln!("{line}")
+        } else {
+            crate::outln!(
+                "{:<28} {:<9} {:>7} {:>10}  {:<24} {:<20} {}",
+                matter.name,
+                state,
+                items,
+                recarch_store::human_bytes(bytes),
+                since,
+                by,
+                reason
+            )
+        };
+    }
+    crate::output::finish(printed, Exit::Ok)
+}
+
+/// The matters holding each of `entries`, by manifest (for `show`).
+pub async fn holding(archive: &Archive, entries: &[&CatalogEntry]) -> Result<BTreeMap<String, Vec<String>>, ExitError> {
+    let active = ActiveHolds::read(archive).await?;
+    let mut out = BTreeMap::new();
+    for entry in entries {
+        let matters: Vec<String> = active.covering(entry).into_iter().map(str::to_owned).collect();
+        out.insert(entry.manifest.clone(), matters);
+    }
+    Ok(out)
+}

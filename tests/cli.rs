@@ -35,6 +35,8 @@ mod sign_in;
 mod transcripts;
 #[path = "cli/uploads.rs"]
 mod uploads;
+#[path = "cli/verify_catalog.rs"]
+mod verify_catalog;
 
 use recarch_graph_sim::{ContentMode, SimConfig, Target};
 use util::{Backend, Env, all_recordings, assert_archive, assert_store_archive, last_report, recarch};

@@ -12,9 +12,10 @@ use std::io::{self, BufRead, Write};
 
 use futures::StreamExt;
 use recarch_store::ledger::{Frontier, LedgerChecker, LedgerEvent, LedgerVerifier, TreeHead, ledger_record_key};
-use recarch_store::{Archive, Sha256Digest};
+use recarch_store::{Archive, Sha256Digest, is_catalog_segment};
 use sha2::{Digest as _, Sha256};
 
+use super::catalog::CatalogCheck;
 use super::sort::{Entry, Spill};
 use super::{Limits, VerifyReport, spill_failed};
 use crate::exit::ExitError;
@@ -142,11 +143,13 @@ impl KeptCheckpoint {
 
 /// Checks the ledger and the objects it logs; findings go to `report`. Each of `kept` must be
 /// a prefix of the ledger: the first `size` leaves must hash to its root (a consistency check
-/// against a checkpoint kept elsewhere, which catches a history rewritten since).
+/// against a checkpoint kept elsewhere, which catches a history rewritten since). The catalog
+/// segments read on the way go to `catalog`.
 pub(super) async fn check_ledger(
     archive: &Archive,
     (verifier, kept): (Option<LedgerVerifier>, &[KeptCheckpoint]),
     limits: Limits,
+    catalog: &mut CatalogCheck,
     report: &mut VerifyReport,
     on_problem: &mut impl FnMut(&str),
 ) -> Result<(), ExitError> {
@@ -211,15 +214,26 @@ pub(super) async fn check_ledger(
     while let Some(item) = listing.next().await {
         match item {
             Ok((key, Ok(bytes))) => {
+                // The catalog's segments are read here anyway: their entries are checked
+                // from the same bytes.
+                if is_catalog_segment(&key) {
+                    catalog.segment(&key, &bytes, report, on_problem).await?;
+                }
                 let digest = Sha256Digest::from_bytes(Sha256::digest(&bytes).into());
                 objects.push(ObjectEntry { key, digest }).await.map_err(spill_failed)?;
             }
-            Ok((key, Err(e))) => report.found(
-                format!("cannot read {key} to check it against the ledger: {}", error_chain(&e)),
-                on_problem,
-            ),
+            Ok((key, Err(e))) => {
+                if is_catalog_segment(&key) {
+                    catalog.incomplete();
+                }
+                report.found(
+                    format!("cannot read {key} to check it against the ledger: {}", error_chain(&e)),
+                    on_problem,
+                );
+            }
             Err(e) => {
                 complete = false;
+                catalog.incomplete();
                 report.found(
                     format!(
                         "cannot list the objects the ledger logs: {}; the rest were not checked against it",

@@ -6,6 +6,7 @@ use std::time::Instant;
 use futures::StreamExt;
 use recarch_store::{Archive, ManifestRead, StoreError};
 
+use super::catalog::CatalogCheck;
 use super::checks::check_manifest;
 use super::sort::{BlobEntry, RefEntry, Spill};
 use super::{PROGRESS_EVERY, VerifyReport, spill_failed};
@@ -15,8 +16,8 @@ use recarch_failure::error_chain;
 /// How many manifests are read at once.
 const MANIFEST_READS: usize = 8;
 
-/// Reads and checks every manifest, pushing its blob references into `refs`. Returns whether
-/// the listing was complete.
+/// Reads and checks every manifest, pushing its blob references into `refs` and the catalog
+/// entries it derives into `catalog`. Returns whether the listing was complete.
 ///
 /// The store lists one organizer directory (`manifests/<kind>/<organizer>/`) at a time
 /// ([`Archive::read_manifests`]): a listing that fails (on local disk, an entry that cannot
@@ -25,6 +26,7 @@ const MANIFEST_READS: usize = 8;
 pub(super) async fn read_manifests(
     archive: &Archive,
     refs: &mut Spill<RefEntry>,
+    catalog: &mut CatalogCheck,
     report: &mut VerifyReport,
     on_problem: &mut impl FnMut(&str),
     progress: &dyn crate::progress::Progress,
@@ -57,6 +59,7 @@ pub(super) async fn read_manifests(
                 continue;
             }
             ManifestRead::Unreadable { key, error } => {
+                catalog.exists(&key).await?;
                 report.manifests += 1;
                 progress.discovered(1);
                 progress.settled();
@@ -74,6 +77,7 @@ pub(super) async fn read_manifests(
         progress.discovered(1);
         progress.settled();
         let key = manifest.key.clone();
+        catalog.manifest(&manifest).await?;
         let (blob_refs, problems) = match check_manifest(&manifest) {
             Ok(checked) => checked,
             Err(problem) => {

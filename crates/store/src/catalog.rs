@@ -233,15 +233,33 @@ impl Archive {
 
 /// The entries of a segment, one per non-empty line.
 fn parse_segment(key: &str, bytes: &[u8]) -> Vec<Result<CatalogEntry, StoreError>> {
+    catalog_segment_lines(key, bytes).map(|(_, entry)| entry).collect()
+}
+
+/// Whether `key` names a catalog segment (`catalog/<name>.jsonl`): the objects
+/// [`Archive::catalog_entries`] reads, for a reader that lists `catalog/` itself.
+pub fn is_catalog_segment(key: &str) -> bool {
+    layout::is_catalog_segment_key(key)
+}
+
+/// The entries of the segment `key` holding `bytes`, each with its line number (from 1),
+/// parsed lazily (for a reader that must say where an entry is, and hold one at a time);
+/// blank lines are skipped. A line that is not an entry is [`StoreError::Corrupt`] naming
+/// the segment and line.
+pub fn catalog_segment_lines<'a>(
+    key: &'a str,
+    bytes: &'a [u8],
+) -> impl Iterator<Item = (u64, Result<CatalogEntry, StoreError>)> + 'a {
     bytes
         .split(|b| *b == b'\n')
         .enumerate()
         .filter(|(_, line)| !line.iter().all(u8::is_ascii_whitespace))
-        .map(|(n, line)| {
-            serde_json::from_slice(line)
-                .map_err(|e| StoreError::corrupt(key, format!("line {}: not a catalog entry: {e}", n + 1)))
+        .map(move |(n, line)| {
+            let number = n as u64 + 1;
+            let entry = serde_json::from_slice(line)
+                .map_err(|e| StoreError::corrupt(key, format!("line {number}: not a catalog entry: {e}")));
+            (number, entry)
         })
-        .collect()
 }
 
 #[cfg(test)]

@@ -234,6 +234,11 @@ pub async fn demo(out: Option<PathBuf>) -> Result<Exit, ExitError> {
         .unwrap_or_else(|| "recarch".into());
     crate::outln!("  {me} status --config {}", config_path.display())?;
     crate::outln!("  {me} verify --config {}", config_path.display())?;
+    // Every item names its meeting's subject and its organizer (see `crate::enrich`).
+    crate::outln!(
+        "  {me} ls --config {}      meeting subjects and organizer names, not only GUIDs",
+        config_path.display()
+    )?;
 
     let all_good = first.exit_code == 0
         && second.exit_code == 0

@@ -38,6 +38,14 @@ impl CatalogWriter {
         self.lock().extend(entries);
     }
 
+    /// Records entries made otherwise: names filled in for manifests written by an earlier
+    /// run (`crate::enrich::fill_in`), which readers merge with the manifest's own entries.
+    pub fn record_entries(&self, entries: Vec<CatalogEntry>) {
+        if !entries.is_empty() {
+            self.lock().extend(entries);
+        }
+    }
+
     /// Entries recorded and not written yet.
     pub fn pending(&self) -> usize {
         self.lock().len()

@@ -57,6 +57,9 @@ pub struct ItemContext {
     pub catalog: Arc<crate::catalog::CatalogWriter>,
     /// Logs what is written, as the round's pages are settled.
     pub ledger: Arc<crate::ledger::Ledger>,
+    /// The run's lookups of meeting subjects and organizer names (one per meeting and per
+    /// organizer), and what items were archived without.
+    pub names: Arc<crate::enrich::Names>,
 }
 
 impl ItemContext {
@@ -321,6 +324,8 @@ pub struct IndexRef<'a> {
     pub container_id: Option<&'a str>,
     /// Graph's `contentCorrelationId`, when the item has one.
     pub content_correlation_id: Option<&'a str>,
+    /// The names to record on the index, where it lacks them (see `crate::enrich`).
+    pub names: recarch_store::IndexNames,
 }
 
 /// Completes an archived (or already archived) item by adding it to its meeting's or call's
@@ -345,7 +350,11 @@ pub async fn indexed(
         manifest: entry.manifest,
         content_correlation_id: entry.content_correlation_id.map(str::to_owned),
     };
-    match ctx.archive.add_to_index(container, organizer, id, index_entry).await {
+    match ctx
+        .archive
+        .add_to_index_named(container, organizer, id, index_entry, &entry.names)
+        .await
+    {
         Ok(()) => outcome,
         Err(e) => ctx.store_failed(e, &format!("cannot add it to its {}'s index", container.noun())),
     }

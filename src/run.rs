@@ -300,6 +300,10 @@ async fn pass(
             environment: Arc::clone(&environment),
             catalog: Arc::clone(&catalog),
             ledger: Arc::clone(&ledger),
+            names: Arc::new(crate::enrich::Names::new(
+                graph.delta.clone(),
+                config.graph.base_url.clone(),
+            )),
         };
         let rc = RoundContext {
             items: &ctx,

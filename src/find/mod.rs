@@ -25,7 +25,7 @@ const REBUILD_SEGMENT: usize = 10_000;
 const MANIFEST_READS: usize = 8;
 
 /// What a search found: one entry per item (for a contact, its newest version that passes
-/// the filters), oldest first, and how many catalog lines could not be read.
+/// the filters; entries of one `(manifest, sha256)` merged), oldest first, and how many catalog lines could not be read.
 #[derive(Debug, Default)]
 pub struct Found {
     /// The items.
@@ -72,7 +72,12 @@ pub async fn find(archive: &Archive, ledger: &Ledger, filters: &Filters) -> Resu
         if !filters.matches(&entry) {
             continue;
         }
-        match by_manifest.get(&entry.manifest) {
+        match by_manifest.get_mut(&entry.manifest) {
+            // The same item (or version) listed again: a later run's entry adds the names an
+            // earlier one could not read (`crate::enrich`), so members absent from one are
+            // taken from the other. The filters above read no `extra` member, so they passed
+            // or failed both alike.
+            Some(kept) if kept.identity() == entry.identity() => merge_extra(kept, entry),
             Some(kept) if kept.archived_at >= entry.archived_at => {}
             _ => {
                 by_manifest.insert(entry.manifest.clone(), entry);
@@ -90,6 +95,14 @@ pub async fn find(archive: &Archive, ledger: &Ledger, filters: &Filters) -> Resu
     });
     found.entries = entries;
     Ok(found)
+}
+
+/// Adds to `kept` the `extra` members of `other` it lacks (both entries of one
+/// `(manifest, sha256)`).
+fn merge_extra(kept: &mut CatalogEntry, other: CatalogEntry) {
+    for (name, value) in other.extra {
+        kept.extra.entry(name).or_insert(value);
+    }
 }
 
 /// Writes catalog segments for every manifest (`recarch catalog rebuild`, and the first

@@ -168,7 +168,9 @@ async fn archive_contact(ctx: &ItemContext, organizer: &OrganizerId, item: &Cont
         Ok(bytes) => bytes::Bytes::from(bytes),
         Err(e) => return ItemOutcome::failed(recarch_failure::FailureClass::Permanent, format!("cannot encode: {e}")),
     };
-    let blob = match store_bytes(ctx, bytes, JSON).await {
+    // The mailbox user's names are looked up while the version is stored (once per run).
+    let (blob, names) = tokio::join!(store_bytes(ctx, bytes, JSON), ctx.names.of(organizer, None));
+    let blob = match blob {
         Ok(blob) => blob,
         Err(outcome) => return outcome,
     };
@@ -179,7 +181,7 @@ async fn archive_contact(ctx: &ItemContext, organizer: &OrganizerId, item: &Cont
     if let Some(removed) = &item.removed {
         version.insert("removed".into(), removed.clone());
     }
-    let mut extra = Map::new();
+    let mut extra = names.manifest_members();
     extra.insert("graph".into(), raw.clone());
     let manifest = Manifest {
         schema: MANIFEST_SCHEMA.into(),
@@ -198,6 +200,7 @@ async fn archive_contact(ctx: &ItemContext, organizer: &OrganizerId, item: &Cont
     match ctx.archive.append_version(&manifest, version).await {
         Ok(ManifestWrite::Created) => {
             ctx.catalog.record(&manifest);
+            ctx.names.missed(Kind::Contacts, organizer, None, &names);
             tracing::info!(%organizer, id = %item.id, kind = KIND_CONTACT, sha256 = %manifest.content.sha256, removed = item.removed.is_some(), "archived a version");
             ItemOutcome::Archived(Archived::Now {
                 bytes: blob.size,

@@ -217,6 +217,15 @@ impl Surface {
         }
     }
 
+    /// The meeting whose subject and times an item listed on this surface is named by: its
+    /// `meetingId` for a meeting's, none for an ad hoc call's (a call has no subject).
+    pub fn named_meeting(self, meeting_id: Option<&str>) -> Option<&str> {
+        match self {
+            Surface::OnlineMeeting => meeting_id.filter(|m| !m.is_empty()),
+            Surface::AdhocCall => None,
+        }
+    }
+
     /// The keys archiving an item of `kind` listed on this surface may write: its manifest and
     /// its meeting's or call's index.
     pub fn writes(self, kind: Kind, organizer: &OrganizerId, id: &str, container_id: Option<&str>) -> Vec<String> {

@@ -65,22 +65,30 @@ pub(super) async fn archive_recording(
     recording: &CallRecording,
     raw: &Value,
 ) -> ItemOutcome {
-    // Blob and manifest of a recording.
-    let outcome = async {
+    // Blob and manifest of a recording, and the names found for it.
+    let meeting = surface.named_meeting(recording.meeting_id.as_deref());
+    let (outcome, names) = async {
         let kind = surface.recordings();
         match ctx.archive.manifest_exists_of(kind, organizer, &recording.id).await {
-            Ok(true) => return ItemOutcome::Archived(Archived::Already),
+            Ok(true) => return (ItemOutcome::Archived(Archived::Already), None),
             Ok(false) => {}
-            Err(e) => return ctx.store_failed(e, "cannot read the archive"),
+            Err(e) => return (ctx.store_failed(e, "cannot read the archive"), None),
         }
         let Some(content_url) = recording.recording_content_url.as_deref() else {
-            return ItemOutcome::failed(FailureClass::Permanent, "item has no recordingContentUrl");
+            return (
+                ItemOutcome::failed(FailureClass::Permanent, "item has no recordingContentUrl"),
+                None,
+            );
         };
-        let blob = match store_content(ctx, content_url).await {
+        // The names are looked up while the content downloads (once per meeting and
+        // organizer per run; a failure only leaves them out).
+        let (blob, names) = tokio::join!(store_content(ctx, content_url), ctx.names.of(organizer, meeting));
+        let blob = match blob {
             Ok(blob) => blob,
-            Err(outcome) => return outcome,
+            Err(outcome) => return (outcome, None),
         };
         let mut extra = surface.manifest_members(recording.meeting_id.as_deref(), recording.call_id.as_deref());
+        extra.extend(names.manifest_members());
         extra.insert(
             "createdDateTime".into(),
             recording.created_date_time.clone().map_or(Value::Null, Value::String),
@@ -100,7 +108,11 @@ pub(super) async fn archive_recording(
             archived_at: Utc::now(),
             extra,
         };
-        put_manifest(ctx, &manifest, blob.size, blob.commit.created).await
+        let outcome = put_manifest(ctx, &manifest, blob.size, blob.commit.created).await;
+        if matches!(outcome, ItemOutcome::Archived(Archived::Now { .. })) {
+            ctx.names.missed(kind, organizer, meeting, &names);
+        }
+        (outcome, Some(names))
     }
     .await;
     let entry = IndexRef {
@@ -109,6 +121,7 @@ pub(super) async fn archive_recording(
         manifest: Archive::manifest_key_of(surface.recordings(), organizer, &recording.id),
         container_id: surface.container_id(recording.meeting_id.as_deref(), recording.call_id.as_deref()),
         content_correlation_id: recording.content_correlation_id.as_deref(),
+        names: names.map(|n| n.index_names()).unwrap_or_default(),
     };
     indexed(ctx, organizer, outcome, surface.container(), entry).await
 }

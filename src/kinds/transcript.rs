@@ -90,33 +90,40 @@ pub(super) async fn archive_transcript(
 ) -> ItemOutcome {
     // Blobs and manifest of a transcript: its WebVTT content and, for a meeting's, its
     // `metadataContent` (the ad hoc call surface documents no metadata).
-    let outcome = async {
+    let meeting = surface.named_meeting(item.meeting_id.as_deref());
+    let (outcome, names) = async {
         let kind = surface.transcripts();
         match ctx.archive.manifest_exists_of(kind, organizer, &item.id).await {
-            Ok(true) => return ItemOutcome::Archived(Archived::Already),
+            Ok(true) => return (ItemOutcome::Archived(Archived::Already), None),
             Ok(false) => {}
-            Err(e) => return ctx.store_failed(e, "cannot read the archive"),
+            Err(e) => return (ctx.store_failed(e, "cannot read the archive"), None),
         }
         let Some(content_url) = &item.transcript_content_url else {
-            return ItemOutcome::failed(FailureClass::Permanent, "item has no transcriptContentUrl");
+            return (
+                ItemOutcome::failed(FailureClass::Permanent, "item has no transcriptContentUrl"),
+                None,
+            );
         };
         let metadata_url = match surface {
             Surface::AdhocCall => None,
             Surface::OnlineMeeting => match metadata_url(content_url) {
                 Some(url) => Some(url),
                 None => {
-                    return ItemOutcome::failed(
-                        FailureClass::Permanent,
-                        "transcriptContentUrl does not end in /content, so its metadataContent cannot be found",
-                    );
+                    let reason =
+                        "transcriptContentUrl does not end in /content, so its metadataContent cannot be found";
+                    return (ItemOutcome::failed(FailureClass::Permanent, reason), None);
                 }
             },
         };
-        let content = match store_content(ctx, &vtt_url(content_url)).await {
+        // The names are looked up while the content downloads (see `crate::enrich`).
+        let vtt = vtt_url(content_url);
+        let (content, names) = tokio::join!(store_content(ctx, &vtt), ctx.names.of(organizer, meeting));
+        let content = match content {
             Ok(blob) => blob,
-            Err(outcome) => return outcome,
+            Err(outcome) => return (outcome, None),
         };
         let mut extra = surface.manifest_members(item.meeting_id.as_deref(), item.call_id.as_deref());
+        extra.extend(names.manifest_members());
         let text = |v: &Option<String>| v.clone().map_or(Value::Null, Value::String);
         extra.insert("createdDateTime".into(), text(&item.created_date_time));
         extra.insert("contentCorrelationId".into(), text(&item.content_correlation_id));
@@ -124,7 +131,7 @@ pub(super) async fn archive_transcript(
         if let Some(metadata_url) = metadata_url {
             let metadata = match store_content(ctx, &metadata_url).await {
                 Ok(blob) => blob,
-                Err(outcome) => return outcome,
+                Err(outcome) => return (outcome, None),
             };
             bytes += metadata.size;
             new_blob |= metadata.commit.created;
@@ -155,7 +162,11 @@ pub(super) async fn archive_transcript(
             archived_at: Utc::now(),
             extra,
         };
-        put_manifest(ctx, &manifest, bytes, new_blob).await
+        let outcome = put_manifest(ctx, &manifest, bytes, new_blob).await;
+        if matches!(outcome, ItemOutcome::Archived(Archived::Now { .. })) {
+            ctx.names.missed(kind, organizer, meeting, &names);
+        }
+        (outcome, Some(names))
     }
     .await;
     let entry = IndexRef {
@@ -164,6 +175,7 @@ pub(super) async fn archive_transcript(
         manifest: Archive::manifest_key_of(surface.transcripts(), organizer, &item.id),
         container_id: surface.container_id(item.meeting_id.as_deref(), item.call_id.as_deref()),
         content_correlation_id: item.content_correlation_id.as_deref(),
+        names: names.map(|n| n.index_names()).unwrap_or_default(),
     };
     indexed(ctx, organizer, outcome, surface.container(), entry).await
 }

@@ -211,6 +211,25 @@ async fn organizer_pass<K: ItemKind>(rc: &RoundContext<'_>, kind: &K, org: &Orga
     }
     let queued_ids: HashSet<String> = entries.iter().map(|q| q.id.clone()).collect();
 
+    // 0. Names earlier runs could not read (see `crate::enrich`): once per run, before this
+    //    pass's items, whose lookups then share the answers.
+    if !state.names_pending.is_empty() {
+        let mut pending = std::mem::take(&mut state.names_pending);
+        let filled = crate::enrich::fill_in(rc.items, K::KIND, &org, &mut pending).await;
+        state.names_pending = pending;
+        match filled {
+            Ok(()) => {
+                if let Err(reason) = save_state(rc.items, &mut state).await {
+                    result.round_failure::<K>(&org, FailureClass::Transient, reason);
+                    return result;
+                }
+            }
+            Err(reason) => {
+                tracing::warn!(organizer = %org, kind = %K::KIND, %reason, "names not filled in; the next run tries again")
+            }
+        }
+    }
+
     // 1. The retry queue first.
     let (tried, deferred) = retry_queue(rc, kind, &org, entries, &mut result).await;
     if result.fatal.is_some() || rc.shutdown.is_cancelled() {
@@ -267,6 +286,12 @@ async fn organizer_pass<K: ItemKind>(rc: &RoundContext<'_>, kind: &K, org: &Orga
     if several && all_done {
         // Every source reached its delta link in this pass.
         state.pass_completed(Utc::now());
+        if let Err(reason) = save_state(rc.items, &mut state).await {
+            result.round_failure::<K>(&org, FailureClass::Transient, reason);
+        }
+    } else if rc.items.names.has_missing(K::KIND, &org) {
+        // Items settled after the last checkpoint (queued ones, a last page) lacked names:
+        // remember them for the next run.
         if let Err(reason) = save_state(rc.items, &mut state).await {
             result.round_failure::<K>(&org, FailureClass::Transient, reason);
         }
@@ -553,7 +578,7 @@ async fn retry_queue<K: ItemKind>(
 /// record, settling `intents` with it: after settled pages (before their checkpoint), queued
 /// items and reconciled tombstones. On failure the entries and leaves wait for the next record
 /// (or the end of the run), and the intents for recovery.
-async fn log_writes(items: &ItemContext, mut intents: Vec<LedgerIntent>) -> Result<(), String> {
+pub(crate) async fn log_writes(items: &ItemContext, mut intents: Vec<LedgerIntent>) -> Result<(), String> {
     let segment = items
         .catalog
         .flush(&items.ledger)
@@ -918,6 +943,12 @@ async fn commit_ready(
 }
 
 async fn save_state(ctx: &ItemContext, state: &mut OrganizerState) -> Result<(), String> {
+    // What the items settled since the last save were archived without goes with it.
+    let missed = ctx.names.take_missing(state.kind, &state.organizer_id);
+    let left_out = state.names_pending.merge(missed);
+    if left_out > 0 {
+        tracing::warn!(organizer = %state.organizer_id, kind = %state.kind, meetings = left_out, limit = recarch_store::NAMES_PENDING_MAX, "too many meetings without names to track; these are not filled in by a later run");
+    }
     state.updated_at = Utc::now();
     ctx.archive
         .save_state(state)

@@ -44,8 +44,8 @@
 //!    bearer token on the Graph origin only, one new token on 401, retries and the shared
 //!    throttling pause).
 //! 4. `client` ([`DeltaClient`]: a delta round page by page, and whole JSON documents).
-//! 5. On `client`: [`directory`] (users and groups) and [`folders`] (a mailbox's contact
-//!    folders).
+//! 5. On `client`: [`directory`] (users and groups), [`folders`] (a mailbox's contact
+//!    folders) and [`names`] (a meeting's subject and times, a user's names).
 //!
 //! # Error policy
 //!
@@ -80,6 +80,7 @@ pub mod directory;
 mod error;
 pub mod folders;
 mod http;
+pub mod names;
 mod page;
 pub mod resources;
 pub mod retry;
@@ -90,6 +91,7 @@ pub use client::{DeltaClient, PageRequest};
 pub use error::{DeltaError, GraphErrorBody};
 pub use folders::ContactFolder;
 pub use http::{Auth, GraphHttp, host_of};
+pub use names::{MeetingNames, UserNames};
 pub use page::{Continuation, DeltaItem, DeltaLink, NextLink, Page, Paging, RemovedReason, parse_page, parse_page_as};
 pub use recarch_failure::FailureClass;
 pub use resources::{AdhocArtifacts, CallItem, CallRecording, CallTranscript, Contact, DeltaRequest};
@@ -105,7 +107,7 @@ mod tests {
         &["credentials", "error"],
         &["auth", "http"],
         &["client"],
-        &["directory", "folders"],
+        &["directory", "folders", "names"],
     ];
 
     fn layer(module: &str) -> Option<usize> {

@@ -27,6 +27,9 @@ pub enum Target {
     /// and `…/getAllTranscripts(…)`, first pages and nextLinks alike); their
     /// content is [`Target::Content`].
     AdhocCalls,
+    /// One online meeting (`/users/{id}/onlineMeetings/{meetingId}`), as the
+    /// archiver reads its subject and times.
+    OnlineMeetings,
 }
 
 impl Target {
@@ -39,6 +42,7 @@ impl Target {
             Target::Directory => 4,
             Target::ContactFolders => 5,
             Target::AdhocCalls => 6,
+            Target::OnlineMeetings => 7,
         }
     }
 }
@@ -183,7 +187,7 @@ pub(crate) fn take_one(pending: &mut u32) -> bool {
 /// Pending and switched-on faults.
 #[derive(Debug, Default)]
 pub(crate) struct FaultState {
-    pub(crate) throttle: [Option<Throttle>; 7],
+    pub(crate) throttle: [Option<Throttle>; 8],
     pub(crate) drop_mid_body: u32,
     pub(crate) cut_pages: u32,
     pub(crate) folder_ids_only: bool,
@@ -210,6 +214,11 @@ pub(crate) struct FaultState {
     pub(crate) transcripts_disabled: bool,
     /// Lowercase user ids whose mailbox requests (contact folders, contacts delta) fail.
     pub(crate) mailbox_faults: HashMap<String, MailboxFault>,
+    /// Meeting id or organizer id (verbatim) → status answered by
+    /// `GET /users/{o}/onlineMeetings/{meetingId}`.
+    pub(crate) online_meeting_status: HashMap<String, u16>,
+    /// Lowercase user id or UPN → status answered by `GET /users/{id}`.
+    pub(crate) user_status: HashMap<String, u16>,
 }
 
 /// The boolean fault switches at one instant.

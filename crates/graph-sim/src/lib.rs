@@ -11,6 +11,12 @@
 //!     (workload identity) token ([`GraphSim::register_federated_token`]),
 //!   * `GET /{beta|v1.0}/users/{org}/onlineMeetings/getAllRecordings(meetingOrganizerUserId='{org}',startDateTime=..)/delta`
 //!     (callRecording delta rounds with opaque, percent-escaped skip / delta tokens),
+//!   * `GET /{beta|v1.0}/users/{org}/onlineMeetings/{meetingId}` (the meeting
+//!     a recording or transcript names: `id`, `subject`, `startDateTime`,
+//!     `endDateTime`, `joinWebUrl`, or what `$select` names; deterministic
+//!     subjects such as `Quarterly review 1`, see
+//!     [`GraphSim::set_meeting_subject`]; `404` for a meeting no artifact of
+//!     the organizer names),
 //!   * `GET /{beta|v1.0}/users/{org}/onlineMeetings/{meetingId}/recordings/{id}/content`
 //!     (streamed `video/mp4`, or a `302` to the download origin, possibly over
 //!     more hops: see [`RedirectStyle`]),
@@ -42,7 +48,9 @@
 //!     (`$select`, `Prefer: odata.maxpagesize`, `@removed` entries),
 //!   * the directory, for organizer discovery ([`GraphSim::add_user`],
 //!     [`GraphSim::add_group`], [`GraphSim::add_member`], ...):
-//!     `GET /{beta|v1.0}/users/{id | userPrincipalName}?$select=id`,
+//!     `GET /{beta|v1.0}/users/{id | userPrincipalName}?$select=id` (and
+//!     `displayName`, `userPrincipalName`, `mail`, `accountEnabled`,
+//!     `userType` when `$select` names them),
 //!     `GET /{beta|v1.0}/groups/{id}/transitiveMembers/microsoft.graph.user?$select=id`
 //!     (every user reachable through nested groups, once; paged) and
 //!     `GET /{beta|v1.0}/users/delta?$select=id,accountEnabled,userType`
@@ -97,7 +105,14 @@
 //! * Directory: [`Faults::directory_forbidden`] (403
 //!   `Authorization_RequestDenied`, a missing `User.Read.All` /
 //!   `GroupMember.Read.All`), throttles on [`Target::Directory`],
-//!   [`Faults::expire_sync_state`] for `/users/delta` tokens.
+//!   [`Faults::expire_sync_state`] for `/users/delta` tokens;
+//!   [`Faults::user_status`] (403 / 404 / 500 ... for `GET /users/{id}` of one
+//!   user, every time).
+//! * Online meetings (`/users/{o}/onlineMeetings/{meetingId}`): throttles on
+//!   [`Target::OnlineMeetings`], [`Faults::organizer_forbidden`], and
+//!   [`Faults::online_meeting_status`] (403 / 404 / 500 ... for one meeting or
+//!   every meeting of an organizer, every time); requests counted per meeting
+//!   in [`SimStats::online_meeting_requests_by_id`].
 //! * Sign-in: a refused client assertion answers like Entra (see
 //!   [`AssertionRejection`] for the checks and their AADSTS codes).
 //!

@@ -176,6 +176,7 @@ fn place(segment: &str) -> Option<Place> {
 /// the path after `users/{user}`:
 ///
 /// * `onlineMeetings/{getAllRecordings|getAllTranscripts}(…)/delta`,
+/// * `onlineMeetings/{meetingId}` (the meeting's subject and times),
 /// * `adhocCalls/{getAllRecordings|getAllTranscripts}(…)` (no delta),
 /// * `adhocCalls/{callId}` and `adhocCalls/{callId}/{recordings|transcripts}`,
 ///   refused ([`adhoc::per_call`]),
@@ -209,6 +210,11 @@ fn artifacts(
     };
     match (place, rest.len()) {
         (Place::Meeting, 3) if is_delta(&seg(2)?) => Some(meetings::artifacts(shared, ids, &list_call()?, parts)),
+        // `onlineMeetings/{meetingId}`: the meeting itself (a listing function without its
+        // `/delta` stays unknown).
+        (Place::Meeting, 2) if !seg(1)?.contains('(') => {
+            Some(meetings::online_meeting(shared, ids, version, user, &seg(1)?, parts))
+        }
         (Place::AdhocCall, 2) => match list_call() {
             Some(call) => Some(adhoc::list(shared, ids, &call, parts)),
             // `adhocCalls/{callId}`; a malformed function call stays unknown.

@@ -150,6 +150,22 @@ impl Shared {
         lock(&self.faults).content_status.get(id).copied()
     }
 
+    /// The `online_meeting_status` fault for `meeting_id` of `organizer`, if any.
+    pub(crate) fn online_meeting_status(&self, organizer: &str, meeting_id: &str) -> Option<u16> {
+        let f = lock(&self.faults);
+        f.online_meeting_status.get(meeting_id).copied().or_else(|| {
+            f.online_meeting_status
+                .iter()
+                .find(|(key, _)| key.eq_ignore_ascii_case(organizer))
+                .map(|(_, status)| *status)
+        })
+    }
+
+    /// The `user_status` fault for `user` (an id or a UPN), if any.
+    pub(crate) fn user_status(&self, user: &str) -> Option<u16> {
+        lock(&self.faults).user_status.get(&user.to_lowercase()).copied()
+    }
+
     /// Whether every body of recording or transcript `id` is cut short.
     pub(crate) fn always_truncated(&self, id: &str) -> bool {
         lock(&self.faults).truncated.contains(id)

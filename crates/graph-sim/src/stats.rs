@@ -141,6 +141,12 @@ pub struct SimStats {
     /// Per ad hoc call transcript id: logical downloads of its WebVTT content
     /// started, counted like `content_requests_by_id`.
     pub adhoc_transcript_content_requests_by_id: BTreeMap<String, u64>,
+    /// Per meeting id (verbatim): requests for the online meeting itself
+    /// (`/users/{o}/onlineMeetings/{meetingId}`), any outcome.
+    pub online_meeting_requests_by_id: BTreeMap<String, u64>,
+    /// Per user (the id or UPN in the path, lowercase): requests to
+    /// `/users/{id}`, any outcome (also counted in `directory_requests`).
+    pub user_requests_by_id: BTreeMap<String, u64>,
 }
 
 /// Mutable statistics (the byte counter lives in an atomic in [`Shared`](crate::state::Shared)).
@@ -179,6 +185,8 @@ pub(crate) struct StatsData {
     pub(crate) adhoc_content_requests: u64,
     pub(crate) adhoc_recording_content_requests_by_id: BTreeMap<String, u64>,
     pub(crate) adhoc_transcript_content_requests_by_id: BTreeMap<String, u64>,
+    pub(crate) online_meeting_requests_by_id: BTreeMap<String, u64>,
+    pub(crate) user_requests_by_id: BTreeMap<String, u64>,
 }
 
 impl StatsData {
@@ -218,6 +226,8 @@ impl StatsData {
             adhoc_content_requests: self.adhoc_content_requests,
             adhoc_recording_content_requests_by_id: self.adhoc_recording_content_requests_by_id.clone(),
             adhoc_transcript_content_requests_by_id: self.adhoc_transcript_content_requests_by_id.clone(),
+            online_meeting_requests_by_id: self.online_meeting_requests_by_id.clone(),
+            user_requests_by_id: self.user_requests_by_id.clone(),
         }
     }
 }

@@ -2903,3 +2903,68 @@ async fn contacts_delta_selects_phones_and_companies_and_takes_delta_faults() {
         format!("{}?$select={select}", sim.contacts_delta_url(user, &folder)).as_str()
     );
 }
+
+#[tokio::test]
+async fn online_meetings_and_user_names_are_served_with_their_faults() {
+    let (sim, c, t) = signed_in(|_| {}).await;
+    let org = sim.add_organizer();
+    let rec = sim.add_recording(&org, 1024);
+    let meeting = rec.meeting_id.clone();
+    let url = format!(
+        "{}/users/{org}/onlineMeetings/{}?$select=subject,startDateTime,endDateTime",
+        sim.base_url(),
+        urlencoding(&meeting)
+    );
+    let (s, _, body) = get(&c, &url, &t).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let subject = sim.meeting_subject(&org, &meeting).expect("a known meeting");
+    assert_eq!(body["subject"], subject.as_str());
+    assert!(subject.ends_with(" 1"), "{subject}");
+    assert_eq!(body["id"], meeting.as_str());
+    assert!(body["startDateTime"].as_str().expect("a start") < rec.created.as_str());
+    assert!(body["endDateTime"].as_str().expect("an end") > rec.created.as_str());
+    assert!(body.get("joinWebUrl").is_none(), "not selected: {body}");
+    sim.set_meeting_subject(&meeting, "Board meeting");
+    assert_eq!(get(&c, &url, &t).await.2["subject"], "Board meeting");
+    // A meeting no artifact names is unknown.
+    let unknown = format!("{}/users/{org}/onlineMeetings/bm9uZQ==", sim.base_url());
+    assert_eq!(get(&c, &unknown, &t).await.0, StatusCode::NOT_FOUND);
+    // Faults by meeting, then by organizer.
+    sim.faults().online_meeting_status(&meeting, Some(403));
+    let (s, _, body) = get(&c, &url, &t).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert_eq!(body["error"]["code"], "accessDenied");
+    sim.faults().online_meeting_status(&meeting, None);
+    sim.faults().online_meeting_status(&org.to_uppercase(), Some(500));
+    assert_eq!(get(&c, &url, &t).await.0, StatusCode::INTERNAL_SERVER_ERROR);
+    sim.faults().clear();
+    assert_eq!(get(&c, &url, &t).await.0, StatusCode::OK);
+    assert_eq!(sim.stats().online_meeting_requests_by_id[&meeting], 5);
+
+    // The user's names, when `$select` asks for them.
+    let user = format!("{}/users/{org}?$select=displayName,userPrincipalName", sim.base_url());
+    let (s, _, body) = get(&c, &user, &t).await;
+    assert_eq!(s, StatusCode::OK);
+    let upn = sim.user_upn(&org).expect("an organizer is a user");
+    assert_eq!(body["userPrincipalName"], upn.as_str());
+    assert!(body["displayName"].as_str().is_some_and(|n| !n.is_empty()), "{body}");
+    sim.faults().user_status(&org, Some(403));
+    let (s, _, body) = get(&c, &user, &t).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert_eq!(body["error"]["code"], "Authorization_RequestDenied");
+    sim.faults().user_status(&org, Some(404));
+    assert_eq!(get(&c, &user, &t).await.0, StatusCode::NOT_FOUND);
+    sim.faults().user_status(&org, None);
+    assert_eq!(get(&c, &user, &t).await.0, StatusCode::OK);
+    assert_eq!(sim.stats().user_requests_by_id[&org], 4);
+}
+
+/// `s` percent-encoded as one path segment.
+fn urlencoding(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b => format!("%{b:02X}"),
+        })
+        .collect()
+}

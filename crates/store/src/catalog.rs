@@ -6,8 +6,9 @@
 //! Runs write a segment for the items a page archived before they save that page's
 //! checkpoint; a rebuild (`recarch catalog rebuild`, and the first `ls` of an archive made
 //! before the catalog) writes segments for every manifest. Segments may overlap (a rebuild
-//! beside runs' segments, a version listed twice): readers keep one entry per
-//! `(manifest, sha256)` ([`CatalogEntry::identity`]).
+//! beside runs' segments, a version listed twice, names a later run filled in): readers keep
+//! one entry per `(manifest, sha256)` ([`CatalogEntry::identity`]), its `extra` members the
+//! union of those entries' (a member absent from one is taken from another).
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};

@@ -169,11 +169,13 @@ pub use holds::{HOLD_SCHEMA, HoldAction, HoldRecord, Matter, StoredHold};
 pub use ids::{OrganizerId, Sha256Digest, ShardId};
 pub use layout::{Container, Kind, MANIFEST_SOURCE, SOURCE_ADHOC_CALL, blob_key, item_key};
 pub use lease::{LEASE_SCHEMA, Lease, LeaseHolder, LeaseRecord, hostname};
-pub use meetings::{CALL_SCHEMA, MEETING_SCHEMA, MeetingEntry, MeetingIndex, MeetingPair, index_key, meeting_key};
+pub use meetings::{
+    CALL_SCHEMA, IndexNames, MEETING_SCHEMA, MeetingEntry, MeetingIndex, MeetingPair, index_key, meeting_key,
+};
 pub use model::{
     Checkpoint, ContentRef, DEAD_LETTER_SCHEMA, DIRECTORY_SCHEMA, DeadLetter, DirectoryEntry, DirectoryState,
-    KIND_CALL_RECORDING, LinkKind, MANIFEST_SCHEMA, Manifest, ORGANIZER_SOURCE, OrganizerState, QUEUED_SCHEMA,
-    QueuedItem, STATE_SCHEMA, ShardStatus, SourceState, VERSIONS,
+    KIND_CALL_RECORDING, LinkKind, MANIFEST_SCHEMA, Manifest, NAMES_PENDING_MAX, NamesPending, ORGANIZER_SOURCE,
+    OrganizerState, QUEUED_SCHEMA, QueuedItem, STATE_SCHEMA, ShardStatus, SourceState, VERSIONS,
 };
 pub use probe::ProbeReport;
 pub use queue::StateOverview;

@@ -41,10 +41,50 @@ pub struct MeetingIndex {
     /// The call id, verbatim (call indexes).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub call_id: String,
+    /// The meeting's subject, when it could be read (see [`IndexNames`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// When the meeting was scheduled to start, as Graph wrote it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_date_time: Option<String>,
+    /// When the meeting was scheduled to end, as Graph wrote it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_date_time: Option<String>,
+    /// The organizer's display name, when it could be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organizer_name: Option<String>,
+    /// The organizer's user principal name, when it could be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organizer_upn: Option<String>,
     /// Every archived item of the meeting or call.
     pub entries: Vec<MeetingEntry>,
     /// Each transcript with the recording it belongs to (same `contentCorrelationId`).
     pub pairs: Vec<MeetingPair>,
+}
+
+/// What an index records besides its entries: the names a search goes by (all optional; an
+/// index written before them, or while Graph would not say, has none). Set by
+/// [`Archive::add_to_index`] when the item brings them and later by
+/// [`Archive::set_index_names`]; a name once recorded is never removed.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct IndexNames {
+    /// The meeting's subject.
+    pub subject: Option<String>,
+    /// When the meeting was scheduled to start.
+    pub start_date_time: Option<String>,
+    /// When the meeting was scheduled to end.
+    pub end_date_time: Option<String>,
+    /// The organizer's display name.
+    pub organizer_name: Option<String>,
+    /// The organizer's user principal name.
+    pub organizer_upn: Option<String>,
+}
+
+impl IndexNames {
+    /// Whether there is no name at all.
+    pub fn is_empty(&self) -> bool {
+        *self == IndexNames::default()
+    }
 }
 
 /// One archived item of a meeting.
@@ -117,9 +157,19 @@ fn read_index(key: &str, bytes: &[u8]) -> Result<MeetingIndex, StoreError> {
         organizer_id: text(index.get("organizerId")),
         meeting_id: text(index.get("meetingId")),
         call_id: text(index.get("callId")),
+        subject: optional(index.get("subject")),
+        start_date_time: optional(index.get("startDateTime")),
+        end_date_time: optional(index.get("endDateTime")),
+        organizer_name: optional(index.get("organizerName")),
+        organizer_upn: optional(index.get("organizerUpn")),
         entries,
         pairs,
     })
+}
+
+/// A member that is a string, else nothing.
+fn optional(value: Option<&serde_json::Value>) -> Option<String> {
+    value.and_then(|v| v.as_str()).map(str::to_owned)
 }
 
 /// `meetings/<organizer>/<hex SHA-256 of meetingId>.json`.
@@ -133,6 +183,35 @@ pub fn index_key(container: Container, organizer: &OrganizerId, id: &str) -> Str
 }
 
 impl MeetingIndex {
+    /// Its names.
+    pub fn names(&self) -> IndexNames {
+        IndexNames {
+            subject: self.subject.clone(),
+            start_date_time: self.start_date_time.clone(),
+            end_date_time: self.end_date_time.clone(),
+            organizer_name: self.organizer_name.clone(),
+            organizer_upn: self.organizer_upn.clone(),
+        }
+    }
+
+    /// Records each of `names` that it has not recorded yet; `true` when anything changed.
+    /// A recorded name is kept: the index says what was read first, as the manifests do.
+    fn fill_names(&mut self, names: &IndexNames) -> bool {
+        let mut changed = false;
+        let mut fill = |kept: &mut Option<String>, new: &Option<String>| {
+            if kept.is_none() && new.is_some() {
+                kept.clone_from(new);
+                changed = true;
+            }
+        };
+        fill(&mut self.subject, &names.subject);
+        fill(&mut self.start_date_time, &names.start_date_time);
+        fill(&mut self.end_date_time, &names.end_date_time);
+        fill(&mut self.organizer_name, &names.organizer_name);
+        fill(&mut self.organizer_upn, &names.organizer_upn);
+        changed
+    }
+
     fn recompute_pairs(&mut self) {
         let of = |kind: &str| -> Vec<(String, String)> {
             self.entries
@@ -207,6 +286,23 @@ impl Archive {
         id: &str,
         entry: MeetingEntry,
     ) -> Result<(), StoreError> {
+        self.add_to_index_named(container, organizer, id, entry, &IndexNames::default())
+            .await
+    }
+
+    /// [`Archive::add_to_index`], also recording each of `names` the index lacks (in the same
+    /// conditional write: an entry already there with its names there too writes nothing).
+    ///
+    /// # Errors
+    /// As [`Archive::add_to_index`].
+    pub async fn add_to_index_named(
+        &self,
+        container: Container,
+        organizer: &OrganizerId,
+        id: &str,
+        entry: MeetingEntry,
+        names: &IndexNames,
+    ) -> Result<(), StoreError> {
         let key = index_key(container, organizer, id);
         let what = match container {
             Container::Meeting => "a meeting index",
@@ -230,8 +326,9 @@ impl Archive {
                 }
                 index
             });
+            let named = index.fill_names(names);
             if index.entries.iter().any(|e| e.kind == entry.kind && e.id == entry.id) {
-                return Ok(None);
+                return Ok(named.then_some(index));
             }
             index.entries.push(entry.clone());
             index.recompute_pairs();
@@ -239,6 +336,40 @@ impl Archive {
         })
         .await
         .map(|_| ())
+    }
+
+    /// Records `names` on the existing index of `container` and `id` (each name only where
+    /// the index has none yet), through the same conditional read-modify-write as
+    /// [`Archive::add_to_index`], so that the write is journaled for the ledger like any
+    /// index version. Returns the index as it now is, or `None` when there is no such index
+    /// (nothing is created: an index names at least one archived item).
+    ///
+    /// # Errors
+    /// As [`Archive::add_to_index`].
+    pub async fn set_index_names(
+        &self,
+        container: Container,
+        organizer: &OrganizerId,
+        id: &str,
+        names: &IndexNames,
+    ) -> Result<Option<MeetingIndex>, StoreError> {
+        let key = index_key(container, organizer, id);
+        let what = match container {
+            Container::Meeting => "a meeting index",
+            Container::Call => "a call index",
+        };
+        let mut now = None;
+        self.update_document(&key, what, |index: Option<MeetingIndex>| {
+            let Some(mut index) = index else {
+                now = None;
+                return Ok(None);
+            };
+            let changed = index.fill_names(names);
+            now = Some(index.clone());
+            Ok(changed.then_some(index))
+        })
+        .await?;
+        Ok(now)
     }
 }
 
@@ -291,5 +422,56 @@ mod tests {
         assert_eq!(meetings.len(), 1);
         assert_eq!(meetings[0].1.as_ref().unwrap().meeting_id, "m-1");
         assert!(a.read_index(Container::Call, &org, "m-1").await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn names_are_filled_in_once_and_never_removed() {
+        let a = Archive::open("memory://", &[]).unwrap();
+        let org = OrganizerId::parse("8b081ef6-4792-4def-b2c9-c363a1bf41d5").unwrap();
+        let names = |subject: &str| IndexNames {
+            subject: Some(subject.into()),
+            organizer_upn: Some("ada@contoso.example".into()),
+            ..IndexNames::default()
+        };
+        // No index: nothing is created.
+        let none = a
+            .set_index_names(Container::Meeting, &org, "m", &names("S"))
+            .await
+            .unwrap();
+        assert!(none.is_none());
+        a.add_to_index(Container::Meeting, &org, "m", entry("callRecording", "r", "c"))
+            .await
+            .unwrap();
+        let key = index_key(Container::Meeting, &org, "m");
+        let bare = a.get_bytes(&key).await.unwrap().unwrap();
+        assert!(
+            !String::from_utf8_lossy(&bare).contains("subject"),
+            "absent names are not written"
+        );
+        let index = a
+            .set_index_names(Container::Meeting, &org, "m", &names("Quarterly review 3"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(index.subject.as_deref(), Some("Quarterly review 3"));
+        assert_eq!(index.entries.len(), 1);
+        // A name recorded is kept; a missing one is added beside it.
+        a.add_to_index_named(
+            Container::Meeting,
+            &org,
+            "m",
+            entry("callTranscript", "t", "c"),
+            &IndexNames {
+                organizer_name: Some("Ada".into()),
+                ..names("Other")
+            },
+        )
+        .await
+        .unwrap();
+        let index = a.read_index(Container::Meeting, &org, "m").await.unwrap().unwrap();
+        assert_eq!(index.subject.as_deref(), Some("Quarterly review 3"));
+        assert_eq!(index.organizer_name.as_deref(), Some("Ada"));
+        assert_eq!(index.entries.len(), 2);
+        assert_eq!(index.pairs.len(), 1);
     }
 }

@@ -135,8 +135,55 @@ pub struct OrganizerState {
     /// query).
     #[serde(default)]
     pub sources: std::collections::BTreeMap<String, SourceState>,
+    /// Names that could not be read when items were archived, for a later pass to fill in.
+    #[serde(default, skip_serializing_if = "NamesPending::is_empty")]
+    pub names_pending: NamesPending,
     /// When this document was last written.
     pub updated_at: DateTime<Utc>,
+}
+
+/// The most meetings [`NamesPending`] keeps per organizer and kind: past that, a meeting whose
+/// names could not be read is not tracked (its items are archived all the same; the names of
+/// the meetings kept are filled in first, and new failures are tracked again once they are).
+pub const NAMES_PENDING_MAX: usize = 1000;
+
+/// Names missing from what was archived, because Graph would not give them when the items were
+/// archived (403, 404, 5xx, a timeout, bad JSON): manifests are written once and keep lacking
+/// them, so a later pass reads them again and records them where records may change (the
+/// meeting's index and new catalog entries for the manifests). Bounded by
+/// [`NAMES_PENDING_MAX`].
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct NamesPending {
+    /// Meetings whose index lacks names: the meeting's subject and times, or the organizer's
+    /// names, could not be read when one of its items was archived.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+    pub meetings: std::collections::BTreeSet<String>,
+    /// The organizer's names could not be read when one of its items was archived.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub organizer: bool,
+}
+
+impl NamesPending {
+    /// Nothing to fill in.
+    pub fn is_empty(&self) -> bool {
+        self.meetings.is_empty() && !self.organizer
+    }
+
+    /// Adds what `other` lacks, keeping at most [`NAMES_PENDING_MAX`] meetings; returns how
+    /// many meetings were left out.
+    pub fn merge(&mut self, other: NamesPending) -> usize {
+        self.organizer |= other.organizer;
+        let mut left_out = 0;
+        for meeting in other.meetings {
+            if self.meetings.len() < NAMES_PENDING_MAX || self.meetings.contains(&meeting) {
+                self.meetings.insert(meeting);
+            } else {
+                left_out += 1;
+            }
+        }
+        left_out
+    }
 }
 
 /// The source id of a kind's one delta query per organizer (recordings, transcripts) in
@@ -162,6 +209,8 @@ struct StateDocument {
     last_completed_at: Option<DateTime<Utc>>,
     #[serde(default)]
     sources: std::collections::BTreeMap<String, SourceState>,
+    #[serde(default)]
+    names_pending: NamesPending,
     updated_at: DateTime<Utc>,
 }
 
@@ -190,6 +239,7 @@ impl From<StateDocument> for OrganizerState {
             rounds_completed: d.rounds_completed,
             last_completed_at: d.last_completed_at,
             sources,
+            names_pending: d.names_pending,
             updated_at: d.updated_at,
         }
     }
@@ -228,6 +278,7 @@ impl OrganizerState {
             rounds_completed: 0,
             last_completed_at: None,
             sources: std::collections::BTreeMap::new(),
+            names_pending: NamesPending::default(),
             updated_at: Utc::now(),
         }
     }

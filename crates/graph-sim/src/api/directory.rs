@@ -26,8 +26,8 @@ use crate::data::directory::{USER_PROPERTIES, User};
 use crate::data::tokens::TokenKind;
 use crate::faults::{SyncLocation, Target};
 use crate::http::{
-    ApiVersion, ODATA_JSON, RequestIds, bad_request, decode_query_value, encode_segment, graph_error, json_response,
-    query_option, raw_query_pairs,
+    ApiVersion, ODATA_JSON, RequestIds, bad_request, decode_query_value, encode_segment, error_status, graph_error,
+    graph_error_code, json_response, query_option, raw_query_pairs,
 };
 use crate::state::{Shared, lock};
 
@@ -79,8 +79,20 @@ fn parse_select(raw: Option<&str>) -> Option<Vec<String>> {
 
 /// `GET /users/{id | userPrincipalName}`.
 pub(crate) fn user(shared: &Shared, ids: &RequestIds, version: ApiVersion, key: &str, parts: &Parts) -> Response {
+    shared.stat(|s| *s.user_requests_by_id.entry(key.to_lowercase()).or_insert(0) += 1);
     if let Err(resp) = admit(shared, ids, parts) {
         return resp;
+    }
+    if let Some(status) = shared.user_status(key) {
+        let status = error_status(status, StatusCode::INTERNAL_SERVER_ERROR);
+        let (code, message) = match status {
+            StatusCode::FORBIDDEN => (
+                "Authorization_RequestDenied",
+                "Insufficient privileges to complete the operation.",
+            ),
+            status => graph_error_code(status),
+        };
+        return graph_error(ids, status, code, message);
     }
     let pairs = raw_query_pairs(parts.uri.query());
     let select = parse_select(query_option(&pairs, "select"));

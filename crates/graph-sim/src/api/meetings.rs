@@ -11,19 +11,97 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::api::ListCall;
-use crate::api::guard::{admit_list, payment_required};
+use crate::api::guard::{admit_get, admit_list, forbidden_user, payment_required};
 use crate::api::paging::continuation;
 use crate::api::paging::{
     Resume, Round, TokenParam, apply_select, page_json, paginate, parse_select, parse_top, resume, token_param,
 };
 use crate::data::Data;
 use crate::data::artifact::ArtifactKind;
-use crate::faults::FaultFlags;
+use crate::faults::{FaultFlags, Target};
 use crate::http::{
-    ApiVersion, ODATA_JSON, RequestIds, bad_request, encode_segment, graph_error, json_response, parse_datetime,
-    query_option, raw_query_pairs, window_params,
+    ApiVersion, ODATA_JSON, RequestIds, bad_request, encode_segment, error_status, graph_error, graph_error_code,
+    json_response, parse_datetime, query_option, raw_query_pairs, window_params,
 };
 use crate::state::{Shared, lock};
+
+/// `GET /users/{o}/onlineMeetings/{meetingId}`: the meeting's `id`, `subject`,
+/// `startDateTime`, `endDateTime` and `joinWebUrl` (or those `$select` names,
+/// `id` always), for a meeting one of `o`'s recordings or transcripts names;
+/// `404` otherwise. After authentication and throttles ([`Target::OnlineMeetings`]),
+/// [`crate::Faults::organizer_forbidden`] (the same application access policy
+/// as the recordings) and [`crate::Faults::online_meeting_status`] refuse it.
+pub(crate) fn online_meeting(
+    shared: &Shared,
+    ids: &RequestIds,
+    version: ApiVersion,
+    organizer: &str,
+    meeting_id: &str,
+    parts: &Parts,
+) -> Response {
+    shared.stat(|s| {
+        *s.online_meeting_requests_by_id
+            .entry(meeting_id.to_owned())
+            .or_insert(0) += 1;
+    });
+    if let Err(resp) = admit_get(shared, ids, parts, Target::OnlineMeetings) {
+        return resp;
+    }
+    if let Some(resp) = forbidden_user(shared, ids, &[organizer]) {
+        return resp;
+    }
+    if let Some(status) = shared.online_meeting_status(organizer, meeting_id) {
+        let status = error_status(status, StatusCode::INTERNAL_SERVER_ERROR);
+        let (code, message) = graph_error_code(status);
+        return graph_error(ids, status, code, message);
+    }
+    let Some(meeting) = lock(&shared.data).meetings.online_meeting(organizer, meeting_id) else {
+        return graph_error(
+            ids,
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            "The requested online meeting was not found.",
+        );
+    };
+    let pairs = raw_query_pairs(parts.uri.query());
+    let select: Option<Vec<String>> = query_option(&pairs, "select").map(|raw| {
+        crate::http::decode_query_value(raw)
+            .split(',')
+            .map(|p| p.trim().to_owned())
+            .collect()
+    });
+    let wanted = |p: &str| {
+        select
+            .as_ref()
+            .is_none_or(|s| s.iter().any(|f| f.eq_ignore_ascii_case(p)))
+    };
+    let mut body = serde_json::Map::new();
+    body.insert(
+        "@odata.context".into(),
+        format!(
+            "{}/$metadata#users('{}')/onlineMeetings/$entity",
+            shared.base(version),
+            encode_segment(organizer)
+        )
+        .into(),
+    );
+    body.insert("id".into(), meeting.id.clone().into());
+    let join_url = format!(
+        "https://teams.microsoft.com/l/meetup-join/{}",
+        encode_segment(&meeting.id)
+    );
+    for (name, value) in [
+        ("subject", meeting.subject),
+        ("startDateTime", meeting.start),
+        ("endDateTime", meeting.end),
+        ("joinWebUrl", join_url),
+    ] {
+        if wanted(name) {
+            body.insert(name.into(), value.into());
+        }
+    }
+    json_response(StatusCode::OK, ODATA_JSON, &Value::Object(body))
+}
 
 /// The parameters of a recordings or transcripts delta round, carried inside
 /// its tokens.

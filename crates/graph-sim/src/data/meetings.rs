@@ -69,7 +69,28 @@ pub(crate) struct Meetings {
     /// Link-shape alternation counters (nextLinks, deltaLinks).
     pub(crate) next_shape: u64,
     pub(crate) delta_shape: u64,
+    /// Meeting id → the subject a test gave it ([`Meetings::set_subject`]).
+    subjects: HashMap<String, String>,
 }
+
+/// What `GET /users/{o}/onlineMeetings/{meetingId}` says of a meeting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct OnlineMeeting {
+    pub(crate) id: String,
+    pub(crate) subject: String,
+    /// `startDateTime` and `endDateTime` as sent.
+    pub(crate) start: String,
+    pub(crate) end: String,
+}
+
+/// What meetings are about, in turn (see [`Meetings::online_meeting`]).
+const TOPICS: &[&str] = &[
+    "Quarterly review",
+    "Weekly sync",
+    "Design review",
+    "Customer call",
+    "All hands",
+];
 
 impl Meetings {
     /// The serials of `organizer`'s items of `kind`, oldest first.
@@ -100,6 +121,41 @@ impl Meetings {
         self.artifact_serials(kind, &organizer.to_ascii_lowercase())
             .iter()
             .filter_map(move |&s| self.artifacts.by_serial(kind, s))
+    }
+
+    /// The meeting `meeting_id` of `organizer` (any case), if one of its
+    /// recordings or transcripts names it: its subject is the one set by
+    /// [`Meetings::set_subject`], else a topic and the serial of its first
+    /// artifact (`Quarterly review 1`, `Weekly sync 2`, …); it started five
+    /// minutes before that artifact was created and ended when its artifacts
+    /// say (`endDateTime`).
+    pub(crate) fn online_meeting(&self, organizer: &str, meeting_id: &str) -> Option<OnlineMeeting> {
+        let first = [ArtifactKind::Recording, ArtifactKind::Transcript]
+            .into_iter()
+            .flat_map(|kind| self.artifacts_of(kind, organizer))
+            .filter(|a| a.occasion.meeting_id == meeting_id)
+            .min_by_key(|a| a.occasion.created)?;
+        let serial = usize::try_from(first.slot.serial).unwrap_or(0);
+        let subject = self.subjects.get(meeting_id).cloned().unwrap_or_else(|| {
+            let topic = TOPICS.get(serial % TOPICS.len()).copied().unwrap_or("Meeting");
+            format!("{topic} {}", serial + 1)
+        });
+        let start = first
+            .occasion
+            .created
+            .checked_sub_signed(chrono::Duration::minutes(5))
+            .unwrap_or(first.occasion.created);
+        Some(OnlineMeeting {
+            id: meeting_id.to_owned(),
+            subject,
+            start: graph_time(start),
+            end: first.occasion.end_str.clone(),
+        })
+    }
+
+    /// Gives the meeting `meeting_id` the subject `subject`.
+    pub(crate) fn set_subject(&mut self, meeting_id: &str, subject: &str) {
+        self.subjects.insert(meeting_id.to_owned(), subject.to_owned());
     }
 
     /// Registers `organizer` (lowercase) if unknown.

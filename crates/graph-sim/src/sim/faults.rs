@@ -265,6 +265,40 @@ impl Faults {
         };
     }
 
+    /// Sets (or, with `None`, clears) the status that
+    /// `GET /users/{o}/onlineMeetings/{meetingId}` answers, every time, for the
+    /// meeting `key` (its id, verbatim) or for every meeting of the organizer
+    /// `key` (a user id, any case): a `403` says Graph's `accessDenied` as a
+    /// tenant does when the app lacks `OnlineMeetings.Read.All` or no
+    /// application access policy covers the organizer; any other 4xx/5xx is
+    /// answered with its usual Graph error (a non-error status means `500`).
+    /// Checked after authentication, throttles and
+    /// [`Faults::organizer_forbidden`]. Counted in
+    /// [`SimStats::online_meeting_requests_by_id`](crate::SimStats::online_meeting_requests_by_id) like any request.
+    pub fn online_meeting_status(&self, key: &str, status: Option<u16>) {
+        let mut f = lock(&self.shared.faults);
+        match status {
+            Some(status) => f.online_meeting_status.insert(key.to_owned(), status),
+            None => f.online_meeting_status.remove(key),
+        };
+    }
+
+    /// Sets (or, with `None`, clears) the status that `GET /users/{user}`
+    /// answers, every time, for `user` (the id or the UPN it is asked by, any
+    /// case): a `403` says `Authorization_RequestDenied` as a tenant does when
+    /// the app lacks `User.Read.All`; any other 4xx/5xx its usual Graph error.
+    /// Checked after authentication, throttles and
+    /// [`Faults::directory_forbidden`]; other directory endpoints are not
+    /// affected.
+    pub fn user_status(&self, user: &str, status: Option<u16>) {
+        let mut f = lock(&self.shared.faults);
+        let key = user.to_lowercase();
+        match status {
+            Some(status) => f.user_status.insert(key, status),
+            None => f.user_status.remove(&key),
+        };
+    }
+
     /// Clears every pending fault and switch. Tokens already expired or
     /// revoked stay invalid.
     pub fn clear(&self) {

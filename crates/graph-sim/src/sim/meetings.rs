@@ -43,6 +43,22 @@ impl GraphSim {
         self.add_recording_to(organizer, size, Some(url))
     }
 
+    /// The subject `GET /users/{organizer}/onlineMeetings/{meetingId}` answers
+    /// for the meeting `meeting_id` of `organizer`, or `None` when no recording
+    /// or transcript of that organizer names the meeting (the endpoint answers
+    /// `404`). By default a topic and the serial of the meeting's first
+    /// artifact (`Quarterly review 1`, `Weekly sync 2`, …); see
+    /// [`GraphSim::set_meeting_subject`].
+    pub fn meeting_subject(&self, organizer: &str, meeting_id: &str) -> Option<String> {
+        let data = lock(&self.shared().data);
+        data.meetings.online_meeting(organizer, meeting_id).map(|m| m.subject)
+    }
+
+    /// Gives the meeting `meeting_id` the subject `subject` from now on.
+    pub fn set_meeting_subject(&self, meeting_id: &str, subject: &str) {
+        lock(&self.shared().data).meetings.set_subject(meeting_id, subject);
+    }
+
     /// The recordings of `organizer`, oldest first.
     pub fn recordings(&self, organizer: &str) -> Vec<RecordingInfo> {
         let data = lock(&self.shared().data);

@@ -756,3 +756,39 @@ async fn a_checkpoint_moved_to_another_record_is_found() {
         "{findings:?}"
     );
 }
+
+/// A create-only write that fails with another error than "already exists" is settled by what
+/// the key holds: this very record (a lost response) is an append done; another writer's is a
+/// number taken, caught up with. Without that, a lost race on local disk (whose temporary a
+/// sweep removed) stopped a run.
+#[tokio::test]
+async fn a_write_reported_failed_is_settled_by_what_is_there() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let store = Arc::new(FailingGets::new("test", |p| object_store::Error::NotFound {
+        path: p.to_string(),
+        source: "gone".into(),
+    }));
+    let first = Archive::from_store(store.clone(), "memory://");
+    let second = Archive::from_store(store.clone(), "memory://");
+    let leaf = |n: u32| vec![Leaf::of_bytes(&format!("manifests/recordings/o/{n}.json"), b"{}").unwrap()];
+    let append = |archive: &Archive, n: u32| {
+        let archive = archive.clone();
+        async move {
+            archive
+                .append_ledger(LedgerEvent::Run, &actor("0-of-1"), leaf(n), Map::new(), None)
+                .await
+        }
+    };
+    assert_eq!(append(&first, 0).await.unwrap().seq, 0);
+    // The response of a stored record is lost: the append is done, once.
+    store.lose_next_response.store(true, SeqCst);
+    let appended = append(&first, 1).await.unwrap();
+    assert_eq!((appended.seq, appended.attempts), (1, 1));
+    // Another writer takes the next number; the first, unaware, is told only "failed".
+    assert_eq!(append(&second, 2).await.unwrap().seq, 2);
+    store.mask_conflicts.store(true, SeqCst);
+    let appended = append(&first, 3).await.unwrap();
+    assert_eq!((appended.seq, appended.attempts), (3, 2));
+    let head = first.ledger_head().await.unwrap().unwrap();
+    assert_eq!((head.seq, head.tree_size), (3, 4));
+}

@@ -189,11 +189,33 @@ impl Archive {
             let key = layout::ledger_key(record.seq);
             let body = record_bytes(&key, &record)?;
             let sha256 = Sha256Digest::of(&body);
-            match self
+            let written = self
                 .store
-                .put_opts(&path(&key), PutPayload::from(body), PutMode::Create.into())
-                .await
-            {
+                .put_opts(&path(&key), PutPayload::from(body.clone()), PutMode::Create.into())
+                .await;
+            let written = match written {
+                // Another error may still mean the number was taken (on local disk, a sweep of
+                // interrupted writes by another process may remove this write's temporary
+                // once the record it was for exists), or that this very write went in (a
+                // response lost after the object was stored): what is there tells.
+                Err(e)
+                    if !matches!(
+                        e,
+                        object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }
+                    ) =>
+                {
+                    match self.get_bytes(&key).await {
+                        Ok(Some(there)) if there.as_ref() == body.as_slice() => Ok(()),
+                        Ok(Some(_)) => Err(object_store::Error::AlreadyExists {
+                            path: key.clone(),
+                            source: Box::new(e),
+                        }),
+                        _ => Err(e),
+                    }
+                }
+                other => other.map(|_| ()),
+            };
+            match written {
                 Ok(_) => {
                     *cached = Some(Tip {
                         // At the last number there is, the next append fails on it.

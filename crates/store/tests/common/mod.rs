@@ -18,6 +18,11 @@ pub struct FailingGets {
     /// What it calls itself (`Display`, as stores name themselves in errors).
     name: &'static str,
     fail: fn(&Path) -> object_store::Error,
+    /// Create-only writes onto an existing key fail with a generic error rather than
+    /// `AlreadyExists` (as a local write whose temporary another process swept does).
+    pub mask_conflicts: std::sync::atomic::AtomicBool,
+    /// The next write is stored, then reported failed (a response lost after the fact).
+    pub lose_next_response: std::sync::atomic::AtomicBool,
 }
 
 impl FailingGets {
@@ -28,6 +33,8 @@ impl FailingGets {
             failing: Mutex::default(),
             name,
             fail,
+            mask_conflicts: Default::default(),
+            lose_next_response: Default::default(),
         }
     }
 }
@@ -46,7 +53,17 @@ impl ObjectStore for FailingGets {
         payload: PutPayload,
         options: object_store::PutOptions,
     ) -> object_store::Result<object_store::PutResult> {
-        self.inner.put_opts(location, payload, options).await
+        use std::sync::atomic::Ordering::SeqCst;
+        let generic = || object_store::Error::Generic {
+            store: "test",
+            source: "Unable to rename file: No such file or directory".into(),
+        };
+        let written = self.inner.put_opts(location, payload, options).await;
+        match written {
+            Err(object_store::Error::AlreadyExists { .. }) if self.mask_conflicts.load(SeqCst) => Err(generic()),
+            Ok(_) if self.lose_next_response.swap(false, SeqCst) => Err(generic()),
+            other => other,
+        }
     }
     async fn put_multipart_opts(
         &self,

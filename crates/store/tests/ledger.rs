@@ -770,7 +770,7 @@ async fn a_write_reported_failed_is_settled_by_what_is_there() {
     }));
     let first = Archive::from_store(store.clone(), "memory://");
     let second = Archive::from_store(store.clone(), "memory://");
-    let leaf = |n: u32| vec![Leaf::of_bytes(&format!("manifests/recordings/o/{n}.json"), b"{}").unwrap()];
+    let leaf = |n: u32| vec![Leaf::of_bytes(format!("manifests/recordings/o/{n}.json"), b"{}").unwrap()];
     let append = |archive: &Archive, n: u32| {
         let archive = archive.clone();
         async move {

@@ -376,8 +376,8 @@ fn bench_export(args: &Args, runtime: &tokio::runtime::Runtime, work: &Path) {
         println!(
             "{name:<26} {mib:>6.0} MiB: wall median {:.2} s ({:.0} MiB/s), CPU mean {cpu:.2} s, peak RSS {:.1} MiB (largest process), time / export's per run: {}",
             median.as_secs_f64(),
-            peak as f64 / 1024.0,
             mib / median.as_secs_f64(),
+            peak as f64 / 1024.0,
             ratios.join(" ")
         );
     }

@@ -180,9 +180,6 @@ enum Command {
     },
     /// Legal holds: place one on what the filters select, release it, list them.
     Hold {
-        /// The configuration file (TOML).
-        #[arg(long, value_name = "FILE")]
-        config: PathBuf,
         #[command(subcommand)]
         action: HoldCommand,
     },
@@ -208,6 +205,9 @@ enum HoldCommand {
     /// The matter holds the items that pass the filters, and each item archived later that
     /// passes them, until it is released: nothing it holds is disposed of.
     Place {
+        /// The configuration file (TOML).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
         /// The matter's name (a case, an inquiry).
         #[arg(long, value_name = "NAME")]
         matter: String,
@@ -219,6 +219,9 @@ enum HoldCommand {
     },
     /// The matter holds nothing any more (what other matters hold stays held).
     Release {
+        /// The configuration file (TOML).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
         /// The matter's name.
         #[arg(long, value_name = "NAME")]
         matter: String,
@@ -228,6 +231,9 @@ enum HoldCommand {
     },
     /// Every matter, active or released, and what it holds now.
     Ls {
+        /// The configuration file (TOML).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
         /// JSON Lines instead of text columns.
         #[arg(long)]
         json: bool,
@@ -508,22 +514,25 @@ async fn dispatch(command: Command, bars: Option<indicatif::MultiProgress>) -> R
             )
             .await
         }
-        Command::Hold { config, action } => {
+        Command::Hold { action } => {
+            let (HoldCommand::Place { config, .. }
+            | HoldCommand::Release { config, .. }
+            | HoldCommand::Ls { config, .. }) = &action;
             let filters = match &action {
                 HoldCommand::Place { filters, .. } => Some(filters.parse()?),
                 _ => None,
             };
-            let config = load_config(&config)?;
+            let config = load_config(config)?;
             let archive = run::open_archive(&config)?;
             let ledger = command_ledger(&config, &archive);
             match action {
                 HoldCommand::Place { matter, reason, .. } => {
                     recarch::holds::place_cli(&archive, &ledger, &matter, &filters.unwrap_or_default(), reason).await
                 }
-                HoldCommand::Release { matter, reason } => {
+                HoldCommand::Release { matter, reason, .. } => {
                     recarch::holds::release_cli(&archive, &ledger, &matter, reason).await
                 }
-                HoldCommand::Ls { json } => recarch::holds::ls_cli(&archive, &ledger, json).await,
+                HoldCommand::Ls { json, .. } => recarch::holds::ls_cli(&archive, &ledger, json).await,
             }
         }
         Command::Catalog {

@@ -17,6 +17,8 @@ mod export;
 mod failure_policy;
 #[path = "cli/find.rs"]
 mod find;
+#[path = "cli/holds.rs"]
+mod holds;
 #[path = "cli/kinds.rs"]
 mod kinds;
 #[path = "cli/ledger.rs"]

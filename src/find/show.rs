@@ -1,7 +1,7 @@
 //! `recarch show ID`: everything the archive holds about an item (a Graph id), a meeting or
 //! call (its id), or a blob (its SHA-256): the manifests (every version of a contact), the
-//! meeting's or call's items, which items a blob belongs to, and the ledger record that
-//! logged each manifest.
+//! meeting's or call's items, which items a blob belongs to, the ledger record that logged
+//! each manifest, and the legal holds on each.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -73,6 +73,7 @@ pub async fn show_cli(archive: &Archive, ledger: &Ledger, id: &str, json_out: bo
     // The manifests, and the newest record that logged each.
     let keys: BTreeSet<String> = matching.iter().map(|e| e.manifest.clone()).collect();
     let logged = logged_in(archive, &keys).await;
+    let held = crate::holds::holding(archive, &matching).await?;
     let mut items = Vec::new();
     for key in &keys {
         let manifest = archive
@@ -83,6 +84,7 @@ pub async fn show_cli(archive: &Archive, ledger: &Ledger, id: &str, json_out: bo
             "manifest": key,
             "content": manifest,
             "ledger": logged.get(key),
+            "holds": held.get(key).cloned().unwrap_or_default(),
         }));
     }
     out["items"] = Value::Array(items);
@@ -159,6 +161,15 @@ fn print_text(out: &Value) -> Result<(), crate::output::StdoutError> {
                 l["actor"]["shard"].as_str().unwrap_or_default(),
                 l["time"].as_str().unwrap_or_default()
             )?;
+        }
+        let holds: Vec<&str> = item["holds"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        if !holds.is_empty() {
+            crate::outln!("  held by {}", holds.join(", "))?;
         }
         let text = serde_json::to_string_pretty(&item["content"]).unwrap_or_default();
         for line in text.lines() {

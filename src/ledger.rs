@@ -151,16 +151,16 @@ impl Ledger {
     }
 
     /// Logs what killed runs of this shard wrote and did not log (`recover`); first thing in
-    /// a run, holding the lease.
+    /// a run, holding the lease. Returns the keys logged.
     ///
     /// # Errors
     /// Store failures.
-    pub async fn recover(&self) -> Result<Option<u64>, StoreError> {
+    pub async fn recover(&self) -> Result<Option<Vec<String>>, StoreError> {
         let recovery = self
             .archive
             .recover_ledger(&self.shard, &self.actor, self.signer.as_deref())
             .await?;
-        Ok(recovery.map(|r| r.recovered as u64))
+        Ok(recovery.map(|r| r.keys))
     }
 }
 

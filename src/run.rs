@@ -254,19 +254,22 @@ async fn pass(
         }
         abort_interrupted_uploads(archive, &shard_id, started_at).await;
         // What a killed run of this shard wrote and did not log, before anything else.
-        match ledger.recover().await {
-            Ok(Some(leaves)) => tracing::warn!(
-                leaves,
-                "logged what an interrupted run of this shard wrote (a recover record)"
-            ),
-            Ok(None) => {}
+        let recovered = match ledger.recover().await {
+            Ok(Some(keys)) => {
+                tracing::warn!(
+                    leaves = keys.len(),
+                    "logged what an interrupted run of this shard wrote (a recover record)"
+                );
+                keys
+            }
+            Ok(None) => Vec::new(),
             Err(e) => {
                 return Err(ExitError::new(
                     Exit::Fatal,
                     anyhow::Error::new(e).context("cannot recover the ledger of an interrupted run"),
                 ));
             }
-        }
+        };
         crate::ledger::genesis(archive, &ledger).await?;
         // An archive made before the catalog gets one before anything is added to it.
         match archive.has_catalog().await {
@@ -285,6 +288,14 @@ async fn pass(
                     Exit::Fatal,
                     anyhow::Error::new(e).context("cannot list catalog/"),
                 ));
+            }
+        }
+        // What an interrupted run archived and did not catalog yet (a catalog built just now
+        // holds it already).
+        if !recovered.is_empty() {
+            let cataloged = crate::find::recatalog(archive, &ledger, &recovered).await?;
+            if cataloged > 0 {
+                tracing::info!(entries = cataloged, "cataloged what the interrupted run archived");
             }
         }
         let ctx = ItemContext {

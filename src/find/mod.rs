@@ -148,16 +148,16 @@ pub async fn rebuild(archive: &Archive, ledger: &Ledger) -> Result<u64, ExitErro
             _ => {}
         }
         if catalog.pending() >= REBUILD_SEGMENT {
-            written += flush(&catalog, ledger).await?;
+            written += flush(&catalog, ledger, "catalogRebuild").await?;
         }
     }
-    written += flush(&catalog, ledger).await?;
+    written += flush(&catalog, ledger, "catalogRebuild").await?;
     Ok(written)
 }
 
 /// Writes what `catalog` holds as a segment (named in a ledger intent first) and logs it right
-/// after; returns how many entries it held.
-async fn flush(catalog: &crate::catalog::CatalogWriter, ledger: &Ledger) -> Result<u64, ExitError> {
+/// after, its record's details saying `why`; returns how many entries it held.
+async fn flush(catalog: &crate::catalog::CatalogWriter, ledger: &Ledger, why: &str) -> Result<u64, ExitError> {
     let n = catalog.pending() as u64;
     let written = async {
         let intent = catalog.flush(ledger).await?;
@@ -165,7 +165,7 @@ async fn flush(catalog: &crate::catalog::CatalogWriter, ledger: &Ledger) -> Resu
             return Ok(None);
         }
         let mut details = serde_json::Map::new();
-        details.insert("catalogRebuild".into(), serde_json::Value::Bool(true));
+        details.insert(why.into(), serde_json::Value::Bool(true));
         ledger
             .log(
                 intent.into_iter().collect(),
@@ -182,4 +182,28 @@ async fn flush(catalog: &crate::catalog::CatalogWriter, ledger: &Ledger) -> Resu
         )
     })?;
     Ok(n)
+}
+
+/// Catalogs the manifests among `keys` (what an interrupted run wrote, as the ledger's
+/// recovery found it): a run killed after writing a manifest and before writing its catalog
+/// segment left an item that the next run finds archived and would never catalog. Entries
+/// already in the catalog are written again, which readers tolerate (one per identity).
+///
+/// # Errors
+/// Exit 4 when a manifest cannot be read or the segment cannot be written.
+pub async fn recatalog(archive: &Archive, ledger: &Ledger, keys: &[String]) -> Result<u64, ExitError> {
+    let catalog = crate::catalog::CatalogWriter::new(archive.clone(), ledger.shard().clone());
+    for key in keys.iter().filter(|k| k.starts_with("manifests/")) {
+        match archive.manifest_at(key).await {
+            Ok(Some(manifest)) => catalog.record(&manifest),
+            Ok(None) => {}
+            Err(e) => {
+                return Err(ExitError::new(
+                    Exit::Fatal,
+                    anyhow::anyhow!("cannot read {key} to catalog it: {}", error_chain(&e)),
+                ));
+            }
+        }
+    }
+    flush(&catalog, ledger, "catalogRecovered").await
 }

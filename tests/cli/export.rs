@@ -1,8 +1,8 @@
 //! `recarch export`: a production read back by independent readers (Python's `csv` for the
 //! Concordance DAT, `xml.etree` for EDRM XML, `hashlib` for every file, `sha256sum -c`), its
 //! families, custody and ledger record, each filter's exact set, a non-empty target, and a
-//! corrupted blob that stops it without leaving anything that looks complete; on local disk
-//! and on S3.
+//! corrupted blob that stops it (and that `cat` names) without leaving anything that looks
+//! complete, and `ls`, `show` and `cat` on the same archive; on local disk and on S3.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -286,6 +286,33 @@ async fn export_is_complete_and_checked(backend: Backend) {
     );
     assert!(!dir.join(".recarch-export-incomplete").exists());
     env.recarch(&["verify"], &[KINDS]).await.assert_code(0);
+    // `ls`, `show` and `cat` on the same archive (local disk or S3).
+    let listed = env.recarch(&["ls", "--json"], &[KINDS]).await;
+    listed.assert_code(0);
+    let listed: BTreeSet<String> = listed
+        .stdout
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).expect("JSON")["id"]
+                .as_str()
+                .expect("id")
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(listed, p.rows.keys().cloned().collect::<BTreeSet<_>>());
+    let shown = env.recarch(&["show", "--json", &rb.meeting_id], &[KINDS]).await;
+    shown.assert_code(0);
+    let shown: Value = serde_json::from_str(&shown.stdout).expect("JSON");
+    assert_eq!(shown["items"].as_array().map(Vec::len), Some(2), "{shown}");
+    let cat = tokio::process::Command::new(env!("CARGO_BIN_EXE_recarch"))
+        .args(["cat", "--config"])
+        .arg(env.config_path())
+        .arg(&p.rows[&ra.id]["SHA256HASH"])
+        .output()
+        .await
+        .expect("cat runs");
+    assert_eq!(cat.status.code(), Some(0));
+    assert_eq!(sha256_hex(&cat.stdout), p.rows[&ra.id]["SHA256HASH"]);
 
     // Each filter's exact set; a family is whole only when both are exported.
     let cases: Vec<(Vec<String>, BTreeSet<String>)> = vec![
@@ -340,6 +367,17 @@ async fn export_is_complete_and_checked(backend: Backend) {
     std::fs::create_dir(&bad).expect("mkdir");
     let failed = export(&env, &bad, &[]).await;
     failed.assert_code(1);
+    // `cat` says the same of that blob, after its bytes.
+    let cat = tokio::process::Command::new(env!("CARGO_BIN_EXE_recarch"))
+        .args(["cat", "--config"])
+        .arg(env.config_path())
+        .arg(&sha)
+        .output()
+        .await
+        .expect("cat runs");
+    assert_eq!(cat.status.code(), Some(1));
+    assert_eq!(cat.stdout.len() as u64, rb.size);
+    assert!(String::from_utf8_lossy(&cat.stderr).contains(&key));
     assert!(failed.stderr.contains(&key), "{}", failed.stderr);
     assert_eq!(
         std::fs::read_dir(&bad).expect("dir").count(),

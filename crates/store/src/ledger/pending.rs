@@ -74,6 +74,8 @@ pub struct Recovery {
     pub intended: usize,
     /// Leaves logged: objects written after their intent and not logged since.
     pub recovered: usize,
+    /// Their keys, in the order logged.
+    pub keys: Vec<String>,
 }
 
 impl Archive {
@@ -213,6 +215,7 @@ impl Archive {
             .await?;
 
         let recovered = leaves.len();
+        let keys: Vec<String> = leaves.iter().map(|l| l.key.clone()).collect();
         let mut details = Map::new();
         details.insert("shard".into(), shard.as_str().into());
         details.insert("intents".into(), intents.len().into());
@@ -232,6 +235,7 @@ impl Archive {
             intents: intents.len(),
             intended,
             recovered,
+            keys,
         }))
     }
 

@@ -10,15 +10,13 @@
 //! one entry per `(manifest, sha256)` ([`CatalogEntry::identity`]), its `extra` members the
 //! union of those entries' (a member absent from one is taken from another).
 
-use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use futures::stream::BoxStream;
-use object_store::{PutMode, PutPayload};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::layout::{self, MANIFEST_SOURCE, path};
+use crate::layout::{self, MANIFEST_SOURCE};
 use crate::model::VERSIONS;
 use crate::{Archive, Kind, Manifest, ShardId, StoreError};
 
@@ -188,12 +186,7 @@ impl Archive {
             })?;
             body.push(b'\n');
         }
-        let body = PutPayload::from(Bytes::from(body));
-        self.store
-            .put_opts(&path(&key), body.clone(), PutMode::Create.into())
-            .await
-            .map_err(|e| StoreError::from_backend(&key, e))?;
-        self.journal(&key, &body);
+        self.put_new_logged(&key, body).await?;
         Ok(Some(key))
     }
 
@@ -271,7 +264,9 @@ mod tests {
     use object_store::ObjectStoreExt as _;
 
     use super::*;
+    use crate::layout::path;
     use crate::{ContentRef, OrganizerId, Sha256Digest};
+    use object_store::PutPayload;
 
     #[tokio::test]
     async fn segments_are_written_once_and_read_back_entry_by_entry() {

@@ -6,10 +6,9 @@
 
 use std::collections::BTreeMap;
 
-use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
-use object_store::{PutMode, PutPayload};
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -136,13 +135,7 @@ impl Archive {
             reason: format!("cannot encode a hold record: {e}"),
         })?;
         body.push(b'\n');
-        let body = PutPayload::from(Bytes::from(body));
-        self.store
-            .put_opts(&path(&key), body.clone(), PutMode::Create.into())
-            .await
-            .map_err(|e| StoreError::from_backend(&key, e))?;
-        self.journal(&key, &body);
-        Ok(())
+        self.put_new_logged(&key, body).await
     }
 
     /// Every matter with its records, by name. A record that cannot be read or parsed is an
@@ -205,7 +198,9 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+    use crate::layout::path;
     use object_store::ObjectStoreExt as _;
+    use object_store::PutPayload;
 
     fn record(matter: &str, action: HoldAction, secs: i64) -> HoldRecord {
         HoldRecord {

@@ -247,6 +247,22 @@ impl Archive {
             Err(e) => Err(StoreError::from_backend(key, e)),
         }
     }
+
+    /// Writes `body` at `key` create-only and journals it for the ledger (catalog segments,
+    /// hold records: objects that are never rewritten and always logged).
+    pub(crate) async fn put_new_logged(&self, key: &str, body: Vec<u8>) -> Result<(), StoreError> {
+        let body = PutPayload::from(bytes::Bytes::from(body));
+        self.store
+            .put_opts(
+                &crate::layout::path(key),
+                body.clone(),
+                object_store::PutMode::Create.into(),
+            )
+            .await
+            .map_err(|e| StoreError::from_backend(key, e))?;
+        self.journal(key, &body);
+        Ok(())
+    }
 }
 
 /// Pretty JSON with a trailing newline.

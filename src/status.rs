@@ -35,6 +35,8 @@ struct StatusReport {
     last_run: Option<Value>,
     /// The ledger's newest record (`None`: no ledger yet).
     ledger: Option<LedgerStatus>,
+    /// The legal holds: the matters active now, by name (`None`: `holds/` could not be read).
+    holds: Option<Vec<String>>,
 }
 
 /// The ledger's head, as `status` shows it.
@@ -226,6 +228,19 @@ pub async fn status_cli(config: &Config, archive: &Archive, json: bool) -> Resul
         leases,
         last_run,
         ledger: ledger_status(archive, &config.ledger.origin).await,
+        holds: match archive.matters().await {
+            Ok(matters) => Some(
+                matters
+                    .into_values()
+                    .filter(|m| m.is_active())
+                    .map(|m| m.name)
+                    .collect(),
+            ),
+            Err(e) => {
+                tracing::warn!(error = %error_chain(&e), "cannot read the legal holds");
+                None
+            }
+        },
     };
     let printed = if json {
         crate::outln!("{}", serde_json::to_string_pretty(&report).unwrap_or_default())
@@ -361,6 +376,15 @@ fn print_text(report: &StatusReport) -> Result<(), crate::output::StdoutError> {
             if l.signed { "signed" } else { "unsigned" }
         )?,
         None => crate::outln!("ledger: none yet (the next run starts it)")?,
+    }
+    match &report.holds {
+        Some(active) if active.is_empty() => crate::outln!("holds: none active")?,
+        Some(active) => crate::outln!(
+            "holds: {} active ({}; `recarch hold ls` for what each holds)",
+            active.len(),
+            active.join(", ")
+        )?,
+        None => crate::outln!("holds: cannot be read (see the log)")?,
     }
     if report.healthy {
         crate::outln!("health: ok")?;

@@ -141,6 +141,9 @@ async fn a_matter_holds_what_its_filters_select_until_released() {
     };
     assert!(line("Acme v. Contoso").contains("released"), "{}", text.stdout);
     assert!(line("SEC 2026-17").contains("active"), "{}", text.stdout);
+    let status = env.recarch(&["status", "--json"], &[]).await;
+    let status: Value = serde_json::from_str(&status.stdout).expect("status JSON");
+    assert_eq!(status["holds"], serde_json::json!(["SEC 2026-17"]), "{status}");
 
     // Each action is a ledger event, with its actor, logging its record.
     let events: Vec<Value> = records(&env)

@@ -536,8 +536,8 @@ async fn copy_all(
         let native = staging.join("NATIVES").join(doc.native_name());
         let text = doc.is_transcript().then(|| staging.join("TEXT").join(doc.text_name()));
         async move {
-            let bar = progress.download(Some(doc.size));
-            let copied = copy_one(archive, doc, &native, text.as_deref(), bar.as_ref()).await;
+            let bar: Arc<dyn crate::progress::DownloadProgress> = Arc::from(progress.download(Some(doc.size)));
+            let copied = copy_one(archive, doc, &native, text.as_deref(), bar).await;
             progress.settled();
             copied.map(|c| (i, c))
         }
@@ -602,21 +602,13 @@ async fn copy_one(
     doc: &Doc,
     native: &Path,
     text: Option<&Path>,
-    bar: &dyn crate::progress::DownloadProgress,
+    bar: Arc<dyn crate::progress::DownloadProgress>,
 ) -> Result<Copied, ExitError> {
     let key = recarch_store::blob_key(&doc.sha256);
-    // The bar is advanced from the blocking thread; progress is shared, so hand it a counter.
-    let advanced = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let counter = advanced.clone();
-    let sink = HashingFile::create(
-        native,
-        Arc::new(move |n| {
-            counter.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
-        }),
-    )
-    .map_err(|e| local_error(native, "cannot create", &e))?;
+    // Advanced from the blocking thread, as the bytes are written.
+    let sink = HashingFile::create(native, Arc::new(move |n| bar.advance(n)))
+        .map_err(|e| local_error(native, "cannot create", &e))?;
     let copied = archive.copy_blob(&doc.sha256, sink).await;
-    bar.advance(advanced.load(std::sync::atomic::Ordering::Relaxed));
     let (sink, _) = match copied {
         Ok(copied) => copied,
         Err(BlobCopyError::Read(StoreError::NotFound { .. })) => {

@@ -37,6 +37,9 @@ struct StatusReport {
     ledger: Option<LedgerStatus>,
     /// The legal holds: the matters active now, by name (`None`: `holds/` could not be read).
     holds: Option<Vec<String>>,
+    /// Encryption at rest, as the store reports it for the ledger's newest record (`None`:
+    /// the store reports none, or there is no record yet).
+    encryption: Option<recarch_store::Encryption>,
 }
 
 /// The ledger's head, as `status` shows it.
@@ -55,6 +58,23 @@ struct LedgerStatus {
     /// proves later that the ledger still begins with this tree.
     #[serde(skip_serializing_if = "Option::is_none")]
     checkpoint: Option<String>,
+}
+
+/// Encryption at rest as the store reports it for the ledger's newest record: an object every
+/// archived item's run wrote, so it shows what the store applied to the archive's writes.
+/// Failures are logged and shown as nothing reported.
+async fn encryption(archive: &Archive) -> Option<recarch_store::Encryption> {
+    let head = archive.ledger_head().await.ok()??;
+    match archive
+        .encryption_of(&recarch_store::ledger::ledger_record_key(head.seq))
+        .await
+    {
+        Ok(encryption) => encryption,
+        Err(e) => {
+            tracing::warn!(error = %error_chain(&e), "cannot read the encryption of the ledger's newest record");
+            None
+        }
+    }
 }
 
 /// The ledger's head and whether it is signed; `None` without a ledger. Read failures are
@@ -227,6 +247,7 @@ pub async fn status_cli(config: &Config, archive: &Archive, json: bool) -> Resul
         totals,
         leases,
         last_run,
+        encryption: encryption(archive).await,
         ledger: ledger_status(archive, &config.ledger.origin).await,
         holds: match archive.matters().await {
             Ok(matters) => Some(
@@ -376,6 +397,22 @@ fn print_text(report: &StatusReport) -> Result<(), crate::output::StdoutError> {
             if l.signed { "signed" } else { "unsigned" }
         )?,
         None => crate::outln!("ledger: none yet (the next run starts it)")?,
+    }
+    let url = report.store.as_str();
+    match &report.encryption {
+        Some(e) => match &e.kms_key_id {
+            Some(key) => crate::outln!("encryption: {} with KMS key {key}", e.algorithm)?,
+            None if e.algorithm == "AES256" => crate::outln!("encryption: AES256 (S3-managed keys)")?,
+            None => crate::outln!("encryption: {}", e.algorithm)?,
+        },
+        None if url.starts_with("s3://") => crate::outln!("encryption: none reported by the store")?,
+        None if url.starts_with("az://") || url.starts_with("azure://") || url.starts_with("abfs") => crate::outln!(
+            "encryption: Azure Storage encryption (always on; the account's or the encryption scope's keys)"
+        )?,
+        None if url.starts_with("file://") => {
+            crate::outln!("encryption: whatever the file system provides (local disk)")?
+        }
+        None => {}
     }
     match &report.holds {
         Some(active) if active.is_empty() => crate::outln!("holds: none active")?,

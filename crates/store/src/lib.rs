@@ -164,7 +164,7 @@ pub use archive::{
 };
 pub use catalog::{CatalogEntry, catalog_segment_lines, is_catalog_segment};
 pub use error::{StageError, StoreError, free_space, human_bytes, is_storage_full};
-pub use extensions::IncompleteUpload;
+pub use extensions::{Encryption, IncompleteUpload};
 pub use holds::{HOLD_SCHEMA, HoldAction, HoldRecord, Matter, StoredHold};
 pub use ids::{OrganizerId, Sha256Digest, ShardId};
 pub use layout::{Container, Kind, MANIFEST_SOURCE, SOURCE_ADHOC_CALL, blob_key, item_key};

@@ -240,6 +240,16 @@ impl Archive {
         }
     }
 
+    /// How the object at `key` is encrypted at rest, as the backend reports it (S3: the
+    /// server-side encryption headers of a HEAD); `None` where the backend reports nothing
+    /// (local disk, Azure, in memory).
+    ///
+    /// # Errors
+    /// Store failures (the object missing among them).
+    pub async fn encryption_of(&self, key: &str) -> Result<Option<crate::Encryption>, StoreError> {
+        self.extensions.encryption(key).await
+    }
+
     /// Deletes `key`; absent is fine.
     pub(crate) async fn delete_quietly(&self, key: &str) -> Result<(), StoreError> {
         match self.store.delete(&path(key)).await {

@@ -43,6 +43,24 @@ pub(crate) trait Extensions: fmt::Debug + Send + Sync {
 
     /// Aborts one incomplete upload; `false` if it was already gone.
     fn abort_upload<'a>(&'a self, upload: &'a IncompleteUpload) -> BoxFuture<'a, Result<bool, StoreError>>;
+
+    /// How the object at `key` is encrypted at rest, as the backend reports it (S3: the
+    /// `x-amz-server-side-encryption` headers of a HEAD), or `None` when the backend reports
+    /// nothing of the kind.
+    fn encryption<'a>(&'a self, _key: &'a str) -> BoxFuture<'a, Result<Option<Encryption>, StoreError>> {
+        Box::pin(async { Ok(None) })
+    }
+}
+
+/// Encryption at rest of an object, as its store reports it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Encryption {
+    /// The algorithm: `aws:kms`, `aws:kms:dsse` or `AES256` (S3-managed keys).
+    pub algorithm: String,
+    /// The KMS key, for `aws:kms`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kms_key_id: Option<String>,
 }
 
 /// The backends that need nothing beyond `object_store`: nothing to list, nothing to abort.

@@ -60,9 +60,26 @@ pub struct ItemContext {
     /// The run's lookups of meeting subjects and organizer names (one per meeting and per
     /// organizer), and what items were archived without.
     pub names: Arc<crate::enrich::Names>,
+    /// `[retention]`: what each manifest records of how long it is kept.
+    pub retention: crate::config::RetentionConfig,
 }
 
 impl ItemContext {
+    /// Adds the `retention` member (`{mode, retainUntil}`) to a manifest about to be written,
+    /// when retention is configured for its kind.
+    pub fn with_retention(&self, manifest: &mut Manifest) {
+        let source = manifest
+            .extra
+            .get(recarch_store::MANIFEST_SOURCE)
+            .and_then(|v| v.as_str());
+        let Some(kind) = recarch_store::Kind::of_manifest(&manifest.kind, source) else {
+            return;
+        };
+        if let Some(member) = self.retention.manifest_member(kind, manifest.archived_at) {
+            manifest.extra.insert("retention".into(), member);
+        }
+    }
+
     /// The outcome of a store error on one item's objects: a full disk halts the run, a
     /// fatal error stops it, the rest is the item's failure (decided by `StoreFailure`).
     pub fn store_failed(&self, e: StoreError, what: &str) -> ItemOutcome {
@@ -363,6 +380,9 @@ pub async fn indexed(
 /// Writes `manifest` (create-only) after its blobs: [`Archived::Now`] for a new manifest,
 /// [`Archived::Already`] when another run (or a duplicate) got there first.
 pub async fn put_manifest(ctx: &ItemContext, manifest: &Manifest, bytes: u64, new_blob: bool) -> ItemOutcome {
+    let mut manifest = manifest.clone();
+    ctx.with_retention(&mut manifest);
+    let manifest = &manifest;
     match ctx.archive.put_manifest(manifest).await {
         Ok(ManifestWrite::Created) => {
             ctx.catalog.record(manifest);

@@ -315,6 +315,7 @@ async fn pass(
                 graph.delta.clone(),
                 config.graph.base_url.clone(),
             )),
+            retention: config.retention.clone(),
         };
         let rc = RoundContext {
             items: &ctx,

@@ -40,6 +40,9 @@ struct StatusReport {
     /// Encryption at rest, as the store reports it for the ledger's newest record (`None`:
     /// the store reports none, or there is no record yet).
     encryption: Option<recarch_store::Encryption>,
+    /// `[retention]`: the mode and each kind's period in seconds (`None`: mode `none`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retention: Option<Value>,
 }
 
 /// The ledger's head, as `status` shows it.
@@ -248,6 +251,18 @@ pub async fn status_cli(config: &Config, archive: &Archive, json: bool) -> Resul
         leases,
         last_run,
         encryption: encryption(archive).await,
+        retention: (config.retention.mode != crate::config::RetentionMode::None).then(|| {
+            serde_json::json!({
+                "mode": config.retention.mode.as_str(),
+                "periodSeconds": config
+                    .retention
+                    .periods
+                    .iter()
+                    .map(|(k, d)| (k.dirname().to_owned(), Value::from(d.as_secs())))
+                    .collect::<serde_json::Map<_, _>>(),
+                "enforcedByStore": false,
+            })
+        }),
         ledger: ledger_status(archive, &config.ledger.origin).await,
         holds: match archive.matters().await {
             Ok(matters) => Some(
@@ -413,6 +428,22 @@ fn print_text(report: &StatusReport) -> Result<(), crate::output::StdoutError> {
             crate::outln!("encryption: whatever the file system provides (local disk)")?
         }
         None => {}
+    }
+    if let Some(r) = &report.retention {
+        let periods: Vec<String> = r["periodSeconds"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| match v.as_u64().unwrap_or(0) {
+                s if s % 86_400 == 0 => format!("{k} {}d", s / 86_400),
+                s => format!("{k} {s}s"),
+            })
+            .collect();
+        crate::outln!(
+            "retention: {} ({}); recorded in each manifest and kept by recarch, not enforced by the store (local disk is not WORM)",
+            r["mode"].as_str().unwrap_or_default(),
+            periods.join(", ")
+        )?;
     }
     match &report.holds {
         Some(active) if active.is_empty() => crate::outln!("holds: none active")?,

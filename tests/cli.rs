@@ -35,6 +35,8 @@ mod organizers;
 mod progress;
 #[path = "cli/readme.rs"]
 mod readme;
+#[path = "cli/retention.rs"]
+mod retention;
 #[path = "cli/sign_in.rs"]
 mod sign_in;
 #[path = "cli/transcripts.rs"]

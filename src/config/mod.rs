@@ -47,6 +47,60 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// `[ledger]`.
     pub ledger: LedgerConfig,
+    /// `[retention]`.
+    pub retention: RetentionConfig,
+}
+
+/// `[retention]`: how long archived items are kept unalterable, per kind.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RetentionConfig {
+    /// `none` (the default), `governance` or `compliance`.
+    pub mode: RetentionMode,
+    /// Each kind's period (`[retention.kinds]`, else `[retention].period`); empty for `none`.
+    pub periods: std::collections::BTreeMap<recarch_store::Kind, std::time::Duration>,
+}
+
+/// `[retention].mode`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RetentionMode {
+    /// No retention.
+    #[default]
+    None,
+    /// Retention that an administrator with the right permission may lift (S3 governance,
+    /// Azure unlocked).
+    Governance,
+    /// Retention nobody can lift or shorten (S3 compliance, Azure locked).
+    Compliance,
+}
+
+impl RetentionMode {
+    /// The name in the configuration and in manifests.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RetentionMode::None => "none",
+            RetentionMode::Governance => "governance",
+            RetentionMode::Compliance => "compliance",
+        }
+    }
+}
+
+impl RetentionConfig {
+    /// The `retention` member of a manifest of `kind` archived at `archived_at`:
+    /// `{"mode", "retainUntil"}`, or `None` without retention.
+    pub fn manifest_member(
+        &self,
+        kind: recarch_store::Kind,
+        archived_at: chrono::DateTime<chrono::Utc>,
+    ) -> Option<serde_json::Value> {
+        let period = self.periods.get(&kind)?;
+        let until = chrono::Duration::from_std(*period)
+            .ok()
+            .and_then(|p| archived_at.checked_add_signed(p))?;
+        Some(serde_json::json!({
+            "mode": self.mode.as_str(),
+            "retainUntil": until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        }))
+    }
 }
 
 /// `[ledger]`: how the ledger's records are signed.

@@ -21,6 +21,18 @@ pub(crate) struct RawConfig {
     pub(crate) metrics: RawMetrics,
     #[serde(default)]
     pub(crate) ledger: RawLedger,
+    #[serde(default)]
+    pub(crate) retention: RawRetention,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRetention {
+    pub(crate) mode: Option<String>,
+    /// Whole seconds, or a string like `"2557d"`, `"10s"`.
+    pub(crate) period: Option<toml::Value>,
+    #[serde(default)]
+    pub(crate) kinds: std::collections::BTreeMap<String, toml::Value>,
 }
 
 #[derive(Deserialize, Default)]

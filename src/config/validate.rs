@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 
 use recarch_store::OrganizerId;
 
-use super::LedgerConfig;
+use super::{LedgerConfig, RetentionConfig};
 use url::Url;
 
 use super::credentials::secret_source;
-use super::raw::{RawConfig, RawFetch, RawGraph, RawLedger, RawMetrics, RawRun, RawSource, RawStore};
+use super::raw::{RawConfig, RawFetch, RawGraph, RawLedger, RawMetrics, RawRetention, RawRun, RawSource, RawStore};
 use super::{
     Cloud, Config, ConfigError, CredentialSource, DEFAULT_ADHOC_OVERLAP, DEFAULT_CONTACTS_PAGE_SIZE, FetchConfig,
     GraphConfig, MetricsConfig, RunConfig, SourceConfig, StoreConfig, err, redact_url,
@@ -21,10 +21,13 @@ pub(super) fn validate(raw: RawConfig, base_dir: &Path, env: &[(String, String)]
     let source = source(raw.source, base_dir)?;
     global_only(&graph, &source)?;
     let ledger = ledger(&raw.ledger, &graph, base_dir)?;
+    let store = store(raw.store, base_dir)?;
+    let retention = retention(&raw.retention, &store)?;
     Ok(Config {
         graph,
         source,
-        store: store(raw.store, base_dir)?,
+        store,
+        retention,
         fetch: fetch(&raw.fetch)?,
         run: run(&raw.run)?,
         metrics: metrics(&raw.metrics)?,
@@ -54,6 +57,76 @@ fn ledger(raw: &RawLedger, graph: &GraphConfig, base_dir: &Path) -> Result<Ledge
         }
     };
     Ok(LedgerConfig { origin, signer })
+}
+
+/// The longest retention period accepted: a hundred years.
+const MAX_RETENTION: std::time::Duration = std::time::Duration::from_secs(100 * 366 * 86_400);
+
+/// `[retention]`: a mode and a period (and per-kind periods). On S3 and Azure a mode other
+/// than `none` needs the store to enforce it (Object Lock, version-level immutability), which
+/// this version does not set yet: refused, rather than recorded as if it were kept.
+fn retention(raw: &RawRetention, store: &StoreConfig) -> Result<RetentionConfig, ConfigError> {
+    use super::RetentionMode;
+    let mode = match raw.mode.as_deref().map(str::trim) {
+        None | Some("none") => RetentionMode::None,
+        Some("governance") => RetentionMode::Governance,
+        Some("compliance") => RetentionMode::Compliance,
+        Some(other) => {
+            return Err(err(format!(
+                "[retention].mode: {other:?} is not none, governance or compliance"
+            )));
+        }
+    };
+    let period = |key: String, v: &toml::Value| {
+        parse_duration(v)
+            .filter(|d| !d.is_zero() && *d <= MAX_RETENTION)
+            .ok_or_else(|| {
+                err(format!(
+                    "{key}: {v} is not a retention period (whole seconds, or e.g. \"2557d\" for 7 years, \"10s\"; at most 100 years)"
+                ))
+            })
+    };
+    if mode == RetentionMode::None {
+        if raw.period.is_some() || !raw.kinds.is_empty() {
+            return Err(err(
+                "[retention]: a period is set but mode is \"none\"; set mode = \"governance\" or \"compliance\" to keep items, or remove the period",
+            ));
+        }
+        return Ok(RetentionConfig::default());
+    }
+    let default = raw
+        .period
+        .as_ref()
+        .map(|v| period("[retention].period".into(), v))
+        .transpose()?;
+    let mut periods = std::collections::BTreeMap::new();
+    for kind in recarch_store::Kind::ALL {
+        if let Some(d) = default {
+            periods.insert(kind, d);
+        }
+    }
+    for (name, v) in &raw.kinds {
+        let kind = recarch_store::Kind::from_dirname(name.trim()).ok_or_else(|| {
+            err(format!(
+                "[retention.kinds]: {name:?} is not a kind (recordings, transcripts, contacts, adhoc_recordings or adhoc_transcripts)"
+            ))
+        })?;
+        periods.insert(kind, period(format!("[retention.kinds].{name}"), v)?);
+    }
+    if periods.is_empty() {
+        return Err(err(format!(
+            "[retention].mode = \"{}\" needs a period: [retention].period (e.g. \"2557d\"), or one per kind under [retention.kinds]",
+            mode.as_str()
+        )));
+    }
+    if !store.url.starts_with("file://") {
+        return Err(err(format!(
+            "[retention].mode = \"{}\" on {}: WORM retention on S3 and Azure needs the store to enforce it (S3 Object Lock, Azure version-level immutability), which this version does not set yet; use mode = \"none\" there (on local disk, retention is recorded in the manifests and kept by recarch's own commands)",
+            mode.as_str(),
+            recarch_store::redact_url(&store.url)
+        )));
+    }
+    Ok(RetentionConfig { mode, periods })
 }
 
 /// Graph serves the ad hoc call kinds in the global cloud only: configured in a national

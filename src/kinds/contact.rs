@@ -183,7 +183,7 @@ async fn archive_contact(ctx: &ItemContext, organizer: &OrganizerId, item: &Cont
     }
     let mut extra = names.manifest_members();
     extra.insert("graph".into(), raw.clone());
-    let manifest = Manifest {
+    let mut manifest = Manifest {
         schema: MANIFEST_SCHEMA.into(),
         kind: KIND_CONTACT.into(),
         id: item.id.clone(),
@@ -197,6 +197,8 @@ async fn archive_contact(ctx: &ItemContext, organizer: &OrganizerId, item: &Cont
         archived_at: Utc::now(),
         extra,
     };
+    // Each version keeps the manifest for the period from its own archiving.
+    ctx.with_retention(&mut manifest);
     match ctx.archive.append_version(&manifest, version).await {
         Ok(ManifestWrite::Created) => {
             ctx.catalog.record(&manifest);

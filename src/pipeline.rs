@@ -377,10 +377,10 @@ pub async fn indexed(
     }
 }
 
-/// Writes `manifest` (create-only) after its blobs: [`Archived::Now`] for a new manifest,
-/// [`Archived::Already`] when another run (or a duplicate) got there first.
-pub async fn put_manifest(ctx: &ItemContext, manifest: &Manifest, bytes: u64, new_blob: bool) -> ItemOutcome {
-    let mut manifest = manifest.clone();
+/// Writes `manifest` (create-only, with its `retention` member when configured) after its
+/// blobs: [`Archived::Now`] for a new manifest, [`Archived::Already`] when another run (or a
+/// duplicate) got there first.
+pub async fn put_manifest(ctx: &ItemContext, mut manifest: Manifest, bytes: u64, new_blob: bool) -> ItemOutcome {
     ctx.with_retention(&mut manifest);
     let manifest = &manifest;
     match ctx.archive.put_manifest(manifest).await {

@@ -108,7 +108,7 @@ pub(super) async fn archive_recording(
             archived_at: Utc::now(),
             extra,
         };
-        let outcome = put_manifest(ctx, &manifest, blob.size, blob.commit.created).await;
+        let outcome = put_manifest(ctx, manifest, blob.size, blob.commit.created).await;
         if matches!(outcome, ItemOutcome::Archived(Archived::Now { .. })) {
             ctx.names.missed(kind, organizer, meeting, &names);
         }

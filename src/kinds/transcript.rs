@@ -162,7 +162,7 @@ pub(super) async fn archive_transcript(
             archived_at: Utc::now(),
             extra,
         };
-        let outcome = put_manifest(ctx, &manifest, bytes, new_blob).await;
+        let outcome = put_manifest(ctx, manifest, bytes, new_blob).await;
         if matches!(outcome, ItemOutcome::Archived(Archived::Now { .. })) {
             ctx.names.missed(kind, organizer, meeting, &names);
         }

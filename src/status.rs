@@ -40,9 +40,21 @@ struct StatusReport {
     /// Encryption at rest, as the store reports it for the ledger's newest record (`None`:
     /// the store reports none, or there is no record yet).
     encryption: Option<recarch_store::Encryption>,
-    /// `[retention]`: the mode and each kind's period in seconds (`None`: mode `none`).
+    /// `[retention]` (`None`: mode `none`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    retention: Option<Value>,
+    retention: Option<RetentionStatus>,
+}
+
+/// `[retention]`, as `status` shows it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RetentionStatus {
+    /// `governance` or `compliance`.
+    mode: &'static str,
+    /// Each kind's period, in seconds.
+    period_seconds: std::collections::BTreeMap<recarch_store::Kind, u64>,
+    /// Whether the store enforces it (not yet: local disk only records it).
+    enforced_by_store: bool,
 }
 
 /// The ledger's head, as `status` shows it.
@@ -63,13 +75,12 @@ struct LedgerStatus {
     checkpoint: Option<String>,
 }
 
-/// Encryption at rest as the store reports it for the ledger's newest record: an object every
-/// archived item's run wrote, so it shows what the store applied to the archive's writes.
-/// Failures are logged and shown as nothing reported.
-async fn encryption(archive: &Archive) -> Option<recarch_store::Encryption> {
-    let head = archive.ledger_head().await.ok()??;
+/// Encryption at rest as the store reports it for the ledger's newest record (`seq`): an
+/// object every archived item's run wrote, so it shows what the store applied to the
+/// archive's writes. Failures are logged and shown as nothing reported.
+async fn encryption(archive: &Archive, seq: u64) -> Option<recarch_store::Encryption> {
     match archive
-        .encryption_of(&recarch_store::ledger::ledger_record_key(head.seq))
+        .encryption_of(&recarch_store::ledger::ledger_record_key(seq))
         .await
     {
         Ok(encryption) => encryption,
@@ -242,6 +253,7 @@ pub async fn status_cli(config: &Config, archive: &Archive, json: bool) -> Resul
             totals.dead_letters
         ));
     }
+    let ledger = ledger_status(archive, &config.ledger.origin).await;
     let report = StatusReport {
         store: archive.display_url().to_owned(),
         healthy: attention.is_empty(),
@@ -250,20 +262,21 @@ pub async fn status_cli(config: &Config, archive: &Archive, json: bool) -> Resul
         totals,
         leases,
         last_run,
-        encryption: encryption(archive).await,
-        retention: (config.retention.mode != crate::config::RetentionMode::None).then(|| {
-            serde_json::json!({
-                "mode": config.retention.mode.as_str(),
-                "periodSeconds": config
-                    .retention
-                    .periods
-                    .iter()
-                    .map(|(k, d)| (k.dirname().to_owned(), Value::from(d.as_secs())))
-                    .collect::<serde_json::Map<_, _>>(),
-                "enforcedByStore": false,
-            })
+        encryption: match &ledger {
+            Some(l) => encryption(archive, l.seq).await,
+            None => None,
+        },
+        retention: (config.retention.mode != crate::config::RetentionMode::None).then(|| RetentionStatus {
+            mode: config.retention.mode.as_str(),
+            period_seconds: config
+                .retention
+                .periods
+                .iter()
+                .map(|(k, d)| (*k, d.as_secs()))
+                .collect(),
+            enforced_by_store: false,
         }),
-        ledger: ledger_status(archive, &config.ledger.origin).await,
+        ledger,
         holds: match archive.matters().await {
             Ok(matters) => Some(
                 matters
@@ -430,18 +443,17 @@ fn print_text(report: &StatusReport) -> Result<(), crate::output::StdoutError> {
         None => {}
     }
     if let Some(r) = &report.retention {
-        let periods: Vec<String> = r["periodSeconds"]
-            .as_object()
-            .into_iter()
-            .flatten()
-            .map(|(k, v)| match v.as_u64().unwrap_or(0) {
-                s if s % 86_400 == 0 => format!("{k} {}d", s / 86_400),
-                s => format!("{k} {s}s"),
+        let periods: Vec<String> = r
+            .period_seconds
+            .iter()
+            .map(|(k, s)| match s {
+                s if s % 86_400 == 0 => format!("{} {}d", k.dirname(), s / 86_400),
+                s => format!("{} {s}s", k.dirname()),
             })
             .collect();
         crate::outln!(
             "retention: {} ({}); recorded in each manifest and kept by recarch, not enforced by the store (local disk is not WORM)",
-            r["mode"].as_str().unwrap_or_default(),
+            r.mode,
             periods.join(", ")
         )?;
     }

@@ -93,14 +93,32 @@ fn check_matter(matter: &str) -> Result<String, ExitError> {
     Ok(matter.to_owned())
 }
 
-/// Writes `record` (named in a ledger intent first) and logs it as `event`; returns the
-/// record's key and the ledger record's.
+/// Writes a record of `action` on `matter` (named in a ledger intent first) and logs it as a
+/// `hold.place` or `hold.release` event with this process's actor; returns the record's key
+/// and the ledger record's.
 async fn write(
     archive: &Archive,
     ledger: &Ledger,
-    record: &HoldRecord,
-    event: LedgerEvent,
+    matter: &str,
+    action: HoldAction,
+    reason: Option<String>,
+    filters: Value,
+    items: u64,
 ) -> Result<(String, Option<String>), ExitError> {
+    let record = &HoldRecord {
+        schema: HOLD_SCHEMA.into(),
+        matter: matter.to_owned(),
+        action,
+        time: Utc::now(),
+        actor: serde_json::to_value(crate::ledger::actor(ledger.shard())).unwrap_or(Value::Null),
+        reason: reason.map(|r| r.trim().to_owned()).filter(|r| !r.is_empty()),
+        filters,
+        items,
+    };
+    let event = match action {
+        HoldAction::Place => LedgerEvent::HoldPlace,
+        HoldAction::Release => LedgerEvent::HoldRelease,
+    };
     let key = Archive::hold_key(record);
     let written = async {
         let intent = ledger.intend(vec![key.clone()]).await?;
@@ -137,17 +155,16 @@ pub async fn place_cli(
 ) -> Result<Exit, ExitError> {
     let matter = check_matter(matter)?;
     let found = crate::find::find(archive, ledger, filters).await?;
-    let record = HoldRecord {
-        schema: HOLD_SCHEMA.into(),
-        matter: matter.clone(),
-        action: HoldAction::Place,
-        time: Utc::now(),
-        actor: serde_json::to_value(crate::ledger::actor(ledger.shard())).unwrap_or(Value::Null),
-        reason: reason.map(|r| r.trim().to_owned()).filter(|r| !r.is_empty()),
-        filters: serde_json::to_value(filters).unwrap_or(Value::Null),
-        items: found.entries.len() as u64,
-    };
-    let (key, logged) = write(archive, ledger, &record, LedgerEvent::HoldPlace).await?;
+    let (key, logged) = write(
+        archive,
+        ledger,
+        &matter,
+        HoldAction::Place,
+        reason,
+        serde_json::to_value(filters).unwrap_or(Value::Null),
+        found.entries.len() as u64,
+    )
+    .await?;
     let scope = if filters.is_empty() {
         "every item in the archive".to_owned()
     } else {
@@ -190,17 +207,7 @@ pub async fn release_cli(
             ),
         ));
     }
-    let record = HoldRecord {
-        schema: HOLD_SCHEMA.into(),
-        matter: matter.clone(),
-        action: HoldAction::Release,
-        time: Utc::now(),
-        actor: serde_json::to_value(crate::ledger::actor(ledger.shard())).unwrap_or(Value::Null),
-        reason: reason.map(|r| r.trim().to_owned()).filter(|r| !r.is_empty()),
-        filters: Value::Null,
-        items: 0,
-    };
-    let (key, logged) = write(archive, ledger, &record, LedgerEvent::HoldRelease).await?;
+    let (key, logged) = write(archive, ledger, &matter, HoldAction::Release, reason, Value::Null, 0).await?;
     crate::output::finish(
         crate::outln!(
             "hold released: matter {matter:?} holds nothing now (items other matters hold stay held); record {key}, ledger record {}",

@@ -151,16 +151,20 @@ impl Ledger {
     }
 
     /// Logs what killed runs of this shard wrote and did not log (`recover`); first thing in
-    /// a run, holding the lease. Returns the keys logged.
+    /// a run, holding the lease. The intents stay until [`Ledger::settle`], once what follows
+    /// from the keys written is done.
     ///
     /// # Errors
     /// Store failures.
-    pub async fn recover(&self) -> Result<Option<Vec<String>>, StoreError> {
-        let recovery = self
-            .archive
+    pub async fn recover(&self) -> Result<Option<recarch_store::ledger::Recovery>, StoreError> {
+        self.archive
             .recover_ledger(&self.shard, &self.actor, self.signer.as_deref())
-            .await?;
-        Ok(recovery.map(|r| r.keys))
+            .await
+    }
+
+    /// Settles intents that a record logs (those [`Ledger::recover`] left).
+    pub async fn settle(&self, intents: Vec<LedgerIntent>) {
+        self.archive.ledger_settle(intents).await;
     }
 }
 

@@ -254,15 +254,15 @@ async fn pass(
         }
         abort_interrupted_uploads(archive, &shard_id, started_at).await;
         // What a killed run of this shard wrote and did not log, before anything else.
-        let recovered = match ledger.recover().await {
-            Ok(Some(keys)) => {
+        let recovery = match ledger.recover().await {
+            Ok(Some(recovery)) => {
                 tracing::warn!(
-                    leaves = keys.len(),
+                    leaves = recovery.recovered,
                     "logged what an interrupted run of this shard wrote (a recover record)"
                 );
-                keys
+                Some(recovery)
             }
-            Ok(None) => Vec::new(),
+            Ok(None) => None,
             Err(e) => {
                 return Err(ExitError::new(
                     Exit::Fatal,
@@ -290,13 +290,15 @@ async fn pass(
                 ));
             }
         }
-        // What an interrupted run archived and did not catalog yet (a catalog built just now
-        // holds it already).
-        if !recovered.is_empty() {
-            let cataloged = crate::find::recatalog(archive, &ledger, &recovered).await?;
+        // What an interrupted run archived and may not have cataloged (it may have logged a
+        // manifest and died before its segment): cataloged again, then the intents are
+        // settled, so that a run killed before this point does it again.
+        if let Some(recovery) = recovery {
+            let cataloged = crate::find::recatalog(archive, &ledger, &recovery.written).await?;
             if cataloged > 0 {
                 tracing::info!(entries = cataloged, "cataloged what the interrupted run archived");
             }
+            ledger.settle(recovery.left).await;
         }
         let ctx = ItemContext {
             archive: archive.clone(),

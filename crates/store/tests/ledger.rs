@@ -649,6 +649,39 @@ async fn recovery_logs_what_a_killed_run_wrote() {
         );
         assert_eq!(last.details["recovered"], 2);
         assert!(last.checkpoint.is_some());
+        // Every key written after its intent, logged before or now: `a` was logged by page
+        // 1's record before the kill.
+        let written = [
+            "manifests/recordings/o/a.json",
+            "manifests/recordings/o/b.json",
+            "meetings/o/m.json",
+        ];
+        // (`old`, written before the intent, looks written after it on stores that keep
+        // times in whole seconds; handing it back too is harmless.)
+        let after = |keys: &[String]| -> std::collections::BTreeSet<String> {
+            keys.iter()
+                .filter(|k| *k != "manifests/recordings/o/old.json")
+                .cloned()
+                .collect()
+        };
+        let expected: std::collections::BTreeSet<String> = written.iter().map(|k| (*k).to_owned()).collect();
+        assert_eq!(after(&recovery.written), expected, "{}", backend.name);
+        // Killed before settling: the next recovery logs nothing new (an empty record, the
+        // trail of that run) and hands back the same keys.
+        let again = next
+            .recover_ledger(&shard, &actor("0-of-2"), None)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (again.recovered, after(&again.written)),
+            (0, expected),
+            "{}",
+            backend.name
+        );
+        let (findings, _) = check_all(&next, None).await;
+        assert!(findings.is_empty(), "{findings:?}");
+        next.ledger_settle(again.left).await;
         // Settled: the intents are gone, and the next recovery finds nothing.
         assert!(
             next.recover_ledger(&shard, &actor("0-of-2"), None)

@@ -66,7 +66,10 @@
 //!    For each key they name, it reads the object; one that exists, was last modified after
 //!    its intent (both times from the store's own clock, so no clock skew between hosts),
 //!    and whose digest no record since the intent's number logs under that key, becomes a
-//!    leaf of one `recover` record. Then it deletes the intents. (Stores that keep
+//!    leaf of one `recover` record. It hands back every key written after its intent
+//!    (logged now or earlier) and leaves the intents in place: the caller does what follows
+//!    from those keys (the binary catalogs the manifests among them), then settles the
+//!    intents, so that a run killed in between finds them again. (Stores that keep
 //!    modification times in whole seconds make an object written just before an intent look
 //!    written after it, so the records of the few seconds before the oldest intent are read
 //!    too: an object they logged is not logged again.)

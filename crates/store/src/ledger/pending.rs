@@ -68,7 +68,7 @@ impl LedgerIntent {
 pub struct Recovery {
     /// The `recover` record.
     pub record: AppendedRecord,
-    /// Intent documents the killed runs left (now deleted, unless deleting failed).
+    /// Intent documents the killed runs left.
     pub intents: usize,
     /// Keys they named.
     pub intended: usize,
@@ -76,6 +76,14 @@ pub struct Recovery {
     pub recovered: usize,
     /// Their keys, in the order logged.
     pub keys: Vec<String>,
+    /// Every key the intents named that was written after its intent, whether this record
+    /// logs it or an earlier one did (a run may log an object and die before doing what
+    /// follows from it, such as cataloging a manifest), in intent order.
+    pub written: Vec<String>,
+    /// The intents, still in place: settle them ([`Archive::ledger_settle`]) once what
+    /// follows from `written` is done, so that a run killed before that finds them again
+    /// (its recovery then logs nothing new, and hands back the same `written`).
+    pub left: Vec<LedgerIntent>,
 }
 
 impl Archive {
@@ -130,8 +138,9 @@ impl Archive {
     ///
     /// For each intent left, each key it names is read: an object written after the intent
     /// (by the store's clock) whose digest no record since the intent logs under that key
-    /// becomes a leaf of one `recover` record by `actor`, in intent order. Then the intents
-    /// are deleted. The record is appended even with no leaf, as the trail of the run that
+    /// becomes a leaf of one `recover` record by `actor`, in intent order. The intents are
+    /// left in place for the caller to settle once it has done what follows from the keys
+    /// written ([`Recovery::written`]). The record is appended even with no leaf, as the trail of the run that
     /// died. Reads the intents, the records appended since the oldest of them (and those of
     /// the few seconds before it: stores that keep modification times in whole seconds make
     /// an object written just before an intent look written after it), and the objects
@@ -196,8 +205,9 @@ impl Archive {
         let logged = self.logged_around(since, first_written - RECENT, &seen).await?;
         drop(seen);
 
-        // What the killed runs wrote: present, written after the intent, not logged since.
-        let leaves: Vec<Leaf> = futures::stream::iter(wanted)
+        // What the killed runs wrote: present and written after the intent; logged since or
+        // not (only the latter become leaves).
+        let written: Vec<Leaf> = futures::stream::iter(wanted)
             .map(|(key, intended_at)| async move {
                 let Some((bytes, meta)) = self.get_with_meta(&key).await? else {
                     return Ok(None);
@@ -210,9 +220,13 @@ impl Archive {
             })
             .buffered(RECOVER_READS)
             .try_filter_map(|leaf| futures::future::ready(Ok(leaf)))
-            .try_filter(|leaf| futures::future::ready(!logged.contains(&(leaf.key.clone(), leaf.sha256))))
             .try_collect()
             .await?;
+        let written_keys: Vec<String> = written.iter().map(|l| l.key.clone()).collect();
+        let leaves: Vec<Leaf> = written
+            .into_iter()
+            .filter(|leaf| !logged.contains(&(leaf.key.clone(), leaf.sha256)))
+            .collect();
 
         let recovered = leaves.len();
         let keys: Vec<String> = leaves.iter().map(|l| l.key.clone()).collect();
@@ -225,17 +239,14 @@ impl Archive {
         let record = self
             .append_ledger(LedgerEvent::Recover, actor, leaves, details, signer)
             .await?;
-        for (key, _, _) in &intents {
-            if let Err(e) = self.delete_quietly(key).await {
-                tracing::warn!(key = %key, error = %e, "cannot delete a recovered ledger intent; the next run will log nothing more for it");
-            }
-        }
         Ok(Some(Recovery {
             record,
             intents: intents.len(),
             intended,
             recovered,
             keys,
+            written: written_keys,
+            left: intents.into_iter().map(|(key, _, _)| LedgerIntent { key }).collect(),
         }))
     }
 

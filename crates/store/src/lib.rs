@@ -157,6 +157,7 @@ mod multipart;
 mod probe;
 mod queue;
 mod spool;
+pub mod worm;
 
 pub use archive::{
     Archive, BlobCommit, BlobCopyError, DEFAULT_PART_CONCURRENCY, DEFAULT_PART_SIZE, ManifestRead, ManifestWrite,
@@ -180,6 +181,7 @@ pub use model::{
 pub use probe::ProbeReport;
 pub use queue::StateOverview;
 pub use recarch_failure::FailureClass;
+pub use worm::{LockMode, LockState, ObjectLock, WormPolicy, WormSupport};
 
 /// Re-export of the `object_store` crate this one is built on, for [`Archive::from_store`].
 pub use object_store;

@@ -83,6 +83,8 @@ pub struct Archive {
     /// The ledger's leaves of the objects this archive wrote under the logged prefixes, in
     /// write order, until [`Archive::take_leaves`] takes them (shared by clones).
     journal: Arc<std::sync::Mutex<Vec<crate::ledger::Leaf>>>,
+    /// How objects are locked as they are written (see the `worm` module); `None`: not.
+    pub(crate) worm: Option<crate::worm::WormPolicy>,
 }
 
 impl fmt::Debug for Archive {
@@ -107,6 +109,7 @@ impl Archive {
             state_versions: Arc::default(),
             document_locks: Arc::new(std::array::from_fn(|_| tokio::sync::Mutex::new(()))),
             extensions: Arc::new(NoExtensions),
+            worm: None,
             ledger_tip: Arc::default(),
             journal: Arc::default(),
         }

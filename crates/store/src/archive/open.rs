@@ -156,7 +156,8 @@ fn open_local(url: &Url, display: String, options: &[(String, String)]) -> Resul
         .with_automatic_cleanup(false)
         // Archives are the system of record: make every completed write durable.
         .with_fsync(true);
-    Ok(Archive::build(Arc::new(store), display, Backend::Local { root }))
+    let extensions = crate::extensions::local::LocalExtensions::new(root.clone());
+    Ok(Archive::build(Arc::new(store), display, Backend::Local { root }).with_extensions(Arc::new(extensions)))
 }
 
 fn open_s3(url: &Url, display: String, options: &[(String, String)]) -> Result<Archive, StoreError> {

@@ -10,11 +10,13 @@
 //! with them (which uploads to abort, the intent records that say so) stays backend-neutral, in
 //! the modules that call the trait (`multipart`).
 //!
-//! This is the seam for later requests of the same nature (retention and legal holds, a
-//! container's immutability policy): a method here, implemented per backend.
+//! Retention and legal holds (the `worm` module) are requests of the same nature: S3 Object
+//! Lock's `PutObjectRetention`, `PutObjectLegalHold` and `GetObjectLockConfiguration`, and on
+//! local disk making files read-only ([`local`]).
 //!
 //! [`ObjectStore`]: object_store::ObjectStore
 
+pub(crate) mod local;
 pub(crate) mod s3;
 
 use std::fmt;
@@ -23,6 +25,7 @@ use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 
 use crate::StoreError;
+use crate::worm::{LockState, ObjectLock, WormSupport};
 
 /// Requests an archive's backend answers beyond [`object_store::ObjectStore`] (see the module
 /// docs). Keys are archive keys, relative to the archive's prefix; each implementation maps
@@ -48,6 +51,46 @@ pub(crate) trait Extensions: fmt::Debug + Send + Sync {
     /// `x-amz-server-side-encryption` headers of a HEAD), or `None` when the backend reports
     /// nothing of the kind.
     fn encryption<'a>(&'a self, _key: &'a str) -> BoxFuture<'a, Result<Option<Encryption>, StoreError>> {
+        Box::pin(async { Ok(None) })
+    }
+
+    /// Whether the bucket or container keeps objects write-once (see [`WormSupport`]).
+    fn worm_support(&self) -> BoxFuture<'_, Result<WormSupport, StoreError>> {
+        Box::pin(async { Ok(WormSupport::None) })
+    }
+
+    /// The retention and legal hold of the current version of `key`; `None` where the
+    /// backend has none (or the object is absent).
+    fn lock_state<'a>(&'a self, _key: &'a str) -> BoxFuture<'a, Result<Option<LockState>, StoreError>> {
+        Box::pin(async { Ok(None) })
+    }
+
+    /// Sets the retention of `version` of `key` (`None`: the current version). The caller
+    /// never asks for a shorter one than the object has.
+    fn set_retention<'a>(
+        &'a self,
+        _key: &'a str,
+        _version: Option<&'a str>,
+        _lock: &'a ObjectLock,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    /// Sets or clears the legal hold on `version` of `key` (`None`: the current version).
+    fn set_legal_hold<'a>(
+        &'a self,
+        _key: &'a str,
+        _version: Option<&'a str>,
+        _on: bool,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    /// Deletes every version of `key` (disposition: a versioned bucket's plain delete only
+    /// hides the object behind a delete marker) and returns how many there were, or `None`
+    /// when the backend keeps no versions and a plain delete is the whole of it. A version
+    /// still locked or held is refused by the store: an error.
+    fn delete_versions<'a>(&'a self, _key: &'a str) -> BoxFuture<'a, Result<Option<u64>, StoreError>> {
         Box::pin(async { Ok(None) })
     }
 }

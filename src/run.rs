@@ -632,8 +632,13 @@ pub fn open_archive(config: &Config) -> Result<Archive, ExitError> {
         }
         other => ExitError::new(Exit::Fatal, other),
     })?;
-    Ok(match &config.store.spool_dir {
+    let archive = match &config.store.spool_dir {
         Some(dir) => archive.with_spool_dir(dir),
+        None => archive,
+    };
+    // Every object written is locked until its retain-until (see `recarch_store::worm`).
+    Ok(match config.retention.worm_policy() {
+        Some(policy) => archive.with_worm(policy),
         None => archive,
     })
 }

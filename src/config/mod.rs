@@ -85,6 +85,21 @@ impl RetentionMode {
 }
 
 impl RetentionConfig {
+    /// The store's lock policy: the mode, and the longest period for objects that are not
+    /// one item's; `None` for mode `none`.
+    pub fn worm_policy(&self) -> Option<recarch_store::WormPolicy> {
+        let mode = match self.mode {
+            RetentionMode::None => return None,
+            RetentionMode::Governance => recarch_store::LockMode::Governance,
+            RetentionMode::Compliance => recarch_store::LockMode::Compliance,
+        };
+        let longest = self.periods.values().max()?;
+        Some(recarch_store::WormPolicy {
+            mode,
+            longest: chrono::Duration::from_std(*longest).ok()?,
+        })
+    }
+
     /// The `retention` member of a manifest of `kind` archived at `archived_at`:
     /// `{"mode", "retainUntil"}`, or `None` without retention.
     pub fn manifest_member(

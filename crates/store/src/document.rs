@@ -86,8 +86,8 @@ impl Archive {
                 None => PutMode::Create,
             };
             match self.store.put_opts(&path(key), body.clone(), mode.into()).await {
-                Ok(_) => {
-                    self.journal(key, &body);
+                Ok(written) => {
+                    self.written(key, &body, written.version.as_deref()).await?;
                     return Ok(Some(doc));
                 }
                 Err(object_store::Error::Precondition { .. } | object_store::Error::AlreadyExists { .. }) => {
@@ -101,11 +101,12 @@ impl Archive {
                 Err(e) if is_unsupported(&e) => {
                     // Local disk: no conditional update; the lock above and the shard lease keep
                     // writers apart, so replacing the version read loses nothing.
-                    self.store
+                    let written = self
+                        .store
                         .put(&path(key), body.clone())
                         .await
                         .map_err(|e| StoreError::from_backend(key, e))?;
-                    self.journal(key, &body);
+                    self.written(key, &body, written.version.as_deref()).await?;
                     return Ok(Some(doc));
                 }
                 Err(e) => return Err(StoreError::from_backend(key, e)),

@@ -141,6 +141,23 @@ impl WormPolicy {
     }
 }
 
+/// The lock a manifest's `retention` member asks for (`{"mode", "retainUntil"}`), if it has
+/// one that parses.
+pub(crate) fn manifest_lock(bytes: &[u8]) -> Option<ObjectLock> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Retention {
+        mode: LockMode,
+        retain_until: DateTime<Utc>,
+    }
+    #[derive(Deserialize)]
+    struct WithRetention {
+        retention: Option<Retention>,
+    }
+    let parsed: WithRetention = serde_json::from_slice(bytes).ok()?;
+    parsed.retention.map(|r| ObjectLock::until(r.mode, r.retain_until))
+}
+
 impl Archive {
     /// Locks every object this archive writes from now on, as [`WormPolicy`] says (see the
     /// `worm` module). Without it nothing is locked.
@@ -174,22 +191,15 @@ impl Archive {
         self.extensions.lock_state(key).await
     }
 
-    /// Locks the version `version` (`None`: the current one) of `key`, just written, when a
-    /// policy is set: with `lock`, or the policy's lock from now. Nothing to extend: the
-    /// object is new.
+    /// Locks the version `version` (`None`: the current one) of `key`, just written, with
+    /// `lock` when a policy is set. Nothing to extend: the object is new.
     ///
     /// # Errors
     /// Store failures: the write does not count as done.
-    pub(crate) async fn lock_new(
-        &self,
-        key: &str,
-        version: Option<&str>,
-        lock: Option<ObjectLock>,
-    ) -> Result<(), StoreError> {
-        let Some(policy) = self.worm else {
+    pub(crate) async fn lock_new(&self, key: &str, version: Option<&str>, lock: ObjectLock) -> Result<(), StoreError> {
+        if self.worm.is_none() {
             return Ok(());
-        };
-        let lock = lock.unwrap_or_else(|| policy.lock_from(Utc::now()));
+        }
         self.extensions.set_retention(key, version, &lock).await
     }
 

@@ -67,18 +67,45 @@ impl Archive {
     pub async fn put_manifest(&self, manifest: &Manifest) -> Result<ManifestWrite, StoreError> {
         let key = self.check_manifest(manifest).await?;
         let body = to_json(&key, manifest)?;
+        // Its blob is kept at least as long as the item (it may be older, and shared).
+        let lock = self.lock_blob_of(manifest, &body).await?;
         match self
             .store
             .put_opts(&path(&key), body.clone(), PutMode::Create.into())
             .await
         {
-            Ok(_) => {
-                self.journal(&key, &body);
+            Ok(written) => {
+                self.written(&key, &body, written.version.as_deref()).await?;
                 Ok(ManifestWrite::Created)
             }
-            Err(object_store::Error::AlreadyExists { .. }) => Ok(ManifestWrite::AlreadyExists),
+            Err(object_store::Error::AlreadyExists { .. }) => {
+                // Written before, perhaps by a run killed before it locked it.
+                if let Some(lock) = lock {
+                    self.lock_at_least(&key, lock).await?;
+                }
+                Ok(ManifestWrite::AlreadyExists)
+            }
             Err(e) => Err(StoreError::from_backend(&key, e)),
         }
+    }
+
+    /// With a lock policy and a manifest that asks for retention: locks its blob at least
+    /// until the manifest's retain-until, and returns that lock.
+    async fn lock_blob_of(
+        &self,
+        manifest: &Manifest,
+        body: &object_store::PutPayload,
+    ) -> Result<Option<crate::worm::ObjectLock>, StoreError> {
+        if self.worm.is_none() {
+            return Ok(None);
+        }
+        let bytes: Vec<u8> = body.iter().flat_map(|chunk| chunk.iter().copied()).collect();
+        let Some(lock) = crate::worm::manifest_lock(&bytes) else {
+            return Ok(None);
+        };
+        self.lock_at_least(&layout::blob_key(&manifest.content.sha256), lock)
+            .await?;
+        Ok(Some(lock))
     }
 
     /// Appends a version to the manifest of a versioned item (a contact): `manifest` describes
@@ -118,6 +145,9 @@ impl Archive {
         );
         entry.extend(version);
         let entry = Value::Object(entry);
+        if let Ok(body) = to_json(&key, manifest) {
+            self.lock_blob_of(manifest, &body).await?;
+        }
         let written = self
             .update_document(&key, "a manifest", |stored: Option<Manifest>| {
                 let mut versions = match &stored {

@@ -265,7 +265,8 @@ impl Archive {
     /// hold records: objects that are never rewritten and always logged).
     pub(crate) async fn put_new_logged(&self, key: &str, body: Vec<u8>) -> Result<(), StoreError> {
         let body = PutPayload::from(bytes::Bytes::from(body));
-        self.store
+        let written = self
+            .store
             .put_opts(
                 &crate::layout::path(key),
                 body.clone(),
@@ -273,8 +274,35 @@ impl Archive {
             )
             .await
             .map_err(|e| StoreError::from_backend(key, e))?;
-        self.journal(key, &body);
-        Ok(())
+        self.written(key, &body, written.version.as_deref()).await
+    }
+
+    /// After `body` was written at `key` (as `version`, where the store keeps versions):
+    /// journals it for the ledger and, with a lock policy, locks it until its retain-until
+    /// (a manifest's own `retention.retainUntil`; anything else the policy's longest period
+    /// from now) before the write counts as done.
+    ///
+    /// # Errors
+    /// The lock could not be set: the object is written and journaled, but the caller must
+    /// not count it as done (a manifest met again is locked then, see `put_manifest`).
+    pub(crate) async fn written(&self, key: &str, body: &PutPayload, version: Option<&str>) -> Result<(), StoreError> {
+        self.journal(key, body);
+        match self.lock_of(key, body) {
+            Some(lock) => self.lock_new(key, version, lock).await,
+            None => Ok(()),
+        }
+    }
+
+    /// The lock of an object under the logged prefixes just written, with a lock policy:
+    /// a manifest's own retention (none: not locked), anything else's from now.
+    pub(crate) fn lock_of(&self, key: &str, body: &PutPayload) -> Option<crate::worm::ObjectLock> {
+        let policy = self.worm?;
+        crate::ledger::check_leaf_key(key).ok()?;
+        if key.starts_with(crate::layout::MANIFEST_ROOT) {
+            let bytes: Vec<u8> = body.iter().flat_map(|chunk| chunk.iter().copied()).collect();
+            return crate::worm::manifest_lock(&bytes);
+        }
+        Some(policy.lock_from(chrono::Utc::now()))
     }
 }
 

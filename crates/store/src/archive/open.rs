@@ -175,7 +175,12 @@ fn open_s3(url: &Url, display: String, options: &[(String, String)]) -> Result<A
     let (store, http) = crate::extensions::s3::build_s3(builder).map_err(invalid)?;
     let store = Arc::new(store);
     let prefix = url_prefix(url, &display)?;
-    let extensions = crate::extensions::s3::S3Extensions::new(Arc::clone(&store), http, prefix.clone());
+    let extensions = crate::extensions::s3::S3Extensions::new(
+        Arc::clone(&store),
+        http,
+        prefix.clone(),
+        url.host_str().unwrap_or_default(),
+    );
     Ok(
         Archive::build(prefixed(store, prefix.clone()), display.clone(), Backend::Multipart)
             .with_probe_store(prefixed(Arc::new(probe), prefix))

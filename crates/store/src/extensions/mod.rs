@@ -18,6 +18,7 @@
 
 pub(crate) mod local;
 pub(crate) mod s3;
+mod s3_lock;
 
 use std::fmt;
 

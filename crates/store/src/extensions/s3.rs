@@ -24,12 +24,13 @@ use serde::Deserialize;
 use super::{Encryption, Extensions, IncompleteUpload};
 use crate::StoreError;
 use crate::probe::error_chain;
+use crate::worm::{LockState, ObjectLock, WormSupport};
 
 /// How long a signed listing URL is valid.
-const LIST_URL_TTL: Duration = Duration::from_secs(300);
+pub(super) const LIST_URL_TTL: Duration = Duration::from_secs(300);
 /// How a listing page is retried when the request fails on the way or the status is transient
 /// (`recarch_failure::status_class`): three attempts, about 0.4 and 0.8 s apart.
-fn list_retry() -> RetryPolicy {
+pub(super) fn list_retry() -> RetryPolicy {
     RetryPolicy {
         max_attempts: 3,
         base_delay: Duration::from_millis(400),
@@ -79,9 +80,11 @@ pub(crate) fn build_s3(builder: AmazonS3Builder) -> object_store::Result<(Amazon
 /// `AbortMultipartUpload`), its HTTP client, and the archive's prefix in the bucket.
 #[derive(Debug)]
 pub(crate) struct S3Extensions {
-    s3: Arc<AmazonS3>,
-    http: HttpClient,
-    prefix: Path,
+    pub(super) s3: Arc<AmazonS3>,
+    pub(super) http: HttpClient,
+    pub(super) prefix: Path,
+    /// The bucket's name, for messages.
+    pub(super) bucket: String,
 }
 
 impl Extensions for S3Extensions {
@@ -153,11 +156,46 @@ impl Extensions for S3Extensions {
             }))
         })
     }
+
+    fn worm_support(&self) -> BoxFuture<'_, Result<WormSupport, StoreError>> {
+        Box::pin(self.object_lock_configuration())
+    }
+
+    fn lock_state<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<LockState>, StoreError>> {
+        Box::pin(self.head_lock(key))
+    }
+
+    fn set_retention<'a>(
+        &'a self,
+        key: &'a str,
+        version: Option<&'a str>,
+        lock: &'a ObjectLock,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(self.put_retention(key, version, lock))
+    }
+
+    fn set_legal_hold<'a>(
+        &'a self,
+        key: &'a str,
+        version: Option<&'a str>,
+        on: bool,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(self.put_legal_hold(key, version, on))
+    }
+
+    fn delete_versions<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<u64>, StoreError>> {
+        Box::pin(async move { self.delete_all_versions(key).await.map(Some) })
+    }
 }
 
 impl S3Extensions {
-    pub(crate) fn new(s3: Arc<AmazonS3>, http: HttpClient, prefix: Path) -> Self {
-        Self { s3, http, prefix }
+    pub(crate) fn new(s3: Arc<AmazonS3>, http: HttpClient, prefix: Path, bucket: &str) -> Self {
+        Self {
+            s3,
+            http,
+            prefix,
+            bucket: bucket.to_owned(),
+        }
     }
 
     /// The bucket key prefix of an archive key prefix (`""`: the whole archive).
@@ -324,7 +362,7 @@ fn parse_list(body: &[u8]) -> Result<ListPage, String> {
 }
 
 /// An error naming the status and the S3 error code and message of the answer.
-fn status_error(status: http::StatusCode, body: &Bytes) -> object_store::Error {
+pub(super) fn status_error(status: http::StatusCode, body: &Bytes) -> object_store::Error {
     #[derive(Deserialize, Default)]
     #[serde(rename_all = "PascalCase", default)]
     struct S3Error {
@@ -335,10 +373,7 @@ fn status_error(status: http::StatusCode, body: &Bytes) -> object_store::Error {
         .ok()
         .and_then(|t| quick_xml::de::from_str(t).ok())
         .unwrap_or_default();
-    let reason = format!(
-        "ListMultipartUploads answered {status}: {} {}",
-        parsed.code, parsed.message
-    );
+    let reason = format!("S3 answered {status}: {} {}", parsed.code, parsed.message);
     let source: Box<dyn std::error::Error + Send + Sync> = reason.trim_end().into();
     match status.as_u16() {
         401 | 403 => object_store::Error::PermissionDenied {
@@ -350,7 +385,7 @@ fn status_error(status: http::StatusCode, body: &Bytes) -> object_store::Error {
     }
 }
 
-fn generic(reason: String) -> object_store::Error {
+pub(super) fn generic(reason: String) -> object_store::Error {
     object_store::Error::Generic {
         store: STORE,
         source: reason.into(),

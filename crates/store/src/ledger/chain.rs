@@ -205,7 +205,7 @@ impl Archive {
                     ) =>
                 {
                     match self.get_bytes(&key).await {
-                        Ok(Some(there)) if there.as_ref() == body.as_slice() => Ok(()),
+                        Ok(Some(there)) if there.as_ref() == body.as_slice() => Ok(None),
                         Ok(Some(_)) => Err(object_store::Error::AlreadyExists {
                             path: key.clone(),
                             source: Box::new(e),
@@ -213,16 +213,22 @@ impl Archive {
                         _ => Err(e),
                     }
                 }
-                other => other.map(|_| ()),
+                other => other.map(|w| w.version),
             };
             match written {
-                Ok(_) => {
+                Ok(version) => {
                     *cached = Some(Tip {
                         // At the last number there is, the next append fails on it.
                         next: record.seq.saturating_add(1),
                         prev: Some(sha256),
                         frontier,
                     });
+                    // Locked with everything else (see the `worm` module): appended, but not
+                    // done until it is.
+                    if let Some(policy) = self.worm {
+                        self.lock_new(&key, version.as_deref(), policy.lock_from(record.time))
+                            .await?;
+                    }
                     return Ok(AppendedRecord {
                         seq: record.seq,
                         key,

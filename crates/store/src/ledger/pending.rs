@@ -223,6 +223,10 @@ impl Archive {
             .try_collect()
             .await?;
         let written_keys: Vec<String> = written.iter().map(|l| l.key.clone()).collect();
+        // A killed run may have written them and died before locking them.
+        if self.worm.is_some() {
+            self.lock_recovered(&written_keys).await?;
+        }
         let leaves: Vec<Leaf> = written
             .into_iter()
             .filter(|leaf| !logged.contains(&(leaf.key.clone(), leaf.sha256)))
@@ -248,6 +252,28 @@ impl Archive {
             written: written_keys,
             left: intents.into_iter().map(|(key, _, _)| LedgerIntent { key }).collect(),
         }))
+    }
+
+    /// Locks what a killed run wrote (at least as long as it would have been; never
+    /// shorter than it is): each key as it is now, and each manifest's blob.
+    async fn lock_recovered(&self, keys: &[String]) -> Result<(), StoreError> {
+        for key in keys {
+            let Some(bytes) = self.get_bytes(key).await? else {
+                continue;
+            };
+            let body = object_store::PutPayload::from(bytes.clone());
+            let Some(lock) = self.lock_of(key, &body) else {
+                continue;
+            };
+            self.lock_at_least(key, lock).await?;
+            if let Ok(manifest) = serde_json::from_slice::<crate::Manifest>(&bytes)
+                && key.starts_with(layout::MANIFEST_ROOT)
+            {
+                self.lock_at_least(&layout::blob_key(&manifest.content.sha256), lock)
+                    .await?;
+            }
+        }
+        Ok(())
     }
 
     /// The `(key, digest)` leaves among `keys` that records `since..` log (read in order

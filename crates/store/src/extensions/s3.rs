@@ -476,7 +476,7 @@ mod tests {
                 .with_token("the-session-token-value"),
         )
         .expect("builds offline");
-        let uploads = S3Extensions::new(Arc::new(s3), http, Path::from("p"));
+        let uploads = S3Extensions::new(Arc::new(s3), http, Path::from("p"), "b");
         let err = uploads.list("p/blobs/").await.expect_err("nothing listens there");
         let mut shown = format!("{err}\n{err:?}");
         let mut source = std::error::Error::source(&err);
@@ -512,7 +512,7 @@ mod tests {
                 .with_secret_access_key("s"),
         )
         .expect("builds offline");
-        let uploads = S3Extensions::new(Arc::new(s3), http, Path::from("some/prefix"));
+        let uploads = S3Extensions::new(Arc::new(s3), http, Path::from("some/prefix"), "b");
         assert_eq!(uploads.bucket_prefix("blobs/sha256/aa"), "some/prefix/blobs/sha256/aa");
         assert_eq!(uploads.bucket_prefix("staging/0-of-1/"), "some/prefix/staging/0-of-1/");
         assert_eq!(uploads.bucket_prefix(""), "some/prefix/");

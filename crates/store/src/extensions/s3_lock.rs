@@ -356,7 +356,7 @@ mod tests {
         );
         headers.insert("x-amz-object-lock-legal-hold", HeaderValue::from_static("ON"));
         let state = lock_state_of(&headers);
-        let lock = state.retention.unwrap();
+        let lock = state.retention.expect("a retention");
         assert_eq!(lock.mode, LockMode::Compliance);
         assert_eq!(lock.until_rfc3339(), "2027-01-02T03:04:05Z");
         assert!(state.legal_hold);
@@ -371,7 +371,7 @@ mod tests {
 <Version><Key>a/m.json</Key><VersionId>v1</VersionId><IsLatest>false</IsLatest></Version>
 <DeleteMarker><Key>a/m.json.x</Key><VersionId>d1</VersionId></DeleteMarker>
 </ListVersionsResult>"#;
-        let versions = parse_versions(body).unwrap();
+        let versions = parse_versions(body).expect("parses");
         let ids: Vec<_> = versions
             .iter()
             .map(|v| (v.key.as_str(), v.version_id.as_str()))

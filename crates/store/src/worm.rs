@@ -256,12 +256,12 @@ mod tests {
     #[test]
     fn locks_round_up_to_whole_seconds() {
         let t = DateTime::parse_from_rfc3339("2026-12-06T15:00:00.250Z")
-            .unwrap()
+            .expect("a time")
             .with_timezone(&Utc);
         let lock = ObjectLock::until(LockMode::Compliance, t);
         assert_eq!(lock.until_rfc3339(), "2026-12-06T15:00:01Z");
         let whole = DateTime::parse_from_rfc3339("2026-12-06T15:00:00Z")
-            .unwrap()
+            .expect("a time")
             .with_timezone(&Utc);
         assert_eq!(ObjectLock::until(LockMode::Governance, whole).retain_until, whole);
         assert_eq!(LockMode::Governance.s3_name(), "GOVERNANCE");

@@ -67,6 +67,128 @@ impl ActiveHolds {
     }
 }
 
+/// Legal holds on the store's own objects: set where the store keeps them (S3 Object Lock,
+/// Azure immutability), so that the store itself refuses to delete what a matter holds.
+/// Elsewhere (local disk) the hold records alone decide, in recarch's own commands.
+#[derive(Debug, Clone, Default)]
+pub struct StoreHolds {
+    /// The active holds, as read when the run began.
+    pub active: ActiveHolds,
+    /// Whether the store keeps legal holds.
+    pub enforced: bool,
+}
+
+impl StoreHolds {
+    /// The active holds of `archive`, and whether its store keeps legal holds.
+    ///
+    /// # Errors
+    /// Exit 4 when `holds/` or the store's configuration cannot be read.
+    pub async fn read(archive: &Archive) -> Result<StoreHolds, ExitError> {
+        Ok(StoreHolds {
+            active: ActiveHolds::read(archive).await?,
+            enforced: store_keeps_holds(archive).await?,
+        })
+    }
+
+    /// Puts the store's legal hold on an item just archived, when an active matter covers
+    /// it (see [`set_on_store`]).
+    ///
+    /// # Errors
+    /// The first store failure.
+    pub async fn hold_new(
+        &self,
+        archive: &Archive,
+        manifest: &recarch_store::Manifest,
+    ) -> Result<(), recarch_store::StoreError> {
+        if !self.enforced || self.active.is_empty() {
+            return Ok(());
+        }
+        let source = manifest
+            .extra
+            .get(recarch_store::MANIFEST_SOURCE)
+            .and_then(Value::as_str);
+        let Some(kind) = recarch_store::Kind::of_manifest(&manifest.kind, source) else {
+            return Ok(());
+        };
+        let key = Archive::manifest_key_of(kind, &manifest.organizer_id, &manifest.id);
+        let entries = CatalogEntry::of_manifest(&key, manifest);
+        let covered: Vec<&CatalogEntry> = entries.iter().filter(|e| !self.active.covering(e).is_empty()).collect();
+        if covered.is_empty() {
+            return Ok(());
+        }
+        match set_on_store(archive, &covered, true).await.into_iter().next() {
+            Some((_, e)) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Whether the store keeps legal holds (S3 with Object Lock, Azure with version-level
+/// immutability).
+///
+/// # Errors
+/// Exit 4 when the store's configuration cannot be read.
+pub async fn store_keeps_holds(archive: &Archive) -> Result<bool, ExitError> {
+    match archive.worm_support().await {
+        Ok(support) => Ok(support == recarch_store::WormSupport::Enforced),
+        Err(e) => Err(ExitError::new(
+            Exit::Fatal,
+            anyhow::anyhow!(
+                "cannot read whether {} keeps legal holds: {}",
+                archive.display_url(),
+                error_chain(&e)
+            ),
+        )),
+    }
+}
+
+/// Objects whose store legal hold is set at once.
+const HOLD_CONCURRENCY: usize = 8;
+
+/// Sets (`on`) or clears the store's legal hold on the manifest and the blob of each of
+/// `entries`; returns the objects that failed, with why.
+pub async fn set_on_store(
+    archive: &Archive,
+    entries: &[&CatalogEntry],
+    on: bool,
+) -> Vec<(String, recarch_store::StoreError)> {
+    use futures::StreamExt as _;
+    let mut keys: Vec<String> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for entry in entries {
+        for key in [entry.manifest.clone(), format!("blobs/sha256/{}", entry.sha256)] {
+            if seen.insert(key.clone()) {
+                keys.push(key);
+            }
+        }
+    }
+    futures::stream::iter(keys)
+        .map(|key| async move {
+            let set = archive.set_legal_hold(&key, on).await;
+            set.err().map(|e| (key, e))
+        })
+        .buffer_unordered(HOLD_CONCURRENCY)
+        .filter_map(futures::future::ready)
+        .collect()
+        .await
+}
+
+/// Exit 1 naming the objects whose store hold could not be changed (none: `Ok`).
+fn store_failures(failed: &[(String, recarch_store::StoreError)], on: bool, retry: &str) -> Result<(), ExitError> {
+    let Some((key, e)) = failed.first() else {
+        return Ok(());
+    };
+    Err(ExitError::new(
+        Exit::Partial,
+        anyhow::anyhow!(
+            "the hold record is written, but the store's legal hold could not be {} on {} objects (first: {key}: {}); recarch honours the record meanwhile; {retry}",
+            if on { "set" } else { "cleared" },
+            failed.len(),
+            error_chain(e)
+        ),
+    ))
+}
+
 async fn read_matters(archive: &Archive) -> Result<BTreeMap<String, Matter>, ExitError> {
     archive.matters().await.map_err(|e| {
         ExitError::new(
@@ -154,6 +276,7 @@ pub async fn place_cli(
     reason: Option<String>,
 ) -> Result<Exit, ExitError> {
     let matter = check_matter(matter)?;
+    let enforced = store_keeps_holds(archive).await?;
     let found = crate::find::find(archive, ledger, filters).await?;
     let (key, logged) = write(
         archive,
@@ -170,6 +293,11 @@ pub async fn place_cli(
     } else {
         format!("what matches {}", serde_json::to_string(filters).unwrap_or_default())
     };
+    if enforced {
+        let entries: Vec<&CatalogEntry> = found.entries.iter().collect();
+        let failed = set_on_store(archive, &entries, true).await;
+        store_failures(&failed, true, "run the same `recarch hold place` again to set the rest")?;
+    }
     crate::output::finish(
         crate::outln!(
             "hold placed: matter {matter:?} holds {scope}: {} items now, and each item archived later that matches, until it is released; record {key}, ledger record {}",
@@ -207,7 +335,47 @@ pub async fn release_cli(
             ),
         ));
     }
+    // What only this matter holds, whose store hold is cleared once the release is recorded.
+    let enforced = store_keeps_holds(archive).await?;
+    let mut released = Vec::new();
+    if enforced {
+        let (this, others): (BTreeMap<String, Matter>, BTreeMap<String, Matter>) =
+            matters.clone().into_iter().partition(|(name, _)| *name == matter);
+        let (this, others) = (ActiveHolds::of(&this), ActiveHolds::of(&others));
+        let everything = crate::find::find(archive, ledger, &Filters::default()).await?;
+        // A blob shared with an item another matter holds stays held.
+        let still_held: std::collections::HashSet<String> = everything
+            .entries
+            .iter()
+            .filter(|e| !others.covering(e).is_empty())
+            .map(|e| e.sha256.clone())
+            .collect();
+        for entry in everything.entries {
+            if !this.covering(&entry).is_empty() && others.covering(&entry).is_empty() {
+                released.push((still_held.contains(entry.sha256.as_str()), entry));
+            }
+        }
+    }
     let (key, logged) = write(archive, ledger, &matter, HoldAction::Release, reason, Value::Null, 0).await?;
+    if enforced {
+        let mut failed = Vec::new();
+        for (blob_held, entry) in &released {
+            if let Err(e) = archive.set_legal_hold(&entry.manifest, false).await {
+                failed.push((entry.manifest.clone(), e));
+            }
+            if !blob_held {
+                let blob = format!("blobs/sha256/{}", entry.sha256);
+                if let Err(e) = archive.set_legal_hold(&blob, false).await {
+                    failed.push((blob, e));
+                }
+            }
+        }
+        store_failures(
+            &failed,
+            false,
+            "clear them by hand (aws s3api put-object-legal-hold … --legal-hold Status=OFF) or ask for help",
+        )?;
+    }
     crate::output::finish(
         crate::outln!(
             "hold released: matter {matter:?} holds nothing now (items other matters hold stay held); record {key}, ledger record {}",

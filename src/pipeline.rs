@@ -62,6 +62,9 @@ pub struct ItemContext {
     pub names: Arc<crate::enrich::Names>,
     /// `[retention]`: what each manifest records of how long it is kept.
     pub retention: crate::config::RetentionConfig,
+    /// The active legal holds, set on the store's objects of items archived that they
+    /// cover (where the store keeps legal holds).
+    pub holds: Arc<crate::holds::StoreHolds>,
 }
 
 impl ItemContext {
@@ -385,6 +388,9 @@ pub async fn put_manifest(ctx: &ItemContext, mut manifest: Manifest, bytes: u64,
     let manifest = &manifest;
     match ctx.archive.put_manifest(manifest).await {
         Ok(ManifestWrite::Created) => {
+            if let Err(e) = ctx.holds.hold_new(&ctx.archive, manifest).await {
+                return ctx.store_failed(e, "cannot set the legal hold of an active matter");
+            }
             ctx.catalog.record(manifest);
             tracing::info!(organizer = %manifest.organizer_id, id = %manifest.id, kind = %manifest.kind, sha256 = %manifest.content.sha256, size = manifest.content.size, new_blob, "archived");
             ItemOutcome::Archived(Archived::Now { bytes, new_blob })

@@ -185,6 +185,12 @@ async fn pass(
                 .context("the store is not usable; check [store].url, [store.options] and credentials"),
         )
     };
+    // With a retention mode, the store must keep objects write-once before anything is
+    // written: a bucket without Object Lock is refused (exit 2, naming it).
+    let holds = Arc::new(crate::holds::StoreHolds::read(archive).await?);
+    if let Some(policy) = archive.worm() {
+        require_worm(archive, policy, holds.enforced).await?;
+    }
     let owner = format!(
         "{}:{}:{:08x}",
         recarch_store::hostname(),
@@ -318,6 +324,7 @@ async fn pass(
                 config.graph.base_url.clone(),
             )),
             retention: config.retention.clone(),
+            holds: Arc::clone(&holds),
         };
         let rc = RoundContext {
             items: &ctx,
@@ -620,6 +627,39 @@ async fn abort_interrupted_uploads(archive: &Archive, shard: &ShardId, initiated
             error = %error_chain(&e),
             "cannot abort the incomplete multipart uploads of interrupted runs; the next run tries again"
         ),
+    }
+}
+
+/// Refuses a retention mode on a store that does not keep objects write-once (exit 2,
+/// naming the bucket or container and what to do); on local disk, says once that a
+/// directory is not WORM.
+async fn require_worm(archive: &Archive, policy: recarch_store::WormPolicy, enforced: bool) -> Result<(), ExitError> {
+    if enforced {
+        tracing::info!(mode = %policy.mode, store = archive.display_url(), "every object is locked as it is written");
+        return Ok(());
+    }
+    match archive.worm_support().await {
+        Ok(recarch_store::WormSupport::NotEnabled(reason)) => Err(ExitError::new(
+            Exit::Config,
+            anyhow::anyhow!(
+                "[retention].mode = \"{}\" on {}: {reason}",
+                policy.mode,
+                archive.display_url()
+            ),
+        )),
+        Ok(recarch_store::WormSupport::Local) => {
+            tracing::info!(mode = %policy.mode, "local disk: retention is recorded and files are made read-only, but a directory is not WORM storage");
+            Ok(())
+        }
+        Ok(_) => Ok(()),
+        Err(e) => Err(ExitError::new(
+            Exit::Fatal,
+            anyhow::anyhow!(
+                "cannot read whether {} keeps objects write-once: {}",
+                archive.display_url(),
+                error_chain(&e)
+            ),
+        )),
     }
 }
 

@@ -201,6 +201,9 @@ async fn archive_contact(ctx: &ItemContext, organizer: &OrganizerId, item: &Cont
     ctx.with_retention(&mut manifest);
     match ctx.archive.append_version(&manifest, version).await {
         Ok(ManifestWrite::Created) => {
+            if let Err(e) = ctx.holds.hold_new(&ctx.archive, &manifest).await {
+                return ctx.store_failed(e, "cannot set the legal hold of an active matter");
+            }
             ctx.catalog.record(&manifest);
             ctx.names.missed(Kind::Contacts, organizer, None, &names);
             tracing::info!(%organizer, id = %item.id, kind = KIND_CONTACT, sha256 = %manifest.content.sha256, removed = item.removed.is_some(), "archived a version");

@@ -65,6 +65,11 @@ impl ActiveHolds {
     pub fn is_empty(&self) -> bool {
         self.matters.is_empty()
     }
+
+    /// How many matters are active.
+    pub fn len(&self) -> usize {
+        self.matters.len()
+    }
 }
 
 /// Legal holds on the store's own objects: set where the store keeps them (S3 Object Lock,

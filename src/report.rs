@@ -137,6 +137,22 @@ pub struct RunReport {
     pub cause: Option<crate::environment::Cause>,
     /// What the ledger cost this run.
     pub ledger: crate::ledger::LedgerStats,
+    /// With a retention mode: the mode, and what locking (and legal holds) cost this run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retention: Option<RetentionReport>,
+}
+
+/// A run's retention: its mode, and the objects it locked and held on the store.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RetentionReport {
+    /// `governance` or `compliance`.
+    pub mode: String,
+    /// Objects locked, extended, legal holds set, and the time spent.
+    #[serde(flatten)]
+    pub locks: recarch_store::LockStats,
+    /// The active matters when the run began.
+    pub active_matters: usize,
 }
 
 impl RunReport {
@@ -165,6 +181,7 @@ impl RunReport {
             exit_code: 0,
             cause: None,
             ledger: crate::ledger::LedgerStats::default(),
+            retention: None,
         }
     }
 }

@@ -472,6 +472,11 @@ async fn pass(
     report.organizers_failed = organizers_failed;
     report.graph_requests = graph_http.as_ref().map_or(0, |h| h.requests_sent());
     report.ledger = ledger.stats();
+    report.retention = archive.worm().map(|policy| crate::report::RetentionReport {
+        mode: policy.mode.to_string(),
+        locks: archive.lock_stats(),
+        active_matters: holds.active.len(),
+    });
     report.throttled_requests = graph_http.as_ref().map_or(0, |h| h.throttle_events());
     report.failures = failures;
     report.outcome = outcome;

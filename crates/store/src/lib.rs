@@ -181,7 +181,7 @@ pub use model::{
 pub use probe::ProbeReport;
 pub use queue::StateOverview;
 pub use recarch_failure::FailureClass;
-pub use worm::{LockMode, LockState, ObjectLock, WormPolicy, WormSupport};
+pub use worm::{LockMode, LockState, LockStats, ObjectLock, WormPolicy, WormSupport};
 
 /// Re-export of the `object_store` crate this one is built on, for [`Archive::from_store`].
 pub use object_store;

@@ -17,6 +17,8 @@
 
 use std::fmt;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -141,6 +143,38 @@ impl WormPolicy {
     }
 }
 
+/// Counts of what locking did, shared by an archive's clones.
+#[derive(Debug, Default)]
+pub(crate) struct LockCounters {
+    locked: AtomicU64,
+    extended: AtomicU64,
+    holds: AtomicU64,
+    micros: AtomicU64,
+}
+
+/// What locking did in this process: for run reports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LockStats {
+    /// Objects locked as they were written.
+    pub locked: u64,
+    /// Objects already there whose lock was set or extended (blobs a later item needs
+    /// longer, objects a killed run left unlocked).
+    pub extended: u64,
+    /// Legal holds set or cleared on the store.
+    pub legal_holds: u64,
+    /// Microseconds spent in those requests, summed over concurrent writers.
+    pub micros: u64,
+}
+
+impl LockCounters {
+    fn timed(&self, counter: &AtomicU64, started: std::time::Instant) {
+        counter.fetch_add(1, Ordering::Relaxed);
+        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.micros.fetch_add(micros, Ordering::Relaxed);
+    }
+}
+
 /// The lock a manifest's `retention` member asks for (`{"mode", "retainUntil"}`), if it has
 /// one that parses.
 pub(crate) fn manifest_lock(bytes: &[u8]) -> Option<ObjectLock> {
@@ -200,7 +234,21 @@ impl Archive {
         if self.worm.is_none() {
             return Ok(());
         }
-        self.extensions.set_retention(key, version, &lock).await
+        let started = std::time::Instant::now();
+        self.extensions.set_retention(key, version, &lock).await?;
+        self.lock_counters.timed(&self.lock_counters.locked, started);
+        Ok(())
+    }
+
+    /// What locking did in this process so far.
+    pub fn lock_stats(&self) -> LockStats {
+        let c = &self.lock_counters;
+        LockStats {
+            locked: c.locked.load(Ordering::Relaxed),
+            extended: c.extended.load(Ordering::Relaxed),
+            legal_holds: c.holds.load(Ordering::Relaxed),
+            micros: c.micros.load(Ordering::Relaxed),
+        }
     }
 
     /// Makes sure the object at `key` (which may have been there before) is locked at least
@@ -213,15 +261,20 @@ impl Archive {
         if self.worm.is_none() {
             return Ok(());
         }
+        let started = std::time::Instant::now();
         let current = self.extensions.lock_state(key).await?;
         if let Some(LockState {
             retention: Some(held), ..
         }) = current
             && held.retain_until >= lock.retain_until
         {
+            let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+            self.lock_counters.micros.fetch_add(micros, Ordering::Relaxed);
             return Ok(());
         }
-        self.extensions.set_retention(key, None, &lock).await
+        self.extensions.set_retention(key, None, &lock).await?;
+        self.lock_counters.timed(&self.lock_counters.extended, started);
+        Ok(())
     }
 
     /// Sets (or clears) the legal hold on the current version of `key`. Where the store has
@@ -231,7 +284,10 @@ impl Archive {
     /// # Errors
     /// Store failures.
     pub async fn set_legal_hold(&self, key: &str, on: bool) -> Result<(), StoreError> {
-        self.extensions.set_legal_hold(key, None, on).await
+        let started = std::time::Instant::now();
+        self.extensions.set_legal_hold(key, None, on).await?;
+        self.lock_counters.timed(&self.lock_counters.holds, started);
+        Ok(())
     }
 
     /// Deletes the object at `key` for good (disposition): every version where the store

@@ -85,6 +85,8 @@ pub struct Archive {
     journal: Arc<std::sync::Mutex<Vec<crate::ledger::Leaf>>>,
     /// How objects are locked as they are written (see the `worm` module); `None`: not.
     pub(crate) worm: Option<crate::worm::WormPolicy>,
+    /// What locking cost (shared by clones).
+    pub(crate) lock_counters: Arc<crate::worm::LockCounters>,
 }
 
 impl fmt::Debug for Archive {
@@ -110,6 +112,7 @@ impl Archive {
             document_locks: Arc::new(std::array::from_fn(|_| tokio::sync::Mutex::new(()))),
             extensions: Arc::new(NoExtensions),
             worm: None,
+            lock_counters: Arc::default(),
             ledger_tip: Arc::default(),
             journal: Arc::default(),
         }

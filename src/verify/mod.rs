@@ -113,6 +113,8 @@ pub struct VerifyReport {
     pub ledger_leaves: u64,
     /// Catalog entries read (lines of every segment).
     pub catalog_entries: u64,
+    /// Disposal markers read (lines of every segment that hide a disposed item's entries).
+    pub catalog_disposed: u64,
 }
 
 impl VerifyReport {

@@ -346,8 +346,9 @@ async fn check(
         .await
         .map_err(|e| spill_failed(io::Error::other(e)))?
         .map_err(spill_failed)?;
-    check_indexes(archive, &mut report, &mut on_problem).await;
-    ledger::check_ledger(archive, ledger_keys, limits, &mut catalog, &mut report, &mut on_problem).await?;
+    let disposed =
+        ledger::check_ledger(archive, ledger_keys, limits, &mut catalog, &mut report, &mut on_problem).await?;
+    check_indexes(archive, disposed, limits, &mut report, &mut on_problem).await?;
     catalog.finish(manifests_complete, &mut report, &mut on_problem).await?;
     Ok(report)
 }
@@ -525,7 +526,15 @@ mod tests {
         put(&dir, &format!("meetings/{ORG}/garbage.json"), b"[1]".to_vec());
         let mut printed = Vec::new();
         let mut report = VerifyReport::default();
-        check_indexes(&archive, &mut report, &mut |p: &str| printed.push(p.to_owned())).await;
+        check_indexes(
+            &archive,
+            ledger::DisposedKeys::default(),
+            Limits::TINY,
+            &mut report,
+            &mut |p: &str| printed.push(p.to_owned()),
+        )
+        .await
+        .unwrap();
         printed.sort();
         let index = recarch_store::meeting_key(&org, "m");
         assert_eq!(printed.len(), 2, "{printed:#?}");

@@ -54,7 +54,7 @@
 //! written or read back, end the check (exit 4).
 
 mod catalog;
-mod checks;
+pub(crate) mod checks;
 mod join;
 mod ledger;
 mod listing;

@@ -141,6 +141,7 @@
 
 mod archive;
 mod catalog;
+pub mod dispose;
 mod document;
 mod error;
 mod extensions;

@@ -405,8 +405,11 @@ async fn apply(
     let mut failed_manifests: HashSet<String> = HashSet::new();
     let mut first_record = None;
     for (n, batch) in plan.eligible.chunks(BATCH).enumerate() {
-        if n > 0 {
-            refuse_while_running(archive).await?;
+        if n > 0
+            && let Err(e) = refuse_while_running(archive).await
+        {
+            summarise(archive, ledger, first_record.take(), report).await;
+            return Err(e);
         }
         let to_delete: &[(Sha256Digest, u64)] = blobs.get(&n).map_or(&[], Vec::as_slice);
         // 1. The record, before anything is deleted.
@@ -518,20 +521,27 @@ async fn apply(
             "disposition progress"
         );
     }
-    if report.disposed > 0 || report.blobs_deleted > 0 {
-        let last = LastDisposal {
-            time: Utc::now(),
-            record: first_record.unwrap_or_default(),
-            items: report.disposed,
-            blobs: report.blobs_deleted,
-            bytes: report.bytes_freed,
-            user: crate::ledger::actor(ledger.shard()).user,
-        };
-        if let Err(e) = archive.record_disposal(last).await {
-            tracing::warn!(error = %error_chain(&e), "cannot update the disposal summary `status` shows; the ledger has the disposal");
-        }
-    }
+    summarise(archive, ledger, first_record, report).await;
     Ok(())
+}
+
+/// Adds what was deleted to the disposal summary `status` shows (a failure is logged: the
+/// ledger has the disposal).
+async fn summarise(archive: &Archive, ledger: &Ledger, first_record: Option<String>, report: &DisposeReport) {
+    if report.disposed == 0 && report.blobs_deleted == 0 {
+        return;
+    }
+    let last = LastDisposal {
+        time: Utc::now(),
+        record: first_record.unwrap_or_default(),
+        items: report.disposed,
+        blobs: report.blobs_deleted,
+        bytes: report.bytes_freed,
+        user: crate::ledger::actor(ledger.shard()).user,
+    };
+    if let Err(e) = archive.record_disposal(last).await {
+        tracing::warn!(error = %error_chain(&e), "cannot update the disposal summary `status` shows; the ledger has the disposal");
+    }
 }
 
 /// Writes `markers` as a catalog segment (named in an intent first) and logs it in a `run`

@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod config;
 #[cfg(feature = "demo")]
 pub mod demo;
+pub mod dispose;
 pub mod enrich;
 pub mod environment;
 pub mod exit;

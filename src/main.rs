@@ -4,7 +4,7 @@
 //!
 //! This binary is the edge: it reads the command line, the environment and the configuration
 //! file, sets up logging and signals, and maps outcomes to the documented exit codes. The work
-//! itself lives in the `recarch` library (`run`, `verify`, `status`, `demo`), on top of the
+//! itself lives in the `recarch` library (`run`, `verify`, `status`, `dispose`, `demo`), on top of the
 //! `recarch-delta`, `recarch-fetch` and `recarch-store` crates.
 
 use std::io::{IsTerminal as _, Write as _};
@@ -183,6 +183,23 @@ enum Command {
         #[command(subcommand)]
         action: HoldCommand,
     },
+    /// Deletes the items whose retain-until has passed and that no active legal hold covers
+    /// (the manifest, and each blob no remaining manifest names); a dry run unless --yes.
+    #[command(group(ArgGroup::new("mode").args(["dry_run", "yes"])))]
+    Dispose {
+        /// The configuration file (TOML).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// Say what would be deleted, and delete nothing (the default).
+        #[arg(long)]
+        dry_run: bool,
+        /// Delete: log the disposal in the ledger, then delete.
+        #[arg(long)]
+        yes: bool,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// The catalog `ls` searches (`catalog/`).
     Catalog {
         /// The configuration file (TOML).
@@ -292,6 +309,7 @@ fn main() -> ExitCode {
         | Command::Cat { .. }
         | Command::Show { .. }
         | Command::Hold { .. }
+        | Command::Dispose { .. }
         | Command::Catalog { .. } => ProgressMode::Never,
     };
     let bars = (progress == ProgressMode::Auto && std::io::stderr().is_terminal()).then(indicatif::MultiProgress::new);
@@ -534,6 +552,18 @@ async fn dispatch(command: Command, bars: Option<indicatif::MultiProgress>) -> R
                 }
                 HoldCommand::Ls { json, .. } => recarch::holds::ls_cli(&archive, &ledger, json).await,
             }
+        }
+        Command::Dispose {
+            config,
+            dry_run: _,
+            yes,
+            json,
+        } => {
+            let config = load_config(&config)?;
+            let archive = run::open_archive(&config)?;
+            let ledger = command_ledger(&config, &archive);
+            let request = recarch::dispose::DisposeRequest { apply: yes, json };
+            recarch::dispose::dispose_cli(&archive, &ledger, request).await
         }
         Command::Catalog {
             config,

@@ -43,6 +43,9 @@ struct StatusReport {
     /// `[retention]` (`None`: mode `none`).
     #[serde(skip_serializing_if = "Option::is_none")]
     retention: Option<RetentionStatus>,
+    /// What `recarch dispose` deleted so far, and its newest disposal (`None`: nothing yet,
+    /// or the summary cannot be read).
+    disposed: Option<recarch_store::dispose::DisposalSummary>,
 }
 
 /// `[retention]`, as `status` shows it.
@@ -290,6 +293,13 @@ pub async fn status_cli(config: &Config, archive: &Archive, json: bool) -> Resul
                 None
             }
         },
+        disposed: match archive.disposal_summary().await {
+            Ok(summary) => summary,
+            Err(e) => {
+                tracing::warn!(error = %error_chain(&e), "cannot read the disposal summary");
+                None
+            }
+        },
     };
     let printed = if json {
         crate::outln!("{}", serde_json::to_string_pretty(&report).unwrap_or_default())
@@ -465,6 +475,27 @@ fn print_text(report: &StatusReport) -> Result<(), crate::output::StdoutError> {
             active.join(", ")
         )?,
         None => crate::outln!("holds: cannot be read (see the log)")?,
+    }
+    if let Some(d) = &report.disposed {
+        let last = d
+            .last
+            .as_ref()
+            .map(|l| {
+                format!(
+                    " (last {}: {} items, by {}, ledger record {})",
+                    l.time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    l.items,
+                    l.user,
+                    l.record
+                )
+            })
+            .unwrap_or_default();
+        crate::outln!(
+            "disposed: {} items, {} blobs, {}{last}",
+            d.items,
+            d.blobs,
+            recarch_store::human_bytes(d.bytes)
+        )?;
     }
     if report.healthy {
         crate::outln!("health: ok")?;

@@ -7,6 +7,8 @@ mod util;
 mod adhoc;
 #[path = "cli/contacts.rs"]
 mod contacts;
+#[path = "cli/dispose.rs"]
+mod dispose;
 #[path = "cli/encryption.rs"]
 mod encryption;
 #[path = "cli/enrich.rs"]

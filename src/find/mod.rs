@@ -12,7 +12,7 @@ pub mod text;
 use std::collections::HashMap;
 
 use futures::StreamExt;
-use recarch_store::{Archive, CatalogEntry, ManifestRead};
+use recarch_store::{Archive, CatalogEntry, CatalogLine, DisposalMarker, ManifestRead};
 
 use crate::exit::{Exit, ExitError};
 use crate::ledger::Ledger;
@@ -30,11 +30,25 @@ const MANIFEST_READS: usize = 8;
 pub struct Found {
     /// The items.
     pub entries: Vec<CatalogEntry>,
+    /// The items that passed the filters but were disposed of (a disposal marker hides every
+    /// entry of theirs), one per manifest, oldest first: what `show` reports as disposed.
+    pub disposed: Vec<Disposed>,
     /// Catalog lines or segments that could not be read (logged).
     pub unreadable: u64,
 }
 
+/// An item disposed of: its last catalog entry and the marker that hides it.
+#[derive(Debug, Clone)]
+pub struct Disposed {
+    /// The entry, as cataloged before the disposal.
+    pub entry: CatalogEntry,
+    /// The disposal.
+    pub marker: DisposalMarker,
+}
+
 /// The items that pass `filters`, through the catalog (built first if the archive has none).
+/// Entries a disposal marker hides (those listed in segments before the marker's) are left
+/// out, and reported in [`Found::disposed`].
 ///
 /// # Errors
 /// Exit 4 when the store cannot be listed or the catalog cannot be built.
@@ -57,43 +71,93 @@ pub async fn find(archive: &Archive, ledger: &Ledger, filters: &Filters) -> Resu
         );
     }
     let mut found = Found::default();
-    // One entry per manifest: the newest version that passes (contacts), or the item.
-    let mut by_manifest: HashMap<String, CatalogEntry> = HashMap::new();
-    let mut entries = archive.catalog_entries();
-    while let Some(item) = entries.next().await {
-        let entry = match item.map_err(|e| fatal("cannot list catalog/", e))? {
-            Ok(entry) => entry,
+    // One entry per (manifest, sha256) that passes, with the newest segment listing it; and
+    // the newest marker of each (manifest, sha256) disposed of, with its segment.
+    type Identity = (String, String);
+    let mut listed: HashMap<Identity, (CatalogEntry, String)> = HashMap::new();
+    let mut markers: HashMap<Identity, (String, DisposalMarker)> = HashMap::new();
+    let mut lines = archive.catalog_entries();
+    while let Some(item) = lines.next().await {
+        let (segment, line) = match item.map_err(|e| fatal("cannot list catalog/", e))? {
+            Ok(line) => line,
             Err(e) => {
                 found.unreadable += 1;
                 tracing::warn!(error = %error_chain(&e), "a catalog entry cannot be read; `recarch catalog rebuild` writes it anew from the manifests");
                 continue;
             }
         };
+        let entry = match line {
+            CatalogLine::Entry(entry) => entry,
+            CatalogLine::Disposed(marker) => {
+                let identity = (marker.manifest.clone(), marker.sha256.clone());
+                match markers.get_mut(&identity) {
+                    Some((newest, _)) if *newest >= segment => {}
+                    _ => {
+                        markers.insert(identity, (segment, marker));
+                    }
+                }
+                continue;
+            }
+        };
         if !filters.matches(&entry) {
             continue;
         }
-        match by_manifest.get_mut(&entry.manifest) {
+        let identity = (entry.manifest.clone(), entry.sha256.clone());
+        match listed.get_mut(&identity) {
             // The same item (or version) listed again: a later run's entry adds the names an
             // earlier one could not read (`crate::enrich`), so members absent from one are
             // taken from the other. The filters above read no `extra` member, so they passed
             // or failed both alike.
-            Some(kept) if kept.identity() == entry.identity() => merge_extra(kept, entry),
-            Some(kept) if kept.archived_at >= entry.archived_at => {}
-            _ => {
-                by_manifest.insert(entry.manifest.clone(), entry);
+            Some((kept, newest)) => {
+                merge_extra(kept, entry);
+                if *newest < segment {
+                    *newest = segment;
+                }
+            }
+            None => {
+                listed.insert(identity, (entry, segment));
             }
         }
     }
-    let mut entries: Vec<CatalogEntry> = by_manifest.into_values().collect();
-    entries.sort_by(|a, b| {
+    // One entry per manifest: the newest version that passes (contacts), or the item; those
+    // a marker written after every segment listing them hides, apart.
+    let mut by_manifest: HashMap<String, CatalogEntry> = HashMap::new();
+    let mut disposed: HashMap<String, Disposed> = HashMap::new();
+    for (identity, (entry, newest)) in listed {
+        match markers.get(&identity) {
+            Some((marked_in, marker)) if *marked_in > newest => match disposed.get(&entry.manifest) {
+                Some(kept) if kept.entry.archived_at >= entry.archived_at => {}
+                _ => {
+                    let marker = marker.clone();
+                    disposed.insert(entry.manifest.clone(), Disposed { entry, marker });
+                }
+            },
+            _ => match by_manifest.get(&entry.manifest) {
+                Some(kept) if kept.archived_at >= entry.archived_at => {}
+                _ => {
+                    by_manifest.insert(entry.manifest.clone(), entry);
+                }
+            },
+        }
+    }
+    let order = |a: &CatalogEntry, b: &CatalogEntry| {
         (a.searched_time(), a.kind, &a.organizer_id, &a.manifest).cmp(&(
             b.searched_time(),
             b.kind,
             &b.organizer_id,
             &b.manifest,
         ))
-    });
+    };
+    // An item archived again after its disposal is listed, not disposed.
+    let mut disposed: Vec<Disposed> = disposed
+        .into_values()
+        .filter(|d| !by_manifest.contains_key(&d.entry.manifest))
+        .collect();
+    let mut entries: Vec<CatalogEntry> = by_manifest.into_values().collect();
+    entries.sort_by(order);
+    disposed.sort_by(|a, b| order(&a.entry, &b.entry));
     found.entries = entries;
+    found.disposed = disposed;
     Ok(found)
 }
 

@@ -1,7 +1,8 @@
 //! `recarch show ID`: everything the archive holds about an item (a Graph id), a meeting or
 //! call (its id), or a blob (its SHA-256): the manifests (every version of a contact), the
 //! meeting's or call's items, which items a blob belongs to, the ledger record that logged
-//! each manifest, and the legal holds on each.
+//! each manifest, and the legal holds on each. An item disposed of (`recarch dispose`) is
+//! shown as such: its manifest, when and by which ledger record.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -26,14 +27,27 @@ pub async fn show_cli(archive: &Archive, ledger: &Ledger, id: &str, json_out: bo
     let blob = Sha256Digest::from_hex(&id.to_ascii_lowercase()).ok();
     let everything = find(archive, ledger, &Filters::default()).await?;
     // The items it names: by Graph id, by meeting or call id, or by content.
-    let matching: Vec<&CatalogEntry> = everything
-        .entries
+    let names = |e: &CatalogEntry| {
+        e.id == id
+            || e.meeting_id.as_deref() == Some(id)
+            || e.call_id.as_deref() == Some(id)
+            || blob.is_some_and(|b| e.sha256 == b.to_hex())
+    };
+    let matching: Vec<&CatalogEntry> = everything.entries.iter().filter(|e| names(e)).collect();
+    let disposed: Vec<Value> = everything
+        .disposed
         .iter()
-        .filter(|e| {
-            e.id == id
-                || e.meeting_id.as_deref() == Some(id)
-                || e.call_id.as_deref() == Some(id)
-                || blob.is_some_and(|b| e.sha256 == b.to_hex())
+        .filter(|d| names(&d.entry))
+        .map(|d| {
+            json!({
+                "manifest": d.entry.manifest,
+                "kind": d.entry.kind.dirname(),
+                "id": d.entry.id,
+                "organizerId": d.entry.organizer_id,
+                "sha256": d.entry.sha256,
+                "disposedAt": d.marker.disposed_at,
+                "record": d.marker.record,
+            })
         })
         .collect();
     let mut out = json!({"id": id});
@@ -89,7 +103,8 @@ pub async fn show_cli(archive: &Archive, ledger: &Ledger, id: &str, json_out: bo
     }
     out["items"] = Value::Array(items);
     out["indexes"] = Value::Object(containers.into_iter().collect());
-    let found = !keys.is_empty() || out["blob"]["size"].is_u64();
+    let found = !keys.is_empty() || out["blob"]["size"].is_u64() || !disposed.is_empty();
+    out["disposed"] = Value::Array(disposed);
     let printed = if json_out {
         crate::outln!("{}", serde_json::to_string_pretty(&out).unwrap_or_default())
     } else {
@@ -175,6 +190,18 @@ fn print_text(out: &Value) -> Result<(), crate::output::StdoutError> {
         for line in text.lines() {
             crate::outln!("  {line}")?;
         }
+    }
+    for d in out["disposed"].as_array().into_iter().flatten() {
+        crate::outln!(
+            "disposed of: {} {} of {} (content {}), {}, in ledger record {}: {}",
+            d["kind"].as_str().unwrap_or_default(),
+            d["id"].as_str().unwrap_or_default(),
+            d["organizerId"].as_str().unwrap_or_default(),
+            d["sha256"].as_str().unwrap_or_default(),
+            d["disposedAt"].as_str().unwrap_or_default(),
+            d["record"].as_str().unwrap_or_default(),
+            d["manifest"].as_str().unwrap_or_default()
+        )?;
     }
     for (key, index) in out["indexes"].as_object().into_iter().flatten() {
         let entries = index["entries"].as_array().map_or(0, Vec::len);

@@ -10,6 +10,11 @@
 //! manifest at a time: only one manifest's derived entries (one per version for a contact)
 //! are held at once.
 //!
+//! A disposal marker (a line `{"disposed": …}`) hides the entries of its `(manifest, sha256)`
+//! listed in segments before its own (see `recarch_store::DisposalMarker`): those entries are
+//! not compared at all (their manifest is meant to be gone), and do not count as listing an
+//! entry a manifest still derives, which is then reported missing, as `ls` cannot find it.
+//!
 //! Only the identity and the searched fields (kind, organizerId, id, meetingId, callId,
 //! createdDateTime, size) are compared, not the `extra` members: entries of the same identity
 //! may be added later carrying more of them (a subject, an organizer's name), and
@@ -17,7 +22,9 @@
 
 use std::io::{self, BufRead, Write};
 
-use recarch_store::{CatalogEntry, StoreError, StoredManifest, catalog_segment_lines};
+use std::collections::HashMap;
+
+use recarch_store::{CatalogEntry, CatalogLine, StoreError, StoredManifest, catalog_segment_lines};
 
 use super::sort::{Entry, Spill};
 use super::{EVENT_QUEUE, Limits, VerifyReport, spill_failed};
@@ -92,14 +99,16 @@ pub(super) struct Derived {
     searched: Option<Searched>,
 }
 
-/// An entry as a segment lists it, and where. Sorted by manifest, then sha256.
+/// An entry or a disposal marker as a segment lists it, and where. Sorted by manifest, then
+/// sha256.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) struct Listed {
     manifest: String,
     sha256: String,
-    searched: Searched,
     segment: String,
     line: u64,
+    /// The entry's searched fields; `None` for a disposal marker.
+    searched: Option<Searched>,
 }
 
 /// Collects both sides while verify reads the manifests and the ledgered objects, then joins
@@ -174,12 +183,23 @@ impl CatalogCheck {
         self.segments += 1;
         for (line, entry) in catalog_segment_lines(key, bytes) {
             match entry {
-                Ok(entry) => {
+                Ok(CatalogLine::Entry(entry)) => {
                     report.catalog_entries += 1;
                     let listed = Listed {
-                        searched: Searched::of(&entry),
+                        searched: Some(Searched::of(&entry)),
                         manifest: entry.manifest,
                         sha256: entry.sha256,
+                        segment: key.to_owned(),
+                        line,
+                    };
+                    self.listed.push(listed).await.map_err(spill_failed)?;
+                }
+                Ok(CatalogLine::Disposed(marker)) => {
+                    report.catalog_disposed += 1;
+                    let listed = Listed {
+                        searched: None,
+                        manifest: marker.manifest,
+                        sha256: marker.sha256,
                         segment: key.to_owned(),
                         line,
                     };
@@ -289,7 +309,25 @@ fn join(
         }
         let exists = !entries.is_empty();
         let unread = entries.iter().any(|(d, _)| d.searched.is_none());
+        // The manifest's lines, and the newest marker segment of each content disposed of.
+        let mut lines: Vec<Listed> = Vec::new();
         while let Some(l) = next_listed.take_if(|l| l.manifest == manifest) {
+            lines.push(l);
+            next_listed = listed.next()?;
+        }
+        let mut marked: HashMap<&str, &str> = HashMap::new();
+        for l in lines.iter().filter(|l| l.searched.is_none()) {
+            let newest = marked.entry(l.sha256.as_str()).or_insert(l.segment.as_str());
+            if *newest < l.segment.as_str() {
+                *newest = l.segment.as_str();
+            }
+        }
+        for l in &lines {
+            let Some(searched) = &l.searched else { continue };
+            // Cataloged before its disposal: hidden from readers, and meant to be gone.
+            if marked.get(l.sha256.as_str()).is_some_and(|m| *m > l.segment.as_str()) {
+                continue;
+            }
             let at = format!("{} line {}", l.segment, l.line);
             if !exists {
                 if trusted.unnamed {
@@ -311,18 +349,17 @@ fn join(
                         let mut right = false;
                         for (d, found) in same {
                             *found = true;
-                            right |= d.searched.as_ref() == Some(&l.searched);
+                            right |= d.searched.as_ref() == Some(searched);
                         }
                         if let (false, Some(first)) = (right, first) {
                             send(format!(
                                 "catalog: wrong: {at}: {} ({manifest})",
-                                l.searched.differences(&first).join("; ")
+                                searched.differences(&first).join("; ")
                             ))?;
                         }
                     }
                 }
             }
-            next_listed = listed.next()?;
         }
         for (d, _) in entries.iter().filter(|(d, found)| !found && d.searched.is_some()) {
             if trusted.missing {
@@ -459,21 +496,35 @@ impl Entry for Listed {
     fn write_to(&self, out: &mut impl Write) -> io::Result<()> {
         write_str(out, &self.manifest)?;
         write_str(out, &self.sha256)?;
-        self.searched.write_to(out)?;
         write_str(out, &self.segment)?;
-        out.write_all(&self.line.to_le_bytes())
+        out.write_all(&self.line.to_le_bytes())?;
+        out.write_all(&[u8::from(self.searched.is_some())])?;
+        match &self.searched {
+            Some(searched) => searched.write_to(out),
+            None => Ok(()),
+        }
     }
 
     fn read_from(input: &mut impl BufRead) -> io::Result<Option<Self>> {
         let Some(manifest) = read_first(input)? else {
             return Ok(None);
         };
+        let sha256 = read_str(input)?;
+        let segment = read_str(input)?;
+        let line = read_u64(input)?;
+        let mut flag = [0u8; 1];
+        input.read_exact(&mut flag)?;
+        let searched = if flag[0] != 0 {
+            Some(Searched::read_from(input)?)
+        } else {
+            None
+        };
         Ok(Some(Listed {
             manifest,
-            sha256: read_str(input)?,
-            searched: Searched::read_from(input)?,
-            segment: read_str(input)?,
-            line: read_u64(input)?,
+            sha256,
+            segment,
+            line,
+            searched,
         }))
     }
 }
@@ -595,6 +646,59 @@ mod tests {
             assert!(printed.contains(&e), "{e} in {printed:#?}");
         }
         assert_eq!(report.problem_count, 4);
+    }
+
+    /// A disposal marker hides the entries of its `(manifest, sha256)` in segments before its
+    /// own: those are not compared (their manifest is gone on purpose), and do not make a
+    /// manifest that still exists complete; entries in later segments count as usual.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn markers_hide_what_segments_before_them_list() {
+        let mut check = CatalogCheck::new(Limits::TINY);
+        let mut report = VerifyReport::default();
+        let (gone, gone_entries) = recording(0);
+        let (kept, kept_entries) = recording(1);
+        let (back, back_entries) = recording(2);
+        check.manifest(&kept).await.unwrap();
+        check.manifest(&back).await.unwrap();
+        let marker = |e: &CatalogEntry| {
+            format!(
+                "{{\"disposed\":{{\"manifest\":\"{}\",\"sha256\":\"{}\",\"disposedAt\":\"2026-01-01T00:00:00Z\",\"record\":\"ledger/x.json\"}}}}\n",
+                e.manifest, e.sha256
+            )
+        };
+        // Every item cataloged in segment 1; 0 (gone) and 1 (still there) marked in segment
+        // 2; 2 marked too, then cataloged again in segment 3 (archived again).
+        let mut all = gone_entries.clone();
+        all.extend(kept_entries.clone());
+        all.extend(back_entries.clone());
+        let mut printed = Vec::new();
+        let mut note = |p: &str| printed.push(p.to_owned());
+        check
+            .segment("catalog/1.jsonl", &segment(&all), &mut report, &mut note)
+            .await
+            .unwrap();
+        let markers = [&gone_entries[0], &kept_entries[0], &back_entries[0]]
+            .map(marker)
+            .concat();
+        check
+            .segment("catalog/2.jsonl", markers.as_bytes(), &mut report, &mut note)
+            .await
+            .unwrap();
+        check
+            .segment("catalog/3.jsonl", &segment(&back_entries), &mut report, &mut note)
+            .await
+            .unwrap();
+        assert_eq!((report.catalog_entries, report.catalog_disposed), (4, 3));
+        printed.extend(run(check, true, &mut report).await);
+        assert_eq!(
+            printed,
+            [format!(
+                "catalog: missing: {} ({}): ls, show and export cannot find it; run recarch catalog rebuild",
+                kept.key, kept_entries[0].sha256
+            )],
+            "{}",
+            gone.key
+        );
     }
 
     /// With a segment unread, entries in no segment read are counted, not listed; with the

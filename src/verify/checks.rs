@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 /// checked alike: a blob reference is any top-level member shaped `{sha256, size, blob, …}`,
 /// or an array of those.
 #[allow(clippy::type_complexity)] // a private helper: the pair reads plainly
-pub(super) fn check_manifest(stored: &StoredManifest) -> Result<(Vec<(Sha256Digest, u64)>, Vec<String>), String> {
+pub(crate) fn check_manifest(stored: &StoredManifest) -> Result<(Vec<(Sha256Digest, u64)>, Vec<String>), String> {
     let key = stored.key.as_str();
     let unreadable = |reason: String| format!("unreadable manifest {key}: {reason}");
     let value: Value = serde_json::from_slice(&stored.bytes).map_err(|e| unreadable(format!("not JSON: {e}")))?;

@@ -8,7 +8,7 @@
 //! (key, record, digest) and the objects (key, digest) go through the external sort and are
 //! merge-joined by key.
 
-use std::io::{self, BufRead, Write};
+use std::io::{self, BufRead, BufReader, BufWriter, Seek as _, Write};
 
 use futures::StreamExt;
 use recarch_store::ledger::{Frontier, LedgerChecker, LedgerEvent, LedgerVerifier, TreeHead, ledger_record_key};
@@ -108,6 +108,24 @@ impl Entry for ObjectEntry {
     }
 }
 
+/// The keys a `dispose` record logged as their newest leaf and that are gone (disposed of as
+/// intended), in key order, in a temporary file: the meeting and call index check excuses the
+/// entries naming them.
+#[derive(Debug, Default)]
+pub(super) struct DisposedKeys {
+    reader: Option<BufReader<std::fs::File>>,
+}
+
+impl DisposedKeys {
+    /// The next key, in key order; `None` at the end.
+    pub(super) fn next(&mut self) -> io::Result<Option<String>> {
+        match &mut self.reader {
+            Some(reader) => read_key(reader),
+            None => Ok(None),
+        }
+    }
+}
+
 /// A checkpoint kept elsewhere (`verify --checkpoint FILE`): the tree head it states, and
 /// where it was read from.
 #[derive(Debug, Clone)]
@@ -144,7 +162,8 @@ impl KeptCheckpoint {
 /// Checks the ledger and the objects it logs; findings go to `report`. Each of `kept` must be
 /// a prefix of the ledger: the first `size` leaves must hash to its root (a consistency check
 /// against a checkpoint kept elsewhere, which catches a history rewritten since). The catalog
-/// segments read on the way go to `catalog`.
+/// segments read on the way go to `catalog`. Returns the keys disposed of (see
+/// [`DisposedKeys`]).
 pub(super) async fn check_ledger(
     archive: &Archive,
     (verifier, kept): (Option<LedgerVerifier>, &[KeptCheckpoint]),
@@ -152,7 +171,7 @@ pub(super) async fn check_ledger(
     catalog: &mut CatalogCheck,
     report: &mut VerifyReport,
     on_problem: &mut impl FnMut(&str),
-) -> Result<(), ExitError> {
+) -> Result<DisposedKeys, ExitError> {
     // The tree over every leaf in order, to compare with the kept checkpoints at their sizes.
     let mut tree = Frontier::new();
     let mut waiting: Vec<&KeptCheckpoint> = kept.iter().collect();
@@ -255,7 +274,7 @@ pub(super) async fn check_ledger(
             ),
             on_problem,
         );
-        return Ok(());
+        return Ok(DisposedKeys::default());
     }
     // 3. The join, by key: the newest leaf of a key against its object.
     let findings = tokio::task::spawn_blocking(move || join(leaves, objects, complete))
@@ -274,7 +293,7 @@ pub(super) async fn check_ledger(
             on_problem,
         );
     }
-    Ok(())
+    Ok(findings.disposed)
 }
 
 /// Compares the tree, at its size now, with the kept checkpoints of that size (the smallest
@@ -308,6 +327,8 @@ struct Findings {
     shown: Vec<String>,
     /// Findings not listed because a listing was incomplete (they may be false).
     hidden: u64,
+    /// The keys disposed of and gone.
+    disposed: DisposedKeys,
 }
 
 /// At most this many join findings are kept to print (all are counted).
@@ -319,7 +340,9 @@ fn join(leaves: Spill<LeafEntry>, objects: Spill<ObjectEntry>, complete: bool) -
     let mut found = Findings {
         shown: Vec::new(),
         hidden: 0,
+        disposed: DisposedKeys::default(),
     };
+    let mut disposed = BufWriter::new(tempfile::tempfile()?);
     let mut note = |finding: String, trusted: bool| {
         if trusted && found.shown.len() < JOIN_FINDINGS {
             found.shown.push(finding);
@@ -360,7 +383,9 @@ fn join(leaves: Spill<LeafEntry>, objects: Spill<ObjectEntry>, complete: bool) -
             newest = next_group(&mut leaves, &mut pending)?;
             object = objects.next()?;
         } else if let (true, Some(l)) = (leaf_first, l) {
-            if !l.disposed {
+            if l.disposed {
+                write_key(&mut disposed, &l.key)?;
+            } else {
                 let record = ledger_record_key(l.seq);
                 note(
                     format!("deleted: {} is logged in {record} but does not exist", l.key),
@@ -376,6 +401,11 @@ fn join(leaves: Spill<LeafEntry>, objects: Spill<ObjectEntry>, complete: bool) -
             object = objects.next()?;
         }
     }
+    let mut file = disposed.into_inner().map_err(io::IntoInnerError::into_error)?;
+    file.rewind()?;
+    found.disposed = DisposedKeys {
+        reader: Some(BufReader::new(file)),
+    };
     Ok(found)
 }
 

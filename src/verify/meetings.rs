@@ -1,20 +1,107 @@
-//! Meeting and call indexes: every entry must name a manifest that exists.
+//! Meeting and call indexes: every entry must name a manifest that exists, or one that a
+//! `dispose` ledger record removed. Indexes are add-only: disposal leaves them as they are, as
+//! evidence of what the meeting or call held, and the ledger says which of their manifests
+//! were disposed of.
+//!
+//! Constant memory: entries naming an absent manifest go through the external sort by
+//! manifest key and are merge-joined with the keys disposed of (sorted by the ledger check).
+
+use std::io::{self, BufRead, Write};
 
 use futures::StreamExt;
 use recarch_store::{Archive, Container, StoreError};
 
-use super::VerifyReport;
+use super::ledger::DisposedKeys;
+use super::sort::{Entry, Spill};
+use super::{Limits, VerifyReport, spill_failed};
+use crate::exit::ExitError;
 use recarch_failure::error_chain;
+
+/// An index entry naming a manifest that does not exist. Sorted by manifest, then index.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) struct Absent {
+    manifest: String,
+    index: String,
+    noun: String,
+}
+
+fn write_str(out: &mut impl Write, s: &str) -> io::Result<()> {
+    let len = u32::try_from(s.len()).map_err(io::Error::other)?;
+    out.write_all(&len.to_le_bytes())?;
+    out.write_all(s.as_bytes())
+}
+
+fn read_str(input: &mut impl BufRead) -> io::Result<String> {
+    let mut len = [0u8; 4];
+    input.read_exact(&mut len)?;
+    let mut bytes = vec![0u8; u32::from_le_bytes(len) as usize];
+    input.read_exact(&mut bytes)?;
+    String::from_utf8(bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+impl Entry for Absent {
+    fn write_to(&self, out: &mut impl Write) -> io::Result<()> {
+        write_str(out, &self.manifest)?;
+        write_str(out, &self.index)?;
+        write_str(out, &self.noun)
+    }
+
+    fn read_from(input: &mut impl BufRead) -> io::Result<Option<Self>> {
+        if input.fill_buf()?.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(Absent {
+            manifest: read_str(input)?,
+            index: read_str(input)?,
+            noun: read_str(input)?,
+        }))
+    }
+}
 
 /// Manifests of one index looked up at once.
 const LOOKUPS: usize = 8;
 
 /// Every entry of a meeting index (`meetings/`) and of a call index (`calls/`) must point at
-/// a manifest that exists.
-pub(super) async fn check_indexes(archive: &Archive, report: &mut VerifyReport, on_problem: &mut impl FnMut(&str)) {
+/// a manifest that exists, or at one of `disposed` (removed by a `dispose` record).
+pub(super) async fn check_indexes(
+    archive: &Archive,
+    disposed: DisposedKeys,
+    limits: Limits,
+    report: &mut VerifyReport,
+    on_problem: &mut impl FnMut(&str),
+) -> Result<(), ExitError> {
+    let mut absent = Spill::<Absent>::new(limits.quartered());
     for container in Container::ALL {
-        check_indexes_of(archive, container, report, on_problem).await;
+        check_indexes_of(archive, container, &mut absent, report, on_problem).await?;
     }
+    let problems = tokio::task::spawn_blocking(move || not_disposed(absent, disposed))
+        .await
+        .map_err(|e| spill_failed(io::Error::other(e)))?
+        .map_err(spill_failed)?;
+    for problem in problems {
+        report.found(problem, on_problem);
+    }
+    Ok(())
+}
+
+/// The entries of `absent` whose manifest is not among `disposed` (both in key order), as
+/// problem lines.
+fn not_disposed(absent: Spill<Absent>, mut disposed: DisposedKeys) -> io::Result<Vec<String>> {
+    let mut absent = absent.into_sorted()?;
+    let mut problems = Vec::new();
+    let mut gone = disposed.next()?;
+    while let Some(entry) = absent.next()? {
+        while gone.as_ref().is_some_and(|k| *k < entry.manifest) {
+            gone = disposed.next()?;
+        }
+        if gone.as_ref() != Some(&entry.manifest) {
+            problems.push(format!(
+                "{} index {} lists manifest {}, which does not exist",
+                entry.noun, entry.index, entry.manifest
+            ));
+        }
+    }
+    Ok(problems)
 }
 
 /// The indexes of `container`. Streams: a few indexes read at a time ([`Archive::indexes`]),
@@ -22,9 +109,10 @@ pub(super) async fn check_indexes(archive: &Archive, report: &mut VerifyReport, 
 async fn check_indexes_of(
     archive: &Archive,
     container: Container,
+    absent: &mut Spill<Absent>,
     report: &mut VerifyReport,
     on_problem: &mut impl FnMut(&str),
-) {
+) -> Result<(), ExitError> {
     let noun = container.noun();
     let mut indexes = archive.indexes(container);
     while let Some(item) = indexes.next().await {
@@ -35,7 +123,7 @@ async fn check_indexes_of(
                     format!("cannot list {}/: {}", container.prefix(), error_chain(&e)),
                     on_problem,
                 );
-                return;
+                return Ok(());
             }
         };
         let index = match index {
@@ -63,10 +151,14 @@ async fn check_indexes_of(
         while let Some((manifest, exists)) = lookups.next().await {
             match exists {
                 Ok(true) => {}
-                Ok(false) => report.found(
-                    format!("{noun} index {key} lists manifest {manifest}, which does not exist"),
-                    on_problem,
-                ),
+                Ok(false) => {
+                    let entry = Absent {
+                        manifest,
+                        index: key.clone(),
+                        noun: noun.to_owned(),
+                    };
+                    absent.push(entry).await.map_err(spill_failed)?;
+                }
                 Err(e) => report.found(
                     format!(
                         "cannot check manifest {manifest} of {noun} index {key}: {}",
@@ -77,4 +169,5 @@ async fn check_indexes_of(
             }
         }
     }
+    Ok(())
 }

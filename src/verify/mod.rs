@@ -54,7 +54,7 @@
 //! written or read back, end the check (exit 4).
 
 mod catalog;
-mod checks;
+pub(crate) mod checks;
 mod join;
 mod ledger;
 mod listing;
@@ -113,6 +113,8 @@ pub struct VerifyReport {
     pub ledger_leaves: u64,
     /// Catalog entries read (lines of every segment).
     pub catalog_entries: u64,
+    /// Disposal markers read (lines of every segment that hide a disposed item's entries).
+    pub catalog_disposed: u64,
 }
 
 impl VerifyReport {
@@ -344,8 +346,9 @@ async fn check(
         .await
         .map_err(|e| spill_failed(io::Error::other(e)))?
         .map_err(spill_failed)?;
-    check_indexes(archive, &mut report, &mut on_problem).await;
-    ledger::check_ledger(archive, ledger_keys, limits, &mut catalog, &mut report, &mut on_problem).await?;
+    let disposed =
+        ledger::check_ledger(archive, ledger_keys, limits, &mut catalog, &mut report, &mut on_problem).await?;
+    check_indexes(archive, disposed, limits, &mut report, &mut on_problem).await?;
     catalog.finish(manifests_complete, &mut report, &mut on_problem).await?;
     Ok(report)
 }
@@ -523,7 +526,15 @@ mod tests {
         put(&dir, &format!("meetings/{ORG}/garbage.json"), b"[1]".to_vec());
         let mut printed = Vec::new();
         let mut report = VerifyReport::default();
-        check_indexes(&archive, &mut report, &mut |p: &str| printed.push(p.to_owned())).await;
+        check_indexes(
+            &archive,
+            ledger::DisposedKeys::default(),
+            Limits::TINY,
+            &mut report,
+            &mut |p: &str| printed.push(p.to_owned()),
+        )
+        .await
+        .unwrap();
         printed.sort();
         let index = recarch_store::meeting_key(&org, "m");
         assert_eq!(printed.len(), 2, "{printed:#?}");

@@ -9,6 +9,14 @@
 //! beside runs' segments, a version listed twice, names a later run filled in): readers keep
 //! one entry per `(manifest, sha256)` ([`CatalogEntry::identity`]), its `extra` members the
 //! union of those entries' (a member absent from one is taken from another).
+//!
+//! Disposal (`recarch dispose`) adds the other kind of line, a [`DisposalMarker`]:
+//! `{"disposed": {"manifest", "sha256", "disposedAt", "record"}}`, one per `(manifest, sha256)`
+//! deleted. A marker hides the entries of its identity listed in segments whose key sorts
+//! before its own segment's (segment keys begin with their UTC write time): what was
+//! cataloged before the disposal. An entry written later (the item archived again, or
+//! `catalog rebuild` from a manifest whose deletion failed) is listed again. So the catalog
+//! stays add-only, and readers honour disposals without reading any manifest.
 
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
@@ -138,6 +146,57 @@ impl CatalogEntry {
     }
 }
 
+/// A disposal marker: the manifest `manifest` with content `sha256` (for a contact, one
+/// version) was disposed of; a line `{"disposed": {…}}` of a segment.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct DisposalMarker {
+    /// The manifest's key.
+    pub manifest: String,
+    /// The content blob's SHA-256 (lowercase hex) of the entry it hides.
+    pub sha256: String,
+    /// When it was disposed of.
+    pub disposed_at: DateTime<Utc>,
+    /// The `dispose` ledger record that logged the disposal (`ledger/<seq>.json`).
+    pub record: String,
+}
+
+impl DisposalMarker {
+    /// What it hides: the entries of this `(manifest, sha256)`.
+    pub fn identity(&self) -> (&str, &str) {
+        (&self.manifest, &self.sha256)
+    }
+}
+
+/// One line of a catalog segment: an entry, or a disposal marker.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CatalogLine {
+    /// An item (or a contact's version) archived.
+    Entry(CatalogEntry),
+    /// An item (or version) disposed of.
+    Disposed(DisposalMarker),
+}
+
+/// The serialized shape of a marker line.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MarkerLine {
+    disposed: DisposalMarker,
+}
+
+impl CatalogLine {
+    /// Parses one line; `Err` with serde's message when it is neither an entry nor a marker.
+    fn parse(line: &[u8]) -> Result<CatalogLine, String> {
+        // Markers first: an entry has no `disposed` member, so the two never overlap.
+        if let Ok(marker) = serde_json::from_slice::<MarkerLine>(line) {
+            return Ok(CatalogLine::Disposed(marker.disposed));
+        }
+        serde_json::from_slice(line)
+            .map(CatalogLine::Entry)
+            .map_err(|e| e.to_string())
+    }
+}
+
 impl Archive {
     /// Writes `entries` as a new catalog segment (create-only) and returns its key; nothing
     /// for no entries.
@@ -190,6 +249,40 @@ impl Archive {
         Ok(Some(key))
     }
 
+    /// Writes `markers` as a new catalog segment at `key` (from
+    /// [`Archive::catalog_segment_key`], named in a ledger intent first), create-only; nothing
+    /// for no markers. Written by disposal, after its `dispose` ledger record.
+    ///
+    /// # Errors
+    /// [`StoreError::Rejected`] for a key that is not a segment's; store failures.
+    pub async fn put_disposal_markers_at(
+        &self,
+        key: &str,
+        markers: &[DisposalMarker],
+    ) -> Result<Option<String>, StoreError> {
+        if markers.is_empty() {
+            return Ok(None);
+        }
+        if !layout::is_catalog_segment_key(key) {
+            return Err(StoreError::Rejected {
+                key: key.to_owned(),
+                reason: "not a catalog segment's key".into(),
+            });
+        }
+        let key = key.to_owned();
+        let mut body = Vec::with_capacity(markers.len() * 256);
+        for marker in markers {
+            let line = serde_json::json!({ "disposed": marker });
+            serde_json::to_writer(&mut body, &line).map_err(|e| StoreError::Rejected {
+                key: key.clone(),
+                reason: format!("cannot encode a disposal marker: {e}"),
+            })?;
+            body.push(b'\n');
+        }
+        self.put_new_logged(&key, body).await?;
+        Ok(Some(key))
+    }
+
     /// Whether the archive has a catalog at all (any segment under `catalog/`).
     ///
     /// # Errors
@@ -203,17 +296,22 @@ impl Archive {
         }
     }
 
-    /// Every catalog entry of every segment, segments read a few at a time in no particular
-    /// order. The outer error ends the stream (a listing failure); an item's error is a
-    /// segment that cannot be read, or [`StoreError::Corrupt`] for a line that is not an
-    /// entry (naming the segment and line); reading goes on after both.
-    pub fn catalog_entries(&self) -> BoxStream<'_, Result<Result<CatalogEntry, StoreError>, StoreError>> {
+    /// Every line of every segment, with its segment's key (markers hide what segments
+    /// before theirs list), segments read a few at a time in no particular order. The outer
+    /// error ends the stream (a listing failure); an item's error is a segment that cannot be
+    /// read, or [`StoreError::Corrupt`] for a line that is neither an entry nor a marker
+    /// (naming the segment and line); reading goes on after both.
+    #[allow(clippy::type_complexity)] // the pair is the contract, as in `ledgered_objects`
+    pub fn catalog_entries(&self) -> BoxStream<'_, Result<Result<(String, CatalogLine), StoreError>, StoreError>> {
         self.list_and_read(layout::CATALOG, layout::is_catalog_segment_key, SEGMENT_READS)
             .map(|item| {
-                item.map(|(key, read)| -> Vec<Result<CatalogEntry, StoreError>> {
+                item.map(|(key, read)| -> Vec<Result<(String, CatalogLine), StoreError>> {
                     match read {
                         Err(e) => vec![Err(e)],
-                        Ok(bytes) => parse_segment(&key, &bytes),
+                        Ok(bytes) => parse_segment(&key, &bytes)
+                            .into_iter()
+                            .map(|line| line.map(|line| (key.clone(), line)))
+                            .collect(),
                     }
                 })
             })
@@ -225,8 +323,8 @@ impl Archive {
     }
 }
 
-/// The entries of a segment, one per non-empty line.
-fn parse_segment(key: &str, bytes: &[u8]) -> Vec<Result<CatalogEntry, StoreError>> {
+/// The lines of a segment, one per non-empty line.
+fn parse_segment(key: &str, bytes: &[u8]) -> Vec<Result<CatalogLine, StoreError>> {
     catalog_segment_lines(key, bytes).map(|(_, entry)| entry).collect()
 }
 
@@ -236,21 +334,21 @@ pub fn is_catalog_segment(key: &str) -> bool {
     layout::is_catalog_segment_key(key)
 }
 
-/// The entries of the segment `key` holding `bytes`, each with its line number (from 1),
-/// parsed lazily (for a reader that must say where an entry is, and hold one at a time);
-/// blank lines are skipped. A line that is not an entry is [`StoreError::Corrupt`] naming
-/// the segment and line.
+/// The lines of the segment `key` holding `bytes` (entries and disposal markers), each with
+/// its line number (from 1), parsed lazily (for a reader that must say where an entry is, and
+/// hold one at a time); blank lines are skipped. A line that is neither is
+/// [`StoreError::Corrupt`] naming the segment and line.
 pub fn catalog_segment_lines<'a>(
     key: &'a str,
     bytes: &'a [u8],
-) -> impl Iterator<Item = (u64, Result<CatalogEntry, StoreError>)> + 'a {
+) -> impl Iterator<Item = (u64, Result<CatalogLine, StoreError>)> + 'a {
     bytes
         .split(|b| *b == b'\n')
         .enumerate()
         .filter(|(_, line)| !line.iter().all(u8::is_ascii_whitespace))
         .map(move |(n, line)| {
             let number = n as u64 + 1;
-            let entry = serde_json::from_slice(line)
+            let entry = CatalogLine::parse(line)
                 .map_err(|e| StoreError::corrupt(key, format!("line {number}: not a catalog entry: {e}")));
             (number, entry)
         })
@@ -312,7 +410,42 @@ mod tests {
         assert_eq!(read.iter().filter(|r| r.is_ok()).count(), 1);
         let bad = read.iter().find_map(|r| r.as_ref().err()).unwrap().to_string();
         assert!(bad.contains("line 1"), "{bad}");
-        assert_eq!(read.iter().find_map(|r| r.as_ref().ok()).unwrap(), &entries[0]);
+        let (in_segment, line) = read.iter().find_map(|r| r.as_ref().ok()).unwrap();
+        assert_eq!(in_segment, &segment);
+        assert_eq!(line, &CatalogLine::Entry(entries[0].clone()));
+
+        // Disposal markers are lines of their own kind, read back as such.
+        let marker = DisposalMarker {
+            manifest: key.clone(),
+            sha256: entries[0].sha256.clone(),
+            disposed_at: Utc::now(),
+            record: "ledger/00000000000000000007.json".into(),
+        };
+        assert_eq!(a.put_disposal_markers_at(&segment, &[]).await.unwrap(), None);
+        let bad_key = a
+            .put_disposal_markers_at("catalog/x.json", std::slice::from_ref(&marker))
+            .await;
+        assert!(matches!(bad_key, Err(StoreError::Rejected { .. })), "{bad_key:?}");
+        let markers = Archive::catalog_segment_key(&shard);
+        a.put_disposal_markers_at(&markers, std::slice::from_ref(&marker))
+            .await
+            .unwrap();
+        let read: Vec<_> = a.catalog_entries().try_collect().await.unwrap();
+        assert_eq!(read.len(), 3);
+        let found: Vec<_> = read
+            .iter()
+            .filter_map(|r| match r {
+                Ok((k, CatalogLine::Disposed(m))) => Some((k.clone(), m.clone())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(found, [(markers.clone(), marker.clone())]);
+        let bytes = a.get_bytes(&markers).await.unwrap().unwrap();
+        let text = String::from_utf8(bytes.to_vec()).unwrap();
+        assert!(text.starts_with("{\"disposed\":{\"manifest\":"), "{text}");
+        // A marker with a member it does not know is not one (nor an entry).
+        let odd = b"{\"disposed\":{\"manifest\":\"m\",\"sha256\":\"s\",\"disposedAt\":\"2026-01-01T00:00:00Z\",\"record\":\"r\"},\"x\":1}";
+        assert!(catalog_segment_lines("k", odd).all(|(_, l)| l.is_err()));
     }
 
     #[test]

@@ -141,6 +141,7 @@
 
 mod archive;
 mod catalog;
+pub mod dispose;
 mod document;
 mod error;
 mod extensions;
@@ -163,7 +164,7 @@ pub use archive::{
     Archive, BlobCommit, BlobCopyError, DEFAULT_PART_CONCURRENCY, DEFAULT_PART_SIZE, ManifestRead, ManifestWrite,
     RunReportRef, S3_MIN_PART_SIZE, SPOOL_PART_SIZE, Staged, StoredManifest, redact_url,
 };
-pub use catalog::{CatalogEntry, catalog_segment_lines, is_catalog_segment};
+pub use catalog::{CatalogEntry, CatalogLine, DisposalMarker, catalog_segment_lines, is_catalog_segment};
 pub use error::{StageError, StoreError, free_space, human_bytes, is_storage_full};
 pub use extensions::{Encryption, IncompleteUpload};
 pub use holds::{HOLD_SCHEMA, HoldAction, HoldRecord, Matter, StoredHold};

@@ -202,16 +202,24 @@ fn open_azure(url: &Url, display: String, options: &[(String, String)]) -> Resul
         reason: e.to_string(),
     };
     let probe = builder.clone().with_retry(probe_retry()).build().map_err(invalid)?;
-    let store = builder.build().map_err(invalid)?;
+    let (store, http) = crate::extensions::azure::build_azure(builder.clone()).map_err(invalid)?;
+    let store = Arc::new(store);
     let prefix = url_prefix(url, &display)?;
-    Ok(Archive::build(
-        prefixed(Arc::new(store), prefix.clone()),
-        display.clone(),
-        Backend::Multipart,
+    // Immutability policies, legal holds and version deletes: requests object_store lacks,
+    // authorized with the store's own credential and sent through its own client.
+    let extensions =
+        crate::extensions::azure::AzureExtensions::new(Arc::clone(&store), http, &builder, url, prefix.clone())
+            .map_err(|reason| StoreError::InvalidUrl {
+                url: display.clone(),
+                reason,
+            })?;
+    Ok(
+        Archive::build(prefixed(store, prefix.clone()), display.clone(), Backend::Multipart)
+            .with_probe_store(prefixed(Arc::new(probe), prefix))
+            .with_upload_parts(SPOOL_PART_SIZE, DEFAULT_PART_CONCURRENCY)
+            .with_spool_dir(default_spool_dir())
+            .with_extensions(Arc::new(extensions)),
     )
-    .with_probe_store(prefixed(Arc::new(probe), prefix))
-    .with_upload_parts(SPOOL_PART_SIZE, DEFAULT_PART_CONCURRENCY)
-    .with_spool_dir(default_spool_dir()))
 }
 
 /// `<system temporary directory>/recarch-spool`.

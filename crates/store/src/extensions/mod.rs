@@ -16,6 +16,7 @@
 //!
 //! [`ObjectStore`]: object_store::ObjectStore
 
+pub(crate) mod azure;
 pub(crate) mod local;
 pub(crate) mod s3;
 mod s3_lock;

@@ -700,14 +700,14 @@ mod tests {
     const DEV_KEY: &str = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 
     fn extensions(url: &str, options: &[(&str, &str)]) -> AzureExtensions {
-        let url = Url::parse(url).unwrap();
+        let url = Url::parse(url).expect("a URL");
         let mut builder = MicrosoftAzureBuilder::new().with_url(url.as_str());
         for (key, value) in options {
-            builder = builder.with_config(key.parse().unwrap(), *value);
+            builder = builder.with_config(key.parse().expect("an Azure option"), *value);
         }
-        let (azure, http) = build_azure(builder.clone()).unwrap();
-        let prefix = object_store::ObjectStoreScheme::parse(&url).unwrap().1;
-        AzureExtensions::new(Arc::new(azure), http, &builder, &url, prefix).unwrap()
+        let (azure, http) = build_azure(builder.clone()).expect("builds offline");
+        let prefix = object_store::ObjectStoreScheme::parse(&url).expect("an Azure URL").1;
+        AzureExtensions::new(Arc::new(azure), http, &builder, &url, prefix).expect("locates the container")
     }
 
     /// The blob URLs built here are the ones `object_store` itself requests, for each way of
@@ -743,13 +743,13 @@ mod tests {
         for (url, options) in cases {
             let ext = extensions(url, options);
             let key = "manifests/a b+c%d.json";
-            let ours = ext.blob_url(key).unwrap();
-            let full = ext.blob_name(key).unwrap();
+            let ours = ext.blob_url(key).expect("a valid key");
+            let full = ext.blob_name(key).expect("a valid key");
             let mut theirs = ext
                 .azure
                 .signed_url(Method::GET, &full, Duration::from_secs(60))
                 .await
-                .unwrap();
+                .expect("signs with an account key");
             theirs.set_query(None);
             assert_eq!(ours, theirs, "{url}");
         }
@@ -761,7 +761,7 @@ mod tests {
             ],
         );
         assert_eq!(
-            ext.blob_url("blobs/sha256/ab").unwrap().as_str(),
+            ext.blob_url("blobs/sha256/ab").expect("a valid key").as_str(),
             "https://contosoarchive.blob.core.windows.net/recordings/teams/blobs/sha256/ab"
         );
         assert_eq!(ext.target.account, "contosoarchive");
@@ -771,7 +771,7 @@ mod tests {
     fn headers(call: &Call) -> Vec<(String, String)> {
         call.headers
             .iter()
-            .map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_owned()))
+            .map(|(k, v)| (k.to_string(), v.to_str().expect("text").to_owned()))
             .collect()
     }
 
@@ -785,7 +785,7 @@ mod tests {
             ],
         );
         let until = DateTime::parse_from_rfc3339("2033-12-05T09:30:00Z")
-            .unwrap()
+            .expect("a time")
             .with_timezone(&Utc);
         let call = ext
             .retention_call(
@@ -793,7 +793,7 @@ mod tests {
                 Some("2026-12-06T15:00:00.1234567Z"),
                 &ObjectLock::until(LockMode::Compliance, until),
             )
-            .unwrap();
+            .expect("a request");
         assert_eq!(call.method, Method::PUT);
         assert_eq!(
             call.url.as_str(),
@@ -812,21 +812,21 @@ mod tests {
         );
         let call = ext
             .retention_call("k", None, &ObjectLock::until(LockMode::Governance, until))
-            .unwrap();
+            .expect("a request");
         assert_eq!(call.url.query(), Some("comp=immutabilityPolicies"));
         assert_eq!(headers(&call)[1].1, "Unlocked");
 
-        let call = ext.legal_hold_call("k", None, true).unwrap();
+        let call = ext.legal_hold_call("k", None, true).expect("a request");
         assert_eq!(
             call.url.as_str(),
             "https://contosoarchive.blob.core.windows.net/recordings/teams/k?comp=legalhold"
         );
         assert_eq!(headers(&call), [("x-ms-legal-hold".into(), "true".into())]);
-        let call = ext.legal_hold_call("k", Some("v1"), false).unwrap();
+        let call = ext.legal_hold_call("k", Some("v1"), false).expect("a request");
         assert_eq!(call.url.query(), Some("comp=legalhold&versionid=v1"));
         assert_eq!(headers(&call), [("x-ms-legal-hold".into(), "false".into())]);
 
-        let call = ext.delete_call("k", Some("v1")).unwrap();
+        let call = ext.delete_call("k", Some("v1")).expect("a request");
         assert_eq!((call.method, call.url.query()), (Method::DELETE, Some("versionid=v1")));
         let call = ext.list_versions_call("teams/k", Some("m"));
         assert_eq!(
@@ -842,8 +842,8 @@ mod tests {
             .iter()
             .map(|(k, v)| {
                 (
-                    HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                    HeaderValue::from_str(v).unwrap(),
+                    HeaderName::from_bytes(k.as_bytes()).expect("a header name"),
+                    HeaderValue::from_str(v).expect("a header value"),
                 )
             })
             .collect()
@@ -856,8 +856,8 @@ mod tests {
             ("x-ms-immutability-policy-mode", "locked"),
             ("x-ms-legal-hold", "true"),
         ]))
-        .unwrap();
-        let retention = state.retention.unwrap();
+        .expect("parses");
+        let retention = state.retention.expect("a retention");
         assert_eq!(retention.mode, LockMode::Compliance);
         assert_eq!(retention.until_rfc3339(), "2033-12-05T09:30:00Z");
         assert!(state.legal_hold);
@@ -867,11 +867,14 @@ mod tests {
             ("x-ms-immutability-policy-mode", "Unlocked"),
             ("x-ms-legal-hold", "false"),
         ]))
-        .unwrap();
-        assert_eq!(state.retention.unwrap().mode, LockMode::Governance);
+        .expect("parses");
+        assert_eq!(state.retention.expect("a retention").mode, LockMode::Governance);
         assert!(!state.legal_hold);
 
-        assert_eq!(parse_lock_state(&HeaderMap::new()).unwrap(), LockState::default());
+        assert_eq!(
+            parse_lock_state(&HeaderMap::new()).expect("parses"),
+            LockState::default()
+        );
         for bad in [
             &[("x-ms-immutability-policy-until-date", "tomorrow")][..],
             &[
@@ -882,7 +885,10 @@ mod tests {
             assert!(parse_lock_state(&header_map(bad)).is_err(), "{bad:?}");
         }
         let mut odd = HeaderMap::new();
-        odd.insert(&POLICY_UNTIL, HeaderValue::from_bytes(b"\xff\xfe").unwrap());
+        odd.insert(
+            &POLICY_UNTIL,
+            HeaderValue::from_bytes(b"\xff\xfe").expect("opaque bytes"),
+        );
         assert!(parse_lock_state(&odd).is_err());
     }
 
@@ -902,14 +908,14 @@ mod tests {
   <NextMarker>next</NextMarker>
 </EnumerationResults>"#,
         )
-        .unwrap();
+        .expect("parses");
         assert_eq!(page.blobs.blob.len(), 3);
         assert_eq!(
             page.blobs.blob[1].version_id.as_deref(),
             Some("2026-12-02T10:00:00.0000000Z")
         );
         assert_eq!(page.next_marker.as_deref(), Some("next"));
-        let empty = parse_list(b"<EnumerationResults><Blobs/><NextMarker/></EnumerationResults>").unwrap();
+        let empty = parse_list(b"<EnumerationResults><Blobs/><NextMarker/></EnumerationResults>").expect("parses");
         assert!(empty.blobs.blob.is_empty());
         assert!(parse_list(b"<EnumerationResults><Blobs><Blob>").is_err());
         assert!(parse_list(&[0xff]).is_err());
@@ -952,8 +958,8 @@ mod tests {
     /// SAS token of the URL, the account key nor a signature.
     #[tokio::test]
     async fn errors_show_no_credential_or_signed_url() {
-        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let endpoint = format!("http://{}/acct", closed.local_addr().unwrap());
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let endpoint = format!("http://{}/acct", closed.local_addr().expect("addr"));
         drop(closed);
         let sas = "sv=2023-11-03&ss=b&srt=co&sp=rwdlaci&se=2099-01-01T00:00:00Z&sig=THE-SAS-SIGNATURE";
         for credential in [("azure_storage_sas_key", sas), ("azure_storage_account_key", DEV_KEY)] {
@@ -968,9 +974,11 @@ mod tests {
             );
             let lock = ObjectLock::until(LockMode::Governance, Utc::now());
             let errors = [
-                ext.set_retention("k", None, &lock).await.unwrap_err(),
-                ext.worm_support().await.unwrap_err(),
-                ext.delete_versions("k").await.unwrap_err(),
+                ext.set_retention("k", None, &lock)
+                    .await
+                    .expect_err("nothing listens there"),
+                ext.worm_support().await.expect_err("nothing listens there"),
+                ext.delete_versions("k").await.expect_err("nothing listens there"),
             ];
             for err in errors {
                 let mut shown = format!("{err}\n{err:?}");

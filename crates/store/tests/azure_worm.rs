@@ -1046,6 +1046,34 @@ async fn dispose_deletes_every_version_and_surfaces_the_refusal() {
     assert_all_authenticated(&proxy);
 }
 
+/// Straight on Azurite, which keeps no versions: List Blobs with `include=versions` lists the
+/// blob without a version id, and disposing of it is deleting it (and its neighbour stays).
+#[tokio::test]
+async fn dispose_on_a_store_without_versions_deletes_the_blob() {
+    let Some(azurite) = azurite() else { return };
+    let opts = options(&azurite, &azurite.endpoint, &azurite.key);
+    let prefix = unique("plain-dispose");
+    let (name, neighbour) = (format!("{prefix}/blobs/x"), format!("{prefix}/blobs/xy"));
+    plant(&azurite, &azurite.endpoint, &azurite.container, &name).await;
+    plant(&azurite, &azurite.endpoint, &azurite.container, &neighbour).await;
+    let archive = Archive::open(&format!("az://{}/{prefix}", azurite.container), &opts).unwrap();
+    archive.dispose_object("blobs/x").await.unwrap();
+    let direct = MicrosoftAzureBuilder::new()
+        .with_account(&azurite.account)
+        .with_access_key(&azurite.key)
+        .with_container_name(&azurite.container)
+        .with_endpoint(azurite.endpoint.clone())
+        .with_allow_http(true)
+        .build()
+        .unwrap();
+    assert!(matches!(
+        direct.head(&Path::from(name.as_str())).await,
+        Err(object_store::Error::NotFound { .. })
+    ));
+    direct.head(&Path::from(neighbour.as_str())).await.unwrap();
+    archive.dispose_object("blobs/x").await.unwrap();
+}
+
 /// The proxy's check can fail: a request signed with another key is refused, and the
 /// archive reports it as a permission error.
 #[tokio::test]

@@ -89,10 +89,15 @@ impl StoreHolds {
     /// # Errors
     /// Exit 4 when `holds/` or the store's configuration cannot be read.
     pub async fn read(archive: &Archive) -> Result<StoreHolds, ExitError> {
-        Ok(StoreHolds {
-            active: ActiveHolds::read(archive).await?,
-            enforced: store_keeps_holds(archive).await?,
-        })
+        let active = ActiveHolds::read(archive).await?;
+        // Asked only when there is something to keep: a credential that may not read the
+        // bucket's configuration costs nothing to those who use neither.
+        let enforced = if active.is_empty() && archive.worm().is_none() {
+            false
+        } else {
+            store_keeps_holds(archive).await?
+        };
+        Ok(StoreHolds { active, enforced })
     }
 
     /// Puts the store's legal hold on an item just archived, when an active matter covers
@@ -132,10 +137,16 @@ impl StoreHolds {
 /// immutability).
 ///
 /// # Errors
-/// Exit 4 when the store's configuration cannot be read.
+/// Exit 4 when the store's configuration cannot be read and a retention mode is set.
 pub async fn store_keeps_holds(archive: &Archive) -> Result<bool, ExitError> {
     match archive.worm_support().await {
         Ok(support) => Ok(support == recarch_store::WormSupport::Enforced),
+        // Without a retention mode, a store whose configuration cannot be read is taken as
+        // one that keeps no holds: the hold records still decide in recarch's own commands.
+        Err(e) if archive.worm().is_none() => {
+            tracing::warn!(store = archive.display_url(), error = %error_chain(&e), "cannot read whether the store keeps legal holds (S3: s3:GetBucketObjectLockConfiguration); holds are recorded, not set on the store's objects");
+            Ok(false)
+        }
         Err(e) => Err(ExitError::new(
             Exit::Fatal,
             anyhow::anyhow!(

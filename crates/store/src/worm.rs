@@ -7,13 +7,11 @@
 //! its blob at least as long (extended, never shortened, when a later item needs it longer),
 //! everything else for the policy's longest period from the time written.
 //!
-//! How an object is locked is the backend's business, behind [`Extensions`]:
+//! How an object is locked is the backend's business, behind the store's `Extensions`:
 //! S3 Object Lock (`PutObjectRetention` and `PutObjectLegalHold` on the version just written),
 //! Azure version-level immutability (`x-ms-immutability-policy-until-date`, `x-ms-legal-hold`),
 //! and on local disk files made read-only, which recarch's own commands honour and nothing
 //! else has to ([`WormSupport::Local`]).
-//!
-//! [`Extensions`]: crate::extensions::Extensions
 
 use std::fmt;
 

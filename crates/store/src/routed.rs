@@ -14,7 +14,7 @@
 //! - Copies and renames stay inside one store: the archive only moves `staging/` to `blobs/`;
 //!   one from one store to the other is refused (`NotSupported`).
 //! - The probe ([`Archive::probe`]) checks both stores and reports a guarantee only when both
-//!   keep it; a failure in the state store names its URL (see [`DualProbe`]).
+//!   keep it; a failure in the state store names its URL (see `DualProbe`).
 //! - The backend's extensions are asked about the store a key lives in; bucket-wide questions
 //!   (incomplete multipart uploads, Object Lock) go to the archive's, since uploads and locked
 //!   objects are the archive's.

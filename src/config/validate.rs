@@ -62,10 +62,9 @@ fn ledger(raw: &RawLedger, graph: &GraphConfig, base_dir: &Path) -> Result<Ledge
 /// The longest retention period accepted: a hundred years.
 const MAX_RETENTION: std::time::Duration = std::time::Duration::from_secs(100 * 366 * 86_400);
 
-/// `[retention]`: a mode and a period (and per-kind periods). On S3 a mode other than `none`
-/// makes the archive's bucket write-once, so the documents a run rewrites need
-/// `[store].state_url` elsewhere: refused without it. On Azure, whose immutability this
-/// version does not set, refused.
+/// `[retention]`: a mode and a period (and per-kind periods). On S3 and Azure a mode other
+/// than `none` makes the archive's bucket or container write-once, so the documents a run
+/// rewrites need `[store].state_url` elsewhere: refused without it.
 fn retention(raw: &RawRetention, store: &StoreConfig) -> Result<RetentionConfig, ConfigError> {
     use super::RetentionMode;
     let mode = match raw.mode.as_deref().map(str::trim) {
@@ -118,13 +117,6 @@ fn retention(raw: &RawRetention, store: &StoreConfig) -> Result<RetentionConfig,
         return Err(err(format!(
             "[retention].mode = \"{}\" needs a period: [retention].period (e.g. \"2557d\"), or one per kind under [retention.kinds]",
             mode.as_str()
-        )));
-    }
-    if store_kind(&store.url) == Some("azure") {
-        return Err(err(format!(
-            "[retention].mode = \"{}\" on {}: WORM retention on Azure needs version-level immutability, which this version does not set yet; use mode = \"none\" there",
-            mode.as_str(),
-            recarch_store::redact_url(&store.url)
         )));
     }
     if !store.url.starts_with("file://") && store.state_url.is_none() {

@@ -86,7 +86,7 @@ pub async fn run_with_progress(
     let proof = client_proof(&config.graph.credential).map_err(|e| ExitError::new(Exit::Config, e))?;
     tracing::info!(graph = %config.graph.base_url, authority = %config.graph.authority_url, tenant = %config.graph.tenant_id, client = %config.graph.client_id, "endpoints");
 
-    let archive = open_archive(config)?;
+    let (archive, copied) = open_archive_for_run(config).await?;
     let run = Started {
         config,
         shard,
@@ -94,7 +94,11 @@ pub async fn run_with_progress(
         started_at,
         started,
     };
-    match pass(&run, proof, shutdown, progress).await {
+    let passed = match copied {
+        Ok(()) => pass(&run, proof, shutdown, progress).await,
+        Err(e) => Err(e),
+    };
+    match passed {
         Ok(report) if report.exit_code == Exit::Fatal as u8 => {
             let message = report.cause.as_ref().map_or_else(String::new, |c| c.message.clone());
             Err(ExitError::new(Exit::Fatal, anyhow::anyhow!(message)))
@@ -668,24 +672,93 @@ async fn require_worm(archive: &Archive, policy: recarch_store::WormPolicy, enfo
     }
 }
 
-/// Opens and probes the store named by the configuration.
+/// Opens the archive named by the configuration, with its mutable documents (`state/`,
+/// `locks/`, `runs/`) at `[store].state_url` when that is set. Nothing is contacted.
 pub fn open_archive(config: &Config) -> Result<Archive, ExitError> {
-    let archive = Archive::open(&config.store.url, &config.store.options).map_err(|e| match e {
-        StoreError::InvalidUrl { .. } => ExitError::new(Exit::Config, anyhow::Error::new(e).context("[store].url")),
-        StoreError::InvalidOption { .. } => {
-            ExitError::new(Exit::Config, anyhow::Error::new(e).context("[store.options]"))
-        }
-        other => ExitError::new(Exit::Fatal, other),
-    })?;
+    let (archive, state) = open_stores(config)?;
+    with_state(archive, state)
+}
+
+/// [`open_archive`] for `recarch run`: an archive that ran before it had a state store first
+/// has its state, leases and run reports copied there (once; see
+/// [`Archive::copy_state_to`]). The archive is returned with the copy's outcome, so that a
+/// failed copy is reported like any other fatal failure of the run.
+async fn open_archive_for_run(config: &Config) -> Result<(Archive, Result<(), ExitError>), ExitError> {
+    let (archive, state) = open_stores(config)?;
+    let copied = match &state {
+        None => Ok(()),
+        Some(state) => match archive.copy_state_to(state).await {
+            Ok(0) => Ok(()),
+            Ok(copied) => {
+                tracing::info!(
+                    copied,
+                    from = archive.display_url(),
+                    to = state.display_url(),
+                    "copied the archive's state/, locks/ and runs/ to [store].state_url (its first run there); the originals in the archive are no longer read"
+                );
+                Ok(())
+            }
+            Err(e) => Err(ExitError::new(
+                Exit::Fatal,
+                anyhow::Error::new(e).context(format!(
+                    "cannot copy the archive's state to [store].state_url {}",
+                    state.display_url()
+                )),
+            )),
+        },
+    };
+    Ok((with_state(archive, state)?, copied))
+}
+
+/// The archive at `[store].url` and, if set, the state store at `[store].state_url`.
+fn open_stores(config: &Config) -> Result<(Archive, Option<Archive>), ExitError> {
+    let open = |url: &str, options: &[(String, String)], url_key: &str, options_key: &str| {
+        Archive::open(url, options).map_err(|e| match e {
+            StoreError::InvalidUrl { .. } => {
+                ExitError::new(Exit::Config, anyhow::Error::new(e).context(url_key.to_owned()))
+            }
+            StoreError::InvalidOption { .. } => {
+                ExitError::new(Exit::Config, anyhow::Error::new(e).context(options_key.to_owned()))
+            }
+            other => ExitError::new(Exit::Fatal, other),
+        })
+    };
+    let archive = open(
+        &config.store.url,
+        &config.store.options,
+        "[store].url",
+        "[store.options]",
+    )?;
     let archive = match &config.store.spool_dir {
         Some(dir) => archive.with_spool_dir(dir),
         None => archive,
     };
-    // Every object written is locked until its retain-until (see `recarch_store::worm`).
-    Ok(match config.retention.worm_policy() {
+    // Every object written is locked until its retain-until (see `recarch_store::worm`); the
+    // state store is where the documents that are rewritten live: never locked.
+    let archive = match config.retention.worm_policy() {
         Some(policy) => archive.with_worm(policy),
         None => archive,
-    })
+    };
+    let state = match &config.store.state_url {
+        None => None,
+        Some(url) => Some(open(
+            url,
+            &config.store.state_options,
+            "[store].state_url",
+            "[store.state_options] (or [store.options], which a state store of the same kind takes when it has none)",
+        )?),
+    };
+    Ok((archive, state))
+}
+
+/// `archive` with its mutable documents in `state`, if any.
+fn with_state(archive: Archive, state: Option<Archive>) -> Result<Archive, ExitError> {
+    match state {
+        None => Ok(archive),
+        Some(state) => archive
+            .with_state_store(state)
+            .map_err(|e| ExitError::new(Exit::Config, anyhow::Error::new(e).context("[store].state_url"))),
+    }
 }
 
 /// The HTTP side of a run: token provider, delta client, fetcher.

@@ -22,6 +22,10 @@ const READ_CONCURRENCY: usize = 64;
 #[serde(rename_all = "camelCase")]
 struct StatusReport {
     store: String,
+    /// `[store].state_url`, without credentials or query: where the state, leases and run
+    /// reports shown here are kept (`None`: in the archive).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    state_store: Option<String>,
     /// `true` when nothing needs attention: no dead letters, and every shard's last run
     /// archived everything (exit 0). `status` exits 1 otherwise.
     healthy: bool,
@@ -259,6 +263,7 @@ pub async fn status_cli(config: &Config, archive: &Archive, json: bool) -> Resul
     let ledger = ledger_status(archive, &config.ledger.origin).await;
     let report = StatusReport {
         store: archive.display_url().to_owned(),
+        state_store: config.store.state_url.as_deref().map(recarch_store::redact_url),
         healthy: attention.is_empty(),
         attention,
         organizers,
@@ -426,6 +431,9 @@ fn item_status(q: &recarch_store::QueuedItem, dead: Option<&recarch_store::DeadL
 
 fn print_text(report: &StatusReport) -> Result<(), crate::output::StdoutError> {
     crate::outln!("store: {}", report.store)?;
+    if let Some(state) = &report.state_store {
+        crate::outln!("state: {state} (state/, locks/, runs/)")?;
+    }
     match &report.ledger {
         Some(l) => crate::outln!(
             "ledger: record {}, {} leaves, root {}, {}",

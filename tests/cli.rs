@@ -41,6 +41,8 @@ mod readme;
 mod retention;
 #[path = "cli/sign_in.rs"]
 mod sign_in;
+#[path = "cli/state_url.rs"]
+mod state_url;
 #[path = "cli/transcripts.rs"]
 mod transcripts;
 #[path = "cli/uploads.rs"]

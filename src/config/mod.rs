@@ -282,15 +282,25 @@ pub struct StoreConfig {
     /// Where S3 and Azure downloads are spooled before their single upload (`None`: the
     /// system's temporary directory).
     pub spool_dir: Option<PathBuf>,
+    /// Where the mutable documents live (`state/`, `locks/`, `runs/`), outside the archive's
+    /// bucket, container or directory; `None`: in the archive.
+    pub state_url: Option<String>,
+    /// Options of the state store: `[store.state_options]`, or `[store.options]` when that
+    /// table is absent and `state_url` is the same kind of store as `url` (may hold
+    /// credentials: never printed).
+    pub state_options: Vec<(String, String)>,
 }
 
 impl std::fmt::Debug for StoreConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let keys: Vec<&str> = self.options.iter().map(|(k, _)| k.as_str()).collect();
+        let state_keys: Vec<&str> = self.state_options.iter().map(|(k, _)| k.as_str()).collect();
         f.debug_struct("StoreConfig")
             .field("url", &redact_url(&self.url))
             .field("options", &keys)
             .field("spool_dir", &self.spool_dir)
+            .field("state_url", &self.state_url.as_deref().map(redact_url))
+            .field("state_options", &state_keys)
             .finish()
     }
 }

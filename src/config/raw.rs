@@ -94,6 +94,9 @@ pub(crate) struct RawStore {
     #[serde(default)]
     pub(crate) options: BTreeMap<String, String>,
     pub(crate) spool_dir: Option<PathBuf>,
+    pub(crate) state_url: Option<String>,
+    /// `None`: not given (the state store then takes `options` when it is the same kind of store).
+    pub(crate) state_options: Option<BTreeMap<String, String>>,
 }
 
 #[derive(Deserialize)]

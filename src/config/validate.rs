@@ -63,8 +63,8 @@ fn ledger(raw: &RawLedger, graph: &GraphConfig, base_dir: &Path) -> Result<Ledge
 const MAX_RETENTION: std::time::Duration = std::time::Duration::from_secs(100 * 366 * 86_400);
 
 /// `[retention]`: a mode and a period (and per-kind periods). On S3 and Azure a mode other
-/// than `none` needs the store to enforce it (Object Lock, version-level immutability), which
-/// this version does not set yet: refused, rather than recorded as if it were kept.
+/// than `none` makes the archive's bucket or container write-once, so the documents a run
+/// rewrites need `[store].state_url` elsewhere: refused without it.
 fn retention(raw: &RawRetention, store: &StoreConfig) -> Result<RetentionConfig, ConfigError> {
     use super::RetentionMode;
     let mode = match raw.mode.as_deref().map(str::trim) {
@@ -119,9 +119,9 @@ fn retention(raw: &RawRetention, store: &StoreConfig) -> Result<RetentionConfig,
             mode.as_str()
         )));
     }
-    if !store.url.starts_with("file://") {
+    if !store.url.starts_with("file://") && store.state_url.is_none() {
         return Err(err(format!(
-            "[retention].mode = \"{}\" on {}: WORM retention on S3 and Azure needs the store to enforce it (S3 Object Lock, Azure version-level immutability), which this version does not set yet; use mode = \"none\" there (on local disk, retention is recorded in the manifests and kept by recarch's own commands)",
+            "[retention].mode = \"{}\" on {} requires [store].state_url: WORM retention makes that bucket or container write-once, and a run rewrites and deletes its checkpoints, queues, leases and run reports; set [store].state_url to a location outside it (another bucket or container, or a local directory)",
             mode.as_str(),
             recarch_store::redact_url(&store.url)
         )));
@@ -431,21 +431,58 @@ fn source(s: RawSource, base_dir: &Path) -> Result<SourceConfig, ConfigError> {
     })
 }
 
-/// `[store]`: the URL's scheme (the backend checks the rest when it opens).
+/// The kind of store a URL of a supported scheme names (`None`: no supported scheme).
+fn store_kind(url: &str) -> Option<&'static str> {
+    match url.split_once("://").map(|(s, _)| s).unwrap_or_default() {
+        "file" => Some("file"),
+        "s3" => Some("s3"),
+        "az" | "azure" | "abfs" | "abfss" => Some("azure"),
+        "memory" => Some("memory"),
+        _ => None,
+    }
+}
+
+/// `[store]`: the URL's scheme (the backend checks the rest when it opens), and the state
+/// store's: never in the archive's bucket, container or directory.
 fn store(raw: RawStore, base_dir: &Path) -> Result<StoreConfig, ConfigError> {
     let url = raw.url.trim().to_owned();
-    let scheme = url.split_once("://").map(|(s, _)| s).unwrap_or_default();
-    if !matches!(scheme, "file" | "s3" | "az" | "azure" | "abfs" | "abfss" | "memory") {
+    let Some(kind) = store_kind(&url) else {
         return Err(err(format!(
             "[store].url: {:?} has no supported scheme (file://, s3://, az://)",
             redact_url(&url)
         )));
+    };
+    let options: Vec<(String, String)> = raw.options.into_iter().collect();
+    let state_url = raw.state_url.map(|u| u.trim().to_owned());
+    let state_options: Vec<(String, String)> = match (&state_url, raw.state_options) {
+        (None, Some(_)) => {
+            return Err(err(
+                "[store.state_options]: set without [store].state_url; set state_url, or remove the table",
+            ));
+        }
+        (None, None) => Vec::new(),
+        (Some(_), Some(given)) => given.into_iter().collect(),
+        // The same kind of store: most often another bucket or container of the same account.
+        (Some(state), None) if store_kind(state) == Some(kind) => options.clone(),
+        (Some(_), None) => Vec::new(),
+    };
+    if let Some(state) = &state_url {
+        if store_kind(state).is_none() {
+            return Err(err(format!(
+                "[store].state_url: {:?} has no supported scheme (file://, s3://, az://)",
+                redact_url(state)
+            )));
+        }
+        recarch_store::routed::check_state_location(&url, &options, state, &state_options)
+            .map_err(|e| err(format!("[store].state_url: {e}")))?;
     }
 
     Ok(StoreConfig {
         url,
-        options: raw.options.into_iter().collect(),
+        options,
         spool_dir: raw.spool_dir.map(|d| base_dir.join(d)),
+        state_url,
+        state_options,
     })
 }
 

@@ -86,7 +86,7 @@ async fn retention_that_cannot_be_kept_is_refused() {
         assert!(out.stderr.contains(says), "{config}: {}", out.stderr);
     }
     assert!(!env.archive().join("manifests").exists(), "nothing written");
-    // On S3 a store that does not enforce it yet: refused, naming the store.
+    // On S3 without a state store (the bucket becomes write-once): refused, naming the store.
     let Some(s3) = Env::on(Backend::S3, recarch_graph_sim::SimConfig::default(), 1).await else {
         return;
     };
@@ -94,7 +94,7 @@ async fn retention_that_cannot_be_kept_is_refused() {
     let out = s3.run().await;
     out.assert_code(2);
     assert!(
-        out.stderr.contains("s3://") && out.stderr.contains("Object Lock"),
+        out.stderr.contains("s3://") && out.stderr.contains("requires [store].state_url"),
         "{}",
         out.stderr
     );

@@ -157,6 +157,7 @@ mod model;
 mod multipart;
 mod probe;
 mod queue;
+pub mod routed;
 mod spool;
 pub mod worm;
 

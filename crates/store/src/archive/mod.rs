@@ -129,7 +129,7 @@ impl Archive {
         self
     }
 
-    fn with_probe_store(mut self, probe_store: Arc<dyn ObjectStore>) -> Self {
+    pub(crate) fn with_probe_store(mut self, probe_store: Arc<dyn ObjectStore>) -> Self {
         self.probe_store = probe_store;
         self
     }

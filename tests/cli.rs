@@ -49,6 +49,8 @@ mod transcripts;
 mod uploads;
 #[path = "cli/verify_catalog.rs"]
 mod verify_catalog;
+#[path = "cli/worm.rs"]
+mod worm;
 
 use recarch_graph_sim::{ContentMode, SimConfig, Target};
 use util::{Backend, Env, all_recordings, assert_archive, assert_store_archive, last_report, recarch};

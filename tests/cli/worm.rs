@@ -20,7 +20,11 @@ async fn create_bucket(endpoint: &str, name: &str, object_lock: bool) {
         request = request.header("x-amz-bucket-object-lock-enabled", "true");
     }
     let created = request.send().await.expect("moto answers");
-    assert!(created.status().is_success(), "create bucket {name}: {}", created.status());
+    assert!(
+        created.status().is_success(),
+        "create bucket {name}: {}",
+        created.status()
+    );
 }
 
 fn json_of(stdout: &str) -> Value {
@@ -42,7 +46,6 @@ fn config(archive: &Store, state: &Store, period: &str) -> String {
 async fn locks(archive: &recarch_store::Archive) -> BTreeMap<String, recarch_store::LockState> {
     let mut out = BTreeMap::new();
     for key in raw_keys(archive.object_store().as_ref()).await {
-        let key = key.split_once('/').map_or(key.clone(), |(_, k)| k.to_owned());
         if key.starts_with("staging/") {
             continue;
         }
@@ -114,33 +117,35 @@ async fn object_lock_holds_and_disposition_on_moto() {
         );
         let lock = state.retention.unwrap_or_else(|| panic!("{key} is not locked"));
         assert_eq!(lock.mode, recarch_store::LockMode::Governance, "{key}");
-        assert!(lock.retain_until >= started + chrono::Duration::seconds(5), "{key}: {lock:?}");
+        assert!(
+            lock.retain_until >= started + chrono::Duration::seconds(5),
+            "{key}: {lock:?}"
+        );
         assert!(!state.legal_hold, "{key}");
     }
-    let state_keys = raw_keys(
-        recarch_store::Archive::open(&state_store.url, &state_store.options)
-            .expect("open")
-            .object_store()
-            .as_ref(),
-    )
-    .await;
-    assert!(state_keys.iter().any(|k| k.contains("/runs/")), "{state_keys:#?}");
+    let state = recarch_store::Archive::open(&state_store.url, &state_store.options).expect("open");
+    let state_keys = raw_keys(state.object_store().as_ref()).await;
+    assert!(state_keys.iter().any(|k| k.starts_with("runs/")), "{state_keys:#?}");
     // The run report says what locking cost.
-    let report = state_keys.iter().find(|k| k.contains("/runs/")).expect("a report");
-    let state = recarch_store::Archive::open(&format!("s3://{state_bucket}"), &state_store.options).expect("open");
-    let report: Value = serde_json::from_slice(
-        &state
+    let report = state_keys.iter().find(|k| k.starts_with("runs/")).expect("a report");
+    let report: Value = {
+        use object_store::ObjectStoreExt as _;
+        let bytes = state
             .object_store()
             .get(&report.as_str().into())
             .await
             .expect("report")
             .bytes()
             .await
-            .expect("bytes"),
-    )
-    .expect("JSON");
+            .expect("bytes");
+        serde_json::from_slice(&bytes).expect("JSON")
+    };
     assert_eq!(report["retention"]["mode"], "governance", "{report}");
-    assert!(report["retention"]["locked"].as_u64() >= Some(locked.len() as u64 - 1), "{report}");
+    // Every object but the run's last ledger record (appended after the report) was locked
+    // as it was written, or (blobs, written before their manifest) set then.
+    let counted =
+        report["retention"]["locked"].as_u64().unwrap_or(0) + report["retention"]["extended"].as_u64().unwrap_or(0);
+    assert!(counted + 1 >= locked.len() as u64, "{report}");
 
     // The store refuses to delete a locked version.
     let manifest = locked.keys().find(|k| k.starts_with("manifests/")).expect("a manifest");
@@ -175,7 +180,11 @@ async fn object_lock_holds_and_disposition_on_moto() {
     // Past the retention: a dry run deletes nothing; --yes deletes B's items and keeps A's.
     tokio::time::sleep(std::time::Duration::from_secs(7)).await;
     let dry = json_of(&env.recarch(&["dispose", "--json"], &[]).await.stdout);
-    assert_eq!((dry["eligible"].as_u64(), dry["held"].as_u64()), (Some(2), Some(2)), "{dry}");
+    assert_eq!(
+        (dry["eligible"].as_u64(), dry["held"].as_u64()),
+        (Some(2), Some(2)),
+        "{dry}"
+    );
     assert_eq!(locks(&archive).await.len(), held.len(), "a dry run deleted something");
     let done = env.recarch(&["dispose", "--yes", "--json"], &[]).await;
     done.assert_code(0);

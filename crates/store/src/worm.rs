@@ -154,10 +154,9 @@ pub(crate) struct LockCounters {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LockStats {
-    /// Objects locked as they were written.
+    /// Objects locked (as they were written, or found unlocked: a killed run's).
     pub locked: u64,
-    /// Objects already there whose lock was set or extended (blobs a later item needs
-    /// longer, objects a killed run left unlocked).
+    /// Objects whose lock was extended (blobs a later item needs longer).
     pub extended: u64,
     /// Legal holds set or cleared on the store.
     pub legal_holds: u64,
@@ -271,7 +270,11 @@ impl Archive {
             return Ok(());
         }
         self.extensions.set_retention(key, None, &lock).await?;
-        self.lock_counters.timed(&self.lock_counters.extended, started);
+        let counter = match current.and_then(|c| c.retention) {
+            Some(_) => &self.lock_counters.extended,
+            None => &self.lock_counters.locked,
+        };
+        self.lock_counters.timed(counter, started);
         Ok(())
     }
 

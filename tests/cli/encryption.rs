@@ -21,6 +21,14 @@ async fn sse_kms_is_applied_and_reported() {
     let org = env.organizers[0].clone();
     env.sim.add_recording(&org, 50_000);
     env.run().await.assert_code(0);
+    // The next run says at start what the store applies.
+    let again = env.run().await;
+    again.assert_code(0);
+    assert!(
+        again.stderr.contains("encryption at rest") && again.stderr.contains(KEY),
+        "{}",
+        again.stderr
+    );
     let status = env.recarch(&["status", "--json"], &[]).await;
     status.assert_code(0);
     let status: Value = serde_json::from_str(&status.stdout).expect("status JSON");

@@ -24,7 +24,7 @@
 //! (same TLS, proxy and timeout options). A request URL can carry a SAS token and the headers
 //! a signature: neither is ever logged or put in an error, nor is any credential.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -33,13 +33,13 @@ use futures::future::BoxFuture;
 use http::header::{DATE, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode};
 use object_store::azure::{AzureAuthorizer, AzureConfigKey, AzureCredential, MicrosoftAzure, MicrosoftAzureBuilder};
-use object_store::client::{ClientOptions, HttpClient, HttpConnector, HttpRequest, HttpRequestBody, ReqwestConnector};
+use object_store::client::{HttpClient, HttpRequest, HttpRequestBody};
 use object_store::path::Path;
 use recarch_failure::{RetryPolicy, status_class};
 use serde::Deserialize;
 use url::Url;
 
-use super::{Extensions, IncompleteUpload};
+use super::Extensions;
 use crate::StoreError;
 use crate::probe::error_chain;
 use crate::worm::{LockMode, LockState, ObjectLock, WormSupport};
@@ -82,37 +82,9 @@ fn retry_policy() -> RetryPolicy {
     }
 }
 
-/// An [`HttpConnector`] that keeps the last client it made: `MicrosoftAzureBuilder::build`
-/// makes the store's own client last (after those of credential providers), so these
-/// requests go through the same client, with the same TLS, proxy and timeout options.
-#[derive(Debug, Default)]
-struct KeepLastClient {
-    inner: ReqwestConnector,
-    last: Arc<Mutex<Option<HttpClient>>>,
-}
-
-impl HttpConnector for KeepLastClient {
-    fn connect(&self, options: &ClientOptions) -> object_store::Result<HttpClient> {
-        let client = self.inner.connect(options)?;
-        if let Ok(mut last) = self.last.lock() {
-            *last = Some(client.clone());
-        }
-        Ok(client)
-    }
-}
-
 /// Builds the Azure store and returns it with its HTTP client.
 pub(crate) fn build_azure(builder: MicrosoftAzureBuilder) -> object_store::Result<(MicrosoftAzure, HttpClient)> {
-    let connector = KeepLastClient::default();
-    let last = Arc::clone(&connector.last);
-    let store = builder.with_http_connector(connector).build()?;
-    let client = last.lock().ok().and_then(|mut c| c.take());
-    let client = match client {
-        Some(client) => client,
-        // Not reached with object_store's builder; a client of default options will do.
-        None => ReqwestConnector::default().connect(&ClientOptions::default())?,
-    };
-    Ok((store, client))
+    super::KeepLastClient::build(|connector| builder.with_http_connector(connector).build())
 }
 
 /// Where the container is: its account, its name and its URL, as `object_store` resolves
@@ -434,17 +406,6 @@ impl Extensions for AzureExtensions {
     fn keeps_incomplete_uploads(&self) -> bool {
         // Uncommitted blocks go away by themselves after seven days.
         false
-    }
-
-    fn incomplete_uploads<'a>(
-        &'a self,
-        _prefix: &'a str,
-    ) -> BoxFuture<'a, Result<Option<Vec<IncompleteUpload>>, StoreError>> {
-        Box::pin(async { Ok(None) })
-    }
-
-    fn abort_upload<'a>(&'a self, _upload: &'a IncompleteUpload) -> BoxFuture<'a, Result<bool, StoreError>> {
-        Box::pin(async { Ok(false) })
     }
 
     fn worm_support(&self) -> BoxFuture<'_, Result<WormSupport, StoreError>> {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use futures::future::BoxFuture;
 
-use super::{Extensions, IncompleteUpload};
+use super::Extensions;
 use crate::StoreError;
 use crate::worm::{ObjectLock, WormSupport};
 
@@ -23,21 +23,6 @@ impl LocalExtensions {
 }
 
 impl Extensions for LocalExtensions {
-    fn keeps_incomplete_uploads(&self) -> bool {
-        false
-    }
-
-    fn incomplete_uploads<'a>(
-        &'a self,
-        _prefix: &'a str,
-    ) -> BoxFuture<'a, Result<Option<Vec<IncompleteUpload>>, StoreError>> {
-        Box::pin(async { Ok(None) })
-    }
-
-    fn abort_upload<'a>(&'a self, _upload: &'a IncompleteUpload) -> BoxFuture<'a, Result<bool, StoreError>> {
-        Box::pin(async { Ok(false) })
-    }
-
     fn worm_support(&self) -> BoxFuture<'_, Result<WormSupport, StoreError>> {
         Box::pin(async { Ok(WormSupport::Local) })
     }

@@ -22,9 +22,11 @@ pub(crate) mod s3;
 mod s3_lock;
 
 use std::fmt;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
+use object_store::client::{ClientOptions, HttpClient, HttpConnector, ReqwestConnector};
 
 use crate::StoreError;
 use crate::worm::{LockState, ObjectLock, WormSupport};
@@ -37,17 +39,23 @@ pub(crate) trait Extensions: fmt::Debug + Send + Sync {
     /// the archive records each multipart upload before it starts, so that a killed run's
     /// uploads can be found and aborted. `false` where uncommitted parts go away by themselves
     /// (Azure, after seven days) or never exist (local disk, in memory).
-    fn keeps_incomplete_uploads(&self) -> bool;
+    fn keeps_incomplete_uploads(&self) -> bool {
+        false
+    }
 
     /// The incomplete multipart uploads whose key starts with `prefix` (`""`: all of the
     /// archive's), or `None` when the backend has no such thing to list.
     fn incomplete_uploads<'a>(
         &'a self,
-        prefix: &'a str,
-    ) -> BoxFuture<'a, Result<Option<Vec<IncompleteUpload>>, StoreError>>;
+        _prefix: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Vec<IncompleteUpload>>, StoreError>> {
+        Box::pin(async { Ok(None) })
+    }
 
     /// Aborts one incomplete upload; `false` if it was already gone.
-    fn abort_upload<'a>(&'a self, upload: &'a IncompleteUpload) -> BoxFuture<'a, Result<bool, StoreError>>;
+    fn abort_upload<'a>(&'a self, _upload: &'a IncompleteUpload) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async { Ok(false) })
+    }
 
     /// How the object at `key` is encrypted at rest, as the backend reports it (S3: the
     /// `x-amz-server-side-encryption` headers of a HEAD), or `None` when the backend reports
@@ -97,6 +105,45 @@ pub(crate) trait Extensions: fmt::Debug + Send + Sync {
     }
 }
 
+/// An [`HttpConnector`] that keeps the last client it made: the builders of `object_store`'s
+/// S3 and Azure stores make the store's own client last (after those of credential
+/// providers), so the requests of an extension go through the same client, with the same
+/// TLS, proxy and timeout options as the store's.
+#[derive(Debug, Default)]
+pub(crate) struct KeepLastClient {
+    inner: ReqwestConnector,
+    last: Arc<Mutex<Option<HttpClient>>>,
+}
+
+impl HttpConnector for KeepLastClient {
+    fn connect(&self, options: &ClientOptions) -> object_store::Result<HttpClient> {
+        let client = self.inner.connect(options)?;
+        if let Ok(mut last) = self.last.lock() {
+            *last = Some(client.clone());
+        }
+        Ok(client)
+    }
+}
+
+impl KeepLastClient {
+    /// Builds a store with `build`, handing it the connector, and returns the store with
+    /// its own HTTP client.
+    pub(crate) fn build<S>(
+        build: impl FnOnce(KeepLastClient) -> object_store::Result<S>,
+    ) -> object_store::Result<(S, HttpClient)> {
+        let connector = KeepLastClient::default();
+        let last = Arc::clone(&connector.last);
+        let store = build(connector)?;
+        let client = last.lock().ok().and_then(|mut c| c.take());
+        let client = match client {
+            Some(client) => client,
+            // Not reached with object_store's builders; a client of default options will do.
+            None => ReqwestConnector::default().connect(&ClientOptions::default())?,
+        };
+        Ok((store, client))
+    }
+}
+
 /// Encryption at rest of an object, as its store reports it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -112,22 +159,7 @@ pub struct Encryption {
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct NoExtensions;
 
-impl Extensions for NoExtensions {
-    fn keeps_incomplete_uploads(&self) -> bool {
-        false
-    }
-
-    fn incomplete_uploads<'a>(
-        &'a self,
-        _prefix: &'a str,
-    ) -> BoxFuture<'a, Result<Option<Vec<IncompleteUpload>>, StoreError>> {
-        Box::pin(async { Ok(None) })
-    }
-
-    fn abort_upload<'a>(&'a self, _upload: &'a IncompleteUpload) -> BoxFuture<'a, Result<bool, StoreError>> {
-        Box::pin(async { Ok(false) })
-    }
-}
+impl Extensions for NoExtensions {}
 
 /// An incomplete multipart upload, as `ListMultipartUploads` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,14 +7,14 @@
 //! `object_store`'s [`MultipartStore::abort_multipart`]. Signed URLs carry a signature (and
 //! with temporary credentials a session token): they are never logged or put in an error.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
-use object_store::client::{ClientOptions, HttpClient, HttpConnector, HttpRequest, HttpRequestBody, ReqwestConnector};
+use object_store::client::{HttpClient, HttpRequest, HttpRequestBody};
 use object_store::multipart::MultipartStore;
 use object_store::path::Path;
 use object_store::signer::{SignedUrlOptions, Signer};
@@ -43,37 +43,9 @@ const MAX_LIST_PAGES: usize = 100;
 /// The store's name in errors.
 const STORE: &str = "S3";
 
-/// An [`HttpConnector`] that keeps the last client it made: `AmazonS3Builder::build` makes the
-/// store's own client last (after those of credential providers), so the listing requests go
-/// through the same client, with the same TLS, proxy and timeout options as the store's.
-#[derive(Debug, Default)]
-struct KeepLastClient {
-    inner: ReqwestConnector,
-    last: Arc<Mutex<Option<HttpClient>>>,
-}
-
-impl HttpConnector for KeepLastClient {
-    fn connect(&self, options: &ClientOptions) -> object_store::Result<HttpClient> {
-        let client = self.inner.connect(options)?;
-        if let Ok(mut last) = self.last.lock() {
-            *last = Some(client.clone());
-        }
-        Ok(client)
-    }
-}
-
 /// Builds the S3 store and returns it with its HTTP client.
 pub(crate) fn build_s3(builder: AmazonS3Builder) -> object_store::Result<(AmazonS3, HttpClient)> {
-    let connector = KeepLastClient::default();
-    let last = Arc::clone(&connector.last);
-    let store = builder.with_http_connector(connector).build()?;
-    let client = last.lock().ok().and_then(|mut c| c.take());
-    let client = match client {
-        Some(client) => client,
-        // Not reached with object_store's builder; a client of default options will do.
-        None => ReqwestConnector::default().connect(&ClientOptions::default())?,
-    };
-    Ok((store, client))
+    super::KeepLastClient::build(|connector| builder.with_http_connector(connector).build())
 }
 
 /// The S3 [`Extensions`]: the store rooted at the bucket (for its signer and

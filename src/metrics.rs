@@ -23,6 +23,9 @@
 //! | `recarch_run_fatal` | `cause` (`diskFull`, `tokenEndpoint`, `contentOutage`, `storeUnavailable`, `fatal`) | 1 when the run ended with exit 4, and why (absent otherwise) |
 //! | `recarch_run_timestamp_seconds` | — | when the run ended (Unix time) |
 //! | `recarch_last_success_timestamp_seconds` | — | when a run of the shard last exited 0 (Unix time; 0 if never) |
+//! | `recarch_objects_locked` | `how` (`locked`, `extended`) | with a retention mode: objects the run locked as it wrote them, and blobs whose lock it extended |
+//! | `recarch_legal_holds_set` | — | with a retention mode: legal holds the run set on the store (items an active matter covers) |
+//! | `recarch_active_matters` | — | with a retention mode: the matters holding items when the run began |
 
 use std::path::Path;
 use std::sync::atomic::AtomicU64;
@@ -45,6 +48,11 @@ struct KindLabel {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StateLabel {
     state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HowLabel {
+    how: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -76,6 +84,9 @@ pub struct RunMetrics {
     ended: Gauge<f64, AtomicU64>,
     last_success: Gauge<f64, AtomicU64>,
     fatal: Family<CauseLabel, Gauge>,
+    locked: Family<HowLabel, Gauge>,
+    holds_set: Gauge,
+    matters: Gauge,
 }
 
 impl Default for RunMetrics {
@@ -103,6 +114,9 @@ impl RunMetrics {
             ended: Gauge::default(),
             last_success: Gauge::default(),
             fatal: Family::default(),
+            locked: Family::default(),
+            holds_set: Gauge::default(),
+            matters: Gauge::default(),
             registry: Registry::default(),
         };
         // One metric a row, `field: name, help;`, in the order of the text format's output.
@@ -121,6 +135,9 @@ impl RunMetrics {
             fatal: "recarch_run_fatal", "1 when the run ended with exit 4, labelled with why";
             ended: "recarch_run_timestamp_seconds", "When the run ended (Unix time)";
             last_success: "recarch_last_success_timestamp_seconds", "When a run of the shard last exited 0 (Unix time)";
+            locked: "recarch_objects_locked", "Objects the run locked as it wrote them, and blobs whose lock it extended";
+            holds_set: "recarch_legal_holds_set", "Legal holds the run set on the store";
+            matters: "recarch_active_matters", "Matters holding items when the run began";
         }
         RunMetrics { registry, ..m }
     }
@@ -156,6 +173,17 @@ impl RunMetrics {
                     cause: cause.kind.clone(),
                 })
                 .set(1);
+        }
+        if let Some(retention) = &report.retention {
+            for (how, count) in [
+                ("locked", retention.locks.locked),
+                ("extended", retention.locks.extended),
+            ] {
+                self.locked.get_or_create(&HowLabel { how: how.into() }).set(int(count));
+            }
+            self.holds_set.set(int(retention.locks.legal_holds));
+            self.matters
+                .set(i64::try_from(retention.active_matters).unwrap_or(i64::MAX));
         }
         self.ended.set(unix(report.finished_at));
         self.last_success.set(last_success.map_or(0.0, unix));

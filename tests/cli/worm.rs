@@ -102,8 +102,18 @@ async fn object_lock_holds_and_disposition_on_moto() {
     // only at state_url.
     env.write_config_with(&config(&archive_store, &state_store, "6s"));
     let started = Utc::now();
-    let run = env.recarch(&["run"], &[]).await;
+    let metrics = env.dir.path().join("metrics.prom");
+    let run = env
+        .recarch(&["run", "--metrics-file", &metrics.display().to_string()], &[])
+        .await;
     run.assert_code(0);
+    let metrics = std::fs::read_to_string(&metrics).expect("metrics written");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("recarch_objects_locked{how=\"locked\"} ") && !l.ends_with(" 0")),
+        "{metrics}"
+    );
     let archive = recarch_store::Archive::open(&archive_store.url, &archive_store.options).expect("open");
     let locked = locks(&archive).await;
     assert!(locked.keys().any(|k| k.starts_with("blobs/")), "{locked:#?}");

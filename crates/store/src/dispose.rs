@@ -17,9 +17,8 @@ use crate::{Archive, Sha256Digest, StoreError};
 /// `schema` of the disposal summary.
 pub const DISPOSAL_SCHEMA: &str = "recarch.disposal.v1";
 
-/// The summary's key. (Kept here rather than in `layout` while that module is being changed
-/// elsewhere; it is the only key this module builds.)
-const SUMMARY_KEY: &str = "state/dispose.json";
+/// The summary's key (built in `layout`, with every other).
+const SUMMARY_KEY: &str = crate::layout::DISPOSAL_SUMMARY;
 
 /// Every disposal so far, as `status` shows it: totals, and the newest disposal.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]

@@ -340,6 +340,8 @@ pub(crate) const LEDGER: &str = "ledger";
 pub(crate) const LEDGER_LOGGED: [&str; 5] = [MANIFEST_ROOT, MEETINGS, CALLS, CATALOG, "holds"];
 /// Prefix of the ledger intents of each shard: see the ledger module.
 pub(crate) const LEDGER_INTENTS: &str = "state/ledger";
+/// The summary of every disposal so far (rewritten by each): see the dispose module.
+pub(crate) const DISPOSAL_SUMMARY: &str = "state/dispose.json";
 
 /// `ledger/<seq, 20 digits zero-padded>.json`: the ledger record `seq`. Twenty digits hold
 /// every `u64`, so keys sort as their numbers do.

@@ -23,7 +23,13 @@
 //! state/ledger/<shard>/<time>-<random>.json        a shard's ledger intents in flight
 //! locks/<shard>.json                               lease held by a running job
 //! state/uploads/<shard>/<hex>-<random>.json        S3: a multipart upload of a blob under way
+//! holds/<hex SHA-256 of the matter>/<time>-<random>.json  a legal hold's place or release record
+//! state/dispose.json                               the disposals so far (for status)
 //! ```
+//!
+//! `state/`, `locks/` and `runs/` are rewritten; with WORM retention they live in a store of
+//! their own ([`Archive::with_state_store`]), and everything else is locked as it is written
+//! (the `worm` module).
 //!
 //! Uploads go to `staging/<shard>/…` first and are moved into `blobs/` once their digest
 //! is known; [`Archive::clean_staging`] removes what killed runs left there. Every key is

@@ -42,6 +42,14 @@ fn config(archive: &Store, state: &Store, period: &str) -> String {
     )
 }
 
+/// The manifests of organizer `org` among `keys`.
+fn manifests_of(keys: &BTreeMap<String, recarch_store::LockState>, org: &str) -> Vec<String> {
+    keys.keys()
+        .filter(|k| k.starts_with("manifests/") && k.contains(org))
+        .cloned()
+        .collect()
+}
+
 /// Each archive object's lock, as the store reports it.
 async fn locks(archive: &recarch_store::Archive) -> BTreeMap<String, recarch_store::LockState> {
     let mut out = BTreeMap::new();
@@ -167,32 +175,42 @@ async fn object_lock_holds_and_disposition_on_moto() {
     env.recarch(&["hold", "place", "--matter", "Acme", "--organizer", a.as_str()], &[])
         .await
         .assert_code(0);
-    let held = locks(&archive).await;
-    let of = |org: &str| -> Vec<String> {
-        held.keys()
-            .filter(|k| k.starts_with("manifests/") && k.contains(org))
-            .cloned()
-            .collect()
+    let check_held = |held: &BTreeMap<String, recarch_store::LockState>, items_of_a: usize| {
+        assert_eq!(manifests_of(held, &a).len(), items_of_a);
+        for key in manifests_of(held, &a) {
+            assert!(held[&key].legal_hold, "{key} of A not held");
+        }
+        for key in manifests_of(held, &b) {
+            assert!(!held[&key].legal_hold, "{key} of B held");
+        }
+        let held_blobs = held
+            .iter()
+            .filter(|(k, s)| k.starts_with("blobs/") && s.legal_hold)
+            .count();
+        assert_eq!(held_blobs, items_of_a, "A's blobs: {held:#?}");
     };
-    assert_eq!(of(&a).len(), 2);
-    for key in of(&a) {
-        assert!(held[&key].legal_hold, "{key} of A not held");
-    }
-    for key in of(&b) {
-        assert!(!held[&key].legal_hold, "{key} of B held");
-    }
-    let held_blobs = held
-        .iter()
-        .filter(|(k, s)| k.starts_with("blobs/") && s.legal_hold)
-        .count();
-    assert_eq!(held_blobs, 2, "A's two blobs: {held:#?}");
+    check_held(&locks(&archive).await, 2);
+
+    // An item archived later that the matter covers is held as it is written; a second matter
+    // on the same custodian keeps the holds on when the first is released.
+    env.sim.add_recording(&a, 25_000);
+    env.recarch(&["run"], &[]).await.assert_code(0);
+    check_held(&locks(&archive).await, 3);
+    env.recarch(&["hold", "place", "--matter", "Beta", "--organizer", a.as_str()], &[])
+        .await
+        .assert_code(0);
+    env.recarch(&["hold", "release", "--matter", "Acme"], &[])
+        .await
+        .assert_code(0);
+    let held = locks(&archive).await;
+    check_held(&held, 3);
 
     // Past the retention: a dry run deletes nothing; --yes deletes B's items and keeps A's.
     tokio::time::sleep(std::time::Duration::from_secs(7)).await;
     let dry = json_of(&env.recarch(&["dispose", "--json"], &[]).await.stdout);
     assert_eq!(
         (dry["eligible"].as_u64(), dry["held"].as_u64()),
-        (Some(2), Some(2)),
+        (Some(2), Some(3)),
         "{dry}"
     );
     assert_eq!(locks(&archive).await.len(), held.len(), "a dry run deleted something");
@@ -201,21 +219,21 @@ async fn object_lock_holds_and_disposition_on_moto() {
     let done = json_of(&done.stdout);
     assert_eq!(done["disposed"], 2, "{done}");
     let after = locks(&archive).await;
-    for key in of(&b) {
+    for key in manifests_of(&held, &b) {
         assert!(!after.contains_key(&key), "{key} of B is still there");
     }
-    for key in of(&a) {
+    for key in manifests_of(&held, &a) {
         assert!(after.contains_key(&key), "{key} of A (held) was deleted");
     }
     env.recarch(&["verify"], &[]).await.assert_code(0);
 
     // Released: the legal holds go off, and A's items go at the next disposition.
-    env.recarch(&["hold", "release", "--matter", "Acme"], &[])
+    env.recarch(&["hold", "release", "--matter", "Beta"], &[])
         .await
         .assert_code(0);
     let released = locks(&archive).await;
     assert!(released.values().all(|s| !s.legal_hold), "{released:#?}");
     let done = json_of(&env.recarch(&["dispose", "--yes", "--json"], &[]).await.stdout);
-    assert_eq!(done["disposed"], 2, "{done}");
+    assert_eq!(done["disposed"], 3, "{done}");
     env.recarch(&["verify"], &[]).await.assert_code(0);
 }

@@ -237,3 +237,32 @@ async fn object_lock_holds_and_disposition_on_moto() {
     assert_eq!(done["disposed"], 3, "{done}");
     env.recarch(&["verify"], &[]).await.assert_code(0);
 }
+
+/// Azure: a container without version-level immutability (Azurite has none) is refused with
+/// a retention mode, exit 2 naming the container, before anything is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_container_without_immutability_is_refused() {
+    let Some(env) = Env::on(Backend::Azure, SimConfig::default(), 1).await else {
+        return;
+    };
+    env.sim.add_recording(&env.organizers[0], 10_000);
+    let state_dir = env.dir.path().join("state");
+    let state = Store {
+        url: url::Url::from_directory_path(&state_dir).expect("absolute").to_string(),
+        options: Vec::new(),
+    };
+    env.write_config_with(&config(&env.store, &state, "1d"));
+    let refused = env.recarch(&["run"], &[]).await;
+    refused.assert_code(2);
+    let container = env.store.url["az://".len()..].split('/').next().expect("a container");
+    assert!(
+        refused.stderr.contains(container) && refused.stderr.contains("version-level immutability"),
+        "{}",
+        refused.stderr
+    );
+    let archive = env.open_archive();
+    assert!(
+        raw_keys(archive.object_store().as_ref()).await.is_empty(),
+        "something was written"
+    );
+}

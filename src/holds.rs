@@ -79,8 +79,8 @@ impl ActiveHolds {
 pub struct StoreHolds {
     /// The active holds, as read when the run began.
     pub active: ActiveHolds,
-    /// Whether the store keeps legal holds.
-    pub enforced: bool,
+    /// What the store keeps, when it was asked and answered (see [`store_support`]).
+    pub support: Option<recarch_store::WormSupport>,
 }
 
 impl StoreHolds {
@@ -92,12 +92,17 @@ impl StoreHolds {
         let active = ActiveHolds::read(archive).await?;
         // Asked only when there is something to keep: a credential that may not read the
         // bucket's configuration costs nothing to those who use neither.
-        let enforced = if active.is_empty() && archive.worm().is_none() {
-            false
+        let support = if active.is_empty() && archive.worm().is_none() {
+            None
         } else {
-            store_keeps_holds(archive).await?
+            store_support(archive).await?
         };
-        Ok(StoreHolds { active, enforced })
+        Ok(StoreHolds { active, support })
+    }
+
+    /// Whether the store keeps legal holds.
+    pub fn enforced(&self) -> bool {
+        self.support == Some(recarch_store::WormSupport::Enforced)
     }
 
     /// Puts the store's legal hold on an item just archived, when an active matter covers
@@ -110,7 +115,7 @@ impl StoreHolds {
         archive: &Archive,
         manifest: &recarch_store::Manifest,
     ) -> Result<(), recarch_store::StoreError> {
-        if !self.enforced || self.active.is_empty() {
+        if !self.enforced() || self.active.is_empty() {
             return Ok(());
         }
         let source = manifest
@@ -133,19 +138,20 @@ impl StoreHolds {
     }
 }
 
-/// Whether the store keeps legal holds (S3 with Object Lock, Azure with version-level
-/// immutability).
+/// Whether the store keeps objects write-once and legal holds (S3 with Object Lock, Azure
+/// with version-level immutability), as it answers; `None` when it cannot tell and no
+/// retention mode is set.
 ///
 /// # Errors
 /// Exit 4 when the store's configuration cannot be read and a retention mode is set.
-pub async fn store_keeps_holds(archive: &Archive) -> Result<bool, ExitError> {
+pub async fn store_support(archive: &Archive) -> Result<Option<recarch_store::WormSupport>, ExitError> {
     match archive.worm_support().await {
-        Ok(support) => Ok(support == recarch_store::WormSupport::Enforced),
+        Ok(support) => Ok(Some(support)),
         // Without a retention mode, a store whose configuration cannot be read is taken as
         // one that keeps no holds: the hold records still decide in recarch's own commands.
         Err(e) if archive.worm().is_none() => {
             tracing::warn!(store = archive.display_url(), error = %error_chain(&e), "cannot read whether the store keeps legal holds (S3: s3:GetBucketObjectLockConfiguration); holds are recorded, not set on the store's objects");
-            Ok(false)
+            Ok(None)
         }
         Err(e) => Err(ExitError::new(
             Exit::Fatal,
@@ -156,6 +162,14 @@ pub async fn store_keeps_holds(archive: &Archive) -> Result<bool, ExitError> {
             ),
         )),
     }
+}
+
+/// Whether the store keeps legal holds (see [`store_support`]).
+///
+/// # Errors
+/// As [`store_support`].
+pub async fn store_keeps_holds(archive: &Archive) -> Result<bool, ExitError> {
+    Ok(store_support(archive).await? == Some(recarch_store::WormSupport::Enforced))
 }
 
 /// Objects whose store legal hold is set at once.

@@ -193,7 +193,7 @@ async fn pass(
     // written: a bucket without Object Lock is refused (exit 2, naming it).
     let holds = Arc::new(crate::holds::StoreHolds::read(archive).await?);
     if let Some(policy) = archive.worm() {
-        require_worm(archive, policy, holds.enforced).await?;
+        require_worm(archive, policy, holds.support.as_ref())?;
     }
     let owner = format!(
         "{}:{}:{:08x}",
@@ -647,15 +647,19 @@ async fn abort_interrupted_uploads(archive: &Archive, shard: &ShardId, initiated
 }
 
 /// Refuses a retention mode on a store that does not keep objects write-once (exit 2,
-/// naming the bucket or container and what to do); on local disk, says once that a
-/// directory is not WORM.
-async fn require_worm(archive: &Archive, policy: recarch_store::WormPolicy, enforced: bool) -> Result<(), ExitError> {
-    if enforced {
-        tracing::info!(mode = %policy.mode, store = archive.display_url(), "every object is locked as it is written");
-        return Ok(());
-    }
-    match archive.worm_support().await {
-        Ok(recarch_store::WormSupport::NotEnabled(reason)) => Err(ExitError::new(
+/// naming the bucket or container and what to do), as `support` (read with the holds, see
+/// `crate::holds::store_support`) says; on local disk, says once that a directory is not WORM.
+fn require_worm(
+    archive: &Archive,
+    policy: recarch_store::WormPolicy,
+    support: Option<&recarch_store::WormSupport>,
+) -> Result<(), ExitError> {
+    match support {
+        Some(recarch_store::WormSupport::Enforced) => {
+            tracing::info!(mode = %policy.mode, store = archive.display_url(), "every object is locked as it is written");
+            Ok(())
+        }
+        Some(recarch_store::WormSupport::NotEnabled(reason)) => Err(ExitError::new(
             Exit::Config,
             anyhow::anyhow!(
                 "[retention].mode = \"{}\" on {}: {reason}",
@@ -663,19 +667,11 @@ async fn require_worm(archive: &Archive, policy: recarch_store::WormPolicy, enfo
                 archive.display_url()
             ),
         )),
-        Ok(recarch_store::WormSupport::Local) => {
+        Some(recarch_store::WormSupport::Local) => {
             tracing::info!(mode = %policy.mode, "local disk: retention is recorded and files are made read-only, but a directory is not WORM storage");
             Ok(())
         }
-        Ok(_) => Ok(()),
-        Err(e) => Err(ExitError::new(
-            Exit::Fatal,
-            anyhow::anyhow!(
-                "cannot read whether {} keeps objects write-once: {}",
-                archive.display_url(),
-                error_chain(&e)
-            ),
-        )),
+        Some(recarch_store::WormSupport::None) | None => Ok(()),
     }
 }
 

@@ -227,26 +227,7 @@ impl Archive {
         key: &str,
         entries: &[CatalogEntry],
     ) -> Result<Option<String>, StoreError> {
-        if entries.is_empty() {
-            return Ok(None);
-        }
-        if !layout::is_catalog_segment_key(key) {
-            return Err(StoreError::Rejected {
-                key: key.to_owned(),
-                reason: "not a catalog segment's key".into(),
-            });
-        }
-        let key = key.to_owned();
-        let mut body = Vec::with_capacity(entries.len() * 320);
-        for entry in entries {
-            serde_json::to_writer(&mut body, entry).map_err(|e| StoreError::Rejected {
-                key: key.clone(),
-                reason: format!("cannot encode a catalog entry: {e}"),
-            })?;
-            body.push(b'\n');
-        }
-        self.put_new_logged(&key, body).await?;
-        Ok(Some(key))
+        self.put_segment_lines(key, entries, "a catalog entry").await
     }
 
     /// Writes `markers` as a new catalog segment at `key` (from
@@ -260,7 +241,19 @@ impl Archive {
         key: &str,
         markers: &[DisposalMarker],
     ) -> Result<Option<String>, StoreError> {
-        if markers.is_empty() {
+        let lines: Vec<serde_json::Value> = markers.iter().map(|m| serde_json::json!({ "disposed": m })).collect();
+        self.put_segment_lines(key, &lines, "a disposal marker").await
+    }
+
+    /// Writes `lines` (JSON, one a line) as a new catalog segment at `key`, create-only and
+    /// logged; nothing for no lines.
+    async fn put_segment_lines<T: serde::Serialize>(
+        &self,
+        key: &str,
+        lines: &[T],
+        what: &str,
+    ) -> Result<Option<String>, StoreError> {
+        if lines.is_empty() {
             return Ok(None);
         }
         if !layout::is_catalog_segment_key(key) {
@@ -270,12 +263,11 @@ impl Archive {
             });
         }
         let key = key.to_owned();
-        let mut body = Vec::with_capacity(markers.len() * 256);
-        for marker in markers {
-            let line = serde_json::json!({ "disposed": marker });
-            serde_json::to_writer(&mut body, &line).map_err(|e| StoreError::Rejected {
+        let mut body = Vec::with_capacity(lines.len() * 320);
+        for line in lines {
+            serde_json::to_writer(&mut body, line).map_err(|e| StoreError::Rejected {
                 key: key.clone(),
-                reason: format!("cannot encode a disposal marker: {e}"),
+                reason: format!("cannot encode {what}: {e}"),
             })?;
             body.push(b'\n');
         }

@@ -182,16 +182,36 @@ pub async fn set_on_store(
     entries: &[&CatalogEntry],
     on: bool,
 ) -> Vec<(String, recarch_store::StoreError)> {
-    use futures::StreamExt as _;
     let mut keys: Vec<String> = Vec::new();
+    let mut failed = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for entry in entries {
-        for key in [entry.manifest.clone(), format!("blobs/sha256/{}", entry.sha256)] {
+        let blob = match blob_of(entry) {
+            Ok(blob) => Some(blob),
+            Err(e) => {
+                failed.push((entry.manifest.clone(), e));
+                None
+            }
+        };
+        for key in std::iter::once(entry.manifest.clone()).chain(blob) {
             if seen.insert(key.clone()) {
                 keys.push(key);
             }
         }
     }
+    failed.extend(set_keys_on_store(archive, keys, on).await);
+    failed
+}
+
+/// The key of `entry`'s blob (built by the store's layout), or why there is none.
+fn blob_of(entry: &CatalogEntry) -> Result<String, recarch_store::StoreError> {
+    recarch_store::Sha256Digest::from_hex(&entry.sha256).map(|digest| recarch_store::blob_key(&digest))
+}
+
+/// Sets (`on`) or clears the store's legal hold on each of `keys`, a few at once; returns
+/// the objects that failed, with why.
+async fn set_keys_on_store(archive: &Archive, keys: Vec<String>, on: bool) -> Vec<(String, recarch_store::StoreError)> {
+    use futures::StreamExt as _;
     futures::stream::iter(keys)
         .map(|key| async move {
             let set = archive.set_legal_hold(&key, on).await;
@@ -389,17 +409,17 @@ pub async fn release_cli(
     let (key, logged) = write(archive, ledger, &matter, HoldAction::Release, reason, Value::Null, 0).await?;
     if enforced {
         let mut failed = Vec::new();
+        let mut keys = Vec::new();
         for (blob_held, entry) in &released {
-            if let Err(e) = archive.set_legal_hold(&entry.manifest, false).await {
-                failed.push((entry.manifest.clone(), e));
-            }
+            keys.push(entry.manifest.clone());
             if !blob_held {
-                let blob = format!("blobs/sha256/{}", entry.sha256);
-                if let Err(e) = archive.set_legal_hold(&blob, false).await {
-                    failed.push((blob, e));
+                match blob_of(entry) {
+                    Ok(blob) => keys.push(blob),
+                    Err(e) => failed.push((entry.manifest.clone(), e)),
                 }
             }
         }
+        failed.extend(set_keys_on_store(archive, keys, false).await);
         store_failures(
             &failed,
             false,

@@ -172,21 +172,34 @@ impl LockCounters {
     }
 }
 
-/// The lock a manifest's `retention` member asks for (`{"mode", "retainUntil"}`), if it has
-/// one that parses.
+/// A manifest's `retention` member: `{"mode", "retainUntil"}`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RetentionMember {
+    mode: LockMode,
+    retain_until: DateTime<Utc>,
+}
+
+impl RetentionMember {
+    fn lock(&self) -> ObjectLock {
+        ObjectLock::until(self.mode, self.retain_until)
+    }
+}
+
+/// The lock a manifest's `retention` member asks for, if it parses.
+pub(crate) fn retention_lock(member: &serde_json::Value) -> Option<ObjectLock> {
+    RetentionMember::deserialize(member).ok().map(|r| r.lock())
+}
+
+/// The lock the `retention` member of a manifest written as `bytes` asks for, if it has one
+/// that parses.
 pub(crate) fn manifest_lock(bytes: &[u8]) -> Option<ObjectLock> {
     #[derive(Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Retention {
-        mode: LockMode,
-        retain_until: DateTime<Utc>,
-    }
-    #[derive(Deserialize)]
     struct WithRetention {
-        retention: Option<Retention>,
+        retention: Option<RetentionMember>,
     }
     let parsed: WithRetention = serde_json::from_slice(bytes).ok()?;
-    parsed.retention.map(|r| ObjectLock::until(r.mode, r.retain_until))
+    parsed.retention.map(|r| r.lock())
 }
 
 impl Archive {

@@ -68,14 +68,15 @@ impl Archive {
         let key = self.check_manifest(manifest).await?;
         let body = to_json(&key, manifest)?;
         // Its blob is kept at least as long as the item (it may be older, and shared).
-        let lock = self.lock_blob_of(manifest, &body).await?;
+        let lock = self.lock_blob_of(manifest).await?;
         match self
             .store
             .put_opts(&path(&key), body.clone(), PutMode::Create.into())
             .await
         {
             Ok(written) => {
-                self.written(&key, &body, written.version.as_deref()).await?;
+                self.written_locked(&key, &body, written.version.as_deref(), lock)
+                    .await?;
                 Ok(ManifestWrite::Created)
             }
             Err(object_store::Error::AlreadyExists { .. }) => {
@@ -91,16 +92,11 @@ impl Archive {
 
     /// With a lock policy and a manifest that asks for retention: locks its blob at least
     /// until the manifest's retain-until, and returns that lock.
-    async fn lock_blob_of(
-        &self,
-        manifest: &Manifest,
-        body: &object_store::PutPayload,
-    ) -> Result<Option<crate::worm::ObjectLock>, StoreError> {
+    async fn lock_blob_of(&self, manifest: &Manifest) -> Result<Option<crate::worm::ObjectLock>, StoreError> {
         if self.worm.is_none() {
             return Ok(None);
         }
-        let bytes: Vec<u8> = body.iter().flat_map(|chunk| chunk.iter().copied()).collect();
-        let Some(lock) = crate::worm::manifest_lock(&bytes) else {
+        let Some(lock) = manifest.extra.get("retention").and_then(crate::worm::retention_lock) else {
             return Ok(None);
         };
         self.lock_at_least(&layout::blob_key(&manifest.content.sha256), lock)
@@ -145,9 +141,7 @@ impl Archive {
         );
         entry.extend(version);
         let entry = Value::Object(entry);
-        if let Ok(body) = to_json(&key, manifest) {
-            self.lock_blob_of(manifest, &body).await?;
-        }
+        self.lock_blob_of(manifest).await?;
         let written = self
             .update_document(&key, "a manifest", |stored: Option<Manifest>| {
                 let mut versions = match &stored {

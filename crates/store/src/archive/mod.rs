@@ -289,8 +289,20 @@ impl Archive {
     /// The lock could not be set: the object is written and journaled, but the caller must
     /// not count it as done (a manifest met again is locked then, see `put_manifest`).
     pub(crate) async fn written(&self, key: &str, body: &PutPayload, version: Option<&str>) -> Result<(), StoreError> {
+        self.written_locked(key, body, version, self.lock_of(key, body)).await
+    }
+
+    /// [`Archive::written`] with the lock already known (`None`: not locked), as
+    /// `put_manifest` knows it from the manifest it writes.
+    pub(crate) async fn written_locked(
+        &self,
+        key: &str,
+        body: &PutPayload,
+        version: Option<&str>,
+        lock: Option<crate::worm::ObjectLock>,
+    ) -> Result<(), StoreError> {
         self.journal(key, body);
-        match self.lock_of(key, body) {
+        match lock {
             Some(lock) => self.lock_new(key, version, lock).await,
             None => Ok(()),
         }

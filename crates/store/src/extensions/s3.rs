@@ -94,30 +94,20 @@ impl Extensions for S3Extensions {
 
     fn encryption<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Encryption>, StoreError>> {
         Box::pin(async move {
-            let archive_key = Path::parse(key).map_err(|e| StoreError::corrupt(key, e.to_string()))?;
-            let bucket_key: Path = self.prefix.parts().chain(archive_key.parts()).collect();
             // Presigned like the listings: the URL carries a signature and is never logged.
-            let url = self
-                .s3
-                .signed_url(http::Method::HEAD, &bucket_key, LIST_URL_TTL)
-                .await
-                .map_err(|e| StoreError::from_backend(key, e))?;
-            let request: HttpRequest = http::Request::builder()
-                .method(http::Method::HEAD)
-                .uri(url.as_str())
-                .body(HttpRequestBody::empty())
-                .map_err(|e| StoreError::from_backend(key, generic(format!("cannot build the request: {e}"))))?;
-            let response =
-                self.http.execute(request).await.map_err(|e| {
-                    StoreError::from_backend(key, generic(format!("request failed: {}", error_chain(&e))))
-                })?;
-            let status = response.status();
-            if !status.is_success() {
-                return Err(StoreError::from_backend(key, status_error(status, &Bytes::new())));
+            let bucket_key = self.bucket_key(key)?;
+            let answer = self
+                .send(http::Method::HEAD, &bucket_key, &[], &[], Bytes::new(), key)
+                .await?;
+            if !answer.status.is_success() {
+                return Err(StoreError::from_backend(
+                    key,
+                    status_error(answer.status, &Bytes::new()),
+                ));
             }
             let header = |name: &str| {
-                response
-                    .headers()
+                answer
+                    .headers
                     .get(name)
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_owned)

@@ -14,6 +14,7 @@ use super::note::LedgerSigner;
 use super::record::{Actor, Leaf, LedgerEvent, LedgerRecord, check_leaf_key};
 use crate::archive::to_json;
 use crate::layout::{self, path};
+use crate::worm::ObjectLock;
 use crate::{Archive, Sha256Digest, ShardId, StoreError};
 
 /// Schema tag of ledger intents.
@@ -207,7 +208,9 @@ impl Archive {
 
         // What the killed runs wrote: present and written after the intent; logged since or
         // not (only the latter become leaves).
-        let written: Vec<Leaf> = futures::stream::iter(wanted)
+        // With a lock policy, the locks each one (and a manifest's blob) should have, from the
+        // bytes read here.
+        let written: Vec<(Leaf, Vec<(String, ObjectLock)>)> = futures::stream::iter(wanted)
             .map(|(key, intended_at)| async move {
                 let Some((bytes, meta)) = self.get_with_meta(&key).await? else {
                     return Ok(None);
@@ -216,19 +219,22 @@ impl Archive {
                     return Ok(None); // There before the intent: not the killed run's.
                 }
                 let sha256 = Sha256Digest::of(&bytes);
-                Ok::<_, StoreError>(Some(Leaf { key, sha256 }))
+                let locks = self.locks_of_written(&key, &bytes);
+                Ok::<_, StoreError>(Some((Leaf { key, sha256 }, locks)))
             })
             .buffered(RECOVER_READS)
             .try_filter_map(|leaf| futures::future::ready(Ok(leaf)))
             .try_collect()
             .await?;
-        let written_keys: Vec<String> = written.iter().map(|l| l.key.clone()).collect();
-        // A killed run may have written them and died before locking them.
-        if self.worm.is_some() {
-            self.lock_recovered(&written_keys).await?;
+        let written_keys: Vec<String> = written.iter().map(|(l, _)| l.key.clone()).collect();
+        // A killed run may have written them and died before locking them: locked at least as
+        // long as they would have been, never shorter than they are.
+        for (key, lock) in written.iter().flat_map(|(_, locks)| locks) {
+            self.lock_at_least(key, *lock).await?;
         }
         let leaves: Vec<Leaf> = written
             .into_iter()
+            .map(|(leaf, _)| leaf)
             .filter(|leaf| !logged.contains(&(leaf.key.clone(), leaf.sha256)))
             .collect();
 
@@ -254,26 +260,19 @@ impl Archive {
         }))
     }
 
-    /// Locks what a killed run wrote (at least as long as it would have been; never
-    /// shorter than it is): each key as it is now, and each manifest's blob.
-    async fn lock_recovered(&self, keys: &[String]) -> Result<(), StoreError> {
-        for key in keys {
-            let Some(bytes) = self.get_bytes(key).await? else {
-                continue;
-            };
-            let body = object_store::PutPayload::from(bytes.clone());
-            let Some(lock) = self.lock_of(key, &body) else {
-                continue;
-            };
-            self.lock_at_least(key, lock).await?;
-            if let Ok(manifest) = serde_json::from_slice::<crate::Manifest>(&bytes)
-                && key.starts_with(layout::MANIFEST_ROOT)
-            {
-                self.lock_at_least(&layout::blob_key(&manifest.content.sha256), lock)
-                    .await?;
-            }
+    /// With a lock policy, the locks the object written as `bytes` at `key` should have: its
+    /// own (see `lock_of`), and a manifest's blob the same.
+    fn locks_of_written(&self, key: &str, bytes: &bytes::Bytes) -> Vec<(String, ObjectLock)> {
+        let Some(lock) = self.lock_of(key, &object_store::PutPayload::from(bytes.clone())) else {
+            return Vec::new();
+        };
+        let mut locks = vec![(key.to_owned(), lock)];
+        if key.starts_with(layout::MANIFEST_ROOT)
+            && let Ok(manifest) = serde_json::from_slice::<crate::Manifest>(bytes)
+        {
+            locks.push((layout::blob_key(&manifest.content.sha256), lock));
         }
-        Ok(())
+        locks
     }
 
     /// The `(key, digest)` leaves among `keys` that records `since..` log (read in order

@@ -100,25 +100,8 @@ async fn state_in_a_second_bucket_on_s3() {
     let Some(env) = tenant(Backend::S3).await else {
         return;
     };
-    let endpoint = env
-        .store
-        .options
-        .iter()
-        .find(|(k, _)| k == "aws_endpoint")
-        .map(|(_, v)| v.clone())
-        .expect("an endpoint");
     let bucket = format!("recarch-state-{:08x}", fastrand::u32(..));
-    // moto creates a bucket on an unsigned PUT (as any S3 does on CreateBucket).
-    let created = reqwest::Client::new()
-        .put(format!("{endpoint}/{bucket}"))
-        .send()
-        .await
-        .expect("moto answers");
-    assert!(created.status().is_success(), "create bucket: {}", created.status());
-    let state = Store {
-        url: format!("s3://{bucket}/tenant"),
-        options: env.store.options.clone(),
-    };
+    let state = env.create_bucket(&bucket, false).await;
     env.write_config_with(&with_state_url(&env.store, &state.url));
     let keys = || async {
         let archive = raw_keys(env.open_archive().object_store().as_ref()).await;

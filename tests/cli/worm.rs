@@ -12,21 +12,6 @@ use serde_json::Value;
 
 use super::util::{Backend, Env, Store, raw_keys};
 
-/// Creates bucket `name` on moto (which takes an unsigned `CreateBucket`), with Object Lock
-/// enabled or not.
-async fn create_bucket(endpoint: &str, name: &str, object_lock: bool) {
-    let mut request = reqwest::Client::new().put(format!("{endpoint}/{name}"));
-    if object_lock {
-        request = request.header("x-amz-bucket-object-lock-enabled", "true");
-    }
-    let created = request.send().await.expect("moto answers");
-    assert!(
-        created.status().is_success(),
-        "create bucket {name}: {}",
-        created.status()
-    );
-}
-
 fn json_of(stdout: &str) -> Value {
     serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"))
 }
@@ -72,24 +57,11 @@ async fn object_lock_holds_and_disposition_on_moto() {
     let Some(env) = Env::on(Backend::S3, config_sim, 2).await else {
         return;
     };
-    let endpoint = env
-        .store
-        .options
-        .iter()
-        .find(|(k, _)| k == "aws_endpoint")
-        .map(|(_, v)| v.clone())
-        .expect("an endpoint");
     let tag = format!("{:08x}", fastrand::u32(..));
-    let (locked_bucket, state_bucket, plain_bucket) =
-        (format!("worm-{tag}"), format!("state-{tag}"), format!("plain-{tag}"));
-    create_bucket(&endpoint, &locked_bucket, true).await;
-    create_bucket(&endpoint, &state_bucket, false).await;
-    create_bucket(&endpoint, &plain_bucket, false).await;
-    let store = |bucket: &str| Store {
-        url: format!("s3://{bucket}/tenant"),
-        options: env.store.options.clone(),
-    };
-    let (archive_store, state_store) = (store(&locked_bucket), store(&state_bucket));
+    let (locked_bucket, plain_bucket) = (format!("worm-{tag}"), format!("plain-{tag}"));
+    let archive_store = env.create_bucket(&locked_bucket, true).await;
+    let state_store = env.create_bucket(&format!("state-{tag}"), false).await;
+    let plain_store = env.create_bucket(&plain_bucket, false).await;
     let (a, b) = (env.organizers[0].clone(), env.organizers[1].clone());
     for org in [&a, &b] {
         env.sim.add_recording(org, 30_000);
@@ -97,7 +69,7 @@ async fn object_lock_holds_and_disposition_on_moto() {
     }
 
     // A bucket without Object Lock: exit 2 naming it, before anything is written.
-    env.write_config_with(&config(&store(&plain_bucket), &state_store, "6s"));
+    env.write_config_with(&config(&plain_store, &state_store, "6s"));
     let refused = env.recarch(&["run"], &[]).await;
     refused.assert_code(2);
     assert!(

@@ -66,6 +66,33 @@ impl Env {
         Some(env)
     }
 
+    /// Creates bucket `name` on this env's S3 server (moto, which takes an unsigned
+    /// `CreateBucket`), with Object Lock enabled or not; returns a `Store` at `name/tenant`
+    /// with this env's options.
+    pub async fn create_bucket(&self, name: &str, object_lock: bool) -> Store {
+        let endpoint = self
+            .store
+            .options
+            .iter()
+            .find(|(k, _)| k == "aws_endpoint")
+            .map(|(_, v)| v.clone())
+            .expect("an S3 endpoint");
+        let mut request = reqwest::Client::new().put(format!("{endpoint}/{name}"));
+        if object_lock {
+            request = request.header("x-amz-bucket-object-lock-enabled", "true");
+        }
+        let created = request.send().await.expect("the S3 server answers");
+        assert!(
+            created.status().is_success(),
+            "create bucket {name}: {}",
+            created.status()
+        );
+        Store {
+            url: format!("s3://{name}/tenant"),
+            options: self.store.options.clone(),
+        }
+    }
+
     /// The archive, opened the way the binary opens it.
     pub fn open_archive(&self) -> recarch_store::Archive {
         recarch_store::Archive::open(&self.store.url, &self.store.options).expect("open archive")

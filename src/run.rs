@@ -736,6 +736,10 @@ fn open_stores(config: &Config) -> Result<(Archive, Option<Archive>), ExitError>
         Some(dir) => archive.with_spool_dir(dir),
         None => archive,
     };
+    let archive = match config.store.spool_memory {
+        Some(bytes) => archive.with_spool_memory(bytes),
+        None => archive,
+    };
     // Every object written is locked until its retain-until (see `recarch_store::worm`); the
     // state store is where the documents that are rewritten live: never locked.
     let archive = match config.retention.worm_policy() {

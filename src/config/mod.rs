@@ -282,6 +282,9 @@ pub struct StoreConfig {
     /// Where S3 and Azure downloads are spooled before their single upload (`None`: the
     /// system's temporary directory).
     pub spool_dir: Option<PathBuf>,
+    /// `spool_memory_mib`: how many bytes of S3 and Azure downloads may be held in memory at
+    /// once instead of spool files (`None`: the store's default; 0: none).
+    pub spool_memory: Option<usize>,
     /// Where the mutable documents live (`state/`, `locks/`, `runs/`), outside the archive's
     /// bucket, container or directory; `None`: in the archive.
     pub state_url: Option<String>,
@@ -299,6 +302,7 @@ impl std::fmt::Debug for StoreConfig {
             .field("url", &redact_url(&self.url))
             .field("options", &keys)
             .field("spool_dir", &self.spool_dir)
+            .field("spool_memory", &self.spool_memory)
             .field("state_url", &self.state_url.as_deref().map(redact_url))
             .field("state_options", &state_keys)
             .finish()
@@ -452,11 +456,13 @@ url = "file:///tmp/x"
                 ("RECARCH_FETCH__CONCURRENCY", "3"),
                 ("RECARCH_STORE__OPTIONS__AWS_REGION", "eu-west-1"),
                 ("RECARCH_CLIENT_SECRET", "not-an-override"),
+                ("RECARCH_STORE__SPOOL_MEMORY_MIB", "16"),
             ],
         )
         .expect("valid overrides");
         assert_eq!(c.store.url, "s3://bucket/p");
         assert_eq!(c.fetch.concurrency, 3);
+        assert_eq!(c.store.spool_memory, Some(16 << 20));
         assert_eq!(c.store.options, vec![("aws_region".to_owned(), "eu-west-1".to_owned())]);
     }
 
@@ -501,6 +507,12 @@ url = "file:///tmp/x"
                 &[("RECARCH_FETCH__MAX_ITEM_ATTEMPTS", "0")],
                 "[fetch].max_item_attempts",
             ),
+            (
+                GOOD,
+                &[("RECARCH_STORE__SPOOL_MEMORY_MIB", "4097")],
+                "[store].spool_memory_mib: 4097 is out of range (0 to 4096",
+            ),
+            (GOOD, &[("RECARCH_STORE__SPOOL_MEMORY_MIB", "-1")], "spool_memory_mib"),
         ];
         for (text, env, needle) in cases {
             let e = parse(text, env).expect_err("must be rejected");

@@ -94,6 +94,7 @@ pub(crate) struct RawStore {
     #[serde(default)]
     pub(crate) options: BTreeMap<String, String>,
     pub(crate) spool_dir: Option<PathBuf>,
+    pub(crate) spool_memory_mib: Option<u64>,
     pub(crate) state_url: Option<String>,
     /// `None`: not given (the state store then takes `options` when it is the same kind of store).
     pub(crate) state_options: Option<BTreeMap<String, String>>,
@@ -139,6 +140,7 @@ pub(crate) const INTEGER_KEYS: &[&str] = &[
     "fetch.max_attempts",
     "fetch.max_item_attempts",
     "source.contacts_page_size",
+    "store.spool_memory_mib",
 ];
 /// Keys whose environment overrides are numbers when they parse as one, else strings.
 pub(crate) const NUMBER_OR_STRING_KEYS: &[&str] = &["run.shutdown_grace"];

@@ -477,10 +477,22 @@ fn store(raw: RawStore, base_dir: &Path) -> Result<StoreConfig, ConfigError> {
             .map_err(|e| err(format!("[store].state_url: {e}")))?;
     }
 
+    let max_mib = recarch_store::MAX_SPOOL_MEMORY as u64 >> 20;
+    let spool_memory = match raw.spool_memory_mib {
+        Some(mib) if mib > max_mib => {
+            return Err(err(format!(
+                "[store].spool_memory_mib: {mib} is out of range (0 to {max_mib}: a body held in memory is uploaded in one put)"
+            )));
+        }
+        Some(mib) => Some(usize::try_from(mib << 20).unwrap_or(recarch_store::MAX_SPOOL_MEMORY)),
+        None => None,
+    };
+
     Ok(StoreConfig {
         url,
         options,
         spool_dir: raw.spool_dir.map(|d| base_dir.join(d)),
+        spool_memory,
         state_url,
         state_options,
     })

@@ -281,7 +281,8 @@ async fn a_full_local_archive_disk_costs_no_item() {
 }
 
 /// An S3 archive whose spool disk is full: exit 4 naming the spool directory, nothing
-/// charged; after the disk grows, the next run archives everything.
+/// charged; after the disk grows, the next run archives everything. The memory budget is
+/// 1 MiB, so each body starts in memory and spills to the full disk part way through.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_spool_disk_costs_no_item() {
     let Some(env) = Env::on(Backend::S3, config(), 1).await else {
@@ -296,7 +297,15 @@ async fn a_full_spool_disk_costs_no_item() {
     let spool = disk.path().display().to_string();
     for run in 1..=2 {
         env.sim.reset_stats();
-        let out = env.recarch(&["run"], &[("RECARCH_STORE__SPOOL_DIR", &spool)]).await;
+        let out = env
+            .recarch(
+                &["run"],
+                &[
+                    ("RECARCH_STORE__SPOOL_DIR", &spool),
+                    ("RECARCH_STORE__SPOOL_MEMORY_MIB", "1"),
+                ],
+            )
+            .await;
         out.assert_code(4);
         assert!(
             out.stderr.contains(&format!("no space left on {spool}")) && out.stderr.contains("needed"),
@@ -315,8 +324,14 @@ async fn a_full_spool_disk_costs_no_item() {
     assert_eq!(json["totals"]["queued"], 0, "nothing charged: {json}");
     assert_eq!(json["totals"]["deadLetters"], 0, "{json}");
     disk.grow(64);
-    env.recarch(&["run"], &[("RECARCH_STORE__SPOOL_DIR", &spool)])
-        .await
-        .assert_code(0);
+    env.recarch(
+        &["run"],
+        &[
+            ("RECARCH_STORE__SPOOL_DIR", &spool),
+            ("RECARCH_STORE__SPOOL_MEMORY_MIB", "1"),
+        ],
+    )
+    .await
+    .assert_code(0);
     assert_store_archive(&env, &all_recordings(&env)).await;
 }

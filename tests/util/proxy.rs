@@ -67,9 +67,9 @@ pub struct Request {
     pub method: String,
     /// The path, and the query's keys without their values (`/b/k?partNumber&uploadId`).
     pub target: String,
-    /// Header names (lower case) with their values for `content-length` and the
-    /// `x-amz-content-sha256` / `x-amz-checksum-*` / `x-amz-sdk-checksum-*` / `x-amz-trailer`
-    /// headers; other values (credentials, signatures) are replaced by `-`.
+    /// Header names (lower case) with their values for `content-length`, `if-none-match` and
+    /// the `x-amz-content-sha256` / `x-amz-checksum-*` / `x-amz-sdk-checksum-*` /
+    /// `x-amz-trailer` headers; other values (credentials, signatures) are replaced by `-`.
     pub headers: Vec<(String, String)>,
 }
 
@@ -84,6 +84,17 @@ impl Request {
 
     pub fn is_part_upload(&self) -> bool {
         self.method == "PUT" && self.target.contains("partNumber")
+    }
+
+    /// A blob uploaded in one PUT (not a part).
+    pub fn is_blob_put(&self) -> bool {
+        self.method == "PUT" && self.target.contains("/blobs/sha256/") && !self.target.contains('?')
+    }
+
+    /// The blob digest a blob PUT or part names.
+    pub fn blob_digest(&self) -> Option<&str> {
+        let after = self.target.split("/blobs/sha256/").nth(1)?;
+        Some(after.split('?').next().unwrap_or(after))
     }
 }
 
@@ -142,8 +153,9 @@ impl RecordingProxy {
         self.requests.lock().expect("lock").clone()
     }
 
-    /// While on, one byte of every multipart part's body is flipped on its way to the server.
-    pub fn corrupt_parts(&self, on: bool) {
+    /// While on, one byte of every blob's body is flipped on its way to the server: each
+    /// multipart part, and each blob sent in one PUT.
+    pub fn corrupt_blobs(&self, on: bool) {
         self.corrupt_parts.store(on, Ordering::SeqCst);
     }
 }
@@ -190,7 +202,7 @@ where
         };
         let chunked = request.header("transfer-encoding").is_some();
         let mut left = request.body_len();
-        let flip = corrupt.load(Ordering::SeqCst) && request.is_part_upload() && left > 0;
+        let flip = corrupt.load(Ordering::SeqCst) && (request.is_part_upload() || request.is_blob_put()) && left > 0;
         seen.lock().expect("lock").push(request);
         if server_wr.write_all(&head).await.is_err() {
             break;
@@ -256,6 +268,7 @@ fn parse_head(head: &[u8]) -> Option<Request> {
                 || name == "transfer-encoding"
                 || name == "x-amz-content-sha256"
                 || name == "x-amz-trailer"
+                || name == "if-none-match"
                 || name.starts_with("x-amz-checksum-")
                 || name.starts_with("x-amz-sdk-checksum-");
             let value = if shown { value.trim().to_owned() } else { "-".to_owned() };

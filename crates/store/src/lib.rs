@@ -168,8 +168,9 @@ mod spool;
 pub mod worm;
 
 pub use archive::{
-    Archive, BlobCommit, BlobCopyError, DEFAULT_PART_CONCURRENCY, DEFAULT_PART_SIZE, ManifestRead, ManifestWrite,
-    RunReportRef, S3_MIN_PART_SIZE, SPOOL_PART_SIZE, Staged, StoredManifest, redact_url,
+    Archive, BlobCommit, BlobCopyError, DEFAULT_PART_CONCURRENCY, DEFAULT_PART_SIZE, DEFAULT_SPOOL_MEMORY,
+    MAX_SPOOL_MEMORY, ManifestRead, ManifestWrite, RunReportRef, S3_MIN_PART_SIZE, SPOOL_PART_SIZE, Staged,
+    StoredManifest, redact_url,
 };
 pub use catalog::{CatalogEntry, CatalogLine, DisposalMarker, catalog_segment_lines, is_catalog_segment};
 pub use error::{StageError, StoreError, free_space, human_bytes, is_storage_full};

@@ -25,12 +25,14 @@
 
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use chrono::Utc;
 use futures::{Stream, StreamExt};
 use object_store::{ObjectStoreExt as _, PutMode, PutPayload, WriteMultipart};
 use sha2::{Digest, Sha256};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::layout::{self, path};
 use crate::{Archive, BlobCommit, Sha256Digest, ShardId, StageError, StoreError};
@@ -64,21 +66,148 @@ pub(crate) enum Durability {
     Sync,
 }
 
-/// The spool file and the hash of what was written to it, moved between the async side
-/// and the blocking pool.
+/// The memory a spooled archive may hold bodies in (see [`Archive::with_spool_memory`]): a
+/// budget of bytes shared by its downloads, and the buffers that held bodies before, kept for
+/// the next ones.
+///
+/// Buffers are reused because a fresh one costs more than its copy: a buffer of a batch's
+/// size is above glibc's `mmap` threshold, so each new one was mapped, faulted in and zeroed
+/// page by page by the kernel and unmapped again when freed (4 % of an S3 run's CPU samples,
+/// as much as the copy itself).
+///
+/// [`Archive::with_spool_memory`]: crate::Archive::with_spool_memory
+pub(crate) struct MemoryBudget {
+    bytes: Arc<Semaphore>,
+    buffers: std::sync::Mutex<Vec<Vec<u8>>>,
+    /// How many buffers are kept at most: as many as the budget's worth of batches.
+    kept: usize,
+}
+
+impl std::fmt::Debug for MemoryBudget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryBudget")
+            .field("available", &self.bytes.available_permits())
+            .finish_non_exhaustive()
+    }
+}
+
+impl MemoryBudget {
+    /// A budget of `bytes`.
+    pub(crate) fn new(bytes: usize) -> Arc<Self> {
+        Arc::new(Self {
+            bytes: Arc::new(Semaphore::new(bytes)),
+            buffers: std::sync::Mutex::default(),
+            kept: bytes.div_ceil(WRITE_BATCH),
+        })
+    }
+
+    /// Takes `n` more bytes of the budget, if it has them.
+    fn try_take(&self, n: usize) -> Option<OwnedSemaphorePermit> {
+        Arc::clone(&self.bytes)
+            .try_acquire_many_owned(u32::try_from(n).ok()?)
+            .ok()
+    }
+
+    /// An empty buffer of at least `len` bytes' capacity, reused when one is kept.
+    fn buffer(&self, len: usize) -> Vec<u8> {
+        let reused = self.buffers.lock().ok().and_then(|mut kept| kept.pop());
+        let mut buffer = reused.unwrap_or_default();
+        buffer.clear();
+        buffer.reserve(len);
+        buffer
+    }
+
+    /// Keeps `buffer` for a later body, unless enough are kept (or it is oversized).
+    fn give_back(&self, buffer: Vec<u8>) {
+        if buffer.capacity() <= 4 * WRITE_BATCH {
+            if let Ok(mut kept) = self.buffers.lock() {
+                if kept.len() < self.kept {
+                    kept.push(buffer);
+                }
+            }
+        }
+    }
+}
+
+/// A batch of a body held in memory; its buffer goes back to the budget's when dropped.
+struct Pooled {
+    buffer: Vec<u8>,
+    budget: Arc<MemoryBudget>,
+}
+
+impl AsRef<[u8]> for Pooled {
+    fn as_ref(&self) -> &[u8] {
+        &self.buffer
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        self.budget.give_back(std::mem::take(&mut self.buffer));
+    }
+}
+
+/// What a body is held in while it streams through the spool.
+enum Holding {
+    /// Batches copied into buffers of the archive's memory budget.
+    Memory(Vec<Bytes>, Arc<MemoryBudget>),
+    /// The spool file.
+    File(std::fs::File),
+}
+
+/// Where the spool holds a body and the hash of what streamed through, moved between the
+/// async side and the blocking pool.
 struct Sink {
-    file: std::fs::File,
+    held: Holding,
     hasher: Sha256,
 }
 
 impl Sink {
-    /// Hashes and writes one batch (on a blocking-pool thread: hashing is most of the CPU
-    /// a download costs, and there it runs beside the runtime's workers).
-    fn write(&mut self, batch: &[Bytes]) -> std::io::Result<()> {
-        for chunk in batch {
-            self.hasher.update(chunk);
-            self.file.write_all(chunk)?;
+    /// Hashes one batch and writes it to the file, or keeps it in memory (on a blocking-pool
+    /// thread: hashing is most of the CPU a download costs, and there it runs beside the
+    /// runtime's workers). With `spill`, what was held in memory first goes to a new file at
+    /// that path (in a directory that may not exist yet), and so does the rest of the body.
+    fn write(&mut self, batch: Vec<Bytes>, spill: Option<&Path>) -> std::io::Result<()> {
+        if let Some(file) = spill {
+            self.spill(file)?;
         }
+        match &mut self.held {
+            Holding::File(file) => {
+                for chunk in &batch {
+                    self.hasher.update(chunk);
+                    file.write_all(chunk)?;
+                }
+            }
+            // Copied into one buffer of the batch's size while each chunk is still in the
+            // cache from hashing: the network's chunks are slices of read buffers that a
+            // chunk kept alive would keep whole (up to twice the body's size), and one
+            // allocation per batch is what the budget counts.
+            Holding::Memory(held, budget) => {
+                let mut buffer = budget.buffer(batch.iter().map(Bytes::len).sum());
+                for chunk in &batch {
+                    self.hasher.update(chunk);
+                    buffer.extend_from_slice(chunk);
+                }
+                held.push(Bytes::from_owner(Pooled {
+                    buffer,
+                    budget: Arc::clone(budget),
+                }));
+            }
+        }
+        Ok(())
+    }
+
+    fn spill(&mut self, path: &Path) -> std::io::Result<()> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let mut file = std::fs::File::create(path)?;
+        if let Holding::Memory(held, _) = &self.held {
+            for chunk in held {
+                file.write_all(chunk)?;
+            }
+        }
+        self.held = Holding::File(file);
         Ok(())
     }
 }
@@ -119,14 +248,34 @@ where
     Ok((batch, batched, false))
 }
 
-/// Writes `body` to a fresh file under `<root>/<shard>/`, hashing it; the file is removed
-/// again on any failure. With [`Durability::Sync`] the file is fsynced before this returns.
+/// Where [`spool`] left a body.
+#[derive(Debug)]
+pub(crate) enum Spooled {
+    /// In memory: the chunks as they arrived, and the share of the archive's memory budget
+    /// they hold until they are dropped.
+    Memory {
+        /// The body.
+        chunks: Vec<Bytes>,
+        /// Returned to the budget when dropped.
+        budget: OwnedSemaphorePermit,
+    },
+    /// In a file.
+    File(PathBuf),
+}
+
+/// Streams `body` through, hashing it, into a fresh file under `<root>/<shard>/`, or into
+/// memory while `memory` (a budget of bytes shared by the downloads of an archive) has room
+/// for it: a body that outgrows what the budget can give is spilled to the file, and the
+/// rest of it follows there. A file is removed again on any failure; with
+/// [`Durability::Sync`] it is fsynced before this returns (pass no budget then: such a file
+/// becomes the blob itself).
 pub(crate) async fn spool<S, E>(
     root: &Path,
     shard: &ShardId,
     mut body: S,
     durability: Durability,
-) -> Result<(PathBuf, u64, Sha256Digest), StageError<E>>
+    memory: Option<&Arc<MemoryBudget>>,
+) -> Result<(Spooled, u64, Sha256Digest), StageError<E>>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin + Send,
     E: std::error::Error + Send + Sync + 'static,
@@ -141,22 +290,32 @@ where
             io_error(what, e)
         }
     };
-    tokio::fs::create_dir_all(&dir)
-        .await
-        .map_err(|e| failed(&dir.display().to_string(), e))?;
     let file_path = dir.join(format!(
         "{}-{:032x}.part",
         Utc::now().format("%Y%m%dT%H%M%S%.3fZ"),
         fastrand::u128(..)
     ));
     let shown = file_path.display().to_string();
-    let file = tokio::fs::File::create(&file_path)
-        .await
-        .map_err(|e| failed(&shown, e))?
-        .into_std()
-        .await;
+    // With a budget the body starts in memory (holding none of the budget yet); without one
+    // the file is made now, so that a directory that cannot be written fails before a byte
+    // is downloaded.
+    let (held, mut budget) = match memory.and_then(|budget| Some((budget, budget.try_take(0)?))) {
+        Some((memory, permit)) => (Holding::Memory(Vec::new(), Arc::clone(memory)), Some(permit)),
+        None => {
+            tokio::fs::create_dir_all(&dir)
+                .await
+                .map_err(|e| failed(&dir.display().to_string(), e))?;
+            let file = tokio::fs::File::create(&file_path)
+                .await
+                .map_err(|e| failed(&shown, e))?
+                .into_std()
+                .await;
+            (Holding::File(file), None)
+        }
+    };
+    let mut in_file = budget.is_none();
     let mut writer = Writer::Idle(Sink {
-        file,
+        held,
         hasher: Sha256::new(),
     });
     let mut size = 0u64;
@@ -175,7 +334,32 @@ where
                 return Ok(sink);
             }
             size += batched as u64;
-            writer = Writer::Busy(tokio::task::spawn_blocking(move || sink.write(&batch).map(|()| sink)));
+            // Still in memory: take the batch's bytes from the budget, or spill.
+            let mut spill = None;
+            if let (Some(held), Some(memory)) = (budget.as_mut(), memory) {
+                match memory.try_take(batched) {
+                    Some(more) => held.merge(more),
+                    None => {
+                        spill = Some(file_path.clone());
+                        in_file = true;
+                    }
+                }
+            }
+            // Memory spilled to the file is returned to the budget once it is written there.
+            let released = if spill.is_some() { budget.take() } else { None };
+            if !in_file {
+                sink.write(batch, None).map_err(|e| failed(&shown, e))?;
+                writer = Writer::Idle(sink);
+                if ended {
+                    return writer.ready().await.map_err(|e| failed(&shown, e).into());
+                }
+                continue;
+            }
+            writer = Writer::Busy(tokio::task::spawn_blocking(move || {
+                let written = sink.write(batch, spill.as_deref());
+                drop(released);
+                written.map(|()| sink)
+            }));
             if ended {
                 return writer.ready().await.map_err(|e| failed(&shown, e).into());
             }
@@ -183,18 +367,30 @@ where
     }
     .await;
     let result = match (result, durability) {
-        (Ok(sink), Durability::Sync) => {
-            Writer::Busy(tokio::task::spawn_blocking(move || sink.file.sync_all().map(|()| sink)))
-                .ready()
-                .await
-                .map_err(|e| failed(&shown, e).into())
-        }
+        (Ok(sink), Durability::Sync) if in_file => Writer::Busy(tokio::task::spawn_blocking(move || {
+            if let Holding::File(file) = &sink.held {
+                file.sync_all()?;
+            }
+            Ok(sink)
+        }))
+        .ready()
+        .await
+        .map_err(|e| failed(&shown, e).into()),
         (result, _) => result,
     };
     match result {
-        Ok(sink) => Ok((file_path, size, Sha256Digest::from_bytes(sink.hasher.finalize().into()))),
+        Ok(sink) => {
+            let digest = Sha256Digest::from_bytes(sink.hasher.finalize().into());
+            let spooled = match (sink.held, budget) {
+                (Holding::Memory(chunks, _), Some(budget)) => Spooled::Memory { chunks, budget },
+                _ => Spooled::File(file_path),
+            };
+            Ok((spooled, size, digest))
+        }
         Err(e) => {
-            let _ = tokio::fs::remove_file(&file_path).await;
+            if in_file {
+                let _ = tokio::fs::remove_file(&file_path).await;
+            }
             Err(e)
         }
     }
@@ -249,27 +445,13 @@ impl Archive {
         check_size(&shown, on_disk, size)?;
         let part_size = part_size_for(self.part_size, size);
         if size <= part_size as u64 {
-            // One part: a create-only put, atomic, and never over an existing blob.
             let (_, bytes) = read_part(reader, usize::try_from(size).unwrap_or(part_size))
                 .await
                 .map_err(|e| io_error(&shown, e))?;
             check_size(&shown, bytes.len() as u64, size)?;
-            let put = self
-                .store
-                .put_opts(&location, PutPayload::from(bytes), PutMode::Create.into())
-                .await;
-            return match put {
-                Ok(_) => {
-                    remove_spool_file(file).await;
-                    Ok(BlobCommit { key, created: true })
-                }
-                Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {
-                    remove_spool_file(file).await;
-                    let existing = self.head(&key).await?.map_or(size, |m| m.size);
-                    self.existing_blob(key, existing, size)
-                }
-                Err(e) => Err(StoreError::from_backend(&key, e)),
-            };
+            let committed = self.put_blob_once(key, PutPayload::from(bytes), size, digest).await?;
+            remove_spool_file(file).await;
+            return Ok(committed);
         }
         // Several parts: a multipart upload straight to the final name. The store makes it
         // visible only on completion; a concurrent run uploading the same digest writes the
@@ -342,6 +524,59 @@ impl Archive {
             }
         }
         Err(failure)
+    }
+
+    /// Uploads a body the spool held in memory as the blob `digest` unless it exists.
+    pub(crate) async fn commit_in_memory(
+        &self,
+        chunks: Vec<Bytes>,
+        size: u64,
+        digest: &Sha256Digest,
+    ) -> Result<BlobCommit, StoreError> {
+        let key = layout::blob_key(digest);
+        if let Some(existing) = self.head(&key).await? {
+            return self.existing_blob(key, existing.size, size);
+        }
+        self.put_blob_once(key, chunks.into_iter().collect(), size, digest)
+            .await
+    }
+
+    /// One create-only put of a whole blob: atomic, and never over an existing blob (one of
+    /// the same name is checked for its size instead). Where the backend can hand the store
+    /// the `digest` to check the bytes against (S3), it does, and no byte is hashed again.
+    async fn put_blob_once(
+        &self,
+        key: String,
+        payload: PutPayload,
+        size: u64,
+        digest: &Sha256Digest,
+    ) -> Result<BlobCommit, StoreError> {
+        let created = match self.extensions.put_with_digest(&key, payload.clone(), digest) {
+            Some(put) => Some(put.await?),
+            None => None,
+        };
+        match created {
+            Some(true) => {
+                tracing::debug!(key = %key, size, "blob uploaded in one put, with its digest");
+                return Ok(BlobCommit { key, created: true });
+            }
+            Some(false) => {
+                let existing = self.head(&key).await?.map_or(size, |m| m.size);
+                return self.existing_blob(key, existing, size);
+            }
+            None => {}
+        }
+        match self.store.put_opts(&path(&key), payload, PutMode::Create.into()).await {
+            Ok(_) => {
+                tracing::debug!(key = %key, size, "blob uploaded in one put");
+                Ok(BlobCommit { key, created: true })
+            }
+            Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {
+                let existing = self.head(&key).await?.map_or(size, |m| m.size);
+                self.existing_blob(key, existing, size)
+            }
+            Err(e) => Err(StoreError::from_backend(&key, e)),
+        }
     }
 
     /// A blob of that name exists: fine if its size is `size`.
@@ -452,9 +687,12 @@ mod tests {
             .collect();
         let all: Vec<u8> = chunks.iter().flat_map(|c| c.iter().copied()).collect();
         let body = futures::stream::iter(chunks.into_iter().map(Ok::<_, std::io::Error>));
-        let (file, size, digest) = spool(dir.path(), &shard, body, Durability::Sync)
+        let (spooled, size, digest) = spool(dir.path(), &shard, body, Durability::Sync, None)
             .await
             .expect("spooled");
+        let Spooled::File(file) = spooled else {
+            panic!("without a budget a body goes to a file")
+        };
         assert_eq!(size, all.len() as u64);
         assert_eq!(digest, Sha256Digest::from_bytes(Sha256::digest(&all).into()));
         assert_eq!(std::fs::read(&file).expect("spool file"), all);
@@ -482,11 +720,139 @@ mod tests {
                 .map(|_| Ok(Bytes::from(vec![7u8; 600_000])))
                 .chain([Err(std::io::Error::other("connection reset"))]),
         );
-        let failed = spool(dir.path(), &shard, body, Durability::Scratch).await;
+        let failed = spool(dir.path(), &shard, body, Durability::Scratch, None).await;
         assert!(matches!(failed, Err(StageError::Body(_))));
         let left: Vec<_> = std::fs::read_dir(shard_dir(dir.path(), &shard))
             .expect("shard dir")
             .collect();
         assert!(left.is_empty(), "left behind: {left:?}");
+    }
+
+    /// Chunks of uneven sizes, `total` bytes in all, and the bytes.
+    fn uneven(total: usize) -> (Vec<Bytes>, Vec<u8>) {
+        let all: Vec<u8> = (0..total).map(|i| (i % 251) as u8).collect();
+        let mut chunks = Vec::new();
+        let mut at = 0;
+        let mut i = 0;
+        while at < total {
+            let len = (50_001 + i * 7_919).min(total - at);
+            chunks.push(Bytes::copy_from_slice(&all[at..at + len]));
+            at += len;
+            i += 1;
+        }
+        (chunks, all)
+    }
+
+    fn files_in(dir: &Path) -> Vec<PathBuf> {
+        walk(dir)
+    }
+
+    fn walk(dir: &Path) -> Vec<PathBuf> {
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            if entry.path().is_dir() {
+                found.extend(walk(&entry.path()));
+            } else {
+                found.push(entry.path());
+            }
+        }
+        found
+    }
+
+    #[tokio::test]
+    async fn a_body_within_the_budget_stays_in_memory_and_gives_its_share_back() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let shard = ShardId::parse("0-of-1").expect("shard");
+        let budget = MemoryBudget::new(4 << 20);
+        let (chunks, all) = uneven(3 * WRITE_BATCH + 12_345);
+        let body = futures::stream::iter(chunks.into_iter().map(Ok::<_, std::io::Error>));
+        let (spooled, size, digest) = spool(dir.path(), &shard, body, Durability::Scratch, Some(&budget))
+            .await
+            .expect("spooled");
+        assert_eq!(size, all.len() as u64);
+        assert_eq!(digest, Sha256Digest::of(&all));
+        assert!(files_in(dir.path()).is_empty(), "no spool file");
+        let Spooled::Memory { chunks, budget: share } = spooled else {
+            panic!("the body fits the budget")
+        };
+        let held: Vec<u8> = chunks.iter().flat_map(|c| c.iter().copied()).collect();
+        assert_eq!(held, all);
+        assert_eq!(budget.bytes.available_permits(), (4 << 20) - all.len());
+        drop(chunks);
+        drop(share);
+        assert_eq!(budget.bytes.available_permits(), 4 << 20);
+        // The buffers are kept for the next body, and it is held exactly too.
+        let kept = budget.buffers.lock().expect("lock").len();
+        assert!(kept >= 3, "{kept} buffers kept");
+        let (chunks, again) = uneven(WRITE_BATCH / 2);
+        let body = futures::stream::iter(chunks.into_iter().map(Ok::<_, std::io::Error>));
+        let (spooled, _, digest) = spool(dir.path(), &shard, body, Durability::Scratch, Some(&budget))
+            .await
+            .expect("spooled");
+        assert_eq!(digest, Sha256Digest::of(&again));
+        let Spooled::Memory { chunks, .. } = spooled else {
+            panic!("fits")
+        };
+        assert_eq!(
+            chunks.iter().flat_map(|c| c.iter().copied()).collect::<Vec<u8>>(),
+            again
+        );
+        assert_eq!(
+            budget.buffers.lock().expect("lock").len(),
+            kept - 1,
+            "a kept buffer was reused"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_body_that_outgrows_the_budget_goes_to_its_file_whole() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let shard = ShardId::parse("0-of-1").expect("shard");
+        let budget = MemoryBudget::new(2 * WRITE_BATCH);
+        // Another body holds part of the budget meanwhile.
+        let other = budget.try_take(WRITE_BATCH / 2).expect("room");
+        let (chunks, all) = uneven(5 * WRITE_BATCH + 777);
+        let body = futures::stream::iter(chunks.into_iter().map(Ok::<_, std::io::Error>));
+        let (spooled, size, digest) = spool(dir.path(), &shard, body, Durability::Scratch, Some(&budget))
+            .await
+            .expect("spooled");
+        assert_eq!(size, all.len() as u64);
+        assert_eq!(digest, Sha256Digest::of(&all));
+        let Spooled::File(file) = spooled else {
+            panic!("the body outgrew the budget")
+        };
+        assert_eq!(
+            std::fs::read(&file).expect("spool file"),
+            all,
+            "what was in memory, then the rest"
+        );
+        assert_eq!(files_in(dir.path()), vec![file]);
+        // Its share went back when it spilled; the other body's is still taken.
+        assert_eq!(budget.bytes.available_permits(), 2 * WRITE_BATCH - WRITE_BATCH / 2);
+        drop(other);
+    }
+
+    #[tokio::test]
+    async fn a_failing_body_leaves_no_file_and_no_budget_taken_in_memory_or_after_a_spill() {
+        for (budget_bytes, spills) in [(8 * WRITE_BATCH, false), (WRITE_BATCH + WRITE_BATCH / 2, true)] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let shard = ShardId::parse("0-of-1").expect("shard");
+            let budget = MemoryBudget::new(budget_bytes);
+            let (chunks, _) = uneven(3 * WRITE_BATCH);
+            let body = futures::stream::iter(
+                chunks
+                    .into_iter()
+                    .map(Ok)
+                    .chain([Err(std::io::Error::other("connection reset"))]),
+            );
+            let failed = spool(dir.path(), &shard, body, Durability::Scratch, Some(&budget)).await;
+            assert!(matches!(failed, Err(StageError::Body(_))), "spills: {spills}");
+            assert!(
+                files_in(dir.path()).is_empty(),
+                "spills: {spills}: {:?}",
+                files_in(dir.path())
+            );
+            assert_eq!(budget.bytes.available_permits(), budget_bytes, "spills: {spills}");
+        }
     }
 }

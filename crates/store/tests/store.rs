@@ -234,12 +234,14 @@ fn remote(
 ) -> Fixture {
     let url = format!("{scheme}://{container}/{}", unique_prefix(case));
     // Downloads are spooled to local files before their single upload: a spool of its own per
-    // case, as cases run side by side.
+    // case, as cases run side by side. Every body goes to a file here (the `held` fixtures
+    // run the blob cases again with bodies held in memory, the default).
     let spool = tempfile::tempdir().unwrap();
     let archive = Archive::open(&url, &options)
         .unwrap()
         .with_upload_parts(TEST_PART_SIZE, 3)
-        .with_spool_dir(spool.path());
+        .with_spool_dir(spool.path())
+        .with_spool_memory(0);
     Fixture {
         archive,
         backend,
@@ -248,6 +250,30 @@ fn remote(
         root: None,
         _dir: Some(spool),
     }
+}
+
+/// The memory budget of the `held` fixtures: bodies up to about 1 MiB stay in memory, and
+/// larger ones spill to their spool file part way through.
+const HELD_BUDGET: usize = 1024 * 1024;
+
+/// `fixture` with bodies held in memory while [`HELD_BUDGET`] allows.
+fn held(fixture: Option<Fixture>) -> Option<Fixture> {
+    fixture.map(|mut f| {
+        f.archive = f.archive.with_spool_memory(HELD_BUDGET);
+        f
+    })
+}
+
+fn s3_held(case: &str) -> Option<Fixture> {
+    held(s3(case))
+}
+
+fn seaweedfs_held(case: &str) -> Option<Fixture> {
+    held(seaweedfs(case))
+}
+
+fn azure_held(case: &str) -> Option<Fixture> {
+    held(azure(case))
 }
 
 fn s3(case: &str) -> Option<Fixture> {
@@ -541,7 +567,7 @@ async fn stage_commit_and_hash(f: Fixture) {
     assert_eq!(staged.size(), bytes.len() as u64);
     assert_eq!(staged.digest(), Sha256Digest::of(&bytes));
     assert!(
-        staged.key().starts_with("staging/0-of-1/") || staged.key().contains("/0-of-1/"),
+        staged.key().starts_with("staging/0-of-1/") || staged.key().contains("/0-of-1/") || staged.key() == "memory",
         "{}",
         staged.key()
     );
@@ -2191,6 +2217,30 @@ conformance!(
     full_flow_leaves_only_the_layout,
     reclaim_cleans_staging,
     lease_of_a_dead_local_process_is_taken_over,
+);
+
+/// The blob cases on S3 and Azure with bodies held in memory, as they are by default: small
+/// ones whole (one put, with the digest the spool computed), large ones spilled to their spool
+/// file part way through.
+macro_rules! held_in_memory {
+    ($($case:ident),+ $(,)?) => {
+        backend_suite!(s3_held => super::s3_held; $($case),+);
+        backend_suite!(seaweedfs_held => super::seaweedfs_held; $($case),+);
+        backend_suite!(azure_held => super::azure_held; $($case),+);
+    };
+}
+
+held_in_memory!(
+    stage_commit_and_hash,
+    large_blob_spans_several_parts,
+    empty_blob,
+    commit_same_digest_twice,
+    commit_over_a_blob_of_the_wrong_size,
+    concurrent_commits_of_one_digest,
+    stage_body_error_leaves_nothing,
+    commit_with_wrong_digest_is_refused,
+    discard_removes_the_staged_object,
+    full_flow_leaves_only_the_layout,
 );
 
 // ------------------------------------------------- lease holders in containers

@@ -12,6 +12,9 @@
 //! [`Archive::reclaim`]: crate::Archive::reclaim
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::spool::MemoryBudget;
 
 use crate::layout;
 use crate::spool::Durability;
@@ -28,11 +31,15 @@ pub(crate) enum Backend {
         /// The archive's directory.
         root: PathBuf,
     },
-    /// S3 and Azure, **spooled upload**: a body is written to a local spool file under `dir`
-    /// while it is hashed, then uploaded once under its blob name (the `spool` module).
+    /// S3 and Azure, **spooled upload**: a body is held in memory while the archive's
+    /// memory budget has room for it, else written to a local spool file under `dir`, while
+    /// it is hashed; then it is uploaded once under its blob name (the `spool` module).
     Spooled {
         /// The spool directory of this archive (per shard below it).
         dir: PathBuf,
+        /// The bytes of bodies that may be held in memory at once, shared by the downloads
+        /// (`None`: every body goes to a file).
+        memory: Option<Arc<MemoryBudget>>,
     },
     /// In memory, and stores handed to [`Archive::from_store`](crate::Archive::from_store),
     /// **multipart upload in the store**: a body is uploaded in parts to a fresh key under
@@ -52,18 +59,19 @@ impl Backend {
     /// The spool directory of a spooled backend.
     pub(crate) fn spool_dir(&self) -> Option<&Path> {
         match self {
-            Backend::Spooled { dir } => Some(dir),
+            Backend::Spooled { dir, .. } => Some(dir),
             Backend::Local { .. } | Backend::Multipart => None,
         }
     }
 
-    /// Where [`crate::spool::spool`] writes a body, and whether it fsyncs it: under the local
-    /// archive's staging area (the file becomes the blob), or in the spool directory (the
-    /// file is only read back); `None` when bodies go to the store itself.
-    pub(crate) fn spool_target(&self) -> Option<(PathBuf, Durability)> {
+    /// Where [`crate::spool::spool`] writes a body, whether it fsyncs it, and the memory
+    /// budget it may hold bodies in instead: under the local archive's staging area (the
+    /// file becomes the blob; never in memory), or in the spool directory (the file is only
+    /// read back); `None` when bodies go to the store itself.
+    pub(crate) fn spool_target(&self) -> Option<(PathBuf, Durability, Option<&Arc<MemoryBudget>>)> {
         match self {
-            Backend::Local { root } => Some((root.join(layout::STAGING), Durability::Sync)),
-            Backend::Spooled { dir } => Some((dir.clone(), Durability::Scratch)),
+            Backend::Local { root } => Some((root.join(layout::STAGING), Durability::Sync, None)),
+            Backend::Spooled { dir, memory } => Some((dir.clone(), Durability::Scratch, memory.as_ref())),
             Backend::Multipart => None,
         }
     }

@@ -55,6 +55,12 @@ enum Held {
     },
     /// A spool file, uploaded under its blob name.
     Spool(PathBuf),
+    /// The body in memory (S3, Azure: see [`Archive::with_spool_memory`]), uploaded under
+    /// its blob name; the budget share is returned when it is dropped.
+    Memory {
+        chunks: Vec<Bytes>,
+        _budget: tokio::sync::OwnedSemaphorePermit,
+    },
     /// The object at [`Staged::key`] in the store, renamed to its blob name.
     Object,
 }
@@ -70,7 +76,8 @@ impl Staged {
         self.digest
     }
 
-    /// The staging key (`staging/<shard>/…`), or the spool file's path.
+    /// The staging key (`staging/<shard>/…`), the spool file's path, or `memory` for a body
+    /// held in memory.
     pub fn key(&self) -> &str {
         &self.key
     }
@@ -109,18 +116,27 @@ impl Archive {
         // blob by a hard link (see `Archive::commit_blob`), written with the spool's writer
         // rather than as a `LocalFileSystem` upload (which fsyncs the staging directory twice
         // more per blob and hands every part to the blocking pool twice).
-        if let Some((dir, durability)) = self.backend.spool_target() {
-            let (file, size, digest) = crate::spool::spool(&dir, shard, body, durability).await?;
-            let (key, held) = match (&self.backend, file.file_name()) {
-                // On local disk the file is in the store: name it by its key, as listings do.
-                (Backend::Local { root }, Some(name)) => (
-                    layout::staging_file_key(shard, &name.to_string_lossy()),
-                    Held::Local {
-                        root: root.clone(),
-                        file,
+        if let Some((dir, durability, memory)) = self.backend.spool_target() {
+            let (spooled, size, digest) = crate::spool::spool(&dir, shard, body, durability, memory).await?;
+            let (key, held) = match spooled {
+                crate::spool::Spooled::Memory { chunks, budget } => (
+                    "memory".to_owned(),
+                    Held::Memory {
+                        chunks,
+                        _budget: budget,
                     },
                 ),
-                _ => (file.display().to_string(), Held::Spool(file)),
+                crate::spool::Spooled::File(file) => match (&self.backend, file.file_name()) {
+                    // On local disk the file is in the store: name it by its key, as listings do.
+                    (Backend::Local { root }, Some(name)) => (
+                        layout::staging_file_key(shard, &name.to_string_lossy()),
+                        Held::Local {
+                            root: root.clone(),
+                            file,
+                        },
+                    ),
+                    _ => (file.display().to_string(), Held::Spool(file)),
+                },
             };
             return Ok(Staged {
                 key,
@@ -202,8 +218,8 @@ impl Archive {
                 actual: actual.to_hex(),
             });
         }
-        match &staged.held {
-            Held::Local { root, file } => {
+        match staged.held {
+            Held::Local { ref root, ref file } => {
                 return match crate::local::link_blob(root, file, &key).await? {
                     crate::local::Linked::Created => {
                         tracing::debug!(key = %key, size = staged.size, "blob created");
@@ -212,7 +228,8 @@ impl Archive {
                     crate::local::Linked::Existed { size } => self.existing_blob(key, size, staged.size),
                 };
             }
-            Held::Spool(file) => return self.commit_spooled(file, staged.size, digest).await,
+            Held::Spool(ref file) => return self.commit_spooled(file, staged.size, digest).await,
+            Held::Memory { chunks, .. } => return self.commit_in_memory(chunks, staged.size, digest).await,
             Held::Object => {}
         }
         let from = path(&staged.key);
@@ -294,6 +311,7 @@ impl Archive {
                 crate::spool::remove_spool_file(file).await;
                 Ok(())
             }
+            Held::Memory { .. } => Ok(()),
             Held::Object => self.delete_quietly(&staged.key).await,
         }
     }
@@ -337,7 +355,7 @@ impl Archive {
         }
         removed += match &self.backend {
             Backend::Local { root } => crate::local::sweep_staging(root.clone(), shard).await?,
-            Backend::Spooled { dir } => crate::spool::clean(dir, shard).await?,
+            Backend::Spooled { dir, .. } => crate::spool::clean(dir, shard).await?,
             Backend::Multipart => 0,
         };
         Ok(removed)

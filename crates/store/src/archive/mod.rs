@@ -37,6 +37,12 @@ pub const DEFAULT_PART_SIZE: usize = 8 * 1024 * 1024;
 /// (8 MiB parts: 64 MiB, and 113 MiB peak RSS against 100 or less with 5 MiB on Azurite).
 /// A file of over 10 000 parts (48.8 GiB) is sent in larger parts.
 pub const SPOOL_PART_SIZE: usize = 5 * 1024 * 1024;
+/// Default memory budget of a spooled archive (S3, Azure) for downloads held in memory
+/// instead of spool files (see [`Archive::with_spool_memory`]).
+pub const DEFAULT_SPOOL_MEMORY: usize = 128 * 1024 * 1024;
+/// Largest memory budget [`Archive::with_spool_memory`] takes: a body held in memory is
+/// uploaded in one put, and S3 takes at most 5 GiB in one put (Azure 5000 MiB).
+pub const MAX_SPOOL_MEMORY: usize = 4 * 1024 * 1024 * 1024;
 /// Smallest part S3 accepts in a multipart upload (except the last part); smaller part
 /// sizes asked of an S3 archive are raised to this.
 pub const S3_MIN_PART_SIZE: usize = 5 * 1024 * 1024;
@@ -160,12 +166,34 @@ impl Archive {
     /// Files go under `<dir>/<tag>/<shard>/`, where the tag is derived from the archive's
     /// URL: runs of different archives sharing a directory (and a shard name) never touch
     /// each other's files; runs of one shard of one archive are kept apart by its lease.
+    ///
+    /// Bodies are held in memory instead of a file while [`DEFAULT_SPOOL_MEMORY`] bytes (or
+    /// what [`Archive::with_spool_memory`] sets) allow, across the downloads of this archive.
     pub fn with_spool_dir(mut self, dir: impl Into<PathBuf>) -> Self {
-        if !matches!(self.backend, Backend::Local { .. }) {
-            let tag = hex::encode(&Sha256::digest(self.display_url.as_bytes())[..8]);
-            self.backend = Backend::Spooled {
-                dir: dir.into().join(tag),
-            };
+        let memory = match &self.backend {
+            Backend::Local { .. } => return self,
+            Backend::Spooled { memory, .. } => memory.clone(),
+            Backend::Multipart => Some(crate::spool::MemoryBudget::new(DEFAULT_SPOOL_MEMORY)),
+        };
+        let tag = hex::encode(&Sha256::digest(self.display_url.as_bytes())[..8]);
+        self.backend = Backend::Spooled {
+            dir: dir.into().join(tag),
+            memory,
+        };
+        self
+    }
+
+    /// How many bytes of downloads a spooled archive (S3, Azure: see
+    /// [`Archive::with_spool_dir`]) may hold in memory at once instead of in spool files,
+    /// shared by all its downloads; at most [`MAX_SPOOL_MEMORY`], and 0 spools every body
+    /// to a file. A body is kept in memory while the budget has room for all of it, and is
+    /// then uploaded in one put from there: no spool file is written or read back (on S3
+    /// over https that was a third of the client's CPU beyond the content hash). A body
+    /// that outgrows what is left is moved to its spool file and goes on from there. No
+    /// effect on other archives.
+    pub fn with_spool_memory(mut self, bytes: usize) -> Self {
+        if let Backend::Spooled { memory, .. } = &mut self.backend {
+            *memory = (bytes > 0).then(|| crate::spool::MemoryBudget::new(bytes.min(MAX_SPOOL_MEMORY)));
         }
         self
     }

@@ -174,6 +174,7 @@ fn open_s3(url: &Url, display: String, options: &[(String, String)]) -> Result<A
         reason: e.to_string(),
     };
     let probe = builder.clone().with_retry(probe_retry()).build().map_err(invalid)?;
+    let put = crate::extensions::PutConfig::from_builder(&builder);
     let (store, http) = crate::extensions::s3::build_s3(builder).map_err(invalid)?;
     let store = Arc::new(store);
     let prefix = url_prefix(url, &display)?;
@@ -182,6 +183,7 @@ fn open_s3(url: &Url, display: String, options: &[(String, String)]) -> Result<A
         http,
         prefix.clone(),
         url.host_str().unwrap_or_default(),
+        put,
     );
     Ok(
         Archive::build(prefixed(store, prefix.clone()), display.clone(), Backend::Multipart)

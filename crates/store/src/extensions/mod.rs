@@ -20,6 +20,9 @@ pub(crate) mod azure;
 pub(crate) mod local;
 pub(crate) mod s3;
 mod s3_lock;
+mod s3_put;
+
+pub(crate) use s3_put::PutConfig;
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -28,8 +31,8 @@ use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use object_store::client::{ClientOptions, HttpClient, HttpConnector, ReqwestConnector};
 
-use crate::StoreError;
 use crate::worm::{LockState, ObjectLock, WormSupport};
+use crate::{Sha256Digest, StoreError};
 
 /// Requests an archive's backend answers beyond [`object_store::ObjectStore`] (see the module
 /// docs). Keys are archive keys, relative to the archive's prefix; each implementation maps
@@ -62,6 +65,20 @@ pub(crate) trait Extensions: fmt::Debug + Send + Sync {
     /// nothing of the kind.
     fn encryption<'a>(&'a self, _key: &'a str) -> BoxFuture<'a, Result<Option<Encryption>, StoreError>> {
         Box::pin(async { Ok(None) })
+    }
+
+    /// Puts `payload` at `key` create-only, in one request that hands the store the body's
+    /// SHA-256 `digest` to check it against (S3: the signed payload hash and
+    /// `x-amz-checksum-sha256`, see the `s3_put` module), so that no byte is hashed again.
+    /// `None` where the backend has no such request: `object_store`'s put is used. Else
+    /// `Ok(true)` when the object was created, `Ok(false)` when the key exists.
+    fn put_with_digest<'a>(
+        &'a self,
+        _key: &'a str,
+        _payload: object_store::PutPayload,
+        _digest: &'a Sha256Digest,
+    ) -> Option<BoxFuture<'a, Result<bool, StoreError>>> {
+        None
     }
 
     /// Whether the bucket or container keeps objects write-once (see [`WormSupport`]).

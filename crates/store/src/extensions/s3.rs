@@ -57,6 +57,8 @@ pub(crate) struct S3Extensions {
     pub(super) prefix: Path,
     /// The bucket's name, for messages.
     pub(super) bucket: String,
+    /// How blobs are put with the digest the spool computed (`None`: by `object_store`).
+    pub(super) put: Option<super::PutConfig>,
 }
 
 impl Extensions for S3Extensions {
@@ -119,6 +121,16 @@ impl Extensions for S3Extensions {
         })
     }
 
+    fn put_with_digest<'a>(
+        &'a self,
+        key: &'a str,
+        payload: object_store::PutPayload,
+        digest: &'a crate::Sha256Digest,
+    ) -> Option<BoxFuture<'a, Result<bool, StoreError>>> {
+        let config = self.put.as_ref()?;
+        Some(Box::pin(self.put_with_digest(config, key, payload, digest)))
+    }
+
     fn worm_support(&self) -> BoxFuture<'_, Result<WormSupport, StoreError>> {
         Box::pin(self.object_lock_configuration())
     }
@@ -151,12 +163,19 @@ impl Extensions for S3Extensions {
 }
 
 impl S3Extensions {
-    pub(crate) fn new(s3: Arc<AmazonS3>, http: HttpClient, prefix: Path, bucket: &str) -> Self {
+    pub(crate) fn new(
+        s3: Arc<AmazonS3>,
+        http: HttpClient,
+        prefix: Path,
+        bucket: &str,
+        put: Option<super::PutConfig>,
+    ) -> Self {
         Self {
             s3,
             http,
             prefix,
             bucket: bucket.to_owned(),
+            put,
         }
     }
 
@@ -438,7 +457,7 @@ mod tests {
                 .with_token("the-session-token-value"),
         )
         .expect("builds offline");
-        let uploads = S3Extensions::new(Arc::new(s3), http, Path::from("p"), "b");
+        let uploads = S3Extensions::new(Arc::new(s3), http, Path::from("p"), "b", None);
         let err = uploads.list("p/blobs/").await.expect_err("nothing listens there");
         let mut shown = format!("{err}\n{err:?}");
         let mut source = std::error::Error::source(&err);
@@ -474,7 +493,7 @@ mod tests {
                 .with_secret_access_key("s"),
         )
         .expect("builds offline");
-        let uploads = S3Extensions::new(Arc::new(s3), http, Path::from("some/prefix"), "b");
+        let uploads = S3Extensions::new(Arc::new(s3), http, Path::from("some/prefix"), "b", None);
         assert_eq!(uploads.bucket_prefix("blobs/sha256/aa"), "some/prefix/blobs/sha256/aa");
         assert_eq!(uploads.bucket_prefix("staging/0-of-1/"), "some/prefix/staging/0-of-1/");
         assert_eq!(uploads.bucket_prefix(""), "some/prefix/");

@@ -438,7 +438,6 @@ impl Archive {
             remove_spool_file(file).await;
             return self.existing_blob(key, existing.size, size);
         }
-        let location = path(&key);
         let shown = file.display().to_string();
         let reader = std::fs::File::open(file).map_err(|e| io_error(&shown, e))?;
         let on_disk = reader.metadata().map_err(|e| io_error(&shown, e))?.len();
@@ -453,13 +452,38 @@ impl Archive {
             remove_spool_file(file).await;
             return Ok(committed);
         }
-        // Several parts: a multipart upload straight to the final name. The store makes it
-        // visible only on completion; a concurrent run uploading the same digest writes the
-        // same bytes, so whichever completes last changes nothing. On S3 an intent record under
-        // the shard's prefix says the upload is under way until it has completed or been
-        // aborted, so that the next run of the shard aborts it if this process dies first (see
-        // the `multipart` module).
-        let shard = spool_shard(file)?;
+        let committed = self
+            .upload_in_parts(
+                key,
+                digest,
+                size,
+                part_size,
+                PartSource::File {
+                    reader: Some(reader),
+                    shown,
+                },
+            )
+            .await?;
+        remove_spool_file(file).await;
+        Ok(committed)
+    }
+
+    /// Uploads `size` bytes from `source` as a multipart upload straight to the blob's key.
+    /// The store makes it visible only on completion; a concurrent run uploading the same
+    /// digest writes the same bytes, so whichever completes last changes nothing. On S3 an
+    /// intent record under the shard's prefix says the upload is under way until it has
+    /// completed or been aborted, so that the next run of the shard aborts it if this process
+    /// dies first (see the `multipart` module).
+    async fn upload_in_parts(
+        &self,
+        key: String,
+        digest: &Sha256Digest,
+        size: u64,
+        part_size: usize,
+        mut source: PartSource,
+    ) -> Result<BlobCommit, StoreError> {
+        let location = path(&key);
+        let shard = source.shard()?;
         let intent = self.record_upload_intent(&shard, digest, size).await?;
         // If starting the upload fails, the record stays: the request may have reached the store.
         let upload = self
@@ -468,24 +492,27 @@ impl Archive {
             .await
             .map_err(|e| StoreError::from_backend(&key, e))?;
         let mut writer = WriteMultipart::new_with_chunk_size(upload, part_size);
-        let mut reader = reader;
+        // From a file, one part at a time: the next is read from the spool file only once the
+        // last has been sent. Reading a part from a local file (usually still in the page
+        // cache) takes milliseconds where sending it takes far longer, so a part read ahead
+        // would save little time and cost a part size of memory per upload (measured at
+        // concurrency 8 on Azurite, peak RSS: five parts in flight 305-327 MiB, one in flight
+        // plus one read ahead 120-128 MiB, one 104 MiB). From memory the bytes are held
+        // already: the configured number of parts in flight.
+        let in_flight = match source {
+            PartSource::File { .. } => 0,
+            PartSource::Memory { .. } => self.part_concurrency.saturating_sub(1),
+        };
         let mut sent = 0u64;
         let failure = loop {
-            // One part at a time: the next is read from the spool file only once the last
-            // has been sent. Reading a part from a local file (usually still in the page
-            // cache) takes milliseconds where sending it takes far longer, so a part read
-            // ahead would save little time and cost a part size of memory per upload
-            // (measured at concurrency 8 on Azurite, peak RSS: five parts in flight 305-327
-            // MiB, one in flight plus one read ahead 120-128 MiB, one 104 MiB).
-            if let Err(e) = writer.wait_for_capacity(0).await {
+            if let Err(e) = writer.wait_for_capacity(in_flight).await {
                 break StoreError::from_backend(&key, e);
             }
             if sent == size {
                 match writer.finish().await {
                     Ok(_) => {
                         self.forget_upload_intent(intent).await;
-                        remove_spool_file(file).await;
-                        tracing::debug!(key = %key, size, "blob uploaded from the spool");
+                        tracing::debug!(key = %key, size, "blob uploaded in parts");
                         return Ok(BlobCommit { key, created: true });
                     }
                     Err(e) => {
@@ -496,7 +523,6 @@ impl Archive {
                         // are the same either way, so a blob of the right size there now is
                         // this commit done.
                         if let Some(existing) = self.head(&key).await? {
-                            remove_spool_file(file).await;
                             return self.existing_blob(key, existing.size, size);
                         }
                         return Err(StoreError::from_backend(&key, e));
@@ -506,16 +532,13 @@ impl Archive {
             // Exactly what is left, up to a part: the last part's buffer is no larger than
             // the part, and no buffer is allocated only to find the end of the file.
             let want = usize::try_from(size - sent).map_or(part_size, |left| left.min(part_size));
-            let (file_back, part) = match read_part(reader, want).await {
-                Ok(read) => read,
-                Err(e) => break io_error(&shown, e),
-            };
-            reader = file_back;
-            if part.len() < want {
-                break size_error(&shown, sent + part.len() as u64, size);
+            match source.next(want, sent, size).await {
+                Ok(bytes) => {
+                    sent += bytes.len() as u64;
+                    writer.put(bytes);
+                }
+                Err(e) => break e,
             }
-            sent += want as u64;
-            writer.put(Bytes::from(part));
         };
         match writer.abort().await {
             Ok(()) => self.forget_upload_intent(intent).await,
@@ -526,9 +549,13 @@ impl Archive {
         Err(failure)
     }
 
-    /// Uploads a body the spool held in memory as the blob `digest` unless it exists.
+    /// Uploads a body the spool held in memory as the blob `digest` unless it exists: in one
+    /// put where the backend takes the digest with it (S3) or the body fits one part, else in
+    /// parts (a put of any size would have to finish within the store's limit on a request's
+    /// time).
     pub(crate) async fn commit_in_memory(
         &self,
+        shard: &ShardId,
         chunks: Vec<Bytes>,
         size: u64,
         digest: &Sha256Digest,
@@ -537,8 +564,17 @@ impl Archive {
         if let Some(existing) = self.head(&key).await? {
             return self.existing_blob(key, existing.size, size);
         }
-        self.put_blob_once(key, chunks.into_iter().collect(), size, digest)
-            .await
+        let part_size = part_size_for(self.part_size, size);
+        if self.extensions.takes_digest_with_put() || size <= part_size as u64 {
+            return self
+                .put_blob_once(key, chunks.into_iter().collect(), size, digest)
+                .await;
+        }
+        let source = PartSource::Memory {
+            shard: shard.clone(),
+            chunks: chunks.into_iter(),
+        };
+        self.upload_in_parts(key, digest, size, part_size, source).await
     }
 
     /// One create-only put of a whole blob: atomic, and never over an existing blob (one of
@@ -620,6 +656,53 @@ fn spool_shard(file: &Path) -> Result<ShardId, StoreError> {
                 "not a spool file: its directory is not named after a shard",
             )
         })
+}
+
+/// Where the parts of a multipart upload come from.
+enum PartSource {
+    /// A spool file, read one part at a time.
+    File {
+        /// `None` only while a part is being read.
+        reader: Option<std::fs::File>,
+        /// The file, for messages.
+        shown: String,
+    },
+    /// A body held in memory, in the batches it was held in.
+    Memory {
+        shard: ShardId,
+        chunks: std::vec::IntoIter<Bytes>,
+    },
+}
+
+impl PartSource {
+    /// The shard whose upload this is: the spool file's directory, or as given.
+    fn shard(&self) -> Result<ShardId, StoreError> {
+        match self {
+            PartSource::File { shown, .. } => spool_shard(Path::new(shown)),
+            PartSource::Memory { shard, .. } => Ok(shard.clone()),
+        }
+    }
+
+    /// The next bytes: from a file exactly `want` (at `sent` of `size`), from memory the next
+    /// batch (the upload cuts parts from them without copying).
+    async fn next(&mut self, want: usize, sent: u64, size: u64) -> Result<Bytes, StoreError> {
+        match self {
+            PartSource::File { reader, shown } => {
+                let file = reader
+                    .take()
+                    .ok_or_else(|| StoreError::corrupt(shown.as_str(), "a part read failed before"))?;
+                let (file, part) = read_part(file, want).await.map_err(|e| io_error(shown.as_str(), e))?;
+                *reader = Some(file);
+                if part.len() < want {
+                    return Err(size_error(shown, sent + part.len() as u64, size));
+                }
+                Ok(Bytes::from(part))
+            }
+            PartSource::Memory { chunks, .. } => chunks
+                .next()
+                .ok_or_else(|| StoreError::corrupt("memory", format!("held {sent} bytes, {size} were counted"))),
+        }
+    }
 }
 
 /// Removes a spool file; a failure only leaves it for [`Archive::clean_staging`].

@@ -462,6 +462,26 @@ async fn large_blob_spans_several_parts(f: Fixture) {
     assert_eq!(keys, BTreeSet::from([format!("blobs/sha256/{}", digest.to_hex())]));
 }
 
+/// A body larger than a part held whole in memory: on S3 one put signed with its digest, on
+/// Azure blocks cut from what is held. Either way exactly the bytes, and nothing else left.
+async fn large_blob_held_whole(f: Fixture) {
+    let a = f.archive.clone().with_spool_memory(64 * 1024 * 1024);
+    let bytes = data(2 * recarch_store::S3_MIN_PART_SIZE + 654_321, 8);
+    let staged = a.stage(&shard(), chunked(&bytes, 256 * 1024 + 3)).await.unwrap();
+    assert_eq!(staged.key(), "memory");
+    let digest = staged.digest();
+    assert_eq!(digest, Sha256Digest::of(&bytes));
+    assert!(a.commit_blob(staged, &digest).await.unwrap().created);
+    assert_eq!(a.hash_blob(&digest).await.unwrap(), (digest, bytes.len() as u64));
+    // The same bytes again: found, not sent.
+    let again = a.stage(&shard(), chunked(&bytes, 1_000_000)).await.unwrap();
+    assert!(!a.commit_blob(again, &digest).await.unwrap().created);
+    assert!(staging_leftovers(&f).await.is_empty());
+    assert_eq!(a.incomplete_uploads().await.unwrap().unwrap_or_default(), vec![]);
+    let keys = all_keys(&a).await;
+    assert_eq!(keys, BTreeSet::from([format!("blobs/sha256/{}", digest.to_hex())]));
+}
+
 /// Every incomplete multipart upload under the archive (none where there is no such thing).
 async fn incomplete(a: &Archive) -> Vec<recarch_store::IncompleteUpload> {
     a.incomplete_uploads().await.unwrap().unwrap_or_default()
@@ -2233,6 +2253,7 @@ macro_rules! held_in_memory {
 held_in_memory!(
     stage_commit_and_hash,
     large_blob_spans_several_parts,
+    large_blob_held_whole,
     empty_blob,
     commit_same_digest_twice,
     commit_over_a_blob_of_the_wrong_size,

@@ -59,6 +59,8 @@ enum Held {
     /// its blob name; the budget share is returned when it is dropped.
     Memory {
         chunks: Vec<Bytes>,
+        /// The shard staging it (for the intent record of an upload in parts).
+        shard: ShardId,
         _budget: tokio::sync::OwnedSemaphorePermit,
     },
     /// The object at [`Staged::key`] in the store, renamed to its blob name.
@@ -123,6 +125,7 @@ impl Archive {
                     "memory".to_owned(),
                     Held::Memory {
                         chunks,
+                        shard: shard.clone(),
                         _budget: budget,
                     },
                 ),
@@ -229,7 +232,9 @@ impl Archive {
                 };
             }
             Held::Spool(ref file) => return self.commit_spooled(file, staged.size, digest).await,
-            Held::Memory { chunks, .. } => return self.commit_in_memory(chunks, staged.size, digest).await,
+            Held::Memory { chunks, ref shard, .. } => {
+                return self.commit_in_memory(shard, chunks, staged.size, digest).await;
+            }
             Held::Object => {}
         }
         let from = path(&staged.key);

@@ -175,7 +175,7 @@ fn open_s3(url: &Url, display: String, options: &[(String, String)]) -> Result<A
     };
     let probe = builder.clone().with_retry(probe_retry()).build().map_err(invalid)?;
     let put = crate::extensions::PutConfig::from_builder(&builder);
-    let (store, http) = crate::extensions::s3::build_s3(builder).map_err(invalid)?;
+    let (store, http, untimed) = crate::extensions::s3::build_s3(builder).map_err(invalid)?;
     let store = Arc::new(store);
     let prefix = url_prefix(url, &display)?;
     let extensions = crate::extensions::s3::S3Extensions::new(
@@ -184,6 +184,7 @@ fn open_s3(url: &Url, display: String, options: &[(String, String)]) -> Result<A
         prefix.clone(),
         url.host_str().unwrap_or_default(),
         put,
+        untimed,
     );
     Ok(
         Archive::build(prefixed(store, prefix.clone()), display.clone(), Backend::Multipart)

@@ -72,6 +72,12 @@ pub(crate) trait Extensions: fmt::Debug + Send + Sync {
     /// `x-amz-checksum-sha256`, see the `s3_put` module), so that no byte is hashed again.
     /// `None` where the backend has no such request: `object_store`'s put is used. Else
     /// `Ok(true)` when the object was created, `Ok(false)` when the key exists.
+    /// Whether [`Extensions::put_with_digest`] is a request of the backend's (it then takes a
+    /// blob of any size: its time limit grows with it).
+    fn takes_digest_with_put(&self) -> bool {
+        false
+    }
+
     fn put_with_digest<'a>(
         &'a self,
         _key: &'a str,
@@ -129,14 +135,14 @@ pub(crate) trait Extensions: fmt::Debug + Send + Sync {
 #[derive(Debug, Default)]
 pub(crate) struct KeepLastClient {
     inner: ReqwestConnector,
-    last: Arc<Mutex<Option<HttpClient>>>,
+    last: Arc<Mutex<Option<(HttpClient, ClientOptions)>>>,
 }
 
 impl HttpConnector for KeepLastClient {
     fn connect(&self, options: &ClientOptions) -> object_store::Result<HttpClient> {
         let client = self.inner.connect(options)?;
         if let Ok(mut last) = self.last.lock() {
-            *last = Some(client.clone());
+            *last = Some((client.clone(), options.clone()));
         }
         Ok(client)
     }
@@ -148,16 +154,27 @@ impl KeepLastClient {
     pub(crate) fn build<S>(
         build: impl FnOnce(KeepLastClient) -> object_store::Result<S>,
     ) -> object_store::Result<(S, HttpClient)> {
+        Self::build_with_options(build).map(|(store, client, _)| (store, client))
+    }
+
+    /// [`KeepLastClient::build`], also returning the options the store's client was made
+    /// with (to make another like it).
+    pub(crate) fn build_with_options<S>(
+        build: impl FnOnce(KeepLastClient) -> object_store::Result<S>,
+    ) -> object_store::Result<(S, HttpClient, ClientOptions)> {
         let connector = KeepLastClient::default();
         let last = Arc::clone(&connector.last);
         let store = build(connector)?;
-        let client = last.lock().ok().and_then(|mut c| c.take());
-        let client = match client {
-            Some(client) => client,
+        let kept = last.lock().ok().and_then(|mut c| c.take());
+        match kept {
+            Some((client, options)) => Ok((store, client, options)),
             // Not reached with object_store's builders; a client of default options will do.
-            None => ReqwestConnector::default().connect(&ClientOptions::default())?,
-        };
-        Ok((store, client))
+            None => {
+                let options = ClientOptions::default();
+                let client = ReqwestConnector::default().connect(&options)?;
+                Ok((store, client, options))
+            }
+        }
     }
 }
 

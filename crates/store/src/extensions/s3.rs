@@ -43,9 +43,15 @@ const MAX_LIST_PAGES: usize = 100;
 /// The store's name in errors.
 const STORE: &str = "S3";
 
-/// Builds the S3 store and returns it with its HTTP client.
-pub(crate) fn build_s3(builder: AmazonS3Builder) -> object_store::Result<(AmazonS3, HttpClient)> {
-    super::KeepLastClient::build(|connector| builder.with_http_connector(connector).build())
+/// Builds the S3 store and returns it with its HTTP client, and a client like it without the
+/// store's limit on a request's whole time (30 s unless `timeout` is set), for blobs sent in
+/// one put, whose time limit grows with their size (see the `s3_put` module).
+pub(crate) fn build_s3(builder: AmazonS3Builder) -> object_store::Result<(AmazonS3, HttpClient, HttpClient)> {
+    use object_store::client::HttpConnector as _;
+    let (store, client, options) =
+        super::KeepLastClient::build_with_options(|connector| builder.with_http_connector(connector).build())?;
+    let untimed = object_store::client::ReqwestConnector::default().connect(&options.with_timeout_disabled())?;
+    Ok((store, client, untimed))
 }
 
 /// The S3 [`Extensions`]: the store rooted at the bucket (for its signer and
@@ -59,6 +65,9 @@ pub(crate) struct S3Extensions {
     pub(super) bucket: String,
     /// How blobs are put with the digest the spool computed (`None`: by `object_store`).
     pub(super) put: Option<super::PutConfig>,
+    /// The client those puts go through: the store's options without its whole-request time
+    /// limit, which each put sets by its size instead.
+    pub(super) untimed: HttpClient,
 }
 
 impl Extensions for S3Extensions {
@@ -121,6 +130,10 @@ impl Extensions for S3Extensions {
         })
     }
 
+    fn takes_digest_with_put(&self) -> bool {
+        self.put.is_some()
+    }
+
     fn put_with_digest<'a>(
         &'a self,
         key: &'a str,
@@ -169,6 +182,7 @@ impl S3Extensions {
         prefix: Path,
         bucket: &str,
         put: Option<super::PutConfig>,
+        untimed: HttpClient,
     ) -> Self {
         Self {
             s3,
@@ -176,6 +190,7 @@ impl S3Extensions {
             prefix,
             bucket: bucket.to_owned(),
             put,
+            untimed,
         }
     }
 
@@ -446,7 +461,7 @@ mod tests {
         let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let endpoint = format!("http://{}", closed.local_addr().expect("addr"));
         drop(closed);
-        let (s3, http) = build_s3(
+        let (s3, http, untimed) = build_s3(
             AmazonS3Builder::new()
                 .with_bucket_name("b")
                 .with_region("us-east-1")
@@ -457,7 +472,7 @@ mod tests {
                 .with_token("the-session-token-value"),
         )
         .expect("builds offline");
-        let uploads = S3Extensions::new(Arc::new(s3), http, Path::from("p"), "b", None);
+        let uploads = S3Extensions::new(Arc::new(s3), http, Path::from("p"), "b", None, untimed);
         let err = uploads.list("p/blobs/").await.expect_err("nothing listens there");
         let mut shown = format!("{err}\n{err:?}");
         let mut source = std::error::Error::source(&err);
@@ -486,14 +501,14 @@ mod tests {
             .with_secret_access_key("s")
             .build()
             .expect("builds offline");
-        let (_, http) = build_s3(
+        let (_, http, untimed) = build_s3(
             AmazonS3Builder::new()
                 .with_bucket_name("b")
                 .with_access_key_id("k")
                 .with_secret_access_key("s"),
         )
         .expect("builds offline");
-        let uploads = S3Extensions::new(Arc::new(s3), http, Path::from("some/prefix"), "b", None);
+        let uploads = S3Extensions::new(Arc::new(s3), http, Path::from("some/prefix"), "b", None, untimed);
         assert_eq!(uploads.bucket_prefix("blobs/sha256/aa"), "some/prefix/blobs/sha256/aa");
         assert_eq!(uploads.bucket_prefix("staging/0-of-1/"), "some/prefix/staging/0-of-1/");
         assert_eq!(uploads.bucket_prefix(""), "some/prefix/");

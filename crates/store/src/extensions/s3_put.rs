@@ -14,7 +14,9 @@
 //! - the server-side encryption headers `[store.options]` configure (SSE-S3, SSE-KMS,
 //!   DSSE-KMS), as `object_store` would send them.
 //!
-//! So the store itself checks that the bytes it keeps hash to the blob's name. The request is
+//! So the store itself checks that the bytes it keeps hash to the blob's name. The time
+//! such a put may take grows with its size ([`put_time_limit`]), where the store's own
+//! requests have a fixed limit. The request is
 //! authorized with `object_store`'s own [`AwsAuthorizer`] and the store's credential provider,
 //! and sent through the store's HTTP client; the object's URL is the store's own (a presigned
 //! URL without its query). A configuration this does not reproduce (SSE-C, anonymous access)
@@ -34,6 +36,14 @@ use crate::probe::error_chain;
 use crate::{Sha256Digest, StoreError};
 
 const CHECKSUM_SHA256: HeaderName = HeaderName::from_static("x-amz-checksum-sha256");
+
+/// How long one put of `length` bytes may take, answer included: 30 s (the store's default
+/// limit for any request) and one more second per MiB, so that a blob of any size fails
+/// for time only below about 8 Mbit/s. The store's own limit is for requests of a fixed
+/// size; a blob held in memory can be as large as `[store].spool_memory_mib`.
+fn put_time_limit(length: usize) -> std::time::Duration {
+    std::time::Duration::from_secs(30 + (length as u64).div_ceil(1 << 20))
+}
 
 /// What a put carries beyond the body, read from the store's configuration once.
 #[derive(Debug, Clone)]
@@ -171,11 +181,19 @@ impl S3Extensions {
             .with_request_payer(config.request_payer)
             .try_authorize(&mut request, Some(digest.as_bytes()))
             .map_err(|e| fail(e, false))?;
-        let response = self
-            .http
-            .execute(request)
-            .await
-            .map_err(|e| fail(generic(format!("request failed: {}", error_chain(&e))), true))?;
+        let limit = put_time_limit(length);
+        let response = match tokio::time::timeout(limit, self.untimed.execute(request)).await {
+            Ok(answer) => answer.map_err(|e| fail(generic(format!("request failed: {}", error_chain(&e))), true))?,
+            Err(_) => {
+                return Err(fail(
+                    generic(format!(
+                        "no answer within {} s (30 s and 1 s per MiB sent)",
+                        limit.as_secs()
+                    )),
+                    true,
+                ));
+            }
+        };
         let status = response.status();
         // Read to its end, so that the connection goes back to the pool.
         let answer = response.into_body().bytes().await;

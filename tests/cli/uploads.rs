@@ -7,7 +7,8 @@ use recarch_graph_sim::{ContentMode, SimConfig};
 
 use crate::util::{Backend, Env, all_recordings, assert_store_archive};
 
-/// Recordings of three parts and a bit (8 MiB parts): every upload is a multipart upload.
+/// Recordings of three parts and a bit (8 MiB parts): every upload is a multipart upload (the
+/// tests spool every body to a file: held in memory, a blob goes to S3 in one put).
 const RECORDING_SIZE: u64 = 3 * 8 * 1024 * 1024 + 12_345;
 
 /// The archive's incomplete multipart uploads, as `(key, upload id)`.
@@ -64,7 +65,8 @@ async fn killed_mid_upload_then_rerun_leaves_no_incomplete_upload(backend: Backe
     for _ in 0..8 {
         env.sim.add_recording(&env.organizers[0], RECORDING_SIZE);
     }
-    env.write_config("\n[fetch]\nconcurrency = 2\n");
+    let store = env.store.toml().replacen("[store]\n", "[store]\nspool_memory_mib = 0\n", 1);
+    env.write_config_with(&format!("[fetch]\nconcurrency = 2\n{store}"));
     let archive = env.open_archive();
 
     // Two kills, each inside an upload.

@@ -231,13 +231,6 @@ async fn plain_http_keeps_signed_payloads() {
 
 /// The blob keys SeaweedFS holds, listed directly (not through the proxy).
 async fn stored_blobs(direct: &crate::util::Store) -> Vec<String> {
-    use futures::TryStreamExt as _;
     let archive = recarch_store::Archive::open(&direct.url, &direct.options).expect("open the archive directly");
-    archive
-        .object_store()
-        .list(Some(&object_store::path::Path::from("blobs")))
-        .map_ok(|meta| meta.location.to_string())
-        .try_collect()
-        .await
-        .expect("list blobs")
+    crate::util::raw_keys_under(archive.object_store().as_ref(), Some("blobs")).await
 }

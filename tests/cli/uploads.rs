@@ -65,7 +65,10 @@ async fn killed_mid_upload_then_rerun_leaves_no_incomplete_upload(backend: Backe
     for _ in 0..8 {
         env.sim.add_recording(&env.organizers[0], RECORDING_SIZE);
     }
-    let store = env.store.toml().replacen("[store]\n", "[store]\nspool_memory_mib = 0\n", 1);
+    let store = env
+        .store
+        .toml()
+        .replacen("[store]\n", "[store]\nspool_memory_mib = 0\n", 1);
     env.write_config_with(&format!("[fetch]\nconcurrency = 2\n{store}"));
     let archive = env.open_archive();
 
@@ -134,16 +137,7 @@ async fn killed_mid_upload_then_rerun_leaves_no_incomplete_upload(backend: Backe
         "uploads left after a run that exited 0"
     );
     assert_store_archive(&env, &all_recordings(&env)).await;
-    let keys: Vec<String> = {
-        use futures::TryStreamExt;
-        archive
-            .object_store()
-            .list(Some(&object_store::path::Path::from("state/uploads")))
-            .map_ok(|m| m.location.to_string())
-            .try_collect()
-            .await
-            .expect("list")
-    };
+    let keys = crate::util::raw_keys_under(archive.object_store().as_ref(), Some("state/uploads")).await;
     assert_eq!(keys, Vec::<String>::new(), "intent records left");
     env.recarch(&["verify"], &[]).await.assert_code(0);
     eprintln!("{backend:?}: {:.1} s", started.elapsed().as_secs_f64());

@@ -335,10 +335,15 @@ pub fn last_report(env: &Env) -> serde_json::Value {
 
 /// Every key in `store`, listed past the archive.
 pub async fn raw_keys(store: &dyn object_store::ObjectStore) -> Vec<String> {
+    raw_keys_under(store, None).await
+}
+
+/// The keys under `prefix` (`None`: all) in `store`, listed past the archive.
+pub async fn raw_keys_under(store: &dyn object_store::ObjectStore, prefix: Option<&str>) -> Vec<String> {
     use futures::TryStreamExt as _;
     store
-        .list(None)
-        .map_ok(|m| m.location.to_string())
+        .list(prefix.map(object_store::path::Path::from).as_ref())
+        .map_ok(|meta| meta.location.to_string())
         .try_collect()
         .await
         .expect("list the archive")

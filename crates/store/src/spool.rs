@@ -842,16 +842,27 @@ mod tests {
         found
     }
 
+    /// Spools `total` bytes in uneven chunks under `dir` with `budget`; returns what `spool`
+    /// returned and the bytes.
+    async fn spool_uneven(
+        dir: &Path,
+        budget: &Arc<MemoryBudget>,
+        total: usize,
+    ) -> (Spooled, u64, Sha256Digest, Vec<u8>) {
+        let shard = ShardId::parse("0-of-1").expect("shard");
+        let (chunks, all) = uneven(total);
+        let body = futures::stream::iter(chunks.into_iter().map(Ok::<_, std::io::Error>));
+        let (spooled, size, digest) = spool(dir, &shard, body, Durability::Scratch, Some(budget))
+            .await
+            .expect("spooled");
+        (spooled, size, digest, all)
+    }
+
     #[tokio::test]
     async fn a_body_within_the_budget_stays_in_memory_and_gives_its_share_back() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let shard = ShardId::parse("0-of-1").expect("shard");
         let budget = MemoryBudget::new(4 << 20);
-        let (chunks, all) = uneven(3 * WRITE_BATCH + 12_345);
-        let body = futures::stream::iter(chunks.into_iter().map(Ok::<_, std::io::Error>));
-        let (spooled, size, digest) = spool(dir.path(), &shard, body, Durability::Scratch, Some(&budget))
-            .await
-            .expect("spooled");
+        let (spooled, size, digest, all) = spool_uneven(dir.path(), &budget, 3 * WRITE_BATCH + 12_345).await;
         assert_eq!(size, all.len() as u64);
         assert_eq!(digest, Sha256Digest::of(&all));
         assert!(files_in(dir.path()).is_empty(), "no spool file");
@@ -867,11 +878,7 @@ mod tests {
         // The buffers are kept for the next body, and it is held exactly too.
         let kept = budget.buffers.lock().expect("lock").len();
         assert!(kept >= 3, "{kept} buffers kept");
-        let (chunks, again) = uneven(WRITE_BATCH / 2);
-        let body = futures::stream::iter(chunks.into_iter().map(Ok::<_, std::io::Error>));
-        let (spooled, _, digest) = spool(dir.path(), &shard, body, Durability::Scratch, Some(&budget))
-            .await
-            .expect("spooled");
+        let (spooled, _, digest, again) = spool_uneven(dir.path(), &budget, WRITE_BATCH / 2).await;
         assert_eq!(digest, Sha256Digest::of(&again));
         let Spooled::Memory { chunks, .. } = spooled else {
             panic!("fits")
@@ -890,15 +897,10 @@ mod tests {
     #[tokio::test]
     async fn a_body_that_outgrows_the_budget_goes_to_its_file_whole() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let shard = ShardId::parse("0-of-1").expect("shard");
         let budget = MemoryBudget::new(2 * WRITE_BATCH);
         // Another body holds part of the budget meanwhile.
         let other = budget.try_take(WRITE_BATCH / 2).expect("room");
-        let (chunks, all) = uneven(5 * WRITE_BATCH + 777);
-        let body = futures::stream::iter(chunks.into_iter().map(Ok::<_, std::io::Error>));
-        let (spooled, size, digest) = spool(dir.path(), &shard, body, Durability::Scratch, Some(&budget))
-            .await
-            .expect("spooled");
+        let (spooled, size, digest, all) = spool_uneven(dir.path(), &budget, 5 * WRITE_BATCH + 777).await;
         assert_eq!(size, all.len() as u64);
         assert_eq!(digest, Sha256Digest::of(&all));
         let Spooled::File(file) = spooled else {

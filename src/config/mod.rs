@@ -510,7 +510,7 @@ url = "file:///tmp/x"
             (
                 GOOD,
                 &[("RECARCH_STORE__SPOOL_MEMORY_MIB", "4097")],
-                "[store].spool_memory_mib: 4097 is out of range (0 to 4096",
+                "[store].spool_memory_mib: 4097 is out of range (0 to 4096 MiB)",
             ),
             (GOOD, &[("RECARCH_STORE__SPOOL_MEMORY_MIB", "-1")], "spool_memory_mib"),
         ];

@@ -481,7 +481,7 @@ fn store(raw: RawStore, base_dir: &Path) -> Result<StoreConfig, ConfigError> {
     let spool_memory = match raw.spool_memory_mib {
         Some(mib) if mib > max_mib => {
             return Err(err(format!(
-                "[store].spool_memory_mib: {mib} is out of range (0 to {max_mib}: a body held in memory is uploaded in one put)"
+                "[store].spool_memory_mib: {mib} is out of range (0 to {max_mib} MiB)"
             )));
         }
         Some(mib) => Some(usize::try_from(mib << 20).unwrap_or(recarch_store::MAX_SPOOL_MEMORY)),

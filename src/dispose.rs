@@ -45,8 +45,6 @@ use recarch_failure::error_chain;
 
 /// Items disposed of per `dispose` ledger record (and per marker segment).
 pub const BATCH: usize = 1000;
-/// Manifests read at once.
-const MANIFEST_READS: usize = 8;
 /// Deletions in flight at once.
 const DELETES: usize = 8;
 /// How often reading the manifests is logged.
@@ -253,16 +251,7 @@ fn retain_until(manifest: &Manifest) -> Result<Option<DateTime<Utc>>, String> {
 /// Reads every manifest and sorts it: eligible, held, not expired, without retention, or
 /// unreadable.
 async fn plan(archive: &Archive, holds: &ActiveHolds, now: DateTime<Utc>) -> Result<Plan, ExitError> {
-    let mut listing = archive.read_manifests(MANIFEST_READS).await.map_err(|e| {
-        ExitError::new(
-            Exit::Fatal,
-            anyhow::anyhow!(
-                "cannot list manifests/ in {}: {}",
-                archive.display_url(),
-                error_chain(&e)
-            ),
-        )
-    })?;
+    let mut listing = crate::find::read_all_manifests(archive).await?;
     let mut plan = Plan::default();
     let mut read = 0u64;
     let mut last_progress = Instant::now();

@@ -21,8 +21,25 @@ use recarch_failure::error_chain;
 
 /// Entries written per catalog segment by a rebuild.
 const REBUILD_SEGMENT: usize = 10_000;
-/// Manifests read at once by a rebuild.
+/// Manifests read at once when every manifest is read (a rebuild, `verify`, `dispose`).
 const MANIFEST_READS: usize = 8;
+
+/// Every manifest of `archive`, read [`MANIFEST_READS`] at a time (see
+/// [`Archive::read_manifests`]). Exit 4 when `manifests/` itself cannot be listed.
+pub(crate) async fn read_all_manifests(
+    archive: &Archive,
+) -> Result<futures::stream::BoxStream<'_, ManifestRead>, ExitError> {
+    archive.read_manifests(MANIFEST_READS).await.map_err(|e| {
+        ExitError::new(
+            Exit::Fatal,
+            anyhow::anyhow!(
+                "cannot list manifests/ in {}: {}",
+                archive.display_url(),
+                error_chain(&e)
+            ),
+        )
+    })
+}
 
 /// What a search found: one entry per item (for a contact, its newest version that passes
 /// the filters; entries of one `(manifest, sha256)` merged), oldest first, and how many catalog lines could not be read.
@@ -181,13 +198,7 @@ pub async fn rebuild(archive: &Archive, ledger: &Ledger) -> Result<u64, ExitErro
     // Objects written before the ledger are logged as they are before segments are added.
     crate::ledger::genesis(archive, ledger).await?;
     let catalog = crate::catalog::CatalogWriter::new(archive.clone(), ledger.shard().clone());
-    let mut listing = archive.read_manifests(MANIFEST_READS).await.map_err(|e| {
-        fatal(anyhow::anyhow!(
-            "cannot list manifests/ in {}: {}",
-            archive.display_url(),
-            error_chain(&e)
-        ))
-    })?;
+    let mut listing = read_all_manifests(archive).await?;
     let mut written = 0u64;
     while let Some(read) = listing.next().await {
         match read {

@@ -13,9 +13,6 @@ use super::{PROGRESS_EVERY, VerifyReport, spill_failed};
 use crate::exit::{Exit, ExitError};
 use recarch_failure::error_chain;
 
-/// How many manifests are read at once.
-const MANIFEST_READS: usize = 8;
-
 /// Reads and checks every manifest, pushing its blob references into `refs` and the catalog
 /// entries it derives into `catalog`. Returns whether the listing was complete.
 ///
@@ -31,16 +28,7 @@ pub(super) async fn read_manifests(
     on_problem: &mut impl FnMut(&str),
     progress: &dyn crate::progress::Progress,
 ) -> Result<bool, ExitError> {
-    let mut listing = archive.read_manifests(MANIFEST_READS).await.map_err(|e| {
-        ExitError::new(
-            Exit::Fatal,
-            anyhow::anyhow!(
-                "cannot list manifests/ in {}: {}",
-                archive.display_url(),
-                error_chain(&e)
-            ),
-        )
-    })?;
+    let mut listing = crate::find::read_all_manifests(archive).await?;
     let mut complete = true;
     let mut last_progress = Instant::now();
     while let Some(item) = listing.next().await {

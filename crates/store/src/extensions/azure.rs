@@ -594,16 +594,7 @@ fn parse_list(body: &[u8]) -> Result<ListPage, String> {
 /// An error naming the operation, the status, and the service's error code and message
 /// (never the request: its URL may carry a SAS token).
 fn status_error(op: &str, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> object_store::Error {
-    #[derive(Deserialize, Default)]
-    #[serde(rename_all = "PascalCase", default)]
-    struct AzureError {
-        code: String,
-        message: String,
-    }
-    let parsed: AzureError = std::str::from_utf8(body)
-        .ok()
-        .and_then(|t| quick_xml::de::from_str(t).ok())
-        .unwrap_or_default();
+    let parsed = super::ServiceError::parse(body);
     let code = headers
         .get(&ERROR_CODE)
         .and_then(|v| v.to_str().ok())

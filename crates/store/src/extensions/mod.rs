@@ -128,6 +128,27 @@ pub(crate) trait Extensions: fmt::Debug + Send + Sync {
     }
 }
 
+/// The error body S3 and Azure answer a failed request with
+/// (`<Error><Code>…</Code><Message>…</Message></Error>`): empty fields where the body is not one.
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "PascalCase", default)]
+pub(crate) struct ServiceError {
+    /// The service's error code (`BadDigest`, `BlobImmutableDueToPolicy`, …).
+    pub(crate) code: String,
+    /// Its message.
+    pub(crate) message: String,
+}
+
+impl ServiceError {
+    /// Reads an answer's body; never fails.
+    pub(crate) fn parse(body: &[u8]) -> Self {
+        std::str::from_utf8(body)
+            .ok()
+            .and_then(|t| quick_xml::de::from_str(t).ok())
+            .unwrap_or_default()
+    }
+}
+
 /// An [`HttpConnector`] that keeps the last client it made: the builders of `object_store`'s
 /// S3 and Azure stores make the store's own client last (after those of credential
 /// providers), so the requests of an extension go through the same client, with the same

@@ -359,16 +359,7 @@ fn parse_list(body: &[u8]) -> Result<ListPage, String> {
 
 /// An error naming the status and the S3 error code and message of the answer.
 pub(super) fn status_error(status: http::StatusCode, body: &Bytes) -> object_store::Error {
-    #[derive(Deserialize, Default)]
-    #[serde(rename_all = "PascalCase", default)]
-    struct S3Error {
-        code: String,
-        message: String,
-    }
-    let parsed: S3Error = std::str::from_utf8(body)
-        .ok()
-        .and_then(|t| quick_xml::de::from_str(t).ok())
-        .unwrap_or_default();
+    let parsed = super::ServiceError::parse(body);
     let reason = format!("S3 answered {status}: {} {}", parsed.code, parsed.message);
     let source: Box<dyn std::error::Error + Send + Sync> = reason.trim_end().into();
     match status.as_u16() {

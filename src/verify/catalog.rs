@@ -448,6 +448,26 @@ impl Searched {
         out.write_all(&self.size.to_le_bytes())
     }
 
+    /// A flag byte, then the fields when there are some.
+    fn write_optional(searched: Option<&Self>, out: &mut impl Write) -> io::Result<()> {
+        out.write_all(&[u8::from(searched.is_some())])?;
+        match searched {
+            Some(searched) => searched.write_to(out),
+            None => Ok(()),
+        }
+    }
+
+    /// What [`Searched::write_optional`] wrote.
+    fn read_optional(input: &mut impl BufRead) -> io::Result<Option<Self>> {
+        let mut flag = [0u8; 1];
+        input.read_exact(&mut flag)?;
+        if flag[0] != 0 {
+            Searched::read_from(input).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
     fn read_from(input: &mut impl BufRead) -> io::Result<Self> {
         Ok(Searched {
             kind: read_str(input)?,
@@ -465,11 +485,7 @@ impl Entry for Derived {
     fn write_to(&self, out: &mut impl Write) -> io::Result<()> {
         write_str(out, &self.manifest)?;
         write_str(out, &self.sha256)?;
-        out.write_all(&[u8::from(self.searched.is_some())])?;
-        match &self.searched {
-            Some(searched) => searched.write_to(out),
-            None => Ok(()),
-        }
+        Searched::write_optional(self.searched.as_ref(), out)
     }
 
     fn read_from(input: &mut impl BufRead) -> io::Result<Option<Self>> {
@@ -477,13 +493,7 @@ impl Entry for Derived {
             return Ok(None);
         };
         let sha256 = read_str(input)?;
-        let mut flag = [0u8; 1];
-        input.read_exact(&mut flag)?;
-        let searched = if flag[0] != 0 {
-            Some(Searched::read_from(input)?)
-        } else {
-            None
-        };
+        let searched = Searched::read_optional(input)?;
         Ok(Some(Derived {
             manifest,
             sha256,
@@ -498,11 +508,7 @@ impl Entry for Listed {
         write_str(out, &self.sha256)?;
         write_str(out, &self.segment)?;
         out.write_all(&self.line.to_le_bytes())?;
-        out.write_all(&[u8::from(self.searched.is_some())])?;
-        match &self.searched {
-            Some(searched) => searched.write_to(out),
-            None => Ok(()),
-        }
+        Searched::write_optional(self.searched.as_ref(), out)
     }
 
     fn read_from(input: &mut impl BufRead) -> io::Result<Option<Self>> {
@@ -512,13 +518,7 @@ impl Entry for Listed {
         let sha256 = read_str(input)?;
         let segment = read_str(input)?;
         let line = read_u64(input)?;
-        let mut flag = [0u8; 1];
-        input.read_exact(&mut flag)?;
-        let searched = if flag[0] != 0 {
-            Some(Searched::read_from(input)?)
-        } else {
-            None
-        };
+        let searched = Searched::read_optional(input)?;
         Ok(Some(Listed {
             manifest,
             sha256,

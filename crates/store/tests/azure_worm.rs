@@ -720,18 +720,22 @@ fn unique(case: &str) -> String {
 
 /// Writes `name` (the full blob name) through `endpoint` with `object_store`.
 async fn plant(azurite: &Azurite, endpoint: &str, container: &str, name: &str) {
-    let store = MicrosoftAzureBuilder::new()
+    direct(azurite, endpoint, container)
+        .put(&Path::from(name), Bytes::from_static(b"x").into())
+        .await
+        .unwrap();
+}
+
+/// `container` at `endpoint`, reached with the account's key, past the archive.
+fn direct(azurite: &Azurite, endpoint: &str, container: &str) -> object_store::azure::MicrosoftAzure {
+    MicrosoftAzureBuilder::new()
         .with_account(&azurite.account)
         .with_access_key(&azurite.key)
         .with_container_name(container)
         .with_endpoint(endpoint.to_owned())
         .with_allow_http(true)
         .build()
-        .unwrap();
-    store
-        .put(&Path::from(name), Bytes::from_static(b"x").into())
-        .await
-        .unwrap();
+        .unwrap()
 }
 
 /// Creates `container` in Azurite directly, signed with this file's Shared Key: Azurite
@@ -1027,14 +1031,7 @@ async fn dispose_deletes_every_version_and_surfaces_the_refusal() {
     assert!(!proxy.versions.lock().unwrap().contains_key(&name));
     assert!(proxy.versions.lock().unwrap().contains_key(&decoy_name));
 
-    let direct = MicrosoftAzureBuilder::new()
-        .with_account(&azurite.account)
-        .with_access_key(&azurite.key)
-        .with_container_name(&azurite.container)
-        .with_endpoint(azurite.endpoint.clone())
-        .with_allow_http(true)
-        .build()
-        .unwrap();
+    let direct = direct(&azurite, &azurite.endpoint, &azurite.container);
     assert!(matches!(
         direct.head(&Path::from(name.as_str())).await,
         Err(object_store::Error::NotFound { .. })
@@ -1058,14 +1055,7 @@ async fn dispose_on_a_store_without_versions_deletes_the_blob() {
     plant(&azurite, &azurite.endpoint, &azurite.container, &neighbour).await;
     let archive = Archive::open(&format!("az://{}/{prefix}", azurite.container), &opts).unwrap();
     archive.dispose_object("blobs/x").await.unwrap();
-    let direct = MicrosoftAzureBuilder::new()
-        .with_account(&azurite.account)
-        .with_access_key(&azurite.key)
-        .with_container_name(&azurite.container)
-        .with_endpoint(azurite.endpoint.clone())
-        .with_allow_http(true)
-        .build()
-        .unwrap();
+    let direct = direct(&azurite, &azurite.endpoint, &azurite.container);
     assert!(matches!(
         direct.head(&Path::from(name.as_str())).await,
         Err(object_store::Error::NotFound { .. })

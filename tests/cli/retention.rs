@@ -98,4 +98,6 @@ async fn retention_that_cannot_be_kept_is_refused() {
         "{}",
         out.stderr
     );
+    let keys = crate::util::raw_keys(s3.open_archive().object_store().as_ref()).await;
+    assert!(keys.is_empty(), "nothing written: {keys:#?}");
 }

@@ -313,7 +313,6 @@ where
             (Holding::File(file), None)
         }
     };
-    let mut in_file = budget.is_none();
     let mut writer = Writer::Idle(Sink {
         held,
         hasher: Sha256::new(),
@@ -334,20 +333,18 @@ where
                 return Ok(sink);
             }
             size += batched as u64;
-            // Still in memory: take the batch's bytes from the budget, or spill.
-            let mut spill = None;
+            // Still in memory: take the batch's bytes from the budget, or spill (the body is
+            // in memory exactly while it holds a share of the budget). What was held goes back
+            // to the budget once it is written to the file.
+            let mut released = None;
             if let (Some(held), Some(memory)) = (budget.as_mut(), memory) {
                 match memory.try_take(batched) {
                     Some(more) => held.merge(more),
-                    None => {
-                        spill = Some(file_path.clone());
-                        in_file = true;
-                    }
+                    None => released = budget.take(),
                 }
             }
-            // Memory spilled to the file is returned to the budget once it is written there.
-            let released = if spill.is_some() { budget.take() } else { None };
-            if !in_file {
+            let spill = released.is_some().then(|| file_path.clone());
+            if budget.is_some() {
                 sink.write(batch, None).map_err(|e| failed(&shown, e))?;
                 writer = Writer::Idle(sink);
                 if ended {
@@ -366,6 +363,7 @@ where
         }
     }
     .await;
+    let in_file = budget.is_none();
     let result = match (result, durability) {
         (Ok(sink), Durability::Sync) if in_file => Writer::Busy(tokio::task::spawn_blocking(move || {
             if let Holding::File(file) = &sink.held {
@@ -588,31 +586,19 @@ impl Archive {
         digest: &Sha256Digest,
     ) -> Result<BlobCommit, StoreError> {
         let created = match self.extensions.put_with_digest(&key, payload.clone(), digest) {
-            Some(put) => Some(put.await?),
-            None => None,
+            Some(put) => put.await?,
+            None => match self.store.put_opts(&path(&key), payload, PutMode::Create.into()).await {
+                Ok(_) => true,
+                Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => false,
+                Err(e) => return Err(StoreError::from_backend(&key, e)),
+            },
         };
-        match created {
-            Some(true) => {
-                tracing::debug!(key = %key, size, "blob uploaded in one put, with its digest");
-                return Ok(BlobCommit { key, created: true });
-            }
-            Some(false) => {
-                let existing = self.head(&key).await?.map_or(size, |m| m.size);
-                return self.existing_blob(key, existing, size);
-            }
-            None => {}
+        if created {
+            tracing::debug!(key = %key, size, "blob uploaded in one put");
+            return Ok(BlobCommit { key, created: true });
         }
-        match self.store.put_opts(&path(&key), payload, PutMode::Create.into()).await {
-            Ok(_) => {
-                tracing::debug!(key = %key, size, "blob uploaded in one put");
-                Ok(BlobCommit { key, created: true })
-            }
-            Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {
-                let existing = self.head(&key).await?.map_or(size, |m| m.size);
-                self.existing_blob(key, existing, size)
-            }
-            Err(e) => Err(StoreError::from_backend(&key, e)),
-        }
+        let existing = self.head(&key).await?.map_or(size, |m| m.size);
+        self.existing_blob(key, existing, size)
     }
 
     /// A blob of that name exists: fine if its size is `size`.

@@ -40,8 +40,8 @@ pub const SPOOL_PART_SIZE: usize = 5 * 1024 * 1024;
 /// Default memory budget of a spooled archive (S3, Azure) for downloads held in memory
 /// instead of spool files (see [`Archive::with_spool_memory`]).
 pub const DEFAULT_SPOOL_MEMORY: usize = 128 * 1024 * 1024;
-/// Largest memory budget [`Archive::with_spool_memory`] takes: a body held in memory is
-/// uploaded in one put, and S3 takes at most 5 GiB in one put (Azure 5000 MiB).
+/// Largest memory budget [`Archive::with_spool_memory`] takes: a body held in memory goes
+/// to S3 in one put, and S3 takes at most 5 GiB in one put.
 pub const MAX_SPOOL_MEMORY: usize = 4 * 1024 * 1024 * 1024;
 /// Smallest part S3 accepts in a multipart upload (except the last part); smaller part
 /// sizes asked of an S3 archive are raised to this.
@@ -187,8 +187,9 @@ impl Archive {
     /// [`Archive::with_spool_dir`]) may hold in memory at once instead of in spool files,
     /// shared by all its downloads; at most [`MAX_SPOOL_MEMORY`], and 0 spools every body
     /// to a file. A body is kept in memory while the budget has room for all of it, and is
-    /// then uploaded in one put from there: no spool file is written or read back (on S3
-    /// over https that was a third of the client's CPU beyond the content hash). A body
+    /// then uploaded from there (on S3 in one put, elsewhere in parts when it is larger than
+    /// one): no spool file is written or read back (on S3 over https that was a third of the
+    /// client's CPU beyond the content hash). A body
     /// that outgrows what is left is moved to its spool file and goes on from there. No
     /// effect on other archives.
     pub fn with_spool_memory(mut self, bytes: usize) -> Self {

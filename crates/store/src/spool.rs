@@ -456,6 +456,7 @@ impl Archive {
                 digest,
                 size,
                 part_size,
+                &spool_shard(file)?,
                 PartSource::File {
                     reader: Some(reader),
                     shown,
@@ -478,11 +479,11 @@ impl Archive {
         digest: &Sha256Digest,
         size: u64,
         part_size: usize,
+        shard: &ShardId,
         mut source: PartSource,
     ) -> Result<BlobCommit, StoreError> {
         let location = path(&key);
-        let shard = source.shard()?;
-        let intent = self.record_upload_intent(&shard, digest, size).await?;
+        let intent = self.record_upload_intent(shard, digest, size).await?;
         // If starting the upload fails, the record stays: the request may have reached the store.
         let upload = self
             .store
@@ -499,7 +500,7 @@ impl Archive {
         // already: the configured number of parts in flight.
         let in_flight = match source {
             PartSource::File { .. } => 0,
-            PartSource::Memory { .. } => self.part_concurrency.saturating_sub(1),
+            PartSource::Memory(_) => self.part_concurrency.saturating_sub(1),
         };
         let mut sent = 0u64;
         let failure = loop {
@@ -568,11 +569,8 @@ impl Archive {
                 .put_blob_once(key, chunks.into_iter().collect(), size, digest)
                 .await;
         }
-        let source = PartSource::Memory {
-            shard: shard.clone(),
-            chunks: chunks.into_iter(),
-        };
-        self.upload_in_parts(key, digest, size, part_size, source).await
+        let source = PartSource::Memory(chunks.into_iter());
+        self.upload_in_parts(key, digest, size, part_size, shard, source).await
     }
 
     /// One create-only put of a whole blob: atomic, and never over an existing blob (one of
@@ -654,21 +652,10 @@ enum PartSource {
         shown: String,
     },
     /// A body held in memory, in the batches it was held in.
-    Memory {
-        shard: ShardId,
-        chunks: std::vec::IntoIter<Bytes>,
-    },
+    Memory(std::vec::IntoIter<Bytes>),
 }
 
 impl PartSource {
-    /// The shard whose upload this is: the spool file's directory, or as given.
-    fn shard(&self) -> Result<ShardId, StoreError> {
-        match self {
-            PartSource::File { shown, .. } => spool_shard(Path::new(shown)),
-            PartSource::Memory { shard, .. } => Ok(shard.clone()),
-        }
-    }
-
     /// The next bytes: from a file exactly `want` (at `sent` of `size`), from memory the next
     /// batch (the upload cuts parts from them without copying).
     async fn next(&mut self, want: usize, sent: u64, size: u64) -> Result<Bytes, StoreError> {
@@ -684,7 +671,7 @@ impl PartSource {
                 }
                 Ok(Bytes::from(part))
             }
-            PartSource::Memory { chunks, .. } => chunks
+            PartSource::Memory(chunks) => chunks
                 .next()
                 .ok_or_else(|| StoreError::corrupt("memory", format!("held {sent} bytes, {size} were counted"))),
         }

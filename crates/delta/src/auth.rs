@@ -19,7 +19,7 @@ use recarch_failure::{FailureClass, status_class};
 
 use crate::body::read_capped;
 use crate::credentials::ClientProof;
-use crate::retry::{RetryPolicy, retry_after, wait_before_retry};
+use crate::retry::{RetryPolicy, retry_after};
 
 pub use crate::token::{AccessToken, AuthError, Secret, StaticToken, TokenProvider};
 
@@ -125,7 +125,7 @@ impl ClientCredentials {
                 Ok(token) => return Ok(token),
                 Err(TokenAttempt::Fatal(error)) => return Err(error),
                 Err(TokenAttempt::Transient { error, retry_after }) => {
-                    let retried = wait_before_retry(policy, attempt, started.elapsed(), retry_after, |wait| {
+                    let retried = policy.wait_before_retry(attempt, started.elapsed(), retry_after, |wait| {
                         tracing::warn!(endpoint = %self.endpoint, attempt, wait_ms = wait.as_millis() as u64, error = %error, "token request failed, retrying");
                     })
                     .await;

@@ -10,7 +10,6 @@ use crate::error::DeltaError;
 use crate::http::{Auth, GraphHttp, host_of};
 use crate::page::{Continuation, Page, Paging, parse_page_as};
 use crate::resources::DeltaRequest;
-use crate::retry::wait_before_retry;
 
 /// The largest delta page read. Real pages are well under 1 MiB; the cap keeps a broken or
 /// hostile server from exhausting memory.
@@ -88,10 +87,11 @@ impl DeltaClient {
             match read_capped(response, MAX_PAGE_BYTES).await {
                 Ok(body) => return Ok(body),
                 Err(BodyError::Cut(source)) => {
-                    let retried = wait_before_retry(policy, attempt, started.elapsed(), None, |_| {
-                        tracing::warn!(%host, attempt, error = %source, "a page's body was cut off, asking again");
-                    })
-                    .await;
+                    let retried = policy
+                        .wait_before_retry(attempt, started.elapsed(), None, |_| {
+                            tracing::warn!(%host, attempt, error = %source, "a page's body was cut off, asking again");
+                        })
+                        .await;
                     if !retried {
                         return Err(DeltaError::Transport {
                             host,

@@ -14,7 +14,7 @@ use recarch_failure::{FailureClass, status_class};
 
 use crate::body::read_capped;
 use crate::error::{DeltaError, GraphErrorBody};
-use crate::retry::{RetryPolicy, retry_after, wait_before_retry};
+use crate::retry::{RetryPolicy, retry_after};
 use crate::token::TokenProvider;
 
 /// The largest error body read from Graph; error bodies are small, anything bigger is cut.
@@ -170,10 +170,11 @@ impl GraphHttp {
                 Ok(response) => response,
                 Err(error) => {
                     let error = error.without_url();
-                    let retried = wait_before_retry(policy, attempt, started.elapsed(), None, |_| {
-                        tracing::warn!(%host, attempt, error = %error, "request failed, retrying");
-                    })
-                    .await;
+                    let retried = policy
+                        .wait_before_retry(attempt, started.elapsed(), None, |_| {
+                            tracing::warn!(%host, attempt, error = %error, "request failed, retrying");
+                        })
+                        .await;
                     if retried {
                         continue;
                     }
@@ -210,7 +211,7 @@ impl GraphHttp {
                     if matches!(status, StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE) {
                         self.inner.throttle_events.fetch_add(1, Ordering::Relaxed);
                     }
-                    let retried = wait_before_retry(policy, attempt, started.elapsed(), asked, |wait| {
+                    let retried = policy.wait_before_retry(attempt, started.elapsed(), asked, |wait| {
                         if asked.is_some() {
                             // Throttling is per application: every request holds off, not
                             // just this one. (A wait longer than the budget is not shared:

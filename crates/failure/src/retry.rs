@@ -52,6 +52,31 @@ impl RetryPolicy {
     pub fn allows(&self, attempts_made: u32, elapsed: Duration, next_wait: Duration) -> bool {
         attempts_made < self.max_attempts.max(1) && elapsed.saturating_add(next_wait) <= self.max_total
     }
+
+    /// Waits before attempt `attempt + 1` if this policy allows one, and says whether it did:
+    /// the one wait between two attempts that every retry loop takes.
+    ///
+    /// The wait is [`RetryPolicy::delay`] (the server's `Retry-After` exactly, else a jittered
+    /// backoff); it is allowed when [`RetryPolicy::allows`] it, `elapsed` being the time since
+    /// the first attempt (on the caller's clock). `before_wait` is called with the wait just
+    /// before the sleep (to log the retry, share a throttling pause or let go of a response).
+    /// When no attempt is left, it returns `false` at once, without calling `before_wait`, and
+    /// the caller gives up with its error.
+    pub async fn wait_before_retry(
+        &self,
+        attempt: u32,
+        elapsed: Duration,
+        retry_after: Option<Duration>,
+        before_wait: impl FnOnce(Duration),
+    ) -> bool {
+        let wait = self.delay(attempt, retry_after);
+        if !self.allows(attempt, elapsed, wait) {
+            return false;
+        }
+        before_wait(wait);
+        tokio::time::sleep(wait).await;
+        true
+    }
 }
 
 #[cfg(test)]
@@ -96,5 +121,48 @@ mod tests {
         // A Retry-After longer than the whole budget never fits.
         assert!(!p.allows(1, Duration::ZERO, p.delay(1, Some(Duration::from_secs(11)))));
         assert!(!p.allows(1, Duration::ZERO, Duration::MAX));
+    }
+
+    #[tokio::test]
+    async fn waits_only_when_another_attempt_fits() {
+        let policy = RetryPolicy {
+            max_attempts: 2,
+            base_delay: Duration::from_millis(2),
+            max_delay: Duration::from_millis(2),
+            max_total: Duration::from_secs(1),
+        };
+        let mut waited = None;
+        assert!(
+            policy
+                .wait_before_retry(1, Duration::ZERO, None, |wait| waited = Some(wait))
+                .await
+        );
+        assert!(
+            waited.is_some_and(|wait| wait <= Duration::from_millis(2)),
+            "{waited:?}"
+        );
+        // No attempt left, or a Retry-After beyond the budget: no wait, no callback.
+        let mut called = false;
+        assert!(
+            !policy
+                .wait_before_retry(2, Duration::ZERO, None, |_| called = true)
+                .await
+        );
+        let asked = Some(Duration::from_secs(2));
+        assert!(
+            !policy
+                .wait_before_retry(1, Duration::ZERO, asked, |_| called = true)
+                .await
+        );
+        assert!(!called);
+        // A Retry-After that fits is waited for exactly.
+        let asked = Some(Duration::from_millis(5));
+        let mut waited = None;
+        assert!(
+            policy
+                .wait_before_retry(1, Duration::ZERO, asked, |wait| waited = Some(wait))
+                .await
+        );
+        assert_eq!(waited, asked);
     }
 }

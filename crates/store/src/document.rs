@@ -92,11 +92,9 @@ impl Archive {
                 }
                 Err(object_store::Error::Precondition { .. } | object_store::Error::AlreadyExists { .. }) => {
                     // Another writer won: read its version and try again, after a wait.
-                    let wait = policy.delay(attempt, None);
-                    if !policy.allows(attempt, started.elapsed(), wait) {
+                    if !policy.wait_before_retry(attempt, started.elapsed(), None, |_| ()).await {
                         return Err(StoreError::Precondition { key: key.to_owned() });
                     }
-                    tokio::time::sleep(wait).await;
                 }
                 Err(e) if is_unsupported(&e) => {
                     // Local disk: no conditional update; the lock above and the shard lease keep

@@ -258,11 +258,9 @@ impl Archive {
                     if self.head(&key).await?.is_some() {
                         return self.blob_was_there(staged, key).await;
                     }
-                    let wait = policy.delay(attempt, None);
-                    if !policy.allows(attempt, started.elapsed(), wait) {
+                    if !policy.wait_before_retry(attempt, started.elapsed(), None, |_| ()).await {
                         return Err(StoreError::from_backend(&key, e));
                     }
-                    tokio::time::sleep(wait).await;
                 }
                 Err(object_store::Error::NotSupported { .. } | object_store::Error::NotImplemented { .. }) => {
                     // S3 without `aws_copy_if_not_exists`: no atomic create-only copy. The

@@ -305,12 +305,10 @@ impl AzureExtensions {
                 }
                 Err((error, retryable)) => (StoreError::from_backend(what, error), retryable),
             };
-            let wait = policy.delay(attempt, None);
-            if !retryable || !policy.allows(attempt, started.elapsed(), wait) {
+            let log = |_| tracing::debug!(op = call.op, error = %error_chain(&error), attempt, "Azure request failed; retrying");
+            if !retryable || !policy.wait_before_retry(attempt, started.elapsed(), None, log).await {
                 return Err(error);
             }
-            tracing::debug!(op = call.op, error = %error_chain(&error), attempt, "Azure request failed; retrying");
-            tokio::time::sleep(wait).await;
         }
     }
 

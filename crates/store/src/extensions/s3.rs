@@ -264,12 +264,10 @@ impl S3Extensions {
                 Ok(page) => return Ok(page),
                 Err(failure) => failure,
             };
-            let wait = policy.delay(attempt, None);
-            if !failure.retryable || !policy.allows(attempt, started.elapsed(), wait) {
+            let log = |_| tracing::debug!(error = %error_chain(&failure.error), attempt, "listing incomplete uploads failed; retrying");
+            if !failure.retryable || !policy.wait_before_retry(attempt, started.elapsed(), None, log).await {
                 return Err(failure.error);
             }
-            tracing::debug!(error = %error_chain(&failure.error), attempt, "listing incomplete uploads failed; retrying");
-            tokio::time::sleep(wait).await;
         }
     }
 

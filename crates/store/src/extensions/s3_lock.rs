@@ -93,12 +93,10 @@ impl S3Extensions {
                 }
                 Err(e) => StoreError::from_backend(what, generic(format!("request failed: {}", error_chain(&e)))),
             };
-            let wait = policy.delay(attempt, None);
-            if !policy.allows(attempt, started.elapsed(), wait) {
+            let log = |_| tracing::debug!(error = %error_chain(&failed), attempt, "an S3 request failed; retrying");
+            if !policy.wait_before_retry(attempt, started.elapsed(), None, log).await {
                 return Err(failed);
             }
-            tracing::debug!(error = %error_chain(&failed), attempt, "an S3 request failed; retrying");
-            tokio::time::sleep(wait).await;
         }
     }
 

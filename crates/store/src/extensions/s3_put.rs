@@ -127,12 +127,10 @@ impl S3Extensions {
                 Err((error, false)) => return Err(error),
                 Err((error, true)) => error,
             };
-            let wait = policy.delay(attempt, None);
-            if !policy.allows(attempt, started.elapsed(), wait) {
+            let log = |_| tracing::debug!(key, error = %error_chain(&failed), attempt, "a blob put failed; retrying");
+            if !policy.wait_before_retry(attempt, started.elapsed(), None, log).await {
                 return Err(failed);
             }
-            tracing::debug!(key, error = %error_chain(&failed), attempt, "a blob put failed; retrying");
-            tokio::time::sleep(wait).await;
         }
     }
 

@@ -243,11 +243,9 @@ impl Archive {
                     tracing::debug!(key = %key, attempt, "ledger record number taken by another writer; catching up");
                     // On failure the tip stays unknown, and the next append finds it afresh.
                     *cached = Some(self.catch_up(tip).await?);
-                    let wait = policy.delay(attempt, None);
-                    if !policy.allows(attempt, started.elapsed(), wait) {
+                    if !policy.wait_before_retry(attempt, started.elapsed(), None, |_| ()).await {
                         return Err(StoreError::Precondition { key });
                     }
-                    tokio::time::sleep(wait).await;
                 }
                 Err(e) => {
                     *cached = Some(tip);

@@ -253,7 +253,7 @@ fn payload_defaults(mut builder: AmazonS3Builder, user_keys: &[AmazonS3ConfigKey
     // As object_store parses booleans; a value it cannot parse fails the build anyway.
     let signed = builder
         .get_config_value(&AmazonS3ConfigKey::UnsignedPayload)
-        .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "0" | "false" | "off" | "no" | "n"));
+        .is_some_and(|v| crate::extensions::option_flag(&v) == Some(false));
     if !signed && !user_set(AmazonS3ConfigKey::Checksum) {
         builder = builder.with_checksum_algorithm(Checksum::CRC64NVME);
     }

@@ -113,7 +113,7 @@ impl Target {
         let flag = |key: AzureConfigKey| {
             builder
                 .get_config_value(&key)
-                .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "on" | "yes" | "y"))
+                .is_some_and(|v| super::option_flag(&v) == Some(true))
         };
         let parse = |text: &str| Url::parse(text).map_err(|e| format!("the blob endpoint is not a URL: {e}"));
         let mut container_url = if flag(AzureConfigKey::UseEmulator) {
@@ -194,9 +194,9 @@ impl AzureExtensions {
         prefix: Path,
     ) -> Result<Self, String> {
         let target = Target::resolve(&azure, builder, url)?;
-        let sign = !builder
+        let sign = builder
             .get_config_value(&AzureConfigKey::SkipSignature)
-            .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "on" | "yes" | "y"));
+            .is_none_or(|v| super::option_flag(&v) != Some(true));
         Ok(Self {
             azure,
             http,

@@ -128,6 +128,16 @@ pub(crate) trait Extensions: fmt::Debug + Send + Sync {
     }
 }
 
+/// A boolean store option as `object_store` reads one: `Some(true)` for `1`, `true`, `on`,
+/// `yes`, `y`, `Some(false)` for `0`, `false`, `off`, `no`, `n` (any case), else `None`.
+pub(crate) fn option_flag(value: &str) -> Option<bool> {
+    match value.to_ascii_lowercase().as_str() {
+        "1" | "true" | "on" | "yes" | "y" => Some(true),
+        "0" | "false" | "off" | "no" | "n" => Some(false),
+        _ => None,
+    }
+}
+
 /// The error body S3 and Azure answer a failed request with
 /// (`<Error><Code>…</Code><Message>…</Message></Error>`): empty fields where the body is not one.
 #[derive(serde::Deserialize, Default)]

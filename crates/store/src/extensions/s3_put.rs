@@ -62,9 +62,7 @@ impl PutConfig {
     /// that is not a valid header).
     pub(crate) fn from_builder(builder: &AmazonS3Builder) -> Option<Self> {
         let value = |key: AmazonS3ConfigKey| builder.get_config_value(&key);
-        let flag = |key: AmazonS3ConfigKey| {
-            value(key).is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "on" | "yes" | "y"))
-        };
+        let flag = |key: AmazonS3ConfigKey| value(key).is_some_and(|v| super::option_flag(&v) == Some(true));
         // `object_store` does not export the encryption keys' type: they are named by their
         // option names.
         let sse = |name: &str| name.parse::<AmazonS3ConfigKey>().ok().and_then(&value);
@@ -84,7 +82,7 @@ impl PutConfig {
                 );
             }
             if let Some(enabled) = sse("aws_sse_bucket_key_enabled") {
-                let enabled = matches!(enabled.to_ascii_lowercase().as_str(), "1" | "true" | "on" | "yes" | "y");
+                let enabled = super::option_flag(&enabled) == Some(true);
                 encryption.insert(
                     "x-amz-server-side-encryption-bucket-key-enabled",
                     HeaderValue::from_static(if enabled { "true" } else { "false" }),

@@ -27,5 +27,6 @@ pub mod report;
 pub mod retry;
 pub mod round;
 pub mod run;
+mod sort;
 pub mod status;
 pub mod verify;

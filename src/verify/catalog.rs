@@ -29,6 +29,7 @@ use recarch_store::{CatalogEntry, CatalogLine, StoreError, StoredManifest, catal
 use super::sort::{Entry, Spill};
 use super::{EVENT_QUEUE, Limits, VerifyReport, spill_failed};
 use crate::exit::ExitError;
+use crate::sort::{read_first, read_opt, read_str, read_u64, write_opt, write_str};
 use recarch_failure::error_chain;
 
 /// The fields of a catalog entry a search filters on, compared between a segment's entry and
@@ -383,58 +384,6 @@ fn join(
         ))?;
     }
     Ok(())
-}
-
-fn write_str(out: &mut impl Write, s: &str) -> io::Result<()> {
-    let len = u32::try_from(s.len()).map_err(io::Error::other)?;
-    out.write_all(&len.to_le_bytes())?;
-    out.write_all(s.as_bytes())
-}
-
-/// `None` is written as the length `u32::MAX`, which no string read here reaches.
-fn write_opt(out: &mut impl Write, s: Option<&str>) -> io::Result<()> {
-    match s {
-        Some(s) => write_str(out, s),
-        None => out.write_all(&u32::MAX.to_le_bytes()),
-    }
-}
-
-fn read_u32(input: &mut impl BufRead) -> io::Result<u32> {
-    let mut n = [0u8; 4];
-    input.read_exact(&mut n)?;
-    Ok(u32::from_le_bytes(n))
-}
-
-fn read_u64(input: &mut impl BufRead) -> io::Result<u64> {
-    let mut n = [0u8; 8];
-    input.read_exact(&mut n)?;
-    Ok(u64::from_le_bytes(n))
-}
-
-fn read_string(input: &mut impl BufRead, len: u32) -> io::Result<String> {
-    let mut bytes = vec![0u8; len as usize];
-    input.read_exact(&mut bytes)?;
-    String::from_utf8(bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
-}
-
-fn read_str(input: &mut impl BufRead) -> io::Result<String> {
-    let len = read_u32(input)?;
-    read_string(input, len)
-}
-
-fn read_opt(input: &mut impl BufRead) -> io::Result<Option<String>> {
-    match read_u32(input)? {
-        u32::MAX => Ok(None),
-        len => read_string(input, len).map(Some),
-    }
-}
-
-/// The first string of an entry, or `None` at the clean end of the input.
-fn read_first(input: &mut impl BufRead) -> io::Result<Option<String>> {
-    if input.fill_buf()?.is_empty() {
-        return Ok(None);
-    }
-    read_str(input).map(Some)
 }
 
 impl Searched {

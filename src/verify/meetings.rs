@@ -15,6 +15,7 @@ use super::ledger::DisposedKeys;
 use super::sort::{Entry, Spill};
 use super::{Limits, VerifyReport, spill_failed};
 use crate::exit::ExitError;
+use crate::sort::{at_end, read_str, write_str};
 use recarch_failure::error_chain;
 
 /// An index entry naming a manifest that does not exist. Sorted by manifest, then index.
@@ -25,20 +26,6 @@ pub(super) struct Absent {
     noun: String,
 }
 
-fn write_str(out: &mut impl Write, s: &str) -> io::Result<()> {
-    let len = u32::try_from(s.len()).map_err(io::Error::other)?;
-    out.write_all(&len.to_le_bytes())?;
-    out.write_all(s.as_bytes())
-}
-
-fn read_str(input: &mut impl BufRead) -> io::Result<String> {
-    let mut len = [0u8; 4];
-    input.read_exact(&mut len)?;
-    let mut bytes = vec![0u8; u32::from_le_bytes(len) as usize];
-    input.read_exact(&mut bytes)?;
-    String::from_utf8(bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
-}
-
 impl Entry for Absent {
     fn write_to(&self, out: &mut impl Write) -> io::Result<()> {
         write_str(out, &self.manifest)?;
@@ -47,7 +34,7 @@ impl Entry for Absent {
     }
 
     fn read_from(input: &mut impl BufRead) -> io::Result<Option<Self>> {
-        if input.fill_buf()?.is_empty() {
+        if at_end(input)? {
             return Ok(None);
         }
         Ok(Some(Absent {

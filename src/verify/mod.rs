@@ -76,14 +76,10 @@ use join::{Event, Outcome, Reported, Sampler, join};
 use listing::{list_blobs, read_manifests};
 use meetings::check_indexes;
 use recarch_failure::error_chain;
-use sort::{BlobEntry, RefEntry, Spill};
+use sort::{BlobEntry, Limits, RefEntry, Spill};
 
 /// How many blobs are re-hashed at once.
 const HASH_PARALLELISM: usize = 4;
-/// Entries of one list held in memory before they are sorted and spilled to a file.
-const RUN_ENTRIES: usize = 64 * 1024;
-/// Sorted runs merged at once (each holds an open file and a read buffer).
-const MERGE_FAN_IN: usize = 64;
 /// Findings of the join waiting to be printed or hashed.
 const EVENT_QUEUE: usize = 256;
 /// Problems kept in [`VerifyReport::problems`]; all of them are counted.
@@ -210,36 +206,6 @@ pub async fn verify_cli(
         ),
     };
     crate::output::finish(printed, exit)
-}
-
-/// The memory knobs ([`RUN_ENTRIES`], [`MERGE_FAN_IN`]), small in tests so that spilling and
-/// multi-level merges are exercised.
-#[derive(Debug, Clone, Copy)]
-struct Limits {
-    run_entries: usize,
-    fan_in: usize,
-}
-
-impl Limits {
-    const DEFAULT: Limits = Limits {
-        run_entries: RUN_ENTRIES,
-        fan_in: MERGE_FAN_IN,
-    };
-
-    /// Runs a quarter as long (at least one entry), for lists of larger entries.
-    fn quartered(self) -> Limits {
-        Limits {
-            run_entries: (self.run_entries / 4).max(1),
-            ..self
-        }
-    }
-
-    /// Limits so small that a few entries spill to files and merge in several levels.
-    #[cfg(test)]
-    const TINY: Limits = Limits {
-        run_entries: 3,
-        fan_in: 2,
-    };
 }
 
 fn fatal(context: String) -> impl FnOnce(io::Error) -> ExitError {

@@ -327,7 +327,7 @@ pub async fn place_cli(
 ) -> Result<Exit, ExitError> {
     let matter = check_matter(matter)?;
     let enforced = store_keeps_holds(archive).await?;
-    let found = crate::find::find(archive, ledger, filters).await?;
+    let found = crate::find::find(archive, ledger, filters).await?.into_entries()?;
     let (key, logged) = write(
         archive,
         ledger,
@@ -335,7 +335,7 @@ pub async fn place_cli(
         HoldAction::Place,
         reason,
         serde_json::to_value(filters).unwrap_or(Value::Null),
-        found.entries.len() as u64,
+        found.len() as u64,
     )
     .await?;
     let scope = if filters.is_empty() {
@@ -344,14 +344,14 @@ pub async fn place_cli(
         format!("what matches {}", serde_json::to_string(filters).unwrap_or_default())
     };
     if enforced {
-        let entries: Vec<&CatalogEntry> = found.entries.iter().collect();
+        let entries: Vec<&CatalogEntry> = found.iter().collect();
         let failed = set_on_store(archive, &entries, true).await;
         store_failures(&failed, true, "run the same `recarch hold place` again to set the rest")?;
     }
     crate::output::finish(
         crate::outln!(
             "hold placed: matter {matter:?} holds {scope}: {} items now, and each item archived later that matches, until it is released; record {key}, ledger record {}",
-            found.entries.len(),
+            found.len(),
             logged.as_deref().unwrap_or("none")
         ),
         Exit::Ok,
@@ -392,19 +392,21 @@ pub async fn release_cli(
         let (this, others): (BTreeMap<String, Matter>, BTreeMap<String, Matter>) =
             matters.clone().into_iter().partition(|(name, _)| *name == matter);
         let (this, others) = (ActiveHolds::of(&this), ActiveHolds::of(&others));
-        let everything = crate::find::find(archive, ledger, &Filters::default()).await?;
+        let mut everything = crate::find::find(archive, ledger, &Filters::default()).await?;
         // A blob shared with an item another matter holds stays held.
-        let still_held: std::collections::HashSet<String> = everything
-            .entries
-            .iter()
-            .filter(|e| !others.covering(e).is_empty())
-            .map(|e| e.sha256.clone())
-            .collect();
-        for entry in everything.entries {
-            if !this.covering(&entry).is_empty() && others.covering(&entry).is_empty() {
-                released.push((still_held.contains(entry.sha256.as_str()), entry));
+        let mut still_held = std::collections::HashSet::new();
+        let mut only_this = Vec::new();
+        while let Some(entry) = everything.next_entry()? {
+            if !others.covering(&entry).is_empty() {
+                still_held.insert(entry.sha256);
+            } else if !this.covering(&entry).is_empty() {
+                only_this.push(entry);
             }
         }
+        released = only_this
+            .into_iter()
+            .map(|entry| (still_held.contains(entry.sha256.as_str()), entry))
+            .collect();
     }
     let (key, logged) = write(archive, ledger, &matter, HoldAction::Release, reason, Value::Null, 0).await?;
     if enforced {
@@ -442,9 +444,9 @@ pub async fn ls_cli(archive: &Archive, ledger: &Ledger, json_out: bool) -> Resul
     // What each active matter holds now: one pass over the catalog.
     let mut held: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
     if !active.is_empty() {
-        let everything = crate::find::find(archive, ledger, &Filters::default()).await?;
-        for entry in &everything.entries {
-            for matter in active.covering(entry) {
+        let mut everything = crate::find::find(archive, ledger, &Filters::default()).await?;
+        while let Some(entry) = everything.next_entry()? {
+            for matter in active.covering(&entry) {
                 let counts = held.entry(matter).or_default();
                 counts.0 += 1;
                 counts.1 += entry.size;

@@ -6,12 +6,15 @@ use std::io::{BufWriter, Write as _};
 use recarch_store::{Archive, CatalogEntry};
 
 use super::filter::Filters;
-use super::find;
+use super::{Found, find};
 use crate::exit::{Exit, ExitError};
 use crate::output::StdoutError;
 
 /// Characters of the SHA-256 shown in the text columns.
 const SHA_PREFIX: usize = 12;
+/// Rows whose cells set the text columns' widths; later rows are printed as they come, in
+/// flat memory (a wider cell there pushes its row's later columns right).
+const WIDTH_ROWS: usize = 10_000;
 
 /// Lists the items `filters` select. Exit 0 (also when nothing matches), 4 when the archive
 /// cannot be read.
@@ -21,22 +24,30 @@ pub async fn ls_cli(
     filters: &Filters,
     json: bool,
 ) -> Result<Exit, ExitError> {
-    let found = find(archive, ledger, filters).await?;
+    let mut found = find(archive, ledger, filters).await?;
     let printed = if json {
-        print_json(&found.entries)
+        print_json(&mut found)?
     } else {
-        print_text(&found.entries)
+        print_text(&mut found)?
     };
     crate::output::finish(printed, Exit::Ok)
 }
 
-fn print_json(entries: &[CatalogEntry]) -> Result<(), StdoutError> {
+/// What printing gives: an error of the search's temporary files (exit 4) at once, and
+/// stdout's as the output layer judges it.
+type Printed = Result<Result<(), StdoutError>, ExitError>;
+
+fn print_json(found: &mut Found) -> Printed {
     let mut out = BufWriter::new(std::io::stdout().lock());
-    for entry in entries {
-        serde_json::to_writer(&mut out, entry).map_err(|e| StdoutError(e.into()))?;
-        out.write_all(b"\n").map_err(StdoutError)?;
+    while let Some(entry) = found.next_entry()? {
+        let written = serde_json::to_writer(&mut out, &entry)
+            .map_err(|e| StdoutError(e.into()))
+            .and_then(|()| out.write_all(b"\n").map_err(StdoutError));
+        if let Err(e) = written {
+            return Ok(Err(e));
+        }
     }
-    out.flush().map_err(StdoutError)
+    Ok(out.flush().map_err(StdoutError))
 }
 
 /// The text columns of an entry: kind, organizer, meeting (or call, or contact), created,
@@ -74,9 +85,15 @@ fn truncate(text: &str, max: usize) -> String {
     cut
 }
 
-fn print_text(entries: &[CatalogEntry]) -> Result<(), StdoutError> {
+fn print_text(found: &mut Found) -> Printed {
     const HEADER: [&str; 7] = ["KIND", "ORGANIZER", "MEETING", "CREATED", "SIZE", "SHA256", "ID"];
-    let rows: Vec<[String; 7]> = entries.iter().map(columns).collect();
+    let mut rows: Vec<[String; 7]> = Vec::new();
+    while rows.len() < WIDTH_ROWS {
+        match found.next_entry()? {
+            Some(entry) => rows.push(columns(&entry)),
+            None => break,
+        }
+    }
     let mut widths = HEADER.map(|h| h.chars().count());
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
@@ -104,10 +121,18 @@ fn print_text(entries: &[CatalogEntry]) -> Result<(), StdoutError> {
         }
         writeln!(out, "{}", text.trim_end()).map_err(StdoutError)
     };
-    line(&mut out, &HEADER)?;
-    for row in &rows {
+    let print = |out: &mut BufWriter<std::io::StdoutLock<'_>>, row: &[String; 7]| {
         let cells: Vec<&str> = row.iter().map(String::as_str).collect();
-        line(&mut out, &cells)?;
+        line(out, &cells)
+    };
+    let mut printed = line(&mut out, &HEADER);
+    for row in &rows {
+        printed = printed.and_then(|()| print(&mut out, row));
     }
-    out.flush().map_err(StdoutError)
+    while printed.is_ok()
+        && let Some(entry) = found.next_entry()?
+    {
+        printed = print(&mut out, &columns(&entry));
+    }
+    Ok(printed.and_then(|()| out.flush().map_err(StdoutError)))
 }

@@ -9,13 +9,12 @@ pub mod ls;
 pub mod show;
 pub mod text;
 
-use std::collections::HashMap;
-
 use futures::StreamExt;
 use recarch_store::{Archive, CatalogEntry, CatalogLine, DisposalMarker, ManifestRead};
 
 use crate::exit::{Exit, ExitError};
 use crate::ledger::Ledger;
+use crate::sort::{Entry, Limits, Sorted, Spill, at_end, read_bytes, read_first, write_bytes, write_str};
 use filter::Filters;
 use recarch_failure::error_chain;
 
@@ -41,17 +40,73 @@ pub(crate) async fn read_all_manifests(
     })
 }
 
+/// Catalog lines (and results) a search holds in memory per sorted run; beyond that it sorts
+/// through temporary files (`crate::sort`), so that searching a large archive, also with no
+/// filter, takes flat memory: about this many entries at each of its two sorts.
+const RUN_ENTRIES: usize = 4 * 1024;
+
+/// The limits of a search's sorts.
+const SEARCH_LIMITS: Limits = Limits {
+    run_entries: RUN_ENTRIES,
+    fan_in: 64,
+    prefix: "recarch-find-",
+};
+
 /// What a search found: one entry per item (for a contact, its newest version that passes
-/// the filters; entries of one `(manifest, sha256)` merged), oldest first, and how many catalog lines could not be read.
-#[derive(Debug, Default)]
+/// the filters; entries of one `(manifest, sha256)` merged), oldest first (by the searched time,
+/// then kind, organizer and manifest), and the items disposed of, read one at a time.
 pub struct Found {
-    /// The items.
-    pub entries: Vec<CatalogEntry>,
-    /// The items that passed the filters but were disposed of (a disposal marker hides every
-    /// entry of theirs), one per manifest, oldest first: what `show` reports as disposed.
-    pub disposed: Vec<Disposed>,
+    entries: Sorted<Ordered>,
+    disposed: Sorted<Ordered>,
+    /// How many items [`Found::next_entry`] gives.
+    pub count: u64,
     /// Catalog lines or segments that could not be read (logged).
     pub unreadable: u64,
+}
+
+impl std::fmt::Debug for Found {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Found")
+            .field("count", &self.count)
+            .field("unreadable", &self.unreadable)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Found {
+    /// The next item, oldest first; `None` after the last.
+    ///
+    /// # Errors
+    /// Exit 4 when the search's temporary files cannot be read back.
+    pub fn next_entry(&mut self) -> Result<Option<CatalogEntry>, ExitError> {
+        Ok(self.entries.next().map_err(sort_failed)?.map(|o| o.entry))
+    }
+
+    /// The next item that passed the filters but was disposed of (a disposal marker hides
+    /// every entry of theirs), one per manifest, oldest first: what `show` reports as
+    /// disposed.
+    ///
+    /// # Errors
+    /// Exit 4 when the search's temporary files cannot be read back.
+    pub fn next_disposed(&mut self) -> Result<Option<Disposed>, ExitError> {
+        Ok(self
+            .disposed
+            .next()
+            .map_err(sort_failed)?
+            .and_then(|o| o.marker.map(|marker| Disposed { entry: o.entry, marker })))
+    }
+
+    /// Every item, in memory: for a caller that holds them anyway (a production, a matter).
+    ///
+    /// # Errors
+    /// Exit 4 when the search's temporary files cannot be read back.
+    pub fn into_entries(mut self) -> Result<Vec<CatalogEntry>, ExitError> {
+        let mut entries = Vec::with_capacity(usize::try_from(self.count).unwrap_or(0).min(RUN_ENTRIES));
+        while let Some(entry) = self.next_entry()? {
+            entries.push(entry);
+        }
+        Ok(entries)
+    }
 }
 
 /// An item disposed of: its last catalog entry and the marker that hides it.
@@ -63,13 +118,234 @@ pub struct Disposed {
     pub marker: DisposalMarker,
 }
 
+fn sort_failed(e: std::io::Error) -> ExitError {
+    ExitError::new(
+        Exit::Fatal,
+        anyhow::Error::new(e).context(format!(
+            "cannot keep the search's sorted runs in {}; set TMPDIR to a writable directory with room for them",
+            std::env::temp_dir().display()
+        )),
+    )
+}
+
+/// A catalog line as a search sorts it: by the `(manifest, sha256)` it is about, then by its
+/// segment (add-only segments are named by time, so later segments sort later), entries before
+/// markers.
+struct Line {
+    segment: String,
+    line: CatalogLine,
+}
+
+impl Line {
+    fn key(&self) -> (&str, &str, &str, u8) {
+        match &self.line {
+            CatalogLine::Entry(e) => (&e.manifest, &e.sha256, &self.segment, 0),
+            CatalogLine::Disposed(m) => (&m.manifest, &m.sha256, &self.segment, 1),
+        }
+    }
+}
+
+impl PartialEq for Line {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+impl Eq for Line {}
+impl PartialOrd for Line {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Line {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.key().cmp(&other.key())
+    }
+}
+
+fn json_error(e: serde_json::Error) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, e)
+}
+
+impl Entry for Line {
+    fn write_to(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
+        write_str(out, &self.segment)?;
+        let (tag, json) = match &self.line {
+            CatalogLine::Entry(e) => (0u8, serde_json::to_vec(e)),
+            CatalogLine::Disposed(m) => (1u8, serde_json::to_vec(m)),
+        };
+        out.write_all(&[tag])?;
+        write_bytes(out, &json.map_err(json_error)?)
+    }
+
+    fn read_from(input: &mut impl std::io::BufRead) -> std::io::Result<Option<Self>> {
+        let Some(segment) = read_first(input)? else {
+            return Ok(None);
+        };
+        let mut tag = [0u8; 1];
+        input.read_exact(&mut tag)?;
+        let json = read_bytes(input)?;
+        let line = if tag[0] == 0 {
+            CatalogLine::Entry(serde_json::from_slice(&json).map_err(json_error)?)
+        } else {
+            CatalogLine::Disposed(serde_json::from_slice(&json).map_err(json_error)?)
+        };
+        Ok(Some(Line { segment, line }))
+    }
+}
+
+/// A result in the order a search gives them: by the searched time (`createdDateTime`, or a
+/// contact version's `archivedAt`), kind, organizer and manifest; with the marker that hides it,
+/// for an item disposed of.
+struct Ordered {
+    time: Option<chrono::DateTime<chrono::Utc>>,
+    entry: CatalogEntry,
+    marker: Option<DisposalMarker>,
+}
+
+impl Ordered {
+    fn new(entry: CatalogEntry, marker: Option<DisposalMarker>) -> Self {
+        Ordered {
+            time: entry.searched_time(),
+            entry,
+            marker,
+        }
+    }
+
+    fn key(&self) -> (Option<chrono::DateTime<chrono::Utc>>, recarch_store::Kind, &str, &str) {
+        (
+            self.time,
+            self.entry.kind,
+            &self.entry.organizer_id,
+            &self.entry.manifest,
+        )
+    }
+}
+
+impl PartialEq for Ordered {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+impl Eq for Ordered {}
+impl PartialOrd for Ordered {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Ordered {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.key().cmp(&other.key())
+    }
+}
+
+impl Entry for Ordered {
+    fn write_to(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
+        write_bytes(out, &serde_json::to_vec(&self.entry).map_err(json_error)?)?;
+        let marker = match &self.marker {
+            Some(m) => serde_json::to_vec(m).map_err(json_error)?,
+            None => Vec::new(),
+        };
+        write_bytes(out, &marker)
+    }
+
+    fn read_from(input: &mut impl std::io::BufRead) -> std::io::Result<Option<Self>> {
+        if at_end(input)? {
+            return Ok(None);
+        }
+        let entry: CatalogEntry = serde_json::from_slice(&read_bytes(input)?).map_err(json_error)?;
+        let marker = read_bytes(input)?;
+        let marker = if marker.is_empty() {
+            None
+        } else {
+            Some(serde_json::from_slice(&marker).map_err(json_error)?)
+        };
+        Ok(Some(Ordered::new(entry, marker)))
+    }
+}
+
+/// The lines of one `(manifest, sha256)`, folded as they come in segment order.
+#[derive(Default)]
+struct Identity {
+    /// Its entries merged, with the newest segment listing it.
+    entry: Option<(CatalogEntry, String)>,
+    /// Its newest marker, with its segment.
+    marker: Option<(String, DisposalMarker)>,
+}
+
+impl Identity {
+    fn add(&mut self, line: Line) {
+        match line.line {
+            CatalogLine::Entry(mut entry) => {
+                // The same item (or version) listed again: a later run's entry adds the names an
+                // earlier one could not read (`crate::enrich`), so members absent from one are
+                // taken from the other, the newer's first. The filters read no `extra` member,
+                // so they passed or failed both alike.
+                if let Some((older, _)) = self.entry.take() {
+                    for (name, value) in older.extra {
+                        entry.extra.entry(name).or_insert(value);
+                    }
+                }
+                self.entry = Some((entry, line.segment));
+            }
+            CatalogLine::Disposed(marker) => self.marker = Some((line.segment, marker)),
+        }
+    }
+}
+
+/// The identities of one manifest, folded: its newest listed version, or else its newest
+/// version disposed of.
+#[derive(Default)]
+struct Item {
+    listed: Option<CatalogEntry>,
+    disposed: Option<(CatalogEntry, DisposalMarker)>,
+}
+
+impl Item {
+    fn add(&mut self, identity: Identity) {
+        let Some((entry, newest)) = identity.entry else {
+            return;
+        };
+        match identity.marker {
+            // A marker written after every segment listing it hides it.
+            Some((marked_in, marker)) if marked_in > newest => {
+                if !matches!(&self.disposed, Some((kept, _)) if kept.archived_at >= entry.archived_at) {
+                    self.disposed = Some((entry, marker));
+                }
+            }
+            _ => {
+                if !matches!(&self.listed, Some(kept) if kept.archived_at >= entry.archived_at) {
+                    self.listed = Some(entry);
+                }
+            }
+        }
+    }
+
+    /// Sends the item where it belongs: an item archived again after its disposal is listed,
+    /// not disposed.
+    async fn finish(self, entries: &mut Spill<Ordered>, disposed: &mut Spill<Ordered>) -> std::io::Result<()> {
+        match (self.listed, self.disposed) {
+            (Some(entry), _) => entries.push(Ordered::new(entry, None)).await,
+            (None, Some((entry, marker))) => disposed.push(Ordered::new(entry, Some(marker))).await,
+            (None, None) => Ok(()),
+        }
+    }
+}
+
 /// The items that pass `filters`, through the catalog (built first if the archive has none).
 /// Entries a disposal marker hides (those listed in segments before the marker's) are left
-/// out, and reported in [`Found::disposed`].
+/// out, and given by [`Found::next_disposed`]. Memory stays flat whatever the archive's size
+/// and the filters: the catalog's lines are sorted by item, folded, and sorted again in order,
+/// through temporary files beyond [`RUN_ENTRIES`] at a time.
 ///
 /// # Errors
-/// Exit 4 when the store cannot be listed or the catalog cannot be built.
+/// Exit 4 when the store cannot be listed, the catalog cannot be built, or the temporary
+/// files cannot be written.
 pub async fn find(archive: &Archive, ledger: &Ledger, filters: &Filters) -> Result<Found, ExitError> {
+    find_with(archive, ledger, filters, SEARCH_LIMITS).await
+}
+
+/// [`find`] with the sorts' `limits`.
+async fn find_with(archive: &Archive, ledger: &Ledger, filters: &Filters, limits: Limits) -> Result<Found, ExitError> {
     let fatal = |what: &str, e: recarch_store::StoreError| {
         ExitError::new(
             Exit::Fatal,
@@ -87,103 +363,69 @@ pub async fn find(archive: &Archive, ledger: &Ledger, filters: &Filters) -> Resu
             "the archive had no catalog: built it from the manifests"
         );
     }
-    let mut found = Found::default();
-    // One entry per (manifest, sha256) that passes, with the newest segment listing it; and
-    // the newest marker of each (manifest, sha256) disposed of, with its segment.
-    type Identity = (String, String);
-    let mut listed: HashMap<Identity, (CatalogEntry, String)> = HashMap::new();
-    let mut markers: HashMap<Identity, (String, DisposalMarker)> = HashMap::new();
+    // Every entry that passes and every marker, sorted by what it is about.
+    let mut unreadable = 0;
+    let mut by_item = Spill::<Line>::new(limits);
     let mut lines = archive.catalog_entries();
     while let Some(item) = lines.next().await {
         let (segment, line) = match item.map_err(|e| fatal("cannot list catalog/", e))? {
             Ok(line) => line,
             Err(e) => {
-                found.unreadable += 1;
+                unreadable += 1;
                 tracing::warn!(error = %error_chain(&e), "a catalog entry cannot be read; `recarch catalog rebuild` writes it anew from the manifests");
                 continue;
             }
         };
-        let entry = match line {
-            CatalogLine::Entry(entry) => entry,
-            CatalogLine::Disposed(marker) => {
-                let identity = (marker.manifest.clone(), marker.sha256.clone());
-                match markers.get_mut(&identity) {
-                    Some((newest, _)) if *newest >= segment => {}
-                    _ => {
-                        markers.insert(identity, (segment, marker));
-                    }
-                }
-                continue;
-            }
-        };
-        if !filters.matches(&entry) {
+        if let CatalogLine::Entry(entry) = &line
+            && !filters.matches(entry)
+        {
             continue;
         }
-        let identity = (entry.manifest.clone(), entry.sha256.clone());
-        match listed.get_mut(&identity) {
-            // The same item (or version) listed again: a later run's entry adds the names an
-            // earlier one could not read (`crate::enrich`), so members absent from one are
-            // taken from the other. The filters above read no `extra` member, so they passed
-            // or failed both alike.
-            Some((kept, newest)) => {
-                merge_extra(kept, entry);
-                if *newest < segment {
-                    *newest = segment;
-                }
-            }
-            None => {
-                listed.insert(identity, (entry, segment));
+        by_item.push(Line { segment, line }).await.map_err(sort_failed)?;
+    }
+    drop(lines);
+    // Folded per identity, then per manifest, into the results' order.
+    let mut entries = Spill::<Ordered>::new(limits);
+    let mut disposed = Spill::<Ordered>::new(limits);
+    let mut sorted = by_item.into_sorted().map_err(sort_failed)?;
+    let mut item: Option<(String, Item)> = None;
+    let mut identity: Option<(String, Identity)> = None;
+    while let Some(line) = sorted.next().map_err(sort_failed)? {
+        let (manifest, sha256, ..) = line.key();
+        let same_item = item.as_ref().is_some_and(|(m, _)| m == manifest);
+        let same_identity = same_item && identity.as_ref().is_some_and(|(s, _)| s == sha256);
+        if !same_identity && let Some((_, done)) = identity.take() {
+            if let Some((_, folded)) = item.as_mut() {
+                folded.add(done);
             }
         }
-    }
-    // One entry per manifest: the newest version that passes (contacts), or the item; those
-    // a marker written after every segment listing them hides, apart.
-    let mut by_manifest: HashMap<String, CatalogEntry> = HashMap::new();
-    let mut disposed: HashMap<String, Disposed> = HashMap::new();
-    for (identity, (entry, newest)) in listed {
-        match markers.get(&identity) {
-            Some((marked_in, marker)) if *marked_in > newest => match disposed.get(&entry.manifest) {
-                Some(kept) if kept.entry.archived_at >= entry.archived_at => {}
-                _ => {
-                    let marker = marker.clone();
-                    disposed.insert(entry.manifest.clone(), Disposed { entry, marker });
-                }
-            },
-            _ => match by_manifest.get(&entry.manifest) {
-                Some(kept) if kept.archived_at >= entry.archived_at => {}
-                _ => {
-                    by_manifest.insert(entry.manifest.clone(), entry);
-                }
-            },
+        if !same_item && let Some((_, done)) = item.take() {
+            done.finish(&mut entries, &mut disposed).await.map_err(sort_failed)?;
         }
+        let (manifest, sha256) = (manifest.to_owned(), sha256.to_owned());
+        item.get_or_insert_with(|| (manifest, Item::default()));
+        identity
+            .get_or_insert_with(|| (sha256, Identity::default()))
+            .1
+            .add(line);
     }
-    let order = |a: &CatalogEntry, b: &CatalogEntry| {
-        (a.searched_time(), a.kind, &a.organizer_id, &a.manifest).cmp(&(
-            b.searched_time(),
-            b.kind,
-            &b.organizer_id,
-            &b.manifest,
-        ))
-    };
-    // An item archived again after its disposal is listed, not disposed.
-    let mut disposed: Vec<Disposed> = disposed
-        .into_values()
-        .filter(|d| !by_manifest.contains_key(&d.entry.manifest))
-        .collect();
-    let mut entries: Vec<CatalogEntry> = by_manifest.into_values().collect();
-    entries.sort_by(order);
-    disposed.sort_by(|a, b| order(&a.entry, &b.entry));
-    found.entries = entries;
-    found.disposed = disposed;
-    Ok(found)
-}
-
-/// Adds to `kept` the `extra` members of `other` it lacks (both entries of one
-/// `(manifest, sha256)`).
-fn merge_extra(kept: &mut CatalogEntry, other: CatalogEntry) {
-    for (name, value) in other.extra {
-        kept.extra.entry(name).or_insert(value);
+    if let Some((_, folded)) = item.as_mut()
+        && let Some((_, done)) = identity.take()
+    {
+        folded.add(done);
     }
+    if let Some((_, done)) = item.take() {
+        done.finish(&mut entries, &mut disposed).await.map_err(sort_failed)?;
+    }
+    drop(sorted);
+    let count = entries.len;
+    let sort = |spill: Spill<Ordered>| spill.into_sorted().map_err(sort_failed);
+    Ok(Found {
+        entries: sort(entries)?,
+        disposed: sort(disposed)?,
+        count,
+        unreadable,
+    })
 }
 
 /// Writes catalog segments for every manifest (`recarch catalog rebuild`, and the first
@@ -281,4 +523,146 @@ pub async fn recatalog(archive: &Archive, ledger: &Ledger, keys: &[String]) -> R
         }
     }
     flush(&catalog, ledger, "catalogRecovered").await
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use recarch_store::{Kind, ShardId};
+    use serde_json::json;
+
+    const ORG: &str = "8b081ef6-4792-4def-b2c9-c363a1bf41d5";
+
+    /// A catalog entry of `kind` for the manifest `m`, its content `sha`, created (or for a
+    /// contact archived) at minute `minute` of 2026-01-01.
+    fn entry(kind: &str, m: &str, sha: &str, minute: u32, extra: serde_json::Value) -> serde_json::Value {
+        let at = format!("2026-01-01T{:02}:{:02}:00Z", minute / 60, minute % 60);
+        let mut e = json!({
+            "kind": kind, "organizerId": ORG, "id": m, "archivedAt": at, "size": 1,
+            "sha256": sha, "manifest": format!("manifests/{kind}/{ORG}/{m}.json"),
+        });
+        if kind != "contacts" {
+            e["createdDateTime"] = json!(at);
+            e["meetingId"] = json!("meeting");
+        }
+        for (k, v) in extra.as_object().unwrap() {
+            e[k] = v.clone();
+        }
+        e
+    }
+
+    fn marker(kind: &str, m: &str, sha: &str) -> serde_json::Value {
+        json!({"disposed": {"manifest": format!("manifests/{kind}/{ORG}/{m}.json"), "sha256": sha,
+                            "disposedAt": "2026-02-01T00:00:00Z", "record": "ledger/00000000000000000009.json"}})
+    }
+
+    /// Writes `lines` as the segment `catalog/<name>.jsonl` of the archive in `dir`.
+    fn segment(dir: &std::path::Path, name: &str, lines: &[serde_json::Value]) {
+        let path = dir.join("catalog").join(format!("{name}.jsonl"));
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        std::fs::write(path, text).unwrap();
+    }
+
+    fn drain(mut found: Found) -> (Vec<CatalogEntry>, Vec<Disposed>) {
+        let mut entries = Vec::new();
+        while let Some(e) = found.next_entry().unwrap() {
+            entries.push(e);
+        }
+        let mut disposed = Vec::new();
+        while let Some(d) = found.next_disposed().unwrap() {
+            disposed.push(d);
+        }
+        (entries, disposed)
+    }
+
+    /// A search folds the catalog's lines alike whether it sorts in memory or through files:
+    /// entries of one item merged (names from either), a contact's newest version that
+    /// passes, items a later marker hides set apart, an item archived again after its
+    /// disposal listed, and everything in order of time.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_search_folds_and_orders_alike_in_memory_and_through_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let archive = Archive::open(url::Url::from_directory_path(dir.path()).unwrap().as_str(), &[]).unwrap();
+        let ledger = Ledger::new(archive.clone(), ShardId::new(0, 1), None);
+        let sha = |n: u32| format!("{n:064x}");
+        // 40 recordings, listed newest first across two segments.
+        let many: Vec<serde_json::Value> = (0..40u32)
+            .rev()
+            .map(|n| entry("recordings", &format!("r{n:02}"), &sha(n), 100 + n, json!({})))
+            .collect();
+        segment(dir.path(), "20260101T000000.000Z-0-of-1-a", &many[..20]);
+        segment(dir.path(), "20260101T000001.000Z-0-of-1-b", &many[20..]);
+        // One item listed twice: first without a subject, then with it (and without the name).
+        segment(
+            dir.path(),
+            "20260101T000002.000Z-0-of-1-c",
+            &[
+                entry("recordings", "named", &sha(900), 5, json!({"organizerName": "Ada"})),
+                entry("contacts", "c", &sha(901), 10, json!({"displayName": "v1"})),
+                entry("recordings", "gone", &sha(902), 6, json!({})),
+                entry("recordings", "back", &sha(903), 7, json!({})),
+                marker("recordings", "back", &sha(903)),
+            ],
+        );
+        segment(
+            dir.path(),
+            "20260101T000003.000Z-0-of-1-d",
+            &[
+                entry("recordings", "named", &sha(900), 5, json!({"subject": "Budget"})),
+                entry("contacts", "c", &sha(904), 20, json!({"displayName": "v2"})),
+                marker("recordings", "gone", &sha(902)),
+            ],
+        );
+        // Archived again after its disposal: listed.
+        segment(
+            dir.path(),
+            "20260101T000004.000Z-0-of-1-e",
+            &[entry("recordings", "back", &sha(903), 7, json!({}))],
+        );
+        let tiny = Limits {
+            prefix: "recarch-find-test-",
+            ..Limits::TINY
+        };
+        for limits in [SEARCH_LIMITS, tiny] {
+            let found = find_with(&archive, &ledger, &Filters::default(), limits).await.unwrap();
+            assert_eq!(found.count, 43, "{limits:?}");
+            let (entries, disposed) = drain(found);
+            let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
+            let mut expected = vec!["named", "back", "c"];
+            let numbered: Vec<String> = (0..40).map(|n| format!("r{n:02}")).collect();
+            expected.extend(numbered.iter().map(String::as_str));
+            // By time: minute 5, 7, the contact's newest version at 20, then 100-139.
+            assert_eq!(ids, expected, "{limits:?}");
+            let named = &entries[0];
+            assert_eq!(named.extra["subject"], "Budget");
+            assert_eq!(named.extra["organizerName"], "Ada");
+            assert_eq!(entries[2].extra["displayName"], "v2");
+            assert_eq!(entries[2].kind, Kind::Contacts);
+            assert_eq!(disposed.len(), 1, "{limits:?}");
+            assert_eq!(disposed[0].entry.id, "gone");
+            assert_eq!(disposed[0].marker.record, "ledger/00000000000000000009.json");
+            // Filters apply before folding: the contact's first version, before the second.
+            let to = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:15:00Z")
+                .unwrap()
+                .to_utc();
+            let filters = Filters {
+                kinds: vec![Kind::Contacts],
+                to: Some(to),
+                ..Filters::default()
+            };
+            let (entries, _) = drain(find_with(&archive, &ledger, &filters, limits).await.unwrap());
+            assert_eq!(entries.len(), 1);
+            assert_eq!(entries[0].extra["displayName"], "v1");
+        }
+        // With the tiny limits the results went through files, which are gone afterwards.
+        let leftovers = std::fs::read_dir(std::env::temp_dir())
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().starts_with(tiny.prefix))
+            .count();
+        assert_eq!(leftovers, 0);
+    }
 }

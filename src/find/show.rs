@@ -25,7 +25,7 @@ pub async fn show_cli(archive: &Archive, ledger: &Ledger, id: &str, json_out: bo
         ExitError::new(Exit::Fatal, anyhow::anyhow!("{what}: {}", error_chain(&e)))
     };
     let blob = Sha256Digest::from_hex(&id.to_ascii_lowercase()).ok();
-    let everything = find(archive, ledger, &Filters::default()).await?;
+    let mut everything = find(archive, ledger, &Filters::default()).await?;
     // The items it names: by Graph id, by meeting or call id, or by content.
     let names = |e: &CatalogEntry| {
         e.id == id
@@ -33,11 +33,21 @@ pub async fn show_cli(archive: &Archive, ledger: &Ledger, id: &str, json_out: bo
             || e.call_id.as_deref() == Some(id)
             || blob.is_some_and(|b| e.sha256 == b.to_hex())
     };
-    let matching: Vec<&CatalogEntry> = everything.entries.iter().filter(|e| names(e)).collect();
-    let disposed: Vec<Value> = everything
-        .disposed
+    let mut matched = Vec::new();
+    while let Some(entry) = everything.next_entry()? {
+        if names(&entry) {
+            matched.push(entry);
+        }
+    }
+    let matching: Vec<&CatalogEntry> = matched.iter().collect();
+    let mut named_disposed = Vec::new();
+    while let Some(d) = everything.next_disposed()? {
+        if names(&d.entry) {
+            named_disposed.push(d);
+        }
+    }
+    let disposed: Vec<Value> = named_disposed
         .iter()
-        .filter(|d| names(&d.entry))
         .map(|d| {
             json!({
                 "manifest": d.entry.manifest,

@@ -243,7 +243,7 @@ pub async fn export_cli(
                 ),
             ));
         }
-        let mut docs = assemble(archive, &request.prefix, found.entries).await?;
+        let mut docs = assemble(archive, &request.prefix, found.into_entries()?).await?;
         progress.discovered(docs.len() as u64);
         copy_all(archive, &staging, &mut docs, progress.as_ref()).await?;
         write_production(archive, ledger, request, &out.dir, &staging, &docs, started_at, started).await

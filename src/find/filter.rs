@@ -95,11 +95,15 @@ impl FilterArgs {
                 )));
             }
         }
-        let meeting = self
-            .meeting
-            .as_ref()
-            .map(|m| m.trim().to_owned())
-            .filter(|m| !m.is_empty());
+        // An empty id (an unset shell variable) would select everything: refused.
+        let meeting = match self.meeting.as_deref().map(str::trim) {
+            Some("") => {
+                return Err(usage(
+                    "--meeting is empty: give a meeting or call id, or leave the flag out to select every item".into(),
+                ));
+            }
+            other => other.map(str::to_owned),
+        };
         Ok(Filters {
             organizers,
             kinds,
@@ -187,5 +191,19 @@ mod tests {
                 .to_string()
                 .contains("--kind \"videos\"")
         );
+        for blank in ["", "  "] {
+            let args = FilterArgs {
+                meeting: Some(blank.into()),
+                ..FilterArgs::default()
+            };
+            let e = args.parse().unwrap_err();
+            assert_eq!(e.exit, Exit::Config);
+            assert!(e.error.to_string().contains("--meeting is empty"), "{}", e.error);
+        }
+        let args = FilterArgs {
+            meeting: Some(" 19:meeting_x@thread.v2 ".into()),
+            ..FilterArgs::default()
+        };
+        assert_eq!(args.parse().unwrap().meeting.as_deref(), Some("19:meeting_x@thread.v2"));
     }
 }

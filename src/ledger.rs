@@ -168,18 +168,43 @@ impl Ledger {
     }
 }
 
-/// Who is acting: the user (`$USER` or `$LOGNAME`; `unknown` in a container that sets
-/// neither), the host (a pod's name in Kubernetes), the shard and this version.
+/// Who is acting: the user (`$USER` or `$LOGNAME`; in a container that sets neither, the
+/// process's account as `/etc/passwd` names it, or `uid N`), the host (a pod's name in
+/// Kubernetes), the shard and this version.
 pub fn actor(shard: &ShardId) -> Actor {
     let user = std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "unknown".to_owned());
+        .ok()
+        .filter(|u| !u.trim().is_empty())
+        .unwrap_or_else(process_account);
     Actor {
         user,
         host: recarch_store::hostname().to_owned(),
         shard: shard.to_string(),
         version: format!("recarch {}", env!("CARGO_PKG_VERSION")),
     }
+}
+
+/// The account this process runs as, without the environment: the owner of `/proc/self`
+/// (the process's user id on Linux) named through `/etc/passwd`; `uid N` when it has no name
+/// there, `unknown` where neither can be read.
+fn process_account() -> String {
+    use std::os::unix::fs::MetadataExt as _;
+    let Ok(uid) = std::fs::metadata("/proc/self").map(|m| m.uid()) else {
+        return "unknown".to_owned();
+    };
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    account_named(&passwd, uid).unwrap_or_else(|| format!("uid {uid}"))
+}
+
+/// The name `passwd` (the text of `/etc/passwd`) gives `uid`.
+fn account_named(passwd: &str, uid: u32) -> Option<String> {
+    passwd.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        let name = fields.next()?;
+        let id: u32 = fields.nth(1)?.parse().ok()?;
+        (id == uid && !name.is_empty()).then(|| name.to_owned())
+    })
 }
 
 /// Leaves per record when logging what was written before the ledger.
@@ -253,4 +278,23 @@ pub async fn genesis(archive: &Archive, ledger: &Ledger) -> Result<(), crate::ex
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn an_account_is_named_by_passwd_or_by_its_uid() {
+        let passwd = "root:x:0:0:root:/root:/bin/bash\n# a comment\nbroken\nrecarch:x:10001:10001::/home/recarch:/sbin/nologin\n";
+        assert_eq!(account_named(passwd, 0).as_deref(), Some("root"));
+        assert_eq!(account_named(passwd, 10001).as_deref(), Some("recarch"));
+        assert_eq!(account_named(passwd, 65532), None);
+        assert_eq!(account_named("", 0), None);
+        // This process: a name, or its uid; never empty.
+        let me = process_account();
+        assert!(!me.is_empty() && me != "unknown", "{me}");
+    }
 }

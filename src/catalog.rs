@@ -29,12 +29,23 @@ impl CatalogWriter {
 
     /// Records a manifest just written (for a contact, the version appended).
     pub fn record(&self, manifest: &Manifest) {
+        self.record_with(manifest, None);
+    }
+
+    /// [`CatalogWriter::record`] of a contact's version that records the contact's deletion
+    /// (`removed`: Graph's `@removed`), which its entry says, as a rebuild's would.
+    pub fn record_with(&self, manifest: &Manifest, removed: Option<&serde_json::Value>) {
         let source = manifest.extra.get(MANIFEST_SOURCE).and_then(|v| v.as_str());
         let Some(kind) = Kind::of_manifest(&manifest.kind, source) else {
             return;
         };
         let key = Archive::manifest_key_of(kind, &manifest.organizer_id, &manifest.id);
-        let entries = CatalogEntry::of_manifest(&key, manifest);
+        let mut entries = CatalogEntry::of_manifest(&key, manifest);
+        if let Some(removed) = removed {
+            for entry in &mut entries {
+                entry.extra.insert("removed".into(), removed.clone());
+            }
+        }
         self.lock().extend(entries);
     }
 

@@ -15,10 +15,11 @@ use recarch_failure::error_chain;
 /// `digest` the command says so after the bytes and exits 1. Exit 2 for a digest that is not
 /// 64 hex digits, 1 for a blob that does not exist, 4 when the store fails.
 pub async fn cat_cli(archive: &Archive, digest: &str) -> Result<Exit, ExitError> {
-    let digest = Sha256Digest::from_hex(digest.trim()).map_err(|e| {
+    // Upper-case hex names the same blob (as `show` takes it).
+    let digest = Sha256Digest::from_hex(&digest.trim().to_ascii_lowercase()).map_err(|_| {
         ExitError::new(
             Exit::Config,
-            anyhow::anyhow!("{digest:?} is not a SHA-256 (64 hex digits): {e}"),
+            anyhow::anyhow!("{digest:?} is not a SHA-256: expected 64 hex digits"),
         )
     })?;
     let key = recarch_store::blob_key(&digest);

@@ -12,6 +12,8 @@ use crate::output::StdoutError;
 
 /// Characters of the SHA-256 shown in the text columns.
 const SHA_PREFIX: usize = 12;
+/// Members of every JSON line, null when the item has none.
+const ALWAYS: [&str; 3] = ["meetingId", "callId", "createdDateTime"];
 /// Rows whose cells set the text columns' widths; later rows are printed as they come, in
 /// flat memory (a wider cell there pushes its row's later columns right).
 const WIDTH_ROWS: usize = 10_000;
@@ -40,7 +42,15 @@ type Printed = Result<Result<(), StdoutError>, ExitError>;
 fn print_json(found: &mut Found) -> Printed {
     let mut out = BufWriter::new(std::io::stdout().lock());
     while let Some(entry) = found.next_entry()? {
-        let written = serde_json::to_writer(&mut out, &entry)
+        let mut line = serde_json::to_value(&entry).unwrap_or_default();
+        // Every line has these members, null where the item has none (a contact's meeting
+        // and creation time, a meeting's call), so that a reader can count on the keys.
+        if let Some(members) = line.as_object_mut() {
+            for name in ALWAYS {
+                members.entry(name).or_insert(serde_json::Value::Null);
+            }
+        }
+        let written = serde_json::to_writer(&mut out, &line)
             .map_err(|e| StdoutError(e.into()))
             .and_then(|()| out.write_all(b"\n").map_err(StdoutError));
         if let Err(e) = written {

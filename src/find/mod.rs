@@ -341,11 +341,32 @@ impl Item {
 /// Exit 4 when the store cannot be listed, the catalog cannot be built, or the temporary
 /// files cannot be written.
 pub async fn find(archive: &Archive, ledger: &Ledger, filters: &Filters) -> Result<Found, ExitError> {
-    find_with(archive, ledger, filters, SEARCH_LIMITS).await
+    find_with(archive, ledger, filters, &|_| true, SEARCH_LIMITS).await
 }
 
-/// [`find`] with the sorts' `limits`.
-async fn find_with(archive: &Archive, ledger: &Ledger, filters: &Filters, limits: Limits) -> Result<Found, ExitError> {
+/// [`find`] of the entries `named` accepts, as well as the filters; applied to each catalog
+/// line before the lines of an item are folded, so that, say, a contact's earlier version is
+/// found by its content.
+///
+/// # Errors
+/// As [`find`].
+pub async fn find_named(
+    archive: &Archive,
+    ledger: &Ledger,
+    filters: &Filters,
+    named: &(dyn Fn(&CatalogEntry) -> bool + Sync),
+) -> Result<Found, ExitError> {
+    find_with(archive, ledger, filters, named, SEARCH_LIMITS).await
+}
+
+/// [`find_named`] with the sorts' `limits`.
+async fn find_with(
+    archive: &Archive,
+    ledger: &Ledger,
+    filters: &Filters,
+    named: &(dyn Fn(&CatalogEntry) -> bool + Sync),
+    limits: Limits,
+) -> Result<Found, ExitError> {
     let fatal = |what: &str, e: recarch_store::StoreError| {
         ExitError::new(
             Exit::Fatal,
@@ -377,7 +398,7 @@ async fn find_with(archive: &Archive, ledger: &Ledger, filters: &Filters, limits
             }
         };
         if let CatalogLine::Entry(entry) = &line
-            && !filters.matches(entry)
+            && !(filters.matches(entry) && named(entry))
         {
             continue;
         }
@@ -627,7 +648,9 @@ mod tests {
             ..Limits::TINY
         };
         for limits in [SEARCH_LIMITS, tiny] {
-            let found = find_with(&archive, &ledger, &Filters::default(), limits).await.unwrap();
+            let found = find_with(&archive, &ledger, &Filters::default(), &|_| true, limits)
+                .await
+                .unwrap();
             assert_eq!(found.count, 43, "{limits:?}");
             let (entries, disposed) = drain(found);
             let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
@@ -653,8 +676,19 @@ mod tests {
                 to: Some(to),
                 ..Filters::default()
             };
-            let (entries, _) = drain(find_with(&archive, &ledger, &filters, limits).await.unwrap());
+            let (entries, _) = drain(find_with(&archive, &ledger, &filters, &|_| true, limits).await.unwrap());
             assert_eq!(entries.len(), 1);
+            assert_eq!(entries[0].extra["displayName"], "v1");
+            // A named search finds an earlier version by its content, which the folded
+            // results no longer show.
+            let first = sha(901);
+            let named = |e: &CatalogEntry| e.sha256 == first;
+            let (entries, _) = drain(
+                find_with(&archive, &ledger, &Filters::default(), &named, limits)
+                    .await
+                    .unwrap(),
+            );
+            assert_eq!(entries.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["c"]);
             assert_eq!(entries[0].extra["displayName"], "v1");
         }
         // With the tiny limits the results went through files, which are gone afterwards.

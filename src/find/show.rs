@@ -12,7 +12,7 @@ use recarch_store::{Archive, CatalogEntry, Container, OrganizerId, Sha256Digest}
 use serde_json::{Value, json};
 
 use super::filter::Filters;
-use super::find;
+use super::find_named;
 use crate::exit::{Exit, ExitError};
 use crate::ledger::Ledger;
 use recarch_failure::error_chain;
@@ -25,26 +25,30 @@ pub async fn show_cli(archive: &Archive, ledger: &Ledger, id: &str, json_out: bo
         ExitError::new(Exit::Fatal, anyhow::anyhow!("{what}: {}", error_chain(&e)))
     };
     let blob = Sha256Digest::from_hex(&id.to_ascii_lowercase()).ok();
-    let mut everything = find(archive, ledger, &Filters::default()).await?;
-    // The items it names: by Graph id, by meeting or call id, or by content.
+    // The items it names: by Graph id, by meeting or call id, or by content (an item's, a
+    // transcript's metadata, or any version of a contact).
+    let hex = blob.map(|b| b.to_hex());
     let names = |e: &CatalogEntry| {
         e.id == id
             || e.meeting_id.as_deref() == Some(id)
             || e.call_id.as_deref() == Some(id)
-            || blob.is_some_and(|b| e.sha256 == b.to_hex())
+            || hex.as_ref().is_some_and(|b| {
+                e.sha256 == *b
+                    || e.extra
+                        .get(recarch_store::CATALOG_METADATA_SHA256)
+                        .and_then(Value::as_str)
+                        == Some(b)
+            })
     };
+    let mut named = find_named(archive, ledger, &Filters::default(), &names).await?;
     let mut matched = Vec::new();
-    while let Some(entry) = everything.next_entry()? {
-        if names(&entry) {
-            matched.push(entry);
-        }
+    while let Some(entry) = named.next_entry()? {
+        matched.push(entry);
     }
     let matching: Vec<&CatalogEntry> = matched.iter().collect();
     let mut named_disposed = Vec::new();
-    while let Some(d) = everything.next_disposed()? {
-        if names(&d.entry) {
-            named_disposed.push(d);
-        }
+    while let Some(d) = named.next_disposed()? {
+        named_disposed.push(d);
     }
     let disposed: Vec<Value> = named_disposed
         .iter()

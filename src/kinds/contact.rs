@@ -204,7 +204,9 @@ async fn archive_contact(ctx: &ItemContext, organizer: &OrganizerId, item: &Cont
             if let Err(e) = ctx.holds.hold_new(&ctx.archive, &manifest).await {
                 return ctx.store_failed(e, "cannot set the legal hold of an active matter");
             }
-            ctx.catalog.record(&manifest);
+            // The manifest as written holds this version only in `content`: its entry is told
+            // of a deletion here.
+            ctx.catalog.record_with(&manifest, item.removed.as_ref());
             ctx.names.missed(Kind::Contacts, organizer, None, &names);
             tracing::info!(%organizer, id = %item.id, kind = KIND_CONTACT, sha256 = %manifest.content.sha256, removed = item.removed.is_some(), "archived a version");
             ItemOutcome::Archived(Archived::Now {

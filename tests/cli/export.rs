@@ -60,6 +60,7 @@ for doc in root.iter("Document"):
                    "size": e.get("FileSize"), "hash": e.get("Hash")}
                   for f in doc.iter("File") for e in f.iter("ExternalFile")],
         "custodian": [c.text for c in doc.iter("Custodian")],
+        "tags": {t.get("TagName"): t.get("TagValue") for t in doc.iter("Tag")},
     }
 edrm = {"root": root.tag, "major": root.get("MajorVersion"), "minor": root.get("MinorVersion"),
         "batches": len(root.findall("Batch")), "docs": docs,
@@ -117,6 +118,11 @@ async fn export_is_complete_and_checked(backend: Backend) {
     // A second version of the contact: the export carries the newest.
     env.sim
         .update_contact(&b, &env.sim.default_contact_folder(&b), &contact, "Ada King");
+    // A contact deleted since: its newest version is the deletion.
+    let gone = env.sim.add_contact(&a, "contacts", "Charles Babbage");
+    env.recarch(&["run"], &[KINDS]).await.assert_code(0);
+    env.sim
+        .remove_contact(&a, &env.sim.default_contact_folder(&a), &gone, true);
     env.recarch(&["run"], &[KINDS]).await.assert_code(0);
     let ids = |items: &[&str]| items.iter().map(|s| (*s).to_owned()).collect::<BTreeSet<String>>();
 
@@ -125,23 +131,23 @@ async fn export_is_complete_and_checked(backend: Backend) {
     let out = export(&env, &dir, &[]).await;
     out.assert_code(0);
     let summary: Value = serde_json::from_str(out.stdout.trim()).expect("summary JSON");
-    assert_eq!(summary["documents"], 7, "{summary}");
+    assert_eq!(summary["documents"], 8, "{summary}");
     assert_eq!(summary["families"], 2, "{summary}");
     let p = read_production(&dir);
     assert_eq!(p.read["bom"], true);
     assert_eq!(p.read["crlf"], true);
-    assert_eq!(p.read["lines"], 8, "header and 7 rows, each ending CRLF");
+    assert_eq!(p.read["lines"], 9, "header and 8 rows, each ending CRLF");
     assert_eq!(p.read["header"], serde_json::json!(COLUMNS));
     assert_eq!(
         p.rows.keys().cloned().collect::<BTreeSet<_>>(),
-        ids(&[&ra.id, &ta.id, &ra2.id, &rb.id, &tb.id, &tu.id, &contact])
+        ids(&[&ra.id, &ta.id, &ra2.id, &rb.id, &tb.id, &tu.id, &contact, &gone])
     );
     // Every native and text: the hashes and sizes the load file states, and the content
     // Graph served.
     let files = &p.read["files"];
     assert_eq!(
         files.as_object().expect("files").len(),
-        7 + 3,
+        8 + 3,
         "a native per document, a text per transcript: {files}"
     );
     for row in p.rows.values() {
@@ -191,6 +197,11 @@ async fn export_is_complete_and_checked(backend: Backend) {
     let json: Value =
         serde_json::from_slice(&std::fs::read(dir.join(&row["NATIVEPATH"])).expect("json")).expect("JSON");
     assert_eq!(json["displayName"], "Ada King", "{json}");
+    // The deleted contact: its deletion as Graph listed it, flagged for the reviewer.
+    let row = &p.rows[&gone];
+    let json: Value =
+        serde_json::from_slice(&std::fs::read(dir.join(&row["NATIVEPATH"])).expect("json")).expect("JSON");
+    assert!(json.get("@removed").is_some(), "{json}");
     // Families: each recording parents its paired transcript, which follows it.
     for (r, t) in [(&ra, &ta), (&rb, &tb)] {
         let (parent, child) = (&p.rows[&r.id], &p.rows[&t.id]);
@@ -199,7 +210,7 @@ async fn export_is_complete_and_checked(backend: Backend) {
         let n = |row: &BTreeMap<String, String>| row["DOCID"][3..].parse::<u32>().expect("number");
         assert_eq!(n(child), n(parent) + 1, "a family's documents are consecutive");
     }
-    for lone in [&ra2.id, &tu.id, &contact] {
+    for lone in [&ra2.id, &tu.id, &contact, &gone] {
         assert_eq!(p.rows[lone]["PARENTID"], "");
         assert_eq!(p.rows[lone]["ATTACHIDS"], "");
     }
@@ -210,7 +221,7 @@ async fn export_is_complete_and_checked(backend: Backend) {
         .output()
         .expect("sha256sum");
     assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
-    assert_eq!(String::from_utf8_lossy(&check.stdout).matches(": OK").count(), 10);
+    assert_eq!(String::from_utf8_lossy(&check.stdout).matches(": OK").count(), 11);
     assert_eq!(std::fs::read(dir.join("loadfile.opt")).expect("opt"), b"");
     // EDRM XML: one Document per row, its native and text files, the families.
     let edrm = &p.read["edrm"];
@@ -219,7 +230,7 @@ async fn export_is_complete_and_checked(backend: Backend) {
         (Some("Root"), Some("1"), Some("2"))
     );
     assert_eq!(edrm["batches"], 1);
-    assert_eq!(edrm["docs"].as_object().expect("docs").len(), 7);
+    assert_eq!(edrm["docs"].as_object().expect("docs").len(), 8);
     for row in p.rows.values() {
         let doc = &edrm["docs"][&row["DOCID"]];
         assert_eq!(doc["mime"], row["MIMETYPE"].as_str());
@@ -235,6 +246,9 @@ async fn export_is_complete_and_checked(backend: Backend) {
             row["NATIVEPATH"]
         );
         assert_eq!(native["hash"], row["MD5HASH"].as_str());
+        let removed = (row["GRAPHID"] == gone).then_some("deleted");
+        assert_eq!(doc["tags"]["#Removed"].as_str(), removed, "{doc}");
+        assert_eq!(doc["tags"]["#HashSHA256"], row["SHA256HASH"].as_str());
         assert_eq!(
             doc["files"].as_array().map(Vec::len),
             Some(1 + usize::from(!row["TEXTPATH"].is_empty()))
@@ -262,13 +276,15 @@ async fn export_is_complete_and_checked(backend: Backend) {
     let custody: Value =
         serde_json::from_slice(&std::fs::read(dir.join("custody.json")).expect("custody")).expect("JSON");
     assert_eq!(custody["archive"], env.open_archive().display_url());
-    assert_eq!(custody["documents"].as_array().map(Vec::len), Some(7));
+    assert_eq!(custody["documents"].as_array().map(Vec::len), Some(8));
     for d in custody["documents"].as_array().expect("documents") {
         let row = &p.rows[d["graphId"].as_str().expect("graphId")];
         assert_eq!(d["docId"], row["DOCID"].as_str());
         assert_eq!(d["manifest"], row["MANIFEST"].as_str());
         assert_eq!(d["sha256Archived"], row["SHA256HASH"].as_str());
         assert_eq!(d["sha256Reread"], row["SHA256HASH"].as_str());
+        let deleted = d["graphId"] == gone.as_str();
+        assert_eq!(d["removed"].as_str(), deleted.then_some("deleted"), "{d}");
     }
     for field in ["host", "user", "startedAt", "finishedAt"] {
         assert!(custody[field].is_string(), "{field} in {custody}");
@@ -279,7 +295,7 @@ async fn export_is_complete_and_checked(backend: Backend) {
         serde_json::from_slice(&super::util::raw_get(env.open_archive().object_store().as_ref(), record_key).await)
             .expect("record");
     assert_eq!(record["event"], "export", "{record}");
-    assert_eq!(record["details"]["documents"], 7);
+    assert_eq!(record["details"]["documents"], 8);
     assert_eq!(
         record["details"]["files"]["loadfile.dat"],
         sha256_hex(&std::fs::read(dir.join("loadfile.dat")).expect("dat")).as_str()
@@ -293,10 +309,21 @@ async fn export_is_complete_and_checked(backend: Backend) {
         .stdout
         .lines()
         .map(|l| {
-            serde_json::from_str::<Value>(l).expect("JSON")["id"]
-                .as_str()
-                .expect("id")
-                .to_owned()
+            let line = serde_json::from_str::<Value>(l).expect("JSON");
+            // The members every line has (null for a contact's meeting and creation time).
+            for key in [
+                "kind",
+                "organizerId",
+                "id",
+                "meetingId",
+                "createdDateTime",
+                "size",
+                "sha256",
+                "manifest",
+            ] {
+                assert!(line.get(key).is_some(), "{key} in {line}");
+            }
+            line["id"].as_str().expect("id").to_owned()
         })
         .collect();
     assert_eq!(listed, p.rows.keys().cloned().collect::<BTreeSet<_>>());
@@ -321,7 +348,7 @@ async fn export_is_complete_and_checked(backend: Backend) {
             ids(&[&tb.id, &tu.id]),
         ),
         (vec!["--meeting".into(), ra.meeting_id.clone()], ids(&[&ra.id, &ta.id])),
-        (vec!["--kind".into(), "contacts".into()], ids(&[&contact])),
+        (vec!["--kind".into(), "contacts".into()], ids(&[&contact, &gone])),
         (
             vec!["--organizer".into(), a.clone(), "--kind".into(), "recordings".into()],
             ids(&[&ra.id, &ra2.id]),

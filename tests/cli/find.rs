@@ -141,6 +141,10 @@ async fn ls_cat_and_show_find_what_was_archived() {
     for (arg, code) in [("0".repeat(64), 1), ("xyz".to_owned(), 2)] {
         env.recarch(&["cat", &arg], &[]).await.assert_code(code);
     }
+    // Upper-case hex names the same blob.
+    let upper = cat(env.sim.content_sha256(&rb.id).expect("sha").to_ascii_uppercase()).await;
+    assert_eq!(upper.status.code(), Some(0));
+    assert_eq!(upper.stdout.len() as u64, rb.size);
 
     // show: a meeting, its items and the records that logged them.
     let shown = env.recarch(&["show", "--json", &ra.meeting_id], &[KINDS]).await;
@@ -172,6 +176,30 @@ async fn ls_cat_and_show_find_what_was_archived() {
     assert_eq!(blob["blob"]["size"], rb.size);
     assert_eq!(blob["items"][0]["content"]["id"], rb.id.as_str());
     env.recarch(&["show", "not-an-id"], &[KINDS]).await.assert_code(1);
+    // A transcript's metadata blob: its transcript names it.
+    let transcript = env.recarch(&["show", "--json", &ta.id], &[KINDS]).await;
+    transcript.assert_code(0);
+    let transcript: serde_json::Value = serde_json::from_str(&transcript.stdout).expect("JSON");
+    let metadata = transcript["items"][0]["content"]["metadata"]["sha256"]
+        .as_str()
+        .expect("the transcript's metadata blob")
+        .to_owned();
+    let shown = env.recarch(&["show", "--json", &metadata], &[KINDS]).await;
+    shown.assert_code(0);
+    let shown: serde_json::Value = serde_json::from_str(&shown.stdout).expect("JSON");
+    assert_eq!(shown["items"][0]["content"]["id"], ta.id.as_str(), "{shown}");
+    assert_eq!(
+        shown["blob"]["referredToBy"].as_array().map(Vec::len),
+        Some(1),
+        "{shown}"
+    );
+    // JSON Lines carry every listed member, null where an item has none.
+    let calls = env
+        .recarch(&["ls", "--json", "--kind", "adhoc_recordings"], &[KINDS])
+        .await;
+    let line: serde_json::Value = serde_json::from_str(calls.stdout.lines().next().expect("a line")).expect("JSON");
+    assert!(line["meetingId"].is_null() && line.get("meetingId").is_some(), "{line}");
+    assert_eq!(line["callId"], call.id.as_str());
 
     // The catalog is built on first use from the manifests when it is gone.
     std::fs::remove_dir_all(env.archive().join("catalog")).expect("remove");

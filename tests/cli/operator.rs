@@ -443,7 +443,7 @@ async fn the_demo_tells_the_counts_it_reports() {
         .find(|l| l.starts_with("exported "))
         .expect("the export's summary");
     assert!(
-        exported.starts_with("exported 2 documents (1 families, 1 transcript texts"),
+        exported.starts_with("exported 2 documents (1 family, 1 transcript text"),
         "{exported}"
     );
     let dat = std::fs::read_to_string(dir.path().join("demo/production/loadfile.dat")).expect("load file");

@@ -65,6 +65,10 @@ pub struct CatalogEntry {
     pub extra: Map<String, Value>,
 }
 
+/// The catalog entry member naming a transcript's metadata blob (its manifest's
+/// `metadata.sha256`), when it has one.
+pub const CATALOG_METADATA_SHA256: &str = "metadataSha256";
+
 /// Manifest members copied into a catalog entry when present.
 const SHOWN: &[&str] = &[
     "contentCorrelationId",
@@ -105,6 +109,15 @@ impl CatalogEntry {
             if let Some(value) = manifest.extra.get(*name).filter(|v| !v.is_null()) {
                 extra.insert((*name).to_owned(), value.clone());
             }
+        }
+        // A transcript's metadata blob, so that a search by content finds its item.
+        if let Some(sha) = manifest
+            .extra
+            .get("metadata")
+            .and_then(|m| m.get("sha256"))
+            .filter(|v| v.is_string())
+        {
+            extra.insert(CATALOG_METADATA_SHA256.into(), sha.clone());
         }
         let graph = manifest.extra.get("graph");
         if let Some(name) = graph.and_then(|g| g.get("displayName")).filter(|v| v.is_string()) {

@@ -172,7 +172,9 @@ pub use archive::{
     MAX_SPOOL_MEMORY, ManifestRead, ManifestWrite, RunReportRef, S3_MIN_PART_SIZE, SPOOL_PART_SIZE, Staged,
     StoredManifest, redact_url,
 };
-pub use catalog::{CatalogEntry, CatalogLine, DisposalMarker, catalog_segment_lines, is_catalog_segment};
+pub use catalog::{
+    CATALOG_METADATA_SHA256, CatalogEntry, CatalogLine, DisposalMarker, catalog_segment_lines, is_catalog_segment,
+};
 pub use error::{StageError, StoreError, free_space, human_bytes, is_storage_full};
 pub use extensions::{Encryption, IncompleteUpload};
 pub use holds::{HOLD_SCHEMA, HoldAction, HoldRecord, Matter, StoredHold};

@@ -88,6 +88,9 @@ pub struct Doc {
     media_type: String,
     sha256: Sha256Digest,
     manifest: String,
+    /// For a contact version that records its deletion (Graph's `@removed`), why: its native
+    /// is the deletion as Graph listed it, and its earlier versions hold what it said.
+    removed: Option<String>,
     copied: Option<Copied>,
 }
 
@@ -199,6 +202,9 @@ impl Doc {
             ("#OrganizerId", "Text", self.organizer_id.clone()),
             ("#Manifest", "Text", self.manifest.clone()),
         ]
+        .into_iter()
+        .chain(self.removed.clone().map(|why| ("#Removed", "Text", why)))
+        .collect()
     }
 }
 
@@ -213,6 +219,13 @@ struct Summary {
     bytes: u64,
     seconds: f64,
     ledger_record: Option<String>,
+    /// The load files written (`loadfile.dat`, `loadfile.opt`, `edrm.xml`, as `--format` asks).
+    load_files: Vec<&'static str>,
+}
+
+/// `n` and its noun, plural unless one.
+fn counted(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// Exports what `request.filters` select into `request.out`. Exit 0 when the production is
@@ -244,6 +257,13 @@ pub async fn export_cli(
             ));
         }
         let mut docs = assemble(archive, &request.prefix, found.into_entries()?).await?;
+        if docs.is_empty() {
+            // Still a production (and a ledger event): the record that the search found nothing.
+            tracing::warn!(
+                filters = %serde_json::to_string(&request.filters).unwrap_or_default(),
+                "no item matches the filters: the production is empty"
+            );
+        }
         progress.discovered(docs.len() as u64);
         copy_all(archive, &staging, &mut docs, progress.as_ref()).await?;
         write_production(archive, ledger, request, &out.dir, &staging, &docs, started_at, started).await
@@ -256,14 +276,14 @@ pub async fn export_cli(
                 crate::outln!("{}", serde_json::to_string(&summary).unwrap_or_default())
             } else {
                 crate::outln!(
-                    "exported {} documents ({} families, {} transcript texts, {}) to {} in {:.1} s; load file {}; ledger record {}",
-                    summary.documents,
-                    summary.families,
-                    summary.texts,
+                    "exported {} ({}, {}, {}) to {} in {:.1} s; load files {}; ledger record {}",
+                    counted(summary.documents, "document", "documents"),
+                    counted(summary.families, "family", "families"),
+                    counted(summary.texts, "transcript text", "transcript texts"),
                     recarch_store::human_bytes(summary.bytes),
                     summary.out,
                     summary.seconds,
-                    Path::new(&summary.out).join("loadfile.dat").display(),
+                    summary.load_files.join(", "),
                     summary.ledger_record.as_deref().unwrap_or("none")
                 )
             };
@@ -417,6 +437,11 @@ async fn assemble(archive: &Archive, prefix: &str, entries: Vec<CatalogEntry>) -
             size: entry.size,
             media_type,
             sha256,
+            removed: entry.extra.get("removed").map(|r| {
+                r.get("reason")
+                    .and_then(Value::as_str)
+                    .map_or_else(|| r.to_string(), str::to_owned)
+            }),
             manifest: entry.manifest,
             copied: None,
         })
@@ -779,6 +804,7 @@ async fn write_production(
             "nativePath": d.native_path(),
             "textPath": Some(d.text_path()).filter(|p| !p.is_empty()),
             "parentId": d.parent,
+            "removed": d.removed,
         })).collect::<Vec<_>>(),
     });
     let custody_path = staging.join("custody.json");
@@ -804,6 +830,11 @@ async fn write_production(
         bytes,
         seconds: started.elapsed().as_secs_f64(),
         ledger_record: record.map(|r| r.key),
+        load_files: files
+            .iter()
+            .map(|(name, _)| *name)
+            .filter(|n| *n != "hashes.sha256")
+            .collect(),
     })
 }
 

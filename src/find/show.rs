@@ -197,8 +197,15 @@ fn print_text(out: &Value) -> Result<(), crate::output::StdoutError> {
             .flatten()
             .filter_map(Value::as_str)
             .collect();
-        if !holds.is_empty() {
+        if holds.is_empty() {
+            crate::outln!("  legal holds: none")?;
+        } else {
             crate::outln!("  held by {}", holds.join(", "))?;
+        }
+        let retention = &item["content"]["retention"];
+        match (retention["mode"].as_str(), retention["retainUntil"].as_str()) {
+            (Some(mode), Some(until)) => crate::outln!("  retention: {mode} until {until}")?,
+            _ => crate::outln!("  retention: none (kept forever: `dispose` never deletes it)")?,
         }
         let text = serde_json::to_string_pretty(&item["content"]).unwrap_or_default();
         for line in text.lines() {

@@ -176,6 +176,20 @@ async fn ls_cat_and_show_find_what_was_archived() {
     assert_eq!(blob["blob"]["size"], rb.size);
     assert_eq!(blob["items"][0]["content"]["id"], rb.id.as_str());
     env.recarch(&["show", "not-an-id"], &[KINDS]).await.assert_code(1);
+    // The text says what holds and retention apply, also when none do.
+    let text = env.recarch(&["show", &ra.id], &[KINDS]).await;
+    text.assert_code(0);
+    assert!(
+        text.stdout.starts_with("manifest manifests/recordings/"),
+        "{}",
+        text.stdout
+    );
+    assert!(text.stdout.contains("\n  legal holds: none\n"), "{}", text.stdout);
+    assert!(
+        text.stdout.contains("\n  retention: none (kept forever"),
+        "{}",
+        text.stdout
+    );
     // A transcript's metadata blob: its transcript names it.
     let transcript = env.recarch(&["show", "--json", &ta.id], &[KINDS]).await;
     transcript.assert_code(0);

@@ -87,6 +87,8 @@ async fn a_matter_holds_what_its_filters_select_until_released() {
     };
     let acme: BTreeSet<String> = ["Acme v. Contoso".to_owned()].into();
     assert_eq!(show(ra.id.clone()).await, acme);
+    let text = env.recarch(&["show", &ra.id], &[]).await;
+    assert!(text.stdout.contains("\n  held by Acme v. Contoso\n"), "{}", text.stdout);
     assert_eq!(
         show(rb.id.clone()).await,
         BTreeSet::new(),

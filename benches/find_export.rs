@@ -2,7 +2,7 @@
 //! pass.
 //!
 //! `cargo bench --bench find_export [-- --items N[,N...] --segment E --stores local,seaweedfs
-//! --recordings K --size MIB --runs R --recarch PATH --dir PATH]`
+//! --recordings K --size MIB --size-kib KIB --runs R --recarch PATH --dir PATH]`
 //!
 //! - **ls**: writes `N` catalog entries (recordings of 100 organizers, one every 5 minutes of
 //!   `createdDateTime`) as segments of `E` entries each (default 100: a run writes one per
@@ -13,7 +13,8 @@
 //!   --json` (everything) run `R` times each; wall time and peak RSS, min and median.
 //! - **export**: writes `K` recordings of `MIB` MiB of random bytes (default 16 x 64 MiB)
 //!   with manifests and a catalog into a local-disk archive, then, `R` times in alternating
-//!   order, `recarch export --out DIR` against the baseline `cp` of the same blobs, then
+//!   order (`--size-kib` sizes them in KiB instead, for productions of many small documents),
+//!   `recarch export --out DIR` against the baseline `cp` of the same blobs, then
 //!   `sha256sum`, then `md5sum` of the copies (and the same with `sync` after `cp`, since the
 //!   export makes its files durable). Everything is in the page cache; wall and CPU time.
 //!
@@ -38,6 +39,7 @@ struct Args {
     stores: Vec<String>,
     recordings: u64,
     size_mib: u64,
+    size_kib: Option<u64>,
     runs: usize,
     recarch: PathBuf,
     dir: Option<PathBuf>,
@@ -51,6 +53,7 @@ fn parse_args() -> Result<Args, String> {
         stores: vec!["local".into(), "seaweedfs".into()],
         recordings: if benching { 16 } else { 3 },
         size_mib: if benching { 64 } else { 1 },
+        size_kib: None,
         runs: if benching { 3 } else { 1 },
         recarch: PathBuf::from(env!("CARGO_BIN_EXE_recarch")),
         dir: None,
@@ -76,6 +79,7 @@ fn parse_args() -> Result<Args, String> {
             }
             "--recordings" => args.recordings = common::number(&mut it, "--recordings")?,
             "--size" => args.size_mib = common::number(&mut it, "--size")?,
+            "--size-kib" => args.size_kib = Some(common::number(&mut it, "--size-kib")?),
             "--runs" => args.runs = common::number(&mut it, "--runs")?.max(1) as usize,
             "--recarch" => args.recarch = PathBuf::from(common::value(&mut it, "--recarch")?),
             "--dir" => args.dir = Some(PathBuf::from(common::value(&mut it, "--dir")?)),
@@ -275,7 +279,7 @@ fn bench_export(args: &Args, runtime: &tokio::runtime::Runtime, work: &Path) {
     let archive = Archive::open(&url, &[]).expect("open archive");
     let blobs = root.join("blobs/sha256");
     std::fs::create_dir_all(&blobs).expect("blobs dir");
-    let size = args.size_mib << 20;
+    let size = args.size_kib.map_or(args.size_mib << 20, |k| k << 10);
     let org = OrganizerId::parse(&organizer(7)).expect("GUID");
     let mut entries = Vec::new();
     let started = Instant::now();
@@ -306,9 +310,9 @@ fn bench_export(args: &Args, runtime: &tokio::runtime::Runtime, work: &Path) {
         .expect("catalog");
     let total = args.recordings * size;
     println!(
-        "export: wrote {} recordings of {} MiB in {:.1} s",
+        "export: wrote {} recordings of {} KiB in {:.1} s",
         args.recordings,
-        args.size_mib,
+        size >> 10,
         started.elapsed().as_secs_f64()
     );
     let config = config.display().to_string();
@@ -338,9 +342,18 @@ fn bench_export(args: &Args, runtime: &tokio::runtime::Runtime, work: &Path) {
                 }
                 _ => {
                     std::fs::create_dir_all(&out).expect("out");
-                    let sync = if which == 2 { "sync \"$2\"/* && " } else { "" };
+                    // Through find and xargs: a production of many documents exceeds one
+                    // command line.
+                    let each = |tool: &str| format!("find \"$2\" -type f -print0 | xargs -0 {tool}");
+                    let sync = if which == 2 {
+                        format!("{} && ", each("sync"))
+                    } else {
+                        String::new()
+                    };
                     let script = format!(
-                        "cp \"$1\"/* \"$2\"/ && {sync}sha256sum \"$2\"/* >/dev/null && md5sum \"$2\"/* >/dev/null"
+                        "cp -r \"$1\"/. \"$2\"/ && {sync}{} >/dev/null && {} >/dev/null",
+                        each("sha256sum"),
+                        each("md5sum")
                     );
                     let m = timed(
                         "/bin/sh",

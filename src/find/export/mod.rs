@@ -709,39 +709,44 @@ async fn write_production(
         move |e: std::io::Error| local_error(&path, "cannot write", &e)
     };
     // hashes.sha256: every native and text, relative paths, as `sha256sum` prints them.
-    let hashes_path = staging.join("hashes.sha256");
-    let mut hashes = String::new();
-    for doc in docs {
-        let Some(copied) = &doc.copied else { continue };
-        hashes.push_str(&format!("{}  {}\n", copied.sha256, doc.native_path()));
-        if let Some(text) = &copied.text {
-            hashes.push_str(&format!("{}  {}\n", text.sha256, doc.text_path()));
-        }
-    }
-    write_synced(&hashes_path, hashes.as_bytes()).map_err(local(&hashes_path))?;
-    let mut files = vec![("hashes.sha256", sha256_hex(hashes.as_bytes()))];
-    if matches!(request.format, Format::Dat | Format::Both) {
-        let path = staging.join("loadfile.dat");
-        let mut body = Vec::with_capacity(docs.len() * 512 + 512);
-        dat::write_header(&mut body).map_err(local(&path))?;
+    // Each file is written as it is made, hashed on the way, and synced.
+    let write = |name: &str, fill: &mut dyn FnMut(&mut HashingFile) -> std::io::Result<()>| {
+        let path = staging.join(name);
+        HashingFile::create(&path, Arc::new(|_| {}))
+            .and_then(|mut file| {
+                fill(&mut file)?;
+                file.finish()
+            })
+            .map(|(sha256, ..)| sha256.to_hex())
+            .map_err(local(&path))
+    };
+    let hashes = write("hashes.sha256", &mut |out| {
         for doc in docs {
-            dat::write_row(&mut body, &doc.row()).map_err(local(&path))?;
+            let Some(copied) = &doc.copied else { continue };
+            writeln!(out, "{}  {}", copied.sha256, doc.native_path())?;
+            if let Some(text) = &copied.text {
+                writeln!(out, "{}  {}", text.sha256, doc.text_path())?;
+            }
         }
-        write_synced(&path, &body).map_err(local(&path))?;
-        files.push(("loadfile.dat", sha256_hex(&body)));
-        let opt = staging.join("loadfile.opt");
-        write_synced(&opt, b"").map_err(local(&opt))?;
-        files.push(("loadfile.opt", sha256_hex(b"")));
+        Ok(())
+    })?;
+    let mut files = vec![("hashes.sha256", hashes)];
+    if matches!(request.format, Format::Dat | Format::Both) {
+        let dat = write("loadfile.dat", &mut |out| {
+            dat::write_header(out)?;
+            docs.iter().try_for_each(|doc| dat::write_row(out, &doc.row()))
+        })?;
+        files.push(("loadfile.dat", dat));
+        files.push(("loadfile.opt", write("loadfile.opt", &mut |_| Ok(()))?));
     }
     if matches!(request.format, Format::Edrm | Format::Both) {
-        let path = staging.join("edrm.xml");
-        let mut body = Vec::with_capacity(docs.len() * 1024 + 1024);
         let batch = dir
             .file_name()
             .map_or_else(|| "recarch export".to_owned(), |n| n.to_string_lossy().into_owned());
-        edrm::write(&mut body, &batch, docs).map_err(local(&path))?;
-        write_synced(&path, &body).map_err(local(&path))?;
-        files.push(("edrm.xml", sha256_hex(&body)));
+        files.push((
+            "edrm.xml",
+            write("edrm.xml", &mut |out| edrm::write(out, &batch, docs))?,
+        ));
     }
     let bytes: u64 = docs.iter().map(|d| d.size).sum();
     let families = docs.iter().filter(|d| !d.children.is_empty()).count();
@@ -791,25 +796,37 @@ async fn write_production(
             "treeSize": r.tree_size,
             "root": r.root.to_string(),
         })),
-        "documents": docs.iter().map(|d| json!({
-            "docId": d.doc_id,
-            "manifest": d.manifest,
-            "graphId": d.graph_id,
-            "kind": d.kind.dirname(),
-            "organizerId": d.organizer_id,
-            "size": d.size,
-            "sha256Archived": d.sha256.to_hex(),
-            "sha256Reread": d.copied.as_ref().map(|c| c.sha256.to_hex()),
-            "md5": d.copied.as_ref().map(|c| c.md5.clone()),
-            "nativePath": d.native_path(),
-            "textPath": Some(d.text_path()).filter(|p| !p.is_empty()),
-            "parentId": d.parent,
-            "removed": d.removed,
-        })).collect::<Vec<_>>(),
     });
-    let custody_path = staging.join("custody.json");
-    let body = serde_json::to_vec_pretty(&custody).unwrap_or_default();
-    write_synced(&custody_path, &body).map_err(local(&custody_path))?;
+    // custody.json: the fields above, then each document as it is made.
+    let document = |d: &Doc| {
+        json!({
+                "docId": d.doc_id,
+                "manifest": d.manifest,
+                "graphId": d.graph_id,
+                "kind": d.kind.dirname(),
+                "organizerId": d.organizer_id,
+                "size": d.size,
+                "sha256Archived": d.sha256.to_hex(),
+                "sha256Reread": d.copied.as_ref().map(|c| c.sha256.to_hex()),
+                "md5": d.copied.as_ref().map(|c| c.md5.clone()),
+                "nativePath": d.native_path(),
+                "textPath": Some(d.text_path()).filter(|p| !p.is_empty()),
+                "parentId": d.parent,
+                "removed": d.removed,
+        })
+    };
+    write("custody.json", &mut |out| {
+        let head = serde_json::to_string_pretty(&custody).map_err(std::io::Error::other)?;
+        // The head object without its closing brace, then the documents, one a line.
+        let head = head.trim_end().trim_end_matches('}').trim_end();
+        write!(out, "{head},\n  \"documents\": [")?;
+        for (i, d) in docs.iter().enumerate() {
+            let separator = if i == 0 { "" } else { "," };
+            write!(out, "{separator}\n    ")?;
+            serde_json::to_writer(&mut *out, &document(d)).map_err(std::io::Error::other)?;
+        }
+        write!(out, "\n  ]\n}}\n")
+    })?;
     // Into place: the files and folders first, custody.json last, then the staging is gone.
     let mut names: Vec<&str> = vec!["NATIVES", "TEXT"];
     names.extend(files.iter().map(|(n, _)| *n));
@@ -836,14 +853,4 @@ async fn write_production(
             .filter(|n| *n != "hashes.sha256")
             .collect(),
     })
-}
-
-fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut file = std::fs::File::create(path)?;
-    file.write_all(bytes)?;
-    file.sync_all()
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
 }

@@ -128,6 +128,28 @@ fn sort_failed(e: std::io::Error) -> ExitError {
     )
 }
 
+/// `Eq` and `Ord` of a type by what its `key()` gives.
+macro_rules! ordered_by_key {
+    ($t:ty) => {
+        impl PartialEq for $t {
+            fn eq(&self, other: &Self) -> bool {
+                self.key() == other.key()
+            }
+        }
+        impl Eq for $t {}
+        impl PartialOrd for $t {
+            fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+                Some(self.cmp(other))
+            }
+        }
+        impl Ord for $t {
+            fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+                self.key().cmp(&other.key())
+            }
+        }
+    };
+}
+
 /// A catalog line as a search sorts it: by the `(manifest, sha256)` it is about, then by its
 /// segment (add-only segments are named by time, so later segments sort later), entries before
 /// markers.
@@ -145,22 +167,7 @@ impl Line {
     }
 }
 
-impl PartialEq for Line {
-    fn eq(&self, other: &Self) -> bool {
-        self.key() == other.key()
-    }
-}
-impl Eq for Line {}
-impl PartialOrd for Line {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Line {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.key().cmp(&other.key())
-    }
-}
+ordered_by_key!(Line);
 
 fn json_error(e: serde_json::Error) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::InvalidData, e)
@@ -221,22 +228,7 @@ impl Ordered {
     }
 }
 
-impl PartialEq for Ordered {
-    fn eq(&self, other: &Self) -> bool {
-        self.key() == other.key()
-    }
-}
-impl Eq for Ordered {}
-impl PartialOrd for Ordered {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Ordered {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.key().cmp(&other.key())
-    }
-}
+ordered_by_key!(Ordered);
 
 impl Entry for Ordered {
     fn write_to(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {

@@ -311,16 +311,7 @@ async fn export_is_complete_and_checked(backend: Backend) {
         .map(|l| {
             let line = serde_json::from_str::<Value>(l).expect("JSON");
             // The members every line has (null for a contact's meeting and creation time).
-            for key in [
-                "kind",
-                "organizerId",
-                "id",
-                "meetingId",
-                "createdDateTime",
-                "size",
-                "sha256",
-                "manifest",
-            ] {
+            for key in super::util::LS_MEMBERS {
                 assert!(line.get(key).is_some(), "{key} in {line}");
             }
             line["id"].as_str().expect("id").to_owned()

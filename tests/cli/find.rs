@@ -42,16 +42,7 @@ async fn ls_cat_and_show_find_what_was_archived() {
     assert_eq!(ls(&[]).await, all);
     let json = env.recarch(&["ls", "--json", "--kind", "transcripts"], &[KINDS]).await;
     let line: serde_json::Value = serde_json::from_str(json.stdout.lines().next().expect("a line")).expect("JSON");
-    for field in [
-        "kind",
-        "organizerId",
-        "id",
-        "meetingId",
-        "createdDateTime",
-        "size",
-        "sha256",
-        "manifest",
-    ] {
+    for field in super::util::LS_MEMBERS {
         assert!(!line[field].is_null(), "{field} in {line}");
     }
     assert_eq!(

@@ -205,6 +205,18 @@ pub async fn recarch(args: &[String], envs: &[(&str, &str)]) -> Run {
     }
 }
 
+/// The members every line of `recarch ls --json` has (null where an item has none).
+pub const LS_MEMBERS: [&str; 8] = [
+    "kind",
+    "organizerId",
+    "id",
+    "meetingId",
+    "createdDateTime",
+    "size",
+    "sha256",
+    "manifest",
+];
+
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }

@@ -415,12 +415,15 @@ async fn find_with(
         if !same_item && let Some((_, done)) = item.take() {
             done.finish(&mut entries, &mut disposed).await.map_err(sort_failed)?;
         }
-        let (manifest, sha256) = (manifest.to_owned(), sha256.to_owned());
-        item.get_or_insert_with(|| (manifest, Item::default()));
-        identity
-            .get_or_insert_with(|| (sha256, Identity::default()))
-            .1
-            .add(line);
+        if !same_item {
+            item = Some((manifest.to_owned(), Item::default()));
+        }
+        if !same_identity {
+            identity = Some((sha256.to_owned(), Identity::default()));
+        }
+        if let Some((_, lines)) = identity.as_mut() {
+            lines.add(line);
+        }
     }
     if let Some((_, folded)) = item.as_mut()
         && let Some((_, done)) = identity.take()

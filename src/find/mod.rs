@@ -327,7 +327,7 @@ impl Item {
 /// Entries a disposal marker hides (those listed in segments before the marker's) are left
 /// out, and given by [`Found::next_disposed`]. Memory stays flat whatever the archive's size
 /// and the filters: the catalog's lines are sorted by item, folded, and sorted again in order,
-/// through temporary files beyond [`RUN_ENTRIES`] at a time.
+/// through temporary files beyond 4096 entries at a time.
 ///
 /// # Errors
 /// Exit 4 when the store cannot be listed, the catalog cannot be built, or the temporary

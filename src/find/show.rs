@@ -119,12 +119,7 @@ pub async fn show_cli(archive: &Archive, ledger: &Ledger, id: &str, json_out: bo
     out["indexes"] = Value::Object(containers.into_iter().collect());
     let found = !keys.is_empty() || out["blob"]["size"].is_u64() || !disposed.is_empty();
     out["disposed"] = Value::Array(disposed);
-    let printed = if json_out {
-        crate::outln!("{}", serde_json::to_string_pretty(&out).unwrap_or_default())
-    } else {
-        print_text(&out)
-    };
-    let exit = if found { Exit::Ok } else { Exit::Partial };
+    // Nothing found: the text is only the error (JSON still says what was looked up).
     if !found && !json_out {
         return Err(ExitError::new(
             Exit::Partial,
@@ -134,6 +129,12 @@ pub async fn show_cli(archive: &Archive, ledger: &Ledger, id: &str, json_out: bo
             ),
         ));
     }
+    let printed = if json_out {
+        crate::outln!("{}", serde_json::to_string_pretty(&out).unwrap_or_default())
+    } else {
+        print_text(&out)
+    };
+    let exit = if found { Exit::Ok } else { Exit::Partial };
     crate::output::finish(printed, exit)
 }
 

@@ -167,6 +167,11 @@ async fn ls_cat_and_show_find_what_was_archived() {
     assert_eq!(blob["blob"]["size"], rb.size);
     assert_eq!(blob["items"][0]["content"]["id"], rb.id.as_str());
     env.recarch(&["show", "not-an-id"], &[KINDS]).await.assert_code(1);
+    // A digest of no blob: exit 1, said once, on stderr.
+    let absent = env.recarch(&["show", &"0".repeat(64)], &[KINDS]).await;
+    absent.assert_code(1);
+    assert_eq!(absent.stdout, "");
+    assert!(absent.stderr.contains("nothing in"), "{}", absent.stderr);
     // The text says what holds and retention apply, also when none do.
     let text = env.recarch(&["show", &ra.id], &[KINDS]).await;
     text.assert_code(0);

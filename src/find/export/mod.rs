@@ -691,6 +691,40 @@ async fn write_text(native: &Path, path: &Path) -> Result<TextFile, ExitError> {
     })
 }
 
+/// `custody.json`: its fields, then `documents`, one per DOCID.
+#[derive(serde::Serialize)]
+struct Custody<'a> {
+    #[serde(flatten)]
+    head: &'a Value,
+    documents: Documents<'a>,
+}
+
+/// The documents of `custody.json`, each serialized as it is written (a production's are
+/// never all in memory as JSON).
+struct Documents<'a>(&'a [Doc]);
+
+impl serde::Serialize for Documents<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(|d| {
+            json!({
+                "docId": d.doc_id,
+                "manifest": d.manifest,
+                "graphId": d.graph_id,
+                "kind": d.kind.dirname(),
+                "organizerId": d.organizer_id,
+                "size": d.size,
+                "sha256Archived": d.sha256.to_hex(),
+                "sha256Reread": d.copied.as_ref().map(|c| c.sha256.to_hex()),
+                "md5": d.copied.as_ref().map(|c| c.md5.clone()),
+                "nativePath": d.native_path(),
+                "textPath": Some(d.text_path()).filter(|p| !p.is_empty()),
+                "parentId": d.parent,
+                "removed": d.removed,
+            })
+        }))
+    }
+}
+
 /// Writes the load files, `hashes.sha256`, the ledger record and `custody.json`, then moves
 /// the production into place.
 #[allow(clippy::too_many_arguments)]
@@ -797,35 +831,14 @@ async fn write_production(
             "root": r.root.to_string(),
         })),
     });
-    // custody.json: the fields above, then each document as it is made.
-    let document = |d: &Doc| {
-        json!({
-                "docId": d.doc_id,
-                "manifest": d.manifest,
-                "graphId": d.graph_id,
-                "kind": d.kind.dirname(),
-                "organizerId": d.organizer_id,
-                "size": d.size,
-                "sha256Archived": d.sha256.to_hex(),
-                "sha256Reread": d.copied.as_ref().map(|c| c.sha256.to_hex()),
-                "md5": d.copied.as_ref().map(|c| c.md5.clone()),
-                "nativePath": d.native_path(),
-                "textPath": Some(d.text_path()).filter(|p| !p.is_empty()),
-                "parentId": d.parent,
-                "removed": d.removed,
-        })
-    };
+    // custody.json: the fields above, then each document, serialized as it is written.
     write("custody.json", &mut |out| {
-        let head = serde_json::to_string_pretty(&custody).map_err(std::io::Error::other)?;
-        // The head object without its closing brace, then the documents, one a line.
-        let head = head.trim_end().trim_end_matches('}').trim_end();
-        write!(out, "{head},\n  \"documents\": [")?;
-        for (i, d) in docs.iter().enumerate() {
-            let separator = if i == 0 { "" } else { "," };
-            write!(out, "{separator}\n    ")?;
-            serde_json::to_writer(&mut *out, &document(d)).map_err(std::io::Error::other)?;
-        }
-        write!(out, "\n  ]\n}}\n")
+        let custody = Custody {
+            head: &custody,
+            documents: Documents(docs),
+        };
+        serde_json::to_writer_pretty(&mut *out, &custody).map_err(std::io::Error::other)?;
+        writeln!(out)
     })?;
     // Into place: the files and folders first, custody.json last, then the staging is gone.
     let mut names: Vec<&str> = vec!["NATIVES", "TEXT"];

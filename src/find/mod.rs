@@ -107,6 +107,19 @@ impl Found {
         }
         Ok(entries)
     }
+
+    /// Every item and every item disposed of, in memory: for a search that names a few
+    /// (`show`).
+    ///
+    /// # Errors
+    /// Exit 4 when the search's temporary files cannot be read back.
+    pub fn into_all(mut self) -> Result<(Vec<CatalogEntry>, Vec<Disposed>), ExitError> {
+        let mut disposed = Vec::new();
+        while let Some(d) = self.next_disposed()? {
+            disposed.push(d);
+        }
+        Ok((self.into_entries()?, disposed))
+    }
 }
 
 /// An item disposed of: its last catalog entry and the marker that hides it.
@@ -582,16 +595,8 @@ mod tests {
         std::fs::write(path, text).unwrap();
     }
 
-    fn drain(mut found: Found) -> (Vec<CatalogEntry>, Vec<Disposed>) {
-        let mut entries = Vec::new();
-        while let Some(e) = found.next_entry().unwrap() {
-            entries.push(e);
-        }
-        let mut disposed = Vec::new();
-        while let Some(d) = found.next_disposed().unwrap() {
-            disposed.push(d);
-        }
-        (entries, disposed)
+    fn drain(found: Found) -> (Vec<CatalogEntry>, Vec<Disposed>) {
+        found.into_all().unwrap()
     }
 
     /// A search folds the catalog's lines alike whether it sorts in memory or through files:

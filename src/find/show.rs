@@ -40,16 +40,10 @@ pub async fn show_cli(archive: &Archive, ledger: &Ledger, id: &str, json_out: bo
                         == Some(b)
             })
     };
-    let mut named = find_named(archive, ledger, &Filters::default(), &names).await?;
-    let mut matched = Vec::new();
-    while let Some(entry) = named.next_entry()? {
-        matched.push(entry);
-    }
+    let (matched, named_disposed) = find_named(archive, ledger, &Filters::default(), &names)
+        .await?
+        .into_all()?;
     let matching: Vec<&CatalogEntry> = matched.iter().collect();
-    let mut named_disposed = Vec::new();
-    while let Some(d) = named.next_disposed()? {
-        named_disposed.push(d);
-    }
     let disposed: Vec<Value> = named_disposed
         .iter()
         .map(|d| {

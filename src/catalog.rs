@@ -29,24 +29,18 @@ impl CatalogWriter {
 
     /// Records a manifest just written (for a contact, the version appended).
     pub fn record(&self, manifest: &Manifest) {
-        self.record_with(manifest, None);
+        if let Some(key) = key_of(manifest) {
+            self.lock().extend(CatalogEntry::of_manifest(&key, manifest));
+        }
     }
 
-    /// [`CatalogWriter::record`] of a contact's version that records the contact's deletion
-    /// (`removed`: Graph's `@removed`), which its entry says, as a rebuild's would.
-    pub fn record_with(&self, manifest: &Manifest, removed: Option<&serde_json::Value>) {
-        let source = manifest.extra.get(MANIFEST_SOURCE).and_then(|v| v.as_str());
-        let Some(kind) = Kind::of_manifest(&manifest.kind, source) else {
-            return;
-        };
-        let key = Archive::manifest_key_of(kind, &manifest.organizer_id, &manifest.id);
-        let mut entries = CatalogEntry::of_manifest(&key, manifest);
-        if let Some(removed) = removed {
-            for entry in &mut entries {
-                entry.extra.insert("removed".into(), removed.clone());
-            }
+    /// Records a contact's version just appended: `manifest` as written and the `version`'s
+    /// own members (a deletion's `removed`), which its entry says as a rebuild's would.
+    pub fn record_version(&self, manifest: &Manifest, version: &serde_json::Map<String, serde_json::Value>) {
+        if let Some(key) = key_of(manifest) {
+            self.lock()
+                .extend(CatalogEntry::of_appended_version(&key, manifest, version));
         }
-        self.lock().extend(entries);
     }
 
     /// Records entries made otherwise: names filled in for manifests written by an earlier
@@ -92,4 +86,11 @@ impl CatalogWriter {
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<CatalogEntry>> {
         self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+}
+
+/// Where `manifest` is stored (`None` for a kind the archive does not know).
+fn key_of(manifest: &Manifest) -> Option<String> {
+    let source = manifest.extra.get(MANIFEST_SOURCE).and_then(|v| v.as_str());
+    let kind = Kind::of_manifest(&manifest.kind, source)?;
+    Some(Archive::manifest_key_of(kind, &manifest.organizer_id, &manifest.id))
 }

@@ -199,14 +199,12 @@ async fn archive_contact(ctx: &ItemContext, organizer: &OrganizerId, item: &Cont
     };
     // Each version keeps the manifest for the period from its own archiving.
     ctx.with_retention(&mut manifest);
-    match ctx.archive.append_version(&manifest, version).await {
+    match ctx.archive.append_version(&manifest, version.clone()).await {
         Ok(ManifestWrite::Created) => {
             if let Err(e) = ctx.holds.hold_new(&ctx.archive, &manifest).await {
                 return ctx.store_failed(e, "cannot set the legal hold of an active matter");
             }
-            // The manifest as written holds this version only in `content`: its entry is told
-            // of a deletion here.
-            ctx.catalog.record_with(&manifest, item.removed.as_ref());
+            ctx.catalog.record_version(&manifest, &version);
             ctx.names.missed(Kind::Contacts, organizer, None, &names);
             tracing::info!(%organizer, id = %item.id, kind = KIND_CONTACT, sha256 = %manifest.content.sha256, removed = item.removed.is_some(), "archived a version");
             ItemOutcome::Archived(Archived::Now {

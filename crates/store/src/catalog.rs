@@ -150,12 +150,29 @@ impl CatalogEntry {
                     .and_then(Value::as_str)
                     .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
                     .map_or(manifest.archived_at, |t| t.with_timezone(&Utc));
-                if let Some(removed) = v.get("removed") {
-                    entry.extra.insert("removed".into(), removed.clone());
-                }
+                entry.add_version_members(v.as_object()?);
                 Some(entry)
             })
             .collect()
+    }
+
+    /// The entry of a version just appended ([`crate::Archive::append_version`]): `manifest`
+    /// as its writer holds it (`content` is the version, without the `versions` member the
+    /// store adds) and `version`'s own members, as [`CatalogEntry::of_manifest`] reads them
+    /// back from the stored manifest.
+    pub fn of_appended_version(key: &str, manifest: &Manifest, version: &Map<String, Value>) -> Vec<CatalogEntry> {
+        let mut entries = CatalogEntry::of_manifest(key, manifest);
+        for entry in &mut entries {
+            entry.add_version_members(version);
+        }
+        entries
+    }
+
+    /// What a version says that its entry shows: a deletion's `removed` (Graph's `@removed`).
+    fn add_version_members(&mut self, version: &Map<String, Value>) {
+        if let Some(removed) = version.get("removed") {
+            self.extra.insert("removed".into(), removed.clone());
+        }
     }
 }
 

@@ -7,7 +7,7 @@
 use std::sync::Mutex;
 
 use recarch_store::ledger::LedgerIntent;
-use recarch_store::{Archive, CatalogEntry, Kind, MANIFEST_SOURCE, Manifest, ShardId, StoreError};
+use recarch_store::{Archive, CatalogEntry, Manifest, ShardId, StoreError};
 
 /// Catalog entries of manifests written and not yet in a segment.
 #[derive(Debug)]
@@ -29,7 +29,7 @@ impl CatalogWriter {
 
     /// Records a manifest just written (for a contact, the version appended).
     pub fn record(&self, manifest: &Manifest) {
-        if let Some(key) = key_of(manifest) {
+        if let Some(key) = manifest.key() {
             self.lock().extend(CatalogEntry::of_manifest(&key, manifest));
         }
     }
@@ -37,7 +37,7 @@ impl CatalogWriter {
     /// Records a contact's version just appended: `manifest` as written and the `version`'s
     /// own members (a deletion's `removed`), which its entry says as a rebuild's would.
     pub fn record_version(&self, manifest: &Manifest, version: &serde_json::Map<String, serde_json::Value>) {
-        if let Some(key) = key_of(manifest) {
+        if let Some(key) = manifest.key() {
             self.lock()
                 .extend(CatalogEntry::of_appended_version(&key, manifest, version));
         }
@@ -86,11 +86,4 @@ impl CatalogWriter {
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<CatalogEntry>> {
         self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
-}
-
-/// Where `manifest` is stored (`None` for a kind the archive does not know).
-fn key_of(manifest: &Manifest) -> Option<String> {
-    let source = manifest.extra.get(MANIFEST_SOURCE).and_then(|v| v.as_str());
-    let kind = Kind::of_manifest(&manifest.kind, source)?;
-    Some(Archive::manifest_key_of(kind, &manifest.organizer_id, &manifest.id))
 }

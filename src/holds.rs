@@ -118,14 +118,9 @@ impl StoreHolds {
         if !self.enforced() || self.active.is_empty() {
             return Ok(());
         }
-        let source = manifest
-            .extra
-            .get(recarch_store::MANIFEST_SOURCE)
-            .and_then(Value::as_str);
-        let Some(kind) = recarch_store::Kind::of_manifest(&manifest.kind, source) else {
+        let Some(key) = manifest.key() else {
             return Ok(());
         };
-        let key = Archive::manifest_key_of(kind, &manifest.organizer_id, &manifest.id);
         let entries = CatalogEntry::of_manifest(&key, manifest);
         let covered: Vec<&CatalogEntry> = entries.iter().filter(|e| !self.active.covering(e).is_empty()).collect();
         if covered.is_empty() {

@@ -71,11 +71,7 @@ impl ItemContext {
     /// Adds the `retention` member (`{mode, retainUntil}`) to a manifest about to be written,
     /// when retention is configured for its kind.
     pub fn with_retention(&self, manifest: &mut Manifest) {
-        let source = manifest
-            .extra
-            .get(recarch_store::MANIFEST_SOURCE)
-            .and_then(|v| v.as_str());
-        let Some(kind) = recarch_store::Kind::of_manifest(&manifest.kind, source) else {
+        let Some(kind) = manifest.archive_kind() else {
             return;
         };
         if let Some(member) = self.retention.manifest_member(kind, manifest.archived_at) {

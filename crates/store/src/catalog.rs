@@ -24,7 +24,7 @@ use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::layout::{self, MANIFEST_SOURCE};
+use crate::layout;
 use crate::model::VERSIONS;
 use crate::{Archive, Kind, Manifest, ShardId, StoreError};
 
@@ -99,8 +99,7 @@ impl CatalogEntry {
     /// The entries of a manifest as stored at `key`: one, or one per version of a versioned
     /// (contact) manifest, oldest first.
     pub fn of_manifest(key: &str, manifest: &Manifest) -> Vec<CatalogEntry> {
-        let source = manifest.extra.get(MANIFEST_SOURCE).and_then(Value::as_str);
-        let Some(kind) = Kind::of_manifest(&manifest.kind, source) else {
+        let Some(kind) = manifest.archive_kind() else {
             return Vec::new();
         };
         let text = |name: &str| manifest.extra.get(name).and_then(Value::as_str).map(str::to_owned);

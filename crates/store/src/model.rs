@@ -72,6 +72,25 @@ impl Manifest {
             extra: serde_json::Map::new(),
         }
     }
+
+    /// Its `source` member ([`crate::MANIFEST_SOURCE`]: `adhocCall` for an ad hoc call's
+    /// artifacts), if any.
+    pub fn source(&self) -> Option<&str> {
+        self.extra.get(crate::MANIFEST_SOURCE).and_then(Value::as_str)
+    }
+
+    /// The archive's kind it is filed under (by its `kind` and `source`); `None` for one the
+    /// archive does not know.
+    pub fn archive_kind(&self) -> Option<Kind> {
+        Kind::of_manifest(&self.kind, self.source())
+    }
+
+    /// Its key in the archive (`manifests/<kind>/<organizer>/<hex SHA-256 of id>.json`);
+    /// `None` for a kind the archive does not know.
+    pub fn key(&self) -> Option<String> {
+        let kind = self.archive_kind()?;
+        Some(crate::layout::manifest_key_of(kind, &self.organizer_id, &self.id))
+    }
 }
 
 /// Reference from a manifest to its blob.

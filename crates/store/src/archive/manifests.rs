@@ -8,7 +8,7 @@ use object_store::PutMode;
 use serde_json::Value;
 
 use super::{LIST_FETCH_CONCURRENCY, to_json};
-use crate::layout::{self, MANIFEST_SOURCE, path};
+use crate::layout::{self, path};
 use crate::model::{MANIFEST_RESERVED, VERSIONS};
 use crate::{Archive, Kind, MANIFEST_SCHEMA, Manifest, OrganizerId, StoreError};
 
@@ -174,10 +174,9 @@ impl Archive {
 
     /// The checks every manifest passes before it is written; returns its key.
     async fn check_manifest(&self, manifest: &Manifest) -> Result<String, StoreError> {
-        let source = manifest.extra.get(MANIFEST_SOURCE).and_then(Value::as_str);
-        let kind = Kind::of_manifest(&manifest.kind, source).ok_or_else(|| StoreError::Rejected {
+        let kind = manifest.archive_kind().ok_or_else(|| StoreError::Rejected {
             key: layout::manifest_key(&manifest.organizer_id, &manifest.id),
-            reason: format!("unknown kind {:?} (source {source:?})", manifest.kind),
+            reason: format!("unknown kind {:?} (source {:?})", manifest.kind, manifest.source()),
         })?;
         let key = layout::manifest_key_of(kind, &manifest.organizer_id, &manifest.id);
         let rejected = |reason: String| StoreError::Rejected {
@@ -449,13 +448,12 @@ fn parse_manifest(key: &str, bytes: &[u8]) -> Result<Manifest, StoreError> {
             ),
         ));
     }
-    let source = manifest.extra.get(MANIFEST_SOURCE).and_then(Value::as_str);
-    let expected = match Kind::of_manifest(&manifest.kind, source) {
-        Some(kind) => layout::manifest_key_of(kind, &manifest.organizer_id, &manifest.id),
+    let expected = match manifest.key() {
+        Some(expected) => expected,
         None => {
             return Err(StoreError::corrupt(
                 key,
-                format!("unknown kind {:?} (source {source:?})", manifest.kind),
+                format!("unknown kind {:?} (source {:?})", manifest.kind, manifest.source()),
             ));
         }
     };

@@ -2207,18 +2207,29 @@ macro_rules! conformance {
     };
 }
 
-conformance!(
+/// The blob cases, named once: `$suite!` runs them and the `$more` cases.
+macro_rules! with_blob_cases {
+    ($suite:ident; $($more:ident),* $(,)?) => {
+        $suite!(
+            stage_commit_and_hash,
+            large_blob_spans_several_parts,
+            empty_blob,
+            commit_same_digest_twice,
+            commit_over_a_blob_of_the_wrong_size,
+            concurrent_commits_of_one_digest,
+            stage_body_error_leaves_nothing,
+            commit_with_wrong_digest_is_refused,
+            discard_removes_the_staged_object,
+            full_flow_leaves_only_the_layout,
+            $($more),*
+        );
+    };
+}
+
+with_blob_cases!(
+    conformance;
     probe_succeeds,
-    stage_commit_and_hash,
-    large_blob_spans_several_parts,
     interrupted_multipart_uploads_are_aborted,
-    empty_blob,
-    commit_same_digest_twice,
-    commit_over_a_blob_of_the_wrong_size,
-    concurrent_commits_of_one_digest,
-    stage_body_error_leaves_nothing,
-    commit_with_wrong_digest_is_refused,
-    discard_removes_the_staged_object,
     manifest_is_create_only,
     manifest_checks_before_writing,
     manifest_keys_stay_inside_the_organizer,
@@ -2234,7 +2245,6 @@ conformance!(
     run_report_keys,
     listings_report_corrupt_objects,
     typed_reads_of_leases_manifests_and_meeting_indexes,
-    full_flow_leaves_only_the_layout,
     reclaim_cleans_staging,
     lease_of_a_dead_local_process_is_taken_over,
 );
@@ -2250,19 +2260,7 @@ macro_rules! held_in_memory {
     };
 }
 
-held_in_memory!(
-    stage_commit_and_hash,
-    large_blob_spans_several_parts,
-    large_blob_held_whole,
-    empty_blob,
-    commit_same_digest_twice,
-    commit_over_a_blob_of_the_wrong_size,
-    concurrent_commits_of_one_digest,
-    stage_body_error_leaves_nothing,
-    commit_with_wrong_digest_is_refused,
-    discard_removes_the_staged_object,
-    full_flow_leaves_only_the_layout,
-);
+with_blob_cases!(held_in_memory; large_blob_held_whole);
 
 // ------------------------------------------------- lease holders in containers
 
